@@ -15,5 +15,7 @@ let package = Package(
         // C system libraries: module maps only; nothing above these imports C.
         .systemLibrary(name: "COpenBLAS", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZeroMQ", providers: [.apt(["libzmq3-dev"])]),
+        .target(name: "ModelFormats"),
+        .testTarget(name: "ModelFormatsTests", dependencies: ["ModelFormats"]),
     ]
 )

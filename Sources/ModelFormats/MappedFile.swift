@@ -1,0 +1,44 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Read-only memory map of a whole file. The bytes are paged in by the kernel on first use and
+/// shared with the page cache, so weights are never copied into process memory by reading.
+public final class MappedFile: @unchecked Sendable {
+    public let url: URL
+    private let base: UnsafeRawPointer?
+    private let size: Int
+
+    public init(url: URL) throws {
+        self.url = url
+        let fd = open(url.path, O_RDONLY)
+        guard fd >= 0 else {
+            throw ModelFormatError(.fileNotFound, "cannot open \(url.path): \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else {
+            throw ModelFormatError(.fileNotFound, "cannot stat \(url.path): \(String(cString: strerror(errno)))")
+        }
+        size = Int(info.st_size)
+        if size == 0 {
+            base = nil  // mmap rejects length 0; an empty file maps to an empty buffer
+            return
+        }
+        let mapped = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)
+        guard let mapped, mapped != MAP_FAILED else {
+            throw ModelFormatError(.fileNotFound, "cannot map \(url.path): \(String(cString: strerror(errno)))")
+        }
+        base = UnsafeRawPointer(mapped)
+    }
+
+    deinit {
+        if let base { munmap(UnsafeMutableRawPointer(mutating: base), size) }
+    }
+
+    /// The whole file. Valid as long as this object lives.
+    public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: size) }
+}
