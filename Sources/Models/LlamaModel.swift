@@ -1,0 +1,205 @@
+import Foundation
+import Kernels
+import ModelFormats
+
+/// A Llama-family causal decoder (LlamaForCausalLM, Qwen2ForCausalLM, MistralForCausalLM) over
+/// memory-mapped weights. All scratch memory is allocated here, once; `forward` allocates nothing.
+public final class LlamaModel: @unchecked Sendable {
+    public let config: TextModelConfig
+    /// Most rows one `forward` may carry (longer prefills are split by the caller).
+    public let maxRows: Int
+    /// Most rows whose logits one `forward` may return.
+    public let maxLogitRows: Int
+    public let pool: ComputePool
+    let weights: LlamaWeights
+    let rope: RotaryEmbedding
+
+    // Scratch, shapes for `maxRows` rows.
+    let hidden: UnsafeMutablePointer<Float>      // (rows, hidden) residual stream
+    let normed: UnsafeMutablePointer<Float>      // (rows, hidden)
+    let query: UnsafeMutablePointer<Float>       // (rows, heads·headDim)
+    let key: UnsafeMutablePointer<Float>         // (rows, kvHeads·headDim)
+    let value: UnsafeMutablePointer<Float>       // (rows, kvHeads·headDim)
+    let attention: UnsafeMutablePointer<Float>   // (rows, heads·headDim)
+    let projected: UnsafeMutablePointer<Float>   // (rows, hidden) output of o_proj / down_proj
+    let gate: UnsafeMutablePointer<Float>        // (rows, intermediate)
+    let up: UnsafeMutablePointer<Float>          // (rows, intermediate)
+    let cosines: UnsafeMutablePointer<Float>     // (rows, headDim/2)
+    let sines: UnsafeMutablePointer<Float>       // (rows, headDim/2)
+    let finalRows: UnsafeMutablePointer<Float>   // (logitRows, hidden)
+    let logits: UnsafeMutablePointer<Float>      // (logitRows, vocab)
+    var scores: UnsafeMutablePointer<Float>      // (threads, scoreCapacity) attention probabilities
+    var scoreCapacity = 0
+
+    public init(directory: URL, maxRows: Int = 128, maxLogitRows: Int = 64, pool: ComputePool = .shared) throws {
+        let config = try TextModelConfig.load(from: directory)
+        guard config.hiddenAct == "silu" else {
+            throw ModelError(.unsupportedConfiguration, "\(directory.path)/config.json: hidden_act \"\(config.hiddenAct)\" is not supported (only silu)")
+        }
+        guard config.numAttentionHeads % config.numKeyValueHeads == 0 else {
+            throw ModelError(.unsupportedConfiguration, "\(directory.path)/config.json: num_attention_heads \(config.numAttentionHeads) is not a multiple of num_key_value_heads \(config.numKeyValueHeads)")
+        }
+        self.config = config
+        self.rope = RotaryEmbedding(headDim: config.headDim, base: config.ropeTheta,
+                                    scaling: try Self.ropeScaling(config, directory: directory))
+        self.weights = try LlamaWeights(checkpoint: Checkpoint(directory: directory), config: config)
+        self.maxRows = maxRows
+        self.maxLogitRows = maxLogitRows
+        self.pool = pool
+        let qWidth = config.numAttentionHeads * config.headDim, kvWidth = config.numKeyValueHeads * config.headDim
+        hidden = .allocate(capacity: maxRows * config.hiddenSize)
+        normed = .allocate(capacity: maxRows * config.hiddenSize)
+        query = .allocate(capacity: maxRows * qWidth)
+        key = .allocate(capacity: maxRows * kvWidth)
+        value = .allocate(capacity: maxRows * kvWidth)
+        attention = .allocate(capacity: maxRows * qWidth)
+        projected = .allocate(capacity: maxRows * config.hiddenSize)
+        gate = .allocate(capacity: maxRows * config.intermediateSize)
+        up = .allocate(capacity: maxRows * config.intermediateSize)
+        cosines = .allocate(capacity: maxRows * config.headDim / 2)
+        sines = .allocate(capacity: maxRows * config.headDim / 2)
+        finalRows = .allocate(capacity: maxLogitRows * config.hiddenSize)
+        logits = .allocate(capacity: maxLogitRows * config.vocabSize)
+        scores = .allocate(capacity: 0)
+    }
+
+    deinit {
+        for buffer in [hidden, normed, query, key, value, attention, projected, gate, up, cosines, sines, finalRows, logits, scores] {
+            buffer.deallocate()
+        }
+    }
+
+    private static func ropeScaling(_ config: TextModelConfig, directory: URL) throws -> RotaryEmbedding.Scaling {
+        guard let scaling = config.ropeScaling else { return .none }
+        switch scaling.ropeType {
+        case "default": return .none
+        case "linear": return .linear(factor: scaling.factor)
+        case "llama3":
+            guard let low = scaling.lowFreqFactor, let high = scaling.highFreqFactor,
+                  let original = scaling.originalMaxPositionEmbeddings else {
+                throw ModelError(.unsupportedConfiguration, "\(directory.path)/config.json: llama3 rope_scaling needs low_freq_factor, high_freq_factor and original_max_position_embeddings")
+            }
+            return .llama3(factor: scaling.factor, lowFrequencyFactor: low, highFrequencyFactor: high, originalContext: original)
+        default:
+            throw ModelError(.unsupportedConfiguration, "\(directory.path)/config.json: rope_scaling type \"\(scaling.ropeType)\" is not supported (default, linear, llama3)")
+        }
+    }
+
+    /// A KV cache shaped for this model.
+    public func makeCache(capacityTokens: Int) -> PagedKVCache {
+        PagedKVCache(layers: config.numHiddenLayers, kvHeads: config.numKeyValueHeads, headDim: config.headDim,
+                     capacityTokens: capacityTokens)
+    }
+
+    public var vocabularySize: Int { config.vocabSize }
+
+    /// Bytes of weights the decoder reads (f32), counting a tied embedding once.
+    public var weightBytes: Int { weights.floatCount * MemoryLayout<Float>.size }
+
+    /// Runs `batch` through the decoder, storing every row's keys and values in `cache` at the row's
+    /// position (the caller reserved those slots with `cache.append`). Returns the logits of
+    /// `batch.logitRows`, (logitRows, vocab), valid until the next call.
+    public func forward(_ batch: ForwardBatch, cache: PagedKVCache) throws -> UnsafeBufferPointer<Float> {
+        let rows = batch.count
+        precondition(rows <= maxRows && batch.logitRows.count <= maxLogitRows, "batch larger than the model's scratch")
+        let c = config
+        let hiddenSize = c.hiddenSize, headDim = c.headDim, heads = c.numAttentionHeads, kvHeads = c.numKeyValueHeads
+        let qWidth = heads * headDim, kvWidth = kvHeads * headDim, half = headDim / 2
+
+        for r in 0..<rows {
+            let token = Int(batch.tokens[r])
+            guard token >= 0 && token < c.vocabSize else {
+                throw ModelError(.tokenOutOfRange, "token id \(token) is outside the model's vocabulary (0..<\(c.vocabSize))")
+            }
+            (hidden + r * hiddenSize).update(from: weights.embedding.pointer + token * hiddenSize, count: hiddenSize)
+            rope.angles(position: Int(batch.positions[r]), cos: cosines + r * half, sin: sines + r * half)
+        }
+        ensureScoreCapacity(cache.capacityBlocks * cache.blockSize)
+
+        for (l, layer) in weights.layers.enumerated() {
+            // Attention block.
+            rmsNorm(hidden, weight: layer.inputNorm.pointer, rows: rows, dim: hiddenSize, eps: c.rmsNormEps, into: normed)
+            linear(normed, rows: rows, inFeatures: hiddenSize, weight: layer.q.pointer, outFeatures: qWidth, bias: layer.qBias?.pointer, into: query, pool: pool)
+            linear(normed, rows: rows, inFeatures: hiddenSize, weight: layer.k.pointer, outFeatures: kvWidth, bias: layer.kBias?.pointer, into: key, pool: pool)
+            linear(normed, rows: rows, inFeatures: hiddenSize, weight: layer.v.pointer, outFeatures: kvWidth, bias: layer.vBias?.pointer, into: value, pool: pool)
+            for r in 0..<rows {
+                rope.apply(query + r * qWidth, heads: heads, cos: cosines + r * half, sin: sines + r * half)
+                rope.apply(key + r * kvWidth, heads: kvHeads, cos: cosines + r * half, sin: sines + r * half)
+                store(row: r, layer: l, batch: batch, cache: cache)
+            }
+            attend(layer: l, batch: batch, cache: cache)
+            linear(attention, rows: rows, inFeatures: qWidth, weight: layer.o.pointer, outFeatures: hiddenSize, bias: layer.oBias?.pointer, into: projected, pool: pool)
+            add(projected, into: hidden, count: rows * hiddenSize)
+
+            // MLP block (SwiGLU).
+            rmsNorm(hidden, weight: layer.postAttentionNorm.pointer, rows: rows, dim: hiddenSize, eps: c.rmsNormEps, into: normed)
+            linear(normed, rows: rows, inFeatures: hiddenSize, weight: layer.gate.pointer, outFeatures: c.intermediateSize, bias: layer.gateBias?.pointer, into: gate, pool: pool)
+            linear(normed, rows: rows, inFeatures: hiddenSize, weight: layer.up.pointer, outFeatures: c.intermediateSize, bias: layer.upBias?.pointer, into: up, pool: pool)
+            siluMultiply(gate, up, count: rows * c.intermediateSize)
+            linear(gate, rows: rows, inFeatures: c.intermediateSize, weight: layer.down.pointer, outFeatures: hiddenSize, bias: layer.downBias?.pointer, into: projected, pool: pool)
+            add(projected, into: hidden, count: rows * hiddenSize)
+        }
+
+        // Final norm and the vocabulary projection, only for the rows whose logits are wanted.
+        let logitRows = batch.logitRows.count
+        for (i, row) in batch.logitRows.enumerated() {
+            rmsNorm(hidden + Int(row) * hiddenSize, weight: weights.finalNorm.pointer, rows: 1, dim: hiddenSize, eps: c.rmsNormEps, into: finalRows + i * hiddenSize)
+        }
+        linear(finalRows, rows: logitRows, inFeatures: hiddenSize, weight: weights.lmHead.pointer, outFeatures: c.vocabSize, into: logits, pool: pool)
+        return UnsafeBufferPointer(start: logits, count: logitRows * c.vocabSize)
+    }
+
+    /// Copies row `r`'s rotated key and its value into the cache slot of its position.
+    private func store(row r: Int, layer: Int, batch: ForwardBatch, cache: PagedKVCache) {
+        let headDim = config.headDim, kvWidth = config.numKeyValueHeads * headDim
+        let position = Int(batch.positions[r])
+        let block = cache.blocks(of: batch.sequences[r])[position / cache.blockSize]
+        let slot = (position % cache.blockSize) * headDim
+        for g in 0..<config.numKeyValueHeads {
+            (cache.keyBase(block: block, layer: layer, head: g) + slot).update(from: key + r * kvWidth + g * headDim, count: headDim)
+            (cache.valueBase(block: block, layer: layer, head: g) + slot).update(from: value + r * kvWidth + g * headDim, count: headDim)
+        }
+    }
+
+    /// Causal (optionally sliding-window) attention of every (row, head) over its sequence's cache.
+    /// Each (row, head) is computed alone, in position order, so results do not depend on batching.
+    private func attend(layer: Int, batch: ForwardBatch, cache: PagedKVCache) {
+        let headDim = config.headDim, heads = config.numAttentionHeads
+        let qWidth = heads * headDim, group = heads / config.numKeyValueHeads
+        let scale = 1 / Float(headDim).squareRoot()
+        let blockSize = cache.blockSize, window = config.slidingWindow
+        let scores = self.scores, scoreCapacity = self.scoreCapacity
+        let query = self.query, attention = self.attention
+        pool.parallelChunks(count: batch.count * heads) { chunk, start, end in
+            let probabilities = scores + chunk * scoreCapacity
+            var currentRow = -1
+            var blocks: [Int32] = []
+            for item in start..<end {
+                let r = item / heads, h = item % heads, g = h / group
+                if r != currentRow { blocks = cache.blocks(of: batch.sequences[r]); currentRow = r }
+                let position = Int(batch.positions[r])
+                let first = window.map { max(0, position - $0 + 1) } ?? 0
+                let q = query + r * qWidth + h * headDim
+                for p in first...position {
+                    let k = cache.keyBase(block: blocks[p / blockSize], layer: layer, head: g) + (p % blockSize) * headDim
+                    probabilities[p - first] = dot(q, k, count: headDim) * scale
+                }
+                let count = position - first + 1
+                softmax(probabilities, count: count)
+                let out = attention + r * qWidth + h * headDim
+                out.initialize(repeating: 0, count: headDim)
+                for p in first...position {
+                    let v = cache.valueBase(block: blocks[p / blockSize], layer: layer, head: g) + (p % blockSize) * headDim
+                    axpy(probabilities[p - first], v, out, count: headDim)
+                }
+            }
+        }
+    }
+
+    private func ensureScoreCapacity(_ tokens: Int) {
+        guard tokens > scoreCapacity else { return }
+        scores.deallocate()
+        scores = .allocate(capacity: pool.threads * tokens)
+        scoreCapacity = tokens
+    }
+}
