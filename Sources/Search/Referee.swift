@@ -1,0 +1,104 @@
+/// A candidate entering a tournament: its index in the unit and the text the judge is shown.
+struct Entrant: Sendable, Hashable {
+    var index: Int
+    var text: String
+}
+
+/// Plays one match: renders the judge prompt, calls the judge once (or twice, both orders, concurrently),
+/// reads the verdicts and decides.
+struct Referee: Sendable {
+    let judge: any Judge
+    let templates: JudgeTemplates
+    let parser: VerdictParser
+    let config: SearchConfig
+    let question: String
+    let imageRef: String?
+    let events: SearchEventSink?
+
+    init(judge: any Judge, templates: JudgeTemplates, config: SearchConfig, question: String, imageRef: String?,
+         events: SearchEventSink?) {
+        self.judge = judge
+        self.templates = templates
+        self.parser = VerdictParser(labels: templates.labels)
+        self.config = config
+        self.question = question
+        self.imageRef = imageRef
+        self.events = events
+    }
+
+    func play(unit: Int, topic: JudgeTopic, hints: [Stage: String], match: Int, round: Int,
+              a: Entrant, b: Entrant) async throws -> MatchRecord {
+        var record = MatchRecord(match: match, round: round, a: a.index, b: b.index, calls: [],
+                                 outcome: .identical, winner: min(a.index, b.index))
+        if a.text != b.text {
+            if config.judgeBothOrders {
+                async let forward = call(.forward, unit: unit, topic: topic, hints: hints, match: match, shown: (a, b))
+                async let reversed = call(.reversed, unit: unit, topic: topic, hints: hints, match: match, shown: (b, a))
+                record.calls = try await [forward, reversed]
+            } else {
+                record.calls = [try await call(.forward, unit: unit, topic: topic, hints: hints, match: match, shown: (a, b))]
+            }
+            switch Self.decide(record.calls, mode: config.judgeMode) {
+            case .some(true): record.outcome = .judged; record.winner = a.index
+            case .some(false): record.outcome = .judged; record.winner = b.index
+            case nil: record.outcome = .undecided
+            }
+        }
+        await events?(.verdict(topic: topic, unit: unit, match: record))
+        return record
+    }
+
+    func call(_ order: JudgeOrder, unit: Int, topic: JudgeTopic, hints: [Stage: String], match: Int,
+              shown: (Entrant, Entrant)) async throws -> JudgeCallRecord {
+        let logprob = config.judgeMode == .logprob
+        let request = JudgeRequest(
+            topic: topic, imageRef: imageRef,
+            prompt: templates.renderPrompt(topic: topic, question: question, hints: hints,
+                                           first: shown.0.text, second: shown.1.text),
+            mode: config.judgeMode,
+            verdictPrefix: logprob ? templates.verdictPrefix : "",
+            choices: logprob ? templates.choices : [],
+            maxNewTokens: config.judgeMaxTokens, sampling: config.judgeSampling,
+            seed: SeedDerivation.judgeSeed(job: config.seed, unit: unit, match: match, order: order))
+        let reply = try await judge.judge(request)
+        let verdict: CallVerdict
+        switch (config.judgeMode, reply) {
+        case (.generate, .verdict(let text)):
+            verdict = parser.parse(text)
+        case (.logprob, .choiceLogprobs(let first, let second)):
+            verdict = !first.isFinite || !second.isFinite ? .unparsable : first > second ? .first : first < second ? .second : .tie
+        default:
+            throw SearchError(.judgeContract, "judge answered \(reply) to a \(config.judgeMode.rawValue)-mode request")
+        }
+        return JudgeCallRecord(order: order, seed: request.seed, reply: reply, verdict: verdict)
+    }
+
+    /// true: the match's first entrant (a) wins; false: b wins; nil: undecided.
+    /// logprob: the margins log p(a) − log p(b) of the usable calls are summed (one order's bias cancels
+    /// the other's); a zero sum is undecided. generate: usable verdicts must agree; if the two orders
+    /// disagree the judge only followed position, and the match is undecided.
+    static func decide(_ calls: [JudgeCallRecord], mode: VerdictMode) -> Bool? {
+        switch mode {
+        case .logprob:
+            var margin = 0.0
+            var usable = false
+            for call in calls {
+                guard case .choiceLogprobs(let first, let second) = call.reply, first.isFinite, second.isFinite else { continue }
+                usable = true
+                margin += call.order == .forward ? first - second : second - first
+            }
+            guard usable, margin != 0 else { return nil }
+            return margin > 0
+        case .generate:
+            let prefersA: [Bool] = calls.compactMap { call in
+                switch call.verdict {
+                case .first: call.order == .forward
+                case .second: call.order == .reversed
+                case .tie, .unparsable: nil
+                }
+            }
+            guard let firstPreference = prefersA.first, prefersA.allSatisfy({ $0 == firstPreference }) else { return nil }
+            return firstPreference
+        }
+    }
+}

@@ -1,0 +1,65 @@
+/// Stage-level beam search and its baselines, over any generator and judge.
+///
+/// ```
+/// let search = try StageBeamSearch(generator: engine, judge: engine, config: config)
+/// let result = try await search.run(question: "How many apples?", imageRef: imageHash)
+/// ```
+public struct StageBeamSearch: Sendable {
+    public let generator: any CandidateGenerator
+    public let judge: (any Judge)?
+    public let templates: JudgeTemplates
+    /// The configuration as run (see `SearchConfig.validated()`).
+    public let config: SearchConfig
+
+    /// - judge: may be nil only when no unit has more than one candidate (greedy, or beam 1).
+    public init(generator: any CandidateGenerator, judge: (any Judge)?, templates: JudgeTemplates = .builtIn,
+                config: SearchConfig) throws {
+        let config = try config.validated()
+        if judge == nil, config.beam > 1 {
+            throw SearchError(.judgeMissing, "method \(config.method.rawValue) with beam \(config.beam) needs a judge")
+        }
+        self.generator = generator
+        self.judge = judge
+        self.templates = templates
+        self.config = config
+    }
+
+    public func run(question: String, imageRef: String? = nil, events: SearchEventSink? = nil) async throws -> SearchResult {
+        let run = SearchRun(search: self, question: question, imageRef: imageRef, events: events)
+        let start = ContinuousClock.now
+        let outcome: SearchRun.Outcome
+        switch config.method {
+        case .stage, .greedy: outcome = try await run.stageMethod()
+        case .sentence: outcome = try await run.sentenceMethod()
+        case .bestOfN: outcome = try await run.bestOfNMethod()
+        }
+        return SearchResult(
+            answer: outcome.answer, text: outcome.text, method: config.method, beam: config.beam, seed: config.seed,
+            tournament: config.tournament, judgeMode: config.judgeMode, judgeBothOrders: config.judgeBothOrders,
+            stages: outcome.stages, finalTournament: outcome.finalTournament,
+            counts: SearchCounts(stages: outcome.stages, finalTournament: outcome.finalTournament),
+            finalJudgeSeconds: outcome.finalJudgeSeconds, seconds: seconds(since: start))
+    }
+}
+
+extension SearchCounts {
+    init(stages: [StageRecord], finalTournament: TournamentRecord?) {
+        self.init()
+        let units = stages.flatMap(\.units)
+        for candidate in units.flatMap(\.candidates) {
+            candidates += 1
+            generatedTokens += candidate.tokens
+            if candidate.forcedClose { forcedCloses += 1 }
+        }
+        for match in (units.compactMap(\.tournament) + [finalTournament].compactMap { $0 }).flatMap(\.matches) {
+            judgeCalls += match.calls.count
+            unparsableVerdicts += match.calls.filter { $0.verdict == .unparsable }.count
+            if match.outcome == .undecided { undecidedMatches += 1 }
+        }
+    }
+}
+
+func seconds(since start: ContinuousClock.Instant) -> Double {
+    let elapsed = (ContinuousClock.now - start).components
+    return Double(elapsed.seconds) + Double(elapsed.attoseconds) * 1e-18
+}
