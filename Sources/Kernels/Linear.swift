@@ -1,10 +1,8 @@
-import Dispatch
-
 /// `y[t, o] = bias[o] + Σ_k x[t, k] · w[o, k]` — the one hot function of the engine.
 ///
-/// Shapes: `x` (rows, inFeatures) row-major; `w` (outFeatures, inFeatures) row-major, exactly as a
-/// Hugging Face checkpoint stores a `Linear` weight (so mapped weights are used in place, never
-/// packed or copied); `y` (rows, outFeatures).
+/// Shapes: `x` (rows, inFeatures) row-major f32; `weight` (outFeatures, inFeatures) row-major, exactly
+/// as a Hugging Face checkpoint stores a `Linear` weight (so mapped weights are used in place, never
+/// packed or copied), in f32, f16 or bf16; `y` (rows, outFeatures).
 ///
 /// **Batch-invariant by construction.** Every output element is one SIMD8 accumulator that walks
 /// `k` in the same order with fused multiply-adds, then is reduced in a fixed order. Which other rows
@@ -17,78 +15,85 @@ import Dispatch
 /// 16 FMAs, so it is FMA-bound when the batch is wide and bandwidth-bound (each weight read once
 /// per call) when it is narrow — which is what makes n candidates cost about what one costs.
 public func linear(
-    _ x: UnsafePointer<Float>, rows: Int, inFeatures: Int,
-    weight w: UnsafePointer<Float>, outFeatures: Int, bias: UnsafePointer<Float>? = nil,
+    _ x: UnsafePointer<Float>, rows: Int, weight: WeightMatrix, bias: UnsafePointer<Float>? = nil,
     into y: UnsafeMutablePointer<Float>, pool: ComputePool = .shared
 ) {
+    switch weight.element {
+    case .f32: linear(Float.self, x, rows: rows, weight: weight, bias: bias, y: y, pool: pool)
+    case .f16: linear(Float16.self, x, rows: rows, weight: weight, bias: bias, y: y, pool: pool)
+    case .bf16: linear(BFloat16Bits.self, x, rows: rows, weight: weight, bias: bias, y: y, pool: pool)
+    }
+}
+
+private func linear<W: WeightElement>(
+    _: W.Type, _ x: UnsafePointer<Float>, rows: Int, weight: WeightMatrix, bias: UnsafePointer<Float>?,
+    y: UnsafeMutablePointer<Float>, pool: ComputePool
+) {
+    let k = weight.columns, outFeatures = weight.rows
+    let rowBytes = k * weight.element.byteSize
+    let w = weight.base
     // Columns are split in multiples of the tile height so every thread runs whole tiles.
     pool.parallelFor(count: outFeatures, granularity: 16) { columnStart, columnEnd in
-        linearColumns(x, rows: rows, k: inFeatures, w: w, outFeatures: outFeatures, bias: bias,
-                      y: y, columns: columnStart..<columnEnd)
+        let kVector = k & ~7
+        var o = columnStart
+        while o < columnEnd {
+            let oCount = min(4, columnEnd - o)
+            var t = 0
+            while t < rows {
+                let tCount = min(4, rows - t)
+                if oCount == 4 && tCount == 4 {
+                    tile4x4(W.self, x + t * k, w + o * rowBytes, k: k, kVector: kVector, rowBytes: rowBytes,
+                            y: y + t * outFeatures + o, ldy: outFeatures)
+                } else if oCount == 4 {
+                    for dt in 0..<tCount {
+                        tile4x1(W.self, x + (t + dt) * k, w + o * rowBytes, k: k, kVector: kVector, rowBytes: rowBytes,
+                                y: y + (t + dt) * outFeatures + o)
+                    }
+                } else {
+                    for dt in 0..<tCount {
+                        for dout in 0..<oCount {
+                            let xr = x + (t + dt) * k, wr = w + (o + dout) * rowBytes
+                            var acc = SIMD8<Float>()
+                            var kk = 0
+                            while kk < kVector { acc.addProduct(load8(xr + kk), W.load8(wr, kk)); kk += 8 }
+                            y[(t + dt) * outFeatures + o + dout] = finish(W.self, acc, xr, wr, from: kVector, to: k)
+                        }
+                    }
+                }
+                t += 4
+            }
+            if let bias {
+                for t in 0..<rows { for dout in 0..<oCount { y[t * outFeatures + o + dout] += bias[o + dout] } }
+            }
+            o += 4
+        }
     }
 }
 
 /// The fixed-order reduction shared by every tile shape (see `linear`'s invariance note).
 @inline(__always)
-private func finish(_ acc: SIMD8<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
-                    from k0: Int, to k: Int) -> Float {
+private func finish<W: WeightElement>(_: W.Type, _ acc: SIMD8<Float>, _ x: UnsafePointer<Float>, _ w: UnsafeRawPointer,
+                                      from k0: Int, to k: Int) -> Float {
     let lo = acc.lowHalf + acc.highHalf
     let pair = lo.lowHalf + lo.highHalf
     var sum = pair[0] + pair[1]
     var kk = k0
-    while kk < k { sum = (x[kk] * w[kk]) + sum; kk += 1 }
+    while kk < k { sum = (x[kk] * W.load1(w, kk)) + sum; kk += 1 }
     return sum
 }
 
-private func linearColumns(
-    _ x: UnsafePointer<Float>, rows: Int, k: Int, w: UnsafePointer<Float>, outFeatures: Int,
-    bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, columns: Range<Int>
-) {
-    let kVector = k & ~7
-    var o = columns.lowerBound
-    while o < columns.upperBound {
-        let oCount = min(4, columns.upperBound - o)
-        var t = 0
-        while t < rows {
-            let tCount = min(4, rows - t)
-            if oCount == 4 && tCount == 4 {
-                tile4x4(x + t * k, w + o * k, k: k, kVector: kVector, y: y + t * outFeatures + o, ldy: outFeatures)
-            } else if oCount == 4 {
-                for dt in 0..<tCount {
-                    tile4x1(x + (t + dt) * k, w + o * k, k: k, kVector: kVector, y: y + (t + dt) * outFeatures + o)
-                }
-            } else {
-                for dt in 0..<tCount {
-                    for dout in 0..<oCount {
-                        let xr = x + (t + dt) * k, wr = w + (o + dout) * k
-                        var acc = SIMD8<Float>()
-                        var kk = 0
-                        while kk < kVector { acc.addProduct(load8(xr + kk), load8(wr + kk)); kk += 8 }
-                        y[(t + dt) * outFeatures + o + dout] = finish(acc, xr, wr, from: kVector, to: k)
-                    }
-                }
-            }
-            t += 4
-        }
-        if let bias {
-            for t in 0..<rows { for dout in 0..<oCount { y[t * outFeatures + o + dout] += bias[o + dout] } }
-        }
-        o += 4
-    }
-}
-
 @inline(__always)
-private func tile4x4(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, k: Int, kVector: Int,
-                     y: UnsafeMutablePointer<Float>, ldy: Int) {
+private func tile4x4<W: WeightElement>(_: W.Type, _ x: UnsafePointer<Float>, _ w: UnsafeRawPointer, k: Int, kVector: Int,
+                                       rowBytes: Int, y: UnsafeMutablePointer<Float>, ldy: Int) {
     let x0 = x, x1 = x + k, x2 = x + 2 * k, x3 = x + 3 * k
-    let w0 = w, w1 = w + k, w2 = w + 2 * k, w3 = w + 3 * k
+    let w0 = w, w1 = w + rowBytes, w2 = w + 2 * rowBytes, w3 = w + 3 * rowBytes
     var a00 = SIMD8<Float>(), a01 = SIMD8<Float>(), a02 = SIMD8<Float>(), a03 = SIMD8<Float>()
     var a10 = SIMD8<Float>(), a11 = SIMD8<Float>(), a12 = SIMD8<Float>(), a13 = SIMD8<Float>()
     var a20 = SIMD8<Float>(), a21 = SIMD8<Float>(), a22 = SIMD8<Float>(), a23 = SIMD8<Float>()
     var a30 = SIMD8<Float>(), a31 = SIMD8<Float>(), a32 = SIMD8<Float>(), a33 = SIMD8<Float>()
     var kk = 0
     while kk < kVector {
-        let v0 = load8(w0 + kk), v1 = load8(w1 + kk), v2 = load8(w2 + kk), v3 = load8(w3 + kk)
+        let v0 = W.load8(w0, kk), v1 = W.load8(w1, kk), v2 = W.load8(w2, kk), v3 = W.load8(w3, kk)
         let u0 = load8(x0 + kk)
         a00.addProduct(u0, v0); a01.addProduct(u0, v1); a02.addProduct(u0, v2); a03.addProduct(u0, v3)
         let u1 = load8(x1 + kk)
@@ -99,29 +104,31 @@ private func tile4x4(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, k: In
         a30.addProduct(u3, v0); a31.addProduct(u3, v1); a32.addProduct(u3, v2); a33.addProduct(u3, v3)
         kk += 8
     }
-    y[0] = finish(a00, x0, w0, from: kVector, to: k); y[1] = finish(a01, x0, w1, from: kVector, to: k)
-    y[2] = finish(a02, x0, w2, from: kVector, to: k); y[3] = finish(a03, x0, w3, from: kVector, to: k)
     let y1 = y + ldy, y2 = y + 2 * ldy, y3 = y + 3 * ldy
-    y1[0] = finish(a10, x1, w0, from: kVector, to: k); y1[1] = finish(a11, x1, w1, from: kVector, to: k)
-    y1[2] = finish(a12, x1, w2, from: kVector, to: k); y1[3] = finish(a13, x1, w3, from: kVector, to: k)
-    y2[0] = finish(a20, x2, w0, from: kVector, to: k); y2[1] = finish(a21, x2, w1, from: kVector, to: k)
-    y2[2] = finish(a22, x2, w2, from: kVector, to: k); y2[3] = finish(a23, x2, w3, from: kVector, to: k)
-    y3[0] = finish(a30, x3, w0, from: kVector, to: k); y3[1] = finish(a31, x3, w1, from: kVector, to: k)
-    y3[2] = finish(a32, x3, w2, from: kVector, to: k); y3[3] = finish(a33, x3, w3, from: kVector, to: k)
+    y[0] = finish(W.self, a00, x0, w0, from: kVector, to: k); y[1] = finish(W.self, a01, x0, w1, from: kVector, to: k)
+    y[2] = finish(W.self, a02, x0, w2, from: kVector, to: k); y[3] = finish(W.self, a03, x0, w3, from: kVector, to: k)
+    y1[0] = finish(W.self, a10, x1, w0, from: kVector, to: k); y1[1] = finish(W.self, a11, x1, w1, from: kVector, to: k)
+    y1[2] = finish(W.self, a12, x1, w2, from: kVector, to: k); y1[3] = finish(W.self, a13, x1, w3, from: kVector, to: k)
+    y2[0] = finish(W.self, a20, x2, w0, from: kVector, to: k); y2[1] = finish(W.self, a21, x2, w1, from: kVector, to: k)
+    y2[2] = finish(W.self, a22, x2, w2, from: kVector, to: k); y2[3] = finish(W.self, a23, x2, w3, from: kVector, to: k)
+    y3[0] = finish(W.self, a30, x3, w0, from: kVector, to: k); y3[1] = finish(W.self, a31, x3, w1, from: kVector, to: k)
+    y3[2] = finish(W.self, a32, x3, w2, from: kVector, to: k); y3[3] = finish(W.self, a33, x3, w3, from: kVector, to: k)
 }
 
+/// Four weight rows against one input row: four independent FMA chains hide the FMA latency
+/// that a single accumulator would expose in single-sequence decode.
 @inline(__always)
-private func tile4x1(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, k: Int, kVector: Int,
-                     y: UnsafeMutablePointer<Float>) {
-    let w0 = w, w1 = w + k, w2 = w + 2 * k, w3 = w + 3 * k
+private func tile4x1<W: WeightElement>(_: W.Type, _ x: UnsafePointer<Float>, _ w: UnsafeRawPointer, k: Int, kVector: Int,
+                                       rowBytes: Int, y: UnsafeMutablePointer<Float>) {
+    let w0 = w, w1 = w + rowBytes, w2 = w + 2 * rowBytes, w3 = w + 3 * rowBytes
     var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
     var kk = 0
     while kk < kVector {
         let u = load8(x + kk)
-        a0.addProduct(u, load8(w0 + kk)); a1.addProduct(u, load8(w1 + kk))
-        a2.addProduct(u, load8(w2 + kk)); a3.addProduct(u, load8(w3 + kk))
+        a0.addProduct(u, W.load8(w0, kk)); a1.addProduct(u, W.load8(w1, kk))
+        a2.addProduct(u, W.load8(w2, kk)); a3.addProduct(u, W.load8(w3, kk))
         kk += 8
     }
-    y[0] = finish(a0, x, w0, from: kVector, to: k); y[1] = finish(a1, x, w1, from: kVector, to: k)
-    y[2] = finish(a2, x, w2, from: kVector, to: k); y[3] = finish(a3, x, w3, from: kVector, to: k)
+    y[0] = finish(W.self, a0, x, w0, from: kVector, to: k); y[1] = finish(W.self, a1, x, w1, from: kVector, to: k)
+    y[2] = finish(W.self, a2, x, w2, from: kVector, to: k); y[3] = finish(W.self, a3, x, w3, from: kVector, to: k)
 }

@@ -88,10 +88,7 @@ public final class Checkpoint: @unchecked Sendable {
     /// Takes a tensor as f32 after checking that its shape equals `shape`, and marks it consumed.
     /// Stored f32 is viewed in place; f16 and bf16 are converted into owned memory.
     public func floatTensor(_ name: String, shape: [Int]) throws -> FloatTensor {
-        guard let file = location[name], let info = file.tensors[name] else { throw missing(name) }
-        guard info.shape == shape else {
-            throw ModelFormatError(.shapeMismatch, "tensor '\(name)' in \(file.url.path) has shape \(info.shape), expected \(shape)")
-        }
+        let (file, info) = try locate(name, shape: shape)
         let bytes = file.bytes(of: info)
         let tensor: FloatTensor
         switch info.dtype {
@@ -110,8 +107,19 @@ public final class Checkpoint: @unchecked Sendable {
         default:
             throw ModelFormatError(.unsupportedDType, "tensor '\(name)' in \(file.url.path) is \(info.dtype.rawValue); only F32, F16 and BF16 weights can be loaded as f32")
         }
+        if !tensor.isMapped {
+            file.mapped.release(file.dataStart + info.dataRange.lowerBound ..< file.dataStart + info.dataRange.upperBound)
+        }
         lock.withLock { _ = consumed.insert(name) }
         return tensor
+    }
+
+    /// Takes a tensor as stored (any dtype, no copy, valid as long as this checkpoint lives) after
+    /// checking its shape, and marks it consumed: for kernels that read f16/bf16 weights directly.
+    public func storedTensor(_ name: String, shape: [Int]) throws -> (info: TensorInfo, bytes: UnsafeRawBufferPointer) {
+        let (file, info) = try locate(name, shape: shape)
+        lock.withLock { _ = consumed.insert(name) }
+        return (info, file.bytes(of: info))
     }
 
     /// Throws `unexpectedTensors` naming every tensor never taken, except those `ignoring` accepts
@@ -124,6 +132,14 @@ public final class Checkpoint: @unchecked Sendable {
             let more = left.count > 20 ? " and \(left.count - 20) more" : ""
             throw ModelFormatError(.unexpectedTensors, "\(left.count) tensor(s) in \(directory.path) not used by the model: \(listed)\(more)")
         }
+    }
+
+    private func locate(_ name: String, shape: [Int]) throws -> (file: SafetensorsFile, info: TensorInfo) {
+        guard let file = location[name], let info = file.tensors[name] else { throw missing(name) }
+        guard info.shape == shape else {
+            throw ModelFormatError(.shapeMismatch, "tensor '\(name)' in \(file.url.path) has shape \(info.shape), expected \(shape)")
+        }
+        return (file, info)
     }
 
     private func missing(_ name: String) -> ModelFormatError {

@@ -93,8 +93,8 @@ public final class LlamaModel: @unchecked Sendable {
 
     public var vocabularySize: Int { config.vocabSize }
 
-    /// Bytes of weights the decoder reads (f32), counting a tied embedding once.
-    public var weightBytes: Int { weights.floatCount * MemoryLayout<Float>.size }
+    /// Bytes of weights the decoder reads, counting a tied embedding once.
+    public var weightBytes: Int { weights.byteCount }
 
     /// Runs `batch` through the decoder, storing every row's keys and values in `cache` at the row's
     /// position (the caller reserved those slots with `cache.append`). Returns the logits of
@@ -111,7 +111,7 @@ public final class LlamaModel: @unchecked Sendable {
             guard token >= 0 && token < c.vocabSize else {
                 throw ModelError(.tokenOutOfRange, "token id \(token) is outside the model's vocabulary (0..<\(c.vocabSize))")
             }
-            (hidden + r * hiddenSize).update(from: weights.embedding.pointer + token * hiddenSize, count: hiddenSize)
+            weights.embedding.widenRow(token, into: hidden + r * hiddenSize)
             rope.angles(position: Int(batch.positions[r]), cos: cosines + r * half, sin: sines + r * half)
         }
         ensureScoreCapacity(cache.capacityBlocks * cache.blockSize)
@@ -119,24 +119,24 @@ public final class LlamaModel: @unchecked Sendable {
         for (l, layer) in weights.layers.enumerated() {
             // Attention block.
             rmsNorm(hidden, weight: layer.inputNorm.pointer, rows: rows, dim: hiddenSize, eps: c.rmsNormEps, into: normed)
-            linear(normed, rows: rows, inFeatures: hiddenSize, weight: layer.q.pointer, outFeatures: qWidth, bias: layer.qBias?.pointer, into: query, pool: pool)
-            linear(normed, rows: rows, inFeatures: hiddenSize, weight: layer.k.pointer, outFeatures: kvWidth, bias: layer.kBias?.pointer, into: key, pool: pool)
-            linear(normed, rows: rows, inFeatures: hiddenSize, weight: layer.v.pointer, outFeatures: kvWidth, bias: layer.vBias?.pointer, into: value, pool: pool)
+            linear(normed, rows: rows, weight: layer.q, bias: layer.qBias?.pointer, into: query, pool: pool)
+            linear(normed, rows: rows, weight: layer.k, bias: layer.kBias?.pointer, into: key, pool: pool)
+            linear(normed, rows: rows, weight: layer.v, bias: layer.vBias?.pointer, into: value, pool: pool)
             for r in 0..<rows {
                 rope.apply(query + r * qWidth, heads: heads, cos: cosines + r * half, sin: sines + r * half)
                 rope.apply(key + r * kvWidth, heads: kvHeads, cos: cosines + r * half, sin: sines + r * half)
                 store(row: r, layer: l, batch: batch, cache: cache)
             }
             attend(layer: l, batch: batch, cache: cache)
-            linear(attention, rows: rows, inFeatures: qWidth, weight: layer.o.pointer, outFeatures: hiddenSize, bias: layer.oBias?.pointer, into: projected, pool: pool)
+            linear(attention, rows: rows, weight: layer.o, bias: layer.oBias?.pointer, into: projected, pool: pool)
             add(projected, into: hidden, count: rows * hiddenSize)
 
             // MLP block (SwiGLU).
             rmsNorm(hidden, weight: layer.postAttentionNorm.pointer, rows: rows, dim: hiddenSize, eps: c.rmsNormEps, into: normed)
-            linear(normed, rows: rows, inFeatures: hiddenSize, weight: layer.gate.pointer, outFeatures: c.intermediateSize, bias: layer.gateBias?.pointer, into: gate, pool: pool)
-            linear(normed, rows: rows, inFeatures: hiddenSize, weight: layer.up.pointer, outFeatures: c.intermediateSize, bias: layer.upBias?.pointer, into: up, pool: pool)
+            linear(normed, rows: rows, weight: layer.gate, bias: layer.gateBias?.pointer, into: gate, pool: pool)
+            linear(normed, rows: rows, weight: layer.up, bias: layer.upBias?.pointer, into: up, pool: pool)
             siluMultiply(gate, up, count: rows * c.intermediateSize)
-            linear(gate, rows: rows, inFeatures: c.intermediateSize, weight: layer.down.pointer, outFeatures: hiddenSize, bias: layer.downBias?.pointer, into: projected, pool: pool)
+            linear(gate, rows: rows, weight: layer.down, bias: layer.downBias?.pointer, into: projected, pool: pool)
             add(projected, into: hidden, count: rows * hiddenSize)
         }
 
@@ -145,7 +145,7 @@ public final class LlamaModel: @unchecked Sendable {
         for (i, row) in batch.logitRows.enumerated() {
             rmsNorm(hidden + Int(row) * hiddenSize, weight: weights.finalNorm.pointer, rows: 1, dim: hiddenSize, eps: c.rmsNormEps, into: finalRows + i * hiddenSize)
         }
-        linear(finalRows, rows: logitRows, inFeatures: hiddenSize, weight: weights.lmHead.pointer, outFeatures: c.vocabSize, into: logits, pool: pool)
+        linear(finalRows, rows: logitRows, weight: weights.lmHead, into: logits, pool: pool)
         return UnsafeBufferPointer(start: logits, count: logitRows * c.vocabSize)
     }
 

@@ -1,69 +1,92 @@
+import Kernels
 import ModelFormats
 
 /// The tensors of a Llama-family decoder (Llama, Qwen2, Mistral share this layout), taken from a
-/// checkpoint with their shapes checked. f32 tensors stay memory-mapped.
+/// checkpoint with their shapes checked. Matrices stay where the checkpoint maps them, in their
+/// stored dtype (f32, f16 or bf16); only the small norm and bias vectors are widened to f32.
 struct LlamaWeights {
     struct Layer {
         let inputNorm: FloatTensor          // model.layers.N.input_layernorm.weight (hidden)
-        let q: FloatTensor                  // self_attn.q_proj.weight (heads·headDim, hidden)
-        let k: FloatTensor                  // self_attn.k_proj.weight (kvHeads·headDim, hidden)
-        let v: FloatTensor                  // self_attn.v_proj.weight (kvHeads·headDim, hidden)
-        let o: FloatTensor                  // self_attn.o_proj.weight (hidden, heads·headDim)
+        let q: WeightMatrix                 // self_attn.q_proj.weight (heads·headDim, hidden)
+        let k: WeightMatrix                 // self_attn.k_proj.weight (kvHeads·headDim, hidden)
+        let v: WeightMatrix                 // self_attn.v_proj.weight (kvHeads·headDim, hidden)
+        let o: WeightMatrix                 // self_attn.o_proj.weight (hidden, heads·headDim)
         let qBias, kBias, vBias, oBias: FloatTensor?
         let postAttentionNorm: FloatTensor  // post_attention_layernorm.weight (hidden)
-        let gate: FloatTensor               // mlp.gate_proj.weight (intermediate, hidden)
-        let up: FloatTensor                 // mlp.up_proj.weight (intermediate, hidden)
-        let down: FloatTensor               // mlp.down_proj.weight (hidden, intermediate)
+        let gate: WeightMatrix              // mlp.gate_proj.weight (intermediate, hidden)
+        let up: WeightMatrix                // mlp.up_proj.weight (intermediate, hidden)
+        let down: WeightMatrix              // mlp.down_proj.weight (hidden, intermediate)
         let gateBias, upBias, downBias: FloatTensor?
     }
 
-    let embedding: FloatTensor   // model.embed_tokens.weight (vocab, hidden)
+    /// Keeps the mapped files that the matrices point into alive.
+    let checkpoint: Checkpoint
+    let embedding: WeightMatrix  // model.embed_tokens.weight (vocab, hidden)
     let layers: [Layer]
     let finalNorm: FloatTensor   // model.norm.weight (hidden)
-    let lmHead: FloatTensor      // lm_head.weight (vocab, hidden), or the embedding when tied
-
-    var floatCount: Int {
-        let perLayer = layers.map { l in
-            [l.inputNorm, l.q, l.k, l.v, l.o, l.postAttentionNorm, l.gate, l.up, l.down].reduce(0) { $0 + $1.count }
-                + [l.qBias, l.kBias, l.vBias, l.oBias, l.gateBias, l.upBias, l.downBias].reduce(0) { $0 + ($1?.count ?? 0) }
-        }.reduce(0, +)
-        return embedding.count + perLayer + finalNorm.count + (lmHead === embedding ? 0 : lmHead.count)
-    }
+    let lmHead: WeightMatrix     // lm_head.weight (vocab, hidden), or the embedding when tied
+    let tiedHead: Bool
 
     init(checkpoint: Checkpoint, config c: TextModelConfig) throws {
+        self.checkpoint = checkpoint
         let hidden = c.hiddenSize, qWidth = c.numAttentionHeads * c.headDim, kvWidth = c.numKeyValueHeads * c.headDim
-        func tensor(_ name: String, _ shape: [Int]) throws -> FloatTensor { try checkpoint.floatTensor(name, shape: shape) }
-        func bias(_ name: String, _ size: Int, _ present: Bool) throws -> FloatTensor? { present ? try tensor(name, [size]) : nil }
+        func vector(_ name: String, _ size: Int) throws -> FloatTensor { try checkpoint.floatTensor(name, shape: [size]) }
+        func bias(_ name: String, _ size: Int, _ present: Bool) throws -> FloatTensor? { present ? try vector(name, size) : nil }
+        func matrix(_ name: String, _ rows: Int, _ columns: Int) throws -> WeightMatrix {
+            try checkpoint.weightMatrix(name, rows: rows, columns: columns)
+        }
 
-        embedding = try tensor("model.embed_tokens.weight", [c.vocabSize, hidden])
+        embedding = try matrix("model.embed_tokens.weight", c.vocabSize, hidden)
         layers = try (0..<c.numHiddenLayers).map { i in
             let p = "model.layers.\(i)."
             return Layer(
-                inputNorm: try tensor(p + "input_layernorm.weight", [hidden]),
-                q: try tensor(p + "self_attn.q_proj.weight", [qWidth, hidden]),
-                k: try tensor(p + "self_attn.k_proj.weight", [kvWidth, hidden]),
-                v: try tensor(p + "self_attn.v_proj.weight", [kvWidth, hidden]),
-                o: try tensor(p + "self_attn.o_proj.weight", [hidden, qWidth]),
+                inputNorm: try vector(p + "input_layernorm.weight", hidden),
+                q: try matrix(p + "self_attn.q_proj.weight", qWidth, hidden),
+                k: try matrix(p + "self_attn.k_proj.weight", kvWidth, hidden),
+                v: try matrix(p + "self_attn.v_proj.weight", kvWidth, hidden),
+                o: try matrix(p + "self_attn.o_proj.weight", hidden, qWidth),
                 qBias: try bias(p + "self_attn.q_proj.bias", qWidth, c.qkvBias),
                 kBias: try bias(p + "self_attn.k_proj.bias", kvWidth, c.qkvBias),
                 vBias: try bias(p + "self_attn.v_proj.bias", kvWidth, c.qkvBias),
                 oBias: try bias(p + "self_attn.o_proj.bias", hidden, c.oProjBias),
-                postAttentionNorm: try tensor(p + "post_attention_layernorm.weight", [hidden]),
-                gate: try tensor(p + "mlp.gate_proj.weight", [c.intermediateSize, hidden]),
-                up: try tensor(p + "mlp.up_proj.weight", [c.intermediateSize, hidden]),
-                down: try tensor(p + "mlp.down_proj.weight", [hidden, c.intermediateSize]),
+                postAttentionNorm: try vector(p + "post_attention_layernorm.weight", hidden),
+                gate: try matrix(p + "mlp.gate_proj.weight", c.intermediateSize, hidden),
+                up: try matrix(p + "mlp.up_proj.weight", c.intermediateSize, hidden),
+                down: try matrix(p + "mlp.down_proj.weight", hidden, c.intermediateSize),
                 gateBias: try bias(p + "mlp.gate_proj.bias", c.intermediateSize, c.mlpBias),
                 upBias: try bias(p + "mlp.up_proj.bias", c.intermediateSize, c.mlpBias),
                 downBias: try bias(p + "mlp.down_proj.bias", hidden, c.mlpBias))
         }
-        finalNorm = try tensor("model.norm.weight", [hidden])
+        finalNorm = try vector("model.norm.weight", hidden)
         // Tied checkpoints usually omit lm_head; some keep a copy, which is then taken (and used).
-        if !c.tieWordEmbeddings || checkpoint.contains("lm_head.weight") {
-            lmHead = try tensor("lm_head.weight", [c.vocabSize, hidden])
-        } else {
-            lmHead = embedding
-        }
+        tiedHead = c.tieWordEmbeddings && !checkpoint.contains("lm_head.weight")
+        lmHead = tiedHead ? embedding : try matrix("lm_head.weight", c.vocabSize, hidden)
         // Old checkpoints carry RoPE's precomputed inverse frequencies; they are derived from config.
         try checkpoint.verifyAllConsumed(ignoring: { $0.hasSuffix("rotary_emb.inv_freq") })
+    }
+
+    /// Bytes of weights one forward pass reads, counting a tied embedding once.
+    var byteCount: Int {
+        let vectors = [finalNorm] + layers.flatMap { l in
+            [l.inputNorm, l.postAttentionNorm] + [l.qBias, l.kBias, l.vBias, l.oBias, l.gateBias, l.upBias, l.downBias].compactMap { $0 }
+        }
+        let matrices = [embedding] + (tiedHead ? [] : [lmHead]) + layers.flatMap { [$0.q, $0.k, $0.v, $0.o, $0.gate, $0.up, $0.down] }
+        return vectors.reduce(0) { $0 + $1.count * 4 } + matrices.reduce(0) { $0 + $1.byteCount }
+    }
+}
+
+extension Checkpoint {
+    /// A matrix used in place in its stored dtype; other dtypes are an error naming the tensor.
+    func weightMatrix(_ name: String, rows: Int, columns: Int) throws -> WeightMatrix {
+        let (info, bytes) = try storedTensor(name, shape: [rows, columns])
+        let element: WeightMatrix.Element
+        switch info.dtype {
+        case .f32: element = .f32
+        case .f16: element = .f16
+        case .bf16: element = .bf16
+        default:
+            throw ModelFormatError(.unsupportedDType, "tensor '\(name)' in \(info.file.path) is \(info.dtype.rawValue); weights must be F32, F16 or BF16")
+        }
+        return WeightMatrix(base: bytes.baseAddress!, element: element, rows: rows, columns: columns)
     }
 }

@@ -12,19 +12,19 @@ import Testing
     }
 
     func run(_ x: [Float], rows: Int, _ w: [Float], out: Int, bias: [Float]?, threads: Int) -> [Float] {
-        let k = x.count / rows
-        var y = [Float](repeating: .nan, count: rows * out)
+        w.withUnsafeBufferPointer { w in
+            run(x, rows: rows, WeightMatrix(f32: w.baseAddress!, rows: out, columns: x.count / rows), bias: bias, threads: threads)
+        }
+    }
+
+    func run(_ x: [Float], rows: Int, _ weight: WeightMatrix, bias: [Float]?, threads: Int) -> [Float] {
+        var y = [Float](repeating: .nan, count: rows * weight.rows)
         let pool = ComputePool(threads: threads)
+        let b = bias ?? []
         x.withUnsafeBufferPointer { x in
-            w.withUnsafeBufferPointer { w in
+            b.withUnsafeBufferPointer { b in
                 y.withUnsafeMutableBufferPointer { y in
-                    if let bias {
-                        bias.withUnsafeBufferPointer { b in
-                            linear(x.baseAddress!, rows: rows, inFeatures: k, weight: w.baseAddress!, outFeatures: out, bias: b.baseAddress!, into: y.baseAddress!, pool: pool)
-                        }
-                    } else {
-                        linear(x.baseAddress!, rows: rows, inFeatures: k, weight: w.baseAddress!, outFeatures: out, into: y.baseAddress!, pool: pool)
-                    }
+                    linear(x.baseAddress!, rows: rows, weight: weight, bias: bias == nil ? nil : b.baseAddress!, into: y.baseAddress!, pool: pool)
                 }
             }
         }
@@ -53,6 +53,26 @@ import Testing
         for t in 0..<11 {
             let alone = run(Array(batch[(t * k)..<((t + 1) * k)]), rows: 1, w, out: out, bias: nil, threads: 1)
             #expect(Array(together[(t * out)..<((t + 1) * out)]) == alone, "row \(t)")
+        }
+    }
+
+    /// f16 and bf16 weights widened in the kernel give exactly the f32 result on the widened values.
+    @Test func halfPrecisionWeightsEqualWidenedF32() {
+        let rows = 5, out = 13, k = 37
+        let x = values(rows * k, seed: 6)
+        let halves = values(out * k, seed: 7).map { Float16($0) }
+        let brains = values(out * k, seed: 8).map { UInt16(truncatingIfNeeded: $0.bitPattern >> 16) }
+        halves.withUnsafeBufferPointer { h in
+            let stored = WeightMatrix(base: UnsafeRawPointer(h.baseAddress!), element: .f16, rows: out, columns: k)
+            #expect(run(x, rows: rows, stored, bias: nil, threads: 2) == run(x, rows: rows, halves.map { Float($0) }, out: out, bias: nil, threads: 2))
+            var row = [Float](repeating: 0, count: k)
+            stored.widenRow(3, into: &row)
+            #expect(row == halves[(3 * k)..<(4 * k)].map { Float($0) })
+        }
+        brains.withUnsafeBufferPointer { b in
+            let stored = WeightMatrix(base: UnsafeRawPointer(b.baseAddress!), element: .bf16, rows: out, columns: k)
+            let widened = brains.map { Float(bitPattern: UInt32($0) << 16) }
+            #expect(run(x, rows: rows, stored, bias: nil, threads: 2) == run(x, rows: rows, widened, out: out, bias: nil, threads: 2))
         }
     }
 }
