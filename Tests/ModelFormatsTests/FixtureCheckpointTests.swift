@@ -78,6 +78,21 @@ func expectedTensors(_ c: TextModelConfig) -> [(name: String, shape: [Int])] {
         }
     }
 
+    @Test func storedTensorsAreTheFileBytesUnconverted() throws {
+        let checkpoint = try Checkpoint(directory: modelFixtures.appendingPathComponent("llama-sharded-bf16"))
+        for tensorName in checkpoint.tensorNames {
+            let shape = try #require(checkpoint.info(tensorName)).shape
+            let (info, bytes) = try checkpoint.storedTensor(tensorName, shape: shape)
+            #expect(info.dtype == .bf16)
+            #expect(bytes.count == info.elementCount * 2)
+            #expect(bytes.baseAddress == (try checkpoint.rawBytes(tensorName)).baseAddress)
+        }
+        try checkpoint.verifyAllConsumed()
+        expectError(.shapeMismatch, mentioning: ["model.norm.weight", "model-0000"]) {
+            _ = try checkpoint.storedTensor("model.norm.weight", shape: [65])
+        }
+    }
+
     @Test func shardedIndexResolvesEachTensorToItsShard() throws {
         let dir = modelFixtures.appendingPathComponent("llama-sharded-bf16")
         let checkpoint = try Checkpoint(directory: dir)
