@@ -2,6 +2,7 @@
 /// used in place, never copied) or owned, 64-byte-aligned memory (converted weights, scratch).
 public final class FloatTensor: @unchecked Sendable {
     public let shape: [Int]
+    public let count: Int
     /// Valid as long as this tensor lives: it retains the mapped file or owns the memory.
     public let pointer: UnsafePointer<Float>
     private let mappedFile: MappedFile?
@@ -12,6 +13,7 @@ public final class FloatTensor: @unchecked Sendable {
     /// A view of `count` floats at `pointer` inside `file`.
     init(shape: [Int], mappedAt pointer: UnsafePointer<Float>, in file: MappedFile) {
         self.shape = shape
+        count = shape.reduce(1, *)
         self.pointer = pointer
         mappedFile = file
         ownedMemory = nil
@@ -24,6 +26,7 @@ public final class FloatTensor: @unchecked Sendable {
         let memory = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * MemoryLayout<Float>.stride,
                                                       alignment: Self.alignment)
         self.shape = shape
+        self.count = count
         ownedMemory = memory
         mappedFile = nil
         pointer = UnsafePointer(memory.bindMemory(to: Float.self, capacity: max(count, 1)))
@@ -37,8 +40,6 @@ public final class FloatTensor: @unchecked Sendable {
         tensor.mutablePointer.initialize(repeating: 0, count: tensor.count)
         return tensor
     }
-
-    public var count: Int { shape.reduce(1, *) }
 
     /// True when the floats are read in place from a mapped file.
     public var isMapped: Bool { mappedFile != nil }

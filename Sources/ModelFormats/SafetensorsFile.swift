@@ -56,8 +56,18 @@ public final class SafetensorsFile: @unchecked Sendable {
             }
             tensors[name] = try Self.parseEntry(name: name, value: value, url: url, dataSize: dataSize)
         }
+        try Self.checkNoOverlap(tensors, path: path)
         self.tensors = tensors
         self.metadata = metadata
+    }
+
+    /// Two tensors sharing bytes means a corrupt header (safetensors never stores shared tensors).
+    private static func checkNoOverlap(_ tensors: [String: TensorInfo], path: String) throws {
+        let byStart = tensors.values.filter { !$0.dataRange.isEmpty }
+            .sorted { ($0.dataRange.lowerBound, $0.name) < ($1.dataRange.lowerBound, $1.name) }
+        for (previous, next) in zip(byStart, byStart.dropFirst()) where next.dataRange.lowerBound < previous.dataRange.upperBound {
+            throw ModelFormatError(.malformedHeader, "\(path): tensors '\(previous.name)' \(previous.dataRange) and '\(next.name)' \(next.dataRange) overlap")
+        }
     }
 
     private static func parseEntry(name: String, value: Any, url: URL, dataSize: Int) throws -> TensorInfo {

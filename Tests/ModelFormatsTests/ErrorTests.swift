@@ -97,6 +97,15 @@ import Testing
         expectError(.malformedHeader, mentioning: ["model.norm.weight", "data_offsets"]) { _ = try Checkpoint(directory: reversed.url) }
     }
 
+    @Test func overlappingTensors() throws {
+        var writer = twoTensors
+        writer.add("lm_head.weight", shape: [2], offsets: [8, 16])
+        let dir = try single(writer)
+        expectError(.malformedHeader, mentioning: ["lm_head.weight", "model.norm.weight", "model.safetensors", "overlap"]) {
+            _ = try Checkpoint(directory: dir.url)
+        }
+    }
+
     @Test func requestedShapeMismatch() throws {
         let dir = try single(twoTensors)
         let checkpoint = try Checkpoint(directory: dir.url)
