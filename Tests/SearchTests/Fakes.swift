@@ -142,3 +142,21 @@ func withoutTimings(_ result: SearchResult) -> SearchResult {
     }
     return r
 }
+
+/// Which (unit, candidate) a seed of job `job` belongs to, found by trying small indices; lets scripts
+/// depend on the seed alone, as a real sampler does.
+func seedCoordinates(_ seed: UInt64, job: UInt64) -> (unit: Int, candidate: Int) {
+    for unit in 0..<64 {
+        for candidate in 0..<16 where SeedDerivation.candidateSeed(job: job, unit: unit, candidate: candidate) == seed {
+            return (unit, candidate)
+        }
+    }
+    preconditionFailure("seed \(seed) is not a candidate seed of job \(job)")
+}
+
+/// Collects events in arrival order.
+actor EventLog {
+    private(set) var events: [SearchEvent] = []
+    func append(_ event: SearchEvent) { events.append(event) }
+    nonisolated var sink: SearchEventSink { { event in await self.append(event) } }
+}
