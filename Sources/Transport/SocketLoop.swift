@@ -180,8 +180,9 @@ public final class SocketLoop: @unchecked Sendable {
                     socket = try Self.makeSocket(context, configuration, bindTo: boundEndpoints).socket
                     if let hello = handlers.greeting() { lock.withLock { outgoing.prepend(hello) } }
                 } catch {
-                    handlers.onError(error, true)
-                    return
+                    // E.g. a ROUTER's port still held by the old socket's teardown: try again.
+                    handlers.onError(error, false)
+                    reopenAt = .now + Self.reopenRetry
                 }
             }
             if let socket { blocked = flush(socket) }
@@ -238,6 +239,9 @@ public final class SocketLoop: @unchecked Sendable {
             handlers.onMessage(frames)
         }
     }
+
+    /// How long to wait before trying again when opening a replacement socket failed.
+    private static let reopenRetry = Duration.milliseconds(250)
 
     private static func makeSocket(
         _ context: ZMQContext, _ configuration: Configuration, bindTo endpoints: [String]

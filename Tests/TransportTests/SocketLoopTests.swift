@@ -154,6 +154,34 @@ import Wire
         #expect(delivered + dropped == sent, "delivered \(delivered), dropped \(dropped)")
     }
 
+    /// A ROUTER's reconnect rebinds the port it had resolved, so peers find it again.
+    @Test func routerRebindsTheSamePortOnReconnect() throws {
+        let context = try ZMQContext()
+        let inbox = Inbox()
+        let socketsOpened = Locked(0)  // the greeting is asked for once per new socket
+        let router = try SocketLoop(
+            context: context, configuration: .init(kind: .router, bind: [anyLoopbackPort]),
+            handlers: .init(onMessage: { inbox.append($0) }, greeting: {
+                socketsOpened.update { $0 += 1 }
+                return nil
+            }))
+        defer { router.close() }
+        let dealer = try ZMQSocket(context: context, kind: .dealer)
+        try dealer.setRoutingID(bytes("d"))
+        try dealer.connect(router.boundEndpoints[0])
+        try dealer.send([bytes("before")])
+        #expect(inbox.wait(count: 1))
+
+        router.reconnect(after: .milliseconds(10))
+        #expect(eventually { socketsOpened.get == 2 })
+        // libzmq's own TCP reconnect brings the dealer back; until then sends may go nowhere.
+        let arrived = eventually {
+            try? dealer.send([bytes("after")], dontWait: true)
+            return inbox.wait(timeout: .milliseconds(50)) { $0.contains { $0[1] == bytes("after") } }
+        }
+        #expect(arrived)
+    }
+
     @Test func sendAfterCloseFailsClearly() throws {
         let context = try ZMQContext()
         let loop = try SocketLoop(
