@@ -32,6 +32,9 @@ let package = Package(
         .testTarget(name: "ModelsTests", dependencies: ["Models"]),
         .target(name: "ModelFormats"),
         .testTarget(name: "ModelFormatsTests", dependencies: ["ModelFormats"]),
+        // tokenizer.json byte-level BPE, streaming decode, chat templates: depends on Foundation only.
+        .target(name: "Tokenization"),
+        .testTarget(name: "TokenizationTests", dependencies: ["Tokenization"]),
         // Stage-level beam search, engine-agnostic: depends on Foundation only.
         .target(name: "Search"),
         .testTarget(name: "SearchTests", dependencies: ["Search"]),
