@@ -19,7 +19,7 @@ struct Referee: Sendable {
          events: SearchEventSink?) {
         self.judge = judge
         self.templates = templates
-        self.parser = VerdictParser(labels: templates.labels)
+        self.parser = VerdictParser(templates: templates)
         self.config = config
         self.question = question
         self.imageRef = imageRef

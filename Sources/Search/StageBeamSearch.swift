@@ -1,5 +1,18 @@
 /// Stage-level beam search and its baselines, over any generator and judge.
 ///
+/// How it behaves where the method leaves room for choice:
+/// - Units: a stage (`stage`, `greedy`, `best-of-n`) or a sentence of the current stage (`sentence`).
+///   Unit i's candidates get seeds `SeedDerivation.candidateSeed(job, i, candidate)`.
+/// - Each candidate is cut by `UnitCutter`: at its stage's closing tag, or at any other stage's tag
+///   (it skipped ahead: the rest is dropped and the search closes the stage, `forcedClose`), or, with
+///   no tag before the budget or end of sequence, closed by the search (`forcedClose`). The chosen
+///   text is rebuilt as opening tag + body + closing tag, stages joined by `stageSeparator`.
+/// - The judge sees each candidate's body (trimmed); in `sentence` the stage so far plus the sentence;
+///   in `best-of-n` the whole answer, judged once at the end on the `answer` criterion.
+/// - A match whose verdict cannot be used (unparsable text, a logprob tie, orders that disagree) is
+///   `undecided`: the lower candidate index wins, the match is flagged and counted. Two candidates with
+///   identical text are not sent to the judge.
+///
 /// ```
 /// let search = try StageBeamSearch(generator: engine, judge: engine, config: config)
 /// let result = try await search.run(question: "How many apples?", imageRef: imageHash)

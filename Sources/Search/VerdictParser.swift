@@ -22,10 +22,14 @@ public struct VerdictParser: Sendable {
     let first: String
     let second: String
 
-    public init(labels: [String]) {
-        precondition(labels.count == 2, "a verdict has two labels")
-        first = Self.normalize(labels[0])
-        second = Self.normalize(labels[1])
+    /// - first, second: how the prompt names the two candidates (the templates' `labels`).
+    public init(first: String, second: String) {
+        self.first = Self.normalize(first)
+        self.second = Self.normalize(second)
+    }
+
+    public init(templates: JudgeTemplates) {
+        self.init(first: templates.labels[0], second: templates.labels[1])
     }
 
     public func parse(_ text: String) -> CallVerdict {

@@ -35,7 +35,7 @@ import Testing
         #expect(t.choices == [" 1", " 2"])
         #expect(t.verdictPrefix.hasSuffix("Response"))
         // The fixed final sentence the prompt asks for is one the parser reads.
-        let parser = VerdictParser(labels: t.labels)
+        let parser = VerdictParser(templates: t)
         #expect(parser.parse("The better response is Response 2.") == .second)
         #expect(parser.parse(t.verdictPrefix + t.choices[0]) == .first)
     }

@@ -81,6 +81,24 @@ import Testing
         #expect(result.counts.judgeCalls == 12)
     }
 
+    @Test func withoutForcedTagsTheModelWritesThemAndPreamblesAreDropped() async throws {
+        let generator = ScriptedGenerator { request, _ in
+            // The stage is the first one whose closing tag is not yet in the prefix.
+            let stage = Stage.allCases.first { !request.assistantPrefix.contains($0.closingTag) }!
+            return candidate("Sure! \(stage.openingTag) \(stage.rawValue) text \(stage.closingTag)")
+        }
+        var c = config(.greedy)
+        c.forceTags = false
+        let result = try await StageBeamSearch(generator: generator, judge: nil, config: c).run(question: "q")
+        #expect(result.text == "<SUMMARY> summary text </SUMMARY>\n\n<CAPTION> caption text </CAPTION>\n\n"
+                + "<REASONING> reasoning text </REASONING>\n\n<CONCLUSION> conclusion text </CONCLUSION>")
+        #expect(await generator.log.requests.map(\.assistantPrefix) == [
+            "", "<SUMMARY> summary text </SUMMARY>\n\n",
+            "<SUMMARY> summary text </SUMMARY>\n\n<CAPTION> caption text </CAPTION>\n\n",
+            "<SUMMARY> summary text </SUMMARY>\n\n<CAPTION> caption text </CAPTION>\n\n<REASONING> reasoning text </REASONING>\n\n",
+        ])
+    }
+
     @Test func unparsableVerdictsAreCountedAndReported() async throws {
         let judge = FakeJudge(verdictText: { _ in "Both have merit." }, prefer: prefersKeyword)
         let search = try StageBeamSearch(generator: Self.keyedGenerator(job: 42, keyed: keyed), judge: judge,

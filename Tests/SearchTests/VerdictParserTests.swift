@@ -2,7 +2,7 @@ import Testing
 @testable import Search
 
 @Suite struct VerdictParserTests {
-    let parser = VerdictParser(labels: ["Response 1", "Response 2"])
+    let parser = VerdictParser(first: "Response 1", second: "Response 2")
 
     @Test(arguments: [
         ("1", CallVerdict.first), ("2", .second), (" (2). ", .second), ("**1**", .first),
@@ -20,7 +20,7 @@ import Testing
     }
 
     @Test func usesTheTemplateLabels() {
-        let custom = VerdictParser(labels: ["Answer A", "Answer B"])
+        let custom = VerdictParser(first: "Answer A", second: "Answer B")
         #expect(custom.parse("Clearly answer B.") == .second)
         #expect(custom.parse("Response 1") == .unparsable)
     }
