@@ -8,7 +8,7 @@ public let defaultJudgeTemplatesJSON = #"""
 {
   "version": 1,
   "labels": ["Response 1", "Response 2"],
-  "prompt": "You are comparing two responses written for one part of an answer to a question about the image (if there is one).\n\nQuestion: {question}\n\n{hints}What makes a response better: {criterion}\n\nResponse 1:\n{candidate1}\n\nResponse 2:\n{candidate2}\n\nThink briefly about which response better meets the criterion, then end with exactly one sentence: \"The better response is Response 1.\" or \"The better response is Response 2.\"",
+  "prompt": "Compare two candidate responses to the question below (about the attached image, if there is one).\n\nQuestion: {question}\n\n{hints}What makes a response better: {criterion}\n\nResponse 1:\n{candidate1}\n\nResponse 2:\n{candidate2}\n\nThink briefly about which response better meets the criterion, then end with exactly one sentence: \"The better response is Response 1.\" or \"The better response is Response 2.\"",
   "hint": "For reference, the {stage} already chosen for this answer:\n{text}\n\n",
   "verdictPrefix": "The better response is Response",
   "choices": [" 1", " 2"],

@@ -11,4 +11,5 @@ public enum SearchEvent: Codable, Sendable, Hashable {
 }
 
 /// Receives events; called from concurrent tasks during a bracket round, so it must be Sendable.
+/// The search awaits it, so it should hand the event on (to a queue or socket thread) and return.
 public typealias SearchEventSink = @Sendable (SearchEvent) async -> Void

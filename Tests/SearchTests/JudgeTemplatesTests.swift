@@ -40,6 +40,17 @@ import Testing
         #expect(parser.parse(t.verdictPrefix + t.choices[0]) == .first)
     }
 
+    @Test func builtInPromptRendersCompletely() {
+        let prompt = JudgeTemplates.builtIn.renderPrompt(
+            topic: .reasoning, question: "How many cubes?", hints: [.summary: "plan", .caption: "A red cube."],
+            first: "One cube.", second: "Two cubes.")
+        #expect(prompt.contains("Question: How many cubes?"))
+        #expect(prompt.contains("the caption already chosen for this answer:\nA red cube."))
+        #expect(!prompt.contains("plan"))
+        #expect(prompt.contains("Response 1:\nOne cube.\n\nResponse 2:\nTwo cubes."))
+        #expect(Placeholders.names(in: prompt).isEmpty)
+    }
+
     @Test func loadsFromFileAndNamesUnreadableFile() throws {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("search-templates-\(UUID()).json")
         try Data(testTemplatesJSON.utf8).write(to: url)
