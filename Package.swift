@@ -2,12 +2,19 @@
 // Layers (dependencies point down only): see README.md and ../shared/DESIGN.md.
 import PackageDescription
 
-let vectorized: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"])]
+// Numeric code is compiled for x86-64 with AVX2 and FMA (DESIGN.md's machine kind) — without it Swift
+// lowers SIMD8 fused multiply-adds to scalar library calls — and optimized even in debug builds, so
+// `swift test` runs real checkpoints at real speed.
+let vectorized: [SwiftSetting] = [
+    .unsafeFlags(["-target-cpu", "haswell"]),
+    .unsafeFlags(["-O"], .when(configuration: .debug)),
+]
 
 let package = Package(
     name: "stagebeam",
     platforms: [.macOS(.v14)],
     products: [
+        .executable(name: "stagebeam", targets: ["StagebeamCLI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -17,6 +24,7 @@ let package = Package(
         // C system libraries: module maps only; nothing above these imports C.
         .systemLibrary(name: "COpenBLAS", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZeroMQ", providers: [.apt(["libzmq3-dev"])]),
+        .systemLibrary(name: "CStb", providers: [.apt(["libstb-dev"])]),
         // Wire protocol (protobuf, generated code committed) and ZeroMQ transport.
         .target(
             name: "Wire", dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
@@ -24,17 +32,28 @@ let package = Package(
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
         .target(name: "Transport", dependencies: ["CZeroMQ"]),
         .testTarget(name: "TransportTests", dependencies: ["Transport", "Wire"]),
-        // Numeric code is compiled for x86-64 with AVX2 and FMA (DESIGN.md's machine kind); without it
-        // Swift lowers SIMD8 fused multiply-adds to scalar library calls.
         .target(name: "Kernels", swiftSettings: vectorized),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
-        .target(name: "Models", dependencies: ["Kernels", "ModelFormats"], swiftSettings: vectorized),
+        .target(name: "Models", dependencies: ["Kernels", "ModelFormats", "Vision"], swiftSettings: vectorized),
         .testTarget(name: "ModelsTests", dependencies: ["Models"]),
+        .testTarget(name: "LlavaTests", dependencies: ["Models", "Vision"]),
+        // JPEG/PNG decoding (stb_image) and transformers-exact image preprocessing.
+        .target(name: "Vision", dependencies: ["CStb"], swiftSettings: vectorized),
+        .testTarget(name: "VisionTests", dependencies: ["Vision"]),
         .target(name: "ModelFormats"),
         .testTarget(name: "ModelFormatsTests", dependencies: ["ModelFormats"]),
         // tokenizer.json byte-level BPE, streaming decode, chat templates: depends on Foundation only.
         .target(name: "Tokenization"),
         .testTarget(name: "TokenizationTests", dependencies: ["Tokenization"]),
+        // n samples of one prompt: samplers, stop strings, batched decode over a shared prefix.
+        .target(name: "Generation", dependencies: ["Models", "Tokenization"], swiftSettings: vectorized),
+        .testTarget(name: "GenerationTests", dependencies: ["Generation"]),
+        // The search's generator and judge interfaces implemented on the in-process engine.
+        .target(name: "LocalEngine", dependencies: ["Generation", "Search"]),
+        .testTarget(name: "LocalEngineTests", dependencies: ["LocalEngine"]),
+        .executableTarget(
+            name: "StagebeamCLI",
+            dependencies: ["Generation", "LocalEngine", "Search", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         // Stage-level beam search, engine-agnostic: depends on Foundation only.
         .target(name: "Search"),
         .testTarget(name: "SearchTests", dependencies: ["Search"]),

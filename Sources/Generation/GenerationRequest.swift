@@ -1,0 +1,68 @@
+/// N samples continuing one prompt.
+public struct GenerationRequest: Sendable {
+    public var promptTokens: [Int]
+    /// One sampler seed per sample; the number of seeds is the number of samples.
+    public var seeds: [UInt64]
+    public var sampling: SamplingParameters
+    public var maxNewTokens: Int
+    /// A sample stops right after it has produced one of these strings (matched on the decoded bytes,
+    /// across token boundaries); its text ends with the stop string, as transformers' `stop_strings`.
+    public var stopStrings: [String]
+    /// Ids that end a sample (EOS); the id is kept in `tokenIds` but adds no text.
+    public var stopTokenIds: Set<Int>
+    /// How many of the most likely tokens to report with each generated token (0: none).
+    public var topLogprobs: Int
+
+    public init(promptTokens: [Int], seeds: [UInt64], sampling: SamplingParameters, maxNewTokens: Int,
+                stopStrings: [String] = [], stopTokenIds: Set<Int> = [], topLogprobs: Int = 0) {
+        self.promptTokens = promptTokens
+        self.seeds = seeds
+        self.sampling = sampling
+        self.maxNewTokens = maxNewTokens
+        self.stopStrings = stopStrings
+        self.stopTokenIds = stopTokenIds
+        self.topLogprobs = topLogprobs
+    }
+}
+
+public enum FinishReason: String, Sendable, Codable {
+    /// Produced a stop string.
+    case stop
+    /// Produced a stop token id (EOS).
+    case eos
+    /// Reached `maxNewTokens`.
+    case length
+}
+
+public struct TokenLogprob: Sendable, Codable, Equatable {
+    public var id: Int
+    /// Natural log of the token's probability under the model (temperature 1, no filters).
+    public var logprob: Float
+}
+
+public struct GeneratedSample: Sendable {
+    public var tokenIds: [Int]
+    /// UTF-8 text of the output without special tokens, cut right after a matched stop string.
+    public var text: String
+    public var finishReason: FinishReason
+    /// Σ log p(token) under the model at temperature 1.
+    public var cumulativeLogprob: Double
+    /// For each generated token, the `topLogprobs` most likely ids at that step.
+    public var topLogprobs: [[TokenLogprob]]
+}
+
+public struct GenerationTimings: Sendable, Codable {
+    /// Prompt tokens whose keys and values were reused from an earlier request.
+    public var cachedPromptTokens = 0
+    /// Prompt tokens computed by this request.
+    public var prefillTokens = 0
+    public var prefillSeconds = 0.0
+    /// Tokens produced by all samples together.
+    public var decodeTokens = 0
+    public var decodeSeconds = 0.0
+}
+
+public struct GenerationOutput: Sendable {
+    public var samples: [GeneratedSample]
+    public var timings: GenerationTimings
+}

@@ -1,0 +1,274 @@
+import Foundation
+import Kernels
+import ModelFormats
+import Models
+import Tokenization
+
+/// Generates n samples of one prompt: the prompt is prefilled once, its KV blocks are shared by
+/// forking, and the n samples advance together, one row each per forward pass (batched decode).
+public final class TextGenerator: @unchecked Sendable {
+    public let model: LlamaModel
+    public let tokenizer: Tokenizer
+    public let cache: PagedKVCache
+    private let sampler: TokenSampler
+    /// Bytes each id adds to the output text (empty for special tokens), computed once.
+    private let tokenText: [[UInt8]]
+    private var batch: ForwardBatch
+    private var prefixes: PrefixCache
+    private let logprobIds: UnsafeMutablePointer<Int32>
+    private static let maxTopLogprobs = 20
+
+    /// `prefixCacheEntries`: how many recent prompts stay in the KV cache for reuse (0: none).
+    public init(model: LlamaModel, tokenizer: Tokenizer, kvCapacityTokens: Int, prefixCacheEntries: Int = 8) {
+        self.model = model
+        self.prefixes = PrefixCache(capacity: prefixCacheEntries)
+        self.tokenizer = tokenizer
+        self.cache = model.makeCache(capacityTokens: kvCapacityTokens)
+        self.sampler = TokenSampler(vocabularySize: model.vocabularySize)
+        let special = tokenizer.specialTokenIds
+        self.tokenText = (0..<model.vocabularySize).map { id in
+            special.contains(id) || id >= tokenizer.vocabularySize ? [] : tokenizer.tokenBytes(id)
+        }
+        self.batch = ForwardBatch(capacity: model.maxRows)
+        self.logprobIds = .allocate(capacity: Self.maxTopLogprobs)
+    }
+
+    deinit { logprobIds.deallocate() }
+
+    /// Most samples one request may ask for (they decode as one batch).
+    public var maxSamples: Int { model.maxLogitRows }
+
+    /// Tokens a sequence may reach: the model's trained context.
+    public var contextLength: Int { model.config.maxPositionEmbeddings }
+
+    public func generate(_ request: GenerationRequest) throws -> GenerationOutput {
+        try validate(request)
+        var timings = GenerationTimings()
+        let started = Date()
+        let (prefix, promptLogits, reused) = try preparePrefix(request.promptTokens)
+        defer { keepOrRelease(prefix, tokens: request.promptTokens) }
+        timings.cachedPromptTokens = reused
+        timings.prefillTokens = request.promptTokens.count - reused
+        timings.prefillSeconds = Date().timeIntervalSince(started)
+
+        let decodeStarted = Date()
+        var samples = request.seeds.map { seed in
+            SampleState(sequence: cache.fork(prefix), seed: seed, prompt: request.promptTokens,
+                        trackSeen: request.sampling.repetitionPenalty != 1, vocabularySize: model.vocabularySize,
+                        reserve: request.maxNewTokens)
+        }
+        let stops = StopMatcher(request.stopStrings)
+        for i in samples.indices {
+            promptLogits.withUnsafeBufferPointer { advance(&samples[i], logits: $0.baseAddress!, request: request, stops: stops) }
+        }
+        while true {
+            batch.removeAll()
+            for i in samples.indices where !samples[i].finished {
+                let position = try reserve(samples[i].sequence)
+                batch.append(token: samples[i].tokenIds.last!, sequence: samples[i].sequence, position: position, wantsLogits: true)
+            }
+            if batch.count == 0 { break }
+            let logits = try model.forward(batch, cache: cache)
+            var row = 0
+            for i in samples.indices where !samples[i].finished {
+                advance(&samples[i], logits: logits.baseAddress! + row * model.vocabularySize, request: request, stops: stops)
+                row += 1
+            }
+        }
+        for sample in samples { cache.release(sample.sequence) }
+        timings.decodeTokens = samples.reduce(0) { $0 + $1.tokenIds.count }
+        timings.decodeSeconds = Date().timeIntervalSince(decodeStarted)
+        return GenerationOutput(samples: samples.map(\.result), timings: timings)
+    }
+
+    /// Teacher-forced log-probability of each continuation after `prompt` (summed over its tokens):
+    /// the judge's logprob verdict. The prompt is prefilled once (or reused) for all continuations;
+    /// a one-token continuation costs no forward pass beyond the prompt's.
+    public func scoreContinuations(prompt: [Int], continuations: [[Int]]) throws -> [Double] {
+        guard !prompt.isEmpty else { throw GenerationError(.emptyPrompt, "the prompt has no tokens") }
+        if let long = continuations.first(where: { $0.count > model.maxLogitRows }) {
+            throw GenerationError(.invalidParameter, "a scored continuation has \(long.count) tokens; at most \(model.maxLogitRows)")
+        }
+        makeRoom(for: prompt.count + continuations.reduce(0) { $0 + $1.count + cache.blockSize })
+        let (prefix, logits, _) = try preparePrefix(prompt)
+        defer { keepOrRelease(prefix, tokens: prompt) }
+        let vocabulary = model.vocabularySize
+        func logprob(_ row: UnsafePointer<Float>, _ token: Int) -> Double {
+            Double(row[token] - logSumExp(row, count: vocabulary))
+        }
+        return try continuations.map { tokens in
+            guard let first = tokens.first else { return 0 }
+            var total = logits.withUnsafeBufferPointer { logprob($0.baseAddress!, first) }
+            guard tokens.count > 1 else { return total }
+            let sequence = cache.fork(prefix)
+            defer { cache.release(sequence) }
+            batch.removeAll()
+            let start = try reserve(sequence, count: tokens.count - 1)
+            for j in 0..<(tokens.count - 1) {
+                batch.append(token: tokens[j], sequence: sequence, position: start + j, wantsLogits: true)
+            }
+            let rows = try model.forward(batch, cache: cache)
+            for j in 1..<tokens.count { total += logprob(rows.baseAddress! + (j - 1) * vocabulary, tokens[j]) }
+            return total
+        }
+    }
+
+    /// A sequence holding `tokens`, the logits after its last token, and how many of its tokens came
+    /// from the prefix cache instead of being computed. At least the last token is always computed.
+    private func preparePrefix(_ tokens: [Int]) throws -> (PagedKVCache.SequenceID, [Float], Int) {
+        let sequence: PagedKVCache.SequenceID
+        var reused = 0
+        if let match = prefixes.longestMatch(tokens) {
+            reused = min(match.length, tokens.count - 1)
+            sequence = cache.fork(match.sequence)
+            cache.trim(sequence, to: reused)
+        } else {
+            sequence = cache.createSequence()
+        }
+        do {
+            return (sequence, try prefill(tokens[reused...], into: sequence), reused)
+        } catch {
+            cache.release(sequence)
+            throw error
+        }
+    }
+
+    /// Keeps a finished request's prompt for reuse, or releases it when prefix caching is off.
+    private func keepOrRelease(_ sequence: PagedKVCache.SequenceID, tokens: [Int]) {
+        guard prefixes.capacity > 0 else { cache.release(sequence); return }
+        for dropped in prefixes.insert(tokens, sequence: sequence) { cache.release(dropped) }
+    }
+
+    /// Frees cached prefixes, least recently used first, until `tokens` KV slots are free.
+    private func makeRoom(for tokens: Int) {
+        while cache.freeTokenCapacity < tokens, let dropped = prefixes.evictOne() { cache.release(dropped) }
+    }
+
+    /// Runs `tokens` into `sequence` after its current end (in chunks of the model's row capacity)
+    /// and returns the logits after the last token.
+    public func prefill(_ tokens: ArraySlice<Int>, into sequence: PagedKVCache.SequenceID) throws -> [Float] {
+        var offset = tokens.startIndex
+        var last: [Float] = []
+        while offset < tokens.endIndex {
+            let chunk = min(model.maxRows, tokens.endIndex - offset)
+            batch.removeAll()
+            let start = try reserve(sequence, count: chunk)
+            for j in 0..<chunk {
+                batch.append(token: tokens[offset + j], sequence: sequence, position: start + j,
+                             wantsLogits: offset + j == tokens.endIndex - 1)
+            }
+            let logits = try model.forward(batch, cache: cache)
+            if offset + chunk == tokens.endIndex { last = Array(logits) }
+            offset += chunk
+        }
+        return last
+    }
+
+    private func reserve(_ sequence: PagedKVCache.SequenceID, count: Int = 1) throws -> Int {
+        do { return try cache.append(sequence, count: count) } catch {
+            throw GenerationError(.cacheFull, error.description)
+        }
+    }
+
+    private func validate(_ request: GenerationRequest) throws {
+        try request.sampling.validate()
+        guard !request.promptTokens.isEmpty else { throw GenerationError(.emptyPrompt, "the prompt has no tokens") }
+        guard !request.seeds.isEmpty && request.seeds.count <= maxSamples else {
+            throw GenerationError(.invalidParameter, "samples per request must be 1...\(maxSamples), got \(request.seeds.count)")
+        }
+        guard request.maxNewTokens >= 1 else { throw GenerationError(.invalidParameter, "max new tokens must be ≥ 1, got \(request.maxNewTokens)") }
+        guard request.topLogprobs >= 0 && request.topLogprobs <= Self.maxTopLogprobs else {
+            throw GenerationError(.invalidParameter, "logprobs must be 0...\(Self.maxTopLogprobs), got \(request.topLogprobs)")
+        }
+        let total = request.promptTokens.count + request.maxNewTokens
+        guard total <= contextLength else {
+            throw GenerationError(.promptTooLong, "prompt of \(request.promptTokens.count) tokens + \(request.maxNewTokens) new tokens exceeds the context of \(contextLength)")
+        }
+        let needed = request.promptTokens.count + request.seeds.count * (request.maxNewTokens + cache.blockSize)
+        makeRoom(for: needed)
+        guard needed <= cache.freeTokenCapacity else {
+            throw GenerationError(.cacheFull, "request needs up to \(needed) KV slots, \(cache.freeTokenCapacity) are free; raise --kv-capacity or lower --n/--max-tokens")
+        }
+    }
+
+    /// Samples one token for `sample` from `logits` and updates its text and stop state.
+    private func advance(_ sample: inout SampleState, logits: UnsafePointer<Float>, request: GenerationRequest, stops: StopMatcher) {
+        let vocabulary = model.vocabularySize
+        let token = sample.seen.withUnsafeBufferPointer {
+            sampler.sample(logits: logits, parameters: request.sampling, seen: $0, random: &sample.random)
+        }
+        let logNormalizer = logSumExp(logits, count: vocabulary)
+        sample.cumulativeLogprob += Double(logits[token] - logNormalizer)
+        if request.topLogprobs > 0 {
+            let k = selectTop(logits, count: vocabulary, k: request.topLogprobs, into: logprobIds)
+            sample.topLogprobs.append((0..<k).map { TokenLogprob(id: Int(logprobIds[$0]), logprob: logits[Int(logprobIds[$0])] - logNormalizer) })
+        }
+        sample.append(token)
+        if request.stopTokenIds.contains(token) {
+            sample.finish(.eos)
+            return
+        }
+        let previous = sample.text.count
+        sample.text.append(contentsOf: tokenText[token])
+        if let end = stops.match(in: sample.text, previousCount: previous) {
+            sample.text.removeLast(sample.text.count - end)
+            sample.finish(.stop)
+        } else if sample.tokenIds.count >= request.maxNewTokens {
+            sample.finish(.length)
+        }
+    }
+}
+
+/// One sample's progress.
+struct SampleState {
+    let sequence: PagedKVCache.SequenceID
+    var random: SeededRandom
+    var tokenIds: [Int] = []
+    var text: [UInt8] = []
+    var cumulativeLogprob = 0.0
+    var topLogprobs: [[TokenLogprob]] = []
+    var finishReason: FinishReason?
+    /// Distinct ids so far, for the repetition penalty (empty when it is off).
+    var seen: [Int32] = []
+    private var seenFlags: [Bool]
+
+    init(sequence: PagedKVCache.SequenceID, seed: UInt64, prompt: [Int], trackSeen: Bool, vocabularySize: Int, reserve: Int) {
+        self.sequence = sequence
+        random = SeededRandom(seed: seed)
+        tokenIds.reserveCapacity(reserve)
+        text.reserveCapacity(reserve * 8)
+        seenFlags = trackSeen ? Array(repeating: false, count: vocabularySize) : []
+        if trackSeen { for id in prompt { markSeen(id) } }
+    }
+
+    var finished: Bool { finishReason != nil }
+
+    mutating func append(_ token: Int) {
+        tokenIds.append(token)
+        if !seenFlags.isEmpty { markSeen(token) }
+    }
+
+    mutating func finish(_ reason: FinishReason) { finishReason = reason }
+
+    private mutating func markSeen(_ id: Int) {
+        guard id >= 0 && id < seenFlags.count, !seenFlags[id] else { return }
+        seenFlags[id] = true
+        seen.append(Int32(id))
+    }
+
+    var result: GeneratedSample {
+        GeneratedSample(tokenIds: tokenIds, text: String(decoding: text, as: UTF8.self),
+                        finishReason: finishReason ?? .length, cumulativeLogprob: cumulativeLogprob,
+                        topLogprobs: topLogprobs)
+    }
+}
+
+extension TextGenerator {
+    /// Every id that ends a sequence: config.json's, generation_config.json's and the tokenizer's EOS.
+    public func eosTokenIds(generationConfig: GenerationConfig?) -> Set<Int> {
+        var ids = Set(model.config.eosTokenIds)
+        ids.formUnion(generationConfig?.eosTokenIds ?? [])
+        if let eos = tokenizer.eosToken, let id = tokenizer.id(forToken: eos) { ids.insert(id) }
+        return ids
+    }
+}

@@ -1,0 +1,38 @@
+import Tokenization
+
+/// Turns (question, assistant text so far) into prompt tokens: the model's chat template with the
+/// question as the user turn and the generation prompt, then the assistant prefix continued verbatim.
+public struct ChatPrompt: Sendable {
+    public let template: ChatTemplate
+    public let tokenizer: Tokenizer
+    public let systemMessage: String?
+
+    public init(tokenizer: Tokenizer, template: ChatTemplate? = nil, systemMessage: String? = nil) throws {
+        guard let template = template ?? tokenizer.chatTemplate else {
+            throw LocalEngineError("the model has no chat_template in tokenizer_config.json; pass a chat template file")
+        }
+        self.template = template
+        self.tokenizer = tokenizer
+        self.systemMessage = systemMessage
+    }
+
+    /// The rendered text (special tokens written out as text by the template).
+    public func text(user: String, assistantPrefix: String) throws -> String {
+        var messages: [ChatMessage] = []
+        if let systemMessage { messages.append(ChatMessage(role: "system", content: systemMessage)) }
+        messages.append(ChatMessage(role: "user", content: user))
+        let head = try template.render(messages: messages, addGenerationPrompt: true,
+                                       bosToken: tokenizer.bosToken, eosToken: tokenizer.eosToken)
+        return head + assistantPrefix
+    }
+
+    /// Tokens of `text(...)`: the template writes BOS itself, so no special tokens are added.
+    public func tokens(user: String, assistantPrefix: String) throws -> [Int] {
+        tokenizer.encode(try text(user: user, assistantPrefix: assistantPrefix), addSpecialTokens: false)
+    }
+}
+
+public struct LocalEngineError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

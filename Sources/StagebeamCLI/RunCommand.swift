@@ -1,0 +1,53 @@
+import ArgumentParser
+import Foundation
+import LocalEngine
+import Search
+
+/// The method in one process: generator and judge are the local engine.
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Answer a question with stage-level beam search (or a baseline) in this process.")
+
+    @OptionGroup var engine: EngineOptions
+    @OptionGroup var search: SearchOptions
+
+    @Option(help: "The question.")
+    var question: String
+
+    @Flag(help: "Print the whole search record as JSON.")
+    var json = false
+
+    func run() async throws {
+        let local = try engine.makeLocalEngine()
+        let beamSearch = try StageBeamSearch(generator: local.generator, judge: local.judge,
+                                             templates: try search.templates(), config: search.config)
+        let progress: SearchEventSink? = json ? nil : { @Sendable event in printError(describe(event)) }
+        let result = try await beamSearch.run(question: question, events: progress)
+        if json {
+            print(String(decoding: try result.jsonData(), as: UTF8.self))
+        } else {
+            print(result.text)
+            print()
+            print("answer: \(result.answer)")
+            let c = result.counts
+            printError(String(format: "%@ · beam %d · %d candidates · %d judge calls · %.1f s",
+                              result.method.rawValue, result.beam, c.candidates, c.judgeCalls, result.seconds))
+        }
+    }
+}
+
+/// One line per search event, for a person watching.
+func describe(_ event: SearchEvent) -> String {
+    switch event {
+    case .stageStarted(let stage):
+        return "▸ \(stage.rawValue)"
+    case .candidatesReady(let stage, _, let candidates):
+        let flags = candidates.filter(\.forcedClose).count
+        return "  \(candidates.count) \(stage.rawValue) candidates" + (flags > 0 ? " (\(flags) closed by the search)" : "")
+    case .verdict(_, _, let match):
+        return "  match \(match.match): \(match.a) vs \(match.b) → \(match.winner) (\(match.outcome.rawValue))"
+    case .winner(let topic, _, let candidate):
+        return "  \(topic.rawValue) winner: candidate \(candidate)"
+    }
+}

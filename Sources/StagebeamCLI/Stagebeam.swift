@@ -1,0 +1,10 @@
+import ArgumentParser
+
+@main
+struct Stagebeam: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stagebeam",
+        abstract: "Stage-level beam search for vision-language models on CPU clusters.",
+        subcommands: [RunCommand.self, GenerateCommand.self, TokenizeCommand.self, BenchCommand.self]
+    )
+}

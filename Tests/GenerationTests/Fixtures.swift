@@ -1,0 +1,32 @@
+import Foundation
+import Generation
+import Models
+import Tokenization
+
+/// The model fixtures of Tests/Fixtures/models (see scripts/fixtures/make_model_fixtures.py).
+enum ModelFixture {
+    struct Reference: Decodable {
+        struct Prompt: Decodable {
+            let text: String
+            let input_ids: [Int]
+            let greedy_ids: [Int]
+        }
+        let prompts: [Prompt]
+    }
+
+    static func directory(_ name: String) -> URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/models/\(name)")
+    }
+
+    static func reference(_ name: String) throws -> Reference {
+        try JSONDecoder().decode(Reference.self, from: Data(contentsOf: directory(name).appendingPathComponent("reference.json")))
+    }
+
+    static func generator(_ name: String, prefixCacheEntries: Int = 8, kvCapacity: Int = 4096) throws -> TextGenerator {
+        let directory = directory(name)
+        return TextGenerator(model: try LlamaModel(directory: directory, maxRows: 64, maxLogitRows: 16),
+                             tokenizer: try Tokenizer(contentsOf: directory), kvCapacityTokens: kvCapacity,
+                             prefixCacheEntries: prefixCacheEntries)
+    }
+}

@@ -1,0 +1,119 @@
+import Generation
+import Testing
+
+@Suite struct TextGeneratorTests {
+    /// Tokenizer + prefill + decode end to end equal transformers' greedy generate.
+    @Test(arguments: ["llama-gqa", "qwen2", "llama-sharded-bf16"])
+    func greedyEqualsTransformers(model name: String) throws {
+        let generator = try ModelFixture.generator(name)
+        for prompt in try ModelFixture.reference(name).prompts {
+            let tokens = generator.tokenizer.encode(prompt.text)
+            #expect(tokens == prompt.input_ids)
+            let output = try generator.generate(GenerationRequest(
+                promptTokens: tokens, seeds: [0], sampling: .greedy, maxNewTokens: prompt.greedy_ids.count))
+            #expect(output.samples[0].tokenIds == prompt.greedy_ids)
+            #expect(output.samples[0].finishReason == .length)
+        }
+    }
+
+    /// A sample's tokens depend on its seed only: not on the other samples of its batch, nor on
+    /// whether its prompt came from the prefix cache (DESIGN.md invariant 1).
+    @Test func samplesAreBatchAndCacheInvariant() throws {
+        let generator = try ModelFixture.generator("llama-gqa")
+        let prompt = try ModelFixture.reference("llama-gqa").prompts[1].input_ids
+        let sampling = SamplingParameters(temperature: 0.9, topK: 50, topP: 0.95)
+        let seeds: [UInt64] = [11, 12, 13, 14]
+        let together = try generator.generate(GenerationRequest(promptTokens: prompt, seeds: seeds, sampling: sampling, maxNewTokens: 24))
+        #expect(Set(together.samples.map(\.tokenIds)).count > 1, "different seeds give different samples")
+        let cold = try ModelFixture.generator("llama-gqa", prefixCacheEntries: 0)
+        for (i, seed) in seeds.enumerated() {
+            let alone = try cold.generate(GenerationRequest(promptTokens: prompt, seeds: [seed], sampling: sampling, maxNewTokens: 24))
+            #expect(alone.samples[0].tokenIds == together.samples[i].tokenIds, "seed \(seed)")
+            #expect(alone.samples[0].cumulativeLogprob == together.samples[i].cumulativeLogprob)
+        }
+        let again = try generator.generate(GenerationRequest(promptTokens: prompt, seeds: seeds, sampling: sampling, maxNewTokens: 24))
+        #expect(again.timings.cachedPromptTokens == prompt.count - 1, "the prompt came from the prefix cache")
+        #expect(again.samples.map(\.tokenIds) == together.samples.map(\.tokenIds))
+    }
+
+    /// A prompt extending a cached one prefills only its new tokens and gives the cold result.
+    @Test func extendedPromptReusesPrefix() throws {
+        let prompt = try ModelFixture.reference("llama-gqa").prompts[2].input_ids
+        let warm = try ModelFixture.generator("llama-gqa")
+        _ = try warm.generate(GenerationRequest(promptTokens: Array(prompt.prefix(10)), seeds: [1], sampling: .greedy, maxNewTokens: 2))
+        let extended = try warm.generate(GenerationRequest(promptTokens: prompt, seeds: [1], sampling: .greedy, maxNewTokens: 8))
+        #expect(extended.timings.cachedPromptTokens == 10 && extended.timings.prefillTokens == prompt.count - 10)
+        let cold = try ModelFixture.generator("llama-gqa", prefixCacheEntries: 0)
+        #expect(try cold.generate(GenerationRequest(promptTokens: prompt, seeds: [1], sampling: .greedy, maxNewTokens: 8)).samples[0].tokenIds
+                == extended.samples[0].tokenIds)
+    }
+
+    /// Stop strings are found across token boundaries; the text ends with the stop string.
+    @Test func stopStringAcrossTokens() throws {
+        let generator = try ModelFixture.generator("llama-gqa")
+        let prompt = try ModelFixture.reference("llama-gqa").prompts[0].input_ids
+        let free = try generator.generate(GenerationRequest(promptTokens: prompt, seeds: [0], sampling: .greedy, maxNewTokens: 12)).samples[0]
+        // A two-byte stop string: the last byte of token k's text and the first of token k+1's,
+        // both ASCII, and not occurring earlier in the output.
+        let pieces = free.tokenIds.map { generator.tokenizer.tokenBytes($0) }
+        let k = try #require((0..<(pieces.count - 1)).first { k in
+            guard let last = pieces[k].last, let first = pieces[k + 1].first, last < 128, first < 128 else { return false }
+            let before = pieces[0...k].flatMap { $0 }.dropLast()
+            return String(decoding: before, as: UTF8.self).range(of: String(decoding: [last, first], as: UTF8.self)) == nil
+        })
+        let stop = String(decoding: [pieces[k].last!, pieces[k + 1].first!], as: UTF8.self)
+        let prefixBytes = pieces[0...k].flatMap { $0 }
+        let stopped = try generator.generate(GenerationRequest(promptTokens: prompt, seeds: [0], sampling: .greedy, maxNewTokens: 12, stopStrings: [stop])).samples[0]
+        #expect(stopped.finishReason == .stop)
+        #expect(stopped.tokenIds == Array(free.tokenIds.prefix(k + 2)))
+        #expect(Array(stopped.text.utf8) == prefixBytes + [pieces[k + 1].first!])
+    }
+
+    @Test func eosStopsAndIsKeptInIds() throws {
+        let generator = try ModelFixture.generator("llama-gqa")
+        let prompt = try ModelFixture.reference("llama-gqa").prompts[0]
+        // Treat a token the model produces (for the first time) at step i as EOS.
+        let i = try #require((1..<prompt.greedy_ids.count).first { !prompt.greedy_ids[..<$0].contains(prompt.greedy_ids[$0]) })
+        let output = try generator.generate(GenerationRequest(promptTokens: prompt.input_ids, seeds: [0], sampling: .greedy, maxNewTokens: 12, stopTokenIds: [prompt.greedy_ids[i]]))
+        #expect(output.samples[0].finishReason == .eos)
+        #expect(output.samples[0].tokenIds == Array(prompt.greedy_ids.prefix(i + 1)))
+    }
+
+    @Test func topLogprobsAreNormalisedAndSorted() throws {
+        let generator = try ModelFixture.generator("llama-gqa")
+        let prompt = try ModelFixture.reference("llama-gqa").prompts[0]
+        let sample = try generator.generate(GenerationRequest(promptTokens: prompt.input_ids, seeds: [0], sampling: .greedy, maxNewTokens: 4, topLogprobs: 5)).samples[0]
+        #expect(sample.topLogprobs.count == 4)
+        for (step, top) in sample.topLogprobs.enumerated() {
+            #expect(top.count == 5 && top[0].id == sample.tokenIds[step], "greedy picks the most likely token")
+            #expect(zip(top, top.dropFirst()).allSatisfy { $0.logprob >= $1.logprob })
+            #expect(top.allSatisfy { $0.logprob <= 0 })
+        }
+        #expect(abs(sample.cumulativeLogprob - sample.topLogprobs.reduce(0) { $0 + Double($1[0].logprob) }) < 1e-4)
+    }
+
+    /// Teacher-forced scores equal the per-step log-probabilities of generation.
+    @Test func scoredContinuationsMatchGeneration() throws {
+        let generator = try ModelFixture.generator("llama-gqa")
+        let prompt = try ModelFixture.reference("llama-gqa").prompts[1]
+        let sample = try generator.generate(GenerationRequest(promptTokens: prompt.input_ids, seeds: [0], sampling: .greedy, maxNewTokens: 3)).samples[0]
+        let scores = try generator.scoreContinuations(prompt: prompt.input_ids, continuations: [sample.tokenIds, [sample.tokenIds[0]], []])
+        #expect(abs(scores[0] - sample.cumulativeLogprob) < 1e-4)
+        #expect(scores[1] <= 0 && scores[1] >= scores[0])
+        #expect(scores[2] == 0)
+    }
+
+    @Test func badRequestsAreNamed() throws {
+        let generator = try ModelFixture.generator("llama-gqa")
+        func failure(_ request: GenerationRequest) -> String {
+            do { _ = try generator.generate(request); return "" } catch { return "\(error)" }
+        }
+        #expect(failure(GenerationRequest(promptTokens: [], seeds: [0], sampling: .greedy, maxNewTokens: 1)).contains("emptyPrompt"))
+        #expect(failure(GenerationRequest(promptTokens: [1], seeds: [0], sampling: .greedy, maxNewTokens: 100_000)).contains("promptTooLong"))
+        #expect(failure(GenerationRequest(promptTokens: [1], seeds: Array(0..<100), sampling: .greedy, maxNewTokens: 1)).contains("samples per request"))
+        #expect(failure(GenerationRequest(promptTokens: [1], seeds: [0], sampling: SamplingParameters(topP: 0), maxNewTokens: 1)).contains("top-p"))
+        #expect(failure(GenerationRequest(promptTokens: [1_000_000], seeds: [0], sampling: .greedy, maxNewTokens: 1)).contains("vocabulary"))
+        // The generator keeps serving after errors.
+        #expect(failure(GenerationRequest(promptTokens: [1, 2], seeds: [0], sampling: .greedy, maxNewTokens: 2)) == "")
+    }
+}
