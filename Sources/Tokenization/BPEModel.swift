@@ -5,8 +5,8 @@ final class BPEModel {
     let vocabulary: ByteStringTable
     /// Id of each single byte (-1 when the vocabulary lacks it).
     let byteIds: [Int32]
-    /// (left id << 32 | right id) → (rank << 32 | merged id).
-    let merges: [UInt64: UInt64]
+    /// (left id, right id) → (rank, merged id).
+    let merges: MergeTable
     /// Llama-3 sets this: a word that is itself in the vocabulary is one token, whatever the merges say.
     let ignoreMerges: Bool
     /// Used for a byte the vocabulary lacks; without it such bytes are dropped (as the library does).
@@ -68,8 +68,7 @@ final class BPEModel {
 
         // Merges: a list of [left, right] pairs, or (older files) a list of "left right" strings.
         let list = try model.array("merges")
-        var merges: [UInt64: UInt64] = [:]
-        merges.reserveCapacity(list.count)
+        var merges = MergeTable(capacity: list.count)
         for (rank, entry) in list.enumerated() {
             let left: String, right: String
             if let pair = entry as? [Any], pair.count == 2, let a = pair[0] as? String, let b = pair[1] as? String {
@@ -90,10 +89,7 @@ final class BPEModel {
             guard let merged = table.find(lb + rb) else {
                 throw TokenizerError(.inconsistentVocabulary, "\(path): merge #\(rank) result \"\(left)\(right)\" is missing from the vocabulary")
             }
-            let key = UInt64(UInt32(l)) << 32 | UInt64(UInt32(r))
-            if merges[key] == nil {  // the first (lowest) rank of a duplicated pair wins
-                merges[key] = UInt64(rank) << 32 | UInt64(UInt32(merged))
-            }
+            merges.insert(left: l, right: r, rank: UInt32(rank), merged: merged)
         }
         self.merges = merges
     }
@@ -182,14 +178,13 @@ struct BPEScratch {
     }
 
     @inline(__always)
-    private static func lookup(_ merges: [UInt64: UInt64], _ left: Int32, _ right: Int32) -> (rank: UInt32, merged: Int32)? {
-        guard let v = merges[UInt64(UInt32(left)) << 32 | UInt64(UInt32(right))] else { return nil }
-        return (UInt32(v >> 32), Int32(truncatingIfNeeded: v))
+    private static func lookup(_ merges: MergeTable, _ left: Int32, _ right: Int32) -> (rank: UInt32, merged: Int32)? {
+        merges.find(left: left, right: right)
     }
 
     /// The `tokenizers` merge loop: repeatedly apply the lowest-ranked merge among adjacent pairs
     /// (leftmost first on equal rank), skipping queue entries made stale by earlier merges.
-    mutating func mergeAll(_ merges: [UInt64: UInt64]) {
+    mutating func mergeAll(_ merges: MergeTable) {
         let n = Int32(ids.count)
         if n < 2 { return }
         for i in 0..<(n - 1) {
@@ -216,5 +211,56 @@ struct BPEScratch {
 
     func appendLiveSymbols(to out: inout [Int32]) {
         for i in ids.indices where alive[i] { out.append(ids[i]) }
+    }
+}
+
+/// Open-addressing map from a pair of ids to (rank, merged id): the merge loop's innermost lookup,
+/// cheaper than a `Dictionary` (no SipHash, one array probe).
+struct MergeTable {
+    private static let empty = UInt64.max
+    private var keys: [UInt64]
+    private var values: [UInt64]
+    private let mask: Int
+
+    init(capacity: Int) {
+        var size = 16
+        while size < capacity * 2 { size <<= 1 }
+        keys = [UInt64](repeating: Self.empty, count: size)
+        values = [UInt64](repeating: 0, count: size)
+        mask = size - 1
+    }
+
+    @inline(__always)
+    private func slot(_ key: UInt64) -> Int {
+        Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) >> 32) & mask
+    }
+
+    /// Keeps the first (lowest) rank when a pair is listed twice, as the library does.
+    mutating func insert(left: Int32, right: Int32, rank: UInt32, merged: Int32) {
+        let key = UInt64(UInt32(left)) << 32 | UInt64(UInt32(right))
+        var i = slot(key)
+        while keys[i] != Self.empty {
+            if keys[i] == key { return }
+            i = (i + 1) & mask
+        }
+        keys[i] = key
+        values[i] = UInt64(rank) << 32 | UInt64(UInt32(merged))
+    }
+
+    @inline(__always)
+    func find(left: Int32, right: Int32) -> (rank: UInt32, merged: Int32)? {
+        let key = UInt64(UInt32(left)) << 32 | UInt64(UInt32(right))
+        return keys.withUnsafeBufferPointer { keys in
+            var i = slot(key)
+            while true {
+                let k = keys[i]
+                if k == key {
+                    let v = values[i]
+                    return (UInt32(v >> 32), Int32(truncatingIfNeeded: v))
+                }
+                if k == Self.empty { return nil }
+                i = (i + 1) & mask
+            }
+        }
     }
 }

@@ -22,8 +22,6 @@ struct ByteStringTable {
         mask = capacity - 1
     }
 
-    var arenaBytes: Int { arena.count }
-
     /// FNV-1a: keys are short (a word or a token), so a simple byte-at-a-time hash is fast enough.
     @inline(__always)
     private static func hash(_ key: UnsafeBufferPointer<UInt8>) -> UInt32 {

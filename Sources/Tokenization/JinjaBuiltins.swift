@@ -292,13 +292,7 @@ enum JinjaBuiltins {
             if arg(0, "reverse")?.truthy == true { keyed.reverse() }
             return .list(keyed.map(\.1))
         case "unique":
-            var seen: [JinjaValue] = []
-            for item in try iterateValues(value) {
-                let key: JinjaValue = { if case .string(let s) = item { return .string(s.lowercased()) } else { return item } }()
-                if !seen.contains(where: { $0.equals(key) }) {
-                    seen.append(key)
-                }
-            }
+            // Case-insensitive, keeping the first of each, as jinja2's default.
             var out: [JinjaValue] = []
             var keys: [JinjaValue] = []
             for item in try iterateValues(value) {

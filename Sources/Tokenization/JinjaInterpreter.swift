@@ -156,6 +156,7 @@ final class JinjaInterpreter {
             let named = try kwargs.map { ($0.name, try evaluate($0.value)) }
             switch f {
             case .function(let function):
+                // Builtins report errors without a position; add the call's.
                 do {
                     return try function.call(values, named)
                 } catch let e as TokenizerError where e.code == .templateRuntime && !e.message.hasPrefix("chat template") {

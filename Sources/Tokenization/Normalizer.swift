@@ -24,8 +24,6 @@ struct Normalizer: Sendable {
         self.nfc = nfc
     }
 
-    var isIdentity: Bool { !nfc }
-
     /// The normalized bytes, or nil when normalization leaves them unchanged.
     func normalize(_ s: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
         guard nfc else { return nil }
