@@ -94,6 +94,26 @@ final class ChatTemplateTests: XCTestCase {
         XCTAssertNil(try Tokenizer(contentsOf: Fixtures.directory("gpt2")).chatTemplate)
     }
 
+    func testTemplateFilesInModelDirectory() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tokenization-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        for file in ["tokenizer.json", "tokenizer_config.json"] {
+            try FileManager.default.copyItem(at: Fixtures.directory("llama3").appendingPathComponent(file), to: dir.appendingPathComponent(file))
+        }
+        // chat_template.jinja wins over tokenizer_config.json's chat_template, as in transformers.
+        let qwen = try String(contentsOf: Fixtures.root.appendingPathComponent("chat/qwen2.jinja"), encoding: .utf8)
+        try qwen.write(to: dir.appendingPathComponent("chat_template.jinja"), atomically: true, encoding: .utf8)
+        XCTAssertEqual(try Tokenizer(contentsOf: dir).chatTemplate?.source, qwen)
+
+        // An unsupported template does not stop tokenization: it is reported instead.
+        try "{% macro m() %}{% endmacro %}".write(to: dir.appendingPathComponent("chat_template.jinja"), atomically: true, encoding: .utf8)
+        let tokenizer = try Tokenizer(contentsOf: dir)
+        XCTAssertNil(tokenizer.chatTemplate)
+        XCTAssertEqual(tokenizer.chatTemplateError?.code, .templateSyntax)
+        XCTAssertEqual(tokenizer.encode("hi"), try Tokenizer(contentsOf: Fixtures.directory("llama3")).encode("hi"))
+    }
+
     func testSyntaxErrorsNameThePosition() {
         func assertSyntaxError(_ source: String, _ words: [String], line: UInt = #line) {
             XCTAssertThrowsError(try ChatTemplate(source: source), line: line) { error in
