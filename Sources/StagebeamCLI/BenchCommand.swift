@@ -38,7 +38,7 @@ struct BenchCommand: ParsableCommand {
     func run() throws {
         let sizes = batch.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !sizes.isEmpty, sizes.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--batch takes positive integers, e.g. 1,4,8") }
-        let generator = try engine.makeGenerator()
+        let generator = try engine.makeGenerator(prefixCacheEntries: 0)
         let vocabulary = generator.model.vocabularySize
         // A fixed pseudo-random prompt: speed does not depend on which tokens they are.
         var random = SeededRandom(seed: 7)

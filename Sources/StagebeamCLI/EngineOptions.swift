@@ -25,11 +25,13 @@ struct EngineOptions: ParsableArguments {
 
     var directory: URL { URL(fileURLWithPath: model) }
 
-    func makeGenerator() throws -> TextGenerator {
+    /// `prefixCacheEntries`: prompts kept for reuse (0 for benchmarks, which must compute every prompt).
+    func makeGenerator(prefixCacheEntries: Int = 8) throws -> TextGenerator {
         if let threads { ComputePool.shared = ComputePool(threads: threads) }
         let model = try LlamaModel(directory: directory, pool: .shared)
         let tokenizer = try Tokenizer(contentsOf: directory)
-        return TextGenerator(model: model, tokenizer: tokenizer, kvCapacityTokens: kvCapacity)
+        return TextGenerator(model: model, tokenizer: tokenizer, kvCapacityTokens: kvCapacity,
+                             prefixCacheEntries: prefixCacheEntries)
     }
 }
 
