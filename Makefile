@@ -11,9 +11,10 @@ deps:
 build: deps
 	$(SWIFT) build -c release --product stagebeam
 
-# The main job on a model that ships with the checkout.
+# The main job on a model that ships with the checkout: stage-level beam search, beam 3.
 demo: build
-	$(BIN) generate --model $(DEMO_MODEL) --prompt "Count the red circles." --max-tokens 24 --n 4 --temperature 0.8 --seed 1
+	$(BIN) run --model $(DEMO_MODEL) --question "How many red circles are left if one is removed?" \
+		--beam 3 --tournament bracket --max-stage-tokens 24 --seed 1
 
 test: deps
 	$(SWIFT) build --build-tests
