@@ -1,5 +1,5 @@
 /// The character classes the supported split patterns distinguish, with Oniguruma's meaning
-/// (the regex engine the `tokenizers` library runs these patterns with):
+/// (the regex engine the `tokenizers` library runs these patterns with, Unicode 16.0):
 /// `\p{L}` = general category L*, `\p{N}` = N*, `\s` = the Unicode White_Space property.
 enum ScalarClass: UInt8 {
     case letter
@@ -28,6 +28,9 @@ enum ScalarClass: UInt8 {
         default: break
         }
         guard let scalar = Unicode.Scalar(v) else { return .other }  // surrogate code points
+        // The library's Oniguruma has Unicode 16.0 tables (checked over every code point against
+        // tokenizers 0.23); characters assigned later are unassigned, so not letters or numbers, there.
+        guard let age = scalar.properties.age, age.major < 16 || (age.major == 16 && age.minor == 0) else { return .other }
         switch scalar.properties.generalCategory {
         case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter:
             return .letter
