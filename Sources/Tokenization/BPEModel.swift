@@ -44,7 +44,11 @@ final class BPEModel {
                 throw TokenizerError(.malformedJSON, "\(path): model.vocab[\"\(token)\"] is not a non-negative integer id")
             }
             guard let bytes = ByteLevel.bytes(fromTokenString: token) else {
-                throw TokenizerError(.inconsistentVocabulary, "\(path): vocabulary token \"\(token)\" is not in the byte-level alphabet")
+                // Outside the byte-level alphabet (text pasted into a vocabulary): no byte sequence
+                // spells it, so encoding never yields it; the ByteLevel decoder gives its UTF-8 text.
+                bytesById[Int32(id)] = Array(token.utf8)
+                maxId = max(maxId, id)
+                continue
             }
             if let other = table.insert(bytes, value: Int32(id)) {
                 throw TokenizerError(.inconsistentVocabulary, "\(path): vocabulary tokens for ids \(other) and \(id) stand for the same bytes")

@@ -87,6 +87,20 @@ final class TokenizerErrorTests: XCTestCase {
         }
     }
 
+    func testVocabularyEntryOutsideByteAlphabetIsDecodableButNeverEncoded() throws {
+        let plain = try Tokenizer(contentsOf: Fixtures.directory("gpt2"))
+        let edited = try Fixtures.tokenizer(editing: "gpt2") { json in
+            var model = json["model"] as! [String: Any]
+            var vocab = model["vocab"] as! [String: Any]
+            vocab["hello world"] = 9000
+            model["vocab"] = vocab
+            json["model"] = model
+        }
+        XCTAssertEqual(edited.decode([9000]), "hello world")
+        XCTAssertEqual(edited.encode("hello world"), plain.encode("hello world"))
+        XCTAssertEqual(edited.vocabularySize, 9001)
+    }
+
     func testMalformedJSON() throws {
         let data = try Data(contentsOf: Fixtures.directory("gpt2").appendingPathComponent("tokenizer.json"))
         assertError(.malformedJSON, mentioning: ["tokenizer.json", "not valid JSON"]) {
