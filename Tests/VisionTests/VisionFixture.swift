@@ -1,0 +1,33 @@
+import Foundation
+
+/// Images and reference outputs written by scripts/fixtures/make_vision_fixtures.py.
+enum VisionFixture {
+    static let root = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures/vision")
+
+    struct Image: Decodable, Sendable, CustomStringConvertible {
+        let name: String
+        let file: String
+        let width: Int
+        let height: Int
+        /// PNGs decode exactly as PIL; JPEG decoders differ by a level here and there.
+        let exact: Bool
+        var description: String { name }
+    }
+
+    static let images: [Image] = {
+        let url = root.appendingPathComponent("images/manifest.json")
+        return (try? JSONDecoder().decode([Image].self, from: Data(contentsOf: url))) ?? []
+    }()
+
+    static let processors = ["clip", "siglip", "llava-pad"]
+
+    static func bytes(_ path: String) throws -> Data {
+        try Data(contentsOf: root.appendingPathComponent(path))
+    }
+
+    static func floats(_ path: String) throws -> [Float] {
+        let data = try bytes(path)
+        return data.withUnsafeBytes { raw in (0..<(data.count / 4)).map { raw.loadUnaligned(fromByteOffset: 4 * $0, as: Float.self) } }
+    }
+}
