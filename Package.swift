@@ -25,7 +25,6 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZeroMQ", providers: [.apt(["libzmq3-dev"])]),
         .systemLibrary(name: "CStb", providers: [.apt(["libstb-dev"])]),
-        .systemLibrary(name: "CStb", providers: [.apt(["libstb-dev"])]),
         // Wire protocol (protobuf, generated code committed) and ZeroMQ transport.
         .target(
             name: "Wire", dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
@@ -37,9 +36,6 @@ let package = Package(
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
         .target(name: "Models", dependencies: ["Kernels", "ModelFormats", "Vision"], swiftSettings: vectorized),
         .testTarget(name: "ModelsTests", dependencies: ["Models"]),
-        // JPEG/PNG decoding (stb_image) and transformers-exact image preprocessing.
-        .target(name: "Vision", dependencies: ["CStb"], swiftSettings: vectorized),
-        .testTarget(name: "VisionTests", dependencies: ["Vision"]),
         .testTarget(name: "LlavaTests", dependencies: ["Models", "Vision"]),
         // JPEG/PNG decoding (stb_image) and transformers-exact image preprocessing.
         .target(name: "Vision", dependencies: ["CStb"], swiftSettings: vectorized),
