@@ -51,9 +51,15 @@ let package = Package(
         // The search's generator and judge interfaces implemented on the in-process engine.
         .target(name: "LocalEngine", dependencies: ["Generation", "Search"]),
         .testTarget(name: "LocalEngineTests", dependencies: ["LocalEngine"]),
+        // Coordinator, workers, client and journal over the wire protocol and ZeroMQ transport.
+        .target(
+            name: "Cluster",
+            dependencies: ["Wire", "Transport", "Search", "LocalEngine", "Generation",
+                           .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
+        .testTarget(name: "ClusterTests", dependencies: ["Cluster", "Wire", "Transport", "Search"]),
         .executableTarget(
             name: "StagebeamCLI",
-            dependencies: ["Generation", "LocalEngine", "Search", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: ["Cluster", "Generation", "LocalEngine", "Search", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         // Stage-level beam search, engine-agnostic: depends on Foundation only.
         .target(name: "Search"),
         .testTarget(name: "SearchTests", dependencies: ["Search"]),

@@ -892,6 +892,12 @@ public nonisolated struct Stagebeam_V1_Heartbeat: Sendable {
   /// so the coordinator can spot lost requests
   public var inFlightRequestIds: [String] = []
 
+  /// Coordinator → peer (the coordinator answers every heartbeat with one): whether it knows the
+  /// sender, as a registered worker or as a client waiting for a job. A peer that reads false while
+  /// it expects to be known (the coordinator restarted and lost its memory) greets again: a worker
+  /// with Ready, a client by resubmitting its job (resubmission is idempotent).
+  public var known: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1180,6 +1186,27 @@ public nonisolated struct Stagebeam_V1_JudgeRequest: @unchecked Sendable {
     set {_uniqueStorage()._maxVerdictTokens = newValue}
   }
 
+  /// The judge prompt already rendered by the coordinator's search from its judge templates (which
+  /// a client may replace per job). When set, the worker uses it verbatim as the user message and
+  /// ignores hints/candidate_a/candidate_b; the coordinator then reads the verdict itself, so the
+  /// worker leaves `choice` unset in generate mode.
+  public var prompt: String {
+    get {_storage._prompt}
+    set {_uniqueStorage()._prompt = newValue}
+  }
+
+  /// Logprob mode with a rendered prompt: the assistant turn starts with `verdict_prefix`, and the
+  /// log-probabilities of the two `choices` strings after it are compared.
+  public var verdictPrefix: String {
+    get {_storage._verdictPrefix}
+    set {_uniqueStorage()._verdictPrefix = newValue}
+  }
+
+  public var choices: [String] {
+    get {_storage._choices}
+    set {_uniqueStorage()._choices = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1215,6 +1242,12 @@ public nonisolated struct Stagebeam_V1_JudgeResult: Sendable {
   public var decodeMs: Double = 0
 
   public var workerID: String = String()
+
+  /// Logprob mode: the two choices' log-probabilities (natural log, summed over their tokens) as
+  /// the model computed them, before renormalisation; the search decides on their difference.
+  public var logprobFirst: Double = 0
+
+  public var logprobSecond: Double = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1315,6 +1348,13 @@ public nonisolated struct Stagebeam_V1_SubmitJob: @unchecked Sendable {
   public var streamEvents: Bool {
     get {_storage._streamEvents}
     set {_uniqueStorage()._streamEvents = newValue}
+  }
+
+  /// A judge-templates file (JSON, the format of `--judge-templates`) replacing the built-in
+  /// wording for this job; empty = built-in.
+  public var judgeTemplatesJson: Data {
+    get {_storage._judgeTemplatesJson}
+    set {_uniqueStorage()._judgeTemplatesJson = newValue}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -1621,6 +1661,42 @@ public nonisolated struct Stagebeam_V1_WorkerStatus: Sendable {
   /// fraction of the last minute spent with work in flight, 0…1
   public var utilisation: Double = 0
 
+  /// max_batch_sequences minus sequences in flight
+  public var creditsAvailable: UInt32 = 0
+
+  /// generate and judge results received from this worker
+  public var requestsCompleted: UInt64 = 0
+
+  /// the most sequences ever sent in one request
+  public var largestRequestSequences: UInt32 = 0
+
+  /// its requests re-run elsewhere (lost, failed or timed out)
+  public var requestsRedispatched: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// One job as the coordinator's status shows it.
+public nonisolated struct Stagebeam_V1_JobInfo: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var jobID: String = String()
+
+  /// "queued", "running", "succeeded" or "failed"
+  public var state: String = String()
+
+  /// the stage running now (running jobs)
+  public var stage: Stagebeam_V1_Stage = .unspecified
+
+  public var redispatchedRequests: UInt32 = 0
+
+  /// failed jobs: why
+  public var error: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1644,6 +1720,18 @@ public nonisolated struct Stagebeam_V1_StatusReply: Sendable {
 
   /// the coordinator's
   public var protocolVersion: UInt32 = 0
+
+  /// queued and running jobs, then the most recent finished ones
+  public var jobs: [Stagebeam_V1_JobInfo] = []
+
+  /// since the coordinator started, all jobs together
+  public var redispatchedRequests: UInt64 = 0
+
+  /// succeeded or failed, journal included
+  public var finishedJobs: UInt32 = 0
+
+  /// generate/judge work waiting for a worker with credit
+  public var pendingRequests: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -2225,7 +2313,7 @@ nonisolated extension Stagebeam_V1_ImageCacheInfo: SwiftProtobuf.Message, SwiftP
 
 nonisolated extension Stagebeam_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Heartbeat"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sequence\0\u{3}credits_available\0\u{3}in_flight_sequences\0\u{3}in_flight_request_ids\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sequence\0\u{3}credits_available\0\u{3}in_flight_sequences\0\u{3}in_flight_request_ids\0\u{1}known\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2237,6 +2325,7 @@ nonisolated extension Stagebeam_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtob
       case 2: try { try decoder.decodeSingularUInt32Field(value: &self.creditsAvailable) }()
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.inFlightSequences) }()
       case 4: try { try decoder.decodeRepeatedStringField(value: &self.inFlightRequestIds) }()
+      case 5: try { try decoder.decodeSingularBoolField(value: &self.known) }()
       default: break
       }
     }
@@ -2255,6 +2344,9 @@ nonisolated extension Stagebeam_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtob
     if !self.inFlightRequestIds.isEmpty {
       try visitor.visitRepeatedStringField(value: self.inFlightRequestIds, fieldNumber: 4)
     }
+    if self.known != false {
+      try visitor.visitSingularBoolField(value: self.known, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2263,6 +2355,7 @@ nonisolated extension Stagebeam_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtob
     if lhs.creditsAvailable != rhs.creditsAvailable {return false}
     if lhs.inFlightSequences != rhs.inFlightSequences {return false}
     if lhs.inFlightRequestIds != rhs.inFlightRequestIds {return false}
+    if lhs.known != rhs.known {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2609,7 +2702,7 @@ nonisolated extension Stagebeam_V1_JudgeHints: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Stagebeam_V1_JudgeRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JudgeRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}job_id\0\u{3}deadline_ms\0\u{1}stage\0\u{1}question\0\u{1}image\0\u{1}hints\0\u{3}candidate_a\0\u{3}candidate_b\0\u{3}verdict_mode\0\u{1}seed\0\u{1}sampling\0\u{3}max_verdict_tokens\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}job_id\0\u{3}deadline_ms\0\u{1}stage\0\u{1}question\0\u{1}image\0\u{1}hints\0\u{3}candidate_a\0\u{3}candidate_b\0\u{3}verdict_mode\0\u{1}seed\0\u{1}sampling\0\u{3}max_verdict_tokens\0\u{1}prompt\0\u{3}verdict_prefix\0\u{1}choices\0")
 
   fileprivate class _StorageClass {
     var _requestID: String = String()
@@ -2625,6 +2718,9 @@ nonisolated extension Stagebeam_V1_JudgeRequest: SwiftProtobuf.Message, SwiftPro
     var _seed: UInt64 = 0
     var _sampling: Stagebeam_V1_Sampling? = nil
     var _maxVerdictTokens: UInt32 = 0
+    var _prompt: String = String()
+    var _verdictPrefix: String = String()
+    var _choices: [String] = []
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -2648,6 +2744,9 @@ nonisolated extension Stagebeam_V1_JudgeRequest: SwiftProtobuf.Message, SwiftPro
       _seed = source._seed
       _sampling = source._sampling
       _maxVerdictTokens = source._maxVerdictTokens
+      _prompt = source._prompt
+      _verdictPrefix = source._verdictPrefix
+      _choices = source._choices
     }
   }
 
@@ -2679,6 +2778,9 @@ nonisolated extension Stagebeam_V1_JudgeRequest: SwiftProtobuf.Message, SwiftPro
         case 11: try { try decoder.decodeSingularUInt64Field(value: &_storage._seed) }()
         case 12: try { try decoder.decodeSingularMessageField(value: &_storage._sampling) }()
         case 13: try { try decoder.decodeSingularUInt32Field(value: &_storage._maxVerdictTokens) }()
+        case 14: try { try decoder.decodeSingularStringField(value: &_storage._prompt) }()
+        case 15: try { try decoder.decodeSingularStringField(value: &_storage._verdictPrefix) }()
+        case 16: try { try decoder.decodeRepeatedStringField(value: &_storage._choices) }()
         default: break
         }
       }
@@ -2730,6 +2832,15 @@ nonisolated extension Stagebeam_V1_JudgeRequest: SwiftProtobuf.Message, SwiftPro
       if _storage._maxVerdictTokens != 0 {
         try visitor.visitSingularUInt32Field(value: _storage._maxVerdictTokens, fieldNumber: 13)
       }
+      if !_storage._prompt.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._prompt, fieldNumber: 14)
+      }
+      if !_storage._verdictPrefix.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._verdictPrefix, fieldNumber: 15)
+      }
+      if !_storage._choices.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._choices, fieldNumber: 16)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -2752,6 +2863,9 @@ nonisolated extension Stagebeam_V1_JudgeRequest: SwiftProtobuf.Message, SwiftPro
         if _storage._seed != rhs_storage._seed {return false}
         if _storage._sampling != rhs_storage._sampling {return false}
         if _storage._maxVerdictTokens != rhs_storage._maxVerdictTokens {return false}
+        if _storage._prompt != rhs_storage._prompt {return false}
+        if _storage._verdictPrefix != rhs_storage._verdictPrefix {return false}
+        if _storage._choices != rhs_storage._choices {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -2763,7 +2877,7 @@ nonisolated extension Stagebeam_V1_JudgeRequest: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Stagebeam_V1_JudgeResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JudgeResult"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}job_id\0\u{1}choice\0\u{3}verdict_text\0\u{3}probability_first\0\u{3}probability_second\0\u{3}prompt_tokens\0\u{3}prefill_ms\0\u{3}decode_ms\0\u{3}worker_id\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}job_id\0\u{1}choice\0\u{3}verdict_text\0\u{3}probability_first\0\u{3}probability_second\0\u{3}prompt_tokens\0\u{3}prefill_ms\0\u{3}decode_ms\0\u{3}worker_id\0\u{3}logprob_first\0\u{3}logprob_second\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2781,6 +2895,8 @@ nonisolated extension Stagebeam_V1_JudgeResult: SwiftProtobuf.Message, SwiftProt
       case 8: try { try decoder.decodeSingularDoubleField(value: &self.prefillMs) }()
       case 9: try { try decoder.decodeSingularDoubleField(value: &self.decodeMs) }()
       case 10: try { try decoder.decodeSingularStringField(value: &self.workerID) }()
+      case 11: try { try decoder.decodeSingularDoubleField(value: &self.logprobFirst) }()
+      case 12: try { try decoder.decodeSingularDoubleField(value: &self.logprobSecond) }()
       default: break
       }
     }
@@ -2817,6 +2933,12 @@ nonisolated extension Stagebeam_V1_JudgeResult: SwiftProtobuf.Message, SwiftProt
     if !self.workerID.isEmpty {
       try visitor.visitSingularStringField(value: self.workerID, fieldNumber: 10)
     }
+    if self.logprobFirst.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.logprobFirst, fieldNumber: 11)
+    }
+    if self.logprobSecond.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.logprobSecond, fieldNumber: 12)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2831,6 +2953,8 @@ nonisolated extension Stagebeam_V1_JudgeResult: SwiftProtobuf.Message, SwiftProt
     if lhs.prefillMs != rhs.prefillMs {return false}
     if lhs.decodeMs != rhs.decodeMs {return false}
     if lhs.workerID != rhs.workerID {return false}
+    if lhs.logprobFirst != rhs.logprobFirst {return false}
+    if lhs.logprobSecond != rhs.logprobSecond {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2838,7 +2962,7 @@ nonisolated extension Stagebeam_V1_JudgeResult: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Stagebeam_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SubmitJob"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}question\0\u{1}image\0\u{1}method\0\u{1}beam\0\u{1}tournament\0\u{3}max_stage_tokens\0\u{1}seed\0\u{3}judge_both_orders\0\u{3}verdict_mode\0\u{3}force_tags\0\u{3}record_search\0\u{1}sampling\0\u{3}stream_events\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}question\0\u{1}image\0\u{1}method\0\u{1}beam\0\u{1}tournament\0\u{3}max_stage_tokens\0\u{1}seed\0\u{3}judge_both_orders\0\u{3}verdict_mode\0\u{3}force_tags\0\u{3}record_search\0\u{1}sampling\0\u{3}stream_events\0\u{3}judge_templates_json\0")
 
   fileprivate class _StorageClass {
     var _jobID: String = String()
@@ -2855,6 +2979,7 @@ nonisolated extension Stagebeam_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtob
     var _recordSearch: Bool = false
     var _sampling: Stagebeam_V1_Sampling? = nil
     var _streamEvents: Bool = false
+    var _judgeTemplatesJson: Data = Data()
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -2879,6 +3004,7 @@ nonisolated extension Stagebeam_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtob
       _recordSearch = source._recordSearch
       _sampling = source._sampling
       _streamEvents = source._streamEvents
+      _judgeTemplatesJson = source._judgeTemplatesJson
     }
   }
 
@@ -2911,6 +3037,7 @@ nonisolated extension Stagebeam_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtob
         case 12: try { try decoder.decodeSingularBoolField(value: &_storage._recordSearch) }()
         case 13: try { try decoder.decodeSingularMessageField(value: &_storage._sampling) }()
         case 14: try { try decoder.decodeSingularBoolField(value: &_storage._streamEvents) }()
+        case 15: try { try decoder.decodeSingularBytesField(value: &_storage._judgeTemplatesJson) }()
         default: break
         }
       }
@@ -2965,6 +3092,9 @@ nonisolated extension Stagebeam_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtob
       if _storage._streamEvents != false {
         try visitor.visitSingularBoolField(value: _storage._streamEvents, fieldNumber: 14)
       }
+      if !_storage._judgeTemplatesJson.isEmpty {
+        try visitor.visitSingularBytesField(value: _storage._judgeTemplatesJson, fieldNumber: 15)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -2988,6 +3118,7 @@ nonisolated extension Stagebeam_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtob
         if _storage._recordSearch != rhs_storage._recordSearch {return false}
         if _storage._sampling != rhs_storage._sampling {return false}
         if _storage._streamEvents != rhs_storage._streamEvents {return false}
+        if _storage._judgeTemplatesJson != rhs_storage._judgeTemplatesJson {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -3568,7 +3699,7 @@ nonisolated extension Stagebeam_V1_StatusRequest: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Stagebeam_V1_WorkerStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".WorkerStatus"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}worker_id\0\u{3}model_name\0\u{1}roles\0\u{3}max_batch_sequences\0\u{3}in_flight_sequences\0\u{3}since_last_heard_ms\0\u{1}utilisation\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}worker_id\0\u{3}model_name\0\u{1}roles\0\u{3}max_batch_sequences\0\u{3}in_flight_sequences\0\u{3}since_last_heard_ms\0\u{1}utilisation\0\u{3}credits_available\0\u{3}requests_completed\0\u{3}largest_request_sequences\0\u{3}requests_redispatched\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3583,6 +3714,10 @@ nonisolated extension Stagebeam_V1_WorkerStatus: SwiftProtobuf.Message, SwiftPro
       case 5: try { try decoder.decodeSingularUInt32Field(value: &self.inFlightSequences) }()
       case 6: try { try decoder.decodeSingularDoubleField(value: &self.sinceLastHeardMs) }()
       case 7: try { try decoder.decodeSingularDoubleField(value: &self.utilisation) }()
+      case 8: try { try decoder.decodeSingularUInt32Field(value: &self.creditsAvailable) }()
+      case 9: try { try decoder.decodeSingularUInt64Field(value: &self.requestsCompleted) }()
+      case 10: try { try decoder.decodeSingularUInt32Field(value: &self.largestRequestSequences) }()
+      case 11: try { try decoder.decodeSingularUInt64Field(value: &self.requestsRedispatched) }()
       default: break
       }
     }
@@ -3610,6 +3745,18 @@ nonisolated extension Stagebeam_V1_WorkerStatus: SwiftProtobuf.Message, SwiftPro
     if self.utilisation.bitPattern != 0 {
       try visitor.visitSingularDoubleField(value: self.utilisation, fieldNumber: 7)
     }
+    if self.creditsAvailable != 0 {
+      try visitor.visitSingularUInt32Field(value: self.creditsAvailable, fieldNumber: 8)
+    }
+    if self.requestsCompleted != 0 {
+      try visitor.visitSingularUInt64Field(value: self.requestsCompleted, fieldNumber: 9)
+    }
+    if self.largestRequestSequences != 0 {
+      try visitor.visitSingularUInt32Field(value: self.largestRequestSequences, fieldNumber: 10)
+    }
+    if self.requestsRedispatched != 0 {
+      try visitor.visitSingularUInt64Field(value: self.requestsRedispatched, fieldNumber: 11)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3621,6 +3768,60 @@ nonisolated extension Stagebeam_V1_WorkerStatus: SwiftProtobuf.Message, SwiftPro
     if lhs.inFlightSequences != rhs.inFlightSequences {return false}
     if lhs.sinceLastHeardMs != rhs.sinceLastHeardMs {return false}
     if lhs.utilisation != rhs.utilisation {return false}
+    if lhs.creditsAvailable != rhs.creditsAvailable {return false}
+    if lhs.requestsCompleted != rhs.requestsCompleted {return false}
+    if lhs.largestRequestSequences != rhs.largestRequestSequences {return false}
+    if lhs.requestsRedispatched != rhs.requestsRedispatched {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Stagebeam_V1_JobInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".JobInfo"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}state\0\u{1}stage\0\u{3}redispatched_requests\0\u{1}error\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.jobID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.state) }()
+      case 3: try { try decoder.decodeSingularEnumField(value: &self.stage) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.redispatchedRequests) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.error) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.jobID.isEmpty {
+      try visitor.visitSingularStringField(value: self.jobID, fieldNumber: 1)
+    }
+    if !self.state.isEmpty {
+      try visitor.visitSingularStringField(value: self.state, fieldNumber: 2)
+    }
+    if self.stage != .unspecified {
+      try visitor.visitSingularEnumField(value: self.stage, fieldNumber: 3)
+    }
+    if self.redispatchedRequests != 0 {
+      try visitor.visitSingularUInt32Field(value: self.redispatchedRequests, fieldNumber: 4)
+    }
+    if !self.error.isEmpty {
+      try visitor.visitSingularStringField(value: self.error, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Stagebeam_V1_JobInfo, rhs: Stagebeam_V1_JobInfo) -> Bool {
+    if lhs.jobID != rhs.jobID {return false}
+    if lhs.state != rhs.state {return false}
+    if lhs.stage != rhs.stage {return false}
+    if lhs.redispatchedRequests != rhs.redispatchedRequests {return false}
+    if lhs.error != rhs.error {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3628,7 +3829,7 @@ nonisolated extension Stagebeam_V1_WorkerStatus: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Stagebeam_V1_StatusReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".StatusReply"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}workers\0\u{3}queue_depth\0\u{3}running_jobs\0\u{1}utilisation\0\u{3}protocol_version\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}workers\0\u{3}queue_depth\0\u{3}running_jobs\0\u{1}utilisation\0\u{3}protocol_version\0\u{1}jobs\0\u{3}redispatched_requests\0\u{3}finished_jobs\0\u{3}pending_requests\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3641,6 +3842,10 @@ nonisolated extension Stagebeam_V1_StatusReply: SwiftProtobuf.Message, SwiftProt
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.runningJobs) }()
       case 4: try { try decoder.decodeSingularDoubleField(value: &self.utilisation) }()
       case 5: try { try decoder.decodeSingularUInt32Field(value: &self.protocolVersion) }()
+      case 6: try { try decoder.decodeRepeatedMessageField(value: &self.jobs) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.redispatchedRequests) }()
+      case 8: try { try decoder.decodeSingularUInt32Field(value: &self.finishedJobs) }()
+      case 9: try { try decoder.decodeSingularUInt32Field(value: &self.pendingRequests) }()
       default: break
       }
     }
@@ -3662,6 +3867,18 @@ nonisolated extension Stagebeam_V1_StatusReply: SwiftProtobuf.Message, SwiftProt
     if self.protocolVersion != 0 {
       try visitor.visitSingularUInt32Field(value: self.protocolVersion, fieldNumber: 5)
     }
+    if !self.jobs.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.jobs, fieldNumber: 6)
+    }
+    if self.redispatchedRequests != 0 {
+      try visitor.visitSingularUInt64Field(value: self.redispatchedRequests, fieldNumber: 7)
+    }
+    if self.finishedJobs != 0 {
+      try visitor.visitSingularUInt32Field(value: self.finishedJobs, fieldNumber: 8)
+    }
+    if self.pendingRequests != 0 {
+      try visitor.visitSingularUInt32Field(value: self.pendingRequests, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3671,6 +3888,10 @@ nonisolated extension Stagebeam_V1_StatusReply: SwiftProtobuf.Message, SwiftProt
     if lhs.runningJobs != rhs.runningJobs {return false}
     if lhs.utilisation != rhs.utilisation {return false}
     if lhs.protocolVersion != rhs.protocolVersion {return false}
+    if lhs.jobs != rhs.jobs {return false}
+    if lhs.redispatchedRequests != rhs.redispatchedRequests {return false}
+    if lhs.finishedJobs != rhs.finishedJobs {return false}
+    if lhs.pendingRequests != rhs.pendingRequests {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -1,0 +1,147 @@
+import Foundation
+import Transport
+import Wire
+
+/// A client of the coordinator: submits a job and follows it to its result, or asks for status.
+///
+/// One request at a time. The link heartbeats, and the coordinator answers each beat saying whether
+/// it knows this client; if it does not (it restarted) or the link had to reconnect, the client
+/// submits its job again — resubmission is idempotent, and a restarted coordinator answers from its
+/// journal or runs the job again.
+public final class Client: @unchecked Sendable {
+    private enum Pending {
+        case submit(Stagebeam_V1_SubmitJob, onEvent: @Sendable (Stagebeam_V1_JobEvent) -> Void,
+                    CheckedContinuation<Stagebeam_V1_JobResult, any Error>)
+        case status(CheckedContinuation<Stagebeam_V1_StatusReply, any Error>)
+    }
+
+    private let codec = EnvelopeCodec()
+    private let policy: HeartbeatPolicy
+    private let log: @Sendable (String) -> Void
+    private var link: DealerLink!
+    private let lock = NSLock()
+    private var pending: Pending?
+    private var lastSent = ContinuousClock.now
+
+    public init(context: ZMQContext, endpoint: String, heartbeat: HeartbeatPolicy = HeartbeatPolicy(interval: .seconds(1), missedLimit: 5),
+                log: @escaping @Sendable (String) -> Void = { _ in }) throws {
+        policy = heartbeat
+        self.log = log
+        var id = SystemRandomNumberGenerator()
+        link = try DealerLink(
+            context: context,
+            configuration: .init(endpoint: endpoint, routingID: Array("client-\(String(id.next(), radix: 36))".utf8), heartbeat: heartbeat,
+                                 backoff: Backoff(initial: .milliseconds(100), maximum: .seconds(2)), name: "client-link"),
+            greeting: { [unowned self] in currentRequest() ?? beatFrames() },
+            heartbeat: { [unowned self] in beatFrames() },
+            onMessage: { [unowned self] frames in handle(frames) })
+    }
+
+    public func close() {
+        link.close()
+    }
+
+    /// Submits `job` (an empty job id gets a fresh one here, so that the job can be asked for again)
+    /// and returns its result. `onEvent` sees progress when `job.streamEvents` is set.
+    public func submit(_ job: Stagebeam_V1_SubmitJob,
+                       onEvent: @escaping @Sendable (Stagebeam_V1_JobEvent) -> Void = { _ in }) async throws -> Stagebeam_V1_JobResult {
+        var job = job
+        if job.jobID.isEmpty { job.jobID = UUID().uuidString.lowercased() }
+        let frame = try codec.encode(.submitJob(job))
+        return try await withCheckedThrowingContinuation { continuation in
+            lock.withLock {
+                pending = .submit(job, onEvent: onEvent, continuation)
+                lastSent = .now
+            }
+            sendOrFail([frame])
+        }
+    }
+
+    public func status() async throws -> Stagebeam_V1_StatusReply {
+        let frame = try codec.encode(.statusRequest(Stagebeam_V1_StatusRequest()))
+        return try await withCheckedThrowingContinuation { continuation in
+            lock.withLock {
+                pending = .status(continuation)
+                lastSent = .now
+            }
+            sendOrFail([frame])
+        }
+    }
+
+    // MARK: Link thread
+
+    private func sendOrFail(_ frames: [[UInt8]]) {
+        do {
+            try link.send(frames)
+        } catch {
+            finish(with: .failure(error))
+        }
+    }
+
+    private func currentRequest() -> [[UInt8]]? {
+        lock.withLock {
+            switch pending {
+            case .submit(let job, _, _): [(try? codec.encode(.submitJob(job))) ?? []]
+            case .status: [(try? codec.encode(.statusRequest(Stagebeam_V1_StatusRequest()))) ?? []]
+            case nil: nil
+            }
+        }
+    }
+
+    private func beatFrames() -> [[UInt8]] {
+        [(try? codec.encode(.heartbeat(Stagebeam_V1_Heartbeat()))) ?? []]
+    }
+
+    private func handle(_ frames: [[UInt8]]) {
+        guard frames.count == 1 else { return log("ignoring a \(frames.count)-frame message") }
+        let body: Stagebeam_V1_Envelope.OneOf_Body
+        do {
+            body = try codec.decode(frames[0])
+        } catch {
+            return log("undecodable message from the coordinator: \(error)")
+        }
+        let current = lock.withLock { pending }
+        switch (body, current) {
+        case (.jobEvent(let event), .submit(let job, let onEvent, _)) where event.jobID == job.jobID:
+            onEvent(event)
+        case (.jobResult(let result), .submit(let job, _, _)) where result.jobID == job.jobID:
+            finish(with: .success(.jobResult(result)))
+        case (.statusReply(let reply), .status):
+            finish(with: .success(.statusReply(reply)))
+        case (.error(let error), .submit(let job, _, _)) where error.jobID == job.jobID || error.jobID.isEmpty:
+            finish(with: .failure(ClusterError(error)))
+        case (.error(let error), .status):
+            finish(with: .failure(ClusterError(error)))
+        case (.heartbeat(let beat), .submit(let job, _, _)) where !beat.known:
+            // Answers to beats sent before the submission arrived also say "unknown": resubmit only
+            // when the submission has had a full liveness period to register.
+            let due = lock.withLock {
+                guard ContinuousClock.now - lastSent > policy.deadAfter else { return false }
+                lastSent = .now
+                return true
+            }
+            if due, let frame = try? codec.encode(.submitJob(job)) {
+                log("the coordinator does not know job \(job.jobID) (restarted?): submitting it again")
+                try? link.send([frame])
+            }
+        default:
+            break  // job accepted, heartbeats, and answers to earlier requests
+        }
+    }
+
+    private func finish(with outcome: Result<Stagebeam_V1_Envelope.OneOf_Body, any Error>) {
+        let request: Pending? = lock.withLock {
+            defer { pending = nil }
+            return pending
+        }
+        switch (request, outcome) {
+        case (.submit(_, _, let continuation), .success(.jobResult(let result))): continuation.resume(returning: result)
+        case (.status(let continuation), .success(.statusReply(let reply))): continuation.resume(returning: reply)
+        case (.submit(_, _, let continuation), .failure(let error)): continuation.resume(throwing: error)
+        case (.status(let continuation), .failure(let error)): continuation.resume(throwing: error)
+        case (.submit(_, _, let continuation), .success): continuation.resume(throwing: ClusterError(.internal, "mismatched reply"))
+        case (.status(let continuation), .success): continuation.resume(throwing: ClusterError(.internal, "mismatched reply"))
+        case (nil, _): break
+        }
+    }
+}

@@ -1,0 +1,538 @@
+import Foundation
+import Search
+import Transport
+import Wire
+
+/// An image of a job: its bytes travel to a worker once, then only its hash.
+public struct ImagePayload: Sendable {
+    public let sha256: String
+    public let data: [UInt8]
+
+    public init(data: [UInt8]) {
+        self.sha256 = ContentHash.sha256Hex(data)
+        self.data = data
+    }
+}
+
+/// What a remote request needs to know about its job.
+struct JobContext: Sendable {
+    let id: String
+    let image: ImagePayload?
+}
+
+/// The coordinator's scheduler: the worker registry, the work waiting for credits, the requests in
+/// flight, and everything that moves work between them (credits freed, workers dead, deadlines).
+///
+/// The search's remote generator and judge hand work in with `generate`/`judge` and await it; the
+/// socket thread feeds in workers' messages and clock ticks. One lock guards all state; awaiting
+/// callers are resumed after it is released.
+///
+/// Rules:
+/// - A worker is never sent more sequences than its free credits (a GenerateRequest's n, one per
+///   JudgeRequest). A generate request's candidates are split across the live generate workers in
+///   proportion to their free credits; what does not fit waits, oldest work first.
+/// - A request whose worker dies, reconnects, answers a retryable error or misses its deadline is
+///   sent again elsewhere with the same seeds (the engine is batch-invariant: same tokens). A
+///   request that failed `maxAttempts` times, or failed for a reason another worker cannot fix
+///   (e.g. a prompt over the context), fails its search with that error.
+/// - Work that finds no live worker of its role for `noWorkerWait` fails with `no_worker`.
+final class Dispatcher: @unchecked Sendable {
+    struct Settings: Sendable {
+        var heartbeat: HeartbeatPolicy
+        var requestTimeout: Duration
+        var noWorkerWait: Duration
+        var maxAttempts = 5
+    }
+
+    private final class GenerateWork {
+        let job: JobContext
+        let request: GenerateRequest
+        let continuation: CheckedContinuation<[GeneratedCandidate], any Error>
+        var unassigned: [Int]
+        var results: [GeneratedCandidate?]
+        var failures = 0
+        var queuedSince: ContinuousClock.Instant
+        var done = false
+
+        init(job: JobContext, request: GenerateRequest, continuation: CheckedContinuation<[GeneratedCandidate], any Error>,
+             now: ContinuousClock.Instant) {
+            self.job = job
+            self.request = request
+            self.continuation = continuation
+            unassigned = Array(request.seeds.indices)
+            results = Array(repeating: nil, count: request.seeds.count)
+            queuedSince = now
+        }
+    }
+
+    private final class JudgeWork {
+        let job: JobContext
+        let request: JudgeRequest
+        let continuation: CheckedContinuation<JudgeReply, any Error>
+        /// Sent and not yet answered or re-queued.
+        var assigned = false
+        var failures = 0
+        var queuedSince: ContinuousClock.Instant
+        var done = false
+
+        init(job: JobContext, request: JudgeRequest, continuation: CheckedContinuation<JudgeReply, any Error>,
+             now: ContinuousClock.Instant) {
+            self.job = job
+            self.request = request
+            self.continuation = continuation
+            queuedSince = now
+        }
+    }
+
+    private enum Work {
+        case generate(GenerateWork)
+        case judge(JudgeWork)
+
+        var role: Stagebeam_V1_Role {
+            if case .generate = self { return .generate }
+            return .judge
+        }
+
+        var jobID: String {
+            switch self {
+            case .generate(let work): work.job.id
+            case .judge(let work): work.job.id
+            }
+        }
+
+        var isDone: Bool {
+            switch self {
+            case .generate(let work): work.done
+            case .judge(let work): work.done
+            }
+        }
+    }
+
+    private struct InFlight {
+        let work: Work
+        /// Candidate indices (generate) carried by this request.
+        let indices: [Int]
+        let worker: [UInt8]
+        let sequences: Int
+        let deadline: ContinuousClock.Instant
+        /// Given up on (deadline passed, work re-dispatched); kept until the worker answers or dies,
+        /// because until then the worker may still be using the credits.
+        var abandoned = false
+    }
+
+    let settings: Settings
+    private let codec: EnvelopeCodec
+    /// Sends one routed message ([routing id, envelope]); thread-safe.
+    private let send: @Sendable ([[UInt8]]) -> Void
+    private let log: @Sendable (String) -> Void
+
+    private let lock = NSLock()
+    private var workers: [[UInt8]: WorkerRecord] = [:]
+    private var liveness: PeerLiveness<[UInt8]>
+    /// The model every worker must serve: the first registered worker's hash.
+    private var clusterModelHash: String?
+    private var pending: [Work] = []
+    private var inFlight: [String: InFlight] = [:]
+    private var nextRequest = 0
+    private var redispatchedByJob: [String: Int] = [:]
+    private var redispatchedTotal: UInt64 = 0
+
+    init(settings: Settings, codec: EnvelopeCodec, send: @escaping @Sendable ([[UInt8]]) -> Void,
+         log: @escaping @Sendable (String) -> Void) {
+        self.settings = settings
+        self.codec = codec
+        self.send = send
+        self.log = log
+        liveness = PeerLiveness(policy: settings.heartbeat)
+    }
+
+    // MARK: Work from the search
+
+    func generate(_ request: GenerateRequest, job: JobContext) async throws -> [GeneratedCandidate] {
+        if request.seeds.isEmpty { return [] }
+        return try await withCheckedThrowingContinuation { continuation in
+            let work = GenerateWork(job: job, request: request, continuation: continuation, now: .now)
+            locked { pending.append(.generate(work)) }
+        }
+    }
+
+    func judge(_ request: JudgeRequest, job: JobContext) async throws -> JudgeReply {
+        try await withCheckedThrowingContinuation { continuation in
+            let work = JudgeWork(job: job, request: request, continuation: continuation, now: .now)
+            locked { pending.append(.judge(work)) }
+        }
+    }
+
+    /// Requests of `job` that were sent again after a failure, so far.
+    func redispatched(job: String) -> Int {
+        lock.withLock { redispatchedByJob[job] ?? 0 }
+    }
+
+    // MARK: Messages from workers (socket thread)
+
+    /// Registers a worker (again, after a reconnect: what it had in flight is re-dispatched).
+    /// Returns the error to answer with when the worker is refused.
+    func ready(from key: [UInt8], _ ready: Stagebeam_V1_Ready, now: ContinuousClock.Instant) -> ClusterError? {
+        if ready.roles.isEmpty || ready.roles.contains(where: { $0 != .generate && $0 != .judge }) {
+            return ClusterError(.invalidArgument, "worker \(ready.workerID) announced no usable role (generate, judge)")
+        }
+        if ready.maxBatchSequences == 0 {
+            return ClusterError(.invalidArgument, "worker \(ready.workerID) announced max batch 0: it could never be sent work")
+        }
+        if ready.modelHash.isEmpty {
+            return ClusterError(.invalidArgument, "worker \(ready.workerID) announced no model hash")
+        }
+        var refused: ClusterError?
+        locked {
+            if let expected = clusterModelHash, expected != ready.modelHash {
+                refused = ClusterError(.modelMismatch, "worker \(ready.workerID) serves \(ready.modelName) with model hash \(ready.modelHash.prefix(16))…, "
+                    + "but this cluster's model hash is \(expected.prefix(16))…; every worker must serve the same model")
+                return
+            }
+            clusterModelHash = ready.modelHash
+            if workers[key] != nil { removeWorker(key, reason: "it reconnected", now: now) }
+            workers[key] = WorkerRecord(key: key, ready: ready, now: now)
+            liveness.heard(key, at: now)
+            log("worker \(ready.workerID) ready: \(ready.modelName), roles \(ready.roles.map(Self.roleName).joined(separator: ",")), "
+                + "\(ready.maxBatchSequences) credits")
+        }
+        return refused
+    }
+
+    /// A sign of life from `key`; returns whether it is a registered worker.
+    func heard(from key: [UInt8], now: ContinuousClock.Instant) -> Bool {
+        lock.withLock {
+            guard workers[key] != nil else { return false }
+            liveness.heard(key, at: now)
+            return true
+        }
+    }
+
+    func disconnect(from key: [UInt8], reason: String, now: ContinuousClock.Instant) {
+        locked {
+            guard workers[key] != nil else { return }
+            removeWorker(key, reason: "it disconnected (\(reason))", now: now)
+        }
+    }
+
+    func generateResult(from key: [UInt8], _ result: Stagebeam_V1_GenerateResult, now: ContinuousClock.Instant) {
+        locked {
+            guard let entry = takeInFlight(result.requestID, from: key, now: now) else { return }
+            guard case .generate(let work) = entry.work, !entry.abandoned, !work.done else { return }
+            guard result.candidates.count == entry.indices.count else {
+                retryOrFail(entry.work, indices: entry.indices, worker: key, error: ClusterError(
+                    .internal, "worker returned \(result.candidates.count) candidates for \(entry.indices.count) seeds",
+                    requestID: result.requestID, jobID: work.job.id))
+                return
+            }
+            let workerID = workers[key]?.workerID ?? result.workerID
+            for (index, candidate) in zip(entry.indices, result.candidates) {
+                work.results[index] = GeneratedCandidate(
+                    text: candidate.text, tokenCount: Int(candidate.tokenCount), cumulativeLogprob: candidate.cumulativeLogprob,
+                    finishReason: FinishReason(wire: candidate.finishReason), worker: workerID)
+            }
+            if work.unassigned.isEmpty, work.results.allSatisfy({ $0 != nil }) {
+                work.done = true
+                let candidates = work.results.map { $0! }
+                completions.append { work.continuation.resume(returning: candidates) }
+            }
+        }
+    }
+
+    func judgeResult(from key: [UInt8], _ result: Stagebeam_V1_JudgeResult, now: ContinuousClock.Instant) {
+        locked {
+            guard let entry = takeInFlight(result.requestID, from: key, now: now) else { return }
+            guard case .judge(let work) = entry.work, !entry.abandoned, !work.done else { return }
+            work.done = true
+            let reply: JudgeReply = work.request.mode == .logprob
+                ? .choiceLogprobs(first: result.logprobFirst, second: result.logprobSecond)
+                : .verdict(text: result.verdictText)
+            completions.append { work.continuation.resume(returning: reply) }
+        }
+    }
+
+    /// An `Error` from a worker; one naming a request fails (and usually re-dispatches) it.
+    func workerError(from key: [UInt8], _ error: Stagebeam_V1_Error, now: ContinuousClock.Instant) {
+        locked {
+            let name = workers[key]?.workerID ?? "an unregistered peer"
+            log("error from \(name): \(ClusterError(error))")
+            guard !error.requestID.isEmpty, let entry = takeInFlight(error.requestID, from: key, now: now) else { return }
+            if error.code == .imageNotCached, let image = imageHash(entry.work) { workers[key]?.images.remove(image) }
+            guard !entry.abandoned, !entry.work.isDone else { return }
+            retryOrFail(entry.work, indices: entry.indices, worker: key, error: ClusterError(error))
+        }
+    }
+
+    // MARK: The clock (socket thread)
+
+    /// Finds dead workers and missed deadlines, fails work that waited too long for a worker, and
+    /// dispatches what now fits.
+    func tick(now: ContinuousClock.Instant) {
+        locked {
+            for key in liveness.removeExpired(at: now) where workers[key] != nil {
+                removeWorker(key, reason: "no heartbeat for \(settings.heartbeat.deadAfter)", now: now)
+            }
+            for (id, entry) in inFlight where !entry.abandoned && entry.deadline < now && !entry.work.isDone {
+                inFlight[id]?.abandoned = true
+                log("request \(id) missed its \(settings.requestTimeout) deadline; sending it elsewhere")
+                requeue(entry.work, indices: entry.indices, from: entry.worker)
+            }
+            for work in pending where !work.isDone && !hasWorker(role: work.role) && queuedSince(work) + settings.noWorkerWait < now {
+                fail(work, ClusterError(.noWorker, "no live \(Self.roleName(work.role)) worker for \(settings.noWorkerWait)", jobID: work.jobID))
+            }
+            pending.removeAll { $0.isDone }
+        }
+    }
+
+    // MARK: Status
+
+    struct Snapshot {
+        var workers: [Stagebeam_V1_WorkerStatus]
+        var pendingRequests: Int
+        var redispatched: UInt64
+    }
+
+    func snapshot(now: ContinuousClock.Instant) -> Snapshot {
+        lock.withLock {
+            let list = workers.values.sorted { $0.workerID < $1.workerID }.map { worker in
+                var status = Stagebeam_V1_WorkerStatus()
+                status.workerID = worker.workerID
+                status.modelName = worker.modelName
+                status.roles = worker.roles.sorted { $0.rawValue < $1.rawValue }
+                status.maxBatchSequences = UInt32(worker.maxSequences)
+                status.inFlightSequences = UInt32(worker.inFlightSequences)
+                status.creditsAvailable = UInt32(worker.freeCredits)
+                status.requestsCompleted = worker.requestsCompleted
+                status.requestsRedispatched = worker.requestsRedispatched
+                status.largestRequestSequences = UInt32(worker.largestRequest)
+                status.utilisation = worker.utilisation.fraction(at: now)
+                return status
+            }
+            return Snapshot(workers: list, pendingRequests: pending.count, redispatched: redispatchedTotal)
+        }
+    }
+
+    // MARK: Internals (called with the lock held)
+
+    /// Continuations to resume once the lock is released.
+    private var completions: [() -> Void] = []
+
+    /// Runs `body` under the lock, dispatches whatever now fits, then resumes finished callers.
+    private func locked(_ body: () -> Void) {
+        lock.lock()
+        body()
+        dispatch(now: .now)
+        let resume = completions
+        completions = []
+        lock.unlock()
+        for completion in resume { completion() }
+    }
+
+    private func hasWorker(role: Stagebeam_V1_Role) -> Bool {
+        workers.values.contains { $0.roles.contains(role) }
+    }
+
+    private func queuedSince(_ work: Work) -> ContinuousClock.Instant {
+        switch work {
+        case .generate(let work): work.queuedSince
+        case .judge(let work): work.queuedSince
+        }
+    }
+
+    private func imageHash(_ work: Work) -> String? {
+        switch work {
+        case .generate(let work): work.job.image?.sha256
+        case .judge(let work): work.job.image?.sha256
+        }
+    }
+
+    /// Sends pending work to workers with free credits, oldest work first.
+    private func dispatch(now: ContinuousClock.Instant) {
+        for work in pending where !work.isDone {
+            switch work {
+            case .generate(let generate):
+                let candidates = workers.values.filter { $0.roles.contains(.generate) && $0.freeCredits > 0 }
+                    .sorted { $0.workerID < $1.workerID }
+                let shares = CreditSplit.split(generate.unassigned.count, free: candidates.map(\.freeCredits))
+                for (worker, share) in zip(candidates, shares) where share > 0 {
+                    let indices = Array(generate.unassigned.prefix(share))
+                    generate.unassigned.removeFirst(share)
+                    sendGenerate(generate, indices: indices, to: worker.key, now: now)
+                }
+            case .judge(let judge):
+                guard !judge.assigned, let worker = workers.values.filter({ $0.roles.contains(.judge) && $0.freeCredits > 0 })
+                    .max(by: { ($0.freeCredits, $1.workerID) < ($1.freeCredits, $0.workerID) }) else { continue }
+                sendJudge(judge, to: worker.key, now: now)
+            }
+        }
+        pending.removeAll { work in
+            switch work {
+            case .generate(let generate): generate.done || generate.unassigned.isEmpty
+            case .judge(let judge): judge.done || judge.assigned
+            }
+        }
+    }
+
+    private func newRequestID(_ job: String, _ kind: String) -> String {
+        nextRequest += 1
+        return "\(job)/\(kind)\(nextRequest)"
+    }
+
+    /// The image for a request to `worker`: bytes only if it does not hold them yet.
+    private func imageRef(_ image: ImagePayload?, for worker: [UInt8]) -> Stagebeam_V1_ImageRef? {
+        guard let image else { return nil }
+        var ref = Stagebeam_V1_ImageRef()
+        ref.sha256 = image.sha256
+        if workers[worker]?.images.contains(image.sha256) != true {
+            ref.data = Data(image.data)
+            workers[worker]?.images.insert(image.sha256)
+        }
+        return ref
+    }
+
+    private func sendGenerate(_ work: GenerateWork, indices: [Int], to worker: [UInt8], now: ContinuousClock.Instant) {
+        let id = newRequestID(work.job.id, "g")
+        var message = Stagebeam_V1_GenerateRequest()
+        message.requestID = id
+        message.jobID = work.job.id
+        message.deadlineMs = milliseconds(settings.requestTimeout)
+        message.question = work.request.question
+        if let image = imageRef(work.job.image, for: worker) { message.image = image }
+        message.assistantPrefix = work.request.assistantPrefix
+        message.n = UInt32(indices.count)
+        message.seeds = indices.map { work.request.seeds[$0] }
+        message.sampling = work.request.sampling.wire
+        message.stop = work.request.stop
+        message.maxNewTokens = UInt32(clamping: work.request.maxNewTokens)
+        message.firstCandidateIndex = UInt32(indices[0])
+        transmit(.generateRequest(message), id: id, work: .generate(work), indices: indices, to: worker, now: now)
+    }
+
+    private func sendJudge(_ work: JudgeWork, to worker: [UInt8], now: ContinuousClock.Instant) {
+        let id = newRequestID(work.job.id, "j")
+        let request = work.request
+        var message = Stagebeam_V1_JudgeRequest()
+        message.requestID = id
+        message.jobID = work.job.id
+        message.deadlineMs = milliseconds(settings.requestTimeout)
+        message.stage = request.topic.wire
+        if let image = imageRef(work.job.image, for: worker) { message.image = image }
+        message.verdictMode = request.mode.wire
+        message.seed = request.seed
+        message.sampling = request.sampling.wire
+        message.maxVerdictTokens = UInt32(clamping: request.maxNewTokens)
+        message.prompt = request.prompt
+        message.verdictPrefix = request.verdictPrefix
+        message.choices = request.choices
+        work.assigned = true
+        transmit(.judgeRequest(message), id: id, work: .judge(work), indices: [], to: worker, now: now)
+    }
+
+    private func transmit(_ body: Stagebeam_V1_Envelope.OneOf_Body, id: String, work: Work, indices: [Int],
+                          to worker: [UInt8], now: ContinuousClock.Instant) {
+        let frame: [UInt8]
+        do {
+            frame = try codec.encode(body)
+        } catch {
+            fail(work, ClusterError(error.code, "cannot send \(id): \(error.message)", requestID: id, jobID: work.jobID))
+            return
+        }
+        let sequences = max(indices.count, 1)
+        inFlight[id] = InFlight(work: work, indices: indices, worker: worker, sequences: sequences,
+                                deadline: now + settings.requestTimeout)
+        if var record = workers[worker] {
+            record.inFlightSequences += sequences
+            record.largestRequest = max(record.largestRequest, sequences)
+            record.utilisation.update(busy: true, at: now)
+            workers[worker] = record
+        }
+        send([worker, frame])
+    }
+
+    /// Removes the in-flight entry `id` answered by `key`, returning its credits to the worker.
+    private func takeInFlight(_ id: String, from key: [UInt8], now: ContinuousClock.Instant) -> InFlight? {
+        guard let entry = inFlight[id], entry.worker == key else {
+            log("ignoring an answer to unknown or re-dispatched request '\(id)'")
+            return nil
+        }
+        inFlight[id] = nil
+        if var record = workers[key] {
+            record.inFlightSequences -= entry.sequences
+            record.requestsCompleted += 1
+            record.utilisation.update(busy: record.inFlightSequences > 0, at: now)
+            workers[key] = record
+        }
+        return entry
+    }
+
+    /// Forgets a worker and sends its in-flight work elsewhere.
+    private func removeWorker(_ key: [UInt8], reason: String, now: ContinuousClock.Instant) {
+        let name = workers[key]?.workerID ?? "?"
+        workers[key] = nil
+        liveness.forget(key)
+        let lost = inFlight.filter { $0.value.worker == key }
+        for (id, entry) in lost {
+            inFlight[id] = nil
+            if !entry.abandoned && !entry.work.isDone { requeue(entry.work, indices: entry.indices, from: key) }
+        }
+        log("worker \(name) removed: \(reason); \(lost.count) request(s) re-dispatched")
+    }
+
+    private func retryOrFail(_ work: Work, indices: [Int], worker: [UInt8], error: ClusterError) {
+        let failures: Int
+        switch work {
+        case .generate(let generate): generate.failures += 1; failures = generate.failures
+        case .judge(let judge): judge.failures += 1; failures = judge.failures
+        }
+        if error.isRetryable && failures < settings.maxAttempts {
+            requeue(work, indices: indices, from: worker)
+        } else {
+            var error = error
+            error.jobID = work.jobID
+            fail(work, error)
+        }
+    }
+
+    /// Puts work back at the front of the queue to be sent again.
+    private func requeue(_ work: Work, indices: [Int], from worker: [UInt8]) {
+        redispatchedByJob[work.jobID, default: 0] += 1
+        redispatchedTotal += 1
+        workers[worker]?.requestsRedispatched += 1
+        switch work {
+        case .generate(let generate):
+            generate.unassigned = (generate.unassigned + indices).sorted()
+            if !pending.contains(where: { if case .generate(let other) = $0 { return other === generate }; return false }) {
+                pending.insert(work, at: 0)
+            }
+        case .judge(let judge):
+            judge.assigned = false
+            pending.insert(work, at: 0)
+        }
+    }
+
+    private func fail(_ work: Work, _ error: ClusterError) {
+        switch work {
+        case .generate(let generate):
+            guard !generate.done else { return }
+            generate.done = true
+            completions.append { generate.continuation.resume(throwing: error) }
+        case .judge(let judge):
+            guard !judge.done else { return }
+            judge.done = true
+            completions.append { judge.continuation.resume(throwing: error) }
+        }
+    }
+
+    static func roleName(_ role: Stagebeam_V1_Role) -> String {
+        switch role {
+        case .generate: "generate"
+        case .judge: "judge"
+        default: "unknown"
+        }
+    }
+}
+
+func milliseconds(_ duration: Duration) -> Double {
+    let (seconds, attoseconds) = duration.components
+    return Double(seconds) * 1000 + Double(attoseconds) * 1e-15
+}

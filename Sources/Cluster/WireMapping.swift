@@ -1,0 +1,112 @@
+import Search
+import Wire
+
+// Conversions between the search's types and their wire forms. Wire numbers are floats where the
+// search keeps doubles: the engine samples with `Float` values, so Float(Double(x)) loses nothing
+// it would use.
+
+extension Sampling {
+    init(wire: Stagebeam_V1_Sampling) {
+        self.init(temperature: Double(wire.temperature), topP: wire.topP == 0 ? 1 : Double(wire.topP), topK: Int(wire.topK))
+    }
+
+    var wire: Stagebeam_V1_Sampling {
+        var sampling = Stagebeam_V1_Sampling()
+        sampling.temperature = Float(temperature)
+        sampling.topP = Float(topP)
+        sampling.topK = UInt32(clamping: topK)
+        return sampling
+    }
+}
+
+extension JudgeTopic {
+    init?(wire: Stagebeam_V1_Stage) {
+        switch wire {
+        case .summary: self = .summary
+        case .caption: self = .caption
+        case .reasoning: self = .reasoning
+        case .conclusion: self = .conclusion
+        case .answer: self = .answer
+        default: return nil
+        }
+    }
+
+    var wire: Stagebeam_V1_Stage {
+        switch self {
+        case .summary: .summary
+        case .caption: .caption
+        case .reasoning: .reasoning
+        case .conclusion: .conclusion
+        case .answer: .answer
+        }
+    }
+}
+
+extension Stage {
+    var wire: Stagebeam_V1_Stage { JudgeTopic(self).wire }
+}
+
+extension FinishReason {
+    init(wire: Stagebeam_V1_FinishReason) {
+        switch wire {
+        case .stop: self = .stop
+        case .eos: self = .eos
+        default: self = .length  // length, and a full context, both mean "out of room"
+        }
+    }
+
+    var wire: Stagebeam_V1_FinishReason {
+        switch self {
+        case .stop: .stop
+        case .eos: .eos
+        case .length: .length
+        }
+    }
+}
+
+extension VerdictMode {
+    var wire: Stagebeam_V1_VerdictMode { self == .logprob ? .logprob : .generate }
+}
+
+extension SearchConfig {
+    /// The configuration a submitted job asks for; zero/unset fields take the search's defaults.
+    /// Not yet validated: `StageBeamSearch` does that.
+    init(submit: Stagebeam_V1_SubmitJob) {
+        self.init()
+        switch submit.method {
+        case .bestOfN: method = .bestOfN
+        case .sentence: method = .sentence
+        case .greedy: method = .greedy
+        default: method = .stage
+        }
+        if submit.beam > 0 { beam = Int(submit.beam) }
+        tournament = submit.tournament == .bracket ? .bracket : .random
+        if submit.maxStageTokens > 0 { maxStageTokens = Int(submit.maxStageTokens) }
+        seed = submit.seed
+        judgeBothOrders = submit.judgeBothOrders
+        judgeMode = submit.verdictMode == .generate ? .generate : .logprob
+        forceTags = submit.hasForceTags ? submit.forceTags : true
+        if submit.hasSampling { sampling = Sampling(wire: submit.sampling) }
+    }
+
+    /// The wire form of a job with this configuration.
+    public func submitJob(question: String) -> Stagebeam_V1_SubmitJob {
+        var submit = Stagebeam_V1_SubmitJob()
+        submit.question = question
+        submit.method = switch method {
+        case .stage: .stage
+        case .bestOfN: .bestOfN
+        case .sentence: .sentence
+        case .greedy: .greedy
+        }
+        submit.beam = UInt32(clamping: beam)
+        submit.tournament = tournament == .bracket ? .bracket : .random
+        submit.maxStageTokens = UInt32(clamping: maxStageTokens)
+        submit.seed = seed
+        submit.judgeBothOrders = judgeBothOrders
+        submit.verdictMode = judgeMode.wire
+        submit.forceTags = forceTags
+        submit.sampling = sampling.wire
+        return submit
+    }
+}

@@ -1,0 +1,128 @@
+import Foundation
+import Generation
+import LocalEngine
+import ModelFormats
+import Search
+import Wire
+
+/// A worker's model: serves the wire's generate and judge requests on the in-process engine, with
+/// exactly the engine calls `stagebeam run` makes, so a job's answer does not depend on whether it
+/// ran in one process or on a cluster.
+public final class WorkerEngine: Sendable {
+    public let executor: EngineExecutor
+    public let prompt: ChatPrompt
+    public let stopTokenIds: Set<Int>
+    public let modelName: String
+    public let modelHash: String
+    /// The model's context in tokens.
+    public let contextTokens: Int
+    /// The most sequences the engine decodes in one batch.
+    public let maxSamples: Int
+    private let judge: EngineJudge
+
+    public init(directory: URL, generator: TextGenerator) throws {
+        executor = EngineExecutor(generator: generator)
+        prompt = try ChatPrompt(tokenizer: generator.tokenizer)
+        stopTokenIds = generator.eosTokenIds(generationConfig: try GenerationConfig.load(from: directory))
+        modelName = directory.standardizedFileURL.lastPathComponent
+        modelHash = try ModelHash.compute(directory: directory)
+        contextTokens = generator.contextLength
+        maxSamples = generator.maxSamples
+        judge = EngineJudge(executor: executor, prompt: prompt, stopTokenIds: stopTokenIds)
+    }
+
+    /// `deadline`: work not started by then is refused with `deadline_exceeded` (the coordinator has
+    /// already sent it elsewhere).
+    func generate(_ request: Stagebeam_V1_GenerateRequest, deadline: ContinuousClock.Instant?) async throws -> Stagebeam_V1_GenerateResult {
+        let tokens = try prompt.tokens(user: request.question, assistantPrefix: request.assistantPrefix)
+        let generation = GenerationRequest(
+            promptTokens: tokens, seeds: request.seeds, sampling: SamplingParameters(Sampling(wire: request.sampling)),
+            maxNewTokens: request.maxNewTokens == 0 ? Self.defaultMaxNewTokens : Int(request.maxNewTokens),
+            stopStrings: request.stop, stopTokenIds: stopTokenIds)
+        let output = try await executor.run { generator in
+            try Self.check(deadline, request.requestID)
+            return try generator.generate(generation)
+        }
+        var result = Stagebeam_V1_GenerateResult()
+        result.requestID = request.requestID
+        result.jobID = request.jobID
+        result.candidates = zip(output.samples, request.seeds).map { sample, seed in
+            var candidate = Stagebeam_V1_GeneratedCandidate()
+            candidate.text = sample.text
+            candidate.tokenCount = UInt32(sample.tokenIds.count)
+            candidate.cumulativeLogprob = sample.cumulativeLogprob
+            candidate.finishReason = Search.FinishReason(sample.finishReason).wire
+            candidate.seed = seed
+            return candidate
+        }
+        result.promptTokens = UInt32(tokens.count)
+        result.reusedPrefixTokens = UInt32(output.timings.cachedPromptTokens)
+        result.prefillMs = output.timings.prefillSeconds * 1000
+        result.decodeMs = output.timings.decodeSeconds * 1000
+        return result
+    }
+
+    func judge(_ request: Stagebeam_V1_JudgeRequest, deadline: ContinuousClock.Instant?) async throws -> Stagebeam_V1_JudgeResult {
+        guard !request.prompt.isEmpty else {
+            throw ClusterError(.invalidArgument, "judge request \(request.requestID) carries no rendered prompt; this worker judges rendered prompts only")
+        }
+        guard let topic = JudgeTopic(wire: request.stage) else {
+            throw ClusterError(.invalidArgument, "judge request \(request.requestID) names no stage")
+        }
+        let mode: VerdictMode = request.verdictMode == .generate ? .generate : .logprob
+        let judgeRequest = JudgeRequest(
+            topic: topic, imageRef: nil, prompt: request.prompt, mode: mode, verdictPrefix: request.verdictPrefix,
+            choices: request.choices, maxNewTokens: request.maxVerdictTokens == 0 ? Self.defaultVerdictTokens : Int(request.maxVerdictTokens),
+            sampling: Sampling(wire: request.sampling), seed: request.seed)
+        try Self.check(deadline, request.requestID)
+        let started = ContinuousClock.now
+        let reply = try await judge.judge(judgeRequest)
+        var result = Stagebeam_V1_JudgeResult()
+        result.requestID = request.requestID
+        result.jobID = request.jobID
+        switch reply {
+        case .choiceLogprobs(let first, let second):
+            result.logprobFirst = first
+            result.logprobSecond = second
+            if first.isFinite, second.isFinite {
+                result.probabilityFirst = 1 / (1 + exp(second - first))
+                result.probabilitySecond = 1 - result.probabilityFirst
+                result.choice = first > second ? .first : first < second ? .second : .unspecified
+            }
+            result.prefillMs = milliseconds(ContinuousClock.now - started)
+        case .verdict(let text):
+            // The coordinator parses the verdict with the job's templates.
+            result.verdictText = text
+            result.decodeMs = milliseconds(ContinuousClock.now - started)
+        }
+        return result
+    }
+
+    static let defaultMaxNewTokens = 512
+    static let defaultVerdictTokens = 128
+
+    private static func check(_ deadline: ContinuousClock.Instant?, _ id: String) throws {
+        if let deadline, ContinuousClock.now > deadline {
+            throw ClusterError(.deadlineExceeded, "request \(id) waited past its deadline before it could start", requestID: id)
+        }
+    }
+
+    /// The wire error for a failure of the engine.
+    static func wireError(_ error: any Error, requestID: String, jobID: String) -> ClusterError {
+        var cluster: ClusterError
+        switch error {
+        case let error as ClusterError: cluster = error
+        case let error as GenerationError:
+            switch error.code {
+            case .promptTooLong: cluster = ClusterError(.promptTooLong, error.message)
+            case .cacheFull: cluster = ClusterError(.overloaded, "KV cache full: \(error.message)")
+            case .invalidParameter, .emptyPrompt: cluster = ClusterError(.invalidArgument, error.message)
+            }
+        case let error as LocalEngineError: cluster = ClusterError(.invalidArgument, error.description)
+        default: cluster = ClusterError(.internal, "\(error)")
+        }
+        cluster.requestID = requestID
+        cluster.jobID = jobID
+        return cluster
+    }
+}

@@ -1,0 +1,64 @@
+import Transport
+import Wire
+
+/// What the coordinator knows about one registered worker.
+struct WorkerRecord {
+    /// The worker's ZeroMQ routing id (frame 0 of its messages).
+    let key: [UInt8]
+    let workerID: String
+    let modelName: String
+    let roles: Set<Stagebeam_V1_Role>
+    /// Credits: the most sequences it may have in flight.
+    let maxSequences: Int
+    /// Sequences sent and not yet answered, including those of requests given up on (re-dispatched
+    /// after a deadline): the worker may still be decoding them, so they still use its credits.
+    var inFlightSequences = 0
+    /// Images it holds (announced in Ready, or sent to it since).
+    var images: Set<String>
+    var requestsCompleted: UInt64 = 0
+    var requestsRedispatched: UInt64 = 0
+    var largestRequest = 0
+    var utilisation: BusyWindow
+
+    var freeCredits: Int { max(maxSequences - inFlightSequences, 0) }
+
+    init(key: [UInt8], ready: Stagebeam_V1_Ready, now: ContinuousClock.Instant) {
+        self.key = key
+        workerID = ready.workerID
+        modelName = ready.modelName
+        roles = Set(ready.roles)
+        maxSequences = Int(ready.maxBatchSequences)
+        images = Set(ready.imageCache.cachedSha256)
+        utilisation = BusyWindow(start: now)
+    }
+}
+
+/// The fraction of the last minute a worker spent with work in flight.
+struct BusyWindow {
+    static let window = Duration.seconds(60)
+    private let start: ContinuousClock.Instant
+    /// Finished busy periods that end within the window.
+    private var periods: [(ContinuousClock.Instant, ContinuousClock.Instant)] = []
+    private var busySince: ContinuousClock.Instant?
+
+    init(start: ContinuousClock.Instant) { self.start = start }
+
+    mutating func update(busy: Bool, at now: ContinuousClock.Instant) {
+        if busy, busySince == nil { busySince = now }
+        if !busy, let since = busySince {
+            periods.append((since, now))
+            busySince = nil
+        }
+        periods.removeAll { $0.1 < now - Self.window }
+    }
+
+    func fraction(at now: ContinuousClock.Instant) -> Double {
+        let from = max(now - Self.window, start)
+        let span = now - from
+        guard span > .zero else { return 0 }
+        var busy = Duration.zero
+        for (a, b) in periods where b > from { busy += b - max(a, from) }
+        if let since = busySince { busy += now - max(since, from) }
+        return min(busy / span, 1)
+    }
+}

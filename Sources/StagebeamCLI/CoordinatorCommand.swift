@@ -1,0 +1,92 @@
+import ArgumentParser
+import Cluster
+import Dispatch
+import Foundation
+import Transport
+
+struct CoordinatorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "coordinator",
+        abstract: "Run the cluster's coordinator: workers register with it, clients submit jobs to it.")
+
+    @Option(name: [.customLong("bind"), .customLong("listen")], help: "Endpoint to listen on (tcp://0.0.0.0:5555; port * = any free port).")
+    var bind = "tcp://127.0.0.1:5555"
+    @Option(help: "Journal file (JSON lines), or a directory to keep journal.jsonl in. Jobs survive restarts through it.")
+    var journal: String
+    @Option(name: .customLong("heartbeat-ms"), help: "Heartbeat interval the coordinator expects from workers.")
+    var heartbeatMs = 500
+    @Option(help: "A worker is dead after this many heartbeat intervals without a message.")
+    var liveness = 3
+    @Option(name: .customLong("request-timeout-s"), help: "Seconds a request may be in flight before it is sent to another worker.")
+    var requestTimeoutS = 60.0
+    @Option(name: .customLong("no-worker-timeout-s"), help: "Seconds a job's work waits with no worker of its role before the job fails.")
+    var noWorkerTimeoutS = 60.0
+    @Option(name: .customLong("max-running-jobs"), help: "Jobs searched at once; later ones queue.")
+    var maxRunningJobs = 8
+
+    func validate() throws {
+        if heartbeatMs < 1 { throw ValidationError("--heartbeat-ms must be ≥ 1") }
+        if liveness < 1 { throw ValidationError("--liveness must be ≥ 1") }
+        if !(requestTimeoutS > 0) { throw ValidationError("--request-timeout-s must be > 0") }
+        if !(noWorkerTimeoutS > 0) { throw ValidationError("--no-worker-timeout-s must be > 0") }
+        if maxRunningJobs < 1 { throw ValidationError("--max-running-jobs must be ≥ 1") }
+    }
+
+    func run() async throws {
+        var isDirectory: ObjCBool = false
+        var journalURL = URL(fileURLWithPath: journal)
+        if FileManager.default.fileExists(atPath: journal, isDirectory: &isDirectory), isDirectory.boolValue {
+            journalURL.appendPathComponent("journal.jsonl")
+        }
+        let coordinator = try Coordinator(
+            context: ZMQContext(),
+            configuration: .init(
+                endpoint: bind, journal: journalURL,
+                heartbeat: HeartbeatPolicy(interval: .milliseconds(heartbeatMs), missedLimit: liveness),
+                requestTimeout: .milliseconds(Int64(requestTimeoutS * 1000)),
+                noWorkerWait: .milliseconds(Int64(noWorkerTimeoutS * 1000)), maxRunningJobs: maxRunningJobs),
+            log: logLine)
+        announce("coordinator listening on \(coordinator.endpoint) · journal \(journalURL.path)")
+        let signal = await waitForTermination()
+        logLine("stopping on signal \(signal)")
+        coordinator.close()
+    }
+}
+
+/// A line on standard output, written at once (not held in a buffer while the process runs on), so
+/// that scripts and tests starting the process can wait for it.
+func announce(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
+
+/// A timestamped log line on standard error.
+@Sendable func logLine(_ message: String) {
+    let time = Date().formatted(.iso8601.time(includingFractionalSeconds: true))
+    FileHandle.standardError.write(Data("\(time) \(message)\n".utf8))
+}
+
+/// Waits for SIGINT or SIGTERM and returns which.
+func waitForTermination() async -> Int32 {
+    await withCheckedContinuation { continuation in
+        let once = NSLock()
+        var resumed = false
+        var sources: [DispatchSourceSignal] = []
+        for signalNumber in [SIGINT, SIGTERM] {
+            signal(signalNumber, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+            source.setEventHandler {
+                let first = once.withLock { defer { resumed = true }; return !resumed }
+                if first { continuation.resume(returning: signalNumber) }
+            }
+            source.resume()
+            sources.append(source)
+        }
+        // The sources must outlive this scope; the process ends soon after a signal anyway.
+        SignalSources.keep(sources)
+    }
+}
+
+private enum SignalSources {
+    nonisolated(unsafe) static var kept: [DispatchSourceSignal] = []
+    static func keep(_ sources: [DispatchSourceSignal]) { kept += sources }
+}

@@ -1,0 +1,56 @@
+import ArgumentParser
+import Cluster
+import Foundation
+import Transport
+import Wire
+
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show a coordinator's workers (credits, in flight), queue and jobs.")
+
+    @Option(help: "The coordinator's endpoint, e.g. tcp://127.0.0.1:5555.")
+    var coordinator: String
+    @Option(name: .customLong("timeout-s"), help: "Give up when the coordinator does not answer within this many seconds.")
+    var timeoutS = 5.0
+    @Flag(help: "Print the status as JSON (the StatusReply message's protobuf JSON form).")
+    var json = false
+
+    func run() async throws {
+        let client = try Client(context: ZMQContext(), endpoint: coordinator, log: logLine)
+        let status = try await withThrowingTaskGroup(of: Stagebeam_V1_StatusReply?.self) { group in
+            group.addTask { try await client.status() }
+            group.addTask {
+                try await Task.sleep(for: .milliseconds(Int64(timeoutS * 1000)))
+                return nil
+            }
+            let first = try await group.next()!
+            group.cancelAll()
+            return first
+        }
+        client.close()
+        guard let status else {
+            printError("no answer from \(coordinator) within \(timeoutS) s")
+            throw ExitCode(3)
+        }
+        if json {
+            print(try status.jsonText())
+            return
+        }
+        print(String(format: "protocol %d · %d worker(s) · utilisation %.0f%% · %d queued · %d running · %d finished · %d requests waiting · %d re-dispatched",
+                     status.protocolVersion, status.workers.count, status.utilisation * 100, status.queueDepth,
+                     status.runningJobs, status.finishedJobs, status.pendingRequests, status.redispatchedRequests))
+        for worker in status.workers {
+            let roles = worker.roles.map { $0 == .generate ? "generate" : "judge" }.joined(separator: ",")
+            print(String(format: "  worker %@ · %@ · %@ · credits %d/%d · in flight %d · largest request %d · done %d · re-dispatched %d · busy %.0f%%",
+                         worker.workerID, worker.modelName, roles, worker.creditsAvailable, worker.maxBatchSequences,
+                         worker.inFlightSequences, worker.largestRequestSequences, worker.requestsCompleted,
+                         worker.requestsRedispatched, worker.utilisation * 100))
+        }
+        for job in status.jobs {
+            let stage = job.state == "running" ? " · \(stageName(job.stage))" : ""
+            let error = job.error.isEmpty ? "" : " · \(job.error)"
+            print("  job \(job.jobID) · \(job.state)\(stage) · \(job.redispatchedRequests) re-dispatched\(error)")
+        }
+    }
+}

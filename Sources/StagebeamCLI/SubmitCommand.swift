@@ -1,0 +1,119 @@
+import ArgumentParser
+import Cluster
+import Foundation
+import Search
+import Transport
+import Wire
+
+struct SubmitCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "submit",
+        abstract: "Submit a question to a coordinator, print progress as it comes, then the answer.")
+
+    @Option(help: "The coordinator's endpoint, e.g. tcp://127.0.0.1:5555.")
+    var coordinator: String
+    @Option(help: "The question.")
+    var question: String
+    @Option(help: "An image file (PNG/JPEG) the question is about.")
+    var image: String?
+    @OptionGroup var search: SearchOptions
+    @Option(name: .customLong("job-id"), help: "Job id; submitting the same id again returns that job's result (default: a fresh id).")
+    var jobID: String?
+    @Flag(help: "Print the result as JSON instead of text.")
+    var json = false
+    @Flag(name: .customLong("record-search"), help: "With --json: include the full search record (every candidate and comparison) under \"search\".")
+    var recordSearch = false
+
+    func run() async throws {
+        var submit = search.config.submitJob(question: question)
+        submit.jobID = jobID ?? ""
+        submit.streamEvents = !json
+        // The text form prints the whole staged answer, which only the record holds.
+        submit.recordSearch = recordSearch || !json
+        if let path = search.judgeTemplates {
+            _ = try search.templates()  // refuse a bad file here, with its own error
+            submit.judgeTemplatesJson = try Data(contentsOf: URL(fileURLWithPath: path))
+        }
+        if let image {
+            submit.image = try Data(contentsOf: URL(fileURLWithPath: image))
+        }
+        let client = try Client(context: ZMQContext(), endpoint: coordinator, log: logLine)
+        let result = try await client.submit(submit) { event in printError(describe(event)) }
+        client.close()
+        if json {
+            try printJobJSON(result, includeSearch: recordSearch)
+        } else if result.status == .succeeded {
+            let record = try SearchResult(jsonData: result.searchRecordJson)
+            print(record.text)
+            print()
+            print("answer: \(result.answer)")
+        }
+        printError(summary(result))
+        if result.status != .succeeded {
+            if !json { printError("job \(result.jobID) failed: \(ClusterError(result.error))") }
+            throw ExitCode(1)
+        }
+    }
+}
+
+/// One line per job event, for a person watching.
+func describe(_ event: Stagebeam_V1_JobEvent) -> String {
+    let stage = stageName(event.stage)
+    switch event.kind {
+    case .stageStarted: return "▸ \(stage)"
+    case .candidatesReady(let ready):
+        let workers = Set(ready.candidates.map(\.workerID)).sorted().joined(separator: ", ")
+        let forced = ready.candidates.filter(\.forcedClose).count
+        return "  \(ready.candidates.count) \(stage) candidates from \(workers)" + (forced > 0 ? " (\(forced) closed by the search)" : "")
+    case .verdict(let verdict):
+        return "  match: \(verdict.firstIndex) vs \(verdict.secondIndex) → \(verdict.winnerIndex)"
+    case .winner(let winner): return "  \(stage) winner: candidate \(winner.index)"
+    case nil: return "  (event)"
+    }
+}
+
+func stageName(_ stage: Stagebeam_V1_Stage) -> String {
+    switch stage {
+    case .summary: "summary"
+    case .caption: "caption"
+    case .reasoning: "reasoning"
+    case .conclusion: "conclusion"
+    case .answer: "answer"
+    default: "stage"
+    }
+}
+
+func summary(_ result: Stagebeam_V1_JobResult) -> String {
+    let c = result.counts
+    return String(format: "job %@ · %@ · %d candidates · %d judge calls · %d re-dispatched · queued %.0f ms · total %.1f s",
+                  result.jobID, result.status == .succeeded ? "succeeded" : "failed", c.candidates, c.judgeCalls,
+                  c.redispatchedRequests, result.queueMs, result.totalMs / 1000)
+}
+
+/// The `--json` output of `submit`: the job result, with the search record (the same JSON as
+/// `stagebeam run --json`) under "search" when asked for.
+func printJobJSON(_ result: Stagebeam_V1_JobResult, includeSearch: Bool) throws {
+    var object: [String: Any] = [
+        "job_id": result.jobID,
+        "status": result.status == .succeeded ? "succeeded" : "failed",
+        "answer": result.answer,
+        "stages": result.stages.map { stage -> [String: Any] in
+            ["stage": stageName(stage.stage), "step": stage.step, "text": stage.text, "candidates": stage.candidates,
+             "comparisons": stage.comparisons, "forced_close": stage.forcedClose,
+             "generate_ms": stage.generateMs, "judge_ms": stage.judgeMs]
+        },
+        "counts": ["candidates": result.counts.candidates, "generated_tokens": result.counts.generatedTokens,
+                   "judge_calls": result.counts.judgeCalls, "unparsable_verdicts": result.counts.unparsableVerdicts,
+                   "redispatched_requests": result.counts.redispatchedRequests],
+        "queue_ms": result.queueMs,
+        "total_ms": result.totalMs,
+    ]
+    if result.hasError {
+        object["error"] = ["code": ClusterError.name(result.error.code), "message": result.error.message]
+    }
+    if includeSearch, !result.searchRecordJson.isEmpty {
+        object["search"] = try JSONSerialization.jsonObject(with: result.searchRecordJson)
+    }
+    let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+    print(String(decoding: data, as: UTF8.self))
+}

@@ -1,0 +1,66 @@
+import ArgumentParser
+import Cluster
+import Foundation
+import Transport
+import Wire
+
+struct WorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "Serve generate and/or judge requests for a coordinator with a model loaded once.")
+
+    @Option(name: [.customLong("coordinator"), .customLong("connect")], help: "The coordinator's endpoint, e.g. tcp://10.0.0.1:5555.")
+    var coordinator: String
+    @OptionGroup var engine: EngineOptions
+    @Option(help: "What to serve: generate, judge, or both (comma-separated).")
+    var roles = "generate,judge"
+    @Option(name: .customLong("max-batch"), help: "Credits: the most sequences decoded at once; the coordinator never sends more.")
+    var maxBatch = 8
+    @Option(name: .customLong("worker-id"), help: "Unique worker id (default: host-pid).")
+    var workerID: String?
+    @Option(name: .customLong("heartbeat-ms"), help: "Heartbeat interval; use the coordinator's.")
+    var heartbeatMs = 500
+    @Option(help: "The coordinator is presumed dead after this many intervals of silence; then the worker reconnects.")
+    var liveness = 3
+
+    func validate() throws {
+        if maxBatch < 1 { throw ValidationError("--max-batch must be ≥ 1") }
+        if heartbeatMs < 1 { throw ValidationError("--heartbeat-ms must be ≥ 1") }
+        if liveness < 1 { throw ValidationError("--liveness must be ≥ 1") }
+        _ = try parsedRoles()
+    }
+
+    func parsedRoles() throws -> [Stagebeam_V1_Role] {
+        let roles = try self.roles.split(separator: ",").map { name -> Stagebeam_V1_Role in
+            switch name.trimmingCharacters(in: .whitespaces) {
+            case "generate": return .generate
+            case "judge": return .judge
+            default: throw ValidationError("--roles takes generate and/or judge, got '\(name)'")
+            }
+        }
+        if roles.isEmpty { throw ValidationError("--roles needs at least one of generate, judge") }
+        return Array(Set(roles)).sorted { $0.rawValue < $1.rawValue }
+    }
+
+    func run() async throws {
+        let generator = try engine.makeGenerator()
+        let workerEngine = try WorkerEngine(directory: engine.directory, generator: generator)
+        let id = workerID ?? "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
+        let worker = try Worker(
+            context: ZMQContext(),
+            configuration: .init(endpoint: coordinator, workerID: id, roles: try parsedRoles(), maxBatch: maxBatch,
+                                 heartbeat: HeartbeatPolicy(interval: .milliseconds(heartbeatMs), missedLimit: liveness)),
+            engine: workerEngine, log: logLine)
+        announce("worker \(id) · model \(workerEngine.modelName) \(workerEngine.modelHash.prefix(12)) · roles \(roles) · max batch \(maxBatch) · coordinator \(coordinator)")
+        // Whichever comes first: a signal (leave politely) or the coordinator refusing this worker.
+        let (outcomes, report) = AsyncStream.makeStream(of: String.self)
+        Task { report.yield("signal \(await waitForTermination())") }
+        Task { report.yield("refused: \(await worker.waitUntilRefused())") }
+        var iterator = outcomes.makeAsyncIterator()
+        let outcome = await iterator.next() ?? "stream ended"
+        logLine("stopping: \(outcome)")
+        worker.close(reason: outcome)
+        if outcome.hasPrefix("refused") { throw ExitCode(2) }
+        Foundation.exit(0)
+    }
+}
