@@ -31,8 +31,18 @@ public final class LlamaModel: @unchecked Sendable {
     var scores: UnsafeMutablePointer<Float>      // (threads, scoreCapacity) attention probabilities
     var scoreCapacity = 0
 
-    public init(directory: URL, maxRows: Int = 128, maxLogitRows: Int = 64, pool: ComputePool = .shared) throws {
-        let config = try TextModelConfig.load(from: directory)
+    public convenience init(directory: URL, maxRows: Int = 128, maxLogitRows: Int = 64, pool: ComputePool = .shared) throws {
+        let checkpoint = try Checkpoint(directory: directory)
+        try self.init(config: TextModelConfig.load(from: directory), checkpoint: checkpoint,
+                      maxRows: maxRows, maxLogitRows: maxLogitRows, pool: pool)
+        try checkpoint.verifyAllConsumed(ignoring: LlamaWeights.isDerivedBuffer)
+    }
+
+    /// A decoder whose tensors sit under `names` in `checkpoint` (which may hold other models'
+    /// tensors too, as a LLaVA checkpoint does: the caller verifies that all were consumed).
+    public init(config: TextModelConfig, checkpoint: Checkpoint, names: LlamaTensorNames = .causalLM,
+                maxRows: Int = 128, maxLogitRows: Int = 64, pool: ComputePool = .shared) throws {
+        let directory = checkpoint.directory
         guard config.hiddenAct == "silu" else {
             throw ModelError(.unsupportedConfiguration, "\(directory.path)/config.json: hidden_act \"\(config.hiddenAct)\" is not supported (only silu)")
         }
@@ -42,7 +52,7 @@ public final class LlamaModel: @unchecked Sendable {
         self.config = config
         self.rope = RotaryEmbedding(headDim: config.headDim, base: config.ropeTheta,
                                     scaling: try Self.ropeScaling(config, directory: directory))
-        self.weights = try LlamaWeights(checkpoint: Checkpoint(directory: directory), config: config)
+        self.weights = try LlamaWeights(checkpoint: checkpoint, config: config, names: names)
         self.maxRows = maxRows
         self.maxLogitRows = maxLogitRows
         self.pool = pool
@@ -106,12 +116,22 @@ public final class LlamaModel: @unchecked Sendable {
         let hiddenSize = c.hiddenSize, headDim = c.headDim, heads = c.numAttentionHeads, kvHeads = c.numKeyValueHeads
         let qWidth = heads * headDim, kvWidth = kvHeads * headDim, half = headDim / 2
 
+        if batch.embeddingWidth != 0 && batch.embeddingWidth != hiddenSize {
+            throw ModelError(.unsupportedConfiguration, "input embeddings are \(batch.embeddingWidth) wide; the model's hidden size is \(hiddenSize)")
+        }
         for r in 0..<rows {
-            let token = Int(batch.tokens[r])
-            guard token >= 0 && token < c.vocabSize else {
-                throw ModelError(.tokenOutOfRange, "token id \(token) is outside the model's vocabulary (0..<\(c.vocabSize))")
+            if let start = batch.embeddingStart(row: r) {
+                // A row given as an embedding (e.g. an image feature) replaces the token lookup.
+                batch.embeddingValues.withUnsafeBufferPointer { values in
+                    (hidden + r * hiddenSize).update(from: values.baseAddress! + start, count: hiddenSize)
+                }
+            } else {
+                let token = Int(batch.tokens[r])
+                guard token >= 0 && token < c.vocabSize else {
+                    throw ModelError(.tokenOutOfRange, "token id \(token) is outside the model's vocabulary (0..<\(c.vocabSize))")
+                }
+                weights.embedding.widenRow(token, into: hidden + r * hiddenSize)
             }
-            weights.embedding.widenRow(token, into: hidden + r * hiddenSize)
             rope.angles(position: Int(batch.positions[r]), cos: cosines + r * half, sin: sines + r * half)
         }
         ensureScoreCapacity(cache.capacityBlocks * cache.blockSize)

@@ -1,6 +1,23 @@
 import Kernels
 import ModelFormats
 
+/// Where a Llama-family decoder's tensors live in a checkpoint: `model.X` + `lm_head.weight` for a
+/// causal LM; LLaVA nests it as `model.language_model.X` + `lm_head.weight` (transformers ≥ 4.52 in
+/// memory) or `language_model.model.X` + `language_model.lm_head.weight` (files saved by transformers
+/// 5 and the llava-hf hub).
+public struct LlamaTensorNames: Sendable, Equatable {
+    /// Prefix of `embed_tokens`, `layers.N.…` and `norm`.
+    public var decoder: String
+    public var lmHead: String
+
+    public init(decoder: String, lmHead: String) {
+        self.decoder = decoder
+        self.lmHead = lmHead
+    }
+
+    public static let causalLM = LlamaTensorNames(decoder: "model.", lmHead: "lm_head.weight")
+}
+
 /// The tensors of a Llama-family decoder (Llama, Qwen2, Mistral share this layout), taken from a
 /// checkpoint with their shapes checked. Matrices stay where the checkpoint maps them, in their
 /// stored dtype (f32, f16 or bf16); only the small norm and bias vectors are widened to f32.
@@ -27,7 +44,8 @@ struct LlamaWeights {
     let lmHead: WeightMatrix     // lm_head.weight (vocab, hidden), or the embedding when tied
     let tiedHead: Bool
 
-    init(checkpoint: Checkpoint, config c: TextModelConfig) throws {
+    /// Takes the decoder's tensors; the caller verifies that nothing else was left in the checkpoint.
+    init(checkpoint: Checkpoint, config c: TextModelConfig, names: LlamaTensorNames = .causalLM) throws {
         self.checkpoint = checkpoint
         let hidden = c.hiddenSize, qWidth = c.numAttentionHeads * c.headDim, kvWidth = c.numKeyValueHeads * c.headDim
         func vector(_ name: String, _ size: Int) throws -> FloatTensor { try checkpoint.floatTensor(name, shape: [size]) }
@@ -36,9 +54,9 @@ struct LlamaWeights {
             try checkpoint.weightMatrix(name, rows: rows, columns: columns)
         }
 
-        embedding = try matrix("model.embed_tokens.weight", c.vocabSize, hidden)
+        embedding = try matrix(names.decoder + "embed_tokens.weight", c.vocabSize, hidden)
         layers = try (0..<c.numHiddenLayers).map { i in
-            let p = "model.layers.\(i)."
+            let p = names.decoder + "layers.\(i)."
             return Layer(
                 inputNorm: try vector(p + "input_layernorm.weight", hidden),
                 q: try matrix(p + "self_attn.q_proj.weight", qWidth, hidden),
@@ -57,13 +75,14 @@ struct LlamaWeights {
                 upBias: try bias(p + "mlp.up_proj.bias", c.intermediateSize, c.mlpBias),
                 downBias: try bias(p + "mlp.down_proj.bias", hidden, c.mlpBias))
         }
-        finalNorm = try vector("model.norm.weight", hidden)
+        finalNorm = try vector(names.decoder + "norm.weight", hidden)
         // Tied checkpoints usually omit lm_head; some keep a copy, which is then taken (and used).
-        tiedHead = c.tieWordEmbeddings && !checkpoint.contains("lm_head.weight")
-        lmHead = tiedHead ? embedding : try matrix("lm_head.weight", c.vocabSize, hidden)
-        // Old checkpoints carry RoPE's precomputed inverse frequencies; they are derived from config.
-        try checkpoint.verifyAllConsumed(ignoring: { $0.hasSuffix("rotary_emb.inv_freq") })
+        tiedHead = c.tieWordEmbeddings && !checkpoint.contains(names.lmHead)
+        lmHead = tiedHead ? embedding : try matrix(names.lmHead, c.vocabSize, hidden)
     }
+
+    /// Old checkpoints carry RoPE's precomputed inverse frequencies; they are derived from config.
+    static func isDerivedBuffer(_ name: String) -> Bool { name.hasSuffix("rotary_emb.inv_freq") }
 
     /// Bytes of weights one forward pass reads, counting a tied embedding once.
     var byteCount: Int {
