@@ -22,7 +22,6 @@ let package = Package(
     ],
     targets: [
         // C system libraries: module maps only; nothing above these imports C.
-        .systemLibrary(name: "COpenBLAS", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZeroMQ", providers: [.apt(["libzmq3-dev"])]),
         .systemLibrary(name: "CStb", providers: [.apt(["libstb-dev"])]),
         // Wire protocol (protobuf, generated code committed) and ZeroMQ transport.
