@@ -23,7 +23,7 @@ public final class Client: @unchecked Sendable {
     private var pending: Pending?
     private var lastSent = ContinuousClock.now
 
-    public init(context: ZMQContext, endpoint: String, heartbeat: HeartbeatPolicy = HeartbeatPolicy(interval: .seconds(1), missedLimit: 5),
+    public init(context: ZMQContext, endpoint: String, heartbeat: HeartbeatPolicy = HeartbeatPolicy(interval: .milliseconds(500), missedLimit: 6),
                 log: @escaping @Sendable (String) -> Void = { _ in }) throws {
         policy = heartbeat
         self.log = log
@@ -113,10 +113,10 @@ public final class Client: @unchecked Sendable {
         case (.error(let error), .status):
             finish(with: .failure(ClusterError(error)))
         case (.heartbeat(let beat), .submit(let job, _, _)) where !beat.known:
-            // Answers to beats sent before the submission arrived also say "unknown": resubmit only
-            // when the submission has had a full liveness period to register.
+            // The submission goes out before any beat on a connection, so an "unknown" answer means
+            // the coordinator lost it; still, resubmit at most once per interval.
             let due = lock.withLock {
-                guard ContinuousClock.now - lastSent > policy.deadAfter else { return false }
+                guard ContinuousClock.now - lastSent > policy.interval else { return false }
                 lastSent = .now
                 return true
             }

@@ -134,6 +134,9 @@ final class Dispatcher: @unchecked Sendable {
     private var pending: [Work] = []
     private var inFlight: [String: InFlight] = [:]
     private var nextRequest = 0
+    /// Makes request ids unique across coordinator restarts, so that a late answer to a request of a
+    /// previous run is never mistaken for the answer to a new one.
+    private let incarnation = String(UInt32.random(in: .min ... .max), radix: 36)
     private var redispatchedByJob: [String: Int] = [:]
     private var redispatchedTotal: UInt64 = 0
 
@@ -259,6 +262,13 @@ final class Dispatcher: @unchecked Sendable {
             guard !error.requestID.isEmpty, let entry = takeInFlight(error.requestID, from: key, now: now) else { return }
             if error.code == .imageNotCached, let image = imageHash(entry.work) { workers[key]?.images.remove(image) }
             guard !entry.abandoned, !entry.work.isDone else { return }
+            if error.code == .overloaded {
+                // Busy with work it was sent before (e.g. by a previous coordinator): not the
+                // request's fault. Leave the worker alone for an interval and send the work again.
+                workers[key]?.restingUntil = now + settings.heartbeat.interval
+                requeue(entry.work, indices: entry.indices, from: key)
+                return
+            }
             retryOrFail(entry.work, indices: entry.indices, worker: key, error: ClusterError(error))
         }
     }
@@ -348,10 +358,12 @@ final class Dispatcher: @unchecked Sendable {
 
     /// Sends pending work to workers with free credits, oldest work first.
     private func dispatch(now: ContinuousClock.Instant) {
+        let available = workers.values.filter { $0.freeCredits > 0 && $0.restingUntil <= now }
         for work in pending where !work.isDone {
             switch work {
             case .generate(let generate):
-                let candidates = workers.values.filter { $0.roles.contains(.generate) && $0.freeCredits > 0 }
+                let candidates = available.filter { $0.roles.contains(.generate) && workers[$0.key]!.freeCredits > 0 }
+                    .map { workers[$0.key]! }
                     .sorted { $0.workerID < $1.workerID }
                 let shares = CreditSplit.split(generate.unassigned.count, free: candidates.map(\.freeCredits))
                 for (worker, share) in zip(candidates, shares) where share > 0 {
@@ -360,7 +372,8 @@ final class Dispatcher: @unchecked Sendable {
                     sendGenerate(generate, indices: indices, to: worker.key, now: now)
                 }
             case .judge(let judge):
-                guard !judge.assigned, let worker = workers.values.filter({ $0.roles.contains(.judge) && $0.freeCredits > 0 })
+                guard !judge.assigned, let worker = available.compactMap({ workers[$0.key] })
+                    .filter({ $0.roles.contains(.judge) && $0.freeCredits > 0 })
                     .max(by: { ($0.freeCredits, $1.workerID) < ($1.freeCredits, $0.workerID) }) else { continue }
                 sendJudge(judge, to: worker.key, now: now)
             }
@@ -375,7 +388,7 @@ final class Dispatcher: @unchecked Sendable {
 
     private func newRequestID(_ job: String, _ kind: String) -> String {
         nextRequest += 1
-        return "\(job)/\(kind)\(nextRequest)"
+        return "\(job)/\(incarnation)-\(kind)\(nextRequest)"
     }
 
     /// The image for a request to `worker`: bytes only if it does not hold them yet.

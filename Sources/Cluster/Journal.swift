@@ -22,6 +22,11 @@ public final class Journal: @unchecked Sendable {
         var answer: String?
         var submit: Data?  // Stagebeam_V1_SubmitJob (accepted)
         var result: Data?  // Stagebeam_V1_JobResult with the full search record (finished)
+
+        enum CodingKeys: String, CodingKey {
+            case event, question, status, answer, submit, result
+            case jobID = "job_id"
+        }
     }
 
     /// A job as the journal knows it.
@@ -69,7 +74,6 @@ public final class Journal: @unchecked Sendable {
 
     private func append(_ line: Line) throws {
         let encoder = JSONEncoder()
-        encoder.keyEncodingStrategy = .convertToSnakeCase
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         var data = try encoder.encode(line)
         data.append(UInt8(ascii: "\n"))
@@ -97,7 +101,6 @@ public final class Journal: @unchecked Sendable {
 
     static func replay(_ data: Data, path: String, log: (String) -> Void) throws -> [(id: String, entry: Entry)] {
         let decoder = JSONDecoder()
-        decoder.keyDecodingStrategy = .convertFromSnakeCase
         var order: [String] = []
         var entries: [String: Entry] = [:]
         let lines = data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)

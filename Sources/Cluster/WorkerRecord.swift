@@ -19,6 +19,8 @@ struct WorkerRecord {
     var requestsRedispatched: UInt64 = 0
     var largestRequest = 0
     var utilisation: BusyWindow
+    /// Not sent work before this time (it answered `overloaded`).
+    var restingUntil: ContinuousClock.Instant
 
     var freeCredits: Int { max(maxSequences - inFlightSequences, 0) }
 
@@ -30,6 +32,7 @@ struct WorkerRecord {
         maxSequences = Int(ready.maxBatchSequences)
         images = Set(ready.imageCache.cachedSha256)
         utilisation = BusyWindow(start: now)
+        restingUntil = now
     }
 }
 

@@ -1,0 +1,112 @@
+import Foundation
+import Testing
+
+/// The built `stagebeam` executable: next to the test bundle in the build products directory
+/// (`swift build --build-tests` builds both), or `STAGEBEAM_BIN`.
+func stagebeamExecutable() throws -> URL {
+    if let path = ProcessInfo.processInfo.environment["STAGEBEAM_BIN"] { return URL(fileURLWithPath: path) }
+    var candidates = [Bundle.main.bundleURL.appendingPathComponent("stagebeam")]
+    if let executable = Bundle.main.executableURL {
+        candidates.append(executable.deletingLastPathComponent().appendingPathComponent("stagebeam"))
+    }
+    for bundle in Bundle.allBundles where bundle.bundlePath.hasSuffix(".xctest") {
+        candidates.append(bundle.bundleURL.deletingLastPathComponent().appendingPathComponent("stagebeam"))
+    }
+    if let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) { return found }
+    throw ChildProcessError("the stagebeam executable is not in the build products (looked at \(candidates.map(\.path))); "
+        + "build it with `swift build --build-tests` or set STAGEBEAM_BIN")
+}
+
+struct ChildProcessError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Repository paths, from this file's location.
+enum Repo {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static func model(_ name: String) -> String { root.appendingPathComponent("Tests/Fixtures/models/\(name)").path }
+}
+
+/// A temporary directory removed when the test is done with it.
+final class Scratch {
+    let url: URL
+
+    init() throws {
+        url = FileManager.default.temporaryDirectory.appendingPathComponent("stagebeam-cluster-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+
+    deinit { try? FileManager.default.removeItem(at: url) }
+
+    func path(_ name: String) -> String { url.appendingPathComponent(name).path }
+}
+
+/// A `stagebeam` child process with its standard output and error in files (pipes could fill up
+/// and stall it). Killed when released.
+final class ChildProcess {
+    let name: String
+    let process = Process()
+    private let outURL: URL
+    private let errURL: URL
+
+    init(_ arguments: [String], name: String, in scratch: Scratch) throws {
+        self.name = name
+        outURL = scratch.url.appendingPathComponent("\(name).out")
+        errURL = scratch.url.appendingPathComponent("\(name).err")
+        FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        process.executableURL = try stagebeamExecutable()
+        process.arguments = arguments
+        process.standardOutput = try FileHandle(forWritingTo: outURL)
+        process.standardError = try FileHandle(forWritingTo: errURL)
+        try process.run()
+    }
+
+    deinit {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+
+    var stdout: String { (try? String(contentsOf: outURL, encoding: .utf8)) ?? "" }
+    var stderr: String { (try? String(contentsOf: errURL, encoding: .utf8)) ?? "" }
+    var pid: Int32 { process.processIdentifier }
+
+    func signal(_ number: Int32) {
+        kill(process.processIdentifier, number)
+    }
+
+    /// Polls until `predicate` holds (every few milliseconds), or fails after `timeout` seconds.
+    @discardableResult
+    func wait<T>(_ what: String, timeout: Double = 20, _ predicate: (ChildProcess) -> T?) throws -> T {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if let value = predicate(self) { return value }
+            if !process.isRunning, let value = predicate(self) { return value }
+            if !process.isRunning {
+                throw ChildProcessError("\(name) exited (\(process.terminationStatus)) before \(what)\nstderr:\n\(stderr.suffix(3000))")
+            }
+            usleep(2000)
+        }
+        throw ChildProcessError("\(name): timed out waiting for \(what)\nstderr:\n\(stderr.suffix(3000))")
+    }
+
+    /// Waits for the process to exit and returns its status.
+    func exitStatus(timeout: Double = 30) throws -> Int32 {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning {
+            guard Date() < deadline else { throw ChildProcessError("\(name) still running after \(timeout) s\nstderr:\n\(stderr.suffix(3000))") }
+            usleep(5000)
+        }
+        return process.terminationStatus
+    }
+}
+
+/// Runs `stagebeam` to completion and returns (status, stdout, stderr).
+func runStagebeam(_ arguments: [String], in scratch: Scratch, name: String, timeout: Double = 60) throws -> (Int32, String, String) {
+    let child = try ChildProcess(arguments, name: name, in: scratch)
+    let status = try child.exitStatus(timeout: timeout)
+    return (status, child.stdout, child.stderr)
+}

@@ -1,0 +1,171 @@
+import Cluster
+import Foundation
+import Testing
+import Transport
+import Wire
+
+/// The cluster as users run it: a coordinator and workers as separate `stagebeam` processes on
+/// loopback, driven through the CLI and the wire. One test at a time: they share two busy cores,
+/// and liveness timing must not depend on what the other tests are doing.
+@Suite(.serialized) struct ClusterProcessTests {
+    /// (a) + (f): two generate workers with 2 credits each and a judge worker. The answer equals
+    /// `stagebeam run`'s; the 4 candidates of each stage are split 2 + 2 and no worker is ever sent
+    /// more than its 2 credits.
+    @Test func clusterAnswerEqualsInProcessRunAndRespectsCredits() throws {
+        let scratch = try Scratch()
+        let cluster = try LocalCluster(scratch: scratch)
+        let genA = try cluster.addWorker("gen-a", maxBatch: 2, roles: "generate")
+        let genB = try cluster.addWorker("gen-b", maxBatch: 2, roles: "generate")
+        try cluster.addWorker("judge", maxBatch: 4, roles: "judge")
+        let job = TestJob()
+
+        let submitted = try cluster.submit(job)
+        #expect(submitted["status"] as? String == "succeeded")
+        let reference = try SearchOutcome(record: job.runInProcess(in: scratch))
+        #expect(try SearchOutcome(submitted: submitted) == reference)
+        #expect(candidateWorkers(submitted) == ["gen-a", "gen-b"])
+        #expect((submitted["answer"] as? String) == ((try job.runInProcess(in: scratch))["answer"] as? String))
+
+        // Credits, as the workers saw them and as the coordinator reports them.
+        let sizes = generateSizes(genA) + generateSizes(genB)
+        #expect(sizes.count == 8, "4 stages × 2 workers")
+        #expect(sizes.allSatisfy { $0 == 2 }, "\(sizes)")
+        let status = try parseJSON(runStagebeam(["status", "--coordinator", cluster.endpoint, "--json"], in: scratch, name: "status").1)
+        let workers = status["workers"] as? [[String: Any]] ?? []
+        #expect(workers.count == 3)
+        for worker in workers {
+            let largest = worker["largestRequestSequences"] as? Int ?? 0
+            let credits = worker["maxBatchSequences"] as? Int ?? 0
+            #expect(largest >= 1 && largest <= credits, "\(worker)")
+        }
+    }
+
+    /// (b) One worker or three give the same answer. With three workers of 1 credit each, a stage's
+    /// 4 candidates go out 1 + 1 + 1 and the fourth waits for the first credit to come back.
+    @Test func oneWorkerAndThreeWorkersGiveTheSameAnswer() throws {
+        let scratch = try Scratch()
+        let job = TestJob(question: "Which is heavier, a kilo of feathers or a kilo of iron?", seed: 3)
+
+        let single = try LocalCluster(scratch: scratch)
+        try single.addWorker("solo", maxBatch: 8)
+        let one = try single.submit(job)
+
+        let triple = try LocalCluster(scratch: Scratch())
+        for id in ["w1", "w2", "w3"] { try triple.addWorker(id, maxBatch: 1) }
+        let three = try triple.submit(job)
+
+        #expect(candidateWorkers(one) == ["solo"])
+        #expect(candidateWorkers(three) == ["w1", "w2", "w3"])
+        #expect(try SearchOutcome(submitted: one) == SearchOutcome(submitted: three))
+        for id in ["w1", "w2", "w3"] {
+            #expect(generateSizes(triple.workers[id]!).allSatisfy { $0 == 1 })
+        }
+    }
+
+    /// (c) SIGKILL a generate worker holding a share of a stage: the job finishes with the answer of
+    /// an undisturbed run, and the re-dispatch shows in the result and in status.
+    ///
+    /// The tiny model decodes a share in milliseconds, too fast to kill a worker in the middle of one
+    /// by timing. So the victim is frozen (SIGSTOP) before the job is submitted: the coordinator, which
+    /// still believes it alive, sends it its share, which then certainly is in flight when the victim
+    /// is killed. The coordinator notices the silence and sends that share to the other worker.
+    @Test func killedWorkersShareIsRedispatchedWithTheSameAnswer() async throws {
+        let scratch = try Scratch()
+        let cluster = try LocalCluster(scratch: scratch, liveness: 10)
+        let victim = try cluster.addWorker("victim", maxBatch: 2, roles: "generate")
+        try cluster.addWorker("survivor", maxBatch: 2, roles: "generate")
+        try cluster.addWorker("judge", maxBatch: 4, roles: "judge")
+        let job = TestJob(question: "What colour is the sky at noon?", seed: 11)
+        let reference = try SearchOutcome(record: job.runInProcess(in: scratch))
+
+        let client = try Client(context: ZMQContext(), endpoint: cluster.endpoint)
+        defer { client.close() }
+        var submit = Stagebeam_V1_SubmitJob()
+        submit.jobID = "kill-test"
+        submit.question = job.question
+        submit.beam = UInt32(job.beam)
+        submit.maxStageTokens = UInt32(job.maxStageTokens)
+        submit.tournament = .bracket
+        submit.seed = UInt64(job.seed)
+        submit.recordSearch = true
+        submit.sampling.temperature = 0.6
+        submit.sampling.topP = 0.9
+
+        victim.signal(SIGSTOP)
+        async let finished = client.submit(submit)
+        // The victim's share is sent as soon as the job starts; give it a moment to leave.
+        try await Task.sleep(for: .milliseconds(150))
+        victim.signal(SIGKILL)
+        let result = try await finished
+
+        #expect(result.status == .succeeded, "\(result.error)")
+        let record = try parseJSON(String(decoding: result.searchRecordJson, as: UTF8.self))
+        #expect(try SearchOutcome(record: record) == reference)
+        #expect(result.counts.redispatchedRequests >= 1)
+        #expect(!victim.stderr.contains("done in"), "the frozen victim never answered")
+        #expect(cluster.coordinator.stderr.contains("worker victim removed: no heartbeat"))
+        let status = try await client.status()
+        #expect(status.redispatchedRequests >= 1)
+        #expect(status.workers.map(\.workerID).sorted() == ["judge", "survivor"])
+        #expect(status.jobs.first { $0.jobID == "kill-test" }?.redispatchedRequests ?? 0 >= 1)
+    }
+
+    /// (d) The journal: a finished job is answered from it after a SIGKILL and restart (with no
+    /// worker connected, so it cannot have been computed again), and a job whose coordinator was
+    /// killed mid-flight is run again after the restart, to the same answer, for the client that
+    /// was waiting all along.
+    @Test func restartedCoordinatorAnswersFromItsJournalAndReRunsUnfinishedJobs() throws {
+        let scratch = try Scratch()
+        let cluster = try LocalCluster(scratch: scratch)
+        let workerA = try cluster.addWorker("a", maxBatch: 4)
+        let workerB = try cluster.addWorker("b", maxBatch: 4)
+        let job = TestJob(question: "Why is the sea salty?", seed: 5)
+        let first = try cluster.submit(job, jobID: "journaled")
+        let endpoint = cluster.endpoint
+
+        // Kill everything, restart the coordinator alone on the same journal and endpoint.
+        cluster.coordinator.signal(SIGKILL)
+        _ = try cluster.coordinator.exitStatus()
+        workerA.signal(SIGKILL)
+        workerB.signal(SIGKILL)
+        try cluster.startCoordinator(endpoint: endpoint)
+        let again = try cluster.submit(job, jobID: "journaled")
+        #expect(try SearchOutcome(submitted: again) == SearchOutcome(submitted: first))
+        #expect(again["total_ms"] as? Double == first["total_ms"] as? Double, "the journaled result itself")
+        #expect(!cluster.coordinator.stderr.contains("job journaled accepted"))
+        // The same id with another question is refused, and the coordinator keeps serving.
+        var other = job
+        other.question = "Something else?"
+        let (status, _, err) = try runStagebeam(["submit", "--coordinator", endpoint, "--job-id", "journaled"] + other.arguments,
+                                                in: scratch, name: "submit-other")
+        #expect(status != 0)
+        #expect(err.contains("invalid_argument") && err.contains("already names a different job"), "\(err)")
+
+        // A job in flight when its coordinator dies: the workers are frozen before it is submitted,
+        // so that its first requests are in flight and it cannot finish before the kill.
+        let c = try cluster.addWorker("c", maxBatch: 4)
+        let d = try cluster.addWorker("d", maxBatch: 4)
+        c.signal(SIGSTOP)
+        d.signal(SIGSTOP)
+        let midJob = TestJob(question: "How do birds fly?", seed: 9)
+        let waiting = try ChildProcess(["submit", "--coordinator", endpoint, "--json", "--record-search", "--job-id", "mid-flight"] + midJob.arguments,
+                                       name: "submit-mid", in: scratch)
+        try cluster.coordinator.wait("the job to be accepted") { $0.stderr.contains("job mid-flight accepted") ? true : nil }
+        usleep(100_000)
+        let journalBefore = try String(contentsOfFile: cluster.journal, encoding: .utf8)
+        #expect(journalBefore.contains("\"event\":\"accepted\",\"job_id\":\"mid-flight\""))
+        cluster.coordinator.signal(SIGKILL)
+        _ = try cluster.coordinator.exitStatus()
+        let interrupted = !journalBefore.contains("\"event\":\"finished\",\"job_id\":\"mid-flight\"")
+        try cluster.startCoordinator(endpoint: endpoint)
+        c.signal(SIGCONT)
+        d.signal(SIGCONT)
+        #expect(try waiting.exitStatus() == 0, "\(waiting.stderr.suffix(2000))")
+        let midResult = try parseJSON(waiting.stdout)
+        #expect(try SearchOutcome(submitted: midResult) == SearchOutcome(record: midJob.runInProcess(in: scratch)))
+        #expect(interrupted, "the job must have been unfinished when its coordinator was killed")
+        #expect(cluster.coordinator.stderr.contains("1 unfinished to run again"))
+        let journal = try String(contentsOfFile: cluster.journal, encoding: .utf8)
+        #expect(journal.components(separatedBy: "\"event\":\"finished\",\"job_id\":\"mid-flight\"").count - 1 == 1)
+    }
+}

@@ -1,0 +1,149 @@
+import Foundation
+import Testing
+
+/// A coordinator and workers as real processes on loopback, with short heartbeats so that deaths
+/// are noticed in a fraction of a second.
+final class LocalCluster {
+    static let heartbeatMs = "100"
+    static let model = Repo.model("llama-gqa")
+
+    let scratch: Scratch
+    let journal: String
+    /// Heartbeat intervals of silence after which a peer is dead (coordinator and workers alike).
+    let liveness: String
+    private(set) var coordinator: ChildProcess!
+    private(set) var endpoint = ""
+    private(set) var workers: [String: ChildProcess] = [:]
+    private var restarts = 0
+
+    init(scratch: Scratch, liveness: Int = 5) throws {
+        self.scratch = scratch
+        self.liveness = String(liveness)
+        journal = scratch.path("journal.jsonl")
+        try startCoordinator(endpoint: "tcp://127.0.0.1:*")
+    }
+
+    /// Starts a coordinator on `endpoint` (a `*` port: any free one) and the cluster's journal.
+    func startCoordinator(endpoint: String, extra: [String] = []) throws {
+        restarts += 1
+        coordinator = try ChildProcess(
+            ["coordinator", "--bind", endpoint, "--journal", journal, "--heartbeat-ms", Self.heartbeatMs, "--liveness", liveness,
+             "--request-timeout-s", "20", "--no-worker-timeout-s", "20"] + extra,
+            name: "coordinator\(restarts)", in: scratch)
+        self.endpoint = try coordinator.wait("the listening line") { child in
+            child.stdout.split(separator: " ").first { $0.hasPrefix("tcp://") }.map(String.init)
+        }
+    }
+
+    /// Starts a worker and waits until the coordinator has registered it.
+    @discardableResult
+    func addWorker(_ id: String, maxBatch: Int = 8, roles: String = "generate,judge", model: String = LocalCluster.model,
+                   waitForRegistration: Bool = true) throws -> ChildProcess {
+        let worker = try ChildProcess(
+            ["worker", "--coordinator", endpoint, "--model", model, "--worker-id", id, "--roles", roles,
+             "--max-batch", String(maxBatch), "--heartbeat-ms", Self.heartbeatMs, "--liveness", liveness],
+            name: "worker-\(id)", in: scratch)
+        workers[id] = worker
+        if waitForRegistration {
+            let before = registrations(of: id)
+            try coordinator.wait("worker \(id) to register") { $0.stderr.components(separatedBy: "worker \(id) ready:").count - 1 > before ? true : nil }
+        }
+        return worker
+    }
+
+    /// How many times the current coordinator has registered worker `id`.
+    func registrations(of id: String) -> Int {
+        coordinator.stderr.components(separatedBy: "worker \(id) ready:").count - 1
+    }
+
+    /// `stagebeam submit --json --record-search` for `job`; returns the parsed JSON output.
+    func submit(_ job: TestJob, jobID: String? = nil) throws -> [String: Any] {
+        var arguments = ["submit", "--coordinator", endpoint, "--json", "--record-search"] + job.arguments
+        if let jobID { arguments += ["--job-id", jobID] }
+        let (status, out, err) = try runStagebeam(arguments, in: scratch, name: "submit-\(UUID().uuidString.prefix(6))")
+        guard status == 0 else { throw ChildProcessError("submit exited \(status)\n\(err.suffix(3000))") }
+        return try parseJSON(out)
+    }
+}
+
+/// A question and search options, run on a cluster or in process.
+struct TestJob {
+    var question = "How many legs does a spider have?"
+    var beam = 4
+    var maxStageTokens = 12
+    var tournament = "bracket"
+    var seed = 7
+
+    var arguments: [String] {
+        ["--question", question, "--beam", String(beam), "--max-stage-tokens", String(maxStageTokens),
+         "--tournament", tournament, "--seed", String(seed)]
+    }
+
+    /// `stagebeam run --json`: the same search in one process.
+    func runInProcess(in scratch: Scratch) throws -> [String: Any] {
+        let (status, out, err) = try runStagebeam(["run", "--model", LocalCluster.model, "--json"] + arguments, in: scratch,
+                                                  name: "run-\(UUID().uuidString.prefix(6))")
+        guard status == 0 else { throw ChildProcessError("run exited \(status)\n\(err.suffix(3000))") }
+        return try parseJSON(out)
+    }
+}
+
+func parseJSON(_ text: String) throws -> [String: Any] {
+    guard let object = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
+        throw ChildProcessError("not a JSON object: \(text.prefix(500))")
+    }
+    return object
+}
+
+/// What must not depend on where or how a search ran: the staged text, and per stage the winners
+/// and every candidate's seed and text.
+struct SearchOutcome: Equatable, CustomStringConvertible {
+    let text: String
+    let stages: [[String]]
+
+    /// From a search record (`run --json`, or the "search" of `submit --json --record-search`).
+    init(record: [String: Any]) throws {
+        guard let text = record["text"] as? String, let stages = record["stages"] as? [[String: Any]] else {
+            throw ChildProcessError("not a search record: \(record.keys.sorted())")
+        }
+        self.text = text
+        self.stages = stages.map { stage in
+            let units = stage["units"] as? [[String: Any]] ?? []
+            return units.flatMap { unit -> [String] in
+                let candidates = (unit["candidates"] as? [[String: Any]] ?? []).map { "\($0["seed"] ?? "")|\($0["raw_text"] ?? "")" }
+                return ["winner \(unit["winner"] ?? "")"] + candidates
+            }
+        }
+    }
+
+    init(submitted: [String: Any]) throws {
+        guard let search = submitted["search"] as? [String: Any] else {
+            throw ChildProcessError("submit output has no search record: \(submitted.keys.sorted())")
+        }
+        try self.init(record: search)
+    }
+
+    var description: String { "text: \(text.debugDescription)\nstages: \(stages)" }
+}
+
+/// The workers named in a search record's candidates.
+func candidateWorkers(_ submitted: [String: Any]) -> Set<String> {
+    let stages = (submitted["search"] as? [String: Any])?["stages"] as? [[String: Any]] ?? []
+    var workers = Set<String>()
+    for stage in stages {
+        for unit in stage["units"] as? [[String: Any]] ?? [] {
+            for candidate in unit["candidates"] as? [[String: Any]] ?? [] {
+                if let worker = candidate["worker"] as? String { workers.insert(worker) }
+            }
+        }
+    }
+    return workers
+}
+
+/// The sequence counts (n) of the generate requests a worker logged.
+func generateSizes(_ worker: ChildProcess) -> [Int] {
+    worker.stderr.split(separator: "\n").compactMap { line in
+        guard line.contains(" generate "), let n = line.split(separator: " ").first(where: { $0.hasPrefix("n=") }) else { return nil }
+        return Int(n.dropFirst(2))
+    }
+}
