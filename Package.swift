@@ -54,7 +54,9 @@ let package = Package(
             name: "Cluster",
             dependencies: ["Wire", "Transport", "Search", "LocalEngine", "Generation",
                            .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
-        .testTarget(name: "ClusterTests", dependencies: ["Cluster", "Wire", "Transport", "Search"]),
+        .testTarget(
+            name: "ClusterTests",
+            dependencies: ["Cluster", "Wire", "Transport", "Search", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         .executableTarget(
             name: "StagebeamCLI",
             dependencies: ["Cluster", "Generation", "LocalEngine", "Search", .product(name: "ArgumentParser", package: "swift-argument-parser")]),

@@ -1,0 +1,161 @@
+import Cluster
+import Foundation
+import SwiftProtobuf
+import Testing
+import Transport
+import Wire
+
+/// A raw peer for poking a coordinator or a worker with hand-made frames.
+private final class RawPeer {
+    let socket: ZMQSocket
+    private let codec = EnvelopeCodec()
+
+    init(_ kind: ZMQSocket.Kind, context: ZMQContext, connect: String? = nil, bind: String? = nil) throws {
+        socket = try ZMQSocket(context: context, kind: kind)
+        if kind == .dealer { try socket.setRoutingID(Array("raw-\(UUID().uuidString.prefix(8))".utf8)) }
+        if let connect { try socket.connect(connect) }
+        if let bind { try socket.bind(bind) }
+    }
+
+    /// The next message that is not a heartbeat or Ready (a ROUTER answers heartbeats to keep a
+    /// worker calm); its frames before the envelope, and the decoded envelope body.
+    func next(timeout: Duration = .seconds(10)) throws -> (route: [[UInt8]], body: Stagebeam_V1_Envelope.OneOf_Body) {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            guard let frames = try socket.receive(timeout: deadline - .now) else { break }
+            let body = try codec.decode(frames.last!)
+            let route = Array(frames.dropLast())
+            switch body {
+            case .heartbeat:
+                var beat = Stagebeam_V1_Heartbeat()
+                beat.known = true
+                try socket.send(route + [codec.encode(.heartbeat(beat))])
+            case .ready: continue
+            default: return (route, body)
+            }
+        }
+        throw ChildProcessError("no answer within \(timeout)")
+    }
+
+    func error(after frames: [[UInt8]]) throws -> Stagebeam_V1_Error {
+        try socket.send(frames)
+        let (_, body) = try next()
+        guard case .error(let error) = body else { throw ChildProcessError("expected an error, got \(body)") }
+        return error
+    }
+}
+
+extension ClusterProcessTests {
+    /// (e) Garbage, a wrong protocol version, a message with extra frames, messages a coordinator does
+    /// not take and invalid jobs each get a typed Error; a worker with another model is refused
+    /// (and stops); the coordinator then serves a normal job.
+    @Test func badInputGetsTypedErrorsAndTheCoordinatorKeepsServing() throws {
+        let scratch = try Scratch()
+        let cluster = try LocalCluster(scratch: scratch)
+        try cluster.addWorker("w", maxBatch: 4)
+        let context = try ZMQContext()
+        let peer = try RawPeer(.dealer, context: context, connect: cluster.endpoint)
+        let codec = EnvelopeCodec()
+
+        #expect(try peer.error(after: [[0xff, 0x00, 0x13, 0x37, 0x42]]).code == .malformedFrame)
+        var future = Stagebeam_V1_Envelope()
+        future.protocolVersion = 99
+        future.statusRequest = Stagebeam_V1_StatusRequest()
+        let mismatch = try peer.error(after: [try future.serializedBytes()])
+        #expect(mismatch.code == .versionMismatch)
+        #expect(mismatch.message.contains("99"))
+        let status = try codec.encode(.statusRequest(Stagebeam_V1_StatusRequest()))
+        #expect(try peer.error(after: [status, status]).code == .malformedFrame)
+        #expect(try peer.error(after: [codec.encode(.jobResult(Stagebeam_V1_JobResult()))]).code == .unexpectedMessage)
+        var empty = Stagebeam_V1_SubmitJob()
+        empty.question = "  "
+        #expect(try peer.error(after: [codec.encode(.submitJob(empty))]).code == .invalidArgument)
+        var huge = Stagebeam_V1_SubmitJob()
+        huge.question = "Too many candidates?"
+        huge.beam = 5000
+        let tooBig = try peer.error(after: [codec.encode(.submitJob(huge))])
+        #expect(tooBig.code == .invalidArgument && tooBig.message.contains("beam"))
+
+        // A worker serving another model is refused with model_mismatch and stops.
+        let stranger = try cluster.addWorker("stranger", model: Repo.model("qwen2"), waitForRegistration: false)
+        #expect(try stranger.exitStatus() == 2)
+        #expect(cluster.coordinator.stderr.contains("model_mismatch"))
+        #expect(stranger.stderr.contains("model_mismatch"))
+
+        // Everyone else is still served.
+        try peer.socket.send([status])
+        guard case .statusReply(let reply) = try peer.next().body else { throw ChildProcessError("expected a status reply") }
+        #expect(reply.workers.map(\.workerID) == ["w"])
+        let submitted = try cluster.submit(TestJob())
+        #expect(submitted["status"] as? String == "succeeded")
+    }
+
+    /// A job with an image reaches a worker whose model has no vision tower: the job fails with the
+    /// worker's typed error instead of being answered without the image, or waiting forever.
+    @Test func imageJobOnTextOnlyModelFailsWithTypedError() throws {
+        let scratch = try Scratch()
+        let cluster = try LocalCluster(scratch: scratch)
+        try cluster.addWorker("w", maxBatch: 4)
+        let image = Repo.root.appendingPathComponent("Tests/Fixtures/vision/images/grey.png").path
+        let (status, out, err) = try runStagebeam(["submit", "--coordinator", cluster.endpoint, "--json", "--image", image] + TestJob().arguments,
+                                                  in: scratch, name: "submit-image")
+        #expect(status == 1)
+        let result = try parseJSON(out)
+        #expect(result["status"] as? String == "failed")
+        let error = result["error"] as? [String: Any]
+        #expect(error?["code"] as? String == "invalid_argument")
+        #expect((error?["message"] as? String)?.contains("cannot take images") == true, "\(err)")
+    }
+
+    /// (f) The worker enforces its own credits: a request over its max batch is refused with
+    /// `overloaded`, one within it is served; malformed requests get typed errors and it goes on.
+    @Test func workerRefusesMoreThanItsCreditsAndBadRequests() throws {
+        let scratch = try Scratch()
+        let context = try ZMQContext()
+        let router = try RawPeer(.router, context: context, bind: "tcp://127.0.0.1:*")
+        let endpoint = try router.socket.lastEndpoint()
+        let worker = try ChildProcess(
+            ["worker", "--coordinator", endpoint, "--model", LocalCluster.model, "--worker-id", "capped", "--max-batch", "2",
+             "--heartbeat-ms", "100", "--liveness", "5"], name: "worker-capped", in: scratch)
+        _ = worker
+
+        // Ready first, with the worker's capabilities.
+        guard let hello = try router.socket.receive(timeout: .seconds(20)), case .ready(let ready) = try EnvelopeCodec().decode(hello[1]) else {
+            throw ChildProcessError("expected Ready\n\(worker.stderr)")
+        }
+        #expect(ready.workerID == "capped" && ready.maxBatchSequences == 2 && ready.roles == [.generate, .judge])
+        #expect(ready.modelHash.count == 64 && ready.modelName == "llama-gqa")
+        let route = [hello[0]]
+        let codec = EnvelopeCodec()
+
+        func generate(_ id: String, seeds: [UInt64], n: Int? = nil, image: Stagebeam_V1_ImageRef? = nil) throws -> [[UInt8]] {
+            var request = Stagebeam_V1_GenerateRequest()
+            request.requestID = id
+            request.jobID = "job"
+            request.question = "What is two plus two?"
+            request.assistantPrefix = "<SUMMARY>"
+            request.seeds = seeds
+            request.n = UInt32(n ?? seeds.count)
+            request.stop = ["</SUMMARY>"]
+            request.maxNewTokens = 8
+            request.sampling.temperature = 0.6
+            request.sampling.topP = 0.9
+            if let image { request.image = image }
+            return route + [try codec.encode(.generateRequest(request))]
+        }
+
+        let over = try router.error(after: generate("three", seeds: [1, 2, 3]))
+        #expect(over.code == .overloaded && over.requestID == "three")
+        #expect(try router.error(after: generate("miscounted", seeds: [1], n: 2)).code == .invalidArgument)
+        var unknownImage = Stagebeam_V1_ImageRef()
+        unknownImage.sha256 = String(repeating: "ab", count: 32)
+        #expect(try router.error(after: generate("no-bytes", seeds: [1], image: unknownImage)).code == .imageNotCached)
+        #expect(try router.error(after: route + [[0x01, 0x02, 0x03]]).code == .malformedFrame)
+
+        try router.socket.send(generate("two", seeds: [1, 2]))
+        guard case .generateResult(let result) = try router.next().body else { throw ChildProcessError("expected a result") }
+        #expect(result.requestID == "two" && result.workerID == "capped")
+        #expect(result.candidates.map(\.seed) == [1, 2])
+        #expect(result.candidates.allSatisfy { $0.tokenCount >= 1 && $0.tokenCount <= 8 })
+    }
+}
