@@ -27,7 +27,7 @@ public struct LlavaConfig: Decodable, Sendable {
         guard type == "llava" else {
             throw ModelFormatError(.unsupportedArchitecture, "model_type '\(type)' is not a LLaVA model (expected llava)")
         }
-        textConfig = try c.required(TextModelConfig.self, "text_config")
+        textConfig = try Self.textConfig(c.required([String: JSONValue].self, "text_config"))
         visionConfig = try c.required(VisionModelConfig.self, "vision_config")
         // transformers 5 may keep the tying flag at the top level only.
         if try c.optional(Bool.self, "tie_word_embeddings") == true { textConfig.tieWordEmbeddings = true }
@@ -53,6 +53,30 @@ public struct LlavaConfig: Decodable, Sendable {
         }
     }
 
+    /// transformers' class defaults for the keys llava-hf configs leave out of `text_config`
+    /// (they save only what differs from `LlamaConfig()` etc.).
+    static let textDefaults: [String: [String: Int]] = [
+        "llama": ["vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32, "num_attention_heads": 32],
+        "mistral": ["vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8],
+        "qwen2": ["vocab_size": 151936, "hidden_size": 4096, "intermediate_size": 22016, "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 32],
+    ]
+
+    private static func textConfig(_ fields: [String: JSONValue]) throws -> TextModelConfig {
+        var fields = fields
+        if case .string(let type)? = fields["model_type"], let defaults = textDefaults[type] {
+            for (key, value) in defaults where fields[key] == nil || fields[key] == .null { fields[key] = .number(Double(value)) }
+        }
+        do {
+            return try JSONDecoder().decode(TextModelConfig.self, from: JSONEncoder().encode(fields))
+        } catch let error as ModelFormatError {
+            throw ModelFormatError(error.code, "text_config: \(error.message)")
+        } catch let DecodingError.keyNotFound(key, _) {
+            throw ModelFormatError(.badConfig, "missing key 'text_config.\(key.stringValue)'")
+        } catch let DecodingError.typeMismatch(type, context) {
+            throw ModelFormatError(.badConfig, "key 'text_config.\(context.codingPath.map(\.stringValue).joined(separator: "."))' is not of type \(type)")
+        }
+    }
+
     /// The non-negative hidden-state index of each selected layer.
     public var featureStateIndices: [Int] {
         visionFeatureLayers.map { $0 < 0 ? visionConfig.numHiddenLayers + 1 + $0 : $0 }
@@ -69,5 +93,32 @@ public struct LlavaConfig: Decodable, Sendable {
             throw ModelFormatError(.fileNotFound, "\(url.path) does not exist")
         }
         return try decodeConfig(LlavaConfig.self, from: url)
+    }
+}
+
+/// Any JSON value, for re-reading a nested object with defaults filled in.
+enum JSONValue: Codable, Equatable {
+    case null, bool(Bool), number(Double), string(String), array([JSONValue]), object([String: JSONValue])
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if c.decodeNil() { self = .null }
+        else if let value = try? c.decode(Bool.self) { self = .bool(value) }
+        else if let value = try? c.decode(Double.self) { self = .number(value) }
+        else if let value = try? c.decode(String.self) { self = .string(value) }
+        else if let value = try? c.decode([JSONValue].self) { self = .array(value) }
+        else { self = .object(try c.decode([String: JSONValue].self)) }
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        switch self {
+        case .null: try c.encodeNil()
+        case .bool(let value): try c.encode(value)
+        case .number(let value): try c.encode(value)
+        case .string(let value): try c.encode(value)
+        case .array(let value): try c.encode(value)
+        case .object(let value): try c.encode(value)
+        }
     }
 }
