@@ -51,6 +51,8 @@ final class Dispatcher: @unchecked Sendable {
         var unassigned: [Int]
         var results: [GeneratedCandidate?]
         var failures = 0
+        /// Workers that failed or lost this work: others are preferred for the retry.
+        var failedOn: Set<[UInt8]> = []
         var queuedSince: ContinuousClock.Instant
         var done = false
 
@@ -72,6 +74,7 @@ final class Dispatcher: @unchecked Sendable {
         /// Sent and not yet answered or re-queued.
         var assigned = false
         var failures = 0
+        var failedOn: Set<[UInt8]> = []
         var queuedSince: ContinuousClock.Instant
         var done = false
 
@@ -358,22 +361,24 @@ final class Dispatcher: @unchecked Sendable {
 
     /// Sends pending work to workers with free credits, oldest work first.
     private func dispatch(now: ContinuousClock.Instant) {
-        let available = workers.values.filter { $0.freeCredits > 0 && $0.restingUntil <= now }
+        // Keys only: the records change as work is sent, so each use reads them afresh.
+        let available = workers.values.filter { $0.freeCredits > 0 && $0.restingUntil <= now }.map(\.key)
         for work in pending where !work.isDone {
             switch work {
             case .generate(let generate):
-                let candidates = available.filter { $0.roles.contains(.generate) && workers[$0.key]!.freeCredits > 0 }
-                    .map { workers[$0.key]! }
-                    .sorted { $0.workerID < $1.workerID }
+                let candidates = Self.preferring(
+                    available.compactMap { workers[$0] }.filter { $0.roles.contains(.generate) && $0.freeCredits > 0 },
+                    over: generate.failedOn).sorted { $0.workerID < $1.workerID }
                 let shares = CreditSplit.split(generate.unassigned.count, free: candidates.map(\.freeCredits))
-                for (worker, share) in zip(candidates, shares) where share > 0 {
+                for (worker, share) in zip(candidates, shares) where share > 0 && !generate.done {
                     let indices = Array(generate.unassigned.prefix(share))
                     generate.unassigned.removeFirst(share)
                     sendGenerate(generate, indices: indices, to: worker.key, now: now)
                 }
             case .judge(let judge):
-                guard !judge.assigned, let worker = available.compactMap({ workers[$0.key] })
-                    .filter({ $0.roles.contains(.judge) && $0.freeCredits > 0 })
+                guard !judge.assigned, let worker = Self.preferring(
+                    available.compactMap({ workers[$0] }).filter({ $0.roles.contains(.judge) && $0.freeCredits > 0 }),
+                    over: judge.failedOn)
                     .max(by: { ($0.freeCredits, $1.workerID) < ($1.freeCredits, $0.workerID) }) else { continue }
                 sendJudge(judge, to: worker.key, now: now)
             }
@@ -384,6 +389,12 @@ final class Dispatcher: @unchecked Sendable {
             case .judge(let judge): judge.done || judge.assigned
             }
         }
+    }
+
+    /// The workers not in `failed`, or all of them when none is left.
+    private static func preferring(_ workers: [WorkerRecord], over failed: Set<[UInt8]>) -> [WorkerRecord] {
+        let others = workers.filter { !failed.contains($0.key) }
+        return others.isEmpty ? workers : others
     }
 
     private func newRequestID(_ job: String, _ kind: String) -> String {
@@ -513,11 +524,13 @@ final class Dispatcher: @unchecked Sendable {
         workers[worker]?.requestsRedispatched += 1
         switch work {
         case .generate(let generate):
+            generate.failedOn.insert(worker)
             generate.unassigned = (generate.unassigned + indices).sorted()
             if !pending.contains(where: { if case .generate(let other) = $0 { return other === generate }; return false }) {
                 pending.insert(work, at: 0)
             }
         case .judge(let judge):
+            judge.failedOn.insert(worker)
             judge.assigned = false
             pending.insert(work, at: 0)
         }

@@ -21,6 +21,8 @@ struct SubmitCommand: AsyncParsableCommand {
     var jobID: String?
     @Flag(help: "Print the result as JSON instead of text.")
     var json = false
+    @Option(name: .customLong("timeout-s"), help: "Give up after this many seconds (0: wait as long as the job takes).")
+    var timeoutS = 0.0
     @Flag(name: .customLong("record-search"), help: "With --json: include the full search record (every candidate and comparison) under \"search\".")
     var recordSearch = false
 
@@ -38,8 +40,24 @@ struct SubmitCommand: AsyncParsableCommand {
             submit.image = try Data(contentsOf: URL(fileURLWithPath: image))
         }
         let client = try Client(context: ZMQContext(), endpoint: coordinator, log: logLine)
-        let result = try await client.submit(submit) { event in printError(describe(event)) }
+        let job = submit
+        let result = try await withThrowingTaskGroup(of: Stagebeam_V1_JobResult?.self) { group in
+            group.addTask { try await client.submit(job) { event in printError(describe(event)) } }
+            if timeoutS > 0 {
+                group.addTask {
+                    try await Task.sleep(for: .milliseconds(Int64(timeoutS * 1000)))
+                    return nil
+                }
+            }
+            let first = try await group.next()!
+            group.cancelAll()
+            return first
+        }
         client.close()
+        guard let result else {
+            printError("no result from \(coordinator) within \(timeoutS) s")
+            Foundation.exit(3)
+        }
         if json {
             try printJobJSON(result, includeSearch: recordSearch)
         } else if result.status == .succeeded {
