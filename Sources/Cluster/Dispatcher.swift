@@ -480,6 +480,7 @@ final class Dispatcher: @unchecked Sendable {
             return nil
         }
         inFlight[id] = nil
+        if entry.abandoned { log("late answer to \(id) ignored (it was re-dispatched at its deadline); its credits are back") }
         if var record = workers[key] {
             record.inFlightSequences -= entry.sequences
             record.requestsCompleted += 1

@@ -60,6 +60,14 @@ import Wire
         for id in ["w1", "w2", "w3"] {
             #expect(generateSizes(triple.workers[id]!).allSatisfy { $0 == 1 })
         }
+
+        // The text form streams the job's progress as it comes, then prints the answer.
+        let (status, out, err) = try runStagebeam(["submit", "--coordinator", triple.endpoint] + job.arguments, in: scratch, name: "submit-text")
+        #expect(status == 0)
+        for line in ["▸ summary", "▸ conclusion", "4 reasoning candidates from w1, w2, w3", "match:", "conclusion winner: candidate"] {
+            #expect(err.contains(line), "\(line) in\n\(err)")
+        }
+        #expect(out.contains("answer: \(one["answer"] as? String ?? "?")"))
     }
 
     /// (c) SIGKILL a generate worker holding a share of a stage: the job finishes with the answer of
@@ -108,6 +116,43 @@ import Wire
         #expect(status.redispatchedRequests >= 1)
         #expect(status.workers.map(\.workerID).sorted() == ["judge", "survivor"])
         #expect(status.jobs.first { $0.jobID == "kill-test" }?.redispatchedRequests ?? 0 >= 1)
+    }
+
+    /// A worker that stays alive but does not answer in time: its generate share and its judge call
+    /// go to the other workers at the request deadline, long before liveness would give up on it;
+    /// its late answers, once it wakes, are ignored and its credits come back. A worker stopped with
+    /// SIGTERM says goodbye and is dropped at once.
+    @Test func requestsPastTheirDeadlineGoElsewhere() async throws {
+        let scratch = try Scratch()
+        let cluster = try LocalCluster(scratch: scratch, liveness: 100, requestTimeoutS: 0.4)
+        let slowGenerator = try cluster.addWorker("gen-slow", maxBatch: 2, roles: "generate")
+        try cluster.addWorker("gen-ok", maxBatch: 2, roles: "generate")
+        let slowJudge = try cluster.addWorker("judge-slow", maxBatch: 1, roles: "judge")
+        let judge = try cluster.addWorker("judge-ok", maxBatch: 1, roles: "judge")
+        let job = TestJob(question: "Is a tomato a fruit?", seed: 21)
+
+        slowGenerator.signal(SIGSTOP)
+        slowJudge.signal(SIGSTOP)
+        let submitted = try cluster.submit(job)
+        #expect(try SearchOutcome(submitted: submitted) == SearchOutcome(record: job.runInProcess(in: scratch)))
+        let counts = submitted["counts"] as? [String: Any]
+        #expect(counts?["redispatched_requests"] as? Int ?? 0 >= 2, "a generate share and a judge call")
+        #expect(cluster.coordinator.stderr.components(separatedBy: "missed its").count - 1 >= 2)
+
+        slowGenerator.signal(SIGCONT)
+        slowJudge.signal(SIGCONT)
+        try cluster.coordinator.wait("the late answers to be ignored") {
+            $0.stderr.components(separatedBy: "ignored (it was re-dispatched at its deadline)").count - 1 >= 2 ? true : nil
+        }
+        let client = try Client(context: ZMQContext(), endpoint: cluster.endpoint)
+        defer { client.close() }
+        let status = try await client.status()
+        #expect(status.workers.count == 4)
+        #expect(status.workers.allSatisfy { $0.inFlightSequences == 0 && $0.creditsAvailable == $0.maxBatchSequences })
+
+        judge.signal(SIGTERM)
+        #expect(try judge.exitStatus() == 0)
+        try cluster.coordinator.wait("the goodbye") { $0.stderr.contains("worker judge-ok removed: it disconnected") ? true : nil }
     }
 
     /// (d) The journal: a finished job is answered from it after a SIGKILL and restart (with no

@@ -16,11 +16,11 @@ final class LocalCluster {
     private(set) var workers: [String: ChildProcess] = [:]
     private var restarts = 0
 
-    init(scratch: Scratch, liveness: Int = 5) throws {
+    init(scratch: Scratch, liveness: Int = 5, requestTimeoutS: Double = 20) throws {
         self.scratch = scratch
         self.liveness = String(liveness)
         journal = scratch.path("journal.jsonl")
-        try startCoordinator(endpoint: "tcp://127.0.0.1:*")
+        try startCoordinator(endpoint: "tcp://127.0.0.1:*", extra: ["--request-timeout-s", String(requestTimeoutS)])
     }
 
     /// Starts a coordinator on `endpoint` (a `*` port: any free one) and the cluster's journal.
@@ -28,7 +28,7 @@ final class LocalCluster {
         restarts += 1
         coordinator = try ChildProcess(
             ["coordinator", "--bind", endpoint, "--journal", journal, "--heartbeat-ms", Self.heartbeatMs, "--liveness", liveness,
-             "--request-timeout-s", "20", "--no-worker-timeout-s", "20"] + extra,
+             "--no-worker-timeout-s", "20"] + extra,
             name: "coordinator\(restarts)", in: scratch)
         self.endpoint = try coordinator.wait("the listening line") { child in
             child.stdout.split(separator: " ").first { $0.hasPrefix("tcp://") }.map(String.init)
