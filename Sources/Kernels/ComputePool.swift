@@ -1,8 +1,15 @@
 import Foundation
 
+/// Work split into chunks across a pool's threads. A class, so handing it to the worker threads
+/// passes one reference: the hot path (matmul, attention) keeps one task object per call site and
+/// reconfigures it, and so allocates nothing per parallel loop.
+public protocol ParallelTask: AnyObject {
+    /// Processes `start..<end`; `chunk` (0..<threads) can index per-thread scratch memory.
+    func run(chunk: Int, start: Int, end: Int)
+}
+
 /// Splits loops across a fixed set of threads that live as long as the pool. Every kernel goes
-/// through one pool, so the engine never oversubscribes the cores, and a parallel loop allocates
-/// nothing (Dispatch's `concurrentPerform` allocates on every call, i.e. dozens of times per token).
+/// through one pool, so the engine never oversubscribes the cores.
 public final class ComputePool: @unchecked Sendable {
     public let threads: Int
     private let crew: Crew
@@ -19,31 +26,49 @@ public final class ComputePool: @unchecked Sendable {
     /// All cores the process may use; replaced by `--threads`.
     nonisolated(unsafe) public static var shared = ComputePool(threads: ProcessInfo.processInfo.activeProcessorCount)
 
-    /// Calls `body(start, end)` on disjoint chunks covering `0..<count`; chunk edges are multiples
-    /// of `granularity` (except the last). Returns when all chunks are done.
+    /// Runs `task` on disjoint chunks covering `0..<count`, chunk edges at multiples of
+    /// `granularity` (except the last); returns when all chunks are done. Allocates nothing.
+    public func run(_ task: ParallelTask, count: Int, granularity: Int = 1) {
+        guard count > 0 else { return }
+        let units = (count + granularity - 1) / granularity
+        let chunks = min(threads, units)
+        if chunks <= 1 { task.run(chunk: 0, start: 0, end: count); return }
+        // One loop at a time: callers on different threads take turns.
+        serializer.lock()
+        crew.run(Loop(task: task, count: count, units: units, chunks: chunks, granularity: granularity))
+        serializer.unlock()
+    }
+
+    /// Closure form of `run` for code off the per-token path: it boxes the closure (one small
+    /// allocation per call).
     public func parallelFor(count: Int, granularity: Int = 1, _ body: (Int, Int) -> Void) {
         parallelChunks(count: count, granularity: granularity) { _, start, end in body(start, end) }
     }
 
-    /// Like `parallelFor`, also passing the chunk's index (`0..<threads`), so a chunk can use
-    /// per-thread scratch memory allocated once by the caller.
+    /// `parallelFor` that also passes the chunk's index (0..<threads), for per-thread scratch memory.
     public func parallelChunks(count: Int, granularity: Int = 1, _ body: (Int, Int, Int) -> Void) {
-        guard count > 0 else { return }
-        let units = (count + granularity - 1) / granularity
-        let chunks = min(threads, units)
-        if chunks <= 1 { body(0, 0, count); return }
         withoutActuallyEscaping(body) { body in
-            let run: (Int) -> Void = { chunk in
-                guard chunk < chunks else { return }
-                let start = min(count, (units * chunk / chunks) * granularity)
-                let end = min(count, (units * (chunk + 1) / chunks) * granularity)
-                if start < end { body(chunk, start, end) }
-            }
-            // One loop at a time: callers on different threads take turns.
-            serializer.lock()
-            crew.run(run)
-            serializer.unlock()
+            run(ClosureTask(body), count: count, granularity: granularity)
         }
+    }
+}
+
+private final class ClosureTask: ParallelTask {
+    let body: (Int, Int, Int) -> Void
+    init(_ body: @escaping (Int, Int, Int) -> Void) { self.body = body }
+    func run(chunk: Int, start: Int, end: Int) { body(chunk, start, end) }
+}
+
+/// One parallel loop over a task.
+private struct Loop {
+    unowned(unsafe) let task: ParallelTask
+    let count, units, chunks, granularity: Int
+
+    func run(chunk: Int) {
+        guard chunk < chunks else { return }
+        let start = min(count, (units * chunk / chunks) * granularity)
+        let end = min(count, (units * (chunk + 1) / chunks) * granularity)
+        if start < end { task.run(chunk: chunk, start: start, end: end) }
     }
 }
 
@@ -54,7 +79,7 @@ private final class Crew: @unchecked Sendable {
     private let starts: [DispatchSemaphore]
     private let done = DispatchSemaphore(value: 0)
     /// The loop being run; set only while `run` waits for the workers to finish it.
-    private var job: ((Int) -> Void)?
+    private var job: Loop?
     private var stopping = false
 
     init(workers: Int) {
@@ -66,11 +91,11 @@ private final class Crew: @unchecked Sendable {
         }
     }
 
-    /// Runs `job(0)` here and `job(1…)` on the workers; returns when all are done.
-    func run(_ job: @escaping (Int) -> Void) {
+    /// Runs chunk 0 here and the others on the workers; returns when all are done.
+    func run(_ job: Loop) {
         self.job = job
         for start in starts { start.signal() }
-        job(0)
+        job.run(chunk: 0)
         for _ in starts { done.wait() }
         self.job = nil
     }
@@ -84,7 +109,7 @@ private final class Crew: @unchecked Sendable {
         while true {
             starts[worker].wait()
             if stopping { return }
-            job?(worker + 1)
+            job?.run(chunk: worker + 1)
             done.signal()
         }
     }

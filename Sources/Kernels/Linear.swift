@@ -18,55 +18,79 @@ public func linear(
     _ x: UnsafePointer<Float>, rows: Int, weight: WeightMatrix, bias: UnsafePointer<Float>? = nil,
     into y: UnsafeMutablePointer<Float>, pool: ComputePool = .shared
 ) {
-    switch weight.element {
-    case .f32: linear(Float.self, x, rows: rows, weight: weight, bias: bias, y: y, pool: pool)
-    case .f16: linear(Float16.self, x, rows: rows, weight: weight, bias: bias, y: y, pool: pool)
-    case .bf16: linear(BFloat16Bits.self, x, rows: rows, weight: weight, bias: bias, y: y, pool: pool)
+    LinearTask()(x, rows: rows, weight: weight, bias: bias, into: y, pool: pool)
+}
+
+/// `linear` as a reusable task: a caller on the per-token path keeps one and calls it, so a
+/// matmul allocates nothing. Not for concurrent use.
+public final class LinearTask: ParallelTask {
+    private var x: UnsafePointer<Float>?
+    private var rows = 0
+    private var weight: WeightMatrix?
+    private var bias: UnsafePointer<Float>?
+    private var y: UnsafeMutablePointer<Float>?
+
+    public init() {}
+
+    public func callAsFunction(
+        _ x: UnsafePointer<Float>, rows: Int, weight: WeightMatrix, bias: UnsafePointer<Float>? = nil,
+        into y: UnsafeMutablePointer<Float>, pool: ComputePool
+    ) {
+        (self.x, self.rows, self.weight, self.bias, self.y) = (x, rows, weight, bias, y)
+        // Columns are split in multiples of the tile height so every thread runs whole tiles.
+        pool.run(self, count: weight.rows, granularity: 16)
+        (self.x, self.weight, self.bias, self.y) = (nil, nil, nil, nil)
+    }
+
+    public func run(chunk: Int, start: Int, end: Int) {
+        guard let x, let weight, let y else { return }
+        switch weight.element {
+        case .f32: linearColumns(Float.self, x, rows: rows, weight: weight, bias: bias, y: y, columns: start..<end)
+        case .f16: linearColumns(Float16.self, x, rows: rows, weight: weight, bias: bias, y: y, columns: start..<end)
+        case .bf16: linearColumns(BFloat16Bits.self, x, rows: rows, weight: weight, bias: bias, y: y, columns: start..<end)
+        }
     }
 }
 
-private func linear<W: WeightElement>(
+private func linearColumns<W: WeightElement>(
     _: W.Type, _ x: UnsafePointer<Float>, rows: Int, weight: WeightMatrix, bias: UnsafePointer<Float>?,
-    y: UnsafeMutablePointer<Float>, pool: ComputePool
+    y: UnsafeMutablePointer<Float>, columns: Range<Int>
 ) {
     let k = weight.columns, outFeatures = weight.rows
     let rowBytes = k * weight.element.byteSize
     let w = weight.base
-    // Columns are split in multiples of the tile height so every thread runs whole tiles.
-    pool.parallelFor(count: outFeatures, granularity: 16) { columnStart, columnEnd in
-        let kVector = k & ~7
-        var o = columnStart
-        while o < columnEnd {
-            let oCount = min(4, columnEnd - o)
-            var t = 0
-            while t < rows {
-                let tCount = min(4, rows - t)
-                if oCount == 4 && tCount == 4 {
-                    tile4x4(W.self, x + t * k, w + o * rowBytes, k: k, kVector: kVector, rowBytes: rowBytes,
-                            y: y + t * outFeatures + o, ldy: outFeatures)
-                } else if oCount == 4 {
-                    for dt in 0..<tCount {
-                        tile4x1(W.self, x + (t + dt) * k, w + o * rowBytes, k: k, kVector: kVector, rowBytes: rowBytes,
-                                y: y + (t + dt) * outFeatures + o)
-                    }
-                } else {
-                    for dt in 0..<tCount {
-                        for dout in 0..<oCount {
-                            let xr = x + (t + dt) * k, wr = w + (o + dout) * rowBytes
-                            var acc = SIMD8<Float>()
-                            var kk = 0
-                            while kk < kVector { acc.addProduct(load8(xr + kk), W.load8(wr, kk)); kk += 8 }
-                            y[(t + dt) * outFeatures + o + dout] = finish(W.self, acc, xr, wr, from: kVector, to: k)
-                        }
+    let kVector = k & ~7
+    var o = columns.lowerBound
+    while o < columns.upperBound {
+        let oCount = min(4, columns.upperBound - o)
+        var t = 0
+        while t < rows {
+            let tCount = min(4, rows - t)
+            if oCount == 4 && tCount == 4 {
+                tile4x4(W.self, x + t * k, w + o * rowBytes, k: k, kVector: kVector, rowBytes: rowBytes,
+                        y: y + t * outFeatures + o, ldy: outFeatures)
+            } else if oCount == 4 {
+                for dt in 0..<tCount {
+                    tile4x1(W.self, x + (t + dt) * k, w + o * rowBytes, k: k, kVector: kVector, rowBytes: rowBytes,
+                            y: y + (t + dt) * outFeatures + o)
+                }
+            } else {
+                for dt in 0..<tCount {
+                    for dout in 0..<oCount {
+                        let xr = x + (t + dt) * k, wr = w + (o + dout) * rowBytes
+                        var acc = SIMD8<Float>()
+                        var kk = 0
+                        while kk < kVector { acc.addProduct(load8(xr + kk), W.load8(wr, kk)); kk += 8 }
+                        y[(t + dt) * outFeatures + o + dout] = finish(W.self, acc, xr, wr, from: kVector, to: k)
                     }
                 }
-                t += 4
             }
-            if let bias {
-                for t in 0..<rows { for dout in 0..<oCount { y[t * outFeatures + o + dout] += bias[o + dout] } }
-            }
-            o += 4
+            t += 4
         }
+        if let bias {
+            for t in 0..<rows { for dout in 0..<oCount { y[t * outFeatures + o + dout] += bias[o + dout] } }
+        }
+        o += 4
     }
 }
 

@@ -20,7 +20,7 @@ public final class LlamaModel: @unchecked Sendable {
     let query: UnsafeMutablePointer<Float>       // (rows, heads·headDim)
     let key: UnsafeMutablePointer<Float>         // (rows, kvHeads·headDim)
     let value: UnsafeMutablePointer<Float>       // (rows, kvHeads·headDim)
-    let attention: UnsafeMutablePointer<Float>   // (rows, heads·headDim)
+    let attended: UnsafeMutablePointer<Float>    // (rows, heads·headDim)
     let projected: UnsafeMutablePointer<Float>   // (rows, hidden) output of o_proj / down_proj
     let gate: UnsafeMutablePointer<Float>        // (rows, intermediate)
     let up: UnsafeMutablePointer<Float>          // (rows, intermediate)
@@ -28,8 +28,9 @@ public final class LlamaModel: @unchecked Sendable {
     let sines: UnsafeMutablePointer<Float>       // (rows, headDim/2)
     let finalRows: UnsafeMutablePointer<Float>   // (logitRows, hidden)
     let logits: UnsafeMutablePointer<Float>      // (logitRows, vocab)
-    var scores: UnsafeMutablePointer<Float>      // (threads, scoreCapacity) attention probabilities
-    var scoreCapacity = 0
+    /// Reused parallel tasks: the forward pass allocates nothing.
+    let linear = LinearTask()
+    let attention: CausalAttention
 
     public convenience init(directory: URL, maxRows: Int = 128, maxLogitRows: Int = 64, pool: ComputePool = .shared) throws {
         let checkpoint = try Checkpoint(directory: directory)
@@ -62,7 +63,7 @@ public final class LlamaModel: @unchecked Sendable {
         query = .allocate(capacity: maxRows * qWidth)
         key = .allocate(capacity: maxRows * kvWidth)
         value = .allocate(capacity: maxRows * kvWidth)
-        attention = .allocate(capacity: maxRows * qWidth)
+        attended = .allocate(capacity: maxRows * qWidth)
         projected = .allocate(capacity: maxRows * config.hiddenSize)
         gate = .allocate(capacity: maxRows * config.intermediateSize)
         up = .allocate(capacity: maxRows * config.intermediateSize)
@@ -70,11 +71,12 @@ public final class LlamaModel: @unchecked Sendable {
         sines = .allocate(capacity: maxRows * config.headDim / 2)
         finalRows = .allocate(capacity: maxLogitRows * config.hiddenSize)
         logits = .allocate(capacity: maxLogitRows * config.vocabSize)
-        scores = .allocate(capacity: 0)
+        attention = CausalAttention(heads: config.numAttentionHeads, kvHeads: config.numKeyValueHeads,
+                                    headDim: config.headDim, slidingWindow: config.slidingWindow, threads: pool.threads)
     }
 
     deinit {
-        for buffer in [hidden, normed, query, key, value, attention, projected, gate, up, cosines, sines, finalRows, logits, scores] {
+        for buffer in [hidden, normed, query, key, value, attended, projected, gate, up, cosines, sines, finalRows, logits] {
             buffer.deallocate()
         }
     }
@@ -134,7 +136,6 @@ public final class LlamaModel: @unchecked Sendable {
             }
             rope.angles(position: Int(batch.positions[r]), cos: cosines + r * half, sin: sines + r * half)
         }
-        ensureScoreCapacity(cache.capacityBlocks * cache.blockSize)
 
         for (l, layer) in weights.layers.enumerated() {
             // Attention block.
@@ -147,8 +148,8 @@ public final class LlamaModel: @unchecked Sendable {
                 rope.apply(key + r * kvWidth, heads: kvHeads, cos: cosines + r * half, sin: sines + r * half)
                 store(row: r, layer: l, batch: batch, cache: cache)
             }
-            attend(layer: l, batch: batch, cache: cache)
-            linear(attention, rows: rows, weight: layer.o, bias: layer.oBias?.pointer, into: projected, pool: pool)
+            attention(layer: l, batch: batch, cache: cache, query: query, into: attended, pool: pool)
+            linear(attended, rows: rows, weight: layer.o, bias: layer.oBias?.pointer, into: projected, pool: pool)
             add(projected, into: hidden, count: rows * hiddenSize)
 
             // MLP block (SwiGLU).
@@ -179,47 +180,5 @@ public final class LlamaModel: @unchecked Sendable {
             (cache.keyBase(block: block, layer: layer, head: g) + slot).update(from: key + r * kvWidth + g * headDim, count: headDim)
             (cache.valueBase(block: block, layer: layer, head: g) + slot).update(from: value + r * kvWidth + g * headDim, count: headDim)
         }
-    }
-
-    /// Causal (optionally sliding-window) attention of every (row, head) over its sequence's cache.
-    /// Each (row, head) is computed alone, in position order, so results do not depend on batching.
-    private func attend(layer: Int, batch: ForwardBatch, cache: PagedKVCache) {
-        let headDim = config.headDim, heads = config.numAttentionHeads
-        let qWidth = heads * headDim, group = heads / config.numKeyValueHeads
-        let scale = 1 / Float(headDim).squareRoot()
-        let blockSize = cache.blockSize, window = config.slidingWindow
-        let scores = self.scores, scoreCapacity = self.scoreCapacity
-        let query = self.query, attention = self.attention
-        pool.parallelChunks(count: batch.count * heads) { chunk, start, end in
-            let probabilities = scores + chunk * scoreCapacity
-            var currentRow = -1
-            var blocks: [Int32] = []
-            for item in start..<end {
-                let r = item / heads, h = item % heads, g = h / group
-                if r != currentRow { blocks = cache.blocks(of: batch.sequences[r]); currentRow = r }
-                let position = Int(batch.positions[r])
-                let first = window.map { max(0, position - $0 + 1) } ?? 0
-                let q = query + r * qWidth + h * headDim
-                for p in first...position {
-                    let k = cache.keyBase(block: blocks[p / blockSize], layer: layer, head: g) + (p % blockSize) * headDim
-                    probabilities[p - first] = dot(q, k, count: headDim) * scale
-                }
-                let count = position - first + 1
-                softmax(probabilities, count: count)
-                let out = attention + r * qWidth + h * headDim
-                out.initialize(repeating: 0, count: headDim)
-                for p in first...position {
-                    let v = cache.valueBase(block: blocks[p / blockSize], layer: layer, head: g) + (p % blockSize) * headDim
-                    axpy(probabilities[p - first], v, out, count: headDim)
-                }
-            }
-        }
-    }
-
-    private func ensureScoreCapacity(_ tokens: Int) {
-        guard tokens > scoreCapacity else { return }
-        scores.deallocate()
-        scores = .allocate(capacity: pool.threads * tokens)
-        scoreCapacity = tokens
     }
 }

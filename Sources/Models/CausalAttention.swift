@@ -1,0 +1,76 @@
+import Kernels
+
+/// Causal (optionally sliding-window) attention of every (row, head) of a batch over its
+/// sequence's paged KV cache. Each (row, head) is computed alone, in position order, so results do
+/// not depend on batching. A reusable parallel task: the model keeps one, so a layer's attention
+/// allocates nothing.
+final class CausalAttention: ParallelTask {
+    let heads: Int, headDim: Int, group: Int
+    let window: Int?
+    let scale: Float
+    /// (threads, scoreCapacity) attention probabilities, one row per thread.
+    private var scores: UnsafeMutablePointer<Float>
+    private var scoreCapacity = 0
+    private let threads: Int
+
+    // The call being run.
+    private var layer = 0
+    private var batch: ForwardBatch?
+    private unowned(unsafe) var cache: PagedKVCache?
+    private var query: UnsafePointer<Float>?          // (rows, heads·headDim)
+    private var output: UnsafeMutablePointer<Float>?  // (rows, heads·headDim)
+
+    init(heads: Int, kvHeads: Int, headDim: Int, slidingWindow: Int?, threads: Int) {
+        self.heads = heads
+        self.headDim = headDim
+        self.group = heads / kvHeads
+        self.window = slidingWindow
+        self.scale = 1 / Float(headDim).squareRoot()
+        self.threads = threads
+        scores = .allocate(capacity: 0)
+    }
+
+    deinit { scores.deallocate() }
+
+    func callAsFunction(layer: Int, batch: ForwardBatch, cache: PagedKVCache, query: UnsafePointer<Float>,
+                        into output: UnsafeMutablePointer<Float>, pool: ComputePool) {
+        ensureScoreCapacity(cache.capacityBlocks * cache.blockSize)
+        (self.layer, self.batch, self.cache, self.query, self.output) = (layer, batch, cache, query, output)
+        pool.run(self, count: batch.count * heads)
+        (self.batch, self.cache, self.query, self.output) = (nil, nil, nil, nil)
+    }
+
+    func run(chunk: Int, start: Int, end: Int) {
+        guard let batch, let cache, let query, let output else { return }
+        let probabilities = scores + chunk * scoreCapacity
+        let qWidth = heads * headDim, blockSize = cache.blockSize
+        var currentRow = -1
+        var blocks: [Int32] = []
+        for item in start..<end {
+            let r = item / heads, h = item % heads, g = h / group
+            if r != currentRow { blocks = cache.blocks(of: batch.sequences[r]); currentRow = r }
+            let position = Int(batch.positions[r])
+            let first = window.map { max(0, position - $0 + 1) } ?? 0
+            let q = query + r * qWidth + h * headDim
+            for p in first...position {
+                let k = cache.keyBase(block: blocks[p / blockSize], layer: layer, head: g) + (p % blockSize) * headDim
+                probabilities[p - first] = dot(q, k, count: headDim) * scale
+            }
+            softmax(probabilities, count: position - first + 1)
+            let out = output + r * qWidth + h * headDim
+            out.initialize(repeating: 0, count: headDim)
+            for p in first...position {
+                let v = cache.valueBase(block: blocks[p / blockSize], layer: layer, head: g) + (p % blockSize) * headDim
+                axpy(probabilities[p - first], v, out, count: headDim)
+            }
+        }
+    }
+
+    /// Room for the longest sequence a cache can hold; grows (rarely) with a bigger cache.
+    private func ensureScoreCapacity(_ tokens: Int) {
+        guard tokens > scoreCapacity else { return }
+        scores.deallocate()
+        scores = .allocate(capacity: threads * tokens)
+        scoreCapacity = tokens
+    }
+}
