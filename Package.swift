@@ -35,6 +35,7 @@ let package = Package(
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
         .target(name: "Models", dependencies: ["Kernels", "ModelFormats", "Vision"], swiftSettings: vectorized),
         .testTarget(name: "ModelsTests", dependencies: ["Models"]),
+        .testTarget(name: "LlavaTests", dependencies: ["Models", "Vision"]),
         // JPEG/PNG decoding (stb_image) and transformers-exact image preprocessing.
         .target(name: "Vision", dependencies: ["CStb"], swiftSettings: vectorized),
         .testTarget(name: "VisionTests", dependencies: ["Vision"]),
