@@ -70,6 +70,36 @@ import Wire
         #expect(out.contains("answer: \(one["answer"] as? String ?? "?")"))
     }
 
+    /// Several jobs at once share the workers' credits; each gets the answer it gets alone.
+    @Test func concurrentJobsInterleaveAndEachGetsItsOwnAnswer() async throws {
+        let scratch = try Scratch()
+        let cluster = try LocalCluster(scratch: scratch)
+        try cluster.addWorker("a", maxBatch: 2)
+        try cluster.addWorker("b", maxBatch: 2)
+        let jobs = (0..<3).map { TestJob(question: "Question number \($0)?", seed: 100 + $0) }
+        let references = try jobs.map { try SearchOutcome(record: $0.runInProcess(in: scratch)) }
+
+        let endpoint = cluster.endpoint
+        let results = try await withThrowingTaskGroup(of: (Int, Stagebeam_V1_JobResult).self) { group in
+            for (i, job) in jobs.enumerated() {
+                group.addTask {
+                    let client = try Client(context: ZMQContext(), endpoint: endpoint)
+                    defer { client.close() }
+                    return (i, try await client.submit(job.submitJob(id: "concurrent-\(i)")))
+                }
+            }
+            var results: [Int: Stagebeam_V1_JobResult] = [:]
+            for try await (i, result) in group { results[i] = result }
+            return results
+        }
+        for (i, reference) in references.enumerated() {
+            let result = try #require(results[i])
+            #expect(result.status == .succeeded)
+            let record = try parseJSON(String(decoding: result.searchRecordJson, as: UTF8.self))
+            #expect(try SearchOutcome(record: record) == reference)
+        }
+    }
+
     /// (c) SIGKILL a generate worker holding a share of a stage: the job finishes with the answer of
     /// an undisturbed run, and the re-dispatch shows in the result and in status.
     ///
@@ -88,16 +118,7 @@ import Wire
 
         let client = try Client(context: ZMQContext(), endpoint: cluster.endpoint)
         defer { client.close() }
-        var submit = Stagebeam_V1_SubmitJob()
-        submit.jobID = "kill-test"
-        submit.question = job.question
-        submit.beam = UInt32(job.beam)
-        submit.maxStageTokens = UInt32(job.maxStageTokens)
-        submit.tournament = .bracket
-        submit.seed = UInt64(job.seed)
-        submit.recordSearch = true
-        submit.sampling.temperature = 0.6
-        submit.sampling.topP = 0.9
+        let submit = job.submitJob(id: "kill-test")
 
         victim.signal(SIGSTOP)
         async let finished = client.submit(submit)

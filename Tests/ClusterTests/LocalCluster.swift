@@ -1,5 +1,8 @@
+import Cluster
 import Foundation
+import Search
 import Testing
+import Wire
 
 /// A coordinator and workers as real processes on loopback, with short heartbeats so that deaths
 /// are noticed in a fraction of a second.
@@ -16,7 +19,7 @@ final class LocalCluster {
     private(set) var workers: [String: ChildProcess] = [:]
     private var restarts = 0
 
-    init(scratch: Scratch, liveness: Int = 5, requestTimeoutS: Double = 20) throws {
+    init(scratch: Scratch, liveness: Int = 10, requestTimeoutS: Double = 20) throws {
         self.scratch = scratch
         self.liveness = String(liveness)
         journal = scratch.path("journal.jsonl")
@@ -77,6 +80,20 @@ struct TestJob {
     var arguments: [String] {
         ["--question", question, "--beam", String(beam), "--max-stage-tokens", String(maxStageTokens),
          "--tournament", tournament, "--seed", String(seed)]
+    }
+
+    /// The job as the wire carries it (what `stagebeam submit` sends for `arguments`), asking for
+    /// the search record.
+    func submitJob(id: String) -> Stagebeam_V1_SubmitJob {
+        var config = SearchConfig()
+        config.beam = beam
+        config.maxStageTokens = maxStageTokens
+        config.tournament = TournamentKind(rawValue: tournament)!
+        config.seed = UInt64(seed)
+        var submit = config.submitJob(question: question)
+        submit.jobID = id
+        submit.recordSearch = true
+        return submit
     }
 
     /// `stagebeam run --json`: the same search in one process.
