@@ -20,7 +20,17 @@ enum VisionFixture {
         return (try? JSONDecoder().decode([Image].self, from: Data(contentsOf: url))) ?? []
     }()
 
-    static let processors = ["clip", "siglip", "llava-pad"]
+    static let processors = ["clip", "siglip", "llava-pad", "clip-lanczos-pad", "siglip-hamming", "siglip-box-unscaled"]
+
+    /// The processor's manifest.json: the class AutoImageProcessor built and the images run through it.
+    struct ProcessorManifest: Decodable {
+        let auto_image_processor_class: String
+        let images: [String]
+    }
+
+    static func manifest(processor: String) throws -> ProcessorManifest {
+        try JSONDecoder().decode(ProcessorManifest.self, from: bytes("pixels-\(processor)/manifest.json"))
+    }
 
     static func bytes(_ path: String) throws -> Data {
         try Data(contentsOf: root.appendingPathComponent(path))
