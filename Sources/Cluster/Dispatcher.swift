@@ -44,85 +44,6 @@ final class Dispatcher: @unchecked Sendable {
         var maxAttempts = 5
     }
 
-    private final class GenerateWork {
-        let job: JobContext
-        let request: GenerateRequest
-        let continuation: CheckedContinuation<[GeneratedCandidate], any Error>
-        var unassigned: [Int]
-        var results: [GeneratedCandidate?]
-        var failures = 0
-        /// Workers that failed or lost this work: others are preferred for the retry.
-        var failedOn: Set<[UInt8]> = []
-        var queuedSince: ContinuousClock.Instant
-        var done = false
-
-        init(job: JobContext, request: GenerateRequest, continuation: CheckedContinuation<[GeneratedCandidate], any Error>,
-             now: ContinuousClock.Instant) {
-            self.job = job
-            self.request = request
-            self.continuation = continuation
-            unassigned = Array(request.seeds.indices)
-            results = Array(repeating: nil, count: request.seeds.count)
-            queuedSince = now
-        }
-    }
-
-    private final class JudgeWork {
-        let job: JobContext
-        let request: JudgeRequest
-        let continuation: CheckedContinuation<JudgeReply, any Error>
-        /// Sent and not yet answered or re-queued.
-        var assigned = false
-        var failures = 0
-        var failedOn: Set<[UInt8]> = []
-        var queuedSince: ContinuousClock.Instant
-        var done = false
-
-        init(job: JobContext, request: JudgeRequest, continuation: CheckedContinuation<JudgeReply, any Error>,
-             now: ContinuousClock.Instant) {
-            self.job = job
-            self.request = request
-            self.continuation = continuation
-            queuedSince = now
-        }
-    }
-
-    private enum Work {
-        case generate(GenerateWork)
-        case judge(JudgeWork)
-
-        var role: Stagebeam_V1_Role {
-            if case .generate = self { return .generate }
-            return .judge
-        }
-
-        var jobID: String {
-            switch self {
-            case .generate(let work): work.job.id
-            case .judge(let work): work.job.id
-            }
-        }
-
-        var isDone: Bool {
-            switch self {
-            case .generate(let work): work.done
-            case .judge(let work): work.done
-            }
-        }
-    }
-
-    private struct InFlight {
-        let work: Work
-        /// Candidate indices (generate) carried by this request.
-        let indices: [Int]
-        let worker: [UInt8]
-        let sequences: Int
-        let deadline: ContinuousClock.Instant
-        /// Given up on (deadline passed, work re-dispatched); kept until the worker answers or dies,
-        /// because until then the worker may still be using the credits.
-        var abandoned = false
-    }
-
     let settings: Settings
     private let codec: EnvelopeCodec
     /// Sends one routed message ([routing id, envelope]); thread-safe.
@@ -263,7 +184,7 @@ final class Dispatcher: @unchecked Sendable {
             let name = workers[key]?.workerID ?? "an unregistered peer"
             log("error from \(name): \(ClusterError(error))")
             guard !error.requestID.isEmpty, let entry = takeInFlight(error.requestID, from: key, now: now) else { return }
-            if error.code == .imageNotCached, let image = imageHash(entry.work) { workers[key]?.images.remove(image) }
+            if error.code == .imageNotCached, let image = entry.work.imageHash { workers[key]?.images.remove(image) }
             guard !entry.abandoned, !entry.work.isDone else { return }
             if error.code == .overloaded {
                 // Busy with work it was sent before (e.g. by a previous coordinator): not the
@@ -290,7 +211,7 @@ final class Dispatcher: @unchecked Sendable {
                 log("request \(id) missed its \(settings.requestTimeout) deadline; sending it elsewhere")
                 requeue(entry.work, indices: entry.indices, from: entry.worker)
             }
-            for work in pending where !work.isDone && !hasWorker(role: work.role) && queuedSince(work) + settings.noWorkerWait < now {
+            for work in pending where !work.isDone && !hasWorker(role: work.role) && work.queuedSince + settings.noWorkerWait < now {
                 fail(work, ClusterError(.noWorker, "no live \(Self.roleName(work.role)) worker for \(settings.noWorkerWait)", jobID: work.jobID))
             }
             pending.removeAll { $0.isDone }
@@ -343,20 +264,6 @@ final class Dispatcher: @unchecked Sendable {
 
     private func hasWorker(role: Stagebeam_V1_Role) -> Bool {
         workers.values.contains { $0.roles.contains(role) }
-    }
-
-    private func queuedSince(_ work: Work) -> ContinuousClock.Instant {
-        switch work {
-        case .generate(let work): work.queuedSince
-        case .judge(let work): work.queuedSince
-        }
-    }
-
-    private func imageHash(_ work: Work) -> String? {
-        switch work {
-        case .generate(let work): work.job.image?.sha256
-        case .judge(let work): work.job.image?.sha256
-        }
     }
 
     /// Sends pending work to workers with free credits, oldest work first.
@@ -520,6 +427,11 @@ final class Dispatcher: @unchecked Sendable {
 
     /// Puts work back at the front of the queue to be sent again.
     private func requeue(_ work: Work, indices: [Int], from worker: [UInt8]) {
+        // The wait for a worker of its role starts again.
+        switch work {
+        case .generate(let generate): generate.queuedSince = .now
+        case .judge(let judge): judge.queuedSince = .now
+        }
         redispatchedByJob[work.jobID, default: 0] += 1
         redispatchedTotal += 1
         workers[worker]?.requestsRedispatched += 1
