@@ -5,7 +5,8 @@ import Foundation
 /// an image opened with PIL: `convert_to_rgb` composites any alpha (an alpha channel, a palette's or
 /// a colour key's transparency) onto white with PIL's integer `alpha_composite`; 16-bit channels keep
 /// their high byte, except 16-bit grey, which PIL opens as "I;16" and clamps to 255.
-/// EXIF orientation is not applied (neither `Image.open` nor the processors apply it).
+/// EXIF orientation is not applied: a processor given an opened PIL image does not apply it either
+/// (transformers' `load_image` does, for images passed as a path or URL).
 public enum ImageDecoder {
     /// Default pixel limit: 64 megapixels (a 8192×8192 image), far above what any vision tower uses.
     public static let defaultMaxPixels = 64 << 20
