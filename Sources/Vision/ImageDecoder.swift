@@ -42,17 +42,18 @@ public enum ImageDecoder {
         }
     }
 
-    /// 16-bit grey: PIL's "I;16" → "RGB" conversion clamps each value to 255 (it does not scale).
+    /// 16-bit grey: PIL's "I;16" → "RGB" conversion clamps each value to 255 (it does not scale);
+    /// a tRNS colour key makes its pixels transparent, hence white.
     private static func decodeGrey16(_ bytes: UnsafePointer<UInt8>, _ length: Int32, _ format: Format) throws -> RGBImage {
         var width: Int32 = 0, height: Int32 = 0, channels: Int32 = 0
-        guard let grey = stbi_load_16_from_memory(bytes, length, &width, &height, &channels, 1) else {
+        guard let greyAlpha = stbi_load_16_from_memory(bytes, length, &width, &height, &channels, 2) else {
             throw failure(format, while: "decoding")
         }
-        defer { stbi_image_free(grey) }
+        defer { stbi_image_free(greyAlpha) }
         let count = Int(width) * Int(height)
         var pixels = [UInt8](repeating: 0, count: count * 3)
         for i in 0..<count {
-            let value = UInt8(min(grey[i], 255))
+            let value = greyAlpha[2 * i + 1] == 0 ? 255 : UInt8(min(greyAlpha[2 * i], 255))
             pixels[3 * i] = value; pixels[3 * i + 1] = value; pixels[3 * i + 2] = value
         }
         return RGBImage(width: Int(width), height: Int(height), pixels: pixels)
