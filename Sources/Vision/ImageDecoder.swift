@@ -25,8 +25,9 @@ public enum ImageDecoder {
         guard width > 0, height > 0 else {
             throw VisionError(.zeroSized, "\(format) header announces a \(width)×\(height) image")
         }
-        guard width * height <= maxPixels else {
-            throw VisionError(.tooLarge, "\(format) header announces \(width)×\(height) = \(width * height) pixels, over the limit of \(maxPixels)")
+        let (pixels, overflow) = width.multipliedReportingOverflow(by: height)
+        guard !overflow, pixels <= maxPixels else {
+            throw VisionError(.tooLarge, "\(format) header announces \(width)×\(height) pixels, over the limit of \(maxPixels)")
         }
         return try data.withUnsafeBytes { raw in
             let bytes = raw.bindMemory(to: UInt8.self).baseAddress!, length = Int32(raw.count)

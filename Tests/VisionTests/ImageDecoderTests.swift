@@ -67,6 +67,9 @@ import Testing
             return error.code == .tooLarge && error.message.contains("10000×10000")
         }
         #expect { try ImageDecoder.decode(huge, maxPixels: 100_000_000) } throws: { ($0 as? VisionError)?.code == .corrupt }
+        var absurd = huge  // IHDR width and height (bytes 16...23) at 2^32 - 1: no overflow, a clear error
+        absurd.replaceSubrange(16..<24, with: [UInt8](repeating: 0xFF, count: 8))
+        #expect { try ImageDecoder.decode(absurd, maxPixels: .max) } throws: { ($0 as? VisionError)?.code == .tooLarge }
         let photo = try VisionFixture.bytes("images/rgb-landscape.png")  // 97×61 = 5917 pixels
         #expect { try ImageDecoder.decode(photo, maxPixels: 5916) } throws: { ($0 as? VisionError)?.code == .tooLarge }
         #expect(try ImageDecoder.decode(photo, maxPixels: 5917).width == 97)
