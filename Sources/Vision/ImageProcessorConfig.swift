@@ -101,6 +101,16 @@ public struct ImageProcessorConfig: Sendable, Equatable {
         imageMean = try Self.channels(json["image_mean"], "image_mean", default: kind == .siglip ? [0.5, 0.5, 0.5] : Self.openAIMean, fail: fail)
         imageStd = try Self.channels(json["image_std"], "image_std", default: kind == .siglip ? [0.5, 0.5, 0.5] : Self.openAIStd, fail: fail)
         guard imageStd.allSatisfy({ $0 != 0 }) else { throw fail("image_std has a zero entry") }
+        let sizes: [Int]
+        switch size {
+        case .shortestEdge(let edge): sizes = [edge]
+        case .shortestLongest(let shortest, let longest): sizes = [shortest, longest]
+        case .exact(let height, let width): sizes = [height, width]
+        }
+        guard (sizes + [cropHeight, cropWidth]).allSatisfy({ $0 > 0 }) else {
+            throw fail("size and crop_size must be positive (size \(sizes), crop_size \(cropHeight)×\(cropWidth))")
+        }
+        guard rescaleFactor.isFinite else { throw fail("rescale_factor must be finite") }
         doPad = try reader.bool("do_pad") ?? false
         if doPad && kind != .llava {
             throw fail("do_pad is only supported for LlavaImageProcessor (pad to square)")

@@ -72,6 +72,8 @@ import Testing
             (#"{"image_processor_type": "CLIPImageProcessor", "do_resize": 1}"#, "do_resize"),
             (#"{"image_processor_type": "CLIPImageProcessor", "size": {"max_height": 3}}"#, "size"),
             (#"{"image_processor_type": "#, "not valid JSON"),
+            (#"{"image_processor_type": "CLIPImageProcessor", "size": {"shortest_edge": 0}}"#, "positive"),
+            (#"{"image_processor_type": "SiglipImageProcessor", "size": {"height": 384, "width": -1}}"#, "positive"),
         ]
         for (json, mention) in bad {
             #expect { try ImageProcessorConfig(json: Data(json.utf8), source: "cfg.json") } throws: { error in
