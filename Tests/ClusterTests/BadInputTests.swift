@@ -108,7 +108,8 @@ extension ClusterProcessTests {
     }
 
     /// (f) The worker enforces its own credits: a request over its max batch is refused with
-    /// `overloaded`, one within it is served; malformed requests get typed errors and it goes on.
+    /// `overloaded`, one within it is served; malformed requests and a prompt over the model's
+    /// context get typed errors, and it goes on serving.
     @Test func workerRefusesMoreThanItsCreditsAndBadRequests() throws {
         let scratch = try Scratch()
         let context = try ZMQContext()
@@ -128,7 +129,7 @@ extension ClusterProcessTests {
         let route = [hello[0]]
         let codec = EnvelopeCodec()
 
-        func generate(_ id: String, seeds: [UInt64], n: Int? = nil, image: Stagebeam_V1_ImageRef? = nil) throws -> [[UInt8]] {
+        func generate(_ id: String, seeds: [UInt64], n: Int? = nil, image: Stagebeam_V1_ImageRef? = nil, maxNewTokens: UInt32 = 8) throws -> [[UInt8]] {
             var request = Stagebeam_V1_GenerateRequest()
             request.requestID = id
             request.jobID = "job"
@@ -137,7 +138,7 @@ extension ClusterProcessTests {
             request.seeds = seeds
             request.n = UInt32(n ?? seeds.count)
             request.stop = ["</SUMMARY>"]
-            request.maxNewTokens = 8
+            request.maxNewTokens = maxNewTokens
             request.sampling.temperature = 0.6
             request.sampling.topP = 0.9
             if let image { request.image = image }
@@ -151,6 +152,8 @@ extension ClusterProcessTests {
         unknownImage.sha256 = String(repeating: "ab", count: 32)
         #expect(try router.error(after: generate("no-bytes", seeds: [1], image: unknownImage)).code == .imageNotCached)
         #expect(try router.error(after: route + [[0x01, 0x02, 0x03]]).code == .malformedFrame)
+        let tooLong = try router.error(after: generate("long", seeds: [1], maxNewTokens: 300))
+        #expect(tooLong.code == .promptTooLong && tooLong.message.contains("256"), "the fixture's context is 256 tokens")
 
         try router.socket.send(generate("two", seeds: [1, 2]))
         guard case .generateResult(let result) = try router.next().body else { throw ChildProcessError("expected a result") }
