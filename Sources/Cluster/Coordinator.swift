@@ -65,7 +65,7 @@ public final class Coordinator: @unchecked Sendable {
             codec: codec, send: { outbox.send($0) }, log: log)
         let now = ContinuousClock.now
         for (id, entry) in entries {
-            jobs[id] = Job(submit: entry.submit, result: entry.result, now: now)
+            jobs[id] = Job(submit: entry.submit, result: entry.result, journaledSteps: entry.result == nil ? entry.steps : [:], now: now)
             order.append(id)
         }
         let unfinished = jobs.values.filter { !$0.isFinished }.count
@@ -240,14 +240,15 @@ public final class Coordinator: @unchecked Sendable {
         for job in starting {
             let submit = job.submit
             let context = JobContext(id: job.id, image: job.image)
+            let steps = JobSteps(jobID: job.id, journal: journal, recorded: job.journaledSteps, log: log)
             Task.detached { [self] in
                 let outcome: Result<SearchResult, ClusterError>
                 do {
                     let templates = submit.judgeTemplatesJson.isEmpty
                         ? JudgeTemplates.builtIn : try JudgeTemplates(json: submit.judgeTemplatesJson, source: "job \(context.id)'s judge templates")
                     let search = try StageBeamSearch(
-                        generator: RemoteGenerator(dispatcher: dispatcher, job: context),
-                        judge: RemoteJudge(dispatcher: dispatcher, job: context),
+                        generator: RemoteGenerator(dispatcher: dispatcher, job: context, steps: steps),
+                        judge: RemoteJudge(dispatcher: dispatcher, job: context, steps: steps),
                         templates: templates, config: SearchConfig(submit: submit))
                     outcome = .success(try await search.run(question: submit.question, imageRef: context.image?.sha256) { event in
                         self.publish(event, of: context.id)
@@ -259,6 +260,7 @@ public final class Coordinator: @unchecked Sendable {
                 } catch {
                     outcome = .failure(ClusterError(.internal, "\(error)"))
                 }
+                if steps.reused > 0 { log("job \(context.id): \(steps.reused) answer(s) taken from the journal, not recomputed") }
                 finish(context.id, outcome)
             }
         }

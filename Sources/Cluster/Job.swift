@@ -27,13 +27,17 @@ final class Job {
     var candidateTexts: [Int: String] = [:]
     var subscribers: [[UInt8]: Subscriber] = [:]
     var result: Stagebeam_V1_JobResult?
+    /// Answers journaled by an earlier run of this job (before a restart).
+    let journaledSteps: [String: Data]
 
-    init(submit: Stagebeam_V1_SubmitJob, result: Stagebeam_V1_JobResult? = nil, now: ContinuousClock.Instant) {
+    init(submit: Stagebeam_V1_SubmitJob, result: Stagebeam_V1_JobResult? = nil, journaledSteps: [String: Data] = [:],
+         now: ContinuousClock.Instant) {
         id = submit.jobID
         self.submit = submit
         image = submit.image.isEmpty ? nil : ImagePayload(data: Array(submit.image))
         accepted = now
         self.result = result
+        self.journaledSteps = journaledSteps
         state = result.map { $0.status == .succeeded ? .succeeded : .failed } ?? .queued
     }
 

@@ -11,20 +11,27 @@ import Glibc
 /// result of those that finished; the others are run again (the search is deterministic by seed,
 /// so the re-run gives the same answer).
 ///
+/// In between, a "step" line records each generate or judge answer a job received, keyed by a hash
+/// of the request. A re-run asks the same requests in the same order (determinism again) and takes
+/// the recorded answers instead of recomputing them, so the stages finished before a crash are not
+/// redone. Step lines are not fsynced: one lost in a crash only costs its recomputation.
+///
 /// A line carries the job's messages as base64 protobuf (exact, and the schema's compatibility
 /// rules apply) next to a few readable fields for people reading the file.
 public final class Journal: @unchecked Sendable {
     struct Line: Codable {
-        var event: String  // "accepted" or "finished"
+        var event: String  // "accepted", "step" or "finished"
         var jobID: String
         var question: String?
         var status: String?
         var answer: String?
         var submit: Data?  // Stagebeam_V1_SubmitJob (accepted)
         var result: Data?  // Stagebeam_V1_JobResult with the full search record (finished)
+        var key: String?   // step: the request's hash
+        var value: Data?   // step: the answer (JSON of the search's types)
 
         enum CodingKeys: String, CodingKey {
-            case event, question, status, answer, submit, result
+            case event, question, status, answer, submit, result, key, value
             case jobID = "job_id"
         }
     }
@@ -33,6 +40,8 @@ public final class Journal: @unchecked Sendable {
     public struct Entry: Sendable {
         public var submit: Stagebeam_V1_SubmitJob
         public var result: Stagebeam_V1_JobResult?
+        /// Answers the job received before the journal was last closed, by request hash.
+        public var steps: [String: Data] = [:]
     }
 
     public let url: URL
@@ -72,12 +81,17 @@ public final class Journal: @unchecked Sendable {
                         result: try result.serializedData()))
     }
 
-    private func append(_ line: Line) throws {
+    /// Records an answer of a job's request (see `JobSteps`).
+    func step(_ jobID: String, key: String, value: Data) throws {
+        try append(Line(event: "step", jobID: jobID, key: key, value: value), sync: false)
+    }
+
+    private func append(_ line: Line, sync: Bool = true) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         var data = try encoder.encode(line)
         data.append(UInt8(ascii: "\n"))
-        try write(data, sync: true)
+        try write(data, sync: sync)
     }
 
     private func write(_ data: Data, sync: Bool) throws {
@@ -122,6 +136,11 @@ public final class Journal: @unchecked Sendable {
                 guard let bytes = line.submit else { throw ClusterError(.internal, "journal \(path) line \(number + 1): accepted without submit") }
                 if entries[line.jobID] == nil { order.append(line.jobID) }
                 entries[line.jobID] = Entry(submit: try Stagebeam_V1_SubmitJob(serializedBytes: bytes))
+            case "step":
+                guard let key = line.key, let value = line.value, entries[line.jobID] != nil else {
+                    throw ClusterError(.internal, "journal \(path) line \(number + 1): step without key, value or accepted job")
+                }
+                entries[line.jobID]?.steps[key] = value
             case "finished":
                 guard let bytes = line.result, entries[line.jobID] != nil else {
                     throw ClusterError(.internal, "journal \(path) line \(number + 1): finished without result or without being accepted")

@@ -234,4 +234,40 @@ import Wire
         let journal = try String(contentsOfFile: cluster.journal, encoding: .utf8)
         #expect(journal.components(separatedBy: "\"event\":\"finished\",\"job_id\":\"mid-flight\"").count - 1 == 1)
     }
+
+    /// A coordinator killed after a job's first stages: restarted on its journal, it takes those
+    /// stages' answers from the journal instead of recomputing them, and finishes the job with the
+    /// answer of an undisturbed run, for the client that waited through the restart.
+    @Test func restartedJobDoesNotRedoFinishedStages() throws {
+        let scratch = try Scratch()
+        let cluster = try LocalCluster(scratch: scratch)
+        let a = try cluster.addWorker("a", maxBatch: 6)
+        let b = try cluster.addWorker("b", maxBatch: 6)
+        let endpoint = cluster.endpoint
+        let job = TestJob(question: "What makes rain?", beam: 6, maxStageTokens: 24, seed: 13)
+        let waiting = try ChildProcess(["submit", "--coordinator", endpoint, "--job-id", "resumed"] + job.arguments,
+                                       name: "submit-resumed", in: scratch)
+        try waiting.wait("the reasoning stage to start") { $0.stderr.contains("▸ reasoning") ? true : nil }
+        a.signal(SIGSTOP)
+        b.signal(SIGSTOP)
+        let journal = try String(contentsOfFile: cluster.journal, encoding: .utf8)
+        let stepsBefore = journal.components(separatedBy: "\"event\":\"step\",\"job_id\":\"resumed\"").count - 1
+        #expect(!journal.contains("\"event\":\"finished\",\"job_id\":\"resumed\""), "the job must be unfinished at the kill")
+        #expect(stepsBefore >= 2 + 5, "summary and caption: one generate and five judge calls each, at least")
+        cluster.coordinator.signal(SIGKILL)
+        _ = try cluster.coordinator.exitStatus()
+        try cluster.startCoordinator(endpoint: endpoint)
+        a.signal(SIGCONT)
+        b.signal(SIGCONT)
+
+        #expect(try waiting.exitStatus() == 0, "\(waiting.stderr.suffix(2000))")
+        let reference = try job.runInProcess(in: scratch)
+        #expect(waiting.stdout.contains("answer: \(reference["answer"] as? String ?? "?")"))
+        let reused = try cluster.coordinator.wait("the job to finish") { child -> Int? in
+            guard let line = child.stderr.split(separator: "\n").first(where: { $0.contains("job resumed: ") && $0.contains("taken from the journal") }) else { return nil }
+            return Int(line.split(separator: " ").first { Int($0) != nil } ?? "")
+        }
+        #expect(reused >= stepsBefore)
+        #expect(try SearchOutcome(submitted: cluster.submit(job, jobID: "resumed")) == SearchOutcome(record: reference))
+    }
 }

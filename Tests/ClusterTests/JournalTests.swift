@@ -25,9 +25,11 @@ import Wire
             result.status = .succeeded
             result.answer = "forty-two"
             try journal.finished("one", result: result)
+            try journal.step("two", key: "k1", value: Data("[1]".utf8))
         }
         let (_, entries) = try Journal.open(url) { _ in }
         #expect(entries.map(\.id) == ["one", "two"])
+        #expect(entries[1].entry.steps == ["k1": Data("[1]".utf8)])
         #expect(entries[0].entry.submit == submit("one"))
         #expect(entries[0].entry.result?.answer == "forty-two")
         #expect(entries[1].entry.result == nil)

@@ -1,0 +1,69 @@
+import Foundation
+import Wire
+
+/// A job's answers from workers, recorded in the journal as they arrive. After a restart, the job's
+/// search runs again and asks the same requests (it is deterministic); those already answered before
+/// the crash are taken from here instead of being computed again.
+///
+/// Keys hash the request's content, so a recorded answer is only ever used for the very request it
+/// answered; within one run the same request (same prefix and seeds, or same prompt and seed) always
+/// gets the same answer anyway.
+final class JobSteps: @unchecked Sendable {
+    let jobID: String
+    private let journal: Journal
+    private let log: @Sendable (String) -> Void
+    private let lock = NSLock()
+    private var recorded: [String: Data]
+    private var reusedCount = 0
+
+    init(jobID: String, journal: Journal, recorded: [String: Data], log: @escaping @Sendable (String) -> Void) {
+        self.jobID = jobID
+        self.journal = journal
+        self.recorded = recorded
+        self.log = log
+    }
+
+    /// Answers taken from the journal so far.
+    var reused: Int { lock.withLock { reusedCount } }
+
+    func answer<Request: Encodable, Answer: Codable & Sendable>(
+        _ kind: String, for request: Request, compute: () async throws -> Answer
+    ) async throws -> Answer {
+        let key = try Self.key(kind, request)
+        if let data = lock.withLock({ recorded[key] }), let answer = try? Self.decoder.decode(Answer.self, from: data) {
+            lock.withLock { reusedCount += 1 }
+            return answer
+        }
+        let answer = try await compute()
+        let data = try Self.encoder.encode(answer)
+        lock.withLock { recorded[key] = data }
+        do {
+            try journal.step(jobID, key: key, value: data)
+        } catch {
+            // Losing a step only costs recomputing it after a crash.
+            log("job \(jobID): cannot journal a step: \(error)")
+        }
+        return answer
+    }
+
+    static func key(_ kind: String, _ request: some Encodable) throws -> String {
+        var hasher = SHA256()
+        hasher.update(Array(kind.utf8))
+        hasher.update(try encoder.encode(request))
+        return ContentHash.hex(hasher.finalize())
+    }
+
+    /// Sorted keys make equal requests encode to equal bytes; log-probabilities may be −∞.
+    private static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return encoder
+    }()
+
+    private static let decoder: JSONDecoder = {
+        let decoder = JSONDecoder()
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return decoder
+    }()
+}
