@@ -60,7 +60,7 @@ let package = Package(
             dependencies: ["Cluster", "Wire", "Transport", "Search", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         .executableTarget(
             name: "StagebeamCLI",
-            dependencies: ["Cluster", "Generation", "LocalEngine", "Search", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: ["Cluster", "Generation", "LocalEngine", "Search", "Wire", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         // Stage-level beam search, engine-agnostic: depends on Foundation only.
         .target(name: "Search"),
         .testTarget(name: "SearchTests", dependencies: ["Search"]),

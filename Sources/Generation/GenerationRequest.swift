@@ -1,6 +1,24 @@
+import Foundation
+
+/// An image of a prompt: its encoded bytes (JPEG or PNG) and their content hash, which keys the
+/// generator's image-feature cache and its prefix cache.
+public struct PromptImage: Sendable {
+    public var hash: String
+    public var data: Data
+
+    public init(hash: String, data: Data) {
+        self.hash = hash
+        self.data = data
+    }
+}
+
 /// N samples continuing one prompt.
 public struct GenerationRequest: Sendable {
+    /// For a vision model, each image token already expanded to the image's feature rows
+    /// (`TextGenerator.expandImageTokens`), as transformers' processor does.
     public var promptTokens: [Int]
+    /// The images whose features fill the prompt's image tokens, in order.
+    public var images: [PromptImage]
     /// One sampler seed per sample; the number of seeds is the number of samples.
     public var seeds: [UInt64]
     public var sampling: SamplingParameters
@@ -13,9 +31,10 @@ public struct GenerationRequest: Sendable {
     /// How many of the most likely tokens to report with each generated token (0: none).
     public var topLogprobs: Int
 
-    public init(promptTokens: [Int], seeds: [UInt64], sampling: SamplingParameters, maxNewTokens: Int,
-                stopStrings: [String] = [], stopTokenIds: Set<Int> = [], topLogprobs: Int = 0) {
+    public init(promptTokens: [Int], images: [PromptImage] = [], seeds: [UInt64], sampling: SamplingParameters,
+                maxNewTokens: Int, stopStrings: [String] = [], stopTokenIds: Set<Int> = [], topLogprobs: Int = 0) {
         self.promptTokens = promptTokens
+        self.images = images
         self.seeds = seeds
         self.sampling = sampling
         self.maxNewTokens = maxNewTokens
@@ -52,6 +71,8 @@ public struct GeneratedSample: Sendable {
 }
 
 public struct GenerationTimings: Sendable, Codable {
+    /// Decoding, preprocessing and encoding images (0 when their features were cached).
+    public var imageSeconds = 0.0
     /// Prompt tokens whose keys and values were reused from an earlier request.
     public var cachedPromptTokens = 0
     /// Prompt tokens computed by this request.

@@ -5,6 +5,9 @@ import Models
 /// Entries are whole retained sequences; reusing one forks it, so the entry stays intact.
 struct PrefixCache {
     struct Entry {
+        /// Content hashes of the images behind the entry's image tokens: image tokens are all the
+        /// same id, so equal ids alone would not mean equal keys and values.
+        let images: [String]
         let tokens: [Int]
         let sequence: PagedKVCache.SequenceID
         var lastUse: Int
@@ -16,10 +19,10 @@ struct PrefixCache {
 
     init(capacity: Int) { self.capacity = capacity }
 
-    /// The entry sharing the longest token prefix with `tokens`, and that length.
-    mutating func longestMatch(_ tokens: [Int]) -> (sequence: PagedKVCache.SequenceID, length: Int)? {
+    /// The entry sharing the longest token prefix with `tokens` (and the same images), and that length.
+    mutating func longestMatch(_ tokens: [Int], images: [String]) -> (sequence: PagedKVCache.SequenceID, length: Int)? {
         var best: (index: Int, length: Int)?
-        for (i, entry) in entries.enumerated() {
+        for (i, entry) in entries.enumerated() where entry.images == images {
             let length = commonPrefixLength(entry.tokens, tokens)
             if length > (best?.length ?? 0) { best = (i, length) }
         }
@@ -31,16 +34,16 @@ struct PrefixCache {
 
     /// Keeps `sequence` (holding exactly `tokens`) for reuse; returns sequences the caller must
     /// release: the least recently used beyond capacity, or an entry the new one supersedes.
-    mutating func insert(_ tokens: [Int], sequence: PagedKVCache.SequenceID) -> [PagedKVCache.SequenceID] {
+    mutating func insert(_ tokens: [Int], images: [String], sequence: PagedKVCache.SequenceID) -> [PagedKVCache.SequenceID] {
         var released: [PagedKVCache.SequenceID] = []
         // An entry that is a prefix of the new one is redundant: the new one serves all its matches.
         entries.removeAll { entry in
-            let redundant = entry.tokens.count <= tokens.count && commonPrefixLength(entry.tokens, tokens) == entry.tokens.count
+            let redundant = entry.images == images && entry.tokens.count <= tokens.count && commonPrefixLength(entry.tokens, tokens) == entry.tokens.count
             if redundant { released.append(entry.sequence) }
             return redundant
         }
         clock += 1
-        entries.append(Entry(tokens: tokens, sequence: sequence, lastUse: clock))
+        entries.append(Entry(images: images, tokens: tokens, sequence: sequence, lastUse: clock))
         while entries.count > capacity { released.append(removeLeastRecentlyUsed()) }
         return released
     }

@@ -8,6 +8,8 @@ import Tokenization
 /// forking, and the n samples advance together, one row each per forward pass (batched decode).
 public final class TextGenerator: @unchecked Sendable {
     public let model: LlamaModel
+    /// The vision side of a LLaVA checkpoint (nil for a text-only model).
+    public let vision: LlavaModel?
     public let tokenizer: Tokenizer
     public let cache: PagedKVCache
     private let sampler: TokenSampler
@@ -15,13 +17,19 @@ public final class TextGenerator: @unchecked Sendable {
     private let tokenText: [[UInt8]]
     private var batch: ForwardBatch
     private var prefixes: PrefixCache
+    private var imageFeatures: ImageFeatureCache
     private let logprobIds: UnsafeMutablePointer<Int32>
     private static let maxTopLogprobs = 20
 
     /// `prefixCacheEntries`: how many recent prompts stay in the KV cache for reuse (0: none).
-    public init(model: LlamaModel, tokenizer: Tokenizer, kvCapacityTokens: Int, prefixCacheEntries: Int = 8) {
+    /// `vision`: a LLaVA checkpoint's image side, whose `language` must be `model`.
+    public init(model: LlamaModel, vision: LlavaModel? = nil, tokenizer: Tokenizer, kvCapacityTokens: Int,
+                prefixCacheEntries: Int = 8, imageCacheEntries: Int = 8) {
+        precondition(vision == nil || vision!.language === model, "the vision model must wrap this language model")
         self.model = model
+        self.vision = vision
         self.prefixes = PrefixCache(capacity: prefixCacheEntries)
+        self.imageFeatures = ImageFeatureCache(capacity: imageCacheEntries)
         self.tokenizer = tokenizer
         self.cache = model.makeCache(capacityTokens: kvCapacityTokens)
         self.sampler = TokenSampler(vocabularySize: model.vocabularySize)
@@ -45,8 +53,11 @@ public final class TextGenerator: @unchecked Sendable {
         try validate(request)
         var timings = GenerationTimings()
         let started = Date()
-        let (prefix, promptLogits, reused) = try preparePrefix(request.promptTokens)
-        defer { keepOrRelease(prefix, tokens: request.promptTokens) }
+        let images = try request.images.map { try features(of: $0) }
+        timings.imageSeconds = Date().timeIntervalSince(started)
+        let imageKeys = request.images.map(\.hash)
+        let (prefix, promptLogits, reused) = try preparePrefix(request.promptTokens, images: images, imageKeys: imageKeys)
+        defer { keepOrRelease(prefix, tokens: request.promptTokens, imageKeys: imageKeys) }
         timings.cachedPromptTokens = reused
         timings.prefillTokens = request.promptTokens.count - reused
         timings.prefillSeconds = Date().timeIntervalSince(started)
@@ -84,14 +95,16 @@ public final class TextGenerator: @unchecked Sendable {
     /// Teacher-forced log-probability of each continuation after `prompt` (summed over its tokens):
     /// the judge's logprob verdict. The prompt is prefilled once (or reused) for all continuations;
     /// a one-token continuation costs no forward pass beyond the prompt's.
-    public func scoreContinuations(prompt: [Int], continuations: [[Int]]) throws -> [Double] {
+    public func scoreContinuations(prompt: [Int], images promptImages: [PromptImage] = [], continuations: [[Int]]) throws -> [Double] {
         guard !prompt.isEmpty else { throw GenerationError(.emptyPrompt, "the prompt has no tokens") }
         if let long = continuations.first(where: { $0.count > model.maxLogitRows }) {
             throw GenerationError(.invalidParameter, "a scored continuation has \(long.count) tokens; at most \(model.maxLogitRows)")
         }
         makeRoom(for: prompt.count + continuations.reduce(0) { $0 + $1.count + cache.blockSize })
-        let (prefix, logits, _) = try preparePrefix(prompt)
-        defer { keepOrRelease(prefix, tokens: prompt) }
+        let images = try promptImages.map { try features(of: $0) }
+        let imageKeys = promptImages.map(\.hash)
+        let (prefix, logits, _) = try preparePrefix(prompt, images: images, imageKeys: imageKeys)
+        defer { keepOrRelease(prefix, tokens: prompt, imageKeys: imageKeys) }
         let vocabulary = model.vocabularySize
         func logprob(_ row: UnsafePointer<Float>, _ token: Int) -> Double {
             Double(row[token] - logSumExp(row, count: vocabulary))
@@ -113,12 +126,14 @@ public final class TextGenerator: @unchecked Sendable {
         }
     }
 
-    /// A sequence holding `tokens`, the logits after its last token, and how many of its tokens came
-    /// from the prefix cache instead of being computed. At least the last token is always computed.
-    private func preparePrefix(_ tokens: [Int]) throws -> (PagedKVCache.SequenceID, [Float], Int) {
+    /// A sequence holding the prompt, the logits after its last token, and how many of its tokens
+    /// came from the prefix cache instead of being computed. At least the last token is computed.
+    private func preparePrefix(_ tokens: [Int], images: [ImageFeatures], imageKeys: [String]) throws -> (PagedKVCache.SequenceID, [Float], Int) {
+        // Image tokens take their image's feature rows; on a text model no id is an image token.
+        let prompt = try MultimodalPrompt(ids: tokens, imageTokenId: vision?.imageTokenId ?? -1, images: images)
         let sequence: PagedKVCache.SequenceID
         var reused = 0
-        if let match = prefixes.longestMatch(tokens) {
+        if let match = prefixes.longestMatch(tokens, images: imageKeys) {
             reused = min(match.length, tokens.count - 1)
             sequence = cache.fork(match.sequence)
             cache.trim(sequence, to: reused)
@@ -126,7 +141,7 @@ public final class TextGenerator: @unchecked Sendable {
             sequence = cache.createSequence()
         }
         do {
-            return (sequence, try prefill(tokens[reused...], into: sequence), reused)
+            return (sequence, try prefill(prompt, from: reused, into: sequence), reused)
         } catch {
             cache.release(sequence)
             throw error
@@ -134,9 +149,9 @@ public final class TextGenerator: @unchecked Sendable {
     }
 
     /// Keeps a finished request's prompt for reuse, or releases it when prefix caching is off.
-    private func keepOrRelease(_ sequence: PagedKVCache.SequenceID, tokens: [Int]) {
+    private func keepOrRelease(_ sequence: PagedKVCache.SequenceID, tokens: [Int], imageKeys: [String]) {
         guard prefixes.capacity > 0 else { cache.release(sequence); return }
-        for dropped in prefixes.insert(tokens, sequence: sequence) { cache.release(dropped) }
+        for dropped in prefixes.insert(tokens, images: imageKeys, sequence: sequence) { cache.release(dropped) }
     }
 
     /// Frees cached prefixes, least recently used first, until `tokens` KV slots are free.
@@ -144,24 +159,39 @@ public final class TextGenerator: @unchecked Sendable {
         while cache.freeTokenCapacity < tokens, let dropped = prefixes.evictOne() { cache.release(dropped) }
     }
 
-    /// Runs `tokens` into `sequence` after its current end (in chunks of the model's row capacity)
-    /// and returns the logits after the last token.
-    public func prefill(_ tokens: ArraySlice<Int>, into sequence: PagedKVCache.SequenceID) throws -> [Float] {
-        var offset = tokens.startIndex
+    /// Runs the prompt's positions `start...` into `sequence` after its current end (in chunks of
+    /// the model's row capacity) and returns the logits after the last one.
+    func prefill(_ prompt: MultimodalPrompt, from start: Int, into sequence: PagedKVCache.SequenceID) throws -> [Float] {
+        var offset = start
         var last: [Float] = []
-        while offset < tokens.endIndex {
-            let chunk = min(model.maxRows, tokens.endIndex - offset)
+        while offset < prompt.count {
+            let chunk = min(model.maxRows, prompt.count - offset)
             batch.removeAll()
-            let start = try reserve(sequence, count: chunk)
-            for j in 0..<chunk {
-                batch.append(token: tokens[offset + j], sequence: sequence, position: start + j,
-                             wantsLogits: offset + j == tokens.endIndex - 1)
+            let first = try reserve(sequence, count: chunk)
+            prompt.append(offset..<(offset + chunk), to: &batch, sequence: sequence, firstPosition: first - offset) {
+                $0 == prompt.count - 1
             }
             let logits = try model.forward(batch, cache: cache)
-            if offset + chunk == tokens.endIndex { last = Array(logits) }
+            if offset + chunk == prompt.count { last = Array(logits) }
             offset += chunk
         }
         return last
+    }
+
+    /// For a vision model: each image token of `ids` repeated to the image's feature-row count.
+    public func expandImageTokens(_ ids: [Int]) -> [Int] {
+        vision?.expandImageTokens(ids) ?? ids
+    }
+
+    /// An image's projected features, computed once per content hash while it stays in the cache.
+    private func features(of image: PromptImage) throws -> ImageFeatures {
+        guard let vision else {
+            throw GenerationError(.invalidParameter, "this model has no vision tower; it cannot take images")
+        }
+        if let cached = imageFeatures.lookup(image.hash) { return cached }
+        let features = try vision.imageFeatures(imageData: image.data)
+        imageFeatures.insert(features, for: image.hash)
+        return features
     }
 
     private func reserve(_ sequence: PagedKVCache.SequenceID, count: Int = 1) throws -> Int {

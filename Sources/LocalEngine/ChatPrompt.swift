@@ -16,19 +16,21 @@ public struct ChatPrompt: Sendable {
         self.systemMessage = systemMessage
     }
 
-    /// The rendered text (special tokens written out as text by the template).
-    public func text(user: String, assistantPrefix: String) throws -> String {
+    /// The rendered text (special tokens written out as text by the template, which also places
+    /// the user turn's images).
+    public func text(user: String, imageCount: Int = 0, assistantPrefix: String) throws -> String {
         var messages: [ChatMessage] = []
         if let systemMessage { messages.append(ChatMessage(role: "system", content: systemMessage)) }
-        messages.append(ChatMessage(role: "user", content: user))
+        messages.append(ChatMessage(role: "user", content: user, imageCount: imageCount))
         let head = try template.render(messages: messages, addGenerationPrompt: true,
                                        bosToken: tokenizer.bosToken, eosToken: tokenizer.eosToken)
         return head + assistantPrefix
     }
 
     /// Tokens of `text(...)`: the template writes BOS itself, so no special tokens are added.
-    public func tokens(user: String, assistantPrefix: String) throws -> [Int] {
-        tokenizer.encode(try text(user: user, assistantPrefix: assistantPrefix), addSpecialTokens: false)
+    /// Image tokens are not yet expanded (`TextGenerator.expandImageTokens`).
+    public func tokens(user: String, imageCount: Int = 0, assistantPrefix: String) throws -> [Int] {
+        tokenizer.encode(try text(user: user, imageCount: imageCount, assistantPrefix: assistantPrefix), addSpecialTokens: false)
     }
 }
 

@@ -8,17 +8,21 @@ public struct EngineCandidateGenerator: CandidateGenerator {
     public let prompt: ChatPrompt
     /// Ids that end a candidate (the model's EOS ids).
     public let stopTokenIds: Set<Int>
+    public let images: ImageStore
 
-    public init(executor: EngineExecutor, prompt: ChatPrompt, stopTokenIds: Set<Int>) {
+    public init(executor: EngineExecutor, prompt: ChatPrompt, stopTokenIds: Set<Int>, images: ImageStore = ImageStore()) {
         self.executor = executor
         self.prompt = prompt
         self.stopTokenIds = stopTokenIds
+        self.images = images
     }
 
     public func generate(_ request: GenerateRequest) async throws -> [GeneratedCandidate] {
-        let tokens = try prompt.tokens(user: request.question, assistantPrefix: request.assistantPrefix)
+        let images = try images.images(for: request.imageRef)
+        let tokens = executor.generator.expandImageTokens(
+            try prompt.tokens(user: request.question, imageCount: images.count, assistantPrefix: request.assistantPrefix))
         let generation = GenerationRequest(
-            promptTokens: tokens, seeds: request.seeds, sampling: SamplingParameters(request.sampling),
+            promptTokens: tokens, images: images, seeds: request.seeds, sampling: SamplingParameters(request.sampling),
             maxNewTokens: request.maxNewTokens, stopStrings: request.stop, stopTokenIds: stopTokenIds)
         let output = try await executor.run { try $0.generate(generation) }
         return output.samples.map {

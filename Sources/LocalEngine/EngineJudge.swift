@@ -8,11 +8,13 @@ public struct EngineJudge: Judge {
     public let executor: EngineExecutor
     public let prompt: ChatPrompt
     public let stopTokenIds: Set<Int>
+    public let images: ImageStore
 
-    public init(executor: EngineExecutor, prompt: ChatPrompt, stopTokenIds: Set<Int>) {
+    public init(executor: EngineExecutor, prompt: ChatPrompt, stopTokenIds: Set<Int>, images: ImageStore = ImageStore()) {
         self.executor = executor
         self.prompt = prompt
         self.stopTokenIds = stopTokenIds
+        self.images = images
     }
 
     public func judge(_ request: JudgeRequest) async throws -> JudgeReply {
@@ -21,13 +23,18 @@ public struct EngineJudge: Judge {
             guard request.choices.count == 2 else {
                 throw LocalEngineError("a logprob verdict needs exactly two choices, got \(request.choices.count)")
             }
-            let (shared, continuations) = try choiceTokens(request)
-            let scores = try await executor.run { try $0.scoreContinuations(prompt: shared, continuations: continuations) }
+            let images = try images.images(for: request.imageRef)
+            let (shared, continuations) = try choiceTokens(request, imageCount: images.count)
+            let scores = try await executor.run {
+                try $0.scoreContinuations(prompt: shared, images: images, continuations: continuations)
+            }
             return .choiceLogprobs(first: scores[0], second: scores[1])
         case .generate:
-            let tokens = try prompt.tokens(user: request.prompt, assistantPrefix: request.verdictPrefix)
+            let images = try images.images(for: request.imageRef)
+            let tokens = executor.generator.expandImageTokens(
+                try prompt.tokens(user: request.prompt, imageCount: images.count, assistantPrefix: request.verdictPrefix))
             let generation = GenerationRequest(
-                promptTokens: tokens, seeds: [request.seed], sampling: SamplingParameters(request.sampling),
+                promptTokens: tokens, images: images, seeds: [request.seed], sampling: SamplingParameters(request.sampling),
                 maxNewTokens: request.maxNewTokens, stopTokenIds: stopTokenIds)
             let output = try await executor.run { try $0.generate(generation) }
             return .verdict(text: output.samples[0].text)
@@ -36,8 +43,11 @@ public struct EngineJudge: Judge {
 
     /// Tokenizes prompt + prefix + each choice as whole texts (BPE may merge across the seam) and
     /// splits them into the shared leading tokens and each choice's own tokens.
-    func choiceTokens(_ request: JudgeRequest) throws -> (shared: [Int], continuations: [[Int]]) {
-        let full = try request.choices.map { try prompt.tokens(user: request.prompt, assistantPrefix: request.verdictPrefix + $0) }
+    func choiceTokens(_ request: JudgeRequest, imageCount: Int) throws -> (shared: [Int], continuations: [[Int]]) {
+        let full = try request.choices.map {
+            executor.generator.expandImageTokens(
+                try prompt.tokens(user: request.prompt, imageCount: imageCount, assistantPrefix: request.verdictPrefix + $0))
+        }
         var shared = zip(full[0], full[1]).prefix { $0 == $1 }.count
         // Each choice must keep at least one token of its own to be scored.
         shared = min(shared, full[0].count - 1, full[1].count - 1)

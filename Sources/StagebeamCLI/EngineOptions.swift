@@ -6,6 +6,7 @@ import LocalEngine
 import ModelFormats
 import Models
 import Tokenization
+import Wire
 
 /// Options shared by every command that loads a model.
 struct EngineOptions: ParsableArguments {
@@ -18,6 +19,14 @@ struct EngineOptions: ParsableArguments {
     @Option(name: .customLong("kv-capacity"), help: "KV cache size in tokens, shared by all sequences.")
     var kvCapacity: Int = 16384
 
+    @Option(name: .customLong("chat-template"), help: "A Jinja chat template file to use instead of tokenizer_config.json's.")
+    var chatTemplatePath: String?
+
+    /// The template given with --chat-template, if any.
+    func chatTemplate() throws -> ChatTemplate? {
+        try chatTemplatePath.map { try ChatTemplate(source: String(contentsOfFile: $0, encoding: .utf8)) }
+    }
+
     func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be ≥ 1") }
         if kvCapacity < 16 { throw ValidationError("--kv-capacity must be ≥ 16") }
@@ -28,22 +37,43 @@ struct EngineOptions: ParsableArguments {
     /// `prefixCacheEntries`: prompts kept for reuse (0 for benchmarks, which must compute every prompt).
     func makeGenerator(prefixCacheEntries: Int = 8) throws -> TextGenerator {
         if let threads { ComputePool.shared = ComputePool(threads: threads) }
-        let model = try LlamaModel(directory: directory, pool: .shared)
         let tokenizer = try Tokenizer(contentsOf: directory)
+        if try isVisionModel() {
+            let llava = try LlavaModel(directory: directory, pool: .shared)
+            return TextGenerator(model: llava.language, vision: llava, tokenizer: tokenizer, kvCapacityTokens: kvCapacity,
+                                 prefixCacheEntries: prefixCacheEntries)
+        }
+        let model = try LlamaModel(directory: directory, pool: .shared)
         return TextGenerator(model: model, tokenizer: tokenizer, kvCapacityTokens: kvCapacity,
                              prefixCacheEntries: prefixCacheEntries)
     }
 }
 
 extension EngineOptions {
-    /// Generator and judge over one in-process engine.
-    func makeLocalEngine() throws -> (generator: EngineCandidateGenerator, judge: EngineJudge) {
+    /// Whether config.json describes a LLaVA checkpoint (a vision tower, a projector and a text model).
+    func isVisionModel() throws -> Bool {
+        let url = directory.appendingPathComponent("config.json")
+        guard let json = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any] else {
+            throw ValidationError("\(url.path) is not a JSON object")
+        }
+        let architectures = json["architectures"] as? [String] ?? []
+        return json["model_type"] as? String == "llava" || architectures.contains("LlavaForConditionalGeneration")
+    }
+
+    /// An image file as the engine takes it: bytes and their SHA-256, which keys the caches.
+    func loadImage(_ path: String) throws -> PromptImage {
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        return PromptImage(hash: ContentHash.sha256Hex(data), data: data)
+    }
+
+    /// Generator and judge over one in-process engine, sharing `images`.
+    func makeLocalEngine(images: ImageStore) throws -> (generator: EngineCandidateGenerator, judge: EngineJudge) {
         let textGenerator = try makeGenerator()
         let executor = EngineExecutor(generator: textGenerator)
-        let prompt = try ChatPrompt(tokenizer: textGenerator.tokenizer)
+        let prompt = try ChatPrompt(tokenizer: textGenerator.tokenizer, template: try chatTemplate())
         let stopIds = textGenerator.eosTokenIds(generationConfig: try GenerationConfig.load(from: directory))
-        return (EngineCandidateGenerator(executor: executor, prompt: prompt, stopTokenIds: stopIds),
-                EngineJudge(executor: executor, prompt: prompt, stopTokenIds: stopIds))
+        return (EngineCandidateGenerator(executor: executor, prompt: prompt, stopTokenIds: stopIds, images: images),
+                EngineJudge(executor: executor, prompt: prompt, stopTokenIds: stopIds, images: images))
     }
 }
 

@@ -17,11 +17,11 @@ struct GenerateCommand: ParsableCommand {
     @Flag(help: "Encode the prompt exactly as tokenizer(prompt) does in transformers, without a chat template.")
     var raw = false
 
+    @Option(help: "An image (JPEG or PNG) for a vision model. With --raw the prompt must contain the image token (e.g. <image>); otherwise the chat template places it.")
+    var image: String?
+
     @Option(help: "System message for the chat template.")
     var system: String?
-
-    @Option(name: .customLong("chat-template"), help: "A Jinja chat template file to use instead of tokenizer_config.json's.")
-    var chatTemplate: String?
 
     @Option(name: .customLong("max-tokens"), help: "Most new tokens per sample.")
     var maxTokens = 128
@@ -55,10 +55,13 @@ struct GenerateCommand: ParsableCommand {
     func run() throws {
         let generator = try engine.makeGenerator()
         let tokenizer = generator.tokenizer
-        let promptTokens = try encodePrompt(tokenizer)
+        let images = try image.map { [try engine.loadImage($0)] } ?? []
+        // Each image token becomes the image's feature rows, as transformers' processor does.
+        let promptTokens = generator.expandImageTokens(try encodePrompt(tokenizer))
         let generationConfig = try GenerationConfig.load(from: engine.directory)
         let request = GenerationRequest(
             promptTokens: promptTokens,
+            images: images,
             seeds: (0..<n).map { seed &+ UInt64($0) },
             sampling: sampling(defaults: generationConfig),
             maxNewTokens: maxTokens,
@@ -82,17 +85,12 @@ struct GenerateCommand: ParsableCommand {
 
     private func encodePrompt(_ tokenizer: Tokenizer) throws -> [Int] {
         if raw { return tokenizer.encode(prompt) }
-        let template: ChatTemplate
-        if let chatTemplate {
-            template = try ChatTemplate(source: String(contentsOfFile: chatTemplate, encoding: .utf8))
-        } else if let builtIn = tokenizer.chatTemplate {
-            template = builtIn
-        } else {
+        guard let template = try engine.chatTemplate() ?? tokenizer.chatTemplate else {
             throw ValidationError("\(engine.model) has no chat_template in tokenizer_config.json: pass --chat-template FILE or --raw")
         }
         var messages: [ChatMessage] = []
         if let system { messages.append(ChatMessage(role: "system", content: system)) }
-        messages.append(ChatMessage(role: "user", content: prompt))
+        messages.append(ChatMessage(role: "user", content: prompt, imageCount: image == nil ? 0 : 1))
         let text = try template.render(messages: messages, addGenerationPrompt: true,
                                        bosToken: tokenizer.bosToken, eosToken: tokenizer.eosToken)
         // The template writes the special tokens itself, as apply_chat_template(tokenize=True) assumes.

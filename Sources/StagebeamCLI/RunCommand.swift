@@ -15,15 +15,24 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "The question.")
     var question: String
 
+    @Option(help: "An image (JPEG or PNG) the question is about; needs a vision model. The judge sees it too.")
+    var image: String?
+
     @Flag(help: "Print the whole search record as JSON.")
     var json = false
 
     func run() async throws {
-        let local = try engine.makeLocalEngine()
+        let images = ImageStore()
+        let imageRef = try image.map { path in
+            let image = try engine.loadImage(path)
+            images.put(image.data, hash: image.hash)
+            return image.hash
+        }
+        let local = try engine.makeLocalEngine(images: images)
         let beamSearch = try StageBeamSearch(generator: local.generator, judge: local.judge,
                                              templates: try search.templates(), config: search.config)
         let progress: SearchEventSink? = json ? nil : { @Sendable event in printError(describe(event)) }
-        let result = try await beamSearch.run(question: question, events: progress)
+        let result = try await beamSearch.run(question: question, imageRef: imageRef, events: progress)
         if json {
             print(String(decoding: try result.jsonData(), as: UTF8.self))
         } else {

@@ -54,7 +54,7 @@ import Tokenization
         guard case .choiceLogprobs(let first, let second) = try await judge.judge(request) else {
             Issue.record("expected choice log-probabilities"); return
         }
-        let (shared, continuations) = try judge.choiceTokens(request)
+        let (shared, continuations) = try judge.choiceTokens(request, imageCount: 0)
         let direct = try await executor.run { try $0.scoreContinuations(prompt: shared, continuations: continuations) }
         #expect(first == direct[0] && second == direct[1])
         #expect(first < 0 && second < 0 && first != second)

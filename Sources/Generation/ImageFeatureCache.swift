@@ -1,0 +1,24 @@
+import Models
+
+/// Image features by content hash, least recently used dropped first: an image is encoded once
+/// per job on a worker, not once per candidate or judge call.
+struct ImageFeatureCache {
+    let capacity: Int
+    private var entries: [(hash: String, features: ImageFeatures)] = []
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    mutating func lookup(_ hash: String) -> ImageFeatures? {
+        guard let index = entries.firstIndex(where: { $0.hash == hash }) else { return nil }
+        let entry = entries.remove(at: index)
+        entries.append(entry)
+        return entry.features
+    }
+
+    mutating func insert(_ features: ImageFeatures, for hash: String) {
+        guard capacity > 0 else { return }
+        entries.removeAll { $0.hash == hash }
+        entries.append((hash, features))
+        if entries.count > capacity { entries.removeFirst() }
+    }
+}
