@@ -1,4 +1,5 @@
 import Foundation
+import Generation
 import Transport
 import Wire
 
@@ -138,14 +139,14 @@ public final class Worker: @unchecked Sendable {
         case .generateRequest(let request):
             accept(request.requestID, jobID: request.jobID, role: .generate, sequences: Int(request.n), deadlineMs: request.deadlineMs,
                    image: request.hasImage ? request.image : nil,
-                   check: { request.seeds.count == Int(request.n) ? nil : "n is \(request.n) but \(request.seeds.count) seeds were sent" }) { [engine] deadline in
-                .generateResult(try await engine.generate(request, deadline: deadline))
+                   check: { request.seeds.count == Int(request.n) ? nil : "n is \(request.n) but \(request.seeds.count) seeds were sent" }) { [engine] image, deadline in
+                .generateResult(try await engine.generate(request, image: image, deadline: deadline))
             }
         case .judgeRequest(let request):
             accept(request.requestID, jobID: request.jobID, role: .judge, sequences: 1, deadlineMs: request.deadlineMs,
                    image: request.hasImage ? request.image : nil,
-                   check: { nil }) { [engine] deadline in
-                .judgeResult(try await engine.judge(request, deadline: deadline))
+                   check: { nil }) { [engine] image, deadline in
+                .judgeResult(try await engine.judge(request, image: image, deadline: deadline))
             }
         case .heartbeat(let beat):
             // A coordinator that does not know us (it restarted): announce ourselves again, at most
@@ -171,11 +172,12 @@ public final class Worker: @unchecked Sendable {
     private func accept(_ id: String, jobID: String, role: Stagebeam_V1_Role, sequences: Int, deadlineMs: Double,
                         image: Stagebeam_V1_ImageRef?,
                         check: () -> String?,
-                        serve: @escaping @Sendable (ContinuousClock.Instant?) async throws -> Stagebeam_V1_Envelope.OneOf_Body) {
+                        serve: @escaping @Sendable (PromptImage?, ContinuousClock.Instant?) async throws -> Stagebeam_V1_Envelope.OneOf_Body) {
         let received = ContinuousClock.now
         // Work still waiting for the engine at its deadline is refused: the coordinator has already
         // sent it elsewhere.
         let deadline = deadlineMs > 0 ? received + .nanoseconds(Int64(deadlineMs * 1e6)) : nil
+        var promptImage: PromptImage?
         let refusal: ClusterError? = lock.withLock {
             if !configuration.roles.contains(role) {
                 return ClusterError(.unexpectedMessage, "worker \(configuration.workerID) does not serve \(Dispatcher.roleName(role)) requests")
@@ -187,16 +189,21 @@ public final class Worker: @unchecked Sendable {
                 return ClusterError(.overloaded, "\(sequences) more sequences with \(used) in flight would exceed this worker's \(configuration.maxBatch) credits")
             }
             if let image {
+                guard engine.takesImages else {
+                    return ClusterError(.invalidArgument, "model \(engine.modelName) is a text-only checkpoint and cannot take images")
+                }
                 if !image.data.isEmpty {
                     guard ContentHash.sha256Hex(image.data) == image.sha256 else {
                         return ClusterError(.badImage, "image bytes do not hash to \(image.sha256)")
                     }
                     images.insert(image.sha256, image.data)
-                } else if !images.contains(image.sha256) {
+                    log("image \(image.sha256.prefix(12)) received: \(image.data.count) bytes")
+                    promptImage = PromptImage(hash: image.sha256, data: image.data)
+                } else if let data = images.data(image.sha256) {
+                    promptImage = PromptImage(hash: image.sha256, data: data)
+                } else {
                     return ClusterError(.imageNotCached, "image \(image.sha256) was not sent and is not cached here")
                 }
-                // The engine has no vision tower yet: say so rather than answer without the image.
-                return ClusterError(.invalidArgument, "model \(engine.modelName) is a text-only checkpoint and cannot take images")
             }
             inFlight[id] = sequences
             return nil
@@ -209,10 +216,10 @@ public final class Worker: @unchecked Sendable {
             return
         }
         log("\(Dispatcher.roleName(role)) \(id) n=\(sequences)")
-        Task.detached { [self] in
+        Task.detached { [self, promptImage] in
             let answer: Stagebeam_V1_Envelope.OneOf_Body
             do {
-                answer = try await serve(deadline)
+                answer = try await serve(promptImage, deadline)
             } catch {
                 let failure = WorkerEngine.wireError(error, requestID: id, jobID: jobID)
                 log("\(Dispatcher.roleName(role)) \(id) failed: \(failure)")
@@ -266,7 +273,7 @@ struct ImageCache {
 
     var hashes: [String] { order }
 
-    func contains(_ hash: String) -> Bool { bytes[hash] != nil }
+    func data(_ hash: String) -> Data? { bytes[hash] }
 
     mutating func insert(_ hash: String, _ data: Data) {
         guard capacity > 0 else { return }

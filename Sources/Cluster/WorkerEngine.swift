@@ -3,6 +3,7 @@ import Generation
 import LocalEngine
 import ModelFormats
 import Search
+import Tokenization
 import Wire
 
 /// A worker's model: serves the wire's generate and judge requests on the in-process engine, with
@@ -18,25 +19,31 @@ public final class WorkerEngine: Sendable {
     public let contextTokens: Int
     /// The most sequences the engine decodes in one batch.
     public let maxSamples: Int
-    private let judge: EngineJudge
+    /// Whether the model has a vision tower (LLaVA); a text-only model refuses requests with images.
+    public let takesImages: Bool
 
-    public init(directory: URL, generator: TextGenerator) throws {
+    /// `chatTemplate` replaces the checkpoint's own (`--chat-template`), as for `stagebeam run`.
+    public init(directory: URL, generator: TextGenerator, chatTemplate: ChatTemplate? = nil) throws {
         executor = EngineExecutor(generator: generator)
-        prompt = try ChatPrompt(tokenizer: generator.tokenizer)
+        prompt = try ChatPrompt(tokenizer: generator.tokenizer, template: chatTemplate)
         stopTokenIds = generator.eosTokenIds(generationConfig: try GenerationConfig.load(from: directory))
         modelName = directory.standardizedFileURL.lastPathComponent
         modelHash = try ModelHash.compute(directory: directory)
         contextTokens = generator.contextLength
         maxSamples = generator.maxSamples
-        judge = EngineJudge(executor: executor, prompt: prompt, stopTokenIds: stopTokenIds)
+        takesImages = generator.vision != nil
     }
 
     /// `deadline`: work not started by then is refused with `deadline_exceeded` (the coordinator has
     /// already sent it elsewhere).
-    func generate(_ request: Stagebeam_V1_GenerateRequest, deadline: ContinuousClock.Instant?) async throws -> Stagebeam_V1_GenerateResult {
-        let tokens = try prompt.tokens(user: request.question, assistantPrefix: request.assistantPrefix)
+    /// Like `EngineCandidateGenerator.generate`, which `stagebeam run` uses, and with the engine's timings.
+    func generate(_ request: Stagebeam_V1_GenerateRequest, image: PromptImage?,
+                  deadline: ContinuousClock.Instant?) async throws -> Stagebeam_V1_GenerateResult {
+        let images = image.map { [$0] } ?? []
+        let tokens = executor.generator.expandImageTokens(
+            try prompt.tokens(user: request.question, imageCount: images.count, assistantPrefix: request.assistantPrefix))
         let generation = GenerationRequest(
-            promptTokens: tokens, seeds: request.seeds, sampling: SamplingParameters(Sampling(wire: request.sampling)),
+            promptTokens: tokens, images: images, seeds: request.seeds, sampling: SamplingParameters(Sampling(wire: request.sampling)),
             maxNewTokens: request.maxNewTokens == 0 ? Self.defaultMaxNewTokens : Int(request.maxNewTokens),
             stopStrings: request.stop, stopTokenIds: stopTokenIds)
         let output = try await executor.run { generator in
@@ -62,7 +69,8 @@ public final class WorkerEngine: Sendable {
         return result
     }
 
-    func judge(_ request: Stagebeam_V1_JudgeRequest, deadline: ContinuousClock.Instant?) async throws -> Stagebeam_V1_JudgeResult {
+    func judge(_ request: Stagebeam_V1_JudgeRequest, image: PromptImage?,
+               deadline: ContinuousClock.Instant?) async throws -> Stagebeam_V1_JudgeResult {
         guard !request.prompt.isEmpty else {
             throw ClusterError(.invalidArgument, "judge request \(request.requestID) carries no rendered prompt; this worker judges rendered prompts only")
         }
@@ -71,11 +79,15 @@ public final class WorkerEngine: Sendable {
         }
         let mode: VerdictMode = request.verdictMode == .generate ? .generate : .logprob
         let judgeRequest = JudgeRequest(
-            topic: topic, imageRef: nil, prompt: request.prompt, mode: mode, verdictPrefix: request.verdictPrefix,
+            topic: topic, imageRef: image?.hash, prompt: request.prompt, mode: mode, verdictPrefix: request.verdictPrefix,
             choices: request.choices, maxNewTokens: request.maxVerdictTokens == 0 ? Self.defaultVerdictTokens : Int(request.maxVerdictTokens),
             sampling: Sampling(wire: request.sampling), seed: request.seed)
         try Self.check(deadline, request.requestID)
         let started = ContinuousClock.now
+        // The engine's judge, given just this request's image (the worker's own cache holds the rest).
+        let images = ImageStore()
+        if let image { images.put(image.data, hash: image.hash) }
+        let judge = EngineJudge(executor: executor, prompt: prompt, stopTokenIds: stopTokenIds, images: images)
         let reply = try await judge.judge(judgeRequest)
         var result = Stagebeam_V1_JudgeResult()
         result.requestID = request.requestID

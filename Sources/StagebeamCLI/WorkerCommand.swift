@@ -44,7 +44,7 @@ struct WorkerCommand: AsyncParsableCommand {
 
     func run() async throws {
         let generator = try engine.makeGenerator()
-        let workerEngine = try WorkerEngine(directory: engine.directory, generator: generator)
+        let workerEngine = try WorkerEngine(directory: engine.directory, generator: generator, chatTemplate: try engine.chatTemplate())
         let id = workerID ?? "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
         let worker = try Worker(
             context: ZMQContext(),

@@ -107,6 +107,37 @@ extension ClusterProcessTests {
         #expect((error?["message"] as? String)?.contains("cannot take images") == true, "\(err)")
     }
 
+    /// An image job on LLaVA workers: the answer equals `stagebeam run --image`'s, and the image's
+    /// bytes cross the wire once per worker although every stage's requests refer to it.
+    @Test func imageJobOnVisionWorkersEqualsInProcessRunAndSendsBytesOnce() throws {
+        let scratch = try Scratch()
+        // LLaVA-1.5-style turns; the tiny fixture has no chat template of its own.
+        let template = scratch.path("template.jinja")
+        try """
+        {% for m in messages %}{{ m['role'].upper() }}: {% if m['content'] is string %}{{ m['content'] }}{% else %}\
+        {% for c in m['content'] %}{% if c['type'] == 'image' %}<image>\n{% else %}{{ c['text'] }}{% endif %}{% endfor %}{% endif %} \
+        {% endfor %}{% if add_generation_prompt %}ASSISTANT:{% endif %}
+        """.write(toFile: template, atomically: true, encoding: .utf8)
+        let model = Repo.root.appendingPathComponent("Tests/Fixtures/vision/llava-clip-llama").path
+        let image = Repo.root.appendingPathComponent("Tests/Fixtures/vision/images/rgb-landscape.png").path
+        let arguments = ["--question", "What is shown?", "--image", image, "--beam", "4", "--max-stage-tokens", "8",
+                         "--tournament", "bracket", "--seed", "2"]
+
+        let (runStatus, runOut, runErr) = try runStagebeam(["run", "--model", model, "--chat-template", template, "--json"] + arguments,
+                                                           in: scratch, name: "run-image")
+        #expect(runStatus == 0, "\(runErr.suffix(2000))")
+        let cluster = try LocalCluster(scratch: scratch)
+        let workers = try ["a", "b"].map { try cluster.addWorker($0, maxBatch: 2, model: model, extra: ["--chat-template", template]) }
+        let (status, out, err) = try runStagebeam(["submit", "--coordinator", cluster.endpoint, "--json", "--record-search"] + arguments,
+                                                  in: scratch, name: "submit-image")
+        #expect(status == 0, "\(err.suffix(2000))")
+        #expect(try SearchOutcome(submitted: parseJSON(out)) == SearchOutcome(record: parseJSON(runOut)))
+        for worker in workers {
+            #expect(worker.stderr.components(separatedBy: " received: ").count - 1 == 1, "image bytes once per worker")
+            #expect(generateSizes(worker).count == 4, "one request per stage")
+        }
+    }
+
     /// (f) The worker enforces its own credits: a request over its max batch is refused with
     /// `overloaded`, one within it is served; malformed requests and a prompt over the model's
     /// context get typed errors, and it goes on serving.
@@ -148,9 +179,10 @@ extension ClusterProcessTests {
         let over = try router.error(after: generate("three", seeds: [1, 2, 3]))
         #expect(over.code == .overloaded && over.requestID == "three")
         #expect(try router.error(after: generate("miscounted", seeds: [1], n: 2)).code == .invalidArgument)
-        var unknownImage = Stagebeam_V1_ImageRef()
+        var unknownImage = Stagebeam_V1_ImageRef()  // to a text-only model
         unknownImage.sha256 = String(repeating: "ab", count: 32)
-        #expect(try router.error(after: generate("no-bytes", seeds: [1], image: unknownImage)).code == .imageNotCached)
+        let imageless = try router.error(after: generate("no-vision", seeds: [1], image: unknownImage))
+        #expect(imageless.code == .invalidArgument && imageless.message.contains("cannot take images"))
         #expect(try router.error(after: route + [[0x01, 0x02, 0x03]]).code == .malformedFrame)
         let tooLong = try router.error(after: generate("long", seeds: [1], maxNewTokens: 300))
         #expect(tooLong.code == .promptTooLong && tooLong.message.contains("256"), "the fixture's context is 256 tokens")

@@ -41,10 +41,10 @@ final class LocalCluster {
     /// Starts a worker and waits until the coordinator has registered it.
     @discardableResult
     func addWorker(_ id: String, maxBatch: Int = 8, roles: String = "generate,judge", model: String = LocalCluster.model,
-                   waitForRegistration: Bool = true) throws -> ChildProcess {
+                   extra: [String] = [], waitForRegistration: Bool = true) throws -> ChildProcess {
         let worker = try ChildProcess(
             ["worker", "--coordinator", endpoint, "--model", model, "--worker-id", id, "--roles", roles,
-             "--max-batch", String(maxBatch), "--heartbeat-ms", Self.heartbeatMs, "--liveness", liveness],
+             "--max-batch", String(maxBatch), "--heartbeat-ms", Self.heartbeatMs, "--liveness", liveness] + extra,
             name: "worker-\(id)", in: scratch)
         workers[id] = worker
         if waitForRegistration {
