@@ -95,30 +95,3 @@ public struct LlavaConfig: Decodable, Sendable {
         return try decodeConfig(LlavaConfig.self, from: url)
     }
 }
-
-/// Any JSON value, for re-reading a nested object with defaults filled in.
-enum JSONValue: Codable, Equatable {
-    case null, bool(Bool), number(Double), string(String), array([JSONValue]), object([String: JSONValue])
-
-    init(from decoder: any Decoder) throws {
-        let c = try decoder.singleValueContainer()
-        if c.decodeNil() { self = .null }
-        else if let value = try? c.decode(Bool.self) { self = .bool(value) }
-        else if let value = try? c.decode(Double.self) { self = .number(value) }
-        else if let value = try? c.decode(String.self) { self = .string(value) }
-        else if let value = try? c.decode([JSONValue].self) { self = .array(value) }
-        else { self = .object(try c.decode([String: JSONValue].self)) }
-    }
-
-    func encode(to encoder: any Encoder) throws {
-        var c = encoder.singleValueContainer()
-        switch self {
-        case .null: try c.encodeNil()
-        case .bool(let value): try c.encode(value)
-        case .number(let value): try c.encode(value)
-        case .string(let value): try c.encode(value)
-        case .array(let value): try c.encode(value)
-        case .object(let value): try c.encode(value)
-        }
-    }
-}

@@ -1,4 +1,5 @@
 import Foundation
+import ModelFormats
 
 /// The settings of a transformers image processor as saved in `processor_config.json` (its
 /// `image_processor` section, where transformers 5 writes them; read first, as transformers does) or
