@@ -11,10 +11,10 @@ deps:
 build: deps
 	$(SWIFT) build -c release --product stagebeam
 
-# The main job on a model that ships with the checkout: stage-level beam search, beam 3.
+# The main job on a model that ships with the checkout: a local cluster answers with stage-level
+# beam search (scripts/demo.sh).
 demo: build
-	$(BIN) run --model $(DEMO_MODEL) --question "How many red circles are left if one is removed?" \
-		--beam 3 --tournament bracket --max-stage-tokens 24 --seed 1
+	DEMO_MODEL=$(DEMO_MODEL) scripts/demo.sh
 
 test: deps
 	$(SWIFT) build --build-tests
