@@ -58,9 +58,14 @@ let package = Package(
         .testTarget(
             name: "ClusterTests",
             dependencies: ["Cluster", "Wire", "Transport", "Search", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
+        // Bulk offline runs (batch) and capacity tests (loadtest) over a coordinator or in process.
+        .target(
+            name: "Jobs",
+            dependencies: ["Cluster", "Search", "LocalEngine", "Wire", "Transport", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
+        .testTarget(name: "JobsTests", dependencies: ["Jobs", "Cluster", "Search", "Wire"]),
         .executableTarget(
             name: "StagebeamCLI",
-            dependencies: ["Cluster", "Generation", "LocalEngine", "Search", "Wire", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: ["Cluster", "Generation", "Jobs", "LocalEngine", "Search", "Wire", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         // Stage-level beam search, engine-agnostic: depends on Foundation only.
         .target(name: "Search"),
         .testTarget(name: "SearchTests", dependencies: ["Search"]),

@@ -64,7 +64,7 @@ extension Stagebeam_V1_JobEvent {
 extension Stagebeam_V1_JobResult {
     /// A succeeded job's result; it always carries the full search record (the journal keeps it so a
     /// resubmission can be answered with or without it).
-    init(jobID: String, search: SearchResult, redispatched: Int, queueMs: Double, totalMs: Double) throws {
+    public init(jobID: String, search: SearchResult, redispatched: Int, queueMs: Double, totalMs: Double) throws {
         self.init()
         self.jobID = jobID
         status = .succeeded
@@ -93,7 +93,7 @@ extension Stagebeam_V1_JobResult {
         searchRecordJson = try search.jsonData(pretty: false)
     }
 
-    init(jobID: String, failure: ClusterError, redispatched: Int, queueMs: Double, totalMs: Double) {
+    public init(jobID: String, failure: ClusterError, redispatched: Int, queueMs: Double, totalMs: Double) {
         self.init()
         self.jobID = jobID
         status = .failed

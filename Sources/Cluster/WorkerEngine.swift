@@ -120,7 +120,7 @@ public final class WorkerEngine: Sendable {
     }
 
     /// The wire error for a failure of the engine.
-    static func wireError(_ error: any Error, requestID: String, jobID: String) -> ClusterError {
+    public static func wireError(_ error: any Error, requestID: String, jobID: String) -> ClusterError {
         var cluster: ClusterError
         switch error {
         case let error as ClusterError: cluster = error

@@ -1,0 +1,71 @@
+import Cluster
+import Foundation
+import SwiftProtobuf
+import Transport
+import Wire
+
+/// Runs items as jobs on a coordinator, one `Client` (one DEALER link) per job in flight.
+///
+/// An item's job id is a hash of its whole job (question, image, options, seed): after a SIGKILL the
+/// rerun submits the same ids, and the coordinator answers jobs it already finished from its table or
+/// journal and re-attaches to those still running, instead of computing them again.
+public final class ClusterItemRunner: ItemRunner, @unchecked Sendable {
+    private let settings: BatchJobSettings
+    private let lock = NSLock()
+    private var idle: [Client]
+    private var all: [Client]
+
+    public init(endpoint: String, settings: BatchJobSettings, concurrency: Int, log: @escaping @Sendable (String) -> Void) throws {
+        self.settings = settings
+        let context = try ZMQContext()
+        all = try (0..<max(concurrency, 1)).map { _ in try Client(context: context, endpoint: endpoint, log: log) }
+        idle = all
+    }
+
+    public func close() {
+        for client in all { client.close() }
+    }
+
+    public func run(_ item: BatchItem, seed: UInt64) async -> ItemOutcome {
+        let start = ContinuousClock.now
+        let config = settings.config(seed: seed)
+        var submit = config.submitJob(question: item.question)
+        do {
+            if let image = item.image { submit.image = try image.load() }
+        } catch {
+            return ItemOutcome(item: item, seed: seed, config: settings.reported(seed: seed),
+                               failure: ClusterError(.badImage, "\(error)"), totalMs: milliseconds(since: start))
+        }
+        if let templates = settings.judgeTemplatesJSON { submit.judgeTemplatesJson = templates }
+        submit.jobID = Self.jobID(submit)
+        submit.recordSearch = settings.recordSearch
+        // The runner is given at most `concurrency` items at once, so a client is always free.
+        guard let client = lock.withLock({ idle.popLast() }) else {
+            return ItemOutcome(item: item, seed: seed, config: settings.reported(seed: seed),
+                               failure: ClusterError(.internal, "more items in flight than clients"), totalMs: 0)
+        }
+        defer { lock.withLock { idle.append(client) } }
+        let result: Stagebeam_V1_JobResult
+        do {
+            result = try await client.submit(submit)
+        } catch let error as ClusterError {
+            result = Stagebeam_V1_JobResult(jobID: submit.jobID, failure: error, redispatched: 0, queueMs: 0, totalMs: milliseconds(since: start))
+        } catch {
+            result = Stagebeam_V1_JobResult(jobID: submit.jobID, failure: ClusterError(.internal, "\(error)"), redispatched: 0, queueMs: 0,
+                                            totalMs: milliseconds(since: start))
+        }
+        return ItemOutcome(item: item, seed: seed, config: settings.reported(seed: seed), result: result, includeSearch: settings.recordSearch)
+    }
+
+    /// "batch-" and 32 hex digits of the SHA-256 of the job's deterministic protobuf encoding.
+    static func jobID(_ submit: Stagebeam_V1_SubmitJob) -> String {
+        var core = submit
+        core.jobID = ""
+        core.recordSearch = false
+        core.streamEvents = false
+        var options = BinaryEncodingOptions()
+        options.useDeterministicOrdering = true
+        let bytes: [UInt8] = (try? core.serializedBytes(options: options)) ?? []
+        return "batch-" + ContentHash.sha256Hex(bytes).prefix(32)
+    }
+}

@@ -1,0 +1,1 @@
+../ClusterTests/LocalCluster.swift
