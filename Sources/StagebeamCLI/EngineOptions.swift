@@ -67,8 +67,8 @@ extension EngineOptions {
     }
 
     /// Generator and judge over one in-process engine, sharing `images`.
-    func makeLocalEngine(images: ImageStore) throws -> (generator: EngineCandidateGenerator, judge: EngineJudge) {
-        let textGenerator = try makeGenerator()
+    func makeLocalEngine(images: ImageStore, prefixCacheEntries: Int = 8) throws -> (generator: EngineCandidateGenerator, judge: EngineJudge) {
+        let textGenerator = try makeGenerator(prefixCacheEntries: prefixCacheEntries)
         let executor = EngineExecutor(generator: textGenerator)
         let prompt = try ChatPrompt(tokenizer: textGenerator.tokenizer, template: try chatTemplate())
         let stopIds = textGenerator.eosTokenIds(generationConfig: try GenerationConfig.load(from: directory))
