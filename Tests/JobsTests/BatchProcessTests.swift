@@ -1,0 +1,97 @@
+import Foundation
+import Testing
+
+/// `stagebeam batch` as users run it: real processes, real checkpoints, SIGKILLed at random moments.
+@Suite(.serialized) struct BatchProcessTests {
+    static let textModel = Repo.model("llama-gqa")
+
+    /// What must not depend on interruptions or where an item ran: per id, its seed, answer and the
+    /// chosen text of every stage.
+    static func answers(_ path: String) throws -> [String: String] {
+        var answers: [String: String] = [:]
+        for line in try outputLines(path) {
+            let id = try #require(line["id"] as? String)
+            let stages = (line["stages"] as? [[String: Any]] ?? []).map { "\($0["stage"] ?? "")=\($0["text"] ?? "")" }
+            #expect(answers[id] == nil, "id \(id) appears twice in \(path)")
+            answers[id] = "\(line["status"] ?? "")|\(line["seed"] ?? "")|\(line["answer"] ?? "")|\(stages.joined(separator: "|"))"
+        }
+        return answers
+    }
+
+    /// Killed with SIGKILL at random moments and run again until done, a batch's output holds each
+    /// id exactly once, every line whole, and the same answers as an uninterrupted run.
+    @Test func resumeAfterSIGKILLAtRandomMomentsEqualsAnUninterruptedRun() throws {
+        let scratch = try Scratch()
+        let input = scratch.path("items.jsonl")
+        let ids = (0..<24).map { "item-\($0)" }
+        try ids.enumerated().map { i, id in #"{"id": "\#(id)", "question": "Question \#(i): what is \#(i) plus \#(i * 3)?"}"# }
+            .joined(separator: "\n").write(toFile: input, atomically: true, encoding: .utf8)
+        let arguments = ["batch", "--model", Self.textModel, "--input", input, "--beam", "3", "--max-stage-tokens", "12",
+                         "--seed", "9", "--threads", "1", "--concurrency", "2", "--progress-interval-s", "0.2"]
+
+        let reference = scratch.path("reference.jsonl")
+        let (status, _, err) = try runStagebeam(arguments + ["--output", reference], in: scratch, name: "batch-reference")
+        #expect(status == 0, "\(err.suffix(2000))")
+        #expect(err.contains("24 run now (0 failed)"), "\(err.suffix(500))")
+        let expected = try Self.answers(reference)
+        #expect(expected.keys.sorted() == ids.sorted())
+
+        let resumed = scratch.path("resumed.jsonl")
+        var kills = 0
+        var linesAfterKills: [Int] = []
+        for attempt in 0..<12 {
+            let child = try ChildProcess(arguments + ["--output", resumed], name: "batch-\(attempt)", in: scratch)
+            usleep(UInt32.random(in: 150_000...700_000))
+            guard child.process.isRunning else {
+                #expect(try child.exitStatus() == 0, "\(child.stderr.suffix(2000))")
+                break
+            }
+            child.signal(SIGKILL)
+            _ = try child.exitStatus()
+            kills += 1
+            // After each kill: every line is whole (an object) and no id repeats.
+            let partial = try Self.answers(resumed)
+            linesAfterKills.append(partial.count)
+            for (id, answer) in partial { #expect(expected[id] == answer, "item \(id) after kill \(kills)") }
+        }
+        let (finalStatus, _, finalErr) = try runStagebeam(arguments + ["--output", resumed], in: scratch, name: "batch-final")
+        #expect(finalStatus == 0, "\(finalErr.suffix(2000))")
+        #expect(kills >= 3, "the batch finished before it could be killed 3 times: \(linesAfterKills)")
+        #expect(Set(linesAfterKills).count > 1, "kills landed at different points: \(linesAfterKills)")
+        #expect(try Self.answers(resumed) == expected)
+    }
+
+    /// Items that failed are kept (with their error) until `--retry-failed`, which runs just those
+    /// again; succeeded lines are left as they were.
+    @Test func retryFailedRunsOnlyTheFailedItemsAgain() throws {
+        let scratch = try Scratch()
+        let input = scratch.path("items.jsonl")
+        let image = JobsFixtures.images.appendingPathComponent("rgb-tiny.png").path
+        try [#"{"id": "text", "question": "What is one plus one?"}"#,
+             #"{"id": "picture", "image": "\#(image)", "question": "What is shown?"}"#]
+            .joined(separator: "\n").write(toFile: input, atomically: true, encoding: .utf8)
+        let output = scratch.path("out.jsonl")
+        // A text-only model cannot take the image: that item fails, with its reason, and the batch goes on.
+        let arguments = ["batch", "--model", Self.textModel, "--input", input, "--output", output, "--beam", "2",
+                         "--max-stage-tokens", "6", "--threads", "1"]
+        let (status, _, err) = try runStagebeam(arguments, in: scratch, name: "batch-1")
+        #expect(status == 0, "\(err.suffix(2000))")
+        #expect(err.contains("2 run now (1 failed)"), "\(err.suffix(500))")
+        let first = try outputLines(output)
+        let failed = try #require(first.first { $0["id"] as? String == "picture" })
+        #expect(failed["status"] as? String == "failed")
+        let error = failed["error"] as? [String: Any]
+        #expect((error?["message"] as? String)?.isEmpty == false, "\(failed)")
+        let textLine = try #require(String(contentsOfFile: output, encoding: .utf8).split(separator: "\n").first { $0.contains(#""id":"text""#) })
+
+        // A plain rerun has nothing to do.
+        let (_, _, again) = try runStagebeam(arguments, in: scratch, name: "batch-2")
+        #expect(again.contains("2 already done, 0 run now"), "\(again.suffix(500))")
+        // --retry-failed runs the failed item again (it fails again here) and keeps the other line.
+        let (_, _, retried) = try runStagebeam(arguments + ["--retry-failed"], in: scratch, name: "batch-3")
+        #expect(retried.contains("removing 1 failed item(s)") && retried.contains("1 already done, 1 run now (1 failed)"), "\(retried.suffix(800))")
+        let lines = try String(contentsOfFile: output, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 2)
+        #expect(lines.first == textLine)
+    }
+}
