@@ -36,6 +36,7 @@ let package = Package(
         .target(name: "Models", dependencies: ["Kernels", "ModelFormats", "Vision"], swiftSettings: vectorized),
         .testTarget(name: "ModelsTests", dependencies: ["Models"]),
         .testTarget(name: "LlavaTests", dependencies: ["Models", "Vision"]),
+        .testTarget(name: "MllamaTests", dependencies: ["Models", "ModelFormats", "Vision"]),
         // JPEG/PNG decoding (stb_image) and transformers-exact image preprocessing.
         .target(name: "Vision", dependencies: ["CStb", "ModelFormats"], swiftSettings: vectorized),
         .testTarget(name: "VisionTests", dependencies: ["Vision"]),

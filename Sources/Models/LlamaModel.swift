@@ -81,7 +81,7 @@ public final class LlamaModel: @unchecked Sendable {
         }
     }
 
-    private static func ropeScaling(_ config: TextModelConfig, directory: URL) throws -> RotaryEmbedding.Scaling {
+    static func ropeScaling(_ config: TextModelConfig, directory: URL) throws -> RotaryEmbedding.Scaling {
         guard let scaling = config.ropeScaling else { return .none }
         switch scaling.ropeType {
         case "default": return .none
