@@ -30,7 +30,12 @@ import Testing
                          "--seed", "9", "--threads", "1", "--concurrency", "2", "--progress-interval-s", "0.2"]
 
         let reference = scratch.path("reference.jsonl")
+        let started = Date()
         let (status, _, err) = try runStagebeam(arguments + ["--output", reference], in: scratch, name: "batch-reference")
+        // Kills land at a random moment within the first third of a whole run's time after the
+        // batch has started (its first line), so each run gets somewhere and the kills fall at
+        // different points: before any line, between lines, mid-item.
+        let window = Date().timeIntervalSince(started) / 3
         #expect(status == 0, "\(err.suffix(2000))")
         #expect(err.contains("24 run now (0 failed)"), "\(err.suffix(500))")
         let expected = try Self.answers(reference)
@@ -41,7 +46,8 @@ import Testing
         var linesAfterKills: [Int] = []
         for attempt in 0..<12 {
             let child = try ChildProcess(arguments + ["--output", resumed], name: "batch-\(attempt)", in: scratch)
-            usleep(UInt32.random(in: 150_000...700_000))
+            try child.wait("the batch to start") { $0.stderr.contains("batch: ") ? true : nil }
+            usleep(UInt32(Double.random(in: 0...window) * 1e6))
             guard child.process.isRunning else {
                 #expect(try child.exitStatus() == 0, "\(child.stderr.suffix(2000))")
                 break
@@ -59,6 +65,7 @@ import Testing
         #expect(kills >= 3, "the batch finished before it could be killed 3 times: \(linesAfterKills)")
         #expect(Set(linesAfterKills).count > 1, "kills landed at different points: \(linesAfterKills)")
         #expect(try Self.answers(resumed) == expected)
+        print("batch resume: \(kills) SIGKILLs; lines in the output after each: \(linesAfterKills)")
     }
 
     /// Items that failed are kept (with their error) until `--retry-failed`, which runs just those
@@ -93,5 +100,37 @@ import Testing
         let lines = try String(contentsOfFile: output, encoding: .utf8).split(separator: "\n")
         #expect(lines.count == 2)
         #expect(lines.first == textLine)
+    }
+
+    /// LLaVA-CoT records and a VLMEvalKit TSV with images, in process and on a cluster of two LLaVA
+    /// workers: the same answers, and the full search record with --record-search.
+    @Test func imageItemsInProcessAndOnAClusterGiveTheSameAnswers() throws {
+        let scratch = try Scratch()
+        let cluster = try LocalCluster(scratch: scratch)
+        for id in ["a", "b"] {
+            try cluster.addWorker(id, maxBatch: 2, model: JobsFixtures.llava, extra: ["--chat-template", JobsFixtures.template, "--threads", "1"])
+        }
+        for (input, count) in [("llava-cot.jsonl", 3), ("mcq.tsv", 4)] {
+            let common = ["batch", "--input", JobsFixtures.url(input).path, "--images-dir", JobsFixtures.images.path, "--beam", "2",
+                          "--max-stage-tokens", "6", "--seed", "4", "--record-search"]
+            let local = scratch.path("local-\(input).jsonl")
+            let (status, _, err) = try runStagebeam(common + ["--model", JobsFixtures.llava, "--chat-template", JobsFixtures.template,
+                                                              "--threads", "1", "--output", local], in: scratch, name: "batch-local-\(input)")
+            #expect(status == 0, "\(err.suffix(2000))")
+            #expect(err.contains("\(count) run now (0 failed)") && err.contains("1 input line(s) skipped"), "\(err.suffix(800))")
+            let remote = scratch.path("cluster-\(input).jsonl")
+            let (clusterStatus, _, clusterErr) = try runStagebeam(common + ["--coordinator", cluster.endpoint, "--concurrency", "3", "--output", remote],
+                                                                  in: scratch, name: "batch-cluster-\(input)")
+            #expect(clusterStatus == 0, "\(clusterErr.suffix(2000))")
+            let answers = try Self.answers(local)
+            #expect(answers.count == count)
+            #expect(try Self.answers(remote) == answers)
+            for line in try outputLines(remote) {
+                let record = try #require(line["search"] as? [String: Any], "no search record in \(line.keys.sorted())")
+                #expect(try SearchOutcome(record: record).stages.count == 4)
+                #expect((line["job_id"] as? String)?.hasPrefix("batch-") == true)
+                if input == "mcq.tsv" { #expect(line["reference"] as? String != nil) }
+            }
+        }
     }
 }
