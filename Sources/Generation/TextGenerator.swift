@@ -68,6 +68,8 @@ public final class TextGenerator: @unchecked Sendable {
                         trackSeen: request.sampling.repetitionPenalty != 1, vocabularySize: model.vocabularySize,
                         reserve: request.maxNewTokens)
         }
+        // Released however decoding ends (a full cache throws mid-way).
+        defer { for sample in samples { cache.release(sample.sequence) } }
         let stops = StopMatcher(request.stopStrings)
         for i in samples.indices {
             promptLogits.withUnsafeBufferPointer { advance(&samples[i], logits: $0.baseAddress!, request: request, stops: stops) }
@@ -86,7 +88,6 @@ public final class TextGenerator: @unchecked Sendable {
                 row += 1
             }
         }
-        for sample in samples { cache.release(sample.sequence) }
         timings.decodeTokens = samples.reduce(0) { $0 + $1.tokenIds.count }
         timings.decodeSeconds = Date().timeIntervalSince(decodeStarted)
         return GenerationOutput(samples: samples.map(\.result), timings: timings)
