@@ -37,6 +37,8 @@ let package = Package(
         .testTarget(name: "ModelsTests", dependencies: ["Models"]),
         .testTarget(name: "LlavaTests", dependencies: ["Models", "Vision"]),
         .testTarget(name: "MllamaTests", dependencies: ["Models", "ModelFormats", "Vision"]),
+        // Llama 3.2 Vision speed and memory (scripts/bench/mllama.sh); not part of the CLI.
+        .executableTarget(name: "MllamaBench", dependencies: ["Models", "Kernels", "Vision"], swiftSettings: vectorized),
         // JPEG/PNG decoding (stb_image) and transformers-exact image preprocessing.
         .target(name: "Vision", dependencies: ["CStb", "ModelFormats"], swiftSettings: vectorized),
         .testTarget(name: "VisionTests", dependencies: ["Vision"]),
