@@ -47,6 +47,9 @@ public final class Coordinator: @unchecked Sendable {
     private let outbox = Outbox()
     private var loop: SocketLoop!
 
+    /// What `--metrics-port` serves (see `CoordinatorMetrics`).
+    public let metrics = Metrics()
+
     private let lock = NSLock()
     private var jobs: [String: Job] = [:]
     /// Job ids in the order accepted (queued jobs start in this order).
@@ -63,6 +66,7 @@ public final class Coordinator: @unchecked Sendable {
             settings: .init(heartbeat: configuration.heartbeat, requestTimeout: configuration.requestTimeout,
                             noWorkerWait: configuration.noWorkerWait),
             codec: codec, send: { outbox.send($0) }, log: log)
+        dispatcher.metrics = metrics
         let now = ContinuousClock.now
         for (id, entry) in entries {
             jobs[id] = Job(submit: entry.submit, result: entry.result, journaledSteps: entry.result == nil ? entry.steps : [:], now: now)
@@ -86,6 +90,7 @@ public final class Coordinator: @unchecked Sendable {
                 onError: { error, willStop in log("socket error\(willStop ? " (stopping)" : ""): \(error)") }))
         self.loop = loop
         outbox.loop = loop
+        CoordinatorMetrics.register(on: metrics, coordinator: self, dispatcher: dispatcher)
         startQueuedJobs()
     }
 
@@ -190,6 +195,7 @@ public final class Coordinator: @unchecked Sendable {
                 return
             }
             let job = Job(submit: submit, now: now)
+            metrics.inc(CoordinatorMetrics.jobsAccepted)
             job.subscribers[peer] = subscriber
             jobs[id] = job
             order.append(id)
@@ -307,6 +313,7 @@ public final class Coordinator: @unchecked Sendable {
             }
             job.result = result
             job.state = result.status == .succeeded ? .succeeded : .failed
+            CoordinatorMetrics.finished(result, on: metrics)
             log("job \(id) \(job.state.rawValue) in \(Int(totalMs)) ms, \(redispatched) request(s) re-dispatched"
                 + (result.hasError ? ": \(ClusterError(result.error))" : ""))
             let deliveries = job.subscribers.map { ($0.key, Job.result(result, for: $0.value)) }
@@ -318,6 +325,19 @@ public final class Coordinator: @unchecked Sendable {
     }
 
     // MARK: Status
+
+    /// Jobs by state, and running jobs by stage (for metrics).
+    func jobCounts() -> (states: [Job.State: Int], stages: [Stagebeam_V1_Stage: Int]) {
+        lock.withLock {
+            var states: [Job.State: Int] = [:]
+            var stages: [Stagebeam_V1_Stage: Int] = [:]
+            for job in jobs.values {
+                states[job.state, default: 0] += 1
+                if job.state == .running { stages[job.stage, default: 0] += 1 }
+            }
+            return (states, stages)
+        }
+    }
 
     private func status(now: ContinuousClock.Instant) -> Stagebeam_V1_StatusReply {
         let snapshot = dispatcher.snapshot(now: now)

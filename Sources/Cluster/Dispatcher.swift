@@ -49,6 +49,8 @@ final class Dispatcher: @unchecked Sendable {
     /// Sends one routed message ([routing id, envelope]); thread-safe.
     private let send: @Sendable ([[UInt8]]) -> Void
     private let log: @Sendable (String) -> Void
+    /// Where requests, batch sizes, images and worker removals are counted (the coordinator's).
+    var metrics: Metrics?
 
     private let lock = NSLock()
     private var workers: [[UInt8]: WorkerRecord] = [:]
@@ -317,6 +319,9 @@ final class Dispatcher: @unchecked Sendable {
         if workers[worker]?.images.contains(image.sha256) != true {
             ref.data = Data(image.data)
             workers[worker]?.images.insert(image.sha256)
+            metrics?.inc(CoordinatorMetrics.imagesSent, [("as", "bytes")])
+        } else {
+            metrics?.inc(CoordinatorMetrics.imagesSent, [("as", "hash")])
         }
         return ref
     }
@@ -377,6 +382,7 @@ final class Dispatcher: @unchecked Sendable {
             record.utilisation.update(busy: true, at: now)
             workers[worker] = record
         }
+        metrics?.observe(CoordinatorMetrics.requestSequences, Double(sequences), [("kind", work.role == .generate ? "generate" : "judge")])
         send([worker, frame])
     }
 
@@ -387,6 +393,8 @@ final class Dispatcher: @unchecked Sendable {
             return nil
         }
         inFlight[id] = nil
+        metrics?.observe(CoordinatorMetrics.requestSeconds, milliseconds(now - (entry.deadline - settings.requestTimeout)) / 1000,
+                         [("kind", entry.work.role == .generate ? "generate" : "judge")])
         if entry.abandoned { log("late answer to \(id) ignored (it was re-dispatched at its deadline); its credits are back") }
         if var record = workers[key] {
             record.inFlightSequences -= entry.sequences
@@ -400,6 +408,7 @@ final class Dispatcher: @unchecked Sendable {
     /// Forgets a worker and sends its in-flight work elsewhere.
     private func removeWorker(_ key: [UInt8], reason: String, now: ContinuousClock.Instant) {
         let name = workers[key]?.workerID ?? "?"
+        metrics?.inc(CoordinatorMetrics.workerRemovals, [("reason", CoordinatorMetrics.removalReason(reason))])
         workers[key] = nil
         liveness.forget(key)
         let lost = inFlight.filter { $0.value.worker == key }

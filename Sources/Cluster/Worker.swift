@@ -36,6 +36,8 @@ public final class Worker: @unchecked Sendable {
     }
 
     let configuration: Configuration
+    /// What `--metrics-port` serves (see `WorkerMetrics`).
+    public let metrics = Metrics()
     private let engine: WorkerEngine
     private let codec = EnvelopeCodec()
     private let log: @Sendable (String) -> Void
@@ -59,6 +61,7 @@ public final class Worker: @unchecked Sendable {
         self.engine = engine
         self.log = log
         images = ImageCache(capacity: configuration.imageCacheCapacity)
+        WorkerMetrics.register(on: metrics, worker: self, engine: engine)
         link = try DealerLink(
             context: context,
             configuration: .init(endpoint: configuration.endpoint, routingID: Array(configuration.workerID.utf8),
@@ -107,6 +110,11 @@ public final class Worker: @unchecked Sendable {
             lastReady = .now
         }
         return [(try? codec.encode(.ready(ready))) ?? []]
+    }
+
+    /// Sequences in flight now, and images cached (for metrics).
+    func load() -> (sequences: Int, images: Int) {
+        lock.withLock { (inFlight.values.reduce(0, +), images.hashes.count) }
     }
 
     private func heartbeatFrames() -> [[UInt8]] {
@@ -197,11 +205,14 @@ public final class Worker: @unchecked Sendable {
                         return ClusterError(.badImage, "image bytes do not hash to \(image.sha256)")
                     }
                     images.insert(image.sha256, image.data)
+                    metrics.inc(WorkerMetrics.images, [("event", "received")])
                     log("image \(image.sha256.prefix(12)) received: \(image.data.count) bytes")
                     promptImage = PromptImage(hash: image.sha256, data: image.data)
                 } else if let data = images.data(image.sha256) {
+                    metrics.inc(WorkerMetrics.images, [("event", "cache_hit")])
                     promptImage = PromptImage(hash: image.sha256, data: data)
                 } else {
+                    metrics.inc(WorkerMetrics.images, [("event", "cache_miss")])
                     return ClusterError(.imageNotCached, "image \(image.sha256) was not sent and is not cached here")
                 }
             }
@@ -211,6 +222,7 @@ public final class Worker: @unchecked Sendable {
         if var refusal {
             refusal.requestID = id
             refusal.jobID = jobID
+            metrics.inc(WorkerMetrics.refusals, [("code", ClusterError.name(refusal.code))])
             log("refused \(Dispatcher.roleName(role)) \(id): \(refusal)")
             send(.error(refusal.wire))
             return
@@ -226,6 +238,7 @@ public final class Worker: @unchecked Sendable {
                 answer = .error(failure.wire)
             }
             lock.withLock { inFlight[id] = nil }
+            WorkerMetrics.served(answer, role: role, sequences: sequences, seconds: milliseconds(ContinuousClock.now - received) / 1000, on: metrics)
             log("\(Dispatcher.roleName(role)) \(id) done in \(Int(milliseconds(ContinuousClock.now - received))) ms")
             send(stamped(answer))
         }

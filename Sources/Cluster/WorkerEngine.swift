@@ -21,6 +21,8 @@ public final class WorkerEngine: Sendable {
     public let maxSamples: Int
     /// Whether the model has a vision tower (LLaVA); a text-only model refuses requests with images.
     public let takesImages: Bool
+    /// KV cache and image-feature figures after each request (for metrics).
+    let stats = EngineStats()
 
     /// `chatTemplate` replaces the checkpoint's own (`--chat-template`), as for `stagebeam run`.
     public init(directory: URL, generator: TextGenerator, chatTemplate: ChatTemplate? = nil) throws {
@@ -46,9 +48,14 @@ public final class WorkerEngine: Sendable {
             promptTokens: tokens, images: images, seeds: request.seeds, sampling: SamplingParameters(Sampling(wire: request.sampling)),
             maxNewTokens: request.maxNewTokens == 0 ? Self.defaultMaxNewTokens : Int(request.maxNewTokens),
             stopStrings: request.stop, stopTokenIds: stopTokenIds)
+        let stats = self.stats
         let output = try await executor.run { generator in
             try Self.check(deadline, request.requestID)
-            return try generator.generate(generation)
+            let output = try generator.generate(generation)
+            // Read on the engine's queue: the cache is not thread-safe.
+            stats.record(kvUsedTokens: generator.cache.usedBlocks * generator.cache.blockSize, images: images.count, imageSeconds: output.timings.imageSeconds,
+                         cachedPromptTokens: output.timings.cachedPromptTokens, prefillTokens: output.timings.prefillTokens)
+            return output
         }
         var result = Stagebeam_V1_GenerateResult()
         result.requestID = request.requestID

@@ -23,6 +23,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
     var noWorkerTimeoutS = 60.0
     @Option(name: .customLong("max-running-jobs"), help: "Jobs searched at once; later ones queue.")
     var maxRunningJobs = 8
+    @OptionGroup var metricsOptions: MetricsOptions
 
     func validate() throws {
         if heartbeatMs < 1 { throw ValidationError("--heartbeat-ms must be ≥ 1") }
@@ -47,8 +48,10 @@ struct CoordinatorCommand: AsyncParsableCommand {
                 noWorkerWait: .milliseconds(Int64(noWorkerTimeoutS * 1000)), maxRunningJobs: maxRunningJobs),
             log: logLine)
         announce("coordinator listening on \(coordinator.endpoint) · journal \(journalURL.path)")
+        let metricsServer = try metricsOptions.serve(coordinator.metrics)
         let signal = await waitForTermination()
         logLine("stopping on signal \(signal)")
+        metricsServer?.close()
         coordinator.close()
     }
 }

@@ -22,6 +22,7 @@ struct WorkerCommand: AsyncParsableCommand {
     var heartbeatMs = 500
     @Option(help: "The coordinator is presumed dead after this many intervals of silence; then the worker reconnects.")
     var liveness = 3
+    @OptionGroup var metricsOptions: MetricsOptions
 
     func validate() throws {
         if maxBatch < 1 { throw ValidationError("--max-batch must be ≥ 1") }
@@ -51,6 +52,7 @@ struct WorkerCommand: AsyncParsableCommand {
             configuration: .init(endpoint: coordinator, workerID: id, roles: try parsedRoles(), maxBatch: maxBatch,
                                  heartbeat: HeartbeatPolicy(interval: .milliseconds(heartbeatMs), missedLimit: liveness)),
             engine: workerEngine, log: logLine)
+        let metricsServer = try metricsOptions.serve(worker.metrics)
         announce("worker \(id) · model \(workerEngine.modelName) \(workerEngine.modelHash.prefix(12)) · roles \(roles) · max batch \(maxBatch) · coordinator \(coordinator)")
         // Whichever comes first: a signal (leave politely) or the coordinator refusing this worker.
         let (outcomes, report) = AsyncStream.makeStream(of: String.self)
@@ -59,6 +61,7 @@ struct WorkerCommand: AsyncParsableCommand {
         var iterator = outcomes.makeAsyncIterator()
         let outcome = await iterator.next() ?? "stream ended"
         logLine("stopping: \(outcome)")
+        metricsServer?.close()
         worker.close(reason: outcome)
         if outcome.hasPrefix("refused") { throw ExitCode(2) }
         Foundation.exit(0)
