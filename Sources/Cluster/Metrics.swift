@@ -36,7 +36,7 @@ public final class Metrics: @unchecked Sendable {
     public init() {}
 
     /// Seconds buckets from 5 ms to 10 minutes, for request, stage and job latencies.
-    public static let latencyBuckets: [Double] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600]
+    public static let latencyBuckets: [Double] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600]
     /// Sequences per request (batch sizes).
     public static let sizeBuckets: [Double] = [1, 2, 4, 8, 16, 32, 64]
 
