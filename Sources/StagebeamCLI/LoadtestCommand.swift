@@ -49,7 +49,7 @@ struct LoadtestCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-in-flight"), help: "Rate profiles: at most this many jobs in flight from this client.")
     var maxInFlight = 64
     @Option(name: .customLong("status-interval-ms"), help: "How often to sample the coordinator's status for utilisation.")
-    var statusIntervalMs = 500
+    var statusIntervalMs = 100
     @Flag(name: .customLong("allow-public"), help: "Allow a coordinator outside loopback and private networks.")
     var allowPublic = false
 

@@ -133,4 +133,37 @@ import Testing
             }
         }
     }
+
+    /// On a coordinator, a killed batch's rerun submits the same job ids (a hash of each job): the
+    /// coordinator answers the jobs it finished from its table, and the output still has each id
+    /// once, with the answers of an in-process run.
+    @Test func clusterBatchResumesAfterSIGKILL() throws {
+        let scratch = try Scratch()
+        let input = scratch.path("items.jsonl")
+        try (0..<12).map { #"{"id": "c\#($0)", "question": "Cluster question \#($0)?"}"# }
+            .joined(separator: "\n").write(toFile: input, atomically: true, encoding: .utf8)
+        let common = ["batch", "--input", input, "--beam", "2", "--max-stage-tokens", "10", "--seed", "3"]
+        let local = scratch.path("local.jsonl")
+        let (status, _, err) = try runStagebeam(common + ["--model", Self.textModel, "--threads", "1", "--output", local], in: scratch, name: "batch-local")
+        #expect(status == 0, "\(err.suffix(2000))")
+
+        let cluster = try LocalCluster(scratch: scratch)
+        try cluster.addWorker("a", maxBatch: 2, extra: ["--threads", "1"])
+        let remote = scratch.path("remote.jsonl")
+        let arguments = common + ["--coordinator", cluster.endpoint, "--concurrency", "2", "--output", remote]
+        let child = try ChildProcess(arguments, name: "batch-killed", in: scratch)
+        try child.wait("a first result line") { _ in
+            ((try? String(contentsOfFile: remote, encoding: .utf8)) ?? "").contains("\n") ? true : nil
+        }
+        child.signal(SIGKILL)
+        _ = try child.exitStatus()
+        let before = try Self.answers(remote).count
+        let (again, _, againErr) = try runStagebeam(arguments, in: scratch, name: "batch-rerun")
+        #expect(again == 0, "\(againErr.suffix(2000))")
+        #expect(againErr.contains("\(before) already done, \(12 - before) run now (0 failed)"), "\(againErr.suffix(500))")
+        #expect(try Self.answers(remote) == Self.answers(local))
+        #expect(before < 12, "killed before the end")
+        // Each job was accepted (and computed) once: the rerun re-attached to those it had sent.
+        #expect(cluster.coordinator.stderr.components(separatedBy: " accepted: ").count - 1 == 12, "\(cluster.coordinator.stderr.suffix(3000))")
+    }
 }
