@@ -48,23 +48,39 @@ public final class Client: @unchecked Sendable {
         var job = job
         if job.jobID.isEmpty { job.jobID = UUID().uuidString.lowercased() }
         let frame = try codec.encode(.submitJob(job))
-        return try await withCheckedThrowingContinuation { continuation in
-            lock.withLock {
-                pending = .submit(job, onEvent: onEvent, continuation)
-                lastSent = .now
+        return try await cancellable {
+            try await withCheckedThrowingContinuation { continuation in
+                lock.withLock {
+                    pending = .submit(job, onEvent: onEvent, continuation)
+                    lastSent = .now
+                }
+                if Task.isCancelled { return finish(with: .failure(CancellationError())) }
+                sendOrFail([frame])
             }
-            sendOrFail([frame])
         }
     }
 
     public func status() async throws -> Stagebeam_V1_StatusReply {
         let frame = try codec.encode(.statusRequest(Stagebeam_V1_StatusRequest()))
-        return try await withCheckedThrowingContinuation { continuation in
-            lock.withLock {
-                pending = .status(continuation)
-                lastSent = .now
+        return try await cancellable {
+            try await withCheckedThrowingContinuation { continuation in
+                lock.withLock {
+                    pending = .status(continuation)
+                    lastSent = .now
+                }
+                if Task.isCancelled { return finish(with: .failure(CancellationError())) }
+                sendOrFail([frame])
             }
-            sendOrFail([frame])
+        }
+    }
+
+    /// Cancelling the waiting task (e.g. a timeout racing it) ends the wait with `CancellationError`
+    /// and frees the client for another request; a job submitted goes on at the coordinator.
+    private func cancellable<T>(_ wait: () async throws -> T) async throws -> T {
+        try await withTaskCancellationHandler {
+            try await wait()
+        } onCancel: {
+            finish(with: .failure(CancellationError()))
         }
     }
 

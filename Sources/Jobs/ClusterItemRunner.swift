@@ -47,7 +47,13 @@ public final class ClusterItemRunner: ItemRunner, @unchecked Sendable {
         defer { lock.withLock { idle.append(client) } }
         let result: Stagebeam_V1_JobResult
         do {
-            result = try await client.submit(submit)
+            if let answer = try await withTimeout(settings.timeout) { [submit] in try await client.submit(submit) } {
+                result = answer
+            } else {
+                let failure = ClusterError(.deadlineExceeded, "no result within \(settings.timeout!) (the job goes on at the coordinator; "
+                                           + "a rerun with --retry-failed picks it up)")
+                result = Stagebeam_V1_JobResult(jobID: submit.jobID, failure: failure, redispatched: 0, queueMs: 0, totalMs: milliseconds(since: start))
+            }
         } catch let error as ClusterError {
             result = Stagebeam_V1_JobResult(jobID: submit.jobID, failure: error, redispatched: 0, queueMs: 0, totalMs: milliseconds(since: start))
         } catch {

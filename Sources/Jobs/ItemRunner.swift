@@ -15,11 +15,14 @@ public struct BatchJobSettings: Sendable {
     /// A judge-templates JSON file's bytes replacing the built-in templates, if any.
     public var judgeTemplatesJSON: Data?
     public var recordSearch: Bool
+    /// On a coordinator: give up on a job's result after this long (nil: wait as long as it takes).
+    public var timeout: Duration?
 
-    public init(config: SearchConfig, judgeTemplatesJSON: Data? = nil, recordSearch: Bool = false) {
+    public init(config: SearchConfig, judgeTemplatesJSON: Data? = nil, recordSearch: Bool = false, timeout: Duration? = nil) {
         self.config = config
         self.judgeTemplatesJSON = judgeTemplatesJSON
         self.recordSearch = recordSearch
+        self.timeout = timeout
     }
 
     /// The configuration of one item: the batch's, with the item's seed.
@@ -32,6 +35,22 @@ public struct BatchJobSettings: Sendable {
     /// The validated configuration (what the output reports: greedy runs as beam 1).
     func reported(seed: UInt64) -> SearchConfig {
         (try? config(seed: seed).validated()) ?? config(seed: seed)
+    }
+}
+
+/// `work()`, or nil when it has not finished within `timeout` (nil: no limit); it is then cancelled.
+/// A `Client` request cancelled so frees the client for another one; a job submitted goes on at the
+/// coordinator, and submitting its id again re-attaches to it.
+func withTimeout<T: Sendable>(_ timeout: Duration?, _ work: @escaping @Sendable () async throws -> T) async throws -> T? {
+    guard let timeout else { return try await work() }
+    return try await withThrowingTaskGroup(of: T?.self) { group in
+        group.addTask { try await work() }
+        group.addTask {
+            try await Task.sleep(for: timeout)
+            return nil
+        }
+        defer { group.cancelAll() }
+        return try await group.next()!
     }
 }
 

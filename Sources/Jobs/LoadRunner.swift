@@ -138,7 +138,11 @@ public final class LoadRunner: @unchecked Sendable {
         var sample = RequestSample(index: index, start: submitted, latency: 0, succeeded: false, errorCode: nil, queueMs: 0, stageMs: [:],
                                    generatedTokens: 0, judgeCalls: 0, candidates: 0)
         do {
-            let result = try await client.submit(submit)
+            guard let result = try await withTimeout(settings.timeout, { [submit] in try await client.submit(submit) }) else {
+                sample.latency = seconds(since: start) - submitted
+                sample.errorCode = "timeout"
+                return sample
+            }
             sample.latency = seconds(since: start) - submitted
             sample.succeeded = result.status == .succeeded
             if result.hasError { sample.errorCode = ClusterError.name(result.error.code) }
@@ -189,7 +193,8 @@ private final class StatusSampler: @unchecked Sendable {
     }
 
     private func sample() async {
-        guard let reply = try? await client.status() else { return }
+        // A coordinator that does not answer within the interval yields no sample (and no hang).
+        guard let reply = try? await withTimeout(interval * 4, { [client] in try await client.status() }) else { return }
         let sample = StatusSample(
             time: seconds(since: start), queueDepth: Int(reply.queueDepth), runningJobs: Int(reply.runningJobs),
             workers: reply.workers.map {

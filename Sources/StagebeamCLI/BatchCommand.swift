@@ -38,6 +38,8 @@ struct BatchCommand: AsyncParsableCommand {
     var recordSearch = false
     @Flag(name: .customLong("retry-failed"), help: "Run again the items whose output line says they failed (their old lines are removed).")
     var retryFailed = false
+    @Option(name: .customLong("timeout-s"), help: "With --coordinator: an item with no result after this many seconds fails with deadline_exceeded (0: wait).")
+    var timeoutS = 0.0
     @Option(name: .customLong("progress-interval-s"), help: "Seconds between progress lines when standard error is not a terminal.")
     var progressIntervalS = 10.0
 
@@ -46,13 +48,15 @@ struct BatchCommand: AsyncParsableCommand {
         if concurrency < 1 { throw ValidationError("--concurrency must be ≥ 1") }
         if !(progressIntervalS > 0) { throw ValidationError("--progress-interval-s must be > 0") }
         if let threads, threads < 1 { throw ValidationError("--threads must be ≥ 1") }
+        if !(timeoutS >= 0) { throw ValidationError("--timeout-s must be ≥ 0") }
     }
 
     func run() async throws {
         let input = try BatchInput.read(URL(fileURLWithPath: input), imagesDirectory: imagesDir.map { URL(fileURLWithPath: $0) })
         for problem in input.problems { printError("input \(self.input) \(problem) (skipped)") }
         let outputFile = try ResultFile(url: URL(fileURLWithPath: output), retryFailed: retryFailed, log: printError)
-        var settings = BatchJobSettings(config: search.config, recordSearch: recordSearch)
+        var settings = BatchJobSettings(config: search.config, recordSearch: recordSearch,
+                                        timeout: timeoutS > 0 ? .milliseconds(Int64(timeoutS * 1000)) : nil)
         let templates = try search.templates()
         if let path = search.judgeTemplates { settings.judgeTemplatesJSON = try Data(contentsOf: URL(fileURLWithPath: path)) }
 

@@ -48,6 +48,8 @@ struct LoadtestCommand: AsyncParsableCommand {
     var maxSweepS = 600.0
     @Option(name: .customLong("max-in-flight"), help: "Rate profiles: at most this many jobs in flight from this client.")
     var maxInFlight = 64
+    @Option(name: .customLong("timeout-s"), help: "A job with no result after this many seconds counts as failed (\"timeout\").")
+    var timeoutS = 600.0
     @Option(name: .customLong("status-interval-ms"), help: "How often to sample the coordinator's status for utilisation.")
     var statusIntervalMs = 100
     @Flag(name: .customLong("allow-public"), help: "Allow a coordinator outside loopback and private networks.")
@@ -62,6 +64,7 @@ struct LoadtestCommand: AsyncParsableCommand {
         if let rate, !(rate > 0) { throw ValidationError("--rate must be > 0") }
         if let requests, requests < 1 { throw ValidationError("--requests must be ≥ 1") }
         if let duration, !(duration > 0) { throw ValidationError("--duration must be > 0") }
+        if !(timeoutS > 0) { throw ValidationError("--timeout-s must be > 0") }
         if maxInFlight < 1 { throw ValidationError("--max-in-flight must be ≥ 1") }
         if statusIntervalMs < 10 { throw ValidationError("--status-interval-ms must be ≥ 10") }
         if !allowPublic, !LoadTest.isLocalOrPrivate(coordinator) {
@@ -87,7 +90,7 @@ struct LoadtestCommand: AsyncParsableCommand {
             for problem in batch.problems { printError("input \(path) \(problem) (skipped)") }
             return batch.items
         } ?? [BatchItem(id: "question", question: question, line: 1)]
-        var settings = BatchJobSettings(config: search.config)
+        var settings = BatchJobSettings(config: search.config, timeout: .milliseconds(Int64(timeoutS * 1000)))
         if let path = search.judgeTemplates {
             _ = try search.templates()
             settings.judgeTemplatesJSON = try Data(contentsOf: URL(fileURLWithPath: path))

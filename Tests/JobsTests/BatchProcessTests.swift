@@ -166,4 +166,23 @@ import Testing
         // Each job was accepted (and computed) once: the rerun re-attached to those it had sent.
         #expect(cluster.coordinator.stderr.components(separatedBy: " accepted: ").count - 1 == 12, "\(cluster.coordinator.stderr.suffix(3000))")
     }
+
+    /// A coordinator that never answers: with --timeout-s each item fails with deadline_exceeded
+    /// in about that time, instead of the batch waiting for ever.
+    @Test func itemsTimeOutWhenNoCoordinatorAnswers() throws {
+        let scratch = try Scratch()
+        let output = scratch.path("out.jsonl")
+        let started = Date()
+        // Nothing listens on port 9 (discard) on loopback: the link retries connecting, no answer comes.
+        let (status, _, err) = try runStagebeam(
+            ["batch", "--coordinator", "tcp://127.0.0.1:9", "--input", JobsFixtures.url("text.jsonl").path, "--output", output,
+             "--concurrency", "6", "--timeout-s", "0.5"], in: scratch, name: "batch-timeout")
+        #expect(status == 0, "\(err.suffix(1000))")
+        #expect(Date().timeIntervalSince(started) < 10)
+        let lines = try outputLines(output)
+        #expect(lines.count == 6)
+        for line in lines {
+            #expect((line["error"] as? [String: Any])?["code"] as? String == "deadline_exceeded", "\(line)")
+        }
+    }
 }
