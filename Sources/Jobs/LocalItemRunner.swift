@@ -34,6 +34,7 @@ public struct LocalItemRunner: ItemRunner {
                 images.put(data, hash: hash)
                 imageRef = hash
             }
+            defer { if let imageRef { images.release(imageRef) } }
             let search = try StageBeamSearch(generator: generator, judge: judge, templates: templates, config: config)
             let record = try await search.run(question: item.question, imageRef: imageRef)
             result = try Stagebeam_V1_JobResult(jobID: "", search: record, redispatched: 0, queueMs: 0, totalMs: milliseconds(since: start))

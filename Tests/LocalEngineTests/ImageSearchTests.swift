@@ -49,3 +49,17 @@ import Tokenization
         await #expect(throws: LocalEngineError.self) { _ = try await search.run(question: "?", imageRef: "missing") }
     }
 }
+
+@Suite struct ImageStoreTests {
+    /// Each put is one user; the bytes go when the last user releases them.
+    @Test func releasedByItsLastUser() throws {
+        let store = ImageStore()
+        store.put(Data([1, 2, 3]), hash: "h")
+        store.put(Data([1, 2, 3]), hash: "h")
+        store.release("h")
+        #expect(try store.images(for: "h").first?.data == Data([1, 2, 3]))
+        store.release("h")
+        #expect(throws: LocalEngineError.self) { try store.images(for: "h") }
+        #expect(try store.images(for: nil).isEmpty)
+    }
+}
