@@ -11,8 +11,10 @@ import Wire
 /// ran in one process or on a cluster.
 public final class WorkerEngine: Sendable {
     public let executor: EngineExecutor
-    public let prompt: ChatPrompt
-    public let stopTokenIds: Set<Int>
+    /// The engine's candidate generator and judge, as `stagebeam run` builds them.
+    let candidates: EngineCandidateGenerator
+    let prompt: ChatPrompt
+    let stopTokenIds: Set<Int>
     public let modelName: String
     public let modelHash: String
     /// The model's context in tokens.
@@ -29,6 +31,7 @@ public final class WorkerEngine: Sendable {
         executor = EngineExecutor(generator: generator)
         prompt = try ChatPrompt(tokenizer: generator.tokenizer, template: chatTemplate)
         stopTokenIds = generator.eosTokenIds(generationConfig: try GenerationConfig.load(from: directory))
+        candidates = EngineCandidateGenerator(executor: executor, prompt: prompt, stopTokenIds: stopTokenIds)
         modelName = directory.standardizedFileURL.lastPathComponent
         modelHash = try ModelHash.compute(directory: directory)
         contextTokens = generator.contextLength
@@ -38,16 +41,14 @@ public final class WorkerEngine: Sendable {
 
     /// `deadline`: work not started by then is refused with `deadline_exceeded` (the coordinator has
     /// already sent it elsewhere).
-    /// Like `EngineCandidateGenerator.generate`, which `stagebeam run` uses, and with the engine's timings.
+    /// `EngineCandidateGenerator.generate`, which `stagebeam run` uses, with the engine's timings.
     func generate(_ request: Stagebeam_V1_GenerateRequest, image: PromptImage?,
                   deadline: ContinuousClock.Instant?) async throws -> Stagebeam_V1_GenerateResult {
         let images = image.map { [$0] } ?? []
-        let tokens = executor.generator.expandImageTokens(
-            try prompt.tokens(user: request.question, imageCount: images.count, assistantPrefix: request.assistantPrefix))
-        let generation = GenerationRequest(
-            promptTokens: tokens, images: images, seeds: request.seeds, sampling: SamplingParameters(Sampling(wire: request.sampling)),
-            maxNewTokens: request.maxNewTokens == 0 ? Self.defaultMaxNewTokens : Int(request.maxNewTokens),
-            stopStrings: request.stop, stopTokenIds: stopTokenIds)
+        let generation = try candidates.engineRequest(GenerateRequest(
+            question: request.question, imageRef: image?.hash, assistantPrefix: request.assistantPrefix, seeds: request.seeds,
+            stop: request.stop, maxNewTokens: request.maxNewTokens == 0 ? Self.defaultMaxNewTokens : Int(request.maxNewTokens),
+            sampling: Sampling(wire: request.sampling)), images: images)
         let stats = self.stats
         let output = try await executor.run { generator in
             try Self.check(deadline, request.requestID)
@@ -69,7 +70,7 @@ public final class WorkerEngine: Sendable {
             candidate.seed = seed
             return candidate
         }
-        result.promptTokens = UInt32(tokens.count)
+        result.promptTokens = UInt32(generation.promptTokens.count)
         result.reusedPrefixTokens = UInt32(output.timings.cachedPromptTokens)
         result.prefillMs = output.timings.prefillSeconds * 1000
         result.decodeMs = output.timings.decodeSeconds * 1000

@@ -18,17 +18,25 @@ public struct EngineCandidateGenerator: CandidateGenerator {
     }
 
     public func generate(_ request: GenerateRequest) async throws -> [GeneratedCandidate] {
-        let images = try images.images(for: request.imageRef)
-        let tokens = executor.generator.expandImageTokens(
-            try prompt.tokens(user: request.question, imageCount: images.count, assistantPrefix: request.assistantPrefix))
-        let generation = GenerationRequest(
-            promptTokens: tokens, images: images, seeds: request.seeds, sampling: SamplingParameters(request.sampling),
-            maxNewTokens: request.maxNewTokens, stopStrings: request.stop, stopTokenIds: stopTokenIds)
+        let generation = try engineRequest(request, images: try images.images(for: request.imageRef))
         let output = try await executor.run { try $0.generate(generation) }
         return output.samples.map {
             GeneratedCandidate(text: $0.text, tokenCount: $0.tokenIds.count, cumulativeLogprob: $0.cumulativeLogprob,
                                finishReason: Search.FinishReason($0.finishReason))
         }
+    }
+}
+
+extension EngineCandidateGenerator {
+    /// The engine's request for a search request: the chat prompt rendered with the images in
+    /// their places and their tokens expanded. A worker calls this too, so a cluster asks the
+    /// engine exactly what `stagebeam run` asks.
+    public func engineRequest(_ request: GenerateRequest, images: [PromptImage]) throws -> GenerationRequest {
+        let tokens = executor.generator.expandImageTokens(
+            try prompt.tokens(user: request.question, imageCount: images.count, assistantPrefix: request.assistantPrefix))
+        return GenerationRequest(
+            promptTokens: tokens, images: images, seeds: request.seeds, sampling: SamplingParameters(request.sampling),
+            maxNewTokens: request.maxNewTokens, stopStrings: request.stop, stopTokenIds: stopTokenIds)
     }
 }
 
