@@ -7,9 +7,12 @@ import Tokenization
 /// Generates n samples of one prompt: the prompt is prefilled once, its KV blocks are shared by
 /// forking, and the n samples advance together, one row each per forward pass (batched decode).
 public final class TextGenerator: @unchecked Sendable {
-    public let model: LlamaModel
+    public let model: any TokenDecoder
     /// The vision side of a LLaVA checkpoint (nil for a text-only model).
     public let vision: LlavaModel?
+    /// A Llama 3.2 Vision checkpoint's decoder, which `model` is (nil otherwise): its images reach
+    /// every forward pass through cross-attention instead of entering the prompt.
+    public let mllama: MllamaDecoder?
     public let tokenizer: Tokenizer
     public let cache: PagedKVCache
     private let sampler: TokenSampler
@@ -17,19 +20,36 @@ public final class TextGenerator: @unchecked Sendable {
     private let tokenText: [[UInt8]]
     private var batch: ForwardBatch
     private var prefixes: PrefixCache
-    private var imageFeatures: ImageFeatureCache
+    private var imageFeatures: ImageFeatureCache<ImageFeatures>
+    private var imageStates: ImageFeatureCache<MllamaImageStates>
     private let logprobIds: UnsafeMutablePointer<Int32>
     private static let maxTopLogprobs = 20
 
     /// `prefixCacheEntries`: how many recent prompts stay in the KV cache for reuse (0: none).
     /// `vision`: a LLaVA checkpoint's image side, whose `language` must be `model`.
-    public init(model: LlamaModel, vision: LlavaModel? = nil, tokenizer: Tokenizer, kvCapacityTokens: Int,
-                prefixCacheEntries: Int = 8, imageCacheEntries: Int = 8) {
+    public convenience init(model: LlamaModel, vision: LlavaModel? = nil, tokenizer: Tokenizer, kvCapacityTokens: Int,
+                            prefixCacheEntries: Int = 8, imageCacheEntries: Int = 8) {
         precondition(vision == nil || vision!.language === model, "the vision model must wrap this language model")
+        self.init(decoder: model, vision: vision, mllama: nil, tokenizer: tokenizer, kvCapacityTokens: kvCapacityTokens,
+                  prefixCacheEntries: prefixCacheEntries, imageCacheEntries: imageCacheEntries)
+    }
+
+    /// A generator for a Llama 3.2 Vision checkpoint.
+    public convenience init(mllama: MllamaModel, tokenizer: Tokenizer, kvCapacityTokens: Int,
+                            prefixCacheEntries: Int = 8, imageCacheEntries: Int = 8) {
+        let decoder = MllamaDecoder(mllama)
+        self.init(decoder: decoder, vision: nil, mllama: decoder, tokenizer: tokenizer, kvCapacityTokens: kvCapacityTokens,
+                  prefixCacheEntries: prefixCacheEntries, imageCacheEntries: imageCacheEntries)
+    }
+
+    private init(decoder model: any TokenDecoder, vision: LlavaModel?, mllama: MllamaDecoder?, tokenizer: Tokenizer,
+                 kvCapacityTokens: Int, prefixCacheEntries: Int, imageCacheEntries: Int) {
         self.model = model
         self.vision = vision
+        self.mllama = mllama
         self.prefixes = PrefixCache(capacity: prefixCacheEntries)
         self.imageFeatures = ImageFeatureCache(capacity: imageCacheEntries)
+        self.imageStates = ImageFeatureCache(capacity: imageCacheEntries)
         self.tokenizer = tokenizer
         self.cache = model.makeCache(capacityTokens: kvCapacityTokens)
         self.sampler = TokenSampler(vocabularySize: model.vocabularySize)
@@ -47,13 +67,16 @@ public final class TextGenerator: @unchecked Sendable {
     public var maxSamples: Int { model.maxLogitRows }
 
     /// Tokens a sequence may reach: the model's trained context.
-    public var contextLength: Int { model.config.maxPositionEmbeddings }
+    public var contextLength: Int { model.contextLength }
+
+    /// Whether requests may carry images (a LLaVA or Llama 3.2 Vision checkpoint).
+    public var takesImages: Bool { vision != nil || mllama != nil }
 
     public func generate(_ request: GenerationRequest) throws -> GenerationOutput {
         try validate(request)
         var timings = GenerationTimings()
         let started = Date()
-        let images = try request.images.map { try features(of: $0) }
+        let images = try imageInputs(request.promptTokens, request.images)
         timings.imageSeconds = Date().timeIntervalSince(started)
         let imageKeys = request.images.map(\.hash)
         let (prefix, promptLogits, reused) = try preparePrefix(request.promptTokens, images: images, imageKeys: imageKeys)
@@ -102,7 +125,7 @@ public final class TextGenerator: @unchecked Sendable {
             throw GenerationError(.invalidParameter, "a scored continuation has \(long.count) tokens; at most \(model.maxLogitRows)")
         }
         makeRoom(for: prompt.count + continuations.reduce(0) { $0 + $1.count + cache.blockSize })
-        let images = try promptImages.map { try features(of: $0) }
+        let images = try imageInputs(prompt, promptImages)
         let imageKeys = promptImages.map(\.hash)
         let (prefix, logits, _) = try preparePrefix(prompt, images: images, imageKeys: imageKeys)
         defer { keepOrRelease(prefix, tokens: prompt, imageKeys: imageKeys) }
@@ -182,6 +205,27 @@ public final class TextGenerator: @unchecked Sendable {
     /// For a vision model: each image token of `ids` repeated to the image's feature-row count.
     public func expandImageTokens(_ ids: [Int]) -> [Int] {
         vision?.expandImageTokens(ids) ?? ids
+    }
+
+    /// What a prompt's images become. LLaVA: each image's feature rows, which enter the prompt as
+    /// embedding rows. Llama 3.2 Vision: nothing in the prompt — its one image's cross-attention
+    /// states (computed once per content hash while cached) are bound to the `<|image|>` token's
+    /// position and shown to every forward pass of this request.
+    private func imageInputs(_ tokens: [Int], _ images: [PromptImage]) throws -> [ImageFeatures] {
+        guard let mllama else { return try images.map { try features(of: $0) } }
+        guard images.count <= 1 else {
+            throw GenerationError(.invalidParameter, "Llama 3.2 Vision takes one image per prompt, got \(images.count)")
+        }
+        var states: MllamaImageStates?
+        if let image = images.first {
+            states = imageStates.lookup(image.hash)
+            if states == nil {
+                states = try mllama.model.imageStates(imageData: image.data)
+                imageStates.insert(states!, for: image.hash)
+            }
+        }
+        mllama.image = try mllama.model.context(promptIds: tokens, image: states)
+        return []
     }
 
     /// An image's projected features, computed once per content hash while it stays in the cache.
@@ -297,7 +341,7 @@ struct SampleState {
 extension TextGenerator {
     /// Every id that ends a sequence: config.json's, generation_config.json's and the tokenizer's EOS.
     public func eosTokenIds(generationConfig: GenerationConfig?) -> Set<Int> {
-        var ids = Set(model.config.eosTokenIds)
+        var ids = Set(model.eosTokenIds)
         ids.formUnion(generationConfig?.eosTokenIds ?? [])
         if let eos = tokenizer.eosToken, let id = tokenizer.id(forToken: eos) { ids.insert(id) }
         return ids

@@ -38,6 +38,10 @@ struct EngineOptions: ParsableArguments {
     func makeGenerator(prefixCacheEntries: Int = 8) throws -> TextGenerator {
         if let threads { ComputePool.shared = ComputePool(threads: threads) }
         let tokenizer = try Tokenizer(contentsOf: directory)
+        if try modelType() == "mllama" {
+            return TextGenerator(mllama: try MllamaModel(directory: directory, pool: .shared), tokenizer: tokenizer,
+                                 kvCapacityTokens: kvCapacity, prefixCacheEntries: prefixCacheEntries)
+        }
         if try isVisionModel() {
             let llava = try LlavaModel(directory: directory, pool: .shared)
             return TextGenerator(model: llava.language, vision: llava, tokenizer: tokenizer, kvCapacityTokens: kvCapacity,
@@ -52,12 +56,20 @@ struct EngineOptions: ParsableArguments {
 extension EngineOptions {
     /// Whether config.json describes a LLaVA checkpoint (a vision tower, a projector and a text model).
     func isVisionModel() throws -> Bool {
+        let json = try configJSON()
+        let architectures = json["architectures"] as? [String] ?? []
+        return json["model_type"] as? String == "llava" || architectures.contains("LlavaForConditionalGeneration")
+    }
+
+    /// config.json's `model_type`.
+    func modelType() throws -> String? { try configJSON()["model_type"] as? String }
+
+    private func configJSON() throws -> [String: Any] {
         let url = directory.appendingPathComponent("config.json")
         guard let json = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any] else {
             throw ValidationError("\(url.path) is not a JSON object")
         }
-        let architectures = json["architectures"] as? [String] ?? []
-        return json["model_type"] as? String == "llava" || architectures.contains("LlavaForConditionalGeneration")
+        return json
     }
 
     /// An image file as the engine takes it: bytes and their SHA-256, which keys the caches.

@@ -7,7 +7,7 @@ struct MllamaFixture: Decodable {
     struct Prompt: Decodable {
         let prompt: String
         let input_ids: [Int]
-        let logits_shape: [Int]
+        let logits_shape: [Int]?
         let greedy_ids: [Int]
         // Image prompt only.
         let image: String?
@@ -21,6 +21,8 @@ struct MllamaFixture: Decodable {
 
     let image: Prompt
     let text: Prompt
+    /// The image prompt through the plain `processor(text=prompt, images=image)` call (a second BOS).
+    let raw: Prompt
     let image_token_id: Int
 
     static let root = URL(fileURLWithPath: #filePath)

@@ -63,7 +63,7 @@ import Vision
         let image = try model.imageStates(for: f.referenceTiles(name))
         let logits = try Self.logits(model, f.image.input_ids, image: model.context(promptIds: f.image.input_ids, image: image))
         let reference = try f.logits(name, "image")
-        #expect(f.image.logits_shape == [f.image.input_ids.count, model.text.vocabularySize])
+        #expect(f.image.logits_shape! == [f.image.input_ids.count, model.text.vocabularySize])
         #expect(maxDifference(logits, reference) < 1e-4, "\(name): max |Δlogit| \(maxDifference(logits, reference))")
     }
 
