@@ -21,7 +21,7 @@ public final class WorkerEngine: Sendable {
     public let contextTokens: Int
     /// The most sequences the engine decodes in one batch.
     public let maxSamples: Int
-    /// Whether the model has a vision tower (LLaVA); a text-only model refuses requests with images.
+    /// Whether the model takes images (LLaVA, Llama 3.2 Vision); a text-only model refuses requests with images.
     public let takesImages: Bool
     /// KV cache and image-feature figures after each request (for metrics).
     let stats = EngineStats()
@@ -36,7 +36,7 @@ public final class WorkerEngine: Sendable {
         modelHash = try ModelHash.compute(directory: directory)
         contextTokens = generator.contextLength
         maxSamples = generator.maxSamples
-        takesImages = generator.vision != nil
+        takesImages = generator.takesImages
     }
 
     /// `deadline`: work not started by then is refused with `deadline_exceeded` (the coordinator has
