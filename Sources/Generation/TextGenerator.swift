@@ -34,9 +34,11 @@ public final class TextGenerator: @unchecked Sendable {
                   prefixCacheEntries: prefixCacheEntries, imageCacheEntries: imageCacheEntries)
     }
 
-    /// A generator for a Llama 3.2 Vision checkpoint.
+    /// A generator for a Llama 3.2 Vision checkpoint. An image's cross-attention states are large
+    /// (Llama 3.2 11B Vision: 4 tiles × 1601 rows × 8 layers × 8 KV heads × 128 × keys and values
+    /// in f32 ≈ 420 MB), so fewer are cached by default than LLaVA's feature rows.
     public convenience init(mllama: MllamaModel, tokenizer: Tokenizer, kvCapacityTokens: Int,
-                            prefixCacheEntries: Int = 8, imageCacheEntries: Int = 8) {
+                            prefixCacheEntries: Int = 8, imageCacheEntries: Int = 2) {
         let decoder = MllamaDecoder(mllama)
         self.init(decoder: decoder, vision: nil, mllama: decoder, tokenizer: tokenizer, kvCapacityTokens: kvCapacityTokens,
                   prefixCacheEntries: prefixCacheEntries, imageCacheEntries: imageCacheEntries)
