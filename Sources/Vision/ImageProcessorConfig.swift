@@ -45,32 +45,14 @@ public struct ImageProcessorConfig: Sendable, Equatable {
 
     /// Reads the configuration of the model directory `directory`.
     public static func load(from directory: URL) throws -> ImageProcessorConfig {
-        let processor = directory.appendingPathComponent("processor_config.json")
-        let preprocessor = directory.appendingPathComponent("preprocessor_config.json")
-        if let object = try readObject(processor), case .object(let section)? = object["image_processor"] {
-            return try ImageProcessorConfig(fields: section, source: "\(processor.path) (image_processor)")
-        }
-        if let object = try readObject(preprocessor) {
-            return try ImageProcessorConfig(fields: object, source: preprocessor.path)
-        }
-        throw VisionError(.badProcessorConfig, "\(directory.path) holds no image processor settings (neither processor_config.json with an image_processor section nor preprocessor_config.json)")
-    }
-
-    private static func readObject(_ url: URL) throws -> [String: JSONValue]? {
-        guard FileManager.default.fileExists(atPath: url.path) else { return nil }
-        guard case .object(let object) = try JSONValue.parse(Data(contentsOf: url), source: url.path) else {
-            throw VisionError(.badProcessorConfig, "\(url.path): not a JSON object")
-        }
-        return object
+        let (fields, source) = try imageProcessorFields(in: directory)
+        return try ImageProcessorConfig(fields: fields, source: source)
     }
 
     /// Decodes one image-processor JSON object (the text of a preprocessor_config.json); `source`
     /// names it in errors.
     public init(json: Data, source: String) throws {
-        guard case .object(let object) = try JSONValue.parse(json, source: source) else {
-            throw VisionError(.badProcessorConfig, "\(source): not a JSON object")
-        }
-        try self.init(fields: object, source: source)
+        try self.init(fields: try jsonObject(json, source: source), source: source)
     }
 
     init(fields json: [String: JSONValue], source: String) throws {

@@ -145,31 +145,14 @@ public struct MllamaImageProcessorConfig: Sendable, Equatable {
     public var imageStd: [Double]
 
     public static func load(from directory: URL) throws -> MllamaImageProcessorConfig {
-        let processor = directory.appendingPathComponent("processor_config.json")
-        let preprocessor = directory.appendingPathComponent("preprocessor_config.json")
-        if let object = try readObject(processor), case .object(let section)? = object["image_processor"] {
-            return try MllamaImageProcessorConfig(fields: section, source: "\(processor.path) (image_processor)")
-        }
-        if let object = try readObject(preprocessor) {
-            return try MllamaImageProcessorConfig(fields: object, source: preprocessor.path)
-        }
-        throw VisionError(.badProcessorConfig, "\(directory.path) holds no image processor settings (neither processor_config.json with an image_processor section nor preprocessor_config.json)")
+        let (fields, source) = try imageProcessorFields(in: directory)
+        return try MllamaImageProcessorConfig(fields: fields, source: source)
     }
 
-    private static func readObject(_ url: URL) throws -> [String: JSONValue]? {
-        guard FileManager.default.fileExists(atPath: url.path) else { return nil }
-        guard case .object(let object) = try JSONValue.parse(Data(contentsOf: url), source: url.path) else {
-            throw VisionError(.badProcessorConfig, "\(url.path): not a JSON object")
-        }
-        return object
-    }
-
-    /// Decodes one image-processor JSON object; `source` names it in errors.
+    /// Decodes one image-processor JSON object (the text of a preprocessor_config.json); `source`
+    /// names it in errors.
     public init(json: Data, source: String) throws {
-        guard case .object(let object) = try JSONValue.parse(json, source: source) else {
-            throw VisionError(.badProcessorConfig, "\(source): not a JSON object")
-        }
-        try self.init(fields: object, source: source)
+        try self.init(fields: try jsonObject(json, source: source), source: source)
     }
 
     init(fields json: [String: JSONValue], source: String) throws {
