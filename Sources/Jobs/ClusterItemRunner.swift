@@ -47,7 +47,8 @@ public final class ClusterItemRunner: ItemRunner, @unchecked Sendable {
         defer { lock.withLock { idle.append(client) } }
         let result: Stagebeam_V1_JobResult
         do {
-            if let answer = try await withTimeout(settings.timeout) { [submit] in try await client.submit(submit) } {
+            let answer = try await withTimeout(settings.timeout) { [submit] in try await client.submit(submit) }
+            if let answer {
                 result = answer
             } else {
                 let failure = ClusterError(.deadlineExceeded, "no result within \(settings.timeout!) (the job goes on at the coordinator; "
