@@ -16,6 +16,8 @@ final class GenerateWork {
     var failures = 0
     /// Workers that failed or lost this work: others are preferred for the retry.
     var failedOn: Set<[UInt8]> = []
+    /// Workers whose answers make up the results (they now hold this request's prompt prefix).
+    var answeredBy: Set<[UInt8]> = []
     var queuedSince: ContinuousClock.Instant
     var done = false
 

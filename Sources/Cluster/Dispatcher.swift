@@ -18,6 +18,13 @@ public struct ImagePayload: Sendable {
 struct JobContext: Sendable {
     let id: String
     let image: ImagePayload?
+    /// The workers that answered the job's latest generate request: they hold its prompt prefix
+    /// (question, image, earlier stages) in their prefix caches. Guarded by the dispatcher's lock.
+    let prefixHolders = PrefixHolders()
+}
+
+final class PrefixHolders: @unchecked Sendable {
+    var workers: Set<[UInt8]> = []
 }
 
 /// The coordinator's scheduler: the worker registry, the work waiting for credits, the requests in
@@ -30,7 +37,9 @@ struct JobContext: Sendable {
 /// Rules:
 /// - A worker is never sent more sequences than its free credits (a GenerateRequest's n, one per
 ///   JudgeRequest). A generate request's candidates are split across the live generate workers in
-///   proportion to their free credits; what does not fit waits, oldest work first.
+///   proportion to their free credits; what does not fit waits, oldest work first. Workers holding
+///   the job's previous prompt in their prefix cache are filled first: the next stage's prompt
+///   extends it, so they prefill only the new text.
 /// - A request whose worker dies, reconnects, answers a retryable error or misses its deadline is
 ///   sent again elsewhere with the same seeds (the engine is batch-invariant: same tokens). A
 ///   request that failed `maxAttempts` times, or failed for a reason another worker cannot fix
@@ -160,8 +169,10 @@ final class Dispatcher: @unchecked Sendable {
                     text: candidate.text, tokenCount: Int(candidate.tokenCount), cumulativeLogprob: candidate.cumulativeLogprob,
                     finishReason: FinishReason(wire: candidate.finishReason), worker: workerID)
             }
+            work.answeredBy.insert(key)
             if work.unassigned.isEmpty, work.results.allSatisfy({ $0 != nil }) {
                 work.done = true
+                work.job.prefixHolders.workers = work.answeredBy
                 let candidates = work.results.map { $0! }
                 completions.append { work.continuation.resume(returning: candidates) }
             }
@@ -278,8 +289,11 @@ final class Dispatcher: @unchecked Sendable {
                 let candidates = Self.preferring(
                     available.compactMap { workers[$0] }.filter { $0.roles.contains(.generate) && $0.freeCredits > 0 },
                     over: generate.failedOn).sorted { $0.workerID < $1.workerID }
-                let shares = CreditSplit.split(generate.unassigned.count, free: candidates.map(\.freeCredits))
-                for (worker, share) in zip(candidates, shares) where share > 0 && !generate.done {
+                let holders = generate.job.prefixHolders.workers
+                let warm = candidates.filter { holders.contains($0.key) }, cold = candidates.filter { !holders.contains($0.key) }
+                let warmShares = CreditSplit.split(generate.unassigned.count, free: warm.map(\.freeCredits))
+                let coldShares = CreditSplit.split(generate.unassigned.count - warmShares.reduce(0, +), free: cold.map(\.freeCredits))
+                for (worker, share) in zip(warm + cold, warmShares + coldShares) where share > 0 && !generate.done {
                     let indices = Array(generate.unassigned.prefix(share))
                     generate.unassigned.removeFirst(share)
                     sendGenerate(generate, indices: indices, to: worker.key, now: now)

@@ -111,6 +111,31 @@ private final class Outbox: @unchecked Sendable {
         #expect(try await second.count == 4)
     }
 
+    /// The next stage of a job goes to the worker that holds its prompt prefix, while it has credits.
+    @Test func nextStagePrefersTheWorkerHoldingThePrefix() async throws {
+        _ = register("b", credits: 2)
+        let job = JobContext(id: "job", image: nil)
+        async let first = dispatcher.generate(generateRequest([1, 2]), job: job)
+        try await outbox.wait { $0.generateRequests.count == 1 }
+        answer("b", outbox.generateRequests[0].request)
+        _ = try await first
+        _ = register("a", credits: 2)  // a fresh worker, first in id order, holds nothing of this job
+
+        async let second = dispatcher.generate(generateRequest([3, 4]), job: job)
+        try await outbox.wait { $0.generateRequests.count == 2 }
+        let (worker, request) = outbox.generateRequests[1]
+        #expect(worker == "b" && request.seeds == [3, 4], "both candidates to the warm worker")
+        answer(worker, request)
+        _ = try await second
+
+        // Another job has no warm worker: its candidates are split by credits as usual.
+        async let other = dispatcher.generate(generateRequest([5, 6]), job: JobContext(id: "other", image: nil))
+        try await outbox.wait { $0.generateRequests.count == 4 }
+        #expect(Set(outbox.generateRequests.suffix(2).map(\.worker)) == ["a", "b"])
+        for (worker, request) in outbox.generateRequests.suffix(2) { answer(worker, request) }
+        _ = try await other
+    }
+
     @Test func deadWorkersShareGoesElsewhereWithItsSeeds() async throws {
         _ = register("a", credits: 2)
         _ = register("b", credits: 2)
