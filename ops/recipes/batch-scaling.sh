@@ -5,9 +5,10 @@
 #   ops/recipes/batch-scaling.sh --model Tests/Fixtures/models/llama-gqa --items 40 --workers "1 2" \
 #       --beam 4 --max-stage-tokens 32 --concurrency 4
 #
+# --pin puts worker k on core k (taskset), so workers do not share cores.
 # STAGEBEAM picks the executable (default: .build/release/stagebeam).
 set -euo pipefail
-model="" items=40 workers="1 2" beam=4 tokens=32 concurrency=4 port=5700 max_batch=8
+model="" items=40 workers="1 2" beam=4 tokens=32 concurrency=4 port=5700 max_batch=8 pin=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --model) model="$2"; shift 2 ;;
@@ -18,6 +19,7 @@ while [[ $# -gt 0 ]]; do
     --concurrency) concurrency="$2"; shift 2 ;;
     --max-batch) max_batch="$2"; shift 2 ;;
     --port) port="$2"; shift 2 ;;
+    --pin) pin=1; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -40,7 +42,7 @@ for w in $workers; do
   pids+=($!)
   sleep 0.5
   for ((k = 0; k < w; k++)); do
-    "$bin" worker --coordinator "$endpoint" --model "$model" --worker-id "w$k" --threads 1 --max-batch "$max_batch" \
+    ${pin:+taskset -c $((k % $(nproc)))} "$bin" worker --coordinator "$endpoint" --model "$model" --worker-id "w$k" --threads 1 --max-batch "$max_batch" \
       > "$dir/worker-$run-$k.log" 2>&1 &
     pids+=($!)
   done
