@@ -4,20 +4,25 @@ import Glibc
 #endif
 
 /// A tiny HTTP/1.1 server for Prometheus: `GET /metrics` answers the registry's text exposition,
-/// anything else 404 (or 405 for another method). One connection at a time on its own thread, each
+/// `GET /ready` 200 or 503 for readiness probes (Kubernetes), anything else 404 (or 405 for another
+/// method). One connection at a time on its own thread, each
 /// closed after its answer — a scraper every few seconds needs no more. POSIX sockets, no dependency.
 public final class MetricsServer: @unchecked Sendable {
     /// The port actually bound (useful with port 0: any free one).
     public let port: Int
     private let listener: Int32
     private let metrics: Metrics
+    private let ready: @Sendable () -> Bool
     private let thread: Thread?
     private let lock = NSLock()
     private var closed = false
 
     /// Listens on `host` (an IPv4 address; 0.0.0.0 for all interfaces) and `port`.
-    public init(metrics: Metrics, host: String = "127.0.0.1", port: Int, log: @escaping @Sendable (String) -> Void) throws {
+    /// `ready` answers `/ready` (a worker: connected to its coordinator).
+    public init(metrics: Metrics, host: String = "127.0.0.1", port: Int, ready: @escaping @Sendable () -> Bool = { true },
+                log: @escaping @Sendable (String) -> Void) throws {
         self.metrics = metrics
+        self.ready = ready
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw ClusterError(.internal, "metrics: cannot create a socket: \(String(cString: strerror(errno)))") }
         var yes: Int32 = 1
@@ -42,7 +47,7 @@ public final class MetricsServer: @unchecked Sendable {
         _ = withUnsafeMutablePointer(to: &actual) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
         self.port = Int(UInt16(bigEndian: actual.sin_port))
         listener = fd
-        let serve = Thread { [metrics] in Self.acceptLoop(fd, metrics: metrics, log: log) }
+        let serve = Thread { [metrics] in Self.acceptLoop(fd, metrics: metrics, ready: ready, log: log) }
         serve.name = "metrics-http"
         thread = serve
         serve.start()
@@ -56,7 +61,7 @@ public final class MetricsServer: @unchecked Sendable {
         Glibc.close(listener)
     }
 
-    private static func acceptLoop(_ listener: Int32, metrics: Metrics, log: @Sendable (String) -> Void) {
+    private static func acceptLoop(_ listener: Int32, metrics: Metrics, ready: @Sendable () -> Bool, log: @Sendable (String) -> Void) {
         while true {
             let connection = accept(listener, nil, nil)
             if connection < 0 {
@@ -66,12 +71,12 @@ public final class MetricsServer: @unchecked Sendable {
             // A client that sends nothing must not hold the only thread.
             var timeout = timeval(tv_sec: 2, tv_usec: 0)
             setsockopt(connection, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-            respond(connection, metrics: metrics)
+            respond(connection, metrics: metrics, ready: ready)
             Glibc.close(connection)
         }
     }
 
-    private static func respond(_ connection: Int32, metrics: Metrics) {
+    private static func respond(_ connection: Int32, metrics: Metrics, ready: @Sendable () -> Bool) {
         var request: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 2048)
         while request.count < 16384, !request.ends(with: [13, 10, 13, 10]) {
@@ -88,8 +93,10 @@ public final class MetricsServer: @unchecked Sendable {
             (status, type, body) = ("405 Method Not Allowed", "text/plain", "only GET\n")
         } else if line[1] == "/metrics" || line[1].hasPrefix("/metrics?") {
             (status, type, body) = ("200 OK", "text/plain; version=0.0.4; charset=utf-8", metrics.render())
+        } else if line[1] == "/ready" {
+            (status, type, body) = ready() ? ("200 OK", "text/plain", "ready\n") : ("503 Service Unavailable", "text/plain", "not ready\n")
         } else {
-            (status, type, body) = ("404 Not Found", "text/plain", "try /metrics\n")
+            (status, type, body) = ("404 Not Found", "text/plain", "try /metrics or /ready\n")
         }
         let payload = Array(body.utf8)
         var response = Array("HTTP/1.1 \(status)\r\nContent-Type: \(type)\r\nContent-Length: \(payload.count)\r\nConnection: close\r\n\r\n".utf8)

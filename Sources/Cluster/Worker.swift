@@ -49,6 +49,7 @@ public final class Worker: @unchecked Sendable {
     private var lastReady = ContinuousClock.now
     private var beat: UInt64 = 0
     private var stopped: ClusterError?
+    private var linkConnected = false
     private var onStop: CheckedContinuation<ClusterError, Never>?
 
     public init(context: ZMQContext, configuration: Configuration, engine: WorkerEngine,
@@ -70,8 +71,14 @@ public final class Worker: @unchecked Sendable {
             greeting: { [unowned self] in readyFrames() },
             heartbeat: { [unowned self] in heartbeatFrames() },
             onMessage: { [unowned self] frames in handle(frames) },
-            onStateChange: { state in log("link: \(state)") })
+            onStateChange: { [unowned self] state in
+                lock.withLock { linkConnected = state == .connected }
+                log("link: \(state)")
+            })
     }
+
+    /// Whether the link to the coordinator is up (heartbeats answered): a readiness probe's answer.
+    public var isConnected: Bool { lock.withLock { linkConnected && stopped == nil } }
 
     /// Waits until the coordinator refuses this worker for good (e.g. a model mismatch).
     public func waitUntilRefused() async -> ClusterError {

@@ -12,10 +12,10 @@ struct MetricsOptions: ParsableArguments {
         if let metricsPort, !(0...65535).contains(metricsPort) { throw ValidationError("--metrics-port must be 0…65535") }
     }
 
-    /// Starts the server when a port was given, and says where it listens.
-    func serve(_ metrics: Metrics) throws -> MetricsServer? {
+    /// Starts the server when a port was given, and says where it listens; `ready` answers `/ready`.
+    func serve(_ metrics: Metrics, ready: @escaping @Sendable () -> Bool = { true }) throws -> MetricsServer? {
         guard let metricsPort else { return nil }
-        let server = try MetricsServer(metrics: metrics, host: metricsHost, port: metricsPort, log: logLine)
+        let server = try MetricsServer(metrics: metrics, host: metricsHost, port: metricsPort, ready: ready, log: logLine)
         announce("metrics on http://\(metricsHost):\(server.port)/metrics")
         return server
     }

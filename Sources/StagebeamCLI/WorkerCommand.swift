@@ -52,7 +52,7 @@ struct WorkerCommand: AsyncParsableCommand {
             configuration: .init(endpoint: coordinator, workerID: id, roles: try parsedRoles(), maxBatch: maxBatch,
                                  heartbeat: HeartbeatPolicy(interval: .milliseconds(heartbeatMs), missedLimit: liveness)),
             engine: workerEngine, log: logLine)
-        let metricsServer = try metricsOptions.serve(worker.metrics)
+        let metricsServer = try metricsOptions.serve(worker.metrics, ready: { worker.isConnected })
         announce("worker \(id) · model \(workerEngine.modelName) \(workerEngine.modelHash.prefix(12)) · roles \(roles) · max batch \(maxBatch) · coordinator \(coordinator)")
         // Whichever comes first: a signal (leave politely) or the coordinator refusing this worker.
         let (outcomes, report) = AsyncStream.makeStream(of: String.self)

@@ -138,6 +138,21 @@ struct MetricsFormatTests {
             #expect((worker.value("stagebeam_worker_kv_cache_used_tokens") ?? 0) > 0)
             #expect(worker.value("stagebeam_worker_in_flight_sequences") == 0)
         }
+
+        // Readiness: a worker is ready while its coordinator answers, and not once it is gone.
+        func readiness(_ metricsURL: String) async -> Int? {
+            let url = URL(string: metricsURL.replacingOccurrences(of: "/metrics", with: "/ready"))!
+            return try? await (URLSession.shared.data(from: url).1 as? HTTPURLResponse)?.statusCode
+        }
+        #expect(await readiness(coordinatorURL) == 200)
+        #expect(await readiness(workerURLs[0]) == 200)
+        cluster.coordinator.signal(SIGKILL)
+        var ready = await readiness(workerURLs[0])
+        for _ in 0..<100 where ready != 503 {
+            try await Task.sleep(for: .milliseconds(100))
+            ready = await readiness(workerURLs[0])
+        }
+        #expect(ready == 503, "a worker without its coordinator is not ready")
     }
 }
 
