@@ -23,10 +23,12 @@ public final class Coordinator: @unchecked Sendable {
         /// Jobs searched at once; later ones wait in the queue.
         public var maxRunningJobs: Int
         public var maxFrameBytes: Int
+        /// A submitted image over this many bytes is refused with `image_too_large`.
+        public var maxImageBytes: Int
 
         public init(endpoint: String, journal: URL, heartbeat: HeartbeatPolicy = HeartbeatPolicy(interval: .milliseconds(500)),
                     requestTimeout: Duration = .seconds(60), noWorkerWait: Duration = .seconds(60), maxRunningJobs: Int = 8,
-                    maxFrameBytes: Int = EnvelopeCodec.defaultMaxFrameBytes) {
+                    maxFrameBytes: Int = EnvelopeCodec.defaultMaxFrameBytes, maxImageBytes: Int = 32 << 20) {
             self.endpoint = endpoint
             self.journal = journal
             self.heartbeat = heartbeat
@@ -34,6 +36,7 @@ public final class Coordinator: @unchecked Sendable {
             self.noWorkerWait = noWorkerWait
             self.maxRunningJobs = maxRunningJobs
             self.maxFrameBytes = maxFrameBytes
+            self.maxImageBytes = maxImageBytes
         }
     }
 
@@ -78,7 +81,9 @@ public final class Coordinator: @unchecked Sendable {
         }
         let loop = try SocketLoop(
             context: context,
-            configuration: .init(kind: .router, bind: [configuration.endpoint], maxMessageBytes: Int64(configuration.maxFrameBytes),
+            // ZeroMQ drops a peer that sends more than this without a word; twice the codec's limit lets
+            // the codec answer frames between the two with a typed `message_too_large`.
+            configuration: .init(kind: .router, bind: [configuration.endpoint], maxMessageBytes: 2 * Int64(configuration.maxFrameBytes),
                                  tick: configuration.heartbeat.interval / 2, name: "coordinator"),
             handlers: .init(
                 onMessage: { [unowned self] frames in handle(frames) },
@@ -165,6 +170,10 @@ public final class Coordinator: @unchecked Sendable {
         let subscriber = Job.Subscriber(wantsEvents: submit.streamEvents, wantsRecord: submit.recordSearch)
         if let problem = Self.validate(submit) {
             reject(peer, ClusterError(.invalidArgument, problem, jobID: id))
+            return
+        }
+        guard submit.image.count <= configuration.maxImageBytes else {
+            reject(peer, ClusterError(.imageTooLarge, "the image is \(submit.image.count) bytes, over this coordinator's limit of \(configuration.maxImageBytes) (--max-image-bytes)", jobID: id))
             return
         }
         var answers: [Stagebeam_V1_Envelope.OneOf_Body] = []

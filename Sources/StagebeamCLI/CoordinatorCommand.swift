@@ -23,6 +23,8 @@ struct CoordinatorCommand: AsyncParsableCommand {
     var noWorkerTimeoutS = 60.0
     @Option(name: .customLong("max-running-jobs"), help: "Jobs searched at once; later ones queue.")
     var maxRunningJobs = 8
+    @Option(name: .customLong("max-image-bytes"), help: "Largest image a job may carry (bytes); larger ones are refused with image_too_large.")
+    var maxImageBytes = 32 << 20
     @OptionGroup var metricsOptions: MetricsOptions
 
     func validate() throws {
@@ -31,6 +33,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
         if !(requestTimeoutS > 0) { throw ValidationError("--request-timeout-s must be > 0") }
         if !(noWorkerTimeoutS > 0) { throw ValidationError("--no-worker-timeout-s must be > 0") }
         if maxRunningJobs < 1 { throw ValidationError("--max-running-jobs must be ≥ 1") }
+        if maxImageBytes < 1 { throw ValidationError("--max-image-bytes must be ≥ 1") }
     }
 
     func run() async throws {
@@ -45,7 +48,8 @@ struct CoordinatorCommand: AsyncParsableCommand {
                 endpoint: bind, journal: journalURL,
                 heartbeat: HeartbeatPolicy(interval: .milliseconds(heartbeatMs), missedLimit: liveness),
                 requestTimeout: .milliseconds(Int64(requestTimeoutS * 1000)),
-                noWorkerWait: .milliseconds(Int64(noWorkerTimeoutS * 1000)), maxRunningJobs: maxRunningJobs),
+                noWorkerWait: .milliseconds(Int64(noWorkerTimeoutS * 1000)), maxRunningJobs: maxRunningJobs,
+                maxImageBytes: maxImageBytes),
             log: logLine)
         announce("coordinator listening on \(coordinator.endpoint) · journal \(journalURL.path)")
         let metricsServer = try metricsOptions.serve(coordinator.metrics)

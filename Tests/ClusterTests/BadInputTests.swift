@@ -90,6 +90,22 @@ extension ClusterProcessTests {
         #expect(submitted["status"] as? String == "succeeded")
     }
 
+    /// An image over the coordinator's `--max-image-bytes` is refused by name; the coordinator serves on.
+    @Test func oversizedImageIsRefused() throws {
+        let scratch = try Scratch()
+        let cluster = try LocalCluster(scratch: scratch)
+        cluster.coordinator.signal(SIGKILL)
+        try cluster.startCoordinator(endpoint: "tcp://127.0.0.1:*", extra: ["--max-image-bytes", "1000"])
+        try cluster.addWorker("w", maxBatch: 4)
+        let peer = try RawPeer(.dealer, context: try ZMQContext(), connect: cluster.endpoint)
+        var submit = Stagebeam_V1_SubmitJob()
+        submit.question = "What is in this picture?"
+        submit.image = Data(repeating: 7, count: 2000)
+        let refused = try peer.error(after: [EnvelopeCodec().encode(.submitJob(submit))])
+        #expect(refused.code == .imageTooLarge && refused.message.contains("2000") && refused.message.contains("1000"))
+        #expect(try cluster.submit(TestJob())["status"] as? String == "succeeded")
+    }
+
     /// A job with an image reaches a worker whose model has no vision tower: the job fails with the
     /// worker's typed error instead of being answered without the image, or waiting forever.
     @Test func imageJobOnTextOnlyModelFailsWithTypedError() throws {
