@@ -26,11 +26,14 @@ public final class DealerLink: @unchecked Sendable {
         public var backoff: Backoff
         public var maxMessageBytes: Int64?
         public var name: String
+        /// CURVE client keys (nil: plain TCP).
+        public var curve: CurveRole?
 
         public init(
             endpoint: String, routingID: [UInt8], heartbeat: HeartbeatPolicy, backoff: Backoff,
-            maxMessageBytes: Int64? = nil, name: String = "zmq-dealer-link"
+            maxMessageBytes: Int64? = nil, name: String = "zmq-dealer-link", curve: CurveRole? = nil
         ) {
+            self.curve = curve
             self.endpoint = endpoint
             self.routingID = routingID
             self.heartbeat = heartbeat
@@ -61,7 +64,8 @@ public final class DealerLink: @unchecked Sendable {
         // Ticking four times per interval bounds how late a beat or a death is noticed.
         let loopConfiguration = SocketLoop.Configuration(
             kind: .dealer, connect: [configuration.endpoint], routingID: configuration.routingID,
-            maxMessageBytes: configuration.maxMessageBytes, tick: policy.interval / 4, name: configuration.name)
+            maxMessageBytes: configuration.maxMessageBytes, tick: policy.interval / 4, name: configuration.name,
+            curve: configuration.curve)
         let handlers = SocketLoop.Handlers(
             onMessage: { frames in
                 if let state = watchdog.heard(at: .now) { onStateChange(state) }

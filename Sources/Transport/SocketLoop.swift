@@ -29,12 +29,15 @@ public final class SocketLoop: @unchecked Sendable {
         public var tick: Duration?
         /// The owning thread's name, for debuggers and logs.
         public var name: String
+        /// CURVE encryption and authentication (nil: plain TCP).
+        public var curve: CurveRole?
 
         public init(
             kind: ZMQSocket.Kind, bind: [String] = [], connect: [String] = [], routingID: [UInt8]? = nil,
             linger: Duration? = .zero, maxMessageBytes: Int64? = nil, highWaterMark: Int32? = nil,
-            tick: Duration? = nil, name: String? = nil
+            tick: Duration? = nil, name: String? = nil, curve: CurveRole? = nil
         ) {
+            self.curve = curve
             self.kind = kind
             self.bind = bind
             self.connect = connect
@@ -250,7 +253,9 @@ public final class SocketLoop: @unchecked Sendable {
         switch configuration.kind {
         case .router: try socket.setRouterMandatory(true)
         case .dealer: try socket.setImmediate(true)
+        case .reply: break
         }
+        if let curve = configuration.curve { try socket.setCurve(curve) }
         if let id = configuration.routingID { try socket.setRoutingID(id) }
         if let limit = configuration.maxMessageBytes { try socket.setMaxMessageSize(limit) }
         if let hwm = configuration.highWaterMark { try socket.setHighWaterMarks(send: hwm, receive: hwm) }

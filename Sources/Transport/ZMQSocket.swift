@@ -11,11 +11,14 @@ public final class ZMQSocket {
         case router
         /// Talks to its connected peer(s) with no routing frame.
         case dealer
+        /// Answers one request at a time (the ZAP authentication handler).
+        case reply
 
         var raw: Int32 {
             switch self {
             case .router: ZMQ_ROUTER
             case .dealer: ZMQ_DEALER
+            case .reply: ZMQ_REP
             }
         }
 
@@ -23,6 +26,7 @@ public final class ZMQSocket {
             switch self {
             case .router: "ROUTER"
             case .dealer: "DEALER"
+            case .reply: "REP"
             }
         }
     }
@@ -128,6 +132,34 @@ public final class ZMQSocket {
         var value = bytes
         guard zmq_setsockopt(h, ZMQ_MAXMSGSIZE, &value, MemoryLayout<Int64>.size) == 0 else {
             throw TransportError.lastZMQ("setsockopt ZMQ_MAXMSGSIZE \(bytes)")
+        }
+    }
+
+    /// Sets up CURVE encryption and authentication (see `Curve`); before bind or connect.
+    public func setCurve(_ role: CurveRole) throws(TransportError) {
+        switch role {
+        case .server(let secretKey):
+            try setOption(ZMQ_CURVE_SERVER, "ZMQ_CURVE_SERVER", 1)
+            try setKey(ZMQ_CURVE_SECRETKEY, "ZMQ_CURVE_SECRETKEY", secretKey)
+            // A ZAP domain makes libzmq ask the authenticator (`ZAPAuthenticator`) about every client.
+            try setString(ZMQ_ZAP_DOMAIN, "ZMQ_ZAP_DOMAIN", Curve.zapDomain)
+        case .client(let serverKey, let keys):
+            try setKey(ZMQ_CURVE_SERVERKEY, "ZMQ_CURVE_SERVERKEY", serverKey)
+            try setKey(ZMQ_CURVE_PUBLICKEY, "ZMQ_CURVE_PUBLICKEY", keys.publicKey)
+            try setKey(ZMQ_CURVE_SECRETKEY, "ZMQ_CURVE_SECRETKEY", keys.secretKey)
+        }
+    }
+
+    private func setKey(_ option: Int32, _ name: String, _ z85: String) throws(TransportError) {
+        guard Curve.isKey(z85) else { throw TransportError(.invalidArgument, "\(name): a CURVE key is 40 Z85 characters") }
+        try setString(option, name, z85)
+    }
+
+    private func setString(_ option: Int32, _ name: String, _ value: String) throws(TransportError) {
+        let h = try open()
+        let bytes = Array(value.utf8)
+        guard bytes.withUnsafeBytes({ zmq_setsockopt(h, option, $0.baseAddress, $0.count) }) == 0 else {
+            throw TransportError.lastZMQ("setsockopt \(name)")
         }
     }
 
