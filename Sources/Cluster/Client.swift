@@ -23,15 +23,16 @@ public final class Client: @unchecked Sendable {
     private var pending: Pending?
     private var lastSent = ContinuousClock.now
 
+    /// `curve`: keys for a coordinator that requires them.
     public init(context: ZMQContext, endpoint: String, heartbeat: HeartbeatPolicy = HeartbeatPolicy(interval: .milliseconds(500), missedLimit: 6),
-                log: @escaping @Sendable (String) -> Void = { _ in }) throws {
+                curve: CurveRole? = nil, log: @escaping @Sendable (String) -> Void = { _ in }) throws {
         policy = heartbeat
         self.log = log
         var id = SystemRandomNumberGenerator()
         link = try DealerLink(
             context: context,
             configuration: .init(endpoint: endpoint, routingID: Array("client-\(String(id.next(), radix: 36))".utf8), heartbeat: heartbeat,
-                                 backoff: Backoff(initial: .milliseconds(100), maximum: .seconds(2)), name: "client-link"),
+                                 backoff: Backoff(initial: .milliseconds(100), maximum: .seconds(2)), name: "client-link", curve: curve),
             greeting: { [unowned self] in currentRequest() ?? beatFrames() },
             heartbeat: { [unowned self] in beatFrames() },
             onMessage: { [unowned self] frames in handle(frames) })

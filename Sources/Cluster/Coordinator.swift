@@ -25,10 +25,15 @@ public final class Coordinator: @unchecked Sendable {
         public var maxFrameBytes: Int
         /// A submitted image over this many bytes is refused with `image_too_large`.
         public var maxImageBytes: Int
+        /// CURVE: this coordinator's secret key and the public keys of the workers and clients it
+        /// accepts (nil: plain TCP, anyone may connect).
+        public var curve: (secretKey: String, authorizedKeys: Set<String>)?
 
         public init(endpoint: String, journal: URL, heartbeat: HeartbeatPolicy = HeartbeatPolicy(interval: .milliseconds(500)),
                     requestTimeout: Duration = .seconds(60), noWorkerWait: Duration = .seconds(60), maxRunningJobs: Int = 8,
-                    maxFrameBytes: Int = EnvelopeCodec.defaultMaxFrameBytes, maxImageBytes: Int = 32 << 20) {
+                    maxFrameBytes: Int = EnvelopeCodec.defaultMaxFrameBytes, maxImageBytes: Int = 32 << 20,
+                    curve: (secretKey: String, authorizedKeys: Set<String>)? = nil) {
+            self.curve = curve
             self.endpoint = endpoint
             self.journal = journal
             self.heartbeat = heartbeat
@@ -53,6 +58,7 @@ public final class Coordinator: @unchecked Sendable {
     /// What `--metrics-port` serves (see `CoordinatorMetrics`).
     public let metrics = Metrics()
 
+    private let authenticator: ZAPAuthenticator?
     private let lock = NSLock()
     private var jobs: [String: Job] = [:]
     /// Job ids in the order accepted (queued jobs start in this order).
@@ -60,6 +66,8 @@ public final class Coordinator: @unchecked Sendable {
 
     public init(context: ZMQContext, configuration: Configuration, log: @escaping @Sendable (String) -> Void) throws {
         self.configuration = configuration
+        // The authenticator must answer before the first connection arrives.
+        authenticator = try configuration.curve.map { try ZAPAuthenticator(context: context, allowed: $0.authorizedKeys, log: log) }
         self.codec = EnvelopeCodec(maxFrameBytes: configuration.maxFrameBytes)
         self.log = log
         let (journal, entries) = try Journal.open(configuration.journal, log: log)
@@ -84,7 +92,8 @@ public final class Coordinator: @unchecked Sendable {
             // ZeroMQ drops a peer that sends more than this without a word; twice the codec's limit lets
             // the codec answer frames between the two with a typed `message_too_large`.
             configuration: .init(kind: .router, bind: [configuration.endpoint], maxMessageBytes: 2 * Int64(configuration.maxFrameBytes),
-                                 tick: configuration.heartbeat.interval / 2, name: "coordinator"),
+                                 tick: configuration.heartbeat.interval / 2, name: "coordinator",
+                                 curve: configuration.curve.map { .server(secretKey: $0.secretKey) }),
             handlers: .init(
                 onMessage: { [unowned self] frames in handle(frames) },
                 onTick: { [unowned self] _, now in dispatcher.tick(now: now) },
@@ -101,6 +110,7 @@ public final class Coordinator: @unchecked Sendable {
 
     public func close() {
         loop.close()
+        authenticator?.close()
     }
 
     // MARK: Messages (socket thread)

@@ -21,10 +21,14 @@ public final class Worker: @unchecked Sendable {
         public var backoff: Backoff
         /// Images kept by content hash (the coordinator then sends only the hash).
         public var imageCacheCapacity: Int
+        /// CURVE keys for a coordinator that requires them.
+        public var curve: CurveRole?
 
         public init(endpoint: String, workerID: String, roles: [Stagebeam_V1_Role], maxBatch: Int,
                     heartbeat: HeartbeatPolicy = HeartbeatPolicy(interval: .milliseconds(500)),
-                    backoff: Backoff = Backoff(initial: .milliseconds(100), maximum: .seconds(5)), imageCacheCapacity: Int = 16) {
+                    backoff: Backoff = Backoff(initial: .milliseconds(100), maximum: .seconds(5)), imageCacheCapacity: Int = 16,
+                    curve: CurveRole? = nil) {
+            self.curve = curve
             self.endpoint = endpoint
             self.workerID = workerID
             self.roles = roles
@@ -67,7 +71,7 @@ public final class Worker: @unchecked Sendable {
             context: context,
             configuration: .init(endpoint: configuration.endpoint, routingID: Array(configuration.workerID.utf8),
                                  heartbeat: configuration.heartbeat, backoff: configuration.backoff,
-                                 maxMessageBytes: Int64(codec.maxFrameBytes), name: "worker-link"),
+                                 maxMessageBytes: Int64(codec.maxFrameBytes), name: "worker-link", curve: configuration.curve),
             greeting: { [unowned self] in readyFrames() },
             heartbeat: { [unowned self] in heartbeatFrames() },
             onMessage: { [unowned self] frames in handle(frames) },

@@ -18,6 +18,7 @@ struct BenchRouterCommand: AsyncParsableCommand {
     var clients = 4
     @Option(help: "Seconds to measure.")
     var seconds = 5.0
+    @OptionGroup var curve: ClientCurveOptions
 
     func validate() throws {
         guard clients >= 1, seconds > 0 else { throw ValidationError("--clients must be ≥ 1 and --seconds > 0") }
@@ -25,7 +26,8 @@ struct BenchRouterCommand: AsyncParsableCommand {
 
     func run() async throws {
         let context = try ZMQContext()
-        let connected = try (0..<clients).map { _ in try Client(context: context, endpoint: coordinator, log: { _ in }) }
+        let role = try curve.role()
+        let connected = try (0..<clients).map { _ in try Client(context: context, endpoint: coordinator, curve: role, log: { _ in }) }
         defer { for client in connected { client.close() } }
         for client in connected { _ = try await client.status() }  // connected and answered once
         let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))

@@ -26,6 +26,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-image-bytes"), help: "Largest image a job may carry (bytes); larger ones are refused with image_too_large.")
     var maxImageBytes = 32 << 20
     @OptionGroup var metricsOptions: MetricsOptions
+    @OptionGroup var curve: CoordinatorCurveOptions
 
     func validate() throws {
         if heartbeatMs < 1 { throw ValidationError("--heartbeat-ms must be ≥ 1") }
@@ -49,7 +50,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
                 heartbeat: HeartbeatPolicy(interval: .milliseconds(heartbeatMs), missedLimit: liveness),
                 requestTimeout: .milliseconds(Int64(requestTimeoutS * 1000)),
                 noWorkerWait: .milliseconds(Int64(noWorkerTimeoutS * 1000)), maxRunningJobs: maxRunningJobs,
-                maxImageBytes: maxImageBytes),
+                maxImageBytes: maxImageBytes, curve: try curve.settings()),
             log: logLine)
         announce("coordinator listening on \(coordinator.endpoint) · journal \(journalURL.path)")
         let metricsServer = try metricsOptions.serve(coordinator.metrics)

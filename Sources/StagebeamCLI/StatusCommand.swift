@@ -11,13 +11,14 @@ struct StatusCommand: AsyncParsableCommand {
 
     @Option(help: "The coordinator's endpoint, e.g. tcp://127.0.0.1:5555.")
     var coordinator: String
+    @OptionGroup var curve: ClientCurveOptions
     @Option(name: .customLong("timeout-s"), help: "Give up when the coordinator does not answer within this many seconds.")
     var timeoutS = 5.0
     @Flag(help: "Print the status as JSON (the StatusReply message's protobuf JSON form).")
     var json = false
 
     func run() async throws {
-        let client = try Client(context: ZMQContext(), endpoint: coordinator, log: logLine)
+        let client = try Client(context: ZMQContext(), endpoint: coordinator, curve: try curve.role(), log: logLine)
         let status = try await withThrowingTaskGroup(of: Stagebeam_V1_StatusReply?.self) { group in
             group.addTask { try await client.status() }
             group.addTask {

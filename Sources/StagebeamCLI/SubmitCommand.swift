@@ -12,6 +12,7 @@ struct SubmitCommand: AsyncParsableCommand {
 
     @Option(help: "The coordinator's endpoint, e.g. tcp://127.0.0.1:5555.")
     var coordinator: String
+    @OptionGroup var curve: ClientCurveOptions
     @Option(help: "The question.")
     var question: String
     @Option(help: "An image file (PNG/JPEG) the question is about.")
@@ -39,7 +40,7 @@ struct SubmitCommand: AsyncParsableCommand {
         if let image {
             submit.image = try Data(contentsOf: URL(fileURLWithPath: image))
         }
-        let client = try Client(context: ZMQContext(), endpoint: coordinator, log: logLine)
+        let client = try Client(context: ZMQContext(), endpoint: coordinator, curve: try curve.role(), log: logLine)
         let job = submit
         let result = try await withThrowingTaskGroup(of: Stagebeam_V1_JobResult?.self) { group in
             group.addTask { try await client.submit(job) { event in printError(describe(event)) } }

@@ -23,6 +23,7 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "The coordinator is presumed dead after this many intervals of silence; then the worker reconnects.")
     var liveness = 3
     @OptionGroup var metricsOptions: MetricsOptions
+    @OptionGroup var curve: ClientCurveOptions
 
     func validate() throws {
         if maxBatch < 1 { throw ValidationError("--max-batch must be ≥ 1") }
@@ -50,7 +51,8 @@ struct WorkerCommand: AsyncParsableCommand {
         let worker = try Worker(
             context: ZMQContext(),
             configuration: .init(endpoint: coordinator, workerID: id, roles: try parsedRoles(), maxBatch: maxBatch,
-                                 heartbeat: HeartbeatPolicy(interval: .milliseconds(heartbeatMs), missedLimit: liveness)),
+                                 heartbeat: HeartbeatPolicy(interval: .milliseconds(heartbeatMs), missedLimit: liveness),
+                                 curve: try curve.role()),
             engine: workerEngine, log: logLine)
         let metricsServer = try metricsOptions.serve(worker.metrics, ready: { worker.isConnected })
         announce("worker \(id) · model \(workerEngine.modelName) \(workerEngine.modelHash.prefix(12)) · roles \(roles) · max batch \(maxBatch) · coordinator \(coordinator)")
