@@ -15,10 +15,12 @@ public final class ClusterItemRunner: ItemRunner, @unchecked Sendable {
     private var idle: [Client]
     private var all: [Client]
 
-    public init(endpoint: String, settings: BatchJobSettings, concurrency: Int, log: @escaping @Sendable (String) -> Void) throws {
+    /// `curve`: keys for a coordinator that requires them.
+    public init(endpoint: String, settings: BatchJobSettings, concurrency: Int, curve: CurveRole? = nil,
+                log: @escaping @Sendable (String) -> Void) throws {
         self.settings = settings
         let context = try ZMQContext()
-        all = try (0..<max(concurrency, 1)).map { _ in try Client(context: context, endpoint: endpoint, log: log) }
+        all = try (0..<max(concurrency, 1)).map { _ in try Client(context: context, endpoint: endpoint, curve: curve, log: log) }
         idle = all
     }
 

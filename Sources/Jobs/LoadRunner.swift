@@ -24,6 +24,7 @@ public final class LoadRunner: @unchecked Sendable {
     }
 
     let endpoint: String
+    let curve: CurveRole?
     let questions: [BatchItem]
     let seed: UInt64
     /// Rate profiles: at most this many jobs in flight (each holds one client link).
@@ -34,8 +35,10 @@ public final class LoadRunner: @unchecked Sendable {
     private let lock = NSLock()
     private var idle: [Client] = []
 
+    /// `curve`: keys for a coordinator that requires them.
     public init(endpoint: String, questions: [BatchItem], seed: UInt64, maxInFlight: Int = 64, statusInterval: Duration = .milliseconds(500),
-                log: @escaping @Sendable (String) -> Void) throws {
+                curve: CurveRole? = nil, log: @escaping @Sendable (String) -> Void) throws {
+        self.curve = curve
         guard !questions.isEmpty else { throw JobsError(.invalidArgument, "a load test needs at least one question") }
         self.endpoint = endpoint
         self.questions = questions
@@ -56,7 +59,7 @@ public final class LoadRunner: @unchecked Sendable {
     /// One run: `profile` under `limits` with `settings`' search options.
     public func run(name: String, profile: LoadProfile, limits: Limits, settings: BatchJobSettings, slo: SLO) async throws -> LoadRunResult {
         let start = ContinuousClock.now
-        let sampler = try StatusSampler(client: Client(context: context, endpoint: endpoint, log: log), start: start, interval: statusInterval)
+        let sampler = try StatusSampler(client: Client(context: context, endpoint: endpoint, curve: curve, log: log), start: start, interval: statusInterval)
         let samplerTask = Task { await sampler.run() }
         let samples: [RequestSample]
         switch profile {
@@ -132,7 +135,7 @@ public final class LoadRunner: @unchecked Sendable {
         var submit = settings.config(seed: ItemSeed.seed(batch: seed, id: "request-\(index)")).submitJob(question: item.question)
         if let image = item.image { submit.image = try image.load() }
         if let templates = settings.judgeTemplatesJSON { submit.judgeTemplatesJson = templates }
-        let client = try lock.withLock { idle.popLast() } ?? Client(context: context, endpoint: endpoint, log: log)
+        let client = try lock.withLock { idle.popLast() } ?? Client(context: context, endpoint: endpoint, curve: curve, log: log)
         defer { lock.withLock { idle.append(client) } }
         let submitted = seconds(since: start)
         var sample = RequestSample(index: index, start: submitted, latency: 0, succeeded: false, errorCode: nil, queueMs: 0, stageMs: [:],

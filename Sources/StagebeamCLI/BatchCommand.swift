@@ -32,6 +32,7 @@ struct BatchCommand: AsyncParsableCommand {
     @Option(name: .customLong("images-dir"), help: "Directory image paths are relative to (default: the input file's).")
     var imagesDir: String?
     @OptionGroup var search: SearchOptions
+    @OptionGroup var curve: ClientCurveOptions
     @Option(help: "Items in flight at once (jobs submitted to the coordinator).")
     var concurrency = 4
     @Flag(name: .customLong("record-search"), help: "Put each item's full search record (candidates, tournaments) under \"search\".")
@@ -63,7 +64,8 @@ struct BatchCommand: AsyncParsableCommand {
         let runner: any ItemRunner
         var cluster: ClusterItemRunner?
         if let coordinator {
-            cluster = try ClusterItemRunner(endpoint: coordinator, settings: settings, concurrency: concurrency, log: logLine)
+            cluster = try ClusterItemRunner(endpoint: coordinator, settings: settings, concurrency: concurrency,
+                                            curve: try curve.role(), log: logLine)
             runner = cluster!
         } else {
             var arguments = ["--model", model!, "--kv-capacity", String(kvCapacity)]

@@ -26,6 +26,7 @@ struct LoadtestCommand: AsyncParsableCommand {
     @Option(name: .customLong("duration"), help: "Seconds of submissions per run (instead of --requests).")
     var duration: Double?
     @OptionGroup var search: SearchOptions
+    @OptionGroup var curve: ClientCurveOptions
     @Option(help: "Beam widths to run in turn, comma-separated (default: --beam).")
     var beams: String?
     @Option(help: "Objective(s), e.g. latency_p99:20s, error_rate:1% (repeatable or comma-separated).")
@@ -99,7 +100,7 @@ struct LoadtestCommand: AsyncParsableCommand {
             else if let rate { .profile(.rate(rate)) }
             else { .sweep(try LoadSweep(startRate: startRate, factor: rateFactor, maxSteps: maxSteps, maxSeconds: maxSweepS)) }
         let runner = try LoadRunner(endpoint: coordinator, questions: questions, seed: search.seed, maxInFlight: maxInFlight,
-                                    statusInterval: .milliseconds(statusIntervalMs), log: logLine)
+                                    statusInterval: .milliseconds(statusIntervalMs), curve: try curve.role(), log: logLine)
         let report = try await LoadTest.run(runner: runner, mode: mode, beams: try beamList(), limits: .init(requests: requests, duration: duration),
                                             settings: settings, slo: objective, coordinator: coordinator, log: { printError($0) })
         runner.close()
