@@ -41,7 +41,8 @@ public struct BatchJobSettings: Sendable {
 /// `work()`, or nil when it has not finished within `timeout` (nil: no limit); it is then cancelled.
 /// A `Client` request cancelled so frees the client for another one; a job submitted goes on at the
 /// coordinator, and submitting its id again re-attaches to it.
-func withTimeout<T: Sendable>(_ timeout: Duration?, _ work: @escaping @Sendable () async throws -> T) async throws -> T? {
+/// `work`'s result, or nil when `timeout` passes first (nil timeout: wait as long as it takes).
+public func withTimeout<T: Sendable>(_ timeout: Duration?, _ work: @escaping @Sendable () async throws -> T) async throws -> T? {
     guard let timeout else { return try await work() }
     return try await withThrowingTaskGroup(of: T?.self) { group in
         group.addTask { try await work() }

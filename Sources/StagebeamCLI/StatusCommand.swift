@@ -1,6 +1,7 @@
 import ArgumentParser
 import Cluster
 import Foundation
+import Jobs
 import Transport
 import Wire
 
@@ -19,16 +20,7 @@ struct StatusCommand: AsyncParsableCommand {
 
     func run() async throws {
         let client = try Client(context: ZMQContext(), endpoint: coordinator, curve: try curve.role(), log: logLine)
-        let status = try await withThrowingTaskGroup(of: Stagebeam_V1_StatusReply?.self) { group in
-            group.addTask { try await client.status() }
-            group.addTask {
-                try await Task.sleep(for: .milliseconds(Int64(timeoutS * 1000)))
-                return nil
-            }
-            let first = try await group.next()!
-            group.cancelAll()
-            return first
-        }
+        let status = try await withTimeout(.milliseconds(Int64(timeoutS * 1000))) { try await client.status() }
         client.close()
         guard let status else {
             printError("no answer from \(coordinator) within \(timeoutS) s")

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Cluster
 import Foundation
+import Jobs
 import Search
 import Transport
 import Wire
@@ -42,18 +43,8 @@ struct SubmitCommand: AsyncParsableCommand {
         }
         let client = try Client(context: ZMQContext(), endpoint: coordinator, curve: try curve.role(), log: logLine)
         let job = submit
-        let result = try await withThrowingTaskGroup(of: Stagebeam_V1_JobResult?.self) { group in
-            group.addTask { try await client.submit(job) { event in printError(describe(event)) } }
-            if timeoutS > 0 {
-                group.addTask {
-                    try await Task.sleep(for: .milliseconds(Int64(timeoutS * 1000)))
-                    return nil
-                }
-            }
-            let first = try await group.next()!
-            group.cancelAll()
-            return first
-        }
+        let timeout: Duration? = timeoutS > 0 ? .milliseconds(Int64(timeoutS * 1000)) : nil
+        let result = try await withTimeout(timeout) { try await client.submit(job) { event in printError(describe(event)) } }
         client.close()
         guard let result else {
             printError("no result from \(coordinator) within \(timeoutS) s")
