@@ -1,0 +1,451 @@
+"""Synthetic visual-reasoning data for the built-in model: scenes, questions, four-stage answers and
+judge pairs.
+
+A scene is a 48x48 image holding 1-8 objects on a 3x3 grid of 16-pixel cells (one object per cell).
+The vision tower's patches are 16 pixels too, so each image token sees exactly one cell: seeing an
+object is a per-patch classification, which a small model can learn (the prototype in issue #5 did
+not learn to see objects that straddled patches). The difficulty lives in the multi-step reasoning
+(filter, count, subtract, compare, locate), where a sampled slip can happen and can be checked.
+
+Everything is a pure function of a seed, so a split is reproducible from its seed range.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, replace
+
+from PIL import Image, ImageDraw
+
+IMAGE_SIZE = 48
+CELL = 16
+BACKGROUND = (235, 235, 235)
+COLOURS = {
+    "red": (220, 40, 40), "green": (40, 160, 60), "blue": (40, 80, 220),
+    "yellow": (230, 200, 30), "purple": (150, 60, 190), "gray": (110, 110, 110),
+}
+SHAPES = ["circle", "square", "triangle"]
+SIZES = ["small", "large"]
+HALF_WIDTH = {"small": 4, "large": 7}
+POSITIONS = ["top left", "top middle", "top right", "middle left", "center", "middle right",
+             "bottom left", "bottom middle", "bottom right"]
+
+
+@dataclass(frozen=True)
+class Shape:
+    cell: int  # 0..8, reading order
+    size: str
+    colour: str
+    shape: str
+
+    @property
+    def row(self) -> int: return self.cell // 3
+
+    @property
+    def column(self) -> int: return self.cell % 3
+
+    @property
+    def position(self) -> str: return POSITIONS[self.cell]
+
+    @property
+    def name(self) -> str: return f"{self.size} {self.colour} {self.shape}"
+
+
+@dataclass(frozen=True)
+class Scene:
+    objects: tuple[Shape, ...]  # sorted by cell
+
+    def image(self) -> Image.Image:
+        img = Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), BACKGROUND)
+        draw = ImageDraw.Draw(img)
+        for o in self.objects:
+            cx, cy = o.column * CELL + CELL // 2, o.row * CELL + CELL // 2
+            h = HALF_WIDTH[o.size]
+            fill = COLOURS[o.colour]
+            if o.shape == "circle":
+                draw.ellipse([cx - h, cy - h, cx + h - 1, cy + h - 1], fill=fill)
+            elif o.shape == "square":
+                draw.rectangle([cx - h + 1, cy - h + 1, cx + h - 2, cy + h - 2], fill=fill)
+            else:
+                draw.polygon([(cx, cy - h), (cx - h, cy + h - 1), (cx + h - 1, cy + h - 1)], fill=fill)
+        return img
+
+
+def random_scene(rng: random.Random, min_objects: int = 1, max_objects: int = 8) -> Scene:
+    n = rng.randint(min_objects, max_objects)
+    cells = sorted(rng.sample(range(9), n))
+    return Scene(tuple(Shape(c, rng.choice(SIZES), rng.choice(list(COLOURS)), rng.choice(SHAPES)) for c in cells))
+
+
+# ---------------------------------------------------------------------------------------------
+# Filters: a set of attribute values an object must have ("red", "large blue", "blue square").
+
+@dataclass(frozen=True)
+class Filter:
+    size: str | None = None
+    colour: str | None = None
+    shape: str | None = None
+
+    def matches(self, o: Shape) -> bool:
+        return all(v is None or v == getattr(o, k) for k, v in
+                   (("size", self.size), ("colour", self.colour), ("shape", self.shape)))
+
+    def words(self) -> list[str]:
+        return [w for w in (self.size, self.colour) if w]
+
+    def plural(self) -> str:
+        noun = f"{self.shape}s" if self.shape else "objects"
+        return " ".join(self.words() + [noun])
+
+    def singular(self) -> str:
+        return " ".join(self.words() + [self.shape or "object"])
+
+
+def random_filter(rng: random.Random, scene: Scene) -> Filter:
+    # Half the time describe an object that is in the scene, so counts are not mostly zero.
+    base = rng.choice(scene.objects) if rng.random() < 0.7 else Shape(0, rng.choice(SIZES), rng.choice(list(COLOURS)), rng.choice(SHAPES))
+    kind = rng.choice(["colour", "shape", "colour", "colour+shape", "size+colour", "size+shape"])
+    return Filter(size=base.size if "size" in kind else None,
+                  colour=base.colour if "colour" in kind else None,
+                  shape=base.shape if "shape" in kind else None)
+
+
+def unique_description(scene: Scene, o: Shape, without: str | None = None) -> Filter | None:
+    """The shortest filter that picks out `o` alone, preferring colour+shape; `without` names an
+    attribute the description must not use."""
+    for f in (Filter(colour=o.colour, shape=o.shape), Filter(shape=o.shape), Filter(colour=o.colour),
+              Filter(size=o.size, shape=o.shape), Filter(size=o.size, colour=o.colour),
+              Filter(size=o.size, colour=o.colour, shape=o.shape)):
+        if without is not None and getattr(f, without) is not None:
+            continue
+        if sum(f.matches(x) for x in scene.objects) == 1:
+            return f
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Questions and their four-stage answers.
+
+@dataclass
+class Item:
+    scene: Scene
+    family: str
+    question: str
+    answer: str
+    summary: str
+    caption: str
+    reasoning: str
+    conclusion: str
+    # What the reasoning is built from, so the judge-pair generator can write a slipped version.
+    plan: dict
+
+    def stages(self) -> dict[str, str]:
+        return {"summary": self.summary, "caption": self.caption, "reasoning": self.reasoning,
+                "conclusion": self.conclusion}
+
+    def assistant_text(self) -> str:
+        return join_stages(self.stages())
+
+
+def join_stages(stages: dict[str, str]) -> str:
+    """The answer as stagebeam's search assembles it: tags around each stage, a blank line between."""
+    return "\n\n".join(f"<{k.upper()}>{v}</{k.upper()}>" for k, v in stages.items())
+
+
+def caption_text(rng: random.Random, objects, style: int | None = None) -> str:
+    style = rng.randrange(3) if style is None else style
+    n = len(objects)
+    if style == 0:
+        body = " ".join(f"{o.position.capitalize()}: a {o.name}." for o in objects)
+        return f"{body} That is {n} object{'s' if n != 1 else ''} in total."
+    if style == 1:
+        parts = [f"a {o.name} at the {o.position}" for o in objects]
+        listed = parts[0] if n == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+        return f"The image shows {listed}. There {'is' if n == 1 else 'are'} {n} object{'s' if n != 1 else ''}."
+    body = " ".join(f"In the {o.position} there is a {o.name}." for o in objects)
+    return f"{body} I count {n} object{'s' if n != 1 else ''}."
+
+
+def list_matches(f: Filter, objects, skip: int | None = None, extra: Shape | None = None) -> tuple[str, int]:
+    """'Red objects: the large red circle (1), the small red square (2). That is 2.' — optionally with
+    a slip (one match skipped, or one non-match counted), as a sampled candidate might write it."""
+    chosen = [o for i, o in enumerate(x for x in objects if f.matches(x)) if i != skip]
+    if extra is not None:
+        chosen = sorted(chosen + [extra], key=lambda o: o.cell)
+    label = f.plural().capitalize()
+    if not chosen:
+        return f"{label}: none. That is 0.", 0
+    items = ", ".join(f"the {o.name} ({i + 1})" for i, o in enumerate(chosen))
+    return f"{label}: {items}. That is {len(chosen)}.", len(chosen)
+
+
+def summary_text(rng: random.Random, family: str, q: dict) -> str:
+    if family == "count":
+        options = [f"I need to count the {q['f'].plural()} in the image.",
+                   f"The question asks how many {q['f'].plural()} there are. I will find each one and count them.",
+                   f"To answer, I will list the {q['f'].plural()} and count them."]
+    elif family in ("remove", "remove2"):
+        what = q['f'].plural() + (f" and all {q['g'].plural()}" if family == "remove2" else "")
+        options = [f"I need to count all objects, take away the {what}, and see how many are left.",
+                   f"The question asks how many objects remain after removing the {what}. I will count the total and subtract.",
+                   f"To answer, I will count the objects and the {what}, then subtract."]
+    elif family == "compare":
+        options = [f"I need to count the {q['f'].plural()} and the {q['g'].plural()} and compare the two numbers.",
+                   f"The question compares the number of {q['f'].plural()} with the number of {q['g'].plural()}. I will count both.",
+                   f"To answer, I will count the {q['f'].plural()}, then the {q['g'].plural()}, and compare."]
+    elif family == "attribute":
+        options = [f"I need to find the {q['f'].singular()} and tell its {q['attr']}.",
+                   f"The question asks for the {q['attr']} of the {q['f'].singular()}. I will locate it in the image.",
+                   f"To answer, I will look for the {q['f'].singular()} and read its {q['attr']}."]
+    else:  # spatial
+        options = [f"I need to find where the {q['f'].singular()} and the {q['g'].singular()} are and compare their positions.",
+                   f"The question is about the positions of the {q['f'].singular()} and the {q['g'].singular()}. I will locate both.",
+                   f"To answer, I will locate the {q['f'].singular()} and the {q['g'].singular()} and compare them."]
+    return rng.choice(options)
+
+
+def conclusion_text(rng: random.Random, answer: str) -> str:
+    return rng.choice([f"The answer is {answer}.", f"So the answer is {answer}.", f"Answer: {answer}."])
+
+
+RELATIONS = {
+    "left of": ("to the left of", "column", lambda a, b: a < b),
+    "right of": ("to the right of", "column", lambda a, b: a > b),
+    "above": ("above", "row", lambda a, b: a < b),
+    "below": ("below", "row", lambda a, b: a > b),
+}
+
+
+def reasoning_text(family: str, q: dict, objects, slip: dict | None = None) -> tuple[str, str]:
+    """The step-by-step work and the answer it reaches. `slip` injects one realistic mistake."""
+    slip = slip or {}
+    if family == "count":
+        text, k = list_matches(q["f"], objects, slip.get("skip"), slip.get("extra"))
+        return f"{text} So there are {k} {q['f'].plural() if k != 1 else q['f'].singular()}.", str(k)
+    if family in ("remove", "remove2"):
+        n = len(objects)
+        if family == "remove":
+            text, k = list_matches(q["f"], objects, slip.get("skip"), slip.get("extra"))
+        else:
+            matched = [o for o in objects if q["f"].matches(o) or q["g"].matches(o)]
+            if slip.get("skip") is not None and slip["skip"] < len(matched):
+                matched.pop(slip["skip"])
+            label = f"{q['f'].plural().capitalize()} or {q['g'].plural()}"
+            k = len(matched)
+            items = ", ".join(f"the {o.name} ({i + 1})" for i, o in enumerate(matched)) or "none"
+            text = f"{label}: {items}. That is {k}."
+        left = n - k + slip.get("arith", 0)
+        total = f"There {'is' if n == 1 else 'are'} {n} object{'' if n == 1 else 's'}."
+        return f"{total} {text} {n} - {k} = {left}.", str(left)
+    if family == "compare":
+        a_text, a = list_matches(q["f"], objects, slip.get("skip"), slip.get("extra"))
+        b_text, b = list_matches(q["g"], objects)
+        relation = "more than" if a > b else "fewer than" if a < b else "the same as"
+        if slip.get("flip"):
+            relation = {"more than": "fewer than", "fewer than": "more than", "the same as": "more than"}[relation]
+        answer = {"more": relation == "more than", "fewer": relation == "fewer than", "same": relation == "the same as"}[q["ask"]]
+        return f"{a_text} {b_text} {a} is {relation} {b}, so {'yes' if answer else 'no'}.", "yes" if answer else "no"
+    if family == "attribute":
+        o = slip.get("wrong_object") or next(x for x in objects if q["f"].matches(x))
+        value = getattr(o, q["attr_key"])
+        return (f"The {q['f'].singular()} is the {o.name} at the {o.position}. Its {q['attr']} is {value}.", value)
+    # spatial
+    a = next(x for x in objects if q["f"].matches(x))
+    b = next(x for x in objects if q["g"].matches(x))
+    phrase, axis, holds = RELATIONS[q["rel"]]
+    ia, ib = getattr(a, axis) + 1, getattr(b, axis) + 1
+    if slip.get("shift"):
+        ia = ia % 3 + 1
+    yes = holds(ia, ib)
+    word = {"column": "column", "row": "row"}[axis]
+    return (f"The {q['f'].singular()} is at the {a.position}, in {word} {ia}. The {q['g'].singular()} is at the "
+            f"{b.position}, in {word} {ib}. {word.capitalize()} {ia} is {'' if yes else 'not '}{phrase} {word} {ib}, "
+            f"so {'yes' if yes else 'no'}.", "yes" if yes else "no")
+
+
+FAMILY_WEIGHTS = {"count": 25, "remove": 18, "remove2": 10, "compare": 17, "attribute": 15, "spatial": 15}
+
+
+def make_question(rng: random.Random, scene: Scene, family: str) -> tuple[str, dict] | None:
+    objs = scene.objects
+    if family == "count":
+        f = random_filter(rng, scene)
+        return rng.choice([f"How many {f.plural()} are there?", f"How many {f.plural()} are in the image?",
+                           f"Count the {f.plural()}."]), {"f": f}
+    if family == "remove":
+        f = random_filter(rng, scene)
+        return rng.choice([f"Remove all {f.plural()}. How many objects are left?",
+                           f"If all {f.plural()} are taken away, how many objects remain?"]), {"f": f}
+    if family == "remove2":
+        f, g = random_filter(rng, scene), random_filter(rng, scene)
+        if f == g:
+            return None
+        return rng.choice([f"Remove all {f.plural()} and all {g.plural()}. How many objects are left?",
+                           f"Take away every {f.singular()} and every {g.singular()}. How many objects remain?"]), {"f": f, "g": g}
+    if family == "compare":
+        f, g = random_filter(rng, scene), random_filter(rng, scene)
+        if f == g:
+            return None
+        ask = rng.choice(["more", "fewer", "same"])
+        text = {"more": f"Are there more {f.plural()} than {g.plural()}?",
+                "fewer": f"Are there fewer {f.plural()} than {g.plural()}?",
+                "same": f"Are there as many {f.plural()} as {g.plural()}?"}[ask]
+        return text, {"f": f, "g": g, "ask": ask}
+    if family == "attribute":
+        # Ask for an attribute, then describe an object uniquely without giving that attribute away.
+        key = rng.choice(["colour", "colour", "shape", "shape", "size"])
+        described = [(o, unique_description(scene, o, without=key)) for o in objs]
+        described = [(o, f) for o, f in described if f is not None]
+        if not described:
+            return None
+        o, f = rng.choice(described)
+        attr = {"colour": "color", "shape": "shape", "size": "size"}[key]
+        return rng.choice([f"What {attr} is the {f.singular()}?", f"What is the {attr} of the {f.singular()}?"]), \
+            {"f": f, "attr": attr, "attr_key": key}
+    # spatial
+    described = [(o, unique_description(scene, o)) for o in objs]
+    described = [(o, f) for o, f in described if f is not None]
+    if len(described) < 2:
+        return None
+    (a, f), (b, g) = rng.sample(described, 2)
+    rel = rng.choice(list(RELATIONS))
+    return f"Is the {f.singular()} {RELATIONS[rel][0]} the {g.singular()}?", {"f": f, "g": g, "rel": rel}
+
+
+def make_item(rng: random.Random, scene: Scene, family: str | None = None) -> Item | None:
+    family = family or rng.choices(list(FAMILY_WEIGHTS), weights=list(FAMILY_WEIGHTS.values()))[0]
+    made = make_question(rng, scene, family)
+    if made is None:
+        return None
+    question, q = made
+    reasoning, answer = reasoning_text(family, q, scene.objects)
+    return Item(scene, family, question, answer, summary_text(rng, family, q), caption_text(rng, scene.objects),
+                reasoning, conclusion_text(rng, answer), {"q": q})
+
+
+def random_item(rng: random.Random, min_objects: int = 1, max_objects: int = 8) -> Item:
+    while True:
+        item = make_item(rng, random_scene(rng, min_objects, max_objects))
+        if item is not None:
+            return item
+
+
+# ---------------------------------------------------------------------------------------------
+# Judge pairs: one correct candidate and one with a realistic mistake.
+
+def corrupt_scene_objects(rng: random.Random, objects) -> tuple[Shape, ...]:
+    objs = list(objects)
+    kind = rng.choice(["colour", "shape", "size", "colour", "drop", "add", "move"])
+    i = rng.randrange(len(objs))
+    if kind == "colour":
+        objs[i] = replace(objs[i], colour=rng.choice([c for c in COLOURS if c != objs[i].colour]))
+    elif kind == "shape":
+        objs[i] = replace(objs[i], shape=rng.choice([s for s in SHAPES if s != objs[i].shape]))
+    elif kind == "size":
+        objs[i] = replace(objs[i], size="small" if objs[i].size == "large" else "large")
+    elif kind == "drop" and len(objs) > 1:
+        objs.pop(i)
+    else:
+        free = [c for c in range(9) if c not in {o.cell for o in objs}]
+        if not free:
+            objs[i] = replace(objs[i], colour=rng.choice([c for c in COLOURS if c != objs[i].colour]))
+        elif kind == "add" or len(objs) == 1:
+            objs.append(Shape(rng.choice(free), rng.choice(SIZES), rng.choice(list(COLOURS)), rng.choice(SHAPES)))
+        else:
+            objs[i] = replace(objs[i], cell=rng.choice(free))
+    return tuple(sorted(objs, key=lambda o: o.cell))
+
+
+def slipped_reasoning(rng: random.Random, item: Item) -> tuple[str, str] | None:
+    """The item's reasoning with one slip that changes its answer, or None if none applies."""
+    q, objs, family = item.plan["q"], item.scene.objects, item.family
+    for _ in range(8):
+        if family in ("count", "remove", "compare"):
+            matches = [o for o in objs if q["f"].matches(o)]
+            others = [o for o in objs if not q["f"].matches(o)]
+            options = []
+            if matches:
+                options.append({"skip": rng.randrange(len(matches))})
+            if others:
+                options.append({"extra": rng.choice(others)})
+            if family == "remove":
+                options.append({"arith": rng.choice([-1, 1])})
+            if family == "compare":
+                options.append({"flip": True})
+            slip = rng.choice(options) if options else None
+        elif family == "remove2":
+            slip = rng.choice([{"arith": rng.choice([-1, 1])}, {"skip": 0}])
+        elif family == "attribute":
+            others = [o for o in objs if getattr(o, q["attr_key"]) != item.answer]
+            slip = {"wrong_object": rng.choice(others)} if others else None
+        else:
+            slip = {"shift": True}
+        if slip is None:
+            return None
+        text, answer = reasoning_text(family, q, objs, slip)
+        if answer != item.answer:
+            return text, answer
+    return None
+
+
+def judge_pair(rng: random.Random, item: Item, topic: str) -> dict | None:
+    """{"topic", "hints", "better", "worse"} for one stage (or "answer" for whole answers)."""
+    stages = item.stages()
+    if topic == "summary":
+        other = None
+        for _ in range(20):
+            other = make_item(rng, item.scene)
+            if other is not None and other.question != item.question and other.summary != item.summary:
+                break
+        else:
+            return None
+        worse = other.summary if rng.random() < 0.7 else f"{item.summary} The answer is {other.answer}."
+        return {"topic": topic, "hints": {}, "better": item.summary, "worse": worse}
+    if topic == "caption":
+        bad = corrupt_scene_objects(rng, item.scene.objects)
+        style = rng.randrange(3)
+        return {"topic": topic, "hints": {}, "better": caption_text(rng, item.scene.objects, style),
+                "worse": caption_text(rng, bad, style)}
+    if topic == "reasoning":
+        slipped = slipped_reasoning(rng, item)
+        if slipped is None:
+            return None
+        return {"topic": topic, "hints": {"caption": item.caption}, "better": item.reasoning, "worse": slipped[0]}
+    if topic == "conclusion":
+        wrong = wrong_answer(rng, item)
+        return {"topic": topic, "hints": {"caption": item.caption, "reasoning": item.reasoning},
+                "better": item.conclusion, "worse": conclusion_text(rng, wrong)}
+    # answer: whole answers; the worse one goes wrong at its caption or its reasoning and carries the
+    # mistake through to its conclusion.
+    bad = dict(stages)
+    if rng.random() < 0.5:
+        slipped = slipped_reasoning(rng, item)
+        if slipped is None:
+            return None
+        bad["reasoning"], wrong = slipped
+    else:
+        bad_objects = corrupt_scene_objects(rng, item.scene.objects)
+        bad_item = make_item_from_plan(item, bad_objects)
+        if bad_item is None or bad_item[1] == item.answer:
+            return None
+        bad["caption"] = caption_text(rng, bad_objects)
+        bad["reasoning"], wrong = bad_item
+    bad["conclusion"] = conclusion_text(rng, wrong)
+    return {"topic": topic, "hints": {}, "better": item.assistant_text(), "worse": join_stages(bad)}
+
+
+def make_item_from_plan(item: Item, objects) -> tuple[str, str] | None:
+    """The item's reasoning redone on a (mis-seen) set of objects."""
+    try:
+        return reasoning_text(item.family, item.plan["q"], objects)
+    except StopIteration:  # the described object is not among the mis-seen ones
+        return None
+
+
+def wrong_answer(rng: random.Random, item: Item) -> str:
+    a = item.answer
+    if a in ("yes", "no"):
+        return "no" if a == "yes" else "yes"
+    if a.isdigit():
+        return str(max(0, int(a) + rng.choice([-1, 1])) if a != "0" else 1)
+    pool = list(COLOURS) if a in COLOURS else SHAPES if a in SHAPES else SIZES
+    return rng.choice([x for x in pool if x != a])

@@ -1,0 +1,315 @@
+"""Trains stagebeam's built-in model (models/stagebeam-shapes) from scratch on synthetic scenes.
+
+One command, CPU or CUDA, reproducible from its seed:
+    .venv/bin/python training/train.py --out models/stagebeam-shapes
+It builds the byte-level BPE tokenizer on the synthetic corpus, a tiny LlavaForConditionalGeneration
+(CLIP vision tower, Llama decoder), trains it (a short alignment phase on image descriptions, then
+answers, descriptions and judge verdicts mixed), and saves it in Hugging Face layout with its
+tokenizer, chat template and image processor. The log and loss curve go to training/log/.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import shapes  # noqa: E402
+from examples import (CHAT_TEMPLATE, IMAGE_TOKENS, Encoder, caption_example, generation_example,  # noqa: E402
+                      judge_example, pixels, prompt_text)
+from dataset import held_out_keys, item_key  # noqa: E402
+
+SPECIAL = ["<|begin|>", "<|end|>", "<|user|>", "<|assistant|>", "<|system|>", "<image>", "<pad>"]
+STAGE_TAGS = [f"<{t}>" for s in ("SUMMARY", "CAPTION", "REASONING", "CONCLUSION") for t in (s, "/" + s)]
+
+
+def build_tokenizer(seed: int, vocab_size: int):
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
+    rng = random.Random(seed)
+    corpus = []
+    for _ in range(4000):
+        item = shapes.random_item(rng)
+        corpus += [item.question, item.assistant_text()]
+    from judge_prompt import TEMPLATES
+    corpus += [TEMPLATES["prompt"], TEMPLATES["hint"], TEMPLATES["verdictPrefix"]] * 50
+    corpus += [c["criterion"] for c in TEMPLATES["criteria"].values()] * 50
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size - len(STAGE_TAGS), special_tokens=SPECIAL,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(corpus, trainer)
+    tok.add_tokens([AddedToken(t, special=False, normalized=False) for t in STAGE_TAGS])
+    return tok
+
+
+def build_model(vocab_size: int, ids: dict):
+    from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
+    vision = CLIPVisionConfig(hidden_size=128, intermediate_size=512, num_hidden_layers=2, num_attention_heads=4,
+                              image_size=48, patch_size=16, projection_dim=128, hidden_act="quick_gelu")
+    text = LlamaConfig(vocab_size=vocab_size, hidden_size=256, intermediate_size=704, num_hidden_layers=4,
+                       num_attention_heads=8, num_key_value_heads=4, max_position_embeddings=1024,
+                       rms_norm_eps=1e-5, rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+                       tie_word_embeddings=False, bos_token_id=ids["<|begin|>"], eos_token_id=ids["<|end|>"],
+                       pad_token_id=ids["<pad>"])
+    config = LlavaConfig(vision_config=vision, text_config=text, image_token_index=ids["<image>"],
+                         vision_feature_layer=-1, vision_feature_select_strategy="default",
+                         image_seq_length=IMAGE_TOKENS, projector_hidden_act="gelu", tie_word_embeddings=False)
+    return LlavaForConditionalGeneration(config)
+
+
+class Stream:
+    """An endless, seeded stream of length-bucketed batches. Items whose scene and question are in
+    the held-out test split are never trained on."""
+
+    def __init__(self, enc: Encoder, seed: int, held_out: set, batch_tokens: int, pad_id: int):
+        self.enc, self.rng, self.held_out = enc, random.Random(seed), held_out
+        self.batch_tokens, self.pad_id = batch_tokens, pad_id
+
+    def example(self, phase: str):
+        rng = self.rng
+        while True:
+            item = shapes.random_item(rng)
+            if item_key(item) in self.held_out:
+                continue
+            roll = rng.random()
+            if phase == "align" or roll < 0.10:
+                return caption_example(self.enc, rng, item.scene)
+            if roll < 0.62:
+                return generation_example(self.enc, item)
+            ex = judge_example(self.enc, rng, item)
+            if ex is not None:
+                return ex
+
+    def batches(self, phase: str, pool: int = 384):
+        examples = sorted((self.example(phase) for _ in range(pool)), key=lambda e: len(e["ids"]))
+        out, current = [], []
+        for ex in examples:
+            if current and len(ex["ids"]) * (len(current) + 1) > self.batch_tokens:
+                out.append(current)
+                current = []
+            current.append(ex)
+        if current:
+            out.append(current)
+        self.rng.shuffle(out)
+        return [collate(b, self.pad_id) for b in out]
+
+
+def collate(batch, pad_id: int):
+    width = max(len(e["ids"]) for e in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    weights = torch.zeros((len(batch), width))
+    judge = torch.zeros(len(batch), dtype=torch.bool)
+    for i, e in enumerate(batch):
+        n = len(e["ids"])
+        ids[i, :n] = torch.tensor(e["ids"])
+        mask[i, :n] = 1
+        weights[i, :n] = torch.tensor(e["w"])
+        judge[i] = e["kind"] == "judge"
+    px = torch.from_numpy(np.stack([pixels(e["image"]) for e in batch]))
+    return {"ids": ids, "mask": mask, "weights": weights, "judge": judge, "pixels": px,
+            "tokens": int(mask.sum())}
+
+
+def batch_loss(model, b, device):
+    """Mean over answer tokens plus mean over judge verdicts, so the one-token verdicts are not
+    drowned by the hundreds of answer tokens around them."""
+    logits = model(input_ids=b["ids"].to(device), pixel_values=b["pixels"].to(device),
+                   attention_mask=b["mask"].to(device)).logits[:, :-1]
+    targets = b["ids"][:, 1:].to(device)
+    w = b["weights"][:, 1:].to(device)
+    ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), reduction="none").view_as(w)
+    judge = b["judge"].to(device)[:, None].float()
+    answer_w, judge_w = w * (1 - judge), w * judge
+    parts = {}
+    loss = 0.0
+    for name, pw in (("answer", answer_w), ("judge", judge_w)):
+        total = pw.sum()
+        if total > 0:
+            part = (ce * pw).sum() / total
+            parts[name] = part.item()
+            loss = loss + part
+    return loss, parts
+
+
+@torch.no_grad()
+def judge_accuracy(model, batches, choice_ids, device):
+    """Share of judge examples whose verdict logit prefers the better response."""
+    correct = total = 0
+    for b in batches:
+        logits = model(input_ids=b["ids"].to(device), pixel_values=b["pixels"].to(device),
+                       attention_mask=b["mask"].to(device)).logits
+        for i in torch.nonzero(b["judge"]).flatten().tolist():
+            pos = int(torch.nonzero(b["weights"][i] == 1.0).flatten()[0]) - 1  # predicts the choice token
+            first, second = logits[i, pos, choice_ids[0]], logits[i, pos, choice_ids[1]]
+            better_first = int(b["ids"][i, pos + 1]) == choice_ids[0]
+            correct += int((first > second) == better_first)
+            total += 1
+    return correct / max(total, 1)
+
+
+def save(model, tok, ids, out: Path):
+    from transformers import CLIPImageProcessor, LlavaProcessor, PreTrainedTokenizerFast
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out, safe_serialization=True)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|begin|>", eos_token="<|end|>",
+                                   pad_token="<pad>", model_max_length=1024)
+    fast.chat_template = CHAT_TEMPLATE
+    image_processor = CLIPImageProcessor(size={"shortest_edge": 48}, crop_size={"height": 48, "width": 48})
+    processor = LlavaProcessor(image_processor=image_processor, tokenizer=fast, patch_size=16,
+                               vision_feature_select_strategy="default", image_token="<image>",
+                               num_additional_image_tokens=1, chat_template=CHAT_TEMPLATE)
+    processor.save_pretrained(out)
+    fast.save_pretrained(out)
+    # The rendered template and the image pixels must be what training fed the model.
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "How many?"}]}]
+    assert fast.apply_chat_template(messages, add_generation_prompt=True, tokenize=False) == prompt_text("How many?")
+    image = shapes.random_scene(random.Random(0)).image()
+    reference = image_processor(image, return_tensors="np")["pixel_values"][0]
+    assert np.abs(reference - pixels(image)).max() < 1e-5, "pixels differ from CLIPImageProcessor"
+
+
+def svg_curve(rows, path: Path):
+    """Loss curves as a small self-contained SVG (no plotting library needed)."""
+    width, height, pad = 640, 300, 40
+    series = {"answer": "#1f77b4", "judge": "#d62728", "val_answer": "#2ca02c"}
+    xs = [r["tokens"] for r in rows]
+    ys = [r[k] for r in rows for k in series if r.get(k) is not None]
+    if not xs or not ys:
+        return
+    x_max, y_max = max(xs), max(ys)
+    def px(x, y):
+        return pad + (width - 2 * pad) * x / x_max, height - pad - (height - 2 * pad) * min(y, y_max) / y_max
+    lines = []
+    for key, colour in series.items():
+        pts = [px(r["tokens"], r[key]) for r in rows if r.get(key) is not None]
+        if pts:
+            lines.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="'
+                         + " ".join(f"{x:.1f},{y:.1f}" for x, y in pts) + '"/>')
+    legend = "".join(f'<text x="{width - 150}" y="{20 + 16 * i}" fill="{c}" font-size="12">{k} loss</text>'
+                     for i, (k, c) in enumerate(series.items()))
+    path.write_text(
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif">'
+        f'<rect width="100%" height="100%" fill="white"/>'
+        f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="black"/>'
+        f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="black"/>'
+        f'<text x="{width / 2}" y="{height - 8}" font-size="12" text-anchor="middle">training tokens ({x_max / 1e6:.1f}M)</text>'
+        f'<text x="8" y="{pad}" font-size="12">{y_max:.2f}</text><text x="8" y="{height - pad}" font-size="12">0</text>'
+        + "".join(lines) + legend + "</svg>")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("models/stagebeam-shapes"))
+    parser.add_argument("--log-dir", type=Path, default=Path("training/log"))
+    parser.add_argument("--checkpoint", type=Path, default=Path("training/runs/checkpoint.pt"),
+                        help="saved every --eval-every steps; --resume continues from it")
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--steps", type=int, default=1200)
+    parser.add_argument("--align-steps", type=int, default=120)
+    parser.add_argument("--batch-tokens", type=int, default=8192)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--eval-every", type=int, default=50)
+    parser.add_argument("--vocab-size", type=int, default=1024)
+    args = parser.parse_args()
+
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    tok = build_tokenizer(args.seed, args.vocab_size)
+    ids = {t: tok.token_to_id(t) for t in SPECIAL}
+    enc = Encoder(tok, ids["<image>"])
+    model = build_model(tok.get_vocab_size(), ids).to(device)
+    params = sum(p.numel() for p in model.parameters())
+    print(f"device {device} · {params / 1e6:.2f}M parameters · vocab {tok.get_vocab_size()}", flush=True)
+
+    held_out = held_out_keys()
+    train = Stream(enc, args.seed, held_out, args.batch_tokens, ids["<pad>"])
+    val = Stream(enc, args.seed + 1000, held_out, args.batch_tokens, ids["<pad>"])
+    val_batches = val.batches("mix", pool=160)
+    choice_ids = [tok.encode(prompt_text("") + "Response" + c, add_special_tokens=False).ids[-1] for c in (" 1", " 2")]
+
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (no_decay if p.ndim < 2 or "norm" in name else decay).append(p)
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}],
+                            lr=args.lr, betas=(0.9, 0.95))
+    warmup = 60
+
+    def lr_at(step):
+        if step < warmup:
+            return args.lr * (step + 1) / warmup
+        progress = (step - warmup) / max(1, args.steps - warmup)
+        return args.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+    step, tokens, rows = 0, 0, []
+    args.log_dir.mkdir(parents=True, exist_ok=True)
+    if args.resume and args.checkpoint.exists():
+        state = torch.load(args.checkpoint, weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        step, tokens, rows = state["step"], state["tokens"], state["rows"]
+        train.rng.setstate(state["rng"])
+        torch.set_rng_state(state["torch_rng"])
+        print(f"resumed at step {step}", flush=True)
+
+    start, pending, window = time.time(), [], []
+    while step < args.steps:
+        if not pending:
+            pending = train.batches("align" if step < args.align_steps else "mix")
+        b = pending.pop()
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step)
+        model.train()
+        loss, parts = batch_loss(model, b, device)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        tokens += b["tokens"]
+        window.append(parts)
+        if step % args.eval_every == 0 or step == args.steps:
+            model.eval()
+            with torch.no_grad():
+                val_parts = [batch_loss(model, vb, device)[1] for vb in val_batches]
+            row = {"step": step, "tokens": tokens, "seconds": round(time.time() - start, 1), "lr": lr_at(step)}
+            for key in ("answer", "judge"):
+                vals = [p[key] for p in window if key in p]
+                row[key] = round(sum(vals) / len(vals), 4) if vals else None
+                vvals = [p[key] for p in val_parts if key in p]
+                row[f"val_{key}"] = round(sum(vvals) / len(vvals), 4) if vvals else None
+            row["val_judge_accuracy"] = round(judge_accuracy(model, val_batches, choice_ids, device), 4)
+            rows.append(row)
+            window = []
+            rate = tokens / max(row["seconds"], 1e-9)
+            print(f"step {step}/{args.steps} · {tokens / 1e6:.2f}M tokens · {rate:.0f} tok/s · "
+                  f"answer {row['answer']} (val {row['val_answer']}) · judge {row['judge']} "
+                  f"(val {row['val_judge']}, acc {row['val_judge_accuracy']})", flush=True)
+            args.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "tokens": tokens,
+                        "rows": rows, "rng": train.rng.getstate(), "torch_rng": torch.get_rng_state()}, args.checkpoint)
+            (args.log_dir / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+            svg_curve(rows, args.log_dir / "loss.svg")
+
+    model.eval()
+    save(model.to("cpu"), tok, ids, args.out)
+    meta = {"device": device, "torch": torch.__version__, "parameters": params, "steps": step, "tokens": tokens,
+            "seconds": rows[-1]["seconds"] if rows else None, "args": {k: str(v) for k, v in vars(args).items()}}
+    (args.log_dir / "run.json").write_text(json.dumps(meta, indent=2) + "\n")
+    print(f"saved {args.out}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
