@@ -50,26 +50,12 @@ struct Referee: Sendable {
 
     func call(_ order: JudgeOrder, unit: Int, topic: JudgeTopic, hints: [Stage: String], match: Int,
               shown: (Entrant, Entrant)) async throws -> JudgeCallRecord {
-        let logprob = config.judgeMode == .logprob
         let request = JudgeRequest(
-            topic: topic, imageRef: imageRef,
-            prompt: templates.renderPrompt(topic: topic, question: question, hints: hints,
-                                           first: shown.0.text, second: shown.1.text),
-            mode: config.judgeMode,
-            verdictPrefix: logprob ? templates.verdictPrefix : "",
-            choices: logprob ? templates.choices : [],
-            maxNewTokens: config.judgeMaxTokens, sampling: config.judgeSampling,
+            comparing: shown.0.text, shown.1.text, topic: topic, question: question, imageRef: imageRef, hints: hints,
+            templates: templates, config: config,
             seed: SeedDerivation.judgeSeed(job: config.seed, unit: unit, match: match, order: order))
         let reply = try await judge.judge(request)
-        let verdict: CallVerdict
-        switch (config.judgeMode, reply) {
-        case (.generate, .verdict(let text)):
-            verdict = parser.parse(text)
-        case (.logprob, .choiceLogprobs(let first, let second)):
-            verdict = !first.isFinite || !second.isFinite ? .unparsable : first > second ? .first : first < second ? .second : .tie
-        default:
-            throw SearchError(.judgeContract, "judge answered \(reply) to a \(config.judgeMode.rawValue)-mode request")
-        }
+        let verdict = try CallVerdict(reply: reply, mode: config.judgeMode, parser: parser)
         return JudgeCallRecord(order: order, seed: request.seed, reply: reply, verdict: verdict)
     }
 
@@ -99,6 +85,38 @@ struct Referee: Sendable {
             }
             guard let firstPreference = prefersA.first, prefersA.allSatisfy({ $0 == firstPreference }) else { return nil }
             return firstPreference
+        }
+    }
+}
+
+extension JudgeRequest {
+    /// The request the search sends to compare `first` and `second`, shown in that order, on `topic`:
+    /// the user message rendered from `templates`, and in logprob mode the verdict prefix and choices.
+    /// Public so that other tools (`stagebeam eval`'s judge accuracy) ask the judge exactly as the search does.
+    public init(comparing first: String, _ second: String, topic: JudgeTopic, question: String, imageRef: String?,
+                hints: [Stage: String], templates: JudgeTemplates, config: SearchConfig, seed: UInt64) {
+        let logprob = config.judgeMode == .logprob
+        self.init(
+            topic: topic, imageRef: imageRef,
+            prompt: templates.renderPrompt(topic: topic, question: question, hints: hints, first: first, second: second),
+            mode: config.judgeMode,
+            verdictPrefix: logprob ? templates.verdictPrefix : "",
+            choices: logprob ? templates.choices : [],
+            maxNewTokens: config.judgeMaxTokens, sampling: config.judgeSampling, seed: seed)
+    }
+}
+
+extension CallVerdict {
+    /// What a judge's reply to a request of `mode` says, in the positions that request showed.
+    /// Non-finite log-probabilities are unparsable; equal ones a tie.
+    public init(reply: JudgeReply, mode: VerdictMode, parser: VerdictParser) throws {
+        switch (mode, reply) {
+        case (.generate, .verdict(let text)):
+            self = parser.parse(text)
+        case (.logprob, .choiceLogprobs(let first, let second)):
+            self = !first.isFinite || !second.isFinite ? .unparsable : first > second ? .first : first < second ? .second : .tie
+        default:
+            throw SearchError(.judgeContract, "judge answered \(reply) to a \(mode.rawValue)-mode request")
         }
     }
 }
