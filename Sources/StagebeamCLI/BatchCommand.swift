@@ -14,15 +14,15 @@ struct BatchCommand: AsyncParsableCommand {
         resumed run's answers equal an uninterrupted run's.
         """)
 
-    @Option(help: "The coordinator's endpoint (tcp://HOST:PORT); or use --model to run in this process.")
+    @Option(help: "The coordinator's endpoint (tcp://HOST:PORT); without it the batch runs in this process.")
     var coordinator: String?
-    @Option(help: "Run in this process on this model directory instead of a coordinator.")
+    @Option(help: "In process: the model directory (default: $STAGEBEAM_MODEL, else the built-in models/stagebeam-shapes).")
     var model: String?
-    @Option(help: "With --model: compute threads (default: all cores).")
+    @Option(help: "In process: compute threads (default: all cores).")
     var threads: Int?
-    @Option(name: .customLong("kv-capacity"), help: "With --model: KV cache size in tokens.")
+    @Option(name: .customLong("kv-capacity"), help: "In process: KV cache size in tokens.")
     var kvCapacity = 16384
-    @Option(name: .customLong("chat-template"), help: "With --model: a Jinja chat template file replacing the model's.")
+    @Option(name: .customLong("chat-template"), help: "In process: a Jinja chat template file replacing the model's.")
     var chatTemplate: String?
 
     @Option(help: "Input: .jsonl ({id, image, question} or LLaVA-CoT {id, image, conversations}), a JSON array of those, or a VLMEvalKit .tsv.")
@@ -45,7 +45,7 @@ struct BatchCommand: AsyncParsableCommand {
     var progressIntervalS = 10.0
 
     func validate() throws {
-        if (coordinator == nil) == (model == nil) { throw ValidationError("give exactly one of --coordinator and --model") }
+        if coordinator != nil, model != nil { throw ValidationError("give --coordinator or --model, not both") }
         if concurrency < 1 { throw ValidationError("--concurrency must be ≥ 1") }
         if !(progressIntervalS > 0) { throw ValidationError("--progress-interval-s must be > 0") }
         if let threads, threads < 1 { throw ValidationError("--threads must be ≥ 1") }
@@ -68,7 +68,8 @@ struct BatchCommand: AsyncParsableCommand {
                                             curve: try curve.role(), log: logLine)
             runner = cluster!
         } else {
-            var arguments = ["--model", model!, "--kv-capacity", String(kvCapacity)]
+            var arguments = ["--kv-capacity", String(kvCapacity)]
+            if let model { arguments += ["--model", model] }
             if let threads { arguments += ["--threads", String(threads)] }
             if let chatTemplate { arguments += ["--chat-template", chatTemplate] }
             let engine = try EngineOptions.parse(arguments)

@@ -63,7 +63,7 @@ struct BenchCommand: ParsableCommand {
                             decode_tokens_per_second_aggregate: median(aggregate)))
             if !json { printError("batch \(size) done") }
         }
-        let report = Report(model: engine.model, threads: generator.model.pool.threads, prompt_tokens: promptTokens,
+        let report = Report(model: try engine.directory.path, threads: generator.model.pool.threads, prompt_tokens: promptTokens,
                             gen_tokens: genTokens, weight_bytes: generator.model.weightBytes,
                             peak_resident_bytes: peakResidentBytes(), rows: rows)
         if json { try printJSON(report) } else { printTable(report) }

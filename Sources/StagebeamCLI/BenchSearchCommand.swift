@@ -65,7 +65,7 @@ struct BenchSearchCommand: AsyncParsableCommand {
             if !json { printError("beam \(beam) done") }
         }
         if json { try printJSON(["rows": rows]); return }
-        print("stage-level search · \(engine.model) · \(maxStageTokens) tokens per stage · median of \(repeats)")
+        print("stage-level search · \(try engine.directory.path) · \(maxStageTokens) tokens per stage · median of \(repeats)")
         print("beam  candidates  judge calls  batched s  one-by-one s  speedup  same answer")
         for r in rows {
             print(String(format: "%4d  %10d  %11d  %9.2f  %12.2f  %6.2fx  %@", r.beam, r.candidates, r.judge_calls,

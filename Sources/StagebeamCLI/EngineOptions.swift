@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Generation
+import Jobs
 import Kernels
 import LocalEngine
 import ModelFormats
@@ -10,8 +11,8 @@ import Wire
 
 /// Options shared by every command that loads a model.
 struct EngineOptions: ParsableArguments {
-    @Option(help: "Model directory in Hugging Face layout (config.json, *.safetensors, tokenizer.json).")
-    var model: String
+    @Option(help: "Model directory in Hugging Face layout (config.json, *.safetensors, tokenizer.json); default: $STAGEBEAM_MODEL, else the built-in models/stagebeam-shapes (here, or above the executable).")
+    var model: String?
 
     @Option(help: "Compute threads (default: all cores).")
     var threads: Int?
@@ -32,11 +33,15 @@ struct EngineOptions: ParsableArguments {
         if kvCapacity < 16 { throw ValidationError("--kv-capacity must be ≥ 16") }
     }
 
-    var directory: URL { URL(fileURLWithPath: model) }
+    /// --model, or else the built-in model (see `BuiltInModel`).
+    var directory: URL {
+        get throws { try model.map { URL(fileURLWithPath: $0) } ?? BuiltInModel.current.directory() }
+    }
 
     /// `prefixCacheEntries`: prompts kept for reuse (0 for benchmarks, which must compute every prompt).
     func makeGenerator(prefixCacheEntries: Int = 8) throws -> TextGenerator {
         if let threads { ComputePool.shared = ComputePool(threads: threads) }
+        let directory = try directory
         let tokenizer = try Tokenizer(contentsOf: directory)
         if try modelType() == "mllama" {
             return TextGenerator(mllama: try MllamaModel(directory: directory, pool: .shared), tokenizer: tokenizer,
@@ -65,7 +70,7 @@ extension EngineOptions {
     func modelType() throws -> String? { try configJSON()["model_type"] as? String }
 
     private func configJSON() throws -> [String: Any] {
-        let url = directory.appendingPathComponent("config.json")
+        let url = try directory.appendingPathComponent("config.json")
         guard let json = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any] else {
             throw ValidationError("\(url.path) is not a JSON object")
         }
@@ -83,7 +88,7 @@ extension EngineOptions {
         let textGenerator = try makeGenerator(prefixCacheEntries: prefixCacheEntries)
         let executor = EngineExecutor(generator: textGenerator)
         let prompt = try ChatPrompt(tokenizer: textGenerator.tokenizer, template: try chatTemplate())
-        let stopIds = textGenerator.eosTokenIds(generationConfig: try GenerationConfig.load(from: directory))
+        let stopIds = textGenerator.eosTokenIds(generationConfig: try GenerationConfig.load(from: try directory))
         return (EngineCandidateGenerator(executor: executor, prompt: prompt, stopTokenIds: stopIds, images: images),
                 EngineJudge(executor: executor, prompt: prompt, stopTokenIds: stopIds, images: images))
     }

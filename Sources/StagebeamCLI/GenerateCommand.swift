@@ -86,7 +86,7 @@ struct GenerateCommand: ParsableCommand {
     private func encodePrompt(_ tokenizer: Tokenizer) throws -> [Int] {
         if raw { return tokenizer.encode(prompt) }
         guard let template = try engine.chatTemplate() ?? tokenizer.chatTemplate else {
-            throw ValidationError("\(engine.model) has no chat_template in tokenizer_config.json: pass --chat-template FILE or --raw")
+            throw ValidationError("\(try engine.directory.path) has no chat_template in tokenizer_config.json: pass --chat-template FILE or --raw")
         }
         var messages: [ChatMessage] = []
         if let system { messages.append(ChatMessage(role: "system", content: system)) }
