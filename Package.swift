@@ -65,7 +65,7 @@ let package = Package(
         .target(
             name: "Jobs",
             dependencies: ["Cluster", "Search", "LocalEngine", "Wire", "Transport", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
-        .testTarget(name: "JobsTests", dependencies: ["Jobs", "Cluster", "Search", "Wire"]),
+        .testTarget(name: "JobsTests", dependencies: ["Jobs", "Cluster", "LocalEngine", "Search", "Wire"]),
         .executableTarget(
             name: "StagebeamCLI",
             dependencies: ["Cluster", "Generation", "Jobs", "LocalEngine", "Search", "Wire", .product(name: "ArgumentParser", package: "swift-argument-parser")]),

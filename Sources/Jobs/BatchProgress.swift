@@ -25,11 +25,13 @@ public final class BatchProgress: @unchecked Sendable {
         lastShown = start
     }
 
-    func finished(_ outcome: ItemOutcome) {
+    func finished(_ outcome: ItemOutcome) { finished(succeeded: outcome.succeeded) }
+
+    func finished(succeeded: Bool) {
         let line: String? = lock.withLock {
             done += 1
             doneNow += 1
-            if !outcome.succeeded { failed += 1 }
+            if !succeeded { failed += 1 }
             let now = ContinuousClock.now
             guard now - lastShown >= (terminal ? .milliseconds(100) : interval) else { return nil }
             lastShown = now
@@ -38,7 +40,7 @@ public final class BatchProgress: @unchecked Sendable {
         if let line { show(line) }
     }
 
-    func end() {
+    public func end() {
         let line = lock.withLock { render(now: .now) }
         show(line)
         if terminal { write("\n") }

@@ -11,6 +11,8 @@ public struct JobsError: Error, CustomStringConvertible, Sendable {
         /// An `--slo` specification that cannot be parsed.
         case badSLO = "bad_slo"
         case invalidArgument = "invalid_argument"
+        /// An evaluation item could not be run (its image, its search); the message names the item.
+        case itemFailed = "item_failed"
     }
 
     public let code: Code

@@ -1,0 +1,141 @@
+import Foundation
+import Search
+
+/// Right answers out of a number of questions.
+public struct Tally: Sendable, Equatable {
+    public var n = 0
+    public var correct = 0
+
+    public var accuracy: Double { n > 0 ? Double(correct) / Double(n) : 0 }
+
+    mutating func add(_ right: Bool) {
+        n += 1
+        if right { correct += 1 }
+    }
+}
+
+/// One method at one beam size over the whole dataset.
+public struct EvalRow: Sendable, Equatable {
+    public var run: EvalRun
+    public var score = Tally()
+    public var formatValid = 0
+    public var judgeCalls = 0
+    /// Candidate tokens generated (every candidate's, chosen or not).
+    public var tokens = 0
+    /// Wall time of the whole row.
+    public var seconds = 0.0
+    /// Items without a family are under `EvalReport.noFamily`.
+    public var byFamily: [String: Tally] = [:]
+
+    mutating func add(_ result: SearchResult, for item: EvalItem) {
+        let correct = Grading.isCorrect(conclusion: result.answer, reference: item.answer)
+        score.add(correct)
+        byFamily[item.family ?? EvalReport.noFamily, default: Tally()].add(correct)
+        if Grading.isFormatValid(result.stages) { formatValid += 1 }
+        judgeCalls += result.counts.judgeCalls
+        tokens += result.counts.generatedTokens
+    }
+}
+
+/// The judge's accuracy on held-out pairs, each asked with the better text first and second.
+public struct JudgeAccuracy: Sendable, Equatable {
+    public struct Orders: Sendable, Equatable {
+        public var betterFirst = Tally()
+        public var betterSecond = Tally()
+        public var pairs: Int { betterFirst.n }
+        /// The mean of the two orders' accuracies: a judge that always answers "1" scores 0.5.
+        public var accuracy: Double { (betterFirst.accuracy + betterSecond.accuracy) / 2 }
+    }
+
+    public var all = Orders()
+    public var byTopic: [JudgeTopic: Orders] = [:]
+
+    mutating func add(topic: JudgeTopic, betterFirst: Bool, betterSecond: Bool) {
+        all.betterFirst.add(betterFirst)
+        all.betterSecond.add(betterSecond)
+        byTopic[topic, default: Orders()].betterFirst.add(betterFirst)
+        byTopic[topic, default: Orders()].betterSecond.add(betterSecond)
+    }
+}
+
+/// What `stagebeam eval` reports: a table like the paper's (and per-family accuracy), or JSON.
+public struct EvalReport: Sendable {
+    public static let noFamily = "(none)"
+
+    public var rows: [EvalRow]
+    /// nil when no judge pairs were evaluated.
+    public var judge: JudgeAccuracy?
+
+    public init(rows: [EvalRow], judge: JudgeAccuracy?) {
+        self.rows = rows
+        self.judge = judge
+    }
+
+    var families: [String] { Set(rows.flatMap(\.byFamily.keys)).sorted() }
+
+    /// `{"results": [{"method", "beam", "n", "correct", "accuracy", "format_valid", "judge_calls", "tokens", "seconds"}],
+    /// "by_family": {family: [{"method", "beam", "n", "correct", "accuracy"}]}, "judge": {"pairs",
+    /// "accuracy_better_first", "accuracy_better_second", "accuracy", "by_topic": {topic: {…the same four}}} or null}`.
+    /// `format_valid` is a fraction of `n`; rows are in the order run.
+    public func jsonData() throws -> Data {
+        func orders(_ o: JudgeAccuracy.Orders) -> [String: Any] {
+            ["pairs": o.pairs, "accuracy_better_first": o.betterFirst.accuracy,
+             "accuracy_better_second": o.betterSecond.accuracy, "accuracy": o.accuracy]
+        }
+        let results: [[String: Any]] = rows.map { row in
+            ["method": row.run.method.rawValue, "beam": row.run.beam, "n": row.score.n, "correct": row.score.correct,
+             "accuracy": row.score.accuracy, "format_valid": Tally(n: row.score.n, correct: row.formatValid).accuracy,
+             "judge_calls": row.judgeCalls, "tokens": row.tokens, "seconds": row.seconds]
+        }
+        var byFamily: [String: Any] = [:]
+        for family in families {
+            byFamily[family] = rows.compactMap { row in
+                row.byFamily[family].map { ["method": row.run.method.rawValue, "beam": row.run.beam, "n": $0.n,
+                                            "correct": $0.correct, "accuracy": $0.accuracy] }
+            }
+        }
+        var judgeObject: Any = NSNull()
+        if let judge {
+            var object = orders(judge.all)
+            object["by_topic"] = Dictionary(uniqueKeysWithValues: judge.byTopic.map { ($0.key.rawValue, orders($0.value)) })
+            judgeObject = object
+        }
+        return try JSONSerialization.data(withJSONObject: ["results": results, "by_family": byFamily, "judge": judgeObject],
+                                          options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+    }
+
+    /// The results table, the per-family table (rows family, columns method/beam) and, with pairs,
+    /// the judge table.
+    public func text() -> String {
+        func percent(_ tally: Tally) -> String { String(format: "%.1f%%", tally.accuracy * 100) }
+        var sections = [Self.table([["method", "beam", "n", "correct", "accuracy", "format valid", "judge calls", "tokens", "seconds"]]
+            + rows.map { row in
+                [row.run.method.rawValue, String(row.run.beam), String(row.score.n), String(row.score.correct), percent(row.score),
+                 "\(row.formatValid)/\(row.score.n) (\(percent(Tally(n: row.score.n, correct: row.formatValid))))",
+                 String(row.judgeCalls), String(row.tokens), String(format: "%.1f", row.seconds)]
+            })]
+        sections.append(Self.table([["family"] + rows.map { "\($0.run.method.rawValue)/\($0.run.beam)" }] + families.map { family in
+            [family] + rows.map { row in row.byFamily[family].map { "\($0.correct)/\($0.n) \(percent($0))" } ?? "-" }
+        }))
+        if let judge {
+            func cells(_ name: String, _ o: JudgeAccuracy.Orders) -> [String] {
+                [name, String(o.pairs), percent(o.betterFirst), percent(o.betterSecond), String(format: "%.1f%%", o.accuracy * 100)]
+            }
+            sections.append(Self.table([["judge topic", "pairs", "better first", "better second", "mean"]]
+                + JudgeTopic.allCases.compactMap { topic in judge.byTopic[topic].map { cells(topic.rawValue, $0) } }
+                + [cells("all", judge.all)]))
+        }
+        return sections.joined(separator: "\n\n")
+    }
+
+    /// Fixed-width columns, a rule under the header.
+    static func table(_ rows: [[String]]) -> String {
+        let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
+        var lines = rows.map { row in
+            (zip(row.dropLast(), widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) } + [row.last!])
+                .joined(separator: "  ")
+        }
+        lines.insert(widths.map { String(repeating: "-", count: $0) }.joined(separator: "  "), at: 1)
+        return lines.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,96 @@
+import Foundation
+import LocalEngine
+import Testing
+@testable import Jobs
+@testable import Search
+
+/// The evaluation loop over in-memory stand-ins of the engine: what is counted, and how the judge is asked.
+struct EvaluatorTests {
+    /// Writes each stage from a script keyed by the stage it is asked for (the stop string is its closing tag).
+    struct StageScript: CandidateGenerator {
+        let texts: [Stage: String]
+
+        func generate(_ request: GenerateRequest) async throws -> [GeneratedCandidate] {
+            let stage = Stage.allCases.first { request.stop.contains($0.closingTag) }!
+            return request.seeds.map { _ in
+                GeneratedCandidate(text: texts[stage]!, tokenCount: 5, cumulativeLogprob: -1, finishReason: .stop)
+            }
+        }
+    }
+
+    /// Records every request and always prefers the response shown first.
+    final class FirstPreferringJudge: Judge, @unchecked Sendable {
+        private let lock = NSLock()
+        private var log: [JudgeRequest] = []
+        var requests: [JudgeRequest] { lock.withLock { log } }
+
+        func judge(_ request: JudgeRequest) async throws -> JudgeReply {
+            lock.withLock { log.append(request) }
+            return .choiceLogprobs(first: -0.1, second: -2.3)
+        }
+    }
+
+    static let script: [Stage: String] = [
+        .summary: "Count them.</SUMMARY>", .caption: "Three red circles.</CAPTION>",
+        .reasoning: "One, two, three.</REASONING>", .conclusion: "So the answer is 3.</CONCLUSION>",
+    ]
+
+    static let items = [
+        EvalItem(id: "a", question: "How many red circles?", answer: "3", family: "count"),
+        EvalItem(id: "b", question: "How many blue squares?", answer: "2", family: "count"),
+        EvalItem(id: "c", question: "What color are the circles?", answer: "red"),
+    ]
+
+    @Test func greedyRunsOnceAtBeamOne() {
+        let plan = EvalRun.plan(methods: [.greedy, .stage, .bestOfN], beams: [2, 4, 2])
+        #expect(plan == [EvalRun(method: .greedy, beam: 1), EvalRun(method: .stage, beam: 2), EvalRun(method: .stage, beam: 4),
+                         EvalRun(method: .bestOfN, beam: 2), EvalRun(method: .bestOfN, beam: 4)])
+    }
+
+    @Test func aRowCountsAnswersFormatCallsAndTokens() async throws {
+        let evaluator = Evaluator(generator: StageScript(texts: Self.script), judge: FirstPreferringJudge(), images: ImageStore(),
+                                  templates: .builtIn)
+        let greedy = try await evaluator.evaluate(Self.items, run: EvalRun(method: .greedy, beam: 1), config: SearchConfig(), progress: nil)
+        #expect(greedy.score == Tally(n: 3, correct: 1))
+        #expect(greedy.formatValid == 3 && greedy.judgeCalls == 0 && greedy.tokens == 3 * 4 * 5)
+        #expect(greedy.byFamily == ["count": Tally(n: 2, correct: 1), EvalReport.noFamily: Tally(n: 1, correct: 0)])
+
+        // Candidates that never close their stage are closed by the search: not format valid.
+        var open = Self.script
+        open[.reasoning] = "One, two"
+        let unclosed = Evaluator(generator: StageScript(texts: open), judge: FirstPreferringJudge(), images: ImageStore(), templates: .builtIn)
+        let row = try await unclosed.evaluate(Self.items, run: EvalRun(method: .stage, beam: 2), config: SearchConfig(), progress: nil)
+        #expect(row.formatValid == 0 && row.score.correct == 1)
+        // Identical candidates are not judged, so no judge calls either.
+        #expect(row.judgeCalls == 0 && row.tokens == 3 * 4 * 2 * 5)
+    }
+
+    @Test func eachPairIsAskedWithTheBetterTextFirstAndSecond() async throws {
+        let judge = FirstPreferringJudge()
+        let evaluator = Evaluator(generator: StageScript(texts: Self.script), judge: judge, images: ImageStore(), templates: .builtIn)
+        let pairs = try EvalDataset.judgePairs(EvalDatasetTests.directory.appendingPathComponent("judge-test.jsonl"))
+        var config = SearchConfig()
+        config.judgeMode = .generate  // the pairs are asked in logprob mode whatever the search uses
+        let accuracy = try await evaluator.judgeAccuracy(pairs, config: config, progress: nil)
+
+        let requests = judge.requests
+        #expect(requests.count == 2 * pairs.count)
+        for (pair, asked) in zip(pairs, [requests[0...1], requests[2...3]]) {
+            let (first, second) = (asked.first!, asked.last!)
+            #expect(first.prompt == JudgeTemplates.builtIn.renderPrompt(topic: pair.topic, question: pair.question, hints: pair.hints,
+                                                                          first: pair.better, second: pair.worse))
+            #expect(second.prompt == JudgeTemplates.builtIn.renderPrompt(topic: pair.topic, question: pair.question, hints: pair.hints,
+                                                                           first: pair.worse, second: pair.better))
+            for request in asked {
+                #expect(request.mode == .logprob && request.topic == pair.topic)
+                #expect(request.choices == JudgeTemplates.builtIn.choices && request.verdictPrefix == JudgeTemplates.builtIn.verdictPrefix)
+                #expect((request.imageRef != nil) == (pair.image != nil))
+            }
+        }
+        // Always "the first one": right whenever the better text was first, wrong whenever it was second.
+        #expect(accuracy.all.pairs == 2 && accuracy.all.betterFirst == Tally(n: 2, correct: 2) && accuracy.all.betterSecond == Tally(n: 2, correct: 0))
+        #expect(accuracy.all.accuracy == 0.5)
+        #expect(accuracy.byTopic.keys.sorted { $0.rawValue < $1.rawValue } == [.caption, .conclusion])
+        #expect(accuracy.byTopic[.caption]?.pairs == 1)
+    }
+}
