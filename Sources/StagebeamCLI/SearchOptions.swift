@@ -14,6 +14,16 @@ struct SearchOptions: ParsableArguments {
     @Option(help: "Candidates per stage (N).")
     var beam = 2
 
+    @OptionGroup var tuning: SearchTuningOptions
+
+    var config: SearchConfig { tuning.config(method: method, beam: beam) }
+    var seed: UInt64 { tuning.seed }
+    var judgeTemplates: String? { tuning.judgeTemplates }
+    func templates() throws -> JudgeTemplates { try tuning.templates() }
+}
+
+/// Every search option but the method and the beam: `eval` takes lists of those instead.
+struct SearchTuningOptions: ParsableArguments {
     @Option(help: "random (the reference's) or bracket (a round's matches run concurrently).")
     var tournament: TournamentKind = .random
 
@@ -41,7 +51,7 @@ struct SearchOptions: ParsableArguments {
     @Flag(name: .customLong("no-force-tags"), help: "Let the model write each stage's opening tag itself.")
     var noForceTags = false
 
-    var config: SearchConfig {
+    func config(method: SearchMethod, beam: Int) -> SearchConfig {
         var config = SearchConfig()
         config.method = method
         config.beam = beam

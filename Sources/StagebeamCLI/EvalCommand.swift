@@ -1,0 +1,106 @@
+import ArgumentParser
+import Foundation
+import Jobs
+import LocalEngine
+import Search
+
+/// Accuracy of search methods on a held-out set, and of the judge on held-out pairs, in this process.
+struct EvalCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval",
+        abstract: "Score search methods (and the judge) on a held-out dataset with the model in this process.",
+        discussion: """
+        Runs every item with every method at every beam (greedy once, at beam 1) and prints a table like \
+        the LLaVA-CoT paper's, accuracy per question family and, with judge pairs, the judge's accuracy \
+        with the better text shown first and second. Dataset lines: {"id", "question", "answer", "image"?, \
+        "family"?}, images relative to the file. An answer is correct when the last word of its CONCLUSION \
+        equals the reference (see Grading). Each item's seed derives from --seed and its id.
+        """)
+
+    @OptionGroup var engine: EngineOptions
+    @Option(help: "Dataset JSONL (default: the built-in datasets/shapes/test.jsonl, here or above the executable).")
+    var dataset: String?
+    @Option(help: "Methods to compare, comma-separated: greedy, best-of-n, sentence, stage.")
+    var methods = "greedy,best-of-n,sentence,stage"
+    @Option(help: "Beam sizes, comma-separated (greedy always runs at 1).")
+    var beam = "2"
+    @OptionGroup var tuning: SearchTuningOptions
+    @Option(help: "Only the first K items (and the first K judge pairs).")
+    var limit: Int?
+    @Option(name: .customLong("judge-pairs"), help: "Judge pairs JSONL (default: judge-test.jsonl next to the dataset, if there).")
+    var judgePairs: String?
+    @Flag(name: .customLong("no-judge-pairs"), help: "Do not evaluate the judge.")
+    var noJudgePairs = false
+    @Flag(help: "Print {\"results\", \"by_family\", \"judge\"} as JSON instead of tables.")
+    var json = false
+    @Option(name: .customLong("progress-interval-s"), help: "Seconds between progress lines when standard error is not a terminal.")
+    var progressIntervalS = 10.0
+
+    func validate() throws {
+        _ = try methodList()
+        _ = try beamList()
+        if let limit, limit < 1 { throw ValidationError("--limit must be ≥ 1") }
+        if judgePairs != nil, noJudgePairs { throw ValidationError("give --judge-pairs or --no-judge-pairs, not both") }
+        if !(progressIntervalS > 0) { throw ValidationError("--progress-interval-s must be > 0") }
+    }
+
+    func methodList() throws -> [SearchMethod] {
+        try list(methods, "--methods") { SearchMethod(rawValue: $0) }
+    }
+
+    func beamList() throws -> [Int] {
+        try list(beam, "--beam") { Int($0).flatMap { $0 >= 1 ? $0 : nil } }
+    }
+
+    private func list<T>(_ text: String, _ option: String, _ parse: (String) -> T?) throws -> [T] {
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        let values = parts.compactMap(parse)
+        guard !values.isEmpty, values.count == parts.count else { throw ValidationError("\(option): cannot read '\(text)'") }
+        return values
+    }
+
+    func run() async throws {
+        let datasetURL = try dataset.map { URL(fileURLWithPath: $0) } ?? BuiltInModel.current.dataset()
+        let items = Array(try EvalDataset.items(datasetURL).prefix(limit ?? .max))
+        guard !items.isEmpty else { throw ValidationError("\(datasetURL.path) has no items") }
+        let pairs = try judgePairsURL(next: datasetURL).map { Array(try EvalDataset.judgePairs($0).prefix(limit ?? .max)) }
+
+        let images = ImageStore()
+        let local = try engine.makeLocalEngine(images: images)
+        let evaluator = Evaluator(generator: local.generator, judge: local.judge, images: images, templates: try tuning.templates())
+        let config = tuning.config(method: .stage, beam: 1)  // each row sets its own method and beam
+        var rows: [EvalRow] = []
+        for run in EvalRun.plan(methods: try methodList(), beams: try beamList()) {
+            printError("eval \(run.method.rawValue) · beam \(run.beam) · \(items.count) item(s) from \(datasetURL.path)")
+            let progress = makeProgress(items.count)
+            let row = try await evaluator.evaluate(items, run: run, config: config, progress: progress)
+            progress.end()
+            printError(String(format: "  %d/%d correct · %d format valid · %d judge calls · %d tokens · %.1f s",
+                              row.score.correct, row.score.n, row.formatValid, row.judgeCalls, row.tokens, row.seconds))
+            rows.append(row)
+        }
+        var judge: JudgeAccuracy?
+        if let pairs, !pairs.isEmpty {
+            printError("eval judge · \(pairs.count) pair(s), each asked in both orders")
+            let progress = makeProgress(pairs.count)
+            judge = try await evaluator.judgeAccuracy(pairs, config: config, progress: progress)
+            progress.end()
+        }
+        let report = EvalReport(rows: rows, judge: judge)
+        print(json ? String(decoding: try report.jsonData(), as: UTF8.self) : report.text())
+    }
+
+    /// --judge-pairs; else judge-test.jsonl beside the dataset when it exists; nil with --no-judge-pairs.
+    func judgePairsURL(next dataset: URL) -> URL? {
+        if noJudgePairs { return nil }
+        if let judgePairs { return URL(fileURLWithPath: judgePairs) }
+        let beside = dataset.deletingLastPathComponent().appendingPathComponent("judge-test.jsonl")
+        return FileManager.default.fileExists(atPath: beside.path) ? beside : nil
+    }
+
+    func makeProgress(_ total: Int) -> BatchProgress {
+        BatchProgress(total: total, alreadyDone: 0, terminal: isatty(STDERR_FILENO) == 1,
+                      interval: .milliseconds(Int64(progressIntervalS * 1000)),
+                      write: { FileHandle.standardError.write(Data($0.utf8)) })
+    }
+}
