@@ -27,7 +27,7 @@ import shapes  # noqa: E402
 from dataset import held_out_keys, item_key  # noqa: E402
 from examples import Encoder, pixels, prompt_text  # noqa: E402
 from judge_prompt import judge_prompt, verdict  # noqa: E402
-from train import SPECIAL, Stream, batch_loss, collate, judge_accuracy, save  # noqa: E402
+from train import SPECIAL, Stream, batch_loss, collate, freeze_vision_tower, judge_accuracy, save  # noqa: E402
 
 STAGES = ["SUMMARY", "CAPTION", "REASONING", "CONCLUSION"]
 OBJECT = re.compile(r"\b(small|large) (" + "|".join(shapes.COLOURS) + r") (circle|square|triangle)\b")
@@ -167,7 +167,8 @@ def main():
     print(f"judge accuracy on held-out own-sample pairs before: {before:.3f}", flush=True)
 
     stream = Stream(enc, args.seed + 1, held_out, args.batch_tokens, ids["<pad>"])
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.0)
+    freeze_vision_tower(model)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr, betas=(0.9, 0.95), weight_decay=0.0)
     model.train()
     pending = []
     for step in range(args.steps):
