@@ -10,6 +10,8 @@ let vectorized: [SwiftSetting] = [
     .unsafeFlags(["-O"], .when(configuration: .debug)),
 ]
 
+let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
+
 let package = Package(
     name: "stagebeam",
     platforms: [.macOS(.v14)],
@@ -19,6 +21,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        // 1.11 brought `LogHandler.log(event:)`, which `LineLogHandler` implements.
+        .package(url: "https://github.com/apple/swift-log", from: "1.11.0"),
     ],
     targets: [
         // C system libraries: module maps only; nothing above these imports C.
@@ -29,8 +33,13 @@ let package = Package(
             name: "Wire", dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
             exclude: ["Generated/stagebeam.proto.sha256"]),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
-        .target(name: "Transport", dependencies: ["CZeroMQ"]),
-        .testTarget(name: "TransportTests", dependencies: ["Transport", "Wire"]),
+        .target(name: "Transport", dependencies: ["CZeroMQ", logging]),
+        .testTarget(name: "TransportTests", dependencies: ["Transport", "Wire", logging]),
+        // The process's log lines (text or JSON on standard error): a swift-log handler, chosen once
+        // by the CLI. Transport, Cluster and Jobs log through swift-log's `Logger` alone and never
+        // import this, so the format is the executable's choice, as swift-log intends.
+        .target(name: "Logs", dependencies: [logging]),
+        .testTarget(name: "LogsTests", dependencies: ["Logs", logging]),
         .target(name: "Kernels", swiftSettings: vectorized),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
         .target(name: "Models", dependencies: ["Kernels", "ModelFormats", "Vision"], swiftSettings: vectorized),
@@ -56,19 +65,20 @@ let package = Package(
         // Coordinator, workers, client and journal over the wire protocol and ZeroMQ transport.
         .target(
             name: "Cluster",
-            dependencies: ["Wire", "Transport", "Search", "LocalEngine", "Generation",
+            dependencies: ["Wire", "Transport", "Search", "LocalEngine", "Generation", logging,
                            .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         .testTarget(
             name: "ClusterTests",
-            dependencies: ["Cluster", "Wire", "Transport", "Search", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
+            dependencies: ["Cluster", "Wire", "Transport", "Search", logging, .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         // Bulk offline runs (batch) and capacity tests (loadtest) over a coordinator or in process.
         .target(
             name: "Jobs",
-            dependencies: ["Cluster", "Search", "LocalEngine", "Wire", "Transport", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
+            dependencies: ["Cluster", "Search", "LocalEngine", "Wire", "Transport", logging, .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         .testTarget(name: "JobsTests", dependencies: ["Jobs", "Cluster", "LocalEngine", "Search", "Wire"]),
         .executableTarget(
             name: "StagebeamCLI",
-            dependencies: ["Cluster", "Generation", "Jobs", "LocalEngine", "Search", "Wire", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: ["Cluster", "Generation", "Jobs", "LocalEngine", "Logs", "Search", "Wire", logging,
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         // Stage-level beam search, engine-agnostic: depends on Foundation only.
         .target(name: "Search"),
         .testTarget(name: "SearchTests", dependencies: ["Search"]),
