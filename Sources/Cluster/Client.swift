@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Transport
 import Wire
 
@@ -17,7 +18,7 @@ public final class Client: @unchecked Sendable {
 
     private let codec = EnvelopeCodec()
     private let policy: HeartbeatPolicy
-    private let log: @Sendable (String) -> Void
+    private let logger: Logger
     private var link: DealerLink!
     private let lock = NSLock()
     private var pending: Pending?
@@ -25,9 +26,9 @@ public final class Client: @unchecked Sendable {
 
     /// `curve`: keys for a coordinator that requires them.
     public init(context: ZMQContext, endpoint: String, heartbeat: HeartbeatPolicy = HeartbeatPolicy(interval: .milliseconds(500), missedLimit: 6),
-                curve: CurveRole? = nil, log: @escaping @Sendable (String) -> Void = { _ in }) throws {
+                curve: CurveRole? = nil, logger: Logger = Logger(label: "client")) throws {
         policy = heartbeat
-        self.log = log
+        self.logger = logger
         var id = SystemRandomNumberGenerator()
         link = try DealerLink(
             context: context,
@@ -110,12 +111,14 @@ public final class Client: @unchecked Sendable {
     }
 
     private func handle(_ frames: [[UInt8]]) {
-        guard frames.count == 1 else { return log("ignoring a \(frames.count)-frame message") }
+        guard frames.count == 1 else {
+            return logger.warning("message ignored", metadata: ["error": "expected one frame, got \(frames.count)"])
+        }
         let body: Stagebeam_V1_Envelope.OneOf_Body
         do {
             body = try codec.decode(frames[0])
         } catch {
-            return log("undecodable message from the coordinator: \(error)")
+            return logger.warning("undecodable message from the coordinator", metadata: ["error": "\(error)"])
         }
         let current = lock.withLock { pending }
         switch (body, current) {
@@ -138,7 +141,7 @@ public final class Client: @unchecked Sendable {
                 return true
             }
             if due, let frame = try? codec.encode(.submitJob(job)) {
-                log("the coordinator does not know job \(job.jobID) (restarted?): submitting it again")
+                logger.notice("the coordinator does not know the job (restarted?): submitting it again", metadata: ["job_id": "\(job.jobID)"])
                 try? link.send([frame])
             }
         default:

@@ -1,3 +1,4 @@
+import Logging
 import Wire
 
 /// An error of the cluster: the protocol's own error code (so it can be sent to a peer as is), a
@@ -21,6 +22,14 @@ public struct ClusterError: Error, CustomStringConvertible, Sendable {
     }
 
     public var description: String { "\(Self.name(code)): \(message)" }
+
+    /// As log metadata: `error_code`, `error` (the message), and the job and request it names.
+    var logMetadata: Logger.Metadata {
+        var metadata: Logger.Metadata = ["error_code": "\(Self.name(code))", "error": "\(message)"]
+        if !jobID.isEmpty { metadata["job_id"] = "\(jobID)" }
+        if !requestID.isEmpty { metadata["request_id"] = "\(requestID)" }
+        return metadata
+    }
 
     public var wire: Stagebeam_V1_Error {
         var error = Stagebeam_V1_Error()

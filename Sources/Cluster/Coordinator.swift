@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Search
 import Transport
 import Wire
@@ -8,7 +9,8 @@ import Wire
 /// the clients that submitted it, and journals every job accepted and finished.
 ///
 /// Bad input (undecodable frames, a wrong protocol version, unexpected messages, invalid jobs) gets a
-/// typed `Error` reply and a log line; the coordinator keeps serving everyone else.
+/// typed `Error` reply and a log line; the coordinator keeps serving everyone else. Log lines about a
+/// job carry its `job_id`, those about a worker its `worker_id`.
 public final class Coordinator: @unchecked Sendable {
     public struct Configuration: Sendable {
         /// Where to listen, e.g. `tcp://0.0.0.0:5555` (`tcp://127.0.0.1:*` picks a free port).
@@ -49,7 +51,7 @@ public final class Coordinator: @unchecked Sendable {
     public var endpoint: String { loop.boundEndpoints.first ?? configuration.endpoint }
     let configuration: Configuration
     private let codec: EnvelopeCodec
-    private let log: @Sendable (String) -> Void
+    private let logger: Logger
     private let journal: Journal
     private let dispatcher: Dispatcher
     private let outbox = Outbox()
@@ -64,19 +66,19 @@ public final class Coordinator: @unchecked Sendable {
     /// Job ids in the order accepted (queued jobs start in this order).
     private var order: [String] = []
 
-    public init(context: ZMQContext, configuration: Configuration, log: @escaping @Sendable (String) -> Void) throws {
+    public init(context: ZMQContext, configuration: Configuration, logger: Logger = Logger(label: "coordinator")) throws {
         self.configuration = configuration
         // The authenticator must answer before the first connection arrives.
-        authenticator = try configuration.curve.map { try ZAPAuthenticator(context: context, allowed: $0.authorizedKeys, log: log) }
+        authenticator = try configuration.curve.map { try ZAPAuthenticator(context: context, allowed: $0.authorizedKeys, logger: logger) }
         self.codec = EnvelopeCodec(maxFrameBytes: configuration.maxFrameBytes)
-        self.log = log
-        let (journal, entries) = try Journal.open(configuration.journal, log: log)
+        self.logger = logger
+        let (journal, entries) = try Journal.open(configuration.journal) { logger.warning("\($0)") }
         self.journal = journal
         let outbox = self.outbox
         dispatcher = Dispatcher(
             settings: .init(heartbeat: configuration.heartbeat, requestTimeout: configuration.requestTimeout,
                             noWorkerWait: configuration.noWorkerWait),
-            codec: codec, send: { outbox.send($0) }, log: log)
+            codec: codec, send: { outbox.send($0) }, logger: logger)
         dispatcher.metrics = metrics
         let now = ContinuousClock.now
         for (id, entry) in entries {
@@ -85,7 +87,8 @@ public final class Coordinator: @unchecked Sendable {
         }
         let unfinished = jobs.values.filter { !$0.isFinished }.count
         if !entries.isEmpty {
-            log("journal \(configuration.journal.path): \(entries.count) job(s), \(unfinished) unfinished to run again")
+            logger.info("journal replayed", metadata: [
+                "path": "\(configuration.journal.path)", "jobs": .stringConvertible(entries.count), "unfinished": .stringConvertible(unfinished)])
         }
         let loop = try SocketLoop(
             context: context,
@@ -99,9 +102,11 @@ public final class Coordinator: @unchecked Sendable {
                 onTick: { [unowned self] _, now in dispatcher.tick(now: now) },
                 onSendFailure: { frames, error in
                     // A client that went away: its job goes on, and its result stays for a resubmission.
-                    log("could not deliver a message to peer \(Self.peerName(frames[0])): \(error)")
+                    logger.notice("message undeliverable", metadata: ["peer": "\(Self.peerName(frames[0]))", "error": "\(error)"])
                 },
-                onError: { error, willStop in log("socket error\(willStop ? " (stopping)" : ""): \(error)") }))
+                onError: { error, willStop in
+                    logger.log(level: willStop ? .critical : .error, "socket error", metadata: ["error": "\(error)", "stopping": .stringConvertible(willStop)])
+                }))
         self.loop = loop
         outbox.loop = loop
         CoordinatorMetrics.register(on: metrics, coordinator: self, dispatcher: dispatcher)
@@ -158,12 +163,14 @@ public final class Coordinator: @unchecked Sendable {
         do {
             outbox.send([peer, try codec.encode(body)])
         } catch {
-            log("cannot encode \(EnvelopeCodec.name(of: body)) for \(Self.peerName(peer)): \(error)")
+            logger.error("cannot encode a message", metadata: [
+                "peer": "\(Self.peerName(peer))", "message": "\(EnvelopeCodec.name(of: body))", "error": "\(error)"])
         }
     }
 
+    /// Bad frames, invalid jobs, refused workers: the peer gets the error, the log a warning.
     private func reject(_ peer: [UInt8], _ error: ClusterError) {
-        log("refused a message from \(Self.peerName(peer)): \(error)")
+        logger.warning("message refused", metadata: error.logMetadata.merging(["peer": "\(Self.peerName(peer))"]) { $1 })
         reply(peer, .error(error.wire))
     }
 
@@ -199,6 +206,7 @@ public final class Coordinator: @unchecked Sendable {
                 }
                 accepted.alreadyKnown = true
                 accepted.queuePosition = queuePosition(of: job)
+                logger.debug("job resubmitted", metadata: ["job_id": "\(id)", "finished": .stringConvertible(job.result != nil)])
                 answers.append(.jobAccepted(accepted))
                 if let result = job.result {
                     answers.append(.jobResult(Job.result(result, for: subscriber)))
@@ -220,7 +228,10 @@ public final class Coordinator: @unchecked Sendable {
             order.append(id)
             accepted.queuePosition = queuePosition(of: job)
             answers.append(.jobAccepted(accepted))
-            log("job \(id) accepted: \(submit.question.prefix(60))")
+            let config = SearchConfig(submit: submit)
+            logger.info("job accepted", metadata: [
+                "job_id": "\(id)", "method": "\(config.method.rawValue)", "beam": .stringConvertible(config.beam),
+                "image": .stringConvertible(!submit.image.isEmpty), "queue_position": .stringConvertible(accepted.queuePosition)])
         }
         if let refusal { reject(peer, refusal) }
         for answer in answers { reply(peer, answer) }
@@ -265,7 +276,7 @@ public final class Coordinator: @unchecked Sendable {
         for job in starting {
             let submit = job.submit
             let context = JobContext(id: job.id, image: job.image)
-            let steps = JobSteps(jobID: job.id, journal: journal, recorded: job.journaledSteps, log: log)
+            let steps = JobSteps(jobID: job.id, journal: journal, recorded: job.journaledSteps, logger: logger)
             Task.detached { [self] in
                 let outcome: Result<SearchResult, ClusterError>
                 do {
@@ -276,7 +287,7 @@ public final class Coordinator: @unchecked Sendable {
                         judge: RemoteJudge(dispatcher: dispatcher, job: context, steps: steps),
                         templates: templates, config: SearchConfig(submit: submit))
                     outcome = .success(try await search.run(question: submit.question, imageRef: context.image?.sha256) { event in
-                        self.publish(event, of: context.id)
+                        self.publish(event, of: context)
                     })
                 } catch let error as ClusterError {
                     outcome = .failure(error)
@@ -285,13 +296,18 @@ public final class Coordinator: @unchecked Sendable {
                 } catch {
                     outcome = .failure(ClusterError(.internal, "\(error)"))
                 }
-                if steps.reused > 0 { log("job \(context.id): \(steps.reused) answer(s) taken from the journal, not recomputed") }
+                if steps.reused > 0 {
+                    logger.info("answers reused from the journal", metadata: ["job_id": "\(context.id)", "answers": .stringConvertible(steps.reused)])
+                }
                 finish(context.id, outcome)
             }
         }
     }
 
-    private func publish(_ event: SearchEvent, of id: String) {
+    private func publish(_ event: SearchEvent, of context: JobContext) {
+        let id = context.id
+        if case .stageStarted(let stage) = event { context.stage.current = stage.wire }
+        logProgress(event, of: id)
         let (message, peers): (Stagebeam_V1_JobEvent, [[UInt8]]) = lock.withLock {
             guard let job = jobs[id] else { return (Stagebeam_V1_JobEvent(), []) }
             switch event {
@@ -304,6 +320,26 @@ public final class Coordinator: @unchecked Sendable {
             return (message, job.subscribers.filter(\.value.wantsEvents).map(\.key))
         }
         for peer in peers { reply(peer, .jobEvent(message)) }
+    }
+
+    /// A job's search, step by step: stages and candidates at debug, every match at trace.
+    private func logProgress(_ event: SearchEvent, of id: String) {
+        switch event {
+        case .stageStarted(let stage):
+            logger.debug("stage started", metadata: ["job_id": "\(id)", "stage": "\(stage.rawValue)"])
+        case .candidatesReady(let stage, let unit, let candidates):
+            logger.debug("candidates gathered", metadata: [
+                "job_id": "\(id)", "stage": "\(stage.rawValue)", "unit": .stringConvertible(unit), "n": .stringConvertible(candidates.count),
+                "tokens": .stringConvertible(candidates.map(\.tokens).reduce(0, +)),
+                "workers": "\(Set(candidates.compactMap(\.worker)).sorted().joined(separator: ","))"])
+        case .verdict(let topic, let unit, let match):
+            logger.trace("match decided", metadata: [
+                "job_id": "\(id)", "stage": "\(topic.rawValue)", "unit": .stringConvertible(unit), "round": .stringConvertible(match.round),
+                "a": .stringConvertible(match.a), "b": .stringConvertible(match.b), "winner": .stringConvertible(match.winner)])
+        case .winner(let topic, let unit, let candidate):
+            logger.debug("winner chosen", metadata: [
+                "job_id": "\(id)", "stage": "\(topic.rawValue)", "unit": .stringConvertible(unit), "candidate": .stringConvertible(candidate)])
+        }
     }
 
     private func finish(_ id: String, _ outcome: Result<SearchResult, ClusterError>) {
@@ -328,13 +364,16 @@ public final class Coordinator: @unchecked Sendable {
             do {
                 try journal.finished(id, result: result)
             } catch {
-                log("job \(id): cannot journal its result: \(error)")
+                logger.error("cannot journal the job's result", metadata: ["job_id": "\(id)", "error": "\(error)"])
             }
             job.result = result
             job.state = result.status == .succeeded ? .succeeded : .failed
             CoordinatorMetrics.finished(result, on: metrics)
-            log("job \(id) \(job.state.rawValue) in \(Int(totalMs)) ms, \(redispatched) request(s) re-dispatched"
-                + (result.hasError ? ": \(ClusterError(result.error))" : ""))
+            var metadata: Logger.Metadata = [
+                "job_id": "\(id)", "status": "\(job.state.rawValue)", "seconds": .stringConvertible(totalMs.rounded() / 1000),
+                "queue_seconds": .stringConvertible(queueMs.rounded() / 1000), "redispatched": .stringConvertible(redispatched)]
+            if result.hasError { metadata.merge(ClusterError(result.error).logMetadata) { old, _ in old } }
+            logger.log(level: result.hasError ? .warning : .info, "job finished", metadata: metadata)
             let deliveries = job.subscribers.map { ($0.key, Job.result(result, for: $0.value)) }
             job.subscribers = [:]
             return deliveries

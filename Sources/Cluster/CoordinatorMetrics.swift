@@ -91,13 +91,6 @@ enum CoordinatorMetrics {
         metrics.inc(unparsable, by: Double(result.counts.unparsableVerdicts))
     }
 
-    static func removalReason(_ reason: String) -> String {
-        if reason.hasPrefix("no heartbeat") { return "missed_heartbeats" }
-        if reason.hasPrefix("it disconnected") { return "disconnected" }
-        if reason.hasPrefix("it reconnected") { return "reconnected" }
-        return "other"
-    }
-
     static func stageName(_ stage: Stagebeam_V1_Stage) -> String {
         JudgeTopic(wire: stage)?.rawValue ?? "starting"
     }

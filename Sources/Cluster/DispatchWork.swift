@@ -69,6 +69,14 @@ enum Work {
         }
     }
 
+    /// The stage it belongs to (a judge call's: its topic), for logs.
+    var stage: Stagebeam_V1_Stage {
+        switch self {
+        case .generate(let work): work.job.stage.current
+        case .judge(let work): work.request.topic.wire
+        }
+    }
+
     var queuedSince: ContinuousClock.Instant {
         switch self {
         case .generate(let work): work.queuedSince

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Search
 import Transport
 import Wire
@@ -21,10 +22,38 @@ struct JobContext: Sendable {
     /// The workers that answered the job's latest generate request: they hold its prompt prefix
     /// (question, image, earlier stages) in their prefix caches. Guarded by the dispatcher's lock.
     let prefixHolders = PrefixHolders()
+    /// The stage the job's search is in, from its events: generate requests carry it for the
+    /// workers' logs.
+    let stage = CurrentStage()
 }
 
 final class PrefixHolders: @unchecked Sendable {
     var workers: Set<[UInt8]> = []
+}
+
+final class CurrentStage: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stage = Stagebeam_V1_Stage.unspecified
+
+    var current: Stagebeam_V1_Stage {
+        get { lock.withLock { stage } }
+        set { lock.withLock { stage = newValue } }
+    }
+}
+
+/// Why a worker left the registry: its log line's and `stagebeam_worker_removals_total`'s `reason`.
+enum WorkerRemoval {
+    case missedHeartbeats
+    case disconnected(goodbye: String)
+    case reconnected
+
+    var reason: String {
+        switch self {
+        case .missedHeartbeats: "missed_heartbeats"
+        case .disconnected: "disconnected"
+        case .reconnected: "reconnected"
+        }
+    }
 }
 
 /// The coordinator's scheduler: the worker registry, the work waiting for credits, the requests in
@@ -57,7 +86,8 @@ final class Dispatcher: @unchecked Sendable {
     private let codec: EnvelopeCodec
     /// Sends one routed message ([routing id, envelope]); thread-safe.
     private let send: @Sendable ([[UInt8]]) -> Void
-    private let log: @Sendable (String) -> Void
+    /// The coordinator's: every line about work names its job (`job_id`).
+    private let logger: Logger
     /// Where requests, batch sizes, images and worker removals are counted (the coordinator's).
     var metrics: Metrics?
 
@@ -75,12 +105,11 @@ final class Dispatcher: @unchecked Sendable {
     private var redispatchedByJob: [String: Int] = [:]
     private var redispatchedTotal: UInt64 = 0
 
-    init(settings: Settings, codec: EnvelopeCodec, send: @escaping @Sendable ([[UInt8]]) -> Void,
-         log: @escaping @Sendable (String) -> Void) {
+    init(settings: Settings, codec: EnvelopeCodec, send: @escaping @Sendable ([[UInt8]]) -> Void, logger: Logger) {
         self.settings = settings
         self.codec = codec
         self.send = send
-        self.log = log
+        self.logger = logger
         liveness = PeerLiveness(policy: settings.heartbeat)
     }
 
@@ -128,11 +157,12 @@ final class Dispatcher: @unchecked Sendable {
                 return
             }
             clusterModelHash = ready.modelHash
-            if workers[key] != nil { removeWorker(key, reason: "it reconnected", now: now) }
+            if workers[key] != nil { removeWorker(key, .reconnected, now: now) }
             workers[key] = WorkerRecord(key: key, ready: ready, now: now)
             liveness.heard(key, at: now)
-            log("worker \(ready.workerID) ready: \(ready.modelName), roles \(ready.roles.map(Self.roleName).joined(separator: ",")), "
-                + "\(ready.maxBatchSequences) credits")
+            logger.info("worker registered", metadata: [
+                "worker_id": "\(ready.workerID)", "model": "\(ready.modelName)", "model_hash": "\(ready.modelHash.prefix(12))",
+                "roles": "\(ready.roles.map(Self.roleName).joined(separator: ","))", "credits": .stringConvertible(ready.maxBatchSequences)])
         }
         return refused
     }
@@ -149,7 +179,7 @@ final class Dispatcher: @unchecked Sendable {
     func disconnect(from key: [UInt8], reason: String, now: ContinuousClock.Instant) {
         locked {
             guard workers[key] != nil else { return }
-            removeWorker(key, reason: "it disconnected (\(reason))", now: now)
+            removeWorker(key, .disconnected(goodbye: reason), now: now)
         }
     }
 
@@ -158,7 +188,7 @@ final class Dispatcher: @unchecked Sendable {
             guard let entry = takeInFlight(result.requestID, from: key, now: now) else { return }
             guard case .generate(let work) = entry.work, !entry.abandoned, !work.done else { return }
             guard result.candidates.count == entry.indices.count else {
-                retryOrFail(entry.work, indices: entry.indices, worker: key, error: ClusterError(
+                retryOrFail(entry.work, indices: entry.indices, worker: key, request: result.requestID, error: ClusterError(
                     .internal, "worker returned \(result.candidates.count) candidates for \(entry.indices.count) seeds",
                     requestID: result.requestID, jobID: work.job.id))
                 return
@@ -194,8 +224,7 @@ final class Dispatcher: @unchecked Sendable {
     /// An `Error` from a worker; one naming a request fails (and usually re-dispatches) it.
     func workerError(from key: [UInt8], _ error: Stagebeam_V1_Error, now: ContinuousClock.Instant) {
         locked {
-            let name = workers[key]?.workerID ?? "an unregistered peer"
-            log("error from \(name): \(ClusterError(error))")
+            logger.warning("worker error", metadata: ClusterError(error).logMetadata.merging(["worker_id": "\(workerName(key))"]) { $1 })
             guard !error.requestID.isEmpty, let entry = takeInFlight(error.requestID, from: key, now: now) else { return }
             if error.code == .imageNotCached, let image = entry.work.imageHash { workers[key]?.images.remove(image) }
             guard !entry.abandoned, !entry.work.isDone else { return }
@@ -203,10 +232,10 @@ final class Dispatcher: @unchecked Sendable {
                 // Busy with work it was sent before (e.g. by a previous coordinator): not the
                 // request's fault. Leave the worker alone for an interval and send the work again.
                 workers[key]?.restingUntil = now + settings.heartbeat.interval
-                requeue(entry.work, indices: entry.indices, from: key)
+                requeue(entry.work, indices: entry.indices, from: key, request: error.requestID, reason: "overloaded")
                 return
             }
-            retryOrFail(entry.work, indices: entry.indices, worker: key, error: ClusterError(error))
+            retryOrFail(entry.work, indices: entry.indices, worker: key, request: error.requestID, error: ClusterError(error))
         }
     }
 
@@ -217,12 +246,11 @@ final class Dispatcher: @unchecked Sendable {
     func tick(now: ContinuousClock.Instant) {
         locked {
             for key in liveness.removeExpired(at: now) where workers[key] != nil {
-                removeWorker(key, reason: "no heartbeat for \(settings.heartbeat.deadAfter)", now: now)
+                removeWorker(key, .missedHeartbeats, now: now)
             }
             for (id, entry) in inFlight where !entry.abandoned && entry.deadline < now && !entry.work.isDone {
                 inFlight[id]?.abandoned = true
-                log("request \(id) missed its \(settings.requestTimeout) deadline; sending it elsewhere")
-                requeue(entry.work, indices: entry.indices, from: entry.worker)
+                requeue(entry.work, indices: entry.indices, from: entry.worker, request: id, reason: "deadline_exceeded")
             }
             for work in pending where !work.isDone && !hasWorker(role: work.role) && work.queuedSince + settings.noWorkerWait < now {
                 fail(work, ClusterError(.noWorker, "no live \(Self.roleName(work.role)) worker for \(settings.noWorkerWait)", jobID: work.jobID))
@@ -354,6 +382,7 @@ final class Dispatcher: @unchecked Sendable {
         message.sampling = work.request.sampling.wire
         message.stop = work.request.stop
         message.maxNewTokens = UInt32(clamping: work.request.maxNewTokens)
+        message.stage = work.job.stage.current
         message.firstCandidateIndex = UInt32(indices[0])
         transmit(.generateRequest(message), id: id, work: .generate(work), indices: indices, to: worker, now: now)
     }
@@ -397,19 +426,25 @@ final class Dispatcher: @unchecked Sendable {
             workers[worker] = record
         }
         metrics?.observe(CoordinatorMetrics.requestSequences, Double(sequences), [("kind", work.role == .generate ? "generate" : "judge")])
+        logger.debug("request sent", metadata: [
+            "job_id": "\(work.jobID)", "request_id": "\(id)", "kind": "\(Self.roleName(work.role))", "worker_id": "\(workerName(worker))",
+            "n": .stringConvertible(sequences), "stage": "\(CoordinatorMetrics.stageName(work.stage))"])
         send([worker, frame])
     }
 
     /// Removes the in-flight entry `id` answered by `key`, returning its credits to the worker.
     private func takeInFlight(_ id: String, from key: [UInt8], now: ContinuousClock.Instant) -> InFlight? {
         guard let entry = inFlight[id], entry.worker == key else {
-            log("ignoring an answer to unknown or re-dispatched request '\(id)'")
+            logger.notice("answer to an unknown request ignored", metadata: ["request_id": "\(id)", "worker_id": "\(workerName(key))"])
             return nil
         }
         inFlight[id] = nil
         metrics?.observe(CoordinatorMetrics.requestSeconds, milliseconds(now - (entry.deadline - settings.requestTimeout)) / 1000,
                          [("kind", entry.work.role == .generate ? "generate" : "judge")])
-        if entry.abandoned { log("late answer to \(id) ignored (it was re-dispatched at its deadline); its credits are back") }
+        if entry.abandoned {
+            // It was re-dispatched at its deadline; only its credits come back.
+            logger.info("late answer ignored", metadata: ["job_id": "\(entry.work.jobID)", "request_id": "\(id)", "worker_id": "\(workerName(key))"])
+        }
         if var record = workers[key] {
             record.inFlightSequences -= entry.sequences
             record.requestsCompleted += 1
@@ -420,27 +455,46 @@ final class Dispatcher: @unchecked Sendable {
     }
 
     /// Forgets a worker and sends its in-flight work elsewhere.
-    private func removeWorker(_ key: [UInt8], reason: String, now: ContinuousClock.Instant) {
-        let name = workers[key]?.workerID ?? "?"
-        metrics?.inc(CoordinatorMetrics.workerRemovals, [("reason", CoordinatorMetrics.removalReason(reason))])
-        workers[key] = nil
-        liveness.forget(key)
+    private func removeWorker(_ key: [UInt8], _ removal: WorkerRemoval, now: ContinuousClock.Instant) {
+        var metadata: Logger.Metadata = ["worker_id": "\(workerName(key))", "reason": "\(removal.reason)"]
+        let level: Logger.Level
+        switch removal {
+        case .missedHeartbeats:
+            level = .warning
+            metadata["silent_s"] = .stringConvertible(milliseconds(settings.heartbeat.deadAfter) / 1000)
+        case .disconnected(let goodbye):
+            level = .info
+            metadata["goodbye"] = "\(goodbye)"
+        case .reconnected:
+            level = .notice
+        }
+        metrics?.inc(CoordinatorMetrics.workerRemovals, [("reason", removal.reason)])
         let lost = inFlight.filter { $0.value.worker == key }
+        metadata["in_flight"] = .stringConvertible(lost.count)
+        logger.log(level: level, "worker lost", metadata: metadata)
         for (id, entry) in lost {
             inFlight[id] = nil
-            if !entry.abandoned && !entry.work.isDone { requeue(entry.work, indices: entry.indices, from: key) }
+            if !entry.abandoned && !entry.work.isDone {
+                requeue(entry.work, indices: entry.indices, from: key, request: id, reason: "worker_lost")
+            }
         }
-        log("worker \(name) removed: \(reason); \(lost.count) request(s) re-dispatched")
+        workers[key] = nil
+        liveness.forget(key)
     }
 
-    private func retryOrFail(_ work: Work, indices: [Int], worker: [UInt8], error: ClusterError) {
+    /// The worker's id for logs (its routing id when it is not registered).
+    private func workerName(_ key: [UInt8]) -> String {
+        workers[key]?.workerID ?? Coordinator.peerName(key)
+    }
+
+    private func retryOrFail(_ work: Work, indices: [Int], worker: [UInt8], request: String, error: ClusterError) {
         let failures: Int
         switch work {
         case .generate(let generate): generate.failures += 1; failures = generate.failures
         case .judge(let judge): judge.failures += 1; failures = judge.failures
         }
         if error.isRetryable && failures < settings.maxAttempts {
-            requeue(work, indices: indices, from: worker)
+            requeue(work, indices: indices, from: worker, request: request, reason: "error", error: error)
         } else {
             var error = error
             error.jobID = work.jobID
@@ -448,8 +502,15 @@ final class Dispatcher: @unchecked Sendable {
         }
     }
 
-    /// Puts work back at the front of the queue to be sent again.
-    private func requeue(_ work: Work, indices: [Int], from worker: [UInt8]) {
+    /// Puts work back at the front of the queue to be sent again (`request` is the request that
+    /// carried it to `worker`).
+    private func requeue(_ work: Work, indices: [Int], from worker: [UInt8], request: String, reason: String, error: ClusterError? = nil) {
+        var metadata: Logger.Metadata = [
+            "job_id": "\(work.jobID)", "request_id": "\(request)", "kind": "\(Self.roleName(work.role))",
+            "stage": "\(CoordinatorMetrics.stageName(work.stage))", "worker_id": "\(workerName(worker))", "reason": "\(reason)"]
+        if let error { metadata.merge(error.logMetadata.filter { $0.key.hasPrefix("error") }) { $1 } }
+        // Busy workers are expected after a coordinator restart; the others cost a worker's time.
+        logger.log(level: reason == "overloaded" ? .notice : .warning, "request re-dispatched", metadata: metadata)
         // The wait for a worker of its role starts again.
         switch work {
         case .generate(let generate): generate.queuedSince = .now
@@ -473,13 +534,14 @@ final class Dispatcher: @unchecked Sendable {
     }
 
     private func fail(_ work: Work, _ error: ClusterError) {
+        guard !work.isDone else { return }
+        logger.error("request failed", metadata: error.logMetadata.merging([
+            "job_id": "\(work.jobID)", "kind": "\(Self.roleName(work.role))", "stage": "\(CoordinatorMetrics.stageName(work.stage))"]) { $1 })
         switch work {
         case .generate(let generate):
-            guard !generate.done else { return }
             generate.done = true
             completions.append { generate.continuation.resume(throwing: error) }
         case .judge(let judge):
-            guard !judge.done else { return }
             judge.done = true
             completions.append { judge.continuation.resume(throwing: error) }
         }

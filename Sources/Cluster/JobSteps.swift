@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Wire
 
 /// A job's answers from workers, recorded in the journal as they arrive. After a restart, the job's
@@ -11,16 +12,16 @@ import Wire
 final class JobSteps: @unchecked Sendable {
     let jobID: String
     private let journal: Journal
-    private let log: @Sendable (String) -> Void
+    private let logger: Logger
     private let lock = NSLock()
     private var recorded: [String: Data]
     private var reusedCount = 0
 
-    init(jobID: String, journal: Journal, recorded: [String: Data], log: @escaping @Sendable (String) -> Void) {
+    init(jobID: String, journal: Journal, recorded: [String: Data], logger: Logger) {
         self.jobID = jobID
         self.journal = journal
         self.recorded = recorded
-        self.log = log
+        self.logger = logger
     }
 
     /// Answers taken from the journal so far.
@@ -41,7 +42,7 @@ final class JobSteps: @unchecked Sendable {
             try journal.step(jobID, key: key, value: data)
         } catch {
             // Losing a step only costs recomputing it after a crash.
-            log("job \(jobID): cannot journal a step: \(error)")
+            logger.error("cannot journal a step", metadata: ["job_id": "\(jobID)", "error": "\(error)"])
         }
         return answer
     }

@@ -19,8 +19,7 @@ public final class MetricsServer: @unchecked Sendable {
 
     /// Listens on `host` (an IPv4 address; 0.0.0.0 for all interfaces) and `port`.
     /// `ready` answers `/ready` (a worker: connected to its coordinator).
-    public init(metrics: Metrics, host: String = "127.0.0.1", port: Int, ready: @escaping @Sendable () -> Bool = { true },
-                log: @escaping @Sendable (String) -> Void) throws {
+    public init(metrics: Metrics, host: String = "127.0.0.1", port: Int, ready: @escaping @Sendable () -> Bool = { true }) throws {
         self.metrics = metrics
         self.ready = ready
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -47,7 +46,7 @@ public final class MetricsServer: @unchecked Sendable {
         _ = withUnsafeMutablePointer(to: &actual) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
         self.port = Int(UInt16(bigEndian: actual.sin_port))
         listener = fd
-        let serve = Thread { [metrics] in Self.acceptLoop(fd, metrics: metrics, ready: ready, log: log) }
+        let serve = Thread { [metrics] in Self.acceptLoop(fd, metrics: metrics, ready: ready) }
         serve.name = "metrics-http"
         thread = serve
         serve.start()
@@ -61,7 +60,7 @@ public final class MetricsServer: @unchecked Sendable {
         Glibc.close(listener)
     }
 
-    private static func acceptLoop(_ listener: Int32, metrics: Metrics, ready: @Sendable () -> Bool, log: @Sendable (String) -> Void) {
+    private static func acceptLoop(_ listener: Int32, metrics: Metrics, ready: @Sendable () -> Bool) {
         while true {
             let connection = accept(listener, nil, nil)
             if connection < 0 {

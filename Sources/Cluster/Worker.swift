@@ -1,5 +1,6 @@
 import Foundation
 import Generation
+import Logging
 import Transport
 import Wire
 
@@ -9,6 +10,8 @@ import Wire
 ///
 /// It refuses requests that would take it over its advertised credits (`overloaded`), so a
 /// misbehaving coordinator cannot make it batch more than it said.
+///
+/// Every log line carries the `worker_id`; lines about work its `job_id` and `request_id`.
 public final class Worker: @unchecked Sendable {
     public struct Configuration: Sendable {
         public var endpoint: String
@@ -44,7 +47,7 @@ public final class Worker: @unchecked Sendable {
     public let metrics = Metrics()
     private let engine: WorkerEngine
     private let codec = EnvelopeCodec()
-    private let log: @Sendable (String) -> Void
+    private let logger: Logger
     private var link: DealerLink!
 
     private let lock = NSLock()
@@ -54,17 +57,21 @@ public final class Worker: @unchecked Sendable {
     private var beat: UInt64 = 0
     private var stopped: ClusterError?
     private var linkConnected = false
+    /// The coordinator answered a heartbeat saying it knows this worker, since the link came up.
+    private var registered = false
     private var onStop: CheckedContinuation<ClusterError, Never>?
 
     public init(context: ZMQContext, configuration: Configuration, engine: WorkerEngine,
-                log: @escaping @Sendable (String) -> Void) throws {
+                logger: Logger = Logger(label: "worker")) throws {
         guard !configuration.roles.isEmpty else { throw ClusterError(.invalidArgument, "a worker needs at least one role") }
         guard (1...engine.maxSamples).contains(configuration.maxBatch) else {
             throw ClusterError(.invalidArgument, "max batch must be between 1 and the engine's \(engine.maxSamples), got \(configuration.maxBatch)")
         }
         self.configuration = configuration
         self.engine = engine
-        self.log = log
+        var tagged = logger
+        tagged[metadataKey: "worker_id"] = "\(configuration.workerID)"
+        self.logger = tagged
         images = ImageCache(capacity: configuration.imageCacheCapacity)
         WorkerMetrics.register(on: metrics, worker: self, engine: engine)
         link = try DealerLink(
@@ -76,8 +83,20 @@ public final class Worker: @unchecked Sendable {
             heartbeat: { [unowned self] in heartbeatFrames() },
             onMessage: { [unowned self] frames in handle(frames) },
             onStateChange: { [unowned self] state in
-                lock.withLock { linkConnected = state == .connected }
-                log("link: \(state)")
+                lock.withLock {
+                    linkConnected = state == .connected
+                    if state != .connected { registered = false }
+                }
+                switch state {
+                case .connecting:
+                    self.logger.debug("connecting", metadata: ["coordinator": "\(configuration.endpoint)"])
+                case .connected:
+                    self.logger.debug("link up", metadata: ["coordinator": "\(configuration.endpoint)"])
+                case .reconnecting(let attempt, let delay):
+                    self.logger.warning("coordinator silent, reconnecting", metadata: [
+                        "coordinator": "\(configuration.endpoint)", "attempt": .stringConvertible(attempt),
+                        "delay_s": .stringConvertible(milliseconds(delay).rounded() / 1000)])
+                }
             })
     }
 
@@ -150,19 +169,19 @@ public final class Worker: @unchecked Sendable {
         do {
             body = try codec.decode(frames[0])
         } catch {
-            log("undecodable message from the coordinator: \(error)")
+            logger.warning("undecodable message from the coordinator", metadata: ["error": "\(error)"])
             send(.error(error.errorMessage()))
             return
         }
         switch body {
         case .generateRequest(let request):
-            accept(request.requestID, jobID: request.jobID, role: .generate, sequences: Int(request.n), deadlineMs: request.deadlineMs,
+            accept(request.requestID, jobID: request.jobID, role: .generate, stage: request.stage, sequences: Int(request.n), deadlineMs: request.deadlineMs,
                    image: request.hasImage ? request.image : nil,
                    check: { request.seeds.count == Int(request.n) ? nil : "n is \(request.n) but \(request.seeds.count) seeds were sent" }) { [engine] image, deadline in
                 .generateResult(try await engine.generate(request, image: image, deadline: deadline))
             }
         case .judgeRequest(let request):
-            accept(request.requestID, jobID: request.jobID, role: .judge, sequences: 1, deadlineMs: request.deadlineMs,
+            accept(request.requestID, jobID: request.jobID, role: .judge, stage: request.stage, sequences: 1, deadlineMs: request.deadlineMs,
                    image: request.hasImage ? request.image : nil,
                    check: { nil }) { [engine] image, deadline in
                 .judgeResult(try await engine.judge(request, image: image, deadline: deadline))
@@ -170,29 +189,43 @@ public final class Worker: @unchecked Sendable {
         case .heartbeat(let beat):
             // A coordinator that does not know us (it restarted): announce ourselves again, at most
             // once per liveness period (answers to beats sent before the Ready also say "unknown").
-            let due = lock.withLock { ContinuousClock.now - lastReady > configuration.heartbeat.deadAfter }
+            let (due, newlyKnown) = lock.withLock {
+                defer { registered = beat.known }
+                return (ContinuousClock.now - lastReady > configuration.heartbeat.deadAfter, beat.known && !registered)
+            }
+            if newlyKnown {
+                logger.info("registered", metadata: [
+                    "coordinator": "\(configuration.endpoint)", "roles": "\(configuration.roles.map(Dispatcher.roleName).joined(separator: ","))",
+                    "max_batch": .stringConvertible(configuration.maxBatch), "model": "\(engine.modelName)"])
+            }
             if !beat.known && due {
-                log("the coordinator does not know this worker (restarted?): sending Ready again")
+                logger.notice("the coordinator does not know this worker (restarted?): sending Ready again",
+                              metadata: ["coordinator": "\(configuration.endpoint)"])
                 try? link.send(readyFrames())
             }
         case .error(let error):
             let problem = ClusterError(error)
-            log("coordinator: \(problem)")
             // Refusals of the worker itself (not of one request) are final: retrying cannot help.
-            if error.requestID.isEmpty, error.code == .modelMismatch || error.code == .invalidArgument {
-                stop(problem)
-            }
+            let final = error.requestID.isEmpty && (error.code == .modelMismatch || error.code == .invalidArgument)
+            logger.log(level: final ? .error : .warning, final ? "refused by the coordinator" : "error from the coordinator",
+                       metadata: problem.logMetadata)
+            if final { stop(problem) }
         default:
             send(.error(ClusterError(.unexpectedMessage, "a worker does not accept \(EnvelopeCodec.name(of: body)) messages").wire))
         }
     }
 
     /// Checks a request against roles, credits and images, then serves it off the link's thread.
-    private func accept(_ id: String, jobID: String, role: Stagebeam_V1_Role, sequences: Int, deadlineMs: Double,
+    private func accept(_ id: String, jobID: String, role: Stagebeam_V1_Role, stage: Stagebeam_V1_Stage, sequences: Int, deadlineMs: Double,
                         image: Stagebeam_V1_ImageRef?,
                         check: () -> String?,
                         serve: @escaping @Sendable (PromptImage?, ContinuousClock.Instant?) async throws -> Stagebeam_V1_Envelope.OneOf_Body) {
         let received = ContinuousClock.now
+        var logger = self.logger
+        logger[metadataKey: "job_id"] = "\(jobID)"
+        logger[metadataKey: "request_id"] = "\(id)"
+        logger[metadataKey: "kind"] = "\(Dispatcher.roleName(role))"
+        logger[metadataKey: "stage"] = "\(CoordinatorMetrics.stageName(stage))"
         // Work still waiting for the engine at its deadline is refused: the coordinator has already
         // sent it elsewhere.
         let deadline = deadlineMs > 0 ? received + .nanoseconds(Int64(deadlineMs * 1e6)) : nil
@@ -217,7 +250,7 @@ public final class Worker: @unchecked Sendable {
                     }
                     images.insert(image.sha256, image.data)
                     metrics.inc(WorkerMetrics.images, [("event", "received")])
-                    log("image \(image.sha256.prefix(12)) received: \(image.data.count) bytes")
+                    logger.info("image received", metadata: ["image": "\(image.sha256.prefix(12))", "bytes": .stringConvertible(image.data.count)])
                     promptImage = PromptImage(hash: image.sha256, data: image.data)
                 } else if let data = images.data(image.sha256) {
                     metrics.inc(WorkerMetrics.images, [("event", "cache_hit")])
@@ -234,23 +267,32 @@ public final class Worker: @unchecked Sendable {
             refusal.requestID = id
             refusal.jobID = jobID
             metrics.inc(WorkerMetrics.refusals, [("code", ClusterError.name(refusal.code))])
-            log("refused \(Dispatcher.roleName(role)) \(id): \(refusal)")
+            logger.warning("request refused", metadata: refusal.logMetadata)
             send(.error(refusal.wire))
             return
         }
-        log("\(Dispatcher.roleName(role)) \(id) n=\(sequences)")
-        Task.detached { [self, promptImage] in
+        logger.debug("work received", metadata: ["n": .stringConvertible(sequences)])
+        Task.detached { [self, promptImage, logger] in
             let answer: Stagebeam_V1_Envelope.OneOf_Body
             do {
                 answer = try await serve(promptImage, deadline)
             } catch {
-                let failure = WorkerEngine.wireError(error, requestID: id, jobID: jobID)
-                log("\(Dispatcher.roleName(role)) \(id) failed: \(failure)")
-                answer = .error(failure.wire)
+                answer = .error(WorkerEngine.wireError(error, requestID: id, jobID: jobID).wire)
             }
             lock.withLock { inFlight[id] = nil }
-            WorkerMetrics.served(answer, role: role, sequences: sequences, seconds: milliseconds(ContinuousClock.now - received) / 1000, on: metrics)
-            log("\(Dispatcher.roleName(role)) \(id) done in \(Int(milliseconds(ContinuousClock.now - received))) ms")
+            let seconds = milliseconds(ContinuousClock.now - received) / 1000
+            WorkerMetrics.served(answer, role: role, sequences: sequences, seconds: seconds, on: metrics)
+            var metadata: Logger.Metadata = ["n": .stringConvertible(sequences), "seconds": .stringConvertible((seconds * 1000).rounded() / 1000)]
+            if case .generateResult(let result) = answer {
+                metadata["tokens"] = .stringConvertible(result.candidates.map { Int($0.tokenCount) }.reduce(0, +))
+                metadata["prompt_tokens"] = .stringConvertible(result.promptTokens)
+                metadata["reused_prefix_tokens"] = .stringConvertible(result.reusedPrefixTokens)
+            }
+            if case .error(let failure) = answer {
+                logger.error("work failed", metadata: metadata.merging(ClusterError(failure).logMetadata) { $1 })
+            } else {
+                logger.info("work done", metadata: metadata)
+            }
             send(stamped(answer))
         }
     }
@@ -272,7 +314,7 @@ public final class Worker: @unchecked Sendable {
         do {
             try link.send([try codec.encode(body)])
         } catch {
-            log("cannot send \(EnvelopeCodec.name(of: body)): \(error)")
+            logger.error("cannot send a message", metadata: ["message": "\(EnvelopeCodec.name(of: body))", "error": "\(error)"])
         }
     }
 

@@ -1,5 +1,6 @@
 import Cluster
 import Foundation
+import Logging
 import SwiftProtobuf
 import Transport
 import Wire
@@ -17,10 +18,10 @@ public final class ClusterItemRunner: ItemRunner, @unchecked Sendable {
 
     /// `curve`: keys for a coordinator that requires them.
     public init(endpoint: String, settings: BatchJobSettings, concurrency: Int, curve: CurveRole? = nil,
-                log: @escaping @Sendable (String) -> Void) throws {
+                logger: Logger = Logger(label: "client")) throws {
         self.settings = settings
         let context = try ZMQContext()
-        all = try (0..<max(concurrency, 1)).map { _ in try Client(context: context, endpoint: endpoint, curve: curve, log: log) }
+        all = try (0..<max(concurrency, 1)).map { _ in try Client(context: context, endpoint: endpoint, curve: curve, logger: logger) }
         idle = all
     }
 

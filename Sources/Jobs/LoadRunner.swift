@@ -1,5 +1,6 @@
 import Cluster
 import Foundation
+import Logging
 import Search
 import Transport
 import Wire
@@ -30,14 +31,14 @@ public final class LoadRunner: @unchecked Sendable {
     /// Rate profiles: at most this many jobs in flight (each holds one client link).
     let maxInFlight: Int
     let statusInterval: Duration
-    let log: @Sendable (String) -> Void
+    let logger: Logger
     private let context: ZMQContext
     private let lock = NSLock()
     private var idle: [Client] = []
 
     /// `curve`: keys for a coordinator that requires them.
     public init(endpoint: String, questions: [BatchItem], seed: UInt64, maxInFlight: Int = 64, statusInterval: Duration = .milliseconds(500),
-                curve: CurveRole? = nil, log: @escaping @Sendable (String) -> Void) throws {
+                curve: CurveRole? = nil, logger: Logger = Logger(label: "loadtest")) throws {
         self.curve = curve
         guard !questions.isEmpty else { throw JobsError(.invalidArgument, "a load test needs at least one question") }
         self.endpoint = endpoint
@@ -45,7 +46,7 @@ public final class LoadRunner: @unchecked Sendable {
         self.seed = seed
         self.maxInFlight = maxInFlight
         self.statusInterval = statusInterval
-        self.log = log
+        self.logger = logger
         context = try ZMQContext()
     }
 
@@ -59,7 +60,7 @@ public final class LoadRunner: @unchecked Sendable {
     /// One run: `profile` under `limits` with `settings`' search options.
     public func run(name: String, profile: LoadProfile, limits: Limits, settings: BatchJobSettings, slo: SLO) async throws -> LoadRunResult {
         let start = ContinuousClock.now
-        let sampler = try StatusSampler(client: Client(context: context, endpoint: endpoint, curve: curve, log: log), start: start, interval: statusInterval)
+        let sampler = try StatusSampler(client: Client(context: context, endpoint: endpoint, curve: curve, logger: logger), start: start, interval: statusInterval)
         let samplerTask = Task { await sampler.run() }
         let samples: [RequestSample]
         switch profile {
@@ -125,7 +126,10 @@ public final class LoadRunner: @unchecked Sendable {
                 index += 1
             }
             for try await sample in group { all.append(sample) }
-            if delayed > 0 { log("\(delayed) arrival(s) waited for one of the \(maxInFlight) client slots (raise --max-in-flight)") }
+            if delayed > 0 {
+                logger.warning("arrivals waited for a client slot (raise --max-in-flight)", metadata: [
+                    "arrivals": .stringConvertible(delayed), "max_in_flight": .stringConvertible(maxInFlight)])
+            }
             return all
         }
     }
@@ -135,7 +139,7 @@ public final class LoadRunner: @unchecked Sendable {
         var submit = settings.config(seed: ItemSeed.seed(batch: seed, id: "request-\(index)")).submitJob(question: item.question)
         if let image = item.image { submit.image = try image.load() }
         if let templates = settings.judgeTemplatesJSON { submit.judgeTemplatesJson = templates }
-        let client = try lock.withLock { idle.popLast() } ?? Client(context: context, endpoint: endpoint, curve: curve, log: log)
+        let client = try lock.withLock { idle.popLast() } ?? Client(context: context, endpoint: endpoint, curve: curve, logger: logger)
         defer { lock.withLock { idle.append(client) } }
         let submitted = seconds(since: start)
         var sample = RequestSample(index: index, start: submitted, latency: 0, succeeded: false, errorCode: nil, queueMs: 0, stageMs: [:],

@@ -33,6 +33,7 @@ struct BatchCommand: AsyncParsableCommand {
     var imagesDir: String?
     @OptionGroup var search: SearchOptions
     @OptionGroup var curve: ClientCurveOptions
+    @OptionGroup var logging: LogOptions
     @Option(help: "Items in flight at once (jobs submitted to the coordinator).")
     var concurrency = 4
     @Flag(name: .customLong("record-search"), help: "Put each item's full search record (candidates, tournaments) under \"search\".")
@@ -53,6 +54,7 @@ struct BatchCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        try logging.bootstrap()
         let input = try BatchInput.read(URL(fileURLWithPath: input), imagesDirectory: imagesDir.map { URL(fileURLWithPath: $0) })
         for problem in input.problems { printError("input \(self.input) \(problem) (skipped)") }
         let outputFile = try ResultFile(url: URL(fileURLWithPath: output), retryFailed: retryFailed, log: printError)
@@ -65,7 +67,7 @@ struct BatchCommand: AsyncParsableCommand {
         var cluster: ClusterItemRunner?
         if let coordinator {
             cluster = try ClusterItemRunner(endpoint: coordinator, settings: settings, concurrency: concurrency,
-                                            curve: try curve.role(), log: logLine)
+                                            curve: try curve.role())
             runner = cluster!
         } else {
             var arguments = ["--kv-capacity", String(kvCapacity)]

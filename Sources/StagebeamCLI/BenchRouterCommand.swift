@@ -1,6 +1,7 @@
 import ArgumentParser
 import Cluster
 import Foundation
+import Logging
 import Transport
 
 /// How many messages a coordinator routes per second on this link: several clients ask for its
@@ -27,7 +28,8 @@ struct BenchRouterCommand: AsyncParsableCommand {
     func run() async throws {
         let context = try ZMQContext()
         let role = try curve.role()
-        let connected = try (0..<clients).map { _ in try Client(context: context, endpoint: coordinator, curve: role, log: { _ in }) }
+        let quiet = Logger(label: "client", factory: SwiftLogNoOpLogHandler.init)
+        let connected = try (0..<clients).map { _ in try Client(context: context, endpoint: coordinator, curve: role, logger: quiet) }
         defer { for client in connected { client.close() } }
         for client in connected { _ = try await client.status() }  // connected and answered once
         let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))

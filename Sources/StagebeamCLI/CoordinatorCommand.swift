@@ -2,6 +2,7 @@ import ArgumentParser
 import Cluster
 import Dispatch
 import Foundation
+import Logging
 import Transport
 
 struct CoordinatorCommand: AsyncParsableCommand {
@@ -27,6 +28,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
     var maxImageBytes = 32 << 20
     @OptionGroup var metricsOptions: MetricsOptions
     @OptionGroup var curve: CoordinatorCurveOptions
+    @OptionGroup var logging: LogOptions
 
     func validate() throws {
         if heartbeatMs < 1 { throw ValidationError("--heartbeat-ms must be ≥ 1") }
@@ -38,6 +40,8 @@ struct CoordinatorCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        try logging.bootstrap()
+        let logger = Logger(label: "coordinator")
         var isDirectory: ObjCBool = false
         var journalURL = URL(fileURLWithPath: journal)
         if FileManager.default.fileExists(atPath: journal, isDirectory: &isDirectory), isDirectory.boolValue {
@@ -51,11 +55,12 @@ struct CoordinatorCommand: AsyncParsableCommand {
                 requestTimeout: .milliseconds(Int64(requestTimeoutS * 1000)),
                 noWorkerWait: .milliseconds(Int64(noWorkerTimeoutS * 1000)), maxRunningJobs: maxRunningJobs,
                 maxImageBytes: maxImageBytes, curve: try curve.settings()),
-            log: logLine)
+            logger: logger)
         announce("coordinator listening on \(coordinator.endpoint) · journal \(journalURL.path)")
+        logger.info("started", metadata: ["endpoint": "\(coordinator.endpoint)", "journal": "\(journalURL.path)"])
         let metricsServer = try metricsOptions.serve(coordinator.metrics)
         let signal = await waitForTermination()
-        logLine("stopping on signal \(signal)")
+        logger.notice("stopping", metadata: ["signal": .stringConvertible(signal)])
         metricsServer?.close()
         coordinator.close()
     }
@@ -65,12 +70,6 @@ struct CoordinatorCommand: AsyncParsableCommand {
 /// that scripts and tests starting the process can wait for it.
 func announce(_ line: String) {
     FileHandle.standardOutput.write(Data((line + "\n").utf8))
-}
-
-/// A timestamped log line on standard error.
-@Sendable func logLine(_ message: String) {
-    let time = Date().formatted(.iso8601.time(includingFractionalSeconds: true))
-    FileHandle.standardError.write(Data("\(time) \(message)\n".utf8))
 }
 
 /// Waits for SIGINT or SIGTERM and returns which.

@@ -27,6 +27,7 @@ struct LoadtestCommand: AsyncParsableCommand {
     var duration: Double?
     @OptionGroup var search: SearchOptions
     @OptionGroup var curve: ClientCurveOptions
+    @OptionGroup var logging: LogOptions
     @Option(help: "Beam widths to run in turn, comma-separated (default: --beam).")
     var beams: String?
     @Option(help: "Objective(s), e.g. latency_p99:20s, error_rate:1% (repeatable or comma-separated).")
@@ -85,6 +86,7 @@ struct LoadtestCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        try logging.bootstrap()
         let objective = try SLO(parsing: slo)
         let questions = try input.map { path in
             let batch = try BatchInput.read(URL(fileURLWithPath: path), imagesDirectory: imagesDir.map { URL(fileURLWithPath: $0) })
@@ -100,7 +102,7 @@ struct LoadtestCommand: AsyncParsableCommand {
             else if let rate { .profile(.rate(rate)) }
             else { .sweep(try LoadSweep(startRate: startRate, factor: rateFactor, maxSteps: maxSteps, maxSeconds: maxSweepS)) }
         let runner = try LoadRunner(endpoint: coordinator, questions: questions, seed: search.seed, maxInFlight: maxInFlight,
-                                    statusInterval: .milliseconds(statusIntervalMs), curve: try curve.role(), log: logLine)
+                                    statusInterval: .milliseconds(statusIntervalMs), curve: try curve.role())
         let report = try await LoadTest.run(runner: runner, mode: mode, beams: try beamList(), limits: .init(requests: requests, duration: duration),
                                             settings: settings, slo: objective, coordinator: coordinator, log: { printError($0) })
         runner.close()

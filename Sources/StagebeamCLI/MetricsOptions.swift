@@ -15,7 +15,7 @@ struct MetricsOptions: ParsableArguments {
     /// Starts the server when a port was given, and says where it listens; `ready` answers `/ready`.
     func serve(_ metrics: Metrics, ready: @escaping @Sendable () -> Bool = { true }) throws -> MetricsServer? {
         guard let metricsPort else { return nil }
-        let server = try MetricsServer(metrics: metrics, host: metricsHost, port: metricsPort, ready: ready, log: logLine)
+        let server = try MetricsServer(metrics: metrics, host: metricsHost, port: metricsPort, ready: ready)
         announce("metrics on http://\(metricsHost):\(server.port)/metrics")
         return server
     }

@@ -13,13 +13,15 @@ struct StatusCommand: AsyncParsableCommand {
     @Option(help: "The coordinator's endpoint, e.g. tcp://127.0.0.1:5555.")
     var coordinator: String
     @OptionGroup var curve: ClientCurveOptions
+    @OptionGroup var logging: LogOptions
     @Option(name: .customLong("timeout-s"), help: "Give up when the coordinator does not answer within this many seconds.")
     var timeoutS = 5.0
     @Flag(help: "Print the status as JSON (the StatusReply message's protobuf JSON form).")
     var json = false
 
     func run() async throws {
-        let client = try Client(context: ZMQContext(), endpoint: coordinator, curve: try curve.role(), log: logLine)
+        try logging.bootstrap()
+        let client = try Client(context: ZMQContext(), endpoint: coordinator, curve: try curve.role())
         let status = try await withTimeout(.milliseconds(Int64(timeoutS * 1000))) { try await client.status() }
         client.close()
         guard let status else {

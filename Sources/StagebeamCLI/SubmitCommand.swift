@@ -14,6 +14,7 @@ struct SubmitCommand: AsyncParsableCommand {
     @Option(help: "The coordinator's endpoint, e.g. tcp://127.0.0.1:5555.")
     var coordinator: String
     @OptionGroup var curve: ClientCurveOptions
+    @OptionGroup var logging: LogOptions
     @Option(help: "The question.")
     var question: String
     @Option(help: "An image file (PNG/JPEG) the question is about.")
@@ -29,6 +30,7 @@ struct SubmitCommand: AsyncParsableCommand {
     var recordSearch = false
 
     func run() async throws {
+        try logging.bootstrap()
         var submit = search.config.submitJob(question: question)
         submit.jobID = jobID ?? ""
         submit.streamEvents = !json
@@ -41,7 +43,7 @@ struct SubmitCommand: AsyncParsableCommand {
         if let image {
             submit.image = try Data(contentsOf: URL(fileURLWithPath: image))
         }
-        let client = try Client(context: ZMQContext(), endpoint: coordinator, curve: try curve.role(), log: logLine)
+        let client = try Client(context: ZMQContext(), endpoint: coordinator, curve: try curve.role())
         let job = submit
         let timeout: Duration? = timeoutS > 0 ? .milliseconds(Int64(timeoutS * 1000)) : nil
         let result = try await withTimeout(timeout) { try await client.submit(job) { event in printError(describe(event)) } }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Cluster
 import Foundation
+import Logging
 import Transport
 import Wire
 
@@ -24,6 +25,7 @@ struct WorkerCommand: AsyncParsableCommand {
     var liveness = 3
     @OptionGroup var metricsOptions: MetricsOptions
     @OptionGroup var curve: ClientCurveOptions
+    @OptionGroup var logging: LogOptions
 
     func validate() throws {
         if maxBatch < 1 { throw ValidationError("--max-batch must be ≥ 1") }
@@ -45,6 +47,7 @@ struct WorkerCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        try logging.bootstrap()
         let generator = try engine.makeGenerator()
         let workerEngine = try WorkerEngine(directory: engine.directory, generator: generator, chatTemplate: try engine.chatTemplate())
         let id = workerID ?? "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
@@ -53,7 +56,7 @@ struct WorkerCommand: AsyncParsableCommand {
             configuration: .init(endpoint: coordinator, workerID: id, roles: try parsedRoles(), maxBatch: maxBatch,
                                  heartbeat: HeartbeatPolicy(interval: .milliseconds(heartbeatMs), missedLimit: liveness),
                                  curve: try curve.role()),
-            engine: workerEngine, log: logLine)
+            engine: workerEngine)
         let metricsServer = try metricsOptions.serve(worker.metrics, ready: { worker.isConnected })
         announce("worker \(id) · model \(workerEngine.modelName) \(workerEngine.modelHash.prefix(12)) · roles \(roles) · max batch \(maxBatch) · coordinator \(coordinator)")
         // Whichever comes first: a signal (leave politely) or the coordinator refusing this worker.
@@ -62,7 +65,7 @@ struct WorkerCommand: AsyncParsableCommand {
         Task { report.yield("refused: \(await worker.waitUntilRefused())") }
         var iterator = outcomes.makeAsyncIterator()
         let outcome = await iterator.next() ?? "stream ended"
-        logLine("stopping: \(outcome)")
+        Logger(label: "worker").notice("stopping", metadata: ["worker_id": "\(id)", "reason": "\(outcome)"])
         metricsServer?.close()
         worker.close(reason: outcome)
         if outcome.hasPrefix("refused") { throw ExitCode(2) }

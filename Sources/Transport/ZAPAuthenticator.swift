@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 
 /// Answers libzmq's ZAP requests (RFC 27) for CURVE server sockets of one context: a client whose
 /// public key is in `allowed` gets in, any other is refused (and logged). Must run before the server
@@ -6,16 +7,16 @@ import Foundation
 public final class ZAPAuthenticator: @unchecked Sendable {
     private let socket: ZMQSocket
     private let allowed: Set<String>
-    private let log: @Sendable (String) -> Void
+    private let logger: Logger
     private let lock = NSLock()
     private var stopping = false
     private var thread: Thread?
 
-    public init(context: ZMQContext, allowed: Set<String>, log: @escaping @Sendable (String) -> Void) throws(TransportError) {
+    public init(context: ZMQContext, allowed: Set<String>, logger: Logger) throws(TransportError) {
         socket = try ZMQSocket(context: context, kind: .reply)
         _ = try socket.bind("inproc://zeromq.zap.01")
         self.allowed = allowed
-        self.log = log
+        self.logger = logger
         let thread = Thread { [self] in serve() }
         thread.name = "zap-authenticator"
         self.thread = thread
@@ -35,8 +36,9 @@ public final class ZAPAuthenticator: @unchecked Sendable {
             let key = request.count > 6 ? Curve.z85(request[6]) : nil
             let accepted = mechanism == "CURVE" && key.map(allowed.contains) == true
             if !accepted {
-                log("refused a \(mechanism) connection from \(String(decoding: request[3], as: UTF8.self)): "
-                    + (key.map { "public key \($0) is not authorized" } ?? "no CURVE key"))
+                logger.warning("connection refused", metadata: [
+                    "peer": "\(String(decoding: request[3], as: UTF8.self))", "mechanism": "\(mechanism)",
+                    "error": "\(key.map { "public key \($0) is not authorized" } ?? "no CURVE key")"])
             }
             let reply: [[UInt8]] = [Array("1.0".utf8), request[1], Array((accepted ? "200" : "400").utf8),
                                     Array((accepted ? "OK" : "unknown key").utf8), Array((key ?? "").utf8), []]

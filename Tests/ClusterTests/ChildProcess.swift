@@ -43,14 +43,14 @@ final class Scratch {
 }
 
 /// A `stagebeam` child process with its standard output and error in files (pipes could fill up
-/// and stall it). Killed when released.
+/// and stall it). Killed when released. `environment` is added to this process's.
 final class ChildProcess {
     let name: String
     let process = Process()
     private let outURL: URL
     private let errURL: URL
 
-    init(_ arguments: [String], name: String, in scratch: Scratch) throws {
+    init(_ arguments: [String], name: String, in scratch: Scratch, environment: [String: String] = [:]) throws {
         self.name = name
         outURL = scratch.url.appendingPathComponent("\(name).out")
         errURL = scratch.url.appendingPathComponent("\(name).err")
@@ -58,6 +58,7 @@ final class ChildProcess {
         FileManager.default.createFile(atPath: errURL.path, contents: nil)
         process.executableURL = try stagebeamExecutable()
         process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         process.standardOutput = try FileHandle(forWritingTo: outURL)
         process.standardError = try FileHandle(forWritingTo: errURL)
         try process.run()
@@ -73,6 +74,16 @@ final class ChildProcess {
     var stdout: String { (try? String(contentsOf: outURL, encoding: .utf8)) ?? "" }
     var stderr: String { (try? String(contentsOf: errURL, encoding: .utf8)) ?? "" }
     var pid: Int32 { process.processIdentifier }
+
+    /// Its log lines (`--log-format json`), parsed; a line not yet whole is left out.
+    var logs: [[String: Any]] {
+        stderr.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+    }
+
+    /// The log lines whose message is `message` and whose fields have these values (compared as text).
+    func logged(_ message: String, _ fields: [String: String] = [:]) -> [[String: Any]] {
+        logs.filter { line in line["msg"] as? String == message && fields.allSatisfy { "\(line[$0.key] ?? "")" == $0.value } }
+    }
 
     func signal(_ number: Int32) {
         kill(process.processIdentifier, number)
@@ -105,8 +116,9 @@ final class ChildProcess {
 }
 
 /// Runs `stagebeam` to completion and returns (status, stdout, stderr).
-func runStagebeam(_ arguments: [String], in scratch: Scratch, name: String, timeout: Double = 60) throws -> (Int32, String, String) {
-    let child = try ChildProcess(arguments, name: name, in: scratch)
+func runStagebeam(_ arguments: [String], in scratch: Scratch, name: String, timeout: Double = 60,
+                  environment: [String: String] = [:]) throws -> (Int32, String, String) {
+    let child = try ChildProcess(arguments, name: name, in: scratch, environment: environment)
     let status = try child.exitStatus(timeout: timeout)
     return (status, child.stdout, child.stderr)
 }

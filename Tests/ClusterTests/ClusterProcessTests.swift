@@ -131,8 +131,8 @@ import Wire
         let record = try parseJSON(String(decoding: result.searchRecordJson, as: UTF8.self))
         #expect(try SearchOutcome(record: record) == reference)
         #expect(result.counts.redispatchedRequests >= 1)
-        #expect(!victim.stderr.contains("done in"), "the frozen victim never answered")
-        #expect(cluster.coordinator.stderr.contains("worker victim removed: no heartbeat"))
+        #expect(victim.logged("work done").isEmpty, "the frozen victim never answered")
+        #expect(!cluster.coordinator.logged("worker lost", ["worker_id": "victim", "reason": "missed_heartbeats"]).isEmpty)
         let status = try await client.status()
         #expect(status.redispatchedRequests >= 1)
         #expect(status.workers.map(\.workerID).sorted() == ["judge", "survivor"])
@@ -158,12 +158,12 @@ import Wire
         #expect(try SearchOutcome(submitted: submitted) == SearchOutcome(record: job.runInProcess(in: scratch)))
         let counts = submitted["counts"] as? [String: Any]
         #expect(counts?["redispatched_requests"] as? Int ?? 0 >= 2, "a generate share and a judge call")
-        #expect(cluster.coordinator.stderr.components(separatedBy: "missed its").count - 1 >= 2)
+        #expect(cluster.coordinator.logged("request re-dispatched", ["reason": "deadline_exceeded"]).count >= 2)
 
         slowGenerator.signal(SIGCONT)
         slowJudge.signal(SIGCONT)
         try cluster.coordinator.wait("the late answers to be ignored") {
-            $0.stderr.components(separatedBy: "ignored (it was re-dispatched at its deadline)").count - 1 >= 2 ? true : nil
+            $0.logged("late answer ignored").count >= 2 ? true : nil
         }
         let client = try Client(context: ZMQContext(), endpoint: cluster.endpoint)
         defer { client.close() }
@@ -173,7 +173,9 @@ import Wire
 
         judge.signal(SIGTERM)
         #expect(try judge.exitStatus() == 0)
-        try cluster.coordinator.wait("the goodbye") { $0.stderr.contains("worker judge-ok removed: it disconnected") ? true : nil }
+        try cluster.coordinator.wait("the goodbye") {
+            $0.logged("worker lost", ["worker_id": "judge-ok", "reason": "disconnected"]).isEmpty ? nil : true
+        }
     }
 
     /// (d) The journal: a finished job is answered from it after a SIGKILL and restart (with no
@@ -198,7 +200,7 @@ import Wire
         let again = try cluster.submit(job, jobID: "journaled")
         #expect(try SearchOutcome(submitted: again) == SearchOutcome(submitted: first))
         #expect(again["total_ms"] as? Double == first["total_ms"] as? Double, "the journaled result itself")
-        #expect(!cluster.coordinator.stderr.contains("job journaled accepted"))
+        #expect(cluster.coordinator.logged("job accepted", ["job_id": "journaled"]).isEmpty)
         // The same id with another question is refused, and the coordinator keeps serving.
         var other = job
         other.question = "Something else?"
@@ -216,7 +218,7 @@ import Wire
         let midJob = TestJob(question: "How do birds fly?", seed: 9)
         let waiting = try ChildProcess(["submit", "--coordinator", endpoint, "--json", "--record-search", "--job-id", "mid-flight"] + midJob.arguments,
                                        name: "submit-mid", in: scratch)
-        try cluster.coordinator.wait("the job to be accepted") { $0.stderr.contains("job mid-flight accepted") ? true : nil }
+        try cluster.coordinator.wait("the job to be accepted") { $0.logged("job accepted", ["job_id": "mid-flight"]).isEmpty ? nil : true }
         usleep(100_000)
         let journalBefore = try String(contentsOfFile: cluster.journal, encoding: .utf8)
         #expect(journalBefore.contains("\"event\":\"accepted\",\"job_id\":\"mid-flight\""))
@@ -230,7 +232,7 @@ import Wire
         let midResult = try parseJSON(waiting.stdout)
         #expect(try SearchOutcome(submitted: midResult) == SearchOutcome(record: midJob.runInProcess(in: scratch)))
         #expect(interrupted, "the job must have been unfinished when its coordinator was killed")
-        #expect(cluster.coordinator.stderr.contains("1 unfinished to run again"))
+        #expect(!cluster.coordinator.logged("journal replayed", ["unfinished": "1"]).isEmpty)
         let journal = try String(contentsOfFile: cluster.journal, encoding: .utf8)
         #expect(journal.components(separatedBy: "\"event\":\"finished\",\"job_id\":\"mid-flight\"").count - 1 == 1)
     }
@@ -264,8 +266,7 @@ import Wire
         let reference = try job.runInProcess(in: scratch)
         #expect(waiting.stdout.contains("answer: \(reference["answer"] as? String ?? "?")"))
         let reused = try cluster.coordinator.wait("the job to finish") { child -> Int? in
-            guard let line = child.stderr.split(separator: "\n").first(where: { $0.contains("job resumed: ") && $0.contains("taken from the journal") }) else { return nil }
-            return Int(line.split(separator: " ").first { Int($0) != nil } ?? "")
+            child.logged("answers reused from the journal", ["job_id": "resumed"]).first?["answers"] as? Int
         }
         #expect(reused >= stepsBefore)
         #expect(try SearchOutcome(submitted: cluster.submit(job, jobID: "resumed")) == SearchOutcome(record: reference))

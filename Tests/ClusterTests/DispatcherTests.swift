@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Search
 import Testing
 import Transport
@@ -46,7 +47,7 @@ private final class Outbox: @unchecked Sendable {
         dispatcher = Dispatcher(
             settings: .init(heartbeat: HeartbeatPolicy(interval: .milliseconds(100), missedLimit: 3),
                             requestTimeout: .seconds(30), noWorkerWait: .seconds(30)),
-            codec: EnvelopeCodec(), send: { outbox.append($0) }, log: { _ in })
+            codec: EnvelopeCodec(), send: { outbox.append($0) }, logger: Logger(label: "coordinator", factory: SwiftLogNoOpLogHandler.init))
     }
 
     private func register(_ id: String, credits: Int, roles: [Stagebeam_V1_Role] = [.generate, .judge], hash: String = "model-1") -> ClusterError? {

@@ -5,7 +5,8 @@ import Testing
 import Wire
 
 /// A coordinator and workers as real processes on loopback, with short heartbeats so that deaths
-/// are noticed in a fraction of a second.
+/// are noticed in a fraction of a second. They log JSON lines (`ChildProcess.logged`), with
+/// `environment` added to their environment.
 final class LocalCluster {
     static let heartbeatMs = "100"
     static let model = Repo.model("llama-gqa")
@@ -14,14 +15,16 @@ final class LocalCluster {
     let journal: String
     /// Heartbeat intervals of silence after which a peer is dead (coordinator and workers alike).
     let liveness: String
+    let environment: [String: String]
     private(set) var coordinator: ChildProcess!
     private(set) var endpoint = ""
     private(set) var workers: [String: ChildProcess] = [:]
     private var restarts = 0
 
-    init(scratch: Scratch, liveness: Int = 10, requestTimeoutS: Double = 20) throws {
+    init(scratch: Scratch, liveness: Int = 10, requestTimeoutS: Double = 20, environment: [String: String] = [:]) throws {
         self.scratch = scratch
         self.liveness = String(liveness)
+        self.environment = environment
         journal = scratch.path("journal.jsonl")
         try startCoordinator(endpoint: "tcp://127.0.0.1:*", extra: ["--request-timeout-s", String(requestTimeoutS)])
     }
@@ -31,8 +34,8 @@ final class LocalCluster {
         restarts += 1
         coordinator = try ChildProcess(
             ["coordinator", "--bind", endpoint, "--journal", journal, "--heartbeat-ms", Self.heartbeatMs, "--liveness", liveness,
-             "--no-worker-timeout-s", "20"] + extra,
-            name: "coordinator\(restarts)", in: scratch)
+             "--no-worker-timeout-s", "20", "--log-format", "json"] + extra,
+            name: "coordinator\(restarts)", in: scratch, environment: environment)
         self.endpoint = try coordinator.wait("the listening line") { child in
             child.stdout.split(separator: " ").first { $0.hasPrefix("tcp://") }.map(String.init)
         }
@@ -44,19 +47,19 @@ final class LocalCluster {
                    extra: [String] = [], waitForRegistration: Bool = true) throws -> ChildProcess {
         let worker = try ChildProcess(
             ["worker", "--coordinator", endpoint, "--model", model, "--worker-id", id, "--roles", roles,
-             "--max-batch", String(maxBatch), "--heartbeat-ms", Self.heartbeatMs, "--liveness", liveness] + extra,
-            name: "worker-\(id)", in: scratch)
+             "--max-batch", String(maxBatch), "--heartbeat-ms", Self.heartbeatMs, "--liveness", liveness, "--log-format", "json"] + extra,
+            name: "worker-\(id)", in: scratch, environment: environment)
         workers[id] = worker
         if waitForRegistration {
             let before = registrations(of: id)
-            try coordinator.wait("worker \(id) to register") { $0.stderr.components(separatedBy: "worker \(id) ready:").count - 1 > before ? true : nil }
+            try coordinator.wait("worker \(id) to register") { _ in registrations(of: id) > before ? true : nil }
         }
         return worker
     }
 
     /// How many times the current coordinator has registered worker `id`.
     func registrations(of id: String) -> Int {
-        coordinator.stderr.components(separatedBy: "worker \(id) ready:").count - 1
+        coordinator.logged("worker registered", ["worker_id": id]).count
     }
 
     /// `stagebeam submit --json --record-search` for `job`; returns the parsed JSON output.
@@ -157,10 +160,7 @@ func candidateWorkers(_ submitted: [String: Any]) -> Set<String> {
     return workers
 }
 
-/// The sequence counts (n) of the generate requests a worker logged.
+/// The sequence counts (n) of the generate requests a worker served.
 func generateSizes(_ worker: ChildProcess) -> [Int] {
-    worker.stderr.split(separator: "\n").compactMap { line in
-        guard line.contains(" generate "), let n = line.split(separator: " ").first(where: { $0.hasPrefix("n=") }) else { return nil }
-        return Int(n.dropFirst(2))
-    }
+    worker.logged("work done", ["kind": "generate"]).compactMap { $0["n"] as? Int }
 }

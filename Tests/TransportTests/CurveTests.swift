@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Testing
 @testable import Transport
 
@@ -9,7 +10,7 @@ import Testing
         let server = try Curve.generateKeyPair(), known = try Curve.generateKeyPair(), stranger = try Curve.generateKeyPair()
         #expect(Curve.isKey(server.publicKey) && Curve.isKey(server.secretKey))
         #expect(try Curve.publicKey(ofSecret: known.secretKey) == known.publicKey)
-        let authenticator = try ZAPAuthenticator(context: context, allowed: [known.publicKey], log: { _ in })
+        let authenticator = try ZAPAuthenticator(context: context, allowed: [known.publicKey], logger: Logger(label: "zap", factory: SwiftLogNoOpLogHandler.init))
         defer { authenticator.close() }
 
         let router = try ZMQSocket(context: context, kind: .router)
