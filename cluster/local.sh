@@ -8,6 +8,7 @@
 #
 # With --judges 0 (the default) every worker both generates and judges. Logs and the journal go to
 # --dir (default: $TMPDIR/stagebeam-local-PORT); restarting with the same journal resumes its jobs.
+# STAGEBEAM_LOG_FORMAT=json (and STAGEBEAM_LOG_LEVEL) in the environment reach every process.
 # Then, in another terminal:
 #   stagebeam submit --coordinator tcp://127.0.0.1:5555 --question "…" --beam 4
 #   stagebeam status --coordinator tcp://127.0.0.1:5555
@@ -37,7 +38,7 @@ while [[ $# -gt 0 ]]; do
     --threads) threads="$2"; shift 2 ;;
     --heartbeat-ms) heartbeat_ms="$2"; shift 2 ;;
     --liveness) liveness="$2"; shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "local.sh: unknown option $1 (see --help)" >&2; exit 64 ;;
   esac
 done

@@ -65,8 +65,8 @@ for ((k = 1; k <= workers; k++)); do
     --metrics-port 9101 --metrics-host "$(address "sb-w$k")" > "$dir/worker-$k.log" 2>&1 &
   pids+=($!)
 done
-until [[ "$(grep -c ' ready:' "$dir/coordinator.log" || true)" -ge "$workers" ]]; do sleep 0.2; done
-grep ' ready:' "$dir/coordinator.log" | sed 's/^/coordinator log: /'
+until [[ "$(grep -c 'worker registered' "$dir/coordinator.log" || true)" -ge "$workers" ]]; do sleep 0.2; done
+grep 'worker registered' "$dir/coordinator.log" | sed 's/^/coordinator log: /'
 
 for ((i = 0; i < items; i++)); do
   printf '{"id": "q%d", "question": "Across hosts, question %d: what is %d plus %d?"}\n' "$i" "$i" "$i" "$i"

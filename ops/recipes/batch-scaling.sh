@@ -46,7 +46,7 @@ for w in $workers; do
       > "$dir/worker-$run-$k.log" 2>&1 &
     pids+=($!)
   done
-  until [[ "$(grep -c ' ready:' "$dir/coordinator-$run.log" || true)" -ge "$w" ]]; do sleep 0.2; done
+  until [[ "$(grep -c 'worker registered' "$dir/coordinator-$run.log" || true)" -ge "$w" ]]; do sleep 0.2; done
   summary="$("$bin" batch --coordinator "$endpoint" --input "$dir/items.jsonl" --output "$dir/out-$run.jsonl" --beam "$beam" \
     --max-stage-tokens "$tokens" --concurrency "$concurrency" 2>&1 | grep '^batch: .* run now')"
   echo "workers $w: $summary"

@@ -43,7 +43,7 @@ for w in $workers; do
     "$bin" worker --coordinator "$endpoint" --model "$model" --worker-id "w$k" --threads 1 > "$dir/worker-$w-$k.log" 2>&1 &
     pids+=($!)
   done
-  until [[ "$(grep -c ' ready:' "$dir/coordinator-$w.log" || true)" -ge "$w" ]]; do sleep 0.2; done
+  until [[ "$(grep -c 'worker registered' "$dir/coordinator-$w.log" || true)" -ge "$w" ]]; do sleep 0.2; done
   echo "== $w worker(s)"
   "$bin" loadtest --coordinator "$endpoint" --sweep --beams "$beams" --duration "$duration" --max-stage-tokens "$tokens" \
     --start-rate "$start" --rate-factor "$factor" --max-steps "$steps" --slo "$slo" --output "$output-w$w" 2>/dev/null \
