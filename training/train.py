@@ -92,7 +92,7 @@ class Stream:
     the held-out test split are never trained on."""
 
     def __init__(self, enc: Encoder, seed: int, held_out: set, batch_tokens: int, pad_id: int,
-                 judge_share: float = 0.38):
+                 judge_share: float = 0.3):
         self.enc, self.rng, self.held_out = enc, random.Random(seed), held_out
         self.batch_tokens, self.pad_id = batch_tokens, pad_id
         self.judge_share = judge_share
@@ -237,18 +237,20 @@ def main():
     parser.add_argument("--checkpoint", type=Path, default=Path("training/runs/checkpoint.pt"),
                         help="saved every --eval-every steps; --resume continues from it")
     parser.add_argument("--resume", action="store_true")
-    parser.add_argument("--steps", type=int, default=1200)
-    parser.add_argument("--align-steps", type=int, default=120)
+    parser.add_argument("--steps", type=int, default=2000, help="length of the learning-rate schedule")
+    parser.add_argument("--stop-at", type=int, default=1500,
+                        help="save the model after this step (the shipped model stopped at 1500 of 2000 for time)")
+    parser.add_argument("--align-steps", type=int, default=150)
     parser.add_argument("--batch-tokens", type=int, default=8192)
-    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--lr", type=float, default=8e-4)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--eval-every", type=int, default=50)
+    parser.add_argument("--eval-every", type=int, default=100)
     parser.add_argument("--vocab-size", type=int, default=1024)
-    parser.add_argument("--judge-share", type=float, default=0.38, help="share of judge verdicts among examples")
-    parser.add_argument("--late-judge-share", type=float, default=0.38,
+    parser.add_argument("--judge-share", type=float, default=0.3, help="share of judge verdicts among examples")
+    parser.add_argument("--late-judge-share", type=float, default=0.5,
                         help="the share from --late-from (a fraction of --steps) on")
-    parser.add_argument("--late-from", type=float, default=1.0)
+    parser.add_argument("--late-from", type=float, default=0.5)
     args = parser.parse_args()
 
     torch.manual_seed(args.seed)
@@ -276,7 +278,7 @@ def main():
         (no_decay if p.ndim < 2 or "norm" in name else decay).append(p)
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=args.lr, betas=(0.9, 0.95))
-    warmup = 60
+    warmup = 100
 
     def lr_at(step):
         if step < warmup:
@@ -296,7 +298,7 @@ def main():
         print(f"resumed at step {step}", flush=True)
 
     start, pending, window = time.time() - (rows[-1]["seconds"] if rows else 0), [], []
-    while step < args.steps:
+    while step < min(args.steps, args.stop_at):
         if not pending:
             train.judge_share = args.late_judge_share if step >= args.late_from * args.steps else args.judge_share
             pending = train.batches("align" if step < args.align_steps else "mix")
@@ -312,7 +314,7 @@ def main():
         step += 1
         tokens += b["tokens"]
         window.append(parts)
-        if step % args.eval_every == 0 or step == args.steps:
+        if step % args.eval_every == 0 or step == min(args.steps, args.stop_at):
             model.eval()
             with torch.no_grad():
                 val_parts = [batch_loss(model, vb, device)[1] for vb in val_batches]
