@@ -1,9 +1,9 @@
 # stagebeam: the two commands of the README, and the tools around them.
 SWIFT ?= swift
 BIN := .build/release/stagebeam
-DEMO_MODEL ?= Tests/Fixtures/models/llama-gqa
+DEMO_MODEL ?= models/stagebeam-shapes
 
-.PHONY: deps build demo test bench bench-model proto fixtures clean
+.PHONY: deps build demo test eval bench bench-model proto fixtures dataset model self-judge clean
 
 deps:
 	@scripts/install-deps.sh
@@ -20,12 +20,17 @@ test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 
+# Accuracy of greedy, best-of-N, sentence- and stage-level search on the held-out set (README "Built-in model").
+eval: build
+	$(BIN) eval --methods greedy,best-of-n,sentence,stage --beam 4
+
 # Speed figures (see README "Performance"); needs the ~150M-parameter random Llama below.
 BENCH_MODEL ?= bench-models/llama-150m-f32
 bench: build
 	$(BIN) bench --model $(BENCH_MODEL) --prompt-tokens 128 --gen-tokens 64 --batch 1,4,8 --threads 2
 
-# Python (torch, transformers) is needed only for these two: fixtures and the bench model.
+# Python (torch, transformers) is needed only below: fixtures, the bench model, and training the
+# built-in model (CPU: about 45 minutes on 2 cores; a CUDA device is used when present).
 VENV := .venv
 $(VENV)/bin/python:
 	python3 -m venv $(VENV)
@@ -37,6 +42,18 @@ bench-model: $(VENV)/bin/python
 fixtures: $(VENV)/bin/python
 	$(VENV)/bin/python scripts/fixtures/make_model_fixtures.py
 	$(VENV)/bin/python scripts/fixtures/make_tokenizer_fixtures.py
+
+dataset: $(VENV)/bin/python
+	$(VENV)/bin/python training/dataset.py --out datasets/shapes --examples examples
+
+model: $(VENV)/bin/python
+	$(VENV)/bin/python training/train.py --out models/stagebeam-shapes
+	$(VENV)/bin/python training/reference.py --model models/stagebeam-shapes --out Tests/Fixtures/builtin/reference.json
+
+# Second phase (training/self_judge.py): judge verdicts on the model's own graded samples. Not applied
+# to the shipped model (README "The built-in model").
+self-judge: $(VENV)/bin/python
+	$(VENV)/bin/python training/self_judge.py --model models/stagebeam-shapes
 
 proto:
 	scripts/gen-proto.sh

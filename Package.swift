@@ -44,7 +44,7 @@ let package = Package(
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
         .target(name: "Models", dependencies: ["Kernels", "ModelFormats", "Vision"], swiftSettings: vectorized),
         .testTarget(name: "ModelsTests", dependencies: ["Models"]),
-        .testTarget(name: "LlavaTests", dependencies: ["Models", "Vision"]),
+        .testTarget(name: "LlavaTests", dependencies: ["Models", "Vision", "Tokenization"]),
         .testTarget(name: "MllamaTests", dependencies: ["Models", "ModelFormats", "Vision", "Generation", "Tokenization"]),
         // Llama 3.2 Vision speed and memory (scripts/bench/mllama.sh); not part of the CLI.
         .executableTarget(name: "MllamaBench", dependencies: ["Models", "Kernels", "Vision"], swiftSettings: vectorized),

@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # The main job, end to end on this machine: a local cluster (a coordinator, two generate workers and
-# a judge worker, as separate processes on loopback), one question answered with stage-level beam
-# search (beam 4, bracket tournaments) streamed as it runs, the cluster's status, then shutdown.
-# The model is a tiny random checkpoint shipped with the tree, so the text itself is noise: the
-# demo shows the machinery. (The trained built-in model is issue #5.)
+# a judge worker, as separate processes on loopback) answers the bundled example questions about the
+# bundled example images (examples/) with stage-level beam search (beam 4, bracket tournaments) using
+# the built-in model (models/stagebeam-shapes, trained by training/train.py). Each answer streams its
+# stages and tournament matches as they happen, then prints the staged answer and its timings.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bin="$root/.build/release/stagebeam"
-model="${DEMO_MODEL:-$root/Tests/Fixtures/models/llama-gqa}"
+model="${DEMO_MODEL:-$root/models/stagebeam-shapes}"
+examples="$root/examples"
 port="${DEMO_PORT:-$((20000 + RANDOM % 20000))}"
 dir="$(mktemp -d)"
 
-STAGEBEAM="$bin" "$root/cluster/local.sh" --model "$model" --workers 2 --judges 1 --max-batch 2 --threads 1 \
+STAGEBEAM="$bin" "$root/cluster/local.sh" --model "$model" --workers 2 --judges 1 --max-batch 4 --threads 1 \
   --port "$port" --dir "$dir" >"$dir/cluster.log" 2>&1 &
 cluster=$!
 trap 'kill -TERM $cluster 2>/dev/null; wait $cluster 2>/dev/null || true' EXIT
@@ -25,10 +26,16 @@ for _ in $(seq 300); do
   sleep 0.2
 done
 
-echo "== cluster on tcp://127.0.0.1:$port: coordinator, 2 generate workers (2 credits each), 1 judge"
-"$bin" submit --coordinator "tcp://127.0.0.1:$port" \
-  --question "How many red circles are left if one is removed?" \
-  --beam 4 --tournament bracket --max-stage-tokens 24 --seed 1
+echo "== cluster on tcp://127.0.0.1:$port: coordinator, 2 generate workers, 1 judge · model $model"
+while IFS= read -r line; do
+  image=$(sed -E 's/.*"image": "([^"]+)".*/\1/' <<<"$line")
+  question=$(sed -E 's/.*"question": "([^"]+)".*/\1/' <<<"$line")
+  expected=$(sed -E 's/.*"answer": "([^"]+)".*/\1/' <<<"$line")
+  echo
+  echo "== $image: $question (expected answer: $expected)"
+  "$bin" submit --coordinator "tcp://127.0.0.1:$port" --image "$examples/$image" --question "$question" \
+    --beam 4 --tournament bracket --max-stage-tokens 160 --seed 1
+done <"$examples/questions.jsonl"
 echo
 echo "== status"
 "$bin" status --coordinator "tcp://127.0.0.1:$port"

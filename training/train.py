@@ -238,8 +238,8 @@ def main():
                         help="saved every --eval-every steps; --resume continues from it")
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--steps", type=int, default=2000, help="length of the learning-rate schedule")
-    parser.add_argument("--stop-at", type=int, default=1500,
-                        help="save the model after this step (the shipped model stopped at 1500 of 2000 for time)")
+    parser.add_argument("--stop-at", type=int, default=1600,
+                        help="save the model after this step (the shipped model stopped at 1600 of 2000 for time)")
     parser.add_argument("--align-steps", type=int, default=150)
     parser.add_argument("--batch-tokens", type=int, default=8192)
     parser.add_argument("--lr", type=float, default=8e-4)
