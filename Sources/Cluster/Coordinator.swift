@@ -176,8 +176,11 @@ public final class Coordinator: @unchecked Sendable {
 
     // MARK: Jobs
 
+    /// Whether `peer` subscribes to a job this coordinator holds. Finished jobs count: a heartbeat
+    /// answered between a job's finishing and its result reaching the client must not tell the
+    /// client its job is unknown (it would resubmit a job that is done).
     private func isWaitingClient(_ peer: [UInt8]) -> Bool {
-        lock.withLock { jobs.values.contains { !$0.isFinished && $0.subscribers[peer] != nil } }
+        lock.withLock { jobs.values.contains { $0.subscribers[peer] != nil } }
     }
 
     private func accept(_ submit: Stagebeam_V1_SubmitJob, from peer: [UInt8], now: ContinuousClock.Instant) {
