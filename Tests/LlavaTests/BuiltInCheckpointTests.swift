@@ -40,19 +40,8 @@ import Vision
         let featureError = zip(features.values, f.image_features.flatMap { $0 }).map { abs($0 - $1) }.max()!
         #expect(featureError < 1e-4, "max |Δfeature| \(featureError)")
 
-        let prompt = try model.prompt(ids: f.input_ids, images: [features])
-        let cache = model.language.makeCache(capacityTokens: 128)
-        let sequence = cache.createSequence()
-        let start = try cache.append(sequence, count: prompt.count)
-        var batch = ForwardBatch(capacity: prompt.count)
-        prompt.append(0..<prompt.count, to: &batch, sequence: sequence, firstPosition: start) { _ in true }
-        let logits = try model.language.forward(batch, cache: cache)
-        let vocab = model.language.vocabularySize
-        var worst: Float = 0
-        for (row, expected) in f.logits.enumerated() {
-            for (j, value) in expected.enumerated() { worst = max(worst, abs(logits[row * vocab + j] - value)) }
-        }
-        #expect(worst < 1e-3, "max |Δlogit| \(worst)")
+        let worst = try logitError(model, ids: f.input_ids, features: features, expected: f.logits)
+        #expect(worst < 1e-4, "max |Δlogit| \(worst)")
     }
 
     @Test func greedyAnswerMatchesTransformers() throws {

@@ -50,18 +50,7 @@ import Vision
     func logitsMatchTransformers(_ name: String) throws {
         let f = try LlavaFixture.load(name), model = try Self.model(name)
         let features = try model.imageFeatures(for: Self.referencePixels(f))
-        let prompt = try model.prompt(ids: f.input_ids, images: [features])
-        let cache = model.language.makeCache(capacityTokens: 128)
-        let sequence = cache.createSequence()
-        let start = try cache.append(sequence, count: prompt.count)
-        var batch = ForwardBatch(capacity: prompt.count)
-        prompt.append(0..<prompt.count, to: &batch, sequence: sequence, firstPosition: start) { _ in true }
-        let logits = try model.language.forward(batch, cache: cache)
-        let vocab = model.language.vocabularySize
-        var worst: Float = 0
-        for (row, expected) in f.logits.enumerated() {
-            for (j, value) in expected.enumerated() { worst = max(worst, abs(logits[row * vocab + j] - value)) }
-        }
+        let worst = try logitError(model, ids: f.input_ids, features: features, expected: f.logits)
         #expect(worst < 1e-4, "\(name): max |Δlogit| \(worst)")
     }
 
@@ -111,6 +100,23 @@ import Vision
         let model = try Self.model("llava-clip-llama")
         #expect { try model.imageFeatures(imageData: Data("not an image".utf8)) } throws: { ($0 as? VisionError)?.code == .notAnImage }
     }
+}
+
+/// The largest |logit − expected| over every prompt position, after one prefill of the whole prompt.
+func logitError(_ model: LlavaModel, ids: [Int], features: ImageFeatures, expected: [[Float]]) throws -> Float {
+    let prompt = try model.prompt(ids: ids, images: [features])
+    let cache = model.language.makeCache(capacityTokens: 128)
+    let sequence = cache.createSequence()
+    let start = try cache.append(sequence, count: prompt.count)
+    var batch = ForwardBatch(capacity: prompt.count)
+    prompt.append(0..<prompt.count, to: &batch, sequence: sequence, firstPosition: start) { _ in true }
+    let logits = try model.language.forward(batch, cache: cache)
+    let vocab = model.language.vocabularySize
+    var worst: Float = 0
+    for (row, values) in expected.enumerated() {
+        for (j, value) in values.enumerated() { worst = max(worst, abs(logits[row * vocab + j] - value)) }
+    }
+    return worst
 }
 
 /// Greedy decoding of a multimodal prompt: prefill, then one token at a time.
