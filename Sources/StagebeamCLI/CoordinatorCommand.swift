@@ -41,6 +41,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
 
     func run() async throws {
         try logging.bootstrap()
+        let termination = TerminationSignals()
         let logger = Logger(label: "coordinator")
         var isDirectory: ObjCBool = false
         var journalURL = URL(fileURLWithPath: journal)
@@ -59,7 +60,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
         announce("coordinator listening on \(coordinator.endpoint) · journal \(journalURL.path)")
         logger.info("started", metadata: ["endpoint": "\(coordinator.endpoint)", "journal": "\(journalURL.path)"])
         let metricsServer = try metricsOptions.serve(coordinator.metrics)
-        let signal = await waitForTermination()
+        let signal = await termination.first()
         logger.notice("stopping", metadata: ["signal": .stringConvertible(signal)])
         metricsServer?.close()
         coordinator.close()
@@ -72,28 +73,27 @@ func announce(_ line: String) {
     FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }
 
-/// Waits for SIGINT or SIGTERM and returns which.
-func waitForTermination() async -> Int32 {
-    await withCheckedContinuation { continuation in
-        let once = NSLock()
-        var resumed = false
-        var sources: [DispatchSourceSignal] = []
-        for signalNumber in [SIGINT, SIGTERM] {
-            signal(signalNumber, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
-            source.setEventHandler {
-                let first = once.withLock { defer { resumed = true }; return !resumed }
-                if first { continuation.resume(returning: signalNumber) }
-            }
-            source.resume()
-            sources.append(source)
-        }
-        // The sources must outlive this scope; the process ends soon after a signal anyway.
-        SignalSources.keep(sources)
-    }
-}
+/// SIGINT and SIGTERM, caught from the moment this is made: a process makes it before it announces
+/// itself, so a signal sent as soon as the announcement appears is handled, not the default kill.
+final class TerminationSignals: @unchecked Sendable {  // `sources` are only kept alive, never used after init
+    private let signals: AsyncStream<Int32>
+    private let sources: [DispatchSourceSignal]
 
-private enum SignalSources {
-    nonisolated(unsafe) static var kept: [DispatchSourceSignal] = []
-    static func keep(_ sources: [DispatchSourceSignal]) { kept += sources }
+    init() {
+        let (signals, continuation) = AsyncStream.makeStream(of: Int32.self)
+        self.signals = signals
+        sources = [SIGINT, SIGTERM].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { continuation.yield(number) }
+            source.resume()
+            return source
+        }
+    }
+
+    /// The first signal caught (at once if one came already).
+    func first() async -> Int32 {
+        for await number in signals { return number }
+        return SIGTERM
+    }
 }

@@ -48,6 +48,7 @@ struct WorkerCommand: AsyncParsableCommand {
 
     func run() async throws {
         try logging.bootstrap()
+        let termination = TerminationSignals()
         let generator = try engine.makeGenerator()
         let workerEngine = try WorkerEngine(directory: engine.directory, generator: generator, chatTemplate: try engine.chatTemplate())
         let id = workerID ?? "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
@@ -61,7 +62,7 @@ struct WorkerCommand: AsyncParsableCommand {
         announce("worker \(id) · model \(workerEngine.modelName) \(workerEngine.modelHash.prefix(12)) · roles \(roles) · max batch \(maxBatch) · coordinator \(coordinator)")
         // Whichever comes first: a signal (leave politely) or the coordinator refusing this worker.
         let (outcomes, report) = AsyncStream.makeStream(of: String.self)
-        Task { report.yield("signal \(await waitForTermination())") }
+        Task { report.yield("signal \(await termination.first())") }
         Task { report.yield("refused: \(await worker.waitUntilRefused())") }
         var iterator = outcomes.makeAsyncIterator()
         let outcome = await iterator.next() ?? "stream ended"
