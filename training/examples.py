@@ -52,7 +52,7 @@ class Encoder:
         assert full[:len(prompt)] == prompt, "prompt tokens change when the answer follows"
         answer_ids = full[len(prompt):]
         # Piecewise weights: tokenize each piece boundary by re-encoding growing prefixes.
-        done, offset = 0, 0
+        done = 0
         text_so_far = prompt_text(user)
         for piece, weight in pieces:
             text_so_far += piece
