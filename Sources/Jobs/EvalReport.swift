@@ -108,34 +108,23 @@ public struct EvalReport: Sendable {
     /// the judge table.
     public func text() -> String {
         func percent(_ tally: Tally) -> String { String(format: "%.1f%%", tally.accuracy * 100) }
-        var sections = [Self.table([["method", "beam", "n", "correct", "accuracy", "format valid", "judge calls", "tokens", "seconds"]]
+        var sections = [ConsoleTable.render([["method", "beam", "n", "correct", "accuracy", "format valid", "judge calls", "tokens", "seconds"]]
             + rows.map { row in
                 [row.run.method.rawValue, String(row.run.beam), String(row.score.n), String(row.score.correct), percent(row.score),
                  "\(row.formatValid)/\(row.score.n) (\(percent(Tally(n: row.score.n, correct: row.formatValid))))",
                  String(row.judgeCalls), String(row.tokens), String(format: "%.1f", row.seconds)]
             })]
-        sections.append(Self.table([["family"] + rows.map { "\($0.run.method.rawValue)/\($0.run.beam)" }] + families.map { family in
+        sections.append(ConsoleTable.render([["family"] + rows.map { "\($0.run.method.rawValue)/\($0.run.beam)" }] + families.map { family in
             [family] + rows.map { row in row.byFamily[family].map { "\($0.correct)/\($0.n) \(percent($0))" } ?? "-" }
         }))
         if let judge {
             func cells(_ name: String, _ o: JudgeAccuracy.Orders) -> [String] {
                 [name, String(o.pairs), percent(o.betterFirst), percent(o.betterSecond), String(format: "%.1f%%", o.accuracy * 100)]
             }
-            sections.append(Self.table([["judge topic", "pairs", "better first", "better second", "mean"]]
+            sections.append(ConsoleTable.render([["judge topic", "pairs", "better first", "better second", "mean"]]
                 + JudgeTopic.allCases.compactMap { topic in judge.byTopic[topic].map { cells(topic.rawValue, $0) } }
                 + [cells("all", judge.all)]))
         }
         return sections.joined(separator: "\n\n")
-    }
-
-    /// Fixed-width columns, a rule under the header.
-    static func table(_ rows: [[String]]) -> String {
-        let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
-        var lines = rows.map { row in
-            (zip(row.dropLast(), widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) } + [row.last!])
-                .joined(separator: "  ")
-        }
-        lines.insert(widths.map { String(repeating: "-", count: $0) }.joined(separator: "  "), at: 1)
-        return lines.joined(separator: "\n")
     }
 }

@@ -15,12 +15,7 @@ public enum LoadTable {
 
     /// A fixed-width table for the console.
     public static func text(_ report: LoadReport) -> String {
-        let rows = [columns] + report.runs.map(cells)
-        let widths = columns.indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
-        var lines = rows.map { row in
-            zip(row, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")
-        }
-        lines.insert(widths.map { String(repeating: "-", count: $0) }.joined(separator: "  "), at: 1)
+        var lines = [ConsoleTable.render([columns] + report.runs.map(cells))]
         for run in report.runs where !run.workers.isEmpty {
             lines.append("\(run.name) workers: " + run.workers.map {
                 String(format: "%@ busy %.0f%% credits %.0f%% (%llu requests)", $0.worker, $0.busy * 100, $0.creditUse * 100, $0.requests)
