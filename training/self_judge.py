@@ -25,9 +25,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import shapes  # noqa: E402
 from dataset import held_out_keys, item_key  # noqa: E402
-from examples import Encoder, pixels, prompt_text  # noqa: E402
+from examples import Encoder, expand_image, pixels, prompt_text  # noqa: E402
 from judge_prompt import judge_prompt, verdict  # noqa: E402
-from train import SPECIAL, Stream, batch_loss, collate, freeze_vision_tower, judge_accuracy, save  # noqa: E402
+from train import (SPECIAL, Stream, batch_loss, bucketed, choice_token_ids, collate, freeze_vision_tower,  # noqa: E402
+                   judge_accuracy, save)
 
 STAGES = ["SUMMARY", "CAPTION", "REASONING", "CONCLUSION"]
 OBJECT = re.compile(r"\b(small|large) (" + "|".join(shapes.COLOURS) + r") (circle|square|triangle)\b")
@@ -59,9 +60,7 @@ def final_word(conclusion: str) -> str | None:
 def sample(model, tok, items, n: int, image_token: int, pad: int, eos: int, seed: int):
     """n answers per item at temperature 0.6, top-p 0.9 (the search's sampling)."""
     torch.manual_seed(seed)
-    prompts = [tok.encode(prompt_text(i.question), add_special_tokens=False).ids for i in items]
-    from examples import expand_image
-    prompts = [expand_image(p, image_token) for p in prompts]
+    prompts = [expand_image(tok.encode(prompt_text(i.question), add_special_tokens=False).ids, image_token) for i in items]
     width = max(map(len, prompts))
     ids = torch.full((len(items), width), pad)
     mask = torch.zeros((len(items), width), dtype=torch.long)
@@ -158,11 +157,13 @@ def main():
     print("own samples:", {k: v for k, v in stats.items()}, flush=True)
 
     rng.shuffle(pairs)
-    held = pairs[:128]  # judged before and after, never trained on
-    train_pairs = pairs[128:]
-    held_batches = [collate(held_chunk, ids["<pad>"]) for held_chunk in
-                    (lambda ex: [ex[i:i + 24] for i in range(0, len(ex), 24)])([pair_example(enc, rng, i, p) for i, p in held])]
-    choice_ids = [tok.encode(prompt_text("") + "Response" + c, add_special_tokens=False).ids[-1] for c in (" 1", " 2")]
+    held_count = min(128, len(pairs) // 4)  # judged before and after, never trained on
+    held, train_pairs = pairs[:held_count], pairs[held_count:]
+    if not held or not train_pairs:
+        raise SystemExit(f"only {len(pairs)} right-versus-wrong pairs from {len(items)} questions: sample more (--items)")
+    held_examples = [pair_example(enc, rng, i, p) for i, p in held]
+    held_batches = [collate(held_examples[k:k + 24], ids["<pad>"]) for k in range(0, len(held_examples), 24)]
+    choice_ids = choice_token_ids(tok)
     before = judge_accuracy(model, held_batches, choice_ids, "cpu")
     print(f"judge accuracy on held-out own-sample pairs before: {before:.3f}", flush=True)
 
@@ -176,16 +177,7 @@ def main():
             # Half own-sample verdicts, half ordinary examples.
             mixed = [pair_example(enc, rng, *rng.choice(train_pairs)) for _ in range(96)]
             mixed += [stream.example("mix") for _ in range(96)]
-            mixed.sort(key=lambda e: len(e["ids"]))
-            chunks, current = [], []
-            for ex in mixed:
-                if current and len(ex["ids"]) * (len(current) + 1) > args.batch_tokens:
-                    chunks.append(current)
-                    current = []
-                current.append(ex)
-            chunks.append(current)
-            rng.shuffle(chunks)
-            pending = [collate(c, ids["<pad>"]) for c in chunks]
+            pending = bucketed(mixed, args.batch_tokens, rng, ids["<pad>"])
         for g in opt.param_groups:
             g["lr"] = args.lr * (1 - step / args.steps)
         loss, parts = batch_loss(model, pending.pop(), "cpu")

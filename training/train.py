@@ -113,17 +113,27 @@ class Stream:
                 return ex
 
     def batches(self, phase: str, pool: int = 384):
-        examples = sorted((self.example(phase) for _ in range(pool)), key=lambda e: len(e["ids"]))
-        out, current = [], []
-        for ex in examples:
-            if current and len(ex["ids"]) * (len(current) + 1) > self.batch_tokens:
-                out.append(current)
-                current = []
-            current.append(ex)
-        if current:
-            out.append(current)
-        self.rng.shuffle(out)
-        return [collate(b, self.pad_id) for b in out]
+        return bucketed([self.example(phase) for _ in range(pool)], self.batch_tokens, self.rng, self.pad_id)
+
+
+def bucketed(examples, batch_tokens: int, rng: random.Random, pad_id: int):
+    """Examples sorted by length and cut into batches of at most `batch_tokens` padded tokens, in a
+    shuffled order: little padding, no length bias over time."""
+    batches, current = [], []
+    for ex in sorted(examples, key=lambda e: len(e["ids"])):
+        if current and len(ex["ids"]) * (len(current) + 1) > batch_tokens:
+            batches.append(current)
+            current = []
+        current.append(ex)
+    if current:
+        batches.append(current)
+    rng.shuffle(batches)
+    return [collate(b, pad_id) for b in batches]
+
+
+def choice_token_ids(tok) -> list[int]:
+    """The token of each verdict choice (" 1", " 2") as it follows "Response"."""
+    return [tok.encode(prompt_text("") + "Response" + c, add_special_tokens=False).ids[-1] for c in (" 1", " 2")]
 
 
 def collate(batch, pad_id: int):
@@ -269,7 +279,7 @@ def main():
     train = Stream(enc, args.seed, held_out, args.batch_tokens, ids["<pad>"], args.judge_share)
     val = Stream(enc, args.seed + 1000, held_out, args.batch_tokens, ids["<pad>"])
     val_batches = val.batches("mix", pool=160)
-    choice_ids = [tok.encode(prompt_text("") + "Response" + c, add_special_tokens=False).ids[-1] for c in (" 1", " 2")]
+    choice_ids = choice_token_ids(tok)
 
     decay, no_decay = [], []
     for name, p in model.named_parameters():
