@@ -26,14 +26,44 @@ public struct EvalRow: Sendable, Equatable {
     public var seconds = 0.0
     /// Items without a family are under `EvalReport.noFamily`.
     public var byFamily: [String: Tally] = [:]
+    /// Every item's graded answer, in the dataset's order.
+    public var answers: [EvalAnswer] = []
 
     mutating func add(_ result: SearchResult, for item: EvalItem) {
         let correct = Grading.isCorrect(conclusion: result.answer, reference: item.answer)
+        let formatValid = Grading.isFormatValid(result.stages)
         score.add(correct)
         byFamily[item.family ?? EvalReport.noFamily, default: Tally()].add(correct)
-        if Grading.isFormatValid(result.stages) { formatValid += 1 }
+        if formatValid { self.formatValid += 1 }
         judgeCalls += result.counts.judgeCalls
         tokens += result.counts.generatedTokens
+        answers.append(EvalAnswer(method: run.method.rawValue, beam: run.beam, id: item.id, family: item.family,
+                                  question: item.question, reference: item.answer,
+                                  predicted: Grading.predictedAnswer(conclusion: result.answer), correct: correct,
+                                  formatValid: formatValid, answer: result.text))
+    }
+}
+
+/// One item's answer under one method, as `stagebeam eval --answers` writes it (a JSON line), so
+/// failures can be read and analysed: which stage went wrong, per family.
+public struct EvalAnswer: Codable, Sendable, Equatable {
+    public var method: String
+    public var beam: Int
+    public var id: String
+    public var family: String?
+    public var question: String
+    /// The reference answer.
+    public var reference: String
+    /// The answer read from the CONCLUSION (`Grading.predictedAnswer`); nil when it has no word.
+    public var predicted: String?
+    public var correct: Bool
+    public var formatValid: Bool
+    /// The whole staged answer, tags included.
+    public var answer: String
+
+    enum CodingKeys: String, CodingKey {
+        case method, beam, id, family, question, reference, predicted, correct, answer
+        case formatValid = "format_valid"
     }
 }
 

@@ -33,6 +33,8 @@ struct EvalCommand: AsyncParsableCommand {
     var noJudgePairs = false
     @Flag(help: "Print {\"results\", \"by_family\", \"judge\"} as JSON instead of tables.")
     var json = false
+    @Option(help: ArgumentHelp("Also write every item's graded answer, per method and beam, as JSON lines to FILE.", valueName: "FILE"))
+    var answers: String?
     @Option(name: .customLong("progress-interval-s"), help: "Seconds between progress lines when standard error is not a terminal.")
     var progressIntervalS = 10.0
 
@@ -86,8 +88,26 @@ struct EvalCommand: AsyncParsableCommand {
             judge = try await evaluator.judgeAccuracy(pairs, config: config, progress: progress)
             progress.end()
         }
+        if let answers { try writeAnswers(rows, to: URL(fileURLWithPath: answers)) }
         let report = EvalReport(rows: rows, judge: judge)
         print(json ? String(decoding: try report.jsonData(), as: UTF8.self) : report.text())
+    }
+
+    /// One `EvalAnswer` a line: {"method", "beam", "id", "family", "question", "reference", "predicted",
+    /// "correct", "format_valid", "answer"}.
+    func writeAnswers(_ rows: [EvalRow], to url: URL) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        var data = Data()
+        for answer in rows.flatMap(\.answers) {
+            data.append(try encoder.encode(answer))
+            data.append(UInt8(ascii: "\n"))
+        }
+        do {
+            try data.write(to: url, options: .atomic)
+        } catch {
+            throw ValidationError("cannot write --answers \(url.path): \(error.localizedDescription)")
+        }
     }
 
     /// --judge-pairs; else judge-test.jsonl beside the dataset when it exists; nil with --no-judge-pairs.

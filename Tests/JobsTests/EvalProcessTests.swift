@@ -54,6 +54,28 @@ struct EvalProcessTests {
         #expect(err.contains("eval stage · beam 2 · 2 item(s)") && err.contains("eval judge · 2 pair(s)"), "\(err.suffix(1000))")
     }
 
+    /// --answers: one graded line per item and method, agreeing with the table's counts.
+    @Test func answersFile() throws {
+        let scratch = try Scratch()
+        let file = scratch.url.appendingPathComponent("answers.jsonl")
+        let (status, out, err) = try runStagebeam(Self.common + ["--methods", "greedy,stage", "--beam", "2", "--no-judge-pairs",
+                                                                 "--json", "--answers", file.path],
+                                                  in: scratch, name: "eval-answers")
+        #expect(status == 0, "\(err.suffix(2000))")
+        let results = try #require(try parseJSON(out)["results"] as? [[String: Any]])
+        let lines = try String(contentsOf: file, encoding: .utf8).split(separator: "\n").map { try parseJSON(String($0)) }
+        #expect(lines.map { "\($0["method"] ?? "")/\($0["beam"] ?? "")/\($0["id"] ?? "")" }
+                == ["greedy/1/eval-1", "greedy/1/eval-2", "stage/2/eval-1", "stage/2/eval-2"])
+        for line in lines {
+            #expect(Set(line.keys).isSuperset(of: ["method", "beam", "id", "question", "reference", "correct", "format_valid", "answer"]))
+            #expect((line["answer"] as? String)?.hasPrefix("<SUMMARY>") == true, "\(line)")
+        }
+        for (index, row) in results.enumerated() {
+            let correct = lines[(2 * index)..<(2 * index + 2)].filter { $0["correct"] as? Bool == true }.count
+            #expect(correct == row["correct"] as? Int)
+        }
+    }
+
     /// Tables on stdout, and --no-judge-pairs leaves the judge out.
     @Test func tablesWithoutTheJudge() throws {
         let scratch = try Scratch()
