@@ -7,7 +7,7 @@ import random
 import numpy as np
 
 import shapes
-from judge_prompt import judge_prompt, verdict
+from judge_prompt import judge_answer, judge_prompt
 
 IMAGE_TOKENS = 9  # (48 / 16)^2 patches; the CLS token is dropped ("default" feature strategy)
 CLIP_MEAN = np.array([0.48145466, 0.4578275, 0.40821073], dtype=np.float32)
@@ -92,9 +92,7 @@ def judge_example(enc: Encoder, rng: random.Random, item: shapes.Item, topic: st
     better_first = rng.random() < 0.5
     first, second = (pair["better"], pair["worse"]) if better_first else (pair["worse"], pair["better"])
     user = judge_prompt(pair["topic"], item.question, pair["hints"], first, second)
-    answer = verdict(better_first)
-    # The choice (" 1" / " 2") is what logprob verdicts read: weight it fully, the fixed words around it lightly.
-    prefix, rest = answer[:-3], answer[-3:]
-    ids, w = enc.encode(user, answer, weights=[(prefix, 0.1), (rest[:2], 1.0), (rest[2:], 0.1)])
+    answer, weights = judge_answer(pair, better_first)
+    ids, w = enc.encode(user, answer, weights=weights)
     return {"kind": "judge", "ids": ids, "w": w, "image": item.scene.image(), "topic": pair["topic"],
             "better_first": better_first}

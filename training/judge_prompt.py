@@ -36,3 +36,35 @@ def judge_prompt(topic: str, question: str, hints: dict[str, str], first: str, s
 def verdict(better_is_first: bool) -> str:
     """The assistant's answer: the verdict prefix, the winning choice, a full stop."""
     return TEMPLATES["verdictPrefix"] + TEMPLATES["choices"][0 if better_is_first else 1] + "."
+
+
+def rationale(topic: str, first_answer: str, second_answer: str, reached: str, working: str = "") -> str:
+    """The short written check a `generate`-mode verdict starts with ("" for topics without one).
+    Comparing two responses in one step is what the small model never learned (its verdicts stayed
+    at chance); the check makes it copying plus one lookup: each response's final answer, then the
+    answer the check itself reaches (read off the chosen reasoning for a conclusion, worked out
+    again from the chosen caption for a reasoning) right before the verdict, which then only has
+    to find the response that said the same."""
+    if topic == "conclusion":
+        return (f"Response 1 answers {first_answer}. Response 2 answers {second_answer}. "
+                f"The reasoning reaches {reached}.")
+    if topic == "reasoning":
+        return (f"Working from the caption: {working} Response 1 reaches {first_answer}. "
+                f"Response 2 reaches {second_answer}. My working reaches {reached}.")
+    return ""
+
+
+def judge_answer(pair: dict, better_first: bool) -> tuple[str, list[tuple[str, float]]]:
+    """The judge's whole reply to `pair` shown in this order, and its loss weights: the check
+    (when the topic has one) lightly, the verdict's choice (" 1" / " 2", what logprob verdicts
+    read) fully, the fixed words around it lightly."""
+    check = ""
+    if "better_answer" in pair:
+        first, second = ((pair["better_answer"], pair["worse_answer"]) if better_first
+                         else (pair["worse_answer"], pair["better_answer"]))
+        check = rationale(pair["topic"], first, second, pair["better_answer"], pair.get("working", ""))
+    text = verdict(better_first)
+    prefix, choice, stop = text[:-3], text[-3:-1], text[-1:]
+    pieces = [(check, 0.3), (" " + prefix, 0.1)] if check else [(prefix, 0.1)]
+    pieces += [(choice, 1.0), (stop, 0.1)]
+    return "".join(p for p, _ in pieces), pieces

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import shapes  # noqa: E402
 from dataset import held_out_keys, item_key  # noqa: E402
 from examples import Encoder, expand_image, pixels, prompt_text  # noqa: E402
-from judge_prompt import judge_prompt, verdict  # noqa: E402
+from judge_prompt import judge_answer, judge_prompt  # noqa: E402
 from train import (SPECIAL, Stream, batch_loss, bucketed, choice_token_ids, collate, freeze_vision_tower,  # noqa: E402
                    judge_accuracy, save)
 
@@ -92,11 +92,13 @@ def own_pairs(rng: random.Random, item: shapes.Item, samples: list[str]) -> list
         pairs.append({"topic": "caption", "hints": {}, "better": right, "worse": rng.choice(wrong_captions)})
     # Reasoning after a right caption: right versus wrong final answer.
     after_right = [(st, ok) for _, st, cap_ok, ok in graded if cap_ok]
-    wrong_reasoning = [st["reasoning"] for st, ok in after_right if not ok]
+    wrong_reasoning = [(st["reasoning"], final_word(st["conclusion"])) for st, ok in after_right if not ok]
     if wrong_reasoning:
         right = next((st["reasoning"] for st, ok in after_right if ok), reference["reasoning"])
+        worse, worse_answer = rng.choice(wrong_reasoning)
         pairs.append({"topic": "reasoning", "hints": {"caption": reference["caption"]}, "better": right,
-                      "worse": rng.choice(wrong_reasoning)})
+                      "worse": worse, "better_answer": item.answer, "worse_answer": worse_answer,
+                      "working": reference["reasoning"]})
     wrong_answers = [s for s, _, _, ok in graded if not ok]
     if wrong_answers:
         right = next((s for s, _, _, ok in graded if ok), item.assistant_text())
@@ -107,9 +109,8 @@ def own_pairs(rng: random.Random, item: shapes.Item, samples: list[str]) -> list
 def pair_example(enc: Encoder, rng: random.Random, item: shapes.Item, pair: dict):
     better_first = rng.random() < 0.5
     first, second = (pair["better"], pair["worse"]) if better_first else (pair["worse"], pair["better"])
-    answer = verdict(better_first)
-    ids, w = enc.encode(judge_prompt(pair["topic"], item.question, pair["hints"], first, second), answer,
-                        weights=[(answer[:-3], 0.1), (answer[-3:-1], 1.0), (answer[-1:], 0.1)])
+    answer, weights = judge_answer(pair, better_first)
+    ids, w = enc.encode(judge_prompt(pair["topic"], item.question, pair["hints"], first, second), answer, weights=weights)
     return {"kind": "judge", "ids": ids, "w": w, "image": item.scene.image(), "topic": pair["topic"]}
 
 

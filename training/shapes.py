@@ -388,7 +388,10 @@ def slipped_reasoning(rng: random.Random, item: Item) -> tuple[str, str] | None:
 
 
 def judge_pair(rng: random.Random, item: Item, topic: str) -> dict | None:
-    """{"topic", "hints", "better", "worse"} for one stage (or "answer" for whole answers)."""
+    """{"topic", "hints", "better", "worse"} for one stage (or "answer" for whole answers). Reasoning
+    and conclusion pairs also carry each response's final answer ("better_answer", "worse_answer")
+    and, for reasoning, the right working from the caption ("working"): what the judge's written
+    check is made of (judge_prompt.rationale)."""
     stages = item.stages()
     if topic == "summary":
         other = None
@@ -409,11 +412,13 @@ def judge_pair(rng: random.Random, item: Item, topic: str) -> dict | None:
         slipped = slipped_reasoning(rng, item)
         if slipped is None:
             return None
-        return {"topic": topic, "hints": {"caption": item.caption}, "better": item.reasoning, "worse": slipped[0]}
+        return {"topic": topic, "hints": {"caption": item.caption}, "better": item.reasoning, "worse": slipped[0],
+                "better_answer": item.answer, "worse_answer": slipped[1], "working": item.reasoning}
     if topic == "conclusion":
         wrong = wrong_answer(rng, item)
         return {"topic": topic, "hints": {"caption": item.caption, "reasoning": item.reasoning},
-                "better": item.conclusion, "worse": conclusion_text(rng, wrong)}
+                "better": item.conclusion, "worse": conclusion_text(rng, wrong),
+                "better_answer": item.answer, "worse_answer": wrong}
     # answer: whole answers; the worse one goes wrong at its caption or its reasoning and carries the
     # mistake through to its conclusion.
     bad = dict(stages)

@@ -92,10 +92,10 @@ class Stream:
     the held-out test split are never trained on."""
 
     def __init__(self, enc: Encoder, seed: int, held_out: set, batch_tokens: int, pad_id: int,
-                 judge_share: float = 0.3):
+                 judge_share: float = 0.3, describe_share: float = 0.10):
         self.enc, self.rng, self.held_out = enc, random.Random(seed), held_out
         self.batch_tokens, self.pad_id = batch_tokens, pad_id
-        self.judge_share = judge_share
+        self.judge_share, self.describe_share = judge_share, describe_share
 
     def example(self, phase: str):
         rng = self.rng
@@ -104,9 +104,9 @@ class Stream:
             if item_key(item) in self.held_out:
                 continue
             roll = rng.random()
-            if phase == "align" or roll < 0.10:
+            if phase == "align" or roll < self.describe_share:
                 return caption_example(self.enc, rng, item.scene)
-            if roll < 0.90 - self.judge_share:
+            if roll < 1.0 - self.judge_share:
                 return generation_example(self.enc, item)
             ex = judge_example(self.enc, rng, item)
             if ex is not None:
@@ -261,6 +261,8 @@ def main():
     parser.add_argument("--late-judge-share", type=float, default=0.5,
                         help="the share from --late-from (a fraction of --steps) on")
     parser.add_argument("--late-from", type=float, default=0.5)
+    parser.add_argument("--describe-share", type=float, default=0.10,
+                        help="share of plain image descriptions among examples (the rest are staged answers)")
     args = parser.parse_args()
 
     torch.manual_seed(args.seed)
@@ -276,7 +278,7 @@ def main():
     print(f"device {device} · {params / 1e6:.2f}M parameters · vocab {tok.get_vocab_size()}", flush=True)
 
     held_out = held_out_keys()
-    train = Stream(enc, args.seed, held_out, args.batch_tokens, ids["<pad>"], args.judge_share)
+    train = Stream(enc, args.seed, held_out, args.batch_tokens, ids["<pad>"], args.judge_share, args.describe_share)
     val = Stream(enc, args.seed + 1000, held_out, args.batch_tokens, ids["<pad>"])
     val_batches = val.batches("mix", pool=160)
     choice_ids = choice_token_ids(tok)

@@ -59,12 +59,10 @@ public struct Evaluator: Sendable {
         return row
     }
 
-    /// Asks the judge about each pair twice in logprob mode, with the prompt the search would send:
-    /// once with `better` as the first response, once as the second. A tie or unusable reply counts
-    /// as wrong. `config` gives the judge options (its mode is set to logprob) and the seed.
+    /// Asks the judge about each pair twice, with the prompt the search would send and in the
+    /// search's judge mode: once with `better` as the first response, once as the second. A tie or
+    /// an unparsable reply counts as wrong. `config` gives the judge options and the seed.
     public func judgeAccuracy(_ pairs: [JudgePair], config: SearchConfig, progress: BatchProgress?) async throws -> JudgeAccuracy {
-        var config = config
-        config.judgeMode = .logprob
         let parser = VerdictParser(templates: templates)
         var accuracy = JudgeAccuracy()
         for pair in pairs {
@@ -78,7 +76,7 @@ public struct Evaluator: Sendable {
                         topic: pair.topic, question: pair.question, imageRef: imageRef, hints: pair.hints,
                         templates: templates, config: config,
                         seed: SeedDerivation.judgeSeed(job: job, unit: 0, match: 0, order: order))
-                    let verdict = try CallVerdict(reply: try await judge.judge(request), mode: .logprob, parser: parser)
+                    let verdict = try CallVerdict(reply: try await judge.judge(request), mode: config.judgeMode, parser: parser)
                     right.append(verdict == (betterFirst ? .first : .second))
                 }
                 return right

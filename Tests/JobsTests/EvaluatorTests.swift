@@ -18,7 +18,7 @@ struct EvaluatorTests {
         }
     }
 
-    /// Records every request and always prefers the response shown first.
+    /// Records every request and always prefers the response shown first, in the request's mode.
     final class FirstPreferringJudge: Judge, @unchecked Sendable {
         private let lock = NSLock()
         private var log: [JudgeRequest] = []
@@ -26,7 +26,10 @@ struct EvaluatorTests {
 
         func judge(_ request: JudgeRequest) async throws -> JudgeReply {
             lock.withLock { log.append(request) }
-            return .choiceLogprobs(first: -0.1, second: -2.3)
+            switch request.mode {
+            case .logprob: return .choiceLogprobs(first: -0.1, second: -2.3)
+            case .generate: return .verdict(text: "Response 2 answers 4. The better response is Response 1.")
+            }
         }
     }
 
@@ -65,12 +68,13 @@ struct EvaluatorTests {
         #expect(row.judgeCalls == 0 && row.tokens == 3 * 4 * 2 * 5)
     }
 
-    @Test func eachPairIsAskedWithTheBetterTextFirstAndSecond() async throws {
+    @Test(arguments: VerdictMode.allCases)
+    func eachPairIsAskedWithTheBetterTextFirstAndSecond(mode: VerdictMode) async throws {
         let judge = FirstPreferringJudge()
         let evaluator = Evaluator(generator: StageScript(texts: Self.script), judge: judge, images: ImageStore(), templates: .builtIn)
         let pairs = try EvalDataset.judgePairs(EvalDatasetTests.directory.appendingPathComponent("judge-test.jsonl"))
         var config = SearchConfig()
-        config.judgeMode = .generate  // the pairs are asked in logprob mode whatever the search uses
+        config.judgeMode = mode  // the pairs are asked as the search would ask them
         let accuracy = try await evaluator.judgeAccuracy(pairs, config: config, progress: nil)
 
         let requests = judge.requests
@@ -82,8 +86,10 @@ struct EvaluatorTests {
             #expect(second.prompt == JudgeTemplates.builtIn.renderPrompt(topic: pair.topic, question: pair.question, hints: pair.hints,
                                                                            first: pair.worse, second: pair.better))
             for request in asked {
-                #expect(request.mode == .logprob && request.topic == pair.topic)
-                #expect(request.choices == JudgeTemplates.builtIn.choices && request.verdictPrefix == JudgeTemplates.builtIn.verdictPrefix)
+                #expect(request.mode == mode && request.topic == pair.topic)
+                if mode == .logprob {
+                    #expect(request.choices == JudgeTemplates.builtIn.choices && request.verdictPrefix == JudgeTemplates.builtIn.verdictPrefix)
+                }
                 #expect((request.imageRef != nil) == (pair.image != nil))
             }
         }
