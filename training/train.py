@@ -77,6 +77,15 @@ def freeze_vision_tower(model):
         p.requires_grad_(False)
 
 
+def patch_embedding(model):
+    """The tower's first layer: one 16×16×3 → 128 projection per cell. Its random features hold
+    each object's shape (a linear probe on them is 100% right), but in directions too faint for
+    the decoder to find: after 1,600 steps it read size (98%) and colour (55%) yet shape at chance
+    (33%), measured teacher-forced on descriptions. Training this layer alone, gently, lets the
+    caption loss amplify them; the rest of the tower stays frozen (see freeze_vision_tower)."""
+    return model.model.vision_tower.embeddings.patch_embedding.weight
+
+
 def strengthen_patch_positions(model, seed: int):
     """CLIP initialises position embeddings with std 0.02, so a frozen random tower says almost
     nothing about *where* a patch is, and the decoder (RoPE only) cannot tell cell 4 from cell 5.
@@ -261,6 +270,8 @@ def main():
     parser.add_argument("--late-judge-share", type=float, default=0.5,
                         help="the share from --late-from (a fraction of --steps) on")
     parser.add_argument("--late-from", type=float, default=0.5)
+    parser.add_argument("--patch-lr-scale", type=float, default=0.0,
+                        help="train the tower's patch embedding at this multiple of the learning rate (0: frozen)")
     parser.add_argument("--describe-share", type=float, default=0.10,
                         help="share of plain image descriptions among examples (the rest are staged answers)")
     args = parser.parse_args()
@@ -288,7 +299,15 @@ def main():
         if not p.requires_grad:
             continue
         (no_decay if p.ndim < 2 or "norm" in name else decay).append(p)
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}],
+    groups = [{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}]
+    patch_group = None
+    if args.patch_lr_scale > 0:
+        patch_embedding(model).requires_grad_(True)
+        patch_group = {"params": [patch_embedding(model)], "weight_decay": 0.0, "lr_scale": args.patch_lr_scale}
+    state = torch.load(args.checkpoint, weights_only=False) if args.resume and args.checkpoint.exists() else None
+    # A checkpoint from before the patch embedding trained has no group for it: add it after loading.
+    late_patch_group = patch_group is not None and state is not None and len(state["opt"]["param_groups"]) == len(groups)
+    opt = torch.optim.AdamW(groups + ([patch_group] if patch_group and not late_patch_group else []),
                             lr=args.lr, betas=(0.9, 0.95))
     warmup = 100
 
@@ -300,10 +319,11 @@ def main():
 
     step, tokens, rows = 0, 0, []
     args.log_dir.mkdir(parents=True, exist_ok=True)
-    if args.resume and args.checkpoint.exists():
-        state = torch.load(args.checkpoint, weights_only=False)
+    if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
+        if late_patch_group:
+            opt.add_param_group(patch_group)
         step, tokens, rows = state["step"], state["tokens"], state["rows"]
         train.rng.setstate(state["rng"])
         torch.set_rng_state(state["torch_rng"])
@@ -316,7 +336,7 @@ def main():
             pending = train.batches("align" if step < args.align_steps else "mix")
         b = pending.pop()
         for g in opt.param_groups:
-            g["lr"] = lr_at(step)
+            g["lr"] = lr_at(step) * g.get("lr_scale", 1.0)
         model.train()
         loss, parts = batch_loss(model, b, device)
         opt.zero_grad(set_to_none=True)
