@@ -324,6 +324,8 @@ def main():
         opt.load_state_dict(state["opt"])
         if late_patch_group:
             opt.add_param_group(patch_group)
+        elif patch_group is not None:
+            opt.param_groups[-1]["lr_scale"] = args.patch_lr_scale  # the checkpoint's own may differ
         step, tokens, rows = state["step"], state["tokens"], state["rows"]
         train.rng.setstate(state["rng"])
         torch.set_rng_state(state["torch_rng"])
