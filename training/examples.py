@@ -3,6 +3,7 @@ assistant text, with per-token loss weights."""
 from __future__ import annotations
 
 import random
+import re
 
 import numpy as np
 
@@ -76,8 +77,16 @@ def generation_example(enc: Encoder, item: shapes.Item):
     return {"kind": "answer", "ids": ids, "w": w, "image": item.scene.image()}
 
 
-def caption_example(enc: Encoder, rng: random.Random, scene: shapes.Scene):
-    ids, w = enc.encode(DESCRIBE, shapes.caption_text(rng, scene.objects))
+def caption_example(enc: Encoder, rng: random.Random, scene: shapes.Scene, shape_weight: float = 1.0):
+    """An image description. `shape_weight` scales the loss on the shape words: the decoder learned
+    size and colour from the frozen tower's features but not shape, whose share of the features'
+    variance is small (5%), so its gradient is; weighting it up is a curriculum for that one skill."""
+    text = shapes.caption_text(rng, scene.objects)
+    pieces = None
+    if shape_weight != 1.0:
+        parts = re.split(rf"( (?:{'|'.join(shapes.SHAPES)}))\b", text)  # odd parts are the shape words
+        pieces = [(part, shape_weight if i % 2 else 1.0) for i, part in enumerate(parts) if part]
+    ids, w = enc.encode(DESCRIBE, text, weights=pieces)
     return {"kind": "describe", "ids": ids, "w": w, "image": scene.image()}
 
 
