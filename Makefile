@@ -21,8 +21,9 @@ test: deps
 	$(SWIFT) test --skip-build
 
 # Accuracy of greedy, best-of-N, sentence- and stage-level search on the held-out set (README "Built-in model").
+# The built-in model judges in generate mode: it was trained to write a short check before its verdict.
 eval: build
-	$(BIN) eval --methods greedy,best-of-n,sentence,stage --beam 4
+	$(BIN) eval --methods greedy,best-of-n,sentence,stage --beam 4 --judge-mode generate
 
 # Speed figures (see README "Performance"); needs the ~150M-parameter random Llama below.
 BENCH_MODEL ?= bench-models/llama-150m-f32

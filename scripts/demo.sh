@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The main job, end to end on this machine: a local cluster (a coordinator, two generate workers and
 # a judge worker, as separate processes on loopback) answers the bundled example questions about the
-# bundled example images (examples/) with stage-level beam search (beam 4, bracket tournaments) using
-# the built-in model (models/stagebeam-shapes, trained by training/train.py). Each answer streams its
-# stages and tournament matches as they happen, then prints the staged answer and its timings.
+# bundled example images (examples/) with stage-level beam search (beam 4, bracket tournaments,
+# written verdicts) using the built-in model (models/stagebeam-shapes, trained by training/train.py).
+# Each answer streams its stages and tournament matches as they happen, then prints the staged
+# answer and its timings.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bin="$root/.build/release/stagebeam"
@@ -34,7 +35,7 @@ while IFS= read -r line; do
   echo
   echo "== $image: $question (expected answer: $expected)"
   "$bin" submit --coordinator "tcp://127.0.0.1:$port" --image "$examples/$image" --question "$question" \
-    --beam 4 --tournament bracket --max-stage-tokens 160 --seed 1
+    --beam 4 --tournament bracket --judge-mode generate --max-stage-tokens 160 --seed 1
 done <"$examples/questions.jsonl"
 echo
 echo "== status"
