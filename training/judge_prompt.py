@@ -41,16 +41,17 @@ def verdict(better_is_first: bool) -> str:
 def rationale(topic: str, first_answer: str, second_answer: str, reached: str, working: str = "") -> str:
     """The short written check a `generate`-mode verdict starts with ("" for topics without one).
     Comparing two responses in one step is what the small model never learned (its verdicts stayed
-    at chance); the check makes it copying plus one lookup: each response's final answer, then the
-    answer the check itself reaches (read off the chosen reasoning for a conclusion, worked out
-    again from the chosen caption for a reasoning) right before the verdict, which then only has
-    to find the response that said the same."""
+    at chance), so the check breaks it into steps it can take: first the answer the check itself
+    reaches (read off the chosen reasoning for a conclusion, worked out again from the chosen
+    caption for a reasoning), then each response's final answer and whether it matches that one
+    (a comparison of two nearby words); the verdict then names the response that matched."""
+    def checked(verb: str) -> str:
+        return " ".join(f"Response {k} {verb} {answer}, which {'matches' if answer == reached else 'does not match'}."
+                        for k, answer in ((1, first_answer), (2, second_answer)))
     if topic == "conclusion":
-        return (f"Response 1 answers {first_answer}. Response 2 answers {second_answer}. "
-                f"The reasoning reaches {reached}.")
+        return f"The reasoning reaches {reached}. {checked('answers')}"
     if topic == "reasoning":
-        return (f"Working from the caption: {working} Response 1 reaches {first_answer}. "
-                f"Response 2 reaches {second_answer}. My working reaches {reached}.")
+        return f"Working from the caption: {working} My working reaches {reached}. {checked('reaches')}"
     return ""
 
 
