@@ -79,8 +79,8 @@ def generation_example(enc: Encoder, item: shapes.Item):
 
 def caption_example(enc: Encoder, rng: random.Random, scene: shapes.Scene, shape_weight: float = 1.0):
     """An image description. `shape_weight` scales the loss on the shape words: the decoder learned
-    size and colour from the frozen tower's features but not shape, whose share of the features'
-    variance is small (5%), so its gradient is; weighting it up is a curriculum for that one skill."""
+    size and colour from the frozen tower's features but not shape, which is only 5% of their
+    variance and so gets a small gradient; weighting its words up is a curriculum for that skill."""
     text = shapes.caption_text(rng, scene.objects)
     pieces = None
     if shape_weight != 1.0:
