@@ -36,8 +36,8 @@ def load(path: Path):
 
 
 @torch.no_grad()
-def attribute_accuracy(model, tok, scenes: int, seed: int) -> dict[str, tuple[int, int]]:
-    """{attribute: (right, total)} over `scenes` random scenes."""
+def attribute_accuracy(model, tok, scenes: int, seed: int, device: str = "cpu") -> dict[str, tuple[int, int]]:
+    """{attribute: (right, total)} over `scenes` random scenes (train.py logs it as "seen")."""
     enc = Encoder(tok, tok.token_to_id("<image>"))
     word_ids = {a: [tok.encode(" " + w, add_special_tokens=False).ids for w in words] for a, words in ATTRIBUTES.items()}
     assert all(len(i) == 1 for ids in word_ids.values() for i in ids), "each attribute word must be one token"
@@ -47,7 +47,8 @@ def attribute_accuracy(model, tok, scenes: int, seed: int) -> dict[str, tuple[in
     for _ in range(scenes):
         scene = shapes.random_scene(rng)
         ids, weights = enc.encode(DESCRIBE, shapes.caption_text(rng, scene.objects))
-        logits = model(input_ids=torch.tensor([ids]), pixel_values=torch.from_numpy(pixels(scene.image())[None])).logits[0]
+        logits = model(input_ids=torch.tensor([ids], device=device),
+                       pixel_values=torch.from_numpy(pixels(scene.image())[None]).to(device)).logits[0]
         for pos in range(1, len(ids)):
             for attribute, options in candidates.items():
                 if weights[pos] > 0 and ids[pos] in options:

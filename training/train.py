@@ -26,6 +26,7 @@ import shapes  # noqa: E402
 from examples import (CHAT_TEMPLATE, IMAGE_TOKENS, Encoder, caption_example, generation_example,  # noqa: E402
                       judge_example, pixels, prompt_text)
 from dataset import held_out_keys, item_key  # noqa: E402
+from perception import attribute_accuracy  # noqa: E402
 
 SPECIAL = ["<|begin|>", "<|end|>", "<|user|>", "<|assistant|>", "<|system|>", "<image>", "<pad>"]
 STAGE_TAGS = [f"<{t}>" for s in ("SUMMARY", "CAPTION", "REASONING", "CONCLUSION") for t in (s, "/" + s)]
@@ -361,12 +362,15 @@ def main():
                 vvals = [p[key] for p in val_parts if key in p]
                 row[f"val_{key}"] = round(sum(vvals) / len(vvals), 4) if vvals else None
             row["val_judge_accuracy"] = round(judge_accuracy(model, val_batches, choice_ids, device), 4)
+            seen = attribute_accuracy(model, tok, scenes=30, seed=77, device=device)
+            row["seen"] = {attribute: round(right / max(total, 1), 4) for attribute, (right, total) in seen.items()}
             rows.append(row)
             window = []
             rate = tokens / max(row["seconds"], 1e-9)
             print(f"step {step}/{args.steps} · {tokens / 1e6:.2f}M tokens · {rate:.0f} tok/s · "
                   f"answer {row['answer']} (val {row['val_answer']}) · judge {row['judge']} "
-                  f"(val {row['val_judge']}, acc {row['val_judge_accuracy']})", flush=True)
+                  f"(val {row['val_judge']}, acc {row['val_judge_accuracy']}) · seen "
+                  + " ".join(f"{a} {v:.0%}" for a, v in row["seen"].items()), flush=True)
             args.checkpoint.parent.mkdir(parents=True, exist_ok=True)
             torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "tokens": tokens,
                         "rows": rows, "rng": train.rng.getstate(), "torch_rng": torch.get_rng_state()}, args.checkpoint)
