@@ -7,6 +7,7 @@ the decoder read size and colour long before shape.
 
     python training/perception.py models/stagebeam-shapes          # a saved model
     python training/perception.py training/runs/checkpoint.pt      # a training checkpoint
+    python training/perception.py --variance models/stagebeam-shapes   # and where the features hold each attribute
 """
 from __future__ import annotations
 
@@ -58,17 +59,52 @@ def attribute_accuracy(model, tok, scenes: int, seed: int, device: str = "cpu") 
     return {a: (right, total) for a, (right, total) in tally.items()}
 
 
+@torch.no_grad()
+def variance_shares(model, scenes: int, seed: int) -> dict[str, dict[str, float]]:
+    """{"tower" | "projector": {attribute: share}}: how much of the variance of one cell's features
+    (the tower's last layer, and the projector's output the decoder reads) the object's attribute
+    explains (between-class variance over total). A faint attribute gets a faint gradient."""
+    rng = random.Random(seed)
+    features, labels = {"tower": [], "projector": []}, {a: [] for a in ATTRIBUTES}
+    for _ in range(scenes):
+        scene = shapes.random_scene(rng)
+        tower = model.model.vision_tower(torch.from_numpy(pixels(scene.image())[None]),
+                                         output_hidden_states=True).hidden_states[-1][:, 1:]
+        projected = model.model.multi_modal_projector(tower)
+        for o in scene.objects:
+            features["tower"].append(tower[0, o.cell])
+            features["projector"].append(projected[0, o.cell])
+            for attribute, words in ATTRIBUTES.items():
+                labels[attribute].append(words.index(getattr(o, attribute)))
+    shares = {}
+    for where, rows in features.items():
+        x = torch.stack(rows)
+        mean, total = x.mean(0), x.var(0, unbiased=False).sum()
+        shares[where] = {}
+        for attribute, values in labels.items():
+            values = torch.tensor(values)
+            between = sum((values == c).float().mean() * ((x[values == c].mean(0) - mean) ** 2).sum()
+                          for c in values.unique())
+            shares[where][attribute] = float(between / total)
+    return shares
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", type=Path, help="a saved model directory or a train.py checkpoint (.pt)")
     parser.add_argument("--scenes", type=int, default=150)
     parser.add_argument("--seed", type=int, default=77)
+    parser.add_argument("--variance", action="store_true",
+                        help="also the share of each cell's feature variance that each attribute explains")
     args = parser.parse_args()
     torch.set_num_threads(1)
     model, tok = load(args.model)
     model.eval()
     for attribute, (right, total) in attribute_accuracy(model, tok, args.scenes, args.seed).items():
         print(f"{attribute:7} {right}/{total} {100 * right / max(total, 1):.1f}% (chance {100 / len(ATTRIBUTES[attribute]):.0f}%)")
+    if args.variance:
+        for where, shares in variance_shares(model, 400, args.seed).items():
+            print(f"share of {where} feature variance: " + ", ".join(f"{a} {v:.1%}" for a, v in shares.items()))
 
 
 if __name__ == "__main__":
