@@ -2,8 +2,9 @@
 
 Reads the answers `stagebeam eval --answers FILE` wrote and the dataset's reference answers, and
 prints per method and beam: how often the CAPTION names exactly the scene's objects, and the
-accuracy when it does and when it does not. A low exact-caption share with high accuracy after an
-exact caption says the model fails at seeing, not at reasoning.
+accuracy when it does and when it does not (a low exact-caption share with high accuracy after an
+exact caption says the model fails at seeing, not at reasoning); then, for the wrong answers, how
+the REASONING's list of matching objects differs from the reference's.
 
     stagebeam eval --methods greedy,stage --beam 4 --answers /tmp/answers.jsonl
     python training/diagnose.py /tmp/answers.jsonl
@@ -13,7 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import shapes
@@ -37,6 +38,21 @@ def caption_objects(answer: str) -> frozenset | None:
     return frozenset(found)
 
 
+LISTED = re.compile(r"the ((?:small|large) \w+ \w+) \(\d+\)")
+
+
+def reasoning_mistake(answer: str, reference: str) -> str:
+    """How a wrong answer's REASONING differs from the reference's, by the objects it lists as
+    matching ("the small red circle (1)"): "extra", "missing", "extra and missing", or "same list"
+    (the mistake comes after the listing: counting, arithmetic, comparison, position)."""
+    def listed(text: str) -> Counter:
+        match = re.search(r"<REASONING>(.*?)</REASONING>", text, re.S)
+        return Counter(LISTED.findall(match.group(1)) if match else [])
+    got, want = listed(answer), listed(reference)
+    extra, missing = bool(got - want), bool(want - got)
+    return {(True, True): "extra and missing", (True, False): "extra", (False, True): "missing"}.get((extra, missing), "same list")
+
+
 def percent(part: int, whole: int) -> str:
     return f"{part}/{whole} {100 * part / whole:.1f}%" if whole else "-"
 
@@ -51,21 +67,32 @@ def main():
     for line in args.dataset.read_text().splitlines():
         if line.strip():
             item = json.loads(line)
-            reference[item["id"]] = caption_objects(item["reference"])
-    runs = defaultdict(list)
+            reference[item["id"]] = item["reference"]
+    runs, mistakes = defaultdict(list), defaultdict(Counter)
     for line in args.answers.read_text().splitlines():
         if line.strip():
             a = json.loads(line)
-            runs[(a["method"], a["beam"])].append((caption_objects(a["answer"]) == reference[a["id"]], a["correct"]))
+            run = (a["method"], a["beam"])
+            runs[run].append((caption_objects(a["answer"]) == caption_objects(reference[a["id"]]), a["correct"]))
+            if not a["correct"]:
+                mistakes[run][reasoning_mistake(a["answer"], reference[a["id"]])] += 1
 
-    header = ["method/beam", "n", "caption exact", "accuracy | exact caption", "accuracy | other caption"]
-    rows = [header]
+    rows = [["method/beam", "n", "caption exact", "accuracy | exact caption", "accuracy | other caption"]]
     for (method, beam), graded in runs.items():
         exact = [ok for seen, ok in graded if seen]
         other = [ok for seen, ok in graded if not seen]
         rows.append([f"{method}/{beam}", str(len(graded)), percent(len(exact), len(graded)),
                      percent(sum(exact), len(exact)), percent(sum(other), len(other))])
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    print_table(rows)
+    print()
+    kinds = ["extra", "missing", "extra and missing", "same list"]
+    print_table([["method/beam", "wrong", *(f"reasoning lists: {k}" for k in kinds)]]
+                + [[f"{method}/{beam}", str(sum(counts.values())), *(str(counts[k]) for k in kinds)]
+                   for (method, beam), counts in mistakes.items()])
+
+
+def print_table(rows: list[list[str]]):
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
 
