@@ -72,8 +72,16 @@ def expand_image(ids: list[int], image_token_id: int) -> list[int]:
     return out
 
 
-def generation_example(enc: Encoder, item: shapes.Item):
-    ids, w = enc.encode(item.question, item.assistant_text())
+def generation_example(enc: Encoder, item: shapes.Item, reasoning_weight: float = 1.0):
+    """A staged answer. `reasoning_weight` scales the loss on the REASONING stage's text, where the
+    model, once it saw every object, still listed objects its own caption does not have."""
+    text = item.assistant_text()
+    pieces = None
+    if reasoning_weight != 1.0:
+        start = text.index("<REASONING>") + len("<REASONING>")
+        end = text.index("</REASONING>")
+        pieces = [(text[:start], 1.0), (text[start:end], reasoning_weight), (text[end:], 1.0)]
+    ids, w = enc.encode(item.question, text, weights=pieces)
     return {"kind": "answer", "ids": ids, "w": w, "image": item.scene.image()}
 
 

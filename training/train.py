@@ -104,10 +104,12 @@ class Stream:
     the held-out test split are never trained on."""
 
     def __init__(self, enc: Encoder, seed: int, held_out: set, batch_tokens: int, pad_id: int,
-                 judge_share: float = 0.3, describe_share: float = 0.10, shape_weight: float = 1.0):
+                 judge_share: float = 0.3, describe_share: float = 0.10, shape_weight: float = 1.0,
+                 reasoning_weight: float = 1.0):
         self.enc, self.rng, self.held_out = enc, random.Random(seed), held_out
         self.batch_tokens, self.pad_id = batch_tokens, pad_id
         self.judge_share, self.describe_share, self.shape_weight = judge_share, describe_share, shape_weight
+        self.reasoning_weight = reasoning_weight
 
     def example(self, phase: str):
         rng = self.rng
@@ -119,7 +121,7 @@ class Stream:
             if phase == "align" or roll < self.describe_share:
                 return caption_example(self.enc, rng, item.scene, self.shape_weight)
             if roll < 1.0 - self.judge_share:
-                return generation_example(self.enc, item)
+                return generation_example(self.enc, item, self.reasoning_weight)
             ex = judge_example(self.enc, rng, item)
             if ex is not None:
                 return ex
@@ -274,6 +276,8 @@ def main():
                         help="train the tower's patch embedding at this multiple of the learning rate (0: frozen)")
     parser.add_argument("--shape-weight", type=float, default=5.0,
                         help="loss weight of the shape words in image descriptions")
+    parser.add_argument("--reasoning-weight", type=float, default=1.0,
+                        help="loss weight of the REASONING stage in staged answers")
     parser.add_argument("--describe-share", type=float, default=0.25,
                         help="share of plain image descriptions among examples")
     args = parser.parse_args()
@@ -292,7 +296,7 @@ def main():
 
     held_out = held_out_keys()
     train = Stream(enc, args.seed, held_out, args.batch_tokens, ids["<pad>"], args.judge_share, args.describe_share,
-                   args.shape_weight)
+                   args.shape_weight, args.reasoning_weight)
     val = Stream(enc, args.seed + 1000, held_out, args.batch_tokens, ids["<pad>"])
     val_batches = val.batches("mix", pool=160)
     choice_ids = choice_token_ids(tok)
