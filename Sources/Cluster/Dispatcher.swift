@@ -56,6 +56,31 @@ enum WorkerRemoval {
     }
 }
 
+/// Why work goes back to the queue: its "request re-dispatched" log line's `reason` and level.
+enum Redispatch {
+    /// The worker was busy (expected after a coordinator restart).
+    case overloaded
+    case deadlineExceeded
+    case workerLost
+    /// The worker answered with an error that another worker may not hit.
+    case failed(ClusterError)
+
+    var reason: String {
+        switch self {
+        case .overloaded: "overloaded"
+        case .deadlineExceeded: "deadline_exceeded"
+        case .workerLost: "worker_lost"
+        case .failed: "error"
+        }
+    }
+
+    /// Busy workers are expected; the other causes cost a worker's time.
+    var level: Logger.Level {
+        if case .overloaded = self { return .notice }
+        return .warning
+    }
+}
+
 /// The coordinator's scheduler: the worker registry, the work waiting for credits, the requests in
 /// flight, and everything that moves work between them (credits freed, workers dead, deadlines).
 ///
@@ -232,7 +257,7 @@ final class Dispatcher: @unchecked Sendable {
                 // Busy with work it was sent before (e.g. by a previous coordinator): not the
                 // request's fault. Leave the worker alone for an interval and send the work again.
                 workers[key]?.restingUntil = now + settings.heartbeat.interval
-                requeue(entry.work, indices: entry.indices, from: key, request: error.requestID, reason: "overloaded")
+                requeue(entry.work, indices: entry.indices, from: key, request: error.requestID, .overloaded)
                 return
             }
             retryOrFail(entry.work, indices: entry.indices, worker: key, request: error.requestID, error: ClusterError(error))
@@ -250,7 +275,7 @@ final class Dispatcher: @unchecked Sendable {
             }
             for (id, entry) in inFlight where !entry.abandoned && entry.deadline < now && !entry.work.isDone {
                 inFlight[id]?.abandoned = true
-                requeue(entry.work, indices: entry.indices, from: entry.worker, request: id, reason: "deadline_exceeded")
+                requeue(entry.work, indices: entry.indices, from: entry.worker, request: id, .deadlineExceeded)
             }
             for work in pending where !work.isDone && !hasWorker(role: work.role) && work.queuedSince + settings.noWorkerWait < now {
                 fail(work, ClusterError(.noWorker, "no live \(Self.roleName(work.role)) worker for \(settings.noWorkerWait)", jobID: work.jobID))
@@ -475,7 +500,7 @@ final class Dispatcher: @unchecked Sendable {
         for (id, entry) in lost {
             inFlight[id] = nil
             if !entry.abandoned && !entry.work.isDone {
-                requeue(entry.work, indices: entry.indices, from: key, request: id, reason: "worker_lost")
+                requeue(entry.work, indices: entry.indices, from: key, request: id, .workerLost)
             }
         }
         workers[key] = nil
@@ -494,7 +519,7 @@ final class Dispatcher: @unchecked Sendable {
         case .judge(let judge): judge.failures += 1; failures = judge.failures
         }
         if error.isRetryable && failures < settings.maxAttempts {
-            requeue(work, indices: indices, from: worker, request: request, reason: "error", error: error)
+            requeue(work, indices: indices, from: worker, request: request, .failed(error))
         } else {
             var error = error
             error.jobID = work.jobID
@@ -504,13 +529,12 @@ final class Dispatcher: @unchecked Sendable {
 
     /// Puts work back at the front of the queue to be sent again (`request` is the request that
     /// carried it to `worker`).
-    private func requeue(_ work: Work, indices: [Int], from worker: [UInt8], request: String, reason: String, error: ClusterError? = nil) {
+    private func requeue(_ work: Work, indices: [Int], from worker: [UInt8], request: String, _ cause: Redispatch) {
         var metadata: Logger.Metadata = [
             "job_id": "\(work.jobID)", "request_id": "\(request)", "kind": "\(Self.roleName(work.role))",
-            "stage": "\(CoordinatorMetrics.stageName(work.stage))", "worker_id": "\(workerName(worker))", "reason": "\(reason)"]
-        if let error { metadata.merge(error.logMetadata.filter { $0.key.hasPrefix("error") }) { $1 } }
-        // Busy workers are expected after a coordinator restart; the others cost a worker's time.
-        logger.log(level: reason == "overloaded" ? .notice : .warning, "request re-dispatched", metadata: metadata)
+            "stage": "\(CoordinatorMetrics.stageName(work.stage))", "worker_id": "\(workerName(worker))", "reason": "\(cause.reason)"]
+        if case .failed(let error) = cause { metadata.merge(error.logMetadata.filter { $0.key.hasPrefix("error") }) { $1 } }
+        logger.log(level: cause.level, "request re-dispatched", metadata: metadata)
         // The wait for a worker of its role starts again.
         switch work {
         case .generate(let generate): generate.queuedSince = .now
