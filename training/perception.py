@@ -30,7 +30,7 @@ def load(path: Path):
         from transformers import LlavaForConditionalGeneration
         return LlavaForConditionalGeneration.from_pretrained(path), Tokenizer.from_file(str(path / "tokenizer.json"))
     import train
-    tok = train.build_tokenizer(1, 1024)
+    tok = train.build_tokenizer(1, 1024)  # train.py's default --seed and --vocab-size, as the shipped run used
     model = train.build_model(tok.get_vocab_size(), {t: tok.token_to_id(t) for t in train.SPECIAL})
     model.load_state_dict(torch.load(path, weights_only=False)["model"])
     return model, tok
