@@ -82,6 +82,7 @@ extension SearchConfig {
         if submit.beam > 0 { beam = Int(submit.beam) }
         tournament = submit.tournament == .bracket ? .bracket : .random
         if submit.maxStageTokens > 0 { maxStageTokens = Int(submit.maxStageTokens) }
+        if submit.maxVerdictTokens > 0 { judgeMaxTokens = Int(submit.maxVerdictTokens) }
         seed = submit.seed
         judgeBothOrders = submit.judgeBothOrders
         judgeMode = submit.verdictMode == .generate ? .generate : .logprob
@@ -102,6 +103,7 @@ extension SearchConfig {
         submit.beam = UInt32(clamping: beam)
         submit.tournament = tournament == .bracket ? .bracket : .random
         submit.maxStageTokens = UInt32(clamping: maxStageTokens)
+        submit.maxVerdictTokens = UInt32(clamping: judgeMaxTokens)
         submit.seed = seed
         submit.judgeBothOrders = judgeBothOrders
         submit.verdictMode = judgeMode.wire

@@ -119,7 +119,7 @@ public final class WorkerEngine: Sendable {
     }
 
     static let defaultMaxNewTokens = 512
-    static let defaultVerdictTokens = 128
+    static let defaultVerdictTokens = SearchConfig().judgeMaxTokens
 
     private static func check(_ deadline: ContinuousClock.Instant?, _ id: String) throws {
         if let deadline, ContinuousClock.now > deadline {

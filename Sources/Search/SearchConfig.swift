@@ -33,8 +33,9 @@ public struct SearchConfig: Codable, Sendable, Hashable {
     public var sampling: Sampling = .reference
     /// Sampling of `generate`-mode verdicts (the reference samples them like candidates).
     public var judgeSampling: Sampling = .reference
-    /// Token budget of a `generate`-mode verdict.
-    public var judgeMaxTokens: Int = 128
+    /// Token budget of a `generate`-mode verdict. The built-in model's check on a reasoning pair
+    /// works the answer out again before its verdict: up to about 250 tokens on 8-object scenes.
+    public var judgeMaxTokens: Int = 320
     public var seed: UInt64 = 0
     /// Write each stage's opening tag into the prefix so the model cannot skip or misspell it.
     public var forceTags: Bool = true

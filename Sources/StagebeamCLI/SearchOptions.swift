@@ -39,6 +39,9 @@ struct SearchTuningOptions: ParsableArguments {
     @Option(name: .customLong("max-stage-tokens"), help: "Token budget per stage.")
     var maxStageTokens = 256
 
+    @Option(name: .customLong("judge-max-tokens"), help: "Token budget of a generate-mode verdict.")
+    var judgeMaxTokens = SearchConfig().judgeMaxTokens
+
     @Option(help: "Candidate sampling temperature (the reference uses 0.6).")
     var temperature: Double = 0.6
 
@@ -59,6 +62,7 @@ struct SearchTuningOptions: ParsableArguments {
         config.judgeMode = judgeMode
         config.judgeBothOrders = judgeBothOrders
         config.maxStageTokens = maxStageTokens
+        config.judgeMaxTokens = judgeMaxTokens
         config.sampling = Sampling(temperature: temperature, topP: topP)
         config.seed = seed
         config.forceTags = !noForceTags

@@ -25,7 +25,7 @@ import Testing
         _ = try await referee(generating, mode: .generate, bothOrders: false).play(unit: 0, topic: .summary, hints: [:],
                                                                                    match: 0, round: 0, a: short, b: long)
         let g = try #require(await generating.log.requests.first)
-        #expect(g.verdictPrefix == "" && g.choices.isEmpty && g.maxNewTokens == 128)
+        #expect(g.verdictPrefix == "" && g.choices.isEmpty && g.maxNewTokens == SearchConfig().judgeMaxTokens)
     }
 
     @Test func unparsableVerdictIsCountedAndFallsBackToLowerIndex() async throws {

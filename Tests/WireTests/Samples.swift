@@ -121,6 +121,7 @@ enum Samples {
         submit.beam = 4
         submit.tournament = .bracket
         submit.maxStageTokens = 512
+        submit.maxVerdictTokens = 256
         submit.seed = 7
         submit.judgeBothOrders = true
         submit.verdictMode = .logprob

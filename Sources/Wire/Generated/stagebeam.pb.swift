@@ -1357,6 +1357,12 @@ public nonisolated struct Stagebeam_V1_SubmitJob: @unchecked Sendable {
     set {_uniqueStorage()._judgeTemplatesJson = newValue}
   }
 
+  /// token budget of a generate-mode verdict; 0 = the coordinator's default
+  public var maxVerdictTokens: UInt32 {
+    get {_storage._maxVerdictTokens}
+    set {_uniqueStorage()._maxVerdictTokens = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -2962,7 +2968,7 @@ nonisolated extension Stagebeam_V1_JudgeResult: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Stagebeam_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SubmitJob"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}question\0\u{1}image\0\u{1}method\0\u{1}beam\0\u{1}tournament\0\u{3}max_stage_tokens\0\u{1}seed\0\u{3}judge_both_orders\0\u{3}verdict_mode\0\u{3}force_tags\0\u{3}record_search\0\u{1}sampling\0\u{3}stream_events\0\u{3}judge_templates_json\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}question\0\u{1}image\0\u{1}method\0\u{1}beam\0\u{1}tournament\0\u{3}max_stage_tokens\0\u{1}seed\0\u{3}judge_both_orders\0\u{3}verdict_mode\0\u{3}force_tags\0\u{3}record_search\0\u{1}sampling\0\u{3}stream_events\0\u{3}judge_templates_json\0\u{3}max_verdict_tokens\0")
 
   fileprivate class _StorageClass {
     var _jobID: String = String()
@@ -2980,6 +2986,7 @@ nonisolated extension Stagebeam_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtob
     var _sampling: Stagebeam_V1_Sampling? = nil
     var _streamEvents: Bool = false
     var _judgeTemplatesJson: Data = Data()
+    var _maxVerdictTokens: UInt32 = 0
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -3005,6 +3012,7 @@ nonisolated extension Stagebeam_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtob
       _sampling = source._sampling
       _streamEvents = source._streamEvents
       _judgeTemplatesJson = source._judgeTemplatesJson
+      _maxVerdictTokens = source._maxVerdictTokens
     }
   }
 
@@ -3038,6 +3046,7 @@ nonisolated extension Stagebeam_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtob
         case 13: try { try decoder.decodeSingularMessageField(value: &_storage._sampling) }()
         case 14: try { try decoder.decodeSingularBoolField(value: &_storage._streamEvents) }()
         case 15: try { try decoder.decodeSingularBytesField(value: &_storage._judgeTemplatesJson) }()
+        case 16: try { try decoder.decodeSingularUInt32Field(value: &_storage._maxVerdictTokens) }()
         default: break
         }
       }
@@ -3095,6 +3104,9 @@ nonisolated extension Stagebeam_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtob
       if !_storage._judgeTemplatesJson.isEmpty {
         try visitor.visitSingularBytesField(value: _storage._judgeTemplatesJson, fieldNumber: 15)
       }
+      if _storage._maxVerdictTokens != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._maxVerdictTokens, fieldNumber: 16)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -3119,6 +3131,7 @@ nonisolated extension Stagebeam_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtob
         if _storage._sampling != rhs_storage._sampling {return false}
         if _storage._streamEvents != rhs_storage._streamEvents {return false}
         if _storage._judgeTemplatesJson != rhs_storage._judgeTemplatesJson {return false}
+        if _storage._maxVerdictTokens != rhs_storage._maxVerdictTokens {return false}
         return true
       }
       if !storagesAreEqual {return false}

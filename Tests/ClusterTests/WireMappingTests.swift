@@ -1,0 +1,28 @@
+@testable import Cluster
+import Search
+import Testing
+
+@Suite struct WireMappingTests {
+    @Test func submittedConfigurationSurvivesTheWire() {
+        var config = SearchConfig()
+        config.method = .bestOfN
+        config.beam = 6
+        config.tournament = .bracket
+        config.judgeMode = .generate
+        config.judgeBothOrders = true
+        config.maxStageTokens = 96
+        config.judgeMaxTokens = 200
+        config.seed = 11
+        config.forceTags = false
+        let back = SearchConfig(submit: config.submitJob(question: "How many?"))
+        #expect(back.method == .bestOfN && back.beam == 6 && back.tournament == .bracket)
+        #expect(back.judgeMode == .generate && back.judgeBothOrders && !back.forceTags && back.seed == 11)
+        #expect(back.maxStageTokens == 96 && back.judgeMaxTokens == 200)
+    }
+
+    @Test func unsetBudgetsTakeTheDefaults() {
+        let back = SearchConfig(submit: .init())
+        #expect(back.maxStageTokens == SearchConfig().maxStageTokens)
+        #expect(back.judgeMaxTokens == SearchConfig().judgeMaxTokens)
+    }
+}
