@@ -88,6 +88,7 @@ extension SearchConfig {
         judgeMode = submit.verdictMode == .generate ? .generate : .logprob
         forceTags = submit.hasForceTags ? submit.forceTags : true
         if submit.hasSampling { sampling = Sampling(wire: submit.sampling) }
+        if submit.hasJudgeSampling { judgeSampling = Sampling(wire: submit.judgeSampling) }
     }
 
     /// The wire form of a job with this configuration.
@@ -109,6 +110,7 @@ extension SearchConfig {
         submit.verdictMode = judgeMode.wire
         submit.forceTags = forceTags
         submit.sampling = sampling.wire
+        submit.judgeSampling = judgeSampling.wire
         return submit
     }
 }

@@ -48,6 +48,10 @@ struct SearchTuningOptions: ParsableArguments {
     @Option(name: .customLong("top-p"), help: "Candidate nucleus threshold (the reference uses 0.9).")
     var topP: Double = 0.9
 
+    @Option(name: .customLong("judge-temperature"),
+            help: "Sampling temperature of generate-mode verdicts (the reference's 0.6; 0 = greedy), with --top-p.")
+    var judgeTemperature: Double = Sampling.reference.temperature
+
     @Option(help: "Job seed: fixes every candidate's and every judge call's sampler seed.")
     var seed: UInt64 = 0
 
@@ -64,6 +68,7 @@ struct SearchTuningOptions: ParsableArguments {
         config.maxStageTokens = maxStageTokens
         config.judgeMaxTokens = judgeMaxTokens
         config.sampling = Sampling(temperature: temperature, topP: topP)
+        config.judgeSampling = Sampling(temperature: judgeTemperature, topP: topP)
         config.seed = seed
         config.forceTags = !noForceTags
         return config

@@ -13,16 +13,17 @@ import Testing
         config.maxStageTokens = 96
         config.judgeMaxTokens = 200
         config.seed = 11
+        config.judgeSampling = .greedy
         config.forceTags = false
         let back = SearchConfig(submit: config.submitJob(question: "How many?"))
         #expect(back.method == .bestOfN && back.beam == 6 && back.tournament == .bracket)
         #expect(back.judgeMode == .generate && back.judgeBothOrders && !back.forceTags && back.seed == 11)
-        #expect(back.maxStageTokens == 96 && back.judgeMaxTokens == 200)
+        #expect(back.maxStageTokens == 96 && back.judgeMaxTokens == 200 && back.judgeSampling == .greedy)
     }
 
     @Test func unsetBudgetsTakeTheDefaults() {
         let back = SearchConfig(submit: .init())
         #expect(back.maxStageTokens == SearchConfig().maxStageTokens)
-        #expect(back.judgeMaxTokens == SearchConfig().judgeMaxTokens)
+        #expect(back.judgeMaxTokens == SearchConfig().judgeMaxTokens && back.judgeSampling == .reference)
     }
 }

@@ -122,6 +122,7 @@ enum Samples {
         submit.tournament = .bracket
         submit.maxStageTokens = 512
         submit.maxVerdictTokens = 256
+        submit.judgeSampling = sampling
         submit.seed = 7
         submit.judgeBothOrders = true
         submit.verdictMode = .logprob

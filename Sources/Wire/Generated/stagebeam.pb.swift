@@ -1363,6 +1363,16 @@ public nonisolated struct Stagebeam_V1_SubmitJob: @unchecked Sendable {
     set {_uniqueStorage()._maxVerdictTokens = newValue}
   }
 
+  /// generate-mode verdict sampling; unset = the reference's (0.6, top-p 0.9)
+  public var judgeSampling: Stagebeam_V1_Sampling {
+    get {_storage._judgeSampling ?? Stagebeam_V1_Sampling()}
+    set {_uniqueStorage()._judgeSampling = newValue}
+  }
+  /// Returns true if `judgeSampling` has been explicitly set.
+  public var hasJudgeSampling: Bool {_storage._judgeSampling != nil}
+  /// Clears the value of `judgeSampling`. Subsequent reads from it will return its default value.
+  public mutating func clearJudgeSampling() {_uniqueStorage()._judgeSampling = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -2968,7 +2978,7 @@ nonisolated extension Stagebeam_V1_JudgeResult: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Stagebeam_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SubmitJob"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}question\0\u{1}image\0\u{1}method\0\u{1}beam\0\u{1}tournament\0\u{3}max_stage_tokens\0\u{1}seed\0\u{3}judge_both_orders\0\u{3}verdict_mode\0\u{3}force_tags\0\u{3}record_search\0\u{1}sampling\0\u{3}stream_events\0\u{3}judge_templates_json\0\u{3}max_verdict_tokens\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}question\0\u{1}image\0\u{1}method\0\u{1}beam\0\u{1}tournament\0\u{3}max_stage_tokens\0\u{1}seed\0\u{3}judge_both_orders\0\u{3}verdict_mode\0\u{3}force_tags\0\u{3}record_search\0\u{1}sampling\0\u{3}stream_events\0\u{3}judge_templates_json\0\u{3}max_verdict_tokens\0\u{3}judge_sampling\0")
 
   fileprivate class _StorageClass {
     var _jobID: String = String()
@@ -2987,6 +2997,7 @@ nonisolated extension Stagebeam_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtob
     var _streamEvents: Bool = false
     var _judgeTemplatesJson: Data = Data()
     var _maxVerdictTokens: UInt32 = 0
+    var _judgeSampling: Stagebeam_V1_Sampling? = nil
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -3013,6 +3024,7 @@ nonisolated extension Stagebeam_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtob
       _streamEvents = source._streamEvents
       _judgeTemplatesJson = source._judgeTemplatesJson
       _maxVerdictTokens = source._maxVerdictTokens
+      _judgeSampling = source._judgeSampling
     }
   }
 
@@ -3047,6 +3059,7 @@ nonisolated extension Stagebeam_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtob
         case 14: try { try decoder.decodeSingularBoolField(value: &_storage._streamEvents) }()
         case 15: try { try decoder.decodeSingularBytesField(value: &_storage._judgeTemplatesJson) }()
         case 16: try { try decoder.decodeSingularUInt32Field(value: &_storage._maxVerdictTokens) }()
+        case 17: try { try decoder.decodeSingularMessageField(value: &_storage._judgeSampling) }()
         default: break
         }
       }
@@ -3107,6 +3120,9 @@ nonisolated extension Stagebeam_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtob
       if _storage._maxVerdictTokens != 0 {
         try visitor.visitSingularUInt32Field(value: _storage._maxVerdictTokens, fieldNumber: 16)
       }
+      try { if let v = _storage._judgeSampling {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 17)
+      } }()
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -3132,6 +3148,7 @@ nonisolated extension Stagebeam_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtob
         if _storage._streamEvents != rhs_storage._streamEvents {return false}
         if _storage._judgeTemplatesJson != rhs_storage._judgeTemplatesJson {return false}
         if _storage._maxVerdictTokens != rhs_storage._maxVerdictTokens {return false}
+        if _storage._judgeSampling != rhs_storage._judgeSampling {return false}
         return true
       }
       if !storagesAreEqual {return false}
