@@ -33,9 +33,12 @@ public struct EngineJudge: Judge {
             let images = try images.images(for: request.imageRef)
             let tokens = executor.generator.expandImageTokens(
                 try prompt.tokens(user: request.prompt, imageCount: images.count, assistantPrefix: request.verdictPrefix))
+            // The budget is a cap, not a reservation: a long prompt leaves the verdict what the context
+            // has left. A verdict cut there has no choice in it, which the referee counts as unparsable.
+            let room = executor.generator.contextLength - tokens.count
             let generation = GenerationRequest(
                 promptTokens: tokens, images: images, seeds: [request.seed], sampling: SamplingParameters(request.sampling),
-                maxNewTokens: request.maxNewTokens, stopTokenIds: stopTokenIds)
+                maxNewTokens: room > 0 ? min(request.maxNewTokens, room) : request.maxNewTokens, stopTokenIds: stopTokenIds)
             let output = try await executor.run { try $0.generate(generation) }
             return .verdict(text: output.samples[0].text)
         }

@@ -60,6 +60,18 @@ import Tokenization
         #expect(first < 0 && second < 0 && first != second)
     }
 
+    /// A verdict budget that would run past the context is cut to what the prompt leaves.
+    @Test func writtenVerdictBudgetStopsAtTheContext() async throws {
+        let (_, judge, executor) = try Self.engine()
+        let request = JudgeRequest(topic: .summary, imageRef: nil, prompt: "Which is better? A or B", mode: .generate,
+                                   verdictPrefix: "", choices: [], maxNewTokens: executor.generator.contextLength,
+                                   sampling: .greedy, seed: 0)
+        guard case .verdict(let text) = try await judge.judge(request) else {
+            Issue.record("expected a written verdict"); return
+        }
+        #expect(!text.isEmpty)
+    }
+
     @Test func greedyMethodNeedsNoJudge() async throws {
         let (generator, _, _) = try Self.engine("qwen2")
         let result = try await StageBeamSearch(generator: generator, judge: nil, config: config(.greedy)).run(question: "Why?")
