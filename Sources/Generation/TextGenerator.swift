@@ -71,6 +71,14 @@ public final class TextGenerator: @unchecked Sendable {
     /// Tokens a sequence may reach: the model's trained context.
     public var contextLength: Int { model.contextLength }
 
+    /// `requested` new tokens cut to what the context leaves after a prompt of `promptTokens`: a
+    /// search's budgets are caps, and a long prefix should shorten them rather than fail the call.
+    /// Unchanged when the prompt leaves nothing, so the request still fails with `promptTooLong`.
+    public func newTokenBudget(_ requested: Int, promptTokens: Int) -> Int {
+        let room = contextLength - promptTokens
+        return room > 0 ? min(requested, room) : requested
+    }
+
     /// Whether requests may carry images (a LLaVA or Llama 3.2 Vision checkpoint).
     public var takesImages: Bool { vision != nil || mllama != nil }
 

@@ -36,7 +36,8 @@ extension EngineCandidateGenerator {
             try prompt.tokens(user: request.question, imageCount: images.count, assistantPrefix: request.assistantPrefix))
         return GenerationRequest(
             promptTokens: tokens, images: images, seeds: request.seeds, sampling: SamplingParameters(request.sampling),
-            maxNewTokens: request.maxNewTokens, stopStrings: request.stop, stopTokenIds: stopTokenIds)
+            maxNewTokens: executor.generator.newTokenBudget(request.maxNewTokens, promptTokens: tokens.count),
+            stopStrings: request.stop, stopTokenIds: stopTokenIds)
     }
 }
 

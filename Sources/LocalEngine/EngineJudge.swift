@@ -33,12 +33,11 @@ public struct EngineJudge: Judge {
             let images = try images.images(for: request.imageRef)
             let tokens = executor.generator.expandImageTokens(
                 try prompt.tokens(user: request.prompt, imageCount: images.count, assistantPrefix: request.verdictPrefix))
-            // The budget is a cap, not a reservation: a long prompt leaves the verdict what the context
-            // has left. A verdict cut there has no choice in it, which the referee counts as unparsable.
-            let room = executor.generator.contextLength - tokens.count
+            // A verdict cut at the context's end has no choice in it: the referee counts it as unparsable.
             let generation = GenerationRequest(
                 promptTokens: tokens, images: images, seeds: [request.seed], sampling: SamplingParameters(request.sampling),
-                maxNewTokens: room > 0 ? min(request.maxNewTokens, room) : request.maxNewTokens, stopTokenIds: stopTokenIds)
+                maxNewTokens: executor.generator.newTokenBudget(request.maxNewTokens, promptTokens: tokens.count),
+                stopTokenIds: stopTokenIds)
             let output = try await executor.run { try $0.generate(generation) }
             return .verdict(text: output.samples[0].text)
         }

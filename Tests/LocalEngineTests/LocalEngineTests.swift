@@ -60,11 +60,19 @@ import Tokenization
         #expect(first < 0 && second < 0 && first != second)
     }
 
-    /// A verdict budget that would run past the context is cut to what the prompt leaves.
-    @Test func writtenVerdictBudgetStopsAtTheContext() async throws {
-        let (_, judge, executor) = try Self.engine()
+    /// Budgets that would run past the context are cut to what the prompt leaves.
+    @Test func budgetsStopAtTheContext() async throws {
+        let (generator, judge, executor) = try Self.engine()
+        let context = executor.generator.contextLength
+        let candidates = try await generator.generate(GenerateRequest(
+            question: "Why?", imageRef: nil, assistantPrefix: "<SUMMARY>", seeds: [1, 2], stop: [],
+            maxNewTokens: context, sampling: .reference))
+        let prompt = try generator.engineRequest(GenerateRequest(
+            question: "Why?", imageRef: nil, assistantPrefix: "<SUMMARY>", seeds: [1], stop: [],
+            maxNewTokens: 1, sampling: .reference), images: []).promptTokens.count
+        #expect(candidates.allSatisfy { $0.tokenCount <= context - prompt })
         let request = JudgeRequest(topic: .summary, imageRef: nil, prompt: "Which is better? A or B", mode: .generate,
-                                   verdictPrefix: "", choices: [], maxNewTokens: executor.generator.contextLength,
+                                   verdictPrefix: "", choices: [], maxNewTokens: context,
                                    sampling: .greedy, seed: 0)
         guard case .verdict(let text) = try await judge.judge(request) else {
             Issue.record("expected a written verdict"); return
