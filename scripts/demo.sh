@@ -35,7 +35,7 @@ while IFS= read -r line; do
   echo
   echo "== $image: $question (expected answer: $expected)"
   "$bin" submit --coordinator "tcp://127.0.0.1:$port" --image "$examples/$image" --question "$question" \
-    --beam 4 --tournament bracket --judge-mode generate --max-stage-tokens 160 --seed 1
+    --beam 4 --tournament bracket --judge-mode generate --judge-temperature 0 --seed 1
 done <"$examples/questions.jsonl"
 echo
 echo "== status"
