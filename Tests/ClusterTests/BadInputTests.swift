@@ -176,16 +176,17 @@ extension ClusterProcessTests {
         let route = [hello[0]]
         let codec = EnvelopeCodec()
 
-        func generate(_ id: String, seeds: [UInt64], n: Int? = nil, image: Stagebeam_V1_ImageRef? = nil, maxNewTokens: UInt32 = 8) throws -> [[UInt8]] {
+        func generate(_ id: String, seeds: [UInt64], n: Int? = nil, image: Stagebeam_V1_ImageRef? = nil,
+                      question: String = "What is two plus two?") throws -> [[UInt8]] {
             var request = Stagebeam_V1_GenerateRequest()
             request.requestID = id
             request.jobID = "job"
-            request.question = "What is two plus two?"
+            request.question = question
             request.assistantPrefix = "<SUMMARY>"
             request.seeds = seeds
             request.n = UInt32(n ?? seeds.count)
             request.stop = ["</SUMMARY>"]
-            request.maxNewTokens = maxNewTokens
+            request.maxNewTokens = 8
             request.sampling.temperature = 0.6
             request.sampling.topP = 0.9
             if let image { request.image = image }
@@ -200,7 +201,8 @@ extension ClusterProcessTests {
         let imageless = try router.error(after: generate("no-vision", seeds: [1], image: unknownImage))
         #expect(imageless.code == .invalidArgument && imageless.message.contains("cannot take images"))
         #expect(try router.error(after: route + [[0x01, 0x02, 0x03]]).code == .malformedFrame)
-        let tooLong = try router.error(after: generate("long", seeds: [1], maxNewTokens: 300))
+        // A budget past the context is cut to what the prompt leaves; a prompt that leaves nothing is refused.
+        let tooLong = try router.error(after: generate("long", seeds: [1], question: String(repeating: "two plus ", count: 150)))
         #expect(tooLong.code == .promptTooLong && tooLong.message.contains("256"), "the fixture's context is 256 tokens")
 
         try router.socket.send(generate("two", seeds: [1, 2]))
