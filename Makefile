@@ -36,7 +36,7 @@ bench: build
 	$(BIN) bench --model $(BENCH_MODEL) --prompt-tokens 128 --gen-tokens 64 --batch 1,4,8 --threads 2
 
 # Python (torch, transformers) is needed only below: fixtures, the bench model, and training the
-# built-in model (CPU: about 45 minutes on 2 cores; a CUDA device is used when present).
+# built-in model (CPU: about 3.5 hours on 2 cores; a CUDA device is used when present).
 VENV := .venv
 $(VENV)/bin/python:
 	python3 -m venv $(VENV)

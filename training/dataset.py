@@ -1,8 +1,10 @@
 """The held-out splits stagebeam ships (datasets/shapes/), so `stagebeam eval` runs with no Python:
     .venv/bin/python training/dataset.py --out datasets/shapes
 test.jsonl: 300 questions (50 per family) with exact answers; judge-test.jsonl: 300 judge pairs
-(60 per topic); images/*.png; examples/: a few images and questions for the demo. Training never sees
-an item whose scene and question are in these splits (train.py filters them by `item_key`)."""
+(60 per topic); images/*.png; examples/: a few images and questions for the demo.
+With --validation DIR it writes a validation split instead (val.jsonl, 300 questions from its own
+seed): models are compared on it, never on the test split. Training never sees an item whose scene
+and question are in these splits (train.py filters them by `item_key`)."""
 from __future__ import annotations
 
 import argparse
@@ -15,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import shapes  # noqa: E402
 
 TEST_SEED = 3_000_003
+VALIDATION_SEED = 6_000_006
 JUDGE_SEED = 4_000_004
 PER_FAMILY = 50
 PER_TOPIC = 60
@@ -25,8 +28,8 @@ def item_key(item: shapes.Item) -> tuple:
     return (item.scene.objects, item.question)
 
 
-def test_items() -> list[shapes.Item]:
-    rng = random.Random(TEST_SEED)
+def test_items(seed: int = TEST_SEED) -> list[shapes.Item]:
+    rng = random.Random(seed)
     items = []
     for family in shapes.FAMILY_WEIGHTS:
         made = 0
@@ -53,23 +56,36 @@ def judge_items() -> list[tuple[shapes.Item, dict]]:
 
 
 def held_out_keys() -> set:
-    return {item_key(i) for i in test_items()} | {item_key(i) for i, _ in judge_items()}
+    return ({item_key(i) for i in test_items()} | {item_key(i) for i in test_items(VALIDATION_SEED)}
+            | {item_key(i) for i, _ in judge_items()})
+
+
+def write_questions(items: list[shapes.Item], out: Path, split: str):
+    """{split}.jsonl and its images: what `stagebeam eval --dataset` reads."""
+    images = out / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    with open(out / f"{split}.jsonl", "w") as f:
+        for i, item in enumerate(items):
+            name = f"{split}-{i:04d}.png"
+            item.scene.image().save(images / name)
+            f.write(json.dumps({"id": f"{split}-{i:04d}", "image": f"images/{name}", "question": item.question,
+                                "answer": item.answer, "family": item.family,
+                                "reference": item.assistant_text()}) + "\n")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("datasets/shapes"))
     parser.add_argument("--examples", type=Path, default=Path("examples"))
+    parser.add_argument("--validation", type=Path, default=None,
+                        help="write only a validation split (its own seed, the test split's format) here")
     args = parser.parse_args()
+    if args.validation is not None:
+        write_questions(test_items(VALIDATION_SEED), args.validation, "val")
+        print(f"wrote {args.validation / 'val.jsonl'}")
+        return
+    write_questions(test_items(), args.out, "test")
     images = args.out / "images"
-    images.mkdir(parents=True, exist_ok=True)
-    with open(args.out / "test.jsonl", "w") as f:
-        for i, item in enumerate(test_items()):
-            name = f"test-{i:04d}.png"
-            item.scene.image().save(images / name)
-            f.write(json.dumps({"id": f"test-{i:04d}", "image": f"images/{name}", "question": item.question,
-                                "answer": item.answer, "family": item.family,
-                                "reference": item.assistant_text()}) + "\n")
     with open(args.out / "judge-test.jsonl", "w") as f:
         for i, (item, pair) in enumerate(judge_items()):
             name = f"judge-{i:04d}.png"

@@ -4,7 +4,8 @@ Reads the answers `stagebeam eval --answers FILE` wrote and the dataset's refere
 prints per method and beam: how often the CAPTION names exactly the scene's objects, and the
 accuracy when it does and when it does not (a low exact-caption share with high accuracy after an
 exact caption says the model fails at seeing, not at reasoning); then, for the wrong answers, how
-the REASONING's list of matching objects differs from the reference's.
+the REASONING's scan of the objects differs from the reference's; and how often the scan decides
+right, for the objects that match and for the others.
 
     stagebeam eval --methods greedy,stage --beam 4 --answers /tmp/answers.jsonl
     python training/diagnose.py /tmp/answers.jsonl
@@ -38,17 +39,40 @@ def caption_objects(answer: str) -> frozenset | None:
     return frozenset(found)
 
 
-LISTED = re.compile(r"the ((?:small|large) \w+ \w+) \(\d+\)")
+SCANNED = re.compile(rf"{POSITION}: {NAME}, [a-z ]+: (?P<verdict>yes|no)", re.I)
+SCAN_LABEL = re.compile(r"([^.]*?), object by object\.")
+
+
+def scans(answer: str) -> list[tuple[str, tuple, bool]]:
+    """The REASONING's scans (shapes.scan): each scan's label ("Red objects"), each object it
+    checked and whether it said the object matches."""
+    match = re.search(r"<REASONING>(.*?)</REASONING>", answer, re.S)
+    parts = SCAN_LABEL.split(match.group(1) if match else "")
+    return [(label.strip(), tuple(m.group(k).lower() for k in ("position", "size", "colour", "shape")), m.group("verdict") == "yes")
+            for label, body in zip(parts[1::2], parts[2::2]) for m in SCANNED.finditer(body)]
+
+
+def scanned(answer: str) -> list[tuple[tuple, bool]]:
+    return [(o, yes) for _, o, yes in scans(answer)]
+
+
+def decisions(answer: str, reference: str) -> Counter:
+    """The answer's scan decisions against the reference's on the same scan and object:
+    (should match, said it matches) → count. Objects the reference does not check are skipped."""
+    want = {(label, o): yes for label, o, yes in scans(reference)}
+    return Counter((want[label, o], yes) for label, o, yes in scans(answer) if (label, o) in want)
 
 
 def reasoning_mistake(answer: str, reference: str) -> str:
-    """How a wrong answer's REASONING differs from the reference's, by the objects it lists as
-    matching ("the small red circle (1)"): "extra", "missing", "extra and missing", or "same list"
-    (the mistake comes after the listing: counting, arithmetic, comparison, position)."""
-    def listed(text: str) -> Counter:
-        match = re.search(r"<REASONING>(.*?)</REASONING>", text, re.S)
-        return Counter(LISTED.findall(match.group(1)) if match else [])
-    got, want = listed(answer), listed(reference)
+    """How a wrong answer's REASONING differs from the reference's: "miscopied" (its scan names an
+    object its own CAPTION does not have), else by the objects it says yes to: "extra", "missing",
+    "extra and missing", or "same list" (the mistake comes after the scan: counting, arithmetic,
+    comparison, position)."""
+    own_caption = caption_objects(answer) or frozenset()
+    if any(o not in own_caption for o, _ in scanned(answer)):
+        return "miscopied"
+    got = Counter(o for o, yes in scanned(answer) if yes)
+    want = Counter(o for o, yes in scanned(reference) if yes)
     extra, missing = bool(got - want), bool(want - got)
     return {(True, True): "extra and missing", (True, False): "extra", (False, True): "missing"}.get((extra, missing), "same list")
 
@@ -68,12 +92,13 @@ def main():
         if line.strip():
             item = json.loads(line)
             reference[item["id"]] = item["reference"]
-    runs, mistakes = defaultdict(list), defaultdict(Counter)
+    runs, mistakes, decided = defaultdict(list), defaultdict(Counter), defaultdict(Counter)
     for line in args.answers.read_text().splitlines():
         if line.strip():
             a = json.loads(line)
             run = (a["method"], a["beam"])
             runs[run].append((caption_objects(a["answer"]) == caption_objects(reference[a["id"]]), a["correct"]))
+            decided[run] += decisions(a["answer"], reference[a["id"]])
             if not a["correct"]:
                 mistakes[run][reasoning_mistake(a["answer"], reference[a["id"]])] += 1
 
@@ -85,10 +110,14 @@ def main():
                      percent(sum(exact), len(exact)), percent(sum(other), len(other))])
     print_table(rows)
     print()
-    kinds = ["extra", "missing", "extra and missing", "same list"]
-    print_table([["method/beam", "wrong", *(f"reasoning lists: {k}" for k in kinds)]]
+    kinds = ["miscopied", "extra", "missing", "extra and missing", "same list"]
+    print_table([["method/beam", "wrong", *(f"scan: {k}" for k in kinds)]]
                 + [[f"{method}/{beam}", str(sum(counts.values())), *(str(counts[k]) for k in kinds)]
                    for (method, beam), counts in mistakes.items()])
+    print()
+    print_table([["method/beam", "scan decisions", "matches said yes", "others said no"]]
+                + [[f"{method}/{beam}", str(sum(c.values())), percent(c[True, True], c[True, True] + c[True, False]),
+                    percent(c[False, False], c[False, False] + c[False, True])] for (method, beam), c in decided.items()])
 
 
 def print_table(rows: list[list[str]]):

@@ -72,15 +72,22 @@ def expand_image(ids: list[int], image_token_id: int) -> list[int]:
     return out
 
 
-def generation_example(enc: Encoder, item: shapes.Item, reasoning_weight: float = 1.0):
+def generation_example(enc: Encoder, item: shapes.Item, reasoning_weight: float = 1.0, decision_weight: float = 1.0):
     """A staged answer. `reasoning_weight` scales the loss on the REASONING stage's text, where the
-    model, once it saw every object, still listed objects its own caption does not have."""
+    model, once it saw every object, still listed objects its own caption does not have.
+    `decision_weight` scales it on the scan's decisions (the "yes"/"no" after each object, see
+    shapes.scan): they are one token in ten of the scan, the rest is copied from the caption, and
+    without the weight the model first learned to say "no" to everything (most objects do not
+    match)."""
     text = item.assistant_text()
-    pieces = None
-    if reasoning_weight != 1.0:
-        start = text.index("<REASONING>") + len("<REASONING>")
-        end = text.index("</REASONING>")
-        pieces = [(text[:start], 1.0), (text[start:end], reasoning_weight), (text[end:], 1.0)]
+    start = text.index("<REASONING>") + len("<REASONING>")
+    end = text.index("</REASONING>")
+    pieces = [(text[:start], 1.0)]
+    # Odd parts are the decisions.
+    for i, part in enumerate(re.split(r"(?<=:)( yes| no)\b", text[start:end])):
+        if part:
+            pieces.append((part, reasoning_weight * (decision_weight if i % 2 else 1.0)))
+    pieces.append((text[end:], 1.0))
     ids, w = enc.encode(item.question, text, weights=pieces)
     return {"kind": "answer", "ids": ids, "w": w, "image": item.scene.image()}
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tokenizers import Tokenizer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import shapes  # noqa: E402
@@ -33,7 +34,7 @@ STAGE_TAGS = [f"<{t}>" for s in ("SUMMARY", "CAPTION", "REASONING", "CONCLUSION"
 
 
 def build_tokenizer(seed: int, vocab_size: int):
-    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import AddedToken, decoders, models, pre_tokenizers, trainers
     rng = random.Random(seed)
     corpus = []
     for _ in range(4000):
@@ -105,11 +106,11 @@ class Stream:
 
     def __init__(self, enc: Encoder, seed: int, held_out: set, batch_tokens: int, pad_id: int,
                  judge_share: float = 0.3, describe_share: float = 0.10, shape_weight: float = 1.0,
-                 reasoning_weight: float = 1.0):
+                 reasoning_weight: float = 1.0, decision_weight: float = 1.0):
         self.enc, self.rng, self.held_out = enc, random.Random(seed), held_out
         self.batch_tokens, self.pad_id = batch_tokens, pad_id
         self.judge_share, self.describe_share, self.shape_weight = judge_share, describe_share, shape_weight
-        self.reasoning_weight = reasoning_weight
+        self.reasoning_weight, self.decision_weight = reasoning_weight, decision_weight
 
     def example(self, phase: str):
         rng = self.rng
@@ -121,7 +122,7 @@ class Stream:
             if phase == "align" or roll < self.describe_share:
                 return caption_example(self.enc, rng, item.scene, self.shape_weight)
             if roll < 1.0 - self.judge_share:
-                return generation_example(self.enc, item, self.reasoning_weight)
+                return generation_example(self.enc, item, self.reasoning_weight, self.decision_weight)
             ex = judge_example(self.enc, rng, item)
             if ex is not None:
                 return ex
@@ -261,7 +262,7 @@ def main():
     parser.add_argument("--checkpoint", type=Path, default=Path("training/runs/checkpoint.pt"),
                         help="saved every --eval-every steps; --resume continues from it")
     parser.add_argument("--resume", action="store_true")
-    parser.add_argument("--steps", type=int, default=4600, help="length of the learning-rate schedule")
+    parser.add_argument("--steps", type=int, default=8000, help="length of the learning-rate schedule")
     parser.add_argument("--stop-at", type=int, default=None,
                         help="save the model after this step instead of at the end of the schedule")
     parser.add_argument("--align-steps", type=int, default=150)
@@ -278,14 +279,21 @@ def main():
                         help="loss weight of the shape words in image descriptions")
     parser.add_argument("--reasoning-weight", type=float, default=1.0,
                         help="loss weight of the REASONING stage in staged answers")
+    parser.add_argument("--decision-weight", type=float, default=5.0,
+                        help="loss weight of the yes/no decisions in the REASONING's scan of the objects")
     parser.add_argument("--describe-share", type=float, default=0.25,
                         help="share of plain image descriptions among examples")
+    parser.add_argument("--tokenizer", type=Path, default=None,
+                        help="use this tokenizer.json instead of building one from the corpus: a resumed "
+                             "model keeps its token ids after the corpus's wording changes")
+    parser.add_argument("--phase", default=None,
+                        help="with --resume: what this phase changed, appended to run.json's history")
     args = parser.parse_args()
 
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    tok = build_tokenizer(args.seed, args.vocab_size)
+    tok = Tokenizer.from_file(str(args.tokenizer)) if args.tokenizer else build_tokenizer(args.seed, args.vocab_size)
     ids = {t: tok.token_to_id(t) for t in SPECIAL}
     enc = Encoder(tok, ids["<image>"])
     model = build_model(tok.get_vocab_size(), ids).to(device)
@@ -296,7 +304,7 @@ def main():
 
     held_out = held_out_keys()
     train = Stream(enc, args.seed, held_out, args.batch_tokens, ids["<pad>"], args.judge_share, args.describe_share,
-                   args.shape_weight, args.reasoning_weight)
+                   args.shape_weight, args.reasoning_weight, args.decision_weight)
     val = Stream(enc, args.seed + 1000, held_out, args.batch_tokens, ids["<pad>"])
     val_batches = val.batches("mix", pool=160)
     choice_ids = choice_token_ids(tok)
@@ -337,6 +345,7 @@ def main():
         train.rng.setstate(state["rng"])
         torch.set_rng_state(state["torch_rng"])
         print(f"resumed at step {step}", flush=True)
+    first_step = step
 
     start, pending, window = time.time() - (rows[-1]["seconds"] if rows else 0), [], []
     stop = args.steps if args.stop_at is None else min(args.steps, args.stop_at)
@@ -385,7 +394,12 @@ def main():
     save(model.to("cpu"), tok, ids, args.out)
     meta = {"device": device, "torch": torch.__version__, "parameters": params, "steps": step, "tokens": tokens,
             "seconds": rows[-1]["seconds"] if rows else None, "args": {k: str(v) for k, v in vars(args).items()}}
-    (args.log_dir / "run.json").write_text(json.dumps(meta, indent=2) + "\n")
+    run_log = args.log_dir / "run.json"
+    if args.resume and run_log.exists():
+        # A model trained in phases: each resumed run's command line is in its history entry.
+        history = json.loads(run_log.read_text()).get("history", [])
+        meta["history"] = history + [f"{first_step}-{step}: {args.phase or 'resumed'}"]
+    run_log.write_text(json.dumps(meta, indent=2) + "\n")
     print(f"saved {args.out}", flush=True)
 
 
