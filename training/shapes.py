@@ -177,8 +177,7 @@ def scan(label: str, criterion: str, matches, objects, wrong: Shape | None = Non
     attribute words it must have (`criterion`), and decides one match. So the list of matches is
     never written from memory (listing the matches directly, the model named objects its own caption
     did not have: stop 10, 105 of 143 wrong greedy answers), and the decision compares words a few
-    tokens apart (with the criterion only in the label, the decision stayed near chance for 500
-    steps). A slip, as a sampled candidate might make it, says no to a match (`wrong`) or yes to a
+    tokens apart (README "What it took to make the model reason from its caption"). A slip, as a sampled candidate might make it, says no to a match (`wrong`) or yes to a
     non-match (`right`). `until_found` stops at the first yes (a unique object is being looked for)."""
     lines, chosen = [], []
     for o in objects:
