@@ -20,6 +20,7 @@ import torch
 import shapes
 from examples import DESCRIBE, Encoder, pixels
 
+SHIPPED = Path(__file__).resolve().parent.parent / "models/stagebeam-shapes"
 ATTRIBUTES = {"size": shapes.SIZES, "colour": list(shapes.COLOURS), "shape": shapes.SHAPES}
 
 
@@ -30,9 +31,11 @@ def load(path: Path):
         from transformers import LlavaForConditionalGeneration
         return LlavaForConditionalGeneration.from_pretrained(path), Tokenizer.from_file(str(path / "tokenizer.json"))
     import train
-    tok = train.build_tokenizer(1, 1024)  # train.py's default --seed and --vocab-size, as the shipped run used
+    state = torch.load(path, weights_only=False)
+    # Checkpoints saved before they carried their tokenizer all used the shipped model's.
+    tok = train.checkpoint_tokenizer(state) or train.checkpoint_tokenizer(None, SHIPPED / "tokenizer.json")
     model = train.build_model(tok.get_vocab_size(), {t: tok.token_to_id(t) for t in train.SPECIAL})
-    model.load_state_dict(torch.load(path, weights_only=False)["model"])
+    model.load_state_dict(state["model"])
     return model, tok
 
 

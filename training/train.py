@@ -53,6 +53,17 @@ def build_tokenizer(seed: int, vocab_size: int):
     return tok
 
 
+def checkpoint_tokenizer(state: dict | None, path: Path | None = None) -> Tokenizer | None:
+    """The tokenizer a checkpoint's model was trained with (`path` overrides it), or None for a
+    fresh run. A resumed model must keep its token ids although the corpus it would build a
+    tokenizer from has changed wording since (the scan of stop 11)."""
+    if path is not None:
+        return Tokenizer.from_file(str(path))
+    if state is not None and "tokenizer" in state:
+        return Tokenizer.from_str(state["tokenizer"])
+    return None
+
+
 def build_model(vocab_size: int, ids: dict):
     from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
     vision = CLIPVisionConfig(hidden_size=128, intermediate_size=512, num_hidden_layers=2, num_attention_heads=4,
@@ -284,8 +295,8 @@ def main():
     parser.add_argument("--describe-share", type=float, default=0.25,
                         help="share of plain image descriptions among examples")
     parser.add_argument("--tokenizer", type=Path, default=None,
-                        help="use this tokenizer.json instead of building one from the corpus: a resumed "
-                             "model keeps its token ids after the corpus's wording changes")
+                        help="use this tokenizer.json instead of the checkpoint's or one built from the corpus "
+                             "(for checkpoints saved before they carried their tokenizer)")
     parser.add_argument("--phase", default=None,
                         help="with --resume: what this phase changed, appended to run.json's history")
     args = parser.parse_args()
@@ -293,7 +304,8 @@ def main():
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    tok = Tokenizer.from_file(str(args.tokenizer)) if args.tokenizer else build_tokenizer(args.seed, args.vocab_size)
+    state = torch.load(args.checkpoint, weights_only=False) if args.resume and args.checkpoint.exists() else None
+    tok = checkpoint_tokenizer(state, args.tokenizer) or build_tokenizer(args.seed, args.vocab_size)
     ids = {t: tok.token_to_id(t) for t in SPECIAL}
     enc = Encoder(tok, ids["<image>"])
     model = build_model(tok.get_vocab_size(), ids).to(device)
@@ -319,7 +331,6 @@ def main():
     if args.patch_lr_scale > 0:
         patch_embedding(model).requires_grad_(True)
         patch_group = {"params": [patch_embedding(model)], "weight_decay": 0.0, "lr_scale": args.patch_lr_scale}
-    state = torch.load(args.checkpoint, weights_only=False) if args.resume and args.checkpoint.exists() else None
     # A checkpoint from before the patch embedding trained has no group for it: add it after loading.
     late_patch_group = patch_group is not None and state is not None and len(state["opt"]["param_groups"]) == len(groups)
     opt = torch.optim.AdamW(groups + ([patch_group] if patch_group and not late_patch_group else []),
@@ -385,7 +396,8 @@ def main():
                   f"(val {row['val_judge']}, acc {row['val_judge_accuracy']}) · seen "
                   + " ".join(f"{a} {v:.0%}" for a, v in row["seen"].items()), flush=True)
             args.checkpoint.parent.mkdir(parents=True, exist_ok=True)
-            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "tokens": tokens,
+            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "tokenizer": tok.to_str(),
+                        "step": step, "tokens": tokens,
                         "rows": rows, "rng": train.rng.getstate(), "torch_rng": torch.get_rng_state()}, args.checkpoint)
             (args.log_dir / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
             svg_curve(rows, args.log_dir / "loss.svg")
