@@ -52,10 +52,6 @@ def scans(answer: str) -> list[tuple[str, tuple, bool]]:
             for label, body in zip(parts[1::2], parts[2::2]) for m in SCANNED.finditer(body)]
 
 
-def scanned(answer: str) -> list[tuple[tuple, bool]]:
-    return [(o, yes) for _, o, yes in scans(answer)]
-
-
 def decisions(answer: str, reference: str) -> Counter:
     """The answer's scan decisions against the reference's on the same scan and object:
     (should match, said it matches) → count. Objects the reference does not check are skipped."""
@@ -69,10 +65,11 @@ def reasoning_mistake(answer: str, reference: str) -> str:
     "extra and missing", or "same list" (the mistake comes after the scan: counting, arithmetic,
     comparison, position)."""
     own_caption = caption_objects(answer) or frozenset()
-    if any(o not in own_caption for o, _ in scanned(answer)):
+    checked = scans(answer)
+    if any(o not in own_caption for _, o, _ in checked):
         return "miscopied"
-    got = Counter(o for o, yes in scanned(answer) if yes)
-    want = Counter(o for o, yes in scanned(reference) if yes)
+    got = Counter(o for _, o, yes in checked if yes)
+    want = Counter(o for _, o, yes in scans(reference) if yes)
     extra, missing = bool(got - want), bool(want - got)
     return {(True, True): "extra and missing", (True, False): "extra", (False, True): "missing"}.get((extra, missing), "same list")
 

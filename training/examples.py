@@ -80,14 +80,16 @@ def generation_example(enc: Encoder, item: shapes.Item, reasoning_weight: float 
     without the weight the model first learned to say "no" to everything (most objects do not
     match)."""
     text = item.assistant_text()
-    start = text.index("<REASONING>") + len("<REASONING>")
-    end = text.index("</REASONING>")
-    pieces = [(text[:start], 1.0)]
-    # Odd parts are the decisions.
-    for i, part in enumerate(re.split(r"(?<=:)( yes| no)\b", text[start:end])):
-        if part:
-            pieces.append((part, reasoning_weight * (decision_weight if i % 2 else 1.0)))
-    pieces.append((text[end:], 1.0))
+    pieces = None
+    if (reasoning_weight, decision_weight) != (1.0, 1.0):  # piecewise weights re-encode growing prefixes
+        start = text.index("<REASONING>") + len("<REASONING>")
+        end = text.index("</REASONING>")
+        pieces = [(text[:start], 1.0)]
+        # Odd parts are the decisions.
+        for i, part in enumerate(re.split(r"(?<=:)( yes| no)\b", text[start:end])):
+            if part:
+                pieces.append((part, reasoning_weight * (decision_weight if i % 2 else 1.0)))
+        pieces.append((text[end:], 1.0))
     ids, w = enc.encode(item.question, text, weights=pieces)
     return {"kind": "answer", "ids": ids, "w": w, "image": item.scene.image()}
 

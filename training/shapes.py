@@ -169,7 +169,7 @@ def caption_text(rng: random.Random, objects, style: int | None = None) -> str:
     return f"{body} I count {n} object{'s' if n != 1 else ''}."
 
 
-def scan(label: str, criterion: str, matches, objects, wrong: Shape | None = None, right: Shape | None = None,
+def scan(label: str, criterion: str, matches, objects, missed: Shape | None = None, extra: Shape | None = None,
          until_found: bool = False) -> tuple[str, list[Shape]]:
     """The caption's objects checked one by one against a description, in the caption's order:
     'Red objects, object by object. Top left: large red circle, red: yes (1). Center: small blue
@@ -177,11 +177,12 @@ def scan(label: str, criterion: str, matches, objects, wrong: Shape | None = Non
     attribute words it must have (`criterion`), and decides one match. So the list of matches is
     never written from memory (listing the matches directly, the model named objects its own caption
     did not have: stop 10, 105 of 143 wrong greedy answers), and the decision compares words a few
-    tokens apart (README "What it took to make the model reason from its caption"). A slip, as a sampled candidate might make it, says no to a match (`wrong`) or yes to a
-    non-match (`right`). `until_found` stops at the first yes (a unique object is being looked for)."""
+    tokens apart (README "What it took to make the model reason from its caption"). A slip, as a
+    sampled candidate might make it, says no to a match (`missed`) or yes to a non-match (`extra`).
+    `until_found` stops at the first yes (a unique object is being looked for)."""
     lines, chosen = [], []
     for o in objects:
-        says_yes = (matches(o) and o is not wrong) or o is right
+        says_yes = (matches(o) and o is not missed) or o is extra
         if says_yes:
             chosen.append(o)
         counted = f" ({len(chosen)})" if says_yes and not until_found else ""
@@ -196,8 +197,8 @@ def count_scan(f: Filter, objects, skip: int | None = None, extra: Shape | None 
     """scan() of the objects matching `f`, counted; `skip` (the index of a match) and `extra` (a
     non-match) are the slips."""
     matching = [o for o in objects if f.matches(o)]
-    wrong = matching[skip] if skip is not None and skip < len(matching) else None
-    text, chosen = scan(f.plural().capitalize(), f.criterion(), f.matches, objects, wrong=wrong, right=extra)
+    missed = matching[skip] if skip is not None and skip < len(matching) else None
+    text, chosen = scan(f.plural().capitalize(), f.criterion(), f.matches, objects, missed=missed, extra=extra)
     return text, len(chosen)
 
 
@@ -252,9 +253,9 @@ def reasoning_text(family: str, q: dict, objects, slip: dict | None = None) -> t
             f, g = q["f"], q["g"]
             either = [o for o in objects if f.matches(o) or g.matches(o)]
             skip = slip.get("skip")
-            wrong = either[skip] if skip is not None and skip < len(either) else None
+            missed = either[skip] if skip is not None and skip < len(either) else None
             text, chosen = scan(f"{f.plural().capitalize()} or {g.plural()}", f"{f.criterion()} or {g.criterion()}",
-                                lambda o: f.matches(o) or g.matches(o), objects, wrong=wrong)
+                                lambda o: f.matches(o) or g.matches(o), objects, missed=missed)
             k = len(chosen)
         left = n - k + slip.get("arith", 0)
         total = f"There {'is' if n == 1 else 'are'} {n} object{'' if n == 1 else 's'}."
@@ -269,9 +270,10 @@ def reasoning_text(family: str, q: dict, objects, slip: dict | None = None) -> t
         return f"{a_text} {b_text} {a} is {relation} {b}, so {'yes' if answer else 'no'}.", "yes" if answer else "no"
     if family == "attribute":
         f = q["f"]
+        # The slip takes another object for the described one: the scan says yes to it alone.
         wrong = slip.get("wrong_object")
         text, found = scan(f"Looking for the {f.singular()}", f.criterion(), lambda o: f.matches(o) and wrong is None,
-                           objects, right=wrong, until_found=True)
+                           objects, extra=wrong, until_found=True)
         o = found[0]
         value = getattr(o, q["attr_key"])
         return f"{text} The {f.singular()} is the {o.name} at the {o.position}. Its {q['attr']} is {value}.", value
