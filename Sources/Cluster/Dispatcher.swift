@@ -260,6 +260,13 @@ final class Dispatcher: @unchecked Sendable {
                 requeue(entry.work, indices: entry.indices, from: key, request: error.requestID, .overloaded)
                 return
             }
+            if error.code == .promptTooLong, case .judge(let judge) = entry.work {
+                // The comparison does not fit the judge's context: every worker holds the same model,
+                // so this is the judge's answer (the match is undecided), not a failure to retry.
+                judge.done = true
+                completions.append { judge.continuation.resume(returning: .promptTooLong(message: error.message)) }
+                return
+            }
             retryOrFail(entry.work, indices: entry.indices, worker: key, request: error.requestID, error: ClusterError(error))
         }
     }

@@ -40,7 +40,8 @@ extension Stagebeam_V1_JobEvent {
                 switch call.verdict {
                 case .first: verdict.choice = .first
                 case .second: verdict.choice = .second
-                case .unparsable: verdict.choice = .unparsable
+                // The wire's choices have no "did not fit": for a client both are verdicts it cannot use.
+                case .unparsable, .promptTooLong: verdict.choice = .unparsable
                 case .tie: verdict.choice = .unspecified
                 }
                 if case .choiceLogprobs(let first, let second) = call.reply, first.isFinite, second.isFinite {

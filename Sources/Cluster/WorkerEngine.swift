@@ -114,6 +114,9 @@ public final class WorkerEngine: Sendable {
             // The coordinator parses the verdict with the job's templates.
             result.verdictText = text
             result.decodeMs = milliseconds(ContinuousClock.now - started)
+        case .promptTooLong(let message):
+            // Sent as the wire's error; the coordinator's dispatcher turns it back into this reply.
+            throw ClusterError(.promptTooLong, message)
         }
         return result
     }

@@ -134,6 +134,10 @@ public final class TextGenerator: @unchecked Sendable {
         if let long = continuations.first(where: { $0.count > model.maxLogitRows }) {
             throw GenerationError(.invalidParameter, "a scored continuation has \(long.count) tokens; at most \(model.maxLogitRows)")
         }
+        let longest = continuations.map(\.count).max() ?? 0
+        guard prompt.count + longest <= contextLength else {
+            throw GenerationError(.promptTooLong, "prompt of \(prompt.count) tokens + a continuation of \(longest) exceeds the context of \(contextLength)")
+        }
         makeRoom(for: prompt.count + continuations.reduce(0) { $0 + $1.count + cache.blockSize })
         let images = try imageInputs(prompt, promptImages)
         let imageKeys = promptImages.map(\.hash)

@@ -18,6 +18,14 @@ public struct EngineJudge: Judge {
     }
 
     public func judge(_ request: JudgeRequest) async throws -> JudgeReply {
+        do {
+            return try await verdict(request)
+        } catch let error as GenerationError where error.code == .promptTooLong {
+            return .promptTooLong(message: error.message)
+        }
+    }
+
+    func verdict(_ request: JudgeRequest) async throws -> JudgeReply {
         switch request.mode {
         case .logprob:
             guard request.choices.count == 2 else {

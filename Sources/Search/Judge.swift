@@ -62,6 +62,9 @@ public enum JudgeReply: Codable, Sendable, Hashable {
     case verdict(text: String)
     /// `logprob` mode: log-probability of `choices[0]` and of `choices[1]` after the verdict prefix.
     case choiceLogprobs(first: Double, second: Double)
+    /// The prompt (two whole answers, say) leaves the judge's context no room for a verdict. Not a
+    /// failure of the search: the match is undecided, as when a verdict cannot be read.
+    case promptTooLong(message: String)
 }
 
 /// Compares two candidates. Implemented by an in-process engine or by the cluster's dispatcher.

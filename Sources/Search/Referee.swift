@@ -80,7 +80,7 @@ struct Referee: Sendable {
                 switch call.verdict {
                 case .first: call.order == .forward
                 case .second: call.order == .reversed
-                case .tie, .unparsable: nil
+                case .tie, .unparsable, .promptTooLong: nil
                 }
             }
             guard let firstPreference = prefersA.first, prefersA.allSatisfy({ $0 == firstPreference }) else { return nil }
@@ -111,6 +111,8 @@ extension CallVerdict {
     /// Non-finite log-probabilities are unparsable; equal ones a tie.
     public init(reply: JudgeReply, mode: VerdictMode, parser: VerdictParser) throws {
         switch (mode, reply) {
+        case (_, .promptTooLong):
+            self = .promptTooLong
         case (.generate, .verdict(let text)):
             self = parser.parse(text)
         case (.logprob, .choiceLogprobs(let first, let second)):

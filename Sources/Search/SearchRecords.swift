@@ -30,9 +30,9 @@ public struct JudgeCallRecord: Codable, Sendable, Hashable {
 public enum MatchOutcome: String, Codable, Sendable, Hashable {
     /// The judge preferred one candidate.
     case judged
-    /// No usable preference (unparsable verdicts, a tie, or the two orders disagreeing): the candidate
-    /// with the lower index wins, and the match is flagged so. A fixed rule that does not depend on
-    /// the order the candidates were shown in.
+    /// No usable preference (unparsable verdicts, a tie, a prompt too long for the judge, or the two
+    /// orders disagreeing): the candidate with the lower index wins, and the match is flagged so. A
+    /// fixed rule that does not depend on the order the candidates were shown in.
     case undecided
     /// Both candidates kept the same text, so there was nothing to judge and no judge call was made.
     case identical
@@ -85,5 +85,7 @@ public struct SearchCounts: Codable, Sendable, Hashable {
     public var forcedCloses = 0
     public var judgeCalls = 0
     public var unparsableVerdicts = 0
+    /// Judge calls whose prompt did not fit the judge's context (their matches are undecided).
+    public var judgePromptsTooLong = 0
     public var undecidedMatches = 0
 }

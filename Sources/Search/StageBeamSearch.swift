@@ -9,8 +9,8 @@
 ///   text is rebuilt as opening tag + body + closing tag, stages joined by `stageSeparator`.
 /// - The judge sees each candidate's body (trimmed); in `sentence` the stage so far plus the sentence;
 ///   in `best-of-n` the whole answer, judged once at the end on the `answer` criterion.
-/// - A match whose verdict cannot be used (unparsable text, a logprob tie, orders that disagree) is
-///   `undecided`: the lower candidate index wins, the match is flagged and counted. Two candidates with
+/// - A match whose verdict cannot be used (unparsable text, a logprob tie, orders that disagree, a
+///   prompt too long for the judge's context) is `undecided`: the lower candidate index wins, the match is flagged and counted. Two candidates with
 ///   identical text are not sent to the judge.
 ///
 /// ```
@@ -67,6 +67,7 @@ extension SearchCounts {
         for match in (units.compactMap(\.tournament) + [finalTournament].compactMap { $0 }).flatMap(\.matches) {
             judgeCalls += match.calls.count
             unparsableVerdicts += match.calls.filter { $0.verdict == .unparsable }.count
+            judgePromptsTooLong += match.calls.filter { $0.verdict == .promptTooLong }.count
             if match.outcome == .undecided { undecidedMatches += 1 }
         }
     }

@@ -8,6 +8,8 @@ public enum CallVerdict: String, Codable, Sendable, Hashable {
     case tie
     /// No usable verdict: text naming neither or both labels ambiguously, or non-finite log-probabilities.
     case unparsable
+    /// The judge could not be asked: the prompt did not fit its context.
+    case promptTooLong
 }
 
 /// Reads a `generate`-mode verdict. Strict on purpose: a verdict that cannot be read is `.unparsable`

@@ -202,8 +202,8 @@ extension ClusterProcessTests {
         #expect(imageless.code == .invalidArgument && imageless.message.contains("cannot take images"))
         #expect(try router.error(after: route + [[0x01, 0x02, 0x03]]).code == .malformedFrame)
         // A budget past the context is cut to what the prompt leaves; a prompt that leaves nothing is refused.
-        let tooLong = try router.error(after: generate("long", seeds: [1], question: String(repeating: "two plus ", count: 150)))
-        #expect(tooLong.code == .promptTooLong && tooLong.message.contains("256"), "the fixture's context is 256 tokens")
+        let tooLong = try router.error(after: generate("long", seeds: [1], question: String(repeating: "two plus ", count: 600)))
+        #expect(tooLong.code == .promptTooLong && tooLong.message.contains("1024"), "the fixture's context is 1024 tokens")
 
         try router.socket.send(generate("two", seeds: [1, 2]))
         guard case .generateResult(let result) = try router.next().body else { throw ChildProcessError("expected a result") }

@@ -180,6 +180,23 @@ private final class Outbox: @unchecked Sendable {
         #expect(try await reply == .choiceLogprobs(first: -0.5, second: -1.5))
     }
 
+    @Test func judgePromptTooLongIsTheJudgesAnswerNotRetried() async throws {
+        _ = register("j1", credits: 1, roles: [.judge])
+        _ = register("j2", credits: 1, roles: [.judge])
+        let request = JudgeRequest(topic: .answer, imageRef: nil, prompt: "which?", mode: .generate, verdictPrefix: "",
+                                   choices: [], maxNewTokens: 8, sampling: .reference, seed: 5)
+        async let reply = dispatcher.judge(request, job: JobContext(id: "job", image: nil))
+        try await outbox.wait { $0.judgeRequests.count == 1 }
+        let (worker, sent) = outbox.judgeRequests[0]
+        var failure = Stagebeam_V1_Error()
+        failure.code = .promptTooLong
+        failure.message = "prompt of 1320 tokens + 320 new tokens exceeds the context of 1024"
+        failure.requestID = sent.requestID
+        dispatcher.workerError(from: Array(worker.utf8), failure, now: start)
+        #expect(try await reply == .promptTooLong(message: failure.message))
+        #expect(outbox.judgeRequests.count == 1 && dispatcher.redispatched(job: "job") == 0)
+    }
+
     @Test func workersOfAnotherModelOrWithoutRolesAreRefused() {
         #expect(register("a", credits: 2, hash: "model-1") == nil)
         #expect(register("b", credits: 2, hash: "model-2")?.code == .modelMismatch)

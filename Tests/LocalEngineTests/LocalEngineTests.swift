@@ -80,6 +80,22 @@ import Tokenization
         #expect(!text.isEmpty)
     }
 
+    /// A judge prompt that leaves no room in the context is an answer the search can use (an
+    /// undecided match), in both modes, not an error that would end the search.
+    @Test func judgePromptPastTheContextIsReportedNotThrown() async throws {
+        let (_, judge, executor) = try Self.engine()
+        let prompt = "Which is better? " + String(repeating: "two plus ", count: executor.generator.contextLength)
+        for mode in VerdictMode.allCases {
+            let request = JudgeRequest(topic: .answer, imageRef: nil, prompt: prompt, mode: mode,
+                                       verdictPrefix: mode == .logprob ? "Response " : "", choices: mode == .logprob ? ["1", "2"] : [],
+                                       maxNewTokens: 8, sampling: .greedy, seed: 0)
+            guard case .promptTooLong(let message) = try await judge.judge(request) else {
+                Issue.record("expected promptTooLong in \(mode) mode"); continue
+            }
+            #expect(message.contains("exceeds the context of \(executor.generator.contextLength)"))
+        }
+    }
+
     @Test func greedyMethodNeedsNoJudge() async throws {
         let (generator, _, _) = try Self.engine("qwen2")
         let result = try await StageBeamSearch(generator: generator, judge: nil, config: config(.greedy)).run(question: "Why?")

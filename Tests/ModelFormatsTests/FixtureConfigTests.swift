@@ -13,7 +13,7 @@ import Testing
         #expect(c.architectures == ["LlamaForCausalLM"] && c.modelType == "llama")
         #expect((c.hiddenSize, c.intermediateSize, c.numHiddenLayers) == (64, 128, 2))
         #expect((c.numAttentionHeads, c.numKeyValueHeads, c.headDim) == (4, 2, 16))
-        #expect(c.vocabSize == 405 && c.maxPositionEmbeddings == 256)
+        #expect(c.vocabSize == 405 && c.maxPositionEmbeddings == 1024)
         #expect(c.rmsNormEps == 1e-5 && c.ropeTheta == 500_000 && c.ropeScaling == nil)
         #expect(!c.tieWordEmbeddings && !c.qkvBias && !c.oProjBias && !c.mlpBias)
         #expect(c.bosTokenId == 400 && c.eosTokenIds == [401])

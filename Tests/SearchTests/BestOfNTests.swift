@@ -48,6 +48,29 @@ import Testing
         })
     }
 
+    @Test func wholeAnswersTooLongForTheJudgeLeaveTheMatchUndecided() async throws {
+        let generator = ScriptedGenerator { request, position in
+            let stage = currentStage(request)!
+            return candidate(" \(stage.rawValue) \(request.seeds[position] % 97) \(stage.closingTag)")
+        }
+        struct OverflowingJudge: Judge {
+            func judge(_ request: JudgeRequest) async throws -> JudgeReply {
+                .promptTooLong(message: "prompt of 1320 tokens + 320 new tokens exceeds the context of 1024")
+            }
+        }
+        for mode in VerdictMode.allCases {
+            var options = config(.bestOfN, beam: 3, mode: mode)
+            options.judgeBothOrders = true
+            let search = try StageBeamSearch(generator: generator, judge: OverflowingJudge(), templates: testTemplates, config: options)
+            let result = try await search.run(question: "q")
+            let matches = result.finalTournament!.matches
+            #expect(matches.count == 2 && matches.allSatisfy { $0.outcome == .undecided })
+            #expect(matches.flatMap(\.calls).allSatisfy { $0.verdict == .promptTooLong })
+            #expect(result.counts.judgePromptsTooLong == 4 && result.counts.unparsableVerdicts == 0)
+            #expect(result.stages.allSatisfy { $0.units[0].winner == 0 }, "undecided matches go to the lower index")
+        }
+    }
+
     @Test func answersThatStillShareAPrefixShareARequestAndOrderDoesNotMatter() async throws {
         // Answers 0 and 1 write the same summary, so their captions continue one prefix together.
         func generator(reverseDelays: Bool) -> ScriptedGenerator {
