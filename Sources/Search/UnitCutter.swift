@@ -11,7 +11,7 @@ public enum UnitEnding: String, Codable, Sendable, Hashable {
 
 /// The part of a raw continuation the search keeps.
 struct UnitCut: Equatable, Sendable {
-    /// Kept text: no tags; ends with the sentence end for `.sentence`.
+    /// Kept text: no tags; ends with the sentence end's punctuation (not the whitespace after it) for `.sentence`.
     var text: String
     var ending: UnitEnding
     /// Something other than whitespace came after the cut and was dropped.
@@ -51,8 +51,11 @@ enum UnitCutter {
             let needle = Array(end.utf8)
             if let p = find(needle, in: bytes, from: start), p < cutAt {
                 cutAt = p
-                keepThrough = p + needle.count
-                resumeAt = keepThrough
+                // The whitespace after the punctuation is left to the next sentence: a prefix ending
+                // in a space tokenizes as a lone space token, which byte-level BPE models never see
+                // in training (the space belongs to the next word's token), and they derail after it.
+                keepThrough = p + (needle.lastIndex { !isWhitespace($0) }.map { $0 + 1 } ?? needle.count)
+                resumeAt = p + needle.count
                 ending = .sentence
             }
         }

@@ -6,7 +6,7 @@ import Testing
     static func sentencesSoFar(_ request: GenerateRequest, _ stage: Stage) -> Int {
         let prefix = request.assistantPrefix
         let body = prefix[prefix.range(of: stage.openingTag, options: .backwards)!.upperBound...]
-        return body.components(separatedBy: ". ").count - 1
+        return body.filter { $0 == "." }.count
     }
 
     @Test func unitsAreSentencesWithinEachStage() async throws {
@@ -27,19 +27,20 @@ import Testing
         let search = try StageBeamSearch(generator: generator, judge: judge, templates: testTemplates, config: config(.sentence, beam: 3))
         let result = try await search.run(question: "q")
 
-        #expect(result.stages[0].text == "<SUMMARY> summary0c1KEY.  summary1c1KEY.  done1KEY </SUMMARY>")
-        #expect(result.answer == "conclusion0c1KEY.  conclusion1c1KEY.  done1KEY")
+        #expect(result.stages[0].text == "<SUMMARY> summary0c1KEY. summary1c1KEY. done1KEY </SUMMARY>")
+        #expect(result.answer == "conclusion0c1KEY. conclusion1c1KEY. done1KEY")
         #expect(result.stages.map { $0.units.map(\.unit) } == [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9, 10, 11]])
         #expect(result.stages.allSatisfy { !$0.forcedClose })
         #expect(result.counts.judgeCalls == 12 * 2)
         let firstUnit = result.stages[0].units[0].candidates
         #expect(firstUnit.map(\.ending) == [.sentence, .sentence, .sentence])
-        #expect(firstUnit[2].trimmedTail && firstUnit[2].text == " summary0c2. ")
+        #expect(firstUnit[2].trimmedTail && firstUnit[2].text == " summary0c2.")
 
         let requests = await generator.log.requests
         #expect(requests.count == 12)
-        #expect(requests[1].assistantPrefix == "<SUMMARY> summary0c1KEY. ")
-        #expect(requests[3].assistantPrefix == "<SUMMARY> summary0c1KEY.  summary1c1KEY.  done1KEY </SUMMARY>\n\n<CAPTION>")
+        // A sentence is kept without the space after it: the next one's first token carries it.
+        #expect(requests[1].assistantPrefix == "<SUMMARY> summary0c1KEY.")
+        #expect(requests[3].assistantPrefix == "<SUMMARY> summary0c1KEY. summary1c1KEY. done1KEY </SUMMARY>\n\n<CAPTION>")
         #expect(requests.allSatisfy { $0.stop == [currentStage($0)!.closingTag] + SearchConfig().sentenceEnds })
         for (unit, request) in requests.enumerated() {
             #expect(request.seeds == (0..<3).map { SeedDerivation.candidateSeed(job: 42, unit: unit, candidate: $0) })
@@ -51,7 +52,7 @@ import Testing
         // The judge compares the stage text so far with each candidate sentence appended.
         let secondUnitPrompts = await judge.log.requests.map(\.prompt).filter { $0.contains("summary1c") && !$0.contains("done") }
         #expect(secondUnitPrompts.count == 2)
-        #expect(secondUnitPrompts.allSatisfy { shownCandidates($0).0.hasPrefix("summary0c1KEY.  summary1c") })
+        #expect(secondUnitPrompts.allSatisfy { shownCandidates($0).0.hasPrefix("summary0c1KEY. summary1c") })
     }
 
     @Test func stageBudgetEndsTheStage() async throws {
@@ -61,7 +62,7 @@ import Testing
         let result = try await StageBeamSearch(generator: generator, judge: FakeJudge(prefer: prefersLonger),
                                                templates: testTemplates, config: c).run(question: "q")
         #expect(result.stages.allSatisfy { $0.forcedClose && $0.units.count == 3 })
-        #expect(result.stages[0].text == "<SUMMARY>" + String(repeating: " Word word word. ", count: 3) + "</SUMMARY>")
+        #expect(result.stages[0].text == "<SUMMARY>" + String(repeating: " Word word word.", count: 3) + "</SUMMARY>")
         #expect(await generator.log.requests.prefix(3).map(\.maxNewTokens) == [25, 15, 5])
         // Identical candidates need no judge.
         #expect(result.counts.judgeCalls == 0)
@@ -74,7 +75,7 @@ import Testing
             return Self.sentencesSoFar(request, stage) == 0 ? candidate(" One. ") : candidate(" two <CAPTION> skipping ahead")
         }
         let result = try await StageBeamSearch(generator: generator, judge: nil, config: config(.sentence, beam: 1)).run(question: "q")
-        #expect(result.stages.map(\.text) == Stage.allCases.map { "\($0.openingTag) One.  two \($0.closingTag)" })
+        #expect(result.stages.map(\.text) == Stage.allCases.map { "\($0.openingTag) One. two \($0.closingTag)" })
         #expect(result.stages.allSatisfy { $0.forcedClose && $0.units.count == 2 })
         #expect(result.stages[0].units[1].candidates[0].trimmedTail)
     }

@@ -1,0 +1,95 @@
+"""How the search's tournaments chose among the built-in model's own candidates.
+
+Reads `stagebeam batch --record-search` output for the shapes dataset and grades every candidate of
+each stage against the item's reference: a CAPTION is right when it names exactly the reference's
+objects; a REASONING when it reaches the reference answer after a right caption was chosen; a
+CONCLUSION when it gives the reference answer after a right reasoning was chosen. Per stage it
+prints how often any candidate was right (the most a perfect judge could keep), how often the
+chosen one was, and how each match between a right and a wrong candidate went, by the position
+the right one was shown in. That separates "no candidate was right" from "the judge chose wrong".
+
+    stagebeam batch --input /tmp/val/val.jsonl --output /tmp/stage.jsonl --method stage --beam 4 \\
+        --judge-mode generate --judge-temperature 0 --record-search
+    python training/tournaments.py /tmp/stage.jsonl --dataset /tmp/val/val.jsonl
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from collections import Counter
+from pathlib import Path
+
+from diagnose import caption_objects, percent, print_table
+
+# A count question's REASONING ends "So there are 2 red squares."; every other family's ends with its answer.
+COUNT_ENDING = re.compile(r"So there (?:are|is) (\w+)[^.]*\.\s*$", re.I)
+
+
+def reached(reasoning: str) -> str | None:
+    """The answer a REASONING reaches."""
+    count = COUNT_ENDING.search(reasoning)
+    words = re.findall(r"[a-z0-9]+", reasoning.lower())
+    return count.group(1).lower() if count else words[-1] if words else None
+
+
+def conclusion_answer(conclusion: str) -> str | None:
+    words = re.findall(r"[a-z0-9]+", conclusion.lower())
+    return words[-1] if words else None
+
+
+def grade(stage: str, text: str, item: dict, chain_right: bool) -> bool:
+    """Whether one candidate's text is right, given whether the stages chosen before it were."""
+    if stage == "caption":
+        return caption_objects(f"<CAPTION>{text}</CAPTION>") == caption_objects(item["reference"])
+    if stage == "reasoning":
+        return chain_right and reached(text) == item["answer"].lower()
+    if stage == "conclusion":
+        return chain_right and conclusion_answer(text) == item["answer"].lower()
+    raise ValueError(stage)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("output", type=Path, help="JSON lines from stagebeam batch --record-search")
+    parser.add_argument("--dataset", type=Path, default=Path("datasets/shapes/test.jsonl"))
+    args = parser.parse_args()
+    items = {i["id"]: i for i in map(json.loads, filter(str.strip, args.dataset.read_text().splitlines()))}
+
+    stages = ["caption", "reasoning", "conclusion"]
+    any_right, chosen_right, units = Counter(), Counter(), Counter()
+    matches = Counter()  # (stage, right shown first?, judge kept the right one?) → count
+    for line in filter(str.strip, args.output.read_text().splitlines()):
+        out = json.loads(line)
+        item, record = items[out["id"]], out["search"]
+        chain_right = True
+        for stage_record in record["stages"]:
+            stage = stage_record["stage"]
+            if stage not in stages:
+                continue
+            unit = stage_record["units"][0]
+            right = {c["index"]: grade(stage, c["text"], item, chain_right) for c in unit["candidates"]}
+            units[stage] += 1
+            any_right[stage] += any(right.values())
+            chosen_right[stage] += right[unit["winner"]]
+            for match in (unit.get("tournament") or {}).get("matches", []):
+                a, b = match["a"], match["b"]
+                if right[a] != right[b] and match["outcome"] == "judged":
+                    matches[stage, right[a], right[match["winner"]]] += 1
+                elif right[a] != right[b]:
+                    matches[stage, right[a], None] += 1
+            chain_right = right[unit["winner"]]
+
+    rows = [["stage", "units", "some candidate right", "chosen right", "right shown first: kept",
+             "right shown second: kept", "undecided"]]
+    for s in stages:
+        first = matches[s, True, True], matches[s, True, False]
+        second = matches[s, False, True], matches[s, False, False]
+        rows.append([s, str(units[s]), percent(any_right[s], units[s]), percent(chosen_right[s], units[s]),
+                     percent(first[0], sum(first)), percent(second[0], sum(second)),
+                     str(matches[s, True, None] + matches[s, False, None])])
+    print_table(rows)
+
+
+if __name__ == "__main__":
+    main()
