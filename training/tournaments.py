@@ -2,8 +2,7 @@
 
 Reads `stagebeam batch --record-search` output for the shapes dataset and grades every candidate of
 each stage against the item's reference: a CAPTION is right when it names exactly the reference's
-objects; a REASONING when it reaches the reference answer after a right caption was chosen; a
-CONCLUSION when it gives the reference answer after a right reasoning was chosen. Per stage it
+objects; a REASONING when it reaches the reference answer; a CONCLUSION when it gives it. Per stage it
 prints how often any candidate was right (the most a perfect judge could keep), how often the
 chosen one was, and how each match between a right and a wrong candidate went, by the position
 the right one was shown in. That separates "no candidate was right" from "the judge chose wrong".
@@ -38,14 +37,14 @@ def conclusion_answer(conclusion: str) -> str | None:
     return words[-1] if words else None
 
 
-def grade(stage: str, text: str, item: dict, chain_right: bool) -> bool:
-    """Whether one candidate's text is right, given whether the stages chosen before it were."""
+def grade(stage: str, text: str, item: dict) -> bool:
+    """Whether one candidate's text is right."""
     if stage == "caption":
         return caption_objects(f"<CAPTION>{text}</CAPTION>") == caption_objects(item["reference"])
     if stage == "reasoning":
-        return chain_right and reached(text) == item["answer"].lower()
+        return reached(text) == item["answer"].lower()
     if stage == "conclusion":
-        return chain_right and conclusion_answer(text) == item["answer"].lower()
+        return conclusion_answer(text) == item["answer"].lower()
     raise ValueError(stage)
 
 
@@ -62,13 +61,12 @@ def main():
     for line in filter(str.strip, args.output.read_text().splitlines()):
         out = json.loads(line)
         item, record = items[out["id"]], out["search"]
-        chain_right = True
         for stage_record in record["stages"]:
             stage = stage_record["stage"]
             if stage not in stages:
                 continue
             unit = stage_record["units"][0]
-            right = {c["index"]: grade(stage, c["text"], item, chain_right) for c in unit["candidates"]}
+            right = {c["index"]: grade(stage, c["text"], item) for c in unit["candidates"]}
             units[stage] += 1
             any_right[stage] += any(right.values())
             chosen_right[stage] += right[unit["winner"]]
@@ -78,7 +76,6 @@ def main():
                     matches[stage, right[a], right[match["winner"]]] += 1
                 elif right[a] != right[b]:
                     matches[stage, right[a], None] += 1
-            chain_right = right[unit["winner"]]
 
     rows = [["stage", "units", "some candidate right", "chosen right", "right shown first: kept",
              "right shown second: kept", "undecided"]]
