@@ -14,7 +14,7 @@ IMAGE_TOKENS = 9  # (48 / 16)^2 patches; the CLS token is dropped ("default" fea
 CLIP_MEAN = np.array([0.48145466, 0.4578275, 0.40821073], dtype=np.float32)
 CLIP_STD = np.array([0.26862954, 0.26130258, 0.27577711], dtype=np.float32)
 DESCRIBE = "Describe the objects in the image and where they are."
-JUDGE_TOPICS = {"summary": 5, "caption": 35, "reasoning": 30, "conclusion": 12, "answer": 18}
+JUDGE_TOPICS = {"summary": 5, "caption": 20, "reasoning": 50, "conclusion": 12, "answer": 13}
 
 CHAT_TEMPLATE = (
     "{{- bos_token }}{%- for message in messages %}{{- '<|' + message['role'] + '|>\n' }}"

@@ -12,6 +12,7 @@ Everything is a pure function of a seed, so a split is reproducible from its see
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from PIL import Image, ImageDraw
@@ -103,6 +104,11 @@ class Filter:
         """Just the attribute words, in the order an object's name has them ("large circle")."""
         return " ".join(w for w in (self.size, self.colour, self.shape) if w)
 
+    def checks(self) -> list[tuple[str, Callable[[Shape], bool]]]:
+        """One check per attribute word, for a scan that decides word by word ("red: yes, circle: no")."""
+        return [(v, lambda o, k=k, v=v: getattr(o, k) == v)
+                for k, v in (("size", self.size), ("colour", self.colour), ("shape", self.shape)) if v]
+
 
 def random_filter(rng: random.Random, scene: Scene) -> Filter:
     # Half the time describe an object that is in the scene, so counts are not mostly zero.
@@ -170,7 +176,7 @@ def caption_text(rng: random.Random, objects, style: int | None = None) -> str:
 
 
 def scan(label: str, criterion: str, matches, objects, missed: Shape | None = None, extra: Shape | None = None,
-         until_found: bool = False) -> tuple[str, list[Shape]]:
+         until_found: bool = False, checks: list[tuple[str, Callable[[Shape], bool]]] | None = None) -> tuple[str, list[Shape]]:
     """The caption's objects checked one by one against a description, in the caption's order:
     'Red objects, object by object. Top left: large red circle, red: yes (1). Center: small blue
     square, red: no. That is 1.' Each step copies the next object the caption names, restates the
@@ -179,26 +185,37 @@ def scan(label: str, criterion: str, matches, objects, missed: Shape | None = No
     did not have: stop 10, 105 of 143 wrong greedy answers), and the decision compares words a few
     tokens apart (README "What it took to make the model reason from its caption"). A slip, as a
     sampled candidate might make it, says no to a match (`missed`) or yes to a non-match (`extra`).
-    `until_found` stops at the first yes (a unique object is being looked for)."""
+    `until_found` stops at the first yes (a unique object is being looked for).
+    With `checks` each line decides word by word before it decides the match ("large red circle, red:
+    yes, circle: no, so no."): the judge's careful working (`working`)."""
+    def word(yes: bool) -> str:
+        return "yes" if yes else "no"
+
     lines, chosen = [], []
     for o in objects:
         says_yes = (matches(o) and o is not missed) or o is extra
         if says_yes:
             chosen.append(o)
         counted = f" ({len(chosen)})" if says_yes and not until_found else ""
-        lines.append(f"{o.position.capitalize()}: {o.name}, {criterion}: {'yes' if says_yes else 'no'}{counted}.")
+        if checks:
+            decided = ", ".join(f"{w}: {word(check(o))}" for w, check in checks)
+            lines.append(f"{o.position.capitalize()}: {o.name}, {decided}, so {word(says_yes)}{counted}.")
+        else:
+            lines.append(f"{o.position.capitalize()}: {o.name}, {criterion}: {word(says_yes)}{counted}.")
         if until_found and says_yes:
             break
     text = f"{label}, object by object. " + " ".join(lines)
     return (text if until_found else f"{text} That is {len(chosen)}."), chosen
 
 
-def count_scan(f: Filter, objects, skip: int | None = None, extra: Shape | None = None) -> tuple[str, int]:
+def count_scan(f: Filter, objects, skip: int | None = None, extra: Shape | None = None,
+               careful: bool = False) -> tuple[str, int]:
     """scan() of the objects matching `f`, counted; `skip` (the index of a match) and `extra` (a
-    non-match) are the slips."""
+    non-match) are the slips; `careful` decides word by word."""
     matching = [o for o in objects if f.matches(o)]
     missed = matching[skip] if skip is not None and skip < len(matching) else None
-    text, chosen = scan(f.plural().capitalize(), f.criterion(), f.matches, objects, missed=missed, extra=extra)
+    text, chosen = scan(f.plural().capitalize(), f.criterion(), f.matches, objects, missed=missed, extra=extra,
+                        checks=f.checks() if careful else None)
     return text, len(chosen)
 
 
@@ -239,30 +256,32 @@ RELATIONS = {
 }
 
 
-def reasoning_text(family: str, q: dict, objects, slip: dict | None = None) -> tuple[str, str]:
-    """The step-by-step work and the answer it reaches. `slip` injects one realistic mistake."""
+def reasoning_text(family: str, q: dict, objects, slip: dict | None = None, careful: bool = False) -> tuple[str, str]:
+    """The step-by-step work and the answer it reaches. `slip` injects one realistic mistake;
+    `careful` scans word by word (the judge's working)."""
     slip = slip or {}
     if family == "count":
-        text, k = count_scan(q["f"], objects, slip.get("skip"), slip.get("extra"))
+        text, k = count_scan(q["f"], objects, slip.get("skip"), slip.get("extra"), careful)
         return f"{text} So there are {k} {q['f'].plural() if k != 1 else q['f'].singular()}.", str(k)
     if family in ("remove", "remove2"):
         n = len(objects)
         if family == "remove":
-            text, k = count_scan(q["f"], objects, slip.get("skip"), slip.get("extra"))
+            text, k = count_scan(q["f"], objects, slip.get("skip"), slip.get("extra"), careful)
         else:
             f, g = q["f"], q["g"]
             either = [o for o in objects if f.matches(o) or g.matches(o)]
             skip = slip.get("skip")
             missed = either[skip] if skip is not None and skip < len(either) else None
             text, chosen = scan(f"{f.plural().capitalize()} or {g.plural()}", f"{f.criterion()} or {g.criterion()}",
-                                lambda o: f.matches(o) or g.matches(o), objects, missed=missed)
+                                lambda o: f.matches(o) or g.matches(o), objects, missed=missed,
+                                checks=[(f.criterion(), f.matches), (g.criterion(), g.matches)] if careful else None)
             k = len(chosen)
         left = n - k + slip.get("arith", 0)
         total = f"There {'is' if n == 1 else 'are'} {n} object{'' if n == 1 else 's'}."
         return f"{total} {text} {n} - {k} = {left}.", str(left)
     if family == "compare":
-        a_text, a = count_scan(q["f"], objects, slip.get("skip"), slip.get("extra"))
-        b_text, b = count_scan(q["g"], objects)
+        a_text, a = count_scan(q["f"], objects, slip.get("skip"), slip.get("extra"), careful)
+        b_text, b = count_scan(q["g"], objects, careful=careful)
         relation = "more than" if a > b else "fewer than" if a < b else "the same as"
         if slip.get("flip"):
             relation = {"more than": "fewer than", "fewer than": "more than", "the same as": "more than"}[relation]
@@ -273,14 +292,16 @@ def reasoning_text(family: str, q: dict, objects, slip: dict | None = None) -> t
         # The slip takes another object for the described one: the scan says yes to it alone.
         wrong = slip.get("wrong_object")
         text, found = scan(f"Looking for the {f.singular()}", f.criterion(), lambda o: f.matches(o) and wrong is None,
-                           objects, extra=wrong, until_found=True)
+                           objects, extra=wrong, until_found=True, checks=f.checks() if careful else None)
         o = found[0]
         value = getattr(o, q["attr_key"])
         return f"{text} The {f.singular()} is the {o.name} at the {o.position}. Its {q['attr']} is {value}.", value
     # spatial
     f, g = q["f"], q["g"]
-    a_text, (a, *_) = scan(f"Looking for the {f.singular()}", f.criterion(), f.matches, objects, until_found=True)
-    b_text, (b, *_) = scan(f"Looking for the {g.singular()}", g.criterion(), g.matches, objects, until_found=True)
+    a_text, (a, *_) = scan(f"Looking for the {f.singular()}", f.criterion(), f.matches, objects, until_found=True,
+                           checks=f.checks() if careful else None)
+    b_text, (b, *_) = scan(f"Looking for the {g.singular()}", g.criterion(), g.matches, objects, until_found=True,
+                           checks=g.checks() if careful else None)
     phrase, axis, holds = RELATIONS[q["rel"]]
     ia, ib = getattr(a, axis) + 1, getattr(b, axis) + 1
     if slip.get("shift"):
@@ -442,7 +463,7 @@ def judge_pair(rng: random.Random, item: Item, topic: str) -> dict | None:
         if slipped is None:
             return None
         return {"topic": topic, "hints": {"caption": item.caption}, "better": item.reasoning, "worse": slipped[0],
-                "better_answer": item.answer, "worse_answer": slipped[1], "working": item.reasoning}
+                "better_answer": item.answer, "worse_answer": slipped[1], "working": working(item)}
     if topic == "conclusion":
         wrong = wrong_answer(rng, item)
         return {"topic": topic, "hints": {"caption": item.caption, "reasoning": item.reasoning},
@@ -465,6 +486,13 @@ def judge_pair(rng: random.Random, item: Item, topic: str) -> dict | None:
         bad["reasoning"], wrong = bad_item
     bad["conclusion"] = conclusion_text(rng, wrong)
     return {"topic": topic, "hints": {}, "better": item.assistant_text(), "worse": join_stages(bad)}
+
+
+def working(item: Item) -> str:
+    """The judge's own working for a reasoning pair: the item's reasoning with each scan deciding
+    word by word. The judge spends more tokens than the answer did on the step the model gets wrong
+    (a match said no, stop 11), so its check is not merely the answer's greedy scan again."""
+    return reasoning_text(item.family, item.plan["q"], item.scene.objects, careful=True)[0]
 
 
 def make_item_from_plan(item: Item, objects) -> tuple[str, str] | None:
