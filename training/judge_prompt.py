@@ -60,9 +60,9 @@ DECISION = re.compile(r"((?<=:) (?:yes|no)\b|(?<=, so) (?:yes|no)\b|(?<=reaches)
 
 
 def judge_answer(pair: dict, better_first: bool) -> tuple[str, list[tuple[str, float]]]:
-    """The judge's whole reply to `pair` shown in this order, and its loss weights: the check
-    (when the topic has one) lightly, the verdict's choice (" 1" / " 2", what logprob verdicts
-    read) fully, the fixed words around it lightly."""
+    """The judge's whole reply to `pair` shown in this order, and its loss weights: the check's
+    decisions (when the topic has a check) and the verdict's choice (" 1" / " 2", what logprob
+    verdicts read) fully, the words around them lightly."""
     check = ""
     if "better_answer" in pair:
         first, second = ((pair["better_answer"], pair["worse_answer"]) if better_first

@@ -10,8 +10,8 @@
 /// - The judge sees each candidate's body (trimmed); in `sentence` the stage so far plus the sentence;
 ///   in `best-of-n` the whole answer, judged once at the end on the `answer` criterion.
 /// - A match whose verdict cannot be used (unparsable text, a logprob tie, orders that disagree, a
-///   prompt too long for the judge's context) is `undecided`: the lower candidate index wins, the match is flagged and counted. Two candidates with
-///   identical text are not sent to the judge.
+///   prompt too long for the judge's context) is `undecided`: the lower candidate index wins, the
+///   match is flagged and counted. Two candidates with identical text are not sent to the judge.
 ///
 /// ```
 /// let search = try StageBeamSearch(generator: engine, judge: engine, config: config)
