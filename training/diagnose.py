@@ -39,6 +39,12 @@ def caption_objects(answer: str) -> frozenset | None:
     return frozenset(found)
 
 
+def final_word(text: str) -> str | None:
+    """The last word of a CONCLUSION (lower-cased): the answer it gives."""
+    words = re.findall(r"[a-z0-9]+", text.lower())
+    return words[-1] if words else None
+
+
 SCANNED = re.compile(rf"{POSITION}: {NAME}, [a-z ]+: (?P<verdict>yes|no)", re.I)
 SCAN_LABEL = re.compile(r"([^.]*?), object by object\.")
 

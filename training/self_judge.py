@@ -25,6 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import shapes  # noqa: E402
 from dataset import held_out_keys, item_key  # noqa: E402
+from diagnose import final_word  # noqa: E402
 from examples import Encoder, expand_image, pixels, prompt_text  # noqa: E402
 from judge_prompt import judge_answer, judge_prompt  # noqa: E402
 from train import (SPECIAL, Stream, batch_loss, bucketed, choice_token_ids, collate, freeze_vision_tower,  # noqa: E402
@@ -49,11 +50,6 @@ def caption_is_right(caption: str, scene: shapes.Scene) -> bool:
     names = [" ".join(m) for m in OBJECT.findall(caption)]
     positions = [p.lower() for p in POSITION.findall(caption)]
     return names == [o.name for o in scene.objects] and positions == [o.position for o in scene.objects]
-
-
-def final_word(conclusion: str) -> str | None:
-    words = re.findall(r"[a-z0-9]+", conclusion.lower())
-    return words[-1] if words else None
 
 
 @torch.no_grad()

@@ -6,6 +6,9 @@ objects; a REASONING when it reaches the reference answer; a CONCLUSION when it 
 prints how often any candidate was right (the most a perfect judge could keep), how often the
 chosen one was, and how each match between a right and a wrong candidate went, by the position
 the right one was shown in. That separates "no candidate was right" from "the judge chose wrong".
+For written verdicts (`--judge-mode generate`) on reasoning it then reads the judge's check: how often
+its own working reached the reference answer in those right-versus-wrong calls, and how often it
+copied each response's answer right ("Response 1 reaches 4") where the two responses' answers differ.
 
     stagebeam batch --input /tmp/val/val.jsonl --output /tmp/stage.jsonl --method stage --beam 4 \\
         --judge-mode generate --judge-temperature 0 --record-search
@@ -19,7 +22,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from diagnose import caption_objects, percent, print_table
+from diagnose import caption_objects, final_word, percent, print_table
 
 # A count question's REASONING ends "So there are 2 red squares."; every other family's ends with its answer.
 COUNT_ENDING = re.compile(r"So there (?:are|is) (\w+)[^.]*\.\s*$", re.I)
@@ -32,11 +35,6 @@ def reached(reasoning: str) -> str | None:
     return count.group(1).lower() if count else words[-1] if words else None
 
 
-def conclusion_answer(conclusion: str) -> str | None:
-    words = re.findall(r"[a-z0-9]+", conclusion.lower())
-    return words[-1] if words else None
-
-
 def grade(stage: str, text: str, item: dict) -> bool:
     """Whether one candidate's text is right."""
     if stage == "caption":
@@ -44,8 +42,16 @@ def grade(stage: str, text: str, item: dict) -> bool:
     if stage == "reasoning":
         return reached(text) == item["answer"].lower()
     if stage == "conclusion":
-        return conclusion_answer(text) == item["answer"].lower()
+        return final_word(text) == item["answer"].lower()
     raise ValueError(stage)
+
+
+WORKING = re.compile(r"My working reaches (\w+)")
+
+
+def read_answers(check: str) -> dict[int, str]:
+    """The answer the check says each response reaches, by position shown (1, 2)."""
+    return {int(k): answer.lower() for k, answer in re.findall(r"Response ([12]) reaches (\w+)", check)}
 
 
 def main():
@@ -58,6 +64,8 @@ def main():
     stages = ["caption", "reasoning", "conclusion"]
     any_right, chosen_right, units = Counter(), Counter(), Counter()
     matches = Counter()  # (stage, right shown first?, judge kept the right one?) → count
+    working = Counter()  # right-versus-wrong reasoning calls: the judge's working reached the answer?
+    copied = Counter()  # responses whose answer differs from the other's: the check copied it right?
     for line in filter(str.strip, args.output.read_text().splitlines()):
         out = json.loads(line)
         item, record = items[out["id"]], out["search"]
@@ -70,8 +78,11 @@ def main():
             units[stage] += 1
             any_right[stage] += any(right.values())
             chosen_right[stage] += right[unit["winner"]]
+            texts = {c["index"]: c["text"] for c in unit["candidates"]}
             for match in (unit.get("tournament") or {}).get("matches", []):
                 a, b = match["a"], match["b"]
+                if stage == "reasoning":
+                    check_calls(match, texts, right, item["answer"].lower(), working, copied)
                 if right[a] != right[b] and match["outcome"] == "judged":
                     matches[stage, right[a], right[match["winner"]]] += 1
                 elif right[a] != right[b]:
@@ -86,6 +97,29 @@ def main():
                      percent(first[0], sum(first)), percent(second[0], sum(second)),
                      str(matches[s, True, None] + matches[s, False, None])])
     print_table(rows)
+    if working or copied:
+        print()
+        print_table([["reasoning checks", "working reaches the answer (right vs wrong)",
+                      "answer copied right (answers differ)"],
+                     ["", percent(working[True], sum(working.values())), percent(copied[True], sum(copied.values()))]])
+
+
+def check_calls(match: dict, texts: dict[int, str], right: dict[int, bool], answer: str,
+                working: Counter, copied: Counter):
+    """Tallies what the written checks of one reasoning match got right."""
+    a, b = match["a"], match["b"]
+    for call in match["calls"]:
+        check = call["reply"].get("verdict", {}).get("text")
+        if check is None:  # a logprob verdict writes no check
+            continue
+        if right[a] != right[b]:
+            reached_by_judge = WORKING.search(check)
+            working[bool(reached_by_judge and reached_by_judge.group(1).lower() == answer)] += 1
+        shown = (a, b) if call["order"] == "forward" else (b, a)
+        if reached(texts[a]) != reached(texts[b]):
+            read = read_answers(check)
+            for position, index in ((1, shown[0]), (2, shown[1])):
+                copied[read.get(position) == reached(texts[index])] += 1
 
 
 if __name__ == "__main__":
