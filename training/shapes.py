@@ -437,11 +437,17 @@ def slipped_reasoning(rng: random.Random, item: Item) -> tuple[str, str] | None:
     return None
 
 
+# Share of reasoning pairs in which both responses slip, to different answers. Their check reads two
+# answers that both differ from its own, so it cannot learn to write its own answer for one of them;
+# their verdict is not trained ("undecided": which slip is smaller is not what the check decides).
+BOTH_WRONG_SHARE = 0.2
+
+
 def judge_pair(rng: random.Random, item: Item, topic: str) -> dict | None:
     """{"topic", "hints", "better", "worse"} for one stage (or "answer" for whole answers). Reasoning
     and conclusion pairs also carry each response's final answer ("better_answer", "worse_answer")
     and, for reasoning, the right working from the caption ("working"): what the judge's written
-    check is made of (judge_prompt.rationale)."""
+    check is made of (judge_prompt.rationale). An "undecided" pair has no better response."""
     stages = item.stages()
     if topic == "summary":
         other = None
@@ -462,8 +468,13 @@ def judge_pair(rng: random.Random, item: Item, topic: str) -> dict | None:
         slipped = slipped_reasoning(rng, item)
         if slipped is None:
             return None
-        return {"topic": topic, "hints": {"caption": item.caption}, "better": item.reasoning, "worse": slipped[0],
+        pair = {"topic": topic, "hints": {"caption": item.caption}, "better": item.reasoning, "worse": slipped[0],
                 "better_answer": item.answer, "worse_answer": slipped[1], "working": working(item)}
+        if rng.random() < BOTH_WRONG_SHARE:
+            other = slipped_reasoning(rng, item)
+            if other is not None and other[1] != slipped[1]:
+                pair.update(better=other[0], better_answer=other[1], reached=item.answer, undecided=True)
+        return pair
     if topic == "conclusion":
         wrong = wrong_answer(rng, item)
         return {"topic": topic, "hints": {"caption": item.caption, "reasoning": item.reasoning},

@@ -50,8 +50,12 @@ WORKING = re.compile(r"My working reaches (\w+)")
 
 
 def read_answers(check: str) -> dict[int, str]:
-    """The answer the check says each response reaches, by position shown (1, 2)."""
-    return {int(k): answer.lower() for k, answer in re.findall(r"Response ([12]) reaches (\w+)", check)}
+    """The answer the check first says each response reaches, by position shown (1, 2): its reading
+    of the response itself, before its working (judge_prompt.rationale)."""
+    read = {}
+    for k, answer in re.findall(r"Response ([12]) reaches (-?\w+)", check):
+        read.setdefault(int(k), answer.lower())
+    return read
 
 
 def main():

@@ -138,8 +138,26 @@ class Stream:
             if ex is not None:
                 return ex
 
-    def batches(self, phase: str, pool: int = 384):
+    def batches(self, phase: str, pool: int | None = None):
+        """About a dozen batches per call: the pool grows with --batch-tokens."""
+        pool = pool or 384 * max(1, self.batch_tokens // 8192)
         return bucketed([self.example(phase) for _ in range(pool)], self.batch_tokens, self.rng, self.pad_id)
+
+
+class WorkerBatches(torch.utils.data.IterableDataset):
+    """Mixed-phase batches made by DataLoader worker processes (--workers): making examples costs
+    about 40k tokens/s per core, which starves a GPU. Worker k draws its own stream, seeded from
+    the run's seed, the step it starts at and k, so a run resumed at the same step with the same
+    number of workers sees the same batches in the same order."""
+
+    def __init__(self, make_stream, seed: int):
+        self.make_stream, self.seed = make_stream, seed
+
+    def __iter__(self):
+        worker = torch.utils.data.get_worker_info()
+        stream = self.make_stream(self.seed * 1000 + (worker.id if worker else 0))
+        while True:
+            yield from stream.batches("mix")
 
 
 def bucketed(examples, batch_tokens: int, rng: random.Random, pad_id: int):
@@ -202,13 +220,17 @@ def batch_loss(model, b, device):
 
 @torch.no_grad()
 def judge_accuracy(model, batches, choice_ids, device):
-    """Share of judge examples whose verdict logit prefers the better response."""
+    """Share of judge examples whose verdict logit prefers the better response (undecided pairs,
+    whose choice is not trained, left out). A reply ends with its choice, "." and <|end|>."""
     correct = total = 0
     for b in batches:
         logits = model(input_ids=b["ids"].to(device), pixel_values=b["pixels"].to(device),
                        attention_mask=b["mask"].to(device)).logits
         for i in torch.nonzero(b["judge"]).flatten().tolist():
-            pos = int(torch.nonzero(b["weights"][i] == 1.0).flatten()[0]) - 1  # predicts the choice token
+            choice_at = int(b["mask"][i].sum()) - 3
+            if b["weights"][i, choice_at] == 0:
+                continue
+            pos = choice_at - 1  # predicts the choice token
             first, second = logits[i, pos, choice_ids[0]], logits[i, pos, choice_ids[1]]
             better_first = int(b["ids"][i, pos + 1]) == choice_ids[0]
             correct += int((first > second) == better_first)
@@ -299,12 +321,19 @@ def main():
                              "(for checkpoints saved before they carried their tokenizer)")
     parser.add_argument("--phase", default=None,
                         help="with --resume: what this phase changed, appended to run.json's history")
+    parser.add_argument("--phase-steps", type=int, default=None,
+                        help="with --resume: a new warm-up and cosine over this many steps from the resumed one")
+    parser.add_argument("--time-budget", type=float, default=None,
+                        help="with --resume: like --phase-steps, with as many steps as fit in these seconds "
+                             "(the pace is measured over the phase's steps 100-300; the number is printed and logged)")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="processes making batches (0: the training process itself); for a GPU")
     args = parser.parse_args()
 
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    state = torch.load(args.checkpoint, weights_only=False) if args.resume and args.checkpoint.exists() else None
+    state = torch.load(args.checkpoint, weights_only=False, map_location="cpu") if args.resume and args.checkpoint.exists() else None
     tok = checkpoint_tokenizer(state, args.tokenizer) or build_tokenizer(args.seed, args.vocab_size)
     ids = {t: tok.token_to_id(t) for t in SPECIAL}
     enc = Encoder(tok, ids["<image>"])
@@ -315,8 +344,10 @@ def main():
     print(f"device {device} · {params / 1e6:.2f}M parameters · vocab {tok.get_vocab_size()}", flush=True)
 
     held_out = held_out_keys()
-    train = Stream(enc, args.seed, held_out, args.batch_tokens, ids["<pad>"], args.judge_share, args.describe_share,
-                   args.shape_weight, args.reasoning_weight, args.decision_weight)
+    def make_stream(seed):
+        return Stream(enc, seed, held_out, args.batch_tokens, ids["<pad>"], args.judge_share, args.describe_share,
+                      args.shape_weight, args.reasoning_weight, args.decision_weight)
+    train = make_stream(args.seed)
     val = Stream(enc, args.seed + 1000, held_out, args.batch_tokens, ids["<pad>"])
     val_batches = val.batches("mix", pool=160)
     choice_ids = choice_token_ids(tok)
@@ -332,38 +363,70 @@ def main():
         patch_embedding(model).requires_grad_(True)
         patch_group = {"params": [patch_embedding(model)], "weight_decay": 0.0, "lr_scale": args.patch_lr_scale}
     # A checkpoint from before the patch embedding trained has no group for it: add it after loading.
-    late_patch_group = patch_group is not None and state is not None and len(state["opt"]["param_groups"]) == len(groups)
+    late_patch_group = (patch_group is not None and state is not None and "opt" in state
+                        and len(state["opt"]["param_groups"]) == len(groups))
     opt = torch.optim.AdamW(groups + ([patch_group] if patch_group and not late_patch_group else []),
                             lr=args.lr, betas=(0.9, 0.95))
     warmup = 100
+    schedule = {"start": 0, "length": args.steps}  # a phase schedule restarts at the resumed step
 
     def lr_at(step):
+        step -= schedule["start"]
         if step < warmup:
             return args.lr * (step + 1) / warmup
-        progress = (step - warmup) / max(1, args.steps - warmup)
+        progress = min(1.0, (step - warmup) / max(1, schedule["length"] - warmup))
         return args.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
     step, tokens, rows = 0, 0, []
     args.log_dir.mkdir(parents=True, exist_ok=True)
     if state is not None:
         model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        if late_patch_group:
-            opt.add_param_group(patch_group)
-        elif patch_group is not None:
-            opt.param_groups[-1]["lr_scale"] = args.patch_lr_scale  # the checkpoint's own may differ
+        # A checkpoint slimmed to travel (no optimizer state or random streams) starts Adam afresh;
+        # the phase's warm-up covers that.
+        if "opt" in state:
+            opt.load_state_dict(state["opt"])
+            if late_patch_group:
+                opt.add_param_group(patch_group)
+            elif patch_group is not None:
+                opt.param_groups[-1]["lr_scale"] = args.patch_lr_scale  # the checkpoint's own may differ
+        if "rng" in state:
+            train.rng.setstate(state["rng"])
+            torch.set_rng_state(state["torch_rng"])
         step, tokens, rows = state["step"], state["tokens"], state["rows"]
-        train.rng.setstate(state["rng"])
-        torch.set_rng_state(state["torch_rng"])
-        print(f"resumed at step {step}", flush=True)
+        print(f"resumed at step {step}" + ("" if "opt" in state else " with a fresh optimizer"), flush=True)
     first_step = step
+    if args.phase_steps or args.time_budget:
+        if state is None:
+            raise SystemExit("--phase-steps and --time-budget continue a run: use them with --resume")
+        schedule.update(start=first_step, length=args.phase_steps or 10**9)
+    worker_batches = None
+    if args.workers > 0:
+        worker_batches = iter(torch.utils.data.DataLoader(
+            WorkerBatches(make_stream, args.seed * 100_000 + first_step), batch_size=None,
+            num_workers=args.workers, prefetch_factor=4, persistent_workers=True))
 
     start, pending, window = time.time() - (rows[-1]["seconds"] if rows else 0), [], []
+    phase_started, calibrated = time.time(), None
     stop = args.steps if args.stop_at is None else min(args.steps, args.stop_at)
+    if args.time_budget:
+        stop = 10**9
     while step < stop:
-        if not pending:
-            pending = train.batches("align" if step < args.align_steps else "mix")
-        b = pending.pop()
+        # The rate is measured over steps 100-300 of the phase: by then the batches the workers
+        # prefetched while the model loaded are used up, and the pace is theirs and the device's.
+        if args.time_budget and step == first_step + 100:
+            calibrated = time.time()
+        if args.time_budget and step == first_step + 300:
+            rate = 200 / (time.time() - calibrated)
+            left = args.time_budget - (time.time() - phase_started)
+            schedule["length"] = 300 + int(0.9 * rate * left)  # 10% kept for evaluations and saving
+            stop = first_step + schedule["length"]
+            print(f"{rate:.2f} steps/s: this phase runs {schedule['length']} steps (to step {stop})", flush=True)
+        if worker_batches is not None and step >= args.align_steps:
+            b = next(worker_batches)
+        else:
+            if not pending:
+                pending = train.batches("align" if step < args.align_steps else "mix")
+            b = pending.pop()
         for g in opt.param_groups:
             g["lr"] = lr_at(step) * g.get("lr_scale", 1.0)
         model.train()
@@ -391,7 +454,7 @@ def main():
             rows.append(row)
             window = []
             rate = tokens / max(row["seconds"], 1e-9)
-            print(f"step {step}/{args.steps} · {tokens / 1e6:.2f}M tokens · {rate:.0f} tok/s · "
+            print(f"step {step}/{stop} · {tokens / 1e6:.2f}M tokens · {rate:.0f} tok/s · "
                   f"answer {row['answer']} (val {row['val_answer']}) · judge {row['judge']} "
                   f"(val {row['val_judge']}, acc {row['val_judge_accuracy']}) · seen "
                   + " ".join(f"{a} {v:.0%}" for a, v in row["seen"].items()), flush=True)
@@ -406,6 +469,8 @@ def main():
     save(model.to("cpu"), tok, ids, args.out)
     meta = {"device": device, "torch": torch.__version__, "parameters": params, "steps": step, "tokens": tokens,
             "seconds": rows[-1]["seconds"] if rows else None, "args": {k: str(v) for k, v in vars(args).items()}}
+    if args.time_budget:
+        meta["phase_steps"] = schedule["length"]  # what --phase-steps reproduces this phase with
     run_log = args.log_dir / "run.json"
     if args.resume and run_log.exists():
         # A model trained in phases: each resumed run's command line is in its history entry.
