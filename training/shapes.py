@@ -248,6 +248,13 @@ def conclusion_text(rng: random.Random, answer: str) -> str:
     return rng.choice([f"The answer is {answer}.", f"So the answer is {answer}.", f"Answer: {answer}."])
 
 
+# The judge's careful working restates what a yes/no question asks ("Asked: fewer,") right before
+# deciding it. Without it, at step 12,317, the working's scans were right but its last step was not:
+# "0 is fewer than 1, so no" for "Are there fewer ...?", "Column 3 is to the right of column 2, so
+# yes" for "... to the left of ...?". Half its checks of contested compare and spatial reasoning went
+# wrong there (validation). The words are the question's own, so they can be copied.
+ASKED = {"more": "more", "fewer": "fewer", "same": "as many"}
+
 RELATIONS = {
     "left of": ("to the left of", "column", lambda a, b: a < b),
     "right of": ("to the right of", "column", lambda a, b: a > b),
@@ -286,7 +293,8 @@ def reasoning_text(family: str, q: dict, objects, slip: dict | None = None, care
         if slip.get("flip"):
             relation = {"more than": "fewer than", "fewer than": "more than", "the same as": "more than"}[relation]
         answer = {"more": relation == "more than", "fewer": relation == "fewer than", "same": relation == "the same as"}[q["ask"]]
-        return f"{a_text} {b_text} {a} is {relation} {b}, so {'yes' if answer else 'no'}.", "yes" if answer else "no"
+        asked = f". Asked: {ASKED[q['ask']]}" if careful else ""
+        return f"{a_text} {b_text} {a} is {relation} {b}{asked}, so {'yes' if answer else 'no'}.", "yes" if answer else "no"
     if family == "attribute":
         f = q["f"]
         # The slip takes another object for the described one: the scan says yes to it alone.
@@ -307,9 +315,10 @@ def reasoning_text(family: str, q: dict, objects, slip: dict | None = None, care
     if slip.get("shift"):
         ia = ia % 3 + 1
     yes = holds(ia, ib)
+    asked = f" Asked: {phrase}." if careful else ""
     return (f"{a_text} {b_text} The {f.singular()} is at the {a.position}, in {axis} {ia}. The {g.singular()} is at "
-            f"the {b.position}, in {axis} {ib}. {axis.capitalize()} {ia} is {'' if yes else 'not '}{phrase} {axis} {ib}, "
-            f"so {'yes' if yes else 'no'}.", "yes" if yes else "no")
+            f"the {b.position}, in {axis} {ib}.{asked} {axis.capitalize()} {ia} is {'' if yes else 'not '}{phrase} "
+            f"{axis} {ib}, so {'yes' if yes else 'no'}.", "yes" if yes else "no")
 
 
 FAMILY_WEIGHTS = {"count": 25, "remove": 18, "remove2": 10, "compare": 17, "attribute": 15, "spatial": 15}
@@ -440,10 +449,12 @@ def slipped_reasoning(rng: random.Random, item: Item) -> tuple[str, str] | None:
 # Share of reasoning pairs in which both responses slip, to different answers. Their check reads two
 # answers that both differ from its own, so it cannot learn to write its own answer for one of them;
 # their verdict is not trained ("undecided": which slip is smaller is not what the check decides).
+# The held-out judge pairs have none (dataset.py), and draw no random number for it, so they stay
+# what they were before this share existed.
 BOTH_WRONG_SHARE = 0.2
 
 
-def judge_pair(rng: random.Random, item: Item, topic: str) -> dict | None:
+def judge_pair(rng: random.Random, item: Item, topic: str, both_wrong_share: float = BOTH_WRONG_SHARE) -> dict | None:
     """{"topic", "hints", "better", "worse"} for one stage (or "answer" for whole answers). Reasoning
     and conclusion pairs also carry each response's final answer ("better_answer", "worse_answer")
     and, for reasoning, the right working from the caption ("working"): what the judge's written
@@ -470,7 +481,7 @@ def judge_pair(rng: random.Random, item: Item, topic: str) -> dict | None:
             return None
         pair = {"topic": topic, "hints": {"caption": item.caption}, "better": item.reasoning, "worse": slipped[0],
                 "better_answer": item.answer, "worse_answer": slipped[1], "working": working(item)}
-        if rng.random() < BOTH_WRONG_SHARE:
+        if both_wrong_share and rng.random() < both_wrong_share:
             other = slipped_reasoning(rng, item)
             if other is not None and other[1] != slipped[1]:
                 pair.update(better=other[0], better_answer=other[1], reached=item.answer, undecided=True)
