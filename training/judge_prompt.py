@@ -62,7 +62,7 @@ def rationale(topic: str, first_answer: str, second_answer: str, reached: str, w
 
 
 DECISION = re.compile(r"((?<=:) (?:yes|no)\b|(?<=, so) (?:yes|no)\b|(?<=reaches) -?\w+|(?<=answers) -?\w+"
-                      r"|(?<=which) (?:matches|does not match)|(?<=Asked:) [a-z ]+?(?=[.,]))")
+                      r"|(?<=which) (?:matches|does not match))")
 
 
 def judge_answer(pair: dict, better_first: bool) -> tuple[str, list[tuple[str, float]]]:
@@ -77,10 +77,9 @@ def judge_answer(pair: dict, better_first: bool) -> tuple[str, list[tuple[str, f
         check = rationale(pair["topic"], first, second, reached, pair.get("working", ""))
     text = verdict(better_first)
     prefix, choice, stop = text[:-3], text[-3:-1], text[-1:]
-    # The check's decisions carry the verdict's weight: each yes/no of the working, what a yes/no
-    # question asks ("Asked: fewer"), the answers read ("reaches 5", "answers 5") and their
-    # comparison ("which matches"). The words copied around them stay light. At 0.3 the model read
-    # a response's final answer right 38% of the time (step 9,000).
+    # The check's decisions carry the verdict's weight: each yes/no of the working, the answers read
+    # ("reaches 5", "answers 5") and their comparison ("which matches"). The words copied around them
+    # stay light. At 0.3 the model read a response's final answer right 38% of the time (step 9,000).
     pieces = [(part, 1.0 if i % 2 else 0.3) for i, part in enumerate(DECISION.split(check)) if part]
     pieces = pieces + [(" " + prefix, 0.1)] if check else [(prefix, 0.1)]
     pieces += [(choice, 0.0 if pair.get("undecided") else 1.0), (stop, 0.1)]

@@ -248,13 +248,6 @@ def conclusion_text(rng: random.Random, answer: str) -> str:
     return rng.choice([f"The answer is {answer}.", f"So the answer is {answer}.", f"Answer: {answer}."])
 
 
-# The judge's careful working restates what a yes/no question asks ("Asked: fewer,") right before
-# deciding it. Without it, at step 12,317, the working's scans were right but its last step was not:
-# "0 is fewer than 1, so no" for "Are there fewer ...?", "Column 3 is to the right of column 2, so
-# yes" for "... to the left of ...?". Half its checks of contested compare and spatial reasoning went
-# wrong there (validation). The words are the question's own, so they can be copied.
-ASKED = {"more": "more", "fewer": "fewer", "same": "as many"}
-
 RELATIONS = {
     "left of": ("to the left of", "column", lambda a, b: a < b),
     "right of": ("to the right of", "column", lambda a, b: a > b),
@@ -293,8 +286,7 @@ def reasoning_text(family: str, q: dict, objects, slip: dict | None = None, care
         if slip.get("flip"):
             relation = {"more than": "fewer than", "fewer than": "more than", "the same as": "more than"}[relation]
         answer = {"more": relation == "more than", "fewer": relation == "fewer than", "same": relation == "the same as"}[q["ask"]]
-        asked = f". Asked: {ASKED[q['ask']]}" if careful else ""
-        return f"{a_text} {b_text} {a} is {relation} {b}{asked}, so {'yes' if answer else 'no'}.", "yes" if answer else "no"
+        return f"{a_text} {b_text} {a} is {relation} {b}, so {'yes' if answer else 'no'}.", "yes" if answer else "no"
     if family == "attribute":
         f = q["f"]
         # The slip takes another object for the described one: the scan says yes to it alone.
@@ -315,10 +307,9 @@ def reasoning_text(family: str, q: dict, objects, slip: dict | None = None, care
     if slip.get("shift"):
         ia = ia % 3 + 1
     yes = holds(ia, ib)
-    asked = f" Asked: {phrase}." if careful else ""
     return (f"{a_text} {b_text} The {f.singular()} is at the {a.position}, in {axis} {ia}. The {g.singular()} is at "
-            f"the {b.position}, in {axis} {ib}.{asked} {axis.capitalize()} {ia} is {'' if yes else 'not '}{phrase} "
-            f"{axis} {ib}, so {'yes' if yes else 'no'}.", "yes" if yes else "no")
+            f"the {b.position}, in {axis} {ib}. {axis.capitalize()} {ia} is {'' if yes else 'not '}{phrase} {axis} {ib}, "
+            f"so {'yes' if yes else 'no'}.", "yes" if yes else "no")
 
 
 FAMILY_WEIGHTS = {"count": 25, "remove": 18, "remove2": 10, "compare": 17, "attribute": 15, "spatial": 15}
