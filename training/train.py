@@ -407,9 +407,11 @@ def main():
 
     start, pending, window = time.time() - (rows[-1]["seconds"] if rows else 0), [], []
     phase_started, calibrated = time.time(), None
-    stop = args.steps if args.stop_at is None else min(args.steps, args.stop_at)
+    stop = first_step + args.phase_steps if args.phase_steps else args.steps
     if args.time_budget:
-        stop = 10**9
+        stop = 10**9  # set once the pace is known
+    if args.stop_at is not None:
+        stop = min(stop, args.stop_at)
     while step < stop:
         # The rate is measured over steps 100-300 of the phase: by then the batches the workers
         # prefetched while the model loaded are used up, and the pace is theirs and the device's.
@@ -419,7 +421,7 @@ def main():
             rate = 200 / (time.time() - calibrated)
             left = args.time_budget - (time.time() - phase_started)
             schedule["length"] = 300 + int(0.9 * rate * left)  # 10% kept for evaluations and saving
-            stop = first_step + schedule["length"]
+            stop = min(first_step + schedule["length"], args.stop_at or 10**9)
             print(f"{rate:.2f} steps/s: this phase runs {schedule['length']} steps (to step {stop})", flush=True)
         if worker_batches is not None and step >= args.align_steps:
             b = next(worker_batches)
