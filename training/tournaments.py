@@ -7,8 +7,9 @@ prints how often any candidate was right (the most a perfect judge could keep), 
 chosen one was, and how each match between a right and a wrong candidate went, by the position
 the right one was shown in. That separates "no candidate was right" from "the judge chose wrong".
 For written verdicts (`--judge-mode generate`) on reasoning it then reads the judge's check: how often
-its own working reached the reference answer in those right-versus-wrong calls, and how often it
-copied each response's answer right ("Response 1 reaches 4") where the two responses' answers differ.
+its own working reached the reference answer in those right-versus-wrong calls (in all and per
+question family), and how often it copied each response's answer right ("Response 1 reaches 4")
+where the two responses' answers differ.
 
     stagebeam batch --input /tmp/val/val.jsonl --output /tmp/stage.jsonl --method stage --beam 4 \\
         --judge-mode generate --judge-temperature 0 --record-search
@@ -68,7 +69,7 @@ def main():
     stages = ["caption", "reasoning", "conclusion"]
     any_right, chosen_right, units = Counter(), Counter(), Counter()
     matches = Counter()  # (stage, right shown first?, judge kept the right one?) → count
-    working = Counter()  # right-versus-wrong reasoning calls: the judge's working reached the answer?
+    working = Counter()  # right-versus-wrong reasoning calls: (family, the judge's working reached the answer?)
     copied = Counter()  # responses whose answer differs from the other's: the check copied it right?
     for line in filter(str.strip, args.output.read_text().splitlines()):
         out = json.loads(line)
@@ -86,7 +87,7 @@ def main():
             for match in (unit.get("tournament") or {}).get("matches", []):
                 a, b = match["a"], match["b"]
                 if stage == "reasoning":
-                    check_calls(match, texts, right, item["answer"].lower(), working, copied)
+                    check_calls(match, texts, right, item, working, copied)
                 if right[a] != right[b] and match["outcome"] == "judged":
                     matches[stage, right[a], right[match["winner"]]] += 1
                 elif right[a] != right[b]:
@@ -102,15 +103,21 @@ def main():
                      str(matches[s, True, None] + matches[s, False, None])])
     print_table(rows)
     if working or copied:
+        working_right = sum(n for (_, ok), n in working.items() if ok)
         print()
         print_table([["reasoning checks", "working reaches the answer (right vs wrong)",
                       "answer copied right (answers differ)"],
-                     ["", percent(working[True], sum(working.values())), percent(copied[True], sum(copied.values()))]])
+                     ["", percent(working_right, sum(working.values())), percent(copied[True], sum(copied.values()))]])
+        print()
+        families = sorted({family for family, _ in working})
+        print_table([["family", "working reaches the answer (right vs wrong)"]]
+                    + [[f, percent(working[f, True], working[f, True] + working[f, False])] for f in families])
 
 
-def check_calls(match: dict, texts: dict[int, str], right: dict[int, bool], answer: str,
+def check_calls(match: dict, texts: dict[int, str], right: dict[int, bool], item: dict,
                 working: Counter, copied: Counter):
     """Tallies what the written checks of one reasoning match got right."""
+    answer = item["answer"].lower()
     a, b = match["a"], match["b"]
     for call in match["calls"]:
         check = call["reply"].get("verdict", {}).get("text")
@@ -118,7 +125,7 @@ def check_calls(match: dict, texts: dict[int, str], right: dict[int, bool], answ
             continue
         if right[a] != right[b]:
             reached_by_judge = WORKING.search(check)
-            working[bool(reached_by_judge and reached_by_judge.group(1).lower() == answer)] += 1
+            working[item.get("family", "?"), bool(reached_by_judge and reached_by_judge.group(1).lower() == answer)] += 1
         shown = (a, b) if call["order"] == "forward" else (b, a)
         if reached(texts[a]) != reached(texts[b]):
             read = read_answers(check)
