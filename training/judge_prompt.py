@@ -38,7 +38,8 @@ def verdict(better_is_first: bool) -> str:
     return TEMPLATES["verdictPrefix"] + TEMPLATES["choices"][0 if better_is_first else 1] + "."
 
 
-def rationale(topic: str, first_answer: str, second_answer: str, reached: str, working: str = "") -> str:
+def rationale(topic: str, first_answer: str, second_answer: str, reached: str, working: str = "",
+              asked: str | None = None) -> str:
     """The short written check a `generate`-mode verdict starts with ("" for topics without one).
     Comparing two responses in one step is what the small model never learned (its verdicts stayed
     at chance), so the check breaks it into steps it can take: the answer the check itself reaches
@@ -49,19 +50,22 @@ def rationale(topic: str, first_answer: str, second_answer: str, reached: str, w
     A reasoning check reads both responses' answers first, right after the prompt that ends with
     them. Read after its own working, it copied them right only 42% of the time where they differed
     (stop 12, validation): it wrote its own answer instead, since in training one response always
-    reached it."""
+    reached it. For a comparison, the check first restates what is asked (`shapes.asked`: "Asked:
+    column lower."), read from the question the prompt repeats just before it."""
     def checked(verb: str) -> str:
         return " ".join(f"Response {k} {verb} {answer}, which {'matches' if answer == reached else 'does not match'}."
                         for k, answer in ((1, first_answer), (2, second_answer)))
     if topic == "conclusion":
         return f"The reasoning reaches {reached}. {checked('answers')}"
     if topic == "reasoning":
-        return (f"Response 1 reaches {first_answer}. Response 2 reaches {second_answer}. "
+        return (f"{f'Asked: {asked}. ' if asked else ''}"
+                f"Response 1 reaches {first_answer}. Response 2 reaches {second_answer}. "
                 f"Working from the caption: {working} My working reaches {reached}. {checked('reaches')}")
     return ""
 
 
-DECISION = re.compile(r"((?<=:) (?:yes|no)\b|(?<=, so) (?:yes|no)\b|(?<=reaches) -?\w+|(?<=answers) -?\w+"
+DECISION = re.compile(r"((?<=Asked:) (?:\w+ )?(?:lower|higher|equal)|(?<=\d is) (?:lower than|higher than|equal to)"
+                      r"|(?<=:) (?:yes|no)\b|(?<=, so) (?:yes|no)\b|(?<=reaches) -?\w+|(?<=answers) -?\w+"
                       r"|(?<=which) (?:matches|does not match))")
 
 
@@ -74,7 +78,7 @@ def judge_answer(pair: dict, better_first: bool) -> tuple[str, list[tuple[str, f
         first, second = ((pair["better_answer"], pair["worse_answer"]) if better_first
                          else (pair["worse_answer"], pair["better_answer"]))
         reached = pair.get("reached", pair["better_answer"])
-        check = rationale(pair["topic"], first, second, reached, pair.get("working", ""))
+        check = rationale(pair["topic"], first, second, reached, pair.get("working", ""), pair.get("asked"))
     text = verdict(better_first)
     prefix, choice, stop = text[:-3], text[-3:-1], text[-1:]
     # The check's decisions carry the verdict's weight: each yes/no of the working, the answers read

@@ -94,7 +94,7 @@ def own_pairs(rng: random.Random, item: shapes.Item, samples: list[str]) -> list
         worse, worse_answer = rng.choice(wrong_reasoning)
         pairs.append({"topic": "reasoning", "hints": {"caption": reference["caption"]}, "better": right,
                       "worse": worse, "better_answer": item.answer, "worse_answer": worse_answer,
-                      "working": shapes.working(item)})
+                      **shapes.check_fields(item)})
     wrong_answers = [s for s, _, _, ok in graded if not ok]
     if wrong_answers:
         right = next((s for s, _, _, ok in graded if ok), item.assistant_text())

@@ -286,6 +286,8 @@ def reasoning_text(family: str, q: dict, objects, slip: dict | None = None, care
         if slip.get("flip"):
             relation = {"more than": "fewer than", "fewer than": "more than", "the same as": "more than"}[relation]
         answer = {"more": relation == "more than", "fewer": relation == "fewer than", "same": relation == "the same as"}[q["ask"]]
+        if careful:
+            return f"{a_text} {b_text} {asked_decision(a, b, asked(family, q))}", "yes" if answer else "no"
         return f"{a_text} {b_text} {a} is {relation} {b}, so {'yes' if answer else 'no'}.", "yes" if answer else "no"
     if family == "attribute":
         f = q["f"]
@@ -307,9 +309,38 @@ def reasoning_text(family: str, q: dict, objects, slip: dict | None = None, care
     if slip.get("shift"):
         ia = ia % 3 + 1
     yes = holds(ia, ib)
+    if careful:
+        return (f"{a_text} {b_text} The {f.singular()} is at the {a.position}, in {axis} {ia}. The {g.singular()} is "
+                f"at the {b.position}, in {axis} {ib}. {asked_decision(ia, ib, asked(family, q), axis)}",
+                "yes" if yes else "no")
     return (f"{a_text} {b_text} The {f.singular()} is at the {a.position}, in {axis} {ia}. The {g.singular()} is at "
             f"the {b.position}, in {axis} {ib}. {axis.capitalize()} {ia} is {'' if yes else 'not '}{phrase} {axis} {ib}, "
             f"so {'yes' if yes else 'no'}.", "yes" if yes else "no")
+
+
+def asked(family: str, q: dict) -> str | None:
+    """What a compare or spatial question asks, restated as a comparison of two numbers: "count
+    lower" (fewer), "column higher" (to the right of). The judge's working writes it first, just
+    after the prompt, which ends with the question repeated; its decision at the end then copies
+    this one word ("Asked: lower, so yes"). Answers copy the question's own word ("to the left of")
+    from far back, past positions named "top left" and "middle right", and that copy is the slip
+    behind most wrong answers to these questions (stop 14, validation: 19 of 19 wrong greedy
+    answers); a working that made the same copy reached the right answer in 51% of the calls where
+    the two responses disagreed."""
+    if family == "compare":
+        return "count " + {"more": "higher", "fewer": "lower", "same": "equal"}[q["ask"]]
+    if family == "spatial":
+        _, axis, _ = RELATIONS[q["rel"]]
+        return f"{axis} {'lower' if q['rel'] in ('left of', 'above') else 'higher'}"
+    return None
+
+
+def asked_decision(a: int, b: int, asked_text: str, axis: str | None = None) -> str:
+    """The judge working's last step: how two numbers compare, then whether that is what is asked."""
+    relation = "lower than" if a < b else "higher than" if a > b else "equal to"
+    wanted = asked_text.split()[-1]
+    first, second = (f"{axis.capitalize()} {a}", f"{axis} {b}") if axis else (str(a), str(b))
+    return f"{first} is {relation} {second}. Asked: {wanted}, so {'yes' if relation.startswith(wanted) else 'no'}."
 
 
 FAMILY_WEIGHTS = {"count": 25, "remove": 18, "remove2": 10, "compare": 17, "attribute": 15, "spatial": 15}
@@ -471,7 +502,7 @@ def judge_pair(rng: random.Random, item: Item, topic: str, both_wrong_share: flo
         if slipped is None:
             return None
         pair = {"topic": topic, "hints": {"caption": item.caption}, "better": item.reasoning, "worse": slipped[0],
-                "better_answer": item.answer, "worse_answer": slipped[1], "working": working(item)}
+                "better_answer": item.answer, "worse_answer": slipped[1], **check_fields(item)}
         if both_wrong_share and rng.random() < both_wrong_share:
             other = slipped_reasoning(rng, item)
             if other is not None and other[1] != slipped[1]:
@@ -506,6 +537,13 @@ def working(item: Item) -> str:
     word by word. The judge spends more tokens than the answer did on the step the model gets wrong
     (a match said no, stop 11), so its check is not merely the answer's greedy scan again."""
     return reasoning_text(item.family, item.plan["q"], item.scene.objects, careful=True)[0]
+
+
+def check_fields(item: Item) -> dict:
+    """What a reasoning pair's check is written from: the judge's own `working` and, for a
+    comparison, what is `asked`."""
+    what = asked(item.family, item.plan["q"])
+    return {"working": working(item)} | ({"asked": what} if what else {})
 
 
 def make_item_from_plan(item: Item, objects) -> tuple[str, str] | None:

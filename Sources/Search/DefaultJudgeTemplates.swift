@@ -3,12 +3,14 @@
 /// to the executable, which an installed or copied `stagebeam` binary easily loses. A user who wants
 /// different wording writes this text to a file, edits it, and passes `--judge-templates FILE`.
 ///
-/// The criteria follow the reference implementation's intent (DESIGN.md), in our own words.
+/// The criteria follow the reference implementation's intent (DESIGN.md), in our own words. The
+/// question comes again after the two responses: a check that restates what is asked reads it from
+/// nearby rather than from before both responses, whose own wording of it may be wrong.
 public let defaultJudgeTemplatesJSON = #"""
 {
   "version": 1,
   "labels": ["Response 1", "Response 2"],
-  "prompt": "Compare two candidate responses to the question below (about the attached image, if there is one).\n\nQuestion: {question}\n\n{hints}What makes a response better: {criterion}\n\nResponse 1:\n{candidate1}\n\nResponse 2:\n{candidate2}\n\nThink briefly about which response better meets the criterion, then end with exactly one sentence: \"The better response is Response 1.\" or \"The better response is Response 2.\"",
+  "prompt": "Compare two candidate responses to the question below (about the attached image, if there is one).\n\nQuestion: {question}\n\n{hints}What makes a response better: {criterion}\n\nResponse 1:\n{candidate1}\n\nResponse 2:\n{candidate2}\n\nThe question again: {question}\n\nThink briefly about which response better meets the criterion, then end with exactly one sentence: \"The better response is Response 1.\" or \"The better response is Response 2.\"",
   "hint": "For reference, the {stage} already chosen for this answer:\n{text}\n\n",
   "verdictPrefix": "The better response is Response",
   "choices": [" 1", " 2"],
