@@ -50,21 +50,22 @@ def rationale(topic: str, first_answer: str, second_answer: str, reached: str, w
     A reasoning check reads both responses' answers first, right after the prompt that ends with
     them. Read after its own working, it copied them right only 42% of the time where they differed
     (stop 12, validation): it wrote its own answer instead, since in training one response always
-    reached it. For a comparison, the check first restates what is asked (`shapes.asked`: "Asked:
-    column lower."), read from the question the prompt repeats just before it."""
+    reached it. For a comparison, the check first restates what is asked (`asked`, from
+    shapes.check_fields), read from the question the prompt repeats just before it."""
     def checked(verb: str) -> str:
         return " ".join(f"Response {k} {verb} {answer}, which {'matches' if answer == reached else 'does not match'}."
                         for k, answer in ((1, first_answer), (2, second_answer)))
     if topic == "conclusion":
         return f"The reasoning reaches {reached}. {checked('answers')}"
     if topic == "reasoning":
-        return (f"{f'Asked: {asked}. ' if asked else ''}"
+        return (f"{asked + ' ' if asked else ''}"
                 f"Response 1 reaches {first_answer}. Response 2 reaches {second_answer}. "
                 f"Working from the caption: {working} My working reaches {reached}. {checked('reaches')}")
     return ""
 
 
 DECISION = re.compile(r"((?<=Asked:) (?:\w+ )?(?:lower|higher|equal)|(?<=\d is) (?:lower than|higher than|equal to)"
+                      r"|(?<=Are there) (?:more|fewer|as many)|(?<=to the) (?:left|right)"
                       r"|(?<=:) (?:yes|no)\b|(?<=, so) (?:yes|no)\b|(?<=reaches) -?\w+|(?<=answers) -?\w+"
                       r"|(?<=which) (?:matches|does not match))")
 

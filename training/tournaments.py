@@ -8,8 +8,9 @@ chosen one was, and how each match between a right and a wrong candidate went, b
 the right one was shown in. That separates "no candidate was right" from "the judge chose wrong".
 For written verdicts (`--judge-mode generate`) on reasoning it then reads the judge's check: how often
 its own working reached the reference answer in those right-versus-wrong calls (in all and per
-question family), and how often it copied each response's answer right ("Response 1 reaches 4")
-where the two responses' answers differ.
+question family), how often it copied each response's answer right ("Response 1 reaches 4")
+where the two responses' answers differ, and, for comparisons, how often it restated what is asked
+right ("Asked: column lower.").
 
     stagebeam batch --input /tmp/val/val.jsonl --output /tmp/stage.jsonl --method stage --beam 4 \\
         --judge-mode generate --judge-temperature 0 --record-search
@@ -48,6 +49,15 @@ def grade(stage: str, text: str, item: dict) -> bool:
 
 
 WORKING = re.compile(r"My working reaches (\w+)")
+ASKED = re.compile(r"Asked: (\w+ \w+)\.")
+# What a comparison's question asks, as the check restates it (shapes.asked), from the question's words.
+ASKED_BY_WORDS = [("Are there more", "count higher"), ("Are there fewer", "count lower"),
+                  ("Are there as many", "count equal"), ("to the left of", "column lower"),
+                  ("to the right of", "column higher"), ("above", "row lower"), ("below", "row higher")]
+
+
+def asked(question: str) -> str | None:
+    return next((what for words, what in ASKED_BY_WORDS if words in question), None)
 
 
 def read_answers(check: str) -> dict[int, str]:
@@ -71,6 +81,7 @@ def main():
     matches = Counter()  # (stage, right shown first?, judge kept the right one?) → count
     working = Counter()  # right-versus-wrong reasoning calls: (family, the judge's working reached the answer?)
     copied = Counter()  # responses whose answer differs from the other's: the check copied it right?
+    restated = Counter()  # comparison checks: (family, restated what is asked right?)
     for line in filter(str.strip, args.output.read_text().splitlines()):
         out = json.loads(line)
         item, record = items[out["id"]], out["search"]
@@ -87,7 +98,7 @@ def main():
             for match in (unit.get("tournament") or {}).get("matches", []):
                 a, b = match["a"], match["b"]
                 if stage == "reasoning":
-                    check_calls(match, texts, right, item, working, copied)
+                    check_calls(match, texts, right, item, working, copied, restated)
                 if right[a] != right[b] and match["outcome"] == "judged":
                     matches[stage, right[a], right[match["winner"]]] += 1
                 elif right[a] != right[b]:
@@ -109,20 +120,24 @@ def main():
                       "answer copied right (answers differ)"],
                      ["", percent(working_right, sum(working.values())), percent(copied[True], sum(copied.values()))]])
         print()
-        families = sorted({family for family, _ in working})
-        print_table([["family", "working reaches the answer (right vs wrong)"]]
-                    + [[f, percent(working[f, True], working[f, True] + working[f, False])] for f in families])
+        families = sorted({family for family, _ in working} | {family for family, _ in restated})
+        print_table([["family", "working reaches the answer (right vs wrong)", "what is asked restated right (all calls)"]]
+                    + [[f, percent(working[f, True], working[f, True] + working[f, False]),
+                        percent(restated[f, True], restated[f, True] + restated[f, False])] for f in families])
 
 
 def check_calls(match: dict, texts: dict[int, str], right: dict[int, bool], item: dict,
-                working: Counter, copied: Counter):
+                working: Counter, copied: Counter, restated: Counter):
     """Tallies what the written checks of one reasoning match got right."""
-    answer = item["answer"].lower()
+    answer, what = item["answer"].lower(), asked(item["question"])
     a, b = match["a"], match["b"]
     for call in match["calls"]:
         check = call["reply"].get("verdict", {}).get("text")
         if check is None:  # a logprob verdict writes no check
             continue
+        if what is not None:
+            restatement = ASKED.search(check)
+            restated[item.get("family", "?"), bool(restatement and restatement.group(1) == what)] += 1
         if right[a] != right[b]:
             reached_by_judge = WORKING.search(check)
             working[item.get("family", "?"), bool(reached_by_judge and reached_by_judge.group(1).lower() == answer)] += 1
