@@ -10,7 +10,8 @@ For written verdicts (`--judge-mode generate`) on reasoning it then reads the ju
 its own working reached the reference answer in those right-versus-wrong calls (in all and per
 question family), how often it copied each response's answer right ("Response 1 reaches 4")
 where the two responses' answers differ, and, for comparisons, how often it restated what is asked
-right ("Asked: column lower.").
+right ("Asked: column lower."), for left-or-right questions by whether what is asked holds in the
+image.
 
     stagebeam batch --input /tmp/val/val.jsonl --output /tmp/stage.jsonl --method stage --beam 4 \\
         --judge-mode generate --judge-temperature 0 --record-search
@@ -60,6 +61,19 @@ def asked(question: str) -> str | None:
     return next((what for words, what in ASKED_BY_WORDS if words in question), None)
 
 
+def image_holds(item: dict) -> str | None:
+    """For a left-or-right question, how what is asked stands in the image: "asked holds", "opposite
+    holds" or "same column", from the columns the reference reasoning names ("..., in column 1.")."""
+    what = asked(item["question"])
+    columns = [int(c) for c in re.findall(r"in column (\d)", item["reference"])]
+    if what not in ("column lower", "column higher") or len(columns) != 2:
+        return None
+    a, b = columns
+    if a == b:
+        return "same column"
+    return "asked holds" if (a < b) == (what == "column lower") else "opposite holds"
+
+
 def read_answers(check: str) -> dict[int, str]:
     """The answer the check first says each response reaches, by position shown (1, 2): its reading
     of the response itself, before its working (judge_prompt.rationale)."""
@@ -82,6 +96,7 @@ def main():
     working = Counter()  # right-versus-wrong reasoning calls: (family, the judge's working reached the answer?)
     copied = Counter()  # responses whose answer differs from the other's: the check copied it right?
     restated = Counter()  # comparison checks: (family, restated what is asked right?)
+    left_right = Counter()  # left-or-right checks: (how what is asked stands in the image, restated right?)
     for line in filter(str.strip, args.output.read_text().splitlines()):
         out = json.loads(line)
         item, record = items[out["id"]], out["search"]
@@ -98,7 +113,7 @@ def main():
             for match in (unit.get("tournament") or {}).get("matches", []):
                 a, b = match["a"], match["b"]
                 if stage == "reasoning":
-                    check_calls(match, texts, right, item, working, copied, restated)
+                    check_calls(match, texts, right, item, working, copied, restated, left_right)
                 if right[a] != right[b] and match["outcome"] == "judged":
                     matches[stage, right[a], right[match["winner"]]] += 1
                 elif right[a] != right[b]:
@@ -124,10 +139,15 @@ def main():
         print_table([["family", "working reaches the answer (right vs wrong)", "what is asked restated right (all calls)"]]
                     + [[f, percent(working[f, True], working[f, True] + working[f, False]),
                         percent(restated[f, True], restated[f, True] + restated[f, False])] for f in families])
+    if left_right:
+        print()
+        print_table([["left-or-right checks: in the image", "what is asked restated right"]]
+                    + [[k, percent(left_right[k, True], left_right[k, True] + left_right[k, False])]
+                       for k in ("asked holds", "opposite holds", "same column")])
 
 
 def check_calls(match: dict, texts: dict[int, str], right: dict[int, bool], item: dict,
-                working: Counter, copied: Counter, restated: Counter):
+                working: Counter, copied: Counter, restated: Counter, left_right: Counter):
     """Tallies what the written checks of one reasoning match got right."""
     answer, what = item["answer"].lower(), asked(item["question"])
     a, b = match["a"], match["b"]
@@ -137,7 +157,10 @@ def check_calls(match: dict, texts: dict[int, str], right: dict[int, bool], item
             continue
         if what is not None:
             restatement = ASKED.search(check)
-            restated[item.get("family", "?"), bool(restatement and restatement.group(1) == what)] += 1
+            ok = bool(restatement and restatement.group(1) == what)
+            restated[item.get("family", "?"), ok] += 1
+            if (holds := image_holds(item)) is not None:
+                left_right[holds, ok] += 1
         if right[a] != right[b]:
             reached_by_judge = WORKING.search(check)
             working[item.get("family", "?"), bool(reached_by_judge and reached_by_judge.group(1).lower() == answer)] += 1
