@@ -392,8 +392,10 @@ def make_question(rng: random.Random, scene: Scene, family: str) -> tuple[str, d
     return f"Is the {f.singular()} {RELATIONS[rel][0]} the {g.singular()}?", {"f": f, "g": g, "rel": rel}
 
 
-def make_item(rng: random.Random, scene: Scene, family: str | None = None) -> Item | None:
-    family = family or rng.choices(list(FAMILY_WEIGHTS), weights=list(FAMILY_WEIGHTS.values()))[0]
+def make_item(rng: random.Random, scene: Scene, family: str | None = None,
+              weights: dict[str, float] | None = None) -> Item | None:
+    weights = weights or FAMILY_WEIGHTS
+    family = family or rng.choices(list(weights), weights=list(weights.values()))[0]
     made = make_question(rng, scene, family)
     if made is None:
         return None
@@ -403,9 +405,10 @@ def make_item(rng: random.Random, scene: Scene, family: str | None = None) -> It
                 reasoning, conclusion_text(rng, answer), {"q": q})
 
 
-def random_item(rng: random.Random, min_objects: int = 1, max_objects: int = 8) -> Item:
+def random_item(rng: random.Random, min_objects: int = 1, max_objects: int = 8,
+                weights: dict[str, float] | None = None) -> Item:
     while True:
-        item = make_item(rng, random_scene(rng, min_objects, max_objects))
+        item = make_item(rng, random_scene(rng, min_objects, max_objects), weights=weights)
         if item is not None:
             return item
 

@@ -117,8 +117,10 @@ class Stream:
 
     def __init__(self, enc: Encoder, seed: int, held_out: set, batch_tokens: int, pad_id: int,
                  judge_share: float = 0.3, describe_share: float = 0.10, shape_weight: float = 1.0,
-                 reasoning_weight: float = 1.0, decision_weight: float = 1.0):
+                 reasoning_weight: float = 1.0, decision_weight: float = 1.0,
+                 family_weights: dict[str, float] | None = None):
         self.enc, self.rng, self.held_out = enc, random.Random(seed), held_out
+        self.family_weights = family_weights
         self.batch_tokens, self.pad_id = batch_tokens, pad_id
         self.judge_share, self.describe_share, self.shape_weight = judge_share, describe_share, shape_weight
         self.reasoning_weight, self.decision_weight = reasoning_weight, decision_weight
@@ -126,7 +128,7 @@ class Stream:
     def example(self, phase: str):
         rng = self.rng
         while True:
-            item = shapes.random_item(rng)
+            item = shapes.random_item(rng, weights=self.family_weights)
             if item_key(item) in self.held_out:
                 continue
             roll = rng.random()
@@ -349,6 +351,9 @@ def main():
     parser.add_argument("--time-budget", type=float, default=None,
                         help="with --resume: like --phase-steps, with as many steps as fit in these seconds "
                              "(the pace is measured over the phase's steps 100-300; the number is printed and logged)")
+    parser.add_argument("--family-weight", action="append", default=[], metavar="FAMILY=WEIGHT",
+                        help="how often training draws a question family, against shapes.FAMILY_WEIGHTS "
+                             "(the validation stream keeps those); repeatable")
     parser.add_argument("--workers", type=int, default=0,
                         help="processes making batches (0: the training process itself); for a GPU")
     args = parser.parse_args()
@@ -369,7 +374,14 @@ def main():
     held_out = held_out_keys()
     def make_stream(seed):
         return Stream(enc, seed, held_out, args.batch_tokens, ids["<pad>"], args.judge_share, args.describe_share,
-                      args.shape_weight, args.reasoning_weight, args.decision_weight)
+                      args.shape_weight, args.reasoning_weight, args.decision_weight, family_weights)
+    family_weights = dict(shapes.FAMILY_WEIGHTS)
+    for setting in args.family_weight:
+        family, _, weight = setting.partition("=")
+        if family not in family_weights or not weight:
+            raise SystemExit(f"--family-weight {setting!r}: expected FAMILY=WEIGHT with a family of "
+                             f"{', '.join(family_weights)}")
+        family_weights[family] = float(weight)
     train = make_stream(args.seed)
     val = Stream(enc, args.seed + 1000, held_out, args.batch_tokens, ids["<pad>"])
     val_batches = val.batches("mix", pool=160)
