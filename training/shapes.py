@@ -320,13 +320,12 @@ def reasoning_text(family: str, q: dict, objects, slip: dict | None = None, care
 
 def asked(family: str, q: dict) -> str | None:
     """What a compare or spatial question asks, restated as a comparison of two numbers: "count
-    lower" (fewer), "column higher" (to the right of). The judge's check writes it first, just
-    after the prompt, which ends with the question repeated (check_fields); the working's decision
-    at the end then copies this one word ("Asked: lower, so yes"). Answers copy the question's own word ("to the left of")
-    from far back, past positions named "top left" and "middle right", and that copy is the slip
-    behind most wrong answers to these questions (stop 14, validation: 19 of 19 wrong greedy
-    answers); a working that made the same copy reached the right answer in 51% of the calls where
-    the two responses disagreed."""
+    lower" (fewer), "column higher" (to the right of). The judge's check writes it first
+    (check_fields); the working's decision at the end copies its last word ("Asked: lower, so
+    yes"), which nothing else in the context uses. Every wrong greedy answer to these questions
+    went wrong at that decision (stop 14, validation: 19 of 19 at step 12,317), and a working that
+    decided the answers' way reached the right answer in 51% of the calls where the two responses
+    disagreed."""
     if family == "compare":
         return "count " + {"more": "higher", "fewer": "lower", "same": "equal"}[q["ask"]]
     if family == "spatial":
@@ -546,9 +545,10 @@ def check_fields(item: Item) -> dict:
     """What a reasoning pair's check is written from: the judge's own `working` and, for a
     comparison, its restatement of what is `asked`: the question copied word for word, then the
     comparison ("Question: Is the red circle to the left of the blue square? Asked: column lower.").
-    Asked to restate the comparison straight from the prompt, the judge told "left of" from "right
-    of" no better than chance (stop 14, validation: 15 of 33 checks), though the question came
-    right before; it copies text word for word well (each response's answer: 80 of 80)."""
+    The prompt repeats the question just before the check. Restating it straight from there, the
+    judge told "left of" from "right of" no better than chance (stop 14, validation: 15 of 33
+    checks); the word-for-word copy was meant to carry the word over, as copying each response's
+    answer does (80 of 80), but it still writes the relation that holds in the image (README)."""
     what = asked(item.family, item.plan["q"])
     return {"working": working(item)} | ({"asked": f"Question: {item.question} Asked: {what}."} if what else {})
 

@@ -372,9 +372,6 @@ def main():
     print(f"device {device} · {params / 1e6:.2f}M parameters · vocab {tok.get_vocab_size()}", flush=True)
 
     held_out = held_out_keys()
-    def make_stream(seed):
-        return Stream(enc, seed, held_out, args.batch_tokens, ids["<pad>"], args.judge_share, args.describe_share,
-                      args.shape_weight, args.reasoning_weight, args.decision_weight, family_weights)
     family_weights = dict(shapes.FAMILY_WEIGHTS)
     for setting in args.family_weight:
         family, _, weight = setting.partition("=")
@@ -382,6 +379,10 @@ def main():
             raise SystemExit(f"--family-weight {setting!r}: expected FAMILY=WEIGHT with a family of "
                              f"{', '.join(family_weights)}")
         family_weights[family] = float(weight)
+
+    def make_stream(seed):
+        return Stream(enc, seed, held_out, args.batch_tokens, ids["<pad>"], args.judge_share, args.describe_share,
+                      args.shape_weight, args.reasoning_weight, args.decision_weight, family_weights)
     train = make_stream(args.seed)
     val = Stream(enc, args.seed + 1000, held_out, args.batch_tokens, ids["<pad>"])
     val_batches = val.batches("mix", pool=160)
