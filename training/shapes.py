@@ -322,10 +322,10 @@ def asked(family: str, q: dict) -> str | None:
     """What a compare or spatial question asks, restated as a comparison of two numbers: "count
     lower" (fewer), "column higher" (to the right of). The judge's check writes it first
     (check_fields); the working's decision at the end copies its last word ("Asked: lower, so
-    yes"), which nothing else in the context uses. Every wrong greedy answer to these questions
-    went wrong at that decision (stop 14, validation: 19 of 19 at step 12,317), and a working that
-    decided the answers' way reached the right answer in 51% of the calls where the two responses
-    disagreed."""
+    yes"), which nothing else in the context uses. Every wrong greedy answer of step 12,317 on the
+    validation split scanned right and went wrong in this last step, relating the two numbers to
+    what is asked (19 of 19), and a working that took the step the answers' way reached the right
+    answer in 51% of the calls where the two responses disagreed."""
     if family == "compare":
         return "count " + {"more": "higher", "fewer": "lower", "same": "equal"}[q["ask"]]
     if family == "spatial":
