@@ -48,7 +48,8 @@ def judge_items() -> list[tuple[shapes.Item, dict]]:
         made = 0
         while made < PER_TOPIC:
             item = shapes.random_item(rng)
-            pair = shapes.judge_pair(rng, item, topic, both_wrong_share=0.0)
+            # The pairs as committed: made before the both-wrong and opposite-relation slips existed.
+            pair = shapes.judge_pair(rng, item, topic, both_wrong_share=0.0, opposite_share=0.0)
             if pair is not None:
                 out.append((item, pair))
                 made += 1

@@ -256,6 +256,9 @@ RELATIONS = {
 }
 
 
+OPPOSITE = {"left of": "right of", "right of": "left of", "above": "below", "below": "above"}
+
+
 def reasoning_text(family: str, q: dict, objects, slip: dict | None = None, careful: bool = False) -> tuple[str, str]:
     """The step-by-step work and the answer it reaches. `slip` injects one realistic mistake;
     `careful` scans word by word (the judge's working)."""
@@ -304,7 +307,8 @@ def reasoning_text(family: str, q: dict, objects, slip: dict | None = None, care
                            checks=f.checks() if careful else None)
     b_text, (b, *_) = scan(f"Looking for the {g.singular()}", g.criterion(), g.matches, objects, until_found=True,
                            checks=g.checks() if careful else None)
-    phrase, axis, holds = RELATIONS[q["rel"]]
+    # The "opposite" slip is the answers' own: the relation the image shows instead of the one asked.
+    phrase, axis, holds = RELATIONS[OPPOSITE[q["rel"]] if slip.get("opposite") else q["rel"]]
     ia, ib = getattr(a, axis) + 1, getattr(b, axis) + 1
     if slip.get("shift"):
         ia = ia % 3 + 1
@@ -438,8 +442,9 @@ def corrupt_scene_objects(rng: random.Random, objects) -> tuple[Shape, ...]:
     return tuple(sorted(objs, key=lambda o: o.cell))
 
 
-def slipped_reasoning(rng: random.Random, item: Item) -> tuple[str, str] | None:
-    """The item's reasoning with one slip that changes its answer, or None if none applies."""
+def slipped_reasoning(rng: random.Random, item: Item, opposite_share: float = 0.0) -> tuple[str, str] | None:
+    """The item's reasoning with one slip that changes its answer, or None if none applies.
+    `opposite_share` of the spatial slips state the opposite relation (see OPPOSITE_SHARE)."""
     q, objs, family = item.plan["q"], item.scene.objects, item.family
     for _ in range(8):
         if family in ("count", "remove", "compare"):
@@ -461,7 +466,7 @@ def slipped_reasoning(rng: random.Random, item: Item) -> tuple[str, str] | None:
             others = [o for o in objs if getattr(o, q["attr_key"]) != item.answer]
             slip = {"wrong_object": rng.choice(others)} if others else None
         else:
-            slip = {"shift": True}
+            slip = {"opposite": True} if opposite_share and rng.random() < opposite_share else {"shift": True}
         if slip is None:
             return None
         text, answer = reasoning_text(family, q, objs, slip)
@@ -476,9 +481,18 @@ def slipped_reasoning(rng: random.Random, item: Item) -> tuple[str, str] | None:
 # The held-out judge pairs have none (dataset.py), and draw no random number for it, so they stay
 # what they were before this share existed.
 BOTH_WRONG_SHARE = 0.2
+# Share of spatial slips that state the relation opposite to the one asked ("Column 2 is to the left
+# of column 3, so yes" for "... to the right of ...?"), the slip behind the answers' wrong spatial
+# answers. With only shifted columns as slips, both responses always named the asked relation, and
+# the check learned to copy it from them rather than from the question: shown one that names the
+# opposite, it copied the question right in 3 of 23 probes where the opposite holds in the image,
+# and without responses at chance (stop 14, training/probe_relation.py). Like BOTH_WRONG_SHARE, the
+# held-out judge pairs have none and draw no random number for it.
+OPPOSITE_SHARE = 0.5
 
 
-def judge_pair(rng: random.Random, item: Item, topic: str, both_wrong_share: float = BOTH_WRONG_SHARE) -> dict | None:
+def judge_pair(rng: random.Random, item: Item, topic: str, both_wrong_share: float = BOTH_WRONG_SHARE,
+               opposite_share: float = OPPOSITE_SHARE) -> dict | None:
     """{"topic", "hints", "better", "worse"} for one stage (or "answer" for whole answers). Reasoning
     and conclusion pairs also carry each response's final answer ("better_answer", "worse_answer")
     and, for reasoning, the right working from the caption ("working"): what the judge's written
@@ -500,13 +514,13 @@ def judge_pair(rng: random.Random, item: Item, topic: str, both_wrong_share: flo
         return {"topic": topic, "hints": {}, "better": caption_text(rng, item.scene.objects, style),
                 "worse": caption_text(rng, bad, style)}
     if topic == "reasoning":
-        slipped = slipped_reasoning(rng, item)
+        slipped = slipped_reasoning(rng, item, opposite_share)
         if slipped is None:
             return None
         pair = {"topic": topic, "hints": {"caption": item.caption}, "better": item.reasoning, "worse": slipped[0],
                 "better_answer": item.answer, "worse_answer": slipped[1], **check_fields(item)}
         if both_wrong_share and rng.random() < both_wrong_share:
-            other = slipped_reasoning(rng, item)
+            other = slipped_reasoning(rng, item, opposite_share)
             if other is not None and other[1] != slipped[1]:
                 pair.update(better=other[0], better_answer=other[1], reached=item.answer, undecided=True)
         return pair
@@ -519,7 +533,7 @@ def judge_pair(rng: random.Random, item: Item, topic: str, both_wrong_share: flo
     # mistake through to its conclusion.
     bad = dict(stages)
     if rng.random() < 0.5:
-        slipped = slipped_reasoning(rng, item)
+        slipped = slipped_reasoning(rng, item, opposite_share)
         if slipped is None:
             return None
         bad["reasoning"], wrong = slipped
