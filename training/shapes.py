@@ -485,9 +485,9 @@ BOTH_WRONG_SHARE = 0.2
 # of column 3, so yes" for "... to the right of ...?"), the slip behind the answers' wrong spatial
 # answers. With only shifted columns as slips, both responses always named the asked relation, and
 # the check learned to copy it from them rather than from the question: shown one that names the
-# opposite, it copied the question right in 3 of 23 probes where the opposite holds in the image,
-# and without responses at chance (stop 14, training/probe_relation.py). Like BOTH_WRONG_SHARE, the
-# held-out judge pairs have none and draw no random number for it.
+# opposite, it preferred the asked word in 2 of 53 probes where the opposite holds in the image, and
+# without responses it was at chance (stop 14, training/probe_relation.py on the step-14,140 model).
+# Like BOTH_WRONG_SHARE, the held-out judge pairs have none and draw no random number for it.
 OPPOSITE_SHARE = 0.5
 
 
