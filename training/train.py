@@ -118,9 +118,9 @@ class Stream:
     def __init__(self, enc: Encoder, seed: int, held_out: set, batch_tokens: int, pad_id: int,
                  judge_share: float = 0.3, describe_share: float = 0.10, shape_weight: float = 1.0,
                  reasoning_weight: float = 1.0, decision_weight: float = 1.0,
-                 family_weights: dict[str, float] | None = None):
+                 family_weights: dict[str, float] | None = None, judge_family_weights: dict[str, float] | None = None):
         self.enc, self.rng, self.held_out = enc, random.Random(seed), held_out
-        self.family_weights = family_weights
+        self.family_weights, self.judge_family_weights = family_weights, judge_family_weights
         self.batch_tokens, self.pad_id = batch_tokens, pad_id
         self.judge_share, self.describe_share, self.shape_weight = judge_share, describe_share, shape_weight
         self.reasoning_weight, self.decision_weight = reasoning_weight, decision_weight
@@ -136,6 +136,10 @@ class Stream:
                 return caption_example(self.enc, rng, item.scene, self.shape_weight)
             if roll < 1.0 - self.judge_share:
                 return generation_example(self.enc, item, self.reasoning_weight, self.decision_weight)
+            if self.judge_family_weights:  # judge examples drawn from their own mix of families
+                item = shapes.random_item(rng, weights=self.judge_family_weights)
+                if item_key(item) in self.held_out:
+                    continue
             ex = judge_example(self.enc, rng, item)
             if ex is not None:
                 return ex
@@ -354,6 +358,8 @@ def main():
     parser.add_argument("--family-weight", action="append", default=[], metavar="FAMILY=WEIGHT",
                         help="how often training draws a question family, against shapes.FAMILY_WEIGHTS "
                              "(the validation stream keeps those); repeatable")
+    parser.add_argument("--judge-family-weight", action="append", default=[], metavar="FAMILY=WEIGHT",
+                        help="the same for the judge examples alone (they otherwise follow --family-weight)")
     parser.add_argument("--workers", type=int, default=0,
                         help="processes making batches (0: the training process itself); for a GPU")
     args = parser.parse_args()
@@ -372,17 +378,21 @@ def main():
     print(f"device {device} · {params / 1e6:.2f}M parameters · vocab {tok.get_vocab_size()}", flush=True)
 
     held_out = held_out_keys()
-    family_weights = dict(shapes.FAMILY_WEIGHTS)
-    for setting in args.family_weight:
-        family, _, weight = setting.partition("=")
-        if family not in family_weights or not weight:
-            raise SystemExit(f"--family-weight {setting!r}: expected FAMILY=WEIGHT with a family of "
-                             f"{', '.join(family_weights)}")
-        family_weights[family] = float(weight)
+    def weights(settings: list[str], option: str) -> dict[str, float]:
+        out = dict(shapes.FAMILY_WEIGHTS)
+        for setting in settings:
+            family, _, weight = setting.partition("=")
+            if family not in out or not weight:
+                raise SystemExit(f"{option} {setting!r}: expected FAMILY=WEIGHT with a family of {', '.join(out)}")
+            out[family] = float(weight)
+        return out
+    family_weights = weights(args.family_weight, "--family-weight")
+    judge_family_weights = weights(args.judge_family_weight, "--judge-family-weight") if args.judge_family_weight else None
 
     def make_stream(seed):
         return Stream(enc, seed, held_out, args.batch_tokens, ids["<pad>"], args.judge_share, args.describe_share,
-                      args.shape_weight, args.reasoning_weight, args.decision_weight, family_weights)
+                      args.shape_weight, args.reasoning_weight, args.decision_weight, family_weights,
+                      judge_family_weights)
     train = make_stream(args.seed)
     val = Stream(enc, args.seed + 1000, held_out, args.batch_tokens, ids["<pad>"])
     val_batches = val.batches("mix", pool=160)
