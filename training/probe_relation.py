@@ -4,9 +4,9 @@ A spatial reasoning check starts by copying the question ("Question: Is the red 
 of ..."). For fresh left-or-right questions this gives the check's prompt and that copy up to "to
 the", and reads whether the model puts more probability on the asked word ("left" or "right") than
 on the other. It does so for three prompts: both responses naming the asked relation (a right
-reasoning and one with a shifted column, as the judge pairs had until stop 14), one response naming
-the opposite relation (the answers' own slip), and no caption and no responses at all. Each row is
-split by how the asked relation stands in the image.
+reasoning and one with a shifted column, as the judge pairs had until stop 14), the right reasoning
+and one naming the opposite relation (the answers' own slip), in both orders, and no caption and no
+responses at all. Each row is split by how the asked relation stands in the image.
 
     .venv/bin/python training/probe_relation.py models/stagebeam-shapes
 """
@@ -26,7 +26,8 @@ from diagnose import percent, print_table
 from examples import expand_image, pixels, prompt_text
 from judge_prompt import judge_prompt
 
-PROMPTS = ["both name the asked relation", "one names the opposite", "no caption, no responses"]
+PROMPTS = ["both name the asked relation", "the first names the opposite", "the second names the opposite",
+           "no caption, no responses"]
 STANDINGS = ["asked holds", "opposite holds", "same column"]
 
 
@@ -64,7 +65,8 @@ def main():
         opposite = shapes.reasoning_text("spatial", q, objects, {"opposite": True})[0]
         hints = {"caption": item.caption}
         users = {"both name the asked relation": judge_prompt("reasoning", item.question, hints, item.reasoning, shifted),
-                 "one names the opposite": judge_prompt("reasoning", item.question, hints, item.reasoning, opposite),
+                 "the first names the opposite": judge_prompt("reasoning", item.question, hints, opposite, item.reasoning),
+                 "the second names the opposite": judge_prompt("reasoning", item.question, hints, item.reasoning, opposite),
                  "no caption, no responses": judge_prompt("reasoning", item.question, {}, "", "")}
         copied = "Question: " + item.question[:item.question.index(" to the ") + len(" to the")]
         asked = 0 if q["rel"] == "left of" else 1

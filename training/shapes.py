@@ -484,9 +484,9 @@ BOTH_WRONG_SHARE = 0.2
 # Share of spatial slips that state the relation opposite to the one asked ("Column 2 is to the left
 # of column 3, so yes" for "... to the right of ...?"), the slip behind the answers' wrong spatial
 # answers. With only shifted columns as slips, both responses always named the asked relation, and
-# the check learned to copy it from them rather than from the question: shown one that names the
-# opposite, it preferred the asked word in 2 of 53 probes where the opposite holds in the image, and
-# without responses it was at chance (stop 14, training/probe_relation.py on the step-14,140 model).
+# the check never had to tell it from the relation the image shows: where the opposite holds, it
+# preferred the asked word in 16 of 53 probes, and in 2 of 53 with the second response naming the
+# opposite (stop 14, training/probe_relation.py, step 14,140; 120 of 120 after training with these).
 # Like BOTH_WRONG_SHARE, the held-out judge pairs have none and draw no random number for it.
 OPPOSITE_SHARE = 0.5
 
@@ -561,8 +561,8 @@ def check_fields(item: Item) -> dict:
     comparison ("Question: Is the red circle to the left of the blue square? Asked: column lower.").
     The prompt repeats the question just before the check. Restating it straight from there, the
     judge told "left of" from "right of" no better than chance (stop 14, validation: 15 of 33
-    checks); the word-for-word copy was meant to carry the word over, as copying each response's
-    answer does (80 of 80), but it still writes the relation that holds in the image (README)."""
+    checks), and copying it word for word first did not change that (17 of 31): what did was
+    judge pairs whose wrong response names the opposite relation (OPPOSITE_SHARE)."""
     what = asked(item.family, item.plan["q"])
     return {"working": working(item)} | ({"asked": f"Question: {item.question} Asked: {what}."} if what else {})
 
