@@ -359,7 +359,8 @@ def main():
                         help="how often training draws a question family, against shapes.FAMILY_WEIGHTS "
                              "(the validation stream keeps those); repeatable")
     parser.add_argument("--judge-family-weight", action="append", default=[], metavar="FAMILY=WEIGHT",
-                        help="the same for the judge examples alone (they otherwise follow --family-weight)")
+                        help="the judge examples' own mix, against shapes.FAMILY_WEIGHTS (without it they "
+                             "follow --family-weight); repeatable")
     parser.add_argument("--workers", type=int, default=0,
                         help="processes making batches (0: the training process itself); for a GPU")
     args = parser.parse_args()
@@ -378,6 +379,7 @@ def main():
     print(f"device {device} · {params / 1e6:.2f}M parameters · vocab {tok.get_vocab_size()}", flush=True)
 
     held_out = held_out_keys()
+
     def weights(settings: list[str], option: str) -> dict[str, float]:
         out = dict(shapes.FAMILY_WEIGHTS)
         for setting in settings:
