@@ -25,10 +25,10 @@ import shapes
 from diagnose import percent, print_table
 from examples import expand_image, pixels, prompt_text
 from judge_prompt import judge_prompt
+from tournaments import STANDINGS, standing
 
 PROMPTS = ["both name the asked relation", "the first names the opposite", "the second names the opposite",
            "no caption, no responses"]
-STANDINGS = ["asked holds", "opposite holds", "same column"]
 
 
 def left_or_right_items(rng: random.Random, count: int):
@@ -39,13 +39,11 @@ def left_or_right_items(rng: random.Random, count: int):
             yield item
 
 
-def standing(item: shapes.Item) -> str:
+def image_standing(item: shapes.Item) -> str:
     q, objects = item.plan["q"], item.scene.objects
     a = next(o for o in objects if q["f"].matches(o)).column
     b = next(o for o in objects if q["g"].matches(o)).column
-    if a == b:
-        return "same column"
-    return "asked holds" if (a < b) == (q["rel"] == "left of") else "opposite holds"
+    return standing(q["rel"] == "left of", a, b)
 
 
 def main():
@@ -75,7 +73,7 @@ def main():
             with torch.no_grad():
                 logits = model(input_ids=torch.tensor([ids]),
                                pixel_values=torch.from_numpy(pixels(item.scene.image()))[None]).logits[0, -1]
-            tally[name, standing(item), bool(logits[words].argmax() == asked)] += 1
+            tally[name, image_standing(item), bool(logits[words].argmax() == asked)] += 1
 
     print_table([["prompt"] + [f"{s}: asked word preferred" for s in STANDINGS]]
                 + [[p] + [percent(tally[p, s, True], tally[p, s, True] + tally[p, s, False]) for s in STANDINGS]

@@ -25,6 +25,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
+import shapes
 from diagnose import caption_objects, final_word, percent, print_table
 
 # A count question's REASONING ends "So there are 2 red squares."; every other family's ends with its answer.
@@ -51,27 +52,39 @@ def grade(stage: str, text: str, item: dict) -> bool:
 
 WORKING = re.compile(r"My working reaches (\w+)")
 ASKED = re.compile(r"Asked: (\w+ \w+)\.")
-# What a comparison's question asks, as the check restates it (shapes.asked), from the question's words.
-ASKED_BY_WORDS = [("Are there more", "count higher"), ("Are there fewer", "count lower"),
-                  ("Are there as many", "count equal"), ("to the left of", "column lower"),
-                  ("to the right of", "column higher"), ("above", "row lower"), ("below", "row higher")]
 
 
 def asked(question: str) -> str | None:
-    return next((what for words, what in ASKED_BY_WORDS if words in question), None)
+    """What a comparison's question asks, as the check restates it (shapes.asked), read off the
+    question's words (the dataset keeps the question, not the plan it was made from)."""
+    for ask, words in (("more", "Are there more "), ("fewer", "Are there fewer "), ("same", "Are there as many ")):
+        if question.startswith(words):
+            return shapes.asked("compare", {"ask": ask})
+    for relation, (phrase, _, _) in shapes.RELATIONS.items():
+        if f" {phrase} the " in question:
+            return shapes.asked("spatial", {"rel": relation})
+    return None
+
+
+STANDINGS = ("asked holds", "opposite holds", "same column")
+
+
+def standing(left_asked: bool, a: int, b: int) -> str:
+    """How "is A left of B" (or right of) stands with A in column a and B in column b: "asked
+    holds", "opposite holds" or "same column"."""
+    if a == b:
+        return "same column"
+    return "asked holds" if (a < b) == left_asked else "opposite holds"
 
 
 def image_holds(item: dict) -> str | None:
-    """For a left-or-right question, how what is asked stands in the image: "asked holds", "opposite
-    holds" or "same column", from the columns the reference reasoning names ("..., in column 1.")."""
+    """For a left-or-right question, how what is asked stands in the image (`standing`), from the
+    columns the reference reasoning names ("..., in column 1.")."""
     what = asked(item["question"])
     columns = [int(c) for c in re.findall(r"in column (\d)", item["reference"])]
     if what not in ("column lower", "column higher") or len(columns) != 2:
         return None
-    a, b = columns
-    if a == b:
-        return "same column"
-    return "asked holds" if (a < b) == (what == "column lower") else "opposite holds"
+    return standing(what == "column lower", *columns)
 
 
 def read_answers(check: str) -> dict[int, str]:
@@ -143,7 +156,7 @@ def main():
         print()
         print_table([["left-or-right checks: in the image", "what is asked restated right"]]
                     + [[k, percent(left_right[k, True], left_right[k, True] + left_right[k, False])]
-                       for k in ("asked holds", "opposite holds", "same column")])
+                       for k in STANDINGS])
 
 
 def check_calls(match: dict, texts: dict[int, str], right: dict[int, bool], item: dict,
