@@ -1,8 +1,8 @@
 """The held-out splits stagebeam ships (datasets/shapes/), so `stagebeam eval` runs with no Python:
     .venv/bin/python training/dataset.py --out datasets/shapes
-test.jsonl: 300 questions (50 per family) with exact answers; judge-test.jsonl: 300 judge pairs
+test.jsonl: 350 questions (50 per family) with exact answers; judge-test.jsonl: 300 judge pairs
 (60 per topic); images/*.png; examples/: a few images and questions for the demo.
-With --validation DIR it writes a validation split instead (val.jsonl, 300 questions from its own
+With --validation DIR it writes a validation split instead (val.jsonl, 350 questions from its own
 seed): models are compared on it, never on the test split. Training never sees an item whose scene
 and question are in these splits (train.py filters them by `item_key`)."""
 from __future__ import annotations
@@ -22,6 +22,9 @@ JUDGE_SEED = 4_000_004
 PER_FAMILY = 50
 PER_TOPIC = 60
 TOPICS = ["summary", "caption", "reasoning", "conclusion", "answer"]
+# The families the judge pairs are drawn from: those that existed when judge-test.jsonl was made, so
+# it stays what it was (a new family, drawn among them, would change every pair after its first).
+JUDGE_FAMILIES = ("count", "remove", "remove2", "compare", "attribute", "spatial")
 
 
 def item_key(item: shapes.Item) -> tuple:
@@ -29,6 +32,8 @@ def item_key(item: shapes.Item) -> tuple:
 
 
 def test_items(seed: int = TEST_SEED) -> list[shapes.Item]:
+    """PER_FAMILY items of each family, in shapes.FAMILY_WEIGHTS' order from one generator: a family
+    added at the end adds its items and leaves the others as they were."""
     rng = random.Random(seed)
     items = []
     for family in shapes.FAMILY_WEIGHTS:
@@ -43,13 +48,14 @@ def test_items(seed: int = TEST_SEED) -> list[shapes.Item]:
 
 def judge_items() -> list[tuple[shapes.Item, dict]]:
     rng = random.Random(JUDGE_SEED)
+    weights = {family: shapes.FAMILY_WEIGHTS[family] for family in JUDGE_FAMILIES}
     out = []
     for topic in TOPICS:
         made = 0
         while made < PER_TOPIC:
-            item = shapes.random_item(rng)
+            item = shapes.random_item(rng, weights=weights)
             # The pairs as committed: made before the both-wrong and opposite-relation slips existed.
-            pair = shapes.judge_pair(rng, item, topic, both_wrong_share=0.0, opposite_share=0.0)
+            pair = shapes.judge_pair(rng, item, topic, both_wrong_share=0.0, opposite_share=0.0, weights=weights)
             if pair is not None:
                 out.append((item, pair))
                 made += 1
@@ -99,7 +105,7 @@ def main():
     examples.mkdir(parents=True, exist_ok=True)
     rng = random.Random(5_000_005)
     lines = []
-    for family in ["count", "remove", "compare"]:
+    for family in ["count", "remove", "compare", "side"]:
         item = None
         while item is None:
             item = shapes.make_item(rng, shapes.random_scene(rng, 4, 7), family)

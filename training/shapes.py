@@ -5,7 +5,8 @@ A scene is a 48x48 image holding 1-8 objects on a 3x3 grid of 16-pixel cells (on
 The vision tower's patches are 16 pixels too, so each image token sees exactly one cell: seeing an
 object is a per-patch classification, which a small model can learn (the prototype in issue #5 did
 not learn to see objects that straddled patches). The difficulty lives in the multi-step reasoning
-(filter, count, subtract, compare, locate), where a sampled slip can happen and can be checked.
+(filter, count, subtract, compare, locate, count by position), where a sampled slip can happen and
+can be checked.
 
 Everything is a pure function of a seed, so a split is reproducible from its seed range.
 """
@@ -237,6 +238,11 @@ def summary_text(rng: random.Random, family: str, q: dict) -> str:
         options = [f"I need to find the {q['f'].singular()} and tell its {q['attr']}.",
                    f"The question asks for the {q['attr']} of the {q['f'].singular()}. I will locate it in the image.",
                    f"To answer, I will look for the {q['f'].singular()} and read its {q['attr']}."]
+    elif family == "side":
+        f, phrase = q['f'].singular(), RELATIONS[q['rel']][0]
+        options = [f"I need to find the {f} and count the objects {phrase} it.",
+                   f"The question asks how many objects are {phrase} the {f}. I will locate it and check where each object is.",
+                   f"To answer, I will find the {f}, then count the objects {phrase} it."]
     else:  # spatial
         options = [f"I need to find where the {q['f'].singular()} and the {q['g'].singular()} are and compare their positions.",
                    f"The question is about the positions of the {q['f'].singular()} and the {q['g'].singular()}. I will locate both.",
@@ -301,6 +307,8 @@ def reasoning_text(family: str, q: dict, objects, slip: dict | None = None, care
         o = found[0]
         value = getattr(o, q["attr_key"])
         return f"{text} The {f.singular()} is the {o.name} at the {o.position}. Its {q['attr']} is {value}.", value
+    if family == "side":
+        return side_reasoning(q, objects, slip, careful)
     # spatial
     f, g = q["f"], q["g"]
     a_text, (a, *_) = scan(f"Looking for the {f.singular()}", f.criterion(), f.matches, objects, until_found=True,
@@ -322,6 +330,39 @@ def reasoning_text(family: str, q: dict, objects, slip: dict | None = None, care
             f"so {'yes' if yes else 'no'}.", "yes" if yes else "no")
 
 
+def side_reasoning(q: dict, objects, slip: dict, careful: bool) -> tuple[str, str]:
+    """How many objects lie on one side of a described one ("How many objects are to the left of
+    the blue square?", a classic CLEVR question): find it, then decide for each object whether its
+    column (or row) is on the asked side of the found one's. Each decision relates two numbers to
+    what is asked, the step the answers get wrong (asked); up to eight of them in one answer are
+    what makes this family hard. An answer decides each in one word ("Top left, column 1: yes
+    (1)."); the judge's careful working writes the comparison and the asked word out
+    (asked_decision). The slips: the opposite side counted (`opposite`), the found object's column
+    misread (`shift`), one object on the side said no (`missed`) or one off it said yes (`extra`)."""
+    f = q["f"]
+    found_text, (found, *_) = scan(f"Looking for the {f.singular()}", f.criterion(), f.matches, objects,
+                                   until_found=True, checks=f.checks() if careful else None)
+    phrase, axis, holds = RELATIONS[OPPOSITE[q["rel"]] if slip.get("opposite") else q["rel"]]
+    at = getattr(found, axis) + 1
+    if slip.get("shift"):
+        at = at % 3 + 1
+    lines, k = [], 0
+    for o in objects:
+        here = getattr(o, axis) + 1
+        yes = (holds(here, at) and o is not slip.get("missed")) or o is slip.get("extra")
+        k += yes
+        counted = f" ({k})" if yes else ""
+        if careful:
+            lines.append(f"{o.position.capitalize()}: {asked_decision(here, at, asked('side', q)).removesuffix('.')}{counted}.")
+        else:
+            lines.append(f"{o.position.capitalize()}, {axis} {here}: {'yes' if yes else 'no'}{counted}.")
+    text = (f"{found_text} The {f.singular()} is at the {found.position}, in {axis} {at}. Objects {phrase} {axis} {at}, "
+            f"object by object. {' '.join(lines)} That is {k}.")
+    if careful:  # the check's working ends at its count: it must fit the judge's context (make_question)
+        return text, str(k)
+    return f"{text} So {k} {'object is' if k == 1 else 'objects are'} {phrase} the {f.singular()}.", str(k)
+
+
 def asked(family: str, q: dict) -> str | None:
     """What a compare or spatial question asks, restated as a comparison of two numbers: "count
     lower" (fewer), "column higher" (to the right of). The judge's check writes it first
@@ -332,7 +373,7 @@ def asked(family: str, q: dict) -> str | None:
     answer in 51% of the calls where the two responses disagreed."""
     if family == "compare":
         return "count " + {"more": "higher", "fewer": "lower", "same": "equal"}[q["ask"]]
-    if family == "spatial":
+    if family in ("spatial", "side"):
         _, axis, _ = RELATIONS[q["rel"]]
         return f"{axis} {'lower' if q['rel'] in ('left of', 'above') else 'higher'}"
     return None
@@ -346,7 +387,11 @@ def asked_decision(a: int, b: int, asked_text: str, axis: str | None = None) -> 
     return f"{first} is {relation} {second}. Asked: {wanted}, so {'yes' if relation.startswith(wanted) else 'no'}."
 
 
-FAMILY_WEIGHTS = {"count": 25, "remove": 18, "remove2": 10, "compare": 17, "attribute": 15, "spatial": 15}
+# A "side" question is asked of scenes with at most this many objects: its judge prompt holds two
+# answers that each scan every object, and with the check it must fit the model's 1,024 positions.
+SIDE_MAX_OBJECTS = 5
+FAMILY_WEIGHTS = {"count": 25, "remove": 18, "remove2": 10, "compare": 17, "attribute": 15, "spatial": 15,
+                  "side": 15}
 
 
 def make_question(rng: random.Random, scene: Scene, family: str) -> tuple[str, dict] | None:
@@ -385,6 +430,21 @@ def make_question(rng: random.Random, scene: Scene, family: str) -> tuple[str, d
         attr = {"colour": "color", "shape": "shape", "size": "size"}[key]
         return rng.choice([f"What {attr} is the {f.singular()}?", f"What is the {attr} of the {f.singular()}?"]), \
             {"f": f, "attr": attr, "attr_key": key}
+    if family == "side":
+        if len(objs) > SIDE_MAX_OBJECTS:
+            return None
+        described = [(o, unique_description(scene, o)) for o in objs]
+        described = [(o, f) for o, f in described if f is not None]
+        if not described:
+            return None
+        o, f = rng.choice(described)
+        # Mostly a side that has objects: asked of any side, more than half the answers were 0.
+        occupied = [rel for rel, (_, axis, holds) in RELATIONS.items()
+                    if any(holds(getattr(x, axis), getattr(o, axis)) for x in objs)]
+        rel = rng.choice(occupied if occupied and rng.random() < 0.8 else list(RELATIONS))
+        phrase = RELATIONS[rel][0]
+        return rng.choice([f"How many objects are {phrase} the {f.singular()}?",
+                           f"Count the objects {phrase} the {f.singular()}."]), {"f": f, "rel": rel}
     # spatial
     described = [(o, unique_description(scene, o)) for o in objs]
     described = [(o, f) for o, f in described if f is not None]
@@ -462,6 +522,14 @@ def slipped_reasoning(rng: random.Random, item: Item, opposite_share: float = 0.
             slip = rng.choice(options) if options else None
         elif family == "remove2":
             slip = rng.choice([{"arith": rng.choice([-1, 1])}, {"skip": 0}])
+        elif family == "side":
+            _, axis, holds = RELATIONS[q["rel"]]
+            found = next(o for o in objs if q["f"].matches(o))
+            on = [o for o in objs if holds(getattr(o, axis), getattr(found, axis))]
+            off = [o for o in objs if o not in on and o is not found]
+            options = [{"opposite": True}, {"shift": True}] + ([{"missed": rng.choice(on)}] if on else []) \
+                + ([{"extra": rng.choice(off)}] if off else [])
+            slip = rng.choice(options)
         elif family == "attribute":
             others = [o for o in objs if getattr(o, q["attr_key"]) != item.answer]
             slip = {"wrong_object": rng.choice(others)} if others else None
@@ -492,16 +560,17 @@ OPPOSITE_SHARE = 0.5
 
 
 def judge_pair(rng: random.Random, item: Item, topic: str, both_wrong_share: float = BOTH_WRONG_SHARE,
-               opposite_share: float = OPPOSITE_SHARE) -> dict | None:
+               opposite_share: float = OPPOSITE_SHARE, weights: dict[str, float] | None = None) -> dict | None:
     """{"topic", "hints", "better", "worse"} for one stage (or "answer" for whole answers). Reasoning
     and conclusion pairs also carry each response's final answer ("better_answer", "worse_answer")
     and, for reasoning, the right working from the caption ("working"): what the judge's written
-    check is made of (judge_prompt.rationale). An "undecided" pair has no better response."""
+    check is made of (judge_prompt.rationale). An "undecided" pair has no better response. A summary
+    pair's worse summary answers another question, of a family drawn with `weights`."""
     stages = item.stages()
     if topic == "summary":
         other = None
         for _ in range(20):
-            other = make_item(rng, item.scene)
+            other = make_item(rng, item.scene, weights=weights)
             if other is not None and other.question != item.question and other.summary != item.summary:
                 break
         else:
