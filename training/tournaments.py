@@ -28,8 +28,9 @@ from pathlib import Path
 import shapes
 from diagnose import caption_objects, final_word, percent, print_table
 
-# A count question's REASONING ends "So there are 2 red squares."; every other family's ends with its answer.
-COUNT_ENDING = re.compile(r"So there (?:are|is) (\w+)[^.]*\.\s*$", re.I)
+# A count question's REASONING ends "So there are 2 red squares.", a side question's "So 2 objects are to
+# the left of the blue square."; every other family's ends with its answer.
+COUNT_ENDING = re.compile(r"So (?:there (?:are|is) )?(\w+)[^.]*\.\s*$")
 
 
 def reached(reasoning: str) -> str | None:
