@@ -334,8 +334,8 @@ def side_reasoning(q: dict, objects, slip: dict, careful: bool) -> tuple[str, st
     """How many objects lie on one side of a described one ("How many objects are to the left of
     the blue square?", a classic CLEVR question): find it, then decide for each object whether its
     column (or row) is on the asked side of the found one's. Each decision relates two numbers to
-    what is asked, the step the answers get wrong (asked); up to eight of them in one answer are
-    what makes this family hard. An answer decides each in one word ("Top left, column 1: yes
+    what is asked, the step the answers of compare and spatial questions get wrong (asked), up to
+    five times in one answer. An answer decides each in one word ("Top left, column 1: yes
     (1)."); the judge's careful working writes the comparison and the asked word out
     (asked_decision). The slips: the opposite side counted (`opposite`), the found object's column
     misread (`shift`), one object on the side said no (`missed`) or one off it said yes (`extra`)."""
@@ -364,7 +364,7 @@ def side_reasoning(q: dict, objects, slip: dict, careful: bool) -> tuple[str, st
 
 
 def asked(family: str, q: dict) -> str | None:
-    """What a compare or spatial question asks, restated as a comparison of two numbers: "count
+    """What a compare, spatial or side question asks, restated as a comparison of two numbers: "count
     lower" (fewer), "column higher" (to the right of). The judge's check writes it first
     (check_fields); the working's decision at the end copies its last word ("Asked: lower, so
     yes"), which nothing else in the context uses. Every wrong greedy answer of step 12,317 on the
