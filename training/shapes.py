@@ -133,6 +133,12 @@ def unique_description(scene: Scene, o: Shape, without: str | None = None) -> Fi
     return None
 
 
+def uniquely_described(scene: Scene) -> list[tuple[Shape, Filter]]:
+    """Each object that some filter picks out alone, with its shortest such filter."""
+    described = [(o, unique_description(scene, o)) for o in scene.objects]
+    return [(o, f) for o, f in described if f is not None]
+
+
 # ---------------------------------------------------------------------------------------------
 # Questions and their four-stage answers.
 
@@ -209,6 +215,13 @@ def scan(label: str, criterion: str, matches, objects, missed: Shape | None = No
     return (text if until_found else f"{text} That is {len(chosen)}."), chosen
 
 
+def locate(f: Filter, objects, careful: bool = False) -> tuple[str, Shape]:
+    """scan() for the one object `f` describes, stopping where it is found."""
+    text, (found, *_) = scan(f"Looking for the {f.singular()}", f.criterion(), f.matches, objects, until_found=True,
+                             checks=f.checks() if careful else None)
+    return text, found
+
+
 def count_scan(f: Filter, objects, skip: int | None = None, extra: Shape | None = None,
                careful: bool = False) -> tuple[str, int]:
     """scan() of the objects matching `f`, counted; `skip` (the index of a match) and `extra` (a
@@ -265,6 +278,12 @@ RELATIONS = {
 OPPOSITE = {"left of": "right of", "right of": "left of", "above": "below", "below": "above"}
 
 
+def stated_relation(q: dict, slip: dict) -> tuple[str, str, Callable[[int, int], bool]]:
+    """The RELATIONS entry a spatial or side reasoning states: the asked one, or with the "opposite"
+    slip (the answers' own) the relation opposite to it."""
+    return RELATIONS[OPPOSITE[q["rel"]] if slip.get("opposite") else q["rel"]]
+
+
 def reasoning_text(family: str, q: dict, objects, slip: dict | None = None, careful: bool = False) -> tuple[str, str]:
     """The step-by-step work and the answer it reaches. `slip` injects one realistic mistake;
     `careful` scans word by word (the judge's working)."""
@@ -311,12 +330,9 @@ def reasoning_text(family: str, q: dict, objects, slip: dict | None = None, care
         return side_reasoning(q, objects, slip, careful)
     # spatial
     f, g = q["f"], q["g"]
-    a_text, (a, *_) = scan(f"Looking for the {f.singular()}", f.criterion(), f.matches, objects, until_found=True,
-                           checks=f.checks() if careful else None)
-    b_text, (b, *_) = scan(f"Looking for the {g.singular()}", g.criterion(), g.matches, objects, until_found=True,
-                           checks=g.checks() if careful else None)
-    # The "opposite" slip is the answers' own: the relation the image shows instead of the one asked.
-    phrase, axis, holds = RELATIONS[OPPOSITE[q["rel"]] if slip.get("opposite") else q["rel"]]
+    a_text, a = locate(f, objects, careful)
+    b_text, b = locate(g, objects, careful)
+    phrase, axis, holds = stated_relation(q, slip)
     ia, ib = getattr(a, axis) + 1, getattr(b, axis) + 1
     if slip.get("shift"):
         ia = ia % 3 + 1
@@ -340,9 +356,8 @@ def side_reasoning(q: dict, objects, slip: dict, careful: bool) -> tuple[str, st
     (asked_decision). The slips: the opposite side counted (`opposite`), the found object's column
     misread (`shift`), one object on the side said no (`missed`) or one off it said yes (`extra`)."""
     f = q["f"]
-    found_text, (found, *_) = scan(f"Looking for the {f.singular()}", f.criterion(), f.matches, objects,
-                                   until_found=True, checks=f.checks() if careful else None)
-    phrase, axis, holds = RELATIONS[OPPOSITE[q["rel"]] if slip.get("opposite") else q["rel"]]
+    found_text, found = locate(f, objects, careful)
+    phrase, axis, holds = stated_relation(q, slip)
     at = getattr(found, axis) + 1
     if slip.get("shift"):
         at = at % 3 + 1
@@ -433,8 +448,7 @@ def make_question(rng: random.Random, scene: Scene, family: str) -> tuple[str, d
     if family == "side":
         if len(objs) > SIDE_MAX_OBJECTS:
             return None
-        described = [(o, unique_description(scene, o)) for o in objs]
-        described = [(o, f) for o, f in described if f is not None]
+        described = uniquely_described(scene)
         if not described:
             return None
         o, f = rng.choice(described)
@@ -446,8 +460,7 @@ def make_question(rng: random.Random, scene: Scene, family: str) -> tuple[str, d
         return rng.choice([f"How many objects are {phrase} the {f.singular()}?",
                            f"Count the objects {phrase} the {f.singular()}."]), {"f": f, "rel": rel}
     # spatial
-    described = [(o, unique_description(scene, o)) for o in objs]
-    described = [(o, f) for o, f in described if f is not None]
+    described = uniquely_described(scene)
     if len(described) < 2:
         return None
     (a, f), (b, g) = rng.sample(described, 2)

@@ -56,8 +56,9 @@ ASKED = re.compile(r"Asked: (\w+ \w+)\.")
 
 
 def asked(question: str) -> str | None:
-    """What a comparison's question asks, as the check restates it (shapes.asked), read off the
-    question's words (the dataset keeps the question, not the plan it was made from)."""
+    """What a compare, spatial or side question asks, as the check restates it (shapes.asked), read
+    off the question's words (the dataset keeps the question, not the plan it was made from). A side
+    question names its relation as a spatial one does, and restates it alike."""
     for ask, words in (("more", "Are there more "), ("fewer", "Are there fewer "), ("same", "Are there as many ")):
         if question.startswith(words):
             return shapes.asked("compare", {"ask": ask})
