@@ -72,19 +72,25 @@ public struct JudgeAccuracy: Sendable, Equatable {
     public struct Orders: Sendable, Equatable {
         public var betterFirst = Tally()
         public var betterSecond = Tally()
+        /// The two calls read together as the search's `--judge-both-orders` does; undecided is wrong.
+        public var bothOrders = Tally()
         public var pairs: Int { betterFirst.n }
         /// The mean of the two orders' accuracies: a judge that always answers "1" scores 0.5.
         public var accuracy: Double { (betterFirst.accuracy + betterSecond.accuracy) / 2 }
+
+        mutating func add(betterFirst: Bool, betterSecond: Bool, bothOrders: Bool) {
+            self.betterFirst.add(betterFirst)
+            self.betterSecond.add(betterSecond)
+            self.bothOrders.add(bothOrders)
+        }
     }
 
     public var all = Orders()
     public var byTopic: [JudgeTopic: Orders] = [:]
 
-    mutating func add(topic: JudgeTopic, betterFirst: Bool, betterSecond: Bool) {
-        all.betterFirst.add(betterFirst)
-        all.betterSecond.add(betterSecond)
-        byTopic[topic, default: Orders()].betterFirst.add(betterFirst)
-        byTopic[topic, default: Orders()].betterSecond.add(betterSecond)
+    mutating func add(topic: JudgeTopic, betterFirst: Bool, betterSecond: Bool, bothOrders: Bool) {
+        all.add(betterFirst: betterFirst, betterSecond: betterSecond, bothOrders: bothOrders)
+        byTopic[topic, default: Orders()].add(betterFirst: betterFirst, betterSecond: betterSecond, bothOrders: bothOrders)
     }
 }
 
@@ -105,12 +111,14 @@ public struct EvalReport: Sendable {
 
     /// `{"results": [{"method", "beam", "n", "correct", "accuracy", "format_valid", "judge_calls", "tokens", "seconds"}],
     /// "by_family": {family: [{"method", "beam", "n", "correct", "accuracy"}]}, "judge": {"pairs",
-    /// "accuracy_better_first", "accuracy_better_second", "accuracy", "by_topic": {topic: {…the same four}}} or null}`.
+    /// "accuracy_better_first", "accuracy_better_second", "accuracy", "accuracy_both_orders", "by_topic": {topic: {…the same five}}}
+    /// or null}`.
     /// `format_valid` is a fraction of `n`; rows are in the order run.
     public func jsonData() throws -> Data {
         func orders(_ o: JudgeAccuracy.Orders) -> [String: Any] {
             ["pairs": o.pairs, "accuracy_better_first": o.betterFirst.accuracy,
-             "accuracy_better_second": o.betterSecond.accuracy, "accuracy": o.accuracy]
+             "accuracy_better_second": o.betterSecond.accuracy, "accuracy": o.accuracy,
+             "accuracy_both_orders": o.bothOrders.accuracy]
         }
         let results: [[String: Any]] = rows.map { row in
             ["method": row.run.method.rawValue, "beam": row.run.beam, "n": row.score.n, "correct": row.score.correct,
@@ -149,9 +157,10 @@ public struct EvalReport: Sendable {
         }))
         if let judge {
             func cells(_ name: String, _ o: JudgeAccuracy.Orders) -> [String] {
-                [name, String(o.pairs), percent(o.betterFirst), percent(o.betterSecond), String(format: "%.1f%%", o.accuracy * 100)]
+                [name, String(o.pairs), percent(o.betterFirst), percent(o.betterSecond), String(format: "%.1f%%", o.accuracy * 100),
+                 percent(o.bothOrders)]
             }
-            sections.append(ConsoleTable.render([["judge topic", "pairs", "better first", "better second", "mean"]]
+            sections.append(ConsoleTable.render([["judge topic", "pairs", "better first", "better second", "mean", "both orders"]]
                 + JudgeTopic.allCases.compactMap { topic in judge.byTopic[topic].map { cells(topic.rawValue, $0) } }
                 + [cells("all", judge.all)]))
         }

@@ -61,14 +61,15 @@ public struct Evaluator: Sendable {
 
     /// Asks the judge about each pair twice, with the prompt the search would send and in the
     /// search's judge mode: once with `better` as the first response, once as the second. A tie or
-    /// an unparsable reply counts as wrong. `config` gives the judge options and the seed.
+    /// an unparsable reply counts as wrong. The two calls together are also read as one both-orders
+    /// match (`MatchDecision`), where undecided counts as wrong. `config` gives the judge options and the seed.
     public func judgeAccuracy(_ pairs: [JudgePair], config: SearchConfig, progress: BatchProgress?) async throws -> JudgeAccuracy {
         let parser = VerdictParser(templates: templates)
         var accuracy = JudgeAccuracy()
         for pair in pairs {
             let job = ItemSeed.seed(batch: config.seed, id: pair.id)
-            let right = try await withImage(pair.image, item: pair.id) { imageRef in
-                var right: [Bool] = []
+            let calls = try await withImage(pair.image, item: pair.id) { imageRef in
+                var calls: [JudgeCallRecord] = []
                 for order in [JudgeOrder.forward, .reversed] {
                     let betterFirst = order == .forward
                     let request = JudgeRequest(
@@ -76,12 +77,15 @@ public struct Evaluator: Sendable {
                         topic: pair.topic, question: pair.question, imageRef: imageRef, hints: pair.hints,
                         templates: templates, config: config,
                         seed: SeedDerivation.judgeSeed(job: job, unit: 0, match: 0, order: order))
-                    let verdict = try CallVerdict(reply: try await judge.judge(request), mode: config.judgeMode, parser: parser)
-                    right.append(verdict == (betterFirst ? .first : .second))
+                    let reply = try await judge.judge(request)
+                    calls.append(JudgeCallRecord(order: order, seed: request.seed, reply: reply,
+                                                 verdict: try CallVerdict(reply: reply, mode: config.judgeMode, parser: parser)))
                 }
-                return right
+                return calls
             }
-            accuracy.add(topic: pair.topic, betterFirst: right[0], betterSecond: right[1])
+            // Both calls are recorded as a match whose first entrant (a) is the better text.
+            accuracy.add(topic: pair.topic, betterFirst: calls[0].verdict == .first, betterSecond: calls[1].verdict == .second,
+                         bothOrders: MatchDecision.decide(calls, mode: config.judgeMode) == true)
             progress?.finished(succeeded: true)
         }
         return accuracy

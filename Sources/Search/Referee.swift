@@ -38,7 +38,7 @@ struct Referee: Sendable {
             } else {
                 record.calls = [try await call(.forward, unit: unit, topic: topic, hints: hints, match: match, shown: (a, b))]
             }
-            switch Self.decide(record.calls, mode: config.judgeMode) {
+            switch MatchDecision.decide(record.calls, mode: config.judgeMode) {
             case .some(true): record.outcome = .judged; record.winner = a.index
             case .some(false): record.outcome = .judged; record.winner = b.index
             case nil: record.outcome = .undecided
@@ -58,12 +58,16 @@ struct Referee: Sendable {
         let verdict = try CallVerdict(reply: reply, mode: config.judgeMode, parser: parser)
         return JudgeCallRecord(order: order, seed: request.seed, reply: reply, verdict: verdict)
     }
+}
 
+/// How a match's judge calls decide it; `stagebeam eval`'s judge accuracy reads pairs with it too, so that
+/// its both-orders figure is the verdict the search would reach with `--judge-both-orders`.
+public enum MatchDecision {
     /// true: the match's first entrant (a) wins; false: b wins; nil: undecided.
     /// logprob: the margins log p(a) − log p(b) of the usable calls are summed (one order's bias cancels
     /// the other's); a zero sum is undecided. generate: usable verdicts must agree; if the two orders
     /// disagree the judge only followed position, and the match is undecided.
-    static func decide(_ calls: [JudgeCallRecord], mode: VerdictMode) -> Bool? {
+    public static func decide(_ calls: [JudgeCallRecord], mode: VerdictMode) -> Bool? {
         switch mode {
         case .logprob:
             var margin = 0.0

@@ -24,6 +24,13 @@ public struct JudgeCallRecord: Codable, Sendable, Hashable {
     public var reply: JudgeReply
     /// The reply read in the positions this call showed.
     public var verdict: CallVerdict
+
+    public init(order: JudgeOrder, seed: UInt64, reply: JudgeReply, verdict: CallVerdict) {
+        self.order = order
+        self.seed = seed
+        self.reply = reply
+        self.verdict = verdict
+    }
 }
 
 /// How a match was decided.

@@ -49,6 +49,7 @@ struct EvalProcessTests {
         let first = try #require(judge["accuracy_better_first"] as? Double), second = try #require(judge["accuracy_better_second"] as? Double)
         #expect([0, 0.5, 1].contains(first) && [0, 0.5, 1].contains(second))
         #expect(judge["accuracy"] as? Double == (first + second) / 2)
+        #expect([0, 0.5, 1].contains(try #require(judge["accuracy_both_orders"] as? Double)))
         let topics = try #require(judge["by_topic"] as? [String: [String: Any]])
         #expect(topics.keys.sorted() == ["caption", "conclusion"] && topics.values.allSatisfy { $0["pairs"] as? Int == 1 })
         #expect(err.contains("eval stage · beam 2 · 2 item(s)") && err.contains("eval judge · 2 pair(s)"), "\(err.suffix(1000))")

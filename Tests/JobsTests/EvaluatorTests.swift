@@ -33,6 +33,22 @@ struct EvaluatorTests {
         }
     }
 
+    /// Knows which texts are the better ones. Generate mode: always names the better one. Logprob mode: leans to
+    /// the first response shown, by more than it separates the two when the better one is second, so it is wrong
+    /// in that order alone; both orders' margins summed cancel the lean.
+    struct LeaningJudge: Judge {
+        let better: [String]
+
+        func judge(_ request: JudgeRequest) async throws -> JudgeReply {
+            let secondShown = request.prompt.range(of: "Response 2:\n")!.lowerBound
+            let betterFirst = better.contains { request.prompt.range(of: $0).map { $0.lowerBound < secondShown } ?? false }
+            switch request.mode {
+            case .logprob: return betterFirst ? .choiceLogprobs(first: -0.3, second: -1.0) : .choiceLogprobs(first: -0.6, second: -0.9)
+            case .generate: return .verdict(text: "The better response is Response \(betterFirst ? 1 : 2).")
+            }
+        }
+    }
+
     static let script: [Stage: String] = [
         .summary: "Count them.</SUMMARY>", .caption: "Three red circles.</CAPTION>",
         .reasoning: "One, two, three.</REASONING>", .conclusion: "So the answer is 3.</CONCLUSION>",
@@ -96,7 +112,23 @@ struct EvaluatorTests {
         // Always "the first one": right whenever the better text was first, wrong whenever it was second.
         #expect(accuracy.all.pairs == 2 && accuracy.all.betterFirst == Tally(n: 2, correct: 2) && accuracy.all.betterSecond == Tally(n: 2, correct: 0))
         #expect(accuracy.all.accuracy == 0.5)
+        // Read as one both-orders match, position alone decides nothing: undecided, so wrong.
+        #expect(accuracy.all.bothOrders == Tally(n: 2, correct: 0))
         #expect(accuracy.byTopic.keys.sorted { $0.rawValue < $1.rawValue } == [.caption, .conclusion])
         #expect(accuracy.byTopic[.caption]?.pairs == 1)
+    }
+
+    /// The both-orders figure is the search's own decision: logprob margins summed cancel a lean to the first response.
+    @Test(arguments: VerdictMode.allCases)
+    func bothOrdersReadsThePairAsTheSearchDoes(mode: VerdictMode) async throws {
+        let pairs = try EvalDataset.judgePairs(EvalDatasetTests.directory.appendingPathComponent("judge-test.jsonl"))
+        let evaluator = Evaluator(generator: StageScript(texts: Self.script), judge: LeaningJudge(better: pairs.map(\.better)),
+                                  images: ImageStore(), templates: .builtIn)
+        var config = SearchConfig()
+        config.judgeMode = mode
+        let accuracy = try await evaluator.judgeAccuracy(pairs, config: config, progress: nil)
+        #expect(accuracy.all.betterFirst == Tally(n: 2, correct: 2))
+        #expect(accuracy.all.betterSecond == Tally(n: 2, correct: mode == .generate ? 2 : 0))
+        #expect(accuracy.all.bothOrders == Tally(n: 2, correct: 2))
     }
 }
