@@ -31,6 +31,11 @@ from perception import attribute_accuracy  # noqa: E402
 
 SPECIAL = ["<|begin|>", "<|end|>", "<|user|>", "<|assistant|>", "<|system|>", "<image>", "<pad>"]
 STAGE_TAGS = [f"<{t}>" for s in ("SUMMARY", "CAPTION", "REASONING", "CONCLUSION") for t in (s, "/" + s)]
+# The context the model is served with (max_position_embeddings; rotary positions have no learned
+# table, so it only bounds prompt plus reply). Training does not cut examples: the longest reasoning
+# judge examples reach about 1,190 positions (training/judge_lengths.py). Until stop 16 it was 1,024,
+# and every undecided judge match on the validation split was a check the context cut off.
+CONTEXT = 1280
 
 
 def build_tokenizer(seed: int, vocab_size: int):
@@ -69,7 +74,7 @@ def build_model(vocab_size: int, ids: dict):
     vision = CLIPVisionConfig(hidden_size=128, intermediate_size=512, num_hidden_layers=2, num_attention_heads=4,
                               image_size=48, patch_size=16, projection_dim=128, hidden_act="quick_gelu")
     text = LlamaConfig(vocab_size=vocab_size, hidden_size=256, intermediate_size=704, num_hidden_layers=4,
-                       num_attention_heads=8, num_key_value_heads=4, max_position_embeddings=1024,
+                       num_attention_heads=8, num_key_value_heads=4, max_position_embeddings=CONTEXT,
                        rms_norm_eps=1e-5, rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
                        tie_word_embeddings=False, bos_token_id=ids["<|begin|>"], eos_token_id=ids["<|end|>"],
                        pad_token_id=ids["<pad>"])
@@ -272,7 +277,7 @@ def save(model, tok, ids, out: Path):
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out, safe_serialization=True)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|begin|>", eos_token="<|end|>",
-                                   pad_token="<pad>", model_max_length=1024)
+                                   pad_token="<pad>", model_max_length=CONTEXT)
     fast.chat_template = CHAT_TEMPLATE
     image_processor = CLIPImageProcessor(size={"shortest_edge": 48}, crop_size={"height": 48, "width": 48})
     processor = LlavaProcessor(image_processor=image_processor, tokenizer=fast, patch_size=16,
