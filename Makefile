@@ -24,8 +24,8 @@ test: deps
 # The built-in model judges in generate mode: it was trained to write a short check before its verdict,
 # and writes it greedily (measured on the validation split with the model of stop 10, stage search at
 # N=4: 53.7% with greedy checks, 48.0% with checks sampled at the candidates' 0.6; greedy decoding 52.3%).
-# The sentence method's judge prompts leave little room in its 1,024-token context for a written
-# verdict, so it runs with logprob verdicts.
+# The sentence method's judge prompts compare partial stages, for which the model never learned a
+# written check, so it runs with logprob verdicts.
 eval: build
 	$(BIN) eval --methods greedy,stage,best-of-n --beam 4 --judge-mode generate --judge-temperature 0
 	$(BIN) eval --methods sentence --beam 4 --judge-mode logprob --no-judge-pairs

@@ -403,7 +403,8 @@ def asked_decision(a: int, b: int, asked_text: str, axis: str | None = None) -> 
 
 
 # A "side" question is asked of scenes with at most this many objects: its judge prompt holds two
-# answers that each scan every object, and with the check it must fit the model's 1,024 positions.
+# answers that each scan every object, and with the check it had to fit the model's context, 1,024
+# positions when the family was made (train.CONTEXT is now 1,280).
 SIDE_MAX_OBJECTS = 5
 FAMILY_WEIGHTS = {"count": 25, "remove": 18, "remove2": 10, "compare": 17, "attribute": 15, "spatial": 15,
                   "side": 15}
