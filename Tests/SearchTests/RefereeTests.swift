@@ -79,11 +79,11 @@ import Testing
         func call(_ order: JudgeOrder, _ first: Double, _ second: Double) -> JudgeCallRecord {
             JudgeCallRecord(order: order, seed: 0, reply: .choiceLogprobs(first: first, second: second), verdict: .tie)
         }
-        #expect(Referee.decide([call(.forward, -1, -3), call(.reversed, -1, -2)], mode: .logprob) == true)   // +2 − 1
-        #expect(Referee.decide([call(.forward, -1, -2), call(.reversed, -1, -3)], mode: .logprob) == false)  // +1 − 2
-        #expect(Referee.decide([call(.forward, -1, -2), call(.reversed, -1, -2)], mode: .logprob) == nil)    // cancels
-        #expect(Referee.decide([call(.forward, .nan, -2), call(.reversed, -5, -1)], mode: .logprob) == true)
-        #expect(Referee.decide([call(.forward, -.infinity, -2)], mode: .logprob) == nil)
+        #expect(MatchDecision.decide([call(.forward, -1, -3), call(.reversed, -1, -2)], mode: .logprob) == true)   // +2 − 1
+        #expect(MatchDecision.decide([call(.forward, -1, -2), call(.reversed, -1, -3)], mode: .logprob) == false)  // +1 − 2
+        #expect(MatchDecision.decide([call(.forward, -1, -2), call(.reversed, -1, -2)], mode: .logprob) == nil)    // cancels
+        #expect(MatchDecision.decide([call(.forward, .nan, -2), call(.reversed, -5, -1)], mode: .logprob) == true)
+        #expect(MatchDecision.decide([call(.forward, -.infinity, -2)], mode: .logprob) == nil)
     }
 
     @Test func identicalTextsNeedNoJudge() async throws {
