@@ -1,6 +1,6 @@
 """How long the judge's training examples are, in model positions (the prompt with its image, the
-check and the verdict), per topic, over items drawn with the usual family mix. The built-in model's
-context (max_position_embeddings) must hold the longest of them; the README quotes these figures.
+check and the verdict), per topic, over items drawn with the usual family mix, and the share longer
+than the built-in model's context (max_position_embeddings). The README quotes these figures.
 
     .venv/bin/python training/judge_lengths.py [--items 3000]
 
@@ -10,6 +10,7 @@ write before it could work the answer out)."""
 from __future__ import annotations
 
 import argparse
+import json
 import random
 from collections import defaultdict
 from pathlib import Path
@@ -32,7 +33,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--items", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--context", type=int, default=1024, help="the share of examples longer than this is shown")
+    context = json.loads((MODEL / "config.json").read_text())["text_config"]["max_position_embeddings"]
+    parser.add_argument("--context", type=int, default=context,
+                        help="the share of examples longer than this is shown (default: the built-in model's context)")
     args = parser.parse_args()
 
     tok = Tokenizer.from_file(str(MODEL / "tokenizer.json"))
