@@ -2,11 +2,17 @@
     .venv/bin/python training/reference.py --model models/stagebeam-shapes --out Tests/Fixtures/builtin/reference.json
 The prompt is a held-out question with its image, rendered by the model's own chat template; the
 fixture holds the ids, pixels, image features, logits of every prompt position and a greedy
-continuation (the same fields as the LLaVA fixtures of scripts/fixtures/make_vision_fixtures.py)."""
+continuation (the same fields as the LLaVA fixtures of scripts/fixtures/make_vision_fixtures.py).
+
+A second fixture (--long-out) holds a judge prompt on a reasoning pair long enough that the judge's
+greedy check runs past position 1,024 (the model's context until stop 16): its ids, the logits of its
+last position and the greedy check, to hold the positions the judge reaches to transformers too."""
 from __future__ import annotations
 
 import argparse
 import json
+import random
+import sys
 from pathlib import Path
 
 import torch
@@ -14,6 +20,42 @@ from PIL import Image
 from transformers import AutoProcessor, GenerationConfig, LlavaForConditionalGeneration
 
 NEW_TOKENS = 48
+LONG_DRAWS = 300  # the longest judge prompt on a reasoning pair among this many drawn items
+LONG_SEED = 16
+CHECK_TOKENS = 480  # the search's verdict budget (--judge-max-tokens)
+
+
+def long_judge_reference(model, processor, image_dir: Path) -> dict:
+    """A judge prompt (two reasoning responses and the question, as stagebeam renders it) on a drawn
+    scene, and transformers' greedy check for it."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import shapes
+    from judge_prompt import judge_prompt
+    rng = random.Random(LONG_SEED)
+    longest = None
+    for _ in range(LONG_DRAWS):
+        item = shapes.random_item(rng)
+        pair = shapes.judge_pair(rng, item, "reasoning")
+        if pair is None:
+            continue
+        user = judge_prompt("reasoning", item.question, pair["hints"], pair["better"], pair["worse"])
+        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": user}]}]
+        prompt = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        length = len(processor.tokenizer(prompt, add_special_tokens=False)["input_ids"])
+        if longest is None or length > longest[0]:
+            longest = (length, prompt, item.scene.image())
+    _, prompt, image = longest
+    inputs = processor(text=prompt, images=image, return_tensors="pt", add_special_tokens=False)
+    image_dir.mkdir(parents=True, exist_ok=True)
+    image_path = image_dir / "long-judge.png"
+    image.save(image_path)
+    with torch.no_grad():
+        last_logits = model(**inputs).logits[0, -1]
+        generated = model.generate(**inputs, max_new_tokens=CHECK_TOKENS)
+    ids = inputs["input_ids"][0].tolist()
+    new_ids = generated[0, len(ids):].tolist()
+    return {"image": str(image_path), "prompt": prompt, "input_ids": ids, "last_logits": last_logits.tolist(),
+            "greedy_ids": new_ids, "greedy_text": processor.tokenizer.decode(new_ids)}
 
 
 def main():
@@ -21,6 +63,7 @@ def main():
     parser.add_argument("--model", type=Path, default=Path("models/stagebeam-shapes"))
     parser.add_argument("--dataset", type=Path, default=Path("datasets/shapes/test.jsonl"))
     parser.add_argument("--out", type=Path, default=Path("Tests/Fixtures/builtin/reference.json"))
+    parser.add_argument("--long-out", type=Path, default=Path("Tests/Fixtures/builtin/reference-long-judge.json"))
     args = parser.parse_args()
 
     item = json.loads(args.dataset.read_text().splitlines()[0])
@@ -50,6 +93,11 @@ def main():
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(reference) + "\n")
     print(f"wrote {args.out}: {len(ids)} prompt tokens, greedy: {reference['greedy_text']!r}")
+
+    long = long_judge_reference(model, processor, args.long_out.parent)
+    args.long_out.write_text(json.dumps(long) + "\n")
+    print(f"wrote {args.long_out}: {len(long['input_ids'])} prompt tokens, greedy check to position "
+          f"{len(long['input_ids']) + len(long['greedy_ids'])}: ...{long['greedy_text'][-120:]!r}")
 
 
 if __name__ == "__main__":

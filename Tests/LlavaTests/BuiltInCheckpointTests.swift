@@ -50,4 +50,26 @@ import Vision
         let prompt = try model.prompt(ids: f.input_ids, images: [features])
         #expect(try greedy(model, prompt, count: f.greedy_ids.count) == f.greedy_ids)
     }
+
+    /// A judge prompt whose greedy check runs past position 1,024 (the model's context until stop 16,
+    /// 1,280 since): the prompt's last logits and the whole check equal transformers'.
+    @Test func longJudgeCheckMatchesTransformers() throws {
+        struct LongJudge: Decodable {
+            let image: String
+            let input_ids: [Int]
+            let last_logits: [Float]
+            let greedy_ids: [Int]
+        }
+        let f = try JSONDecoder().decode(LongJudge.self, from: Data(contentsOf: Self.repository.appendingPathComponent(
+            "Tests/Fixtures/builtin/reference-long-judge.json")))
+        #expect(f.input_ids.count + f.greedy_ids.count > 1_024)
+        let model = try Self.model()
+        let features = try model.imageFeatures(imageData: Data(contentsOf: Self.repository.appendingPathComponent(f.image)))
+        let prompt = try model.prompt(ids: f.input_ids, images: [features])
+        var lastLogits: [Float] = []
+        let ids = try greedy(model, prompt, count: f.greedy_ids.count, capacityTokens: 1_280) { lastLogits = $0 }
+        let worst = zip(lastLogits, f.last_logits).map { abs($0 - $1) }.max()!
+        #expect(lastLogits.count == f.last_logits.count && worst < 1e-4, "max |Δlogit| \(worst)")
+        #expect(ids == f.greedy_ids)
+    }
 }
