@@ -284,6 +284,12 @@ def stated_relation(q: dict, slip: dict) -> tuple[str, str, Callable[[int, int],
     return RELATIONS[OPPOSITE[q["rel"]] if slip.get("opposite") else q["rel"]]
 
 
+def on_side(objects, found: Shape, rel: str) -> list[Shape]:
+    """The objects that stand `rel` of `found` ("left of": in a column to its left), in order."""
+    _, axis, holds = RELATIONS[rel]
+    return [o for o in objects if holds(getattr(o, axis), getattr(found, axis))]
+
+
 def reasoning_text(family: str, q: dict, objects, slip: dict | None = None, careful: bool = False) -> tuple[str, str]:
     """The step-by-step work and the answer it reaches. `slip` injects one realistic mistake;
     `careful` scans word by word (the judge's working)."""
@@ -454,8 +460,7 @@ def make_question(rng: random.Random, scene: Scene, family: str) -> tuple[str, d
             return None
         o, f = rng.choice(described)
         # Mostly a side that has objects: asked of any side, more than half the answers were 0.
-        occupied = [rel for rel, (_, axis, holds) in RELATIONS.items()
-                    if any(holds(getattr(x, axis), getattr(o, axis)) for x in objs)]
+        occupied = [rel for rel in RELATIONS if on_side(objs, o, rel)]
         rel = rng.choice(occupied if occupied and rng.random() < 0.8 else list(RELATIONS))
         phrase = RELATIONS[rel][0]
         return rng.choice([f"How many objects are {phrase} the {f.singular()}?",
@@ -537,9 +542,8 @@ def slipped_reasoning(rng: random.Random, item: Item, opposite_share: float = 0.
         elif family == "remove2":
             slip = rng.choice([{"arith": rng.choice([-1, 1])}, {"skip": 0}])
         elif family == "side":
-            _, axis, holds = RELATIONS[q["rel"]]
             found = next(o for o in objs if q["f"].matches(o))
-            on = [o for o in objs if holds(getattr(o, axis), getattr(found, axis))]
+            on = on_side(objs, found, q["rel"])
             off = [o for o in objs if o not in on and o is not found]
             options = [{"opposite": True}, {"shift": True}] + ([{"missed": rng.choice(on)}] if on else []) \
                 + ([{"extra": rng.choice(off)}] if off else [])
