@@ -3,7 +3,7 @@ SWIFT ?= swift
 BIN := .build/release/stagebeam
 DEMO_MODEL ?= models/stagebeam-shapes
 
-.PHONY: deps build demo test eval bench bench-model proto fixtures dataset model self-judge clean
+.PHONY: deps build demo test lint format eval bench bench-model proto fixtures dataset model self-judge clean
 
 deps:
 	@scripts/install-deps.sh
@@ -19,6 +19,14 @@ demo: build
 test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+
+# Layout is swift-format's (.swift-format); CI fails on any difference. Generated code is left as generated.
+SWIFT_SOURCES = $(shell git ls-files '*.swift' | grep -v '/Generated/')
+lint:
+	$(SWIFT) format lint --strict --parallel $(SWIFT_SOURCES)
+
+format:
+	$(SWIFT) format --in-place --parallel $(SWIFT_SOURCES)
 
 # Accuracy of greedy, best-of-N, sentence- and stage-level search on the held-out set (README "Built-in model").
 # The built-in model judges in generate mode: it was trained to write a short check before its verdict,

@@ -7,7 +7,7 @@ import PackageDescription
 // `swift test` runs real checkpoints at real speed.
 let vectorized: [SwiftSetting] = [
     .unsafeFlags(["-target-cpu", "haswell"]),
-    .unsafeFlags(["-O"], .when(configuration: .debug)),
+    .unsafeFlags(["-O"], .when(configuration: .debug))
 ]
 
 let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
@@ -16,13 +16,13 @@ let package = Package(
     name: "stagebeam",
     platforms: [.macOS(.v14)],
     products: [
-        .executable(name: "stagebeam", targets: ["StagebeamCLI"]),
+        .executable(name: "stagebeam", targets: ["StagebeamCLI"])
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
         // 1.11 brought `LogHandler.log(event:)`, which `LineLogHandler` implements.
-        .package(url: "https://github.com/apple/swift-log", from: "1.11.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.11.0")
     ],
     targets: [
         // C system libraries: module maps only; nothing above these imports C.
@@ -65,22 +65,28 @@ let package = Package(
         // Coordinator, workers, client and journal over the wire protocol and ZeroMQ transport.
         .target(
             name: "Cluster",
-            dependencies: ["Wire", "Transport", "Search", "LocalEngine", "Generation", logging,
-                           .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
+            dependencies: [
+                "Wire", "Transport", "Search", "LocalEngine", "Generation", logging,
+                .product(name: "SwiftProtobuf", package: "swift-protobuf")
+            ]),
         .testTarget(
             name: "ClusterTests",
             dependencies: ["Cluster", "Wire", "Transport", "Search", logging, .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         // Bulk offline runs (batch) and capacity tests (loadtest) over a coordinator or in process.
         .target(
             name: "Jobs",
-            dependencies: ["Cluster", "Search", "LocalEngine", "Wire", "Transport", logging, .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
+            dependencies: [
+                "Cluster", "Search", "LocalEngine", "Wire", "Transport", logging, .product(name: "SwiftProtobuf", package: "swift-protobuf")
+            ]),
         .testTarget(name: "JobsTests", dependencies: ["Jobs", "Cluster", "LocalEngine", "Search", "Wire"]),
         .executableTarget(
             name: "StagebeamCLI",
-            dependencies: ["Cluster", "Generation", "Jobs", "LocalEngine", "Logs", "Search", "Wire", logging,
-                           .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: [
+                "Cluster", "Generation", "Jobs", "LocalEngine", "Logs", "Search", "Wire", logging,
+                .product(name: "ArgumentParser", package: "swift-argument-parser")
+            ]),
         // Stage-level beam search, engine-agnostic: depends on Foundation only.
         .target(name: "Search"),
-        .testTarget(name: "SearchTests", dependencies: ["Search"]),
+        .testTarget(name: "SearchTests", dependencies: ["Search"])
     ]
 )

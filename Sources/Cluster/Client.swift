@@ -11,8 +11,9 @@ import Wire
 /// journal or runs the job again.
 public final class Client: @unchecked Sendable {
     private enum Pending {
-        case submit(Stagebeam_V1_SubmitJob, onEvent: @Sendable (Stagebeam_V1_JobEvent) -> Void,
-                    CheckedContinuation<Stagebeam_V1_JobResult, any Error>)
+        case submit(
+            Stagebeam_V1_SubmitJob, onEvent: @Sendable (Stagebeam_V1_JobEvent) -> Void,
+            CheckedContinuation<Stagebeam_V1_JobResult, any Error>)
         case status(CheckedContinuation<Stagebeam_V1_StatusReply, any Error>)
     }
 
@@ -25,15 +26,18 @@ public final class Client: @unchecked Sendable {
     private var lastSent = ContinuousClock.now
 
     /// `curve`: keys for a coordinator that requires them.
-    public init(context: ZMQContext, endpoint: String, heartbeat: HeartbeatPolicy = HeartbeatPolicy(interval: .milliseconds(500), missedLimit: 6),
-                curve: CurveRole? = nil, logger: Logger = Logger(label: "client")) throws {
+    public init(
+        context: ZMQContext, endpoint: String, heartbeat: HeartbeatPolicy = HeartbeatPolicy(interval: .milliseconds(500), missedLimit: 6),
+        curve: CurveRole? = nil, logger: Logger = Logger(label: "client")
+    ) throws {
         policy = heartbeat
         self.logger = logger
         var id = SystemRandomNumberGenerator()
         link = try DealerLink(
             context: context,
-            configuration: .init(endpoint: endpoint, routingID: Array("client-\(String(id.next(), radix: 36))".utf8), heartbeat: heartbeat,
-                                 backoff: Backoff(initial: .milliseconds(100), maximum: .seconds(2)), name: "client-link", curve: curve),
+            configuration: .init(
+                endpoint: endpoint, routingID: Array("client-\(String(id.next(), radix: 36))".utf8), heartbeat: heartbeat,
+                backoff: Backoff(initial: .milliseconds(100), maximum: .seconds(2)), name: "client-link", curve: curve),
             greeting: { [unowned self] in currentRequest() ?? beatFrames() },
             heartbeat: { [unowned self] in beatFrames() },
             onMessage: { [unowned self] frames in handle(frames) })
@@ -45,8 +49,10 @@ public final class Client: @unchecked Sendable {
 
     /// Submits `job` (an empty job id gets a fresh one here, so that the job can be asked for again)
     /// and returns its result. `onEvent` sees progress when `job.streamEvents` is set.
-    public func submit(_ job: Stagebeam_V1_SubmitJob,
-                       onEvent: @escaping @Sendable (Stagebeam_V1_JobEvent) -> Void = { _ in }) async throws -> Stagebeam_V1_JobResult {
+    public func submit(
+        _ job: Stagebeam_V1_SubmitJob,
+        onEvent: @escaping @Sendable (Stagebeam_V1_JobEvent) -> Void = { _ in }
+    ) async throws -> Stagebeam_V1_JobResult {
         var job = job
         if job.jobID.isEmpty { job.jobID = UUID().uuidString.lowercased() }
         let frame = try codec.encode(.submitJob(job))
@@ -141,11 +147,12 @@ public final class Client: @unchecked Sendable {
                 return true
             }
             if due, let frame = try? codec.encode(.submitJob(job)) {
-                logger.notice("the coordinator does not know the job (restarted?): submitting it again", metadata: ["job_id": "\(job.jobID)"])
+                logger.notice(
+                    "the coordinator does not know the job (restarted?): submitting it again", metadata: ["job_id": "\(job.jobID)"])
                 try? link.send([frame])
             }
         default:
-            break  // job accepted, heartbeats, and answers to earlier requests
+            break // job accepted, heartbeats, and answers to earlier requests
         }
     }
 

@@ -31,10 +31,12 @@ public final class Coordinator: @unchecked Sendable {
         /// accepts (nil: plain TCP, anyone may connect).
         public var curve: (secretKey: String, authorizedKeys: Set<String>)?
 
-        public init(endpoint: String, journal: URL, heartbeat: HeartbeatPolicy = HeartbeatPolicy(interval: .milliseconds(500)),
-                    requestTimeout: Duration = .seconds(60), noWorkerWait: Duration = .seconds(60), maxRunningJobs: Int = 8,
-                    maxFrameBytes: Int = EnvelopeCodec.defaultMaxFrameBytes, maxImageBytes: Int = 32 << 20,
-                    curve: (secretKey: String, authorizedKeys: Set<String>)? = nil) {
+        public init(
+            endpoint: String, journal: URL, heartbeat: HeartbeatPolicy = HeartbeatPolicy(interval: .milliseconds(500)),
+            requestTimeout: Duration = .seconds(60), noWorkerWait: Duration = .seconds(60), maxRunningJobs: Int = 8,
+            maxFrameBytes: Int = EnvelopeCodec.defaultMaxFrameBytes, maxImageBytes: Int = 32 << 20,
+            curve: (secretKey: String, authorizedKeys: Set<String>)? = nil
+        ) {
             self.curve = curve
             self.endpoint = endpoint
             self.journal = journal
@@ -76,8 +78,9 @@ public final class Coordinator: @unchecked Sendable {
         self.journal = journal
         let outbox = self.outbox
         dispatcher = Dispatcher(
-            settings: .init(heartbeat: configuration.heartbeat, requestTimeout: configuration.requestTimeout,
-                            noWorkerWait: configuration.noWorkerWait),
+            settings: .init(
+                heartbeat: configuration.heartbeat, requestTimeout: configuration.requestTimeout,
+                noWorkerWait: configuration.noWorkerWait),
             codec: codec, send: { outbox.send($0) }, logger: logger)
         dispatcher.metrics = metrics
         let now = ContinuousClock.now
@@ -87,16 +90,21 @@ public final class Coordinator: @unchecked Sendable {
         }
         let unfinished = jobs.values.filter { !$0.isFinished }.count
         if !entries.isEmpty {
-            logger.info("journal replayed", metadata: [
-                "path": "\(configuration.journal.path)", "jobs": .stringConvertible(entries.count), "unfinished": .stringConvertible(unfinished)])
+            logger.info(
+                "journal replayed",
+                metadata: [
+                    "path": "\(configuration.journal.path)", "jobs": .stringConvertible(entries.count),
+                    "unfinished": .stringConvertible(unfinished)
+                ])
         }
         let loop = try SocketLoop(
             context: context,
             // ZeroMQ drops a peer that sends more than this without a word; twice the codec's limit lets
             // the codec answer frames between the two with a typed `message_too_large`.
-            configuration: .init(kind: .router, bind: [configuration.endpoint], maxMessageBytes: 2 * Int64(configuration.maxFrameBytes),
-                                 tick: configuration.heartbeat.interval / 2, name: "coordinator",
-                                 curve: configuration.curve.map { .server(secretKey: $0.secretKey) }),
+            configuration: .init(
+                kind: .router, bind: [configuration.endpoint], maxMessageBytes: 2 * Int64(configuration.maxFrameBytes),
+                tick: configuration.heartbeat.interval / 2, name: "coordinator",
+                curve: configuration.curve.map { .server(secretKey: $0.secretKey) }),
             handlers: .init(
                 onMessage: { [unowned self] frames in handle(frames) },
                 onTick: { [unowned self] _, now in dispatcher.tick(now: now) },
@@ -105,7 +113,9 @@ public final class Coordinator: @unchecked Sendable {
                     logger.notice("message undeliverable", metadata: ["peer": "\(Self.peerName(frames[0]))", "error": "\(error)"])
                 },
                 onError: { error, willStop in
-                    logger.log(level: willStop ? .critical : .error, "socket error", metadata: ["error": "\(error)", "stopping": .stringConvertible(willStop)])
+                    logger.log(
+                        level: willStop ? .critical : .error, "socket error",
+                        metadata: ["error": "\(error)", "stopping": .stringConvertible(willStop)])
                 }))
         self.loop = loop
         outbox.loop = loop
@@ -163,8 +173,11 @@ public final class Coordinator: @unchecked Sendable {
         do {
             outbox.send([peer, try codec.encode(body)])
         } catch {
-            logger.error("cannot encode a message", metadata: [
-                "peer": "\(Self.peerName(peer))", "message": "\(EnvelopeCodec.name(of: body))", "error": "\(error)"])
+            logger.error(
+                "cannot encode a message",
+                metadata: [
+                    "peer": "\(Self.peerName(peer))", "message": "\(EnvelopeCodec.name(of: body))", "error": "\(error)"
+                ])
         }
     }
 
@@ -193,7 +206,12 @@ public final class Coordinator: @unchecked Sendable {
             return
         }
         guard submit.image.count <= configuration.maxImageBytes else {
-            reject(peer, ClusterError(.imageTooLarge, "the image is \(submit.image.count) bytes, over this coordinator's limit of \(configuration.maxImageBytes) (--max-image-bytes)", jobID: id))
+            reject(
+                peer,
+                ClusterError(
+                    .imageTooLarge,
+                    "the image is \(submit.image.count) bytes, over this coordinator's limit of \(configuration.maxImageBytes) (--max-image-bytes)",
+                    jobID: id))
             return
         }
         var answers: [Stagebeam_V1_Envelope.OneOf_Body] = []
@@ -204,7 +222,8 @@ public final class Coordinator: @unchecked Sendable {
             if let job = jobs[id] {
                 // A resubmission (a client asking again, perhaps after a coordinator restart).
                 guard Job.fingerprint(job.submit) == Job.fingerprint(submit) else {
-                    refusal = ClusterError(.invalidArgument, "job id '\(id)' already names a different job (question or options differ)", jobID: id)
+                    refusal = ClusterError(
+                        .invalidArgument, "job id '\(id)' already names a different job (question or options differ)", jobID: id)
                     return
                 }
                 accepted.alreadyKnown = true
@@ -232,9 +251,12 @@ public final class Coordinator: @unchecked Sendable {
             accepted.queuePosition = queuePosition(of: job)
             answers.append(.jobAccepted(accepted))
             let config = SearchConfig(submit: submit)
-            logger.info("job accepted", metadata: [
-                "job_id": "\(id)", "method": "\(config.method.rawValue)", "beam": .stringConvertible(config.beam),
-                "image": .stringConvertible(!submit.image.isEmpty), "queue_position": .stringConvertible(accepted.queuePosition)])
+            logger.info(
+                "job accepted",
+                metadata: [
+                    "job_id": "\(id)", "method": "\(config.method.rawValue)", "beam": .stringConvertible(config.beam),
+                    "image": .stringConvertible(!submit.image.isEmpty), "queue_position": .stringConvertible(accepted.queuePosition)
+                ])
         }
         if let refusal { reject(peer, refusal) }
         for answer in answers { reply(peer, answer) }
@@ -283,15 +305,18 @@ public final class Coordinator: @unchecked Sendable {
             Task.detached { [self] in
                 let outcome: Result<SearchResult, ClusterError>
                 do {
-                    let templates = submit.judgeTemplatesJson.isEmpty
-                        ? JudgeTemplates.builtIn : try JudgeTemplates(json: submit.judgeTemplatesJson, source: "job \(context.id)'s judge templates")
+                    let templates =
+                        submit.judgeTemplatesJson.isEmpty
+                        ? JudgeTemplates.builtIn
+                        : try JudgeTemplates(json: submit.judgeTemplatesJson, source: "job \(context.id)'s judge templates")
                     let search = try StageBeamSearch(
                         generator: RemoteGenerator(dispatcher: dispatcher, job: context, steps: steps),
                         judge: RemoteJudge(dispatcher: dispatcher, job: context, steps: steps),
                         templates: templates, config: SearchConfig(submit: submit))
-                    outcome = .success(try await search.run(question: submit.question, imageRef: context.image?.sha256) { event in
-                        self.publish(event, of: context)
-                    })
+                    outcome = .success(
+                        try await search.run(question: submit.question, imageRef: context.image?.sha256) { event in
+                            self.publish(event, of: context)
+                        })
                 } catch let error as ClusterError {
                     outcome = .failure(error)
                 } catch let error as SearchError {
@@ -300,7 +325,9 @@ public final class Coordinator: @unchecked Sendable {
                     outcome = .failure(ClusterError(.internal, "\(error)"))
                 }
                 if steps.reused > 0 {
-                    logger.info("answers reused from the journal", metadata: ["job_id": "\(context.id)", "answers": .stringConvertible(steps.reused)])
+                    logger.info(
+                        "answers reused from the journal",
+                        metadata: ["job_id": "\(context.id)", "answers": .stringConvertible(steps.reused)])
                 }
                 finish(context.id, outcome)
             }
@@ -331,17 +358,29 @@ public final class Coordinator: @unchecked Sendable {
         case .stageStarted(let stage):
             logger.debug("stage started", metadata: ["job_id": "\(id)", "stage": "\(stage.rawValue)"])
         case .candidatesReady(let stage, let unit, let candidates):
-            logger.debug("candidates gathered", metadata: [
-                "job_id": "\(id)", "stage": "\(stage.rawValue)", "unit": .stringConvertible(unit), "n": .stringConvertible(candidates.count),
-                "tokens": .stringConvertible(candidates.map(\.tokens).reduce(0, +)),
-                "workers": "\(Set(candidates.compactMap(\.worker)).sorted().joined(separator: ","))"])
+            logger.debug(
+                "candidates gathered",
+                metadata: [
+                    "job_id": "\(id)", "stage": "\(stage.rawValue)", "unit": .stringConvertible(unit),
+                    "n": .stringConvertible(candidates.count),
+                    "tokens": .stringConvertible(candidates.map(\.tokens).reduce(0, +)),
+                    "workers": "\(Set(candidates.compactMap(\.worker)).sorted().joined(separator: ","))"
+                ])
         case .verdict(let topic, let unit, let match):
-            logger.trace("match decided", metadata: [
-                "job_id": "\(id)", "stage": "\(topic.rawValue)", "unit": .stringConvertible(unit), "round": .stringConvertible(match.round),
-                "a": .stringConvertible(match.a), "b": .stringConvertible(match.b), "winner": .stringConvertible(match.winner)])
+            logger.trace(
+                "match decided",
+                metadata: [
+                    "job_id": "\(id)", "stage": "\(topic.rawValue)", "unit": .stringConvertible(unit),
+                    "round": .stringConvertible(match.round),
+                    "a": .stringConvertible(match.a), "b": .stringConvertible(match.b), "winner": .stringConvertible(match.winner)
+                ])
         case .winner(let topic, let unit, let candidate):
-            logger.debug("winner chosen", metadata: [
-                "job_id": "\(id)", "stage": "\(topic.rawValue)", "unit": .stringConvertible(unit), "candidate": .stringConvertible(candidate)])
+            logger.debug(
+                "winner chosen",
+                metadata: [
+                    "job_id": "\(id)", "stage": "\(topic.rawValue)", "unit": .stringConvertible(unit),
+                    "candidate": .stringConvertible(candidate)
+                ])
         }
     }
 
@@ -356,10 +395,12 @@ public final class Coordinator: @unchecked Sendable {
             switch outcome {
             case .success(let search):
                 do {
-                    result = try Stagebeam_V1_JobResult(jobID: id, search: search, redispatched: redispatched, queueMs: queueMs, totalMs: totalMs)
+                    result = try Stagebeam_V1_JobResult(
+                        jobID: id, search: search, redispatched: redispatched, queueMs: queueMs, totalMs: totalMs)
                 } catch {
-                    result = Stagebeam_V1_JobResult(jobID: id, failure: ClusterError(.internal, "cannot encode the search record: \(error)"),
-                                                    redispatched: redispatched, queueMs: queueMs, totalMs: totalMs)
+                    result = Stagebeam_V1_JobResult(
+                        jobID: id, failure: ClusterError(.internal, "cannot encode the search record: \(error)"),
+                        redispatched: redispatched, queueMs: queueMs, totalMs: totalMs)
                 }
             case .failure(let error):
                 result = Stagebeam_V1_JobResult(jobID: id, failure: error, redispatched: redispatched, queueMs: queueMs, totalMs: totalMs)
@@ -374,7 +415,8 @@ public final class Coordinator: @unchecked Sendable {
             CoordinatorMetrics.finished(result, on: metrics)
             var metadata: Logger.Metadata = [
                 "job_id": "\(id)", "status": "\(job.state.rawValue)", "seconds": .stringConvertible(totalMs.rounded() / 1000),
-                "queue_seconds": .stringConvertible(queueMs.rounded() / 1000), "redispatched": .stringConvertible(redispatched)]
+                "queue_seconds": .stringConvertible(queueMs.rounded() / 1000), "redispatched": .stringConvertible(redispatched)
+            ]
             if result.hasError { metadata.merge(ClusterError(result.error).logMetadata) { old, _ in old } }
             logger.log(level: result.hasError ? .warning : .info, "job finished", metadata: metadata)
             let deliveries = job.subscribers.map { ($0.key, Job.result(result, for: $0.value)) }
@@ -430,7 +472,8 @@ public final class Coordinator: @unchecked Sendable {
     static let finishedJobsShown = 20
 
     static func peerName(_ routingID: [UInt8]) -> String {
-        if let text = String(validating: routingID, as: UTF8.self), text.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value < 0x7f }) {
+        if let text = String(validating: routingID, as: UTF8.self), text.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value < 0x7f })
+        {
             return text
         }
         return ContentHash.hex(routingID)

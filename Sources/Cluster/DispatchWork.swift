@@ -21,8 +21,10 @@ final class GenerateWork {
     var queuedSince: ContinuousClock.Instant
     var done = false
 
-    init(job: JobContext, request: GenerateRequest, continuation: CheckedContinuation<[GeneratedCandidate], any Error>,
-         now: ContinuousClock.Instant) {
+    init(
+        job: JobContext, request: GenerateRequest, continuation: CheckedContinuation<[GeneratedCandidate], any Error>,
+        now: ContinuousClock.Instant
+    ) {
         self.job = job
         self.request = request
         self.continuation = continuation
@@ -44,8 +46,10 @@ final class JudgeWork {
     var queuedSince: ContinuousClock.Instant
     var done = false
 
-    init(job: JobContext, request: JudgeRequest, continuation: CheckedContinuation<JudgeReply, any Error>,
-         now: ContinuousClock.Instant) {
+    init(
+        job: JobContext, request: JudgeRequest, continuation: CheckedContinuation<JudgeReply, any Error>,
+        now: ContinuousClock.Instant
+    ) {
         self.job = job
         self.request = request
         self.continuation = continuation

@@ -177,17 +177,23 @@ final class Dispatcher: @unchecked Sendable {
         var refused: ClusterError?
         locked {
             if let expected = clusterModelHash, expected != ready.modelHash {
-                refused = ClusterError(.modelMismatch, "worker \(ready.workerID) serves \(ready.modelName) with model hash \(ready.modelHash.prefix(16))…, "
-                    + "but this cluster's model hash is \(expected.prefix(16))…; every worker must serve the same model")
+                refused = ClusterError(
+                    .modelMismatch,
+                    "worker \(ready.workerID) serves \(ready.modelName) with model hash \(ready.modelHash.prefix(16))…, "
+                        + "but this cluster's model hash is \(expected.prefix(16))…; every worker must serve the same model")
                 return
             }
             clusterModelHash = ready.modelHash
             if workers[key] != nil { removeWorker(key, .reconnected, now: now) }
             workers[key] = WorkerRecord(key: key, ready: ready, now: now)
             liveness.heard(key, at: now)
-            logger.info("worker registered", metadata: [
-                "worker_id": "\(ready.workerID)", "model": "\(ready.modelName)", "model_hash": "\(ready.modelHash.prefix(12))",
-                "roles": "\(ready.roles.map(Self.roleName).joined(separator: ","))", "credits": .stringConvertible(ready.maxBatchSequences)])
+            logger.info(
+                "worker registered",
+                metadata: [
+                    "worker_id": "\(ready.workerID)", "model": "\(ready.modelName)", "model_hash": "\(ready.modelHash.prefix(12))",
+                    "roles": "\(ready.roles.map(Self.roleName).joined(separator: ","))",
+                    "credits": .stringConvertible(ready.maxBatchSequences)
+                ])
         }
         return refused
     }
@@ -213,9 +219,11 @@ final class Dispatcher: @unchecked Sendable {
             guard let entry = takeInFlight(result.requestID, from: key, now: now) else { return }
             guard case .generate(let work) = entry.work, !entry.abandoned, !work.done else { return }
             guard result.candidates.count == entry.indices.count else {
-                retryOrFail(entry.work, indices: entry.indices, worker: key, request: result.requestID, error: ClusterError(
-                    .internal, "worker returned \(result.candidates.count) candidates for \(entry.indices.count) seeds",
-                    requestID: result.requestID, jobID: work.job.id))
+                retryOrFail(
+                    entry.work, indices: entry.indices, worker: key, request: result.requestID,
+                    error: ClusterError(
+                        .internal, "worker returned \(result.candidates.count) candidates for \(entry.indices.count) seeds",
+                        requestID: result.requestID, jobID: work.job.id))
                 return
             }
             let workerID = workers[key]?.workerID ?? result.workerID
@@ -239,7 +247,8 @@ final class Dispatcher: @unchecked Sendable {
             guard let entry = takeInFlight(result.requestID, from: key, now: now) else { return }
             guard case .judge(let work) = entry.work, !entry.abandoned, !work.done else { return }
             work.done = true
-            let reply: JudgeReply = work.request.mode == .logprob
+            let reply: JudgeReply =
+                work.request.mode == .logprob
                 ? .choiceLogprobs(first: result.logprobFirst, second: result.logprobSecond)
                 : .verdict(text: result.verdictText)
             completions.append { work.continuation.resume(returning: reply) }
@@ -285,7 +294,9 @@ final class Dispatcher: @unchecked Sendable {
                 requeue(entry.work, indices: entry.indices, from: entry.worker, request: id, .deadlineExceeded)
             }
             for work in pending where !work.isDone && !hasWorker(role: work.role) && work.queuedSince + settings.noWorkerWait < now {
-                fail(work, ClusterError(.noWorker, "no live \(Self.roleName(work.role)) worker for \(settings.noWorkerWait)", jobID: work.jobID))
+                fail(
+                    work,
+                    ClusterError(.noWorker, "no live \(Self.roleName(work.role)) worker for \(settings.noWorkerWait)", jobID: work.jobID))
             }
             pending.removeAll { $0.isDone }
         }
@@ -348,7 +359,8 @@ final class Dispatcher: @unchecked Sendable {
             case .generate(let generate):
                 let candidates = Self.preferring(
                     available.compactMap { workers[$0] }.filter { $0.roles.contains(.generate) && $0.freeCredits > 0 },
-                    over: generate.failedOn).sorted { $0.workerID < $1.workerID }
+                    over: generate.failedOn
+                ).sorted { $0.workerID < $1.workerID }
                 let holders = generate.job.prefixHolders.workers
                 let warm = candidates.filter { holders.contains($0.key) }, cold = candidates.filter { !holders.contains($0.key) }
                 let warmShares = CreditSplit.split(generate.unassigned.count, free: warm.map(\.freeCredits))
@@ -359,10 +371,13 @@ final class Dispatcher: @unchecked Sendable {
                     sendGenerate(generate, indices: indices, to: worker.key, now: now)
                 }
             case .judge(let judge):
-                guard !judge.assigned, let worker = Self.preferring(
-                    available.compactMap({ workers[$0] }).filter({ $0.roles.contains(.judge) && $0.freeCredits > 0 }),
-                    over: judge.failedOn)
-                    .max(by: { ($0.freeCredits, $1.workerID) < ($1.freeCredits, $0.workerID) }) else { continue }
+                guard !judge.assigned,
+                    let worker = Self.preferring(
+                        available.compactMap({ workers[$0] }).filter({ $0.roles.contains(.judge) && $0.freeCredits > 0 }),
+                        over: judge.failedOn
+                    )
+                    .max(by: { ($0.freeCredits, $1.workerID) < ($1.freeCredits, $0.workerID) })
+                else { continue }
                 sendJudge(judge, to: worker.key, now: now)
             }
         }
@@ -439,8 +454,10 @@ final class Dispatcher: @unchecked Sendable {
         transmit(.judgeRequest(message), id: id, work: .judge(work), indices: [], to: worker, now: now)
     }
 
-    private func transmit(_ body: Stagebeam_V1_Envelope.OneOf_Body, id: String, work: Work, indices: [Int],
-                          to worker: [UInt8], now: ContinuousClock.Instant) {
+    private func transmit(
+        _ body: Stagebeam_V1_Envelope.OneOf_Body, id: String, work: Work, indices: [Int],
+        to worker: [UInt8], now: ContinuousClock.Instant
+    ) {
         let frame: [UInt8]
         do {
             frame = try codec.encode(body)
@@ -449,8 +466,9 @@ final class Dispatcher: @unchecked Sendable {
             return
         }
         let sequences = max(indices.count, 1)
-        inFlight[id] = InFlight(work: work, indices: indices, worker: worker, sequences: sequences,
-                                deadline: now + settings.requestTimeout)
+        inFlight[id] = InFlight(
+            work: work, indices: indices, worker: worker, sequences: sequences,
+            deadline: now + settings.requestTimeout)
         if var record = workers[worker] {
             record.inFlightSequences += sequences
             record.largestRequest = max(record.largestRequest, sequences)
@@ -458,9 +476,13 @@ final class Dispatcher: @unchecked Sendable {
             workers[worker] = record
         }
         metrics?.observe(CoordinatorMetrics.requestSequences, Double(sequences), [("kind", work.role == .generate ? "generate" : "judge")])
-        logger.debug("request sent", metadata: [
-            "job_id": "\(work.jobID)", "request_id": "\(id)", "kind": "\(Self.roleName(work.role))", "worker_id": "\(workerName(worker))",
-            "n": .stringConvertible(sequences), "stage": "\(CoordinatorMetrics.stageName(work.stage))"])
+        logger.debug(
+            "request sent",
+            metadata: [
+                "job_id": "\(work.jobID)", "request_id": "\(id)", "kind": "\(Self.roleName(work.role))",
+                "worker_id": "\(workerName(worker))",
+                "n": .stringConvertible(sequences), "stage": "\(CoordinatorMetrics.stageName(work.stage))"
+            ])
         send([worker, frame])
     }
 
@@ -471,11 +493,14 @@ final class Dispatcher: @unchecked Sendable {
             return nil
         }
         inFlight[id] = nil
-        metrics?.observe(CoordinatorMetrics.requestSeconds, milliseconds(now - (entry.deadline - settings.requestTimeout)) / 1000,
-                         [("kind", entry.work.role == .generate ? "generate" : "judge")])
+        metrics?.observe(
+            CoordinatorMetrics.requestSeconds, milliseconds(now - (entry.deadline - settings.requestTimeout)) / 1000,
+            [("kind", entry.work.role == .generate ? "generate" : "judge")])
         if entry.abandoned {
             // It was re-dispatched at its deadline; only its credits come back.
-            logger.info("late answer ignored", metadata: ["job_id": "\(entry.work.jobID)", "request_id": "\(id)", "worker_id": "\(workerName(key))"])
+            logger.info(
+                "late answer ignored", metadata: ["job_id": "\(entry.work.jobID)", "request_id": "\(id)", "worker_id": "\(workerName(key))"]
+            )
         }
         if var record = workers[key] {
             record.inFlightSequences -= entry.sequences
@@ -539,7 +564,8 @@ final class Dispatcher: @unchecked Sendable {
     private func requeue(_ work: Work, indices: [Int], from worker: [UInt8], request: String, _ cause: Redispatch) {
         var metadata: Logger.Metadata = [
             "job_id": "\(work.jobID)", "request_id": "\(request)", "kind": "\(Self.roleName(work.role))",
-            "stage": "\(CoordinatorMetrics.stageName(work.stage))", "worker_id": "\(workerName(worker))", "reason": "\(cause.reason)"]
+            "stage": "\(CoordinatorMetrics.stageName(work.stage))", "worker_id": "\(workerName(worker))", "reason": "\(cause.reason)"
+        ]
         if case .failed(let error) = cause { metadata.merge(error.logMetadata.filter { $0.key.hasPrefix("error") }) { $1 } }
         logger.log(level: cause.level, "request re-dispatched", metadata: metadata)
         // The wait for a worker of its role starts again.
@@ -554,7 +580,9 @@ final class Dispatcher: @unchecked Sendable {
         case .generate(let generate):
             generate.failedOn.insert(worker)
             generate.unassigned = (generate.unassigned + indices).sorted()
-            if !pending.contains(where: { if case .generate(let other) = $0 { return other === generate }; return false }) {
+            if !pending.contains(where: {
+                if case .generate(let other) = $0 { return other === generate }; return false
+            }) {
                 pending.insert(work, at: 0)
             }
         case .judge(let judge):
@@ -566,8 +594,11 @@ final class Dispatcher: @unchecked Sendable {
 
     private func fail(_ work: Work, _ error: ClusterError) {
         guard !work.isDone else { return }
-        logger.error("request failed", metadata: error.logMetadata.merging([
-            "job_id": "\(work.jobID)", "kind": "\(Self.roleName(work.role))", "stage": "\(CoordinatorMetrics.stageName(work.stage))"]) { $1 })
+        logger.error(
+            "request failed",
+            metadata: error.logMetadata.merging([
+                "job_id": "\(work.jobID)", "kind": "\(Self.roleName(work.role))", "stage": "\(CoordinatorMetrics.stageName(work.stage))"
+            ]) { $1 })
         switch work {
         case .generate(let generate):
             generate.done = true

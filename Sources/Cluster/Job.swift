@@ -30,8 +30,10 @@ final class Job {
     /// Answers journaled by an earlier run of this job (before a restart).
     let journaledSteps: [String: Data]
 
-    init(submit: Stagebeam_V1_SubmitJob, result: Stagebeam_V1_JobResult? = nil, journaledSteps: [String: Data] = [:],
-         now: ContinuousClock.Instant) {
+    init(
+        submit: Stagebeam_V1_SubmitJob, result: Stagebeam_V1_JobResult? = nil, journaledSteps: [String: Data] = [:],
+        now: ContinuousClock.Instant
+    ) {
         id = submit.jobID
         self.submit = submit
         image = submit.image.isEmpty ? nil : ImagePayload(data: Array(submit.image))

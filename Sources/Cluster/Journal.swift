@@ -1,8 +1,9 @@
 import Foundation
 import SwiftProtobuf
 import Wire
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The coordinator's append-only journal: one JSON object per line, a line per job accepted and per
@@ -20,15 +21,15 @@ import Glibc
 /// rules apply) next to a few readable fields for people reading the file.
 public final class Journal: @unchecked Sendable {
     struct Line: Codable {
-        var event: String  // "accepted", "step" or "finished"
+        var event: String // "accepted", "step" or "finished"
         var jobID: String
         var question: String?
         var status: String?
         var answer: String?
-        var submit: Data?  // Stagebeam_V1_SubmitJob (accepted)
-        var result: Data?  // Stagebeam_V1_JobResult with the full search record (finished)
-        var key: String?   // step: the request's hash
-        var value: Data?   // step: the answer (JSON of the search's types)
+        var submit: Data? // Stagebeam_V1_SubmitJob (accepted)
+        var result: Data? // Stagebeam_V1_JobResult with the full search record (finished)
+        var key: String? // step: the request's hash
+        var value: Data? // step: the answer (JSON of the search's types)
 
         enum CodingKeys: String, CodingKey {
             case event, question, status, answer, submit, result, key, value
@@ -77,8 +78,10 @@ public final class Journal: @unchecked Sendable {
 
     public func finished(_ jobID: String, result: Stagebeam_V1_JobResult) throws {
         let status = result.status == .succeeded ? "succeeded" : "failed"
-        try append(Line(event: "finished", jobID: jobID, status: status, answer: result.answer,
-                        result: try result.serializedData()))
+        try append(
+            Line(
+                event: "finished", jobID: jobID, status: status, answer: result.answer,
+                result: try result.serializedData()))
     }
 
     /// Records an answer of a job's request (see `JobSteps`).
@@ -133,7 +136,9 @@ public final class Journal: @unchecked Sendable {
             }
             switch line.event {
             case "accepted":
-                guard let bytes = line.submit else { throw ClusterError(.internal, "journal \(path) line \(number + 1): accepted without submit") }
+                guard let bytes = line.submit else {
+                    throw ClusterError(.internal, "journal \(path) line \(number + 1): accepted without submit")
+                }
                 if entries[line.jobID] == nil { order.append(line.jobID) }
                 entries[line.jobID] = Entry(submit: try Stagebeam_V1_SubmitJob(serializedBytes: bytes))
             case "step":

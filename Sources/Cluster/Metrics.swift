@@ -113,7 +113,9 @@ public final class Metrics: @unchecked Sendable {
                         out += "\(family.name)_sum\(key) \(Self.number(series.sum))\n\(family.name)_count\(key) \(series.count)\n"
                     }
                 } else {
-                    for (key, value) in family.values.sorted(by: { $0.key < $1.key }) { out += "\(family.name)\(key) \(Self.number(value))\n" }
+                    for (key, value) in family.values.sorted(by: { $0.key < $1.key }) {
+                        out += "\(family.name)\(key) \(Self.number(value))\n"
+                    }
                 }
             }
             return out
@@ -136,7 +138,8 @@ public final class Metrics: @unchecked Sendable {
     }
 
     static func escapeValue(_ text: String) -> String {
-        text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
+        text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(
+            of: "\n", with: "\\n")
     }
 
     static func escapeHelp(_ text: String) -> String {

@@ -1,6 +1,7 @@
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A tiny HTTP/1.1 server for Prometheus: `GET /metrics` answers the registry's text exposition,
@@ -54,7 +55,9 @@ public final class MetricsServer: @unchecked Sendable {
 
     /// Stops listening (the accept loop ends).
     public func close() {
-        let first = lock.withLock { defer { closed = true }; return !closed }
+        let first = lock.withLock {
+            defer { closed = true }; return !closed
+        }
         guard first else { return }
         shutdown(listener, Int32(SHUT_RDWR))
         Glibc.close(listener)
@@ -65,7 +68,7 @@ public final class MetricsServer: @unchecked Sendable {
             let connection = accept(listener, nil, nil)
             if connection < 0 {
                 if errno == EINTR { continue }
-                return  // closed
+                return // closed
             }
             // A client that sends nothing must not hold the only thread.
             var timeout = timeval(tv_sec: 2, tv_usec: 0)
@@ -98,7 +101,8 @@ public final class MetricsServer: @unchecked Sendable {
             (status, type, body) = ("404 Not Found", "text/plain", "try /metrics or /ready\n")
         }
         let payload = Array(body.utf8)
-        var response = Array("HTTP/1.1 \(status)\r\nContent-Type: \(type)\r\nContent-Length: \(payload.count)\r\nConnection: close\r\n\r\n".utf8)
+        var response = Array(
+            "HTTP/1.1 \(status)\r\nContent-Type: \(type)\r\nContent-Length: \(payload.count)\r\nConnection: close\r\n\r\n".utf8)
         if line.first != "HEAD" { response += payload }
         var offset = 0
         while offset < response.count {

@@ -51,7 +51,7 @@ extension FinishReason {
         switch wire {
         case .stop: self = .stop
         case .eos: self = .eos
-        default: self = .length  // length, and a full context, both mean "out of room"
+        default: self = .length // length, and a full context, both mean "out of room"
         }
     }
 
@@ -95,12 +95,13 @@ extension SearchConfig {
     public func submitJob(question: String) -> Stagebeam_V1_SubmitJob {
         var submit = Stagebeam_V1_SubmitJob()
         submit.question = question
-        submit.method = switch method {
-        case .stage: .stage
-        case .bestOfN: .bestOfN
-        case .sentence: .sentence
-        case .greedy: .greedy
-        }
+        submit.method =
+            switch method {
+            case .stage: .stage
+            case .bestOfN: .bestOfN
+            case .sentence: .sentence
+            case .greedy: .greedy
+            }
         submit.beam = UInt32(clamping: beam)
         submit.tournament = tournament == .bracket ? .bracket : .random
         submit.maxStageTokens = UInt32(clamping: maxStageTokens)

@@ -27,10 +27,12 @@ public final class Worker: @unchecked Sendable {
         /// CURVE keys for a coordinator that requires them.
         public var curve: CurveRole?
 
-        public init(endpoint: String, workerID: String, roles: [Stagebeam_V1_Role], maxBatch: Int,
-                    heartbeat: HeartbeatPolicy = HeartbeatPolicy(interval: .milliseconds(500)),
-                    backoff: Backoff = Backoff(initial: .milliseconds(100), maximum: .seconds(5)), imageCacheCapacity: Int = 16,
-                    curve: CurveRole? = nil) {
+        public init(
+            endpoint: String, workerID: String, roles: [Stagebeam_V1_Role], maxBatch: Int,
+            heartbeat: HeartbeatPolicy = HeartbeatPolicy(interval: .milliseconds(500)),
+            backoff: Backoff = Backoff(initial: .milliseconds(100), maximum: .seconds(5)), imageCacheCapacity: Int = 16,
+            curve: CurveRole? = nil
+        ) {
             self.curve = curve
             self.endpoint = endpoint
             self.workerID = workerID
@@ -51,7 +53,7 @@ public final class Worker: @unchecked Sendable {
     private var link: DealerLink!
 
     private let lock = NSLock()
-    private var inFlight: [String: Int] = [:]  // request id → sequences
+    private var inFlight: [String: Int] = [:] // request id → sequences
     private var images = ImageCache(capacity: 0)
     private var lastReady = ContinuousClock.now
     private var beat: UInt64 = 0
@@ -61,11 +63,14 @@ public final class Worker: @unchecked Sendable {
     private var registered = false
     private var onStop: CheckedContinuation<ClusterError, Never>?
 
-    public init(context: ZMQContext, configuration: Configuration, engine: WorkerEngine,
-                logger: Logger = Logger(label: "worker")) throws {
+    public init(
+        context: ZMQContext, configuration: Configuration, engine: WorkerEngine,
+        logger: Logger = Logger(label: "worker")
+    ) throws {
         guard !configuration.roles.isEmpty else { throw ClusterError(.invalidArgument, "a worker needs at least one role") }
         guard (1...engine.maxSamples).contains(configuration.maxBatch) else {
-            throw ClusterError(.invalidArgument, "max batch must be between 1 and the engine's \(engine.maxSamples), got \(configuration.maxBatch)")
+            throw ClusterError(
+                .invalidArgument, "max batch must be between 1 and the engine's \(engine.maxSamples), got \(configuration.maxBatch)")
         }
         self.configuration = configuration
         self.engine = engine
@@ -76,9 +81,10 @@ public final class Worker: @unchecked Sendable {
         WorkerMetrics.register(on: metrics, worker: self, engine: engine)
         link = try DealerLink(
             context: context,
-            configuration: .init(endpoint: configuration.endpoint, routingID: Array(configuration.workerID.utf8),
-                                 heartbeat: configuration.heartbeat, backoff: configuration.backoff,
-                                 maxMessageBytes: Int64(codec.maxFrameBytes), name: "worker-link", curve: configuration.curve),
+            configuration: .init(
+                endpoint: configuration.endpoint, routingID: Array(configuration.workerID.utf8),
+                heartbeat: configuration.heartbeat, backoff: configuration.backoff,
+                maxMessageBytes: Int64(codec.maxFrameBytes), name: "worker-link", curve: configuration.curve),
             greeting: { [unowned self] in readyFrames() },
             heartbeat: { [unowned self] in heartbeatFrames() },
             onMessage: { [unowned self] frames in handle(frames) },
@@ -93,9 +99,12 @@ public final class Worker: @unchecked Sendable {
                 case .connected:
                     self.logger.debug("link up", metadata: ["coordinator": "\(configuration.endpoint)"])
                 case .reconnecting(let attempt, let delay):
-                    self.logger.warning("coordinator silent, reconnecting", metadata: [
-                        "coordinator": "\(configuration.endpoint)", "attempt": .stringConvertible(attempt),
-                        "delay_s": .stringConvertible(milliseconds(delay).rounded() / 1000)])
+                    self.logger.warning(
+                        "coordinator silent, reconnecting",
+                        metadata: [
+                            "coordinator": "\(configuration.endpoint)", "attempt": .stringConvertible(attempt),
+                            "delay_s": .stringConvertible(milliseconds(delay).rounded() / 1000)
+                        ])
                 }
             })
     }
@@ -175,15 +184,20 @@ public final class Worker: @unchecked Sendable {
         }
         switch body {
         case .generateRequest(let request):
-            accept(request.requestID, jobID: request.jobID, role: .generate, stage: request.stage, sequences: Int(request.n), deadlineMs: request.deadlineMs,
-                   image: request.hasImage ? request.image : nil,
-                   check: { request.seeds.count == Int(request.n) ? nil : "n is \(request.n) but \(request.seeds.count) seeds were sent" }) { [engine] image, deadline in
+            accept(
+                request.requestID, jobID: request.jobID, role: .generate, stage: request.stage, sequences: Int(request.n),
+                deadlineMs: request.deadlineMs,
+                image: request.hasImage ? request.image : nil,
+                check: { request.seeds.count == Int(request.n) ? nil : "n is \(request.n) but \(request.seeds.count) seeds were sent" }
+            ) { [engine] image, deadline in
                 .generateResult(try await engine.generate(request, image: image, deadline: deadline))
             }
         case .judgeRequest(let request):
-            accept(request.requestID, jobID: request.jobID, role: .judge, stage: request.stage, sequences: 1, deadlineMs: request.deadlineMs,
-                   image: request.hasImage ? request.image : nil,
-                   check: { nil }) { [engine] image, deadline in
+            accept(
+                request.requestID, jobID: request.jobID, role: .judge, stage: request.stage, sequences: 1, deadlineMs: request.deadlineMs,
+                image: request.hasImage ? request.image : nil,
+                check: { nil }
+            ) { [engine] image, deadline in
                 .judgeResult(try await engine.judge(request, image: image, deadline: deadline))
             }
         case .heartbeat(let beat):
@@ -194,21 +208,27 @@ public final class Worker: @unchecked Sendable {
                 return (ContinuousClock.now - lastReady > configuration.heartbeat.deadAfter, beat.known && !registered)
             }
             if newlyKnown {
-                logger.info("registered", metadata: [
-                    "coordinator": "\(configuration.endpoint)", "roles": "\(configuration.roles.map(Dispatcher.roleName).joined(separator: ","))",
-                    "max_batch": .stringConvertible(configuration.maxBatch), "model": "\(engine.modelName)"])
+                logger.info(
+                    "registered",
+                    metadata: [
+                        "coordinator": "\(configuration.endpoint)",
+                        "roles": "\(configuration.roles.map(Dispatcher.roleName).joined(separator: ","))",
+                        "max_batch": .stringConvertible(configuration.maxBatch), "model": "\(engine.modelName)"
+                    ])
             }
             if !beat.known && due {
-                logger.notice("the coordinator does not know this worker (restarted?): sending Ready again",
-                              metadata: ["coordinator": "\(configuration.endpoint)"])
+                logger.notice(
+                    "the coordinator does not know this worker (restarted?): sending Ready again",
+                    metadata: ["coordinator": "\(configuration.endpoint)"])
                 try? link.send(readyFrames())
             }
         case .error(let error):
             let problem = ClusterError(error)
             // Refusals of the worker itself (not of one request) are final: retrying cannot help.
             let final = error.requestID.isEmpty && (error.code == .modelMismatch || error.code == .invalidArgument)
-            logger.log(level: final ? .error : .warning, final ? "refused by the coordinator" : "error from the coordinator",
-                       metadata: problem.logMetadata)
+            logger.log(
+                level: final ? .error : .warning, final ? "refused by the coordinator" : "error from the coordinator",
+                metadata: problem.logMetadata)
             if final { stop(problem) }
         default:
             send(.error(ClusterError(.unexpectedMessage, "a worker does not accept \(EnvelopeCodec.name(of: body)) messages").wire))
@@ -216,10 +236,12 @@ public final class Worker: @unchecked Sendable {
     }
 
     /// Checks a request against roles, credits and images, then serves it off the link's thread.
-    private func accept(_ id: String, jobID: String, role: Stagebeam_V1_Role, stage: Stagebeam_V1_Stage, sequences: Int, deadlineMs: Double,
-                        image: Stagebeam_V1_ImageRef?,
-                        check: () -> String?,
-                        serve: @escaping @Sendable (PromptImage?, ContinuousClock.Instant?) async throws -> Stagebeam_V1_Envelope.OneOf_Body) {
+    private func accept(
+        _ id: String, jobID: String, role: Stagebeam_V1_Role, stage: Stagebeam_V1_Stage, sequences: Int, deadlineMs: Double,
+        image: Stagebeam_V1_ImageRef?,
+        check: () -> String?,
+        serve: @escaping @Sendable (PromptImage?, ContinuousClock.Instant?) async throws -> Stagebeam_V1_Envelope.OneOf_Body
+    ) {
         let received = ContinuousClock.now
         var logger = self.logger
         logger[metadataKey: "job_id"] = "\(jobID)"
@@ -232,13 +254,16 @@ public final class Worker: @unchecked Sendable {
         var promptImage: PromptImage?
         let refusal: ClusterError? = lock.withLock {
             if !configuration.roles.contains(role) {
-                return ClusterError(.unexpectedMessage, "worker \(configuration.workerID) does not serve \(Dispatcher.roleName(role)) requests")
+                return ClusterError(
+                    .unexpectedMessage, "worker \(configuration.workerID) does not serve \(Dispatcher.roleName(role)) requests")
             }
             if let problem = check() { return ClusterError(.invalidArgument, problem) }
             if sequences < 1 { return ClusterError(.invalidArgument, "a request needs at least one sequence") }
             let used = inFlight.values.reduce(0, +)
             if used + sequences > configuration.maxBatch {
-                return ClusterError(.overloaded, "\(sequences) more sequences with \(used) in flight would exceed this worker's \(configuration.maxBatch) credits")
+                return ClusterError(
+                    .overloaded,
+                    "\(sequences) more sequences with \(used) in flight would exceed this worker's \(configuration.maxBatch) credits")
             }
             if let image {
                 guard engine.takesImages else {
@@ -250,7 +275,8 @@ public final class Worker: @unchecked Sendable {
                     }
                     images.insert(image.sha256, image.data)
                     metrics.inc(WorkerMetrics.images, [("event", "received")])
-                    logger.info("image received", metadata: ["image": "\(image.sha256.prefix(12))", "bytes": .stringConvertible(image.data.count)])
+                    logger.info(
+                        "image received", metadata: ["image": "\(image.sha256.prefix(12))", "bytes": .stringConvertible(image.data.count)])
                     promptImage = PromptImage(hash: image.sha256, data: image.data)
                 } else if let data = images.data(image.sha256) {
                     metrics.inc(WorkerMetrics.images, [("event", "cache_hit")])
@@ -282,7 +308,9 @@ public final class Worker: @unchecked Sendable {
             lock.withLock { inFlight[id] = nil }
             let seconds = milliseconds(ContinuousClock.now - received) / 1000
             WorkerMetrics.served(answer, role: role, sequences: sequences, seconds: seconds, on: metrics)
-            var metadata: Logger.Metadata = ["n": .stringConvertible(sequences), "seconds": .stringConvertible((seconds * 1000).rounded() / 1000)]
+            var metadata: Logger.Metadata = [
+                "n": .stringConvertible(sequences), "seconds": .stringConvertible((seconds * 1000).rounded() / 1000)
+            ]
             if case .generateResult(let result) = answer {
                 metadata["tokens"] = .stringConvertible(result.candidates.map { Int($0.tokenCount) }.reduce(0, +))
                 metadata["prompt_tokens"] = .stringConvertible(result.promptTokens)

@@ -42,20 +42,25 @@ public final class WorkerEngine: Sendable {
     /// `deadline`: work not started by then is refused with `deadline_exceeded` (the coordinator has
     /// already sent it elsewhere).
     /// `EngineCandidateGenerator.generate`, which `stagebeam run` uses, with the engine's timings.
-    func generate(_ request: Stagebeam_V1_GenerateRequest, image: PromptImage?,
-                  deadline: ContinuousClock.Instant?) async throws -> Stagebeam_V1_GenerateResult {
+    func generate(
+        _ request: Stagebeam_V1_GenerateRequest, image: PromptImage?,
+        deadline: ContinuousClock.Instant?
+    ) async throws -> Stagebeam_V1_GenerateResult {
         let images = image.map { [$0] } ?? []
-        let generation = try candidates.engineRequest(GenerateRequest(
-            question: request.question, imageRef: image?.hash, assistantPrefix: request.assistantPrefix, seeds: request.seeds,
-            stop: request.stop, maxNewTokens: request.maxNewTokens == 0 ? Self.defaultMaxNewTokens : Int(request.maxNewTokens),
-            sampling: Sampling(wire: request.sampling)), images: images)
+        let generation = try candidates.engineRequest(
+            GenerateRequest(
+                question: request.question, imageRef: image?.hash, assistantPrefix: request.assistantPrefix, seeds: request.seeds,
+                stop: request.stop, maxNewTokens: request.maxNewTokens == 0 ? Self.defaultMaxNewTokens : Int(request.maxNewTokens),
+                sampling: Sampling(wire: request.sampling)), images: images)
         let stats = self.stats
         let output = try await executor.run { generator in
             try Self.check(deadline, request.requestID)
             let output = try generator.generate(generation)
             // Read on the engine's queue: the cache is not thread-safe.
-            stats.record(kvUsedTokens: generator.cache.usedBlocks * generator.cache.blockSize, images: images.count, imageSeconds: output.timings.imageSeconds,
-                         cachedPromptTokens: output.timings.cachedPromptTokens, prefillTokens: output.timings.prefillTokens)
+            stats.record(
+                kvUsedTokens: generator.cache.usedBlocks * generator.cache.blockSize, images: images.count,
+                imageSeconds: output.timings.imageSeconds,
+                cachedPromptTokens: output.timings.cachedPromptTokens, prefillTokens: output.timings.prefillTokens)
             return output
         }
         var result = Stagebeam_V1_GenerateResult()
@@ -77,10 +82,13 @@ public final class WorkerEngine: Sendable {
         return result
     }
 
-    func judge(_ request: Stagebeam_V1_JudgeRequest, image: PromptImage?,
-               deadline: ContinuousClock.Instant?) async throws -> Stagebeam_V1_JudgeResult {
+    func judge(
+        _ request: Stagebeam_V1_JudgeRequest, image: PromptImage?,
+        deadline: ContinuousClock.Instant?
+    ) async throws -> Stagebeam_V1_JudgeResult {
         guard !request.prompt.isEmpty else {
-            throw ClusterError(.invalidArgument, "judge request \(request.requestID) carries no rendered prompt; this worker judges rendered prompts only")
+            throw ClusterError(
+                .invalidArgument, "judge request \(request.requestID) carries no rendered prompt; this worker judges rendered prompts only")
         }
         guard let topic = JudgeTopic(wire: request.stage) else {
             throw ClusterError(.invalidArgument, "judge request \(request.requestID) names no stage")
@@ -88,7 +96,8 @@ public final class WorkerEngine: Sendable {
         let mode: VerdictMode = request.verdictMode == .generate ? .generate : .logprob
         let judgeRequest = JudgeRequest(
             topic: topic, imageRef: image?.hash, prompt: request.prompt, mode: mode, verdictPrefix: request.verdictPrefix,
-            choices: request.choices, maxNewTokens: request.maxVerdictTokens == 0 ? Self.defaultVerdictTokens : Int(request.maxVerdictTokens),
+            choices: request.choices,
+            maxNewTokens: request.maxVerdictTokens == 0 ? Self.defaultVerdictTokens : Int(request.maxVerdictTokens),
             sampling: Sampling(wire: request.sampling), seed: request.seed)
         try Self.check(deadline, request.requestID)
         let started = ContinuousClock.now

@@ -20,7 +20,8 @@ enum WorkerMetrics {
 
     static func register(on metrics: Metrics, worker: Worker, engine: WorkerEngine) {
         metrics.declareCounter(requests, "Requests served, by kind (generate, judge) and outcome (ok, error).")
-        metrics.declareHistogram(requestSeconds, "Time from receiving a request to answering it, by kind, seconds.", buckets: Metrics.latencyBuckets)
+        metrics.declareHistogram(
+            requestSeconds, "Time from receiving a request to answering it, by kind, seconds.", buckets: Metrics.latencyBuckets)
         metrics.declareHistogram(batchSequences, "Sequences decoded together per generate request.", buckets: Metrics.sizeBuckets)
         metrics.declareCounter(candidates, "Candidates generated.")
         metrics.declareCounter(tokens, "Candidate tokens generated.")
@@ -41,18 +42,27 @@ enum WorkerMetrics {
         let cache = engine.executor.generator.cache
         let capacity = Double(cache.capacityBlocks * cache.blockSize)
         metrics.gauge("stagebeam_worker_kv_cache_capacity_tokens", "KV cache capacity in tokens.") { [([], capacity)] }
-        metrics.counter("stagebeam_worker_image_features_total", "Images of generate requests by whether their encoded features were cached.") {
+        metrics.counter(
+            "stagebeam_worker_image_features_total", "Images of generate requests by whether their encoded features were cached."
+        ) {
             let snapshot = stats.snapshot()
             return [([("cache", "hit")], Double(snapshot.featureHits)), ([("cache", "miss")], Double(snapshot.featureMisses))]
         }
-        metrics.counter("stagebeam_worker_prompt_tokens_total", "Prompt tokens of generate requests: reused from the prefix cache, or computed.") {
+        metrics.counter(
+            "stagebeam_worker_prompt_tokens_total", "Prompt tokens of generate requests: reused from the prefix cache, or computed."
+        ) {
             let snapshot = stats.snapshot()
-            return [([("source", "prefix_cache")], Double(snapshot.cachedPromptTokens)), ([("source", "computed")], Double(snapshot.prefillTokens))]
+            return [
+                ([("source", "prefix_cache")], Double(snapshot.cachedPromptTokens)),
+                ([("source", "computed")], Double(snapshot.prefillTokens))
+            ]
         }
     }
 
     /// Counts a request served (its answer: a result or an error).
-    static func served(_ answer: Stagebeam_V1_Envelope.OneOf_Body, role: Stagebeam_V1_Role, sequences: Int, seconds: Double, on metrics: Metrics) {
+    static func served(
+        _ answer: Stagebeam_V1_Envelope.OneOf_Body, role: Stagebeam_V1_Role, sequences: Int, seconds: Double, on metrics: Metrics
+    ) {
         let kind = role == .generate ? "generate" : "judge"
         if case .error = answer {
             metrics.inc(requests, [("kind", kind), ("outcome", "error")])

@@ -31,8 +31,10 @@ public struct GenerationRequest: Sendable {
     /// How many of the most likely tokens to report with each generated token (0: none).
     public var topLogprobs: Int
 
-    public init(promptTokens: [Int], images: [PromptImage] = [], seeds: [UInt64], sampling: SamplingParameters,
-                maxNewTokens: Int, stopStrings: [String] = [], stopTokenIds: Set<Int> = [], topLogprobs: Int = 0) {
+    public init(
+        promptTokens: [Int], images: [PromptImage] = [], seeds: [UInt64], sampling: SamplingParameters,
+        maxNewTokens: Int, stopStrings: [String] = [], stopTokenIds: Set<Int> = [], topLogprobs: Int = 0
+    ) {
         self.promptTokens = promptTokens
         self.images = images
         self.seeds = seeds

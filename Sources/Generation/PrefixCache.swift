@@ -38,7 +38,9 @@ struct PrefixCache {
         var released: [PagedKVCache.SequenceID] = []
         // An entry that is a prefix of the new one is redundant: the new one serves all its matches.
         entries.removeAll { entry in
-            let redundant = entry.images == images && entry.tokens.count <= tokens.count && commonPrefixLength(entry.tokens, tokens) == entry.tokens.count
+            let redundant =
+                entry.images == images && entry.tokens.count <= tokens.count
+                && commonPrefixLength(entry.tokens, tokens) == entry.tokens.count
             if redundant { released.append(entry.sequence) }
             return redundant
         }

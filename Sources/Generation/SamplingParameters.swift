@@ -25,10 +25,14 @@ public struct SamplingParameters: Sendable, Equatable, Codable {
 
     /// Checks ranges; the message names the parameter.
     public func validate() throws(GenerationError) {
-        guard temperature >= 0, temperature.isFinite else { throw GenerationError(.invalidParameter, "temperature must be ≥ 0, got \(temperature)") }
+        guard temperature >= 0, temperature.isFinite else {
+            throw GenerationError(.invalidParameter, "temperature must be ≥ 0, got \(temperature)")
+        }
         guard topK >= 0 else { throw GenerationError(.invalidParameter, "top-k must be ≥ 0, got \(topK)") }
         guard topP > 0 && topP <= 1 else { throw GenerationError(.invalidParameter, "top-p must be in (0, 1], got \(topP)") }
         guard minP >= 0 && minP < 1 else { throw GenerationError(.invalidParameter, "min-p must be in [0, 1), got \(minP)") }
-        guard repetitionPenalty > 0, repetitionPenalty.isFinite else { throw GenerationError(.invalidParameter, "repetition penalty must be > 0, got \(repetitionPenalty)") }
+        guard repetitionPenalty > 0, repetitionPenalty.isFinite else {
+            throw GenerationError(.invalidParameter, "repetition penalty must be > 0, got \(repetitionPenalty)")
+        }
     }
 }

@@ -27,25 +27,33 @@ public final class TextGenerator: @unchecked Sendable {
 
     /// `prefixCacheEntries`: how many recent prompts stay in the KV cache for reuse (0: none).
     /// `vision`: a LLaVA checkpoint's image side, whose `language` must be `model`.
-    public convenience init(model: LlamaModel, vision: LlavaModel? = nil, tokenizer: Tokenizer, kvCapacityTokens: Int,
-                            prefixCacheEntries: Int = 8, imageCacheEntries: Int = 8) {
+    public convenience init(
+        model: LlamaModel, vision: LlavaModel? = nil, tokenizer: Tokenizer, kvCapacityTokens: Int,
+        prefixCacheEntries: Int = 8, imageCacheEntries: Int = 8
+    ) {
         precondition(vision == nil || vision!.language === model, "the vision model must wrap this language model")
-        self.init(decoder: model, vision: vision, mllama: nil, tokenizer: tokenizer, kvCapacityTokens: kvCapacityTokens,
-                  prefixCacheEntries: prefixCacheEntries, imageCacheEntries: imageCacheEntries)
+        self.init(
+            decoder: model, vision: vision, mllama: nil, tokenizer: tokenizer, kvCapacityTokens: kvCapacityTokens,
+            prefixCacheEntries: prefixCacheEntries, imageCacheEntries: imageCacheEntries)
     }
 
     /// A generator for a Llama 3.2 Vision checkpoint. An image's cross-attention states are large
     /// (Llama 3.2 11B Vision: 4 tiles × 1601 rows × 8 layers × 8 KV heads × 128 × keys and values
     /// in f32 ≈ 420 MB), so fewer are cached by default than LLaVA's feature rows.
-    public convenience init(mllama: MllamaModel, tokenizer: Tokenizer, kvCapacityTokens: Int,
-                            prefixCacheEntries: Int = 8, imageCacheEntries: Int = 2) {
+    public convenience init(
+        mllama: MllamaModel, tokenizer: Tokenizer, kvCapacityTokens: Int,
+        prefixCacheEntries: Int = 8, imageCacheEntries: Int = 2
+    ) {
         let decoder = MllamaDecoder(mllama)
-        self.init(decoder: decoder, vision: nil, mllama: decoder, tokenizer: tokenizer, kvCapacityTokens: kvCapacityTokens,
-                  prefixCacheEntries: prefixCacheEntries, imageCacheEntries: imageCacheEntries)
+        self.init(
+            decoder: decoder, vision: nil, mllama: decoder, tokenizer: tokenizer, kvCapacityTokens: kvCapacityTokens,
+            prefixCacheEntries: prefixCacheEntries, imageCacheEntries: imageCacheEntries)
     }
 
-    private init(decoder model: any TokenDecoder, vision: LlavaModel?, mllama: MllamaDecoder?, tokenizer: Tokenizer,
-                 kvCapacityTokens: Int, prefixCacheEntries: Int, imageCacheEntries: Int) {
+    private init(
+        decoder model: any TokenDecoder, vision: LlavaModel?, mllama: MllamaDecoder?, tokenizer: Tokenizer,
+        kvCapacityTokens: Int, prefixCacheEntries: Int, imageCacheEntries: Int
+    ) {
         self.model = model
         self.vision = vision
         self.mllama = mllama
@@ -97,9 +105,10 @@ public final class TextGenerator: @unchecked Sendable {
 
         let decodeStarted = Date()
         var samples = request.seeds.map { seed in
-            SampleState(sequence: cache.fork(prefix), seed: seed, prompt: request.promptTokens,
-                        trackSeen: request.sampling.repetitionPenalty != 1, vocabularySize: model.vocabularySize,
-                        reserve: request.maxNewTokens)
+            SampleState(
+                sequence: cache.fork(prefix), seed: seed, prompt: request.promptTokens,
+                trackSeen: request.sampling.repetitionPenalty != 1, vocabularySize: model.vocabularySize,
+                reserve: request.maxNewTokens)
         }
         // Released however decoding ends (a full cache throws mid-way).
         defer { for sample in samples { cache.release(sample.sequence) } }
@@ -136,7 +145,8 @@ public final class TextGenerator: @unchecked Sendable {
         }
         let longest = continuations.map(\.count).max() ?? 0
         guard prompt.count + longest <= contextLength else {
-            throw GenerationError(.promptTooLong, "prompt of \(prompt.count) tokens + a continuation of \(longest) exceeds the context of \(contextLength)")
+            throw GenerationError(
+                .promptTooLong, "prompt of \(prompt.count) tokens + a continuation of \(longest) exceeds the context of \(contextLength)")
         }
         makeRoom(for: prompt.count + continuations.reduce(0) { $0 + $1.count + cache.blockSize })
         let images = try imageInputs(prompt, promptImages)
@@ -166,7 +176,9 @@ public final class TextGenerator: @unchecked Sendable {
 
     /// A sequence holding the prompt, the logits after its last token, and how many of its tokens
     /// came from the prefix cache instead of being computed. At least the last token is computed.
-    private func preparePrefix(_ tokens: [Int], images: [ImageFeatures], imageKeys: [String]) throws -> (PagedKVCache.SequenceID, [Float], Int) {
+    private func preparePrefix(_ tokens: [Int], images: [ImageFeatures], imageKeys: [String]) throws -> (
+        PagedKVCache.SequenceID, [Float], Int
+    ) {
         // Image tokens take their image's feature rows; on a text model no id is an image token.
         let prompt = try MultimodalPrompt(ids: tokens, imageTokenId: vision?.imageTokenId ?? -1, images: images)
         let sequence: PagedKVCache.SequenceID
@@ -265,18 +277,26 @@ public final class TextGenerator: @unchecked Sendable {
         guard !request.seeds.isEmpty && request.seeds.count <= maxSamples else {
             throw GenerationError(.invalidParameter, "samples per request must be 1...\(maxSamples), got \(request.seeds.count)")
         }
-        guard request.maxNewTokens >= 1 else { throw GenerationError(.invalidParameter, "max new tokens must be ≥ 1, got \(request.maxNewTokens)") }
+        guard request.maxNewTokens >= 1 else {
+            throw GenerationError(.invalidParameter, "max new tokens must be ≥ 1, got \(request.maxNewTokens)")
+        }
         guard request.topLogprobs >= 0 && request.topLogprobs <= Self.maxTopLogprobs else {
             throw GenerationError(.invalidParameter, "logprobs must be 0...\(Self.maxTopLogprobs), got \(request.topLogprobs)")
         }
         let total = request.promptTokens.count + request.maxNewTokens
         guard total <= contextLength else {
-            throw GenerationError(.promptTooLong, "prompt of \(request.promptTokens.count) tokens + \(request.maxNewTokens) new tokens exceeds the context of \(contextLength)")
+            throw GenerationError(
+                .promptTooLong,
+                "prompt of \(request.promptTokens.count) tokens + \(request.maxNewTokens) new tokens exceeds the context of \(contextLength)"
+            )
         }
         let needed = request.promptTokens.count + request.seeds.count * (request.maxNewTokens + cache.blockSize)
         makeRoom(for: needed)
         guard needed <= cache.freeTokenCapacity else {
-            throw GenerationError(.cacheFull, "request needs up to \(needed) KV slots, \(cache.freeTokenCapacity) are free; raise --kv-capacity or lower --n/--max-tokens")
+            throw GenerationError(
+                .cacheFull,
+                "request needs up to \(needed) KV slots, \(cache.freeTokenCapacity) are free; raise --kv-capacity or lower --n/--max-tokens"
+            )
         }
     }
 
@@ -290,7 +310,8 @@ public final class TextGenerator: @unchecked Sendable {
         sample.cumulativeLogprob += Double(logits[token] - logNormalizer)
         if request.topLogprobs > 0 {
             let k = selectTop(logits, count: vocabulary, k: request.topLogprobs, into: logprobIds)
-            sample.topLogprobs.append((0..<k).map { TokenLogprob(id: Int(logprobIds[$0]), logprob: logits[Int(logprobIds[$0])] - logNormalizer) })
+            sample.topLogprobs.append(
+                (0..<k).map { TokenLogprob(id: Int(logprobIds[$0]), logprob: logits[Int(logprobIds[$0])] - logNormalizer) })
         }
         sample.append(token)
         if request.stopTokenIds.contains(token) {
@@ -346,9 +367,10 @@ struct SampleState {
     }
 
     var result: GeneratedSample {
-        GeneratedSample(tokenIds: tokenIds, text: String(decoding: text, as: UTF8.self),
-                        finishReason: finishReason ?? .length, cumulativeLogprob: cumulativeLogprob,
-                        topLogprobs: topLogprobs)
+        GeneratedSample(
+            tokenIds: tokenIds, text: String(decoding: text, as: UTF8.self),
+            finishReason: finishReason ?? .length, cumulativeLogprob: cumulativeLogprob,
+            topLogprobs: topLogprobs)
     }
 }
 

@@ -5,8 +5,8 @@ import Kernels
 /// for the vocabulary once, so sampling allocates nothing per token.
 public final class TokenSampler: @unchecked Sendable {
     public let vocabularySize: Int
-    private let work: UnsafeMutablePointer<Float>    // (vocab) processed scores, then probabilities
-    private let order: UnsafeMutablePointer<Int32>   // (vocab) candidate ids, best first once sorted
+    private let work: UnsafeMutablePointer<Float> // (vocab) processed scores, then probabilities
+    private let order: UnsafeMutablePointer<Int32> // (vocab) candidate ids, best first once sorted
 
     public init(vocabularySize: Int) {
         self.vocabularySize = vocabularySize
@@ -21,8 +21,10 @@ public final class TokenSampler: @unchecked Sendable {
 
     /// The next token for one sequence. `logits` (vocab) is left untouched; `seen` lists the distinct
     /// ids of the sequence so far (prompt and output), used only by the repetition penalty.
-    public func sample(logits: UnsafePointer<Float>, parameters p: SamplingParameters,
-                       seen: UnsafeBufferPointer<Int32>, random: inout SeededRandom) -> Int {
+    public func sample(
+        logits: UnsafePointer<Float>, parameters p: SamplingParameters,
+        seen: UnsafeBufferPointer<Int32>, random: inout SeededRandom
+    ) -> Int {
         let n = vocabularySize
         work.update(from: logits, count: n)
         if p.repetitionPenalty != 1 {
@@ -85,7 +87,7 @@ public final class TokenSampler: @unchecked Sendable {
             target -= work[Int(order[j])]
             if target < 0 { return Int(order[j]) }
         }
-        return Int(order[count - 1])  // rounding left a sliver of mass unassigned
+        return Int(order[count - 1]) // rounding left a sliver of mass unassigned
     }
 
     /// Narrows `order[0..<count]` to the ids that can be in a top-p nucleus and sorts them best first.

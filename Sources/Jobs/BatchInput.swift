@@ -56,8 +56,9 @@ public struct BatchInput: Sendable {
         var question: String
         if let turns = object["conversations"] {
             guard let turns = turns as? [[String: Any]],
-                  let first = turns.first(where: { ["human", "user"].contains($0["from"] as? String) }),
-                  let value = first["value"] as? String else {
+                let first = turns.first(where: { ["human", "user"].contains($0["from"] as? String) }),
+                let value = first["value"] as? String
+            else {
                 return problem("\"conversations\" has no human turn with a string \"value\"")
             }
             question = value
@@ -82,7 +83,9 @@ public struct BatchInput: Sendable {
         var image: ItemImage?
         if let imagePath {
             let url = imagePath.hasPrefix("/") ? URL(fileURLWithPath: imagePath) : base.appendingPathComponent(imagePath)
-            guard FileManager.default.isReadableFile(atPath: url.path) else { return problem("image \(url.path) does not exist or is unreadable") }
+            guard FileManager.default.isReadableFile(atPath: url.path) else {
+                return problem("image \(url.path) does not exist or is unreadable")
+            }
             image = .file(url)
         }
         return .success(BatchItem(id: id, question: question, image: image, line: line))

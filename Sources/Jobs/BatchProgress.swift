@@ -15,8 +15,10 @@ public final class BatchProgress: @unchecked Sendable {
     private var lastShown: ContinuousClock.Instant
 
     /// `alreadyDone`: items skipped because the output has them (they count as done, not in the rate).
-    public init(total: Int, alreadyDone: Int, terminal: Bool, interval: Duration = .seconds(10),
-                write: @escaping @Sendable (String) -> Void) {
+    public init(
+        total: Int, alreadyDone: Int, terminal: Bool, interval: Duration = .seconds(10),
+        write: @escaping @Sendable (String) -> Void
+    ) {
         self.total = total
         self.terminal = terminal
         self.interval = interval

@@ -3,8 +3,10 @@ import Foundation
 /// Runs a batch: every item not already in the output, at most `concurrency` at once, each line
 /// written (durably) as its item finishes, in finishing order.
 public enum BatchRunner {
-    public static func run(items: [BatchItem], output: ResultFile, runner: any ItemRunner, batchSeed: UInt64, concurrency: Int,
-                           progress: BatchProgress) async throws -> BatchSummary {
+    public static func run(
+        items: [BatchItem], output: ResultFile, runner: any ItemRunner, batchSeed: UInt64, concurrency: Int,
+        progress: BatchProgress
+    ) async throws -> BatchSummary {
         let todo = items.filter { output.finished[$0.id] == nil }
         var summary = BatchSummary(total: items.count, skipped: items.count - todo.count)
         let start = ContinuousClock.now
@@ -60,8 +62,9 @@ public struct BatchSummary: Sendable, CustomStringConvertible {
     public var tokensPerSecond: Double { seconds > 0 ? Double(generatedTokens) / seconds : 0 }
 
     public var description: String {
-        String(format: "batch: %d item(s), %d already done, %d run now (%d failed) in %.1f s · %.2f jobs/s · "
-               + "%d candidates · %d tokens (%.1f tokens/s) · %d judge calls",
-               total, skipped, done, failed, seconds, jobsPerSecond, candidates, generatedTokens, tokensPerSecond, judgeCalls)
+        String(
+            format: "batch: %d item(s), %d already done, %d run now (%d failed) in %.1f s · %.2f jobs/s · "
+                + "%d candidates · %d tokens (%.1f tokens/s) · %d judge calls",
+            total, skipped, done, failed, seconds, jobsPerSecond, candidates, generatedTokens, tokensPerSecond, judgeCalls)
     }
 }

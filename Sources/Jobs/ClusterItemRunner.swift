@@ -17,8 +17,10 @@ public final class ClusterItemRunner: ItemRunner, @unchecked Sendable {
     private var all: [Client]
 
     /// `curve`: keys for a coordinator that requires them.
-    public init(endpoint: String, settings: BatchJobSettings, concurrency: Int, curve: CurveRole? = nil,
-                logger: Logger = Logger(label: "client")) throws {
+    public init(
+        endpoint: String, settings: BatchJobSettings, concurrency: Int, curve: CurveRole? = nil,
+        logger: Logger = Logger(label: "client")
+    ) throws {
         self.settings = settings
         let context = try ZMQContext()
         all = try (0..<max(concurrency, 1)).map { _ in try Client(context: context, endpoint: endpoint, curve: curve, logger: logger) }
@@ -36,16 +38,18 @@ public final class ClusterItemRunner: ItemRunner, @unchecked Sendable {
         do {
             if let image = item.image { submit.image = try image.load() }
         } catch {
-            return ItemOutcome(item: item, seed: seed, config: settings.reported(seed: seed),
-                               failure: ClusterError(.badImage, "\(error)"), totalMs: milliseconds(since: start))
+            return ItemOutcome(
+                item: item, seed: seed, config: settings.reported(seed: seed),
+                failure: ClusterError(.badImage, "\(error)"), totalMs: milliseconds(since: start))
         }
         if let templates = settings.judgeTemplatesJSON { submit.judgeTemplatesJson = templates }
         submit.jobID = Self.jobID(submit)
         submit.recordSearch = settings.recordSearch
         // The runner is given at most `concurrency` items at once, so a client is always free.
         guard let client = lock.withLock({ idle.popLast() }) else {
-            return ItemOutcome(item: item, seed: seed, config: settings.reported(seed: seed),
-                               failure: ClusterError(.internal, "more items in flight than clients"), totalMs: 0)
+            return ItemOutcome(
+                item: item, seed: seed, config: settings.reported(seed: seed),
+                failure: ClusterError(.internal, "more items in flight than clients"), totalMs: 0)
         }
         defer { lock.withLock { idle.append(client) } }
         let result: Stagebeam_V1_JobResult
@@ -54,17 +58,23 @@ public final class ClusterItemRunner: ItemRunner, @unchecked Sendable {
             if let answer {
                 result = answer
             } else {
-                let failure = ClusterError(.deadlineExceeded, "no result within \(settings.timeout!) (the job goes on at the coordinator; "
-                                           + "a rerun with --retry-failed picks it up)")
-                result = Stagebeam_V1_JobResult(jobID: submit.jobID, failure: failure, redispatched: 0, queueMs: 0, totalMs: milliseconds(since: start))
+                let failure = ClusterError(
+                    .deadlineExceeded,
+                    "no result within \(settings.timeout!) (the job goes on at the coordinator; "
+                        + "a rerun with --retry-failed picks it up)")
+                result = Stagebeam_V1_JobResult(
+                    jobID: submit.jobID, failure: failure, redispatched: 0, queueMs: 0, totalMs: milliseconds(since: start))
             }
         } catch let error as ClusterError {
-            result = Stagebeam_V1_JobResult(jobID: submit.jobID, failure: error, redispatched: 0, queueMs: 0, totalMs: milliseconds(since: start))
+            result = Stagebeam_V1_JobResult(
+                jobID: submit.jobID, failure: error, redispatched: 0, queueMs: 0, totalMs: milliseconds(since: start))
         } catch {
-            result = Stagebeam_V1_JobResult(jobID: submit.jobID, failure: ClusterError(.internal, "\(error)"), redispatched: 0, queueMs: 0,
-                                            totalMs: milliseconds(since: start))
+            result = Stagebeam_V1_JobResult(
+                jobID: submit.jobID, failure: ClusterError(.internal, "\(error)"), redispatched: 0, queueMs: 0,
+                totalMs: milliseconds(since: start))
         }
-        return ItemOutcome(item: item, seed: seed, config: settings.reported(seed: seed), result: result, includeSearch: settings.recordSearch)
+        return ItemOutcome(
+            item: item, seed: seed, config: settings.reported(seed: seed), result: result, includeSearch: settings.recordSearch)
     }
 
     /// "batch-" and 32 hex digits of the SHA-256 of the job's deterministic protobuf encoding.

@@ -34,7 +34,9 @@ public struct JudgePair: Sendable, Equatable {
 public enum EvalDataset {
     public static func items(_ url: URL) throws -> [EvalItem] {
         try records(url) { object, item, fail in
-            guard let answer = BatchInput.identifier(object["answer"]) else { throw fail("no \"answer\" (a non-empty string or an integer)") }
+            guard let answer = BatchInput.identifier(object["answer"]) else {
+                throw fail("no \"answer\" (a non-empty string or an integer)")
+            }
             var family: String?
             switch object["family"] {
             case nil, is NSNull: break
@@ -66,8 +68,9 @@ public enum EvalDataset {
                 }
             default: throw fail("\"hints\" must be an object")
             }
-            return JudgePair(id: item.id, question: item.question, image: item.image?.url, topic: topic, hints: hints,
-                             better: better, worse: worse)
+            return JudgePair(
+                id: item.id, question: item.question, image: item.image?.url, topic: topic, hints: hints,
+                better: better, worse: worse)
         }
     }
 

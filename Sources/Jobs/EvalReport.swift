@@ -37,10 +37,12 @@ public struct EvalRow: Sendable, Equatable {
         if formatValid { self.formatValid += 1 }
         judgeCalls += result.counts.judgeCalls
         tokens += result.counts.generatedTokens
-        answers.append(EvalAnswer(method: run.method.rawValue, beam: run.beam, id: item.id, family: item.family,
-                                  question: item.question, reference: item.answer,
-                                  predicted: Grading.predictedAnswer(conclusion: result.answer), correct: correct,
-                                  formatValid: formatValid, answer: result.text))
+        answers.append(
+            EvalAnswer(
+                method: run.method.rawValue, beam: run.beam, id: item.id, family: item.family,
+                question: item.question, reference: item.answer,
+                predicted: Grading.predictedAnswer(conclusion: result.answer), correct: correct,
+                formatValid: formatValid, answer: result.text))
     }
 }
 
@@ -116,20 +118,28 @@ public struct EvalReport: Sendable {
     /// `format_valid` is a fraction of `n`; rows are in the order run.
     public func jsonData() throws -> Data {
         func orders(_ o: JudgeAccuracy.Orders) -> [String: Any] {
-            ["pairs": o.pairs, "accuracy_better_first": o.betterFirst.accuracy,
-             "accuracy_better_second": o.betterSecond.accuracy, "accuracy": o.accuracy,
-             "accuracy_both_orders": o.bothOrders.accuracy]
+            [
+                "pairs": o.pairs, "accuracy_better_first": o.betterFirst.accuracy,
+                "accuracy_better_second": o.betterSecond.accuracy, "accuracy": o.accuracy,
+                "accuracy_both_orders": o.bothOrders.accuracy
+            ]
         }
         let results: [[String: Any]] = rows.map { row in
-            ["method": row.run.method.rawValue, "beam": row.run.beam, "n": row.score.n, "correct": row.score.correct,
-             "accuracy": row.score.accuracy, "format_valid": Tally(n: row.score.n, correct: row.formatValid).accuracy,
-             "judge_calls": row.judgeCalls, "tokens": row.tokens, "seconds": row.seconds]
+            [
+                "method": row.run.method.rawValue, "beam": row.run.beam, "n": row.score.n, "correct": row.score.correct,
+                "accuracy": row.score.accuracy, "format_valid": Tally(n: row.score.n, correct: row.formatValid).accuracy,
+                "judge_calls": row.judgeCalls, "tokens": row.tokens, "seconds": row.seconds
+            ]
         }
         var byFamily: [String: Any] = [:]
         for family in families {
             byFamily[family] = rows.compactMap { row in
-                row.byFamily[family].map { ["method": row.run.method.rawValue, "beam": row.run.beam, "n": $0.n,
-                                            "correct": $0.correct, "accuracy": $0.accuracy] }
+                row.byFamily[family].map {
+                    [
+                        "method": row.run.method.rawValue, "beam": row.run.beam, "n": $0.n,
+                        "correct": $0.correct, "accuracy": $0.accuracy
+                    ]
+                }
             }
         }
         var judgeObject: Any = NSNull()
@@ -138,31 +148,45 @@ public struct EvalReport: Sendable {
             object["by_topic"] = Dictionary(uniqueKeysWithValues: judge.byTopic.map { ($0.key.rawValue, orders($0.value)) })
             judgeObject = object
         }
-        return try JSONSerialization.data(withJSONObject: ["results": results, "by_family": byFamily, "judge": judgeObject],
-                                          options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+        return try JSONSerialization.data(
+            withJSONObject: ["results": results, "by_family": byFamily, "judge": judgeObject],
+            options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
     }
 
     /// The results table, the per-family table (rows family, columns method/beam) and, with pairs,
     /// the judge table.
     public func text() -> String {
         func percent(_ tally: Tally) -> String { String(format: "%.1f%%", tally.accuracy * 100) }
-        var sections = [ConsoleTable.render([["method", "beam", "n", "correct", "accuracy", "format valid", "judge calls", "tokens", "seconds"]]
-            + rows.map { row in
-                [row.run.method.rawValue, String(row.run.beam), String(row.score.n), String(row.score.correct), percent(row.score),
-                 "\(row.formatValid)/\(row.score.n) (\(percent(Tally(n: row.score.n, correct: row.formatValid))))",
-                 String(row.judgeCalls), String(row.tokens), String(format: "%.1f", row.seconds)]
-            })]
-        sections.append(ConsoleTable.render([["family"] + rows.map { "\($0.run.method.rawValue)/\($0.run.beam)" }] + families.map { family in
-            [family] + rows.map { row in row.byFamily[family].map { "\($0.correct)/\($0.n) \(percent($0))" } ?? "-" }
-        }))
+        var sections = [
+            ConsoleTable.render(
+                [["method", "beam", "n", "correct", "accuracy", "format valid", "judge calls", "tokens", "seconds"]]
+                    + rows.map { row in
+                        [
+                            row.run.method.rawValue, String(row.run.beam), String(row.score.n), String(row.score.correct),
+                            percent(row.score),
+                            "\(row.formatValid)/\(row.score.n) (\(percent(Tally(n: row.score.n, correct: row.formatValid))))",
+                            String(row.judgeCalls), String(row.tokens), String(format: "%.1f", row.seconds)
+                        ]
+                    })
+        ]
+        sections.append(
+            ConsoleTable.render(
+                [["family"] + rows.map { "\($0.run.method.rawValue)/\($0.run.beam)" }]
+                    + families.map { family in
+                        [family] + rows.map { row in row.byFamily[family].map { "\($0.correct)/\($0.n) \(percent($0))" } ?? "-" }
+                    }))
         if let judge {
             func cells(_ name: String, _ o: JudgeAccuracy.Orders) -> [String] {
-                [name, String(o.pairs), percent(o.betterFirst), percent(o.betterSecond), String(format: "%.1f%%", o.accuracy * 100),
-                 percent(o.bothOrders)]
+                [
+                    name, String(o.pairs), percent(o.betterFirst), percent(o.betterSecond), String(format: "%.1f%%", o.accuracy * 100),
+                    percent(o.bothOrders)
+                ]
             }
-            sections.append(ConsoleTable.render([["judge topic", "pairs", "better first", "better second", "mean", "both orders"]]
-                + JudgeTopic.allCases.compactMap { topic in judge.byTopic[topic].map { cells(topic.rawValue, $0) } }
-                + [cells("all", judge.all)]))
+            sections.append(
+                ConsoleTable.render(
+                    [["judge topic", "pairs", "better first", "better second", "mean", "both orders"]]
+                        + JudgeTopic.allCases.compactMap { topic in judge.byTopic[topic].map { cells(topic.rawValue, $0) } }
+                        + [cells("all", judge.all)]))
         }
         return sections.joined(separator: "\n\n")
     }

@@ -78,14 +78,17 @@ public struct Evaluator: Sendable {
                         templates: templates, config: config,
                         seed: SeedDerivation.judgeSeed(job: job, unit: 0, match: 0, order: order))
                     let reply = try await judge.judge(request)
-                    calls.append(JudgeCallRecord(order: order, seed: request.seed, reply: reply,
-                                                 verdict: try CallVerdict(reply: reply, mode: config.judgeMode, parser: parser)))
+                    calls.append(
+                        JudgeCallRecord(
+                            order: order, seed: request.seed, reply: reply,
+                            verdict: try CallVerdict(reply: reply, mode: config.judgeMode, parser: parser)))
                 }
                 return calls
             }
             // Both calls are recorded as a match whose first entrant (a) is the better text.
-            accuracy.add(topic: pair.topic, betterFirst: calls[0].verdict == .first, betterSecond: calls[1].verdict == .second,
-                         bothOrders: MatchDecision.decide(calls, mode: config.judgeMode) == true)
+            accuracy.add(
+                topic: pair.topic, betterFirst: calls[0].verdict == .first, betterSecond: calls[1].verdict == .second,
+                bothOrders: MatchDecision.decide(calls, mode: config.judgeMode) == true)
             progress?.finished(succeeded: true)
         }
         return accuracy

@@ -30,17 +30,21 @@ public struct ItemOutcome: Sendable {
             "status": succeeded ? "succeeded" : "failed",
             "answer": result.answer,
             "stages": result.stages.map { stage -> [String: Any] in
-                ["stage": Self.stageName(stage.stage), "text": stage.text, "candidates": stage.candidates,
-                 "comparisons": stage.comparisons, "forced_close": stage.forcedClose,
-                 "generate_ms": stage.generateMs, "judge_ms": stage.judgeMs]
+                [
+                    "stage": Self.stageName(stage.stage), "text": stage.text, "candidates": stage.candidates,
+                    "comparisons": stage.comparisons, "forced_close": stage.forcedClose,
+                    "generate_ms": stage.generateMs, "judge_ms": stage.judgeMs
+                ]
             },
             "method": config.method.rawValue,
             "beam": config.beam,
             "seed": seed,
             "timings": ["total_ms": result.totalMs, "queue_ms": result.queueMs],
-            "counts": ["candidates": result.counts.candidates, "generated_tokens": result.counts.generatedTokens,
-                       "judge_calls": result.counts.judgeCalls, "unparsable_verdicts": result.counts.unparsableVerdicts,
-                       "redispatched_requests": result.counts.redispatchedRequests],
+            "counts": [
+                "candidates": result.counts.candidates, "generated_tokens": result.counts.generatedTokens,
+                "judge_calls": result.counts.judgeCalls, "unparsable_verdicts": result.counts.unparsableVerdicts,
+                "redispatched_requests": result.counts.redispatchedRequests
+            ]
         ]
         if !result.jobID.isEmpty { object["job_id"] = result.jobID }
         if let reference = item.reference { object["reference"] = reference }
@@ -48,7 +52,8 @@ public struct ItemOutcome: Sendable {
             object["error"] = ["code": ClusterError.name(result.error.code), "message": result.error.message]
         }
         if includeSearch, !result.searchRecordJson.isEmpty,
-           let search = try? JSONSerialization.jsonObject(with: result.searchRecordJson) {
+            let search = try? JSONSerialization.jsonObject(with: result.searchRecordJson)
+        {
             object["search"] = search
         }
         // Every value above is a JSON type, so this cannot fail.
@@ -57,9 +62,10 @@ public struct ItemOutcome: Sendable {
 
     /// A failure before the item reached any search (e.g. its image file vanished).
     public init(item: BatchItem, seed: UInt64, config: SearchConfig, failure: ClusterError, totalMs: Double) {
-        self.init(item: item, seed: seed, config: config,
-                  result: Stagebeam_V1_JobResult(jobID: "", failure: failure, redispatched: 0, queueMs: 0, totalMs: totalMs),
-                  includeSearch: false)
+        self.init(
+            item: item, seed: seed, config: config,
+            result: Stagebeam_V1_JobResult(jobID: "", failure: failure, redispatched: 0, queueMs: 0, totalMs: totalMs),
+            includeSearch: false)
     }
 
     static func stageName(_ stage: Stagebeam_V1_Stage) -> String {

@@ -15,7 +15,8 @@ public enum LoadProfile: Sendable, Codable, Equatable, CustomStringConvertible {
         switch try container.decode(String.self, forKey: .kind) {
         case "concurrency": self = .concurrency(Int(value))
         case "rate": self = .rate(value)
-        case let kind: throw DecodingError.dataCorruptedError(forKey: .kind, in: container, debugDescription: "unknown load profile '\(kind)'")
+        case let kind:
+            throw DecodingError.dataCorruptedError(forKey: .kind, in: container, debugDescription: "unknown load profile '\(kind)'")
         }
     }
 
@@ -174,8 +175,9 @@ public struct LoadRunResult: Sendable, Codable {
             let busy = seen.isEmpty ? 0 : Double(seen.filter { $0.inFlight > 0 }.count) / Double(seen.count)
             let use = seen.isEmpty ? 0 : seen.map { Double($0.inFlight) / Double(max($0.maxBatch, 1)) }.reduce(0, +) / Double(seen.count)
             let requests = (seen.last?.requestsCompleted ?? 0) - min(seen.first?.requestsCompleted ?? 0, seen.last?.requestsCompleted ?? 0)
-            return WorkerUtilisation(worker: id, busy: busy, creditUse: use, requests: requests,
-                                     coordinatorUtilisation: seen.last?.utilisation ?? 0)
+            return WorkerUtilisation(
+                worker: id, busy: busy, creditUse: use, requests: requests,
+                coordinatorUtilisation: seen.last?.utilisation ?? 0)
         }
     }
 }

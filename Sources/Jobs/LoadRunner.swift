@@ -37,8 +37,10 @@ public final class LoadRunner: @unchecked Sendable {
     private var idle: [Client] = []
 
     /// `curve`: keys for a coordinator that requires them.
-    public init(endpoint: String, questions: [BatchItem], seed: UInt64, maxInFlight: Int = 64, statusInterval: Duration = .milliseconds(500),
-                curve: CurveRole? = nil, logger: Logger = Logger(label: "loadtest")) throws {
+    public init(
+        endpoint: String, questions: [BatchItem], seed: UInt64, maxInFlight: Int = 64, statusInterval: Duration = .milliseconds(500),
+        curve: CurveRole? = nil, logger: Logger = Logger(label: "loadtest")
+    ) throws {
         self.curve = curve
         guard !questions.isEmpty else { throw JobsError(.invalidArgument, "a load test needs at least one question") }
         self.endpoint = endpoint
@@ -58,9 +60,11 @@ public final class LoadRunner: @unchecked Sendable {
     }
 
     /// One run: `profile` under `limits` with `settings`' search options.
-    public func run(name: String, profile: LoadProfile, limits: Limits, settings: BatchJobSettings, slo: SLO) async throws -> LoadRunResult {
+    public func run(name: String, profile: LoadProfile, limits: Limits, settings: BatchJobSettings, slo: SLO) async throws -> LoadRunResult
+    {
         let start = ContinuousClock.now
-        let sampler = try StatusSampler(client: Client(context: context, endpoint: endpoint, curve: curve, logger: logger), start: start, interval: statusInterval)
+        let sampler = try StatusSampler(
+            client: Client(context: context, endpoint: endpoint, curve: curve, logger: logger), start: start, interval: statusInterval)
         let samplerTask = Task { await sampler.run() }
         let samples: [RequestSample]
         switch profile {
@@ -72,12 +76,15 @@ public final class LoadRunner: @unchecked Sendable {
         await sampler.stop()
         await samplerTask.value
         let config = settings.reported(seed: 0)
-        return LoadRunResult(name: name, profile: profile, method: config.method.rawValue, beam: config.beam, samples: samples,
-                             status: sampler.samples, slo: slo)
+        return LoadRunResult(
+            name: name, profile: profile, method: config.method.rawValue, beam: config.beam, samples: samples,
+            status: sampler.samples, slo: slo)
     }
 
     /// `concurrency` loops, each submitting its next job when the last one finished.
-    private func closedLoop(concurrency: Int, limits: Limits, settings: BatchJobSettings, start: ContinuousClock.Instant) async throws -> [RequestSample] {
+    private func closedLoop(concurrency: Int, limits: Limits, settings: BatchJobSettings, start: ContinuousClock.Instant) async throws
+        -> [RequestSample]
+    {
         let counter = Counter()
         return try await withThrowingTaskGroup(of: [RequestSample].self) { group in
             for _ in 0..<concurrency {
@@ -100,7 +107,9 @@ public final class LoadRunner: @unchecked Sendable {
 
     /// Submissions at Poisson arrival times (exponential gaps, mean 1/rate), whatever is in flight,
     /// up to `maxInFlight` (beyond it the client, not the cluster, would be the bottleneck: arrivals wait).
-    private func poisson(rate: Double, limits: Limits, settings: BatchJobSettings, start: ContinuousClock.Instant) async throws -> [RequestSample] {
+    private func poisson(rate: Double, limits: Limits, settings: BatchJobSettings, start: ContinuousClock.Instant) async throws
+        -> [RequestSample]
+    {
         var random = SplitMix64(seed: SeedDerivation.mix(seed ^ rate.bitPattern))
         return try await withThrowingTaskGroup(of: RequestSample.self) { group in
             var all: [RequestSample] = []
@@ -127,8 +136,11 @@ public final class LoadRunner: @unchecked Sendable {
             }
             for try await sample in group { all.append(sample) }
             if delayed > 0 {
-                logger.warning("arrivals waited for a client slot (raise --max-in-flight)", metadata: [
-                    "arrivals": .stringConvertible(delayed), "max_in_flight": .stringConvertible(maxInFlight)])
+                logger.warning(
+                    "arrivals waited for a client slot (raise --max-in-flight)",
+                    metadata: [
+                        "arrivals": .stringConvertible(delayed), "max_in_flight": .stringConvertible(maxInFlight)
+                    ])
             }
             return all
         }
@@ -142,8 +154,9 @@ public final class LoadRunner: @unchecked Sendable {
         let client = try lock.withLock { idle.popLast() } ?? Client(context: context, endpoint: endpoint, curve: curve, logger: logger)
         defer { lock.withLock { idle.append(client) } }
         let submitted = seconds(since: start)
-        var sample = RequestSample(index: index, start: submitted, latency: 0, succeeded: false, errorCode: nil, queueMs: 0, stageMs: [:],
-                                   generatedTokens: 0, judgeCalls: 0, candidates: 0)
+        var sample = RequestSample(
+            index: index, start: submitted, latency: 0, succeeded: false, errorCode: nil, queueMs: 0, stageMs: [:],
+            generatedTokens: 0, judgeCalls: 0, candidates: 0)
         do {
             guard let result = try await withTimeout(settings.timeout, { [submit] in try await client.submit(submit) }) else {
                 sample.latency = seconds(since: start) - submitted
@@ -205,8 +218,9 @@ private final class StatusSampler: @unchecked Sendable {
         let sample = StatusSample(
             time: seconds(since: start), queueDepth: Int(reply.queueDepth), runningJobs: Int(reply.runningJobs),
             workers: reply.workers.map {
-                WorkerSample(worker: $0.workerID, inFlight: Int($0.inFlightSequences), maxBatch: Int($0.maxBatchSequences),
-                             utilisation: $0.utilisation, requestsCompleted: $0.requestsCompleted)
+                WorkerSample(
+                    worker: $0.workerID, inFlight: Int($0.inFlightSequences), maxBatch: Int($0.maxBatchSequences),
+                    utilisation: $0.utilisation, requestsCompleted: $0.requestsCompleted)
             })
         lock.withLock { taken.append(sample) }
     }

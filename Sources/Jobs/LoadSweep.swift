@@ -20,15 +20,18 @@ public struct LoadSweep: Sendable {
     }
 
     /// Runs the sweep; returns its runs, the highest rate that held, and why it stopped.
-    public func run(on runner: LoadRunner, limits: LoadRunner.Limits, settings: BatchJobSettings, slo: SLO, label: String,
-                    log: (String) -> Void) async throws -> (runs: [LoadRunResult], saturation: Double?, reason: String) {
+    public func run(
+        on runner: LoadRunner, limits: LoadRunner.Limits, settings: BatchJobSettings, slo: SLO, label: String,
+        log: (String) -> Void
+    ) async throws -> (runs: [LoadRunResult], saturation: Double?, reason: String) {
         let start = ContinuousClock.now
         var runs: [LoadRunResult] = []
         var saturation: Double?
         var rate = startRate
         for step in 0..<maxSteps {
             if seconds(since: start) >= maxSeconds { return (runs, saturation, "time bound (\(maxSeconds) s) reached") }
-            let result = try await runner.run(name: "\(label)step \(step + 1)", profile: .rate(rate), limits: limits, settings: settings, slo: slo)
+            let result = try await runner.run(
+                name: "\(label)step \(step + 1)", profile: .rate(rate), limits: limits, settings: settings, slo: slo)
             runs.append(result)
             log(LoadTable.line(result))
             if let broken = Self.breach(result, slo: slo) {

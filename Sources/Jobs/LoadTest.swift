@@ -7,10 +7,13 @@ public enum LoadTest {
         case sweep(LoadSweep)
     }
 
-    public static func run(runner: LoadRunner, mode: Mode, beams: [Int], limits: LoadRunner.Limits, settings: BatchJobSettings, slo: SLO,
-                           coordinator: String, log: (String) -> Void) async throws -> LoadReport {
-        var report = LoadReport(coordinator: coordinator, started: Date().formatted(.iso8601), slo: slo.description,
-                                latencyBound: slo.latencyBound, runs: [])
+    public static func run(
+        runner: LoadRunner, mode: Mode, beams: [Int], limits: LoadRunner.Limits, settings: BatchJobSettings, slo: SLO,
+        coordinator: String, log: (String) -> Void
+    ) async throws -> LoadReport {
+        var report = LoadReport(
+            coordinator: coordinator, started: Date().formatted(.iso8601), slo: slo.description,
+            latencyBound: slo.latencyBound, runs: [])
         var saturation: [String] = []
         for beam in beams {
             var settings = settings
@@ -25,7 +28,8 @@ public enum LoadTest {
                 let outcome = try await sweep.run(on: runner, limits: limits, settings: settings, slo: slo, label: label, log: log)
                 report.runs += outcome.runs
                 if beams.count == 1 { report.saturationRate = outcome.saturation }
-                saturation.append(label + outcome.reason + (outcome.saturation.map { String(format: " (held at %.3g/s)", $0) } ?? " (no rate held)"))
+                saturation.append(
+                    label + outcome.reason + (outcome.saturation.map { String(format: " (held at %.3g/s)", $0) } ?? " (no rate held)"))
             }
         }
         if !saturation.isEmpty { report.stopReason = saturation.joined(separator: "; ") }

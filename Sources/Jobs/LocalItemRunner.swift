@@ -13,8 +13,10 @@ public struct LocalItemRunner: ItemRunner {
     let templates: JudgeTemplates
     let settings: BatchJobSettings
 
-    public init(generator: any CandidateGenerator, judge: any Judge, images: ImageStore, templates: JudgeTemplates,
-                settings: BatchJobSettings) {
+    public init(
+        generator: any CandidateGenerator, judge: any Judge, images: ImageStore, templates: JudgeTemplates,
+        settings: BatchJobSettings
+    ) {
         self.generator = generator
         self.judge = judge
         self.images = images
@@ -39,14 +41,16 @@ public struct LocalItemRunner: ItemRunner {
             let record = try await search.run(question: item.question, imageRef: imageRef)
             result = try Stagebeam_V1_JobResult(jobID: "", search: record, redispatched: 0, queueMs: 0, totalMs: milliseconds(since: start))
         } catch {
-            let failure = switch error {
-            case let error as JobsError: ClusterError(.badImage, error.description)
-            case let error as SearchError: ClusterError(.invalidArgument, "\(error)")
-            // Engine errors get the codes a worker would answer with (prompt_too_long, …).
-            default: WorkerEngine.wireError(error, requestID: "", jobID: "")
-            }
+            let failure =
+                switch error {
+                case let error as JobsError: ClusterError(.badImage, error.description)
+                case let error as SearchError: ClusterError(.invalidArgument, "\(error)")
+                // Engine errors get the codes a worker would answer with (prompt_too_long, …).
+                default: WorkerEngine.wireError(error, requestID: "", jobID: "")
+                }
             result = Stagebeam_V1_JobResult(jobID: "", failure: failure, redispatched: 0, queueMs: 0, totalMs: milliseconds(since: start))
         }
-        return ItemOutcome(item: item, seed: seed, config: settings.reported(seed: seed), result: result, includeSearch: settings.recordSearch)
+        return ItemOutcome(
+            item: item, seed: seed, config: settings.reported(seed: seed), result: result, includeSearch: settings.recordSearch)
     }
 }

@@ -42,8 +42,10 @@ public final class ResultFile: @unchecked Sendable {
         var kept: [Data] = []
         for (number, line) in lines.enumerated() {
             guard let object = try? JSONSerialization.jsonObject(with: line) as? [String: Any],
-                  let id = object["id"] as? String, let status = object["status"] as? String else {
-                throw JobsError(.badOutput, "line \(number + 1) of \(url.path) is not a batch result line (an object with \"id\" and \"status\")")
+                let id = object["id"] as? String, let status = object["status"] as? String
+            else {
+                throw JobsError(
+                    .badOutput, "line \(number + 1) of \(url.path) is not a batch result line (an object with \"id\" and \"status\")")
             }
             guard finished[id] == nil else {
                 throw JobsError(.badOutput, "line \(number + 1) of \(url.path) repeats id '\(id)'")

@@ -43,7 +43,9 @@ public struct SLO: Sendable, Codable, Equatable, CustomStringConvertible {
     }
 
     static func seconds(_ value: String, in text: String) throws -> Double {
-        let (number, scale): (Substring, Double) = value.hasSuffix("ms") ? (value.dropLast(2), 0.001)
+        let (number, scale): (Substring, Double) =
+            value.hasSuffix("ms")
+            ? (value.dropLast(2), 0.001)
             : value.hasSuffix("s") ? (value.dropLast(), 1) : value.hasSuffix("m") ? (value.dropLast(), 60) : (Substring(value), 1)
         guard let amount = Double(number), amount > 0 else {
             throw JobsError(.badSLO, "'\(text)': the latency bound must be a positive duration such as 20s or 800ms")
@@ -70,12 +72,14 @@ public struct SLO: Sendable, Codable, Equatable, CustomStringConvertible {
     }
 
     public var description: String {
-        specs.isEmpty ? "none" : specs.map { spec in
-            switch spec {
-            case .latency(let percentile, let seconds): String(format: "latency_p%g ≤ %gs", percentile, seconds)
-            case .errorRate(let fraction): String(format: "error_rate ≤ %g%%", fraction * 100)
-            }
-        }.joined(separator: ", ")
+        specs.isEmpty
+            ? "none"
+            : specs.map { spec in
+                switch spec {
+                case .latency(let percentile, let seconds): String(format: "latency_p%g ≤ %gs", percentile, seconds)
+                case .errorRate(let fraction): String(format: "error_rate ≤ %g%%", fraction * 100)
+                }
+            }.joined(separator: ", ")
     }
 }
 

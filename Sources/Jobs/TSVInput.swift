@@ -17,7 +17,16 @@ enum TSVInput {
         let columns = Dictionary(header.fields.enumerated().map { ($1, $0) }, uniquingKeysWith: { first, _ in first })
         let missing = ["index", "question", "image"].filter { columns[$0] == nil }
         if !missing.isEmpty {
-            return ([], [InputProblem(line: 1, reason: "the TSV header lacks column(s) \(missing.joined(separator: ", ")) (has \(header.fields.joined(separator: ", ")))")])
+            return (
+                [],
+                [
+                    InputProblem(
+                        line: 1,
+                        reason:
+                            "the TSV header lacks column(s) \(missing.joined(separator: ", ")) (has \(header.fields.joined(separator: ", ")))"
+                    )
+                ]
+            )
         }
         let optionLetters = (UInt8(ascii: "A")...UInt8(ascii: "Z")).map { String(UnicodeScalar($0)) }.filter { columns[$0] != nil }
         let body = rows.dropFirst()
@@ -52,7 +61,9 @@ enum TSVInput {
             }
             if encoded.count <= 64 {
                 guard let target = imageByIndex[encoded], target.count > 64 else {
-                    problems.append(InputProblem(line: row.line, reason: "image '\(encoded)' is neither base64 image data nor the index of a row with an image"))
+                    problems.append(
+                        InputProblem(
+                            line: row.line, reason: "image '\(encoded)' is neither base64 image data nor the index of a row with an image"))
                     continue
                 }
                 encoded = target
@@ -62,8 +73,10 @@ enum TSVInput {
                 continue
             }
             let options = optionLetters.compactMap { letter in field(letter).map { (letter, $0) } }
-            items.append(BatchItem(id: index, question: prompt(question: question, hint: field("hint"), options: options),
-                                   image: .bytes(image), reference: field("answer"), line: row.line))
+            items.append(
+                BatchItem(
+                    id: index, question: prompt(question: question, hint: field("hint"), options: options),
+                    image: .bytes(image), reference: field("answer"), line: row.line))
         }
         return (items, problems)
     }
@@ -83,7 +96,7 @@ enum TSVInput {
     /// pandas' default NA strings (`read_csv`'s `na_values`), which VLMEvalKit's `pd.isna` then skips.
     static let missingValues: Set<String> = [
         "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A", "NA",
-        "NULL", "NaN", "None", "n/a", "nan", "null",
+        "NULL", "NaN", "None", "n/a", "nan", "null"
     ]
 
     static func isMissing(_ value: String) -> Bool { missingValues.contains(value) }

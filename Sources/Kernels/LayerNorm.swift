@@ -1,8 +1,10 @@
 /// LayerNorm as torch computes it in float32 (CLIP and SigLIP vision towers): per row,
 /// `(x - mean) / sqrt(var + eps) * weight + bias`, with the biased variance.
 /// Shapes: `x`, `y` (rows, dim); `weight`, `bias` (dim). `x` and `y` may be the same buffer.
-public func layerNorm(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
-                      rows: Int, dim: Int, eps: Float, into y: UnsafeMutablePointer<Float>) {
+public func layerNorm(
+    _ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
+    rows: Int, dim: Int, eps: Float, into y: UnsafeMutablePointer<Float>
+) {
     for r in 0..<rows {
         let xr = x + r * dim, yr = y + r * dim
         var sum: Float = 0

@@ -67,12 +67,14 @@ private func linearColumns<W: WeightElement>(
         while t < rows {
             let tCount = min(4, rows - t)
             if oCount == 4 && tCount == 4 {
-                tile4x4(W.self, x + t * k, w + o * rowBytes, k: k, kVector: kVector, rowBytes: rowBytes,
-                        y: y + t * outFeatures + o, ldy: outFeatures)
+                tile4x4(
+                    W.self, x + t * k, w + o * rowBytes, k: k, kVector: kVector, rowBytes: rowBytes,
+                    y: y + t * outFeatures + o, ldy: outFeatures)
             } else if oCount == 4 {
                 for dt in 0..<tCount {
-                    tile4x1(W.self, x + (t + dt) * k, w + o * rowBytes, k: k, kVector: kVector, rowBytes: rowBytes,
-                            y: y + (t + dt) * outFeatures + o)
+                    tile4x1(
+                        W.self, x + (t + dt) * k, w + o * rowBytes, k: k, kVector: kVector, rowBytes: rowBytes,
+                        y: y + (t + dt) * outFeatures + o)
                 }
             } else {
                 for dt in 0..<tCount {
@@ -96,8 +98,10 @@ private func linearColumns<W: WeightElement>(
 
 /// The fixed-order reduction shared by every tile shape (see `linear`'s invariance note).
 @inline(__always)
-private func finish<W: WeightElement>(_: W.Type, _ acc: SIMD8<Float>, _ x: UnsafePointer<Float>, _ w: UnsafeRawPointer,
-                                      from k0: Int, to k: Int) -> Float {
+private func finish<W: WeightElement>(
+    _: W.Type, _ acc: SIMD8<Float>, _ x: UnsafePointer<Float>, _ w: UnsafeRawPointer,
+    from k0: Int, to k: Int
+) -> Float {
     let lo = acc.lowHalf + acc.highHalf
     let pair = lo.lowHalf + lo.highHalf
     var sum = pair[0] + pair[1]
@@ -107,8 +111,10 @@ private func finish<W: WeightElement>(_: W.Type, _ acc: SIMD8<Float>, _ x: Unsaf
 }
 
 @inline(__always)
-private func tile4x4<W: WeightElement>(_: W.Type, _ x: UnsafePointer<Float>, _ w: UnsafeRawPointer, k: Int, kVector: Int,
-                                       rowBytes: Int, y: UnsafeMutablePointer<Float>, ldy: Int) {
+private func tile4x4<W: WeightElement>(
+    _: W.Type, _ x: UnsafePointer<Float>, _ w: UnsafeRawPointer, k: Int, kVector: Int,
+    rowBytes: Int, y: UnsafeMutablePointer<Float>, ldy: Int
+) {
     let x0 = x, x1 = x + k, x2 = x + 2 * k, x3 = x + 3 * k
     let w0 = w, w1 = w + rowBytes, w2 = w + 2 * rowBytes, w3 = w + 3 * rowBytes
     var a00 = SIMD8<Float>(), a01 = SIMD8<Float>(), a02 = SIMD8<Float>(), a03 = SIMD8<Float>()
@@ -142,8 +148,10 @@ private func tile4x4<W: WeightElement>(_: W.Type, _ x: UnsafePointer<Float>, _ w
 /// Four weight rows against one input row: four independent FMA chains hide the FMA latency
 /// that a single accumulator would expose in single-sequence decode.
 @inline(__always)
-private func tile4x1<W: WeightElement>(_: W.Type, _ x: UnsafePointer<Float>, _ w: UnsafeRawPointer, k: Int, kVector: Int,
-                                       rowBytes: Int, y: UnsafeMutablePointer<Float>) {
+private func tile4x1<W: WeightElement>(
+    _: W.Type, _ x: UnsafePointer<Float>, _ w: UnsafeRawPointer, k: Int, kVector: Int,
+    rowBytes: Int, y: UnsafeMutablePointer<Float>
+) {
     let w0 = w, w1 = w + rowBytes, w2 = w + 2 * rowBytes, w3 = w + 3 * rowBytes
     var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
     var kk = 0

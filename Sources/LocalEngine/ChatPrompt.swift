@@ -22,8 +22,9 @@ public struct ChatPrompt: Sendable {
         var messages: [ChatMessage] = []
         if let systemMessage { messages.append(ChatMessage(role: "system", content: systemMessage)) }
         messages.append(ChatMessage(role: "user", content: user, imageCount: imageCount))
-        let head = try template.render(messages: messages, addGenerationPrompt: true,
-                                       bosToken: tokenizer.bosToken, eosToken: tokenizer.eosToken)
+        let head = try template.render(
+            messages: messages, addGenerationPrompt: true,
+            bosToken: tokenizer.bosToken, eosToken: tokenizer.eosToken)
         return head + assistantPrefix
     }
 

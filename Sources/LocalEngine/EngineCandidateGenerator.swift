@@ -21,8 +21,9 @@ public struct EngineCandidateGenerator: CandidateGenerator {
         let generation = try engineRequest(request, images: try images.images(for: request.imageRef))
         let output = try await executor.run { try $0.generate(generation) }
         return output.samples.map {
-            GeneratedCandidate(text: $0.text, tokenCount: $0.tokenIds.count, cumulativeLogprob: $0.cumulativeLogprob,
-                               finishReason: Search.FinishReason($0.finishReason))
+            GeneratedCandidate(
+                text: $0.text, tokenCount: $0.tokenIds.count, cumulativeLogprob: $0.cumulativeLogprob,
+                finishReason: Search.FinishReason($0.finishReason))
         }
     }
 }

@@ -1,7 +1,8 @@
 import Foundation
 import Logging
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// How a log line looks: `text` for people, `json` for log pipelines (one object per line).
@@ -41,13 +42,17 @@ public struct LineLogHandler: LogHandler {
 
     public func log(event: LogEvent) {
         let merged = event.metadata.map { metadata.merging($0) { _, call in call } } ?? metadata
-        output.write(Self.line(at: Date(), level: event.level, component: label, message: event.message.description,
-                               metadata: merged, format: format))
+        output.write(
+            Self.line(
+                at: Date(), level: event.level, component: label, message: event.message.description,
+                metadata: merged, format: format))
     }
 
     /// One event as a line, with its newline.
-    static func line(at date: Date, level: Logger.Level, component: String, message: String,
-                     metadata: Logger.Metadata, format: LogFormat) -> String {
+    static func line(
+        at date: Date, level: Logger.Level, component: String, message: String,
+        metadata: Logger.Metadata, format: LogFormat
+    ) -> String {
         let fields = flatten(metadata).map { (key: fixed.contains($0.key) ? "meta_\($0.key)" : $0.key, value: $0.value) }
         let time = timestamp(date)
         switch format {
@@ -56,7 +61,8 @@ public struct LineLogHandler: LogHandler {
             for field in fields { line += " \(field.key)=\(textValue(field.value))" }
             return line + "\n"
         case .json:
-            var line = "{\"ts\":\"\(time)\",\"level\":\"\(level.rawValue)\",\"component\":\(jsonString(component)),\"msg\":\(jsonString(message))"
+            var line =
+                "{\"ts\":\"\(time)\",\"level\":\"\(level.rawValue)\",\"component\":\(jsonString(component)),\"msg\":\(jsonString(message))"
             for field in fields { line += ",\(jsonString(field.key)):\(jsonValue(field.value))" }
             return line + "}\n"
         }
@@ -92,9 +98,11 @@ public struct LineLogHandler: LogHandler {
         case .array(let items): text = items.map(\.description).joined(separator: ",")
         default: text = "\(value)"
         }
-        let plain = !text.isEmpty && !text.unicodeScalars.contains {
-            $0 == " " || $0 == "\"" || $0 == "=" || $0.properties.generalCategory == .control
-        }
+        let plain =
+            !text.isEmpty
+            && !text.unicodeScalars.contains {
+                $0 == " " || $0 == "\"" || $0 == "=" || $0.properties.generalCategory == .control
+            }
         return plain ? text : jsonString(text)
     }
 
@@ -164,7 +172,7 @@ struct LineOutput: Sendable {
                 while written < buffer.count {
                     let n = Glibc.write(fileDescriptor, buffer.baseAddress! + written, buffer.count - written)
                     if n < 0 && errno == EINTR { continue }
-                    guard n > 0 else { return }  // nowhere to report a failing log
+                    guard n > 0 else { return } // nowhere to report a failing log
                     written += n
                 }
             }

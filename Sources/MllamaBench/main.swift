@@ -77,24 +77,31 @@ do {
     let load = try seconds { model = try MllamaModel.load(directory: URL(fileURLWithPath: options.model), maxRows: 128, maxLogitRows: 64) }
     let text = model.text, vocabulary = text.vocabularySize
     print("model \(options.model) · \(options.threads) threads · loaded in \(String(format: "%.2f", load)) s")
-    print("decoder weights \(megabytes(text.weightBytes)) (as stored) · \(model.config.crossAttentionLayers.count) of \(model.config.textConfig.numHiddenLayers) layers cross-attend")
+    print(
+        "decoder weights \(megabytes(text.weightBytes)) (as stored) · \(model.config.crossAttentionLayers.count) of \(model.config.textConfig.numHiddenLayers) layers cross-attend"
+    )
 
     let bytes = try Data(contentsOf: URL(fileURLWithPath: options.image))
     var tiles: MllamaTiledImage!, states: MllamaImageStates!
     let tiling = try seconds { tiles = try model.preprocessor(bytes) }
     let encoding = try seconds { states = try model.imageStates(for: tiles) }
-    print(String(format: "image: tiling %.2f s (%d×%d tiles), vision encoder + cross-attention K/V %.2f s, K/V held %@",
-                 tiling, tiles.tilesHigh, tiles.tilesWide, encoding, megabytes(states.byteCount)))
+    print(
+        String(
+            format: "image: tiling %.2f s (%d×%d tiles), vision encoder + cross-attention K/V %.2f s, K/V held %@",
+            tiling, tiles.tilesHigh, tiles.tilesWide, encoding, megabytes(states.byteCount)))
 
     // <|begin_of_text|>, <|image|>, then random ids: the image token where the chat template puts it, near the start.
     var random = SystemRandomNumberGenerator()
-    let prompt = [model.config.textConfig.bosTokenId ?? 0, model.imageTokenId] + (2..<options.promptTokens).map { _ in Int.random(in: 0..<vocabulary, using: &random) }
+    let prompt =
+        [model.config.textConfig.bosTokenId ?? 0, model.imageTokenId]
+        + (2..<options.promptTokens).map { _ in Int.random(in: 0..<vocabulary, using: &random) }
     let context = try model.context(promptIds: prompt, image: states)
     let cache = text.makeCache(capacityTokens: options.promptTokens + options.batches.max()! * (options.genTokens + 16) + 64)
     let prefix = cache.createSequence()
     var logits: [Float] = []
     let prefill = try seconds {
-        logits = try model.prefill(prompt, image: context, sequence: prefix, firstPosition: cache.append(prefix, count: prompt.count), cache: cache)
+        logits = try model.prefill(
+            prompt, image: context, sequence: prefix, firstPosition: cache.append(prefix, count: prompt.count), cache: cache)
     }
     print(String(format: "prefill %d tokens: %.2f s, %.1f tok/s", prompt.count, prefill, Double(prompt.count) / prefill))
 

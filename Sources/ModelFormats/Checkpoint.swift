@@ -6,8 +6,8 @@ import Foundation
 /// `verifyAllConsumed` reports any tensor the architecture did not use.
 public final class Checkpoint: @unchecked Sendable {
     public let directory: URL
-    private let files: [String: SafetensorsFile]       // by file name
-    private let location: [String: SafetensorsFile]    // tensor name → file holding it
+    private let files: [String: SafetensorsFile] // by file name
+    private let location: [String: SafetensorsFile] // tensor name → file holding it
     private let lock = NSLock()
     private var consumed: Set<String> = []
 
@@ -31,7 +31,8 @@ public final class Checkpoint: @unchecked Sendable {
     }
 
     private static func openSharded(index: URL, directory: URL) throws
-        -> (files: [String: SafetensorsFile], location: [String: SafetensorsFile]) {
+        -> (files: [String: SafetensorsFile], location: [String: SafetensorsFile])
+    {
         let weightMap: [String: String]
         do {
             let json = try JSONSerialization.jsonObject(with: Data(contentsOf: index))
@@ -64,7 +65,8 @@ public final class Checkpoint: @unchecked Sendable {
         for (name, shard) in weightMap {
             let file = files[shard]!
             guard file.tensors[name] != nil else {
-                throw ModelFormatError(.missingTensor, "tensor '\(name)' is listed in \(index.path) as stored in \(file.url.path), which does not contain it")
+                throw ModelFormatError(
+                    .missingTensor, "tensor '\(name)' is listed in \(index.path) as stored in \(file.url.path), which does not contain it")
             }
             location[name] = file
         }
@@ -105,10 +107,12 @@ public final class Checkpoint: @unchecked Sendable {
             tensor = FloatTensor(ownedShape: shape)
             DTypeConversion.bf16ToF32(bytes, into: tensor.mutablePointer)
         default:
-            throw ModelFormatError(.unsupportedDType, "tensor '\(name)' in \(file.url.path) is \(info.dtype.rawValue); only F32, F16 and BF16 weights can be loaded as f32")
+            throw ModelFormatError(
+                .unsupportedDType,
+                "tensor '\(name)' in \(file.url.path) is \(info.dtype.rawValue); only F32, F16 and BF16 weights can be loaded as f32")
         }
         if !tensor.isMapped {
-            file.mapped.release(file.dataStart + info.dataRange.lowerBound ..< file.dataStart + info.dataRange.upperBound)
+            file.mapped.release(file.dataStart + info.dataRange.lowerBound..<file.dataStart + info.dataRange.upperBound)
         }
         lock.withLock { _ = consumed.insert(name) }
         return tensor
@@ -130,7 +134,8 @@ public final class Checkpoint: @unchecked Sendable {
         guard left.isEmpty else {
             let listed = left.prefix(20).map { "'\($0)' (\(location[$0]!.url.lastPathComponent))" }.joined(separator: ", ")
             let more = left.count > 20 ? " and \(left.count - 20) more" : ""
-            throw ModelFormatError(.unexpectedTensors, "\(left.count) tensor(s) in \(directory.path) not used by the model: \(listed)\(more)")
+            throw ModelFormatError(
+                .unexpectedTensors, "\(left.count) tensor(s) in \(directory.path) not used by the model: \(listed)\(more)")
         }
     }
 

@@ -23,8 +23,9 @@ public final class FloatTensor: @unchecked Sendable {
     init(ownedShape shape: [Int]) {
         let count = shape.reduce(1, *)
         // At least one element, so the pointer is valid even for empty tensors.
-        let memory = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * MemoryLayout<Float>.stride,
-                                                      alignment: Self.alignment)
+        let memory = UnsafeMutableRawPointer.allocate(
+            byteCount: max(count, 1) * MemoryLayout<Float>.stride,
+            alignment: Self.alignment)
         self.shape = shape
         self.count = count
         ownedMemory = memory

@@ -46,7 +46,10 @@ public struct LlavaConfig: Decodable, Sendable {
         selectStrategy = select
         let states = visionConfig.numHiddenLayers + 1
         guard !visionFeatureLayers.isEmpty, visionFeatureLayers.allSatisfy({ (-states..<states).contains($0) }) else {
-            throw ModelFormatError(.badConfig, "vision_feature_layer \(visionFeatureLayers) is outside the \(states) hidden states of a \(visionConfig.numHiddenLayers)-layer vision tower")
+            throw ModelFormatError(
+                .badConfig,
+                "vision_feature_layer \(visionFeatureLayers) is outside the \(states) hidden states of a \(visionConfig.numHiddenLayers)-layer vision tower"
+            )
         }
         guard imageTokenId >= 0 && imageTokenId < textConfig.vocabSize else {
             throw ModelFormatError(.badConfig, "image token id \(imageTokenId) is outside the vocabulary (0..<\(textConfig.vocabSize))")
@@ -57,8 +60,14 @@ public struct LlavaConfig: Decodable, Sendable {
     /// (they save only what differs from `LlamaConfig()` etc.).
     static let textDefaults: [String: [String: Int]] = [
         "llama": ["vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32, "num_attention_heads": 32],
-        "mistral": ["vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8],
-        "qwen2": ["vocab_size": 151936, "hidden_size": 4096, "intermediate_size": 22016, "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 32],
+        "mistral": [
+            "vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32,
+            "num_key_value_heads": 8
+        ],
+        "qwen2": [
+            "vocab_size": 151936, "hidden_size": 4096, "intermediate_size": 22016, "num_hidden_layers": 32, "num_attention_heads": 32,
+            "num_key_value_heads": 32
+        ]
     ]
 
     private static func textConfig(_ fields: [String: JSONValue]) throws -> TextModelConfig {
@@ -73,7 +82,8 @@ public struct LlavaConfig: Decodable, Sendable {
         } catch let DecodingError.keyNotFound(key, _) {
             throw ModelFormatError(.badConfig, "missing key 'text_config.\(key.stringValue)'")
         } catch let DecodingError.typeMismatch(type, context) {
-            throw ModelFormatError(.badConfig, "key 'text_config.\(context.codingPath.map(\.stringValue).joined(separator: "."))' is not of type \(type)")
+            throw ModelFormatError(
+                .badConfig, "key 'text_config.\(context.codingPath.map(\.stringValue).joined(separator: "."))' is not of type \(type)")
         }
     }
 

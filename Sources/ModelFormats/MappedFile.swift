@@ -1,8 +1,9 @@
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Read-only memory map of a whole file. The bytes are paged in by the kernel on first use and
@@ -25,7 +26,7 @@ public final class MappedFile: @unchecked Sendable {
         }
         size = Int(info.st_size)
         if size == 0 {
-            base = nil  // mmap rejects length 0; an empty file maps to an empty buffer
+            base = nil // mmap rejects length 0; an empty file maps to an empty buffer
             return
         }
         let mapped = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)

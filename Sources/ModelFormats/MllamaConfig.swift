@@ -33,7 +33,10 @@ public struct MllamaConfig: Decodable, Sendable {
             throw ModelFormatError(.badConfig, "image token id \(imageTokenId) is outside the embedding table (0..<\(rows))")
         }
         guard textConfig.hiddenSize % textConfig.numAttentionHeads == 0 else {
-            throw ModelFormatError(.badConfig, "text_config: hidden_size \(textConfig.hiddenSize) is not a multiple of num_attention_heads \(textConfig.numAttentionHeads)")
+            throw ModelFormatError(
+                .badConfig,
+                "text_config: hidden_size \(textConfig.hiddenSize) is not a multiple of num_attention_heads \(textConfig.numAttentionHeads)"
+            )
         }
     }
 
@@ -42,7 +45,7 @@ public struct MllamaConfig: Decodable, Sendable {
         "vocab_size": .number(128_256), "hidden_size": .number(4096), "intermediate_size": .number(14_336),
         "num_hidden_layers": .number(40), "num_attention_heads": .number(32), "num_key_value_heads": .number(8),
         "rms_norm_eps": .number(1e-5), "max_position_embeddings": .number(131_072), "rope_theta": .number(500_000),
-        "bos_token_id": .number(128_000), "eos_token_id": .number(128_001), "tie_word_embeddings": .bool(false),
+        "bos_token_id": .number(128_000), "eos_token_id": .number(128_001), "tie_word_embeddings": .bool(false)
     ]
 
     private static func textConfig(_ given: [String: JSONValue]) throws -> TextModelConfig {
@@ -59,7 +62,8 @@ public struct MllamaConfig: Decodable, Sendable {
         } catch let DecodingError.keyNotFound(key, _) {
             throw ModelFormatError(.badConfig, "missing key 'text_config.\(key.stringValue)'")
         } catch let DecodingError.typeMismatch(type, context) {
-            throw ModelFormatError(.badConfig, "key 'text_config.\(context.codingPath.map(\.stringValue).joined(separator: "."))' is not of type \(type)")
+            throw ModelFormatError(
+                .badConfig, "key 'text_config.\(context.codingPath.map(\.stringValue).joined(separator: "."))' is not of type \(type)")
         }
     }
 
@@ -77,7 +81,8 @@ public struct MllamaConfig: Decodable, Sendable {
         default: throw ModelFormatError(.badConfig, "text_config.cross_attention_layers must be a list of integers")
         }
         guard indices.allSatisfy({ (0..<layers).contains($0) }), Set(indices).count == indices.count else {
-            throw ModelFormatError(.badConfig, "text_config.cross_attention_layers \(indices) must be distinct layers of the \(layers)-layer decoder")
+            throw ModelFormatError(
+                .badConfig, "text_config.cross_attention_layers \(indices) must be distinct layers of the \(layers)-layer decoder")
         }
         return indices.sorted()
     }
@@ -136,26 +141,35 @@ public struct MllamaVisionConfig: Decodable, Sendable {
         hiddenAct = try c.optional(String.self, "hidden_act") ?? "gelu"
         normEps = try c.optional(Float.self, "norm_eps") ?? 1e-5
         intermediateLayersIndices = try c.optional([Int].self, "intermediate_layers_indices") ?? [3, 7, 15, 23, 30]
-        supportedAspectRatios = try c.optional([[Int]].self, "supported_aspect_ratios")
+        supportedAspectRatios =
+            try c.optional([[Int]].self, "supported_aspect_ratios")
             ?? [[1, 1], [1, 2], [1, 3], [1, 4], [2, 1], [2, 2], [3, 1], [4, 1]]
 
         func fail(_ message: String) -> ModelFormatError { ModelFormatError(.badConfig, "vision_config: \(message)") }
         guard hiddenSize > 0, intermediateSize > 0, numHiddenLayers > 0, numGlobalLayers >= 0, numAttentionHeads > 0,
-              patchSize > 0, imageSize >= patchSize, maxNumTiles > 0 else {
-            throw fail("hidden_size, intermediate_size, num_hidden_layers, attention_heads, patch_size and max_num_tiles must be positive, num_global_layers not negative, image_size at least patch_size")
+            patchSize > 0, imageSize >= patchSize, maxNumTiles > 0
+        else {
+            throw fail(
+                "hidden_size, intermediate_size, num_hidden_layers, attention_heads, patch_size and max_num_tiles must be positive, num_global_layers not negative, image_size at least patch_size"
+            )
         }
         guard hiddenSize % numAttentionHeads == 0 else {
             throw fail("hidden_size \(hiddenSize) is not a multiple of attention_heads \(numAttentionHeads)")
         }
         guard numChannels == 3 else { throw fail("num_channels \(numChannels) is not supported (images are RGB)") }
         guard intermediateLayersIndices.allSatisfy({ (0..<numHiddenLayers).contains($0) }) else {
-            throw fail("intermediate_layers_indices \(intermediateLayersIndices) are not all layers of the \(numHiddenLayers)-layer encoder")
+            throw fail(
+                "intermediate_layers_indices \(intermediateLayersIndices) are not all layers of the \(numHiddenLayers)-layer encoder")
         }
         guard visionOutputDim == hiddenSize * (intermediateLayersIndices.count + 1) else {
-            throw fail("vision_output_dim \(visionOutputDim) is not hidden_size \(hiddenSize) × (\(intermediateLayersIndices.count) intermediate layers + 1)")
+            throw fail(
+                "vision_output_dim \(visionOutputDim) is not hidden_size \(hiddenSize) × (\(intermediateLayersIndices.count) intermediate layers + 1)"
+            )
         }
         guard supportedAspectRatios.allSatisfy({ $0.count == 2 && $0[0] > 0 && $0[1] > 0 && $0[0] * $0[1] <= maxNumTiles }) else {
-            throw fail("supported_aspect_ratios \(supportedAspectRatios) must be [tiles high, tiles wide] pairs of at most max_num_tiles \(maxNumTiles) tiles")
+            throw fail(
+                "supported_aspect_ratios \(supportedAspectRatios) must be [tiles high, tiles wide] pairs of at most max_num_tiles \(maxNumTiles) tiles"
+            )
         }
     }
 }

@@ -8,8 +8,10 @@ public struct RopeScaling: Decodable, Sendable, Equatable {
     public var highFreqFactor: Float?
     public var originalMaxPositionEmbeddings: Int?
 
-    public init(ropeType: String, factor: Float, lowFreqFactor: Float? = nil, highFreqFactor: Float? = nil,
-                originalMaxPositionEmbeddings: Int? = nil) {
+    public init(
+        ropeType: String, factor: Float, lowFreqFactor: Float? = nil, highFreqFactor: Float? = nil,
+        originalMaxPositionEmbeddings: Int? = nil
+    ) {
         self.ropeType = ropeType
         self.factor = factor
         self.lowFreqFactor = lowFreqFactor
@@ -20,7 +22,8 @@ public struct RopeScaling: Decodable, Sendable, Equatable {
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: JSONKey.self)
         guard let type = try c.optional(String.self, "rope_type") ?? c.optional(String.self, "type") else {
-            throw DecodingError.keyNotFound(JSONKey("rope_type"), .init(codingPath: c.codingPath, debugDescription: "rope scaling without rope_type or type"))
+            throw DecodingError.keyNotFound(
+                JSONKey("rope_type"), .init(codingPath: c.codingPath, debugDescription: "rope scaling without rope_type or type"))
         }
         ropeType = type
         factor = try c.optional(Float.self, "factor") ?? 1

@@ -66,16 +66,17 @@ public final class SafetensorsFile: @unchecked Sendable {
         let byStart = tensors.values.filter { !$0.dataRange.isEmpty }
             .sorted { ($0.dataRange.lowerBound, $0.name) < ($1.dataRange.lowerBound, $1.name) }
         for (previous, next) in zip(byStart, byStart.dropFirst()) where next.dataRange.lowerBound < previous.dataRange.upperBound {
-            throw ModelFormatError(.malformedHeader, "\(path): tensors '\(previous.name)' \(previous.dataRange) and '\(next.name)' \(next.dataRange) overlap")
+            throw ModelFormatError(
+                .malformedHeader, "\(path): tensors '\(previous.name)' \(previous.dataRange) and '\(next.name)' \(next.dataRange) overlap")
         }
     }
 
     private static func parseEntry(name: String, value: Any, url: URL, dataSize: Int) throws -> TensorInfo {
         let what = "tensor '\(name)' in \(url.path)"
         guard let entry = value as? [String: Any],
-              let dtypeName = entry["dtype"] as? String,
-              let shapeValues = entry["shape"] as? [Any],
-              let offsetValues = entry["data_offsets"] as? [Any]
+            let dtypeName = entry["dtype"] as? String,
+            let shapeValues = entry["shape"] as? [Any],
+            let offsetValues = entry["data_offsets"] as? [Any]
         else {
             throw ModelFormatError(.malformedHeader, "\(what): entry needs 'dtype' (string), 'shape' and 'data_offsets' (arrays)")
         }
@@ -94,12 +95,15 @@ public final class SafetensorsFile: @unchecked Sendable {
             throw ModelFormatError(.malformedHeader, "\(what): data_offsets \(offsetValues) must be [begin, end] with 0 <= begin <= end")
         }
         guard offsets[1] <= dataSize else {
-            throw ModelFormatError(.truncatedFile, "\(what): data ends at byte \(offsets[1]) of the data section but the file holds only \(dataSize) data bytes")
+            throw ModelFormatError(
+                .truncatedFile,
+                "\(what): data ends at byte \(offsets[1]) of the data section but the file holds only \(dataSize) data bytes")
         }
         let expected = byteCount(shape: shape, dtype: dtype)
         guard expected == offsets[1] - offsets[0] else {
             let need = expected.map { "\($0) bytes" } ?? "more bytes than fit in memory"
-            throw ModelFormatError(.malformedHeader, "\(what): shape \(shape) of \(dtypeName) needs \(need) but data_offsets give \(offsets[1] - offsets[0])")
+            throw ModelFormatError(
+                .malformedHeader, "\(what): shape \(shape) of \(dtypeName) needs \(need) but data_offsets give \(offsets[1] - offsets[0])")
         }
         return TensorInfo(name: name, dtype: dtype, shape: shape, file: url, dataRange: offsets[0]..<offsets[1])
     }

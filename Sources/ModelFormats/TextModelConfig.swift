@@ -40,7 +40,9 @@ public struct TextModelConfig: Decodable, Sendable {
         architectures = try c.optional([String].self, "architectures") ?? []
         modelType = try c.required(String.self, "model_type")
         guard Self.supportedModelTypes.contains(modelType) else {
-            throw ModelFormatError(.unsupportedArchitecture, "model_type '\(modelType)' is not supported (supported: \(Self.supportedModelTypes.joined(separator: ", ")))")
+            throw ModelFormatError(
+                .unsupportedArchitecture,
+                "model_type '\(modelType)' is not supported (supported: \(Self.supportedModelTypes.joined(separator: ", ")))")
         }
         hiddenSize = try c.required(Int.self, "hidden_size")
         intermediateSize = try c.required(Int.self, "intermediate_size")
@@ -49,16 +51,21 @@ public struct TextModelConfig: Decodable, Sendable {
         numKeyValueHeads = try c.optional(Int.self, "num_key_value_heads") ?? numAttentionHeads
         vocabSize = try c.required(Int.self, "vocab_size")
         guard hiddenSize > 0, intermediateSize > 0, numHiddenLayers > 0, numAttentionHeads > 0, numKeyValueHeads > 0, vocabSize > 0 else {
-            throw ModelFormatError(.badConfig, "hidden_size, intermediate_size, num_hidden_layers, num_attention_heads, num_key_value_heads and vocab_size must be positive")
+            throw ModelFormatError(
+                .badConfig,
+                "hidden_size, intermediate_size, num_hidden_layers, num_attention_heads, num_key_value_heads and vocab_size must be positive"
+            )
         }
         guard numAttentionHeads % numKeyValueHeads == 0 else {
-            throw ModelFormatError(.badConfig, "num_attention_heads \(numAttentionHeads) is not a multiple of num_key_value_heads \(numKeyValueHeads)")
+            throw ModelFormatError(
+                .badConfig, "num_attention_heads \(numAttentionHeads) is not a multiple of num_key_value_heads \(numKeyValueHeads)")
         }
         if let given = try c.optional(Int.self, "head_dim") {
             headDim = given
         } else {
             guard hiddenSize % numAttentionHeads == 0 else {
-                throw ModelFormatError(.badConfig, "no head_dim, and hidden_size \(hiddenSize) is not a multiple of num_attention_heads \(numAttentionHeads)")
+                throw ModelFormatError(
+                    .badConfig, "no head_dim, and hidden_size \(hiddenSize) is not a multiple of num_attention_heads \(numAttentionHeads)")
             }
             headDim = hiddenSize / numAttentionHeads
         }
@@ -108,7 +115,10 @@ public struct TextModelConfig: Decodable, Sendable {
         }
         let config = try decodeConfig(TextModelConfig.self, from: url)
         if !config.architectures.isEmpty, !config.architectures.contains(where: supportedArchitectures.contains) {
-            throw ModelFormatError(.unsupportedArchitecture, "\(url.path): architectures \(config.architectures) are not supported (supported: \(supportedArchitectures.joined(separator: ", ")))")
+            throw ModelFormatError(
+                .unsupportedArchitecture,
+                "\(url.path): architectures \(config.architectures) are not supported (supported: \(supportedArchitectures.joined(separator: ", ")))"
+            )
         }
         return config
     }

@@ -29,7 +29,8 @@ public struct VisionModelConfig: Decodable, Sendable {
         let c = try decoder.container(keyedBy: JSONKey.self)
         let type = try c.optional(String.self, "model_type") ?? Family.clip.rawValue
         guard let family = Family(rawValue: type) else {
-            throw ModelFormatError(.unsupportedArchitecture, "vision_config model_type '\(type)' is not supported (clip_vision_model, siglip_vision_model)")
+            throw ModelFormatError(
+                .unsupportedArchitecture, "vision_config model_type '\(type)' is not supported (clip_vision_model, siglip_vision_model)")
         }
         self.family = family
         let clip = family == .clip
@@ -43,10 +44,14 @@ public struct VisionModelConfig: Decodable, Sendable {
         hiddenAct = try c.optional(String.self, "hidden_act") ?? (clip ? "quick_gelu" : "gelu_pytorch_tanh")
         layerNormEps = try c.optional(Float.self, "layer_norm_eps") ?? (clip ? 1e-5 : 1e-6)
         guard hiddenSize > 0, intermediateSize > 0, numHiddenLayers > 0, numAttentionHeads > 0, patchSize > 0, imageSize >= patchSize else {
-            throw ModelFormatError(.badConfig, "vision_config: hidden_size, intermediate_size, num_hidden_layers, num_attention_heads and patch_size must be positive and image_size at least patch_size")
+            throw ModelFormatError(
+                .badConfig,
+                "vision_config: hidden_size, intermediate_size, num_hidden_layers, num_attention_heads and patch_size must be positive and image_size at least patch_size"
+            )
         }
         guard hiddenSize % numAttentionHeads == 0 else {
-            throw ModelFormatError(.badConfig, "vision_config: hidden_size \(hiddenSize) is not a multiple of num_attention_heads \(numAttentionHeads)")
+            throw ModelFormatError(
+                .badConfig, "vision_config: hidden_size \(hiddenSize) is not a multiple of num_attention_heads \(numAttentionHeads)")
         }
         guard numChannels == 3 else {
             throw ModelFormatError(.badConfig, "vision_config: num_channels \(numChannels) is not supported (images are RGB)")

@@ -17,8 +17,8 @@ final class CausalAttention: ParallelTask {
     private var layer = 0
     private var batch: ForwardBatch?
     private unowned(unsafe) var cache: PagedKVCache?
-    private var query: UnsafePointer<Float>?          // (rows, heads·headDim)
-    private var output: UnsafeMutablePointer<Float>?  // (rows, heads·headDim)
+    private var query: UnsafePointer<Float>? // (rows, heads·headDim)
+    private var output: UnsafeMutablePointer<Float>? // (rows, heads·headDim)
 
     init(heads: Int, kvHeads: Int, headDim: Int, slidingWindow: Int?, threads: Int) {
         self.heads = heads
@@ -32,8 +32,10 @@ final class CausalAttention: ParallelTask {
 
     deinit { scores.deallocate() }
 
-    func callAsFunction(layer: Int, batch: ForwardBatch, cache: PagedKVCache, query: UnsafePointer<Float>,
-                        into output: UnsafeMutablePointer<Float>, pool: ComputePool) {
+    func callAsFunction(
+        layer: Int, batch: ForwardBatch, cache: PagedKVCache, query: UnsafePointer<Float>,
+        into output: UnsafeMutablePointer<Float>, pool: ComputePool
+    ) {
         ensureScoreCapacity(cache.capacityBlocks * cache.blockSize)
         (self.layer, self.batch, self.cache, self.query, self.output) = (layer, batch, cache, query, output)
         pool.run(self, count: batch.count * heads)

@@ -44,7 +44,8 @@ public struct ForwardBatch: Sendable {
     }
 
     /// A row whose input is `embedding` (the model's hidden size wide) instead of a token's.
-    public mutating func append(embedding: UnsafeBufferPointer<Float>, sequence: PagedKVCache.SequenceID, position: Int, wantsLogits: Bool) {
+    public mutating func append(embedding: UnsafeBufferPointer<Float>, sequence: PagedKVCache.SequenceID, position: Int, wantsLogits: Bool)
+    {
         precondition(embeddingWidth == 0 || embedding.count == embeddingWidth, "embedding rows of one batch differ in width")
         embeddingWidth = embedding.count
         if wantsLogits { logitRows.append(Int32(tokens.count)) }

@@ -30,7 +30,10 @@ public struct MultimodalPrompt: Sendable {
             guard id == imageTokenId else { sources.append(nil); continue }
             guard image < images.count else {
                 let needed = images.reduce(0) { $0 + $1.rows }
-                throw ModelError(.unsupportedConfiguration, "the prompt has more image tokens (\(ids.filter { $0 == imageTokenId }.count)) than its \(images.count) image(s) have feature rows (\(needed))")
+                throw ModelError(
+                    .unsupportedConfiguration,
+                    "the prompt has more image tokens (\(ids.filter { $0 == imageTokenId }.count)) than its \(images.count) image(s) have feature rows (\(needed))"
+                )
             }
             sources.append((Int32(image), Int32(row)))
             row += 1
@@ -38,7 +41,10 @@ public struct MultimodalPrompt: Sendable {
         }
         guard image == images.count && row == 0 else {
             let needed = images.reduce(0) { $0 + $1.rows }
-            throw ModelError(.unsupportedConfiguration, "the prompt has \(ids.filter { $0 == imageTokenId }.count) image tokens but its \(images.count) image(s) have \(needed) feature rows (expand each image token to the image's row count first)")
+            throw ModelError(
+                .unsupportedConfiguration,
+                "the prompt has \(ids.filter { $0 == imageTokenId }.count) image tokens but its \(images.count) image(s) have \(needed) feature rows (expand each image token to the image's row count first)"
+            )
         }
         self.ids = ids
         self.images = images
@@ -49,13 +55,16 @@ public struct MultimodalPrompt: Sendable {
 
     /// Appends positions `range` of the prompt to `batch` for `sequence`, position p of the prompt
     /// at cache position `firstPosition + p`.
-    public func append(_ range: Range<Int>, to batch: inout ForwardBatch, sequence: PagedKVCache.SequenceID,
-                       firstPosition: Int, wantsLogits: (Int) -> Bool) {
+    public func append(
+        _ range: Range<Int>, to batch: inout ForwardBatch, sequence: PagedKVCache.SequenceID,
+        firstPosition: Int, wantsLogits: (Int) -> Bool
+    ) {
         for p in range {
             if let source = sources[p] {
                 let features = images[Int(source.image)]
                 features.values.withUnsafeBufferPointer { values in
-                    let row = UnsafeBufferPointer(rebasing: values[(Int(source.row) * features.width)..<((Int(source.row) + 1) * features.width)])
+                    let row = UnsafeBufferPointer(
+                        rebasing: values[(Int(source.row) * features.width)..<((Int(source.row) + 1) * features.width)])
                     batch.append(embedding: row, sequence: sequence, position: firstPosition + p, wantsLogits: wantsLogits(p))
                 }
             } else {

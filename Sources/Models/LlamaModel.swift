@@ -15,44 +15,52 @@ public final class LlamaModel: @unchecked Sendable {
     let rope: RotaryEmbedding
 
     // Scratch, shapes for `maxRows` rows.
-    let hidden: UnsafeMutablePointer<Float>      // (rows, hidden) residual stream
-    let normed: UnsafeMutablePointer<Float>      // (rows, hidden)
-    let query: UnsafeMutablePointer<Float>       // (rows, heads·headDim)
-    let key: UnsafeMutablePointer<Float>         // (rows, kvHeads·headDim)
-    let value: UnsafeMutablePointer<Float>       // (rows, kvHeads·headDim)
-    let attended: UnsafeMutablePointer<Float>    // (rows, heads·headDim)
-    let projected: UnsafeMutablePointer<Float>   // (rows, hidden) output of o_proj / down_proj
-    let gate: UnsafeMutablePointer<Float>        // (rows, intermediate)
-    let up: UnsafeMutablePointer<Float>          // (rows, intermediate)
-    let cosines: UnsafeMutablePointer<Float>     // (rows, headDim/2)
-    let sines: UnsafeMutablePointer<Float>       // (rows, headDim/2)
-    let finalRows: UnsafeMutablePointer<Float>   // (logitRows, hidden)
-    let logits: UnsafeMutablePointer<Float>      // (logitRows, vocab)
+    let hidden: UnsafeMutablePointer<Float> // (rows, hidden) residual stream
+    let normed: UnsafeMutablePointer<Float> // (rows, hidden)
+    let query: UnsafeMutablePointer<Float> // (rows, heads·headDim)
+    let key: UnsafeMutablePointer<Float> // (rows, kvHeads·headDim)
+    let value: UnsafeMutablePointer<Float> // (rows, kvHeads·headDim)
+    let attended: UnsafeMutablePointer<Float> // (rows, heads·headDim)
+    let projected: UnsafeMutablePointer<Float> // (rows, hidden) output of o_proj / down_proj
+    let gate: UnsafeMutablePointer<Float> // (rows, intermediate)
+    let up: UnsafeMutablePointer<Float> // (rows, intermediate)
+    let cosines: UnsafeMutablePointer<Float> // (rows, headDim/2)
+    let sines: UnsafeMutablePointer<Float> // (rows, headDim/2)
+    let finalRows: UnsafeMutablePointer<Float> // (logitRows, hidden)
+    let logits: UnsafeMutablePointer<Float> // (logitRows, vocab)
     /// Reused parallel tasks: the forward pass allocates nothing.
     let linear = LinearTask()
     let attention: CausalAttention
 
     public convenience init(directory: URL, maxRows: Int = 128, maxLogitRows: Int = 64, pool: ComputePool = .shared) throws {
         let checkpoint = try Checkpoint(directory: directory)
-        try self.init(config: TextModelConfig.load(from: directory), checkpoint: checkpoint,
-                      maxRows: maxRows, maxLogitRows: maxLogitRows, pool: pool)
+        try self.init(
+            config: TextModelConfig.load(from: directory), checkpoint: checkpoint,
+            maxRows: maxRows, maxLogitRows: maxLogitRows, pool: pool)
         try checkpoint.verifyAllConsumed(ignoring: LlamaWeights.isDerivedBuffer)
     }
 
     /// A decoder whose tensors sit under `names` in `checkpoint` (which may hold other models'
     /// tensors too, as a LLaVA checkpoint does: the caller verifies that all were consumed).
-    public init(config: TextModelConfig, checkpoint: Checkpoint, names: LlamaTensorNames = .causalLM,
-                maxRows: Int = 128, maxLogitRows: Int = 64, pool: ComputePool = .shared) throws {
+    public init(
+        config: TextModelConfig, checkpoint: Checkpoint, names: LlamaTensorNames = .causalLM,
+        maxRows: Int = 128, maxLogitRows: Int = 64, pool: ComputePool = .shared
+    ) throws {
         let directory = checkpoint.directory
         guard config.hiddenAct == "silu" else {
-            throw ModelError(.unsupportedConfiguration, "\(directory.path)/config.json: hidden_act \"\(config.hiddenAct)\" is not supported (only silu)")
+            throw ModelError(
+                .unsupportedConfiguration, "\(directory.path)/config.json: hidden_act \"\(config.hiddenAct)\" is not supported (only silu)")
         }
         guard config.numAttentionHeads % config.numKeyValueHeads == 0 else {
-            throw ModelError(.unsupportedConfiguration, "\(directory.path)/config.json: num_attention_heads \(config.numAttentionHeads) is not a multiple of num_key_value_heads \(config.numKeyValueHeads)")
+            throw ModelError(
+                .unsupportedConfiguration,
+                "\(directory.path)/config.json: num_attention_heads \(config.numAttentionHeads) is not a multiple of num_key_value_heads \(config.numKeyValueHeads)"
+            )
         }
         self.config = config
-        self.rope = RotaryEmbedding(headDim: config.headDim, base: config.ropeTheta,
-                                    scaling: try Self.ropeScaling(config, directory: directory))
+        self.rope = RotaryEmbedding(
+            headDim: config.headDim, base: config.ropeTheta,
+            scaling: try Self.ropeScaling(config, directory: directory))
         self.weights = try LlamaWeights(checkpoint: checkpoint, config: config, names: names)
         self.maxRows = maxRows
         self.maxLogitRows = maxLogitRows
@@ -71,8 +79,9 @@ public final class LlamaModel: @unchecked Sendable {
         sines = .allocate(capacity: maxRows * config.headDim / 2)
         finalRows = .allocate(capacity: maxLogitRows * config.hiddenSize)
         logits = .allocate(capacity: maxLogitRows * config.vocabSize)
-        attention = CausalAttention(heads: config.numAttentionHeads, kvHeads: config.numKeyValueHeads,
-                                    headDim: config.headDim, slidingWindow: config.slidingWindow, threads: pool.threads)
+        attention = CausalAttention(
+            heads: config.numAttentionHeads, kvHeads: config.numKeyValueHeads,
+            headDim: config.headDim, slidingWindow: config.slidingWindow, threads: pool.threads)
     }
 
     deinit {
@@ -88,19 +97,26 @@ public final class LlamaModel: @unchecked Sendable {
         case "linear": return .linear(factor: scaling.factor)
         case "llama3":
             guard let low = scaling.lowFreqFactor, let high = scaling.highFreqFactor,
-                  let original = scaling.originalMaxPositionEmbeddings else {
-                throw ModelError(.unsupportedConfiguration, "\(directory.path)/config.json: llama3 rope_scaling needs low_freq_factor, high_freq_factor and original_max_position_embeddings")
+                let original = scaling.originalMaxPositionEmbeddings
+            else {
+                throw ModelError(
+                    .unsupportedConfiguration,
+                    "\(directory.path)/config.json: llama3 rope_scaling needs low_freq_factor, high_freq_factor and original_max_position_embeddings"
+                )
             }
             return .llama3(factor: scaling.factor, lowFrequencyFactor: low, highFrequencyFactor: high, originalContext: original)
         default:
-            throw ModelError(.unsupportedConfiguration, "\(directory.path)/config.json: rope_scaling type \"\(scaling.ropeType)\" is not supported (default, linear, llama3)")
+            throw ModelError(
+                .unsupportedConfiguration,
+                "\(directory.path)/config.json: rope_scaling type \"\(scaling.ropeType)\" is not supported (default, linear, llama3)")
         }
     }
 
     /// A KV cache shaped for this model.
     public func makeCache(capacityTokens: Int) -> PagedKVCache {
-        PagedKVCache(layers: config.numHiddenLayers, kvHeads: config.numKeyValueHeads, headDim: config.headDim,
-                     capacityTokens: capacityTokens)
+        PagedKVCache(
+            layers: config.numHiddenLayers, kvHeads: config.numKeyValueHeads, headDim: config.headDim,
+            capacityTokens: capacityTokens)
     }
 
     public var vocabularySize: Int { config.vocabSize }
@@ -119,7 +135,8 @@ public final class LlamaModel: @unchecked Sendable {
         let qWidth = heads * headDim, kvWidth = kvHeads * headDim, half = headDim / 2
 
         if batch.embeddingWidth != 0 && batch.embeddingWidth != hiddenSize {
-            throw ModelError(.unsupportedConfiguration, "input embeddings are \(batch.embeddingWidth) wide; the model's hidden size is \(hiddenSize)")
+            throw ModelError(
+                .unsupportedConfiguration, "input embeddings are \(batch.embeddingWidth) wide; the model's hidden size is \(hiddenSize)")
         }
         for r in 0..<rows {
             if let start = batch.embeddingStart(row: r) {
@@ -164,7 +181,9 @@ public final class LlamaModel: @unchecked Sendable {
         // Final norm and the vocabulary projection, only for the rows whose logits are wanted.
         let logitRows = batch.logitRows.count
         for (i, row) in batch.logitRows.enumerated() {
-            rmsNorm(hidden + Int(row) * hiddenSize, weight: weights.finalNorm.pointer, rows: 1, dim: hiddenSize, eps: c.rmsNormEps, into: finalRows + i * hiddenSize)
+            rmsNorm(
+                hidden + Int(row) * hiddenSize, weight: weights.finalNorm.pointer, rows: 1, dim: hiddenSize, eps: c.rmsNormEps,
+                into: finalRows + i * hiddenSize)
         }
         linear(finalRows, rows: logitRows, weight: weights.lmHead, into: logits, pool: pool)
         return UnsafeBufferPointer(start: logits, count: logitRows * c.vocabSize)

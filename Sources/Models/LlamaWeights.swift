@@ -23,25 +23,25 @@ public struct LlamaTensorNames: Sendable, Equatable {
 /// stored dtype (f32, f16 or bf16); only the small norm and bias vectors are widened to f32.
 struct LlamaWeights {
     struct Layer {
-        let inputNorm: FloatTensor          // model.layers.N.input_layernorm.weight (hidden)
-        let q: WeightMatrix                 // self_attn.q_proj.weight (heads·headDim, hidden)
-        let k: WeightMatrix                 // self_attn.k_proj.weight (kvHeads·headDim, hidden)
-        let v: WeightMatrix                 // self_attn.v_proj.weight (kvHeads·headDim, hidden)
-        let o: WeightMatrix                 // self_attn.o_proj.weight (hidden, heads·headDim)
+        let inputNorm: FloatTensor // model.layers.N.input_layernorm.weight (hidden)
+        let q: WeightMatrix // self_attn.q_proj.weight (heads·headDim, hidden)
+        let k: WeightMatrix // self_attn.k_proj.weight (kvHeads·headDim, hidden)
+        let v: WeightMatrix // self_attn.v_proj.weight (kvHeads·headDim, hidden)
+        let o: WeightMatrix // self_attn.o_proj.weight (hidden, heads·headDim)
         let qBias, kBias, vBias, oBias: FloatTensor?
-        let postAttentionNorm: FloatTensor  // post_attention_layernorm.weight (hidden)
-        let gate: WeightMatrix              // mlp.gate_proj.weight (intermediate, hidden)
-        let up: WeightMatrix                // mlp.up_proj.weight (intermediate, hidden)
-        let down: WeightMatrix              // mlp.down_proj.weight (hidden, intermediate)
+        let postAttentionNorm: FloatTensor // post_attention_layernorm.weight (hidden)
+        let gate: WeightMatrix // mlp.gate_proj.weight (intermediate, hidden)
+        let up: WeightMatrix // mlp.up_proj.weight (intermediate, hidden)
+        let down: WeightMatrix // mlp.down_proj.weight (hidden, intermediate)
         let gateBias, upBias, downBias: FloatTensor?
     }
 
     /// Keeps the mapped files that the matrices point into alive.
     let checkpoint: Checkpoint
-    let embedding: WeightMatrix  // model.embed_tokens.weight (vocab, hidden)
+    let embedding: WeightMatrix // model.embed_tokens.weight (vocab, hidden)
     let layers: [Layer]
-    let finalNorm: FloatTensor   // model.norm.weight (hidden)
-    let lmHead: WeightMatrix     // lm_head.weight (vocab, hidden), or the embedding when tied
+    let finalNorm: FloatTensor // model.norm.weight (hidden)
+    let lmHead: WeightMatrix // lm_head.weight (vocab, hidden), or the embedding when tied
     let tiedHead: Bool
 
     /// Takes the decoder's tensors; the caller verifies that nothing else was left in the checkpoint.
@@ -86,9 +86,12 @@ struct LlamaWeights {
 
     /// Bytes of weights one forward pass reads, counting a tied embedding once.
     var byteCount: Int {
-        let vectors = [finalNorm] + layers.flatMap { l in
-            [l.inputNorm, l.postAttentionNorm] + [l.qBias, l.kBias, l.vBias, l.oBias, l.gateBias, l.upBias, l.downBias].compactMap { $0 }
-        }
+        let vectors =
+            [finalNorm]
+            + layers.flatMap { l in
+                [l.inputNorm, l.postAttentionNorm]
+                    + [l.qBias, l.kBias, l.vBias, l.oBias, l.gateBias, l.upBias, l.downBias].compactMap { $0 }
+            }
         let matrices = [embedding] + (tiedHead ? [] : [lmHead]) + layers.flatMap { [$0.q, $0.k, $0.v, $0.o, $0.gate, $0.up, $0.down] }
         return vectors.reduce(0) { $0 + $1.count * 4 } + matrices.reduce(0) { $0 + $1.byteCount }
     }
@@ -104,7 +107,8 @@ extension Checkpoint {
         case .f16: element = .f16
         case .bf16: element = .bf16
         default:
-            throw ModelFormatError(.unsupportedDType, "tensor '\(name)' in \(info.file.path) is \(info.dtype.rawValue); weights must be F32, F16 or BF16")
+            throw ModelFormatError(
+                .unsupportedDType, "tensor '\(name)' in \(info.file.path) is \(info.dtype.rawValue); weights must be F32, F16 or BF16")
         }
         return WeightMatrix(base: bytes.baseAddress!, element: element, rows: rows, columns: columns)
     }

@@ -13,9 +13,9 @@ public final class LlavaModel: @unchecked Sendable {
     public let vision: VisionTower
     /// The image processor the checkpoint was saved with.
     public let preprocessor: Preprocessor
-    let projector1: WeightMatrix          // linear_1.weight (textHidden, visionHidden · layers)
+    let projector1: WeightMatrix // linear_1.weight (textHidden, visionHidden · layers)
     let projector1Bias: FloatTensor?
-    let projector2: WeightMatrix          // linear_2.weight (textHidden, textHidden)
+    let projector2: WeightMatrix // linear_2.weight (textHidden, textHidden)
     let projector2Bias: FloatTensor?
     let projectorActivation: Activation
     let checkpoint: Checkpoint
@@ -29,7 +29,7 @@ public final class LlavaModel: @unchecked Sendable {
     static let projectorPrefixes = ["multi_modal_projector.", "model.multi_modal_projector."]
     static let languageNames = [
         LlamaTensorNames(decoder: "language_model.model.", lmHead: "language_model.lm_head.weight"),
-        LlamaTensorNames(decoder: "model.language_model.", lmHead: "lm_head.weight"),
+        LlamaTensorNames(decoder: "model.language_model.", lmHead: "lm_head.weight")
     ]
 
     public static func load(directory: URL, maxRows: Int = 128, maxLogitRows: Int = 64, pool: ComputePool = .shared) throws -> LlavaModel {
@@ -41,7 +41,10 @@ public final class LlavaModel: @unchecked Sendable {
         let checkpoint = try Checkpoint(directory: directory)
         func find<T>(_ candidates: [T], _ probe: (T) -> String, _ what: String) throws -> T {
             guard let found = candidates.first(where: { checkpoint.contains(probe($0)) }) else {
-                throw ModelFormatError(.missingTensor, "\(directory.path): no \(what) tensors under any known LLaVA layout (looked for \(candidates.map(probe).joined(separator: ", ")))")
+                throw ModelFormatError(
+                    .missingTensor,
+                    "\(directory.path): no \(what) tensors under any known LLaVA layout (looked for \(candidates.map(probe).joined(separator: ", ")))"
+                )
             }
             return found
         }
@@ -49,14 +52,17 @@ public final class LlavaModel: @unchecked Sendable {
         let projectorPrefix = try find(Self.projectorPrefixes, { $0 + "linear_1.weight" }, "projector")
         let names = try find(Self.languageNames, { $0.decoder + "embed_tokens.weight" }, "language model")
         guard let activation = Activation(rawValue: config.projectorHiddenAct) else {
-            throw ModelError(.unsupportedConfiguration, "\(directory.path)/config.json: projector_hidden_act \"\(config.projectorHiddenAct)\" is not supported")
+            throw ModelError(
+                .unsupportedConfiguration,
+                "\(directory.path)/config.json: projector_hidden_act \"\(config.projectorHiddenAct)\" is not supported")
         }
 
         self.config = config
         self.checkpoint = checkpoint
         projectorActivation = activation
-        language = try LlamaModel(config: config.textConfig, checkpoint: checkpoint, names: names,
-                                  maxRows: maxRows, maxLogitRows: maxLogitRows, pool: pool)
+        language = try LlamaModel(
+            config: config.textConfig, checkpoint: checkpoint, names: names,
+            maxRows: maxRows, maxLogitRows: maxLogitRows, pool: pool)
         vision = try VisionTower(config: config.visionConfig, checkpoint: checkpoint, prefix: visionPrefix, pool: pool)
         let textHidden = config.textConfig.hiddenSize
         let inputWidth = config.visionConfig.hiddenSize * config.visionFeatureLayers.count
@@ -78,7 +84,10 @@ public final class LlavaModel: @unchecked Sendable {
     public func imageFeatures(for image: PreprocessedImage) throws -> ImageFeatures {
         let side = config.visionConfig.imageSize
         guard image.height == side && image.width == side else {
-            throw ModelError(.unsupportedConfiguration, "pixel values are \(image.height)×\(image.width); the vision tower takes \(side)×\(side) (does the image processor's crop/size match vision_config.image_size?)")
+            throw ModelError(
+                .unsupportedConfiguration,
+                "pixel values are \(image.height)×\(image.width); the vision tower takes \(side)×\(side) (does the image processor's crop/size match vision_config.image_size?)"
+            )
         }
         let rows = imageTokenCount, textHidden = config.textConfig.hiddenSize
         let selectedWidth = config.visionConfig.hiddenSize * config.visionFeatureLayers.count
@@ -86,8 +95,9 @@ public final class LlavaModel: @unchecked Sendable {
         let middle = UnsafeMutablePointer<Float>.allocate(capacity: rows * textHidden)
         defer { selected.deallocate(); middle.deallocate() }
         image.values.withUnsafeBufferPointer { pixels in
-            vision.encode(pixels.baseAddress!, states: config.featureStateIndices,
-                          skipRows: config.selectStrategy == .default ? 1 : 0, into: selected)
+            vision.encode(
+                pixels.baseAddress!, states: config.featureStateIndices,
+                skipRows: config.selectStrategy == .default ? 1 : 0, into: selected)
         }
         linear(selected, rows: rows, weight: projector1, bias: projector1Bias?.pointer, into: middle, pool: language.pool)
         projectorActivation.apply(middle, count: rows * textHidden)
@@ -112,8 +122,10 @@ public final class LlavaModel: @unchecked Sendable {
     /// Runs `prompt` into `sequence` of `cache` (whose slots the caller reserved from
     /// `firstPosition`) in chunks of the language model's `maxRows`, and returns the logits of
     /// its last position.
-    public func prefill(_ prompt: MultimodalPrompt, sequence: PagedKVCache.SequenceID, firstPosition: Int,
-                        cache: PagedKVCache) throws -> [Float] {
+    public func prefill(
+        _ prompt: MultimodalPrompt, sequence: PagedKVCache.SequenceID, firstPosition: Int,
+        cache: PagedKVCache
+    ) throws -> [Float] {
         var batch = ForwardBatch(capacity: language.maxRows)
         var logits: [Float] = []
         var start = 0

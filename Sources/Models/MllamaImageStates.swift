@@ -75,8 +75,8 @@ final class MllamaCrossAttention: ParallelTask {
     private var layer = 0
     private var context: MllamaImageContext?
     private var positions: UnsafePointer<Int32>?
-    private var query: UnsafePointer<Float>?          // (rows, heads·headDim), q_norm applied
-    private var output: UnsafeMutablePointer<Float>?  // (rows, heads·headDim)
+    private var query: UnsafePointer<Float>? // (rows, heads·headDim), q_norm applied
+    private var output: UnsafeMutablePointer<Float>? // (rows, heads·headDim)
 
     init(heads: Int, kvHeads: Int, headDim: Int, threads: Int) {
         self.heads = heads
@@ -89,8 +89,10 @@ final class MllamaCrossAttention: ParallelTask {
 
     deinit { scores.deallocate() }
 
-    func callAsFunction(layer: Int, context: MllamaImageContext, positions: UnsafePointer<Int32>, rows: Int,
-                        query: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>, pool: ComputePool) {
+    func callAsFunction(
+        layer: Int, context: MllamaImageContext, positions: UnsafePointer<Int32>, rows: Int,
+        query: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>, pool: ComputePool
+    ) {
         ensureScoreCapacity(context.states.rows)
         (self.layer, self.context, self.positions, self.query, self.output) = (layer, context, positions, query, output)
         pool.run(self, count: rows * heads)

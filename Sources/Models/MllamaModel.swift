@@ -15,18 +15,22 @@ public final class MllamaModel: @unchecked Sendable {
     public let vision: MllamaVisionModel
     /// The image processor the checkpoint was saved with.
     public let preprocessor: MllamaPreprocessor
-    let projector: WeightMatrix           // multi_modal_projector.weight (textHidden, visionOutputDim)
-    let projectorBias: FloatTensor        // multi_modal_projector.bias (textHidden)
+    let projector: WeightMatrix // multi_modal_projector.weight (textHidden, visionOutputDim)
+    let projectorBias: FloatTensor // multi_modal_projector.bias (textHidden)
     let checkpoint: Checkpoint
 
     public var imageTokenId: Int { config.imageTokenId }
 
     /// The two tensor-name layouts: the hub's and transformers 5's files, and transformers 4.52–4.x's.
     static let layouts: [(vision: String, projector: String, language: LlamaTensorNames)] = [
-        ("vision_model.", "multi_modal_projector.",
-         LlamaTensorNames(decoder: "language_model.model.", lmHead: "language_model.lm_head.weight")),
-        ("model.vision_model.", "model.multi_modal_projector.",
-         LlamaTensorNames(decoder: "model.language_model.", lmHead: "lm_head.weight")),
+        (
+            "vision_model.", "multi_modal_projector.",
+            LlamaTensorNames(decoder: "language_model.model.", lmHead: "language_model.lm_head.weight")
+        ),
+        (
+            "model.vision_model.", "model.multi_modal_projector.",
+            LlamaTensorNames(decoder: "model.language_model.", lmHead: "lm_head.weight")
+        )
     ]
 
     public static func load(directory: URL, maxRows: Int = 128, maxLogitRows: Int = 64, pool: ComputePool = .shared) throws -> MllamaModel {
@@ -37,12 +41,16 @@ public final class MllamaModel: @unchecked Sendable {
         let config = try MllamaConfig.load(from: directory)
         let checkpoint = try Checkpoint(directory: directory)
         guard let layout = Self.layouts.first(where: { checkpoint.contains($0.vision + "patch_embedding.weight") }) else {
-            throw ModelFormatError(.missingTensor, "\(directory.path): no vision encoder tensors under any known Llama 3.2 Vision layout (looked for \(Self.layouts.map { $0.vision + "patch_embedding.weight" }.joined(separator: ", ")))")
+            throw ModelFormatError(
+                .missingTensor,
+                "\(directory.path): no vision encoder tensors under any known Llama 3.2 Vision layout (looked for \(Self.layouts.map { $0.vision + "patch_embedding.weight" }.joined(separator: ", ")))"
+            )
         }
         self.config = config
         self.checkpoint = checkpoint
-        text = try MllamaTextModel(config: config, checkpoint: checkpoint, names: layout.language,
-                                   maxRows: maxRows, maxLogitRows: maxLogitRows, pool: pool)
+        text = try MllamaTextModel(
+            config: config, checkpoint: checkpoint, names: layout.language,
+            maxRows: maxRows, maxLogitRows: maxLogitRows, pool: pool)
         vision = try MllamaVisionModel(config: config.visionConfig, checkpoint: checkpoint, prefix: layout.vision, pool: pool)
         let textHidden = config.textConfig.hiddenSize
         projector = try checkpoint.weightMatrix(layout.projector + "weight", rows: textHidden, columns: config.visionConfig.visionOutputDim)
@@ -60,7 +68,8 @@ public final class MllamaModel: @unchecked Sendable {
     public func imageStates(for image: MllamaTiledImage) throws -> MllamaImageStates {
         let states = try visionStates(for: image)
         return states.withUnsafeBufferPointer {
-            text.imageStates($0.baseAddress!, visionRows: vision.outputRows, tileCount: image.tileCount, tileRows: config.visionConfig.tileRows)
+            text.imageStates(
+                $0.baseAddress!, visionRows: vision.outputRows, tileCount: image.tileCount, tileRows: config.visionConfig.tileRows)
         }
     }
 
@@ -85,16 +94,22 @@ public final class MllamaModel: @unchecked Sendable {
         switch (positions.count, image) {
         case (0, nil): return nil
         case (1, let image?): return MllamaImageContext(states: image, imagePosition: firstPosition + positions[0])
-        case (0, _?): throw ModelError(.unsupportedConfiguration, "an image was given but the prompt has no <|image|> token (id \(imageTokenId))")
-        case (1, nil): throw ModelError(.unsupportedConfiguration, "the prompt has an <|image|> token (id \(imageTokenId)) but no image was given")
-        default: throw ModelError(.unsupportedConfiguration, "the prompt has \(positions.count) <|image|> tokens; one image per prompt is supported")
+        case (0, _?):
+            throw ModelError(.unsupportedConfiguration, "an image was given but the prompt has no <|image|> token (id \(imageTokenId))")
+        case (1, nil):
+            throw ModelError(.unsupportedConfiguration, "the prompt has an <|image|> token (id \(imageTokenId)) but no image was given")
+        default:
+            throw ModelError(
+                .unsupportedConfiguration, "the prompt has \(positions.count) <|image|> tokens; one image per prompt is supported")
         }
     }
 
     /// Runs `ids` into `sequence` of `cache` (whose slots the caller reserved from `firstPosition`) in
     /// chunks of `text.maxRows`, and returns the logits of the last position.
-    public func prefill(_ ids: [Int], image: MllamaImageContext?, sequence: PagedKVCache.SequenceID, firstPosition: Int,
-                        cache: PagedKVCache) throws -> [Float] {
+    public func prefill(
+        _ ids: [Int], image: MllamaImageContext?, sequence: PagedKVCache.SequenceID, firstPosition: Int,
+        cache: PagedKVCache
+    ) throws -> [Float] {
         var batch = ForwardBatch(capacity: text.maxRows)
         var logits: [Float] = []
         var start = 0

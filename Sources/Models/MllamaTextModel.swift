@@ -19,29 +19,32 @@ public final class MllamaTextModel: @unchecked Sendable {
     let cacheLayers: Int
 
     // Scratch, shapes for `maxRows` rows.
-    let hidden: UnsafeMutablePointer<Float>      // (rows, hidden) residual stream
-    let normed: UnsafeMutablePointer<Float>      // (rows, hidden)
-    let query: UnsafeMutablePointer<Float>       // (rows, heads·headDim)
-    let key: UnsafeMutablePointer<Float>         // (rows, kvHeads·headDim)
-    let value: UnsafeMutablePointer<Float>       // (rows, kvHeads·headDim)
-    let attended: UnsafeMutablePointer<Float>    // (rows, heads·headDim)
-    let projected: UnsafeMutablePointer<Float>   // (rows, hidden) output of o_proj / down_proj
-    let gate: UnsafeMutablePointer<Float>        // (rows, intermediate)
-    let up: UnsafeMutablePointer<Float>          // (rows, intermediate)
-    let cosines: UnsafeMutablePointer<Float>     // (rows, headDim/2)
-    let sines: UnsafeMutablePointer<Float>       // (rows, headDim/2)
-    let finalRows: UnsafeMutablePointer<Float>   // (logitRows, hidden)
-    let logits: UnsafeMutablePointer<Float>      // (logitRows, vocab)
-    let positions: UnsafeMutablePointer<Int32>   // (rows) the batch's positions, for the cross-attention task
+    let hidden: UnsafeMutablePointer<Float> // (rows, hidden) residual stream
+    let normed: UnsafeMutablePointer<Float> // (rows, hidden)
+    let query: UnsafeMutablePointer<Float> // (rows, heads·headDim)
+    let key: UnsafeMutablePointer<Float> // (rows, kvHeads·headDim)
+    let value: UnsafeMutablePointer<Float> // (rows, kvHeads·headDim)
+    let attended: UnsafeMutablePointer<Float> // (rows, heads·headDim)
+    let projected: UnsafeMutablePointer<Float> // (rows, hidden) output of o_proj / down_proj
+    let gate: UnsafeMutablePointer<Float> // (rows, intermediate)
+    let up: UnsafeMutablePointer<Float> // (rows, intermediate)
+    let cosines: UnsafeMutablePointer<Float> // (rows, headDim/2)
+    let sines: UnsafeMutablePointer<Float> // (rows, headDim/2)
+    let finalRows: UnsafeMutablePointer<Float> // (logitRows, hidden)
+    let logits: UnsafeMutablePointer<Float> // (logitRows, vocab)
+    let positions: UnsafeMutablePointer<Int32> // (rows) the batch's positions, for the cross-attention task
     let linear = LinearTask()
     let attention: CausalAttention
     let crossAttention: MllamaCrossAttention
 
-    init(config: MllamaConfig, checkpoint: Checkpoint, names: LlamaTensorNames, maxRows: Int, maxLogitRows: Int,
-         pool: ComputePool) throws {
+    init(
+        config: MllamaConfig, checkpoint: Checkpoint, names: LlamaTensorNames, maxRows: Int, maxLogitRows: Int,
+        pool: ComputePool
+    ) throws {
         let c = config.textConfig, directory = checkpoint.directory
         guard c.hiddenAct == "silu" else {
-            throw ModelError(.unsupportedConfiguration, "\(directory.path)/config.json: text hidden_act \"\(c.hiddenAct)\" is not supported (only silu)")
+            throw ModelError(
+                .unsupportedConfiguration, "\(directory.path)/config.json: text hidden_act \"\(c.hiddenAct)\" is not supported (only silu)")
         }
         self.config = config
         headDim = c.hiddenSize / c.numAttentionHeads
@@ -66,10 +69,12 @@ public final class MllamaTextModel: @unchecked Sendable {
         finalRows = .allocate(capacity: maxLogitRows * c.hiddenSize)
         logits = .allocate(capacity: maxLogitRows * c.vocabSize)
         positions = .allocate(capacity: maxRows)
-        attention = CausalAttention(heads: c.numAttentionHeads, kvHeads: c.numKeyValueHeads, headDim: headDim,
-                                    slidingWindow: nil, threads: pool.threads)
-        crossAttention = MllamaCrossAttention(heads: c.numAttentionHeads, kvHeads: c.numKeyValueHeads, headDim: headDim,
-                                              threads: pool.threads)
+        attention = CausalAttention(
+            heads: c.numAttentionHeads, kvHeads: c.numKeyValueHeads, headDim: headDim,
+            slidingWindow: nil, threads: pool.threads)
+        crossAttention = MllamaCrossAttention(
+            heads: c.numAttentionHeads, kvHeads: c.numKeyValueHeads, headDim: headDim,
+            threads: pool.threads)
     }
 
     deinit {
@@ -103,12 +108,15 @@ public final class MllamaTextModel: @unchecked Sendable {
         let qWidth = heads * headDim, kvWidth = kvHeads * headDim, half = headDim / 2
         let embeddingRows = c.vocabSize + MllamaConfig.extraEmbeddingRows
         if let image, image.states.owner != ObjectIdentifier(self) {
-            throw ModelError(.unsupportedConfiguration, "the image states were computed by another model; compute them with this model's imageStates")
+            throw ModelError(
+                .unsupportedConfiguration, "the image states were computed by another model; compute them with this model's imageStates")
         }
 
         for r in 0..<rows {
             guard batch.embeddingStart(row: r) == nil else {
-                throw ModelError(.unsupportedConfiguration, "Llama 3.2 Vision takes token rows only (images enter through cross-attention, not as embedding rows)")
+                throw ModelError(
+                    .unsupportedConfiguration,
+                    "Llama 3.2 Vision takes token rows only (images enter through cross-attention, not as embedding rows)")
             }
             let token = Int(batch.tokens[r])
             guard token >= 0 && token < embeddingRows else {
@@ -144,8 +152,9 @@ public final class MllamaTextModel: @unchecked Sendable {
 
         let logitRows = batch.logitRows.count
         for (i, row) in batch.logitRows.enumerated() {
-            rmsNorm(hidden + Int(row) * hiddenSize, weight: weights.finalNorm.pointer, rows: 1, dim: hiddenSize, eps: c.rmsNormEps,
-                    into: finalRows + i * hiddenSize)
+            rmsNorm(
+                hidden + Int(row) * hiddenSize, weight: weights.finalNorm.pointer, rows: 1, dim: hiddenSize, eps: c.rmsNormEps,
+                into: finalRows + i * hiddenSize)
         }
         linear(finalRows, rows: logitRows, weight: weights.lmHead, into: logits, pool: pool)
         return UnsafeBufferPointer(start: logits, count: logitRows * c.vocabSize)
@@ -153,8 +162,10 @@ public final class MllamaTextModel: @unchecked Sendable {
 
     /// `MllamaCrossAttentionDecoderLayer`: q_proj, q_norm per head, attention over the image,
     /// o_proj, tanh-gated residual; then the MLP, tanh-gated, for rows at or after the image token only.
-    private func crossAttentionBlock(_ cross: MllamaTextWeights.CrossAttention, layer: MllamaTextWeights.Layer,
-                                     image: MllamaImageContext, rows: Int) {
+    private func crossAttentionBlock(
+        _ cross: MllamaTextWeights.CrossAttention, layer: MllamaTextWeights.Layer,
+        image: MllamaImageContext, rows: Int
+    ) {
         let c = config.textConfig, hiddenSize = c.hiddenSize
         rmsNorm(hidden, weight: layer.inputNorm.pointer, rows: rows, dim: hiddenSize, eps: c.rmsNormEps, into: normed)
         linear(normed, rows: rows, weight: cross.q, into: query, pool: pool)
@@ -183,8 +194,9 @@ public final class MllamaTextModel: @unchecked Sendable {
     /// (visionRows, hidden).
     func imageStates(_ states: UnsafePointer<Float>, visionRows: Int, tileCount: Int, tileRows: Int) -> MllamaImageStates {
         let c = config.textConfig, kvHeads = c.numKeyValueHeads, kvWidth = kvHeads * headDim
-        let image = MllamaImageStates(owner: ObjectIdentifier(self), layers: config.crossAttentionLayers.count, kvHeads: kvHeads, headDim: headDim,
-                                      rows: visionRows, tileCount: tileCount, tileRows: tileRows)
+        let image = MllamaImageStates(
+            owner: ObjectIdentifier(self), layers: config.crossAttentionLayers.count, kvHeads: kvHeads, headDim: headDim,
+            rows: visionRows, tileCount: tileCount, tileRows: tileRows)
         let projectedKeys = UnsafeMutablePointer<Float>.allocate(capacity: visionRows * kvWidth)
         let projectedValues = UnsafeMutablePointer<Float>.allocate(capacity: visionRows * kvWidth)
         defer { projectedKeys.deallocate(); projectedValues.deallocate() }
@@ -192,7 +204,9 @@ public final class MllamaTextModel: @unchecked Sendable {
             guard let cross = layer.crossAttention else { continue }
             Kernels.linear(states, rows: visionRows, weight: cross.k, into: projectedKeys, pool: pool)
             Kernels.linear(states, rows: visionRows, weight: cross.v, into: projectedValues, pool: pool)
-            rmsNorm(projectedKeys, weight: cross.kNorm.pointer, rows: visionRows * kvHeads, dim: headDim, eps: c.rmsNormEps, into: projectedKeys)
+            rmsNorm(
+                projectedKeys, weight: cross.kNorm.pointer, rows: visionRows * kvHeads, dim: headDim, eps: c.rmsNormEps, into: projectedKeys
+            )
             // (rows, kvHeads, headDim) → (kvHeads, rows, headDim).
             for g in 0..<kvHeads {
                 let keys = image.keyBase(layer: cross.index, head: g), values = image.valueBase(layer: cross.index, head: g)

@@ -21,7 +21,10 @@ public final class MllamaVisionModel: @unchecked Sendable {
 
     init(config: MllamaVisionConfig, checkpoint: Checkpoint, prefix: String, pool: ComputePool) throws {
         guard let activation = Activation(rawValue: config.hiddenAct) else {
-            throw ModelError(.unsupportedConfiguration, "\(checkpoint.directory.path)/config.json: vision hidden_act \"\(config.hiddenAct)\" is not supported (gelu, gelu_pytorch_tanh, gelu_new, quick_gelu, silu)")
+            throw ModelError(
+                .unsupportedConfiguration,
+                "\(checkpoint.directory.path)/config.json: vision hidden_act \"\(config.hiddenAct)\" is not supported (gelu, gelu_pytorch_tanh, gelu_new, quick_gelu, silu)"
+            )
         }
         self.config = config
         self.activation = activation
@@ -36,10 +39,15 @@ public final class MllamaVisionModel: @unchecked Sendable {
     func encode(_ image: MllamaTiledImage, into out: UnsafeMutablePointer<Float>) throws {
         let c = config
         guard image.maxTiles == c.maxNumTiles && image.tileSize == c.imageSize else {
-            throw ModelError(.unsupportedConfiguration, "the image has \(image.maxTiles) tiles of \(image.tileSize) px; the vision model takes \(c.maxNumTiles) of \(c.imageSize) px (do the processor's max_image_tiles and size match vision_config's max_num_tiles and image_size?)")
+            throw ModelError(
+                .unsupportedConfiguration,
+                "the image has \(image.maxTiles) tiles of \(image.tileSize) px; the vision model takes \(c.maxNumTiles) of \(c.imageSize) px (do the processor's max_image_tiles and size match vision_config's max_num_tiles and image_size?)"
+            )
         }
         guard image.aspectRatioId >= 1 && image.aspectRatioId < c.aspectRatioIds else {
-            throw ModelError(.unsupportedConfiguration, "aspect ratio id \(image.aspectRatioId) is outside the model's \(c.aspectRatioIds - 1) supported aspect ratios")
+            throw ModelError(
+                .unsupportedConfiguration,
+                "aspect ratio id \(image.aspectRatioId) is outside the model's \(c.aspectRatioIds - 1) supported aspect ratios")
         }
         lock.lock()
         defer { lock.unlock() }
@@ -64,8 +72,9 @@ public final class MllamaVisionModel: @unchecked Sendable {
                 }
             }
         }
-        layerNorm(scratch.hidden, weight: weights.postNormWeight.pointer, bias: weights.postNormBias.pointer,
-                  rows: tiles * padded, dim: width, eps: 1e-5, into: scratch.hidden)
+        layerNorm(
+            scratch.hidden, weight: weights.postNormWeight.pointer, bias: weights.postNormBias.pointer,
+            rows: tiles * padded, dim: width, eps: 1e-5, into: scratch.hidden)
         addTileEmbedding(weights.postTile, gate: weights.postTileGate, aspectRatioId: image.aspectRatioId, rowsPerTile: padded, scratch)
         for layer in weights.global { run(layer, scratch) }
         for t in 0..<tiles {
@@ -122,8 +131,9 @@ public final class MllamaVisionModel: @unchecked Sendable {
                     row[d] += gate * tile[d]
                 }
             }
-            layerNorm(s.hidden + t * padded * width, weight: weights.preNormWeight.pointer, bias: weights.preNormBias.pointer,
-                      rows: real, dim: width, eps: 1e-5, into: s.hidden + t * padded * width)
+            layerNorm(
+                s.hidden + t * padded * width, weight: weights.preNormWeight.pointer, bias: weights.preNormBias.pointer,
+                rows: real, dim: width, eps: 1e-5, into: s.hidden + t * padded * width)
         }
     }
 
@@ -142,14 +152,18 @@ public final class MllamaVisionModel: @unchecked Sendable {
     /// One encoder layer (pre-norm; a global layer scales both branches by its tanh gates).
     private func run(_ layer: MllamaVisionWeights.Layer, _ s: Scratch) {
         let c = config, rows = c.maxNumTiles * c.paddedTileRows, width = c.hiddenSize
-        layerNorm(s.hidden, weight: layer.norm1Weight.pointer, bias: layer.norm1Bias.pointer, rows: rows, dim: width, eps: c.normEps, into: s.normed)
+        layerNorm(
+            s.hidden, weight: layer.norm1Weight.pointer, bias: layer.norm1Bias.pointer, rows: rows, dim: width, eps: c.normEps,
+            into: s.normed)
         linear(s.normed, rows: rows, weight: layer.q, into: s.query, pool: pool)
         linear(s.normed, rows: rows, weight: layer.k, into: s.key, pool: pool)
         linear(s.normed, rows: rows, weight: layer.v, into: s.value, pool: pool)
         attend(s)
         linear(s.attended, rows: rows, weight: layer.o, into: s.projected, pool: pool)
         addGated(s.projected, gate: layer.attentionGate, into: s.hidden, count: rows * width)
-        layerNorm(s.hidden, weight: layer.norm2Weight.pointer, bias: layer.norm2Bias.pointer, rows: rows, dim: width, eps: c.normEps, into: s.normed)
+        layerNorm(
+            s.hidden, weight: layer.norm2Weight.pointer, bias: layer.norm2Bias.pointer, rows: rows, dim: width, eps: c.normEps,
+            into: s.normed)
         linear(s.normed, rows: rows, weight: layer.fc1, bias: layer.fc1Bias.pointer, into: s.inner, pool: pool)
         activation.apply(s.inner, count: rows * c.intermediateSize)
         linear(s.inner, rows: rows, weight: layer.fc2, bias: layer.fc2Bias.pointer, into: s.projected, pool: pool)
@@ -174,24 +188,27 @@ public final class MllamaVisionModel: @unchecked Sendable {
                 let q = s.query + r * width + h * headDim
                 let maskedRow = s.masked[r]
                 for j in 0..<rows {
-                    probabilities[j] = maskedRow && s.masked[j] ? -.infinity : dot(q, s.key + j * width + h * headDim, count: headDim) * scale
+                    probabilities[j] =
+                        maskedRow && s.masked[j] ? -.infinity : dot(q, s.key + j * width + h * headDim, count: headDim) * scale
                 }
                 softmax(probabilities, count: rows)
                 let out = s.attended + r * width + h * headDim
                 out.initialize(repeating: 0, count: headDim)
-                for j in 0..<rows where probabilities[j] != 0 { axpy(probabilities[j], s.value + j * width + h * headDim, out, count: headDim) }
+                for j in 0..<rows where probabilities[j] != 0 {
+                    axpy(probabilities[j], s.value + j * width + h * headDim, out, count: headDim)
+                }
             }
         }
     }
 
     /// Per-image working memory, rows = maxTiles · paddedTileRows.
     private final class Scratch: @unchecked Sendable {
-        let hidden, normed, query, key, value, attended, projected: UnsafeMutablePointer<Float>  // (rows, hidden)
-        let inner: UnsafeMutablePointer<Float>      // (rows, intermediate); also the patch embeddings
-        let patches: UnsafeMutablePointer<Float>    // (tiles · patches, 3·patch·patch)
-        let embedding: UnsafeMutablePointer<Float>  // one tile's slice of a tile-position row (tileRows, hidden)
-        let scores: UnsafeMutablePointer<Float>     // (threads, rows)
-        let masked: UnsafeMutablePointer<Bool>      // (rows)
+        let hidden, normed, query, key, value, attended, projected: UnsafeMutablePointer<Float> // (rows, hidden)
+        let inner: UnsafeMutablePointer<Float> // (rows, intermediate); also the patch embeddings
+        let patches: UnsafeMutablePointer<Float> // (tiles · patches, 3·patch·patch)
+        let embedding: UnsafeMutablePointer<Float> // one tile's slice of a tile-position row (tileRows, hidden)
+        let scores: UnsafeMutablePointer<Float> // (threads, rows)
+        let masked: UnsafeMutablePointer<Bool> // (rows)
 
         init(config c: MllamaVisionConfig, threads: Int) {
             let rows = c.maxNumTiles * c.paddedTileRows, width = c.hiddenSize
@@ -207,7 +224,9 @@ public final class MllamaVisionModel: @unchecked Sendable {
         }
 
         func deallocate() {
-            for buffer in [hidden, normed, query, key, value, attended, projected, inner, patches, embedding, scores] { buffer.deallocate() }
+            for buffer in [hidden, normed, query, key, value, attended, projected, inner, patches, embedding, scores] {
+                buffer.deallocate()
+            }
             masked.deallocate()
         }
     }

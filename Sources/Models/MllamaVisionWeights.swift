@@ -6,12 +6,12 @@ import ModelFormats
 /// shapes checked. Matrices and the large aspect-ratio embedding tables stay mapped in their stored dtype.
 struct MllamaVisionWeights {
     struct Layer {
-        let norm1Weight, norm1Bias: FloatTensor   // input_layernorm (hidden)
-        let q, k, v, o: WeightMatrix              // self_attn.{q,k,v,o}_proj.weight (hidden, hidden), no biases
-        let norm2Weight, norm2Bias: FloatTensor   // post_attention_layernorm (hidden)
-        let fc1: WeightMatrix                     // mlp.fc1.weight (intermediate, hidden)
+        let norm1Weight, norm1Bias: FloatTensor // input_layernorm (hidden)
+        let q, k, v, o: WeightMatrix // self_attn.{q,k,v,o}_proj.weight (hidden, hidden), no biases
+        let norm2Weight, norm2Bias: FloatTensor // post_attention_layernorm (hidden)
+        let fc1: WeightMatrix // mlp.fc1.weight (intermediate, hidden)
         let fc1Bias: FloatTensor
-        let fc2: WeightMatrix                     // mlp.fc2.weight (hidden, intermediate)
+        let fc2: WeightMatrix // mlp.fc2.weight (hidden, intermediate)
         let fc2Bias: FloatTensor
         /// Global layers only: tanh of gate_attn and gate_ffn (1).
         let attentionGate, mlpGate: Float?
@@ -19,8 +19,8 @@ struct MllamaVisionWeights {
 
     /// patch_embedding.weight (hidden, 3, patch, patch), read as (hidden, 3·patch·patch); no bias.
     let patch: WeightMatrix
-    let classEmbedding: FloatTensor             // class_embedding (hidden)
-    let positions: FloatTensor                  // gated_positional_embedding.embedding (tileRows, hidden)
+    let classEmbedding: FloatTensor // class_embedding (hidden)
+    let positions: FloatTensor // gated_positional_embedding.embedding (tileRows, hidden)
     /// tanh of gated_positional_embedding.gate: the tile-position table gets it, the plain one 1 − it.
     let positionGate: Float
     /// gated_positional_embedding.tile_embedding.weight (aspectRatioIds, maxTiles·tileRows·hidden).
@@ -29,10 +29,10 @@ struct MllamaVisionWeights {
     /// tanh of their gates.
     let preTile, postTile: WeightMatrix
     let preTileGate, postTileGate: Float
-    let preNormWeight, preNormBias: FloatTensor     // layernorm_pre (hidden)
-    let postNormWeight, postNormBias: FloatTensor   // layernorm_post (hidden)
-    let local: [Layer]                              // transformer.layers.N
-    let global: [Layer]                             // global_transformer.layers.N (gated)
+    let preNormWeight, preNormBias: FloatTensor // layernorm_pre (hidden)
+    let postNormWeight, postNormBias: FloatTensor // layernorm_post (hidden)
+    let local: [Layer] // transformer.layers.N
+    let global: [Layer] // global_transformer.layers.N (gated)
 
     init(checkpoint: Checkpoint, config c: MllamaVisionConfig, prefix p: String) throws {
         let hidden = c.hiddenSize, inner = c.intermediateSize, patchWidth = c.numChannels * c.patchSize * c.patchSize
@@ -41,12 +41,14 @@ struct MllamaVisionWeights {
         func matrix(_ name: String, _ rows: Int, _ columns: Int) throws -> WeightMatrix {
             try checkpoint.weightMatrix(p + name, rows: rows, columns: columns)
         }
-        let (info, bytes) = try checkpoint.storedTensor(p + "patch_embedding.weight", shape: [hidden, c.numChannels, c.patchSize, c.patchSize])
+        let (info, bytes) = try checkpoint.storedTensor(
+            p + "patch_embedding.weight", shape: [hidden, c.numChannels, c.patchSize, c.patchSize])
         patch = try WeightMatrix(stored: info, bytes: bytes, rows: hidden, columns: patchWidth)
         classEmbedding = try vector("class_embedding", hidden)
         positions = try checkpoint.floatTensor(p + "gated_positional_embedding.embedding", shape: [c.tileRows, hidden])
         positionGate = try gate("gated_positional_embedding.gate")
-        tilePositions = try matrix("gated_positional_embedding.tile_embedding.weight", c.aspectRatioIds, c.maxNumTiles * c.tileRows * hidden)
+        tilePositions = try matrix(
+            "gated_positional_embedding.tile_embedding.weight", c.aspectRatioIds, c.maxNumTiles * c.tileRows * hidden)
         preTile = try matrix("pre_tile_positional_embedding.embedding.weight", c.aspectRatioIds, c.maxNumTiles * hidden)
         preTileGate = try gate("pre_tile_positional_embedding.gate")
         postTile = try matrix("post_tile_positional_embedding.embedding.weight", c.aspectRatioIds, c.maxNumTiles * hidden)
@@ -56,14 +58,15 @@ struct MllamaVisionWeights {
         postNormWeight = try vector("layernorm_post.weight", hidden)
         postNormBias = try vector("layernorm_post.bias", hidden)
         func layer(_ l: String, gated: Bool) throws -> Layer {
-            Layer(norm1Weight: try vector(l + "input_layernorm.weight", hidden), norm1Bias: try vector(l + "input_layernorm.bias", hidden),
-                  q: try matrix(l + "self_attn.q_proj.weight", hidden, hidden), k: try matrix(l + "self_attn.k_proj.weight", hidden, hidden),
-                  v: try matrix(l + "self_attn.v_proj.weight", hidden, hidden), o: try matrix(l + "self_attn.o_proj.weight", hidden, hidden),
-                  norm2Weight: try vector(l + "post_attention_layernorm.weight", hidden),
-                  norm2Bias: try vector(l + "post_attention_layernorm.bias", hidden),
-                  fc1: try matrix(l + "mlp.fc1.weight", inner, hidden), fc1Bias: try vector(l + "mlp.fc1.bias", inner),
-                  fc2: try matrix(l + "mlp.fc2.weight", hidden, inner), fc2Bias: try vector(l + "mlp.fc2.bias", hidden),
-                  attentionGate: gated ? try gate(l + "gate_attn") : nil, mlpGate: gated ? try gate(l + "gate_ffn") : nil)
+            Layer(
+                norm1Weight: try vector(l + "input_layernorm.weight", hidden), norm1Bias: try vector(l + "input_layernorm.bias", hidden),
+                q: try matrix(l + "self_attn.q_proj.weight", hidden, hidden), k: try matrix(l + "self_attn.k_proj.weight", hidden, hidden),
+                v: try matrix(l + "self_attn.v_proj.weight", hidden, hidden), o: try matrix(l + "self_attn.o_proj.weight", hidden, hidden),
+                norm2Weight: try vector(l + "post_attention_layernorm.weight", hidden),
+                norm2Bias: try vector(l + "post_attention_layernorm.bias", hidden),
+                fc1: try matrix(l + "mlp.fc1.weight", inner, hidden), fc1Bias: try vector(l + "mlp.fc1.bias", inner),
+                fc2: try matrix(l + "mlp.fc2.weight", hidden, inner), fc2Bias: try vector(l + "mlp.fc2.bias", hidden),
+                attentionGate: gated ? try gate(l + "gate_attn") : nil, mlpGate: gated ? try gate(l + "gate_ffn") : nil)
         }
         local = try (0..<c.numHiddenLayers).map { try layer("transformer.layers.\($0).", gated: false) }
         global = try (0..<c.numGlobalLayers).map { try layer("global_transformer.layers.\($0).", gated: true) }

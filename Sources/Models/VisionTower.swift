@@ -13,20 +13,23 @@ public final class VisionTower: @unchecked Sendable {
     private let lock = NSLock()
 
     // Scratch, rows = config.positionCount.
-    let hidden: UnsafeMutablePointer<Float>     // (rows, hidden) residual stream
-    let normed: UnsafeMutablePointer<Float>     // (rows, hidden)
-    let query: UnsafeMutablePointer<Float>      // (rows, hidden)
-    let key: UnsafeMutablePointer<Float>        // (rows, hidden)
-    let value: UnsafeMutablePointer<Float>      // (rows, hidden)
-    let attention: UnsafeMutablePointer<Float>  // (rows, hidden)
-    let projected: UnsafeMutablePointer<Float>  // (rows, hidden)
-    let inner: UnsafeMutablePointer<Float>      // (rows, intermediate)
-    let patches: UnsafeMutablePointer<Float>    // (patches, 3·patch·patch)
-    let scores: UnsafeMutablePointer<Float>     // (threads, rows)
+    let hidden: UnsafeMutablePointer<Float> // (rows, hidden) residual stream
+    let normed: UnsafeMutablePointer<Float> // (rows, hidden)
+    let query: UnsafeMutablePointer<Float> // (rows, hidden)
+    let key: UnsafeMutablePointer<Float> // (rows, hidden)
+    let value: UnsafeMutablePointer<Float> // (rows, hidden)
+    let attention: UnsafeMutablePointer<Float> // (rows, hidden)
+    let projected: UnsafeMutablePointer<Float> // (rows, hidden)
+    let inner: UnsafeMutablePointer<Float> // (rows, intermediate)
+    let patches: UnsafeMutablePointer<Float> // (patches, 3·patch·patch)
+    let scores: UnsafeMutablePointer<Float> // (threads, rows)
 
     init(config: VisionModelConfig, checkpoint: Checkpoint, prefix: String, pool: ComputePool) throws {
         guard let activation = Activation(rawValue: config.hiddenAct) else {
-            throw ModelError(.unsupportedConfiguration, "\(checkpoint.directory.path)/config.json: vision hidden_act \"\(config.hiddenAct)\" is not supported (gelu, gelu_pytorch_tanh, gelu_new, quick_gelu, silu)")
+            throw ModelError(
+                .unsupportedConfiguration,
+                "\(checkpoint.directory.path)/config.json: vision hidden_act \"\(config.hiddenAct)\" is not supported (gelu, gelu_pytorch_tanh, gelu_new, quick_gelu, silu)"
+            )
         }
         self.config = config
         self.activation = activation
@@ -70,7 +73,9 @@ public final class VisionTower: @unchecked Sendable {
         emit(0)
         for (i, layer) in weights.layers.prefix(states.max()!).enumerated() {
             // Self-attention block (pre-norm, bidirectional).
-            layerNorm(hidden, weight: layer.norm1Weight.pointer, bias: layer.norm1Bias.pointer, rows: rows, dim: width, eps: c.layerNormEps, into: normed)
+            layerNorm(
+                hidden, weight: layer.norm1Weight.pointer, bias: layer.norm1Bias.pointer, rows: rows, dim: width, eps: c.layerNormEps,
+                into: normed)
             linear(normed, rows: rows, weight: layer.q, bias: layer.qBias.pointer, into: query, pool: pool)
             linear(normed, rows: rows, weight: layer.k, bias: layer.kBias.pointer, into: key, pool: pool)
             linear(normed, rows: rows, weight: layer.v, bias: layer.vBias.pointer, into: value, pool: pool)
@@ -78,7 +83,9 @@ public final class VisionTower: @unchecked Sendable {
             linear(attention, rows: rows, weight: layer.out, bias: layer.outBias.pointer, into: projected, pool: pool)
             add(projected, into: hidden, count: rows * width)
             // MLP block.
-            layerNorm(hidden, weight: layer.norm2Weight.pointer, bias: layer.norm2Bias.pointer, rows: rows, dim: width, eps: c.layerNormEps, into: normed)
+            layerNorm(
+                hidden, weight: layer.norm2Weight.pointer, bias: layer.norm2Bias.pointer, rows: rows, dim: width, eps: c.layerNormEps,
+                into: normed)
             linear(normed, rows: rows, weight: layer.fc1, bias: layer.fc1Bias.pointer, into: inner, pool: pool)
             activation.apply(inner, count: rows * c.intermediateSize)
             linear(inner, rows: rows, weight: layer.fc2, bias: layer.fc2Bias.pointer, into: projected, pool: pool)
@@ -105,11 +112,13 @@ public final class VisionTower: @unchecked Sendable {
             }
         }
         let first = c.hasClassToken ? 1 : 0
-        linear(patches, rows: c.patchCount, weight: weights.patch, bias: weights.patchBias?.pointer, into: hidden + first * width, pool: pool)
+        linear(
+            patches, rows: c.patchCount, weight: weights.patch, bias: weights.patchBias?.pointer, into: hidden + first * width, pool: pool)
         if let classEmbedding = weights.classEmbedding { hidden.update(from: classEmbedding.pointer, count: width) }
         add(weights.positions.pointer, into: hidden, count: c.positionCount * width)
         if let weight = weights.preNormWeight, let bias = weights.preNormBias {
-            layerNorm(hidden, weight: weight.pointer, bias: bias.pointer, rows: c.positionCount, dim: width, eps: c.layerNormEps, into: hidden)
+            layerNorm(
+                hidden, weight: weight.pointer, bias: bias.pointer, rows: c.positionCount, dim: width, eps: c.layerNormEps, into: hidden)
         }
     }
 

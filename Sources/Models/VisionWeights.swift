@@ -5,23 +5,23 @@ import ModelFormats
 /// `vision_tower.vision_model.`), shapes checked. Matrices stay mapped in their stored dtype.
 struct VisionWeights {
     struct Layer {
-        let norm1Weight, norm1Bias: FloatTensor   // layer_norm1 (hidden)
-        let q, k, v, out: WeightMatrix            // self_attn.{q,k,v,out}_proj.weight (hidden, hidden)
+        let norm1Weight, norm1Bias: FloatTensor // layer_norm1 (hidden)
+        let q, k, v, out: WeightMatrix // self_attn.{q,k,v,out}_proj.weight (hidden, hidden)
         let qBias, kBias, vBias, outBias: FloatTensor
-        let norm2Weight, norm2Bias: FloatTensor   // layer_norm2 (hidden)
-        let fc1: WeightMatrix                     // mlp.fc1.weight (intermediate, hidden)
+        let norm2Weight, norm2Bias: FloatTensor // layer_norm2 (hidden)
+        let fc1: WeightMatrix // mlp.fc1.weight (intermediate, hidden)
         let fc1Bias: FloatTensor
-        let fc2: WeightMatrix                     // mlp.fc2.weight (hidden, intermediate)
+        let fc2: WeightMatrix // mlp.fc2.weight (hidden, intermediate)
         let fc2Bias: FloatTensor
     }
 
     /// embeddings.patch_embedding.weight (hidden, 3, patch, patch), read as (hidden, 3·patch·patch):
     /// the convolution is a matrix product over flattened (channel, row, column) patches.
     let patch: WeightMatrix
-    let patchBias: FloatTensor?        // SigLIP only (hidden)
-    let classEmbedding: FloatTensor?   // CLIP only: embeddings.class_embedding (hidden)
-    let positions: FloatTensor         // embeddings.position_embedding.weight (positions, hidden)
-    let preNormWeight, preNormBias: FloatTensor?  // CLIP only: pre_layrnorm (sic) (hidden)
+    let patchBias: FloatTensor? // SigLIP only (hidden)
+    let classEmbedding: FloatTensor? // CLIP only: embeddings.class_embedding (hidden)
+    let positions: FloatTensor // embeddings.position_embedding.weight (positions, hidden)
+    let preNormWeight, preNormBias: FloatTensor? // CLIP only: pre_layrnorm (sic) (hidden)
     let layers: [Layer]
 
     /// Tensors a LLaVA feature extractor never reads: the pooled-output norm and SigLIP's
@@ -36,8 +36,9 @@ struct VisionWeights {
         func matrix(_ name: String, _ rows: Int, _ columns: Int) throws -> WeightMatrix {
             try checkpoint.weightMatrix(p + name, rows: rows, columns: columns)
         }
-        let (info, bytes) = try checkpoint.storedTensor(p + "embeddings.patch_embedding.weight",
-                                                        shape: [hidden, c.numChannels, c.patchSize, c.patchSize])
+        let (info, bytes) = try checkpoint.storedTensor(
+            p + "embeddings.patch_embedding.weight",
+            shape: [hidden, c.numChannels, c.patchSize, c.patchSize])
         patch = try WeightMatrix(stored: info, bytes: bytes, rows: hidden, columns: patchWidth)
         let clip = c.family == .clip
         patchBias = clip ? nil : try vector("embeddings.patch_embedding.bias", hidden)
@@ -71,7 +72,8 @@ extension WeightMatrix {
         case .f16: element = .f16
         case .bf16: element = .bf16
         default:
-            throw ModelFormatError(.unsupportedDType, "tensor '\(info.name)' in \(info.file.path) is \(info.dtype.rawValue); weights must be F32, F16 or BF16")
+            throw ModelFormatError(
+                .unsupportedDType, "tensor '\(info.name)' in \(info.file.path) is \(info.dtype.rawValue); weights must be F32, F16 or BF16")
         }
         self.init(base: bytes.baseAddress!, element: element, rows: rows, columns: columns)
     }

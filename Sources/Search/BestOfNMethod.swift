@@ -19,9 +19,11 @@ extension SearchRun {
                 prefixes: befores.map { $0 + (config.forceTags ? stage.openingTag : "") }, unit: unit,
                 stop: [stage.closingTag])
             let candidates = generated.enumerated().map { i, g in
-                record(g.candidate, index: i, seed: g.seed,
-                       cut: UnitCutter.cut(g.candidate.text, stage: stage, atStageStart: true,
-                                           forceTags: config.forceTags, sentenceEnds: []))
+                record(
+                    g.candidate, index: i, seed: g.seed,
+                    cut: UnitCutter.cut(
+                        g.candidate.text, stage: stage, atStageStart: true,
+                        forceTags: config.forceTags, sentenceEnds: []))
             }
             let generateSeconds = seconds(since: start)
             await events?(.candidatesReady(stage: stage, unit: unit, candidates: candidates))
@@ -32,9 +34,11 @@ extension SearchRun {
                 if stage == .conclusion { conclusions[i] = candidate.text.trimmed }
             }
             // Text and winner are the final winner's, filled in after the tournament.
-            stages.append(StageRecord(stage: stage, text: "", forcedClose: false,
-                                      units: [UnitRecord(unit: unit, candidates: candidates, tournament: nil, winner: 0)],
-                                      generateSeconds: generateSeconds, judgeSeconds: 0))
+            stages.append(
+                StageRecord(
+                    stage: stage, text: "", forcedClose: false,
+                    units: [UnitRecord(unit: unit, candidates: candidates, tournament: nil, winner: 0)],
+                    generateSeconds: generateSeconds, judgeSeconds: 0))
         }
 
         let judgeStart = ContinuousClock.now
@@ -50,14 +54,17 @@ extension SearchRun {
             stages[s].forcedClose = stages[s].units[0].candidates[winner].forcedClose
             stages[s].units[0].winner = winner
         }
-        return Outcome(answer: conclusions[winner], text: answers[winner], stages: stages,
-                       finalTournament: tournament, finalJudgeSeconds: finalJudgeSeconds)
+        return Outcome(
+            answer: conclusions[winner], text: answers[winner], stages: stages,
+            finalTournament: tournament, finalJudgeSeconds: finalJudgeSeconds)
     }
 
     /// One candidate per prefix; candidates with identical prefixes share one request (in order of first
     /// appearance), and the requests run concurrently. Results come back in candidate order.
-    func generateGrouped(prefixes: [String], unit: Int,
-                         stop: [String]) async throws -> [(seed: UInt64, candidate: GeneratedCandidate)] {
+    func generateGrouped(
+        prefixes: [String], unit: Int,
+        stop: [String]
+    ) async throws -> [(seed: UInt64, candidate: GeneratedCandidate)] {
         var groups: [(prefix: String, members: [Int])] = []
         var groupOf: [String: Int] = [:]
         for (i, prefix) in prefixes.enumerated() {
@@ -72,8 +79,12 @@ extension SearchRun {
         return try await withThrowingTaskGroup(of: (Int, [(seed: UInt64, candidate: GeneratedCandidate)]).self) { group in
             for (g, request) in requests.enumerated() {
                 group.addTask {
-                    (g, try await generate(prefix: request.prefix, unit: unit, candidates: request.members, stop: stop,
-                                           maxNewTokens: config.maxStageTokens))
+                    (
+                        g,
+                        try await generate(
+                            prefix: request.prefix, unit: unit, candidates: request.members, stop: stop,
+                            maxNewTokens: config.maxStageTokens)
+                    )
                 }
             }
             var out = [(seed: UInt64, candidate: GeneratedCandidate)?](repeating: nil, count: prefixes.count)

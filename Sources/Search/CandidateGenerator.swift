@@ -17,8 +17,10 @@ public struct GenerateRequest: Codable, Sendable, Hashable {
 
     public var count: Int { seeds.count }
 
-    public init(question: String, imageRef: String?, assistantPrefix: String, seeds: [UInt64],
-                stop: [String], maxNewTokens: Int, sampling: Sampling) {
+    public init(
+        question: String, imageRef: String?, assistantPrefix: String, seeds: [UInt64],
+        stop: [String], maxNewTokens: Int, sampling: Sampling
+    ) {
         self.question = question
         self.imageRef = imageRef
         self.assistantPrefix = assistantPrefix

@@ -42,8 +42,10 @@ public struct JudgeRequest: Codable, Sendable, Hashable {
     public var sampling: Sampling
     public var seed: UInt64
 
-    public init(topic: JudgeTopic, imageRef: String?, prompt: String, mode: VerdictMode, verdictPrefix: String,
-                choices: [String], maxNewTokens: Int, sampling: Sampling, seed: UInt64) {
+    public init(
+        topic: JudgeTopic, imageRef: String?, prompt: String, mode: VerdictMode, verdictPrefix: String,
+        choices: [String], maxNewTokens: Int, sampling: Sampling, seed: UInt64
+    ) {
         self.topic = topic
         self.imageRef = imageRef
         self.prompt = prompt

@@ -89,15 +89,17 @@ public struct JudgeTemplates: Sendable, Equatable {
         let verdictPrefix = try require(file.verdictPrefix, "verdictPrefix")
         let rawCriteria = try require(file.criteria, "criteria")
 
-        try Self.checkPlaceholders(prompt, field: "prompt", required: Self.requiredPromptPlaceholders,
-                                   optional: Self.optionalPromptPlaceholders, incomplete)
+        try Self.checkPlaceholders(
+            prompt, field: "prompt", required: Self.requiredPromptPlaceholders,
+            optional: Self.optionalPromptPlaceholders, incomplete)
         try Self.checkPlaceholders(hint, field: "hint", required: ["text"], optional: ["stage"], incomplete)
         for label in labels where !prompt.contains(label) {
             throw incomplete("\"prompt\" never names the label \"\(label)\", so the judge cannot answer with it")
         }
 
         for key in rawCriteria.keys.sorted() where JudgeTopic(rawValue: key) == nil {
-            throw incomplete("unknown topic \"\(key)\" in \"criteria\" (expected \(JudgeTopic.allCases.map(\.rawValue).joined(separator: ", ")))")
+            throw incomplete(
+                "unknown topic \"\(key)\" in \"criteria\" (expected \(JudgeTopic.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
         var criteria: [JudgeTopic: Criterion] = [:]
         for topic in JudgeTopic.allCases {
@@ -132,35 +134,43 @@ public struct JudgeTemplates: Sendable, Equatable {
     }
 
     public func criterion(for topic: JudgeTopic) -> Criterion {
-        criteria[topic]!  // init guarantees every topic
+        criteria[topic]! // init guarantees every topic
     }
 
     /// The judge's user message for one comparison. `hints` holds the chosen text of earlier stages;
     /// those the topic's criterion names are shown, in its order.
-    public func renderPrompt(topic: JudgeTopic, question: String, hints: [Stage: String],
-                             first: String, second: String) -> String {
+    public func renderPrompt(
+        topic: JudgeTopic, question: String, hints: [Stage: String],
+        first: String, second: String
+    ) -> String {
         let criterion = criterion(for: topic)
         let hintBlocks = criterion.hints.compactMap { stage in
             hints[stage].map { Placeholders.render(hint, ["stage": stage.rawValue, "text": $0]) }
         }
-        return Placeholders.render(prompt, [
-            "question": question,
-            "criterion": criterion.text,
-            "hints": hintBlocks.joined(),
-            "stage": topic.rawValue,
-            "candidate1": first,
-            "candidate2": second,
-        ])
+        return Placeholders.render(
+            prompt,
+            [
+                "question": question,
+                "criterion": criterion.text,
+                "hints": hintBlocks.joined(),
+                "stage": topic.rawValue,
+                "candidate1": first,
+                "candidate2": second
+            ])
     }
 
-    static func checkPlaceholders(_ template: String, field: String, required: [String], optional: [String],
-                                  _ incomplete: (String) -> SearchError) throws {
+    static func checkPlaceholders(
+        _ template: String, field: String, required: [String], optional: [String],
+        _ incomplete: (String) -> SearchError
+    ) throws {
         let names = Placeholders.names(in: template)
         for name in required where !names.contains(name) {
             throw incomplete("\"\(field)\" lacks the placeholder {\(name)}")
         }
         for name in names where !required.contains(name) && !optional.contains(name) {
-            throw incomplete("\"\(field)\" has an unknown placeholder {\(name)} (allowed: \((required + optional).map { "{\($0)}" }.joined(separator: ", ")))")
+            throw incomplete(
+                "\"\(field)\" has an unknown placeholder {\(name)} (allowed: \((required + optional).map { "{\($0)}" }.joined(separator: ", ")))"
+            )
         }
     }
 

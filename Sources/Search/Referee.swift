@@ -15,8 +15,10 @@ struct Referee: Sendable {
     let imageRef: String?
     let events: SearchEventSink?
 
-    init(judge: any Judge, templates: JudgeTemplates, config: SearchConfig, question: String, imageRef: String?,
-         events: SearchEventSink?) {
+    init(
+        judge: any Judge, templates: JudgeTemplates, config: SearchConfig, question: String, imageRef: String?,
+        events: SearchEventSink?
+    ) {
         self.judge = judge
         self.templates = templates
         self.parser = VerdictParser(templates: templates)
@@ -26,10 +28,13 @@ struct Referee: Sendable {
         self.events = events
     }
 
-    func play(unit: Int, topic: JudgeTopic, hints: [Stage: String], match: Int, round: Int,
-              a: Entrant, b: Entrant) async throws -> MatchRecord {
-        var record = MatchRecord(match: match, round: round, a: a.index, b: b.index, calls: [],
-                                 outcome: .identical, winner: min(a.index, b.index))
+    func play(
+        unit: Int, topic: JudgeTopic, hints: [Stage: String], match: Int, round: Int,
+        a: Entrant, b: Entrant
+    ) async throws -> MatchRecord {
+        var record = MatchRecord(
+            match: match, round: round, a: a.index, b: b.index, calls: [],
+            outcome: .identical, winner: min(a.index, b.index))
         if a.text != b.text {
             if config.judgeBothOrders {
                 async let forward = call(.forward, unit: unit, topic: topic, hints: hints, match: match, shown: (a, b))
@@ -48,8 +53,10 @@ struct Referee: Sendable {
         return record
     }
 
-    func call(_ order: JudgeOrder, unit: Int, topic: JudgeTopic, hints: [Stage: String], match: Int,
-              shown: (Entrant, Entrant)) async throws -> JudgeCallRecord {
+    func call(
+        _ order: JudgeOrder, unit: Int, topic: JudgeTopic, hints: [Stage: String], match: Int,
+        shown: (Entrant, Entrant)
+    ) async throws -> JudgeCallRecord {
         let request = JudgeRequest(
             comparing: shown.0.text, shown.1.text, topic: topic, question: question, imageRef: imageRef, hints: hints,
             templates: templates, config: config,
@@ -97,8 +104,10 @@ extension JudgeRequest {
     /// The request the search sends to compare `first` and `second`, shown in that order, on `topic`:
     /// the user message rendered from `templates`, and in logprob mode the verdict prefix and choices.
     /// Public so that other tools (`stagebeam eval`'s judge accuracy) ask the judge exactly as the search does.
-    public init(comparing first: String, _ second: String, topic: JudgeTopic, question: String, imageRef: String?,
-                hints: [Stage: String], templates: JudgeTemplates, config: SearchConfig, seed: UInt64) {
+    public init(
+        comparing first: String, _ second: String, topic: JudgeTopic, question: String, imageRef: String?,
+        hints: [Stage: String], templates: JudgeTemplates, config: SearchConfig, seed: UInt64
+    ) {
         let logprob = config.judgeMode == .logprob
         self.init(
             topic: topic, imageRef: imageRef,

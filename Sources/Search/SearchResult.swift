@@ -38,9 +38,11 @@ public struct SearchResult: Codable, Sendable, Hashable {
         self = try decoder.decode(SearchResult.self, from: data)
     }
 
-    public init(answer: String, text: String, method: SearchMethod, beam: Int, seed: UInt64, tournament: TournamentKind,
-                judgeMode: VerdictMode, judgeBothOrders: Bool, stages: [StageRecord], finalTournament: TournamentRecord?,
-                counts: SearchCounts, finalJudgeSeconds: Double, seconds: Double) {
+    public init(
+        answer: String, text: String, method: SearchMethod, beam: Int, seed: UInt64, tournament: TournamentKind,
+        judgeMode: VerdictMode, judgeBothOrders: Bool, stages: [StageRecord], finalTournament: TournamentRecord?,
+        counts: SearchCounts, finalJudgeSeconds: Double, seconds: Double
+    ) {
         self.answer = answer
         self.text = text
         self.method = method

@@ -22,11 +22,14 @@ struct SearchRun: Sendable {
 
     /// Generates the given candidates of one unit from one prefix; their seeds come from the unit and
     /// each candidate's index.
-    func generate(prefix: String, unit: Int, candidates: [Int], stop: [String],
-                  maxNewTokens: Int) async throws -> [(seed: UInt64, candidate: GeneratedCandidate)] {
+    func generate(
+        prefix: String, unit: Int, candidates: [Int], stop: [String],
+        maxNewTokens: Int
+    ) async throws -> [(seed: UInt64, candidate: GeneratedCandidate)] {
         let seeds = candidates.map { SeedDerivation.candidateSeed(job: config.seed, unit: unit, candidate: $0) }
-        let request = GenerateRequest(question: question, imageRef: imageRef, assistantPrefix: prefix, seeds: seeds,
-                                      stop: stop, maxNewTokens: maxNewTokens, sampling: config.sampling)
+        let request = GenerateRequest(
+            question: question, imageRef: imageRef, assistantPrefix: prefix, seeds: seeds,
+            stop: stop, maxNewTokens: maxNewTokens, sampling: config.sampling)
         let generated = try await search.generator.generate(request)
         guard generated.count == seeds.count else {
             throw SearchError(.generatorContract, "generator returned \(generated.count) candidates for \(seeds.count) seeds")
@@ -38,10 +41,11 @@ struct SearchRun: Sendable {
     }
 
     func record(_ generated: GeneratedCandidate, index: Int, seed: UInt64, cut: UnitCut) -> CandidateRecord {
-        CandidateRecord(index: index, seed: seed, rawText: generated.text, text: cut.text, tokens: generated.tokenCount,
-                        cumulativeLogprob: generated.cumulativeLogprob, finishReason: generated.finishReason,
-                        worker: generated.worker, ending: cut.ending, forcedClose: cut.ending == .forcedClose,
-                        trimmedTail: cut.trimmedTail)
+        CandidateRecord(
+            index: index, seed: seed, rawText: generated.text, text: cut.text, tokens: generated.tokenCount,
+            cumulativeLogprob: generated.cumulativeLogprob, finishReason: generated.finishReason,
+            worker: generated.worker, ending: cut.ending, forcedClose: cut.ending == .forcedClose,
+            trimmedTail: cut.trimmedTail)
     }
 
     /// The unit's tournament, or nil when there is a single candidate (nothing to judge).
@@ -50,8 +54,9 @@ struct SearchRun: Sendable {
         guard let judge = search.judge else {
             throw SearchError(.judgeMissing, "\(entrants.count) candidates to compare and no judge")
         }
-        let referee = Referee(judge: judge, templates: search.templates, config: config, question: question,
-                              imageRef: imageRef, events: events)
+        let referee = Referee(
+            judge: judge, templates: search.templates, config: config, question: question,
+            imageRef: imageRef, events: events)
         return try await Tournament.run(
             config.tournament, topic: topic, entrants: entrants,
             seed: SeedDerivation.pairingSeed(job: config.seed, unit: unit)

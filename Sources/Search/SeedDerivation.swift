@@ -38,8 +38,12 @@ public enum SeedDerivation {
     /// The seed of one judge call: match `match` of unit `unit`'s tournament, in order `order`.
     /// Best-of-N's final tournament is unit 4 (after the four stages).
     public static func judgeSeed(job: UInt64, unit: Int, match: Int, order: JudgeOrder) -> UInt64 {
-        chain(job, domain: judgeDomain, [UInt64(truncatingIfNeeded: unit), UInt64(truncatingIfNeeded: match),
-                                         order == .forward ? 0 : 1])
+        chain(
+            job, domain: judgeDomain,
+            [
+                UInt64(truncatingIfNeeded: unit), UInt64(truncatingIfNeeded: match),
+                order == .forward ? 0 : 1
+            ])
     }
 
     /// The seed of the pairing generator of unit `unit`'s tournament.

@@ -23,9 +23,11 @@ extension SearchRun {
                     prefix: before + opening + body, unit: unit, candidates: Array(0..<config.beam),
                     stop: [stage.closingTag] + config.sentenceEnds, maxNewTokens: budget)
                 let candidates = generated.enumerated().map { i, g in
-                    record(g.candidate, index: i, seed: g.seed,
-                           cut: UnitCutter.cut(g.candidate.text, stage: stage, atStageStart: units.isEmpty,
-                                               forceTags: config.forceTags, sentenceEnds: config.sentenceEnds))
+                    record(
+                        g.candidate, index: i, seed: g.seed,
+                        cut: UnitCutter.cut(
+                            g.candidate.text, stage: stage, atStageStart: units.isEmpty,
+                            forceTags: config.forceTags, sentenceEnds: config.sentenceEnds))
                 }
                 generateSeconds += seconds(since: start)
                 await events?(.candidatesReady(stage: stage, unit: unit, candidates: candidates))
@@ -53,8 +55,10 @@ extension SearchRun {
             let stageText = stage.openingTag + body + stage.closingTag
             answerSoFar = before + stageText
             chosen[stage] = body.trimmed
-            stages.append(StageRecord(stage: stage, text: stageText, forcedClose: forcedClose, units: units,
-                                      generateSeconds: generateSeconds, judgeSeconds: judgeSeconds))
+            stages.append(
+                StageRecord(
+                    stage: stage, text: stageText, forcedClose: forcedClose, units: units,
+                    generateSeconds: generateSeconds, judgeSeconds: judgeSeconds))
         }
         return Outcome(answer: chosen[.conclusion] ?? "", text: answerSoFar, stages: stages)
     }

@@ -25,8 +25,10 @@ public struct StageBeamSearch: Sendable {
     public let config: SearchConfig
 
     /// - judge: may be nil only when no unit has more than one candidate (greedy, or beam 1).
-    public init(generator: any CandidateGenerator, judge: (any Judge)?, templates: JudgeTemplates = .builtIn,
-                config: SearchConfig) throws {
+    public init(
+        generator: any CandidateGenerator, judge: (any Judge)?, templates: JudgeTemplates = .builtIn,
+        config: SearchConfig
+    ) throws {
         let config = try config.validated()
         if judge == nil, config.beam > 1 {
             throw SearchError(.judgeMissing, "method \(config.method.rawValue) with beam \(config.beam) needs a judge")

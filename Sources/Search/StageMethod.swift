@@ -14,9 +14,11 @@ extension SearchRun {
                 prefix: before + (config.forceTags ? stage.openingTag : ""), unit: unit,
                 candidates: Array(0..<config.beam), stop: [stage.closingTag], maxNewTokens: config.maxStageTokens)
             let candidates = generated.enumerated().map { i, g in
-                record(g.candidate, index: i, seed: g.seed,
-                       cut: UnitCutter.cut(g.candidate.text, stage: stage, atStageStart: true,
-                                           forceTags: config.forceTags, sentenceEnds: []))
+                record(
+                    g.candidate, index: i, seed: g.seed,
+                    cut: UnitCutter.cut(
+                        g.candidate.text, stage: stage, atStageStart: true,
+                        forceTags: config.forceTags, sentenceEnds: []))
             }
             let generateSeconds = seconds(since: start)
             await events?(.candidatesReady(stage: stage, unit: unit, candidates: candidates))
@@ -31,10 +33,11 @@ extension SearchRun {
             let stageText = stage.openingTag + winner.text + stage.closingTag
             answerSoFar = before + stageText
             chosen[stage] = winner.text.trimmed
-            stages.append(StageRecord(
-                stage: stage, text: stageText, forcedClose: winner.forcedClose,
-                units: [UnitRecord(unit: unit, candidates: candidates, tournament: tournament, winner: winner.index)],
-                generateSeconds: generateSeconds, judgeSeconds: seconds(since: judgeStart)))
+            stages.append(
+                StageRecord(
+                    stage: stage, text: stageText, forcedClose: winner.forcedClose,
+                    units: [UnitRecord(unit: unit, candidates: candidates, tournament: tournament, winner: winner.index)],
+                    generateSeconds: generateSeconds, judgeSeconds: seconds(since: judgeStart)))
         }
         return Outcome(answer: chosen[.conclusion] ?? "", text: answerSoFar, stages: stages)
     }

@@ -4,8 +4,10 @@ typealias PlayMatch = @Sendable (_ match: Int, _ round: Int, _ a: Entrant, _ b: 
 
 /// Reduces a unit's candidates to one with N−1 matches.
 enum Tournament {
-    static func run(_ kind: TournamentKind, topic: JudgeTopic, entrants: [Entrant], seed: UInt64,
-                    play: @escaping PlayMatch) async throws -> TournamentRecord {
+    static func run(
+        _ kind: TournamentKind, topic: JudgeTopic, entrants: [Entrant], seed: UInt64,
+        play: @escaping PlayMatch
+    ) async throws -> TournamentRecord {
         precondition(!entrants.isEmpty, "a tournament needs entrants")
         var rng = SplitMix64(seed: seed)
         switch kind {
@@ -15,8 +17,10 @@ enum Tournament {
     }
 
     /// The reference's knockout: draw two distinct entrants at random, judge them, put the winner back.
-    static func random(topic: JudgeTopic, _ entrants: [Entrant], _ rng: inout SplitMix64,
-                       _ play: @escaping PlayMatch) async throws -> TournamentRecord {
+    static func random(
+        topic: JudgeTopic, _ entrants: [Entrant], _ rng: inout SplitMix64,
+        _ play: @escaping PlayMatch
+    ) async throws -> TournamentRecord {
         var pool = entrants
         var matches: [MatchRecord] = []
         while pool.count > 1 {
@@ -32,8 +36,10 @@ enum Tournament {
 
     /// Single elimination over a seeded shuffle. Each round pairs neighbours; with an odd count the last
     /// entrant has a bye. A round's matches run concurrently. ⌈log2 N⌉ rounds, N−1 matches.
-    static func bracket(topic: JudgeTopic, _ entrants: [Entrant], _ rng: inout SplitMix64,
-                        _ play: @escaping PlayMatch) async throws -> TournamentRecord {
+    static func bracket(
+        topic: JudgeTopic, _ entrants: [Entrant], _ rng: inout SplitMix64,
+        _ play: @escaping PlayMatch
+    ) async throws -> TournamentRecord {
         var field = entrants
         if field.count > 1 {
             for i in stride(from: field.count - 1, to: 0, by: -1) { field.swapAt(i, rng.uniform(i + 1)) }

@@ -9,10 +9,10 @@ struct BatchCommand: AsyncParsableCommand {
         commandName: "batch",
         abstract: "Answer every question of a file (JSONL, LLaVA-CoT-100k records, VLMEvalKit TSV), one output line per item; resumable.",
         discussion: """
-        Kill it at any moment and run the same command again: items already in --output are skipped, and \
-        each id appears there once. Each item's seed derives from --seed and its id (see ItemSeed), so a \
-        resumed run's answers equal an uninterrupted run's.
-        """)
+            Kill it at any moment and run the same command again: items already in --output are skipped, and \
+            each id appears there once. Each item's seed derives from --seed and its id (see ItemSeed), so a \
+            resumed run's answers equal an uninterrupted run's.
+            """)
 
     @Option(help: "The coordinator's endpoint (tcp://HOST:PORT); without it the batch runs in this process.")
     var coordinator: String?
@@ -25,7 +25,8 @@ struct BatchCommand: AsyncParsableCommand {
     @Option(name: .customLong("chat-template"), help: "In process: a Jinja chat template file replacing the model's.")
     var chatTemplate: String?
 
-    @Option(help: "Input: .jsonl ({id, image, question} or LLaVA-CoT {id, image, conversations}), a JSON array of those, or a VLMEvalKit .tsv.")
+    @Option(
+        help: "Input: .jsonl ({id, image, question} or LLaVA-CoT {id, image, conversations}), a JSON array of those, or a VLMEvalKit .tsv.")
     var input: String
     @Option(help: "Output JSONL; appended to, and read on start to skip finished items.")
     var output: String
@@ -40,7 +41,9 @@ struct BatchCommand: AsyncParsableCommand {
     var recordSearch = false
     @Flag(name: .customLong("retry-failed"), help: "Run again the items whose output line says they failed (their old lines are removed).")
     var retryFailed = false
-    @Option(name: .customLong("timeout-s"), help: "With --coordinator: an item with no result after this many seconds fails with deadline_exceeded (0: wait).")
+    @Option(
+        name: .customLong("timeout-s"),
+        help: "With --coordinator: an item with no result after this many seconds fails with deadline_exceeded (0: wait).")
     var timeoutS = 0.0
     @Option(name: .customLong("progress-interval-s"), help: "Seconds between progress lines when standard error is not a terminal.")
     var progressIntervalS = 10.0
@@ -58,16 +61,18 @@ struct BatchCommand: AsyncParsableCommand {
         let input = try BatchInput.read(URL(fileURLWithPath: input), imagesDirectory: imagesDir.map { URL(fileURLWithPath: $0) })
         for problem in input.problems { printError("input \(self.input) \(problem) (skipped)") }
         let outputFile = try ResultFile(url: URL(fileURLWithPath: output), retryFailed: retryFailed, log: printError)
-        var settings = BatchJobSettings(config: search.config, recordSearch: recordSearch,
-                                        timeout: timeoutS > 0 ? .milliseconds(Int64(timeoutS * 1000)) : nil)
+        var settings = BatchJobSettings(
+            config: search.config, recordSearch: recordSearch,
+            timeout: timeoutS > 0 ? .milliseconds(Int64(timeoutS * 1000)) : nil)
         let templates = try search.templates()
         if let path = search.judgeTemplates { settings.judgeTemplatesJSON = try Data(contentsOf: URL(fileURLWithPath: path)) }
 
         let runner: any ItemRunner
         var cluster: ClusterItemRunner?
         if let coordinator {
-            cluster = try ClusterItemRunner(endpoint: coordinator, settings: settings, concurrency: concurrency,
-                                            curve: try curve.role())
+            cluster = try ClusterItemRunner(
+                endpoint: coordinator, settings: settings, concurrency: concurrency,
+                curve: try curve.role())
             runner = cluster!
         } else {
             var arguments = ["--kv-capacity", String(kvCapacity)]
@@ -77,17 +82,22 @@ struct BatchCommand: AsyncParsableCommand {
             let engine = try EngineOptions.parse(arguments)
             let images = ImageStore()
             let local = try engine.makeLocalEngine(images: images)
-            runner = LocalItemRunner(generator: local.generator, judge: local.judge, images: images, templates: templates, settings: settings)
+            runner = LocalItemRunner(
+                generator: local.generator, judge: local.judge, images: images, templates: templates, settings: settings)
         }
         let skipped = input.items.filter { outputFile.finished[$0.id] != nil }.count
-        printError("batch: \(input.items.count) item(s) from \(self.input) (\(input.format.rawValue)), \(skipped) already in \(output), "
-                   + "\(input.problems.count) input line(s) skipped")
-        let progress = BatchProgress(total: input.items.count, alreadyDone: skipped, terminal: isatty(STDERR_FILENO) == 1,
-                                     interval: .milliseconds(Int64(progressIntervalS * 1000)), write: { text in
-                                         FileHandle.standardError.write(Data(text.utf8))
-                                     })
-        let summary = try await BatchRunner.run(items: input.items, output: outputFile, runner: runner, batchSeed: search.seed,
-                                                concurrency: concurrency, progress: progress)
+        printError(
+            "batch: \(input.items.count) item(s) from \(self.input) (\(input.format.rawValue)), \(skipped) already in \(output), "
+                + "\(input.problems.count) input line(s) skipped")
+        let progress = BatchProgress(
+            total: input.items.count, alreadyDone: skipped, terminal: isatty(STDERR_FILENO) == 1,
+            interval: .milliseconds(Int64(progressIntervalS * 1000)),
+            write: { text in
+                FileHandle.standardError.write(Data(text.utf8))
+            })
+        let summary = try await BatchRunner.run(
+            items: input.items, output: outputFile, runner: runner, batchSeed: search.seed,
+            concurrency: concurrency, progress: progress)
         cluster?.close()
         printError(summary.description)
     }

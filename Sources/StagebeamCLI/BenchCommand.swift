@@ -52,32 +52,40 @@ struct BenchCommand: ParsableCommand {
                     promptTokens: prompt, seeds: (0..<size).map { UInt64($0) },
                     sampling: SamplingParameters(temperature: 1), maxNewTokens: genTokens)
                 let t = try generator.generate(request).timings
-                if repeatIndex == 0 { continue }  // warm-up: page in the mapped weights
+                if repeatIndex == 0 { continue } // warm-up: page in the mapped weights
                 prefill.append(Double(t.prefillTokens) / t.prefillSeconds)
                 let rate = Double(t.decodeTokens) / t.decodeSeconds
                 aggregate.append(rate)
                 perSequence.append(rate / Double(size))
             }
-            rows.append(Row(batch: size, prefill_tokens_per_second: median(prefill),
-                            decode_tokens_per_second_per_sequence: median(perSequence),
-                            decode_tokens_per_second_aggregate: median(aggregate)))
+            rows.append(
+                Row(
+                    batch: size, prefill_tokens_per_second: median(prefill),
+                    decode_tokens_per_second_per_sequence: median(perSequence),
+                    decode_tokens_per_second_aggregate: median(aggregate)))
             if !json { printError("batch \(size) done") }
         }
-        let report = Report(model: try engine.directory.path, threads: generator.model.pool.threads, prompt_tokens: promptTokens,
-                            gen_tokens: genTokens, weight_bytes: generator.model.weightBytes,
-                            peak_resident_bytes: peakResidentBytes(), rows: rows)
+        let report = Report(
+            model: try engine.directory.path, threads: generator.model.pool.threads, prompt_tokens: promptTokens,
+            gen_tokens: genTokens, weight_bytes: generator.model.weightBytes,
+            peak_resident_bytes: peakResidentBytes(), rows: rows)
         if json { try printJSON(report) } else { printTable(report) }
     }
 
     private func printTable(_ report: Report) {
         print("model \(report.model) · \(report.threads) threads · prompt \(report.prompt_tokens) · generate \(report.gen_tokens)")
-        print(String(format: "weights %.1f MB · peak resident %.1f MB", Double(report.weight_bytes) / 1e6, Double(report.peak_resident_bytes) / 1e6))
+        print(
+            String(
+                format: "weights %.1f MB · peak resident %.1f MB", Double(report.weight_bytes) / 1e6,
+                Double(report.peak_resident_bytes) / 1e6))
         print("batch  prefill tok/s  decode tok/s/seq  decode tok/s total  vs batch 1")
         let base = report.rows.first?.decode_tokens_per_second_aggregate ?? 1
         for row in report.rows {
-            print(String(format: "%5d  %13.1f  %16.1f  %18.1f  %9.2fx", row.batch, row.prefill_tokens_per_second,
-                         row.decode_tokens_per_second_per_sequence, row.decode_tokens_per_second_aggregate,
-                         row.decode_tokens_per_second_aggregate / base))
+            print(
+                String(
+                    format: "%5d  %13.1f  %16.1f  %18.1f  %9.2fx", row.batch, row.prefill_tokens_per_second,
+                    row.decode_tokens_per_second_per_sequence, row.decode_tokens_per_second_aggregate,
+                    row.decode_tokens_per_second_aggregate / base))
         }
     }
 }

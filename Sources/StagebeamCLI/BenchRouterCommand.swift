@@ -31,7 +31,7 @@ struct BenchRouterCommand: AsyncParsableCommand {
         let quiet = Logger(label: "client", factory: SwiftLogNoOpLogHandler.init)
         let connected = try (0..<clients).map { _ in try Client(context: context, endpoint: coordinator, curve: role, logger: quiet) }
         defer { for client in connected { client.close() } }
-        for client in connected { _ = try await client.status() }  // connected and answered once
+        for client in connected { _ = try await client.status() } // connected and answered once
         let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
         let started = ContinuousClock.now
         let answered = try await withThrowingTaskGroup(of: Int.self) { group in
@@ -48,7 +48,9 @@ struct BenchRouterCommand: AsyncParsableCommand {
             return try await group.reduce(0, +)
         }
         let elapsed = (ContinuousClock.now - started) / .seconds(1)
-        print(String(format: "%d clients · %d status round trips in %.1f s · %.0f round trips/s · %.0f messages/s routed",
-                     clients, answered, elapsed, Double(answered) / elapsed, 2 * Double(answered) / elapsed))
+        print(
+            String(
+                format: "%d clients · %d status round trips in %.1f s · %.0f round trips/s · %.0f messages/s routed",
+                clients, answered, elapsed, Double(answered) / elapsed, 2 * Double(answered) / elapsed))
     }
 }

@@ -37,7 +37,9 @@ struct BenchSearchCommand: AsyncParsableCommand {
 
     func run() async throws {
         let widths = beams.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard !widths.isEmpty, widths.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--beams takes positive integers, e.g. 1,2,4,8") }
+        guard !widths.isEmpty, widths.allSatisfy({ $0 >= 1 }) else {
+            throw ValidationError("--beams takes positive integers, e.g. 1,2,4,8")
+        }
         let batched = try engine.makeLocalEngine(images: ImageStore())
         // The reference's way: no KV reuse between calls, one candidate per call.
         let cold = try engine.makeLocalEngine(images: ImageStore(), prefixCacheEntries: 0)
@@ -52,24 +54,29 @@ struct BenchSearchCommand: AsyncParsableCommand {
             var fast: [Double] = [], slow: [Double] = []
             var last: (SearchResult, SearchResult)?
             for _ in 0..<repeats {
-                let a = try await StageBeamSearch(generator: batched.generator, judge: batched.judge, config: config).run(question: question)
+                let a = try await StageBeamSearch(generator: batched.generator, judge: batched.judge, config: config).run(
+                    question: question)
                 let b = try await StageBeamSearch(generator: oneByOne, judge: cold.judge, config: config).run(question: question)
                 fast.append(a.seconds)
                 slow.append(b.seconds)
                 last = (a, b)
             }
             let (a, b) = last!
-            rows.append(Row(beam: beam, batched_seconds: median(fast), one_by_one_seconds: median(slow),
-                            speedup: median(slow) / median(fast), candidates: a.counts.candidates,
-                            judge_calls: a.counts.judgeCalls, same_answer: a.text == b.text))
+            rows.append(
+                Row(
+                    beam: beam, batched_seconds: median(fast), one_by_one_seconds: median(slow),
+                    speedup: median(slow) / median(fast), candidates: a.counts.candidates,
+                    judge_calls: a.counts.judgeCalls, same_answer: a.text == b.text))
             if !json { printError("beam \(beam) done") }
         }
         if json { try printJSON(["rows": rows]); return }
         print("stage-level search · \(try engine.directory.path) · \(maxStageTokens) tokens per stage · median of \(repeats)")
         print("beam  candidates  judge calls  batched s  one-by-one s  speedup  same answer")
         for r in rows {
-            print(String(format: "%4d  %10d  %11d  %9.2f  %12.2f  %6.2fx  %@", r.beam, r.candidates, r.judge_calls,
-                         r.batched_seconds, r.one_by_one_seconds, r.speedup, r.same_answer ? "yes" : "NO"))
+            print(
+                String(
+                    format: "%4d  %10d  %11d  %9.2f  %12.2f  %6.2fx  %@", r.beam, r.candidates, r.judge_calls,
+                    r.batched_seconds, r.one_by_one_seconds, r.speedup, r.same_answer ? "yes" : "NO"))
         }
     }
 }

@@ -24,7 +24,8 @@ struct CoordinatorCommand: AsyncParsableCommand {
     var noWorkerTimeoutS = 60.0
     @Option(name: .customLong("max-running-jobs"), help: "Jobs searched at once; later ones queue.")
     var maxRunningJobs = 8
-    @Option(name: .customLong("max-image-bytes"), help: "Largest image a job may carry (bytes); larger ones are refused with image_too_large.")
+    @Option(
+        name: .customLong("max-image-bytes"), help: "Largest image a job may carry (bytes); larger ones are refused with image_too_large.")
     var maxImageBytes = 32 << 20
     @OptionGroup var metricsOptions: MetricsOptions
     @OptionGroup var curve: CoordinatorCurveOptions

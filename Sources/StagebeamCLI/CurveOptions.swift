@@ -19,14 +19,17 @@ struct ClientCurveOptions: ParsableArguments {
     func role() throws -> CurveRole? {
         guard let serverKey, let secretKeyFile else { return nil }
         let secret = try readKey(secretKeyFile, what: "--curve-secret-key-file")
-        return .client(serverKey: try readKey(serverKey, what: "--curve-server-key"),
-                       keys: CurveKeyPair(publicKey: try Curve.publicKey(ofSecret: secret), secretKey: secret))
+        return .client(
+            serverKey: try readKey(serverKey, what: "--curve-server-key"),
+            keys: CurveKeyPair(publicKey: try Curve.publicKey(ofSecret: secret), secretKey: secret))
     }
 }
 
 /// The coordinator's CURVE settings: its secret key and the public keys it lets in.
 struct CoordinatorCurveOptions: ParsableArguments {
-    @Option(name: .customLong("curve-secret-key-file"), help: "The coordinator's CURVE secret key file; with it, only --authorized-keys may connect, encrypted.")
+    @Option(
+        name: .customLong("curve-secret-key-file"),
+        help: "The coordinator's CURVE secret key file; with it, only --authorized-keys may connect, encrypted.")
     var secretKeyFile: String?
     @Option(name: .customLong("authorized-keys"), help: "A file of the public keys allowed to connect, one per line (# comments).")
     var authorizedKeys: String?
@@ -52,8 +55,9 @@ struct CoordinatorCurveOptions: ParsableArguments {
 func readKey(_ textOrPath: String, what: String) throws -> String {
     if Curve.isKey(textOrPath) { return textOrPath }
     guard let text = try? String(contentsOfFile: textOrPath, encoding: .utf8),
-          let key = text.split(whereSeparator: \.isNewline).first.map({ $0.trimmingCharacters(in: .whitespaces) }),
-          Curve.isKey(key) else {
+        let key = text.split(whereSeparator: \.isNewline).first.map({ $0.trimmingCharacters(in: .whitespaces) }),
+        Curve.isKey(key)
+    else {
         throw ValidationError("\(what) \(textOrPath): neither a CURVE key (40 Z85 characters) nor a file holding one")
     }
     return key
@@ -70,8 +74,11 @@ struct KeygenCommand: ParsableCommand {
     func run() throws {
         let keys = try Curve.generateKeyPair()
         let secret = output + ".secret", shared = output + ".public"
-        guard FileManager.default.createFile(atPath: secret, contents: Data((keys.secretKey + "\n").utf8),
-                                             attributes: [.posixPermissions: 0o600]) else {
+        guard
+            FileManager.default.createFile(
+                atPath: secret, contents: Data((keys.secretKey + "\n").utf8),
+                attributes: [.posixPermissions: 0o600])
+        else {
             throw ValidationError("cannot write \(secret)")
         }
         try (keys.publicKey + "\n").write(toFile: shared, atomically: true, encoding: .utf8)

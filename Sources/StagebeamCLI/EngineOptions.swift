@@ -11,7 +11,10 @@ import Wire
 
 /// Options shared by every command that loads a model.
 struct EngineOptions: ParsableArguments {
-    @Option(help: "Model directory in Hugging Face layout (config.json, *.safetensors, tokenizer.json); default: $STAGEBEAM_MODEL, else the built-in models/stagebeam-shapes (here, or above the executable).")
+    @Option(
+        help:
+            "Model directory in Hugging Face layout (config.json, *.safetensors, tokenizer.json); default: $STAGEBEAM_MODEL, else the built-in models/stagebeam-shapes (here, or above the executable)."
+    )
     var model: String?
 
     @Option(help: "Compute threads (default: all cores).")
@@ -44,17 +47,20 @@ struct EngineOptions: ParsableArguments {
         let directory = try directory
         let tokenizer = try Tokenizer(contentsOf: directory)
         if try modelType() == "mllama" {
-            return TextGenerator(mllama: try MllamaModel(directory: directory, pool: .shared), tokenizer: tokenizer,
-                                 kvCapacityTokens: kvCapacity, prefixCacheEntries: prefixCacheEntries)
+            return TextGenerator(
+                mllama: try MllamaModel(directory: directory, pool: .shared), tokenizer: tokenizer,
+                kvCapacityTokens: kvCapacity, prefixCacheEntries: prefixCacheEntries)
         }
         if try isVisionModel() {
             let llava = try LlavaModel(directory: directory, pool: .shared)
-            return TextGenerator(model: llava.language, vision: llava, tokenizer: tokenizer, kvCapacityTokens: kvCapacity,
-                                 prefixCacheEntries: prefixCacheEntries)
+            return TextGenerator(
+                model: llava.language, vision: llava, tokenizer: tokenizer, kvCapacityTokens: kvCapacity,
+                prefixCacheEntries: prefixCacheEntries)
         }
         let model = try LlamaModel(directory: directory, pool: .shared)
-        return TextGenerator(model: model, tokenizer: tokenizer, kvCapacityTokens: kvCapacity,
-                             prefixCacheEntries: prefixCacheEntries)
+        return TextGenerator(
+            model: model, tokenizer: tokenizer, kvCapacityTokens: kvCapacity,
+            prefixCacheEntries: prefixCacheEntries)
     }
 }
 
@@ -84,13 +90,17 @@ extension EngineOptions {
     }
 
     /// Generator and judge over one in-process engine, sharing `images`.
-    func makeLocalEngine(images: ImageStore, prefixCacheEntries: Int = 8) throws -> (generator: EngineCandidateGenerator, judge: EngineJudge) {
+    func makeLocalEngine(images: ImageStore, prefixCacheEntries: Int = 8) throws -> (
+        generator: EngineCandidateGenerator, judge: EngineJudge
+    ) {
         let textGenerator = try makeGenerator(prefixCacheEntries: prefixCacheEntries)
         let executor = EngineExecutor(generator: textGenerator)
         let prompt = try ChatPrompt(tokenizer: textGenerator.tokenizer, template: try chatTemplate())
         let stopIds = textGenerator.eosTokenIds(generationConfig: try GenerationConfig.load(from: try directory))
-        return (EngineCandidateGenerator(executor: executor, prompt: prompt, stopTokenIds: stopIds, images: images),
-                EngineJudge(executor: executor, prompt: prompt, stopTokenIds: stopIds, images: images))
+        return (
+            EngineCandidateGenerator(executor: executor, prompt: prompt, stopTokenIds: stopIds, images: images),
+            EngineJudge(executor: executor, prompt: prompt, stopTokenIds: stopIds, images: images)
+        )
     }
 }
 

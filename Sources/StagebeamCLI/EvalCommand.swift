@@ -10,12 +10,12 @@ struct EvalCommand: AsyncParsableCommand {
         commandName: "eval",
         abstract: "Score search methods (and the judge) on a held-out dataset with the model in this process.",
         discussion: """
-        Runs every item with every method at every beam (greedy once, at beam 1) and prints a table like \
-        the LLaVA-CoT paper's, accuracy per question family and, with judge pairs, the judge's accuracy \
-        with the better text shown first and second. Dataset lines: {"id", "question", "answer", "image"?, \
-        "family"?}, images relative to the file. An answer is correct when the last word of its CONCLUSION \
-        equals the reference (see Grading). Each item's seed derives from --seed and its id.
-        """)
+            Runs every item with every method at every beam (greedy once, at beam 1) and prints a table like \
+            the LLaVA-CoT paper's, accuracy per question family and, with judge pairs, the judge's accuracy \
+            with the better text shown first and second. Dataset lines: {"id", "question", "answer", "image"?, \
+            "family"?}, images relative to the file. An answer is correct when the last word of its CONCLUSION \
+            equals the reference (see Grading). Each item's seed derives from --seed and its id.
+            """)
 
     @OptionGroup var engine: EngineOptions
     @Option(help: "Dataset JSONL (default: the built-in datasets/shapes/test.jsonl, here or above the executable).")
@@ -70,15 +70,17 @@ struct EvalCommand: AsyncParsableCommand {
         let images = ImageStore()
         let local = try engine.makeLocalEngine(images: images)
         let evaluator = Evaluator(generator: local.generator, judge: local.judge, images: images, templates: try tuning.templates())
-        let config = tuning.config(method: .stage, beam: 1)  // each row sets its own method and beam
+        let config = tuning.config(method: .stage, beam: 1) // each row sets its own method and beam
         var rows: [EvalRow] = []
         for run in EvalRun.plan(methods: try methodList(), beams: try beamList()) {
             printError("eval \(run.method.rawValue) · beam \(run.beam) · \(items.count) item(s) from \(datasetURL.path)")
             let progress = makeProgress(items.count)
             let row = try await evaluator.evaluate(items, run: run, config: config, progress: progress)
             progress.end()
-            printError(String(format: "  %d/%d correct · %d format valid · %d judge calls · %d tokens · %.1f s",
-                              row.score.correct, row.score.n, row.formatValid, row.judgeCalls, row.tokens, row.seconds))
+            printError(
+                String(
+                    format: "  %d/%d correct · %d format valid · %d judge calls · %d tokens · %.1f s",
+                    row.score.correct, row.score.n, row.formatValid, row.judgeCalls, row.tokens, row.seconds))
             rows.append(row)
         }
         var judge: JudgeAccuracy?
@@ -119,8 +121,9 @@ struct EvalCommand: AsyncParsableCommand {
     }
 
     func makeProgress(_ total: Int) -> BatchProgress {
-        BatchProgress(total: total, alreadyDone: 0, terminal: isatty(STDERR_FILENO) == 1,
-                      interval: .milliseconds(Int64(progressIntervalS * 1000)),
-                      write: { FileHandle.standardError.write(Data($0.utf8)) })
+        BatchProgress(
+            total: total, alreadyDone: 0, terminal: isatty(STDERR_FILENO) == 1,
+            interval: .milliseconds(Int64(progressIntervalS * 1000)),
+            write: { FileHandle.standardError.write(Data($0.utf8)) })
     }
 }

@@ -17,7 +17,10 @@ struct GenerateCommand: ParsableCommand {
     @Flag(help: "Encode the prompt exactly as tokenizer(prompt) does in transformers, without a chat template.")
     var raw = false
 
-    @Option(help: "An image (JPEG or PNG) for a vision model. With --raw the prompt must contain the image token (e.g. <image>); otherwise the chat template places it.")
+    @Option(
+        help:
+            "An image (JPEG or PNG) for a vision model. With --raw the prompt must contain the image token (e.g. <image>); otherwise the chat template places it."
+    )
     var image: String?
 
     @Option(help: "System message for the chat template.")
@@ -78,21 +81,25 @@ struct GenerateCommand: ParsableCommand {
             }
         }
         let t = output.timings
-        printError(String(format: "prompt %d tokens %.1f tok/s · generated %d tokens %.1f tok/s",
-                          t.prefillTokens, Double(t.prefillTokens) / max(t.prefillSeconds, 1e-9),
-                          t.decodeTokens, Double(t.decodeTokens) / max(t.decodeSeconds, 1e-9)))
+        printError(
+            String(
+                format: "prompt %d tokens %.1f tok/s · generated %d tokens %.1f tok/s",
+                t.prefillTokens, Double(t.prefillTokens) / max(t.prefillSeconds, 1e-9),
+                t.decodeTokens, Double(t.decodeTokens) / max(t.decodeSeconds, 1e-9)))
     }
 
     private func encodePrompt(_ tokenizer: Tokenizer) throws -> [Int] {
         if raw { return tokenizer.encode(prompt) }
         guard let template = try engine.chatTemplate() ?? tokenizer.chatTemplate else {
-            throw ValidationError("\(try engine.directory.path) has no chat_template in tokenizer_config.json: pass --chat-template FILE or --raw")
+            throw ValidationError(
+                "\(try engine.directory.path) has no chat_template in tokenizer_config.json: pass --chat-template FILE or --raw")
         }
         var messages: [ChatMessage] = []
         if let system { messages.append(ChatMessage(role: "system", content: system)) }
         messages.append(ChatMessage(role: "user", content: prompt, imageCount: image == nil ? 0 : 1))
-        let text = try template.render(messages: messages, addGenerationPrompt: true,
-                                       bosToken: tokenizer.bosToken, eosToken: tokenizer.eosToken)
+        let text = try template.render(
+            messages: messages, addGenerationPrompt: true,
+            bosToken: tokenizer.bosToken, eosToken: tokenizer.eosToken)
         // The template writes the special tokens itself, as apply_chat_template(tokenize=True) assumes.
         return tokenizer.encode(text, addSpecialTokens: false)
     }
@@ -125,8 +132,9 @@ struct GenerateJSON: Encodable {
     init(promptTokenIds: [Int], output: GenerationOutput) {
         prompt_token_ids = promptTokenIds
         samples = output.samples.map {
-            Sample(token_ids: $0.tokenIds, text: $0.text, finish_reason: $0.finishReason.rawValue,
-                   cumulative_logprob: $0.cumulativeLogprob, logprobs: $0.topLogprobs.isEmpty ? nil : $0.topLogprobs)
+            Sample(
+                token_ids: $0.tokenIds, text: $0.text, finish_reason: $0.finishReason.rawValue,
+                cumulative_logprob: $0.cumulativeLogprob, logprobs: $0.topLogprobs.isEmpty ? nil : $0.topLogprobs)
         }
         timings = output.timings
     }

@@ -7,11 +7,11 @@ struct LoadtestCommand: AsyncParsableCommand {
         commandName: "loadtest",
         abstract: "Offer load to a running coordinator and report throughput, latency, goodput and worker utilisation.",
         discussion: """
-        Writes PREFIX.json (every run, every job), PREFIX.csv (one row per run) and PREFIX.html (plots) and \
-        prints a table. --sweep raises a Poisson rate by --rate-factor from --start-rate until the SLO breaks \
-        (without --slo: until jobs fail or throughput falls under 80% of the offered rate), at most --max-steps \
-        runs and --max-sweep-s seconds. Only loopback and private-network coordinators unless --allow-public.
-        """)
+            Writes PREFIX.json (every run, every job), PREFIX.csv (one row per run) and PREFIX.html (plots) and \
+            prints a table. --sweep raises a Poisson rate by --rate-factor from --start-rate until the SLO breaks \
+            (without --slo: until jobs fail or throughput falls under 80% of the offered rate), at most --max-steps \
+            runs and --max-sweep-s seconds. Only loopback and private-network coordinators unless --allow-public.
+            """)
 
     @Option(help: "The coordinator's endpoint, e.g. tcp://127.0.0.1:5555.")
     var coordinator: String
@@ -70,7 +70,8 @@ struct LoadtestCommand: AsyncParsableCommand {
         if maxInFlight < 1 { throw ValidationError("--max-in-flight must be ≥ 1") }
         if statusIntervalMs < 10 { throw ValidationError("--status-interval-ms must be ≥ 10") }
         if !allowPublic, !LoadTest.isLocalOrPrivate(coordinator) {
-            throw ValidationError("\(coordinator) is not on loopback or a private network; load tests are for your own cluster (--allow-public to override)")
+            throw ValidationError(
+                "\(coordinator) is not on loopback or a private network; load tests are for your own cluster (--allow-public to override)")
         }
         _ = try beamList()
         _ = try SLO(parsing: slo)
@@ -88,23 +89,27 @@ struct LoadtestCommand: AsyncParsableCommand {
     func run() async throws {
         try logging.bootstrap()
         let objective = try SLO(parsing: slo)
-        let questions = try input.map { path in
-            let batch = try BatchInput.read(URL(fileURLWithPath: path), imagesDirectory: imagesDir.map { URL(fileURLWithPath: $0) })
-            for problem in batch.problems { printError("input \(path) \(problem) (skipped)") }
-            return batch.items
-        } ?? [BatchItem(id: "question", question: question, line: 1)]
+        let questions =
+            try input.map { path in
+                let batch = try BatchInput.read(URL(fileURLWithPath: path), imagesDirectory: imagesDir.map { URL(fileURLWithPath: $0) })
+                for problem in batch.problems { printError("input \(path) \(problem) (skipped)") }
+                return batch.items
+            } ?? [BatchItem(id: "question", question: question, line: 1)]
         var settings = BatchJobSettings(config: search.config, timeout: .milliseconds(Int64(timeoutS * 1000)))
         if let path = search.judgeTemplates {
             _ = try search.templates()
             settings.judgeTemplatesJSON = try Data(contentsOf: URL(fileURLWithPath: path))
         }
-        let mode: LoadTest.Mode = if let concurrency { .profile(.concurrency(concurrency)) }
-            else if let rate { .profile(.rate(rate)) }
-            else { .sweep(try LoadSweep(startRate: startRate, factor: rateFactor, maxSteps: maxSteps, maxSeconds: maxSweepS)) }
-        let runner = try LoadRunner(endpoint: coordinator, questions: questions, seed: search.seed, maxInFlight: maxInFlight,
-                                    statusInterval: .milliseconds(statusIntervalMs), curve: try curve.role())
-        let report = try await LoadTest.run(runner: runner, mode: mode, beams: try beamList(), limits: .init(requests: requests, duration: duration),
-                                            settings: settings, slo: objective, coordinator: coordinator, log: { printError($0) })
+        let mode: LoadTest.Mode =
+            if let concurrency { .profile(.concurrency(concurrency)) } else if let rate { .profile(.rate(rate)) } else {
+                .sweep(try LoadSweep(startRate: startRate, factor: rateFactor, maxSteps: maxSteps, maxSeconds: maxSweepS))
+            }
+        let runner = try LoadRunner(
+            endpoint: coordinator, questions: questions, seed: search.seed, maxInFlight: maxInFlight,
+            statusInterval: .milliseconds(statusIntervalMs), curve: try curve.role())
+        let report = try await LoadTest.run(
+            runner: runner, mode: mode, beams: try beamList(), limits: .init(requests: requests, duration: duration),
+            settings: settings, slo: objective, coordinator: coordinator, log: { printError($0) })
         runner.close()
         print(LoadTable.text(report))
         for path in try LoadTest.write(report, prefix: output) { printError("wrote \(path)") }

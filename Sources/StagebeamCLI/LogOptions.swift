@@ -9,8 +9,9 @@ import Logs
 struct LogOptions: ParsableArguments {
     @Option(name: .customLong("log-format"), help: "Log lines on standard error: text or json (default: $STAGEBEAM_LOG_FORMAT, else text).")
     var format: LogFormat?
-    @Option(name: .customLong("log-level"),
-            help: "Least severe level logged: trace, debug, info, notice, warning, error (default: $STAGEBEAM_LOG_LEVEL, else info).")
+    @Option(
+        name: .customLong("log-level"),
+        help: "Least severe level logged: trace, debug, info, notice, warning, error (default: $STAGEBEAM_LOG_LEVEL, else info).")
     var level: Logger.Level?
 
     func validate() throws {
@@ -19,8 +20,10 @@ struct LogOptions: ParsableArguments {
 
     /// The options, else the environment, else text at info.
     func resolved() throws -> (format: LogFormat, level: Logger.Level) {
-        (try format ?? Self.environment("STAGEBEAM_LOG_FORMAT", default: .text),
-         try level ?? Self.environment("STAGEBEAM_LOG_LEVEL", default: .info))
+        (
+            try format ?? Self.environment("STAGEBEAM_LOG_FORMAT", default: .text),
+            try level ?? Self.environment("STAGEBEAM_LOG_LEVEL", default: .info)
+        )
     }
 
     /// Installs the log handler for this process: call once, first thing in `run()`.

@@ -29,8 +29,9 @@ struct RunCommand: AsyncParsableCommand {
             return image.hash
         }
         let local = try engine.makeLocalEngine(images: images)
-        let beamSearch = try StageBeamSearch(generator: local.generator, judge: local.judge,
-                                             templates: try search.templates(), config: search.config)
+        let beamSearch = try StageBeamSearch(
+            generator: local.generator, judge: local.judge,
+            templates: try search.templates(), config: search.config)
         let progress: SearchEventSink? = json ? nil : { @Sendable event in printError(describe(event)) }
         let result = try await beamSearch.run(question: question, imageRef: imageRef, events: progress)
         if json {
@@ -40,8 +41,10 @@ struct RunCommand: AsyncParsableCommand {
             print()
             print("answer: \(result.answer)")
             let c = result.counts
-            printError(String(format: "%@ · beam %d · %d candidates · %d judge calls · %.1f s",
-                              result.method.rawValue, result.beam, c.candidates, c.judgeCalls, result.seconds))
+            printError(
+                String(
+                    format: "%@ · beam %d · %d candidates · %d judge calls · %.1f s",
+                    result.method.rawValue, result.beam, c.candidates, c.judgeCalls, result.seconds))
         }
     }
 }

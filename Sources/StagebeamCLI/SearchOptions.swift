@@ -48,8 +48,9 @@ struct SearchTuningOptions: ParsableArguments {
     @Option(name: .customLong("top-p"), help: "Candidate nucleus threshold (the reference uses 0.9).")
     var topP: Double = 0.9
 
-    @Option(name: .customLong("judge-temperature"),
-            help: "Sampling temperature of generate-mode verdicts (the reference's 0.6; 0 = greedy), with --top-p.")
+    @Option(
+        name: .customLong("judge-temperature"),
+        help: "Sampling temperature of generate-mode verdicts (the reference's 0.6; 0 = greedy), with --top-p.")
     var judgeTemperature: Double = Sampling.reference.temperature
 
     @Option(help: "Job seed: fixes every candidate's and every judge call's sampler seed.")

@@ -5,6 +5,10 @@ struct Stagebeam: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "stagebeam",
         abstract: "Stage-level beam search for vision-language models on CPU clusters.",
-        subcommands: [RunCommand.self, GenerateCommand.self, EvalCommand.self, TokenizeCommand.self, BenchCommand.self, BenchSearchCommand.self, BenchRouterCommand.self, KeygenCommand.self, CoordinatorCommand.self, WorkerCommand.self, SubmitCommand.self, StatusCommand.self, BatchCommand.self, LoadtestCommand.self]
+        subcommands: [
+            RunCommand.self, GenerateCommand.self, EvalCommand.self, TokenizeCommand.self, BenchCommand.self, BenchSearchCommand.self,
+            BenchRouterCommand.self, KeygenCommand.self, CoordinatorCommand.self, WorkerCommand.self, SubmitCommand.self,
+            StatusCommand.self, BatchCommand.self, LoadtestCommand.self
+        ]
     )
 }

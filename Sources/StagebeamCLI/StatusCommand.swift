@@ -32,15 +32,21 @@ struct StatusCommand: AsyncParsableCommand {
             print(try status.jsonText())
             return
         }
-        print(String(format: "protocol %d · %d worker(s) · utilisation %.0f%% · %d queued · %d running · %d finished · %d requests waiting · %d re-dispatched",
-                     status.protocolVersion, status.workers.count, status.utilisation * 100, status.queueDepth,
-                     status.runningJobs, status.finishedJobs, status.pendingRequests, status.redispatchedRequests))
+        print(
+            String(
+                format:
+                    "protocol %d · %d worker(s) · utilisation %.0f%% · %d queued · %d running · %d finished · %d requests waiting · %d re-dispatched",
+                status.protocolVersion, status.workers.count, status.utilisation * 100, status.queueDepth,
+                status.runningJobs, status.finishedJobs, status.pendingRequests, status.redispatchedRequests))
         for worker in status.workers {
             let roles = worker.roles.map { $0 == .generate ? "generate" : "judge" }.joined(separator: ",")
-            print(String(format: "  worker %@ · %@ · %@ · credits %d/%d · in flight %d · largest request %d · done %d · re-dispatched %d · busy %.0f%%",
-                         worker.workerID, worker.modelName, roles, worker.creditsAvailable, worker.maxBatchSequences,
-                         worker.inFlightSequences, worker.largestRequestSequences, worker.requestsCompleted,
-                         worker.requestsRedispatched, worker.utilisation * 100))
+            print(
+                String(
+                    format:
+                        "  worker %@ · %@ · %@ · credits %d/%d · in flight %d · largest request %d · done %d · re-dispatched %d · busy %.0f%%",
+                    worker.workerID, worker.modelName, roles, worker.creditsAvailable, worker.maxBatchSequences,
+                    worker.inFlightSequences, worker.largestRequestSequences, worker.requestsCompleted,
+                    worker.requestsRedispatched, worker.utilisation * 100))
         }
         for job in status.jobs {
             let stage = job.state == "running" ? " · \(stageName(job.stage))" : ""

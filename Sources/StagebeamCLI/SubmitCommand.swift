@@ -26,7 +26,9 @@ struct SubmitCommand: AsyncParsableCommand {
     var json = false
     @Option(name: .customLong("timeout-s"), help: "Give up after this many seconds (0: wait as long as the job takes).")
     var timeoutS = 0.0
-    @Flag(name: .customLong("record-search"), help: "With --json: include the full search record (every candidate and comparison) under \"search\".")
+    @Flag(
+        name: .customLong("record-search"),
+        help: "With --json: include the full search record (every candidate and comparison) under \"search\".")
     var recordSearch = false
 
     func run() async throws {
@@ -37,7 +39,7 @@ struct SubmitCommand: AsyncParsableCommand {
         // The text form prints the whole staged answer, which only the record holds.
         submit.recordSearch = recordSearch || !json
         if let path = search.judgeTemplates {
-            _ = try search.templates()  // refuse a bad file here, with its own error
+            _ = try search.templates() // refuse a bad file here, with its own error
             submit.judgeTemplatesJson = try Data(contentsOf: URL(fileURLWithPath: path))
         }
         if let image {
@@ -97,9 +99,10 @@ func stageName(_ stage: Stagebeam_V1_Stage) -> String {
 
 func summary(_ result: Stagebeam_V1_JobResult) -> String {
     let c = result.counts
-    return String(format: "job %@ · %@ · %d candidates · %d judge calls · %d re-dispatched · queued %.0f ms · total %.1f s",
-                  result.jobID, result.status == .succeeded ? "succeeded" : "failed", c.candidates, c.judgeCalls,
-                  c.redispatchedRequests, result.queueMs, result.totalMs / 1000)
+    return String(
+        format: "job %@ · %@ · %d candidates · %d judge calls · %d re-dispatched · queued %.0f ms · total %.1f s",
+        result.jobID, result.status == .succeeded ? "succeeded" : "failed", c.candidates, c.judgeCalls,
+        c.redispatchedRequests, result.queueMs, result.totalMs / 1000)
 }
 
 /// The `--json` output of `submit`: the job result, with the search record (the same JSON as
@@ -110,15 +113,19 @@ func printJobJSON(_ result: Stagebeam_V1_JobResult, includeSearch: Bool) throws 
         "status": result.status == .succeeded ? "succeeded" : "failed",
         "answer": result.answer,
         "stages": result.stages.map { stage -> [String: Any] in
-            ["stage": stageName(stage.stage), "step": stage.step, "text": stage.text, "candidates": stage.candidates,
-             "comparisons": stage.comparisons, "forced_close": stage.forcedClose,
-             "generate_ms": stage.generateMs, "judge_ms": stage.judgeMs]
+            [
+                "stage": stageName(stage.stage), "step": stage.step, "text": stage.text, "candidates": stage.candidates,
+                "comparisons": stage.comparisons, "forced_close": stage.forcedClose,
+                "generate_ms": stage.generateMs, "judge_ms": stage.judgeMs
+            ]
         },
-        "counts": ["candidates": result.counts.candidates, "generated_tokens": result.counts.generatedTokens,
-                   "judge_calls": result.counts.judgeCalls, "unparsable_verdicts": result.counts.unparsableVerdicts,
-                   "redispatched_requests": result.counts.redispatchedRequests],
+        "counts": [
+            "candidates": result.counts.candidates, "generated_tokens": result.counts.generatedTokens,
+            "judge_calls": result.counts.judgeCalls, "unparsable_verdicts": result.counts.unparsableVerdicts,
+            "redispatched_requests": result.counts.redispatchedRequests
+        ],
         "queue_ms": result.queueMs,
-        "total_ms": result.totalMs,
+        "total_ms": result.totalMs
     ]
     if result.hasError {
         object["error"] = ["code": ClusterError.name(result.error.code), "message": result.error.message]

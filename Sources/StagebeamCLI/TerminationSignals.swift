@@ -2,7 +2,7 @@ import Foundation
 
 /// SIGINT and SIGTERM, caught from the moment this is made: a process makes it before it announces
 /// itself, so a signal sent as soon as the announcement appears is handled, not the default kill.
-final class TerminationSignals: @unchecked Sendable {  // `sources` are only kept alive, never used after init
+final class TerminationSignals: @unchecked Sendable { // `sources` are only kept alive, never used after init
     private let signals: AsyncStream<Int32>
     private let sources: [DispatchSourceSignal]
 

@@ -54,12 +54,15 @@ struct WorkerCommand: AsyncParsableCommand {
         let id = workerID ?? "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
         let worker = try Worker(
             context: ZMQContext(),
-            configuration: .init(endpoint: coordinator, workerID: id, roles: try parsedRoles(), maxBatch: maxBatch,
-                                 heartbeat: HeartbeatPolicy(interval: .milliseconds(heartbeatMs), missedLimit: liveness),
-                                 curve: try curve.role()),
+            configuration: .init(
+                endpoint: coordinator, workerID: id, roles: try parsedRoles(), maxBatch: maxBatch,
+                heartbeat: HeartbeatPolicy(interval: .milliseconds(heartbeatMs), missedLimit: liveness),
+                curve: try curve.role()),
             engine: workerEngine)
         let metricsServer = try metricsOptions.serve(worker.metrics, ready: { worker.isConnected })
-        announce("worker \(id) · model \(workerEngine.modelName) \(workerEngine.modelHash.prefix(12)) · roles \(roles) · max batch \(maxBatch) · coordinator \(coordinator)")
+        announce(
+            "worker \(id) · model \(workerEngine.modelName) \(workerEngine.modelHash.prefix(12)) · roles \(roles) · max batch \(maxBatch) · coordinator \(coordinator)"
+        )
         // Whichever comes first: a signal (leave politely) or the coordinator refusing this worker.
         let (outcomes, report) = AsyncStream.makeStream(of: String.self)
         Task { report.yield("signal \(await termination.first())") }

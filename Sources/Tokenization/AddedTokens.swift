@@ -32,7 +32,7 @@ struct AddedToken: Sendable {
 struct AddedTokenMatcher {
     private struct Node {
         var children: [UInt8: Int32] = [:]
-        var token: Int32 = -1  // index into `tokens`
+        var token: Int32 = -1 // index into `tokens`
     }
 
     private var nodes = [Node()]
@@ -55,7 +55,7 @@ struct AddedTokenMatcher {
                 node = nodes.count - 1
             }
         }
-        if nodes[node].token < 0 {  // the first token with a given text wins, as in the library
+        if nodes[node].token < 0 { // the first token with a given text wins, as in the library
             nodes[node].token = Int32(tokens.count)
             tokens.append(token)
         }
@@ -73,7 +73,7 @@ struct AddedTokenMatcher {
             }
             var start = pos
             var stop = end
-            pos = end  // the automaton resumes after its match, whatever happens to the match below
+            pos = end // the automaton resumes after its match, whatever happens to the match below
             if token.singleWord {
                 let wordBefore = start > 0 && isWordScalar(lastScalar(s, before: start))
                 let wordAfter = stop < s.count && isWordScalar(decodeScalar(s, at: stop).value)

@@ -29,7 +29,8 @@ final class BPEModel {
             }
         }
         if try model.optionalBool("byte_fallback") == true {
-            throw TokenizerError(.unsupportedComponent, "\(path): BPE byte_fallback is not supported (SentencePiece-style BPE, not byte-level)")
+            throw TokenizerError(
+                .unsupportedComponent, "\(path): BPE byte_fallback is not supported (SentencePiece-style BPE, not byte-level)")
         }
         ignoreMerges = try model.optionalBool("ignore_merges") ?? false
 
@@ -51,7 +52,8 @@ final class BPEModel {
                 continue
             }
             if let other = table.insert(bytes, value: Int32(id)) {
-                throw TokenizerError(.inconsistentVocabulary, "\(path): vocabulary tokens for ids \(other) and \(id) stand for the same bytes")
+                throw TokenizerError(
+                    .inconsistentVocabulary, "\(path): vocabulary tokens for ids \(other) and \(id) stand for the same bytes")
             }
             bytesById[Int32(id)] = bytes
             maxId = max(maxId, id)
@@ -87,11 +89,15 @@ final class BPEModel {
                 throw TokenizerError(.malformedJSON, "\(path): merge #\(rank) is neither a [left, right] pair nor a \"left right\" string")
             }
             guard let lb = ByteLevel.bytes(fromTokenString: left), let rb = ByteLevel.bytes(fromTokenString: right),
-                  let l = table.find(lb), let r = table.find(rb) else {
-                throw TokenizerError(.inconsistentVocabulary, "\(path): merge #\(rank) (\"\(left)\", \"\(right)\") names a token missing from the vocabulary")
+                let l = table.find(lb), let r = table.find(rb)
+            else {
+                throw TokenizerError(
+                    .inconsistentVocabulary, "\(path): merge #\(rank) (\"\(left)\", \"\(right)\") names a token missing from the vocabulary"
+                )
             }
             guard let merged = table.find(lb + rb) else {
-                throw TokenizerError(.inconsistentVocabulary, "\(path): merge #\(rank) result \"\(left)\(right)\" is missing from the vocabulary")
+                throw TokenizerError(
+                    .inconsistentVocabulary, "\(path): merge #\(rank) result \"\(left)\(right)\" is missing from the vocabulary")
             }
             merges.insert(left: l, right: r, rank: UInt32(rank), merged: merged)
         }

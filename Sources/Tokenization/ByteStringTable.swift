@@ -5,7 +5,7 @@
 struct ByteStringTable {
     private struct Slot {
         var offset: Int32 = 0
-        var length: Int32 = -1   // -1: empty
+        var length: Int32 = -1 // -1: empty
         var value: Int32 = 0
         var hash: UInt32 = 0
     }
@@ -41,7 +41,8 @@ struct ByteStringTable {
                     let slot = slots[i]
                     if slot.length < 0 { return nil }
                     if slot.hash == h, Int(slot.length) == key.count,
-                       key.count == 0 || memcmp(arena.baseAddress! + Int(slot.offset), key.baseAddress!, key.count) == 0 {
+                        key.count == 0 || memcmp(arena.baseAddress! + Int(slot.offset), key.baseAddress!, key.count) == 0
+                    {
                         return slot.value
                     }
                     i = (i + 1) & mask
@@ -93,7 +94,7 @@ struct ByteStringTable {
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif

@@ -62,13 +62,15 @@ public struct ChatTemplate: Sendable {
     /// `bos_token`/`eos_token` (undefined when nil), `tools` and `documents` (none). `date` is what
     /// `strftime_now` reads (Llama 3.2's "Today Date"). A `raise_exception` in the template throws
     /// `.templateException` with its message.
-    public func render(messages: [ChatMessage], addGenerationPrompt: Bool, bosToken: String?, eosToken: String?,
-                       date: Date = Date()) throws -> String {
+    public func render(
+        messages: [ChatMessage], addGenerationPrompt: Bool, bosToken: String?, eosToken: String?,
+        date: Date = Date()
+    ) throws -> String {
         var context: [String: JinjaValue] = [
             "messages": .list(messages.map(Self.value(of:))),
             "add_generation_prompt": .bool(addGenerationPrompt),
             "tools": .none,
-            "documents": .none,
+            "documents": .none
         ]
         if let bosToken { context["bos_token"] = .string(bosToken) }
         if let eosToken { context["eos_token"] = .string(eosToken) }

@@ -3,7 +3,8 @@ indirect enum JinjaNode: Sendable {
     case text(String)
     case output(JinjaExpr)
     case conditional(branches: [(test: JinjaExpr, body: [JinjaNode])], otherwise: [JinjaNode])
-    case loop(targets: [String], iterable: JinjaExpr, filter: JinjaExpr?, body: [JinjaNode], otherwise: [JinjaNode], position: SourcePosition)
+    case loop(
+        targets: [String], iterable: JinjaExpr, filter: JinjaExpr?, body: [JinjaNode], otherwise: [JinjaNode], position: SourcePosition)
     case assign(targets: [String], value: JinjaExpr, position: SourcePosition)
     /// `{% set ns.attr = value %}` on a namespace.
     case assignAttribute(object: String, attribute: String, value: JinjaExpr, position: SourcePosition)

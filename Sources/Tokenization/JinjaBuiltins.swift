@@ -10,39 +10,43 @@ enum JinjaBuiltins {
     static func global(_ name: String, now: Date) -> JinjaValue? {
         switch name {
         case "raise_exception":
-            return .function(JinjaFunction(name: name) { args, _ in
-                throw TokenizerError(.templateException, args.first?.pythonString ?? "raise_exception called")
-            })
+            return .function(
+                JinjaFunction(name: name) { args, _ in
+                    throw TokenizerError(.templateException, args.first?.pythonString ?? "raise_exception called")
+                })
         case "strftime_now":
-            return .function(JinjaFunction(name: name) { args, _ in
-                guard case .string(let format)? = args.first else { throw fail("strftime_now needs a format string") }
-                return .string(strftime(format, now))
-            })
+            return .function(
+                JinjaFunction(name: name) { args, _ in
+                    guard case .string(let format)? = args.first else { throw fail("strftime_now needs a format string") }
+                    return .string(strftime(format, now))
+                })
         case "range":
-            return .function(JinjaFunction(name: name) { args, _ in
-                let ints = try args.map { v -> Int in
-                    guard let i = v.integerIndex else { throw fail("range() arguments must be integers") }
-                    return i
-                }
-                switch ints.count {
-                case 1: return .list((0..<max(0, ints[0])).map { .int($0) })
-                case 2: return .list(ints[0] < ints[1] ? (ints[0]..<ints[1]).map { .int($0) } : [])
-                case 3:
-                    guard ints[2] != 0 else { throw fail("range() step must not be zero") }
-                    return .list(Array(stride(from: ints[0], to: ints[1], by: ints[2])).map { .int($0) })
-                default: throw fail("range() takes 1 to 3 arguments")
-                }
-            })
+            return .function(
+                JinjaFunction(name: name) { args, _ in
+                    let ints = try args.map { v -> Int in
+                        guard let i = v.integerIndex else { throw fail("range() arguments must be integers") }
+                        return i
+                    }
+                    switch ints.count {
+                    case 1: return .list((0..<max(0, ints[0])).map { .int($0) })
+                    case 2: return .list(ints[0] < ints[1] ? (ints[0]..<ints[1]).map { .int($0) } : [])
+                    case 3:
+                        guard ints[2] != 0 else { throw fail("range() step must not be zero") }
+                        return .list(Array(stride(from: ints[0], to: ints[1], by: ints[2])).map { .int($0) })
+                    default: throw fail("range() takes 1 to 3 arguments")
+                    }
+                })
         case "namespace", "dict":
-            return .function(JinjaFunction(name: name) { args, kwargs in
-                var d = JinjaDict()
-                for arg in args {
-                    guard case .dict(let initial) = arg else { throw fail("\(name)() takes keyword arguments or a dict") }
-                    for key in initial.keys { d[key] = initial[key] }
-                }
-                for (key, value) in kwargs { d[key] = value }
-                return name == "dict" ? .dict(d) : .namespace(JinjaNamespace(d))
-            })
+            return .function(
+                JinjaFunction(name: name) { args, kwargs in
+                    var d = JinjaDict()
+                    for arg in args {
+                        guard case .dict(let initial) = arg else { throw fail("\(name)() takes keyword arguments or a dict") }
+                        for key in initial.keys { d[key] = initial[key] }
+                    }
+                    for (key, value) in kwargs { d[key] = value }
+                    return name == "dict" ? .dict(d) : .namespace(JinjaNamespace(d))
+                })
         default:
             return nil
         }
@@ -53,7 +57,9 @@ enum JinjaBuiltins {
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = TimeZone.current
         let c = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second, .weekday], from: date)
-        let months = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"]
+        let months = [
+            "January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"
+        ]
         let days = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"]
         func two(_ v: Int) -> String { v < 10 ? "0\(v)" : "\(v)" }
         var out = ""
@@ -102,7 +108,9 @@ enum JinjaBuiltins {
         case .string(let s):
             switch name {
             case "strip", "lstrip", "rstrip":
-                return bound { args, _ in .string(pythonStrip(s, chars: stringArg(args, 0), left: name != "rstrip", right: name != "lstrip")) }
+                return bound { args, _ in
+                    .string(pythonStrip(s, chars: stringArg(args, 0), left: name != "rstrip", right: name != "lstrip"))
+                }
             case "upper": return bound { _, _ in .string(s.uppercased()) }
             case "lower": return bound { _, _ in .string(s.lowercased()) }
             case "title": return bound { _, _ in .string(pythonTitle(s)) }
@@ -116,14 +124,17 @@ enum JinjaBuiltins {
                     default: throw fail("\(name)() needs a string or a tuple of strings")
                     }
                     let bytes = Array(s.utf8)
-                    return .bool(candidates.contains { p in
-                        let pb = Array(p.utf8)
-                        return name == "startswith" ? bytes.starts(with: pb) : bytes.reversed().starts(with: pb.reversed())
-                    })
+                    return .bool(
+                        candidates.contains { p in
+                            let pb = Array(p.utf8)
+                            return name == "startswith" ? bytes.starts(with: pb) : bytes.reversed().starts(with: pb.reversed())
+                        })
                 }
             case "split":
                 return bound { args, kwargs in
-                    let sep = stringArg(args, 0) ?? kwargs.first { $0.0 == "sep" }.flatMap { if case .string(let x) = $0.1 { return x } else { return nil } }
+                    let sep =
+                        stringArg(args, 0)
+                        ?? kwargs.first { $0.0 == "sep" }.flatMap { if case .string(let x) = $0.1 { return x } else { return nil } }
                     let maxSplit = (args.count > 1 ? args[1] : kwargs.first { $0.0 == "maxsplit" }?.1)?.integerIndex ?? -1
                     return .list(pythonSplit(s, sep, maxSplit).map { .string($0) })
                 }
@@ -181,8 +192,10 @@ enum JinjaBuiltins {
 
     // MARK: Filters
 
-    static func filter(_ name: String, _ value: JinjaValue, _ args: [JinjaValue], _ kwargs: [(String, JinjaValue)],
-                       _ interpreter: JinjaInterpreter, at position: SourcePosition) throws -> JinjaValue {
+    static func filter(
+        _ name: String, _ value: JinjaValue, _ args: [JinjaValue], _ kwargs: [(String, JinjaValue)],
+        _ interpreter: JinjaInterpreter, at position: SourcePosition
+    ) throws -> JinjaValue {
         func arg(_ i: Int, _ key: String) -> JinjaValue? {
             if i < args.count { return args[i] }
             return kwargs.first { $0.0 == key }?.1
@@ -284,7 +297,9 @@ enum JinjaBuiltins {
             var failure: TokenizerError?
             keyed.sort { a, b in
                 if let x = a.0.numeric, let y = b.0.numeric { return x < y }
-                if case .string(let x) = a.0, case .string(let y) = b.0 { return x.unicodeScalars.lexicographicallyPrecedes(y.unicodeScalars) }
+                if case .string(let x) = a.0, case .string(let y) = b.0 {
+                    return x.unicodeScalars.lexicographicallyPrecedes(y.unicodeScalars)
+                }
                 failure = fail("cannot sort '\(a.0.typeName)' and '\(b.0.typeName)'")
                 return false
             }
@@ -303,11 +318,12 @@ enum JinjaBuiltins {
         case "map":
             let items = try iterateValues(value)
             if let attribute = kwargs.first(where: { $0.0 == "attribute" })?.1.pythonString {
-                return .list(try items.map { item in
-                    let v = try interpreter.attribute(of: item, attribute, at: position)
-                    if v.isUndefined, let d = kwargs.first(where: { $0.0 == "default" })?.1 { return d }
-                    return v
-                })
+                return .list(
+                    try items.map { item in
+                        let v = try interpreter.attribute(of: item, attribute, at: position)
+                        if v.isUndefined, let d = kwargs.first(where: { $0.0 == "default" })?.1 { return d }
+                        return v
+                    })
             }
             guard case .string(let filterName)? = args.first, JinjaParser.filters.contains(filterName) else {
                 throw fail("map needs attribute= or the name of a supported filter")
@@ -329,20 +345,22 @@ enum JinjaBuiltins {
                 rest.removeFirst()
             }
             let keep = name.hasPrefix("select")
-            return .list(try iterateValues(value).filter { item in
-                let subject = try attribute.map { try interpreter.attribute(of: item, $0, at: position) } ?? item
-                let passed = try testName.map { try test($0, subject, rest, interpreter, at: position) } ?? subject.truthy
-                return passed == keep
-            })
+            return .list(
+                try iterateValues(value).filter { item in
+                    let subject = try attribute.map { try interpreter.attribute(of: item, $0, at: position) } ?? item
+                    let passed = try testName.map { try test($0, subject, rest, interpreter, at: position) } ?? subject.truthy
+                    return passed == keep
+                })
         case "indent":
             let width = arg(0, "width")?.integerIndex ?? 4
             let first = arg(1, "first")?.truthy ?? false
             let blank = arg(2, "blank")?.truthy ?? false
             let pad = String(repeating: " ", count: width)
             let lines = value.pythonString.split(separator: "\n", omittingEmptySubsequences: false)
-            return .string(lines.enumerated().map { i, line in
-                (i == 0 && !first) || (line.isEmpty && !blank) ? String(line) : pad + line
-            }.joined(separator: "\n"))
+            return .string(
+                lines.enumerated().map { i, line in
+                    (i == 0 && !first) || (line.isEmpty && !blank) ? String(line) : pad + line
+                }.joined(separator: "\n"))
         case "wordcount":
             return .int(value.pythonString.split { !$0.isLetter && !$0.isNumber && $0 != "_" }.count)
         case "sum":
@@ -364,8 +382,10 @@ enum JinjaBuiltins {
 
     // MARK: Tests
 
-    static func test(_ name: String, _ value: JinjaValue, _ args: [JinjaValue], _ interpreter: JinjaInterpreter,
-                     at position: SourcePosition) throws -> Bool {
+    static func test(
+        _ name: String, _ value: JinjaValue, _ args: [JinjaValue], _ interpreter: JinjaInterpreter,
+        at position: SourcePosition
+    ) throws -> Bool {
         func other() throws -> JinjaValue {
             guard let a = args.first else { throw fail("test \(name) needs an argument") }
             return a
@@ -398,8 +418,10 @@ enum JinjaBuiltins {
         case "ne", "!=": return !value.equals(try other())
         case "lt", "lessthan", "<", "le", "<=", "gt", "greaterthan", ">", "ge", ">=":
             let op = ["lt": "<", "lessthan": "<", "le": "<=", "gt": ">", "greaterthan": ">", "ge": ">="][name] ?? name
-            let expr = JinjaExpr(kind: .compare(JinjaExpr(kind: .literal(value), position: position),
-                                                [(op, JinjaExpr(kind: .literal(try other()), position: position))]), position: position)
+            let expr = JinjaExpr(
+                kind: .compare(
+                    JinjaExpr(kind: .literal(value), position: position),
+                    [(op, JinjaExpr(kind: .literal(try other()), position: position))]), position: position)
             return try interpreter.evaluate(expr).truthy
         case "in": return try interpreter.contains(try other(), value, at: position)
         case "lower": if case .string(let s) = value { return s == s.lowercased() } else { return false }

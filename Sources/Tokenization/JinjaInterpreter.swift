@@ -45,7 +45,8 @@ final class JinjaInterpreter {
                     if flow != .normal { return flow }
                 }
             case .loop(let targets, let iterable, let filter, let body, let otherwise, let position):
-                try runLoop(targets: targets, iterable: iterable, filter: filter, body: body, otherwise: otherwise, position: position, into: &out)
+                try runLoop(
+                    targets: targets, iterable: iterable, filter: filter, body: body, otherwise: otherwise, position: position, into: &out)
             case .assign(let targets, let valueExpr, let position):
                 let value = try evaluate(valueExpr)
                 for (name, v) in try unpack(value, into: targets, at: position) { scopes[scopes.count - 1][name] = v }
@@ -76,8 +77,10 @@ final class JinjaInterpreter {
         return Array(zip(targets, items))
     }
 
-    private func runLoop(targets: [String], iterable: JinjaExpr, filter: JinjaExpr?, body: [JinjaNode], otherwise: [JinjaNode],
-                         position: SourcePosition, into out: inout String) throws {
+    private func runLoop(
+        targets: [String], iterable: JinjaExpr, filter: JinjaExpr?, body: [JinjaNode], otherwise: [JinjaNode],
+        position: SourcePosition, into out: inout String
+    ) throws {
         var items = try iterate(evaluate(iterable), at: iterable.position)
         if let filter {
             items = try items.filter { item in
@@ -92,14 +95,15 @@ final class JinjaInterpreter {
         }
         for (i, item) in items.enumerated() {
             var scope = Dictionary(uniqueKeysWithValues: try unpack(item, into: targets, at: position))
-            scope["loop"] = .dict(JinjaDict([
-                ("index", .int(i + 1)), ("index0", .int(i)),
-                ("revindex", .int(items.count - i)), ("revindex0", .int(items.count - i - 1)),
-                ("first", .bool(i == 0)), ("last", .bool(i == items.count - 1)), ("length", .int(items.count)),
-                ("previtem", i > 0 ? items[i - 1] : .undefined("loop.previtem")),
-                ("nextitem", i + 1 < items.count ? items[i + 1] : .undefined("loop.nextitem")),
-                ("depth", .int(1)), ("depth0", .int(0)),
-            ]))
+            scope["loop"] = .dict(
+                JinjaDict([
+                    ("index", .int(i + 1)), ("index0", .int(i)),
+                    ("revindex", .int(items.count - i)), ("revindex0", .int(items.count - i - 1)),
+                    ("first", .bool(i == 0)), ("last", .bool(i == items.count - 1)), ("length", .int(items.count)),
+                    ("previtem", i > 0 ? items[i - 1] : .undefined("loop.previtem")),
+                    ("nextitem", i + 1 < items.count ? items[i + 1] : .undefined("loop.nextitem")),
+                    ("depth", .int(1)), ("depth0", .int(0))
+                ]))
             scopes.append(scope)
             let flow = try execute(body, into: &out)
             scopes.removeLast()
@@ -252,7 +256,9 @@ final class JinjaInterpreter {
         return j >= 0 && j < count ? j : nil
     }
 
-    private func slice(_ value: JinjaValue, _ start: JinjaValue?, _ stop: JinjaValue?, _ step: JinjaValue?, at position: SourcePosition) throws -> JinjaValue {
+    private func slice(_ value: JinjaValue, _ start: JinjaValue?, _ stop: JinjaValue?, _ step: JinjaValue?, at position: SourcePosition)
+        throws -> JinjaValue
+    {
         if let e = undefinedError(value, at: position) { throw e }
         func bound(_ v: JinjaValue?) throws -> Int? {
             guard let v, !(v.isNone) else { return nil }
@@ -306,7 +312,7 @@ final class JinjaInterpreter {
             case "//", "%":
                 guard j != 0 else { throw error("integer division or modulo by zero", at: position) }
                 var q = i / j
-                if (i % j != 0) && ((i < 0) != (j < 0)) { q -= 1 }  // Python floors
+                if (i % j != 0) && ((i < 0) != (j < 0)) { q -= 1 } // Python floors
                 return op == "//" ? .int(q) : .int(i - q * j)
             case "**" where j >= 0:
                 var r = 1
@@ -427,7 +433,7 @@ func pythonReplace(_ s: String, _ old: String, _ new: String, count: Int = -1) -
         return String(decoding: result, as: UTF8.self)
     }
     while i < h.count {
-        if (count < 0 || done < count), i + o.count <= h.count, h[i..<(i + o.count)].elementsEqual(o) {
+        if count < 0 || done < count, i + o.count <= h.count, h[i..<(i + o.count)].elementsEqual(o) {
             out += r
             i += o.count
             done += 1

@@ -153,11 +153,12 @@ struct JinjaLexer {
 
     /// Lexes the inside of `{% … %}` or `{{ … }}` up to and including its end delimiter.
     private mutating func lexTag(isBlock: Bool, openedAt open: Int) throws {
-        var depth = 0  // open brackets: an end delimiter inside them is not an end
+        var depth = 0 // open brackets: an end delimiter inside them is not an end
         while true {
             i = skipSpace(from: i)
             guard i < s.count else {
-                throw error(isBlock ? "block tag opened here is never closed with %}" : "expression opened here is never closed with }}", at: open)
+                throw error(
+                    isBlock ? "block tag opened here is never closed with %}" : "expression opened here is never closed with }}", at: open)
             }
             if depth == 0 {
                 if isBlock {
@@ -166,7 +167,7 @@ struct JinjaLexer {
                     if starts(with: "%}", at: i) {
                         emit(.blockEnd, at: i)
                         i += 2
-                        if i < s.count, s[i] == "\n" { i += 1 }  // trim_blocks
+                        if i < s.count, s[i] == "\n" { i += 1 } // trim_blocks
                         return
                     }
                 } else {
@@ -177,14 +178,19 @@ struct JinjaLexer {
             let c = s[i]
             let start = i
             if c == "_" || (c.properties.isAlphabetic && c.value < 0x80) {
-                while i < s.count, s[i] == "_" || (s[i].value < 0x80 && (s[i].properties.isAlphabetic || s[i].properties.numericType != nil)) { i += 1 }
+                while i < s.count,
+                    s[i] == "_" || (s[i].value < 0x80 && (s[i].properties.isAlphabetic || s[i].properties.numericType != nil))
+                { i += 1 }
                 emit(.name(String(String.UnicodeScalarView(s[start..<i]))), at: start)
             } else if c.value >= 0x30, c.value <= 0x39 {
                 try lexNumber()
             } else if c == "'" || c == "\"" {
                 try lexString(quote: c)
             } else {
-                let ops = ["//", "**", "==", "!=", "<=", ">=", "+", "-", "*", "/", "%", "~", "<", ">", "=", "(", ")", "[", "]", "{", "}", ",", ".", ":", "|"]
+                let ops = [
+                    "//", "**", "==", "!=", "<=", ">=", "+", "-", "*", "/", "%", "~", "<", ">", "=", "(", ")", "[", "]", "{", "}", ",", ".",
+                    ":", "|"
+                ]
                 guard let op = ops.first(where: { starts(with: $0, at: i) }) else {
                     throw error("unexpected character \"\(c)\" in a tag", at: i)
                 }
@@ -253,11 +259,12 @@ struct JinjaLexer {
             case "b": out.append("\u{08}")
             case "f": out.append("\u{0C}")
             case "v": out.append("\u{0B}")
-            case "\n": break  // line continuation
+            case "\n": break // line continuation
             case "x", "u", "U":
                 let count = e == "x" ? 2 : e == "u" ? 4 : 8
                 guard i + count <= s.count, let v = UInt32(String(String.UnicodeScalarView(s[i..<(i + count)])), radix: 16),
-                      let scalar = Unicode.Scalar(v) else {
+                    let scalar = Unicode.Scalar(v)
+                else {
                     throw error("bad \\\(e) escape in a string literal", at: i - 2)
                 }
                 out.append(scalar)
@@ -272,7 +279,7 @@ struct JinjaLexer {
                 }
                 out.append(Unicode.Scalar(v)!)
             default:
-                out.append("\\")  // Python keeps unknown escapes as written
+                out.append("\\") // Python keeps unknown escapes as written
                 out.append(e)
             }
         }

@@ -8,13 +8,13 @@ struct JinjaParser {
     static let filters: Set<String> = [
         "trim", "length", "count", "tojson", "upper", "lower", "capitalize", "title", "default", "d", "join",
         "first", "last", "list", "string", "int", "float", "abs", "replace", "items", "reverse", "sort", "unique",
-        "map", "select", "reject", "selectattr", "rejectattr", "safe", "dictsort", "indent", "wordcount", "round", "sum",
+        "map", "select", "reject", "selectattr", "rejectattr", "safe", "dictsort", "indent", "wordcount", "round", "sum"
     ]
     static let tests: Set<String> = [
         "defined", "undefined", "none", "string", "number", "integer", "float", "boolean", "true", "false",
         "mapping", "iterable", "sequence", "callable", "even", "odd", "divisibleby", "eq", "equalto", "ne",
         "lt", "lessthan", "le", "gt", "greaterthan", "ge", "in", "lower", "upper", "sameas",
-        "==", "!=", "<", "<=", ">", ">=",
+        "==", "!=", "<", "<=", ">", ">="
     ]
 
     static func parse(_ source: String) throws -> [JinjaNode] {
@@ -91,7 +91,8 @@ struct JinjaParser {
             switch token.kind {
             case .end:
                 if !ends.isEmpty {
-                    throw error("template ends inside a block; expected one of: \(ends.sorted().joined(separator: ", "))", at: token.position)
+                    throw error(
+                        "template ends inside a block; expected one of: \(ends.sorted().joined(separator: ", "))", at: token.position)
                 }
                 return (nodes, nil)
             case .text(let text):
@@ -129,7 +130,8 @@ struct JinjaParser {
             try expectBlockEnd()
             return body
         default:
-            throw error("unsupported statement {% \(name) %} (supported: if/elif/else, for/else, set, break, continue, generation)", at: position)
+            throw error(
+                "unsupported statement {% \(name) %} (supported: if/elif/else, for/else, set, break, continue, generation)", at: position)
         }
     }
 
@@ -326,7 +328,7 @@ struct JinjaParser {
             default: return JinjaExpr(kind: .name(name), position: position)
             }
         case .string(var text):
-            while case .string(let more) = current.kind {  // adjacent literals concatenate
+            while case .string(let more) = current.kind { // adjacent literals concatenate
                 text += more
                 k += 1
             }
@@ -370,7 +372,8 @@ struct JinjaParser {
             if skipOp(".") {
                 switch advance().kind {
                 case .name(let name): expr = JinjaExpr(kind: .attribute(expr, name), position: position)
-                case .integer(let v): expr = JinjaExpr(kind: .item(expr, JinjaExpr(kind: .literal(.int(v)), position: position)), position: position)
+                case .integer(let v):
+                    expr = JinjaExpr(kind: .item(expr, JinjaExpr(kind: .literal(.int(v)), position: position)), position: position)
                 default: throw error("expected an attribute name after \".\"", at: position)
                 }
             } else if skipOp("[") {

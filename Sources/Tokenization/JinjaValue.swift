@@ -69,7 +69,8 @@ enum JinjaValue: @unchecked Sendable {
         case .string(let s): return pythonStringRepr(s)
         case .list(let l): return "[" + l.map(\.pythonRepr).joined(separator: ", ") + "]"
         case .dict(let d): return "{" + d.keys.map { pythonStringRepr($0) + ": " + d.values[$0]!.pythonRepr }.joined(separator: ", ") + "}"
-        case .namespace(let ns): return "<Namespace " + ns.attributes.keys.map { "\($0)=\(ns.attributes.values[$0]!.pythonRepr)" }.joined(separator: ", ") + ">"
+        case .namespace(let ns):
+            return "<Namespace " + ns.attributes.keys.map { "\($0)=\(ns.attributes.values[$0]!.pythonRepr)" }.joined(separator: ", ") + ">"
         case .function(let f): return "<function \(f.name)>"
         }
     }
@@ -185,9 +186,12 @@ func pythonStringRepr(_ s: String) -> String {
                 out.append(c)
             } else {
                 let hex = String(c.value, radix: 16)
-                let escape = c.value < 0x100 ? "\\x" + String(repeating: "0", count: 2 - hex.count) + hex
-                    : c.value < 0x10000 ? "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                    : "\\U" + String(repeating: "0", count: 8 - hex.count) + hex
+                let escape =
+                    c.value < 0x100
+                    ? "\\x" + String(repeating: "0", count: 2 - hex.count) + hex
+                    : c.value < 0x10000
+                        ? "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                        : "\\U" + String(repeating: "0", count: 8 - hex.count) + hex
                 out.append(contentsOf: escape.unicodeScalars)
             }
         }
@@ -231,7 +235,9 @@ func pythonJSON(_ value: JinjaValue, indent: Int?, separators: (item: String, ke
         case .dict(let d):
             if d.keys.isEmpty { out += "{}"; return }
             out += "{"
-            for (i, key) in (sortKeys ? d.keys.sorted { $0.unicodeScalars.lexicographicallyPrecedes($1.unicodeScalars) } : d.keys).enumerated() {
+            for (i, key) in (sortKeys ? d.keys.sorted { $0.unicodeScalars.lexicographicallyPrecedes($1.unicodeScalars) } : d.keys)
+                .enumerated()
+            {
                 if i > 0 { out += itemSeparator }
                 newline(level + 1)
                 out += jsonString(key) + keySeparator

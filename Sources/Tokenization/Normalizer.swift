@@ -17,7 +17,8 @@ struct Normalizer: Sendable {
             case "NFC": nfc = true
             case "Sequence": for child in try o.objects("normalizers") { try visit(child) }
             default:
-                throw TokenizerError(.unsupportedComponent, "\(o.context): normalizer type \"\(type)\" is not supported (supported: NFC, Sequence)")
+                throw TokenizerError(
+                    .unsupportedComponent, "\(o.context): normalizer type \"\(type)\" is not supported (supported: NFC, Sequence)")
             }
         }
         try visit(json)

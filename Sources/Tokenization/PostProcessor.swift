@@ -29,7 +29,8 @@ struct PostProcessor: Sendable {
                     }
                     if let sequence = item["Sequence"] as? [String: Any] {
                         guard sequence["id"] as? String == "A", !seenSequence else {
-                            throw TokenizerError(.unsupportedComponent, "\(where_): a single-sequence template may only hold sequence A, once")
+                            throw TokenizerError(
+                                .unsupportedComponent, "\(where_): a single-sequence template may only hold sequence A, once")
                         }
                         seenSequence = true
                     } else if let special = item["SpecialToken"] as? [String: Any], let name = special["id"] as? String {
@@ -49,7 +50,9 @@ struct PostProcessor: Sendable {
                     throw TokenizerError(.malformedJSON, "\(o.context).single never places sequence A")
                 }
             default:
-                throw TokenizerError(.unsupportedComponent, "\(o.context): post-processor type \"\(type)\" is not supported (supported: TemplateProcessing, ByteLevel, Sequence)")
+                throw TokenizerError(
+                    .unsupportedComponent,
+                    "\(o.context): post-processor type \"\(type)\" is not supported (supported: TemplateProcessing, ByteLevel, Sequence)")
             }
         }
         if let json { try visit(json) }

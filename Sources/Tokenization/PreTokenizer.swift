@@ -26,23 +26,31 @@ struct PreTokenizer: Sendable {
                 if let regex = try pattern.optionalString("Regex") {
                     source = regex
                 } else if let literal = try pattern.optionalString("String") {
-                    throw TokenizerError(.unsupportedComponent, "\(o.context): Split on the literal string \"\(literal)\" is not supported (only the Llama-3, Qwen2 and GPT-2 regexes)")
+                    throw TokenizerError(
+                        .unsupportedComponent,
+                        "\(o.context): Split on the literal string \"\(literal)\" is not supported (only the Llama-3, Qwen2 and GPT-2 regexes)"
+                    )
                 } else {
                     throw TokenizerError(.malformedJSON, "\(o.context): Split pattern has neither \"Regex\" nor \"String\"")
                 }
                 guard let split = SplitPattern(source: source) else {
-                    throw TokenizerError(.unsupportedComponent, "\(o.context): Split regex \(source) is not one of the supported patterns (Llama-3, Qwen2, GPT-2)")
+                    throw TokenizerError(
+                        .unsupportedComponent,
+                        "\(o.context): Split regex \(source) is not one of the supported patterns (Llama-3, Qwen2, GPT-2)")
                 }
                 let behavior = try o.optionalString("behavior") ?? "Isolated"
                 guard behavior == "Isolated" else {
-                    throw TokenizerError(.unsupportedComponent, "\(o.context): Split behavior \"\(behavior)\" is not supported (only Isolated)")
+                    throw TokenizerError(
+                        .unsupportedComponent, "\(o.context): Split behavior \"\(behavior)\" is not supported (only Isolated)")
                 }
                 if try o.optionalBool("invert") == true {
                     throw TokenizerError(.unsupportedComponent, "\(o.context): Split with invert=true is not supported")
                 }
                 steps.append(.split(split))
             default:
-                throw TokenizerError(.unsupportedComponent, "\(o.context): pre-tokenizer type \"\(type)\" is not supported (supported: Split, ByteLevel, Sequence)")
+                throw TokenizerError(
+                    .unsupportedComponent,
+                    "\(o.context): pre-tokenizer type \"\(type)\" is not supported (supported: Split, ByteLevel, Sequence)")
             }
         }
         if let json { try visit(json) }
@@ -55,7 +63,7 @@ struct PreTokenizer: Sendable {
     }
 
     private func run(step: Int, _ s: UnsafeBufferPointer<UInt8>, _ emit: (UnsafeBufferPointer<UInt8>) -> Void) {
-        if s.isEmpty { return }  // the library drops empty pieces before each step
+        if s.isEmpty { return } // the library drops empty pieces before each step
         guard step < steps.count else { return emit(s) }
         switch steps[step] {
         case .split(let pattern):

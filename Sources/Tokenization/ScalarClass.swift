@@ -27,7 +27,7 @@ enum ScalarClass: UInt8 {
             return .whitespace
         default: break
         }
-        guard let scalar = Unicode.Scalar(v) else { return .other }  // surrogate code points
+        guard let scalar = Unicode.Scalar(v) else { return .other } // surrogate code points
         // The library's Oniguruma has Unicode 16.0 tables (checked over every code point against
         // tokenizers 0.23); characters assigned later are unassigned, so not letters or numbers, there.
         guard let age = scalar.properties.age, age.major < 16 || (age.major == 16 && age.minor == 0) else { return .other }

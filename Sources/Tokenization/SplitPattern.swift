@@ -10,8 +10,10 @@ enum SplitPattern: Sendable {
     /// `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+` (also ByteLevel's `use_regex`).
     case gpt2
 
-    static let llama3Source = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
-    static let qwen2Source = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
+    static let llama3Source =
+        #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
+    static let qwen2Source =
+        #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
     static let gpt2Source = #"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"#
 
     init?(source: String) {
@@ -80,9 +82,9 @@ private struct Scanner {
         let j = i + 1
         guard let a = letter(j) else { return nil }
         switch a {
-        case 0x73, 0x74, 0x6D, 0x64:  // s t m d
+        case 0x73, 0x74, 0x6D, 0x64: // s t m d
             return j + decodeScalar(s, at: j).length
-        case 0x72, 0x76, 0x6C:  // r(e) v(e) l(l)
+        case 0x72, 0x76, 0x6C: // r(e) v(e) l(l)
             let k = j + 1
             guard let b = letter(k) else { return nil }
             if (a == 0x6C && b == 0x6C) || (a != 0x6C && b == 0x65) { return k + 1 }

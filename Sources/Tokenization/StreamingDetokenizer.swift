@@ -45,7 +45,7 @@ private func completeLength(_ bytes: [UInt8]) -> Int {
     case 0xC2...0xDF: needed = 2
     case 0xE0...0xEF: needed = 3
     case 0xF0...0xF4: needed = 4
-    default: return n  // ASCII, or a byte that never starts a character
+    default: return n // ASCII, or a byte that never starts a character
     }
     let have = n - lead
     if have >= needed { return n }

@@ -65,7 +65,8 @@ public final class Tokenizer: @unchecked Sendable {
 
     init(tokenizerJSON json: JSONObject, config: TokenizerConfig) throws {
         for key in ["truncation", "padding"] where json.has(key) {
-            throw TokenizerError(.unsupportedComponent, "\(json.context): \"\(key)\" is set; encoding never truncates or pads here, so it must be null")
+            throw TokenizerError(
+                .unsupportedComponent, "\(json.context): \"\(key)\" is set; encoding never truncates or pads here, so it must be null")
         }
         model = try BPEModel(json: json.object("model"), path: json.context)
         normalizer = try Normalizer(json: json.optionalObject("normalizer"))

@@ -23,7 +23,8 @@ struct TokenizerConfig {
             if let entry = named.first(where: { $0["name"] as? String == "default" }), let source = entry["template"] as? String {
                 chatTemplate = source
             } else {
-                chatTemplateError = TokenizerError(.malformedJSON, "\(json.context): chat_template is a list without an entry named \"default\"")
+                chatTemplateError = TokenizerError(
+                    .malformedJSON, "\(json.context): chat_template is a list without an entry named \"default\"")
             }
         default:
             throw TokenizerError(.malformedJSON, "\(json.context): \"chat_template\" must be a string or a list of {name, template}")

@@ -74,7 +74,7 @@ public final class DealerLink: @unchecked Sendable {
             onTick: { loop, now in
                 switch watchdog.tick(at: now, nothingQueued: loop.queuedCount == 0) {
                 case .none: break
-                case .beat: try? loop.send(heartbeat())  // fails only once closing
+                case .beat: try? loop.send(heartbeat()) // fails only once closing
                 case .reconnect(let state, let delay):
                     loop.reconnect(after: delay)
                     onStateChange(state)

@@ -18,7 +18,7 @@ struct FrameQueue {
     }
 
     mutating func removeFirst() {
-        items[head] = []  // release the frames now, not at the next compaction
+        items[head] = [] // release the frames now, not at the next compaction
         head += 1
         // Compact once the consumed prefix dominates, keeping pops amortised O(1).
         if head > 32 && head * 2 > items.count {

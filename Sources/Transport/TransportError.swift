@@ -36,11 +36,12 @@ public struct TransportError: Error, CustomStringConvertible, Sendable {
 
     static func fromErrno(_ errno: Int32, _ operation: String) -> TransportError {
         let text = String(cString: zmq_strerror(errno))
-        let code: Code = switch errno {
-        case EHOSTUNREACH: .unreachablePeer
-        case ETERM, ENOTSOCK: .closed
-        default: .zmq
-        }
+        let code: Code =
+            switch errno {
+            case EHOSTUNREACH: .unreachablePeer
+            case ETERM, ENOTSOCK: .closed
+            default: .zmq
+            }
         return TransportError(code, "\(operation): \(text) (errno \(errno))", zmqErrno: errno)
     }
 

@@ -36,12 +36,17 @@ public final class ZAPAuthenticator: @unchecked Sendable {
             let key = request.count > 6 ? Curve.z85(request[6]) : nil
             let accepted = mechanism == "CURVE" && key.map(allowed.contains) == true
             if !accepted {
-                logger.warning("connection refused", metadata: [
-                    "peer": "\(String(decoding: request[3], as: UTF8.self))", "mechanism": "\(mechanism)",
-                    "error": "\(key.map { "public key \($0) is not authorized" } ?? "no CURVE key")"])
+                logger.warning(
+                    "connection refused",
+                    metadata: [
+                        "peer": "\(String(decoding: request[3], as: UTF8.self))", "mechanism": "\(mechanism)",
+                        "error": "\(key.map { "public key \($0) is not authorized" } ?? "no CURVE key")"
+                    ])
             }
-            let reply: [[UInt8]] = [Array("1.0".utf8), request[1], Array((accepted ? "200" : "400").utf8),
-                                    Array((accepted ? "OK" : "unknown key").utf8), Array((key ?? "").utf8), []]
+            let reply: [[UInt8]] = [
+                Array("1.0".utf8), request[1], Array((accepted ? "200" : "400").utf8),
+                Array((accepted ? "OK" : "unknown key").utf8), Array((key ?? "").utf8), []
+            ]
             _ = try? socket.send(reply)
         }
         socket.close()

@@ -104,9 +104,13 @@ public enum ImageDecoder {
         case jpeg, png
 
         init?(_ data: Data) {
-            if data.starts(with: [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) { self = .png }
-            else if data.starts(with: [0xFF, 0xD8, 0xFF]) { self = .jpeg }
-            else { return nil }
+            if data.starts(with: [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) {
+                self = .png
+            } else if data.starts(with: [0xFF, 0xD8, 0xFF]) {
+                self = .jpeg
+            } else {
+                return nil
+            }
         }
 
         var description: String { self == .png ? "PNG" : "JPEG" }

@@ -30,14 +30,14 @@ enum ImageHeader {
         while at + 4 <= b.count {
             guard b[at] == 0xFF else { break }
             let marker = b[at + 1]
-            if marker == 0xFF { at += 1; continue }  // fill byte
-            if (0xD0...0xD7).contains(marker) || marker == 0x01 { at += 2; continue }  // no length
+            if marker == 0xFF { at += 1; continue } // fill byte
+            if (0xD0...0xD7).contains(marker) || marker == 0x01 { at += 2; continue } // no length
             let length = bigEndian(b, at + 2, 2)
             if (0xC0...0xCF).contains(marker) && ![0xC4, 0xC8, 0xCC].contains(marker) {
                 guard at + 9 <= b.count else { break }
                 return (bigEndian(b, at + 7, 2), bigEndian(b, at + 5, 2))
             }
-            if marker == 0xDA || marker == 0xD9 { break }  // scan data or end before any frame header
+            if marker == 0xDA || marker == 0xD9 { break } // scan data or end before any frame header
             at += 2 + length
         }
         throw VisionError(.corrupt, "JPEG has no frame header before its image data (truncated or corrupt file)")

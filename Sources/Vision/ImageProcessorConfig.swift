@@ -81,8 +81,10 @@ public struct ImageProcessorConfig: Sendable, Equatable {
         doRescale = try reader.bool("do_rescale") ?? true
         rescaleFactor = try reader.double("rescale_factor") ?? 1 / 255
         doNormalize = try reader.bool("do_normalize") ?? true
-        imageMean = try Self.channels(json["image_mean"], "image_mean", default: kind == .siglip ? [0.5, 0.5, 0.5] : Self.openAIMean, fail: fail)
-        imageStd = try Self.channels(json["image_std"], "image_std", default: kind == .siglip ? [0.5, 0.5, 0.5] : Self.openAIStd, fail: fail)
+        imageMean = try Self.channels(
+            json["image_mean"], "image_mean", default: kind == .siglip ? [0.5, 0.5, 0.5] : Self.openAIMean, fail: fail)
+        imageStd = try Self.channels(
+            json["image_std"], "image_std", default: kind == .siglip ? [0.5, 0.5, 0.5] : Self.openAIStd, fail: fail)
         guard imageStd.allSatisfy({ $0 != 0 }) else { throw fail("image_std has a zero entry") }
         let sizes: [Int]
         switch size {
@@ -138,7 +140,9 @@ public struct ImageProcessorConfig: Sendable, Equatable {
         throw fail("crop_size must be an int or {height, width}")
     }
 
-    private static func channels(_ raw: JSONValue?, _ key: String, default value: [Double], fail: (String) -> VisionError) throws -> [Double] {
+    private static func channels(_ raw: JSONValue?, _ key: String, default value: [Double], fail: (String) -> VisionError) throws
+        -> [Double]
+    {
         switch raw {
         case nil, .null?: return value
         case .number(let x)?: return [x, x, x]

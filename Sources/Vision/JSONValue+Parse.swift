@@ -23,7 +23,10 @@ func imageProcessorFields(in directory: URL) throws -> (fields: [String: JSONVal
     if let object = try jsonObject(at: preprocessor) {
         return (object, preprocessor.path)
     }
-    throw VisionError(.badProcessorConfig, "\(directory.path) holds no image processor settings (neither processor_config.json with an image_processor section nor preprocessor_config.json)")
+    throw VisionError(
+        .badProcessorConfig,
+        "\(directory.path) holds no image processor settings (neither processor_config.json with an image_processor section nor preprocessor_config.json)"
+    )
 }
 
 /// The JSON object in `data`; `source` names it in errors.

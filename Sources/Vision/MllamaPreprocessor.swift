@@ -16,7 +16,9 @@ public struct MllamaTiledImage: Sendable {
     public let values: [Float]
 
     public init(tileSize: Int, maxTiles: Int, tilesHigh: Int, tilesWide: Int, aspectRatioId: Int, values: [Float]) {
-        precondition(values.count == maxTiles * 3 * tileSize * tileSize, "MllamaTiledImage: \(values.count) values for \(maxTiles) tiles of 3×\(tileSize)×\(tileSize)")
+        precondition(
+            values.count == maxTiles * 3 * tileSize * tileSize,
+            "MllamaTiledImage: \(values.count) values for \(maxTiles) tiles of 3×\(tileSize)×\(tileSize)")
         precondition(tilesHigh * tilesWide <= maxTiles, "MllamaTiledImage: a \(tilesHigh)×\(tilesWide) grid in \(maxTiles) tiles")
         self.tileSize = tileSize
         self.maxTiles = maxTiles
@@ -53,8 +55,9 @@ public struct MllamaPreprocessor: Sendable {
     public func process(_ image: RGBImage) -> MllamaTiledImage {
         let tile = config.tileSize
         let grid = Self.tileGrid(height: image.height, width: image.width, maxTiles: config.maxImageTiles, tileSize: tile)
-        let (height, width) = Self.sizeFittingCanvas(height: image.height, width: image.width,
-                                                     canvasHeight: grid.high * tile, canvasWidth: grid.wide * tile, tileSize: tile)
+        let (height, width) = Self.sizeFittingCanvas(
+            height: image.height, width: image.width,
+            canvasHeight: grid.high * tile, canvasWidth: grid.wide * tile, tileSize: tile)
         let resized = PillowResample.resize(image, width: width, height: height, filter: config.resample)
         let table = levelTable()
         let plane = tile * tile
@@ -73,8 +76,9 @@ public struct MllamaPreprocessor: Sendable {
                 }
             }
         }
-        return MllamaTiledImage(tileSize: tile, maxTiles: config.maxImageTiles, tilesHigh: grid.high, tilesWide: grid.wide,
-                                aspectRatioId: grid.id, values: values)
+        return MllamaTiledImage(
+            tileSize: tile, maxTiles: config.maxImageTiles, tilesHigh: grid.high, tilesWide: grid.wide,
+            aspectRatioId: grid.id, values: values)
     }
 
     /// Per channel, the value of each 8-bit level: numpy's `uint8 · rescale_factor` in float64 rounded to
@@ -177,10 +181,13 @@ public struct MllamaImageProcessorConfig: Sendable, Equatable {
             throw fail("MllamaImageProcessor needs do_resize and do_pad (tiling always resizes and pads)")
         }
         guard try bool("do_convert_rgb") ?? true else { throw fail("do_convert_rgb false is not supported: decoded images are always RGB") }
-        let size = try value("size", "a {height, width} object") { raw -> (Int, Int)? in
-            guard case .object(let dict) = raw, case .number(let h)? = dict["height"], case .number(let w)? = dict["width"] else { return nil }
-            return (Int(h), Int(w))
-        } ?? (224, 224)
+        let size =
+            try value("size", "a {height, width} object") { raw -> (Int, Int)? in
+                guard case .object(let dict) = raw, case .number(let h)? = dict["height"], case .number(let w)? = dict["width"] else {
+                    return nil
+                }
+                return (Int(h), Int(w))
+            } ?? (224, 224)
         guard size.0 == size.1, size.0 > 0 else { throw fail("size must be a positive square (height = width), got \(size.0)×\(size.1)") }
         tileSize = size.0
         maxImageTiles = try int("max_image_tiles") ?? 4
@@ -203,7 +210,7 @@ public struct MllamaImageProcessorConfig: Sendable, Equatable {
                     return numbers.count == 3 ? numbers : nil
                 default: return nil
                 }
-            } ?? [0.5, 0.5, 0.5]  // IMAGENET_STANDARD_MEAN / _STD
+            } ?? [0.5, 0.5, 0.5] // IMAGENET_STANDARD_MEAN / _STD
         }
         imageMean = try channels("image_mean")
         imageStd = try channels("image_std")

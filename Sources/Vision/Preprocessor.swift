@@ -87,7 +87,8 @@ public struct Preprocessor: Sendable {
         for y in 0..<height where (0..<image.height).contains(y + top) {
             for x in 0..<width where (0..<image.width).contains(x + left) {
                 let from = ((y + top) * image.width + x + left) * 3, to = (y * width + x) * 3
-                out.pixels[to] = image.pixels[from]; out.pixels[to + 1] = image.pixels[from + 1]; out.pixels[to + 2] = image.pixels[from + 2]
+                out.pixels[to] = image.pixels[from]; out.pixels[to + 1] = image.pixels[from + 1];
+                out.pixels[to + 2] = image.pixels[from + 2]
             }
         }
         return out

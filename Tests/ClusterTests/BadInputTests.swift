@@ -113,8 +113,9 @@ extension ClusterProcessTests {
         let cluster = try LocalCluster(scratch: scratch)
         try cluster.addWorker("w", maxBatch: 4)
         let image = Repo.root.appendingPathComponent("Tests/Fixtures/vision/images/grey.png").path
-        let (status, out, err) = try runStagebeam(["submit", "--coordinator", cluster.endpoint, "--json", "--image", image] + TestJob().arguments,
-                                                  in: scratch, name: "submit-image")
+        let (status, out, err) = try runStagebeam(
+            ["submit", "--coordinator", cluster.endpoint, "--json", "--image", image] + TestJob().arguments,
+            in: scratch, name: "submit-image")
         #expect(status == 1)
         let result = try parseJSON(out)
         #expect(result["status"] as? String == "failed")
@@ -136,16 +137,20 @@ extension ClusterProcessTests {
         """.write(toFile: template, atomically: true, encoding: .utf8)
         let model = Repo.root.appendingPathComponent("Tests/Fixtures/vision/llava-clip-llama").path
         let image = Repo.root.appendingPathComponent("Tests/Fixtures/vision/images/rgb-landscape.png").path
-        let arguments = ["--question", "What is shown?", "--image", image, "--beam", "4", "--max-stage-tokens", "8",
-                         "--tournament", "bracket", "--seed", "2"]
+        let arguments = [
+            "--question", "What is shown?", "--image", image, "--beam", "4", "--max-stage-tokens", "8",
+            "--tournament", "bracket", "--seed", "2"
+        ]
 
-        let (runStatus, runOut, runErr) = try runStagebeam(["run", "--model", model, "--chat-template", template, "--json"] + arguments,
-                                                           in: scratch, name: "run-image")
+        let (runStatus, runOut, runErr) = try runStagebeam(
+            ["run", "--model", model, "--chat-template", template, "--json"] + arguments,
+            in: scratch, name: "run-image")
         #expect(runStatus == 0, "\(runErr.suffix(2000))")
         let cluster = try LocalCluster(scratch: scratch)
         let workers = try ["a", "b"].map { try cluster.addWorker($0, maxBatch: 2, model: model, extra: ["--chat-template", template]) }
-        let (status, out, err) = try runStagebeam(["submit", "--coordinator", cluster.endpoint, "--json", "--record-search"] + arguments,
-                                                  in: scratch, name: "submit-image")
+        let (status, out, err) = try runStagebeam(
+            ["submit", "--coordinator", cluster.endpoint, "--json", "--record-search"] + arguments,
+            in: scratch, name: "submit-image")
         #expect(status == 0, "\(err.suffix(2000))")
         #expect(try SearchOutcome(submitted: parseJSON(out)) == SearchOutcome(record: parseJSON(runOut)))
         for worker in workers {
@@ -163,12 +168,15 @@ extension ClusterProcessTests {
         let router = try RawPeer(.router, context: context, bind: "tcp://127.0.0.1:*")
         let endpoint = try router.socket.lastEndpoint()
         let worker = try ChildProcess(
-            ["worker", "--coordinator", endpoint, "--model", LocalCluster.model, "--worker-id", "capped", "--max-batch", "2",
-             "--heartbeat-ms", "100", "--liveness", "5"], name: "worker-capped", in: scratch)
+            [
+                "worker", "--coordinator", endpoint, "--model", LocalCluster.model, "--worker-id", "capped", "--max-batch", "2",
+                "--heartbeat-ms", "100", "--liveness", "5"
+            ], name: "worker-capped", in: scratch)
         _ = worker
 
         // Ready first, with the worker's capabilities.
-        guard let hello = try router.socket.receive(timeout: .seconds(20)), case .ready(let ready) = try EnvelopeCodec().decode(hello[1]) else {
+        guard let hello = try router.socket.receive(timeout: .seconds(20)), case .ready(let ready) = try EnvelopeCodec().decode(hello[1])
+        else {
             throw ChildProcessError("expected Ready\n\(worker.stderr)")
         }
         #expect(ready.workerID == "capped" && ready.maxBatchSequences == 2 && ready.roles == [.generate, .judge])
@@ -176,8 +184,10 @@ extension ClusterProcessTests {
         let route = [hello[0]]
         let codec = EnvelopeCodec()
 
-        func generate(_ id: String, seeds: [UInt64], n: Int? = nil, image: Stagebeam_V1_ImageRef? = nil,
-                      question: String = "What is two plus two?") throws -> [[UInt8]] {
+        func generate(
+            _ id: String, seeds: [UInt64], n: Int? = nil, image: Stagebeam_V1_ImageRef? = nil,
+            question: String = "What is two plus two?"
+        ) throws -> [[UInt8]] {
             var request = Stagebeam_V1_GenerateRequest()
             request.requestID = id
             request.jobID = "job"
@@ -196,7 +206,7 @@ extension ClusterProcessTests {
         let over = try router.error(after: generate("three", seeds: [1, 2, 3]))
         #expect(over.code == .overloaded && over.requestID == "three")
         #expect(try router.error(after: generate("miscounted", seeds: [1], n: 2)).code == .invalidArgument)
-        var unknownImage = Stagebeam_V1_ImageRef()  // to a text-only model
+        var unknownImage = Stagebeam_V1_ImageRef() // to a text-only model
         unknownImage.sha256 = String(repeating: "ab", count: 32)
         let imageless = try router.error(after: generate("no-vision", seeds: [1], image: unknownImage))
         #expect(imageless.code == .invalidArgument && imageless.message.contains("cannot take images"))

@@ -13,8 +13,9 @@ func stagebeamExecutable() throws -> URL {
         candidates.append(bundle.bundleURL.deletingLastPathComponent().appendingPathComponent("stagebeam"))
     }
     if let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) { return found }
-    throw ChildProcessError("the stagebeam executable is not in the build products (looked at \(candidates.map(\.path))); "
-        + "build it with `swift build --build-tests` or set STAGEBEAM_BIN")
+    throw ChildProcessError(
+        "the stagebeam executable is not in the build products (looked at \(candidates.map(\.path))); "
+            + "build it with `swift build --build-tests` or set STAGEBEAM_BIN")
 }
 
 struct ChildProcessError: Error, CustomStringConvertible {
@@ -108,7 +109,9 @@ final class ChildProcess {
     func exitStatus(timeout: Double = 30) throws -> Int32 {
         let deadline = Date().addingTimeInterval(timeout)
         while process.isRunning {
-            guard Date() < deadline else { throw ChildProcessError("\(name) still running after \(timeout) s\nstderr:\n\(stderr.suffix(3000))") }
+            guard Date() < deadline else {
+                throw ChildProcessError("\(name) still running after \(timeout) s\nstderr:\n\(stderr.suffix(3000))")
+            }
             usleep(5000)
         }
         return process.terminationStatus
@@ -116,8 +119,10 @@ final class ChildProcess {
 }
 
 /// Runs `stagebeam` to completion and returns (status, stdout, stderr).
-func runStagebeam(_ arguments: [String], in scratch: Scratch, name: String, timeout: Double = 60,
-                  environment: [String: String] = [:]) throws -> (Int32, String, String) {
+func runStagebeam(
+    _ arguments: [String], in scratch: Scratch, name: String, timeout: Double = 60,
+    environment: [String: String] = [:]
+) throws -> (Int32, String, String) {
     let child = try ChildProcess(arguments, name: name, in: scratch, environment: environment)
     let status = try child.exitStatus(timeout: timeout)
     return (status, child.stdout, child.stderr)

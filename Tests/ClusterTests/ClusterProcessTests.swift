@@ -62,7 +62,8 @@ import Wire
         }
 
         // The text form streams the job's progress as it comes, then prints the answer.
-        let (status, out, err) = try runStagebeam(["submit", "--coordinator", triple.endpoint] + job.arguments, in: scratch, name: "submit-text")
+        let (status, out, err) = try runStagebeam(
+            ["submit", "--coordinator", triple.endpoint] + job.arguments, in: scratch, name: "submit-text")
         #expect(status == 0)
         for line in ["▸ summary", "▸ conclusion", "4 reasoning candidates from w1, w2, w3", "match:", "conclusion winner: candidate"] {
             #expect(err.contains(line), "\(line) in\n\(err)")
@@ -204,8 +205,9 @@ import Wire
         // The same id with another question is refused, and the coordinator keeps serving.
         var other = job
         other.question = "Something else?"
-        let (status, _, err) = try runStagebeam(["submit", "--coordinator", endpoint, "--job-id", "journaled"] + other.arguments,
-                                                in: scratch, name: "submit-other")
+        let (status, _, err) = try runStagebeam(
+            ["submit", "--coordinator", endpoint, "--job-id", "journaled"] + other.arguments,
+            in: scratch, name: "submit-other")
         #expect(status != 0)
         #expect(err.contains("invalid_argument") && err.contains("already names a different job"), "\(err)")
 
@@ -216,8 +218,9 @@ import Wire
         c.signal(SIGSTOP)
         d.signal(SIGSTOP)
         let midJob = TestJob(question: "How do birds fly?", seed: 9)
-        let waiting = try ChildProcess(["submit", "--coordinator", endpoint, "--json", "--record-search", "--job-id", "mid-flight"] + midJob.arguments,
-                                       name: "submit-mid", in: scratch)
+        let waiting = try ChildProcess(
+            ["submit", "--coordinator", endpoint, "--json", "--record-search", "--job-id", "mid-flight"] + midJob.arguments,
+            name: "submit-mid", in: scratch)
         try cluster.coordinator.wait("the job to be accepted") { $0.logged("job accepted", ["job_id": "mid-flight"]).isEmpty ? nil : true }
         usleep(100_000)
         let journalBefore = try String(contentsOfFile: cluster.journal, encoding: .utf8)
@@ -247,8 +250,9 @@ import Wire
         let b = try cluster.addWorker("b", maxBatch: 6)
         let endpoint = cluster.endpoint
         let job = TestJob(question: "What makes rain?", beam: 6, maxStageTokens: 24, seed: 13)
-        let waiting = try ChildProcess(["submit", "--coordinator", endpoint, "--job-id", "resumed"] + job.arguments,
-                                       name: "submit-resumed", in: scratch)
+        let waiting = try ChildProcess(
+            ["submit", "--coordinator", endpoint, "--job-id", "resumed"] + job.arguments,
+            name: "submit-resumed", in: scratch)
         try waiting.wait("the reasoning stage to start") { $0.stderr.contains("▸ reasoning") ? true : nil }
         a.signal(SIGSTOP)
         b.signal(SIGSTOP)

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Cluster
 
 @Suite struct CreditSplitTests {
@@ -6,7 +7,7 @@ import Testing
         #expect(CreditSplit.split(4, free: [8, 8]) == [2, 2])
         #expect(CreditSplit.split(3, free: [2, 2]) == [2, 1])
         #expect(CreditSplit.split(6, free: [1, 2, 3]) == [1, 2, 3])
-        #expect(CreditSplit.split(5, free: [2, 2]) == [2, 2])  // one waits for credits
+        #expect(CreditSplit.split(5, free: [2, 2]) == [2, 2]) // one waits for credits
         #expect(CreditSplit.split(0, free: [3]) == [0])
         #expect(CreditSplit.split(3, free: []) == [])
         for count in 0...12 {

@@ -15,13 +15,17 @@ extension ClusterProcessTests {
         let coordinatorKey = try keygen("coordinator")
         let workerKey = try keygen("worker"), clientKey = try keygen("client")
         _ = try keygen("stranger")
-        try "# workers and clients\n\(workerKey)\n\(clientKey)\n".write(toFile: scratch.path("authorized"), atomically: true, encoding: .utf8)
+        try "# workers and clients\n\(workerKey)\n\(clientKey)\n".write(
+            toFile: scratch.path("authorized"), atomically: true, encoding: .utf8)
         #expect(FileManager.default.fileExists(atPath: scratch.path("coordinator.secret")))
 
         let cluster = try LocalCluster(scratch: scratch)
         cluster.coordinator.signal(SIGKILL)
-        try cluster.startCoordinator(endpoint: "tcp://127.0.0.1:*", extra: [
-            "--curve-secret-key-file", scratch.path("coordinator.secret"), "--authorized-keys", scratch.path("authorized")])
+        try cluster.startCoordinator(
+            endpoint: "tcp://127.0.0.1:*",
+            extra: [
+                "--curve-secret-key-file", scratch.path("coordinator.secret"), "--authorized-keys", scratch.path("authorized")
+            ])
         func keys(_ name: String) -> [String] {
             ["--curve-server-key", coordinatorKey, "--curve-secret-key-file", scratch.path("\(name).secret")]
         }
@@ -35,10 +39,12 @@ extension ClusterProcessTests {
         #expect(result["status"] as? String == "succeeded")
         #expect(candidateWorkers(result) == ["listed"], "the unlisted worker never took work")
         #expect(cluster.registrations(of: "unlisted") == 0)
-        #expect(cluster.coordinator.logged("connection refused").contains { ($0["error"] as? String)?.hasSuffix("is not authorized") == true })
+        #expect(
+            cluster.coordinator.logged("connection refused").contains { ($0["error"] as? String)?.hasSuffix("is not authorized") == true })
 
-        let (plainStatus, _, _) = try runStagebeam(["status", "--coordinator", cluster.endpoint, "--timeout-s", "1"],
-                                                    in: scratch, name: "status-plain")
+        let (plainStatus, _, _) = try runStagebeam(
+            ["status", "--coordinator", cluster.endpoint, "--timeout-s", "1"],
+            in: scratch, name: "status-plain")
         #expect(plainStatus != 0, "a client without keys gets no answer")
     }
 }

@@ -4,6 +4,7 @@ import Search
 import Testing
 import Transport
 import Wire
+
 @testable import Cluster
 
 /// What a dispatcher sent, decoded; filled from the dispatcher's lock, read by the test.
@@ -45,12 +46,15 @@ private final class Outbox: @unchecked Sendable {
     init() {
         let outbox = self.outbox
         dispatcher = Dispatcher(
-            settings: .init(heartbeat: HeartbeatPolicy(interval: .milliseconds(100), missedLimit: 3),
-                            requestTimeout: .seconds(30), noWorkerWait: .seconds(30)),
+            settings: .init(
+                heartbeat: HeartbeatPolicy(interval: .milliseconds(100), missedLimit: 3),
+                requestTimeout: .seconds(30), noWorkerWait: .seconds(30)),
             codec: EnvelopeCodec(), send: { outbox.append($0) }, logger: Logger(label: "coordinator", factory: SwiftLogNoOpLogHandler.init))
     }
 
-    private func register(_ id: String, credits: Int, roles: [Stagebeam_V1_Role] = [.generate, .judge], hash: String = "model-1") -> ClusterError? {
+    private func register(_ id: String, credits: Int, roles: [Stagebeam_V1_Role] = [.generate, .judge], hash: String = "model-1")
+        -> ClusterError?
+    {
         var ready = Stagebeam_V1_Ready()
         ready.workerID = id
         ready.modelName = "m"
@@ -74,8 +78,9 @@ private final class Outbox: @unchecked Sendable {
     }
 
     private func generateRequest(_ seeds: [UInt64]) -> GenerateRequest {
-        GenerateRequest(question: "q", imageRef: nil, assistantPrefix: "<SUMMARY>", seeds: seeds, stop: ["</SUMMARY>"],
-                        maxNewTokens: 8, sampling: .reference)
+        GenerateRequest(
+            question: "q", imageRef: nil, assistantPrefix: "<SUMMARY>", seeds: seeds, stop: ["</SUMMARY>"],
+            maxNewTokens: 8, sampling: .reference)
     }
 
     @Test func imageBytesGoToEachWorkerOnceAndAgainWhenItLostThem() async throws {
@@ -120,7 +125,7 @@ private final class Outbox: @unchecked Sendable {
         try await outbox.wait { $0.generateRequests.count == 1 }
         answer("b", outbox.generateRequests[0].request)
         _ = try await first
-        _ = register("a", credits: 2)  // a fresh worker, first in id order, holds nothing of this job
+        _ = register("a", credits: 2) // a fresh worker, first in id order, holds nothing of this job
 
         async let second = dispatcher.generate(generateRequest([3, 4]), job: job)
         try await outbox.wait { $0.generateRequests.count == 2 }
@@ -159,8 +164,9 @@ private final class Outbox: @unchecked Sendable {
     @Test func failedJudgeCallIsRetriedOnAnotherJudge() async throws {
         _ = register("j1", credits: 1, roles: [.judge])
         _ = register("j2", credits: 1, roles: [.judge])
-        let request = JudgeRequest(topic: .summary, imageRef: nil, prompt: "which?", mode: .logprob, verdictPrefix: "Response ",
-                                   choices: ["1", "2"], maxNewTokens: 8, sampling: .reference, seed: 5)
+        let request = JudgeRequest(
+            topic: .summary, imageRef: nil, prompt: "which?", mode: .logprob, verdictPrefix: "Response ",
+            choices: ["1", "2"], maxNewTokens: 8, sampling: .reference, seed: 5)
         async let reply = dispatcher.judge(request, job: JobContext(id: "job", image: nil))
         try await outbox.wait { $0.judgeRequests.count == 1 }
         let (first, sent) = outbox.judgeRequests[0]
@@ -183,8 +189,9 @@ private final class Outbox: @unchecked Sendable {
     @Test func judgePromptTooLongIsTheJudgesAnswerNotRetried() async throws {
         _ = register("j1", credits: 1, roles: [.judge])
         _ = register("j2", credits: 1, roles: [.judge])
-        let request = JudgeRequest(topic: .answer, imageRef: nil, prompt: "which?", mode: .generate, verdictPrefix: "",
-                                   choices: [], maxNewTokens: 8, sampling: .reference, seed: 5)
+        let request = JudgeRequest(
+            topic: .answer, imageRef: nil, prompt: "which?", mode: .generate, verdictPrefix: "",
+            choices: [], maxNewTokens: 8, sampling: .reference, seed: 5)
         async let reply = dispatcher.judge(request, job: JobContext(id: "job", image: nil))
         try await outbox.wait { $0.judgeRequests.count == 1 }
         let (worker, sent) = outbox.judgeRequests[0]

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import Wire
+
 @testable import Cluster
 
 @Suite struct JournalTests {

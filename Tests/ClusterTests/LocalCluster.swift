@@ -33,8 +33,10 @@ final class LocalCluster {
     func startCoordinator(endpoint: String, extra: [String] = []) throws {
         restarts += 1
         coordinator = try ChildProcess(
-            ["coordinator", "--bind", endpoint, "--journal", journal, "--heartbeat-ms", Self.heartbeatMs, "--liveness", liveness,
-             "--no-worker-timeout-s", "20", "--log-format", "json"] + extra,
+            [
+                "coordinator", "--bind", endpoint, "--journal", journal, "--heartbeat-ms", Self.heartbeatMs, "--liveness", liveness,
+                "--no-worker-timeout-s", "20", "--log-format", "json"
+            ] + extra,
             name: "coordinator\(restarts)", in: scratch, environment: environment)
         self.endpoint = try coordinator.wait("the listening line") { child in
             child.stdout.split(separator: " ").first { $0.hasPrefix("tcp://") }.map(String.init)
@@ -43,11 +45,15 @@ final class LocalCluster {
 
     /// Starts a worker and waits until the coordinator has registered it.
     @discardableResult
-    func addWorker(_ id: String, maxBatch: Int = 8, roles: String = "generate,judge", model: String = LocalCluster.model,
-                   extra: [String] = [], waitForRegistration: Bool = true) throws -> ChildProcess {
+    func addWorker(
+        _ id: String, maxBatch: Int = 8, roles: String = "generate,judge", model: String = LocalCluster.model,
+        extra: [String] = [], waitForRegistration: Bool = true
+    ) throws -> ChildProcess {
         let worker = try ChildProcess(
-            ["worker", "--coordinator", endpoint, "--model", model, "--worker-id", id, "--roles", roles,
-             "--max-batch", String(maxBatch), "--heartbeat-ms", Self.heartbeatMs, "--liveness", liveness, "--log-format", "json"] + extra,
+            [
+                "worker", "--coordinator", endpoint, "--model", model, "--worker-id", id, "--roles", roles,
+                "--max-batch", String(maxBatch), "--heartbeat-ms", Self.heartbeatMs, "--liveness", liveness, "--log-format", "json"
+            ] + extra,
             name: "worker-\(id)", in: scratch, environment: environment)
         workers[id] = worker
         if waitForRegistration {
@@ -81,8 +87,10 @@ struct TestJob {
     var seed = 7
 
     var arguments: [String] {
-        ["--question", question, "--beam", String(beam), "--max-stage-tokens", String(maxStageTokens),
-         "--tournament", tournament, "--seed", String(seed)]
+        [
+            "--question", question, "--beam", String(beam), "--max-stage-tokens", String(maxStageTokens),
+            "--tournament", tournament, "--seed", String(seed)
+        ]
     }
 
     /// The job as the wire carries it (what `stagebeam submit` sends for `arguments`), asking for
@@ -101,8 +109,9 @@ struct TestJob {
 
     /// `stagebeam run --json`: the same search in one process.
     func runInProcess(in scratch: Scratch) throws -> [String: Any] {
-        let (status, out, err) = try runStagebeam(["run", "--model", LocalCluster.model, "--json"] + arguments, in: scratch,
-                                                  name: "run-\(UUID().uuidString.prefix(6))")
+        let (status, out, err) = try runStagebeam(
+            ["run", "--model", LocalCluster.model, "--json"] + arguments, in: scratch,
+            name: "run-\(UUID().uuidString.prefix(6))")
         guard status == 0 else { throw ChildProcessError("run exited \(status)\n\(err.suffix(3000))") }
         return try parseJSON(out)
     }

@@ -22,7 +22,9 @@ extension ClusterProcessTests {
             for line in process.logs {
                 let time = line["ts"] as? String ?? ""
                 #expect(time.count == 24 && time.hasSuffix("Z") && ISO8601DateFormatter.milliseconds.date(from: time) != nil, "\(line)")
-                #expect(["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(line["level"] as? String ?? ""), "\(line)")
+                #expect(
+                    ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(line["level"] as? String ?? ""), "\(line)"
+                )
                 #expect(line["component"] as? String == component, "\(line)")
                 #expect(!(line["msg"] as? String ?? "").isEmpty, "\(line)")
             }
@@ -34,7 +36,8 @@ extension ClusterProcessTests {
         let finished = coordinator.logged("job finished", ["job_id": "logged-job"])
         #expect(finished.count == 1 && finished.first?["status"] as? String == "succeeded" && finished.first?["seconds"] is Double)
         // Debug (from the environment): each stage's requests and candidates, by job, stage and worker.
-        #expect(coordinator.logged("stage started", ["job_id": "logged-job"]).map { $0["stage"] as? String ?? "" }
+        #expect(
+            coordinator.logged("stage started", ["job_id": "logged-job"]).map { $0["stage"] as? String ?? "" }
                 == ["summary", "caption", "reasoning", "conclusion"])
         #expect(coordinator.logged("candidates gathered", ["job_id": "logged-job", "workers": "logging-worker"]).count == 4)
         #expect(!coordinator.logged("request sent", ["job_id": "logged-job", "kind": "judge", "worker_id": "logging-worker"]).isEmpty)
@@ -53,8 +56,9 @@ extension ClusterProcessTests {
     @Test func textLogsByDefaultAndBadEnvironmentIsRefused() throws {
         let scratch = try Scratch()
         let arguments = ["coordinator", "--bind", "tcp://127.0.0.1:*", "--journal", scratch.path("journal.jsonl")]
-        let coordinator = try ChildProcess(arguments, name: "coordinator-text", in: scratch,
-                                           environment: ["STAGEBEAM_LOG_FORMAT": "", "STAGEBEAM_LOG_LEVEL": ""])
+        let coordinator = try ChildProcess(
+            arguments, name: "coordinator-text", in: scratch,
+            environment: ["STAGEBEAM_LOG_FORMAT": "", "STAGEBEAM_LOG_LEVEL": ""])
         try coordinator.wait("the listening line") { $0.stdout.contains("listening") ? true : nil }
         coordinator.signal(SIGTERM)
         #expect(try coordinator.exitStatus() == 0)
@@ -64,9 +68,11 @@ extension ClusterProcessTests {
         #expect(lines.last?.hasSuffix(" notice coordinator: stopping signal=15") == true, "\(lines)")
         #expect(lines.allSatisfy { ISO8601DateFormatter.milliseconds.date(from: String($0.prefix(24))) != nil }, "\(lines)")
 
-        let (status, _, err) = try runStagebeam(arguments, in: scratch, name: "coordinator-bad-level", environment: ["STAGEBEAM_LOG_LEVEL": "loud"])
+        let (status, _, err) = try runStagebeam(
+            arguments, in: scratch, name: "coordinator-bad-level", environment: ["STAGEBEAM_LOG_LEVEL": "loud"])
         #expect(status != 0)
-        #expect(err.contains("$STAGEBEAM_LOG_LEVEL must be one of trace, debug, info, notice, warning, error, critical, got 'loud'"), "\(err)")
+        #expect(
+            err.contains("$STAGEBEAM_LOG_LEVEL must be one of trace, debug, info, notice, warning, error, critical, got 'loud'"), "\(err)")
     }
 }
 

@@ -1,6 +1,7 @@
-@testable import Cluster
 import Search
 import Testing
+
+@testable import Cluster
 
 @Suite struct WireMappingTests {
     @Test func submittedConfigurationSurvivesTheWire() {

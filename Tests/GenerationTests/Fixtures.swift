@@ -25,8 +25,9 @@ enum ModelFixture {
 
     static func generator(_ name: String, prefixCacheEntries: Int = 8, kvCapacity: Int = 4096) throws -> TextGenerator {
         let directory = directory(name)
-        return TextGenerator(model: try LlamaModel(directory: directory, maxRows: 64, maxLogitRows: 16),
-                             tokenizer: try Tokenizer(contentsOf: directory), kvCapacityTokens: kvCapacity,
-                             prefixCacheEntries: prefixCacheEntries)
+        return TextGenerator(
+            model: try LlamaModel(directory: directory, maxRows: 64, maxLogitRows: 16),
+            tokenizer: try Tokenizer(contentsOf: directory), kvCapacityTokens: kvCapacity,
+            prefixCacheEntries: prefixCacheEntries)
     }
 }

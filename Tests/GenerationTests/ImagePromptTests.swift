@@ -18,14 +18,17 @@ import Tokenization
 
     func image(_ name: String) throws -> PromptImage {
         let data = try Data(contentsOf: Self.vision.appendingPathComponent("images/\(name)"))
-        return PromptImage(hash: name, data: data)  // any stable key will do in a test
+        return PromptImage(hash: name, data: data) // any stable key will do in a test
     }
 
     func generator(_ name: String) throws -> (TextGenerator, Reference) {
         let directory = Self.vision.appendingPathComponent(name)
         let llava = try LlavaModel(directory: directory, maxRows: 64, maxLogitRows: 8)
         let reference = try JSONDecoder().decode(Reference.self, from: Data(contentsOf: directory.appendingPathComponent("reference.json")))
-        return (TextGenerator(model: llava.language, vision: llava, tokenizer: try Tokenizer(contentsOf: directory), kvCapacityTokens: 2048), reference)
+        return (
+            TextGenerator(model: llava.language, vision: llava, tokenizer: try Tokenizer(contentsOf: directory), kvCapacityTokens: 2048),
+            reference
+        )
     }
 
     /// Tokenize, expand the image token, encode the image bytes, prefill, decode: transformers' ids.
@@ -34,8 +37,10 @@ import Tokenization
         let (generator, reference) = try generator(name)
         let tokens = generator.expandImageTokens(generator.tokenizer.encode(reference.prompt))
         #expect(tokens == reference.input_ids)
-        let output = try generator.generate(GenerationRequest(promptTokens: tokens, images: [try image(reference.image)], seeds: [0],
-                                                              sampling: .greedy, maxNewTokens: reference.greedy_ids.count))
+        let output = try generator.generate(
+            GenerationRequest(
+                promptTokens: tokens, images: [try image(reference.image)], seeds: [0],
+                sampling: .greedy, maxNewTokens: reference.greedy_ids.count))
         #expect(output.samples[0].tokenIds == reference.greedy_ids)
     }
 
@@ -44,7 +49,8 @@ import Tokenization
         let (generator, reference) = try generator("llava-clip-llama")
         let tokens = generator.expandImageTokens(generator.tokenizer.encode(reference.prompt))
         func run(_ file: String) throws -> GenerationOutput {
-            try generator.generate(GenerationRequest(promptTokens: tokens, images: [try image(file)], seeds: [0], sampling: .greedy, maxNewTokens: 4))
+            try generator.generate(
+                GenerationRequest(promptTokens: tokens, images: [try image(file)], seeds: [0], sampling: .greedy, maxNewTokens: 4))
         }
         let first = try run(reference.image)
         let same = try run(reference.image)
@@ -56,17 +62,23 @@ import Tokenization
 
     @Test func imagesNeedAVisionModel() throws {
         let text = try ModelFixture.generator("llama-gqa")
-        #expect { _ = try text.generate(GenerationRequest(promptTokens: [1, 2], images: [try image("rgb-portrait.png")], seeds: [0], sampling: .greedy, maxNewTokens: 1)) }
-            throws: { "\($0)".contains("no vision tower") }
+        #expect {
+            _ = try text.generate(
+                GenerationRequest(
+                    promptTokens: [1, 2], images: [try image("rgb-portrait.png")], seeds: [0], sampling: .greedy, maxNewTokens: 1))
+        } throws: { "\($0)".contains("no vision tower") }
     }
 
     @Test func corruptImageIsNamedAndTheGeneratorKeepsServing() throws {
         let (generator, reference) = try generator("llava-clip-llama")
         let tokens = generator.expandImageTokens(generator.tokenizer.encode(reference.prompt))
         let garbage = PromptImage(hash: "garbage", data: Data("definitely not a png".utf8))
-        #expect { _ = try generator.generate(GenerationRequest(promptTokens: tokens, images: [garbage], seeds: [0], sampling: .greedy, maxNewTokens: 1)) }
-            throws: { "\($0)".lowercased().contains("image") }
-        let fine = try generator.generate(GenerationRequest(promptTokens: tokens, images: [try image(reference.image)], seeds: [0], sampling: .greedy, maxNewTokens: 2))
+        #expect {
+            _ = try generator.generate(
+                GenerationRequest(promptTokens: tokens, images: [garbage], seeds: [0], sampling: .greedy, maxNewTokens: 1))
+        } throws: { "\($0)".lowercased().contains("image") }
+        let fine = try generator.generate(
+            GenerationRequest(promptTokens: tokens, images: [try image(reference.image)], seeds: [0], sampling: .greedy, maxNewTokens: 2))
         #expect(fine.samples[0].tokenIds == Array(reference.greedy_ids.prefix(2)))
     }
 }

@@ -9,8 +9,9 @@ import Testing
         for prompt in try ModelFixture.reference(name).prompts {
             let tokens = generator.tokenizer.encode(prompt.text)
             #expect(tokens == prompt.input_ids)
-            let output = try generator.generate(GenerationRequest(
-                promptTokens: tokens, seeds: [0], sampling: .greedy, maxNewTokens: prompt.greedy_ids.count))
+            let output = try generator.generate(
+                GenerationRequest(
+                    promptTokens: tokens, seeds: [0], sampling: .greedy, maxNewTokens: prompt.greedy_ids.count))
             #expect(output.samples[0].tokenIds == prompt.greedy_ids)
             #expect(output.samples[0].finishReason == .length)
         }
@@ -44,7 +45,8 @@ import Testing
         let extended = try warm.generate(GenerationRequest(promptTokens: prompt, seeds: [1], sampling: .greedy, maxNewTokens: 8))
         #expect(extended.timings.cachedPromptTokens == 10 && extended.timings.prefillTokens == prompt.count - 10)
         let cold = try ModelFixture.generator("llama-gqa", prefixCacheEntries: 0)
-        #expect(try cold.generate(GenerationRequest(promptTokens: prompt, seeds: [1], sampling: .greedy, maxNewTokens: 8)).samples[0].tokenIds
+        #expect(
+            try cold.generate(GenerationRequest(promptTokens: prompt, seeds: [1], sampling: .greedy, maxNewTokens: 8)).samples[0].tokenIds
                 == extended.samples[0].tokenIds)
     }
 
@@ -52,18 +54,22 @@ import Testing
     @Test func stopStringAcrossTokens() throws {
         let generator = try ModelFixture.generator("llama-gqa")
         let prompt = try ModelFixture.reference("llama-gqa").prompts[0].input_ids
-        let free = try generator.generate(GenerationRequest(promptTokens: prompt, seeds: [0], sampling: .greedy, maxNewTokens: 12)).samples[0]
+        let free = try generator.generate(GenerationRequest(promptTokens: prompt, seeds: [0], sampling: .greedy, maxNewTokens: 12)).samples[
+            0]
         // A two-byte stop string: the last byte of token k's text and the first of token k+1's,
         // both ASCII, and not occurring earlier in the output.
         let pieces = free.tokenIds.map { generator.tokenizer.tokenBytes($0) }
-        let k = try #require((0..<(pieces.count - 1)).first { k in
-            guard let last = pieces[k].last, let first = pieces[k + 1].first, last < 128, first < 128 else { return false }
-            let before = pieces[0...k].flatMap { $0 }.dropLast()
-            return String(decoding: before, as: UTF8.self).range(of: String(decoding: [last, first], as: UTF8.self)) == nil
-        })
+        let k = try #require(
+            (0..<(pieces.count - 1)).first { k in
+                guard let last = pieces[k].last, let first = pieces[k + 1].first, last < 128, first < 128 else { return false }
+                let before = pieces[0...k].flatMap { $0 }.dropLast()
+                return String(decoding: before, as: UTF8.self).range(of: String(decoding: [last, first], as: UTF8.self)) == nil
+            })
         let stop = String(decoding: [pieces[k].last!, pieces[k + 1].first!], as: UTF8.self)
         let prefixBytes = pieces[0...k].flatMap { $0 }
-        let stopped = try generator.generate(GenerationRequest(promptTokens: prompt, seeds: [0], sampling: .greedy, maxNewTokens: 12, stopStrings: [stop])).samples[0]
+        let stopped = try generator.generate(
+            GenerationRequest(promptTokens: prompt, seeds: [0], sampling: .greedy, maxNewTokens: 12, stopStrings: [stop])
+        ).samples[0]
         #expect(stopped.finishReason == .stop)
         #expect(stopped.tokenIds == Array(free.tokenIds.prefix(k + 2)))
         #expect(Array(stopped.text.utf8) == prefixBytes + [pieces[k + 1].first!])
@@ -74,7 +80,9 @@ import Testing
         let prompt = try ModelFixture.reference("llama-gqa").prompts[0]
         // Treat a token the model produces (for the first time) at step i as EOS.
         let i = try #require((1..<prompt.greedy_ids.count).first { !prompt.greedy_ids[..<$0].contains(prompt.greedy_ids[$0]) })
-        let output = try generator.generate(GenerationRequest(promptTokens: prompt.input_ids, seeds: [0], sampling: .greedy, maxNewTokens: 12, stopTokenIds: [prompt.greedy_ids[i]]))
+        let output = try generator.generate(
+            GenerationRequest(
+                promptTokens: prompt.input_ids, seeds: [0], sampling: .greedy, maxNewTokens: 12, stopTokenIds: [prompt.greedy_ids[i]]))
         #expect(output.samples[0].finishReason == .eos)
         #expect(output.samples[0].tokenIds == Array(prompt.greedy_ids.prefix(i + 1)))
     }
@@ -82,7 +90,9 @@ import Testing
     @Test func topLogprobsAreNormalisedAndSorted() throws {
         let generator = try ModelFixture.generator("llama-gqa")
         let prompt = try ModelFixture.reference("llama-gqa").prompts[0]
-        let sample = try generator.generate(GenerationRequest(promptTokens: prompt.input_ids, seeds: [0], sampling: .greedy, maxNewTokens: 4, topLogprobs: 5)).samples[0]
+        let sample = try generator.generate(
+            GenerationRequest(promptTokens: prompt.input_ids, seeds: [0], sampling: .greedy, maxNewTokens: 4, topLogprobs: 5)
+        ).samples[0]
         #expect(sample.topLogprobs.count == 4)
         for (step, top) in sample.topLogprobs.enumerated() {
             #expect(top.count == 5 && top[0].id == sample.tokenIds[step], "greedy picks the most likely token")
@@ -96,7 +106,9 @@ import Testing
     @Test func scoredContinuationsMatchGeneration() throws {
         let generator = try ModelFixture.generator("llama-gqa")
         let prompt = try ModelFixture.reference("llama-gqa").prompts[1]
-        let sample = try generator.generate(GenerationRequest(promptTokens: prompt.input_ids, seeds: [0], sampling: .greedy, maxNewTokens: 3)).samples[0]
+        let sample = try generator.generate(
+            GenerationRequest(promptTokens: prompt.input_ids, seeds: [0], sampling: .greedy, maxNewTokens: 3)
+        ).samples[0]
         let scores = try generator.scoreContinuations(prompt: prompt.input_ids, continuations: [sample.tokenIds, [sample.tokenIds[0]], []])
         #expect(abs(scores[0] - sample.cumulativeLogprob) < 1e-4)
         #expect(scores[1] <= 0 && scores[1] >= scores[0])
@@ -109,10 +121,16 @@ import Testing
             do { _ = try generator.generate(request); return "" } catch { return "\(error)" }
         }
         #expect(failure(GenerationRequest(promptTokens: [], seeds: [0], sampling: .greedy, maxNewTokens: 1)).contains("emptyPrompt"))
-        #expect(failure(GenerationRequest(promptTokens: [1], seeds: [0], sampling: .greedy, maxNewTokens: 100_000)).contains("promptTooLong"))
-        #expect(failure(GenerationRequest(promptTokens: [1], seeds: Array(0..<100), sampling: .greedy, maxNewTokens: 1)).contains("samples per request"))
-        #expect(failure(GenerationRequest(promptTokens: [1], seeds: [0], sampling: SamplingParameters(topP: 0), maxNewTokens: 1)).contains("top-p"))
-        #expect(failure(GenerationRequest(promptTokens: [1_000_000], seeds: [0], sampling: .greedy, maxNewTokens: 1)).contains("vocabulary"))
+        #expect(
+            failure(GenerationRequest(promptTokens: [1], seeds: [0], sampling: .greedy, maxNewTokens: 100_000)).contains("promptTooLong"))
+        #expect(
+            failure(GenerationRequest(promptTokens: [1], seeds: Array(0..<100), sampling: .greedy, maxNewTokens: 1)).contains(
+                "samples per request"))
+        #expect(
+            failure(GenerationRequest(promptTokens: [1], seeds: [0], sampling: SamplingParameters(topP: 0), maxNewTokens: 1)).contains(
+                "top-p"))
+        #expect(
+            failure(GenerationRequest(promptTokens: [1_000_000], seeds: [0], sampling: .greedy, maxNewTokens: 1)).contains("vocabulary"))
         // The generator keeps serving after errors.
         #expect(failure(GenerationRequest(promptTokens: [1, 2], seeds: [0], sampling: .greedy, maxNewTokens: 2)) == "")
     }

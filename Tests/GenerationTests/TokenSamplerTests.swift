@@ -1,6 +1,7 @@
 import Foundation
-@testable import Generation
 import Testing
+
+@testable import Generation
 
 @Suite struct TokenSamplerTests {
     let logits: [Float] = [1.0, 3.0, 2.0, 3.0, -1.0, 0.5]

@@ -26,8 +26,10 @@ import Testing
         let ids = (0..<24).map { "item-\($0)" }
         try ids.enumerated().map { i, id in #"{"id": "\#(id)", "question": "Question \#(i): what is \#(i) plus \#(i * 3)?"}"# }
             .joined(separator: "\n").write(toFile: input, atomically: true, encoding: .utf8)
-        let arguments = ["batch", "--model", Self.textModel, "--input", input, "--beam", "3", "--max-stage-tokens", "12",
-                         "--seed", "9", "--threads", "1", "--concurrency", "2", "--progress-interval-s", "0.2"]
+        let arguments = [
+            "batch", "--model", Self.textModel, "--input", input, "--beam", "3", "--max-stage-tokens", "12",
+            "--seed", "9", "--threads", "1", "--concurrency", "2", "--progress-interval-s", "0.2"
+        ]
 
         let reference = scratch.path("reference.jsonl")
         let started = Date()
@@ -74,13 +76,17 @@ import Testing
         let scratch = try Scratch()
         let input = scratch.path("items.jsonl")
         let image = JobsFixtures.images.appendingPathComponent("rgb-tiny.png").path
-        try [#"{"id": "text", "question": "What is one plus one?"}"#,
-             #"{"id": "picture", "image": "\#(image)", "question": "What is shown?"}"#]
-            .joined(separator: "\n").write(toFile: input, atomically: true, encoding: .utf8)
+        try [
+            #"{"id": "text", "question": "What is one plus one?"}"#,
+            #"{"id": "picture", "image": "\#(image)", "question": "What is shown?"}"#
+        ]
+        .joined(separator: "\n").write(toFile: input, atomically: true, encoding: .utf8)
         let output = scratch.path("out.jsonl")
         // A text-only model cannot take the image: that item fails, with its reason, and the batch goes on.
-        let arguments = ["batch", "--model", Self.textModel, "--input", input, "--output", output, "--beam", "2",
-                         "--max-stage-tokens", "6", "--threads", "1"]
+        let arguments = [
+            "batch", "--model", Self.textModel, "--input", input, "--output", output, "--beam", "2",
+            "--max-stage-tokens", "6", "--threads", "1"
+        ]
         let (status, _, err) = try runStagebeam(arguments, in: scratch, name: "batch-1")
         #expect(status == 0, "\(err.suffix(2000))")
         #expect(err.contains("2 run now (1 failed)"), "\(err.suffix(500))")
@@ -89,14 +95,17 @@ import Testing
         #expect(failed["status"] as? String == "failed")
         let error = failed["error"] as? [String: Any]
         #expect((error?["message"] as? String)?.isEmpty == false, "\(failed)")
-        let textLine = try #require(String(contentsOfFile: output, encoding: .utf8).split(separator: "\n").first { $0.contains(#""id":"text""#) })
+        let textLine = try #require(
+            String(contentsOfFile: output, encoding: .utf8).split(separator: "\n").first { $0.contains(#""id":"text""#) })
 
         // A plain rerun has nothing to do.
         let (_, _, again) = try runStagebeam(arguments, in: scratch, name: "batch-2")
         #expect(again.contains("2 already done, 0 run now"), "\(again.suffix(500))")
         // --retry-failed runs the failed item again (it fails again here) and keeps the other line.
         let (_, _, retried) = try runStagebeam(arguments + ["--retry-failed"], in: scratch, name: "batch-3")
-        #expect(retried.contains("removing 1 failed item(s)") && retried.contains("1 already done, 1 run now (1 failed)"), "\(retried.suffix(800))")
+        #expect(
+            retried.contains("removing 1 failed item(s)") && retried.contains("1 already done, 1 run now (1 failed)"),
+            "\(retried.suffix(800))")
         let lines = try String(contentsOfFile: output, encoding: .utf8).split(separator: "\n")
         #expect(lines.count == 2)
         #expect(lines.first == textLine)
@@ -108,19 +117,26 @@ import Testing
         let scratch = try Scratch()
         let cluster = try LocalCluster(scratch: scratch)
         for id in ["a", "b"] {
-            try cluster.addWorker(id, maxBatch: 2, model: JobsFixtures.llava, extra: ["--chat-template", JobsFixtures.template, "--threads", "1"])
+            try cluster.addWorker(
+                id, maxBatch: 2, model: JobsFixtures.llava, extra: ["--chat-template", JobsFixtures.template, "--threads", "1"])
         }
         for (input, count) in [("llava-cot.jsonl", 3), ("mcq.tsv", 4)] {
-            let common = ["batch", "--input", JobsFixtures.url(input).path, "--images-dir", JobsFixtures.images.path, "--beam", "2",
-                          "--max-stage-tokens", "6", "--seed", "4", "--record-search"]
+            let common = [
+                "batch", "--input", JobsFixtures.url(input).path, "--images-dir", JobsFixtures.images.path, "--beam", "2",
+                "--max-stage-tokens", "6", "--seed", "4", "--record-search"
+            ]
             let local = scratch.path("local-\(input).jsonl")
-            let (status, _, err) = try runStagebeam(common + ["--model", JobsFixtures.llava, "--chat-template", JobsFixtures.template,
-                                                              "--threads", "1", "--output", local], in: scratch, name: "batch-local-\(input)")
+            let (status, _, err) = try runStagebeam(
+                common + [
+                    "--model", JobsFixtures.llava, "--chat-template", JobsFixtures.template,
+                    "--threads", "1", "--output", local
+                ], in: scratch, name: "batch-local-\(input)")
             #expect(status == 0, "\(err.suffix(2000))")
             #expect(err.contains("\(count) run now (0 failed)") && err.contains("1 input line(s) skipped"), "\(err.suffix(800))")
             let remote = scratch.path("cluster-\(input).jsonl")
-            let (clusterStatus, _, clusterErr) = try runStagebeam(common + ["--coordinator", cluster.endpoint, "--concurrency", "3", "--output", remote],
-                                                                  in: scratch, name: "batch-cluster-\(input)")
+            let (clusterStatus, _, clusterErr) = try runStagebeam(
+                common + ["--coordinator", cluster.endpoint, "--concurrency", "3", "--output", remote],
+                in: scratch, name: "batch-cluster-\(input)")
             #expect(clusterStatus == 0, "\(clusterErr.suffix(2000))")
             let answers = try Self.answers(local)
             #expect(answers.count == count)
@@ -144,7 +160,8 @@ import Testing
             .joined(separator: "\n").write(toFile: input, atomically: true, encoding: .utf8)
         let common = ["batch", "--input", input, "--beam", "2", "--max-stage-tokens", "10", "--seed", "3"]
         let local = scratch.path("local.jsonl")
-        let (status, _, err) = try runStagebeam(common + ["--model", Self.textModel, "--threads", "1", "--output", local], in: scratch, name: "batch-local")
+        let (status, _, err) = try runStagebeam(
+            common + ["--model", Self.textModel, "--threads", "1", "--output", local], in: scratch, name: "batch-local")
         #expect(status == 0, "\(err.suffix(2000))")
 
         let cluster = try LocalCluster(scratch: scratch)
@@ -175,8 +192,10 @@ import Testing
         let started = Date()
         // Nothing listens on port 9 (discard) on loopback: the link retries connecting, no answer comes.
         let (status, _, err) = try runStagebeam(
-            ["batch", "--coordinator", "tcp://127.0.0.1:9", "--input", JobsFixtures.url("text.jsonl").path, "--output", output,
-             "--concurrency", "6", "--timeout-s", "0.5"], in: scratch, name: "batch-timeout")
+            [
+                "batch", "--coordinator", "tcp://127.0.0.1:9", "--input", JobsFixtures.url("text.jsonl").path, "--output", output,
+                "--concurrency", "6", "--timeout-s", "0.5"
+            ], in: scratch, name: "batch-timeout")
         #expect(status == 0, "\(err.suffix(1000))")
         #expect(Date().timeIntervalSince(started) < 10)
         let lines = try outputLines(output)

@@ -2,6 +2,7 @@ import Foundation
 import Search
 import Testing
 import Wire
+
 @testable import Jobs
 
 /// What a person sees: a bar redrawn in place on a terminal, plain lines otherwise.
@@ -15,7 +16,8 @@ struct BatchProgressTests {
     static func outcome(_ id: String, succeeded: Bool) -> ItemOutcome {
         var result = Stagebeam_V1_JobResult()
         result.status = succeeded ? .succeeded : .failed
-        return ItemOutcome(item: BatchItem(id: id, question: "q", line: 1), seed: 0, config: SearchConfig(), result: result, includeSearch: false)
+        return ItemOutcome(
+            item: BatchItem(id: id, question: "q", line: 1), seed: 0, config: SearchConfig(), result: result, includeSearch: false)
     }
 
     @Test func terminalBarShowsDoneTotalRateETAAndFailures() {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Jobs
 
 /// Where the built-in model is found: $STAGEBEAM_MODEL, the current directory, then up from the executable.
@@ -11,8 +12,10 @@ struct BuiltInModelTests {
         let repo = scratch.url.appendingPathComponent("repo")
         let elsewhere = scratch.url.appendingPathComponent("elsewhere")
         let build = repo.appendingPathComponent(".build/x86_64-unknown-linux-gnu/release")
-        for directory in [repo.appendingPathComponent(BuiltInModel.modelPath), repo.appendingPathComponent("datasets/shapes"),
-                          elsewhere, build] {
+        for directory in [
+            repo.appendingPathComponent(BuiltInModel.modelPath), repo.appendingPathComponent("datasets/shapes"),
+            elsewhere, build
+        ] {
             try fm.createDirectory(at: directory, withIntermediateDirectories: true)
         }
         try Data("{}".utf8).write(to: repo.appendingPathComponent(BuiltInModel.modelPath + "/config.json"))
@@ -27,8 +30,12 @@ struct BuiltInModelTests {
         let scratch = try Scratch()
         let (repo, elsewhere, executable) = try Self.layout(scratch)
         let lookup = BuiltInModel(environment: [:], currentDirectory: elsewhere, executable: executable)
-        #expect(try lookup.directory().resolvingSymlinksInPath() == repo.appendingPathComponent(BuiltInModel.modelPath).resolvingSymlinksInPath())
-        #expect(try lookup.dataset().resolvingSymlinksInPath() == repo.appendingPathComponent(BuiltInModel.datasetPath).resolvingSymlinksInPath())
+        #expect(
+            try lookup.directory().resolvingSymlinksInPath()
+                == repo.appendingPathComponent(BuiltInModel.modelPath).resolvingSymlinksInPath())
+        #expect(
+            try lookup.dataset().resolvingSymlinksInPath()
+                == repo.appendingPathComponent(BuiltInModel.datasetPath).resolvingSymlinksInPath())
     }
 
     @Test func theEnvironmentThenTheCurrentDirectoryComeFirst() throws {
@@ -39,13 +46,15 @@ struct BuiltInModelTests {
         let chosen = BuiltInModel(environment: ["STAGEBEAM_MODEL": "/models/mine"], currentDirectory: repo, executable: nil)
         #expect(try chosen.directory().path == "/models/mine")
         // A directory without config.json (a model still being written) does not count.
-        try FileManager.default.createDirectory(at: elsewhere.appendingPathComponent(BuiltInModel.modelPath), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            at: elsewhere.appendingPathComponent(BuiltInModel.modelPath), withIntermediateDirectories: true)
         #expect(throws: JobsError.self) { try BuiltInModel(environment: [:], currentDirectory: elsewhere, executable: nil).directory() }
     }
 
     @Test func notFoundNamesThePlacesTriedAndTheOption() throws {
         let scratch = try Scratch()
-        let lookup = BuiltInModel(environment: [:], currentDirectory: scratch.url, executable: scratch.url.appendingPathComponent("bin/stagebeam"))
+        let lookup = BuiltInModel(
+            environment: [:], currentDirectory: scratch.url, executable: scratch.url.appendingPathComponent("bin/stagebeam"))
         do {
             _ = try lookup.directory()
             Issue.record("found a model in an empty directory")

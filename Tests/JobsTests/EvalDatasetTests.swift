@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Jobs
 @testable import Search
 
@@ -50,7 +51,8 @@ struct EvalDatasetTests {
         #expect(message == "\(path) line 1: \"family\" must be a string")
         (path, message) = try Self.error([#"{"id": "p", "question": "Q?", "topic": "style", "better": "a", "worse": "b"}"#], pairs: true)
         #expect(message.hasPrefix("\(path) line 1: \"topic\" must be one of summary, caption"))
-        (path, message) = try Self.error([#"{"id": "p", "question": "Q?", "topic": "caption", "better": "a", "worse": "b", "hints": {"plan": "x"}}"#], pairs: true)
+        (path, message) = try Self.error(
+            [#"{"id": "p", "question": "Q?", "topic": "caption", "better": "a", "worse": "b", "hints": {"plan": "x"}}"#], pairs: true)
         #expect(message.hasPrefix("\(path) line 1: \"hints\" maps stage names"))
     }
 

@@ -5,13 +5,16 @@ import Testing
 /// (a random model's accuracy is whatever it is).
 struct EvalProcessTests {
     static let dataset = EvalDatasetTests.directory.appendingPathComponent("test.jsonl").path
-    static let common = ["eval", "--model", JobsFixtures.llava, "--chat-template", JobsFixtures.template, "--dataset", dataset,
-                         "--max-stage-tokens", "4", "--threads", "1", "--seed", "5"]
+    static let common = [
+        "eval", "--model", JobsFixtures.llava, "--chat-template", JobsFixtures.template, "--dataset", dataset,
+        "--max-stage-tokens", "4", "--threads", "1", "--seed", "5"
+    ]
 
     @Test func jsonResultsPerMethodFamilyAndJudge() throws {
         let scratch = try Scratch()
-        let (status, out, err) = try runStagebeam(Self.common + ["--methods", "greedy,stage", "--beam", "2", "--json"],
-                                                  in: scratch, name: "eval-json")
+        let (status, out, err) = try runStagebeam(
+            Self.common + ["--methods", "greedy,stage", "--beam", "2", "--json"],
+            in: scratch, name: "eval-json")
         #expect(status == 0, "\(err.suffix(2000))")
         let report = try parseJSON(out)
         #expect(Set(report.keys) == ["results", "by_family", "judge"])
@@ -46,7 +49,8 @@ struct EvalProcessTests {
         // judge-test.jsonl next to the dataset is found without --judge-pairs.
         let judge = try #require(report["judge"] as? [String: Any])
         #expect(judge["pairs"] as? Int == 2)
-        let first = try #require(judge["accuracy_better_first"] as? Double), second = try #require(judge["accuracy_better_second"] as? Double)
+        let first = try #require(judge["accuracy_better_first"] as? Double),
+            second = try #require(judge["accuracy_better_second"] as? Double)
         #expect([0, 0.5, 1].contains(first) && [0, 0.5, 1].contains(second))
         #expect(judge["accuracy"] as? Double == (first + second) / 2)
         #expect([0, 0.5, 1].contains(try #require(judge["accuracy_both_orders"] as? Double)))
@@ -59,13 +63,17 @@ struct EvalProcessTests {
     @Test func answersFile() throws {
         let scratch = try Scratch()
         let file = scratch.url.appendingPathComponent("answers.jsonl")
-        let (status, out, err) = try runStagebeam(Self.common + ["--methods", "greedy,stage", "--beam", "2", "--no-judge-pairs",
-                                                                 "--json", "--answers", file.path],
-                                                  in: scratch, name: "eval-answers")
+        let (status, out, err) = try runStagebeam(
+            Self.common + [
+                "--methods", "greedy,stage", "--beam", "2", "--no-judge-pairs",
+                "--json", "--answers", file.path
+            ],
+            in: scratch, name: "eval-answers")
         #expect(status == 0, "\(err.suffix(2000))")
         let results = try #require(try parseJSON(out)["results"] as? [[String: Any]])
         let lines = try String(contentsOf: file, encoding: .utf8).split(separator: "\n").map { try parseJSON(String($0)) }
-        #expect(lines.map { "\($0["method"] ?? "")/\($0["beam"] ?? "")/\($0["id"] ?? "")" }
+        #expect(
+            lines.map { "\($0["method"] ?? "")/\($0["beam"] ?? "")/\($0["id"] ?? "")" }
                 == ["greedy/1/eval-1", "greedy/1/eval-2", "stage/2/eval-1", "stage/2/eval-2"])
         for line in lines {
             #expect(Set(line.keys).isSuperset(of: ["method", "beam", "id", "question", "reference", "correct", "format_valid", "answer"]))
@@ -80,8 +88,9 @@ struct EvalProcessTests {
     /// Tables on stdout, and --no-judge-pairs leaves the judge out.
     @Test func tablesWithoutTheJudge() throws {
         let scratch = try Scratch()
-        let (status, out, err) = try runStagebeam(Self.common + ["--methods", "greedy", "--no-judge-pairs", "--limit", "1"],
-                                                  in: scratch, name: "eval-text")
+        let (status, out, err) = try runStagebeam(
+            Self.common + ["--methods", "greedy", "--no-judge-pairs", "--limit", "1"],
+            in: scratch, name: "eval-text")
         #expect(status == 0, "\(err.suffix(2000))")
         let lines = out.split(separator: "\n").map(String.init)
         #expect(lines.first == "method  beam  n  correct  accuracy  format valid  judge calls  tokens  seconds")

@@ -1,6 +1,7 @@
 import Foundation
 import LocalEngine
 import Testing
+
 @testable import Jobs
 @testable import Search
 
@@ -51,24 +52,28 @@ struct EvaluatorTests {
 
     static let script: [Stage: String] = [
         .summary: "Count them.</SUMMARY>", .caption: "Three red circles.</CAPTION>",
-        .reasoning: "One, two, three.</REASONING>", .conclusion: "So the answer is 3.</CONCLUSION>",
+        .reasoning: "One, two, three.</REASONING>", .conclusion: "So the answer is 3.</CONCLUSION>"
     ]
 
     static let items = [
         EvalItem(id: "a", question: "How many red circles?", answer: "3", family: "count"),
         EvalItem(id: "b", question: "How many blue squares?", answer: "2", family: "count"),
-        EvalItem(id: "c", question: "What color are the circles?", answer: "red"),
+        EvalItem(id: "c", question: "What color are the circles?", answer: "red")
     ]
 
     @Test func greedyRunsOnceAtBeamOne() {
         let plan = EvalRun.plan(methods: [.greedy, .stage, .bestOfN], beams: [2, 4, 2])
-        #expect(plan == [EvalRun(method: .greedy, beam: 1), EvalRun(method: .stage, beam: 2), EvalRun(method: .stage, beam: 4),
-                         EvalRun(method: .bestOfN, beam: 2), EvalRun(method: .bestOfN, beam: 4)])
+        #expect(
+            plan == [
+                EvalRun(method: .greedy, beam: 1), EvalRun(method: .stage, beam: 2), EvalRun(method: .stage, beam: 4),
+                EvalRun(method: .bestOfN, beam: 2), EvalRun(method: .bestOfN, beam: 4)
+            ])
     }
 
     @Test func aRowCountsAnswersFormatCallsAndTokens() async throws {
-        let evaluator = Evaluator(generator: StageScript(texts: Self.script), judge: FirstPreferringJudge(), images: ImageStore(),
-                                  templates: .builtIn)
+        let evaluator = Evaluator(
+            generator: StageScript(texts: Self.script), judge: FirstPreferringJudge(), images: ImageStore(),
+            templates: .builtIn)
         let greedy = try await evaluator.evaluate(Self.items, run: EvalRun(method: .greedy, beam: 1), config: SearchConfig(), progress: nil)
         #expect(greedy.score == Tally(n: 3, correct: 1))
         #expect(greedy.formatValid == 3 && greedy.judgeCalls == 0 && greedy.tokens == 3 * 4 * 5)
@@ -77,7 +82,8 @@ struct EvaluatorTests {
         // Candidates that never close their stage are closed by the search: not format valid.
         var open = Self.script
         open[.reasoning] = "One, two"
-        let unclosed = Evaluator(generator: StageScript(texts: open), judge: FirstPreferringJudge(), images: ImageStore(), templates: .builtIn)
+        let unclosed = Evaluator(
+            generator: StageScript(texts: open), judge: FirstPreferringJudge(), images: ImageStore(), templates: .builtIn)
         let row = try await unclosed.evaluate(Self.items, run: EvalRun(method: .stage, beam: 2), config: SearchConfig(), progress: nil)
         #expect(row.formatValid == 0 && row.score.correct == 1)
         // Identical candidates are not judged, so no judge calls either.
@@ -90,27 +96,36 @@ struct EvaluatorTests {
         let evaluator = Evaluator(generator: StageScript(texts: Self.script), judge: judge, images: ImageStore(), templates: .builtIn)
         let pairs = try EvalDataset.judgePairs(EvalDatasetTests.directory.appendingPathComponent("judge-test.jsonl"))
         var config = SearchConfig()
-        config.judgeMode = mode  // the pairs are asked as the search would ask them
+        config.judgeMode = mode // the pairs are asked as the search would ask them
         let accuracy = try await evaluator.judgeAccuracy(pairs, config: config, progress: nil)
 
         let requests = judge.requests
         #expect(requests.count == 2 * pairs.count)
         for (pair, asked) in zip(pairs, [requests[0...1], requests[2...3]]) {
             let (first, second) = (asked.first!, asked.last!)
-            #expect(first.prompt == JudgeTemplates.builtIn.renderPrompt(topic: pair.topic, question: pair.question, hints: pair.hints,
-                                                                          first: pair.better, second: pair.worse))
-            #expect(second.prompt == JudgeTemplates.builtIn.renderPrompt(topic: pair.topic, question: pair.question, hints: pair.hints,
-                                                                           first: pair.worse, second: pair.better))
+            #expect(
+                first.prompt
+                    == JudgeTemplates.builtIn.renderPrompt(
+                        topic: pair.topic, question: pair.question, hints: pair.hints,
+                        first: pair.better, second: pair.worse))
+            #expect(
+                second.prompt
+                    == JudgeTemplates.builtIn.renderPrompt(
+                        topic: pair.topic, question: pair.question, hints: pair.hints,
+                        first: pair.worse, second: pair.better))
             for request in asked {
                 #expect(request.mode == mode && request.topic == pair.topic)
                 if mode == .logprob {
-                    #expect(request.choices == JudgeTemplates.builtIn.choices && request.verdictPrefix == JudgeTemplates.builtIn.verdictPrefix)
+                    #expect(
+                        request.choices == JudgeTemplates.builtIn.choices && request.verdictPrefix == JudgeTemplates.builtIn.verdictPrefix)
                 }
                 #expect((request.imageRef != nil) == (pair.image != nil))
             }
         }
         // Always "the first one": right whenever the better text was first, wrong whenever it was second.
-        #expect(accuracy.all.pairs == 2 && accuracy.all.betterFirst == Tally(n: 2, correct: 2) && accuracy.all.betterSecond == Tally(n: 2, correct: 0))
+        #expect(
+            accuracy.all.pairs == 2 && accuracy.all.betterFirst == Tally(n: 2, correct: 2)
+                && accuracy.all.betterSecond == Tally(n: 2, correct: 0))
         #expect(accuracy.all.accuracy == 0.5)
         // Read as one both-orders match, position alone decides nothing: undecided, so wrong.
         #expect(accuracy.all.bothOrders == Tally(n: 2, correct: 0))
@@ -122,8 +137,9 @@ struct EvaluatorTests {
     @Test(arguments: VerdictMode.allCases)
     func bothOrdersReadsThePairAsTheSearchDoes(mode: VerdictMode) async throws {
         let pairs = try EvalDataset.judgePairs(EvalDatasetTests.directory.appendingPathComponent("judge-test.jsonl"))
-        let evaluator = Evaluator(generator: StageScript(texts: Self.script), judge: LeaningJudge(better: pairs.map(\.better)),
-                                  images: ImageStore(), templates: .builtIn)
+        let evaluator = Evaluator(
+            generator: StageScript(texts: Self.script), judge: LeaningJudge(better: pairs.map(\.better)),
+            images: ImageStore(), templates: .builtIn)
         var config = SearchConfig()
         config.judgeMode = mode
         let accuracy = try await evaluator.judgeAccuracy(pairs, config: config, progress: nil)

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Jobs
 @testable import Search
 
@@ -26,8 +27,9 @@ struct GradingTests {
     }
 
     static func stage(_ stage: Stage, _ body: String, forcedClose: Bool = false) -> StageRecord {
-        StageRecord(stage: stage, text: stage.openingTag + body + stage.closingTag, forcedClose: forcedClose, units: [],
-                    generateSeconds: 0, judgeSeconds: 0)
+        StageRecord(
+            stage: stage, text: stage.openingTag + body + stage.closingTag, forcedClose: forcedClose, units: [],
+            generateSeconds: 0, judgeSeconds: 0)
     }
 
     static let valid = Stage.allCases.map { stage($0, "Text of \($0.rawValue).") }

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import Wire
+
 @testable import Jobs
 
 /// The three input forms, and malformed lines reported by number without stopping the batch.
@@ -30,7 +31,8 @@ struct InputFormTests {
     @Test func jsonArrayOfRecords() throws {
         let scratch = try Scratch()
         let url = scratch.url.appendingPathComponent("records.json")
-        try Data(#"[{"id": 1, "question": "One?"}, {"id": "two", "conversations": [{"from": "gpt", "value": "x"}]}, 5]"#.utf8).write(to: url)
+        try Data(#"[{"id": 1, "question": "One?"}, {"id": "two", "conversations": [{"from": "gpt", "value": "x"}]}, 5]"#.utf8).write(
+            to: url)
         let input = try BatchInput.read(url)
         #expect(input.format == .jsonArray)
         #expect(input.items.map(\.id) == ["1"])
@@ -41,7 +43,8 @@ struct InputFormTests {
     /// The TSV as pandas wrote it, against the prompts VLMEvalKit's build_prompt made of it.
     @Test func vlmEvalKitTSVBecomesVLMEvalKitsPrompts() throws {
         let input = try BatchInput.read(JobsFixtures.url("mcq.tsv"))
-        let expected = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: JobsFixtures.url("mcq-expected.json"))) as? [String: [String: String]])
+        let expected = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: JobsFixtures.url("mcq-expected.json"))) as? [String: [String: String]])
         #expect(input.format == .tsv)
         #expect(input.items.map(\.id) == ["0", "1", "2", "3"])
         for item in input.items {

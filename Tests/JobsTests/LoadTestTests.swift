@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Jobs
 
 struct SLOTests {
@@ -13,8 +14,10 @@ struct SLOTests {
     }
 
     @Test func badSpecsNameTheProblem() {
-        for (text, words) in [("latency:20s", "not a known objective"), ("latency_p99", "NAME:VALUE"), ("latency_p0:1s", "percentile"),
-                              ("latency_p99:fast", "positive duration"), ("error_rate:150%", "fraction")] {
+        for (text, words) in [
+            ("latency:20s", "not a known objective"), ("latency_p99", "NAME:VALUE"), ("latency_p0:1s", "percentile"),
+            ("latency_p99:fast", "positive duration"), ("error_rate:150%", "fraction")
+        ] {
             #expect { try SLO(parsing: [text]) } throws: { error in
                 (error as? JobsError)?.code == .badSLO && "\(error)".contains(words)
             }
@@ -31,7 +34,9 @@ struct SLOTests {
     }
 
     @Test func loadTestsStayOnLocalOrPrivateNetworks() {
-        for endpoint in ["tcp://127.0.0.1:5555", "tcp://localhost:1", "tcp://10.1.2.3:5555", "tcp://172.20.0.1:5", "tcp://192.168.1.9:5", "tcp://[::1]:5"] {
+        for endpoint in [
+            "tcp://127.0.0.1:5555", "tcp://localhost:1", "tcp://10.1.2.3:5555", "tcp://172.20.0.1:5", "tcp://192.168.1.9:5", "tcp://[::1]:5"
+        ] {
             #expect(LoadTest.isLocalOrPrivate(endpoint), "\(endpoint)")
         }
         for endpoint in ["tcp://8.8.8.8:5555", "tcp://172.32.0.1:5", "tcp://example.com:5555", "garbage"] {
@@ -48,8 +53,11 @@ struct SLOTests {
         for id in ["a", "b"] { try cluster.addWorker(id, maxBatch: 4, extra: ["--threads", "1"]) }
         let prefix = scratch.path("report")
         let (status, out, err) = try runStagebeam(
-            ["loadtest", "--coordinator", cluster.endpoint, "--concurrency", "2", "--requests", "6", "--beam", "2", "--max-stage-tokens", "8",
-             "--slo", "latency_p99:30s", "--status-interval-ms", "50", "--output", prefix], in: scratch, name: "loadtest")
+            [
+                "loadtest", "--coordinator", cluster.endpoint, "--concurrency", "2", "--requests", "6", "--beam", "2", "--max-stage-tokens",
+                "8",
+                "--slo", "latency_p99:30s", "--status-interval-ms", "50", "--output", prefix
+            ], in: scratch, name: "loadtest")
         #expect(status == 0, "\(err.suffix(2000))")
 
         let report = try parseJSON(String(contentsOfFile: prefix + ".json", encoding: .utf8))
@@ -78,7 +86,9 @@ struct SLOTests {
         #expect(workers.compactMap { $0["worker"] as? String } == ["a", "b"])
         #expect(workers.map { $0["requests"] as? Int ?? 0 }.reduce(0, +) > 0, "the workers served the run: \(workers)")
 
-        let csv = try String(contentsOfFile: prefix + ".csv", encoding: .utf8).split(separator: "\r\n").map { $0.split(separator: ",", omittingEmptySubsequences: false) }
+        let csv = try String(contentsOfFile: prefix + ".csv", encoding: .utf8).split(separator: "\r\n").map {
+            $0.split(separator: ",", omittingEmptySubsequences: false)
+        }
         #expect(csv.count == 2)
         let row = Dictionary(uniqueKeysWithValues: zip(csv[0].map(String.init), csv[1].map(String.init)))
         #expect(row["requests"] == "6" && row["failed"] == "0" && row["slo_met"] == "yes")

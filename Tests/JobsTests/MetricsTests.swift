@@ -1,9 +1,10 @@
 import Cluster
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import Testing
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
 
 /// A parsed Prometheus text exposition: every sample by name and label set, checked as it is read
 /// (TYPE before samples, one TYPE per family, cumulative histogram buckets ending in +Inf = count).
@@ -17,7 +18,9 @@ struct Exposition {
         for line in text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init) where !line.isEmpty {
             if line.hasPrefix("# TYPE ") {
                 let parts = line.split(separator: " ")
-                guard parts.count == 4, ["counter", "gauge", "histogram"].contains(parts[3]) else { throw ChildProcessError("bad TYPE line: \(line)") }
+                guard parts.count == 4, ["counter", "gauge", "histogram"].contains(parts[3]) else {
+                    throw ChildProcessError("bad TYPE line: \(line)")
+                }
                 guard types[String(parts[2])] == nil else { throw ChildProcessError("two TYPE lines for \(parts[2])") }
                 types[String(parts[2])] = String(parts[3])
                 continue
@@ -28,8 +31,11 @@ struct Exposition {
             let text = line[line.index(after: space)...]
             guard let value = text == "+Inf" ? .infinity : Double(text) else { throw ChildProcessError("bad value: \(line)") }
             let name = String(series.prefix { $0 != "{" })
-            guard name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == ":" }) else { throw ChildProcessError("bad name: \(line)") }
-            let family = ["_bucket", "_sum", "_count"].first { name.hasSuffix($0) && types[String(name.dropLast($0.count))] == "histogram" }
+            guard name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == ":" }) else {
+                throw ChildProcessError("bad name: \(line)")
+            }
+            let family =
+                ["_bucket", "_sum", "_count"].first { name.hasSuffix($0) && types[String(name.dropLast($0.count))] == "histogram" }
                 .map { String(name.dropLast($0.count)) } ?? name
             guard types[family] != nil else { throw ChildProcessError("sample before its TYPE: \(line)") }
             guard samples[series] == nil else { throw ChildProcessError("repeated series: \(series)") }
@@ -42,7 +48,9 @@ struct Exposition {
         }
         for (key, list) in buckets {
             guard list.last?.0 == "+Inf" else { throw ChildProcessError("\(key): buckets do not end in +Inf") }
-            guard zip(list, list.dropFirst()).allSatisfy({ $0.1 <= $1.1 }) else { throw ChildProcessError("\(key): buckets not cumulative") }
+            guard zip(list, list.dropFirst()).allSatisfy({ $0.1 <= $1.1 }) else {
+                throw ChildProcessError("\(key): buckets not cumulative")
+            }
         }
     }
 
@@ -75,7 +83,10 @@ struct MetricsFormatTests {
         metrics.observe("x_seconds", 5)
         let text = metrics.render()
         #expect(text.contains("# HELP x_total Things.\\nTwo lines.\n# TYPE x_total counter\nx_total{kind=\"k\"} 3\n"))
-        #expect(text.contains("x_seconds_bucket{le=\"0.1\"} 0\nx_seconds_bucket{le=\"1\"} 1\nx_seconds_bucket{le=\"+Inf\"} 2\nx_seconds_sum 5.5\nx_seconds_count 2\n"))
+        #expect(
+            text.contains(
+                "x_seconds_bucket{le=\"0.1\"} 0\nx_seconds_bucket{le=\"1\"} 1\nx_seconds_bucket{le=\"+Inf\"} 2\nx_seconds_sum 5.5\nx_seconds_count 2\n"
+            ))
         #expect(text.contains("x_now{worker=\"a\\\"b\"} 2.5\n"))
         let parsed = try Exposition(text)
         #expect(parsed.types == ["x_total": "counter", "x_seconds": "histogram", "x_now": "gauge"])
@@ -95,14 +106,17 @@ struct MetricsFormatTests {
         var workerURLs: [String] = []
         for id in ["a", "b"] {
             let worker = try cluster.addWorker(id, maxBatch: 2, extra: ["--threads", "1", "--metrics-port", "0"])
-            workerURLs.append(try worker.wait("the metrics line") { child in
-                child.stdout.split(whereSeparator: { $0 == " " || $0 == "\n" }).first { $0.hasPrefix("http://") }.map(String.init)
-            })
+            workerURLs.append(
+                try worker.wait("the metrics line") { child in
+                    child.stdout.split(whereSeparator: { $0 == " " || $0 == "\n" }).first { $0.hasPrefix("http://") }.map(String.init)
+                })
         }
         let output = scratch.path("out.jsonl")
         let (status, _, err) = try runStagebeam(
-            ["batch", "--coordinator", cluster.endpoint, "--input", JobsFixtures.url("text.jsonl").path, "--output", output,
-             "--beam", "3", "--max-stage-tokens", "8", "--concurrency", "2"], in: scratch, name: "batch")
+            [
+                "batch", "--coordinator", cluster.endpoint, "--input", JobsFixtures.url("text.jsonl").path, "--output", output,
+                "--beam", "3", "--max-stage-tokens", "8", "--concurrency", "2"
+            ], in: scratch, name: "batch")
         #expect(status == 0, "\(err.suffix(2000))")
         let lines = try outputLines(output)
         #expect(lines.count == 6)
@@ -122,8 +136,9 @@ struct MetricsFormatTests {
         #expect(coordinator.value("stagebeam_workers{role=\"generate\"}") == 2)
         #expect(coordinator.value("stagebeam_worker_credits{worker=\"a\"}") == 2)
         // Batch sizes: never more than a worker's 2 credits.
-        #expect(coordinator.value("stagebeam_request_sequences_bucket{kind=\"generate\",le=\"2\"}")
-            == coordinator.value("stagebeam_request_sequences_count{kind=\"generate\"}"))
+        #expect(
+            coordinator.value("stagebeam_request_sequences_bucket{kind=\"generate\",le=\"2\"}")
+                == coordinator.value("stagebeam_request_sequences_count{kind=\"generate\"}"))
         #expect(coordinator.types["stagebeam_stage_seconds"] == "histogram")
 
         let workers = try await workerURLs.asyncMap { try Exposition(try await scrape($0)) }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Jobs
 
 struct ResultFileTests {
@@ -12,8 +13,10 @@ struct ResultFileTests {
         #expect(file.finished == ["a": true, "b": false])
         #expect(logged.count == 1 && logged[0].contains("torn last line (14 bytes"))
         try file.append(Data(#"{"id":"c","status":"succeeded"}"#.utf8))
-        #expect(try String(contentsOf: url, encoding: .utf8)
-            == "{\"id\":\"a\",\"status\":\"succeeded\"}\n{\"id\":\"b\",\"status\":\"failed\"}\n{\"id\":\"c\",\"status\":\"succeeded\"}\n")
+        #expect(
+            try String(contentsOf: url, encoding: .utf8)
+                == "{\"id\":\"a\",\"status\":\"succeeded\"}\n{\"id\":\"b\",\"status\":\"failed\"}\n{\"id\":\"c\",\"status\":\"succeeded\"}\n"
+        )
     }
 
     @Test func retryFailedRemovesFailedLines() throws {

@@ -33,10 +33,14 @@ import Testing
     /// Llama 3.1 scaling: high frequencies unchanged, low ones divided by the factor.
     @Test func llama3ScalingBands() {
         let plain = RotaryEmbedding(headDim: 64, base: 500000)
-        let scaled = RotaryEmbedding(headDim: 64, base: 500000, scaling: .llama3(factor: 8, lowFrequencyFactor: 1, highFrequencyFactor: 4, originalContext: 8192))
+        let scaled = RotaryEmbedding(
+            headDim: 64, base: 500000, scaling: .llama3(factor: 8, lowFrequencyFactor: 1, highFrequencyFactor: 4, originalContext: 8192))
         #expect(scaled.inverseFrequencies[0] == plain.inverseFrequencies[0])
         #expect(abs(scaled.inverseFrequencies[31] - plain.inverseFrequencies[31] / 8) < 1e-12)
-        let middle = (0..<32).filter { scaled.inverseFrequencies[$0] != plain.inverseFrequencies[$0] && abs(scaled.inverseFrequencies[$0] - plain.inverseFrequencies[$0] / 8) > 1e-12 }
+        let middle = (0..<32).filter {
+            scaled.inverseFrequencies[$0] != plain.inverseFrequencies[$0]
+                && abs(scaled.inverseFrequencies[$0] - plain.inverseFrequencies[$0] / 8) > 1e-12
+        }
         #expect(!middle.isEmpty, "some frequencies are interpolated")
     }
 }

@@ -24,7 +24,9 @@ import Testing
         x.withUnsafeBufferPointer { x in
             b.withUnsafeBufferPointer { b in
                 y.withUnsafeMutableBufferPointer { y in
-                    linear(x.baseAddress!, rows: rows, weight: weight, bias: bias == nil ? nil : b.baseAddress!, into: y.baseAddress!, pool: pool)
+                    linear(
+                        x.baseAddress!, rows: rows, weight: weight, bias: bias == nil ? nil : b.baseAddress!, into: y.baseAddress!,
+                        pool: pool)
                 }
             }
         }
@@ -64,7 +66,9 @@ import Testing
         let brains = values(out * k, seed: 8).map { UInt16(truncatingIfNeeded: $0.bitPattern >> 16) }
         halves.withUnsafeBufferPointer { h in
             let stored = WeightMatrix(base: UnsafeRawPointer(h.baseAddress!), element: .f16, rows: out, columns: k)
-            #expect(run(x, rows: rows, stored, bias: nil, threads: 2) == run(x, rows: rows, halves.map { Float($0) }, out: out, bias: nil, threads: 2))
+            #expect(
+                run(x, rows: rows, stored, bias: nil, threads: 2)
+                    == run(x, rows: rows, halves.map { Float($0) }, out: out, bias: nil, threads: 2))
             var row = [Float](repeating: 0, count: k)
             stored.widenRow(3, into: &row)
             #expect(row == halves[(3 * k)..<(4 * k)].map { Float($0) })

@@ -13,7 +13,8 @@ import Vision
     static let modelDirectory = repository.appendingPathComponent("models/stagebeam-shapes")
 
     static func fixture() throws -> LlavaFixture {
-        try JSONDecoder().decode(LlavaFixture.self, from: Data(contentsOf: repository.appendingPathComponent("Tests/Fixtures/builtin/reference.json")))
+        try JSONDecoder().decode(
+            LlavaFixture.self, from: Data(contentsOf: repository.appendingPathComponent("Tests/Fixtures/builtin/reference.json")))
     }
 
     static func model() throws -> LlavaModel {
@@ -25,8 +26,9 @@ import Vision
         let tokenizer = try Tokenizer(contentsOf: Self.modelDirectory)
         let template = try #require(tokenizer.chatTemplate)
         let question = try #require(f.prompt.components(separatedBy: "<image>\n").last?.components(separatedBy: "<|end|>").first)
-        let text = try template.render(messages: [ChatMessage(role: "user", content: question, imageCount: 1)],
-                                       addGenerationPrompt: true, bosToken: tokenizer.bosToken, eosToken: tokenizer.eosToken)
+        let text = try template.render(
+            messages: [ChatMessage(role: "user", content: question, imageCount: 1)],
+            addGenerationPrompt: true, bosToken: tokenizer.bosToken, eosToken: tokenizer.eosToken)
         #expect(text == f.prompt)
         #expect(tokenizer.encode(text, addSpecialTokens: false) == f.unexpanded_ids)
         #expect(try Self.model().expandImageTokens(f.unexpanded_ids) == f.input_ids)
@@ -60,8 +62,11 @@ import Vision
             let last_logits: [Float]
             let greedy_ids: [Int]
         }
-        let f = try JSONDecoder().decode(LongJudge.self, from: Data(contentsOf: Self.repository.appendingPathComponent(
-            "Tests/Fixtures/builtin/reference-long-judge.json")))
+        let f = try JSONDecoder().decode(
+            LongJudge.self,
+            from: Data(
+                contentsOf: Self.repository.appendingPathComponent(
+                    "Tests/Fixtures/builtin/reference-long-judge.json")))
         #expect(f.input_ids.count + f.greedy_ids.count > 1_024)
         let model = try Self.model()
         let features = try model.imageFeatures(imageData: Data(contentsOf: Self.repository.appendingPathComponent(f.image)))

@@ -7,17 +7,17 @@ import Testing
     /// The shape of llava-hf/llava-1.5-7b-hf's config.json: nested configs hold only what differs
     /// from transformers' class defaults.
     static let llava15 = #"""
-    {"architectures": ["LlavaForConditionalGeneration"], "ignore_index": -100, "image_token_index": 32000,
-     "model_type": "llava", "pad_token_id": 32001, "projector_hidden_act": "gelu",
-     "text_config": {"_name_or_path": "lmsys/vicuna-7b-v1.5", "architectures": ["LlamaForCausalLM"],
-                     "max_position_embeddings": 4096, "model_type": "llama", "rms_norm_eps": 1e-05,
-                     "torch_dtype": "float16", "vocab_size": 32064},
-     "tie_word_embeddings": false, "torch_dtype": "float16", "transformers_version": "4.36.0.dev0",
-     "vision_config": {"hidden_size": 1024, "image_size": 336, "intermediate_size": 4096,
-                       "model_type": "clip_vision_model", "num_attention_heads": 16, "num_hidden_layers": 24,
-                       "patch_size": 14, "projection_dim": 768, "vocab_size": 32000},
-     "vision_feature_layer": -2, "vision_feature_select_strategy": "default", "vocab_size": 32064}
-    """#
+        {"architectures": ["LlavaForConditionalGeneration"], "ignore_index": -100, "image_token_index": 32000,
+         "model_type": "llava", "pad_token_id": 32001, "projector_hidden_act": "gelu",
+         "text_config": {"_name_or_path": "lmsys/vicuna-7b-v1.5", "architectures": ["LlamaForCausalLM"],
+                         "max_position_embeddings": 4096, "model_type": "llama", "rms_norm_eps": 1e-05,
+                         "torch_dtype": "float16", "vocab_size": 32064},
+         "tie_word_embeddings": false, "torch_dtype": "float16", "transformers_version": "4.36.0.dev0",
+         "vision_config": {"hidden_size": 1024, "image_size": 336, "intermediate_size": 4096,
+                           "model_type": "clip_vision_model", "num_attention_heads": 16, "num_hidden_layers": 24,
+                           "patch_size": 14, "projection_dim": 768, "vocab_size": 32000},
+         "vision_feature_layer": -2, "vision_feature_select_strategy": "default", "vocab_size": 32064}
+        """#
 
     static func decode(_ json: String) throws -> LlavaConfig {
         try JSONDecoder().decode(LlavaConfig.self, from: Data(json.utf8))
@@ -49,7 +49,7 @@ import Testing
             (#""model_type": "llava""#, #""model_type": "mllama""#, "mllama"),
             (#""model_type": "clip_vision_model""#, #""model_type": "dinov2""#, "dinov2"),
             (#""image_token_index": 32000"#, #""image_token_index": 40000"#, "image token id 40000"),
-            (#""model_type": "llama""#, #""model_type": "gpt2""#, "gpt2"),
+            (#""model_type": "llama""#, #""model_type": "gpt2""#, "gpt2")
         ]
         for (from, to, mention) in cases {
             let json = Self.llava15.replacingOccurrences(of: from, with: to)

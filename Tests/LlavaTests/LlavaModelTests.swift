@@ -121,8 +121,10 @@ func logitError(_ model: LlavaModel, ids: [Int], features: ImageFeatures, expect
 
 /// Greedy decoding of a multimodal prompt: prefill, then one token at a time. `firstLogits` gets the
 /// prefill's logits (the prompt's last position).
-func greedy(_ model: LlavaModel, _ prompt: MultimodalPrompt, count: Int, capacityTokens: Int = 128,
-            firstLogits: (([Float]) -> Void)? = nil) throws -> [Int] {
+func greedy(
+    _ model: LlavaModel, _ prompt: MultimodalPrompt, count: Int, capacityTokens: Int = 128,
+    firstLogits: (([Float]) -> Void)? = nil
+) throws -> [Int] {
     let cache = model.language.makeCache(capacityTokens: capacityTokens)
     let sequence = cache.createSequence()
     var logits = try model.prefill(prompt, sequence: sequence, firstPosition: cache.append(sequence, count: prompt.count), cache: cache)

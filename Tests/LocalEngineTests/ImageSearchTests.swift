@@ -1,22 +1,24 @@
 import Foundation
 import Generation
-@testable import LocalEngine
 import Models
 import Search
 import Testing
 import Tokenization
 
+@testable import LocalEngine
+
 /// Stage-level search about an image: candidates and judge both see it.
 @Suite struct ImageSearchTests {
     /// A LLaVA-1.5-style template that places the user turn's images (the fixture has none of its own).
     static let template = """
-    {% for m in messages %}{{ m['role'].upper() }}: {% if m['content'] is string %}{{ m['content'] }}{% else %}\
-    {% for c in m['content'] %}{% if c['type'] == 'image' %}<image>\n{% else %}{{ c['text'] }}{% endif %}{% endfor %}{% endif %} \
-    {% endfor %}{% if add_generation_prompt %}ASSISTANT:{% endif %}
-    """
+        {% for m in messages %}{{ m['role'].upper() }}: {% if m['content'] is string %}{{ m['content'] }}{% else %}\
+        {% for c in m['content'] %}{% if c['type'] == 'image' %}<image>\n{% else %}{{ c['text'] }}{% endif %}{% endfor %}{% endif %} \
+        {% endfor %}{% if add_generation_prompt %}ASSISTANT:{% endif %}
+        """
 
     @Test func searchAboutAnImageIsDeterministicAndImageDependent() async throws {
-        let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures/vision")
+        let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent(
+            "Fixtures/vision")
         let directory = fixtures.appendingPathComponent("llava-clip-llama")
         func engine() throws -> (EngineCandidateGenerator, EngineJudge, ImageStore) {
             let llava = try LlavaModel(directory: directory, maxRows: 64, maxLogitRows: 8)
@@ -29,8 +31,10 @@ import Tokenization
                 images.put(try Data(contentsOf: fixtures.appendingPathComponent("images/\(name)")), hash: name)
             }
             let eos = generator.eosTokenIds(generationConfig: nil)
-            return (EngineCandidateGenerator(executor: executor, prompt: prompt, stopTokenIds: eos, images: images),
-                    EngineJudge(executor: executor, prompt: prompt, stopTokenIds: eos, images: images), images)
+            return (
+                EngineCandidateGenerator(executor: executor, prompt: prompt, stopTokenIds: eos, images: images),
+                EngineJudge(executor: executor, prompt: prompt, stopTokenIds: eos, images: images), images
+            )
         }
         var config = SearchConfig()
         config.beam = 2

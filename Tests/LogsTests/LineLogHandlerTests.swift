@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Testing
+
 @testable import Logs
 
 @Suite struct LineLogHandlerTests {
@@ -23,7 +24,9 @@ import Testing
 
     @Test func textQuotesValuesThatWouldSplitAndKeepsOneEventOnOneLine() {
         let text = line(.text, "bad frame\nfrom \"x\"", ["error": "two words", "empty": "", "eq": "a=b", "plain": "ok"], level: .warning)
-        #expect(text == #"2026-11-27T18:00:00.123Z warning coordinator: bad frame\nfrom "x" empty="" eq="a=b" error="two words" plain=ok"# + "\n")
+        #expect(
+            text == #"2026-11-27T18:00:00.123Z warning coordinator: bad frame\nfrom "x" empty="" eq="a=b" error="two words" plain=ok"#
+                + "\n")
         #expect(text.filter { $0 == "\n" }.count == 1)
     }
 
@@ -43,11 +46,13 @@ import Testing
     }
 
     @Test func jsonKeepsNumbersAndBooleansFlattensDictionariesAndProtectsFixedFields() throws {
-        let json = line(.json, "done", [
-            "n": .stringConvertible(4), "seconds": .stringConvertible(0.25), "image": .stringConvertible(true),
-            "ratio": .stringConvertible(Double.nan), "worker": ["id": "w1", "roles": ["generate", "judge"]],
-            "msg": "shadowed", "level": "shadowed",
-        ])
+        let json = line(
+            .json, "done",
+            [
+                "n": .stringConvertible(4), "seconds": .stringConvertible(0.25), "image": .stringConvertible(true),
+                "ratio": .stringConvertible(Double.nan), "worker": ["id": "w1", "roles": ["generate", "judge"]],
+                "msg": "shadowed", "level": "shadowed"
+            ])
         #expect(json.hasPrefix(#"{"ts":"2026-11-27T18:00:00.123Z","level":"info","component":"coordinator","msg":"done","image":true,"#))
         let object = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
         #expect(object["n"] as? Int == 4)
@@ -80,7 +85,8 @@ import Testing
             for task in 0..<8 {
                 group.addTask {
                     for _ in 0..<20 {
-                        sink.info("work done", metadata: ["job_id": "job-\(task)", "padding": .string(String(repeating: "x", count: 10_000))])
+                        sink.info(
+                            "work done", metadata: ["job_id": "job-\(task)", "padding": .string(String(repeating: "x", count: 10_000))])
                         sink.debug("below the level")
                     }
                 }

@@ -39,7 +39,11 @@ struct MllamaFixture: Decodable {
     /// A raw little-endian float32 file.
     static func floats(_ url: URL) throws -> [Float] {
         let data = try Data(contentsOf: url)
-        return data.withUnsafeBytes { raw in (0..<(data.count / 4)).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self))) } }
+        return data.withUnsafeBytes { raw in
+            (0..<(data.count / 4)).map {
+                Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self)))
+            }
+        }
     }
 
     static func imageBytes(_ file: String) throws -> Data { try Data(contentsOf: root.appendingPathComponent("images/\(file)")) }
@@ -49,9 +53,10 @@ struct MllamaFixture: Decodable {
         let shape = image.pixel_shape!, mask = image.aspect_ratio_mask!
         let grid = MllamaPreprocessor.arrangements(maxTiles: shape[0])[image.aspect_ratio_id! - 1]
         precondition(grid.high * grid.wide == mask.reduce(0, +))
-        return MllamaTiledImage(tileSize: shape[2], maxTiles: shape[0], tilesHigh: grid.high, tilesWide: grid.wide,
-                                aspectRatioId: image.aspect_ratio_id!,
-                                values: try Self.floats(Self.directory(name).appendingPathComponent("pixel-values.f32")))
+        return MllamaTiledImage(
+            tileSize: shape[2], maxTiles: shape[0], tilesHigh: grid.high, tilesWide: grid.wide,
+            aspectRatioId: image.aspect_ratio_id!,
+            values: try Self.floats(Self.directory(name).appendingPathComponent("pixel-values.f32")))
     }
 
     func logits(_ name: String, _ prompt: String) throws -> [Float] {

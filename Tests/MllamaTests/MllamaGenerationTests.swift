@@ -10,13 +10,15 @@ import Tokenization
 @Suite struct MllamaGenerationTests {
     static func generator(_ name: String) throws -> TextGenerator {
         let directory = MllamaFixture.directory(name)
-        return TextGenerator(mllama: try MllamaModel.load(directory: directory, maxRows: 64, maxLogitRows: 8),
-                             tokenizer: try Tokenizer(contentsOf: directory), kvCapacityTokens: 1024)
+        return TextGenerator(
+            mllama: try MllamaModel.load(directory: directory, maxRows: 64, maxLogitRows: 8),
+            tokenizer: try Tokenizer(contentsOf: directory), kvCapacityTokens: 1024)
     }
 
     static func request(_ ids: [Int], images: [PromptImage], samples: Int = 1, tokens: Int) -> GenerationRequest {
-        GenerationRequest(promptTokens: ids, images: images, seeds: (0..<samples).map { UInt64($0) }, sampling: .greedy,
-                          maxNewTokens: tokens)
+        GenerationRequest(
+            promptTokens: ids, images: images, seeds: (0..<samples).map { UInt64($0) }, sampling: .greedy,
+            maxNewTokens: tokens)
     }
 
     @Test(arguments: MllamaFixture.models)
@@ -43,9 +45,10 @@ import Tokenization
     func chatTemplatePlacesTheImageToken(_ name: String) throws {
         let f = try MllamaFixture.load(name), generator = try Self.generator(name)
         let template = try #require(generator.tokenizer.chatTemplate)
-        let text = try template.render(messages: [ChatMessage(role: "user", content: "How many red cubes are there?", imageCount: 1)],
-                                       addGenerationPrompt: true, bosToken: generator.tokenizer.bosToken,
-                                       eosToken: generator.tokenizer.eosToken)
+        let text = try template.render(
+            messages: [ChatMessage(role: "user", content: "How many red cubes are there?", imageCount: 1)],
+            addGenerationPrompt: true, bosToken: generator.tokenizer.bosToken,
+            eosToken: generator.tokenizer.eosToken)
         #expect(text == f.image.prompt)
         let ids = generator.tokenizer.encode(text, addSpecialTokens: false)
         #expect(ids == f.image.input_ids)
@@ -58,8 +61,14 @@ import Tokenization
         let name = "mllama-tiles4"
         let f = try MllamaFixture.load(name), generator = try Self.generator(name)
         let image = PromptImage(hash: name, data: try MllamaFixture.imageBytes(f.image.image!))
-        #expect { try generator.generate(Self.request(f.text.input_ids, images: [image], tokens: 2)) } throws: { "\($0)".contains("no <|image|> token") }
-        #expect { try generator.generate(Self.request(f.image.input_ids, images: [], tokens: 2)) } throws: { "\($0)".contains("no image was given") }
-        #expect { try generator.generate(Self.request(f.image.input_ids, images: [image, image], tokens: 2)) } throws: { "\($0)".contains("one image per prompt") }
+        #expect { try generator.generate(Self.request(f.text.input_ids, images: [image], tokens: 2)) } throws: {
+            "\($0)".contains("no <|image|> token")
+        }
+        #expect { try generator.generate(Self.request(f.image.input_ids, images: [], tokens: 2)) } throws: {
+            "\($0)".contains("no image was given")
+        }
+        #expect { try generator.generate(Self.request(f.image.input_ids, images: [image, image], tokens: 2)) } throws: {
+            "\($0)".contains("one image per prompt")
+        }
     }
 }

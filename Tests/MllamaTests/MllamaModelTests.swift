@@ -1,7 +1,8 @@
 import Foundation
-@testable import Models
 import Testing
 import Vision
+
+@testable import Models
 
 /// Llama 3.2 Vision against transformers on tiny random checkpoints: 4 tiles of 28 px (a wide image on
 /// 3 of them) with cross-attention at layers 1 and 3; 3 tiles of 30 px (a tall image), cross-attention
@@ -82,9 +83,13 @@ import Vision
     func greedyIdsMatchTransformers(_ name: String) throws {
         let f = try MllamaFixture.load(name), model = try Self.model(name)
         #expect(try greedy(model, f.text.input_ids, image: nil, count: f.text.greedy_ids.count) == f.text.greedy_ids, "\(name) text")
-        for states in [try model.imageStates(for: f.referenceTiles(name)), try model.imageStates(imageData: MllamaFixture.imageBytes(f.image.image!))] {
+        for states in [
+            try model.imageStates(for: f.referenceTiles(name)), try model.imageStates(imageData: MllamaFixture.imageBytes(f.image.image!))
+        ] {
             let context = try model.context(promptIds: f.image.input_ids, image: states)
-            #expect(try greedy(model, f.image.input_ids, image: context, count: f.image.greedy_ids.count) == f.image.greedy_ids, "\(name) image")
+            #expect(
+                try greedy(model, f.image.input_ids, image: context, count: f.image.greedy_ids.count) == f.image.greedy_ids, "\(name) image"
+            )
         }
     }
 
@@ -96,7 +101,9 @@ import Vision
         let context = try model.context(promptIds: f.image.input_ids, image: model.imageStates(for: f.referenceTiles(name)))
         let cache = model.text.makeCache(capacityTokens: 256)
         let prefix = cache.createSequence()
-        _ = try model.prefill(f.image.input_ids, image: context, sequence: prefix, firstPosition: cache.append(prefix, count: f.image.input_ids.count), cache: cache)
+        _ = try model.prefill(
+            f.image.input_ids, image: context, sequence: prefix, firstPosition: cache.append(prefix, count: f.image.input_ids.count),
+            cache: cache)
         let next = [7, 42, 199]
         let candidates = next.map { _ in cache.fork(prefix) }
         var batch = ForwardBatch(capacity: 3)
@@ -122,8 +129,9 @@ import Vision
             let context = try model.context(promptIds: f.image.input_ids, image: model.imageStates(for: f.referenceTiles(name)))
             let cache = model.text.makeCache(capacityTokens: 128)
             let sequence = cache.createSequence()
-            return try model.prefill(f.image.input_ids, image: context, sequence: sequence,
-                                     firstPosition: cache.append(sequence, count: f.image.input_ids.count), cache: cache)
+            return try model.prefill(
+                f.image.input_ids, image: context, sequence: sequence,
+                firstPosition: cache.append(sequence, count: f.image.input_ids.count), cache: cache)
         }
         #expect(try last(Self.model(name, maxRows: 5)) == last(Self.model(name)))
     }
@@ -131,8 +139,11 @@ import Vision
     /// The bf16 checkpoint is served from its mapped bf16 weights (half of f32's bytes), not a widened copy.
     @Test func bf16WeightsStayBf16() throws {
         let model = try Self.model("mllama-tiles2-bf16")
-        let matrices = [model.text.weights.embedding, model.text.weights.lmHead, model.projector, model.vision.weights.patch,
-                        model.vision.weights.tilePositions]
+        let matrices =
+            [
+                model.text.weights.embedding, model.text.weights.lmHead, model.projector, model.vision.weights.patch,
+                model.vision.weights.tilePositions
+            ]
             + model.text.weights.layers.flatMap { [$0.gate, $0.up, $0.down] }
             + model.vision.weights.local.flatMap { [$0.q, $0.fc1] }
         #expect(matrices.allSatisfy { $0.element == .bf16 })
@@ -146,7 +157,9 @@ import Vision
         let image = try model.imageStates(for: f.referenceTiles(name))
         #expect { try model.context(promptIds: f.text.input_ids, image: image) } throws: { "\($0)".contains("no <|image|> token") }
         #expect { try model.context(promptIds: f.image.input_ids, image: nil) } throws: { "\($0)".contains("no image was given") }
-        #expect { try model.context(promptIds: f.image.input_ids + f.image.input_ids, image: image) } throws: { "\($0)".contains("2 <|image|> tokens") }
+        #expect { try model.context(promptIds: f.image.input_ids + f.image.input_ids, image: image) } throws: {
+            "\($0)".contains("2 <|image|> tokens")
+        }
     }
 
     @Test func badInputsAreNamed() throws {
@@ -171,7 +184,8 @@ import Vision
 func greedy(_ model: MllamaModel, _ ids: [Int], image: MllamaImageContext?, count: Int) throws -> [Int] {
     let cache = model.text.makeCache(capacityTokens: 128)
     let sequence = cache.createSequence()
-    var logits = try model.prefill(ids, image: image, sequence: sequence, firstPosition: cache.append(sequence, count: ids.count), cache: cache)
+    var logits = try model.prefill(
+        ids, image: image, sequence: sequence, firstPosition: cache.append(sequence, count: ids.count), cache: cache)
     var output: [Int] = []
     var batch = ForwardBatch(capacity: 1)
     while output.count < count {

@@ -28,7 +28,8 @@ import Vision
         for (name, expected) in manifest.images.sorted(by: { $0.key < $1.key }) {
             let tiles = try preprocessor(MllamaFixture.imageBytes("\(name).png"))
             #expect(tiles.aspectRatioId == expected.aspect_ratio_id, "\(tiling)/\(name)")
-            #expect(Array(repeating: 1, count: tiles.tileCount) + Array(repeating: 0, count: tiles.maxTiles - tiles.tileCount)
+            #expect(
+                Array(repeating: 1, count: tiles.tileCount) + Array(repeating: 0, count: tiles.maxTiles - tiles.tileCount)
                     == expected.aspect_ratio_mask, "\(tiling)/\(name)")
             #expect([tiles.maxTiles, 3, tiles.tileSize, tiles.tileSize] == expected.shape, "\(tiling)/\(name)")
             let reference = try MllamaFixture.floats(directory.appendingPathComponent("\(name).f32"))
@@ -44,13 +45,14 @@ import Vision
         #expect(grids == [[1, 1], [1, 2], [1, 3], [1, 4], [2, 1], [2, 2], [3, 1], [4, 1]])
         let cases: [(width: Int, height: Int, grid: [Int], id: Int, size: [Int])] = [
             (640, 480, [1, 2], 2, [480, 640]), (480, 640, [2, 1], 5, [640, 480]), (1000, 100, [1, 2], 2, [100, 1000]),
-            (2000, 2000, [2, 2], 6, [1120, 1120]), (100, 50, [1, 1], 1, [280, 560]), (1121, 560, [1, 3], 3, [560, 1121]),
+            (2000, 2000, [2, 2], 6, [1120, 1120]), (100, 50, [1, 1], 1, [280, 560]), (1121, 560, [1, 3], 3, [560, 1121])
         ]
         for c in cases {
             let grid = MllamaPreprocessor.tileGrid(height: c.height, width: c.width, maxTiles: 4, tileSize: 560)
             #expect([grid.high, grid.wide] == c.grid && grid.id == c.id, "\(c.width)×\(c.height)")
-            let size = MllamaPreprocessor.sizeFittingCanvas(height: c.height, width: c.width, canvasHeight: grid.high * 560,
-                                                            canvasWidth: grid.wide * 560, tileSize: 560)
+            let size = MllamaPreprocessor.sizeFittingCanvas(
+                height: c.height, width: c.width, canvasHeight: grid.high * 560,
+                canvasWidth: grid.wide * 560, tileSize: 560)
             #expect([size.0, size.1] == c.size, "\(c.width)×\(c.height)")
         }
     }
@@ -63,7 +65,7 @@ import Vision
             (#"{"image_processor_type": "MllamaImageProcessor", "max_image_tiles": 0}"#, "max_image_tiles"),
             (#"{"image_processor_type": "MllamaImageProcessor", "resample": 0}"#, "resample 0"),
             (#"{"image_processor_type": "MllamaImageProcessor", "image_std": [1, 0, 1]}"#, "image_std"),
-            (#"{"image_processor_type": "MllamaImageProcessor", "do_rescale": "yes"}"#, "do_rescale"),
+            (#"{"image_processor_type": "MllamaImageProcessor", "do_rescale": "yes"}"#, "do_rescale")
         ]
         for (json, mention) in cases {
             #expect { try MllamaImageProcessorConfig(json: Data(json.utf8), source: "test.json") } throws: {

@@ -1,13 +1,16 @@
 import Foundation
 import Testing
+
 @testable import ModelFormats
 
 /// Broken checkpoints, built in a temporary directory: each must fail with the right code and a
 /// message naming the tensor and/or file at fault.
 @Suite struct ErrorTests {
     /// A directory holding `model.safetensors` made by `writer`.
-    func single(_ writer: SafetensorsWriter, header: String? = nil, headerLength: UInt64? = nil,
-                dropLast: Int = 0) throws -> TemporaryDirectory {
+    func single(
+        _ writer: SafetensorsWriter, header: String? = nil, headerLength: UInt64? = nil,
+        dropLast: Int = 0
+    ) throws -> TemporaryDirectory {
         let dir = try TemporaryDirectory()
         try dir.write("model.safetensors", writer.bytes(header: header, headerLength: headerLength).dropLast(dropLast))
         return dir
@@ -91,9 +94,11 @@ import Testing
         expectError(.malformedHeader, mentioning: ["lm_head.weight", "model.safetensors", "48 bytes", "40"]) {
             _ = try Checkpoint(directory: dir.url)
         }
-        let reversed = try single(twoTensors, header: """
-        {"model.norm.weight": {"dtype": "F32", "shape": [4], "data_offsets": [16, 0]}}
-        """)
+        let reversed = try single(
+            twoTensors,
+            header: """
+                {"model.norm.weight": {"dtype": "F32", "shape": [4], "data_offsets": [16, 0]}}
+                """)
         expectError(.malformedHeader, mentioning: ["model.norm.weight", "data_offsets"]) { _ = try Checkpoint(directory: reversed.url) }
     }
 
@@ -173,8 +178,11 @@ import Testing
         second.add("model.norm.weight", shape: [4])
         try dir.write("model-00001-of-00002.safetensors", first.bytes())
         if writeSecond { try dir.write("model-00002-of-00002.safetensors", second.bytes()) }
-        let map = index ?? ["model.embed_tokens.weight": "model-00001-of-00002.safetensors",
-                            "model.norm.weight": "model-00002-of-00002.safetensors"]
+        let map =
+            index ?? [
+                "model.embed_tokens.weight": "model-00001-of-00002.safetensors",
+                "model.norm.weight": "model-00002-of-00002.safetensors"
+            ]
         let json = try JSONSerialization.data(withJSONObject: ["metadata": ["total_size": 64], "weight_map": map])
         try dir.write(Checkpoint.indexFileName, json)
         return dir
@@ -197,16 +205,20 @@ import Testing
     }
 
     @Test func indexPointsToTheWrongShard() throws {
-        let dir = try sharded(index: ["model.embed_tokens.weight": "model-00001-of-00002.safetensors",
-                                      "model.norm.weight": "model-00001-of-00002.safetensors"])
+        let dir = try sharded(index: [
+            "model.embed_tokens.weight": "model-00001-of-00002.safetensors",
+            "model.norm.weight": "model-00001-of-00002.safetensors"
+        ])
         expectError(.missingTensor, mentioning: ["model.norm.weight", "model-00001-of-00002.safetensors", Checkpoint.indexFileName]) {
             _ = try Checkpoint(directory: dir.url)
         }
     }
 
     @Test func shardTensorMissingFromIndexIsStillReported() throws {
-        let dir = try sharded(index: ["model.embed_tokens.weight": "model-00001-of-00002.safetensors",
-                                      "lm_head.weight": "model-00001-of-00002.safetensors"])
+        let dir = try sharded(index: [
+            "model.embed_tokens.weight": "model-00001-of-00002.safetensors",
+            "lm_head.weight": "model-00001-of-00002.safetensors"
+        ])
         expectError(.missingTensor, mentioning: ["lm_head.weight"]) { _ = try Checkpoint(directory: dir.url) }
     }
 

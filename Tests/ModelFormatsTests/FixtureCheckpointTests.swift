@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import ModelFormats
 
 /// The tensors a Llama-family decoder needs, with the shapes its config implies (checkpoint keys
@@ -11,10 +12,12 @@ func expectedTensors(_ c: TextModelConfig) -> [(name: String, shape: [Int])] {
     if !c.tieWordEmbeddings { list.append(("lm_head.weight", [c.vocabSize, h])) }
     for layer in 0..<c.numHiddenLayers {
         let p = "model.layers.\(layer)."
-        list += [(p + "input_layernorm.weight", [h]), (p + "post_attention_layernorm.weight", [h]),
-                 (p + "self_attn.q_proj.weight", [q, h]), (p + "self_attn.k_proj.weight", [kv, h]),
-                 (p + "self_attn.v_proj.weight", [kv, h]), (p + "self_attn.o_proj.weight", [h, q]),
-                 (p + "mlp.gate_proj.weight", [i, h]), (p + "mlp.up_proj.weight", [i, h]), (p + "mlp.down_proj.weight", [h, i])]
+        list += [
+            (p + "input_layernorm.weight", [h]), (p + "post_attention_layernorm.weight", [h]),
+            (p + "self_attn.q_proj.weight", [q, h]), (p + "self_attn.k_proj.weight", [kv, h]),
+            (p + "self_attn.v_proj.weight", [kv, h]), (p + "self_attn.o_proj.weight", [h, q]),
+            (p + "mlp.gate_proj.weight", [i, h]), (p + "mlp.up_proj.weight", [i, h]), (p + "mlp.down_proj.weight", [h, i])
+        ]
         if c.qkvBias {
             list += [(p + "self_attn.q_proj.bias", [q]), (p + "self_attn.k_proj.bias", [kv]), (p + "self_attn.v_proj.bias", [kv])]
         }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import ModelFormats
 
 /// Configs as transformers 5 `save_pretrained` writes them (`rope_parameters`, `dtype`).
@@ -24,8 +25,11 @@ import Testing
         let c = try config("llama3-rope-tied-bias")
         #expect(c.headDim == 24 && c.numKeyValueHeads == 1)
         #expect(c.ropeTheta == 10_000)
-        #expect(c.ropeScaling == RopeScaling(ropeType: "llama3", factor: 8, lowFreqFactor: 1, highFreqFactor: 4,
-                                             originalMaxPositionEmbeddings: 64))
+        #expect(
+            c.ropeScaling
+                == RopeScaling(
+                    ropeType: "llama3", factor: 8, lowFreqFactor: 1, highFreqFactor: 4,
+                    originalMaxPositionEmbeddings: 64))
         #expect(c.tieWordEmbeddings && c.qkvBias && c.oProjBias && c.mlpBias && c.attentionBias)
         #expect(c.eosTokenIds == [401, 404])
     }

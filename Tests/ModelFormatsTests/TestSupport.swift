@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import ModelFormats
 
 /// `Tests/Fixtures/models`, found from this file's path (no SwiftPM resources needed).
@@ -29,8 +30,10 @@ final class TemporaryDirectory {
 }
 
 /// Runs `body`, expecting a ModelFormatError with `code` whose message contains every one of `fragments`.
-func expectError(_ code: ModelFormatError.Code, mentioning fragments: [String],
-                 sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void) {
+func expectError(
+    _ code: ModelFormatError.Code, mentioning fragments: [String],
+    sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void
+) {
     do {
         try body()
         Issue.record("expected a \(code) error, got success", sourceLocation: sourceLocation)

@@ -64,7 +64,8 @@ import Testing
                 let start = try cache.append(sequence, count: count)
                 var batch = ForwardBatch(capacity: count)
                 for j in 0..<count {
-                    batch.append(token: tokens[offset + j], sequence: sequence, position: start + j, wantsLogits: offset + j == tokens.count - 1)
+                    batch.append(
+                        token: tokens[offset + j], sequence: sequence, position: start + j, wantsLogits: offset + j == tokens.count - 1)
                 }
                 let logits = try model.forward(batch, cache: cache)
                 if offset + count == tokens.count { result = Array(logits) }
@@ -100,10 +101,12 @@ import Testing
         let copy = FileManager.default.temporaryDirectory.appendingPathComponent("stagebeam-missing-\(UUID())")
         try FileManager.default.createDirectory(at: copy, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: copy) }
-        var config = try JSONSerialization.jsonObject(with: Data(contentsOf: source.appendingPathComponent("config.json"))) as! [String: Any]
-        config["num_hidden_layers"] = 3  // the checkpoint has two
+        var config =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: source.appendingPathComponent("config.json"))) as! [String: Any]
+        config["num_hidden_layers"] = 3 // the checkpoint has two
         try JSONSerialization.data(withJSONObject: config).write(to: copy.appendingPathComponent("config.json"))
-        try FileManager.default.copyItem(at: source.appendingPathComponent("model.safetensors"), to: copy.appendingPathComponent("model.safetensors"))
+        try FileManager.default.copyItem(
+            at: source.appendingPathComponent("model.safetensors"), to: copy.appendingPathComponent("model.safetensors"))
         #expect { _ = try LlamaModel(directory: copy) } throws: { "\($0)".contains("model.layers.2.input_layernorm.weight") }
     }
 }

@@ -19,7 +19,7 @@ import Testing
     @Test func forkSharesBlocksAndCopiesOnlyThePartialOne() throws {
         let cache = cache(blocks: 8)
         let parent = cache.createSequence()
-        _ = try cache.append(parent, count: 6)   // one full block + 2 tokens of the second
+        _ = try cache.append(parent, count: 6) // one full block + 2 tokens of the second
         for p in 0..<6 { write(cache, parent, position: p, value: Float(p)) }
         #expect(cache.usedBlocks == 2)
 

@@ -23,7 +23,9 @@ struct ReferenceFixture: Decodable {
     /// Every fixture directory that has a reference.
     static var modelNames: [String] {
         ((try? FileManager.default.contentsOfDirectory(atPath: fixtures.path)) ?? [])
-            .filter { FileManager.default.fileExists(atPath: fixtures.appendingPathComponent($0).appendingPathComponent("reference.json").path) }
+            .filter {
+                FileManager.default.fileExists(atPath: fixtures.appendingPathComponent($0).appendingPathComponent("reference.json").path)
+            }
             .sorted()
     }
 }

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Search
 
 @Suite struct BestOfNTests {
@@ -13,12 +14,14 @@ import Testing
         }
         let judge = FakeJudge(prefer: prefersKeyword)
         let events = EventLog()
-        let search = try StageBeamSearch(generator: generator, judge: judge, templates: testTemplates,
-                                         config: config(.bestOfN, beam: 4, tournament: .bracket))
+        let search = try StageBeamSearch(
+            generator: generator, judge: judge, templates: testTemplates,
+            config: config(.bestOfN, beam: 4, tournament: .bracket))
         let result = try await search.run(question: "q", events: events.sink)
 
         #expect(result.answer == "conclusion a2 KEY")
-        #expect(result.text == "<SUMMARY> summary a2 </SUMMARY>\n\n<CAPTION> caption a2 </CAPTION>\n\n"
+        #expect(
+            result.text == "<SUMMARY> summary a2 </SUMMARY>\n\n<CAPTION> caption a2 </CAPTION>\n\n"
                 + "<REASONING> reasoning a2 </REASONING>\n\n<CONCLUSION> conclusion a2 KEY </CONCLUSION>")
         #expect(result.stages.allSatisfy { $0.units[0].winner == 2 && $0.units[0].tournament == nil })
         #expect(result.stages[1].text == "<CAPTION> caption a2 </CAPTION>")
@@ -39,13 +42,15 @@ import Testing
         #expect(requests.map(\.seeds.count) == [4] + Array(repeating: 1, count: 12))
         #expect(Set(requests.dropFirst().map(\.assistantPrefix)).count == 12)
         for record in result.stages {
-            #expect(record.units[0].candidates.map(\.seed)
+            #expect(
+                record.units[0].candidates.map(\.seed)
                     == (0..<4).map { SeedDerivation.candidateSeed(job: 42, unit: record.stage.index, candidate: $0) })
         }
         // The judge seeds of the final tournament belong to unit 4.
-        #expect(result.finalTournament!.matches.allSatisfy {
-            $0.calls[0].seed == SeedDerivation.judgeSeed(job: 42, unit: 4, match: $0.match, order: .forward)
-        })
+        #expect(
+            result.finalTournament!.matches.allSatisfy {
+                $0.calls[0].seed == SeedDerivation.judgeSeed(job: 42, unit: 4, match: $0.match, order: .forward)
+            })
     }
 
     @Test func wholeAnswersTooLongForTheJudgeLeaveTheMatchUndecided() async throws {
@@ -87,10 +92,14 @@ import Testing
             return g
         }
         let first = generator(reverseDelays: false)
-        let a = try await StageBeamSearch(generator: first, judge: FakeJudge(prefer: prefersLonger), templates: testTemplates,
-                                          config: config(.bestOfN, beam: 4)).run(question: "q")
-        let b = try await StageBeamSearch(generator: generator(reverseDelays: true), judge: FakeJudge(prefer: prefersLonger),
-                                          templates: testTemplates, config: config(.bestOfN, beam: 4)).run(question: "q")
+        let a = try await StageBeamSearch(
+            generator: first, judge: FakeJudge(prefer: prefersLonger), templates: testTemplates,
+            config: config(.bestOfN, beam: 4)
+        ).run(question: "q")
+        let b = try await StageBeamSearch(
+            generator: generator(reverseDelays: true), judge: FakeJudge(prefer: prefersLonger),
+            templates: testTemplates, config: config(.bestOfN, beam: 4)
+        ).run(question: "q")
         #expect(withoutTimings(a) == withoutTimings(b))
         let captionRequests = await first.log.requests.filter { currentStage($0) == .caption }
         #expect(captionRequests.map(\.seeds.count).sorted() == [1, 1, 2])

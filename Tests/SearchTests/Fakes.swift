@@ -1,4 +1,5 @@
 import Foundation
+
 @testable import Search
 
 // In-memory stand-ins for the engine, for testing the search alone. They live only in the test target.
@@ -35,8 +36,9 @@ struct ScriptedGenerator: CandidateGenerator {
 }
 
 func candidate(_ text: String, tokens: Int? = nil, _ finish: FinishReason = .stop) -> GeneratedCandidate {
-    GeneratedCandidate(text: text, tokenCount: tokens ?? max(1, text.count / 4), cumulativeLogprob: -Double(text.count) / 10,
-                       finishReason: finish)
+    GeneratedCandidate(
+        text: text, tokenCount: tokens ?? max(1, text.count / 4), cumulativeLogprob: -Double(text.count) / 10,
+        finishReason: finish)
 }
 
 /// The stage a generate request is working on: the last opening tag in its prefix.
@@ -46,22 +48,22 @@ func currentStage(_ request: GenerateRequest) -> Stage? {
 
 /// Templates whose prompt a fake judge can take apart again: the candidates sit between markers.
 let testTemplatesJSON = #"""
-{
-  "version": 1,
-  "labels": ["Response 1", "Response 2"],
-  "prompt": "Q={question}\n{hints}C={criterion}\n[Response 1]{candidate1}[/1]\n[Response 2]{candidate2}[/2]",
-  "hint": "<hint {stage}>{text}</hint>",
-  "verdictPrefix": "Better: Response",
-  "choices": [" 1", " 2"],
-  "criteria": {
-    "summary": {"criterion": "crit-summary", "hints": []},
-    "caption": {"criterion": "crit-caption", "hints": []},
-    "reasoning": {"criterion": "crit-reasoning", "hints": ["caption"]},
-    "conclusion": {"criterion": "crit-conclusion", "hints": ["caption", "reasoning"]},
-    "answer": {"criterion": "crit-answer", "hints": []}
-  }
-}
-"""#
+    {
+      "version": 1,
+      "labels": ["Response 1", "Response 2"],
+      "prompt": "Q={question}\n{hints}C={criterion}\n[Response 1]{candidate1}[/1]\n[Response 2]{candidate2}[/2]",
+      "hint": "<hint {stage}>{text}</hint>",
+      "verdictPrefix": "Better: Response",
+      "choices": [" 1", " 2"],
+      "criteria": {
+        "summary": {"criterion": "crit-summary", "hints": []},
+        "caption": {"criterion": "crit-caption", "hints": []},
+        "reasoning": {"criterion": "crit-reasoning", "hints": ["caption"]},
+        "conclusion": {"criterion": "crit-conclusion", "hints": ["caption", "reasoning"]},
+        "answer": {"criterion": "crit-answer", "hints": []}
+      }
+    }
+    """#
 
 let testTemplates = try! JudgeTemplates(json: Data(testTemplatesJSON.utf8), source: "test templates")
 
@@ -115,8 +117,10 @@ let prefersKeyword: @Sendable (String, String) -> Int? = { a, b in
     return ka == kb ? nil : ka ? 1 : 2
 }
 
-func config(_ method: SearchMethod = .stage, beam: Int = 4, tournament: TournamentKind = .random,
-            mode: VerdictMode = .logprob, seed: UInt64 = 42) -> SearchConfig {
+func config(
+    _ method: SearchMethod = .stage, beam: Int = 4, tournament: TournamentKind = .random,
+    mode: VerdictMode = .logprob, seed: UInt64 = 42
+) -> SearchConfig {
     var c = SearchConfig()
     c.method = method
     c.beam = beam

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Search
 
 @Suite struct JudgeTemplatesTests {
@@ -72,7 +73,8 @@ import Testing
     @Test func missingAndUnknownPlaceholdersAreNamed() throws {
         let noCandidate = loadError(try variant(["prompt"], "{question} {criterion} {hints} Response 1 {candidate1} Response 2"))
         #expect(noCandidate?.message == "my.json: \"prompt\" lacks the placeholder {candidate2}")
-        let typo = loadError(try variant(["prompt"], "{question} {criterion} {hints} Response 1 {candidate1} Response 2 {candidate2} {qestion}"))
+        let typo = loadError(
+            try variant(["prompt"], "{question} {criterion} {hints} Response 1 {candidate1} Response 2 {candidate2} {qestion}"))
         #expect(typo?.code == .templatesIncomplete)
         #expect(typo?.message.contains("unknown placeholder {qestion}") == true)
         let hintWithoutText = loadError(try variant(["hint"], "{stage}"))
@@ -82,16 +84,23 @@ import Testing
     }
 
     @Test func otherStructuralErrorsAreNamed() throws {
-        #expect(loadError(try variant(["labels"], ["Response 1"]))?.message == "my.json: \"labels\" must be two different non-empty strings")
-        #expect(loadError(try variant(["choices"], [" 1", " 1"]))?.message == "my.json: \"choices\" must be two different non-empty strings")
-        #expect(loadError(try variant(["labels"], ["Response A", "Response B"]))?.message.contains("never names the label \"Response A\"") == true)
+        #expect(
+            loadError(try variant(["labels"], ["Response 1"]))?.message == "my.json: \"labels\" must be two different non-empty strings")
+        #expect(
+            loadError(try variant(["choices"], [" 1", " 1"]))?.message == "my.json: \"choices\" must be two different non-empty strings")
+        #expect(
+            loadError(try variant(["labels"], ["Response A", "Response B"]))?.message.contains("never names the label \"Response A\"")
+                == true)
         #expect(loadError(try variant(["verdictPrefix"], nil))?.message == "my.json: missing field \"verdictPrefix\"")
         #expect(loadError(try variant(["criteria", "sumary"], ["criterion": "x"]))?.message.contains("unknown topic \"sumary\"") == true)
-        #expect(loadError(try variant(["criteria", "caption", "hints"], ["reasoning"]))?.message
+        #expect(
+            loadError(try variant(["criteria", "caption", "hints"], ["reasoning"]))?.message
                 == "my.json: criteria.caption.hints: \"reasoning\" is not chosen before caption is judged")
         #expect(loadError(try variant(["criteria", "answer", "hints"], ["caption"]))?.code == .templatesIncomplete)
-        #expect(loadError(try variant(["criteria", "reasoning", "hints"], ["colour"]))?.message.contains("unknown stage \"colour\"") == true)
-        #expect(loadError(try variant(["prompt"], "{question} {criterion} Response 1 {candidate1} Response 2 {candidate2}"))?.message
+        #expect(
+            loadError(try variant(["criteria", "reasoning", "hints"], ["colour"]))?.message.contains("unknown stage \"colour\"") == true)
+        #expect(
+            loadError(try variant(["prompt"], "{question} {criterion} Response 1 {candidate1} Response 2 {candidate2}"))?.message
                 == "my.json: criteria.reasoning has hints but \"prompt\" has no {hints} placeholder")
         #expect(loadError(try variant(["version"], 2))?.code == .templatesMalformed)
         #expect(loadError(try variant(["prompt"], 5))?.message == "my.json: \"prompt\" should be String")
@@ -103,7 +112,10 @@ import Testing
             topic: .conclusion, question: "What is {candidate2}?",
             hints: [.summary: "S", .caption: "a cat", .reasoning: "so {question}"],
             first: "it is {candidate2}", second: "B")
-        #expect(prompt == "Q=What is {candidate2}?\n<hint caption>a cat</hint><hint reasoning>so {question}</hint>C=crit-conclusion\n[Response 1]it is {candidate2}[/1]\n[Response 2]B[/2]")
+        #expect(
+            prompt
+                == "Q=What is {candidate2}?\n<hint caption>a cat</hint><hint reasoning>so {question}</hint>C=crit-conclusion\n[Response 1]it is {candidate2}[/1]\n[Response 2]B[/2]"
+        )
         let summary = testTemplates.renderPrompt(topic: .summary, question: "q", hints: [.caption: "c"], first: "a", second: "b")
         #expect(summary == "Q=q\nC=crit-summary\n[Response 1]a[/1]\n[Response 2]b[/2]")
     }

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Search
 
 @Suite struct RefereeTests {
@@ -13,8 +14,9 @@ import Testing
 
     @Test func requestCarriesModeSpecificFields() async throws {
         let judge = FakeJudge(prefer: prefersLonger)
-        _ = try await referee(judge, mode: .logprob, bothOrders: false).play(unit: 2, topic: .reasoning, hints: [.caption: "cap"],
-                                                                            match: 3, round: 0, a: short, b: long)
+        _ = try await referee(judge, mode: .logprob, bothOrders: false).play(
+            unit: 2, topic: .reasoning, hints: [.caption: "cap"],
+            match: 3, round: 0, a: short, b: long)
         let request = try #require(await judge.log.requests.first)
         #expect(request.verdictPrefix == "Better: Response" && request.choices == [" 1", " 2"])
         #expect(request.imageRef == "sha256:abc" && request.topic == .reasoning)
@@ -22,8 +24,9 @@ import Testing
         #expect(request.seed == SeedDerivation.judgeSeed(job: 42, unit: 2, match: 3, order: .forward))
 
         let generating = FakeJudge(prefer: prefersLonger)
-        _ = try await referee(generating, mode: .generate, bothOrders: false).play(unit: 0, topic: .summary, hints: [:],
-                                                                                   match: 0, round: 0, a: short, b: long)
+        _ = try await referee(generating, mode: .generate, bothOrders: false).play(
+            unit: 0, topic: .summary, hints: [:],
+            match: 0, round: 0, a: short, b: long)
         let g = try #require(await generating.log.requests.first)
         #expect(g.verdictPrefix == "" && g.choices.isEmpty && g.maxNewTokens == SearchConfig().judgeMaxTokens)
     }
@@ -34,7 +37,7 @@ import Testing
             .play(unit: 0, topic: .summary, hints: [:], match: 0, round: 0, a: long, b: short)
         #expect(record.calls.map(\.verdict) == [.unparsable])
         #expect(record.outcome == .undecided)
-        #expect(record.winner == 0)  // the lower candidate index, although it was shown second
+        #expect(record.winner == 0) // the lower candidate index, although it was shown second
     }
 
     @Test func bothOrdersCancelPositionBiasInLogprobMode() async throws {
@@ -48,7 +51,7 @@ import Testing
             .play(unit: 0, topic: .summary, hints: [:], match: 0, round: 0, a: short, b: long)
         #expect(twice.winner == long.index && twice.outcome == .judged)
         #expect(twice.calls.map(\.order) == [.forward, .reversed])
-        #expect(twice.calls.map(\.verdict) == [.first, .first])  // each call alone followed the position
+        #expect(twice.calls.map(\.verdict) == [.first, .first]) // each call alone followed the position
         #expect(twice.calls[1].seed == SeedDerivation.judgeSeed(job: 42, unit: 0, match: 0, order: .reversed))
         let shownFirst = await biased.log.requests.suffix(2).map { shownCandidates($0.prompt).0 }
         #expect(Set(shownFirst) == ["short", "much longer"])
@@ -79,9 +82,9 @@ import Testing
         func call(_ order: JudgeOrder, _ first: Double, _ second: Double) -> JudgeCallRecord {
             JudgeCallRecord(order: order, seed: 0, reply: .choiceLogprobs(first: first, second: second), verdict: .tie)
         }
-        #expect(MatchDecision.decide([call(.forward, -1, -3), call(.reversed, -1, -2)], mode: .logprob) == true)   // +2 − 1
-        #expect(MatchDecision.decide([call(.forward, -1, -2), call(.reversed, -1, -3)], mode: .logprob) == false)  // +1 − 2
-        #expect(MatchDecision.decide([call(.forward, -1, -2), call(.reversed, -1, -2)], mode: .logprob) == nil)    // cancels
+        #expect(MatchDecision.decide([call(.forward, -1, -3), call(.reversed, -1, -2)], mode: .logprob) == true) // +2 − 1
+        #expect(MatchDecision.decide([call(.forward, -1, -2), call(.reversed, -1, -3)], mode: .logprob) == false) // +1 − 2
+        #expect(MatchDecision.decide([call(.forward, -1, -2), call(.reversed, -1, -2)], mode: .logprob) == nil) // cancels
         #expect(MatchDecision.decide([call(.forward, .nan, -2), call(.reversed, -5, -1)], mode: .logprob) == true)
         #expect(MatchDecision.decide([call(.forward, -.infinity, -2)], mode: .logprob) == nil)
     }
@@ -89,8 +92,9 @@ import Testing
     @Test func identicalTextsNeedNoJudge() async throws {
         let judge = FakeJudge(prefer: prefersLonger)
         let record = try await referee(judge, mode: .logprob, bothOrders: true)
-            .play(unit: 0, topic: .summary, hints: [:], match: 0, round: 0,
-                  a: Entrant(index: 3, text: "same"), b: Entrant(index: 1, text: "same"))
+            .play(
+                unit: 0, topic: .summary, hints: [:], match: 0, round: 0,
+                a: Entrant(index: 3, text: "same"), b: Entrant(index: 1, text: "same"))
         #expect(record.outcome == .identical && record.winner == 1 && record.calls.isEmpty)
         #expect(await judge.log.requests.isEmpty)
     }
@@ -99,8 +103,9 @@ import Testing
         struct WrongMode: Judge {
             func judge(_ request: JudgeRequest) async throws -> JudgeReply { .verdict(text: "1") }
         }
-        let r = Referee(judge: WrongMode(), templates: testTemplates, config: config(mode: .logprob), question: "q",
-                        imageRef: nil, events: nil)
+        let r = Referee(
+            judge: WrongMode(), templates: testTemplates, config: config(mode: .logprob), question: "q",
+            imageRef: nil, events: nil)
         let error = await #expect(throws: SearchError.self) {
             try await r.play(unit: 0, topic: .summary, hints: [:], match: 0, round: 0, a: self.short, b: self.long)
         }

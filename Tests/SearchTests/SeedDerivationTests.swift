@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Search
 
 @Suite struct SeedDerivationTests {

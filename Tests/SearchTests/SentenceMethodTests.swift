@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Search
 
 @Suite struct SentenceMethodTests {
@@ -59,8 +60,10 @@ import Testing
         let generator = ScriptedGenerator { _, _ in candidate(" Word word word. ", tokens: 10) }
         var c = config(.sentence, beam: 2)
         c.maxStageTokens = 25
-        let result = try await StageBeamSearch(generator: generator, judge: FakeJudge(prefer: prefersLonger),
-                                               templates: testTemplates, config: c).run(question: "q")
+        let result = try await StageBeamSearch(
+            generator: generator, judge: FakeJudge(prefer: prefersLonger),
+            templates: testTemplates, config: c
+        ).run(question: "q")
         #expect(result.stages.allSatisfy { $0.forcedClose && $0.units.count == 3 })
         #expect(result.stages[0].text == "<SUMMARY>" + String(repeating: " Word word word.", count: 3) + "</SUMMARY>")
         #expect(await generator.log.requests.prefix(3).map(\.maxNewTokens) == [25, 15, 5])

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Search
 
 @Suite struct StageMethodTests {
@@ -21,7 +22,8 @@ import Testing
         let result = try await search.run(question: "Why?", imageRef: "img")
 
         #expect(result.answer == "conclusion c2 KEY")
-        #expect(result.text == "<SUMMARY> summary c2 KEY </SUMMARY>\n\n<CAPTION> caption c0 KEY </CAPTION>\n\n"
+        #expect(
+            result.text == "<SUMMARY> summary c2 KEY </SUMMARY>\n\n<CAPTION> caption c0 KEY </CAPTION>\n\n"
                 + "<REASONING> reasoning c1 KEY </REASONING>\n\n<CONCLUSION> conclusion c2 KEY </CONCLUSION>")
         #expect(result.stages.map(\.stage) == Stage.allCases)
         #expect(result.stages.map { $0.units[0].winner } == [2, 0, 1, 2])
@@ -30,14 +32,16 @@ import Testing
 
         // Each stage continues the chosen text, with its opening tag forced and its closing tag as the stop.
         let requests = await generator.log.requests
-        #expect(requests.map(\.assistantPrefix) == [
-            "<SUMMARY>",
-            "<SUMMARY> summary c2 KEY </SUMMARY>\n\n<CAPTION>",
-            "<SUMMARY> summary c2 KEY </SUMMARY>\n\n<CAPTION> caption c0 KEY </CAPTION>\n\n<REASONING>",
-            "<SUMMARY> summary c2 KEY </SUMMARY>\n\n<CAPTION> caption c0 KEY </CAPTION>\n\n<REASONING> reasoning c1 KEY </REASONING>\n\n<CONCLUSION>",
-        ])
+        #expect(
+            requests.map(\.assistantPrefix) == [
+                "<SUMMARY>",
+                "<SUMMARY> summary c2 KEY </SUMMARY>\n\n<CAPTION>",
+                "<SUMMARY> summary c2 KEY </SUMMARY>\n\n<CAPTION> caption c0 KEY </CAPTION>\n\n<REASONING>",
+                "<SUMMARY> summary c2 KEY </SUMMARY>\n\n<CAPTION> caption c0 KEY </CAPTION>\n\n<REASONING> reasoning c1 KEY </REASONING>\n\n<CONCLUSION>"
+            ])
         #expect(requests.map(\.stop) == Stage.allCases.map { [$0.closingTag] })
-        #expect(requests.allSatisfy { $0.question == "Why?" && $0.imageRef == "img" && $0.maxNewTokens == 512 && $0.sampling == .reference })
+        #expect(
+            requests.allSatisfy { $0.question == "Why?" && $0.imageRef == "img" && $0.maxNewTokens == 512 && $0.sampling == .reference })
         for (unit, request) in requests.enumerated() {
             #expect(request.seeds == (0..<3).map { SeedDerivation.candidateSeed(job: 42, unit: unit, candidate: $0) })
         }
@@ -48,9 +52,10 @@ import Testing
         #expect(byTopic.mapValues(\.count) == [.summary: 2, .caption: 2, .reasoning: 2, .conclusion: 2])
         #expect(byTopic[.summary]!.allSatisfy { !$0.contains("<hint") })
         #expect(byTopic[.reasoning]!.allSatisfy { $0.contains("<hint caption>caption c0 KEY</hint>C=") })
-        #expect(byTopic[.conclusion]!.allSatisfy {
-            $0.contains("<hint caption>caption c0 KEY</hint><hint reasoning>reasoning c1 KEY</hint>C=")
-        })
+        #expect(
+            byTopic[.conclusion]!.allSatisfy {
+                $0.contains("<hint caption>caption c0 KEY</hint><hint reasoning>reasoning c1 KEY</hint>C=")
+            })
     }
 
     @Test func messyModelOutputNeverCrashesAndIsFlagged() async throws {
@@ -64,13 +69,15 @@ import Testing
             default: return candidate("\u{FFFD}\u{0}😀<\(stage.closingTag.dropLast())", .eos)
             }
         }
-        let search = try StageBeamSearch(generator: generator, judge: FakeJudge(prefer: prefersLonger),
-                                         templates: testTemplates, config: config(beam: 4, tournament: .bracket))
+        let search = try StageBeamSearch(
+            generator: generator, judge: FakeJudge(prefer: prefersLonger),
+            templates: testTemplates, config: config(beam: 4, tournament: .bracket))
         let result = try await search.run(question: "q")
 
         for record in result.stages {
             #expect(record.forcedClose)
-            #expect(record.text == "\(record.stage.openingTag) the longest candidate that just keeps going and going\(record.stage.closingTag)")
+            #expect(
+                record.text == "\(record.stage.openingTag) the longest candidate that just keeps going and going\(record.stage.closingTag)")
             let flags = record.units[0].candidates.map { [$0.forcedClose, $0.trimmedTail] }
             #expect(flags == [[true, false], [false, true], [true, false], [true, false]])
             #expect(record.units[0].candidates[1].text == " short ")
@@ -90,19 +97,22 @@ import Testing
         var c = config(.greedy)
         c.forceTags = false
         let result = try await StageBeamSearch(generator: generator, judge: nil, config: c).run(question: "q")
-        #expect(result.text == "<SUMMARY> summary text </SUMMARY>\n\n<CAPTION> caption text </CAPTION>\n\n"
+        #expect(
+            result.text == "<SUMMARY> summary text </SUMMARY>\n\n<CAPTION> caption text </CAPTION>\n\n"
                 + "<REASONING> reasoning text </REASONING>\n\n<CONCLUSION> conclusion text </CONCLUSION>")
-        #expect(await generator.log.requests.map(\.assistantPrefix) == [
-            "", "<SUMMARY> summary text </SUMMARY>\n\n",
-            "<SUMMARY> summary text </SUMMARY>\n\n<CAPTION> caption text </CAPTION>\n\n",
-            "<SUMMARY> summary text </SUMMARY>\n\n<CAPTION> caption text </CAPTION>\n\n<REASONING> reasoning text </REASONING>\n\n",
-        ])
+        #expect(
+            await generator.log.requests.map(\.assistantPrefix) == [
+                "", "<SUMMARY> summary text </SUMMARY>\n\n",
+                "<SUMMARY> summary text </SUMMARY>\n\n<CAPTION> caption text </CAPTION>\n\n",
+                "<SUMMARY> summary text </SUMMARY>\n\n<CAPTION> caption text </CAPTION>\n\n<REASONING> reasoning text </REASONING>\n\n"
+            ])
     }
 
     @Test func unparsableVerdictsAreCountedAndReported() async throws {
         let judge = FakeJudge(verdictText: { _ in "Both have merit." }, prefer: prefersKeyword)
-        let search = try StageBeamSearch(generator: Self.keyedGenerator(job: 42, keyed: keyed), judge: judge,
-                                         templates: testTemplates, config: config(beam: 3, mode: .generate))
+        let search = try StageBeamSearch(
+            generator: Self.keyedGenerator(job: 42, keyed: keyed), judge: judge,
+            templates: testTemplates, config: config(beam: 3, mode: .generate))
         let result = try await search.run(question: "q")
         #expect(result.counts.judgeCalls == 8)
         #expect(result.counts.unparsableVerdicts == 8)
@@ -116,8 +126,9 @@ import Testing
     @Test func greedyUsesOneCandidateAtTemperatureZeroAndNoJudge() async throws {
         let generator = Self.keyedGenerator(job: 7, keyed: [:])
         let judge = FakeJudge(prefer: prefersLonger)
-        let search = try StageBeamSearch(generator: generator, judge: judge, templates: testTemplates,
-                                         config: config(.greedy, beam: 8, seed: 7))
+        let search = try StageBeamSearch(
+            generator: generator, judge: judge, templates: testTemplates,
+            config: config(.greedy, beam: 8, seed: 7))
         let result = try await search.run(question: "q")
         #expect(result.beam == 1)
         #expect(await judge.log.requests.isEmpty)
@@ -127,8 +138,9 @@ import Testing
         #expect(result.answer == "conclusion c0")
 
         // No judge is needed at all.
-        let alone = try StageBeamSearch(generator: Self.keyedGenerator(job: 7, keyed: [:]), judge: nil,
-                                        config: config(.greedy, seed: 7))
+        let alone = try StageBeamSearch(
+            generator: Self.keyedGenerator(job: 7, keyed: [:]), judge: nil,
+            config: config(.greedy, seed: 7))
         #expect(try await alone.run(question: "q").answer == "conclusion c0")
     }
 
@@ -152,7 +164,8 @@ import Testing
                 Array(try await inner.generate(request).dropLast())
             }
         }
-        let search = try StageBeamSearch(generator: DropsOne(inner: short), judge: FakeJudge(prefer: prefersLonger), config: config(beam: 3))
+        let search = try StageBeamSearch(
+            generator: DropsOne(inner: short), judge: FakeJudge(prefer: prefersLonger), config: config(beam: 3))
         let error = await #expect(throws: SearchError.self) { try await search.run(question: "q") }
         #expect(error?.code == .generatorContract)
         #expect(error?.message == "generator returned 2 candidates for 3 seeds")
@@ -160,8 +173,9 @@ import Testing
 
     @Test func eventsFollowTheSearch() async throws {
         let events = EventLog()
-        let search = try StageBeamSearch(generator: Self.keyedGenerator(job: 42, keyed: keyed), judge: FakeJudge(prefer: prefersKeyword),
-                                         templates: testTemplates, config: config(beam: 3))
+        let search = try StageBeamSearch(
+            generator: Self.keyedGenerator(job: 42, keyed: keyed), judge: FakeJudge(prefer: prefersKeyword),
+            templates: testTemplates, config: config(beam: 3))
         _ = try await search.run(question: "q", events: events.sink)
         let kinds = await events.events.map { event -> String in
             switch event {
@@ -172,8 +186,10 @@ import Testing
             }
         }
         let expected = Stage.allCases.flatMap { stage in
-            ["start \(stage.rawValue)", "candidates \(stage.index) 3", "verdict \(stage.rawValue) \(stage.index)",
-             "verdict \(stage.rawValue) \(stage.index)", "winner \(stage.rawValue) \(stage.index) \(keyed[stage]!)"]
+            [
+                "start \(stage.rawValue)", "candidates \(stage.index) 3", "verdict \(stage.rawValue) \(stage.index)",
+                "verdict \(stage.rawValue) \(stage.index)", "winner \(stage.rawValue) \(stage.index) \(keyed[stage]!)"
+            ]
         }
         #expect(kinds == expected)
     }
@@ -204,9 +220,11 @@ import Testing
         #expect(matches.count == 4 * 4)
         #expect(matches.allSatisfy { $0.1.calls.count == 2 || $0.1.outcome == .identical })
         for (unit, match) in matches {
-            #expect(match.calls.map(\.seed) == match.calls.map {
-                SeedDerivation.judgeSeed(job: 99, unit: unit, match: match.match, order: $0.order)
-            })
+            #expect(
+                match.calls.map(\.seed)
+                    == match.calls.map {
+                        SeedDerivation.judgeSeed(job: 99, unit: unit, match: match.match, order: $0.order)
+                    })
         }
 
         let c = try await run(seed: 100, slowJudge: false)
@@ -215,14 +233,17 @@ import Testing
 
     @Test func resultIsJSONWithSnakeCaseKeys() async throws {
         let generator = ScriptedGenerator { request, _ in
-            GeneratedCandidate(text: " x \(currentStage(request)!.closingTag)", tokenCount: 3, cumulativeLogprob: -.infinity,
-                               finishReason: .stop, worker: "w1")
+            GeneratedCandidate(
+                text: " x \(currentStage(request)!.closingTag)", tokenCount: 3, cumulativeLogprob: -.infinity,
+                finishReason: .stop, worker: "w1")
         }
         let result = try await StageBeamSearch(generator: generator, judge: nil, config: config(.greedy)).run(question: "q")
         let data = try result.jsonData()
         let json = String(decoding: data, as: UTF8.self)
-        for key in ["\"forced_close\"", "\"judge_calls\"", "\"unparsable_verdicts\"", "\"answer\" : \"x\"", "\"method\" : \"greedy\"",
-                    "\"worker\" : \"w1\"", "\"cumulative_logprob\" : \"-inf\"", "\"seed\" : "] {
+        for key in [
+            "\"forced_close\"", "\"judge_calls\"", "\"unparsable_verdicts\"", "\"answer\" : \"x\"", "\"method\" : \"greedy\"",
+            "\"worker\" : \"w1\"", "\"cumulative_logprob\" : \"-inf\"", "\"seed\" : "
+        ] {
             #expect(json.contains(key), "\(key)")
         }
         #expect(try SearchResult(jsonData: data) == result)

@@ -1,4 +1,6 @@
+import Foundation
 import Testing
+
 @testable import Search
 
 /// Tournaments driven by a referee over the fake judge, as the search drives them.
@@ -17,10 +19,11 @@ import Testing
     @Test(arguments: TournamentKind.allCases, [1, 2, 3, 5, 8, 9])
     func nMinusOneMatchesAndTheBestWins(kind: TournamentKind, n: Int) async throws {
         let judge = FakeJudge(prefer: prefersLonger)
-        let lengths = (0..<n).map { ($0 * 7 + 2) % n + 1 }  // a permutation of 1...n (7 is prime to every n here)
+        let lengths = (0..<n).map { ($0 * 7 + 2) % n + 1 } // a permutation of 1...n (7 is prime to every n here)
         let best = lengths.indices.max { lengths[$0] < lengths[$1] }!
-        let record = try await Tournament.run(kind, topic: .summary, entrants: entrants(lengths: lengths), seed: 5,
-                                              play: play(judge))
+        let record = try await Tournament.run(
+            kind, topic: .summary, entrants: entrants(lengths: lengths), seed: 5,
+            play: play(judge))
         #expect(record.winner == best)
         #expect(record.matches.count == n - 1)
         #expect(await judge.log.requests.count == n - 1)
@@ -37,8 +40,9 @@ import Testing
 
     @Test func bracketRunsARoundsMatchesConcurrently() async throws {
         let judge = FakeJudge(delay: .milliseconds(30), prefer: prefersLonger)
-        let record = try await Tournament.run(.bracket, topic: .summary, entrants: entrants(lengths: [1, 2, 3, 4, 5, 6, 7, 8]),
-                                              seed: 1, play: play(judge))
+        let record = try await Tournament.run(
+            .bracket, topic: .summary, entrants: entrants(lengths: [1, 2, 3, 4, 5, 6, 7, 8]),
+            seed: 1, play: play(judge))
         #expect(record.rounds == 3)
         #expect(record.matches.filter { $0.round == 0 }.count == 4)
         #expect(await judge.log.maxConcurrent == 4)
@@ -46,8 +50,9 @@ import Testing
 
     @Test func randomTournamentIsSequential() async throws {
         let judge = FakeJudge(delay: .milliseconds(5), prefer: prefersLonger)
-        _ = try await Tournament.run(.random, topic: .summary, entrants: entrants(lengths: [1, 2, 3, 4, 5, 6]),
-                                     seed: 1, play: play(judge))
+        _ = try await Tournament.run(
+            .random, topic: .summary, entrants: entrants(lengths: [1, 2, 3, 4, 5, 6]),
+            seed: 1, play: play(judge))
         #expect(await judge.log.maxConcurrent == 1)
     }
 
@@ -55,8 +60,10 @@ import Testing
     func pairingIsDeterministicBySeedAndDiffersAcrossSeeds(kind: TournamentKind) async throws {
         let field = entrants(lengths: [4, 9, 2, 7, 5, 1, 8, 3])
         func pairing(_ seed: UInt64) async throws -> [[Int]] {
-            pairs(try await Tournament.run(kind, topic: .summary, entrants: field, seed: seed,
-                                           play: play(FakeJudge(prefer: prefersLonger))))
+            pairs(
+                try await Tournament.run(
+                    kind, topic: .summary, entrants: field, seed: seed,
+                    play: play(FakeJudge(prefer: prefersLonger))))
         }
         let first = try await pairing(11)
         #expect(try await pairing(11) == first)
@@ -74,7 +81,8 @@ import Testing
         }
         let field = entrants(lengths: [4, 9, 2, 7, 5, 1, 8, 3])
         let slow = try await Tournament.run(.bracket, topic: .summary, entrants: field, seed: 3, play: judgeSlowly)
-        let fast = try await Tournament.run(.bracket, topic: .summary, entrants: field, seed: 3, play: play(FakeJudge(prefer: prefersLonger)))
+        let fast = try await Tournament.run(
+            .bracket, topic: .summary, entrants: field, seed: 3, play: play(FakeJudge(prefer: prefersLonger)))
         #expect(slow == fast)
     }
 }
@@ -82,5 +90,3 @@ import Testing
 extension Double {
     var log2: Double { Foundation.log2(self) }
 }
-
-import Foundation

@@ -1,9 +1,12 @@
 import Testing
+
 @testable import Search
 
 @Suite struct UnitCutterTests {
-    func cut(_ raw: String, _ stage: Stage = .summary, start: Bool = true, force: Bool = true,
-             sentences: [String] = []) -> UnitCut {
+    func cut(
+        _ raw: String, _ stage: Stage = .summary, start: Bool = true, force: Bool = true,
+        sentences: [String] = []
+    ) -> UnitCut {
         UnitCutter.cut(raw, stage: stage, atStageStart: start, forceTags: force, sentenceEnds: sentences)
     }
 
@@ -39,7 +42,8 @@ import Testing
 
     @Test func sentences() {
         let ends = [". ", ".\n", "? "]
-        #expect(cut(" Pi is 3.14 here. Then more", sentences: ends) == UnitCut(text: " Pi is 3.14 here.", ending: .sentence, trimmedTail: true))
+        #expect(
+            cut(" Pi is 3.14 here. Then more", sentences: ends) == UnitCut(text: " Pi is 3.14 here.", ending: .sentence, trimmedTail: true))
         #expect(cut(" Last one.</SUMMARY>", sentences: ends) == UnitCut(text: " Last one.", ending: .closed, trimmedTail: false))
         #expect(cut(" Why? ", sentences: ends) == UnitCut(text: " Why?", ending: .sentence, trimmedTail: false))
         #expect(cut(" no end yet", sentences: ends).ending == .forcedClose)

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Search
 
 @Suite struct VerdictParserTests {
@@ -13,7 +14,7 @@ import Testing
         ("Response 1 is better than Response 2 in every way", .unparsable),
         ("Both responses are fine.", .unparsable),
         ("", .unparsable), ("12", .unparsable), ("Response 12", .unparsable), ("1 or 2", .unparsable),
-        ("😀 response 1 😀", .first),
+        ("😀 response 1 😀", .first)
     ])
     func parses(_ text: String, _ expected: CallVerdict) {
         #expect(parser.parse(text) == expected, "\(text)")

@@ -49,8 +49,9 @@ final class ChatTemplateTests: XCTestCase {
             let messages = try XCTUnwrap(fixtures.conversations[c.conversation])
             let label = "\(c.template)/\(c.conversation) generation prompt: \(c.add_generation_prompt) bos: \(c.bos_token ?? "none")"
             do {
-                let text = try template.render(messages: messages, addGenerationPrompt: c.add_generation_prompt,
-                                               bosToken: c.bos_token, eosToken: c.eos_token, date: date)
+                let text = try template.render(
+                    messages: messages, addGenerationPrompt: c.add_generation_prompt,
+                    bosToken: c.bos_token, eosToken: c.eos_token, date: date)
                 if let expected = c.expected {
                     XCTAssertEqual(text, expected, label)
                 } else {
@@ -59,10 +60,12 @@ final class ChatTemplateTests: XCTestCase {
             } catch let error as TokenizerError {
                 guard let expectedError = c.error else { return XCTFail("\(label): \(error)") }
                 if error.code == .templateException {
-                    XCTAssertEqual(error.message, expectedError, label)  // the template's own words
+                    XCTAssertEqual(error.message, expectedError, label) // the template's own words
                 } else {
                     XCTAssertEqual(error.code, .templateRuntime, label)
-                    XCTAssertTrue(expectedError.contains("undefined") && error.message.contains("undefined"), "\(label): \(error) vs \(expectedError)")
+                    XCTAssertTrue(
+                        expectedError.contains("undefined") && error.message.contains("undefined"), "\(label): \(error) vs \(expectedError)"
+                    )
                 }
             }
         }
@@ -72,11 +75,13 @@ final class ChatTemplateTests: XCTestCase {
         let fixtures = try renderings()
         let messages = try XCTUnwrap(fixtures.conversations["multi_turn"])
         let llama = try Tokenizer(contentsOf: Fixtures.directory("llama3"))
-        let expected = try XCTUnwrap(fixtures.cases.first {
-            $0.template == "llama3" && $0.conversation == "multi_turn" && $0.add_generation_prompt && $0.bos_token != nil
-        }?.expected)
-        let text = try XCTUnwrap(llama.chatTemplate).render(messages: messages, addGenerationPrompt: true,
-                                                             bosToken: llama.bosToken, eosToken: llama.eosToken)
+        let expected = try XCTUnwrap(
+            fixtures.cases.first {
+                $0.template == "llama3" && $0.conversation == "multi_turn" && $0.add_generation_prompt && $0.bos_token != nil
+            }?.expected)
+        let text = try XCTUnwrap(llama.chatTemplate).render(
+            messages: messages, addGenerationPrompt: true,
+            bosToken: llama.bosToken, eosToken: llama.eosToken)
         XCTAssertEqual(text, expected)
         // The rendered prompt starts with exactly one BOS when encoded without adding special tokens.
         let ids = llama.encode(text, addSpecialTokens: false)
@@ -85,11 +90,14 @@ final class ChatTemplateTests: XCTestCase {
 
         // Qwen2's config lists named templates: "default" is used.
         let qwen = try Tokenizer(contentsOf: Fixtures.directory("qwen2"))
-        let qwenExpected = try XCTUnwrap(fixtures.cases.first {
-            $0.template == "qwen2" && $0.conversation == "multi_turn" && !$0.add_generation_prompt && $0.bos_token == nil
-        }?.expected)
-        XCTAssertEqual(try XCTUnwrap(qwen.chatTemplate).render(messages: messages, addGenerationPrompt: false,
-                                                                bosToken: qwen.bosToken, eosToken: qwen.eosToken), qwenExpected)
+        let qwenExpected = try XCTUnwrap(
+            fixtures.cases.first {
+                $0.template == "qwen2" && $0.conversation == "multi_turn" && !$0.add_generation_prompt && $0.bos_token == nil
+            }?.expected)
+        XCTAssertEqual(
+            try XCTUnwrap(qwen.chatTemplate).render(
+                messages: messages, addGenerationPrompt: false,
+                bosToken: qwen.bosToken, eosToken: qwen.eosToken), qwenExpected)
         // GPT-2 has none.
         XCTAssertNil(try Tokenizer(contentsOf: Fixtures.directory("gpt2")).chatTemplate)
     }
@@ -99,7 +107,8 @@ final class ChatTemplateTests: XCTestCase {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         for file in ["tokenizer.json", "tokenizer_config.json"] {
-            try FileManager.default.copyItem(at: Fixtures.directory("llama3").appendingPathComponent(file), to: dir.appendingPathComponent(file))
+            try FileManager.default.copyItem(
+                at: Fixtures.directory("llama3").appendingPathComponent(file), to: dir.appendingPathComponent(file))
         }
         // chat_template.jinja wins over tokenizer_config.json's chat_template, as in transformers.
         let qwen = try String(contentsOf: Fixtures.root.appendingPathComponent("chat/qwen2.jinja"), encoding: .utf8)
@@ -137,8 +146,9 @@ final class ChatTemplateTests: XCTestCase {
 
     func testRuntimeErrors() throws {
         func render(_ source: String) throws -> String {
-            try ChatTemplate(source: source).render(messages: [ChatMessage(role: "user", content: "hi")],
-                                                    addGenerationPrompt: false, bosToken: nil, eosToken: nil)
+            try ChatTemplate(source: source).render(
+                messages: [ChatMessage(role: "user", content: "hi")],
+                addGenerationPrompt: false, bosToken: nil, eosToken: nil)
         }
         XCTAssertThrowsError(try render("{{ raise_exception('Roles must alternate') }}")) { error in
             XCTAssertEqual((error as? TokenizerError)?.code, .templateException)

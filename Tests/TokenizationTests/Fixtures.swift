@@ -59,5 +59,7 @@ enum Fixtures {
 
 /// Shows strings with their invisible characters, for failure messages.
 func visible(_ s: String) -> String {
-    s.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F || ($0.value >= 0x80 && $0.value < 0xA0) ? "\\u{\(String($0.value, radix: 16))}" : String($0) }.joined()
+    s.unicodeScalars.map {
+        $0.value < 0x20 || $0.value == 0x7F || ($0.value >= 0x80 && $0.value < 0xA0) ? "\\u{\(String($0.value, radix: 16))}" : String($0)
+    }.joined()
 }

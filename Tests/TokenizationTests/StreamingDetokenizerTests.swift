@@ -6,8 +6,10 @@ import XCTest
 final class StreamingDetokenizerTests: XCTestCase {
     /// Feeds ids one at a time; every chunk must be free of U+FFFD unless the full decode has one there,
     /// and the chunks must add up to `decode`.
-    private func stream(_ tokenizer: Tokenizer, _ ids: [Int], skipSpecialTokens: Bool = false,
-                        file: StaticString = #filePath, line: UInt = #line) -> [String] {
+    private func stream(
+        _ tokenizer: Tokenizer, _ ids: [Int], skipSpecialTokens: Bool = false,
+        file: StaticString = #filePath, line: UInt = #line
+    ) -> [String] {
         var detokenizer = StreamingDetokenizer(tokenizer: tokenizer, skipSpecialTokens: skipSpecialTokens)
         var chunks = ids.map { detokenizer.push($0) }
         chunks.append(detokenizer.finish())
@@ -15,7 +17,9 @@ final class StreamingDetokenizerTests: XCTestCase {
         XCTAssertEqual(chunks.joined(), full, "\(ids)", file: file, line: line)
         if !full.unicodeScalars.contains("\u{FFFD}") {
             for chunk in chunks {
-                XCTAssertFalse(chunk.unicodeScalars.contains("\u{FFFD}"), "chunk \(visible(chunk)) of \(ids) holds half a character", file: file, line: line)
+                XCTAssertFalse(
+                    chunk.unicodeScalars.contains("\u{FFFD}"), "chunk \(visible(chunk)) of \(ids) holds half a character", file: file,
+                    line: line)
             }
         }
         return chunks

@@ -5,8 +5,10 @@ import XCTest
 
 /// Bad tokenizer files are clear errors naming the problem, never a silent fallback.
 final class TokenizerErrorTests: XCTestCase {
-    private func assertError(_ code: TokenizerError.Code, mentioning words: [String], _ body: () throws -> Any,
-                             file: StaticString = #filePath, line: UInt = #line) {
+    private func assertError(
+        _ code: TokenizerError.Code, mentioning words: [String], _ body: () throws -> Any,
+        file: StaticString = #filePath, line: UInt = #line
+    ) {
         XCTAssertThrowsError(try body(), file: file, line: line) { error in
             guard let error = error as? TokenizerError else { return XCTFail("not a TokenizerError: \(error)", file: file, line: line) }
             XCTAssertEqual(error.code, code, "\(error)", file: file, line: line)
@@ -120,6 +122,8 @@ final class TokenizerErrorTests: XCTestCase {
     func testMissingFiles() {
         let nowhere = Fixtures.root.appendingPathComponent("no-such-model")
         assertError(.unreadableFile, mentioning: ["no-such-model"]) { try Tokenizer(contentsOf: nowhere) }
-        assertError(.unreadableFile, mentioning: ["no tokenizer.json"]) { try Tokenizer(contentsOf: Fixtures.root.appendingPathComponent("chat")) }
+        assertError(.unreadableFile, mentioning: ["no tokenizer.json"]) {
+            try Tokenizer(contentsOf: Fixtures.root.appendingPathComponent("chat"))
+        }
     }
 }

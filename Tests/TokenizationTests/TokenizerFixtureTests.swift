@@ -19,7 +19,9 @@ final class TokenizerFixtureTests: XCTestCase {
                 if ids != want.ids || plain != want.ids_no_special {
                     failures += 1
                     if failures <= 5 {
-                        XCTFail("\(name): \"\(visible(text))\"\n got \(ids)\nwant \(want.ids)\n plain got \(plain)\nplain want \(want.ids_no_special)")
+                        XCTFail(
+                            "\(name): \"\(visible(text))\"\n got \(ids)\nwant \(want.ids)\n plain got \(plain)\nplain want \(want.ids_no_special)"
+                        )
                     }
                 }
             }

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Testing
+
 @testable import Transport
 
 /// CURVE over real loopback sockets: a client whose key the server knows talks; any other is shut out.
@@ -10,7 +11,8 @@ import Testing
         let server = try Curve.generateKeyPair(), known = try Curve.generateKeyPair(), stranger = try Curve.generateKeyPair()
         #expect(Curve.isKey(server.publicKey) && Curve.isKey(server.secretKey))
         #expect(try Curve.publicKey(ofSecret: known.secretKey) == known.publicKey)
-        let authenticator = try ZAPAuthenticator(context: context, allowed: [known.publicKey], logger: Logger(label: "zap", factory: SwiftLogNoOpLogHandler.init))
+        let authenticator = try ZAPAuthenticator(
+            context: context, allowed: [known.publicKey], logger: Logger(label: "zap", factory: SwiftLogNoOpLogHandler.init))
         defer { authenticator.close() }
 
         let router = try ZMQSocket(context: context, kind: .router)
@@ -44,7 +46,8 @@ import Testing
     @Test func malformedKeysAreRefusedByName() throws {
         let socket = try ZMQSocket(context: try ZMQContext(), kind: .dealer)
         defer { socket.close() }
-        #expect { try socket.setCurve(.client(serverKey: "short", keys: try Curve.generateKeyPair())) }
-            throws: { "\($0)".contains("ZMQ_CURVE_SERVERKEY") }
+        #expect { try socket.setCurve(.client(serverKey: "short", keys: try Curve.generateKeyPair())) } throws: {
+            "\($0)".contains("ZMQ_CURVE_SERVERKEY")
+        }
     }
 }

@@ -15,7 +15,7 @@ import Transport
         #expect(!table.isAlive("a", at: start + .milliseconds(301)))
         #expect(table.removeExpired(at: start + .milliseconds(301)) == ["a"])
         #expect(table.peers == ["b"])
-        table.heard("b", at: start + .milliseconds(400))  // any sign of life renews
+        table.heard("b", at: start + .milliseconds(400)) // any sign of life renews
         #expect(table.removeExpired(at: start + .milliseconds(650)).isEmpty)
         table.forget("b")
         #expect(table.peers.isEmpty && !table.isAlive("b", at: start))
@@ -57,7 +57,7 @@ import Transport
             handlers: .init(
                 onMessage: { frames in
                     table.update { $0.heard(frames[0], at: .now) }
-                    try? box.get?.send(frames)  // answer, so the worker sees a live peer
+                    try? box.get?.send(frames) // answer, so the worker sees a live peer
                 },
                 onTick: { _, now in
                     for peer in table.update({ $0.removeExpired(at: now) }) { dead.append([peer]) }
@@ -67,8 +67,9 @@ import Transport
 
         let link = try DealerLink(
             context: context,
-            configuration: .init(endpoint: router.boundEndpoints[0], routingID: bytes("w1"), heartbeat: policy,
-                                 backoff: Backoff(initial: .milliseconds(20), maximum: .milliseconds(100))),
+            configuration: .init(
+                endpoint: router.boundEndpoints[0], routingID: bytes("w1"), heartbeat: policy,
+                backoff: Backoff(initial: .milliseconds(20), maximum: .milliseconds(100))),
             greeting: { [bytes("READY")] }, heartbeat: { [bytes("HB")] }, onMessage: { _ in })
         #expect(eventually { link.state == .connected })
         // Alive for several intervals: heartbeats keep it off the dead list.
@@ -81,7 +82,7 @@ import Transport
         #expect(dead.wait(count: 1, timeout: .seconds(5)))
         let detectedAfter = ContinuousClock.now - closedAt
         #expect(dead.messages == [[bytes("w1")]])
-        #expect(detectedAfter >= policy.deadAfter - policy.interval)  // not before silence could be noticed
+        #expect(detectedAfter >= policy.deadAfter - policy.interval) // not before silence could be noticed
         #expect(detectedAfter < .seconds(2))
     }
 
@@ -99,19 +100,21 @@ import Transport
         let states = Locked<[DealerLink.State]>([])
         let link = try DealerLink(
             context: context,
-            configuration: .init(endpoint: router.boundEndpoints[0], routingID: bytes("w2"), heartbeat: policy,
-                                 backoff: Backoff(initial: .milliseconds(10), maximum: .milliseconds(40))),
+            configuration: .init(
+                endpoint: router.boundEndpoints[0], routingID: bytes("w2"), heartbeat: policy,
+                backoff: Backoff(initial: .milliseconds(10), maximum: .milliseconds(40))),
             greeting: { [bytes("READY")] }, heartbeat: { [bytes("HB")] }, onMessage: { _ in },
             onStateChange: { state in states.update { $0.append(state) } })
         defer { link.close() }
 
         #expect(eventually { states.get.count >= 3 })
         let seen = states.get
-        #expect(seen.prefix(3) == [
-            .reconnecting(attempt: 1, delay: .milliseconds(10)),
-            .reconnecting(attempt: 2, delay: .milliseconds(20)),
-            .reconnecting(attempt: 3, delay: .milliseconds(40)),
-        ])
+        #expect(
+            seen.prefix(3) == [
+                .reconnecting(attempt: 1, delay: .milliseconds(10)),
+                .reconnecting(attempt: 2, delay: .milliseconds(20)),
+                .reconnecting(attempt: 3, delay: .milliseconds(40))
+            ])
         // Each new socket greeted the ROUTER again, and heartbeats flowed in between.
         #expect(heard.wait { messages in messages.filter { $0[1] == bytes("READY") }.count >= 2 })
         #expect(heard.messages.contains { $0[1] == bytes("HB") })
@@ -127,18 +130,20 @@ import Transport
 
         let link = try DealerLink(
             context: context,
-            configuration: .init(endpoint: endpoint, routingID: bytes("w3"), heartbeat: policy,
-                                 backoff: Backoff(initial: .milliseconds(10), maximum: .milliseconds(80))),
+            configuration: .init(
+                endpoint: endpoint, routingID: bytes("w3"), heartbeat: policy,
+                backoff: Backoff(initial: .milliseconds(10), maximum: .milliseconds(80))),
             greeting: { [bytes("READY")] }, heartbeat: { [bytes("HB")] }, onMessage: { _ in })
         defer { link.close() }
         #expect(eventually { link.state == .connected })
         #expect(first.messages.first == [bytes("w3"), bytes("READY")])
 
         firstRouter.close()
-        #expect(eventually {
-            if case .reconnecting = link.state { return true }
-            return false
-        })
+        #expect(
+            eventually {
+                if case .reconnecting = link.state { return true }
+                return false
+            })
         try link.send([bytes("queued while down")])
 
         // Rebinding can race the old listener's teardown inside libzmq: retry briefly.

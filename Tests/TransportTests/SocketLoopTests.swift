@@ -50,7 +50,8 @@ import Wire
             let messages = inbox.messages
             #expect(messages.count == 1)
             guard let frames = messages.first, frames.count == 1,
-                  case .generateRequest(let request) = try codec.decode(frames[0]) else {
+                case .generateRequest(let request) = try codec.decode(frames[0])
+            else {
                 Issue.record("\(names[index]) got \(messages)")
                 continue
             }
@@ -129,9 +130,11 @@ import Wire
         let greeted = Inbox()
         let router = try SocketLoop(
             context: context, configuration: .init(kind: .router, bind: [anyLoopbackPort], highWaterMark: 10),
-            handlers: .init(onMessage: { greeted.append($0) }, onSendFailure: { _, error in
-                if error.code == .peerBusy { failures.update { $0 += 1 } }
-            }))
+            handlers: .init(
+                onMessage: { greeted.append($0) },
+                onSendFailure: { _, error in
+                    if error.code == .peerBusy { failures.update { $0 += 1 } }
+                }))
         defer { router.close() }
         // A peer that never reads.
         let sleeper = try ZMQSocket(context: context, kind: .dealer)
@@ -158,13 +161,15 @@ import Wire
     @Test func routerRebindsTheSamePortOnReconnect() throws {
         let context = try ZMQContext()
         let inbox = Inbox()
-        let socketsOpened = Locked(0)  // the greeting is asked for once per new socket
+        let socketsOpened = Locked(0) // the greeting is asked for once per new socket
         let router = try SocketLoop(
             context: context, configuration: .init(kind: .router, bind: [anyLoopbackPort]),
-            handlers: .init(onMessage: { inbox.append($0) }, greeting: {
-                socketsOpened.update { $0 += 1 }
-                return nil
-            }))
+            handlers: .init(
+                onMessage: { inbox.append($0) },
+                greeting: {
+                    socketsOpened.update { $0 += 1 }
+                    return nil
+                }))
         defer { router.close() }
         let dealer = try ZMQSocket(context: context, kind: .dealer)
         try dealer.setRoutingID(bytes("d"))
@@ -202,9 +207,11 @@ import Wire
         let failures = Inbox()
         let loop = try SocketLoop(
             context: context, configuration: .init(kind: .router, bind: [anyLoopbackPort]),
-            handlers: .init(onMessage: { _ in }, onSendFailure: { frames, error in
-                if error.code == .unreachablePeer { failures.append(frames) }
-            }))
+            handlers: .init(
+                onMessage: { _ in },
+                onSendFailure: { frames, error in
+                    if error.code == .unreachablePeer { failures.append(frames) }
+                }))
         defer { loop.close() }
         try loop.send([bytes("ghost"), bytes("boo")])
         #expect(failures.wait(count: 1))

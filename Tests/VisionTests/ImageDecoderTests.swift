@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Vision
 
 /// stb_image decoding against PIL's decode as transformers converts it to RGB.
@@ -20,7 +21,9 @@ import Testing
         } else {
             // JPEG: stb's IDCT and YCbCr conversion are not libjpeg-turbo's.
             let within = differences.filter { $0 <= 2 }.count
-            #expect(Double(within) >= 0.999 * Double(differences.count), "\(image.name): only \(within)/\(differences.count) within 2 levels, worst \(differences.max()!)")
+            #expect(
+                Double(within) >= 0.999 * Double(differences.count),
+                "\(image.name): only \(within)/\(differences.count) within 2 levels, worst \(differences.max()!)")
         }
     }
 
@@ -67,10 +70,10 @@ import Testing
             return error.code == .tooLarge && error.message.contains("10000×10000")
         }
         #expect { try ImageDecoder.decode(huge, maxPixels: 100_000_000) } throws: { ($0 as? VisionError)?.code == .corrupt }
-        var absurd = huge  // IHDR width and height (bytes 16...23) at 2^32 - 1: no overflow, a clear error
+        var absurd = huge // IHDR width and height (bytes 16...23) at 2^32 - 1: no overflow, a clear error
         absurd.replaceSubrange(16..<24, with: [UInt8](repeating: 0xFF, count: 8))
         #expect { try ImageDecoder.decode(absurd, maxPixels: .max) } throws: { ($0 as? VisionError)?.code == .tooLarge }
-        let photo = try VisionFixture.bytes("images/rgb-landscape.png")  // 97×61 = 5917 pixels
+        let photo = try VisionFixture.bytes("images/rgb-landscape.png") // 97×61 = 5917 pixels
         #expect { try ImageDecoder.decode(photo, maxPixels: 5916) } throws: { ($0 as? VisionError)?.code == .tooLarge }
         #expect(try ImageDecoder.decode(photo, maxPixels: 5917).width == 97)
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Vision
 
 /// Preprocessing against `AutoImageProcessor(...)(images=Image.open(file))["pixel_values"]`.
@@ -40,7 +41,9 @@ import Testing
             let differing = zip(result.values, expected).filter { $0 != $1 }.count
             #expect(differing == 0, "\(c): \(differing) values differ, worst by \(worstLevels) levels")
         } else {
-            #expect(Double(within) >= 0.999 * Double(expected.count), "\(c): \(within)/\(expected.count) within 2/255, worst \(worstLevels) levels")
+            #expect(
+                Double(within) >= 0.999 * Double(expected.count),
+                "\(c): \(within)/\(expected.count) within 2/255, worst \(worstLevels) levels")
         }
     }
 
@@ -73,7 +76,7 @@ import Testing
             (#"{"image_processor_type": "CLIPImageProcessor", "size": {"max_height": 3}}"#, "size"),
             (#"{"image_processor_type": "#, "not valid JSON"),
             (#"{"image_processor_type": "CLIPImageProcessor", "size": {"shortest_edge": 0}}"#, "positive"),
-            (#"{"image_processor_type": "SiglipImageProcessor", "size": {"height": 384, "width": -1}}"#, "positive"),
+            (#"{"image_processor_type": "SiglipImageProcessor", "size": {"height": 384, "width": -1}}"#, "positive")
         ]
         for (json, mention) in bad {
             #expect { try ImageProcessorConfig(json: Data(json.utf8), source: "cfg.json") } throws: { error in
@@ -84,7 +87,9 @@ import Testing
     }
 
     @Test func missingConfigIsAClearError() {
-        #expect { try Preprocessor(directory: URL(fileURLWithPath: "/nonexistent")) } throws: { ($0 as? VisionError)?.code == .badProcessorConfig }
+        #expect { try Preprocessor(directory: URL(fileURLWithPath: "/nonexistent")) } throws: {
+            ($0 as? VisionError)?.code == .badProcessorConfig
+        }
     }
 
     /// transformers' resize arithmetic: int(size · long / short) for the longer edge.

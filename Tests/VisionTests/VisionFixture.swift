@@ -20,7 +20,9 @@ enum VisionFixture {
         return (try? JSONDecoder().decode([Image].self, from: Data(contentsOf: url))) ?? []
     }()
 
-    static let processors = ["clip", "siglip", "llava-pad", "clip-lanczos-pad", "clip-longest-edge", "siglip-hamming", "siglip-box-unscaled"]
+    static let processors = [
+        "clip", "siglip", "llava-pad", "clip-lanczos-pad", "clip-longest-edge", "siglip-hamming", "siglip-box-unscaled"
+    ]
 
     /// The processor's manifest.json: the class AutoImageProcessor built and the images run through it.
     struct ProcessorManifest: Decodable {

@@ -11,8 +11,9 @@ import Wire
         let schema = try Data(contentsOf: Self.root.appendingPathComponent("proto/stagebeam.proto"))
         let recordURL = Self.root.appendingPathComponent("Sources/Wire/Generated/stagebeam.proto.sha256")
         let recorded = try String(contentsOf: recordURL, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-        #expect(recorded == ContentHash.sha256Hex(schema),
-                "Sources/Wire/Generated is stale: proto/stagebeam.proto changed; run scripts/gen-proto.sh")
+        #expect(
+            recorded == ContentHash.sha256Hex(schema),
+            "Sources/Wire/Generated is stale: proto/stagebeam.proto changed; run scripts/gen-proto.sh")
     }
 
     /// The version constant the codec stamps on every envelope comes from the schema's enum.

@@ -194,7 +194,7 @@ enum Samples {
             .judgeRequest(judge), .judgeResult(verdict),
             .submitJob(submit), .jobAccepted(accepted), .jobEvent(event), .jobResult(result),
             .statusRequest(Stagebeam_V1_StatusRequest()), .statusReply(status),
-            .error(error),
+            .error(error)
         ]
     }
 
