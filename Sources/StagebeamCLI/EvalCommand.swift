@@ -51,7 +51,7 @@ struct EvalCommand: AsyncParsableCommand {
     }
 
     func beamList() throws -> [Int] {
-        try list(beam, "--beam") { Int($0).flatMap { $0 >= 1 ? $0 : nil } }
+        try list(beam, "--beam") { Int($0).flatMap { (1...SearchConfig.maxBeam).contains($0) ? $0 : nil } }
     }
 
     private func list<T>(_ text: String, _ option: String, _ parse: (String) -> T?) throws -> [T] {

@@ -98,7 +98,7 @@ struct LoadtestCommand: AsyncParsableCommand {
         var settings = BatchJobSettings(config: search.config, timeout: .milliseconds(Int64(timeoutS * 1000)))
         if let path = search.judgeTemplates {
             _ = try search.templates()
-            settings.judgeTemplatesJSON = try Data(contentsOf: URL(fileURLWithPath: path))
+            settings.judgeTemplatesJSON = try readFile(path, what: "--judge-templates")
         }
         let mode: LoadTest.Mode =
             if let concurrency { .profile(.concurrency(concurrency)) } else if let rate { .profile(.rate(rate)) } else {

@@ -11,8 +11,14 @@ struct SearchOptions: ParsableArguments {
     @Option(help: "stage (default), best-of-n, sentence or greedy.")
     var method: SearchMethod = .stage
 
-    @Option(help: "Candidates per stage (N).")
+    @Option(help: "Candidates per stage (N): 1 to \(SearchConfig.maxBeam).")
     var beam = 2
+
+    func validate() throws {
+        if !(1...SearchConfig.maxBeam).contains(beam) {
+            throw ValidationError("--beam must be between 1 and \(SearchConfig.maxBeam), got \(beam)")
+        }
+    }
 
     @OptionGroup var tuning: SearchTuningOptions
 
