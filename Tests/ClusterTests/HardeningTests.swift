@@ -24,10 +24,10 @@ extension ClusterProcessTests {
             try cluster.coordinator.wait("the squatter to register") { _ in cluster.registrations(of: "squatter") == 1 ? true : nil }
             squatter.socket.close()
         }
-        try cluster.coordinator.wait("the squatter to be dropped") { child in
-            child.logged("worker lost", ["worker_id": "squatter"]).isEmpty ? nil : true
+        try cluster.coordinator.wait("the squatter to be dropped and its model forgotten") { child in
+            child.logged("no worker of a role's model remains: the next worker of the role chooses its model").count == 2 ? true : nil
         }
-        #expect(!cluster.coordinator.logged("no worker of a role's model remains: the next worker of the role chooses its model").isEmpty)
+        #expect(cluster.coordinator.logged("worker lost", ["worker_id": "squatter", "reason": "missed_heartbeats"]).count == 1)
         try cluster.addWorker("w", maxBatch: 4)
 
         let (status, _, err) = try runStagebeam(
