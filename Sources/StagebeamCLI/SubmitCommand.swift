@@ -33,7 +33,7 @@ struct SubmitCommand: AsyncParsableCommand {
 
     func run() async throws {
         try logging.bootstrap()
-        var submit = search.config.submitJob(question: question)
+        var submit = ModelRecommendations().config(choices: search.choices, seed: search.seed).submitJob(question: question)
         submit.jobID = jobID ?? ""
         submit.streamEvents = !json
         // The text form prints the whole staged answer, which only the record holds.
