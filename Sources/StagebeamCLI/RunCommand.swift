@@ -61,7 +61,8 @@ func describe(_ event: SearchEvent) -> String {
         return "▸ \(stage.rawValue)"
     case .candidatesReady(let stage, _, let candidates):
         let flags = candidates.filter(\.forcedClose).count
-        return "  \(candidates.count) \(stage.rawValue) candidates" + (flags > 0 ? " (\(flags) closed by the search)" : "")
+        return "  \(candidates.count) \(stage.rawValue) candidates"
+            + (flags > 0 ? " (\(flags) reached the stage's token budget; the search closed their tag)" : "")
     case .verdict(_, _, let match):
         return "  match \(match.match): \(match.a) vs \(match.b) → \(match.winner) (\(match.outcome.rawValue))"
     case .winner(let topic, _, let candidate):
