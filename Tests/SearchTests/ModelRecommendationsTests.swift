@@ -23,7 +23,7 @@ import Testing
         #expect(unset.judgeMode == .generate)
         #expect(unset.judgeSampling.temperature == 0)
         #expect(unset.sampling.topP == 0.8 && unset.judgeSampling.topP == 0.8)
-        #expect(unset.tournament == SearchConfig().tournament)  // not in the file: the search's default
+        #expect(unset.tournament == SearchConfig().tournament) // not in the file: the search's default
         #expect(unset.sampling.temperature == SearchConfig().sampling.temperature)
 
         var choices = SearchSettings()
@@ -47,7 +47,7 @@ import Testing
         for (json, words) in [
             ("{not json", ["stagebeam.json", "not valid JSON"]),
             (#"{"search": {"beam": "four"}}"#, ["stagebeam.json", "search.beam"]),
-            (#"{"search": {"method": "beam"}}"#, ["stagebeam.json", "search.method"]),
+            (#"{"search": {"method": "beam"}}"#, ["stagebeam.json", "search.method"])
         ] {
             let directory = try modelDirectory(json)
             defer { try? FileManager.default.removeItem(at: directory) }
