@@ -1,8 +1,8 @@
 // swift-tools-version:6.1
-// Layers (dependencies point down only): see README.md and ../shared/DESIGN.md.
+// Layers (dependencies point down only): see docs/modules.md.
 import PackageDescription
 
-// Numeric code is compiled for x86-64 with AVX2 and FMA (DESIGN.md's machine kind) — without it Swift
+// Numeric code is compiled for x86-64 with AVX2 and FMA (the machines of docs/performance.md) — without it Swift
 // lowers SIMD8 fused multiply-adds to scalar library calls — and optimized even in debug builds, so
 // `swift test` runs real checkpoints at real speed.
 let vectorized: [SwiftSetting] = [
