@@ -53,8 +53,6 @@ let package = Package(
         .testTarget(name: "LlavaTests", dependencies: ["Models", "ModelFormats", "Vision", "Tokenization", "ChatTemplates"]),
         .testTarget(
             name: "MllamaTests", dependencies: ["Models", "ModelFormats", "Vision", "Generation", "Tokenization", "ChatTemplates"]),
-        // Llama 3.2 Vision speed and memory (scripts/bench/mllama.sh).
-        .executableTarget(name: "MllamaBench", dependencies: ["Models", "Kernels", "Vision"], swiftSettings: vectorized),
         // n samples of one prompt: samplers, stop strings, batched decode over a shared prefix.
         .target(
             name: "Generation", dependencies: ["Kernels", "ModelFormats", "Models", "Tokenization"], swiftSettings: vectorized),

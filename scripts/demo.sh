@@ -52,16 +52,11 @@ while IFS= read -r line; do
   echo
   echo "== $image: $question"
   "$bin" submit --coordinator "tcp://127.0.0.1:$port" --image "$examples/$image" --question "$question" \
-    --beam 4 --tournament bracket --judge-mode generate --judge-temperature 0 --seed 1 | tee "$dir/answer.txt"
-  # Graded as stagebeam eval grades: the last word of the conclusion, lowercased.
-  answered=$(sed -n 's/^answer: //p' "$dir/answer.txt" | tr '[:upper:]' '[:lower:]' | grep -o '[a-z0-9]*' | tail -n 1 || true)
+    --beam 4 --tournament bracket --judge-mode generate --judge-temperature 0 --seed 1 --expected-answer "$expected" |
+    tee "$dir/answer.txt"
   asked=$((asked + 1))
-  if [[ "$answered" == "$(tr '[:upper:]' '[:lower:]' <<<"$expected")" ]]; then
-    right=$((right + 1))
-    echo "== right: the expected answer is $expected"
-  else
-    echo "== wrong: the expected answer is $expected"
-  fi
+  # submit grades the answer as stagebeam eval does: "expected: … · right" or "· wrong".
+  if grep -q '· right$' "$dir/answer.txt"; then right=$((right + 1)); fi
 done <"$examples/questions.jsonl"
 echo
 echo "== $right of $asked answers right"
