@@ -28,6 +28,7 @@ let package = Package(
         // C system libraries: module maps only; nothing above these imports C.
         .systemLibrary(name: "CZeroMQ", providers: [.apt(["libzmq3-dev"])]),
         .systemLibrary(name: "CStb", providers: [.apt(["libstb-dev"])]),
+        .systemLibrary(name: "CTurboJPEG", providers: [.apt(["libturbojpeg0-dev"])]),
         // Wire protocol (protobuf, generated code committed) and ZeroMQ transport.
         .target(
             name: "Wire", dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
@@ -48,8 +49,9 @@ let package = Package(
         .testTarget(name: "MllamaTests", dependencies: ["Models", "ModelFormats", "Vision", "Generation", "Tokenization"]),
         // Llama 3.2 Vision speed and memory (scripts/bench/mllama.sh); not part of the CLI.
         .executableTarget(name: "MllamaBench", dependencies: ["Models", "Kernels", "Vision"], swiftSettings: vectorized),
-        // JPEG/PNG decoding (stb_image) and transformers-exact image preprocessing.
-        .target(name: "Vision", dependencies: ["CStb", "ModelFormats"], swiftSettings: vectorized),
+        // JPEG (libjpeg-turbo) and PNG (stb_image) decoding as Pillow decodes them, EXIF orientation,
+        // and transformers-exact image preprocessing.
+        .target(name: "Vision", dependencies: ["CStb", "CTurboJPEG", "ModelFormats"], swiftSettings: vectorized),
         .testTarget(name: "VisionTests", dependencies: ["Vision"]),
         .target(name: "ModelFormats"),
         .testTarget(name: "ModelFormatsTests", dependencies: ["ModelFormats"]),
