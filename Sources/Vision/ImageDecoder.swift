@@ -1,15 +1,16 @@
 import CStb
 import Foundation
 
-/// Decodes JPEG and PNG bytes into RGB exactly as transformers sees an image it loads itself
-/// (`load_image`: Pillow's `Image.open`, `ImageOps.exif_transpose`, `convert("RGB")`), which is also
-/// what its image processors make of an opened PIL image without EXIF orientation:
+/// Decodes JPEG and PNG bytes into RGB exactly as transformers' image processors see
+/// `ImageOps.exif_transpose(Image.open(f))` — the image `load_image` gives them, with its EXIF
+/// orientation applied:
 /// - JPEG through libjpeg-turbo (`JPEGDecoder`), the decoder Pillow bundles, bit for bit;
-/// - PNG through stb_image, whose PNG decode is exact (JPEG is not: its IDCT and upsampling differ from
-///   libjpeg-turbo's by a level here and there, so stb is kept for PNG alone). `convert_to_rgb`
-///   composites any alpha (an alpha channel, a palette's or a colour key's transparency) onto white
-///   with PIL's integer `alpha_composite`; 16-bit channels keep their high byte, except 16-bit grey,
-///   which PIL opens as "I;16" and clamps to 255;
+/// - PNG through stb_image, whose PNG decode is exact (its JPEG decode is not: its IDCT and upsampling
+///   differ from libjpeg-turbo's by a level here and there, so stb is kept for PNG alone);
+/// - any alpha (an alpha channel, a palette's or a colour key's transparency) composited onto white with
+///   PIL's integer `alpha_composite`, as the processors' `convert_to_rgb` does (`load_image`'s own
+///   `convert("RGB")` would drop it instead; images without alpha are the same either way); 16-bit
+///   channels keep their high byte, except 16-bit grey, which PIL opens as "I;16" and clamps to 255;
 /// - then the EXIF orientation (JPEG's APP1, PNG's eXIf or text chunks, or XMP's) turns the image upright.
 public enum ImageDecoder {
     /// Default pixel limit: 64 megapixels (a 8192×8192 image), far above what any vision tower uses.

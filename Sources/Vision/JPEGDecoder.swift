@@ -4,7 +4,8 @@ import CTurboJPEG
 /// gives. Pillow's wheels bundle their own libjpeg-turbo (Pillow 13.0.0: 3.2.0) and decode with the
 /// library's defaults — accurate integer IDCT, fancy upsampling — as TurboJPEG does; Debian 12's
 /// libturbojpeg 2.1.5 gives the same bytes on every baseline, progressive, subsampled (4:4:4, 4:2:2,
-/// 4:2:0), grey and CMYK file the fixtures hold (scripts/fixtures/make_vision_fixtures.py).
+/// 4:2:0), grey, CMYK and YCCK file tried (the fixtures of scripts/fixtures/make_vision_fixtures.py, and
+/// the 385 JPEGs of scripts/check_jpeg_decoders.py).
 enum JPEGDecoder {
     /// Pillow reads a 4-component JPEG as "CMYK;I" (Adobe's inverted polarity, always) and converts it
     /// to RGB channel by channel with its integer `cmyk2rgb`; YCCK files are turned into CMYK by
