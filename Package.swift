@@ -1,20 +1,24 @@
 // swift-tools-version:6.1
-// Layers (dependencies point down only): see README.md and ../shared/DESIGN.md.
+// Layers (dependencies point down only): see docs/modules.md. Every `import` in a target is declared
+// here, so the layering is checked by the build.
 import PackageDescription
 
-// Numeric code is compiled for x86-64 with AVX2 and FMA (DESIGN.md's machine kind) — without it Swift
-// lowers SIMD8 fused multiply-adds to scalar library calls — and optimized even in debug builds, so
-// `swift test` runs real checkpoints at real speed.
-let vectorized: [SwiftSetting] = [
-    .unsafeFlags(["-target-cpu", "haswell"]),
-    .unsafeFlags(["-O"], .when(configuration: .debug))
-]
+// Numeric code is optimized even in debug builds, so `swift test` runs real checkpoints at real speed.
+// On x86-64 it is compiled for AVX2 + FMA + F16C (Haswell and later; every machine stagebeam is run on
+// has them): without them Swift lowers SIMD8 fused multiply-adds to scalar library calls.
+#if arch(x86_64)
+    let cpuFlags: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"])]
+#else
+    let cpuFlags: [SwiftSetting] = []
+#endif
+let vectorized: [SwiftSetting] = cpuFlags + [.unsafeFlags(["-O"], .when(configuration: .debug))]
 
 let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
+let protobuf: Target.Dependency = .product(name: "SwiftProtobuf", package: "swift-protobuf")
 
 let package = Package(
     name: "stagebeam",
-    platforms: [.macOS(.v14)],
+    // Linux only: the engine maps files and the transport polls sockets through Glibc.
     products: [
         .executable(name: "stagebeam", targets: ["StagebeamCLI"])
     ],
@@ -29,10 +33,42 @@ let package = Package(
         .systemLibrary(name: "CZeroMQ", providers: [.apt(["libzmq3-dev"])]),
         .systemLibrary(name: "CStb", providers: [.apt(["libstb-dev"])]),
         .systemLibrary(name: "CTurboJPEG", providers: [.apt(["libturbojpeg0-dev"])]),
-        // Wire protocol (protobuf, generated code committed) and ZeroMQ transport.
+
+        // Compute: batch-invariant SIMD kernels over mapped weights, and the thread pool they share.
+        .target(name: "Kernels", swiftSettings: vectorized),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
+        // Checkpoint files and configurations: safetensors (mapped), config.json decoding.
+        .target(name: "ModelFormats"),
+        .testTarget(name: "ModelFormatsTests", dependencies: ["ModelFormats"]),
+        // JPEG (libjpeg-turbo) and PNG (stb_image) decoding as Pillow decodes them, EXIF orientation,
+        // and transformers-exact image preprocessing.
+        .target(name: "Vision", dependencies: ["CStb", "CTurboJPEG", "ModelFormats"], swiftSettings: vectorized),
+        .testTarget(name: "VisionTests", dependencies: ["Vision"]),
+        // Hugging Face chat templates: a Jinja subset rendered as transformers renders it.
+        .target(name: "ChatTemplates"),
+        // tokenizer.json byte-level BPE, special tokens, streaming decode.
+        .target(name: "Tokenization", dependencies: ["ChatTemplates"]),
+        .testTarget(name: "TokenizationTests", dependencies: ["Tokenization", "ChatTemplates"]),
+        // Architectures (Llama/Qwen2 text, CLIP/SigLIP towers, LLaVA, Mllama) and the KV cache.
+        .target(name: "Models", dependencies: ["Kernels", "ModelFormats", "Vision"], swiftSettings: vectorized),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "Kernels"]),
+        .testTarget(name: "LlavaTests", dependencies: ["Models", "ModelFormats", "Vision", "Tokenization", "ChatTemplates"]),
+        .testTarget(
+            name: "MllamaTests", dependencies: ["Models", "ModelFormats", "Vision", "Generation", "Tokenization", "ChatTemplates"]),
+        // n samples of one prompt: samplers, stop strings, batched decode over a shared prefix.
         .target(
-            name: "Wire", dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
-            exclude: ["Generated/stagebeam.proto.sha256"]),
+            name: "Generation", dependencies: ["Kernels", "ModelFormats", "Models", "Tokenization"], swiftSettings: vectorized),
+        .testTarget(name: "GenerationTests", dependencies: ["Generation", "Models", "Tokenization"]),
+        // Stage-level beam search, engine-agnostic: depends on Foundation only.
+        .target(name: "Search"),
+        .testTarget(name: "SearchTests", dependencies: ["Search"]),
+        // The search's generator and judge interfaces implemented on the in-process engine.
+        .target(name: "LocalEngine", dependencies: ["Generation", "Search", "Tokenization", "ChatTemplates"]),
+        .testTarget(
+            name: "LocalEngineTests", dependencies: ["LocalEngine", "Generation", "Models", "Search", "Tokenization", "ChatTemplates"]),
+
+        // Wire protocol (protobuf, generated code committed) and ZeroMQ transport.
+        .target(name: "Wire", dependencies: [protobuf], exclude: ["Generated/stagebeam.proto.sha256"]),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
         .target(name: "Transport", dependencies: ["CZeroMQ", logging]),
         .testTarget(name: "TransportTests", dependencies: ["Transport", "Wire", logging]),
@@ -41,54 +77,30 @@ let package = Package(
         // import this, so the format is the executable's choice, as swift-log intends.
         .target(name: "Logs", dependencies: [logging]),
         .testTarget(name: "LogsTests", dependencies: ["Logs", logging]),
-        .target(name: "Kernels", swiftSettings: vectorized),
-        .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
-        .target(name: "Models", dependencies: ["Kernels", "ModelFormats", "Vision"], swiftSettings: vectorized),
-        .testTarget(name: "ModelsTests", dependencies: ["Models"]),
-        .testTarget(name: "LlavaTests", dependencies: ["Models", "Vision", "Tokenization"]),
-        .testTarget(name: "MllamaTests", dependencies: ["Models", "ModelFormats", "Vision", "Generation", "Tokenization"]),
-        // Llama 3.2 Vision speed and memory (scripts/bench/mllama.sh); not part of the CLI.
-        .executableTarget(name: "MllamaBench", dependencies: ["Models", "Kernels", "Vision"], swiftSettings: vectorized),
-        // JPEG (libjpeg-turbo) and PNG (stb_image) decoding as Pillow decodes them, EXIF orientation,
-        // and transformers-exact image preprocessing.
-        .target(name: "Vision", dependencies: ["CStb", "CTurboJPEG", "ModelFormats"], swiftSettings: vectorized),
-        .testTarget(name: "VisionTests", dependencies: ["Vision"]),
-        .target(name: "ModelFormats"),
-        .testTarget(name: "ModelFormatsTests", dependencies: ["ModelFormats"]),
-        // tokenizer.json byte-level BPE, streaming decode, chat templates: depends on Foundation only.
-        .target(name: "Tokenization"),
-        .testTarget(name: "TokenizationTests", dependencies: ["Tokenization"]),
-        // n samples of one prompt: samplers, stop strings, batched decode over a shared prefix.
-        .target(name: "Generation", dependencies: ["Models", "Tokenization"], swiftSettings: vectorized),
-        .testTarget(name: "GenerationTests", dependencies: ["Generation"]),
-        // The search's generator and judge interfaces implemented on the in-process engine.
-        .target(name: "LocalEngine", dependencies: ["Generation", "Search"]),
-        .testTarget(name: "LocalEngineTests", dependencies: ["LocalEngine"]),
-        // Coordinator, workers, client and journal over the wire protocol and ZeroMQ transport.
-        .target(
-            name: "Cluster",
-            dependencies: [
-                "Wire", "Transport", "Search", "LocalEngine", "Generation", logging,
-                .product(name: "SwiftProtobuf", package: "swift-protobuf")
-            ]),
+        // Coordinator (jobs, dispatch, journal), client, and the protocol pieces workers share. Holds no
+        // model and links no engine.
+        .target(name: "Cluster", dependencies: ["Wire", "Transport", "Search", logging, protobuf]),
         .testTarget(
-            name: "ClusterTests",
-            dependencies: ["Cluster", "Wire", "Transport", "Search", logging, .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
-        // Bulk offline runs (batch) and capacity tests (loadtest) over a coordinator or in process.
+            name: "ClusterTests", dependencies: ["Cluster", "ClusterTestSupport", "Wire", "Transport", "Search", logging, protobuf]),
+        // What the cluster and jobs tests share: the stagebeam executable as child processes, a local cluster.
+        .target(name: "ClusterTestSupport", dependencies: ["Cluster", "Search", "Wire"], path: "Tests/ClusterTestSupport"),
+        // A worker process: serves generate and judge requests from the coordinator on the in-process engine.
         .target(
-            name: "Jobs",
+            name: "WorkerHost",
             dependencies: [
-                "Cluster", "Search", "LocalEngine", "Wire", "Transport", logging, .product(name: "SwiftProtobuf", package: "swift-protobuf")
+                "Cluster", "Wire", "Transport", "Search", "LocalEngine", "Generation", "ModelFormats", "Tokenization",
+                "ChatTemplates", logging
             ]),
-        .testTarget(name: "JobsTests", dependencies: ["Jobs", "Cluster", "LocalEngine", "Search", "Wire"]),
+        // Bulk offline runs (batch), capacity tests (loadtest) and evaluation, over a coordinator or in process.
+        .target(
+            name: "Jobs", dependencies: ["Cluster", "WorkerHost", "Search", "LocalEngine", "Wire", "Transport", logging, protobuf]),
+        .testTarget(name: "JobsTests", dependencies: ["Jobs", "Cluster", "ClusterTestSupport", "LocalEngine", "Search", "Wire"]),
         .executableTarget(
             name: "StagebeamCLI",
             dependencies: [
-                "Cluster", "Generation", "Jobs", "LocalEngine", "Logs", "Search", "Wire", logging,
+                "Cluster", "WorkerHost", "Generation", "Jobs", "Kernels", "LocalEngine", "Logs", "ModelFormats", "Models",
+                "Search", "Tokenization", "ChatTemplates", "Transport", "Wire", logging,
                 .product(name: "ArgumentParser", package: "swift-argument-parser")
-            ]),
-        // Stage-level beam search, engine-agnostic: depends on Foundation only.
-        .target(name: "Search"),
-        .testTarget(name: "SearchTests", dependencies: ["Search"])
+            ])
     ]
 )

@@ -6,11 +6,11 @@ import Wire
 // it would use.
 
 extension Sampling {
-    init(wire: Stagebeam_V1_Sampling) {
+    public init(wire: Stagebeam_V1_Sampling) {
         self.init(temperature: Double(wire.temperature), topP: wire.topP == 0 ? 1 : Double(wire.topP), topK: Int(wire.topK))
     }
 
-    var wire: Stagebeam_V1_Sampling {
+    public var wire: Stagebeam_V1_Sampling {
         var sampling = Stagebeam_V1_Sampling()
         sampling.temperature = Float(temperature)
         sampling.topP = Float(topP)
@@ -20,7 +20,7 @@ extension Sampling {
 }
 
 extension JudgeTopic {
-    init?(wire: Stagebeam_V1_Stage) {
+    public init?(wire: Stagebeam_V1_Stage) {
         switch wire {
         case .summary: self = .summary
         case .caption: self = .caption
@@ -31,7 +31,7 @@ extension JudgeTopic {
         }
     }
 
-    var wire: Stagebeam_V1_Stage {
+    public var wire: Stagebeam_V1_Stage {
         switch self {
         case .summary: .summary
         case .caption: .caption
@@ -43,11 +43,11 @@ extension JudgeTopic {
 }
 
 extension Stage {
-    var wire: Stagebeam_V1_Stage { JudgeTopic(self).wire }
+    public var wire: Stagebeam_V1_Stage { JudgeTopic(self).wire }
 }
 
 extension FinishReason {
-    init(wire: Stagebeam_V1_FinishReason) {
+    public init(wire: Stagebeam_V1_FinishReason) {
         switch wire {
         case .stop: self = .stop
         case .eos: self = .eos
@@ -55,7 +55,7 @@ extension FinishReason {
         }
     }
 
-    var wire: Stagebeam_V1_FinishReason {
+    public var wire: Stagebeam_V1_FinishReason {
         switch self {
         case .stop: .stop
         case .eos: .eos
@@ -65,13 +65,13 @@ extension FinishReason {
 }
 
 extension VerdictMode {
-    var wire: Stagebeam_V1_VerdictMode { self == .logprob ? .logprob : .generate }
+    public var wire: Stagebeam_V1_VerdictMode { self == .logprob ? .logprob : .generate }
 }
 
 extension SearchConfig {
     /// The configuration a submitted job asks for; zero/unset fields take the search's defaults.
     /// Not yet validated: `StageBeamSearch` does that.
-    init(submit: Stagebeam_V1_SubmitJob) {
+    public init(submit: Stagebeam_V1_SubmitJob) {
         self.init()
         switch submit.method {
         case .bestOfN: method = .bestOfN

@@ -1,3 +1,4 @@
+import ChatTemplates
 import Foundation
 
 /// A Hugging Face byte-level BPE tokenizer (Llama-3, Qwen2, GPT-2 layouts) read from tokenizer.json,
@@ -119,8 +120,8 @@ public final class Tokenizer: @unchecked Sendable {
         if let source = config.chatTemplate {
             do {
                 template = try ChatTemplate(source: source)
-            } catch let error as TokenizerError {
-                templateError = error
+            } catch let error as ChatTemplateError {
+                templateError = TokenizerError(templateError: error)
             }
         }
         chatTemplate = template

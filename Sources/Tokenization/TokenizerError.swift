@@ -1,3 +1,5 @@
+import ChatTemplates
+
 /// Every failure of the Tokenization module: a stable code callers can switch on, and a message that
 /// names the problem (the file, the JSON key, the template line and column).
 public struct TokenizerError: Error, CustomStringConvertible, Sendable {
@@ -32,4 +34,18 @@ public struct TokenizerError: Error, CustomStringConvertible, Sendable {
     }
 
     public var description: String { "\(code): \(message)" }
+}
+
+extension TokenizerError {
+    /// A model's chat template that failed to parse, reported among the tokenizer's own errors.
+    init(templateError: ChatTemplateError) {
+        let code: Code =
+            switch templateError.code {
+            case .runtime: .templateRuntime
+            case .exception: .templateException
+            case .unreadableFile: .unreadableFile
+            default: .templateSyntax
+            }
+        self.init(code, templateError.message)
+    }
 }

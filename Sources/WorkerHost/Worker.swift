@@ -1,3 +1,4 @@
+import Cluster
 import Foundation
 import Generation
 import Logging
@@ -212,7 +213,7 @@ public final class Worker: @unchecked Sendable {
                     "registered",
                     metadata: [
                         "coordinator": "\(configuration.endpoint)",
-                        "roles": "\(configuration.roles.map(Dispatcher.roleName).joined(separator: ","))",
+                        "roles": "\(configuration.roles.map(\.logName).joined(separator: ","))",
                         "max_batch": .stringConvertible(configuration.maxBatch), "model": "\(engine.modelName)"
                     ])
             }
@@ -246,8 +247,8 @@ public final class Worker: @unchecked Sendable {
         var logger = self.logger
         logger[metadataKey: "job_id"] = "\(jobID)"
         logger[metadataKey: "request_id"] = "\(id)"
-        logger[metadataKey: "kind"] = "\(Dispatcher.roleName(role))"
-        logger[metadataKey: "stage"] = "\(CoordinatorMetrics.stageName(stage))"
+        logger[metadataKey: "kind"] = "\(role.logName)"
+        logger[metadataKey: "stage"] = "\(stage.logName)"
         // Work still waiting for the engine at its deadline is refused: the coordinator has already
         // sent it elsewhere.
         let deadline = deadlineMs > 0 ? received + .nanoseconds(Int64(deadlineMs * 1e6)) : nil
@@ -255,7 +256,7 @@ public final class Worker: @unchecked Sendable {
         let refusal: ClusterError? = lock.withLock {
             if !configuration.roles.contains(role) {
                 return ClusterError(
-                    .unexpectedMessage, "worker \(configuration.workerID) does not serve \(Dispatcher.roleName(role)) requests")
+                    .unexpectedMessage, "worker \(configuration.workerID) does not serve \(role.logName) requests")
             }
             if let problem = check() { return ClusterError(.invalidArgument, problem) }
             if sequences < 1 { return ClusterError(.invalidArgument, "a request needs at least one sequence") }

@@ -28,8 +28,8 @@ struct JinjaParser {
 
     private var current: JinjaToken { tokens[k] }
 
-    private func error(_ message: String, at position: SourcePosition? = nil) -> TokenizerError {
-        TokenizerError(.templateSyntax, "chat template \(position ?? current.position): \(message)")
+    private func error(_ message: String, at position: SourcePosition? = nil) -> ChatTemplateError {
+        ChatTemplateError(.syntax, "chat template \(position ?? current.position): \(message)")
     }
 
     private mutating func advance() -> JinjaToken {

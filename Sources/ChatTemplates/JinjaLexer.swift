@@ -79,8 +79,8 @@ struct JinjaLexer {
         return SourcePosition(line: lo + 1, column: index - lineStarts[lo] + 1)
     }
 
-    private func error(_ message: String, at index: Int) -> TokenizerError {
-        TokenizerError(.templateSyntax, "chat template \(position(index)): \(message)")
+    private func error(_ message: String, at index: Int) -> ChatTemplateError {
+        ChatTemplateError(.syntax, "chat template \(position(index)): \(message)")
     }
 
     private func starts(with text: String, at k: Int) -> Bool {

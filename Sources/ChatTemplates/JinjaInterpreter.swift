@@ -19,8 +19,8 @@ final class JinjaInterpreter {
         return out
     }
 
-    func error(_ message: String, at position: SourcePosition) -> TokenizerError {
-        TokenizerError(.templateRuntime, "chat template \(position): \(message)")
+    func error(_ message: String, at position: SourcePosition) -> ChatTemplateError {
+        ChatTemplateError(.runtime, "chat template \(position): \(message)")
     }
 
     // MARK: Statements
@@ -163,7 +163,7 @@ final class JinjaInterpreter {
                 // Builtins report errors without a position; add the call's.
                 do {
                     return try function.call(values, named)
-                } catch let e as TokenizerError where e.code == .templateRuntime && !e.message.hasPrefix("chat template") {
+                } catch let e as ChatTemplateError where e.code == .runtime && !e.message.hasPrefix("chat template") {
                     throw error(e.message, at: at)
                 }
             case .undefined(let name):
@@ -176,7 +176,7 @@ final class JinjaInterpreter {
             let named = try kwargs.map { ($0.name, try evaluate($0.value)) }
             do {
                 return try JinjaBuiltins.filter(name, value, try args.map(evaluate), named, self, at: at)
-            } catch let e as TokenizerError where e.code == .templateRuntime && !e.message.hasPrefix("chat template") {
+            } catch let e as ChatTemplateError where e.code == .runtime && !e.message.hasPrefix("chat template") {
                 throw error("filter \(name): \(e.message)", at: at)
             }
         case .test(let base, let name, let args, let negated):
@@ -213,7 +213,7 @@ final class JinjaInterpreter {
         }
     }
 
-    private func undefinedError(_ v: JinjaValue, at position: SourcePosition) -> TokenizerError? {
+    private func undefinedError(_ v: JinjaValue, at position: SourcePosition) -> ChatTemplateError? {
         if case .undefined(let name) = v { return error("'\(name)' is undefined", at: position) }
         return nil
     }

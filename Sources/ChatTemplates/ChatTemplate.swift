@@ -53,7 +53,7 @@ public struct ChatTemplate: Sendable {
         do {
             text = try String(contentsOf: url, encoding: .utf8)
         } catch {
-            throw TokenizerError(.unreadableFile, "cannot read chat template \(url.path): \(error.localizedDescription)")
+            throw ChatTemplateError(.unreadableFile, "cannot read chat template \(url.path): \(error.localizedDescription)")
         }
         try self.init(source: text)
     }
@@ -61,7 +61,7 @@ public struct ChatTemplate: Sendable {
     /// The prompt text. The template sees what transformers passes: `messages`, `add_generation_prompt`,
     /// `bos_token`/`eos_token` (undefined when nil), `tools` and `documents` (none). `date` is what
     /// `strftime_now` reads (Llama 3.2's "Today Date"). A `raise_exception` in the template throws
-    /// `.templateException` with its message.
+    /// `.exception` with its message.
     public func render(
         messages: [ChatMessage], addGenerationPrompt: Bool, bosToken: String?, eosToken: String?,
         date: Date = Date()

@@ -7,21 +7,21 @@ import Wire
 /// A coordinator and workers as real processes on loopback, with short heartbeats so that deaths
 /// are noticed in a fraction of a second. They log JSON lines (`ChildProcess.logged`), with
 /// `environment` added to their environment.
-final class LocalCluster {
-    static let heartbeatMs = "100"
-    static let model = Repo.model("llama-gqa")
+public final class LocalCluster {
+    public static let heartbeatMs = "100"
+    public static let model = Repo.model("llama-gqa")
 
-    let scratch: Scratch
-    let journal: String
+    public let scratch: Scratch
+    public let journal: String
     /// Heartbeat intervals of silence after which a peer is dead (coordinator and workers alike).
-    let liveness: String
-    let environment: [String: String]
-    private(set) var coordinator: ChildProcess!
-    private(set) var endpoint = ""
-    private(set) var workers: [String: ChildProcess] = [:]
+    public let liveness: String
+    public let environment: [String: String]
+    public private(set) var coordinator: ChildProcess!
+    public private(set) var endpoint = ""
+    public private(set) var workers: [String: ChildProcess] = [:]
     private var restarts = 0
 
-    init(scratch: Scratch, liveness: Int = 10, requestTimeoutS: Double = 20, environment: [String: String] = [:]) throws {
+    public init(scratch: Scratch, liveness: Int = 10, requestTimeoutS: Double = 20, environment: [String: String] = [:]) throws {
         self.scratch = scratch
         self.liveness = String(liveness)
         self.environment = environment
@@ -30,7 +30,7 @@ final class LocalCluster {
     }
 
     /// Starts a coordinator on `endpoint` (a `*` port: any free one) and the cluster's journal.
-    func startCoordinator(endpoint: String, extra: [String] = []) throws {
+    public func startCoordinator(endpoint: String, extra: [String] = []) throws {
         restarts += 1
         coordinator = try ChildProcess(
             [
@@ -45,7 +45,7 @@ final class LocalCluster {
 
     /// Starts a worker and waits until the coordinator has registered it.
     @discardableResult
-    func addWorker(
+    public func addWorker(
         _ id: String, maxBatch: Int = 8, roles: String = "generate,judge", model: String = LocalCluster.model,
         extra: [String] = [], waitForRegistration: Bool = true
     ) throws -> ChildProcess {
@@ -64,12 +64,12 @@ final class LocalCluster {
     }
 
     /// How many times the current coordinator has registered worker `id`.
-    func registrations(of id: String) -> Int {
+    public func registrations(of id: String) -> Int {
         coordinator.logged("worker registered", ["worker_id": id]).count
     }
 
     /// `stagebeam submit --json --record-search` for `job`; returns the parsed JSON output.
-    func submit(_ job: TestJob, jobID: String? = nil) throws -> [String: Any] {
+    public func submit(_ job: TestJob, jobID: String? = nil) throws -> [String: Any] {
         var arguments = ["submit", "--coordinator", endpoint, "--json", "--record-search"] + job.arguments
         if let jobID { arguments += ["--job-id", jobID] }
         let (status, out, err) = try runStagebeam(arguments, in: scratch, name: "submit-\(UUID().uuidString.prefix(6))")
@@ -79,14 +79,21 @@ final class LocalCluster {
 }
 
 /// A question and search options, run on a cluster or in process.
-struct TestJob {
-    var question = "How many legs does a spider have?"
-    var beam = 4
-    var maxStageTokens = 12
-    var tournament = "bracket"
-    var seed = 7
+public struct TestJob: Sendable {
+    public var question: String
+    public var beam: Int
+    public var maxStageTokens: Int
+    public var tournament: String
+    public var seed: Int
 
-    var arguments: [String] {
+    public init(
+        question: String = "How many legs does a spider have?", beam: Int = 4, maxStageTokens: Int = 12,
+        tournament: String = "bracket", seed: Int = 7
+    ) {
+        (self.question, self.beam, self.maxStageTokens, self.tournament, self.seed) = (question, beam, maxStageTokens, tournament, seed)
+    }
+
+    public var arguments: [String] {
         [
             "--question", question, "--beam", String(beam), "--max-stage-tokens", String(maxStageTokens),
             "--tournament", tournament, "--seed", String(seed)
@@ -95,7 +102,7 @@ struct TestJob {
 
     /// The job as the wire carries it (what `stagebeam submit` sends for `arguments`), asking for
     /// the search record.
-    func submitJob(id: String) -> Stagebeam_V1_SubmitJob {
+    public func submitJob(id: String) -> Stagebeam_V1_SubmitJob {
         var config = SearchConfig()
         config.beam = beam
         config.maxStageTokens = maxStageTokens
@@ -108,7 +115,7 @@ struct TestJob {
     }
 
     /// `stagebeam run --json`: the same search in one process.
-    func runInProcess(in scratch: Scratch) throws -> [String: Any] {
+    public func runInProcess(in scratch: Scratch) throws -> [String: Any] {
         let (status, out, err) = try runStagebeam(
             ["run", "--model", LocalCluster.model, "--json"] + arguments, in: scratch,
             name: "run-\(UUID().uuidString.prefix(6))")
@@ -117,7 +124,7 @@ struct TestJob {
     }
 }
 
-func parseJSON(_ text: String) throws -> [String: Any] {
+public func parseJSON(_ text: String) throws -> [String: Any] {
     guard let object = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
         throw ChildProcessError("not a JSON object: \(text.prefix(500))")
     }
@@ -126,12 +133,12 @@ func parseJSON(_ text: String) throws -> [String: Any] {
 
 /// What must not depend on where or how a search ran: the staged text, and per stage the winners
 /// and every candidate's seed and text.
-struct SearchOutcome: Equatable, CustomStringConvertible {
-    let text: String
-    let stages: [[String]]
+public struct SearchOutcome: Equatable, CustomStringConvertible, Sendable {
+    public let text: String
+    public let stages: [[String]]
 
     /// From a search record (`run --json`, or the "search" of `submit --json --record-search`).
-    init(record: [String: Any]) throws {
+    public init(record: [String: Any]) throws {
         guard let text = record["text"] as? String, let stages = record["stages"] as? [[String: Any]] else {
             throw ChildProcessError("not a search record: \(record.keys.sorted())")
         }
@@ -145,18 +152,18 @@ struct SearchOutcome: Equatable, CustomStringConvertible {
         }
     }
 
-    init(submitted: [String: Any]) throws {
+    public init(submitted: [String: Any]) throws {
         guard let search = submitted["search"] as? [String: Any] else {
             throw ChildProcessError("submit output has no search record: \(submitted.keys.sorted())")
         }
         try self.init(record: search)
     }
 
-    var description: String { "text: \(text.debugDescription)\nstages: \(stages)" }
+    public var description: String { "text: \(text.debugDescription)\nstages: \(stages)" }
 }
 
 /// The workers named in a search record's candidates.
-func candidateWorkers(_ submitted: [String: Any]) -> Set<String> {
+public func candidateWorkers(_ submitted: [String: Any]) -> Set<String> {
     let stages = (submitted["search"] as? [String: Any])?["stages"] as? [[String: Any]] ?? []
     var workers = Set<String>()
     for stage in stages {
@@ -170,6 +177,6 @@ func candidateWorkers(_ submitted: [String: Any]) -> Set<String> {
 }
 
 /// The sequence counts (n) of the generate requests a worker served.
-func generateSizes(_ worker: ChildProcess) -> [Int] {
+public func generateSizes(_ worker: ChildProcess) -> [Int] {
     worker.logged("work done", ["kind": "generate"]).compactMap { $0["n"] as? Int }
 }

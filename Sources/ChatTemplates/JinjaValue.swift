@@ -246,7 +246,7 @@ func pythonJSON(_ value: JinjaValue, indent: Int?, separators: (item: String, ke
             newline(level)
             out += "}"
         case .undefined, .namespace, .function:
-            throw TokenizerError(.templateRuntime, "Object of type \(v.typeName) is not JSON serializable")
+            throw ChatTemplateError(.runtime, "Object of type \(v.typeName) is not JSON serializable")
         }
     }
     func newline(_ level: Int) {

@@ -3,7 +3,7 @@ import Testing
 
 /// The built `stagebeam` executable: next to the test bundle in the build products directory
 /// (`swift build --build-tests` builds both), or `STAGEBEAM_BIN`.
-func stagebeamExecutable() throws -> URL {
+public func stagebeamExecutable() throws -> URL {
     if let path = ProcessInfo.processInfo.environment["STAGEBEAM_BIN"] { return URL(fileURLWithPath: path) }
     var candidates = [Bundle.main.bundleURL.appendingPathComponent("stagebeam")]
     if let executable = Bundle.main.executableURL {
@@ -18,45 +18,46 @@ func stagebeamExecutable() throws -> URL {
             + "build it with `swift build --build-tests` or set STAGEBEAM_BIN")
 }
 
-struct ChildProcessError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
+public struct ChildProcessError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }
 
 /// Repository paths, from this file's location.
-enum Repo {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static func model(_ name: String) -> String { root.appendingPathComponent("Tests/Fixtures/models/\(name)").path }
+public enum Repo {
+    public static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+    public static func model(_ name: String) -> String { root.appendingPathComponent("Tests/Fixtures/models/\(name)").path }
 }
 
 /// A temporary directory removed when the test is done with it.
-final class Scratch {
-    let url: URL
+public final class Scratch {
+    public let url: URL
 
-    init() throws {
+    public init() throws {
         url = FileManager.default.temporaryDirectory.appendingPathComponent("stagebeam-cluster-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
     }
 
     deinit { try? FileManager.default.removeItem(at: url) }
 
-    func path(_ name: String) -> String { url.appendingPathComponent(name).path }
+    public func path(_ name: String) -> String { url.appendingPathComponent(name).path }
 }
 
 /// A `stagebeam` child process with its standard output and error in files (pipes could fill up
 /// and stall it). Killed when released. `environment` is added to this process's.
-final class ChildProcess {
-    let name: String
-    let process = Process()
+public final class ChildProcess {
+    public let name: String
+    public let process = Process()
     private let outURL: URL
     private let errURL: URL
 
-    init(_ arguments: [String], name: String, in scratch: Scratch, environment: [String: String] = [:]) throws {
+    public init(_ arguments: [String], name: String, in scratch: Scratch, environment: [String: String] = [:]) throws {
         self.name = name
         outURL = scratch.url.appendingPathComponent("\(name).out")
         errURL = scratch.url.appendingPathComponent("\(name).err")
-        FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        try Data().write(to: outURL)
+        try Data().write(to: errURL)
         process.executableURL = try stagebeamExecutable()
         process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
@@ -72,27 +73,27 @@ final class ChildProcess {
         }
     }
 
-    var stdout: String { (try? String(contentsOf: outURL, encoding: .utf8)) ?? "" }
-    var stderr: String { (try? String(contentsOf: errURL, encoding: .utf8)) ?? "" }
-    var pid: Int32 { process.processIdentifier }
+    public var stdout: String { (try? String(contentsOf: outURL, encoding: .utf8)) ?? "" }
+    public var stderr: String { (try? String(contentsOf: errURL, encoding: .utf8)) ?? "" }
+    public var pid: Int32 { process.processIdentifier }
 
     /// Its log lines (`--log-format json`), parsed; a line not yet whole is left out.
-    var logs: [[String: Any]] {
+    public var logs: [[String: Any]] {
         stderr.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
     }
 
     /// The log lines whose message is `message` and whose fields have these values (compared as text).
-    func logged(_ message: String, _ fields: [String: String] = [:]) -> [[String: Any]] {
+    public func logged(_ message: String, _ fields: [String: String] = [:]) -> [[String: Any]] {
         logs.filter { line in line["msg"] as? String == message && fields.allSatisfy { "\(line[$0.key] ?? "")" == $0.value } }
     }
 
-    func signal(_ number: Int32) {
+    public func signal(_ number: Int32) {
         kill(process.processIdentifier, number)
     }
 
     /// Polls until `predicate` holds (every few milliseconds), or fails after `timeout` seconds.
     @discardableResult
-    func wait<T>(_ what: String, timeout: Double = 20, _ predicate: (ChildProcess) -> T?) throws -> T {
+    public func wait<T>(_ what: String, timeout: Double = 20, _ predicate: (ChildProcess) -> T?) throws -> T {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             if let value = predicate(self) { return value }
@@ -106,7 +107,7 @@ final class ChildProcess {
     }
 
     /// Waits for the process to exit and returns its status.
-    func exitStatus(timeout: Double = 30) throws -> Int32 {
+    public func exitStatus(timeout: Double = 30) throws -> Int32 {
         let deadline = Date().addingTimeInterval(timeout)
         while process.isRunning {
             guard Date() < deadline else {
@@ -119,7 +120,7 @@ final class ChildProcess {
 }
 
 /// Runs `stagebeam` to completion and returns (status, stdout, stderr).
-func runStagebeam(
+public func runStagebeam(
     _ arguments: [String], in scratch: Scratch, name: String, timeout: Double = 60,
     environment: [String: String] = [:]
 ) throws -> (Int32, String, String) {

@@ -3,7 +3,7 @@ import Foundation
 /// The filters, tests, methods and global functions the supported Jinja subset provides, with the
 /// behaviour of jinja2 and Python (and transformers' `tojson`, `raise_exception`, `strftime_now`).
 enum JinjaBuiltins {
-    private static func fail(_ message: String) -> TokenizerError { TokenizerError(.templateRuntime, message) }
+    private static func fail(_ message: String) -> ChatTemplateError { ChatTemplateError(.runtime, message) }
 
     // MARK: Globals
 
@@ -12,7 +12,7 @@ enum JinjaBuiltins {
         case "raise_exception":
             return .function(
                 JinjaFunction(name: name) { args, _ in
-                    throw TokenizerError(.templateException, args.first?.pythonString ?? "raise_exception called")
+                    throw ChatTemplateError(.exception, args.first?.pythonString ?? "raise_exception called")
                 })
         case "strftime_now":
             return .function(
@@ -294,7 +294,7 @@ enum JinjaBuiltins {
                 if !caseSensitive, case .string(let s) = key { key = .string(s.lowercased()) }
                 return (key, item)
             }
-            var failure: TokenizerError?
+            var failure: ChatTemplateError?
             keyed.sort { a, b in
                 if let x = a.0.numeric, let y = b.0.numeric { return x < y }
                 if case .string(let x) = a.0, case .string(let y) = b.0 {

@@ -1,3 +1,5 @@
+import ChatTemplates
+import Cluster
 import Foundation
 import Generation
 import LocalEngine
