@@ -2,13 +2,16 @@
 """Checks that the system's libjpeg-turbo (TurboJPEG, what stagebeam decodes JPEG with) gives the same
 pixels as the installed Pillow (`Image.open(f).convert("RGB")`, with the libjpeg-turbo its wheel bundles)
 on a sweep of JPEGs Pillow writes: sizes, qualities, subsamplings, progressive and optimized files, grey,
-CMYK, and YCCK (written by TurboJPEG itself). Prints each differing case and a summary.
+CMYK, and YCCK (written by TurboJPEG itself); with jpegtran (Debian's libjpeg-turbo-progs) on the path,
+also arithmetic-coded and restart-marker copies. Prints each differing case and a summary.
 
     .venv/bin/python scripts/check_jpeg_decoders.py
 """
 import ctypes
 import ctypes.util
 import io
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -44,6 +47,28 @@ def turbojpeg_rgb(data):
     return (not_black - (((product >> 8) + product) >> 8)).astype(np.uint8)
 
 
+def compare(data):
+    """None when both decoders give the same pixels (or both refuse the file), else what differs."""
+    try:
+        pillow = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    except OSError as error:
+        pillow = f"Pillow: {error}"
+    try:
+        turbo = turbojpeg_rgb(data)
+    except AssertionError as error:
+        turbo = f"TurboJPEG: {error}"
+    if isinstance(pillow, str) or isinstance(turbo, str):
+        return None if isinstance(pillow, str) and isinstance(turbo, str) else \
+            (pillow if isinstance(pillow, str) else "Pillow decodes") + "; " + \
+            (turbo if isinstance(turbo, str) else "TurboJPEG decodes")
+    return None if np.array_equal(pillow, turbo) else f"{int((pillow != turbo).sum())} values differ"
+
+
+# jpegtran's lossless recodings of a file: (label, options).
+TRANSCODINGS = [(", arithmetic-coded", ["-arithmetic"]), (", restart markers every row", ["-restart", "1"]),
+                (", arithmetic progressive", ["-arithmetic", "-progressive"])]
+
+
 def main():
     print(f"Pillow {PIL.__version__} (libjpeg-turbo {features.version_feature('libjpeg_turbo')}) "
           f"vs {ctypes.util.find_library('turbojpeg')}")
@@ -60,16 +85,21 @@ def main():
             buffer = io.BytesIO()
             source.save(buffer, "JPEG", **options)
             data = buffer.getvalue()
-            cases += 1
-            if not np.array_equal(np.asarray(Image.open(io.BytesIO(data)).convert("RGB")), turbojpeg_rgb(data)):
-                differing += 1
-                print(f"differs: {width}×{height} {label}")
+            for recoding, options in [("", None)] + TRANSCODINGS * bool(shutil.which("jpegtran")):
+                recoded = data
+                if options:
+                    recoded = subprocess.run(["jpegtran", *options], input=data, capture_output=True, check=True).stdout
+                cases += 1
+                outcome = compare(recoded)
+                if outcome:
+                    differing += 1
+                    print(f"differs: {width}×{height} {label}{recoding}: {outcome}")
         for quality in (50, 95):
-            data = turbojpeg_ycck(np.asarray(image.convert("CMYK")), quality)
             cases += 1
-            if not np.array_equal(np.asarray(Image.open(io.BytesIO(data)).convert("RGB")), turbojpeg_rgb(data)):
+            outcome = compare(turbojpeg_ycck(np.asarray(image.convert("CMYK")), quality))
+            if outcome:
                 differing += 1
-                print(f"differs: {width}×{height} YCCK q{quality}")
+                print(f"differs: {width}×{height} YCCK q{quality}: {outcome}")
     print(f"{cases} JPEGs, {differing} decode differently")
     return 1 if differing else 0
 

@@ -5,7 +5,9 @@ import CTurboJPEG
 /// library's defaults — accurate integer IDCT, fancy upsampling — as TurboJPEG does; Debian 12's
 /// libturbojpeg 2.1.5 gives the same bytes on every baseline, progressive, subsampled (4:4:4, 4:2:2,
 /// 4:2:0), grey, CMYK and YCCK file tried (the fixtures of scripts/fixtures/make_vision_fixtures.py, and
-/// the 385 JPEGs of scripts/check_jpeg_decoders.py).
+/// the sweep of scripts/check_jpeg_decoders.py). One kind Pillow refuses and this decodes: an
+/// arithmetic-coded file larger than Pillow's 64 KiB read block ("broken data stream"), since libjpeg's
+/// arithmetic decoder cannot wait for more input and TurboJPEG is given the whole file at once.
 enum JPEGDecoder {
     /// Pillow reads a 4-component JPEG as "CMYK;I" (Adobe's inverted polarity, always) and converts it
     /// to RGB channel by channel with its integer `cmyk2rgb`; YCCK files are turned into CMYK by
