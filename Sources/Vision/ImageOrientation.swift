@@ -68,7 +68,7 @@ enum ExifOrientation {
             let bytes = tiff[offset..<(offset + size)]
             return (little ? Array(bytes.reversed()) : Array(bytes)).reduce(0) { $0 << 8 | UInt64($1) }
         }
-        guard let ifd = unsigned(4, 4).map { Int($0) }, let entries = unsigned(ifd, 2) else { return nil }
+        guard let ifdOffset = unsigned(4, 4), case let ifd = Int(ifdOffset), let entries = unsigned(ifd, 2) else { return nil }
         for entry in 0..<Int(entries) {
             let base = ifd + 2 + 12 * entry
             // An IFD cut short keeps the entries read so far, as Pillow's does.
