@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Search
+import Synchronization
 import Transport
 import Wire
 
@@ -16,6 +17,8 @@ public final class Coordinator: @unchecked Sendable {
         /// Where to listen, e.g. `tcp://0.0.0.0:5555` (`tcp://127.0.0.1:*` picks a free port).
         public var endpoint: String
         public var journal: URL
+        /// Finished jobs older than this leave the journal and the job table (nil: kept for ever).
+        public var journalRetain: Duration?
         /// Workers are dead after `missedLimit` intervals without a message.
         public var heartbeat: HeartbeatPolicy
         /// How long a request may be in flight before it is sent to another worker.
@@ -35,9 +38,10 @@ public final class Coordinator: @unchecked Sendable {
             endpoint: String, journal: URL, heartbeat: HeartbeatPolicy = HeartbeatPolicy(interval: .milliseconds(500)),
             requestTimeout: Duration = .seconds(60), noWorkerWait: Duration = .seconds(60), maxRunningJobs: Int = 8,
             maxFrameBytes: Int = EnvelopeCodec.defaultMaxFrameBytes, maxImageBytes: Int = 32 << 20,
-            curve: (secretKey: String, authorizedKeys: Set<String>)? = nil
+            curve: (secretKey: String, authorizedKeys: Set<String>)? = nil, journalRetain: Duration? = nil
         ) {
             self.curve = curve
+            self.journalRetain = journalRetain
             self.endpoint = endpoint
             self.journal = journal
             self.heartbeat = heartbeat
@@ -63,6 +67,7 @@ public final class Coordinator: @unchecked Sendable {
     public let metrics = Metrics()
 
     private let authenticator: ZAPAuthenticator?
+    private let compaction = Mutex<Task<Void, Never>?>(nil)
     private let lock = NSLock()
     private var jobs: [String: Job] = [:]
     /// Job ids in the order accepted (queued jobs start in this order).
@@ -74,7 +79,9 @@ public final class Coordinator: @unchecked Sendable {
         authenticator = try configuration.curve.map { try ZAPAuthenticator(context: context, allowed: $0.authorizedKeys, logger: logger) }
         self.codec = EnvelopeCodec(maxFrameBytes: configuration.maxFrameBytes)
         self.logger = logger
-        let (journal, entries) = try Journal.open(configuration.journal) { logger.warning("\($0)") }
+        let (journal, entries) = try Journal.open(configuration.journal, retain: configuration.journalRetain) {
+            logger.warning("\($0)")
+        }
         self.journal = journal
         let outbox = self.outbox
         dispatcher = Dispatcher(
@@ -121,9 +128,11 @@ public final class Coordinator: @unchecked Sendable {
         outbox.loop = loop
         CoordinatorMetrics.register(on: metrics, coordinator: self, dispatcher: dispatcher)
         startQueuedJobs()
+        if let retain = configuration.journalRetain { startCompaction(every: Self.compactionInterval(retain)) }
     }
 
     public func close() {
+        compaction.withLock { $0?.cancel() }
         loop.close()
         authenticator?.close()
     }
@@ -425,6 +434,39 @@ public final class Coordinator: @unchecked Sendable {
         }
         for (peer, result) in deliveries { reply(peer, .jobResult(result)) }
         startQueuedJobs()
+    }
+
+    // MARK: Retention
+
+    /// Compaction runs a tenth of the retention apart, at least a second and at most an hour.
+    static func compactionInterval(_ retain: Duration) -> Duration {
+        min(max(retain / 10, .seconds(1)), .seconds(3600))
+    }
+
+    private func startCompaction(every interval: Duration) {
+        let task = Task.detached { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: interval)
+                guard let self, !Task.isCancelled else { return }
+                self.compactJournal()
+            }
+        }
+        compaction.withLock { $0 = task }
+    }
+
+    /// Drops the jobs the journal no longer holds from the table too.
+    private func compactJournal() {
+        do {
+            let dropped = try journal.compact()
+            guard !dropped.isEmpty else { return }
+            lock.withLock {
+                for id in dropped where jobs[id]?.isFinished == true { jobs[id] = nil }
+                order.removeAll { jobs[$0] == nil }
+            }
+            logger.info("journal compacted", metadata: ["jobs_dropped": .stringConvertible(dropped.count)])
+        } catch {
+            logger.error("cannot compact the journal", metadata: ["error": "\(error)"])
+        }
     }
 
     // MARK: Status

@@ -1,5 +1,6 @@
 import Foundation
 import SwiftProtobuf
+import Synchronization
 import Wire
 
 #if canImport(Glibc)
@@ -18,11 +19,15 @@ import Wire
 /// redone. Step lines are not fsynced: one lost in a crash only costs its recomputation.
 ///
 /// A line carries the job's messages as base64 protobuf (exact, and the schema's compatibility
-/// rules apply) next to a few readable fields for people reading the file.
-public final class Journal: @unchecked Sendable {
+/// rules apply) next to a few readable fields for people reading the file, and the time it was
+/// written. The file holds every question and image, so it is readable by its owner only (0600),
+/// and one coordinator at a time holds it (`JournalLock`). With a retention, `compact` rewrites it
+/// without the jobs that finished longer ago than that; unfinished jobs are always kept.
+public final class Journal: Sendable {
     struct Line: Codable {
         var event: String // "accepted", "step" or "finished"
         var jobID: String
+        var time: Date?
         var question: String?
         var status: String?
         var answer: String?
@@ -32,7 +37,7 @@ public final class Journal: @unchecked Sendable {
         var value: Data? // step: the answer (JSON of the search's types)
 
         enum CodingKeys: String, CodingKey {
-            case event, question, status, answer, submit, result, key, value
+            case event, time, question, status, answer, submit, result, key, value
             case jobID = "job_id"
         }
     }
@@ -43,44 +48,69 @@ public final class Journal: @unchecked Sendable {
         public var result: Stagebeam_V1_JobResult?
         /// Answers the job received before the journal was last closed, by request hash.
         public var steps: [String: Data] = [:]
+        /// When it finished (nil: unfinished, or a line written before lines carried their time).
+        public var finishedAt: Date?
     }
 
     public let url: URL
-    private let fd: Int32
-    private let lock = NSLock()
+    /// Finished jobs older than this are dropped by `compact` (nil: kept for ever).
+    public let retain: Duration?
+    private let lock: JournalLock
+    /// The descriptor appended to; `compact` swaps it for the rewritten file's. Held while writing,
+    /// so lines are never interleaved.
+    private let file: Mutex<Int32>
 
     /// Opens (creating if needed) the journal at `url` and returns it with the jobs it holds, in
     /// the order they were accepted. A torn last line (the process died mid-write) is skipped with a
-    /// warning through `log`; any other unreadable line is an error naming its number.
-    public static func open(_ url: URL, log: (String) -> Void) throws -> (Journal, [(id: String, entry: Entry)]) {
-        let existing = FileManager.default.fileExists(atPath: url.path) ? try Data(contentsOf: url) : Data()
-        let entries = try replay(existing, path: url.path, log: log)
-        let fd = Glibc.open(url.path, O_WRONLY | O_APPEND | O_CREAT, 0o644)
-        guard fd >= 0 else {
-            throw ClusterError(.internal, "cannot open journal \(url.path): \(String(cString: strerror(errno)))")
+    /// warning through `log`; any other unreadable line is an error naming its number. Fails when
+    /// another process holds the journal. With `retain`, the file is first compacted as of `now`.
+    public static func open(
+        _ url: URL, retain: Duration? = nil, now: Date = Date(), log: (String) -> Void
+    ) throws -> (Journal, [(id: String, entry: Entry)]) {
+        let lock = try JournalLock(journal: url)
+        do {
+            let existing = FileManager.default.fileExists(atPath: url.path) ? try Data(contentsOf: url) : Data()
+            var replayed = try replay(existing, path: url.path, log: log)
+            let fd = try openForAppend(url)
+            let journal = Journal(url: url, retain: retain, lock: lock, fd: fd)
+            // A torn tail would glue itself to the next line: end it first.
+            if let last = existing.last, last != UInt8(ascii: "\n") { try journal.write(Data("\n".utf8), sync: true) }
+            if retain != nil {
+                let dropped = try journal.compact(replayed, now: now)
+                if !dropped.isEmpty {
+                    log("journal \(url.path): dropped \(dropped.count) jobs finished more than \(retain!) ago")
+                    replayed.order.removeAll { dropped.contains($0) }
+                }
+            }
+            return (journal, replayed.order.map { ($0, replayed.entries[$0]!) })
+        } catch {
+            lock.release()
+            throw error
         }
-        let journal = Journal(url: url, fd: fd)
-        // A torn tail would glue itself to the next line: end it first.
-        if let last = existing.last, last != UInt8(ascii: "\n") { try journal.write(Data("\n".utf8), sync: true) }
-        return (journal, entries)
     }
 
-    private init(url: URL, fd: Int32) {
+    private init(url: URL, retain: Duration?, lock: JournalLock, fd: Int32) {
         self.url = url
-        self.fd = fd
+        self.retain = retain
+        self.lock = lock
+        self.file = Mutex(fd)
     }
 
-    deinit { close(fd) }
+    deinit {
+        file.withLock { _ = Glibc.close($0) }
+        lock.release()
+    }
 
     public func accepted(_ jobID: String, submit: Stagebeam_V1_SubmitJob) throws {
-        try append(Line(event: "accepted", jobID: jobID, question: submit.question, submit: try submit.serializedData()))
+        try append(
+            Line(event: "accepted", jobID: jobID, time: Date(), question: submit.question, submit: try submit.serializedData()))
     }
 
     public func finished(_ jobID: String, result: Stagebeam_V1_JobResult) throws {
         let status = result.status == .succeeded ? "succeeded" : "failed"
         try append(
             Line(
-                event: "finished", jobID: jobID, status: status, answer: result.answer,
+                event: "finished", jobID: jobID, time: Date(), status: status, answer: result.answer,
                 result: try result.serializedData()))
     }
 
@@ -89,37 +119,136 @@ public final class Journal: @unchecked Sendable {
         try append(Line(event: "step", jobID: jobID, key: key, value: value), sync: false)
     }
 
+    /// Rewrites the journal without the jobs that finished more than `retain` before `now` (and
+    /// without the step lines of finished jobs, which a replay does not use); returns the ids
+    /// dropped. Unfinished jobs and everything newer are kept, line for line. The new file replaces
+    /// the old one by a rename, so a crash leaves one or the other whole.
+    @discardableResult
+    public func compact(now: Date = Date()) throws -> Set<String> {
+        guard retain != nil else { return [] }
+        return try file.withLock { fd in
+            let replayed = try Self.replay(try Data(contentsOf: url), path: url.path) { _ in }
+            return try rewrite(replayed, now: now, fd: &fd)
+        }
+    }
+
+    private func compact(_ replayed: Replayed, now: Date) throws -> Set<String> {
+        try file.withLock { fd in try rewrite(replayed, now: now, fd: &fd) }
+    }
+
+    private func rewrite(_ replayed: Replayed, now: Date, fd: inout Int32) throws -> Set<String> {
+        guard let retain else { return [] }
+        let limit = now.addingTimeInterval(-Double(retain.components.seconds))
+        var dropped: Set<String> = []
+        var kept = Data()
+        var stepsDropped = false
+        for id in replayed.order {
+            let entry = replayed.entries[id]!
+            if entry.result != nil, (entry.finishedAt ?? .distantPast) < limit {
+                dropped.insert(id)
+                continue
+            }
+            for line in replayed.lines[id]! {
+                if entry.result != nil && line.isStep {
+                    stepsDropped = true
+                    continue
+                }
+                kept.append(line.bytes)
+                kept.append(UInt8(ascii: "\n"))
+            }
+        }
+        guard !dropped.isEmpty || stepsDropped else { return [] }
+        let temporary = url.path + ".compacting"
+        let newFD = Glibc.open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard newFD >= 0 else {
+            throw ClusterError(.internal, "cannot compact journal \(url.path): \(temporary): \(String(cString: strerror(errno)))")
+        }
+        do {
+            try Self.writeAll(kept, to: newFD, path: temporary)
+            guard fsync(newFD) == 0 else { throw ClusterError(.internal, "cannot fsync \(temporary): \(String(cString: strerror(errno)))") }
+            guard rename(temporary, url.path) == 0 else {
+                throw ClusterError(.internal, "cannot replace journal \(url.path): \(String(cString: strerror(errno)))")
+            }
+        } catch {
+            Glibc.close(newFD)
+            unlink(temporary)
+            throw error
+        }
+        Glibc.close(newFD)
+        Self.syncDirectory(of: url)
+        let appendFD = try Self.openForAppend(url)
+        Glibc.close(fd)
+        fd = appendFD
+        return dropped
+    }
+
     private func append(_ line: Line, sync: Bool = true) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        var data = try encoder.encode(line)
+        var data = try Self.encoder.encode(line)
         data.append(UInt8(ascii: "\n"))
         try write(data, sync: sync)
     }
 
     private func write(_ data: Data, sync: Bool) throws {
-        try lock.withLock {
-            // O_APPEND: one write call puts the whole line at the end, even if it is short-written
-            // nothing else interleaves, since this lock serialises writers.
-            var written = 0
-            while written < data.count {
-                let n = data.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + written, data.count - written) }
-                if n < 0 && errno == EINTR { continue }
-                guard n > 0 else {
-                    throw ClusterError(.internal, "cannot write journal \(url.path): \(String(cString: strerror(errno)))")
-                }
-                written += n
-            }
+        try file.withLock { fd in
+            try Self.writeAll(data, to: fd, path: url.path)
             if sync && fsync(fd) != 0 {
                 throw ClusterError(.internal, "cannot fsync journal \(url.path): \(String(cString: strerror(errno)))")
             }
         }
     }
 
-    static func replay(_ data: Data, path: String, log: (String) -> Void) throws -> [(id: String, entry: Entry)] {
-        let decoder = JSONDecoder()
+    /// O_APPEND: each write lands at the end; the caller's lock keeps lines from interleaving.
+    private static func writeAll(_ data: Data, to fd: Int32, path: String) throws {
+        var written = 0
+        while written < data.count {
+            let n = data.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + written, data.count - written) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw ClusterError(.internal, "cannot write journal \(path): \(String(cString: strerror(errno)))") }
+            written += n
+        }
+    }
+
+    /// Opens for appending, owner-only; a journal created before files were made 0600 is tightened.
+    private static func openForAppend(_ url: URL) throws -> Int32 {
+        let fd = Glibc.open(url.path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0, fchmod(fd, 0o600) == 0 else {
+            let reason = String(cString: strerror(errno))
+            if fd >= 0 { Glibc.close(fd) }
+            throw ClusterError(.internal, "cannot open journal \(url.path): \(reason)")
+        }
+        return fd
+    }
+
+    /// A rename is durable once its directory is synced.
+    private static func syncDirectory(of url: URL) {
+        let fd = Glibc.open(url.deletingLastPathComponent().path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        _ = fsync(fd)
+        Glibc.close(fd)
+    }
+
+    private static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
+        return encoder
+    }()
+
+    /// The journal's jobs in acceptance order, and each job's lines as written.
+    struct Replayed {
+        struct RawLine {
+            var bytes: Data
+            var isStep: Bool
+        }
         var order: [String] = []
         var entries: [String: Entry] = [:]
+        var lines: [String: [RawLine]] = [:]
+    }
+
+    static func replay(_ data: Data, path: String, log: (String) -> Void) throws -> Replayed {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        var replayed = Replayed()
         let lines = data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
         for (number, bytes) in lines.enumerated() where !bytes.isEmpty {
             let isLast = number == lines.count - 1
@@ -139,22 +268,24 @@ public final class Journal: @unchecked Sendable {
                 guard let bytes = line.submit else {
                     throw ClusterError(.internal, "journal \(path) line \(number + 1): accepted without submit")
                 }
-                if entries[line.jobID] == nil { order.append(line.jobID) }
-                entries[line.jobID] = Entry(submit: try Stagebeam_V1_SubmitJob(serializedBytes: bytes))
+                if replayed.entries[line.jobID] == nil { replayed.order.append(line.jobID) }
+                replayed.entries[line.jobID] = Entry(submit: try Stagebeam_V1_SubmitJob(serializedBytes: bytes))
             case "step":
-                guard let key = line.key, let value = line.value, entries[line.jobID] != nil else {
+                guard let key = line.key, let value = line.value, replayed.entries[line.jobID] != nil else {
                     throw ClusterError(.internal, "journal \(path) line \(number + 1): step without key, value or accepted job")
                 }
-                entries[line.jobID]?.steps[key] = value
+                replayed.entries[line.jobID]?.steps[key] = value
             case "finished":
-                guard let bytes = line.result, entries[line.jobID] != nil else {
+                guard let bytes = line.result, replayed.entries[line.jobID] != nil else {
                     throw ClusterError(.internal, "journal \(path) line \(number + 1): finished without result or without being accepted")
                 }
-                entries[line.jobID]?.result = try Stagebeam_V1_JobResult(serializedBytes: bytes)
+                replayed.entries[line.jobID]?.result = try Stagebeam_V1_JobResult(serializedBytes: bytes)
+                replayed.entries[line.jobID]?.finishedAt = line.time
             default:
                 throw ClusterError(.internal, "journal \(path) line \(number + 1): unknown event '\(line.event)'")
             }
+            replayed.lines[line.jobID, default: []].append(.init(bytes: Data(bytes), isStep: line.event == "step"))
         }
-        return order.map { ($0, entries[$0]!) }
+        return replayed
     }
 }

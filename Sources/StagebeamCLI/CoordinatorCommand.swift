@@ -27,6 +27,11 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(
         name: .customLong("max-image-bytes"), help: "Largest image a job may carry (bytes); larger ones are refused with image_too_large.")
     var maxImageBytes = 32 << 20
+    @Option(
+        name: .customLong("journal-retain"),
+        help: "Drop finished jobs older than this from the journal (e.g. 7d, 12h, 30m); unfinished jobs are always kept. Default: keep all."
+    )
+    var journalRetain: String?
     @OptionGroup var metricsOptions: MetricsOptions
     @OptionGroup var curve: CoordinatorCurveOptions
     @OptionGroup var logging: LogOptions
@@ -38,6 +43,9 @@ struct CoordinatorCommand: AsyncParsableCommand {
         if !(noWorkerTimeoutS > 0) { throw ValidationError("--no-worker-timeout-s must be > 0") }
         if maxRunningJobs < 1 { throw ValidationError("--max-running-jobs must be ≥ 1") }
         if maxImageBytes < 1 { throw ValidationError("--max-image-bytes must be ≥ 1") }
+        if let journalRetain, RetentionPeriod.parse(journalRetain) == nil {
+            throw ValidationError("--journal-retain '\(journalRetain)' is not a period such as 7d, 12h, 30m or 90s")
+        }
     }
 
     func run() async throws {
@@ -56,7 +64,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
                 heartbeat: HeartbeatPolicy(interval: .milliseconds(heartbeatMs), missedLimit: liveness),
                 requestTimeout: .milliseconds(Int64(requestTimeoutS * 1000)),
                 noWorkerWait: .milliseconds(Int64(noWorkerTimeoutS * 1000)), maxRunningJobs: maxRunningJobs,
-                maxImageBytes: maxImageBytes, curve: try curve.settings()),
+                maxImageBytes: maxImageBytes, curve: try curve.settings(), journalRetain: journalRetain.flatMap(RetentionPeriod.parse)),
             logger: logger)
         announce("coordinator listening on \(coordinator.endpoint) · journal \(journalURL.path)")
         logger.info("started", metadata: ["endpoint": "\(coordinator.endpoint)", "journal": "\(journalURL.path)"])
