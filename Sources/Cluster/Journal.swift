@@ -8,8 +8,9 @@ import Wire
 #endif
 
 /// The coordinator's append-only journal: one JSON object per line, a line per job accepted and per
-/// job finished, each written and fsynced before the client hears of it (DESIGN invariant 2:
-/// nothing accepted is lost). Replaying it after a restart gives every job ever accepted, with the
+/// job finished, each written and fsynced before the client hears of it (nothing accepted is lost).
+/// Writes are grouped: `JournalWriter` fsyncs everything appended since its last fsync at once, off
+/// the caller's thread, and calls back when a record is durable. Replaying it after a restart gives every job ever accepted, with the
 /// result of those that finished; the others are run again (the search is deterministic by seed,
 /// so the re-run gives the same answer).
 ///
@@ -56,9 +57,7 @@ public final class Journal: Sendable {
     /// Finished jobs older than this are dropped by `compact` (nil: kept for ever).
     public let retain: Duration?
     private let lock: JournalLock
-    /// The descriptor appended to; `compact` swaps it for the rewritten file's. Held while writing,
-    /// so lines are never interleaved.
-    private let file: Mutex<Int32>
+    private let writer: JournalWriter
 
     /// Opens (creating if needed) the journal at `url` and returns it with the jobs it holds, in
     /// the order they were accepted. A torn last line (the process died mid-write) is skipped with a
@@ -74,7 +73,7 @@ public final class Journal: Sendable {
             let fd = try openForAppend(url)
             let journal = Journal(url: url, retain: retain, lock: lock, fd: fd)
             // A torn tail would glue itself to the next line: end it first.
-            if let last = existing.last, last != UInt8(ascii: "\n") { try journal.write(Data("\n".utf8), sync: true) }
+            if let last = existing.last, last != UInt8(ascii: "\n") { try journal.appendAndWait(Data("\n".utf8)) }
             if retain != nil {
                 let dropped = try journal.compact(replayed, now: now)
                 if !dropped.isEmpty {
@@ -89,34 +88,51 @@ public final class Journal: Sendable {
         }
     }
 
+    /// Records written and fsyncs made since opening (their ratio is the size of a group commit).
+    public var writes: (records: Int, syncs: Int) { writer.counters.withLock { $0 } }
+
     private init(url: URL, retain: Duration?, lock: JournalLock, fd: Int32) {
         self.url = url
         self.retain = retain
         self.lock = lock
-        self.file = Mutex(fd)
+        self.writer = JournalWriter(fd: fd, path: url.path)
+    }
+
+    /// Writes what is queued and closes the file (the lock goes with the journal). Idempotent.
+    public func close() {
+        writer.close()
     }
 
     deinit {
-        file.withLock { _ = Glibc.close($0) }
+        writer.close()
         lock.release()
     }
 
-    public func accepted(_ jobID: String, submit: Stagebeam_V1_SubmitJob) throws {
+    /// Appends a job's acceptance; `whenDurable` runs (on the writer thread) once it is fsynced, or
+    /// with the error that kept it from being written.
+    public func accepted(
+        _ jobID: String, submit: Stagebeam_V1_SubmitJob, whenDurable: @escaping @Sendable ((any Error)?) -> Void
+    ) throws {
         try append(
-            Line(event: "accepted", jobID: jobID, time: Date(), question: submit.question, submit: try submit.serializedData()))
+            Line(event: "accepted", jobID: jobID, time: Date(), question: submit.question, submit: try submit.serializedData()),
+            whenDurable: whenDurable)
     }
 
-    public func finished(_ jobID: String, result: Stagebeam_V1_JobResult) throws {
+    /// Appends a job's result; `whenDurable` as for `accepted`.
+    public func finished(
+        _ jobID: String, result: Stagebeam_V1_JobResult, whenDurable: @escaping @Sendable ((any Error)?) -> Void
+    ) throws {
         let status = result.status == .succeeded ? "succeeded" : "failed"
         try append(
             Line(
                 event: "finished", jobID: jobID, time: Date(), status: status, answer: result.answer,
-                result: try result.serializedData()))
+                result: try result.serializedData()),
+            whenDurable: whenDurable)
     }
 
-    /// Records an answer of a job's request (see `JobSteps`).
+    /// Records an answer of a job's request (see `JobSteps`); not fsynced on its own account.
     func step(_ jobID: String, key: String, value: Data) throws {
-        try append(Line(event: "step", jobID: jobID, key: key, value: value), sync: false)
+        try append(Line(event: "step", jobID: jobID, key: key, value: value), whenDurable: nil)
     }
 
     /// Rewrites the journal without the jobs that finished more than `retain` before `now` (and
@@ -125,19 +141,29 @@ public final class Journal: Sendable {
     /// the old one by a rename, so a crash leaves one or the other whole.
     @discardableResult
     public func compact(now: Date = Date()) throws -> Set<String> {
-        guard retain != nil else { return [] }
-        return try file.withLock { fd in
+        guard let retain else { return [] }
+        // The work captures values only: the writer thread must never hold the journal itself.
+        let url = url
+        return try onWriter { fd in
             let replayed = try Self.replay(try Data(contentsOf: url), path: url.path) { _ in }
-            return try rewrite(replayed, now: now, fd: &fd)
+            return try Self.rewrite(url, replayed, retain: retain, now: now, fd: &fd)
         }
     }
 
     private func compact(_ replayed: Replayed, now: Date) throws -> Set<String> {
-        try file.withLock { fd in try rewrite(replayed, now: now, fd: &fd) }
+        guard let retain else { return [] }
+        let url = url
+        return try onWriter { fd in try Self.rewrite(url, replayed, retain: retain, now: now, fd: &fd) }
     }
 
-    private func rewrite(_ replayed: Replayed, now: Date, fd: inout Int32) throws -> Set<String> {
-        guard let retain else { return [] }
+    /// Runs `body` on the writer thread, after everything appended before, and waits for it.
+    private func onWriter<T: Sendable>(_ body: @escaping @Sendable (inout Int32) throws -> T) throws -> T {
+        let outcome = Awaited<Result<T, any Error>>()
+        writer.enqueue(.exclusive { fd in outcome.fulfill(Result(catching: { try body(&fd) })) })
+        return try outcome.wait().get()
+    }
+
+    private static func rewrite(_ url: URL, _ replayed: Replayed, retain: Duration, now: Date, fd: inout Int32) throws -> Set<String> {
         let limit = now.addingTimeInterval(-Double(retain.components.seconds))
         var dropped: Set<String> = []
         var kept = Data()
@@ -164,7 +190,7 @@ public final class Journal: Sendable {
             throw ClusterError(.internal, "cannot compact journal \(url.path): \(temporary): \(String(cString: strerror(errno)))")
         }
         do {
-            try Self.writeAll(kept, to: newFD, path: temporary)
+            try JournalWriter.writeAll(kept, to: newFD, path: temporary)
             guard fsync(newFD) == 0 else { throw ClusterError(.internal, "cannot fsync \(temporary): \(String(cString: strerror(errno)))") }
             guard rename(temporary, url.path) == 0 else {
                 throw ClusterError(.internal, "cannot replace journal \(url.path): \(String(cString: strerror(errno)))")
@@ -175,37 +201,24 @@ public final class Journal: Sendable {
             throw error
         }
         Glibc.close(newFD)
-        Self.syncDirectory(of: url)
-        let appendFD = try Self.openForAppend(url)
+        syncDirectory(of: url)
+        let appendFD = try openForAppend(url)
         Glibc.close(fd)
         fd = appendFD
         return dropped
     }
 
-    private func append(_ line: Line, sync: Bool = true) throws {
+    private func append(_ line: Line, whenDurable: (@Sendable ((any Error)?) -> Void)?) throws {
         var data = try Self.encoder.encode(line)
         data.append(UInt8(ascii: "\n"))
-        try write(data, sync: sync)
+        writer.enqueue(.append(data, durable: whenDurable != nil, done: whenDurable))
     }
 
-    private func write(_ data: Data, sync: Bool) throws {
-        try file.withLock { fd in
-            try Self.writeAll(data, to: fd, path: url.path)
-            if sync && fsync(fd) != 0 {
-                throw ClusterError(.internal, "cannot fsync journal \(url.path): \(String(cString: strerror(errno)))")
-            }
-        }
-    }
-
-    /// O_APPEND: each write lands at the end; the caller's lock keeps lines from interleaving.
-    private static func writeAll(_ data: Data, to fd: Int32, path: String) throws {
-        var written = 0
-        while written < data.count {
-            let n = data.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + written, data.count - written) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw ClusterError(.internal, "cannot write journal \(path): \(String(cString: strerror(errno)))") }
-            written += n
-        }
+    /// Appends `data` durably and waits until it is.
+    private func appendAndWait(_ data: Data) throws {
+        let failure = Awaited<(any Error)?>()
+        writer.enqueue(.append(data, durable: true, done: { failure.fulfill($0) }))
+        if let error = failure.wait() { throw error }
     }
 
     /// Opens for appending, owner-only; a journal created before files were made 0600 is tightened.

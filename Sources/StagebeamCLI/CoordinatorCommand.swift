@@ -25,6 +25,14 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-running-jobs"), help: "Jobs searched at once; later ones queue.")
     var maxRunningJobs = 8
     @Option(
+        name: .customLong("max-queued-jobs"),
+        help: "Jobs accepted and not finished at most (running and queued); more submissions are refused with overloaded.")
+    var maxQueuedJobs = 1024
+    @Option(
+        name: .customLong("max-queued-image-bytes"),
+        help: "The images of unfinished jobs together at most (bytes); more submissions are refused with overloaded.")
+    var maxQueuedImageBytes = 1 << 30
+    @Option(
         name: .customLong("max-image-bytes"), help: "Largest image a job may carry (bytes); larger ones are refused with image_too_large.")
     var maxImageBytes = 32 << 20
     @Option(
@@ -43,6 +51,10 @@ struct CoordinatorCommand: AsyncParsableCommand {
         if !(noWorkerTimeoutS > 0) { throw ValidationError("--no-worker-timeout-s must be > 0") }
         if maxRunningJobs < 1 { throw ValidationError("--max-running-jobs must be ≥ 1") }
         if maxImageBytes < 1 { throw ValidationError("--max-image-bytes must be ≥ 1") }
+        if maxQueuedJobs < 1 { throw ValidationError("--max-queued-jobs must be ≥ 1") }
+        if maxQueuedImageBytes < maxImageBytes {
+            throw ValidationError("--max-queued-image-bytes must be at least --max-image-bytes (\(maxImageBytes))")
+        }
         if let journalRetain, RetentionPeriod.parse(journalRetain) == nil {
             throw ValidationError("--journal-retain '\(journalRetain)' is not a period such as 7d, 12h, 30m or 90s")
         }
@@ -64,6 +76,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
                 heartbeat: HeartbeatPolicy(interval: .milliseconds(heartbeatMs), missedLimit: liveness),
                 requestTimeout: .milliseconds(Int64(requestTimeoutS * 1000)),
                 noWorkerWait: .milliseconds(Int64(noWorkerTimeoutS * 1000)), maxRunningJobs: maxRunningJobs,
+                maxQueuedJobs: maxQueuedJobs, maxQueuedImageBytes: maxQueuedImageBytes,
                 maxImageBytes: maxImageBytes, curve: try curve.settings(), journalRetain: journalRetain.flatMap(RetentionPeriod.parse)),
             logger: logger)
         announce("coordinator listening on \(coordinator.endpoint) · journal \(journalURL.path)")

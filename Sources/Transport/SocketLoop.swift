@@ -25,6 +25,9 @@ public final class SocketLoop: @unchecked Sendable {
         /// Messages libzmq queues per peer and direction (nil = libzmq's 1000, 0 = no limit). A
         /// ROUTER drops and reports (`onSendFailure`, `.peerBusy`) a message to a full peer.
         public var highWaterMark: Int32?
+        /// Messages libzmq holds per peer for this socket to read (overrides `highWaterMark` for that
+        /// direction). With `maxMessageBytes` it bounds what one peer can make this process hold.
+        public var receiveHighWaterMark: Int32?
         /// How often `onTick` runs (nil = never).
         public var tick: Duration?
         /// The owning thread's name, for debuggers and logs.
@@ -35,8 +38,9 @@ public final class SocketLoop: @unchecked Sendable {
         public init(
             kind: ZMQSocket.Kind, bind: [String] = [], connect: [String] = [], routingID: [UInt8]? = nil,
             linger: Duration? = .zero, maxMessageBytes: Int64? = nil, highWaterMark: Int32? = nil,
-            tick: Duration? = nil, name: String? = nil, curve: CurveRole? = nil
+            receiveHighWaterMark: Int32? = nil, tick: Duration? = nil, name: String? = nil, curve: CurveRole? = nil
         ) {
+            self.receiveHighWaterMark = receiveHighWaterMark
             self.curve = curve
             self.kind = kind
             self.bind = bind
@@ -90,6 +94,8 @@ public final class SocketLoop: @unchecked Sendable {
     // Shared with other threads, guarded by `lock`.
     private let lock = NSLock()
     private var outgoing = FrameQueue()
+    /// Sent before anything in `outgoing` (heartbeats must not wait behind a burst of job traffic).
+    private var urgent = FrameQueue()
     private var closing = false
     private var reconnectDelay: Duration?
     private var ownerThread: pthread_t?
@@ -107,7 +113,7 @@ public final class SocketLoop: @unchecked Sendable {
         let (socket, bound) = try Self.makeSocket(context, configuration, bindTo: configuration.bind)
         self.socket = socket
         self.boundEndpoints = bound
-        if let hello = handlers.greeting() { outgoing.append(hello) }
+        if let hello = handlers.greeting() { urgent.append(hello) }
         stopped.enter()
         // Starting the thread is the memory barrier libzmq requires to move a socket across threads.
         let thread = Thread { [self] in run() }
@@ -116,23 +122,24 @@ public final class SocketLoop: @unchecked Sendable {
     }
 
     /// Queues a message for the owning thread to send. Thread-safe; never blocks on the network.
-    /// A DEALER keeps messages queued while it has no live connection.
-    public func send(_ frames: [[UInt8]]) throws(TransportError) {
+    /// A DEALER keeps messages queued while it has no live connection. `urgent` messages go out
+    /// before every message queued without it.
+    public func send(_ frames: [[UInt8]], urgent isUrgent: Bool = false) throws(TransportError) {
         guard !frames.isEmpty else { throw TransportError(.invalidArgument, "cannot send a message with no frames") }
         lock.lock()
         guard !closing else {
             lock.unlock()
             throw TransportError(.closed, "\(configuration.name) is closed")
         }
-        outgoing.append(frames)
-        let wasEmpty = outgoing.count == 1
+        if isUrgent { urgent.append(frames) } else { outgoing.append(frames) }
+        let wasEmpty = outgoing.count + urgent.count == 1
         lock.unlock()
         // Only the first message of a burst needs to wake the loop: it drains everything queued.
         if wasEmpty { wake.signal() }
     }
 
     /// Messages queued and not yet handed to libzmq.
-    public var queuedCount: Int { lock.withLock { outgoing.count } }
+    public var queuedCount: Int { lock.withLock { outgoing.count + urgent.count } }
 
     /// Closes the socket and, after `delay`, opens a fresh one with the same configuration (the
     /// same endpoints; bound ports are kept) and sends the greeting first. Queued messages stay
@@ -181,7 +188,7 @@ public final class SocketLoop: @unchecked Sendable {
                 reopenAt = nil
                 do {
                     socket = try Self.makeSocket(context, configuration, bindTo: boundEndpoints).socket
-                    if let hello = handlers.greeting() { lock.withLock { outgoing.prepend(hello) } }
+                    if let hello = handlers.greeting() { lock.withLock { urgent.prepend(hello) } }
                 } catch {
                     // E.g. a ROUTER's port still held by the old socket's teardown: try again.
                     handlers.onError(error, false)
@@ -220,15 +227,16 @@ public final class SocketLoop: @unchecked Sendable {
     /// Hands queued messages to libzmq until the queue is empty or the socket would block.
     /// Returns true when it would block (a DEALER without a live connection or with a full queue).
     private func flush(_ socket: ZMQSocket) -> Bool {
-        while let frames = lock.withLock({ outgoing.first }) {
+        while let (frames, isUrgent) = lock.withLock({ urgent.first.map { ($0, true) } ?? outgoing.first.map { ($0, false) } }) {
+            let removeFirst = { [self] in lock.withLock { isUrgent ? urgent.removeFirst() : outgoing.removeFirst() } }
             do {
                 let sent = try socket.send(frames, dontWait: true)
                 // A DEALER waits for its peer; a ROUTER must not let one full peer hold up all others.
                 if !sent && socket.kind == .dealer { return true }
-                lock.withLock { outgoing.removeFirst() }
+                removeFirst()
                 if !sent { handlers.onSendFailure(frames, TransportError(.peerBusy, "peer's queue is full")) }
             } catch {
-                lock.withLock { outgoing.removeFirst() }
+                removeFirst()
                 handlers.onSendFailure(frames, error)
             }
         }
@@ -259,6 +267,7 @@ public final class SocketLoop: @unchecked Sendable {
         if let id = configuration.routingID { try socket.setRoutingID(id) }
         if let limit = configuration.maxMessageBytes { try socket.setMaxMessageSize(limit) }
         if let hwm = configuration.highWaterMark { try socket.setHighWaterMarks(send: hwm, receive: hwm) }
+        if let hwm = configuration.receiveHighWaterMark { try socket.setReceiveHighWaterMark(hwm) }
         var bound: [String] = []
         for endpoint in endpoints { bound.append(try socket.bind(endpoint)) }
         for endpoint in configuration.connect { try socket.connect(endpoint) }
