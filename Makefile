@@ -3,7 +3,7 @@ SWIFT ?= swift
 BIN := .build/release/stagebeam
 DEMO_MODEL ?= models/stagebeam-shapes
 
-.PHONY: deps build demo test lint format eval bench bench-model proto fixtures dataset model self-judge clean
+.PHONY: deps build demo test lint format proto-check eval bench bench-model proto fixtures dataset model self-judge clean
 
 deps:
 	@scripts/install-deps.sh
@@ -35,7 +35,7 @@ format:
 # The sentence method's judge prompts compare partial stages, for which the model never learned a
 # written check, so it runs with logprob verdicts.
 eval: build
-	$(BIN) eval --methods greedy,stage,best-of-n --beam 4 --judge-mode generate --judge-temperature 0
+	$(BIN) eval --methods greedy,stage,best-of-n
 	$(BIN) eval --methods sentence --beam 4 --judge-mode logprob --no-judge-pairs
 
 # Speed figures (see README "Performance"); needs the ~150M-parameter random Llama below.
@@ -48,14 +48,15 @@ bench: build
 VENV := .venv
 $(VENV)/bin/python:
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install -q "torch==2.13.0+cpu" transformers safetensors tokenizers pillow numpy
+	$(VENV)/bin/pip install -q "torch==2.13.0+cpu" transformers safetensors tokenizers pillow numpy pandas gguf sentencepiece
 
 bench-model: $(VENV)/bin/python
 	$(VENV)/bin/python scripts/make_bench_model.py bench-models/llama-150m-f32 --dtype f32
 
+# Every fixture under Tests/Fixtures, from the scripts that made it (transformers, tokenizers, Pillow).
+FIXTURE_SCRIPTS = $(sort $(wildcard scripts/fixtures/*.py))
 fixtures: $(VENV)/bin/python
-	$(VENV)/bin/python scripts/fixtures/make_model_fixtures.py
-	$(VENV)/bin/python scripts/fixtures/make_tokenizer_fixtures.py
+	set -e; for script in $(FIXTURE_SCRIPTS); do echo "$$script"; $(VENV)/bin/python $$script; done
 
 dataset: $(VENV)/bin/python
 	$(VENV)/bin/python training/dataset.py --out datasets/shapes --examples examples
@@ -73,6 +74,10 @@ self-judge: $(VENV)/bin/python
 
 proto:
 	scripts/gen-proto.sh
+
+# The committed generated code is exactly what the schema generates (needs protoc; CI runs it).
+proto-check:
+	scripts/gen-proto.sh --check
 
 clean:
 	rm -rf .build

@@ -35,6 +35,8 @@ let package = Package(
         // C system libraries: module maps only; nothing above these imports C.
         .systemLibrary(name: "CZeroMQ", providers: [.apt(["libzmq3-dev"])]),
         .systemLibrary(name: "CStb", providers: [.apt(["libstb-dev"])]),
+        // OpenSSL's libcrypto: SHA-256 with the CPU's SHA extensions, for model identities.
+        .systemLibrary(name: "CCrypto", providers: [.apt(["libssl-dev"])]),
 
         // Compute: batch-invariant SIMD kernels over mapped weights, and the thread pool they share.
         .target(name: "Kernels", swiftSettings: vectorized),
@@ -56,8 +58,6 @@ let package = Package(
         .testTarget(name: "LlavaTests", dependencies: ["Models", "ModelFormats", "Vision", "Tokenization", "ChatTemplates"]),
         .testTarget(
             name: "MllamaTests", dependencies: ["Models", "ModelFormats", "Vision", "Generation", "Tokenization", "ChatTemplates"]),
-        // Llama 3.2 Vision speed and memory (scripts/bench/mllama.sh).
-        .executableTarget(name: "MllamaBench", dependencies: ["Models", "Kernels", "Vision"], swiftSettings: vectorized),
         // n samples of one prompt: samplers, stop strings, batched decode over a shared prefix.
         .target(
             name: "Generation", dependencies: ["Kernels", "ModelFormats", "Models", "Tokenization"], swiftSettings: vectorized),
@@ -82,7 +82,7 @@ let package = Package(
         .testTarget(name: "LogsTests", dependencies: ["Logs", logging]),
         // Coordinator (jobs, dispatch, journal), client, and the protocol pieces workers share. Holds no
         // model and links no engine.
-        .target(name: "Cluster", dependencies: ["Wire", "Transport", "Search", logging, protobuf] + nio),
+        .target(name: "Cluster", dependencies: ["CCrypto", "Wire", "Transport", "Search", logging, protobuf] + nio),
         .testTarget(
             name: "ClusterTests", dependencies: ["Cluster", "ClusterTestSupport", "Wire", "Transport", "Search", logging, protobuf]),
         // What the cluster and jobs tests share: the stagebeam executable as child processes, a local cluster.
@@ -92,7 +92,7 @@ let package = Package(
             name: "WorkerHost",
             dependencies: [
                 "Cluster", "Wire", "Transport", "Search", "LocalEngine", "Generation", "ModelFormats", "Tokenization",
-                "ChatTemplates", logging
+                "ChatTemplates", "Vision", logging
             ]),
         // Bulk offline runs (batch), capacity tests (loadtest) and evaluation, over a coordinator or in process.
         .target(

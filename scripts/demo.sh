@@ -33,9 +33,9 @@ while IFS= read -r line; do
   question=$(sed -E 's/.*"question": "([^"]+)".*/\1/' <<<"$line")
   expected=$(sed -E 's/.*"answer": "([^"]+)".*/\1/' <<<"$line")
   echo
-  echo "== $image: $question (expected answer: $expected)"
+  echo "== $image: $question"
   "$bin" submit --coordinator "tcp://127.0.0.1:$port" --image "$examples/$image" --question "$question" \
-    --beam 4 --tournament bracket --judge-mode generate --judge-temperature 0 --seed 1
+    --beam 4 --tournament bracket --judge-mode generate --judge-temperature 0 --seed 1 --expected-answer "$expected"
 done <"$examples/questions.jsonl"
 echo
 echo "== status"

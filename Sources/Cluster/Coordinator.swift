@@ -43,16 +43,24 @@ public final class Coordinator: Sendable {
         /// CURVE: this coordinator's secret key and the public keys of the workers and clients it
         /// accepts (nil: plain TCP, anyone may connect).
         public var curve: (secretKey: String, authorizedKeys: Set<String>)?
+        /// The model identity (`ModelIdentity`) every worker must serve, pinned by the operator; nil:
+        /// each role's first registered worker decides (see `Dispatcher`).
+        public var pinnedModel: String?
+        /// Refused frames are logged once per peer per this interval, with a count of the others.
+        public var refusalLogInterval: Duration
 
         public init(
             endpoint: String, journal: URL, heartbeat: HeartbeatPolicy = HeartbeatPolicy(interval: .milliseconds(500)),
             requestTimeout: Duration = .seconds(60), noWorkerWait: Duration = .seconds(60), maxRunningJobs: Int = 8,
             maxQueuedJobs: Int = 1024, maxQueuedImageBytes: Int = 1 << 30, maxFrameBytes: Int? = nil, receiveQueue: Int32 = 16,
             maxImageBytes: Int = 32 << 20,
-            curve: (secretKey: String, authorizedKeys: Set<String>)? = nil, journalRetain: Duration? = nil
+            curve: (secretKey: String, authorizedKeys: Set<String>)? = nil, journalRetain: Duration? = nil, pinnedModel: String? = nil,
+            refusalLogInterval: Duration = .seconds(10)
         ) {
             self.curve = curve
             self.journalRetain = journalRetain
+            self.pinnedModel = pinnedModel
+            self.refusalLogInterval = refusalLogInterval
             self.endpoint = endpoint
             self.journal = journal
             self.heartbeat = heartbeat
@@ -99,13 +107,19 @@ public final class Coordinator: Sendable {
         var imageBytes = 0
     }
     private let table = Mutex(Table())
+    /// Refusals logged per peer.
+    private let refusalLog: Mutex<RepeatLimiter<[UInt8]>>
 
     public init(context: ZMQContext, configuration: Configuration, logger: Logger = Logger(label: "coordinator")) throws {
         self.configuration = configuration
         // The authenticator must answer before the first connection arrives.
-        authenticator = try configuration.curve.map { try ZAPAuthenticator(context: context, allowed: $0.authorizedKeys, logger: logger) }
+        authenticator = try configuration.curve.map {
+            try ZAPAuthenticator(
+                context: context, allowed: $0.authorizedKeys, logger: logger, logInterval: configuration.refusalLogInterval)
+        }
         self.codec = EnvelopeCodec(maxFrameBytes: configuration.maxFrameBytes)
         self.logger = logger
+        refusalLog = Mutex(RepeatLimiter(interval: configuration.refusalLogInterval))
         let (journal, entries) = try Journal.open(configuration.journal, retain: configuration.journalRetain) {
             logger.warning("\($0)")
         }
@@ -114,9 +128,12 @@ public final class Coordinator: Sendable {
         dispatcher = Dispatcher(
             settings: .init(
                 heartbeat: configuration.heartbeat, requestTimeout: configuration.requestTimeout,
-                noWorkerWait: configuration.noWorkerWait),
+                noWorkerWait: configuration.noWorkerWait, pinnedModel: configuration.pinnedModel),
             codec: codec, send: { outbox.send($0) }, logger: logger)
         dispatcher.metrics = metrics
+        if let pinned = configuration.pinnedModel {
+            logger.info("model pinned", metadata: ["model_hash": "\(pinned)"])
+        }
         let now = ContinuousClock.now
         table.withLock { table in
             for (id, entry) in entries {
@@ -150,7 +167,10 @@ public final class Coordinator: Sendable {
                 curve: configuration.curve.map { .server(secretKey: $0.secretKey) }),
             handlers: .init(
                 onMessage: { frames in handler.coordinator?.handle(frames) },
-                onTick: { _, now in handler.coordinator?.dispatcher.tick(now: now) },
+                onTick: { _, now in
+                    handler.coordinator?.dispatcher.tick(now: now)
+                    handler.coordinator?.reportHeldRefusals(now: now)
+                },
                 onSendFailure: { frames, error in
                     // A client that went away: its job goes on, and its result stays for a resubmission.
                     logger.notice("message undeliverable", metadata: ["peer": "\(Self.peerName(frames[0]))", "error": "\(error)"])
@@ -228,10 +248,29 @@ public final class Coordinator: Sendable {
         }
     }
 
-    /// Bad frames, invalid jobs, refused workers: the peer gets the error, the log a warning.
+    /// Bad frames, invalid jobs, refused workers: the peer gets the error, the log a warning — one
+    /// per peer per `refusalLogInterval`, counting the refusals not logged in between (`repeats`).
     private func reject(_ peer: [UInt8], _ error: ClusterError) {
-        logger.warning("message refused", metadata: error.logMetadata.merging(["peer": "\(Self.peerName(peer))"]) { $1 })
+        let (log, held) = refusalLog.withLock { $0.admit(peer, now: .now) }
+        if log {
+            var metadata = error.logMetadata.merging(["peer": "\(Self.peerName(peer))"]) { $1 }
+            if held > 0 { metadata["repeats"] = .stringConvertible(held) }
+            logger.warning("message refused", metadata: metadata)
+        }
         reply(peer, .error(error.wire))
+    }
+
+    /// Refusals held back from peers that have since gone quiet: one line each with the count.
+    private func reportHeldRefusals(now: ContinuousClock.Instant) {
+        let held = refusalLog.withLock { $0.expired(now: now) }
+        for (peer, count) in held {
+            logger.warning(
+                "messages refused",
+                metadata: [
+                    "peer": "\(Self.peerName(peer))", "repeats": .stringConvertible(count),
+                    "interval_s": .stringConvertible(milliseconds(configuration.refusalLogInterval) / 1000)
+                ])
+        }
     }
 
     // MARK: Jobs
@@ -409,7 +448,9 @@ public final class Coordinator: Sendable {
         }
         for job in starting {
             let submit = job.submit
-            let context = JobContext(id: job.id, image: job.image)
+            // N of every step: the search's own validation of the job (which `accept` already passed).
+            let beam = (try? SearchConfig(submit: submit).validated().beam) ?? 0
+            let context = JobContext(id: job.id, image: job.image, beam: beam)
             let steps = JobSteps(jobID: job.id, journal: journal, recorded: job.journaledSteps, logger: logger)
             Task.detached { [self] in
                 let outcome: Result<SearchResult, ClusterError>
@@ -456,7 +497,7 @@ public final class Coordinator: Sendable {
             default: break
             }
             table.jobs[id] = job
-            let message = Stagebeam_V1_JobEvent(jobID: id, event: event, texts: job.candidateTexts)
+            let message = Stagebeam_V1_JobEvent(jobID: id, event: event, texts: job.candidateTexts, beam: context.beam)
             return (message, job.subscribers.filter(\.value.wantsEvents).map(\.key))
         }
         for peer in peers { reply(peer, .jobEvent(message)) }

@@ -7,6 +7,8 @@ struct WorkerRecord {
     let key: [UInt8]
     let workerID: String
     let modelName: String
+    /// The identity of the model it serves (`ModelIdentity`), the same for each of its roles.
+    let modelHash: String
     let roles: Set<Stagebeam_V1_Role>
     /// Credits: the most sequences it may have in flight.
     let maxSequences: Int
@@ -28,6 +30,7 @@ struct WorkerRecord {
         self.key = key
         workerID = ready.workerID
         modelName = ready.modelName
+        modelHash = ready.modelHash
         roles = Set(ready.roles)
         maxSequences = Int(ready.maxBatchSequences)
         images = Set(ready.imageCache.cachedSha256)

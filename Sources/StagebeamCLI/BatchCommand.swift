@@ -3,6 +3,7 @@ import Cluster
 import Foundation
 import Jobs
 import LocalEngine
+import Search
 
 struct BatchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -34,6 +35,7 @@ struct BatchCommand: AsyncParsableCommand {
     var imagesDir: String?
     @OptionGroup var search: SearchOptions
     @OptionGroup var curve: ClientCurveOptions
+    @OptionGroup var connect: ConnectOptions
     @OptionGroup var logging: LogOptions
     @Option(help: "Items in flight at once (jobs submitted to the coordinator).")
     var concurrency = 4
@@ -61,15 +63,21 @@ struct BatchCommand: AsyncParsableCommand {
         let input = try BatchInput.read(URL(fileURLWithPath: input), imagesDirectory: imagesDir.map { URL(fileURLWithPath: $0) })
         for problem in input.problems { printError("input \(self.input) \(problem) (skipped)") }
         let outputFile = try ResultFile(url: URL(fileURLWithPath: output), retryFailed: retryFailed, log: printError)
+        // In process the model's recommendations apply; a coordinator applies its workers' to what is unset.
+        let recommendations =
+            try coordinator == nil
+            ? ModelRecommendations(model: model.map { URL(fileURLWithPath: $0) } ?? BuiltInModel.current.directory())
+            : ModelRecommendations()
         var settings = BatchJobSettings(
-            config: search.config, recordSearch: recordSearch,
+            config: recommendations.config(choices: search.choices, seed: search.seed), recordSearch: recordSearch,
             timeout: timeoutS > 0 ? .milliseconds(Int64(timeoutS * 1000)) : nil)
         let templates = try search.templates()
-        if let path = search.judgeTemplates { settings.judgeTemplatesJSON = try Data(contentsOf: URL(fileURLWithPath: path)) }
+        if let path = search.judgeTemplates { settings.judgeTemplatesJSON = try readFile(path, what: "--judge-templates") }
 
         let runner: any ItemRunner
         var cluster: ClusterItemRunner?
         if let coordinator {
+            try await connect.check(coordinator, curve: try curve.role())
             cluster = try ClusterItemRunner(
                 endpoint: coordinator, settings: settings, concurrency: concurrency,
                 curve: try curve.role())
@@ -100,5 +108,15 @@ struct BatchCommand: AsyncParsableCommand {
             concurrency: concurrency, progress: progress)
         cluster?.close()
         printError(summary.description)
+        if !input.problems.isEmpty {
+            // Those lines are in no output line: the run is not complete, whatever the items say.
+            printError(
+                "batch: \(input.problems.count) input line(s) of \(self.input) skipped (listed above); exiting with status \(Self.skippedLinesStatus)"
+            )
+            throw ExitCode(Self.skippedLinesStatus)
+        }
     }
+
+    /// Some input lines could not be read as items (the items that could were run).
+    static let skippedLinesStatus: Int32 = 4
 }

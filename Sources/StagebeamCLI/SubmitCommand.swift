@@ -14,6 +14,7 @@ struct SubmitCommand: AsyncParsableCommand {
     @Option(help: "The coordinator's endpoint, e.g. tcp://127.0.0.1:5555.")
     var coordinator: String
     @OptionGroup var curve: ClientCurveOptions
+    @OptionGroup var connect: ConnectOptions
     @OptionGroup var logging: LogOptions
     @Option(help: "The question.")
     var question: String
@@ -31,20 +32,28 @@ struct SubmitCommand: AsyncParsableCommand {
         help: "With --json: include the full search record (every candidate and comparison) under \"search\".")
     var recordSearch = false
 
+    @Option(
+        name: .customLong("expected-answer"),
+        help: "Grade the answer against this one, as `stagebeam eval` grades (the conclusion's last word), and say right or wrong.")
+    var expectedAnswer: String?
+
     func run() async throws {
         try logging.bootstrap()
-        var submit = search.config.submitJob(question: question)
+        var submit = ModelRecommendations().config(choices: search.choices, seed: search.seed).submitJob(question: question)
         submit.jobID = jobID ?? ""
         submit.streamEvents = !json
         // The text form prints the whole staged answer, which only the record holds.
         submit.recordSearch = recordSearch || !json
         if let path = search.judgeTemplates {
             _ = try search.templates() // refuse a bad file here, with its own error
-            submit.judgeTemplatesJson = try Data(contentsOf: URL(fileURLWithPath: path))
+            submit.judgeTemplatesJson = try readFile(path, what: "--judge-templates")
         }
         if let image {
-            submit.image = try Data(contentsOf: URL(fileURLWithPath: image))
+            submit.image = try readFile(image, what: "--image")
+            // On the wire an empty image means a text-only question; refuse it as `run` does.
+            if submit.image.isEmpty { throw InputFileError("--image \(image): no image bytes (empty file)") }
         }
+        try await connect.check(coordinator, curve: try curve.role())
         let client = try Client(context: ZMQContext(), endpoint: coordinator, curve: try curve.role())
         let job = submit
         let timeout: Duration? = timeoutS > 0 ? .milliseconds(Int64(timeoutS * 1000)) : nil
@@ -61,6 +70,11 @@ struct SubmitCommand: AsyncParsableCommand {
             print(record.text)
             print()
             print("answer: \(result.answer)")
+            if let expectedAnswer {
+                let conclusion = record.stages.last { $0.stage == .conclusion }?.text ?? ""
+                let verdict = Grading.isCorrect(conclusion: conclusion, reference: expectedAnswer) ? "right" : "wrong"
+                print("expected: \(expectedAnswer) · \(verdict)")
+            }
         }
         printError(summary(result))
         if result.status != .succeeded {
@@ -74,13 +88,20 @@ struct SubmitCommand: AsyncParsableCommand {
 func describe(_ event: Stagebeam_V1_JobEvent) -> String {
     let stage = stageName(event.stage)
     switch event.kind {
-    case .stageStarted: return "▸ \(stage)"
+    case .stageStarted(let started): return "▸ \(stage) · \(started.candidates) candidate(s)"
     case .candidatesReady(let ready):
         let workers = Set(ready.candidates.map(\.workerID)).sorted().joined(separator: ", ")
         let forced = ready.candidates.filter(\.forcedClose).count
-        return "  \(ready.candidates.count) \(stage) candidates from \(workers)" + (forced > 0 ? " (\(forced) closed by the search)" : "")
+        let note = forced > 0 ? " (\(forced) reached the stage's token budget; the search closed their tag)" : ""
+        return "  \(ready.candidates.count) \(stage) candidates from \(workers)" + note
     case .verdict(let verdict):
-        return "  match: \(verdict.firstIndex) vs \(verdict.secondIndex) → \(verdict.winnerIndex)"
+        let how =
+            switch verdict.choice {
+            case .unspecified: " (identical texts: no judge call)"
+            case .unparsable: " (the verdict named neither: the lower index wins)"
+            default: ""
+            }
+        return "  match: \(verdict.firstIndex) vs \(verdict.secondIndex) → \(verdict.winnerIndex)\(how)"
     case .winner(let winner): return "  \(stage) winner: candidate \(winner.index)"
     case nil: return "  (event)"
     }

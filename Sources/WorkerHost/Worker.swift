@@ -60,6 +60,8 @@ public final class Worker: @unchecked Sendable {
     private var beat: UInt64 = 0
     private var stopped: ClusterError?
     private var linkConnected = false
+    /// The coordinator has answered at least once since this worker started.
+    private var everConnected = false
     /// The coordinator answered a heartbeat saying it knows this worker, since the link came up.
     private var registered = false
     private var onStop: CheckedContinuation<ClusterError, Never>?
@@ -90,15 +92,29 @@ public final class Worker: @unchecked Sendable {
             heartbeat: { [unowned self] in heartbeatFrames() },
             onMessage: { [unowned self] frames in handle(frames) },
             onStateChange: { [unowned self] state in
-                lock.withLock {
+                let answeredBefore = lock.withLock {
                     linkConnected = state == .connected
                     if state != .connected { registered = false }
+                    if state == .connected { everConnected = true }
+                    return everConnected
                 }
                 switch state {
                 case .connecting:
                     self.logger.debug("connecting", metadata: ["coordinator": "\(configuration.endpoint)"])
                 case .connected:
                     self.logger.debug("link up", metadata: ["coordinator": "\(configuration.endpoint)"])
+                case .reconnecting(let attempt, let delay) where !answeredBefore:
+                    // ZeroMQ drops a refused CURVE handshake without a word: say what silence from
+                    // the start can mean.
+                    self.logger.warning(
+                        "no answer from the coordinator, retrying",
+                        metadata: [
+                            "coordinator": "\(configuration.endpoint)", "attempt": .stringConvertible(attempt),
+                            "delay_s": .stringConvertible(milliseconds(delay).rounded() / 1000),
+                            "hint": configuration.curve == nil
+                                ? "is it running there? does it require CURVE keys (--curve-server-key, --curve-secret-key-file)?"
+                                : "is it running there? is this worker's public key in its --authorized-keys, and --curve-server-key its public key?"
+                        ])
                 case .reconnecting(let attempt, let delay):
                     self.logger.warning(
                         "coordinator silent, reconnecting",
