@@ -41,16 +41,18 @@ let package = Package(
         // Compute: batch-invariant SIMD kernels over mapped weights, and the thread pool they share.
         .target(name: "Kernels", swiftSettings: vectorized),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
+        // Reading JSON: one untyped value with typed, path-naming accessors, and typed files via Codable.
+        .target(name: "JSON"),
         // Checkpoint files and configurations: safetensors (mapped), config.json decoding.
-        .target(name: "ModelFormats"),
+        .target(name: "ModelFormats", dependencies: ["JSON"]),
         .testTarget(name: "ModelFormatsTests", dependencies: ["ModelFormats"]),
         // JPEG/PNG decoding (stb_image) and transformers-exact image preprocessing.
-        .target(name: "Vision", dependencies: ["CStb", "ModelFormats"], swiftSettings: vectorized),
+        .target(name: "Vision", dependencies: ["CStb", "JSON"], swiftSettings: vectorized),
         .testTarget(name: "VisionTests", dependencies: ["Vision"]),
         // Hugging Face chat templates: a Jinja subset rendered as transformers renders it.
         .target(name: "ChatTemplates"),
         // tokenizer.json byte-level BPE, special tokens, streaming decode.
-        .target(name: "Tokenization", dependencies: ["ChatTemplates"]),
+        .target(name: "Tokenization", dependencies: ["ChatTemplates", "JSON"]),
         .testTarget(name: "TokenizationTests", dependencies: ["Tokenization", "ChatTemplates"]),
         // Architectures (Llama/Qwen2 text, CLIP/SigLIP towers, LLaVA, Mllama) and the KV cache.
         .target(name: "Models", dependencies: ["Kernels", "ModelFormats", "Vision"], swiftSettings: vectorized),
@@ -62,8 +64,8 @@ let package = Package(
         .target(
             name: "Generation", dependencies: ["Kernels", "ModelFormats", "Models", "Tokenization"], swiftSettings: vectorized),
         .testTarget(name: "GenerationTests", dependencies: ["Generation", "Models", "Tokenization"]),
-        // Stage-level beam search, engine-agnostic: depends on Foundation only.
-        .target(name: "Search"),
+        // Stage-level beam search, engine-agnostic: depends on Foundation (and the JSON reader) only.
+        .target(name: "Search", dependencies: ["JSON"]),
         .testTarget(name: "SearchTests", dependencies: ["Search"]),
         // The search's generator and judge interfaces implemented on the in-process engine.
         .target(name: "LocalEngine", dependencies: ["Generation", "Search", "Tokenization", "ChatTemplates"]),
@@ -96,7 +98,7 @@ let package = Package(
             ]),
         // Bulk offline runs (batch), capacity tests (loadtest) and evaluation, over a coordinator or in process.
         .target(
-            name: "Jobs", dependencies: ["Cluster", "WorkerHost", "Search", "LocalEngine", "Wire", "Transport", logging, protobuf]),
+            name: "Jobs", dependencies: ["Cluster", "WorkerHost", "JSON", "Search", "LocalEngine", "Wire", "Transport", logging, protobuf]),
         .testTarget(name: "JobsTests", dependencies: ["Jobs", "Cluster", "ClusterTestSupport", "LocalEngine", "Search", "Wire"]),
         .executableTarget(
             name: "StagebeamCLI",

@@ -35,7 +35,7 @@ enum CoordinatorMetrics {
             [([], Double(journal?.writes.syncs ?? 0))]
         }
         metrics.declareCounter(jobsFinished, "Jobs finished, by status (succeeded, failed).")
-        metrics.declareHistogram(jobSeconds, "Job latency from acceptance to result, seconds.", buckets: Metrics.latencyBuckets)
+        metrics.declareHistogram(jobSeconds, "Job latency from accepted to finished, seconds.", buckets: Metrics.latencyBuckets)
         metrics.declareHistogram(
             jobQueueSeconds, "Time a job waited in the queue before its search started, seconds.", buckets: Metrics.latencyBuckets)
         metrics.declareHistogram(

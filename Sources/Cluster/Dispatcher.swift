@@ -106,7 +106,7 @@ enum Redispatch {
 ///   request that failed `maxAttempts` times, or failed for a reason another worker cannot fix
 ///   (e.g. a prompt over the context), fails its search with that error.
 /// - Work that finds no live worker of its role for `noWorkerWait` fails with `no_worker`.
-/// - Every worker of a role serves one model (DESIGN invariant 1: the same job gives the same answer
+/// - Every worker of a role serves one model (docs/invariants.md, invariant 1: the same job gives the same answer
 ///   on any worker): the identity the operator pinned, else that of the role's registered workers —
 ///   the first one decided, and the choice is forgotten when the last of them leaves, so a peer that
 ///   announces a made-up model and goes away does not lock the cluster out. A peer that stays

@@ -8,9 +8,10 @@ import Wire
 #endif
 
 /// The coordinator's append-only journal: one JSON object per line, a line per job accepted and per
-/// job finished, each written and fsynced before the client hears of it (nothing accepted is lost).
-/// Writes are grouped: `JournalWriter` fsyncs everything appended since its last fsync at once, off
-/// the caller's thread, and calls back when a record is durable. Replaying it after a restart gives every job ever accepted, with the
+/// job finished, each written and fsynced before the client hears of it (docs/invariants.md, 2:
+/// nothing accepted is lost). Writes are grouped: `JournalWriter` fsyncs everything appended since
+/// its last fsync at once, off the caller's thread, and calls back when a record is durable.
+/// Replaying it after a restart gives every job ever accepted, with the
 /// result of those that finished; the others are run again (the search is deterministic by seed,
 /// so the re-run gives the same answer).
 ///

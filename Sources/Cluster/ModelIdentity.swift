@@ -5,7 +5,7 @@ import Synchronization
 import Wire
 
 /// The identity of a model: one SHA-256 digest over every byte of everything that changes its
-/// answers, so that two workers report the same identity only if they serve the same model (DESIGN
+/// answers, so that two workers report the same identity only if they serve the same model (docs/invariants.md,
 /// invariant 1: the same job gives the same answer on any worker).
 ///
 /// What is hashed: a model directory's files at its top level — weights (every byte of every

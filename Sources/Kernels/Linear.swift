@@ -9,7 +9,7 @@
 /// share the call, how rows are tiled and how output columns are split across threads change only
 /// *when* an element is computed, never the arithmetic that computes it. So a sequence's logits do
 /// not depend on what else is in its batch, and a prefix prefilled in one call equals the same
-/// prefix prefilled in chunks (invariant 1 of DESIGN.md).
+/// prefix prefilled in chunks (docs/invariants.md, 1 and 6).
 ///
 /// Tiles of 4 weight rows × 4 input rows: per 8 values of `k` the kernel loads 8 vectors and issues
 /// 16 FMAs, so it is FMA-bound when the batch is wide and bandwidth-bound (each weight read once

@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 
 /// Search settings where every field may be unset: a layer of defaults. A search's configuration is
 /// `SearchConfig()` with the model's recommended settings laid over it, then the caller's own choices
@@ -94,23 +95,10 @@ public struct ModelRecommendations: Codable, Sendable, Hashable {
             self.init()
             return
         }
-        let data: Data
         do {
-            data = try Data(contentsOf: file)
-        } catch {
-            throw SearchError(.invalidConfiguration, "cannot read \(file.path)")
-        }
-        do {
-            self = try JSONDecoder().decode(Self.self, from: data)
-        } catch let DecodingError.dataCorrupted(context) where context.codingPath.isEmpty {
-            throw SearchError(.invalidConfiguration, "\(file.path) is not valid JSON (\(context.debugDescription))")
-        } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context),
-            let DecodingError.dataCorrupted(context)
-        {
-            let key = context.codingPath.map(\.stringValue).joined(separator: ".")
-            throw SearchError(.invalidConfiguration, "\(file.path): \"\(key)\": \(context.debugDescription)")
-        } catch {
-            throw SearchError(.invalidConfiguration, "\(file.path): \(error)")
+            self = try decodeJSONFile(Self.self, from: file)
+        } catch let error as JSONError {
+            throw SearchError(.invalidConfiguration, error.message)
         }
     }
 

@@ -23,12 +23,17 @@ struct ConnectOptions: ParsableArguments {
         defer { client.close() }
         let answer = try await withTimeout(.milliseconds(Int64(connectTimeoutS * 1000))) { try await client.status() }
         guard answer == nil else { return }
+        throw ConnectError(description: Self.silence(from: endpoint, within: connectTimeoutS, curve: curve))
+    }
+
+    /// What no answer from a coordinator may mean.
+    static func silence(from endpoint: String, within seconds: Double, curve: CurveRole?) -> String {
         let hint =
             curve == nil
             ? "no coordinator is listening there, or it requires CURVE keys (--curve-server-key, --curve-secret-key-file)"
             : "no coordinator is listening there, or it refused this client's CURVE keys "
                 + "(is this client's public key in its --authorized-keys, and --curve-server-key its public key?)"
-        throw ConnectError(description: "no answer from \(endpoint) within \(connectTimeoutS) s: \(hint)")
+        return "no answer from \(endpoint) within \(seconds) s: \(hint)"
     }
 }
 

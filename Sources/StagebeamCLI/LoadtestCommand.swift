@@ -28,6 +28,7 @@ struct LoadtestCommand: AsyncParsableCommand {
     var duration: Double?
     @OptionGroup var search: SearchOptions
     @OptionGroup var curve: ClientCurveOptions
+    @OptionGroup var connect: ConnectOptions
     @OptionGroup var logging: LogOptions
     @Option(help: "Beam widths to run in turn, comma-separated (default: --beam).")
     var beams: String?
@@ -107,6 +108,7 @@ struct LoadtestCommand: AsyncParsableCommand {
             if let concurrency { .profile(.concurrency(concurrency)) } else if let rate { .profile(.rate(rate)) } else {
                 .sweep(try LoadSweep(startRate: startRate, factor: rateFactor, maxSteps: maxSteps, maxSeconds: maxSweepS))
             }
+        try await connect.check(coordinator, curve: try curve.role())
         let runner = try LoadRunner(
             endpoint: coordinator, questions: questions, seed: search.seed, maxInFlight: maxInFlight,
             statusInterval: .milliseconds(statusIntervalMs), curve: try curve.role())

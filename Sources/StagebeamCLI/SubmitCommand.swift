@@ -71,8 +71,8 @@ struct SubmitCommand: AsyncParsableCommand {
             print()
             print("answer: \(result.answer)")
             if let expectedAnswer {
-                let conclusion = record.stages.last { $0.stage == .conclusion }?.text ?? ""
-                let verdict = Grading.isCorrect(conclusion: conclusion, reference: expectedAnswer) ? "right" : "wrong"
+                // Graded as `eval` grades: the answer (the conclusion's text without its tags).
+                let verdict = Grading.isCorrect(conclusion: result.answer, reference: expectedAnswer) ? "right" : "wrong"
                 print("expected: \(expectedAnswer) · \(verdict)")
             }
         }

@@ -62,6 +62,8 @@ public final class Worker: @unchecked Sendable {
     private var linkConnected = false
     /// The coordinator has answered at least once since this worker started.
     private var everConnected = false
+    /// It said goodbye: a heartbeat answered "unknown" after that must not register it again.
+    private var leaving = false
     /// The coordinator answered a heartbeat saying it knows this worker, since the link came up.
     private var registered = false
     private var onStop: CheckedContinuation<ClusterError, Never>?
@@ -140,6 +142,7 @@ public final class Worker: @unchecked Sendable {
 
     /// Says goodbye (the coordinator re-dispatches this worker's work at once) and closes the link.
     public func close(reason: String = "shutting down") {
+        lock.withLock { leaving = true }
         var goodbye = Stagebeam_V1_Disconnect()
         goodbye.reason = reason
         if let frame = try? codec.encode(.disconnect(goodbye)) { try? link.send([frame]) }
@@ -222,7 +225,7 @@ public final class Worker: @unchecked Sendable {
             // once per liveness period (answers to beats sent before the Ready also say "unknown").
             let (due, newlyKnown) = lock.withLock {
                 defer { registered = beat.known }
-                return (ContinuousClock.now - lastReady > configuration.heartbeat.deadAfter, beat.known && !registered)
+                return (!leaving && ContinuousClock.now - lastReady > configuration.heartbeat.deadAfter, beat.known && !registered)
             }
             if newlyKnown {
                 logger.info(

@@ -46,6 +46,11 @@ extension ClusterProcessTests {
         try cluster.startCoordinator(endpoint: "tcp://127.0.0.1:*", extra: ["--model", LocalCluster.model])
         let stranger = try cluster.addWorker("stranger", model: Repo.model("qwen2"), waitForRegistration: false)
         #expect(try stranger.exitStatus() == 75)
+        // The same weights with another chat template answer differently: another model.
+        let template = scratch.path("template.jinja")
+        try "{% for m in messages %}{{ m['content'] }}\n{% endfor %}".write(toFile: template, atomically: true, encoding: .utf8)
+        let templated = try cluster.addWorker("templated", extra: ["--chat-template", template], waitForRegistration: false)
+        #expect(try templated.exitStatus() == 75)
         let refusals = cluster.coordinator.logged("message refused", ["error_code": "model_mismatch"])
         #expect(refusals.contains { ($0["error"] as? String)?.contains("pinned by the coordinator's --model") == true }, "\(refusals)")
         let worker = try cluster.addWorker("w", maxBatch: 4)
