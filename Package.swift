@@ -37,6 +37,7 @@ let package = Package(
         .systemLibrary(name: "CStb", providers: [.apt(["libstb-dev"])]),
         // OpenSSL's libcrypto: SHA-256 with the CPU's SHA extensions, for model identities.
         .systemLibrary(name: "CCrypto", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CTurboJPEG", providers: [.apt(["libturbojpeg0-dev"])]),
 
         // Compute: batch-invariant SIMD kernels over mapped weights, and the thread pool they share.
         .target(name: "Kernels", swiftSettings: vectorized),
@@ -46,8 +47,9 @@ let package = Package(
         // Checkpoint files and configurations: safetensors (mapped), config.json decoding.
         .target(name: "ModelFormats", dependencies: ["JSON"]),
         .testTarget(name: "ModelFormatsTests", dependencies: ["ModelFormats"]),
-        // JPEG/PNG decoding (stb_image) and transformers-exact image preprocessing.
-        .target(name: "Vision", dependencies: ["CStb", "JSON"], swiftSettings: vectorized),
+        // JPEG (libjpeg-turbo) and PNG (stb_image) decoding as Pillow decodes them, EXIF orientation,
+        // and transformers-exact image preprocessing.
+        .target(name: "Vision", dependencies: ["CStb", "CTurboJPEG", "JSON"], swiftSettings: vectorized),
         .testTarget(name: "VisionTests", dependencies: ["Vision"]),
         // Hugging Face chat templates: a Jinja subset rendered as transformers renders it.
         .target(name: "ChatTemplates"),

@@ -286,6 +286,22 @@ public final class Coordinator: Sendable {
         if submit.jobID.isEmpty { submit.jobID = UUID().uuidString.lowercased() }
         let id = submit.jobID
         let subscriber = Job.Subscriber(wantsEvents: submit.streamEvents, wantsRecord: submit.recordSearch)
+        // The search fields the job leaves unset take the cluster model's recommendations, and the
+        // job is journaled filled: its settings never change after it is accepted.
+        let recommendations: ModelRecommendations
+        do {
+            recommendations = try dispatcher.announcedRecommendations().map { try ModelRecommendations(json: $0) } ?? ModelRecommendations()
+        } catch {
+            reject(peer, ClusterError(.internal, "the workers' recommended settings are unreadable: \(error)", jobID: id))
+            return
+        }
+        if recommendations.requiresImage, submit.image.isEmpty {
+            reject(
+                peer, ClusterError(.invalidArgument, "this cluster's model answers questions about an image only: send an image", jobID: id)
+            )
+            return
+        }
+        submit = recommendations.filled(submit)
         if let problem = Self.validate(submit) {
             reject(peer, ClusterError(.invalidArgument, problem, jobID: id))
             return
@@ -542,19 +558,26 @@ public final class Coordinator: Sendable {
             let now = ContinuousClock.now
             let queueMs = milliseconds((job.started ?? now) - job.accepted)
             let totalMs = milliseconds(now - job.accepted)
+            var result: Stagebeam_V1_JobResult
             switch outcome {
             case .success(let search):
                 do {
-                    return try Stagebeam_V1_JobResult(
+                    result = try Stagebeam_V1_JobResult(
                         jobID: id, search: search, redispatched: redispatched, queueMs: queueMs, totalMs: totalMs)
                 } catch {
-                    return Stagebeam_V1_JobResult(
+                    result = Stagebeam_V1_JobResult(
                         jobID: id, failure: ClusterError(.internal, "cannot encode the search record: \(error)"),
                         redispatched: redispatched, queueMs: queueMs, totalMs: totalMs)
                 }
             case .failure(let error):
-                return Stagebeam_V1_JobResult(jobID: id, failure: error, redispatched: redispatched, queueMs: queueMs, totalMs: totalMs)
+                result = Stagebeam_V1_JobResult(jobID: id, failure: error, redispatched: redispatched, queueMs: queueMs, totalMs: totalMs)
             }
+            // What the job ran with, without the bulky parts the client already has.
+            result.settings = job.submit
+            result.settings.question = ""
+            result.settings.image = Data()
+            result.settings.judgeTemplatesJson = Data()
+            return result
         }
         guard let result else { return }
         // The client hears of the result once it is durable (a crash before then reruns the job).

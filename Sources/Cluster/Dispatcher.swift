@@ -217,6 +217,12 @@ final class Dispatcher: @unchecked Sendable {
         return refused
     }
 
+    /// The recommended search settings announced by the cluster's generate workers (of the one with the
+    /// smallest id, so every coordinator decides alike); nil while none is registered.
+    func announcedRecommendations() -> Data? {
+        lock.withLock { workers.values.filter { $0.roles.contains(.generate) }.min { $0.workerID < $1.workerID }?.recommendationsJSON }
+    }
+
     /// A sign of life from `key`; returns whether it is a registered worker.
     func heard(from key: [UInt8], now: ContinuousClock.Instant) -> Bool {
         lock.withLock {

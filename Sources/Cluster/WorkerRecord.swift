@@ -1,3 +1,4 @@
+import Foundation
 import Transport
 import Wire
 
@@ -10,6 +11,8 @@ struct WorkerRecord {
     /// The identity of the model it serves (`ModelIdentity`), the same for each of its roles.
     let modelHash: String
     let roles: Set<Stagebeam_V1_Role>
+    /// Its model's recommended search settings (`Ready.recommendations_json`; empty: none).
+    let recommendationsJSON: Data
     /// Credits: the most sequences it may have in flight.
     let maxSequences: Int
     /// Sequences sent and not yet answered, including those of requests given up on (re-dispatched
@@ -32,6 +35,7 @@ struct WorkerRecord {
         modelName = ready.modelName
         modelHash = ready.modelHash
         roles = Set(ready.roles)
+        recommendationsJSON = ready.recommendationsJson
         maxSequences = Int(ready.maxBatchSequences)
         images = Set(ready.imageCache.cachedSha256)
         utilisation = BusyWindow(start: now)

@@ -69,7 +69,7 @@ struct BatchCommand: AsyncParsableCommand {
             ? ModelRecommendations(model: model.map { URL(fileURLWithPath: $0) } ?? BuiltInModel.current.directory())
             : ModelRecommendations()
         var settings = BatchJobSettings(
-            config: recommendations.config(choices: search.choices, seed: search.seed), recordSearch: recordSearch,
+            choices: search.choices, recommendations: recommendations, recordSearch: recordSearch,
             timeout: timeoutS > 0 ? .milliseconds(Int64(timeoutS * 1000)) : nil)
         let templates = try search.templates()
         if let path = search.judgeTemplates { settings.judgeTemplatesJSON = try readFile(path, what: "--judge-templates") }

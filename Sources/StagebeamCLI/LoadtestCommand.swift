@@ -98,7 +98,7 @@ struct LoadtestCommand: AsyncParsableCommand {
                 return batch.items
             } ?? [BatchItem(id: "question", question: question, line: 1)]
         var settings = BatchJobSettings(
-            config: ModelRecommendations().config(choices: search.choices, seed: search.seed),
+            choices: search.choices,
             timeout: .milliseconds(Int64(timeoutS * 1000)))
         if let path = search.judgeTemplates {
             _ = try search.templates()

@@ -39,7 +39,7 @@ struct SubmitCommand: AsyncParsableCommand {
 
     func run() async throws {
         try logging.bootstrap()
-        var submit = ModelRecommendations().config(choices: search.choices, seed: search.seed).submitJob(question: question)
+        var submit = search.choices.submitJob(question: question, seed: search.seed)
         submit.jobID = jobID ?? ""
         submit.streamEvents = !json
         // The text form prints the whole staged answer, which only the record holds.
@@ -150,6 +150,16 @@ func printJobJSON(_ result: Stagebeam_V1_JobResult, includeSearch: Bool) throws 
     ]
     if result.hasError {
         object["error"] = ["code": ClusterError.name(result.error.code), "message": result.error.message]
+    }
+    if result.hasSettings {
+        // What the job ran with, the fields it left unset filled by the coordinator.
+        let config = SearchConfig(submit: result.settings)
+        object["settings"] = [
+            "method": config.method.rawValue, "beam": config.beam, "tournament": config.tournament.rawValue,
+            "judge_mode": config.judgeMode.rawValue, "temperature": config.sampling.temperature,
+            "judge_temperature": config.judgeSampling.temperature, "top_p": config.sampling.topP,
+            "max_stage_tokens": config.maxStageTokens, "judge_max_tokens": config.judgeMaxTokens, "seed": config.seed
+        ]
     }
     if includeSearch, !result.searchRecordJson.isEmpty {
         object["search"] = try JSONSerialization.jsonObject(with: result.searchRecordJson)

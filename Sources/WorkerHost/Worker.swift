@@ -164,6 +164,7 @@ public final class Worker: @unchecked Sendable {
         ready.contextTokens = UInt32(clamping: engine.contextTokens)
         ready.imageCache.capacityImages = UInt32(configuration.imageCacheCapacity)
         ready.softwareVersion = "stagebeam (protocol \(EnvelopeCodec.protocolVersion))"
+        ready.recommendationsJson = engine.recommendationsJSON
         lock.withLock {
             ready.imageCache.cachedSha256 = images.hashes
             lastReady = .now

@@ -20,6 +20,8 @@ public final class WorkerEngine: Sendable {
     let stopTokenIds: Set<Int>
     public let modelName: String
     public let modelHash: String
+    /// The model's stagebeam.json, announced to the coordinator (empty when it has none).
+    public let recommendationsJSON: Data
     /// The model's context in tokens.
     public let contextTokens: Int
     /// The most sequences the engine decodes in one batch.
@@ -37,6 +39,10 @@ public final class WorkerEngine: Sendable {
         candidates = EngineCandidateGenerator(executor: executor, prompt: prompt, stopTokenIds: stopTokenIds)
         modelName = directory.standardizedFileURL.lastPathComponent
         modelHash = try ModelIdentity.compute(model: directory, chatTemplate: chatTemplate?.source)
+        // Read and checked here, so a bad file stops the worker instead of every job.
+        _ = try ModelRecommendations(model: directory)
+        let recommendations = ModelRecommendations.file(ofModel: directory)
+        recommendationsJSON = FileManager.default.fileExists(atPath: recommendations.path) ? try Data(contentsOf: recommendations) : Data()
         contextTokens = generator.contextLength
         maxSamples = generator.maxSamples
         takesImages = generator.takesImages
