@@ -88,8 +88,9 @@ for i in $(seq "$workers"); do start_worker "$i"; done
 sleep 3
 
 submit() { # index question seed
+  # A client waits out coordinator restarts (it resubmits to the new one) instead of giving up.
   "$bin" submit --coordinator "$endpoint" --json --record-search --job-id "soak-$1" --question "${questions[$2]}" --seed "$3" \
-    "${search[@]}" >"$dir/jobs/$1-$2-$3.json" 2>"$dir/jobs/$1.err"
+    --connect-timeout-s 600 "${search[@]}" >"$dir/jobs/$1-$2-$3.json" 2>"$dir/jobs/$1.err"
 }
 
 # Capacity: 16 jobs, 8 at a time, no faults.
@@ -155,6 +156,7 @@ python3 - "$dir" "$submitted" <<'PY'
 import json, os, sys
 dir, submitted = sys.argv[1], int(sys.argv[2])
 answered = failed = lost = differing = 0
+journal = open(f"{dir}/journal.jsonl").read()
 for name in os.listdir(f"{dir}/jobs"):
     if not name.endswith(".json") or name.startswith("cap"):
         continue
@@ -163,6 +165,8 @@ for name in os.listdir(f"{dir}/jobs"):
         result = json.load(open(f"{dir}/jobs/{name}"))
     except Exception:
         lost += 1
+        accepted = f'"job_id":"soak-{index}"' in journal
+        print(f"no answer for soak-{index} ({'accepted' if accepted else 'never accepted'}): {open(f'{dir}/jobs/{index}.err').read().strip()[-300:]}")
         continue
     if result.get("status") != "succeeded":
         failed += 1

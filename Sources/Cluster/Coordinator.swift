@@ -290,7 +290,8 @@ public final class Coordinator: Sendable {
         // job is journaled filled: its settings never change after it is accepted.
         let recommendations: ModelRecommendations
         do {
-            recommendations = try dispatcher.announcedRecommendations().map { try ModelRecommendations(json: $0) } ?? ModelRecommendations()
+            let announced = dispatcher.announcedRecommendations() ?? Data()
+            recommendations = announced.isEmpty ? ModelRecommendations() : try ModelRecommendations(json: announced)
         } catch {
             reject(peer, ClusterError(.internal, "the workers' recommended settings are unreadable: \(error)", jobID: id))
             return
