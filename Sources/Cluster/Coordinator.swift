@@ -46,6 +46,9 @@ public final class Coordinator: Sendable {
         /// The model identity (`ModelIdentity`) every worker must serve, pinned by the operator; nil:
         /// each role's first registered worker decides (see `Dispatcher`).
         public var pinnedModel: String?
+        /// The pinned model's recommended search settings (`coordinator --model`), used while no
+        /// generate worker has announced its own (the two agree: the identity covers stagebeam.json).
+        public var pinnedRecommendations: ModelRecommendations?
         /// Refused frames are logged once per peer per this interval, with a count of the others.
         public var refusalLogInterval: Duration
 
@@ -55,8 +58,9 @@ public final class Coordinator: Sendable {
             maxQueuedJobs: Int = 1024, maxQueuedImageBytes: Int = 1 << 30, maxFrameBytes: Int? = nil, receiveQueue: Int32 = 16,
             maxImageBytes: Int = 32 << 20,
             curve: (secretKey: String, authorizedKeys: Set<String>)? = nil, journalRetain: Duration? = nil, pinnedModel: String? = nil,
-            refusalLogInterval: Duration = .seconds(10)
+            pinnedRecommendations: ModelRecommendations? = nil, refusalLogInterval: Duration = .seconds(10)
         ) {
+            self.pinnedRecommendations = pinnedRecommendations
             self.curve = curve
             self.journalRetain = journalRetain
             self.pinnedModel = pinnedModel
@@ -290,8 +294,11 @@ public final class Coordinator: Sendable {
         // job is journaled filled: its settings never change after it is accepted.
         let recommendations: ModelRecommendations
         do {
-            let announced = dispatcher.announcedRecommendations() ?? Data()
-            recommendations = announced.isEmpty ? ModelRecommendations() : try ModelRecommendations(json: announced)
+            if let announced = dispatcher.announcedRecommendations() {
+                recommendations = announced.isEmpty ? ModelRecommendations() : try ModelRecommendations(json: announced)
+            } else {
+                recommendations = configuration.pinnedRecommendations ?? ModelRecommendations()
+            }
         } catch {
             reject(peer, ClusterError(.internal, "the workers' recommended settings are unreadable: \(error)", jobID: id))
             return

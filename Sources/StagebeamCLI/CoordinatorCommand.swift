@@ -3,6 +3,7 @@ import Cluster
 import Dispatch
 import Foundation
 import Logging
+import Search
 import Transport
 
 struct CoordinatorCommand: AsyncParsableCommand {
@@ -106,7 +107,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
                 noWorkerWait: .milliseconds(Int64(noWorkerTimeoutS * 1000)), maxRunningJobs: maxRunningJobs,
                 maxQueuedJobs: maxQueuedJobs, maxQueuedImageBytes: maxQueuedImageBytes,
                 maxImageBytes: maxImageBytes, curve: try curve.settings(), journalRetain: journalRetain.flatMap(RetentionPeriod.parse),
-                pinnedModel: pinned,
+                pinnedModel: pinned, pinnedRecommendations: try model.map { try ModelRecommendations(model: URL(fileURLWithPath: $0)) },
                 refusalLogInterval: .milliseconds(Int64(refusalLogIntervalS * 1000))),
             logger: logger)
         announce(
