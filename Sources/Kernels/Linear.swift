@@ -48,6 +48,7 @@ public final class LinearTask: ParallelTask {
         case .f32: linearColumns(Float.self, x, rows: rows, weight: weight, bias: bias, y: y, columns: start..<end)
         case .f16: linearColumns(Float16.self, x, rows: rows, weight: weight, bias: bias, y: y, columns: start..<end)
         case .bf16: linearColumns(BFloat16Bits.self, x, rows: rows, weight: weight, bias: bias, y: y, columns: start..<end)
+        default: preconditionFailure("linear over \(weight.element) weights is not implemented yet")
         }
     }
 }
@@ -57,7 +58,7 @@ private func linearColumns<W: WeightElement>(
     y: UnsafeMutablePointer<Float>, columns: Range<Int>
 ) {
     let k = weight.columns, outFeatures = weight.rows
-    let rowBytes = k * weight.element.byteSize
+    let rowBytes = weight.rowBytes
     let w = weight.base
     let kVector = k & ~7
     var o = columns.lowerBound
