@@ -2,13 +2,19 @@
 // Layers (dependencies point down only): see README.md and ../shared/DESIGN.md.
 import PackageDescription
 
-// Numeric code is compiled for x86-64 with AVX2 and FMA (DESIGN.md's machine kind) — without it Swift
-// lowers SIMD8 fused multiply-adds to scalar library calls — and optimized even in debug builds, so
-// `swift test` runs real checkpoints at real speed.
-let vectorized: [SwiftSetting] = [
-    .unsafeFlags(["-target-cpu", "haswell"]),
-    .unsafeFlags(["-O"], .when(configuration: .debug))
-]
+// Numeric code is optimized even in debug builds, so `swift test` runs real checkpoints at real speed.
+// On x86-64 the Swift kernels are compiled for AVX2 + FMA + F16C (Haswell and later, every machine
+// this runs on: Zen 3, Zen 4) — without it Swift lowers SIMD8 fused multiply-adds to scalar library
+// calls. The quantized kernels are C (CKernels) with AVX2 and AVX-512 VNNI variants picked at run
+// time; CKernels also refuses to start, with a message, on an x86-64 CPU without AVX2/FMA/F16C
+// instead of letting it die of SIGILL. Other architectures get the compiler's default target.
+// `#if arch` tests the machine that builds the package (native builds).
+#if arch(x86_64)
+    let targetCPU: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"])]
+#else
+    let targetCPU: [SwiftSetting] = []
+#endif
+let vectorized: [SwiftSetting] = targetCPU + [.unsafeFlags(["-O"], .when(configuration: .debug))]
 
 let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
 
@@ -40,8 +46,13 @@ let package = Package(
         // import this, so the format is the executable's choice, as swift-log intends.
         .target(name: "Logs", dependencies: [logging]),
         .testTarget(name: "LogsTests", dependencies: ["Logs", logging]),
-        .target(name: "Kernels", swiftSettings: vectorized),
-        .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
+        // Quantized dot products in C with per-function target attributes (Swift has none) and the
+        // CPU check; no fused multiply-adds the source does not spell, so every variant gives the same bits.
+        .target(
+            name: "CKernels",
+            cSettings: [.unsafeFlags(["-ffp-contract=off"]), .unsafeFlags(["-O2"], .when(configuration: .debug))]),
+        .target(name: "Kernels", dependencies: ["CKernels"], swiftSettings: vectorized),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CKernels"]),
         .target(name: "Models", dependencies: ["Kernels", "ModelFormats", "Vision"], swiftSettings: vectorized),
         .testTarget(name: "ModelsTests", dependencies: ["Models"]),
         .testTarget(name: "LlavaTests", dependencies: ["Models", "Vision", "Tokenization"]),
