@@ -53,6 +53,8 @@ let package = Package(
             cSettings: [.unsafeFlags(["-ffp-contract=off"]), .unsafeFlags(["-O2"], .when(configuration: .debug))]),
         .target(name: "Kernels", dependencies: ["CKernels"], swiftSettings: vectorized),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CKernels"]),
+        // Memory bandwidth and per-format `linear` throughput (scripts/bench/kernels.sh); not part of the CLI.
+        .executableTarget(name: "KernelBench", dependencies: ["Kernels"], swiftSettings: vectorized),
         .target(name: "Models", dependencies: ["Kernels", "ModelFormats", "Vision"], swiftSettings: vectorized),
         .testTarget(name: "ModelsTests", dependencies: ["Models"]),
         .testTarget(name: "LlavaTests", dependencies: ["Models", "Vision", "Tokenization"]),

@@ -35,6 +35,29 @@ void sb_quantized_linear_scalar(sb_weight_type type, const void *w, size_t row_b
                                 int64_t o_end, const int8_t *xq, const sb_activation_block *xb, int64_t rows, float *y,
                                 int64_t ldy);
 
+/// Unquantized weight formats.
+typedef enum { SB_F32, SB_F16, SB_BF16 } sb_float_type;
+
+/// `y[t·ldy + o] = Σ_i w[o, i] · x[t, i]` over f32/f16/bf16 weights (f32 activations, rows × k).
+/// Each output is one 8-lane f32 accumulator over k in order, reduced in a fixed order: its value
+/// depends on its own weight row and activation row only.
+void sb_float_linear(sb_float_type type, const void *w, size_t row_bytes, int64_t k, int64_t o_begin, int64_t o_end,
+                     const float *x, int64_t rows, float *y, int64_t ldy);
+
+/// The same in portable scalar C, bit-identical: the vector kernel's reference.
+void sb_float_linear_portable(sb_float_type type, const void *w, size_t row_bytes, int64_t k, int64_t o_begin,
+                              int64_t o_end, const float *x, int64_t rows, float *y, int64_t ldy);
+
+/// Sequentially consistent atomic operations on a 64-bit word (the compute pool's hand-off).
+int64_t sb_atomic_load(int64_t *word);
+void sb_atomic_store(int64_t *word, int64_t value);
+/// Adds `delta`; returns the previous value.
+int64_t sb_atomic_add(int64_t *word, int64_t delta);
+/// Stores `value`; returns the previous value.
+int64_t sb_atomic_exchange(int64_t *word, int64_t value);
+/// A spin-wait hint to the CPU (x86 `pause`).
+void sb_spin_pause(void);
+
 /// Which kernels run here: "avx512vnni", "avx2" or "scalar".
 const char *sb_kernel_variant(void);
 
