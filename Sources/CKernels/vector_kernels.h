@@ -54,6 +54,62 @@ SB_INLINE float SB_NAME(reduce)(__m256 acc) {
     return sb_reduce8(lanes);
 }
 
+/// Adds 32-block `b` (levels `q`, factors `f`) against activation rows 0..<NT to their accumulators.
+SB_INLINE void SB_NAME(add_block)(sb_weight_type type, const int NT, __m256i q, const sb_block_factors *f, int64_t b, int64_t k,
+                                  const int8_t *xq, const sb_activation_block *xb, __m256 acc[4], float correction[4]) {
+    const int64_t blocks = k / 32;
+    const __m256i magnitude = type == SB_Q8_0 ? _mm256_abs_epi8(q) : q;
+    for (int t = 0; t < NT; t++) {
+        const sb_activation_block *x = xb + t * blocks + b;
+        const __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + t * k + 32 * b));
+        __m256i p;
+        if (type == SB_Q8_0) {
+            p = SB_DOT(magnitude, _mm256_sign_epi8(xv, q));
+        } else if (type == SB_Q6_K) {
+            const __m256i scales = _mm256_set_m128i(_mm_set1_epi16(f->lane_scale[1]), _mm_set1_epi16(f->lane_scale[0]));
+            p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, xv), scales);
+        } else {
+            p = SB_DOT(q, xv);
+        }
+        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(f->scale * x->d), acc[t]);
+        if (f->has_correction) correction[t] = fmaf(f->coef, sb_offset(type, f, x), correction[t]);
+    }
+}
+
+/// The factors of the 8 sub-blocks of a K super-block at once: sb_factors' values (the same f32
+/// products), computed with one f16 conversion per scale and vector int → f32 conversions.
+SB_INLINE void SB_NAME(k_factors)(sb_weight_type type, const uint8_t *block, sb_block_factors f[8]) {
+    if (type == SB_Q6_K) {
+        const float d = SB_HALF(block + 208);
+        const int8_t *scales = (const int8_t *)(block + 192);
+        for (int s = 0; s < 8; s++) {
+            const int h = s / 4, i = s % 4;
+            f[s].scale = d;
+            f[s].coef = -32.0f * d;
+            f[s].lane_scale[0] = scales[8 * h + 2 * i];
+            f[s].lane_scale[1] = scales[8 * h + 2 * i + 1];
+            f[s].has_correction = 1;
+        }
+        return;
+    }
+    uint8_t sc[8], m[8];
+    for (int j = 0; j < 8; j++) sb_scale_min_k4(j, block + 4, &sc[j], &m[j]);
+    uint64_t packed_sc, packed_m;
+    memcpy(&packed_sc, sc, 8);
+    memcpy(&packed_m, m, 8);
+    float scale[8], offset[8];
+    _mm256_storeu_ps(scale, _mm256_mul_ps(_mm256_set1_ps(SB_HALF(block)),
+                                          _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)packed_sc)))));
+    _mm256_storeu_ps(offset, _mm256_mul_ps(_mm256_set1_ps(SB_HALF(block + 2)),
+                                           _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)packed_m)))));
+    for (int s = 0; s < 8; s++) {
+        f[s].scale = scale[s];
+        f[s].coef = -offset[s];
+        f[s].lane_scale[0] = f[s].lane_scale[1] = 1;
+        f[s].has_correction = 1;
+    }
+}
+
 /// One weight row against `NT` (1…4) activation rows: the weight row is decoded once per block
 /// for all of them.
 SB_INLINE void SB_NAME(tile)(sb_weight_type type, const int NT, const uint8_t *row, int64_t k, const int8_t *xq,
@@ -61,24 +117,19 @@ SB_INLINE void SB_NAME(tile)(sb_weight_type type, const int NT, const uint8_t *r
     const int64_t blocks = k / 32;
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
     float correction[4] = {0, 0, 0, 0};
-    for (int64_t b = 0; b < blocks; b++) {
-        const sb_block_factors f = sb_factors(type, row, b);
-        const __m256i q = SB_NAME(levels)(type, row, b);
-        const __m256i magnitude = type == SB_Q8_0 ? _mm256_abs_epi8(q) : q;
-        for (int t = 0; t < NT; t++) {
-            const sb_activation_block *x = xb + t * blocks + b;
-            const __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + t * k + 32 * b));
-            __m256i p;
-            if (type == SB_Q8_0) {
-                p = SB_DOT(magnitude, _mm256_sign_epi8(xv, q));
-            } else if (type == SB_Q6_K) {
-                const __m256i scales = _mm256_set_m128i(_mm_set1_epi16(f.lane_scale[1]), _mm_set1_epi16(f.lane_scale[0]));
-                p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, xv), scales);
-            } else {
-                p = SB_DOT(q, xv);
+    if (sb_is_k(type)) {
+        for (int64_t super = 0; super < blocks / 8; super++) {
+            sb_block_factors f[8];
+            SB_NAME(k_factors)(type, row + super * sb_block_bytes(type), f);
+            for (int s = 0; s < 8; s++) {
+                const int64_t b = 8 * super + s;
+                SB_NAME(add_block)(type, NT, SB_NAME(levels)(type, row, b), &f[s], b, k, xq, xb, acc, correction);
             }
-            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(f.scale * x->d), acc[t]);
-            if (f.has_correction) correction[t] = fmaf(f.coef, sb_offset(type, &f, x), correction[t]);
+        }
+    } else {
+        for (int64_t b = 0; b < blocks; b++) {
+            const sb_block_factors f = sb_factors(type, row, b);
+            SB_NAME(add_block)(type, NT, SB_NAME(levels)(type, row, b), &f, b, k, xq, xb, acc, correction);
         }
     }
     for (int t = 0; t < NT; t++) y[t * ldy] = SB_NAME(reduce)(acc[t]) + correction[t];

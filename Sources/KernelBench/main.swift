@@ -8,6 +8,7 @@
 // fraction of the measured bandwidth.
 //
 //   kernel-bench [--threads N] [--megabytes 1024] [--rows 65536] [--columns 2048] [--formats f32,q4_0,...]
+//                [--bandwidth-only]
 import Foundation
 import Kernels
 
@@ -16,6 +17,7 @@ struct Options {
     var megabytes = 1024
     var rows = 65536, columns = 2048
     var formats: [WeightMatrix.Element] = WeightMatrix.Element.allCases
+    var bandwidthOnly = false
 
     init(_ arguments: [String]) {
         var i = 0
@@ -41,6 +43,7 @@ struct Options {
                     }
                     return format
                 }
+            case "--bandwidth-only": bandwidthOnly = true
             default: fail("unknown argument '\(arguments[i])'")
             }
             i += 1
@@ -106,6 +109,7 @@ let readSeconds = bestSeconds(repeats: 5) { pool.run(reader, count: vectors, gra
 let bandwidth = Double(vectors * 32) / readSeconds
 print(String(format: "memory read bandwidth: %.1f GB/s (best of 5 passes over %d MB)", bandwidth / 1e9, options.megabytes))
 buffer.deallocate()
+if options.bandwidthOnly { exit(0) }
 
 // Linear per format.
 let (rows, columns) = (options.rows, options.columns)

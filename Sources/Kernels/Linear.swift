@@ -40,9 +40,8 @@ public final class LinearTask: ParallelTask {
     private let activations = QuantizedActivations()
     private var x: UnsafePointer<Float>?
     private var rows = 0
-    private var weight: WeightMatrix?
-    private var bias: UnsafePointer<Float>?
-    private var y: UnsafeMutablePointer<Float>?
+    /// The products of this call (one to three), kept as optionals so a call allocates nothing.
+    private var first: LinearOutput?, second: LinearOutput?, third: LinearOutput?
 
     public init() {}
 
@@ -50,28 +49,70 @@ public final class LinearTask: ParallelTask {
         _ x: UnsafePointer<Float>, rows: Int, weight: WeightMatrix, bias: UnsafePointer<Float>? = nil,
         into y: UnsafeMutablePointer<Float>, pool: ComputePool
     ) {
-        (self.x, self.rows, self.weight, self.bias, self.y) = (x, rows, weight, bias, y)
-        if weight.element.isQuantized { activations.quantize(x, rows: rows, columns: weight.columns) }
-        // Columns are split in multiples of the tile height so every thread runs whole tiles.
-        pool.run(self, count: weight.rows, granularity: 16)
-        (self.x, self.weight, self.bias, self.y) = (nil, nil, nil, nil)
+        self(x, rows: rows, LinearOutput(weight: weight, bias: bias, into: y), nil, nil, pool: pool)
+    }
+
+    /// Two or three products of the same input in one parallel loop — a layer's query, key and value
+    /// projections, or its gate and up projections: one thread hand-off instead of one per matrix.
+    /// Each output element is computed exactly as a separate call computes it.
+    public func callAsFunction(
+        _ x: UnsafePointer<Float>, rows: Int, _ first: LinearOutput, _ second: LinearOutput?, _ third: LinearOutput? = nil,
+        pool: ComputePool
+    ) {
+        let k = first.weight.columns
+        precondition(second.map { $0.weight.columns == k } ?? true && third.map { $0.weight.columns == k } ?? true)
+        (self.x, self.rows, self.first, self.second, self.third) = (x, rows, first, second, third)
+        if first.weight.element.isQuantized || second?.weight.element.isQuantized == true || third?.weight.element.isQuantized == true {
+            activations.quantize(x, rows: rows, columns: k)
+        }
+        // Outputs are split in multiples of the tile height so every thread runs whole tiles.
+        let count = first.weight.rows + (second?.weight.rows ?? 0) + (third?.weight.rows ?? 0)
+        pool.run(self, count: count, granularity: 16)
+        (self.x, self.first, self.second, self.third) = (nil, nil, nil, nil)
     }
 
     public func run(chunk: Int, start: Int, end: Int) {
-        guard let x, let weight, let y else { return }
+        guard let x, let first else { return }
+        // `start..<end` indexes the products' outputs laid end to end (no array: nothing allocated).
+        var offset = 0
+        part(first, x, start, end, &offset)
+        if let second { part(second, x, start, end, &offset) }
+        if let third { part(third, x, start, end, &offset) }
+    }
+
+    private func part(_ product: LinearOutput, _ x: UnsafePointer<Float>, _ start: Int, _ end: Int, _ offset: inout Int) {
+        let lower = max(start, offset), upper = min(end, offset + product.weight.rows)
+        if lower < upper { compute(product, x, outputs: (lower - offset)..<(upper - offset)) }
+        offset += product.weight.rows
+    }
+
+    private func compute(_ product: LinearOutput, _ x: UnsafePointer<Float>, outputs: Range<Int>) {
+        let (weight, y) = (product.weight, product.y)
         let (k, outFeatures) = (Int64(weight.columns), Int64(weight.rows))
+        let (start, end) = (Int64(outputs.lowerBound), Int64(outputs.upperBound))
         switch weight.element {
-        case .f32: sb_float_linear(SB_F32, weight.base, weight.rowBytes, k, Int64(start), Int64(end), x, Int64(rows), y, outFeatures)
-        case .f16: sb_float_linear(SB_F16, weight.base, weight.rowBytes, k, Int64(start), Int64(end), x, Int64(rows), y, outFeatures)
-        case .bf16: sb_float_linear(SB_BF16, weight.base, weight.rowBytes, k, Int64(start), Int64(end), x, Int64(rows), y, outFeatures)
+        case .f32: sb_float_linear(SB_F32, weight.base, weight.rowBytes, k, start, end, x, Int64(rows), y, outFeatures)
+        case .f16: sb_float_linear(SB_F16, weight.base, weight.rowBytes, k, start, end, x, Int64(rows), y, outFeatures)
+        case .bf16: sb_float_linear(SB_BF16, weight.base, weight.rowBytes, k, start, end, x, Int64(rows), y, outFeatures)
         case .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K:
             sb_quantized_linear(
-                weight.element.kernelType, weight.base, weight.rowBytes, k, Int64(start), Int64(end), activations.levels,
-                activations.blocks, Int64(rows), y, outFeatures)
+                weight.element.kernelType, weight.base, weight.rowBytes, k, start, end, activations.levels, activations.blocks,
+                Int64(rows), y, outFeatures)
         }
-        if let bias {
-            for t in 0..<rows { for o in start..<end { y[t * weight.rows + o] += bias[o] } }
+        if let bias = product.bias {
+            for t in 0..<rows { for o in outputs { y[t * weight.rows + o] += bias[o] } }
         }
+    }
+}
+
+/// One product of a `LinearTask` call: `y (rows, weight.rows) = x · weightᵀ + bias`.
+public struct LinearOutput {
+    public let weight: WeightMatrix
+    public let bias: UnsafePointer<Float>?
+    public let y: UnsafeMutablePointer<Float>
+
+    public init(weight: WeightMatrix, bias: UnsafePointer<Float>? = nil, into y: UnsafeMutablePointer<Float>) {
+        (self.weight, self.bias, self.y) = (weight, bias, y)
     }
 }
 

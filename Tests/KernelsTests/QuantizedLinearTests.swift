@@ -117,4 +117,36 @@ import Testing
             }
         }
     }
+
+    /// Two or three products in one call (mixed formats, as a q4_K_M file mixes q4_K and q6_K) equal
+    /// separate calls bit for bit, on any thread count.
+    @Test func fusedProductsEqualSeparateCalls() {
+        let rows = 3
+        let x = Self.values(rows * Self.k, seed: 17)
+        let q = Self.blocks(.q4_K, seed: 18), v = Self.blocks(.q6_K, seed: 19), g = Self.blocks(.f16, seed: 20)
+        let separate = [
+            Self.linearRows(x, rows: rows, q, .q4_K, threads: 1), Self.linearRows(x, rows: rows, v, .q6_K, threads: 1),
+            Self.linearRows(x, rows: rows, g, .f16, threads: 1)
+        ]
+        for threads in 1...3 {
+            let size = rows * Self.out
+            var outputs = [Float](repeating: .nan, count: 3 * size)
+            q.withUnsafeBytes { q in
+                v.withUnsafeBytes { v in
+                    g.withUnsafeBytes { g in
+                        let matrices = [(q, WeightMatrix.Element.q4_K), (v, .q6_K), (g, .f16)].map {
+                            WeightMatrix(base: $0.0.baseAddress!, element: $0.1, rows: Self.out, columns: Self.k)
+                        }
+                        outputs.withUnsafeMutableBufferPointer { y in
+                            LinearTask()(
+                                x, rows: rows, LinearOutput(weight: matrices[0], into: y.baseAddress!),
+                                LinearOutput(weight: matrices[1], into: y.baseAddress! + size),
+                                LinearOutput(weight: matrices[2], into: y.baseAddress! + 2 * size), pool: ComputePool(threads: threads))
+                        }
+                    }
+                }
+            }
+            #expect(outputs == separate.flatMap { $0 }, "\(threads) threads")
+        }
+    }
 }
