@@ -44,8 +44,17 @@ case "$shape" in
   *) echo "unknown shape '$shape' (deep or wide)" >&2; exit 2 ;;
 esac
 dir=bench-models
-for dtype in f32 f16 bf16; do
-  [ -f "$dir/$name-$dtype/model.safetensors" ] || "$python" scripts/make_bench_model.py "$dir/$name-$dtype" --dtype "$dtype" --shape "$shape" >&2
+[ -f "$dir/$name-f32/model.safetensors" ] || "$python" scripts/make_bench_model.py "$dir/$name-f32" --shape "$shape" >&2
+# The 16-bit copies are the f32 weights rounded (training the tokenizer again would take minutes).
+for dtype in f16 bf16; do
+  [ -f "$dir/$name-$dtype/model.safetensors" ] || {
+    mkdir -p "$dir/$name-$dtype"
+    cp "$dir/$name-f32"/*.json "$dir/$name-$dtype/"
+    "$python" -c 'import sys, torch; from safetensors.torch import load_file, save_file
+dtype = {"f16": torch.float16, "bf16": torch.bfloat16}[sys.argv[3]]
+save_file({k: v.to(dtype) for k, v in load_file(sys.argv[1]).items()}, sys.argv[2], metadata={"format": "pt"})' \
+      "$dir/$name-f32/model.safetensors" "$dir/$name-$dtype/model.safetensors" "$dtype"
+  }
 done
 gguf="$dir/$name-gguf"
 mkdir -p "$gguf"
