@@ -1,26 +1,26 @@
 // swift-tools-version:6.1
-// Layers (dependencies point down only): see README.md and ../shared/DESIGN.md.
+// Layers (dependencies point down only): see docs/modules.md. Every `import` in a target is declared
+// here, so the layering is checked by the build.
 import PackageDescription
 
 // Numeric code is optimized even in debug builds, so `swift test` runs real checkpoints at real speed.
-// On x86-64 the Swift kernels are compiled for AVX2 + FMA + F16C (Haswell and later, every machine
-// this runs on: Zen 3, Zen 4) — without it Swift lowers SIMD8 fused multiply-adds to scalar library
-// calls. The quantized kernels are C (CKernels) with AVX2 and AVX-512 VNNI variants picked at run
-// time; CKernels also refuses to start, with a message, on an x86-64 CPU without AVX2/FMA/F16C
-// instead of letting it die of SIGILL. Other architectures get the compiler's default target.
-// `#if arch` tests the machine that builds the package (native builds).
+// On x86-64 it is compiled for AVX2 + FMA + F16C (Haswell and later; every machine stagebeam is run on
+// has them): without them Swift lowers SIMD8 fused multiply-adds to scalar library calls. The matmul
+// kernels are C (CKernels) with AVX2 and AVX-512 VNNI variants picked at run time; CKernels also refuses
+// to start, with a message, on an x86-64 CPU without AVX2/FMA/F16C instead of letting it die of SIGILL.
 #if arch(x86_64)
-    let targetCPU: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"])]
+    let cpuFlags: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"])]
 #else
-    let targetCPU: [SwiftSetting] = []
+    let cpuFlags: [SwiftSetting] = []
 #endif
-let vectorized: [SwiftSetting] = targetCPU + [.unsafeFlags(["-O"], .when(configuration: .debug))]
+let vectorized: [SwiftSetting] = cpuFlags + [.unsafeFlags(["-O"], .when(configuration: .debug))]
 
 let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
+let protobuf: Target.Dependency = .product(name: "SwiftProtobuf", package: "swift-protobuf")
 
 let package = Package(
     name: "stagebeam",
-    platforms: [.macOS(.v14)],
+    // Linux only: the engine maps files and the transport polls sockets through Glibc.
     products: [
         .executable(name: "stagebeam", targets: ["StagebeamCLI"])
     ],
@@ -34,10 +34,52 @@ let package = Package(
         // C system libraries: module maps only; nothing above these imports C.
         .systemLibrary(name: "CZeroMQ", providers: [.apt(["libzmq3-dev"])]),
         .systemLibrary(name: "CStb", providers: [.apt(["libstb-dev"])]),
-        // Wire protocol (protobuf, generated code committed) and ZeroMQ transport.
+        .systemLibrary(name: "CTurboJPEG", providers: [.apt(["libturbojpeg0-dev"])]),
+
+        // Compute: batch-invariant SIMD kernels over mapped weights, and the thread pool they share.
+        // Matmul kernels in C with per-function target attributes (Swift has none) and the CPU check; no
+        // fused multiply-adds the source does not spell, so every variant gives the same bits.
         .target(
-            name: "Wire", dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
-            exclude: ["Generated/stagebeam.proto.sha256"]),
+            name: "CKernels",
+            cSettings: [.unsafeFlags(["-ffp-contract=off"]), .unsafeFlags(["-O2"], .when(configuration: .debug))]),
+        .target(name: "Kernels", dependencies: ["CKernels"], swiftSettings: vectorized),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CKernels"]),
+        // Memory bandwidth and per-format `linear` throughput (scripts/bench/kernels.sh); not part of the CLI.
+        .executableTarget(name: "KernelBench", dependencies: ["Kernels"], swiftSettings: vectorized),
+        // Reading JSON: one untyped value with typed, path-naming accessors, and typed files via Codable.
+        .target(name: "JSON"),
+        // Checkpoint files and configurations: safetensors (mapped), config.json decoding.
+        .target(name: "ModelFormats", dependencies: ["JSON"]),
+        .testTarget(name: "ModelFormatsTests", dependencies: ["ModelFormats"]),
+        // JPEG (libjpeg-turbo) and PNG (stb_image) decoding as Pillow decodes them, EXIF orientation,
+        // and transformers-exact image preprocessing.
+        .target(name: "Vision", dependencies: ["CStb", "CTurboJPEG", "JSON"], swiftSettings: vectorized),
+        .testTarget(name: "VisionTests", dependencies: ["Vision"]),
+        // Hugging Face chat templates: a Jinja subset rendered as transformers renders it.
+        .target(name: "ChatTemplates"),
+        // tokenizer.json byte-level BPE, special tokens, streaming decode.
+        .target(name: "Tokenization", dependencies: ["ChatTemplates", "JSON"]),
+        .testTarget(name: "TokenizationTests", dependencies: ["Tokenization", "ChatTemplates"]),
+        // Architectures (Llama/Qwen2 text, CLIP/SigLIP towers, LLaVA, Mllama) and the KV cache.
+        .target(name: "Models", dependencies: ["Kernels", "ModelFormats", "Vision"], swiftSettings: vectorized),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "Kernels"]),
+        .testTarget(name: "LlavaTests", dependencies: ["Models", "ModelFormats", "Vision", "Tokenization", "ChatTemplates"]),
+        .testTarget(
+            name: "MllamaTests", dependencies: ["Models", "ModelFormats", "Vision", "Generation", "Tokenization", "ChatTemplates"]),
+        // n samples of one prompt: samplers, stop strings, batched decode over a shared prefix.
+        .target(
+            name: "Generation", dependencies: ["Kernels", "ModelFormats", "Models", "Tokenization"], swiftSettings: vectorized),
+        .testTarget(name: "GenerationTests", dependencies: ["Generation", "Models", "Tokenization"]),
+        // Stage-level beam search, engine-agnostic: depends on Foundation (and the JSON reader) only.
+        .target(name: "Search", dependencies: ["JSON"]),
+        .testTarget(name: "SearchTests", dependencies: ["Search"]),
+        // The search's generator and judge interfaces implemented on the in-process engine.
+        .target(name: "LocalEngine", dependencies: ["Generation", "Search", "Tokenization", "ChatTemplates"]),
+        .testTarget(
+            name: "LocalEngineTests", dependencies: ["LocalEngine", "Generation", "Models", "Search", "Tokenization", "ChatTemplates"]),
+
+        // Wire protocol (protobuf, generated code committed) and ZeroMQ transport.
+        .target(name: "Wire", dependencies: [protobuf], exclude: ["Generated/stagebeam.proto.sha256"]),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
         .target(name: "Transport", dependencies: ["CZeroMQ", logging]),
         .testTarget(name: "TransportTests", dependencies: ["Transport", "Wire", logging]),
@@ -46,60 +88,30 @@ let package = Package(
         // import this, so the format is the executable's choice, as swift-log intends.
         .target(name: "Logs", dependencies: [logging]),
         .testTarget(name: "LogsTests", dependencies: ["Logs", logging]),
-        // Quantized dot products in C with per-function target attributes (Swift has none) and the
-        // CPU check; no fused multiply-adds the source does not spell, so every variant gives the same bits.
-        .target(
-            name: "CKernels",
-            cSettings: [.unsafeFlags(["-ffp-contract=off"]), .unsafeFlags(["-O2"], .when(configuration: .debug))]),
-        .target(name: "Kernels", dependencies: ["CKernels"], swiftSettings: vectorized),
-        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CKernels"]),
-        // Memory bandwidth and per-format `linear` throughput (scripts/bench/kernels.sh); not part of the CLI.
-        .executableTarget(name: "KernelBench", dependencies: ["Kernels"], swiftSettings: vectorized),
-        .target(name: "Models", dependencies: ["Kernels", "ModelFormats", "Vision"], swiftSettings: vectorized),
-        .testTarget(name: "ModelsTests", dependencies: ["Models"]),
-        .testTarget(name: "LlavaTests", dependencies: ["Models", "Vision", "Tokenization"]),
-        .testTarget(name: "MllamaTests", dependencies: ["Models", "ModelFormats", "Vision", "Generation", "Tokenization"]),
-        // Llama 3.2 Vision speed and memory (scripts/bench/mllama.sh); not part of the CLI.
-        .executableTarget(name: "MllamaBench", dependencies: ["Models", "Kernels", "Vision"], swiftSettings: vectorized),
-        // JPEG/PNG decoding (stb_image) and transformers-exact image preprocessing.
-        .target(name: "Vision", dependencies: ["CStb", "ModelFormats"], swiftSettings: vectorized),
-        .testTarget(name: "VisionTests", dependencies: ["Vision"]),
-        .target(name: "ModelFormats"),
-        .testTarget(name: "ModelFormatsTests", dependencies: ["ModelFormats"]),
-        // tokenizer.json byte-level BPE, streaming decode, chat templates: depends on Foundation only.
-        .target(name: "Tokenization"),
-        .testTarget(name: "TokenizationTests", dependencies: ["Tokenization"]),
-        // n samples of one prompt: samplers, stop strings, batched decode over a shared prefix.
-        .target(name: "Generation", dependencies: ["Models", "Tokenization"], swiftSettings: vectorized),
-        .testTarget(name: "GenerationTests", dependencies: ["Generation"]),
-        // The search's generator and judge interfaces implemented on the in-process engine.
-        .target(name: "LocalEngine", dependencies: ["Generation", "Search"]),
-        .testTarget(name: "LocalEngineTests", dependencies: ["LocalEngine"]),
-        // Coordinator, workers, client and journal over the wire protocol and ZeroMQ transport.
-        .target(
-            name: "Cluster",
-            dependencies: [
-                "Wire", "Transport", "Search", "LocalEngine", "Generation", logging,
-                .product(name: "SwiftProtobuf", package: "swift-protobuf")
-            ]),
+        // Coordinator (jobs, dispatch, journal), client, and the protocol pieces workers share. Holds no
+        // model and links no engine.
+        .target(name: "Cluster", dependencies: ["Wire", "Transport", "Search", logging, protobuf]),
         .testTarget(
-            name: "ClusterTests",
-            dependencies: ["Cluster", "Wire", "Transport", "Search", logging, .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
-        // Bulk offline runs (batch) and capacity tests (loadtest) over a coordinator or in process.
+            name: "ClusterTests", dependencies: ["Cluster", "ClusterTestSupport", "Wire", "Transport", "Search", logging, protobuf]),
+        // What the cluster and jobs tests share: the stagebeam executable as child processes, a local cluster.
+        .target(name: "ClusterTestSupport", dependencies: ["Cluster", "Search", "Wire"], path: "Tests/ClusterTestSupport"),
+        // A worker process: serves generate and judge requests from the coordinator on the in-process engine.
         .target(
-            name: "Jobs",
+            name: "WorkerHost",
             dependencies: [
-                "Cluster", "Search", "LocalEngine", "Wire", "Transport", logging, .product(name: "SwiftProtobuf", package: "swift-protobuf")
+                "Cluster", "Wire", "Transport", "Search", "LocalEngine", "Generation", "ModelFormats", "Tokenization",
+                "ChatTemplates", logging
             ]),
-        .testTarget(name: "JobsTests", dependencies: ["Jobs", "Cluster", "LocalEngine", "Search", "Wire"]),
+        // Bulk offline runs (batch), capacity tests (loadtest) and evaluation, over a coordinator or in process.
+        .target(
+            name: "Jobs", dependencies: ["Cluster", "WorkerHost", "JSON", "Search", "LocalEngine", "Wire", "Transport", logging, protobuf]),
+        .testTarget(name: "JobsTests", dependencies: ["Jobs", "Cluster", "ClusterTestSupport", "LocalEngine", "Search", "Wire"]),
         .executableTarget(
             name: "StagebeamCLI",
             dependencies: [
-                "Cluster", "Generation", "Jobs", "LocalEngine", "Logs", "Search", "Wire", logging,
+                "Cluster", "WorkerHost", "Generation", "Jobs", "Kernels", "LocalEngine", "Logs", "ModelFormats", "Models",
+                "Search", "Tokenization", "ChatTemplates", "Transport", "Wire", logging,
                 .product(name: "ArgumentParser", package: "swift-argument-parser")
-            ]),
-        // Stage-level beam search, engine-agnostic: depends on Foundation only.
-        .target(name: "Search"),
-        .testTarget(name: "SearchTests", dependencies: ["Search"])
+            ])
     ]
 )

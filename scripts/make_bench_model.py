@@ -4,7 +4,7 @@
                   vocab 32000, untied;
   deep:           ~135M parameters, hidden 576, 30 layers, 9 heads, 3 KV heads, intermediate 1536,
                   vocab 49152, tied embeddings (SmolLM-135M's shape: thin and deep, so per-layer
-                  overheads show).
+                  overheads show). The wide shape is that of the llama.cpp figures in docs/performance.md.
 
     .venv/bin/python scripts/make_bench_model.py bench-models/llama-150m-f32
     .venv/bin/python scripts/make_bench_model.py bench-models/llama-150m-f16 --dtype f16

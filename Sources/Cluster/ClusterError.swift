@@ -24,7 +24,7 @@ public struct ClusterError: Error, CustomStringConvertible, Sendable {
     public var description: String { "\(Self.name(code)): \(message)" }
 
     /// As log metadata: `error_code`, `error` (the message), and the job and request it names.
-    var logMetadata: Logger.Metadata {
+    public var logMetadata: Logger.Metadata {
         var metadata: Logger.Metadata = ["error_code": "\(Self.name(code))", "error": "\(message)"]
         if !jobID.isEmpty { metadata["job_id"] = "\(jobID)" }
         if !requestID.isEmpty { metadata["request_id"] = "\(requestID)" }

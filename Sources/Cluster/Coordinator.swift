@@ -201,6 +201,23 @@ public final class Coordinator: @unchecked Sendable {
         if submit.jobID.isEmpty { submit.jobID = UUID().uuidString.lowercased() }
         let id = submit.jobID
         let subscriber = Job.Subscriber(wantsEvents: submit.streamEvents, wantsRecord: submit.recordSearch)
+        // The search fields the job leaves unset take the cluster model's recommendations, and the
+        // job is journaled filled: its settings never change after it is accepted.
+        let recommendations: ModelRecommendations
+        do {
+            let announced = dispatcher.announcedRecommendations() ?? Data()
+            recommendations = announced.isEmpty ? ModelRecommendations() : try ModelRecommendations(json: announced)
+        } catch {
+            reject(peer, ClusterError(.internal, "the workers' recommended settings are unreadable: \(error)", jobID: id))
+            return
+        }
+        if recommendations.requiresImage, submit.image.isEmpty {
+            reject(
+                peer, ClusterError(.invalidArgument, "this cluster's model answers questions about an image only: send an image", jobID: id)
+            )
+            return
+        }
+        submit = recommendations.filled(submit)
         if let problem = Self.validate(submit) {
             reject(peer, ClusterError(.invalidArgument, problem, jobID: id))
             return
@@ -405,6 +422,10 @@ public final class Coordinator: @unchecked Sendable {
             case .failure(let error):
                 result = Stagebeam_V1_JobResult(jobID: id, failure: error, redispatched: redispatched, queueMs: queueMs, totalMs: totalMs)
             }
+            result.settings = job.submit
+            result.settings.question = ""
+            result.settings.image = Data()
+            result.settings.judgeTemplatesJson = Data()
             do {
                 try journal.finished(id, result: result)
             } catch {

@@ -26,7 +26,7 @@ enum CoordinatorMetrics {
     static func register(on metrics: Metrics, coordinator: Coordinator, dispatcher: Dispatcher) {
         metrics.declareCounter(jobsAccepted, "Jobs accepted (new job ids).")
         metrics.declareCounter(jobsFinished, "Jobs finished, by status (succeeded, failed).")
-        metrics.declareHistogram(jobSeconds, "Job latency from acceptance to result, seconds.", buckets: Metrics.latencyBuckets)
+        metrics.declareHistogram(jobSeconds, "Job latency from accepted to finished, seconds.", buckets: Metrics.latencyBuckets)
         metrics.declareHistogram(
             jobQueueSeconds, "Time a job waited in the queue before its search started, seconds.", buckets: Metrics.latencyBuckets)
         metrics.declareHistogram(
@@ -51,7 +51,7 @@ enum CoordinatorMetrics {
             [([], Double(coordinator?.jobCounts().states[.queued] ?? 0))]
         }
         metrics.gauge("stagebeam_jobs_in_stage", "Running jobs by the stage they are in.") { [weak coordinator] in
-            (coordinator?.jobCounts().stages ?? [:]).map { ([("stage", stageName($0.key))], Double($0.value)) }.sorted {
+            (coordinator?.jobCounts().stages ?? [:]).map { ([("stage", $0.key.logName)], Double($0.value)) }.sorted {
                 $0.0[0].1 < $1.0[0].1
             }
         }
@@ -89,16 +89,12 @@ enum CoordinatorMetrics {
         metrics.observe(jobSeconds, result.totalMs / 1000)
         metrics.observe(jobQueueSeconds, result.queueMs / 1000)
         for stage in result.stages {
-            metrics.observe(stageSeconds, stage.generateMs / 1000, [("stage", stageName(stage.stage)), ("phase", "generate")])
-            metrics.observe(stageSeconds, stage.judgeMs / 1000, [("stage", stageName(stage.stage)), ("phase", "judge")])
+            metrics.observe(stageSeconds, stage.generateMs / 1000, [("stage", stage.stage.logName), ("phase", "generate")])
+            metrics.observe(stageSeconds, stage.judgeMs / 1000, [("stage", stage.stage.logName), ("phase", "judge")])
         }
         metrics.inc(candidates, by: Double(result.counts.candidates))
         metrics.inc(tokens, by: Double(result.counts.generatedTokens))
         metrics.inc(judgeCalls, by: Double(result.counts.judgeCalls))
         metrics.inc(unparsable, by: Double(result.counts.unparsableVerdicts))
-    }
-
-    static func stageName(_ stage: Stagebeam_V1_Stage) -> String {
-        JudgeTopic(wire: stage)?.rawValue ?? "starting"
     }
 }

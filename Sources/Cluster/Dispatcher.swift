@@ -191,11 +191,17 @@ final class Dispatcher: @unchecked Sendable {
                 "worker registered",
                 metadata: [
                     "worker_id": "\(ready.workerID)", "model": "\(ready.modelName)", "model_hash": "\(ready.modelHash.prefix(12))",
-                    "roles": "\(ready.roles.map(Self.roleName).joined(separator: ","))",
+                    "roles": "\(ready.roles.map(\.logName).joined(separator: ","))",
                     "credits": .stringConvertible(ready.maxBatchSequences)
                 ])
         }
         return refused
+    }
+
+    /// The recommended search settings announced by the cluster's generate workers (of the one with the
+    /// smallest id, so every coordinator decides alike); nil while none is registered.
+    func announcedRecommendations() -> Data? {
+        lock.withLock { workers.values.filter { $0.roles.contains(.generate) }.min { $0.workerID < $1.workerID }?.recommendationsJSON }
     }
 
     /// A sign of life from `key`; returns whether it is a registered worker.
@@ -296,7 +302,7 @@ final class Dispatcher: @unchecked Sendable {
             for work in pending where !work.isDone && !hasWorker(role: work.role) && work.queuedSince + settings.noWorkerWait < now {
                 fail(
                     work,
-                    ClusterError(.noWorker, "no live \(Self.roleName(work.role)) worker for \(settings.noWorkerWait)", jobID: work.jobID))
+                    ClusterError(.noWorker, "no live \(work.role.logName) worker for \(settings.noWorkerWait)", jobID: work.jobID))
             }
             pending.removeAll { $0.isDone }
         }
@@ -479,9 +485,9 @@ final class Dispatcher: @unchecked Sendable {
         logger.debug(
             "request sent",
             metadata: [
-                "job_id": "\(work.jobID)", "request_id": "\(id)", "kind": "\(Self.roleName(work.role))",
+                "job_id": "\(work.jobID)", "request_id": "\(id)", "kind": "\(work.role.logName)",
                 "worker_id": "\(workerName(worker))",
-                "n": .stringConvertible(sequences), "stage": "\(CoordinatorMetrics.stageName(work.stage))"
+                "n": .stringConvertible(sequences), "stage": "\(work.stage.logName)"
             ])
         send([worker, frame])
     }
@@ -563,8 +569,8 @@ final class Dispatcher: @unchecked Sendable {
     /// carried it to `worker`).
     private func requeue(_ work: Work, indices: [Int], from worker: [UInt8], request: String, _ cause: Redispatch) {
         var metadata: Logger.Metadata = [
-            "job_id": "\(work.jobID)", "request_id": "\(request)", "kind": "\(Self.roleName(work.role))",
-            "stage": "\(CoordinatorMetrics.stageName(work.stage))", "worker_id": "\(workerName(worker))", "reason": "\(cause.reason)"
+            "job_id": "\(work.jobID)", "request_id": "\(request)", "kind": "\(work.role.logName)",
+            "stage": "\(work.stage.logName)", "worker_id": "\(workerName(worker))", "reason": "\(cause.reason)"
         ]
         if case .failed(let error) = cause { metadata.merge(error.logMetadata.filter { $0.key.hasPrefix("error") }) { $1 } }
         logger.log(level: cause.level, "request re-dispatched", metadata: metadata)
@@ -597,7 +603,7 @@ final class Dispatcher: @unchecked Sendable {
         logger.error(
             "request failed",
             metadata: error.logMetadata.merging([
-                "job_id": "\(work.jobID)", "kind": "\(Self.roleName(work.role))", "stage": "\(CoordinatorMetrics.stageName(work.stage))"
+                "job_id": "\(work.jobID)", "kind": "\(work.role.logName)", "stage": "\(work.stage.logName)"
             ]) { $1 })
         switch work {
         case .generate(let generate):
@@ -609,16 +615,4 @@ final class Dispatcher: @unchecked Sendable {
         }
     }
 
-    static func roleName(_ role: Stagebeam_V1_Role) -> String {
-        switch role {
-        case .generate: "generate"
-        case .judge: "judge"
-        default: "unknown"
-        }
-    }
-}
-
-func milliseconds(_ duration: Duration) -> Double {
-    let (seconds, attoseconds) = duration.components
-    return Double(seconds) * 1000 + Double(attoseconds) * 1e-15
 }

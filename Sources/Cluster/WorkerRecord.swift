@@ -1,3 +1,4 @@
+import Foundation
 import Transport
 import Wire
 
@@ -8,6 +9,8 @@ struct WorkerRecord {
     let workerID: String
     let modelName: String
     let roles: Set<Stagebeam_V1_Role>
+    /// Its model's recommended search settings (`Ready.recommendations_json`; empty: none).
+    let recommendationsJSON: Data
     /// Credits: the most sequences it may have in flight.
     let maxSequences: Int
     /// Sequences sent and not yet answered, including those of requests given up on (re-dispatched
@@ -29,6 +32,7 @@ struct WorkerRecord {
         workerID = ready.workerID
         modelName = ready.modelName
         roles = Set(ready.roles)
+        recommendationsJSON = ready.recommendationsJson
         maxSequences = Int(ready.maxBatchSequences)
         images = Set(ready.imageCache.cachedSha256)
         utilisation = BusyWindow(start: now)

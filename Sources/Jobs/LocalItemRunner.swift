@@ -3,6 +3,7 @@ import Foundation
 import LocalEngine
 import Search
 import Wire
+import WorkerHost
 
 /// Runs items in this process on the local engine (`stagebeam batch --model DIR`): the same search
 /// `stagebeam run` does, so an item's answer equals a cluster's for the same seed.

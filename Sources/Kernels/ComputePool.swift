@@ -1,5 +1,6 @@
 import CKernels
 import Foundation
+import Synchronization
 
 /// Work split into chunks across a pool's threads. A class, so handing it to the worker threads
 /// passes one reference: the hot path (matmul, attention) keeps one task object per call site and
@@ -85,19 +86,19 @@ private final class Crew: @unchecked Sendable {
     /// Spins (each a CPU pause, ~20–40 ns) before an idle worker sleeps: about 0.2–0.4 ms, longer than
     /// the gaps between the loops of one decode step.
     private static let spinsBeforeSleep = 10_000
-    /// Words shared with the workers, read and written only through CKernels' atomics:
-    /// [0] loop generation, [1] workers still running the current loop, [2 + w] worker w is asleep.
-    private let words: UnsafeMutablePointer<Int64>
-    private var generation: UnsafeMutablePointer<Int64> { words }
-    private var remaining: UnsafeMutablePointer<Int64> { words + 1 }
+    /// Bumped to start each loop (and to stop); workers spin on it.
+    private let generation = Atomic<Int>(0)
+    /// Workers still running the current loop.
+    private let remaining = Atomic<Int>(0)
+    /// Per worker: whether it went to sleep, and its wake-up.
+    private let asleep: [SleepFlag]
     private let wakes: [DispatchSemaphore]
     /// The loop being run: written before the generation moves, read by workers after they see it move.
     private var job: Loop?
     private var stopping = false
 
     init(workers: Int) {
-        words = .allocate(capacity: 2 + workers)
-        words.initialize(repeating: 0, count: 2 + workers)
+        asleep = (0..<workers).map { _ in SleepFlag() }
         wakes = (0..<workers).map { _ in DispatchSemaphore(value: 0) }
         for worker in 0..<workers {
             let thread = Thread { [self] in self.loop(worker) }
@@ -106,16 +107,14 @@ private final class Crew: @unchecked Sendable {
         }
     }
 
-    deinit { words.deallocate() }
-
     /// Runs chunk 0 here and the others on the workers; returns when all are done.
     func run(_ job: Loop) {
         self.job = job
-        sb_atomic_store(remaining, Int64(wakes.count))
+        remaining.store(wakes.count, ordering: .sequentiallyConsistent)
         startLoop()
         job.run(chunk: 0)
         var spins = 0
-        while sb_atomic_load(remaining) != 0 {
+        while remaining.load(ordering: .sequentiallyConsistent) != 0 {
             spins += 1
             // Past the expected wait a worker has likely lost its core: let it have ours.
             if spins < Self.spinsBeforeSleep { sb_spin_pause() } else { sched_yield() }
@@ -130,16 +129,18 @@ private final class Crew: @unchecked Sendable {
 
     /// Moves the generation (workers spinning see it) and wakes the workers that went to sleep.
     private func startLoop() {
-        _ = sb_atomic_add(generation, 1)
-        for worker in 0..<wakes.count where sb_atomic_exchange(words + 2 + worker, 0) == 1 { wakes[worker].signal() }
+        generation.wrappingAdd(1, ordering: .sequentiallyConsistent)
+        for worker in 0..<wakes.count where asleep[worker].value.exchange(false, ordering: .sequentiallyConsistent) {
+            wakes[worker].signal()
+        }
     }
 
     private func loop(_ worker: Int) {
-        let asleep = words + 2 + worker
-        var seen: Int64 = 0
+        let flag = asleep[worker]
+        var seen = 0
         while true {
             var spins = 0
-            while sb_atomic_load(generation) == seen {
+            while generation.load(ordering: .sequentiallyConsistent) == seen {
                 if spins < Self.spinsBeforeSleep {
                     sb_spin_pause()
                     spins += 1
@@ -147,14 +148,23 @@ private final class Crew: @unchecked Sendable {
                 }
                 // Announce the sleep, then look again: either the caller saw the flag and signals, or
                 // this thread takes the flag back itself — a wake-up is never lost.
-                sb_atomic_store(asleep, 1)
-                if sb_atomic_load(generation) == seen || sb_atomic_exchange(asleep, 0) == 0 { wakes[worker].wait() }
+                flag.value.store(true, ordering: .sequentiallyConsistent)
+                if generation.load(ordering: .sequentiallyConsistent) == seen
+                    || !flag.value.exchange(false, ordering: .sequentiallyConsistent)
+                {
+                    wakes[worker].wait()
+                }
                 spins = 0
             }
-            seen = sb_atomic_load(generation)
+            seen = generation.load(ordering: .sequentiallyConsistent)
             if stopping { return }
             job?.run(chunk: worker + 1)
-            _ = sb_atomic_add(remaining, -1)
+            remaining.wrappingSubtract(1, ordering: .sequentiallyConsistent)
         }
     }
+}
+
+/// One worker's "gone to sleep" flag: an `Atomic` cannot be an array element, so a class holds it.
+private final class SleepFlag: Sendable {
+    let value = Atomic<Bool>(false)
 }

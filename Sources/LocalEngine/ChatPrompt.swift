@@ -1,3 +1,4 @@
+import ChatTemplates
 import Tokenization
 
 /// Turns (question, assistant text so far) into prompt tokens: the model's chat template with the

@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import Transport
 import Wire
+import WorkerHost
 
 struct WorkerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

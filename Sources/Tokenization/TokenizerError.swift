@@ -1,3 +1,6 @@
+import ChatTemplates
+import JSON
+
 /// Every failure of the Tokenization module: a stable code callers can switch on, and a message that
 /// names the problem (the file, the JSON key, the template line and column).
 public struct TokenizerError: Error, CustomStringConvertible, Sendable {
@@ -32,4 +35,30 @@ public struct TokenizerError: Error, CustomStringConvertible, Sendable {
     }
 
     public var description: String { "\(code): \(message)" }
+}
+
+extension TokenizerError {
+    /// A model's chat template that failed to parse, reported among the tokenizer's own errors.
+    init(templateError: ChatTemplateError) {
+        let code: Code =
+            switch templateError.code {
+            case .runtime: .templateRuntime
+            case .exception: .templateException
+            case .unreadableFile: .unreadableFile
+            default: .templateSyntax
+            }
+        self.init(code, templateError.message)
+    }
+}
+
+extension TokenizerError {
+    /// Runs `body`, reporting a JSON file that cannot be read or holds the wrong types as this
+    /// module's error (the message, which names the file and key, unchanged).
+    static func reading<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as JSONError {
+            throw TokenizerError(error.code == .unreadableFile ? .unreadableFile : .malformedJSON, error.message)
+        }
+    }
 }

@@ -1,3 +1,4 @@
+import ClusterTestSupport
 import Foundation
 
 /// Paths of the jobs fixtures (`scripts/fixtures/make_jobs_fixtures.py` writes them).

@@ -1,4 +1,5 @@
 import Cluster
+import ClusterTestSupport
 import Foundation
 import Testing
 

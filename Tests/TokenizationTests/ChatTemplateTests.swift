@@ -1,3 +1,4 @@
+import ChatTemplates
 import Foundation
 import XCTest
 
@@ -57,12 +58,12 @@ final class ChatTemplateTests: XCTestCase {
                 } else {
                     XCTFail("\(label): rendered, but jinja2 failed with \(c.error ?? "")")
                 }
-            } catch let error as TokenizerError {
+            } catch let error as ChatTemplateError {
                 guard let expectedError = c.error else { return XCTFail("\(label): \(error)") }
-                if error.code == .templateException {
+                if error.code == .exception {
                     XCTAssertEqual(error.message, expectedError, label) // the template's own words
                 } else {
-                    XCTAssertEqual(error.code, .templateRuntime, label)
+                    XCTAssertEqual(error.code, .runtime, label)
                     XCTAssertTrue(
                         expectedError.contains("undefined") && error.message.contains("undefined"), "\(label): \(error) vs \(expectedError)"
                     )
@@ -126,8 +127,8 @@ final class ChatTemplateTests: XCTestCase {
     func testSyntaxErrorsNameThePosition() {
         func assertSyntaxError(_ source: String, _ words: [String], line: UInt = #line) {
             XCTAssertThrowsError(try ChatTemplate(source: source), line: line) { error in
-                guard let error = error as? TokenizerError else { return XCTFail("\(error)", line: line) }
-                XCTAssertEqual(error.code, .templateSyntax, line: line)
+                guard let error = error as? ChatTemplateError else { return XCTFail("\(error)", line: line) }
+                XCTAssertEqual(error.code, .syntax, line: line)
                 for word in words {
                     XCTAssertTrue(error.message.contains(word), "\"\(error.message)\" lacks \(word)", line: line)
                 }
@@ -151,18 +152,18 @@ final class ChatTemplateTests: XCTestCase {
                 addGenerationPrompt: false, bosToken: nil, eosToken: nil)
         }
         XCTAssertThrowsError(try render("{{ raise_exception('Roles must alternate') }}")) { error in
-            XCTAssertEqual((error as? TokenizerError)?.code, .templateException)
-            XCTAssertEqual((error as? TokenizerError)?.message, "Roles must alternate")
+            XCTAssertEqual((error as? ChatTemplateError)?.code, .exception)
+            XCTAssertEqual((error as? ChatTemplateError)?.message, "Roles must alternate")
         }
         XCTAssertThrowsError(try render("{{ 'a' + 1 }}")) { error in
-            XCTAssertEqual((error as? TokenizerError)?.code, .templateRuntime)
+            XCTAssertEqual((error as? ChatTemplateError)?.code, .runtime)
             XCTAssertTrue("\(error)".contains("line 1, column 8"), "\(error)")
         }
         XCTAssertThrowsError(try render("{{ missing.attribute }}")) { error in
             XCTAssertTrue("\(error)".contains("'missing' is undefined"), "\(error)")
         }
         XCTAssertThrowsError(try render("{% set x = messages.append(1) %}")) { error in
-            XCTAssertEqual((error as? TokenizerError)?.code, .templateRuntime)
+            XCTAssertEqual((error as? ChatTemplateError)?.code, .runtime)
         }
         // Undefined values print as nothing and are falsy, as in jinja2.
         XCTAssertEqual(try render("[{{ nothing }}]{% if nothing %}yes{% else %}no{% endif %}{{ messages[5] is defined }}"), "[]noFalse")

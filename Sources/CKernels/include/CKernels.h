@@ -1,6 +1,7 @@
-// Quantized dot-product kernels in C: AVX2 and AVX-512 VNNI variants chosen at run time by what the
-// CPU supports (Swift has no per-function target attributes), and the check that refuses to run on
-// a CPU without the AVX2/FMA/F16C that the Swift kernels are compiled for.
+// The matmul kernels in C: f32/f16/bf16 (AVX2) and block-quantized weights (AVX2 and AVX-512 VNNI
+// variants chosen at run time by what the CPU supports: Swift has no per-function target attributes),
+// the compute pool's spin hint, and the check that refuses to run on a CPU without the AVX2/FMA/F16C
+// that the Swift kernels are compiled for.
 #ifndef CKERNELS_H
 #define CKERNELS_H
 
@@ -48,13 +49,6 @@ void sb_float_linear(sb_float_type type, const void *w, size_t row_bytes, int64_
 void sb_float_linear_portable(sb_float_type type, const void *w, size_t row_bytes, int64_t k, int64_t o_begin,
                               int64_t o_end, const float *x, int64_t rows, float *y, int64_t ldy);
 
-/// Sequentially consistent atomic operations on a 64-bit word (the compute pool's hand-off).
-int64_t sb_atomic_load(int64_t *word);
-void sb_atomic_store(int64_t *word, int64_t value);
-/// Adds `delta`; returns the previous value.
-int64_t sb_atomic_add(int64_t *word, int64_t delta);
-/// Stores `value`; returns the previous value.
-int64_t sb_atomic_exchange(int64_t *word, int64_t value);
 /// A spin-wait hint to the CPU (x86 `pause`).
 void sb_spin_pause(void);
 

@@ -1,0 +1,380 @@
+import Cluster
+import Foundation
+import Generation
+import Logging
+import Transport
+import Wire
+
+/// A worker process's connection to the coordinator: announces itself (Ready: roles, credits, model
+/// hash), serves generate and judge requests on its engine while the link heartbeats from its own
+/// thread, and answers every failure with a typed `Error` instead of dying.
+///
+/// It refuses requests that would take it over its advertised credits (`overloaded`), so a
+/// misbehaving coordinator cannot make it batch more than it said.
+///
+/// Every log line carries the `worker_id`; lines about work its `job_id` and `request_id`.
+public final class Worker: @unchecked Sendable {
+    public struct Configuration: Sendable {
+        public var endpoint: String
+        /// Unique in the cluster; also the ZeroMQ routing id.
+        public var workerID: String
+        public var roles: [Stagebeam_V1_Role]
+        /// Credits: the most sequences in flight at once.
+        public var maxBatch: Int
+        public var heartbeat: HeartbeatPolicy
+        public var backoff: Backoff
+        /// Images kept by content hash (the coordinator then sends only the hash).
+        public var imageCacheCapacity: Int
+        /// CURVE keys for a coordinator that requires them.
+        public var curve: CurveRole?
+
+        public init(
+            endpoint: String, workerID: String, roles: [Stagebeam_V1_Role], maxBatch: Int,
+            heartbeat: HeartbeatPolicy = HeartbeatPolicy(interval: .milliseconds(500)),
+            backoff: Backoff = Backoff(initial: .milliseconds(100), maximum: .seconds(5)), imageCacheCapacity: Int = 16,
+            curve: CurveRole? = nil
+        ) {
+            self.curve = curve
+            self.endpoint = endpoint
+            self.workerID = workerID
+            self.roles = roles
+            self.maxBatch = maxBatch
+            self.heartbeat = heartbeat
+            self.backoff = backoff
+            self.imageCacheCapacity = imageCacheCapacity
+        }
+    }
+
+    let configuration: Configuration
+    /// What `--metrics-port` serves (see `WorkerMetrics`).
+    public let metrics = Metrics()
+    private let engine: WorkerEngine
+    private let codec = EnvelopeCodec()
+    private let logger: Logger
+    private var link: DealerLink!
+
+    private let lock = NSLock()
+    private var inFlight: [String: Int] = [:] // request id → sequences
+    private var images = ImageCache(capacity: 0)
+    private var lastReady = ContinuousClock.now
+    private var beat: UInt64 = 0
+    private var stopped: ClusterError?
+    private var linkConnected = false
+    /// The coordinator answered a heartbeat saying it knows this worker, since the link came up.
+    private var registered = false
+    private var onStop: CheckedContinuation<ClusterError, Never>?
+
+    public init(
+        context: ZMQContext, configuration: Configuration, engine: WorkerEngine,
+        logger: Logger = Logger(label: "worker")
+    ) throws {
+        guard !configuration.roles.isEmpty else { throw ClusterError(.invalidArgument, "a worker needs at least one role") }
+        guard (1...engine.maxSamples).contains(configuration.maxBatch) else {
+            throw ClusterError(
+                .invalidArgument, "max batch must be between 1 and the engine's \(engine.maxSamples), got \(configuration.maxBatch)")
+        }
+        self.configuration = configuration
+        self.engine = engine
+        var tagged = logger
+        tagged[metadataKey: "worker_id"] = "\(configuration.workerID)"
+        self.logger = tagged
+        images = ImageCache(capacity: configuration.imageCacheCapacity)
+        WorkerMetrics.register(on: metrics, worker: self, engine: engine)
+        link = try DealerLink(
+            context: context,
+            configuration: .init(
+                endpoint: configuration.endpoint, routingID: Array(configuration.workerID.utf8),
+                heartbeat: configuration.heartbeat, backoff: configuration.backoff,
+                maxMessageBytes: Int64(codec.maxFrameBytes), name: "worker-link", curve: configuration.curve),
+            greeting: { [unowned self] in readyFrames() },
+            heartbeat: { [unowned self] in heartbeatFrames() },
+            onMessage: { [unowned self] frames in handle(frames) },
+            onStateChange: { [unowned self] state in
+                lock.withLock {
+                    linkConnected = state == .connected
+                    if state != .connected { registered = false }
+                }
+                switch state {
+                case .connecting:
+                    self.logger.debug("connecting", metadata: ["coordinator": "\(configuration.endpoint)"])
+                case .connected:
+                    self.logger.debug("link up", metadata: ["coordinator": "\(configuration.endpoint)"])
+                case .reconnecting(let attempt, let delay):
+                    self.logger.warning(
+                        "coordinator silent, reconnecting",
+                        metadata: [
+                            "coordinator": "\(configuration.endpoint)", "attempt": .stringConvertible(attempt),
+                            "delay_s": .stringConvertible(milliseconds(delay).rounded() / 1000)
+                        ])
+                }
+            })
+    }
+
+    /// Whether the link to the coordinator is up (heartbeats answered): a readiness probe's answer.
+    public var isConnected: Bool { lock.withLock { linkConnected && stopped == nil } }
+
+    /// Waits until the coordinator refuses this worker for good (e.g. a model mismatch).
+    public func waitUntilRefused() async -> ClusterError {
+        await withCheckedContinuation { continuation in
+            lock.withLock {
+                if let stopped { continuation.resume(returning: stopped) } else { onStop = continuation }
+            }
+        }
+    }
+
+    /// Says goodbye (the coordinator re-dispatches this worker's work at once) and closes the link.
+    public func close(reason: String = "shutting down") {
+        var goodbye = Stagebeam_V1_Disconnect()
+        goodbye.reason = reason
+        if let frame = try? codec.encode(.disconnect(goodbye)) { try? link.send([frame]) }
+        // Give the link's thread a moment to put the goodbye on the wire.
+        Thread.sleep(forTimeInterval: 0.05)
+        link.close()
+    }
+
+    // MARK: Link thread
+
+    private func readyFrames() -> [[UInt8]] {
+        var ready = Stagebeam_V1_Ready()
+        ready.protocolVersion = EnvelopeCodec.protocolVersion
+        ready.workerID = configuration.workerID
+        ready.modelName = engine.modelName
+        ready.modelHash = engine.modelHash
+        ready.roles = configuration.roles
+        ready.maxBatchSequences = UInt32(configuration.maxBatch)
+        ready.contextTokens = UInt32(clamping: engine.contextTokens)
+        ready.imageCache.capacityImages = UInt32(configuration.imageCacheCapacity)
+        ready.softwareVersion = "stagebeam (protocol \(EnvelopeCodec.protocolVersion))"
+        ready.recommendationsJson = engine.recommendationsJSON
+        lock.withLock {
+            ready.imageCache.cachedSha256 = images.hashes
+            lastReady = .now
+        }
+        return [(try? codec.encode(.ready(ready))) ?? []]
+    }
+
+    /// Sequences in flight now, and images cached (for metrics).
+    func load() -> (sequences: Int, images: Int) {
+        lock.withLock { (inFlight.values.reduce(0, +), images.hashes.count) }
+    }
+
+    private func heartbeatFrames() -> [[UInt8]] {
+        var message = Stagebeam_V1_Heartbeat()
+        lock.withLock {
+            beat += 1
+            message.sequence = beat
+            let used = inFlight.values.reduce(0, +)
+            message.inFlightSequences = UInt32(used)
+            message.creditsAvailable = UInt32(max(configuration.maxBatch - used, 0))
+            message.inFlightRequestIds = inFlight.keys.sorted()
+        }
+        return [(try? codec.encode(.heartbeat(message))) ?? []]
+    }
+
+    private func handle(_ frames: [[UInt8]]) {
+        guard frames.count == 1 else {
+            send(.error(ClusterError(.malformedFrame, "expected one envelope frame, got \(frames.count)").wire))
+            return
+        }
+        let body: Stagebeam_V1_Envelope.OneOf_Body
+        do {
+            body = try codec.decode(frames[0])
+        } catch {
+            logger.warning("undecodable message from the coordinator", metadata: ["error": "\(error)"])
+            send(.error(error.errorMessage()))
+            return
+        }
+        switch body {
+        case .generateRequest(let request):
+            accept(
+                request.requestID, jobID: request.jobID, role: .generate, stage: request.stage, sequences: Int(request.n),
+                deadlineMs: request.deadlineMs,
+                image: request.hasImage ? request.image : nil,
+                check: { request.seeds.count == Int(request.n) ? nil : "n is \(request.n) but \(request.seeds.count) seeds were sent" }
+            ) { [engine] image, deadline in
+                .generateResult(try await engine.generate(request, image: image, deadline: deadline))
+            }
+        case .judgeRequest(let request):
+            accept(
+                request.requestID, jobID: request.jobID, role: .judge, stage: request.stage, sequences: 1, deadlineMs: request.deadlineMs,
+                image: request.hasImage ? request.image : nil,
+                check: { nil }
+            ) { [engine] image, deadline in
+                .judgeResult(try await engine.judge(request, image: image, deadline: deadline))
+            }
+        case .heartbeat(let beat):
+            // A coordinator that does not know us (it restarted): announce ourselves again, at most
+            // once per liveness period (answers to beats sent before the Ready also say "unknown").
+            let (due, newlyKnown) = lock.withLock {
+                defer { registered = beat.known }
+                return (ContinuousClock.now - lastReady > configuration.heartbeat.deadAfter, beat.known && !registered)
+            }
+            if newlyKnown {
+                logger.info(
+                    "registered",
+                    metadata: [
+                        "coordinator": "\(configuration.endpoint)",
+                        "roles": "\(configuration.roles.map(\.logName).joined(separator: ","))",
+                        "max_batch": .stringConvertible(configuration.maxBatch), "model": "\(engine.modelName)"
+                    ])
+            }
+            if !beat.known && due {
+                logger.notice(
+                    "the coordinator does not know this worker (restarted?): sending Ready again",
+                    metadata: ["coordinator": "\(configuration.endpoint)"])
+                try? link.send(readyFrames())
+            }
+        case .error(let error):
+            let problem = ClusterError(error)
+            // Refusals of the worker itself (not of one request) are final: retrying cannot help.
+            let final = error.requestID.isEmpty && (error.code == .modelMismatch || error.code == .invalidArgument)
+            logger.log(
+                level: final ? .error : .warning, final ? "refused by the coordinator" : "error from the coordinator",
+                metadata: problem.logMetadata)
+            if final { stop(problem) }
+        default:
+            send(.error(ClusterError(.unexpectedMessage, "a worker does not accept \(EnvelopeCodec.name(of: body)) messages").wire))
+        }
+    }
+
+    /// Checks a request against roles, credits and images, then serves it off the link's thread.
+    private func accept(
+        _ id: String, jobID: String, role: Stagebeam_V1_Role, stage: Stagebeam_V1_Stage, sequences: Int, deadlineMs: Double,
+        image: Stagebeam_V1_ImageRef?,
+        check: () -> String?,
+        serve: @escaping @Sendable (PromptImage?, ContinuousClock.Instant?) async throws -> Stagebeam_V1_Envelope.OneOf_Body
+    ) {
+        let received = ContinuousClock.now
+        var logger = self.logger
+        logger[metadataKey: "job_id"] = "\(jobID)"
+        logger[metadataKey: "request_id"] = "\(id)"
+        logger[metadataKey: "kind"] = "\(role.logName)"
+        logger[metadataKey: "stage"] = "\(stage.logName)"
+        // Work still waiting for the engine at its deadline is refused: the coordinator has already
+        // sent it elsewhere.
+        let deadline = deadlineMs > 0 ? received + .nanoseconds(Int64(deadlineMs * 1e6)) : nil
+        var promptImage: PromptImage?
+        let refusal: ClusterError? = lock.withLock {
+            if !configuration.roles.contains(role) {
+                return ClusterError(
+                    .unexpectedMessage, "worker \(configuration.workerID) does not serve \(role.logName) requests")
+            }
+            if let problem = check() { return ClusterError(.invalidArgument, problem) }
+            if sequences < 1 { return ClusterError(.invalidArgument, "a request needs at least one sequence") }
+            let used = inFlight.values.reduce(0, +)
+            if used + sequences > configuration.maxBatch {
+                return ClusterError(
+                    .overloaded,
+                    "\(sequences) more sequences with \(used) in flight would exceed this worker's \(configuration.maxBatch) credits")
+            }
+            if let image {
+                guard engine.takesImages else {
+                    return ClusterError(.invalidArgument, "model \(engine.modelName) is a text-only checkpoint and cannot take images")
+                }
+                if !image.data.isEmpty {
+                    guard ContentHash.sha256Hex(image.data) == image.sha256 else {
+                        return ClusterError(.badImage, "image bytes do not hash to \(image.sha256)")
+                    }
+                    images.insert(image.sha256, image.data)
+                    metrics.inc(WorkerMetrics.images, [("event", "received")])
+                    logger.info(
+                        "image received", metadata: ["image": "\(image.sha256.prefix(12))", "bytes": .stringConvertible(image.data.count)])
+                    promptImage = PromptImage(hash: image.sha256, data: image.data)
+                } else if let data = images.data(image.sha256) {
+                    metrics.inc(WorkerMetrics.images, [("event", "cache_hit")])
+                    promptImage = PromptImage(hash: image.sha256, data: data)
+                } else {
+                    metrics.inc(WorkerMetrics.images, [("event", "cache_miss")])
+                    return ClusterError(.imageNotCached, "image \(image.sha256) was not sent and is not cached here")
+                }
+            }
+            inFlight[id] = sequences
+            return nil
+        }
+        if var refusal {
+            refusal.requestID = id
+            refusal.jobID = jobID
+            metrics.inc(WorkerMetrics.refusals, [("code", ClusterError.name(refusal.code))])
+            logger.warning("request refused", metadata: refusal.logMetadata)
+            send(.error(refusal.wire))
+            return
+        }
+        logger.debug("work received", metadata: ["n": .stringConvertible(sequences)])
+        Task.detached { [self, promptImage, logger] in
+            let answer: Stagebeam_V1_Envelope.OneOf_Body
+            do {
+                answer = try await serve(promptImage, deadline)
+            } catch {
+                answer = .error(WorkerEngine.wireError(error, requestID: id, jobID: jobID).wire)
+            }
+            lock.withLock { inFlight[id] = nil }
+            let seconds = milliseconds(ContinuousClock.now - received) / 1000
+            WorkerMetrics.served(answer, role: role, sequences: sequences, seconds: seconds, on: metrics)
+            var metadata: Logger.Metadata = [
+                "n": .stringConvertible(sequences), "seconds": .stringConvertible((seconds * 1000).rounded() / 1000)
+            ]
+            if case .generateResult(let result) = answer {
+                metadata["tokens"] = .stringConvertible(result.candidates.map { Int($0.tokenCount) }.reduce(0, +))
+                metadata["prompt_tokens"] = .stringConvertible(result.promptTokens)
+                metadata["reused_prefix_tokens"] = .stringConvertible(result.reusedPrefixTokens)
+            }
+            if case .error(let failure) = answer {
+                logger.error("work failed", metadata: metadata.merging(ClusterError(failure).logMetadata) { $1 })
+            } else {
+                logger.info("work done", metadata: metadata)
+            }
+            send(stamped(answer))
+        }
+    }
+
+    private func stamped(_ body: Stagebeam_V1_Envelope.OneOf_Body) -> Stagebeam_V1_Envelope.OneOf_Body {
+        switch body {
+        case .generateResult(var result):
+            result.workerID = configuration.workerID
+            return .generateResult(result)
+        case .judgeResult(var result):
+            result.workerID = configuration.workerID
+            return .judgeResult(result)
+        default:
+            return body
+        }
+    }
+
+    private func send(_ body: Stagebeam_V1_Envelope.OneOf_Body) {
+        do {
+            try link.send([try codec.encode(body)])
+        } catch {
+            logger.error("cannot send a message", metadata: ["message": "\(EnvelopeCodec.name(of: body))", "error": "\(error)"])
+        }
+    }
+
+    private func stop(_ reason: ClusterError) {
+        let waiter: CheckedContinuation<ClusterError, Never>? = lock.withLock {
+            guard stopped == nil else { return nil }
+            stopped = reason
+            defer { onStop = nil }
+            return onStop
+        }
+        waiter?.resume(returning: reason)
+    }
+}
+
+/// Images by content hash, oldest dropped first.
+struct ImageCache {
+    let capacity: Int
+    private var order: [String] = []
+    private var bytes: [String: Data] = [:]
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    var hashes: [String] { order }
+
+    func data(_ hash: String) -> Data? { bytes[hash] }
+
+    mutating func insert(_ hash: String, _ data: Data) {
+        guard capacity > 0 else { return }
+        if bytes[hash] == nil { order.append(hash) }
+        bytes[hash] = data
+        while order.count > capacity { bytes[order.removeFirst()] = nil }
+    }
+}

@@ -1,0 +1,168 @@
+import ChatTemplates
+import Cluster
+import Foundation
+import Generation
+import LocalEngine
+import ModelFormats
+import Search
+import Tokenization
+import Wire
+
+/// A worker's model: serves the wire's generate and judge requests on the in-process engine, with
+/// exactly the engine calls `stagebeam run` makes, so a job's answer does not depend on whether it
+/// ran in one process or on a cluster.
+public final class WorkerEngine: Sendable {
+    public let executor: EngineExecutor
+    /// The engine's candidate generator and judge, as `stagebeam run` builds them.
+    let candidates: EngineCandidateGenerator
+    let prompt: ChatPrompt
+    let stopTokenIds: Set<Int>
+    public let modelName: String
+    public let modelHash: String
+    /// The model's stagebeam.json, announced to the coordinator (empty when it has none).
+    public let recommendationsJSON: Data
+    /// The model's context in tokens.
+    public let contextTokens: Int
+    /// The most sequences the engine decodes in one batch.
+    public let maxSamples: Int
+    /// Whether the model takes images (LLaVA, Llama 3.2 Vision); a text-only model refuses requests with images.
+    public let takesImages: Bool
+    /// KV cache and image-feature figures after each request (for metrics).
+    let stats = EngineStats()
+
+    /// `chatTemplate` replaces the checkpoint's own (`--chat-template`), as for `stagebeam run`.
+    public init(directory: URL, generator: TextGenerator, chatTemplate: ChatTemplate? = nil) throws {
+        executor = EngineExecutor(generator: generator)
+        prompt = try ChatPrompt(tokenizer: generator.tokenizer, template: chatTemplate)
+        stopTokenIds = generator.eosTokenIds(generationConfig: try GenerationConfig.load(from: directory))
+        candidates = EngineCandidateGenerator(executor: executor, prompt: prompt, stopTokenIds: stopTokenIds)
+        modelName = directory.standardizedFileURL.lastPathComponent
+        modelHash = try ModelHash.compute(directory: directory)
+        // Read and checked here, so a bad file stops the worker instead of every job.
+        _ = try ModelRecommendations(model: directory)
+        let recommendations = ModelRecommendations.file(ofModel: directory)
+        recommendationsJSON = FileManager.default.fileExists(atPath: recommendations.path) ? try Data(contentsOf: recommendations) : Data()
+        contextTokens = generator.contextLength
+        maxSamples = generator.maxSamples
+        takesImages = generator.takesImages
+    }
+
+    /// `deadline`: work not started by then is refused with `deadline_exceeded` (the coordinator has
+    /// already sent it elsewhere).
+    /// `EngineCandidateGenerator.generate`, which `stagebeam run` uses, with the engine's timings.
+    func generate(
+        _ request: Stagebeam_V1_GenerateRequest, image: PromptImage?,
+        deadline: ContinuousClock.Instant?
+    ) async throws -> Stagebeam_V1_GenerateResult {
+        let images = image.map { [$0] } ?? []
+        let generation = try candidates.engineRequest(
+            GenerateRequest(
+                question: request.question, imageRef: image?.hash, assistantPrefix: request.assistantPrefix, seeds: request.seeds,
+                stop: request.stop, maxNewTokens: request.maxNewTokens == 0 ? Self.defaultMaxNewTokens : Int(request.maxNewTokens),
+                sampling: Sampling(wire: request.sampling)), images: images)
+        let stats = self.stats
+        let output = try await executor.run { generator in
+            try Self.check(deadline, request.requestID)
+            let output = try generator.generate(generation)
+            // Read on the engine's queue: the cache is not thread-safe.
+            stats.record(
+                kvUsedTokens: generator.cache.usedBlocks * generator.cache.blockSize, images: images.count,
+                imageSeconds: output.timings.imageSeconds,
+                cachedPromptTokens: output.timings.cachedPromptTokens, prefillTokens: output.timings.prefillTokens)
+            return output
+        }
+        var result = Stagebeam_V1_GenerateResult()
+        result.requestID = request.requestID
+        result.jobID = request.jobID
+        result.candidates = zip(output.samples, request.seeds).map { sample, seed in
+            var candidate = Stagebeam_V1_GeneratedCandidate()
+            candidate.text = sample.text
+            candidate.tokenCount = UInt32(sample.tokenIds.count)
+            candidate.cumulativeLogprob = sample.cumulativeLogprob
+            candidate.finishReason = Search.FinishReason(sample.finishReason).wire
+            candidate.seed = seed
+            return candidate
+        }
+        result.promptTokens = UInt32(generation.promptTokens.count)
+        result.reusedPrefixTokens = UInt32(output.timings.cachedPromptTokens)
+        result.prefillMs = output.timings.prefillSeconds * 1000
+        result.decodeMs = output.timings.decodeSeconds * 1000
+        return result
+    }
+
+    func judge(
+        _ request: Stagebeam_V1_JudgeRequest, image: PromptImage?,
+        deadline: ContinuousClock.Instant?
+    ) async throws -> Stagebeam_V1_JudgeResult {
+        guard !request.prompt.isEmpty else {
+            throw ClusterError(
+                .invalidArgument, "judge request \(request.requestID) carries no rendered prompt; this worker judges rendered prompts only")
+        }
+        guard let topic = JudgeTopic(wire: request.stage) else {
+            throw ClusterError(.invalidArgument, "judge request \(request.requestID) names no stage")
+        }
+        let mode: VerdictMode = request.verdictMode == .generate ? .generate : .logprob
+        let judgeRequest = JudgeRequest(
+            topic: topic, imageRef: image?.hash, prompt: request.prompt, mode: mode, verdictPrefix: request.verdictPrefix,
+            choices: request.choices,
+            maxNewTokens: request.maxVerdictTokens == 0 ? Self.defaultVerdictTokens : Int(request.maxVerdictTokens),
+            sampling: Sampling(wire: request.sampling), seed: request.seed)
+        try Self.check(deadline, request.requestID)
+        let started = ContinuousClock.now
+        // The engine's judge, given just this request's image (the worker's own cache holds the rest).
+        let images = ImageStore()
+        if let image { images.put(image.data, hash: image.hash) }
+        let judge = EngineJudge(executor: executor, prompt: prompt, stopTokenIds: stopTokenIds, images: images)
+        let reply = try await judge.judge(judgeRequest)
+        var result = Stagebeam_V1_JudgeResult()
+        result.requestID = request.requestID
+        result.jobID = request.jobID
+        switch reply {
+        case .choiceLogprobs(let first, let second):
+            result.logprobFirst = first
+            result.logprobSecond = second
+            if first.isFinite, second.isFinite {
+                result.probabilityFirst = 1 / (1 + exp(second - first))
+                result.probabilitySecond = 1 - result.probabilityFirst
+                result.choice = first > second ? .first : first < second ? .second : .unspecified
+            }
+            result.prefillMs = milliseconds(ContinuousClock.now - started)
+        case .verdict(let text):
+            // The coordinator parses the verdict with the job's templates.
+            result.verdictText = text
+            result.decodeMs = milliseconds(ContinuousClock.now - started)
+        case .promptTooLong(let message):
+            // Sent as the wire's error; the coordinator's dispatcher turns it back into this reply.
+            throw ClusterError(.promptTooLong, message)
+        }
+        return result
+    }
+
+    static let defaultMaxNewTokens = 512
+    static let defaultVerdictTokens = SearchConfig().judgeMaxTokens
+
+    private static func check(_ deadline: ContinuousClock.Instant?, _ id: String) throws {
+        if let deadline, ContinuousClock.now > deadline {
+            throw ClusterError(.deadlineExceeded, "request \(id) waited past its deadline before it could start", requestID: id)
+        }
+    }
+
+    /// The wire error for a failure of the engine.
+    public static func wireError(_ error: any Error, requestID: String, jobID: String) -> ClusterError {
+        var cluster: ClusterError
+        switch error {
+        case let error as ClusterError: cluster = error
+        case let error as GenerationError:
+            switch error.code {
+            case .promptTooLong: cluster = ClusterError(.promptTooLong, error.message)
+            case .cacheFull: cluster = ClusterError(.overloaded, "KV cache full: \(error.message)")
+            case .invalidParameter, .emptyPrompt: cluster = ClusterError(.invalidArgument, error.message)
+            }
+        case let error as LocalEngineError: cluster = ClusterError(.invalidArgument, error.description)
+        default: cluster = ClusterError(.internal, "\(error)")
+        }
+        cluster.requestID = requestID
+        cluster.jobID = jobID
+        return cluster
+    }
+}

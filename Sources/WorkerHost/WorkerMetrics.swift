@@ -1,0 +1,108 @@
+import Cluster
+import Foundation
+import Wire
+
+/// A worker's Prometheus metrics.
+///
+/// Counted as they happen: requests served by kind and outcome and their time, sequences per
+/// generate request (the batch sizes), candidates and tokens generated, refusals by code, images
+/// received / found in the byte cache / missing. Read when scraped: sequences in flight, credits,
+/// images cached, and from the engine after its latest request: KV cache tokens in use (held by
+/// the prefix cache between requests); the KV capacity; image-feature cache hits and misses, prompt
+/// tokens reused from the prefix cache and computed.
+enum WorkerMetrics {
+    static let requests = "stagebeam_worker_requests_total"
+    static let requestSeconds = "stagebeam_worker_request_seconds"
+    static let batchSequences = "stagebeam_worker_batch_sequences"
+    static let candidates = "stagebeam_worker_candidates_generated_total"
+    static let tokens = "stagebeam_worker_tokens_generated_total"
+    static let refusals = "stagebeam_worker_refusals_total"
+    static let images = "stagebeam_worker_images_total"
+
+    static func register(on metrics: Metrics, worker: Worker, engine: WorkerEngine) {
+        metrics.declareCounter(requests, "Requests served, by kind (generate, judge) and outcome (ok, error).")
+        metrics.declareHistogram(
+            requestSeconds, "Time from receiving a request to answering it, by kind, seconds.", buckets: Metrics.latencyBuckets)
+        metrics.declareHistogram(batchSequences, "Sequences decoded together per generate request.", buckets: Metrics.sizeBuckets)
+        metrics.declareCounter(candidates, "Candidates generated.")
+        metrics.declareCounter(tokens, "Candidate tokens generated.")
+        metrics.declareCounter(refusals, "Requests refused, by error code (overloaded, image_not_cached, …).")
+        metrics.declareCounter(images, "Request images by event: received (bytes), cache_hit (named by hash, cached), cache_miss.")
+        let maxBatch = worker.configuration.maxBatch
+        metrics.gauge("stagebeam_worker_in_flight_sequences", "Sequences being served now.") { [weak worker] in
+            [([], Double(worker?.load().sequences ?? 0))]
+        }
+        metrics.gauge("stagebeam_worker_credits", "Credits advertised (max batch).") { [([], Double(maxBatch))] }
+        metrics.gauge("stagebeam_worker_images_cached", "Images held in the byte cache.") { [weak worker] in
+            [([], Double(worker?.load().images ?? 0))]
+        }
+        let stats = engine.stats
+        metrics.gauge("stagebeam_worker_kv_cache_used_tokens", "KV cache tokens in use after the latest request (prefix cache).") {
+            [([], Double(stats.snapshot().kvUsedTokens))]
+        }
+        let cache = engine.executor.generator.cache
+        let capacity = Double(cache.capacityBlocks * cache.blockSize)
+        metrics.gauge("stagebeam_worker_kv_cache_capacity_tokens", "KV cache capacity in tokens.") { [([], capacity)] }
+        metrics.counter(
+            "stagebeam_worker_image_features_total", "Images of generate requests by whether their encoded features were cached."
+        ) {
+            let snapshot = stats.snapshot()
+            return [([("cache", "hit")], Double(snapshot.featureHits)), ([("cache", "miss")], Double(snapshot.featureMisses))]
+        }
+        metrics.counter(
+            "stagebeam_worker_prompt_tokens_total", "Prompt tokens of generate requests: reused from the prefix cache, or computed."
+        ) {
+            let snapshot = stats.snapshot()
+            return [
+                ([("source", "prefix_cache")], Double(snapshot.cachedPromptTokens)),
+                ([("source", "computed")], Double(snapshot.prefillTokens))
+            ]
+        }
+    }
+
+    /// Counts a request served (its answer: a result or an error).
+    static func served(
+        _ answer: Stagebeam_V1_Envelope.OneOf_Body, role: Stagebeam_V1_Role, sequences: Int, seconds: Double, on metrics: Metrics
+    ) {
+        let kind = role == .generate ? "generate" : "judge"
+        if case .error = answer {
+            metrics.inc(requests, [("kind", kind), ("outcome", "error")])
+            return
+        }
+        metrics.inc(requests, [("kind", kind), ("outcome", "ok")])
+        metrics.observe(requestSeconds, seconds, [("kind", kind)])
+        if case .generateResult(let result) = answer {
+            metrics.observe(batchSequences, Double(sequences))
+            metrics.inc(candidates, by: Double(result.candidates.count))
+            metrics.inc(tokens, by: Double(result.candidates.reduce(0) { $0 + Int($1.tokenCount) }))
+        }
+    }
+}
+
+/// The engine's figures, written on its queue after each generate request and read by scrapes.
+final class EngineStats: @unchecked Sendable {
+    struct Snapshot {
+        var kvUsedTokens = 0
+        var featureHits = 0
+        var featureMisses = 0
+        var cachedPromptTokens = 0
+        var prefillTokens = 0
+    }
+
+    private let lock = NSLock()
+    private var current = Snapshot()
+
+    func snapshot() -> Snapshot { lock.withLock { current } }
+
+    func record(kvUsedTokens: Int, images: Int, imageSeconds: Double, cachedPromptTokens: Int, prefillTokens: Int) {
+        lock.withLock {
+            current.kvUsedTokens = kvUsedTokens
+            // The engine reports 0 image seconds exactly when the features came from its cache.
+            if images > 0 {
+                if imageSeconds == 0 { current.featureHits += images } else { current.featureMisses += images }
+            }
+            current.cachedPromptTokens += cachedPromptTokens
+            current.prefillTokens += prefillTokens
+        }
+    }
+}

@@ -1,1 +1,0 @@
-../ClusterTests/LocalCluster.swift
