@@ -8,6 +8,8 @@ struct WorkerRecord {
     let key: [UInt8]
     let workerID: String
     let modelName: String
+    /// The identity of the model it serves (`ModelIdentity`), the same for each of its roles.
+    let modelHash: String
     let roles: Set<Stagebeam_V1_Role>
     /// Its model's recommended search settings (`Ready.recommendations_json`; empty: none).
     let recommendationsJSON: Data
@@ -31,6 +33,7 @@ struct WorkerRecord {
         self.key = key
         workerID = ready.workerID
         modelName = ready.modelName
+        modelHash = ready.modelHash
         roles = Set(ready.roles)
         recommendationsJSON = ready.recommendationsJson
         maxSequences = Int(ready.maxBatchSequences)

@@ -28,6 +28,7 @@ struct LoadtestCommand: AsyncParsableCommand {
     var duration: Double?
     @OptionGroup var search: SearchOptions
     @OptionGroup var curve: ClientCurveOptions
+    @OptionGroup var connect: ConnectOptions
     @OptionGroup var logging: LogOptions
     @Option(help: "Beam widths to run in turn, comma-separated (default: --beam).")
     var beams: String?
@@ -101,12 +102,13 @@ struct LoadtestCommand: AsyncParsableCommand {
             timeout: .milliseconds(Int64(timeoutS * 1000)))
         if let path = search.judgeTemplates {
             _ = try search.templates()
-            settings.judgeTemplatesJSON = try Data(contentsOf: URL(fileURLWithPath: path))
+            settings.judgeTemplatesJSON = try readFile(path, what: "--judge-templates")
         }
         let mode: LoadTest.Mode =
             if let concurrency { .profile(.concurrency(concurrency)) } else if let rate { .profile(.rate(rate)) } else {
                 .sweep(try LoadSweep(startRate: startRate, factor: rateFactor, maxSteps: maxSteps, maxSeconds: maxSweepS))
             }
+        try await connect.check(coordinator, curve: try curve.role())
         let runner = try LoadRunner(
             endpoint: coordinator, questions: questions, seed: search.seed, maxInFlight: maxInFlight,
             statusInterval: .milliseconds(statusIntervalMs), curve: try curve.role())

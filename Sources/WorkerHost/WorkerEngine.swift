@@ -6,6 +6,7 @@ import LocalEngine
 import ModelFormats
 import Search
 import Tokenization
+import Vision
 import Wire
 
 /// A worker's model: serves the wire's generate and judge requests on the in-process engine, with
@@ -37,7 +38,7 @@ public final class WorkerEngine: Sendable {
         stopTokenIds = generator.eosTokenIds(generationConfig: try GenerationConfig.load(from: directory))
         candidates = EngineCandidateGenerator(executor: executor, prompt: prompt, stopTokenIds: stopTokenIds)
         modelName = directory.standardizedFileURL.lastPathComponent
-        modelHash = try ModelHash.compute(directory: directory)
+        modelHash = try ModelIdentity.compute(model: directory, chatTemplate: chatTemplate?.source)
         // Read and checked here, so a bad file stops the worker instead of every job.
         _ = try ModelRecommendations(model: directory)
         let recommendations = ModelRecommendations.file(ofModel: directory)
@@ -159,6 +160,9 @@ public final class WorkerEngine: Sendable {
             case .invalidParameter, .emptyPrompt: cluster = ClusterError(.invalidArgument, error.message)
             }
         case let error as LocalEngineError: cluster = ClusterError(.invalidArgument, error.description)
+        // The job's image is at fault, not this worker: another worker would fail the same way.
+        case let error as VisionError where error.code == .tooLarge: cluster = ClusterError(.imageTooLarge, error.message)
+        case let error as VisionError where error.code != .badProcessorConfig: cluster = ClusterError(.badImage, error.message)
         default: cluster = ClusterError(.internal, "\(error)")
         }
         cluster.requestID = requestID
