@@ -5,7 +5,9 @@ import PackageDescription
 
 // Numeric code is optimized even in debug builds, so `swift test` runs real checkpoints at real speed.
 // On x86-64 it is compiled for AVX2 + FMA + F16C (Haswell and later; every machine stagebeam is run on
-// has them): without them Swift lowers SIMD8 fused multiply-adds to scalar library calls.
+// has them): without them Swift lowers SIMD8 fused multiply-adds to scalar library calls. The matmul
+// kernels are C (CKernels) with AVX2 and AVX-512 VNNI variants picked at run time; CKernels also refuses
+// to start, with a message, on an x86-64 CPU without AVX2/FMA/F16C instead of letting it die of SIGILL.
 #if arch(x86_64)
     let cpuFlags: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"])]
 #else
@@ -40,8 +42,15 @@ let package = Package(
         .systemLibrary(name: "CTurboJPEG", providers: [.apt(["libturbojpeg0-dev"])]),
 
         // Compute: batch-invariant SIMD kernels over mapped weights, and the thread pool they share.
-        .target(name: "Kernels", swiftSettings: vectorized),
-        .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
+        // Matmul kernels in C with per-function target attributes (Swift has none) and the CPU check; no
+        // fused multiply-adds the source does not spell, so every variant gives the same bits.
+        .target(
+            name: "CKernels",
+            cSettings: [.unsafeFlags(["-ffp-contract=off"]), .unsafeFlags(["-O2"], .when(configuration: .debug))]),
+        .target(name: "Kernels", dependencies: ["CKernels"], swiftSettings: vectorized),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CKernels"]),
+        // Memory bandwidth and per-format `linear` throughput (scripts/bench/kernels.sh); not part of the CLI.
+        .executableTarget(name: "KernelBench", dependencies: ["Kernels"], swiftSettings: vectorized),
         // Reading JSON: one untyped value with typed, path-naming accessors, and typed files via Codable.
         .target(name: "JSON"),
         // Checkpoint files and configurations: safetensors (mapped), config.json decoding.

@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
-"""A random ~155M-parameter Llama for benchmarks (not tests): hidden 1024, 8 layers, 16 heads,
-4 KV heads, intermediate 2816, vocab 32000, the shape of the llama.cpp figures in
-docs/performance.md.
+"""Random Llama checkpoints for benchmarks (not tests), in two shapes:
+  wide (default): ~156M parameters, hidden 1024, 8 layers, 16 heads, 4 KV heads, intermediate 2816,
+                  vocab 32000, untied;
+  deep:           ~135M parameters, hidden 576, 30 layers, 9 heads, 3 KV heads, intermediate 1536,
+                  vocab 49152, tied embeddings (SmolLM-135M's shape: thin and deep, so per-layer
+                  overheads show). The wide shape is that of the llama.cpp figures in docs/performance.md.
 
     .venv/bin/python scripts/make_bench_model.py bench-models/llama-150m-f32
     .venv/bin/python scripts/make_bench_model.py bench-models/llama-150m-f16 --dtype f16
+    .venv/bin/python scripts/make_bench_model.py bench-models/llama-135m-deep-f32 --shape deep
 
 Writes a Hugging Face model directory: config.json, model.safetensors, generation_config.json,
 tokenizer.json (a byte-level BPE with the Llama-3 pre-tokenizer and specials, trained on the
@@ -22,12 +26,17 @@ from transformers import LlamaConfig, LlamaForCausalLM
 sys.path.insert(0, str(Path(__file__).resolve().parent / "fixtures"))
 import make_model_fixtures as fixtures  # noqa: E402  (shares the tokenizer recipe and chat template)
 
-VOCAB = 32000
+SHAPES = {
+    "wide": dict(vocab_size=32000, hidden_size=1024, intermediate_size=2816, num_hidden_layers=8,
+                 num_attention_heads=16, num_key_value_heads=4, tie_word_embeddings=False),
+    "deep": dict(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
+                 num_attention_heads=9, num_key_value_heads=3, tie_word_embeddings=True),
+}
 DTYPES = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}
 
 
 def training_texts():
-    """The standard library's Python sources, in a fixed order: enough distinct text for 32000 ids."""
+    """The standard library's Python sources, in a fixed order: enough distinct text for 49152 ids."""
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     texts = []
     for path in sorted(stdlib.rglob("*.py")):
@@ -40,18 +49,19 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="f32")
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="wide")
     args = parser.parse_args()
     args.out_dir.mkdir(parents=True, exist_ok=True)
+    shape = SHAPES[args.shape]
+    vocab = shape["vocab_size"]
 
-    tokenizer = fixtures.llama3_tokenizer(training_texts(), VOCAB - len(fixtures.LLAMA3_SPECIALS))
-    assert tokenizer.get_vocab_size() == VOCAB, f"the corpus gave only {tokenizer.get_vocab_size()} ids"
+    tokenizer = fixtures.llama3_tokenizer(training_texts(), vocab - len(fixtures.LLAMA3_SPECIALS))
+    assert tokenizer.get_vocab_size() == vocab, f"the corpus gave only {tokenizer.get_vocab_size()} ids"
     begin, end, eot = (tokenizer.token_to_id(t) for t in ("<|begin_of_text|>", "<|end_of_text|>", "<|eot_id|>"))
 
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=VOCAB, hidden_size=1024, intermediate_size=2816, num_hidden_layers=8,
-                         num_attention_heads=16, num_key_value_heads=4, max_position_embeddings=4096,
-                         rms_norm_eps=1e-5, bos_token_id=begin, eos_token_id=[end, eot], tie_word_embeddings=False,
-                         rope_parameters={"rope_type": "default", "rope_theta": 500000.0})
+    config = LlamaConfig(**shape, max_position_embeddings=4096, rms_norm_eps=1e-5, bos_token_id=begin,
+                         eos_token_id=[end, eot], rope_parameters={"rope_type": "default", "rope_theta": 500000.0})
     model = LlamaForCausalLM(config).to(DTYPES[args.dtype])
     model.save_pretrained(args.out_dir, max_shard_size="4GB")
     fixtures.write_json(args.out_dir / "generation_config.json",

@@ -157,9 +157,10 @@ public final class LlamaModel: @unchecked Sendable {
         for (l, layer) in weights.layers.enumerated() {
             // Attention block.
             rmsNorm(hidden, weight: layer.inputNorm.pointer, rows: rows, dim: hiddenSize, eps: c.rmsNormEps, into: normed)
-            linear(normed, rows: rows, weight: layer.q, bias: layer.qBias?.pointer, into: query, pool: pool)
-            linear(normed, rows: rows, weight: layer.k, bias: layer.kBias?.pointer, into: key, pool: pool)
-            linear(normed, rows: rows, weight: layer.v, bias: layer.vBias?.pointer, into: value, pool: pool)
+            linear(
+                normed, rows: rows, LinearOutput(weight: layer.q, bias: layer.qBias?.pointer, into: query),
+                LinearOutput(weight: layer.k, bias: layer.kBias?.pointer, into: key),
+                LinearOutput(weight: layer.v, bias: layer.vBias?.pointer, into: value), pool: pool)
             for r in 0..<rows {
                 rope.apply(query + r * qWidth, heads: heads, cos: cosines + r * half, sin: sines + r * half)
                 rope.apply(key + r * kvWidth, heads: kvHeads, cos: cosines + r * half, sin: sines + r * half)
@@ -171,8 +172,9 @@ public final class LlamaModel: @unchecked Sendable {
 
             // MLP block (SwiGLU).
             rmsNorm(hidden, weight: layer.postAttentionNorm.pointer, rows: rows, dim: hiddenSize, eps: c.rmsNormEps, into: normed)
-            linear(normed, rows: rows, weight: layer.gate, bias: layer.gateBias?.pointer, into: gate, pool: pool)
-            linear(normed, rows: rows, weight: layer.up, bias: layer.upBias?.pointer, into: up, pool: pool)
+            linear(
+                normed, rows: rows, LinearOutput(weight: layer.gate, bias: layer.gateBias?.pointer, into: gate),
+                LinearOutput(weight: layer.up, bias: layer.upBias?.pointer, into: up), pool: pool)
             siluMultiply(gate, up, count: rows * c.intermediateSize)
             linear(gate, rows: rows, weight: layer.down, bias: layer.downBias?.pointer, into: projected, pool: pool)
             add(projected, into: hidden, count: rows * hiddenSize)

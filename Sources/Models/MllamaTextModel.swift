@@ -135,9 +135,9 @@ public final class MllamaTextModel: @unchecked Sendable {
             }
             let selfAttention = layer.selfAttention!
             rmsNorm(hidden, weight: layer.inputNorm.pointer, rows: rows, dim: hiddenSize, eps: c.rmsNormEps, into: normed)
-            linear(normed, rows: rows, weight: selfAttention.q, into: query, pool: pool)
-            linear(normed, rows: rows, weight: selfAttention.k, into: key, pool: pool)
-            linear(normed, rows: rows, weight: selfAttention.v, into: value, pool: pool)
+            linear(
+                normed, rows: rows, LinearOutput(weight: selfAttention.q, into: query), LinearOutput(weight: selfAttention.k, into: key),
+                LinearOutput(weight: selfAttention.v, into: value), pool: pool)
             for r in 0..<rows {
                 rope.apply(query + r * qWidth, heads: heads, cos: cosines + r * half, sin: sines + r * half)
                 rope.apply(key + r * kvWidth, heads: kvHeads, cos: cosines + r * half, sin: sines + r * half)
@@ -184,8 +184,7 @@ public final class MllamaTextModel: @unchecked Sendable {
     private func mlp(_ layer: MllamaTextWeights.Layer, rows: Int) {
         let c = config.textConfig
         rmsNorm(hidden, weight: layer.postAttentionNorm.pointer, rows: rows, dim: c.hiddenSize, eps: c.rmsNormEps, into: normed)
-        linear(normed, rows: rows, weight: layer.gate, into: gate, pool: pool)
-        linear(normed, rows: rows, weight: layer.up, into: up, pool: pool)
+        linear(normed, rows: rows, LinearOutput(weight: layer.gate, into: gate), LinearOutput(weight: layer.up, into: up), pool: pool)
         siluMultiply(gate, up, count: rows * c.intermediateSize)
         linear(gate, rows: rows, weight: layer.down, into: projected, pool: pool)
     }
