@@ -86,7 +86,7 @@ extension SearchConfig {
         seed = submit.seed
         judgeBothOrders = submit.judgeBothOrders
         judgeMode = submit.verdictMode == .generate ? .generate : .logprob
-        forceTags = submit.hasForceTags ? submit.forceTags : true
+        if case .forceTags(let forced)? = submit.forceTagsPresence { forceTags = forced } else { forceTags = true }
         if submit.hasSampling { sampling = Sampling(wire: submit.sampling) }
         if submit.hasJudgeSampling { judgeSampling = Sampling(wire: submit.judgeSampling) }
     }
