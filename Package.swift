@@ -26,7 +26,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
         // 1.11 brought `LogHandler.log(event:)`, which `LineLogHandler` implements.
-        .package(url: "https://github.com/apple/swift-log", from: "1.11.0")
+        .package(url: "https://github.com/apple/swift-log", from: "1.11.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1")
     ],
     targets: [
         // C system libraries: module maps only; nothing above these imports C.
@@ -91,6 +92,13 @@ let package = Package(
                 "Cluster", "Wire", "Transport", "Search", "LocalEngine", "Generation", "ModelFormats", "Tokenization",
                 "ChatTemplates", logging
             ]),
+        // The OpenAI-compatible HTTP API in front of a coordinator: chat completions answered by a job.
+        .target(
+            name: "Gateway",
+            dependencies: ["Cluster", "JSON", "Search", "Transport", "Wire", logging, .product(name: "Hummingbird", package: "hummingbird")]
+        ),
+        // The clients as users run them (the gateway over HTTP, the C client) against local clusters.
+        .testTarget(name: "ClientsTests", dependencies: ["ClusterTestSupport"]),
         // Bulk offline runs (batch), capacity tests (loadtest) and evaluation, over a coordinator or in process.
         .target(
             name: "Jobs", dependencies: ["Cluster", "WorkerHost", "JSON", "Search", "LocalEngine", "Wire", "Transport", logging, protobuf]),
@@ -98,7 +106,7 @@ let package = Package(
         .executableTarget(
             name: "StagebeamCLI",
             dependencies: [
-                "Cluster", "WorkerHost", "Generation", "Jobs", "Kernels", "LocalEngine", "Logs", "ModelFormats", "Models",
+                "Cluster", "Gateway", "WorkerHost", "Generation", "Jobs", "Kernels", "LocalEngine", "Logs", "ModelFormats", "Models",
                 "Search", "Tokenization", "ChatTemplates", "Transport", "Wire", logging,
                 .product(name: "ArgumentParser", package: "swift-argument-parser")
             ])
