@@ -33,6 +33,9 @@ let package = Package(
         // C system libraries: module maps only; nothing above these imports C.
         .systemLibrary(name: "CZeroMQ", providers: [.apt(["libzmq3-dev"])]),
         .systemLibrary(name: "CStb", providers: [.apt(["libstb-dev"])]),
+        // OpenSSL's libcrypto: SHA-256 with the CPU's SHA extensions, for model identities.
+        .systemLibrary(name: "CCrypto", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CTurboJPEG", providers: [.apt(["libturbojpeg0-dev"])]),
 
         // Compute: batch-invariant SIMD kernels over mapped weights, and the thread pool they share.
         .target(name: "Kernels", swiftSettings: vectorized),
@@ -42,8 +45,9 @@ let package = Package(
         // Checkpoint files and configurations: safetensors (mapped), config.json decoding.
         .target(name: "ModelFormats", dependencies: ["JSON"]),
         .testTarget(name: "ModelFormatsTests", dependencies: ["ModelFormats"]),
-        // JPEG/PNG decoding (stb_image) and transformers-exact image preprocessing.
-        .target(name: "Vision", dependencies: ["CStb", "JSON"], swiftSettings: vectorized),
+        // JPEG (libjpeg-turbo) and PNG (stb_image) decoding as Pillow decodes them, EXIF orientation,
+        // and transformers-exact image preprocessing.
+        .target(name: "Vision", dependencies: ["CStb", "CTurboJPEG", "JSON"], swiftSettings: vectorized),
         .testTarget(name: "VisionTests", dependencies: ["Vision"]),
         // Hugging Face chat templates: a Jinja subset rendered as transformers renders it.
         .target(name: "ChatTemplates"),
@@ -80,7 +84,7 @@ let package = Package(
         .testTarget(name: "LogsTests", dependencies: ["Logs", logging]),
         // Coordinator (jobs, dispatch, journal), client, and the protocol pieces workers share. Holds no
         // model and links no engine.
-        .target(name: "Cluster", dependencies: ["Wire", "Transport", "Search", logging, protobuf]),
+        .target(name: "Cluster", dependencies: ["CCrypto", "Wire", "Transport", "Search", logging, protobuf]),
         .testTarget(
             name: "ClusterTests", dependencies: ["Cluster", "ClusterTestSupport", "Wire", "Transport", "Search", logging, protobuf]),
         // What the cluster and jobs tests share: the stagebeam executable as child processes, a local cluster.
@@ -90,7 +94,7 @@ let package = Package(
             name: "WorkerHost",
             dependencies: [
                 "Cluster", "Wire", "Transport", "Search", "LocalEngine", "Generation", "ModelFormats", "Tokenization",
-                "ChatTemplates", logging
+                "ChatTemplates", "Vision", logging
             ]),
         // The OpenAI-compatible HTTP API in front of a coordinator: chat completions answered by a job.
         .target(

@@ -30,14 +30,22 @@ public final class Coordinator: @unchecked Sendable {
         /// CURVE: this coordinator's secret key and the public keys of the workers and clients it
         /// accepts (nil: plain TCP, anyone may connect).
         public var curve: (secretKey: String, authorizedKeys: Set<String>)?
+        /// The model identity (`ModelIdentity`) every worker must serve, pinned by the operator; nil:
+        /// each role's first registered worker decides (see `Dispatcher`).
+        public var pinnedModel: String?
+        /// Refused frames are logged once per peer per this interval, with a count of the others.
+        public var refusalLogInterval: Duration
 
         public init(
             endpoint: String, journal: URL, heartbeat: HeartbeatPolicy = HeartbeatPolicy(interval: .milliseconds(500)),
             requestTimeout: Duration = .seconds(60), noWorkerWait: Duration = .seconds(60), maxRunningJobs: Int = 8,
             maxFrameBytes: Int = EnvelopeCodec.defaultMaxFrameBytes, maxImageBytes: Int = 32 << 20,
-            curve: (secretKey: String, authorizedKeys: Set<String>)? = nil
+            curve: (secretKey: String, authorizedKeys: Set<String>)? = nil, pinnedModel: String? = nil,
+            refusalLogInterval: Duration = .seconds(10)
         ) {
             self.curve = curve
+            self.pinnedModel = pinnedModel
+            self.refusalLogInterval = refusalLogInterval
             self.endpoint = endpoint
             self.journal = journal
             self.heartbeat = heartbeat
@@ -67,22 +75,31 @@ public final class Coordinator: @unchecked Sendable {
     private var jobs: [String: Job] = [:]
     /// Job ids in the order accepted (queued jobs start in this order).
     private var order: [String] = []
+    /// Refusals logged per peer (guarded by `lock`).
+    private var refusalLog: RepeatLimiter<[UInt8]>
 
     public init(context: ZMQContext, configuration: Configuration, logger: Logger = Logger(label: "coordinator")) throws {
         self.configuration = configuration
         // The authenticator must answer before the first connection arrives.
-        authenticator = try configuration.curve.map { try ZAPAuthenticator(context: context, allowed: $0.authorizedKeys, logger: logger) }
+        authenticator = try configuration.curve.map {
+            try ZAPAuthenticator(
+                context: context, allowed: $0.authorizedKeys, logger: logger, logInterval: configuration.refusalLogInterval)
+        }
         self.codec = EnvelopeCodec(maxFrameBytes: configuration.maxFrameBytes)
         self.logger = logger
+        refusalLog = RepeatLimiter(interval: configuration.refusalLogInterval)
         let (journal, entries) = try Journal.open(configuration.journal) { logger.warning("\($0)") }
         self.journal = journal
         let outbox = self.outbox
         dispatcher = Dispatcher(
             settings: .init(
                 heartbeat: configuration.heartbeat, requestTimeout: configuration.requestTimeout,
-                noWorkerWait: configuration.noWorkerWait),
+                noWorkerWait: configuration.noWorkerWait, pinnedModel: configuration.pinnedModel),
             codec: codec, send: { outbox.send($0) }, logger: logger)
         dispatcher.metrics = metrics
+        if let pinned = configuration.pinnedModel {
+            logger.info("model pinned", metadata: ["model_hash": "\(pinned)"])
+        }
         let now = ContinuousClock.now
         for (id, entry) in entries {
             jobs[id] = Job(submit: entry.submit, result: entry.result, journaledSteps: entry.result == nil ? entry.steps : [:], now: now)
@@ -107,7 +124,10 @@ public final class Coordinator: @unchecked Sendable {
                 curve: configuration.curve.map { .server(secretKey: $0.secretKey) }),
             handlers: .init(
                 onMessage: { [unowned self] frames in handle(frames) },
-                onTick: { [unowned self] _, now in dispatcher.tick(now: now) },
+                onTick: { [unowned self] _, now in
+                    dispatcher.tick(now: now)
+                    reportHeldRefusals(now: now)
+                },
                 onSendFailure: { frames, error in
                     // A client that went away: its job goes on, and its result stays for a resubmission.
                     logger.notice("message undeliverable", metadata: ["peer": "\(Self.peerName(frames[0]))", "error": "\(error)"])
@@ -181,10 +201,29 @@ public final class Coordinator: @unchecked Sendable {
         }
     }
 
-    /// Bad frames, invalid jobs, refused workers: the peer gets the error, the log a warning.
+    /// Bad frames, invalid jobs, refused workers: the peer gets the error, the log a warning — one
+    /// per peer per `refusalLogInterval`, counting the refusals not logged in between (`repeats`).
     private func reject(_ peer: [UInt8], _ error: ClusterError) {
-        logger.warning("message refused", metadata: error.logMetadata.merging(["peer": "\(Self.peerName(peer))"]) { $1 })
+        let (log, held) = lock.withLock { refusalLog.admit(peer, now: .now) }
+        if log {
+            var metadata = error.logMetadata.merging(["peer": "\(Self.peerName(peer))"]) { $1 }
+            if held > 0 { metadata["repeats"] = .stringConvertible(held) }
+            logger.warning("message refused", metadata: metadata)
+        }
         reply(peer, .error(error.wire))
+    }
+
+    /// Refusals held back from peers that have since gone quiet: one line each with the count.
+    private func reportHeldRefusals(now: ContinuousClock.Instant) {
+        let held = lock.withLock { refusalLog.expired(now: now) }
+        for (peer, count) in held {
+            logger.warning(
+                "messages refused",
+                metadata: [
+                    "peer": "\(Self.peerName(peer))", "repeats": .stringConvertible(count),
+                    "interval_s": .stringConvertible(milliseconds(configuration.refusalLogInterval) / 1000)
+                ])
+        }
     }
 
     // MARK: Jobs
@@ -201,6 +240,23 @@ public final class Coordinator: @unchecked Sendable {
         if submit.jobID.isEmpty { submit.jobID = UUID().uuidString.lowercased() }
         let id = submit.jobID
         let subscriber = Job.Subscriber(wantsEvents: submit.streamEvents, wantsRecord: submit.recordSearch)
+        // The search fields the job leaves unset take the cluster model's recommendations, and the
+        // job is journaled filled: its settings never change after it is accepted.
+        let recommendations: ModelRecommendations
+        do {
+            let announced = dispatcher.announcedRecommendations() ?? Data()
+            recommendations = announced.isEmpty ? ModelRecommendations() : try ModelRecommendations(json: announced)
+        } catch {
+            reject(peer, ClusterError(.internal, "the workers' recommended settings are unreadable: \(error)", jobID: id))
+            return
+        }
+        if recommendations.requiresImage, submit.image.isEmpty {
+            reject(
+                peer, ClusterError(.invalidArgument, "this cluster's model answers questions about an image only: send an image", jobID: id)
+            )
+            return
+        }
+        submit = recommendations.filled(submit)
         if let problem = Self.validate(submit) {
             reject(peer, ClusterError(.invalidArgument, problem, jobID: id))
             return
@@ -300,7 +356,9 @@ public final class Coordinator: @unchecked Sendable {
         }
         for job in starting {
             let submit = job.submit
-            let context = JobContext(id: job.id, image: job.image)
+            // N of every step: the search's own validation of the job (which `accept` already passed).
+            let beam = (try? SearchConfig(submit: submit).validated().beam) ?? 0
+            let context = JobContext(id: job.id, image: job.image, beam: beam)
             let steps = JobSteps(jobID: job.id, journal: journal, recorded: job.journaledSteps, logger: logger)
             Task.detached { [self] in
                 let outcome: Result<SearchResult, ClusterError>
@@ -346,7 +404,7 @@ public final class Coordinator: @unchecked Sendable {
                 job.candidateTexts = Dictionary(uniqueKeysWithValues: candidates.map { ($0.index, $0.text) })
             default: break
             }
-            let message = Stagebeam_V1_JobEvent(jobID: id, event: event, texts: job.candidateTexts)
+            let message = Stagebeam_V1_JobEvent(jobID: id, event: event, texts: job.candidateTexts, beam: context.beam)
             return (message, job.subscribers.filter(\.value.wantsEvents).map(\.key))
         }
         for peer in peers { reply(peer, .jobEvent(message)) }
@@ -405,6 +463,10 @@ public final class Coordinator: @unchecked Sendable {
             case .failure(let error):
                 result = Stagebeam_V1_JobResult(jobID: id, failure: error, redispatched: redispatched, queueMs: queueMs, totalMs: totalMs)
             }
+            result.settings = job.submit
+            result.settings.question = ""
+            result.settings.image = Data()
+            result.settings.judgeTemplatesJson = Data()
             do {
                 try journal.finished(id, result: result)
             } catch {

@@ -75,59 +75,50 @@ struct ChatRequest: Sendable {
         return (texts.joined(separator: "\n"), image)
     }
 
-    /// The job: the question and the search options the body sets; the others stay unset (zero).
+    /// The job: the question and the search options the body sets; the others stay unset, for the
+    /// coordinator to fill from the model's recommended settings (`SearchSettings.submitJob`).
     private static func job(_ request: JSONObject, question: String) throws -> Stagebeam_V1_SubmitJob {
-        var submit = Stagebeam_V1_SubmitJob()
-        submit.question = question
-        submit.streamEvents = true
-        // The record holds every winner's token count (the usage) and the staged text.
-        submit.recordSearch = true
+        var settings = SearchSettings()
         if let name = try request.optionalString("method") {
             guard let method = SearchMethod(rawValue: name) else { throw choices("method", name, SearchMethod.allCases.map(\.rawValue)) }
-            submit.method =
-                switch method {
-                case .stage: .stage
-                case .bestOfN: .bestOfN
-                case .sentence: .sentence
-                case .greedy: .greedy
-                }
+            settings.method = method
         }
-        if let beam = try positive(request, "beam") { submit.beam = beam }
+        settings.beam = try positive(request, "beam")
         if let name = try request.optionalString("tournament") {
             guard let kind = TournamentKind(rawValue: name) else {
                 throw choices("tournament", name, TournamentKind.allCases.map(\.rawValue))
             }
-            submit.tournament = kind == .bracket ? .bracket : .random
+            settings.tournament = kind
         }
         if let name = try request.optionalString("judge_mode") {
             guard let mode = VerdictMode(rawValue: name) else { throw choices("judge_mode", name, VerdictMode.allCases.map(\.rawValue)) }
-            submit.verdictMode = mode.wire
+            settings.judgeMode = mode
         }
-        if let seed = try request.optionalDouble("seed") {
-            guard seed >= 0, seed == seed.rounded(), seed < 0x1p64 else {
-                throw GatewayError.badRequest("\"seed\" must be an integer ≥ 0, got \(seed)")
-            }
-            submit.seed = UInt64(seed)
-        }
-        if let tokens = try positive(request, "max_stage_tokens") { submit.maxStageTokens = tokens }
-        if let tokens = try positive(request, "judge_max_tokens") { submit.maxVerdictTokens = tokens }
-        if let both = try request.optionalBool("judge_both_orders") { submit.judgeBothOrders = both }
-        if let force = try request.optionalBool("force_tags") { submit.forceTags = force }
-        // A sampling message replaces all of its fields, so one set field is laid over the search's defaults.
-        var settings = SearchSettings()
+        settings.maxStageTokens = try positive(request, "max_stage_tokens")
+        settings.judgeMaxTokens = try positive(request, "judge_max_tokens")
+        settings.judgeBothOrders = try request.optionalBool("judge_both_orders")
+        settings.forceTags = try request.optionalBool("force_tags")
         settings.temperature = try request.optionalDouble("temperature")
         settings.topP = try request.optionalDouble("top_p")
         settings.judgeTemperature = try request.optionalDouble("judge_temperature")
-        let config = settings.applied(to: SearchConfig())
-        if settings.temperature != nil || settings.topP != nil { submit.sampling = config.sampling.wire }
-        if settings.judgeTemperature != nil || settings.topP != nil { submit.judgeSampling = config.judgeSampling.wire }
+        var seed: UInt64 = 0
+        if let given = try request.optionalDouble("seed") {
+            guard given >= 0, given == given.rounded(), given < 0x1p64 else {
+                throw GatewayError.badRequest("\"seed\" must be an integer ≥ 0, got \(given)")
+            }
+            seed = UInt64(given)
+        }
+        var submit = settings.submitJob(question: question, seed: seed)
+        submit.streamEvents = true
+        // The record holds every winner's token count (the usage) and the staged text.
+        submit.recordSearch = true
         return submit
     }
 
-    private static func positive(_ request: JSONObject, _ key: String) throws -> UInt32? {
+    private static func positive(_ request: JSONObject, _ key: String) throws -> Int? {
         guard let value = try request.optionalInt(key) else { return nil }
         guard value >= 1, value <= Int(UInt32.max) else { throw GatewayError.badRequest("\"\(key)\" must be ≥ 1, got \(value)") }
-        return UInt32(value)
+        return value
     }
 
     private static func choices(_ key: String, _ value: String, _ allowed: [String]) -> GatewayError {
