@@ -19,9 +19,9 @@ HEARTBEAT_S = 0.5
 _METHODS = {"stage": pb.METHOD_STAGE, "best-of-n": pb.METHOD_BEST_OF_N, "sentence": pb.METHOD_SENTENCE, "greedy": pb.METHOD_GREEDY}
 _TOURNAMENTS = {"random": pb.TOURNAMENT_RANDOM, "bracket": pb.TOURNAMENT_BRACKET}
 _JUDGE_MODES = {"logprob": pb.VERDICT_MODE_LOGPROB, "generate": pb.VERDICT_MODE_GENERATE}
-# The search's defaults, laid under a sampling message of which only some fields are given
-# (a sampling message replaces all of them).
-_REFERENCE_SAMPLING = {"temperature": 0.6, "top_p": 0.9}
+# A sampling message carries its temperature as given (0 = greedy): one that sets only top-p sends
+# the reference's temperature with it; a top_p of 0 means the recommended one (SubmitJob.sampling).
+_REFERENCE_TEMPERATURE = 0.6
 
 
 class StagebeamError(Exception):
@@ -63,7 +63,8 @@ def submit_job(
     stream_events: bool = False,
 ) -> "pb.SubmitJob":
     """A SubmitJob with `stagebeam submit`'s option names; options left None stay unset, so the
-    coordinator's defaults apply. `image` is a file path or the encoded file's bytes."""
+    coordinator fills them from the model's recommended settings (else the search's defaults).
+    `image` is a file path or the encoded file's bytes."""
     job = pb.SubmitJob(question=question, job_id=job_id or str(uuid.uuid4()), seed=seed,
                        judge_both_orders=judge_both_orders, record_search=record_search, stream_events=stream_events)
     if isinstance(image, (str, os.PathLike)):
@@ -86,12 +87,9 @@ def submit_job(
     if force_tags is not None:
         job.force_tags = force_tags  # sets the oneof: presence tells "false" from "unset (true)"
     if temperature is not None or top_p is not None:
-        job.sampling.CopyFrom(pb.Sampling(temperature=_REFERENCE_SAMPLING["temperature"] if temperature is None else temperature,
-                                          top_p=_REFERENCE_SAMPLING["top_p"] if top_p is None else top_p))
-    if judge_temperature is not None or top_p is not None:
-        job.judge_sampling.CopyFrom(
-            pb.Sampling(temperature=_REFERENCE_SAMPLING["temperature"] if judge_temperature is None else judge_temperature,
-                        top_p=_REFERENCE_SAMPLING["top_p"] if top_p is None else top_p))
+        job.sampling.CopyFrom(pb.Sampling(temperature=_REFERENCE_TEMPERATURE if temperature is None else temperature, top_p=top_p or 0))
+    if judge_temperature is not None:
+        job.judge_sampling.CopyFrom(pb.Sampling(temperature=judge_temperature, top_p=top_p or 0))
     return job
 
 
