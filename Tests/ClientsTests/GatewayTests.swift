@@ -96,7 +96,7 @@ import Testing
         let method = try await ask("Hi?", extra: ["method": "beam-of-light"])
         #expect(method.0 == 400 && (method.1["message"] as? String)?.contains("stage, best-of-n") == true, "\(method)")
         let malformed = try await gateway.send("POST", "/v1/chat/completions", raw: Data("{not json".utf8), key: "secret-1")
-        #expect(malformed.0 == 400 && malformed.1.contains("\"invalid_request_error\""), malformed.1)
+        #expect(malformed.0 == 400 && malformed.1.contains("\"invalid_request_error\""), "\(malformed.1)")
         let unknown = try await gateway.send("GET", "/v1/nothing", raw: nil, key: "secret-1")
         #expect(unknown.0 == 404)
         // The coordinator refuses the beam it cannot run: its invalid_argument is a 400.
