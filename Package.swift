@@ -15,6 +15,7 @@ let vectorized: [SwiftSetting] = cpuFlags + [.unsafeFlags(["-O"], .when(configur
 
 let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
 let protobuf: Target.Dependency = .product(name: "SwiftProtobuf", package: "swift-protobuf")
+let nio: [Target.Dependency] = ["NIOCore", "NIOPosix", "NIOHTTP1"].map { .product(name: $0, package: "swift-nio") }
 
 let package = Package(
     name: "stagebeam",
@@ -27,6 +28,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
         // 1.11 brought `LogHandler.log(event:)`, which `LineLogHandler` implements.
         .package(url: "https://github.com/apple/swift-log", from: "1.11.0"),
+        // The metrics/readiness HTTP server (Cluster's MetricsServer): NIOPosix + NIOHTTP1 only.
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
+        // The OpenAI-compatible HTTP gateway's server.
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1")
     ],
     targets: [
@@ -84,7 +88,7 @@ let package = Package(
         .testTarget(name: "LogsTests", dependencies: ["Logs", logging]),
         // Coordinator (jobs, dispatch, journal), client, and the protocol pieces workers share. Holds no
         // model and links no engine.
-        .target(name: "Cluster", dependencies: ["CCrypto", "Wire", "Transport", "Search", logging, protobuf]),
+        .target(name: "Cluster", dependencies: ["CCrypto", "Wire", "Transport", "Search", logging, protobuf] + nio),
         .testTarget(
             name: "ClusterTests", dependencies: ["Cluster", "ClusterTestSupport", "Wire", "Transport", "Search", logging, protobuf]),
         // What the cluster and jobs tests share: the stagebeam executable as child processes, a local cluster.

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Search
+import Synchronization
 import Transport
 import Wire
 
@@ -22,24 +23,28 @@ struct JobContext: Sendable {
     /// Candidates per step (N), for the `StageStarted` events.
     let beam: Int
     /// The workers that answered the job's latest generate request: they hold its prompt prefix
-    /// (question, image, earlier stages) in their prefix caches. Guarded by the dispatcher's lock.
+    /// (question, image, earlier stages) in their prefix caches.
     let prefixHolders = PrefixHolders()
     /// The stage the job's search is in, from its events: generate requests carry it for the
     /// workers' logs.
     let stage = CurrentStage()
 }
 
-final class PrefixHolders: @unchecked Sendable {
-    var workers: Set<[UInt8]> = []
+final class PrefixHolders: Sendable {
+    private let holders = Mutex<Set<[UInt8]>>([])
+
+    var workers: Set<[UInt8]> {
+        get { holders.withLock { $0 } }
+        set { holders.withLock { $0 = newValue } }
+    }
 }
 
-final class CurrentStage: @unchecked Sendable {
-    private let lock = NSLock()
-    private var stage = Stagebeam_V1_Stage.unspecified
+final class CurrentStage: Sendable {
+    private let stage = Mutex(Stagebeam_V1_Stage.unspecified)
 
     var current: Stagebeam_V1_Stage {
-        get { lock.withLock { stage } }
-        set { lock.withLock { stage = newValue } }
+        get { stage.withLock { $0 } }
+        set { stage.withLock { $0 = newValue } }
     }
 }
 

@@ -72,7 +72,7 @@ struct ModelIdentityCache {
 
     private var besideModel: URL {
         var isDirectory: ObjCBool = false
-        FileManager.default.fileExists(atPath: model.path, isDirectory: &isDirectory)
+        _ = FileManager.default.fileExists(atPath: model.path, isDirectory: &isDirectory)
         return isDirectory.boolValue
             ? model.appendingPathComponent(Self.fileName)
             : model.deletingLastPathComponent().appendingPathComponent("." + model.lastPathComponent + Self.fileName)

@@ -100,7 +100,7 @@ public struct ModelRecommendations: Codable, Sendable, Hashable {
     /// Where the recommendations of the model at `path` (a directory, or a single-file model) are kept.
     public static func file(ofModel path: URL) -> URL {
         var isDirectory: ObjCBool = false
-        FileManager.default.fileExists(atPath: path.path, isDirectory: &isDirectory)
+        _ = FileManager.default.fileExists(atPath: path.path, isDirectory: &isDirectory)
         return isDirectory.boolValue
             ? path.appendingPathComponent(fileName) : path.deletingLastPathComponent().appendingPathComponent(fileName)
     }

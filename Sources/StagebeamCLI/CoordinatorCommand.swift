@@ -25,8 +25,21 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-running-jobs"), help: "Jobs searched at once; later ones queue.")
     var maxRunningJobs = 8
     @Option(
+        name: .customLong("max-queued-jobs"),
+        help: "Jobs accepted and not finished at most (running and queued); more submissions are refused with overloaded.")
+    var maxQueuedJobs = 1024
+    @Option(
+        name: .customLong("max-queued-image-bytes"),
+        help: "The images of unfinished jobs together at most (bytes); more submissions are refused with overloaded.")
+    var maxQueuedImageBytes = 1 << 30
+    @Option(
         name: .customLong("max-image-bytes"), help: "Largest image a job may carry (bytes); larger ones are refused with image_too_large.")
     var maxImageBytes = 32 << 20
+    @Option(
+        name: .customLong("journal-retain"),
+        help: "Drop finished jobs older than this from the journal (e.g. 7d, 12h, 30m); unfinished jobs are always kept. Default: keep all."
+    )
+    var journalRetain: String?
     @Option(
         help: ArgumentHelp(
             "Pin the cluster's model: the model directory (or file) every worker must serve; workers of another model are refused.",
@@ -51,6 +64,13 @@ struct CoordinatorCommand: AsyncParsableCommand {
         if !(noWorkerTimeoutS > 0) { throw ValidationError("--no-worker-timeout-s must be > 0") }
         if maxRunningJobs < 1 { throw ValidationError("--max-running-jobs must be ≥ 1") }
         if maxImageBytes < 1 { throw ValidationError("--max-image-bytes must be ≥ 1") }
+        if maxQueuedJobs < 1 { throw ValidationError("--max-queued-jobs must be ≥ 1") }
+        if maxQueuedImageBytes < maxImageBytes {
+            throw ValidationError("--max-queued-image-bytes must be at least --max-image-bytes (\(maxImageBytes))")
+        }
+        if let journalRetain, RetentionPeriod.parse(journalRetain) == nil {
+            throw ValidationError("--journal-retain '\(journalRetain)' is not a period such as 7d, 12h, 30m or 90s")
+        }
         if !(refusalLogIntervalS > 0) { throw ValidationError("--refusal-log-interval-s must be > 0") }
         if model != nil, modelID != nil { throw ValidationError("give --model or --model-id, not both") }
         if chatTemplate != nil, model == nil { throw ValidationError("--chat-template goes with --model") }
@@ -84,7 +104,9 @@ struct CoordinatorCommand: AsyncParsableCommand {
                 heartbeat: HeartbeatPolicy(interval: .milliseconds(heartbeatMs), missedLimit: liveness),
                 requestTimeout: .milliseconds(Int64(requestTimeoutS * 1000)),
                 noWorkerWait: .milliseconds(Int64(noWorkerTimeoutS * 1000)), maxRunningJobs: maxRunningJobs,
-                maxImageBytes: maxImageBytes, curve: try curve.settings(), pinnedModel: pinned,
+                maxQueuedJobs: maxQueuedJobs, maxQueuedImageBytes: maxQueuedImageBytes,
+                maxImageBytes: maxImageBytes, curve: try curve.settings(), journalRetain: journalRetain.flatMap(RetentionPeriod.parse),
+                pinnedModel: pinned,
                 refusalLogInterval: .milliseconds(Int64(refusalLogIntervalS * 1000))),
             logger: logger)
         announce(

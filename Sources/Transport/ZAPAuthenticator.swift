@@ -1,19 +1,19 @@
 import Foundation
 import Logging
+import Synchronization
 
 /// Answers libzmq's ZAP requests (RFC 27) for CURVE server sockets of one context: a client whose
 /// public key is in `allowed` gets in, any other is refused (and logged: one line per address and key
 /// per `logInterval`, with a count of the refusals in between). Must run before the server socket
 /// binds: without a handler, libzmq lets every CURVE client in.
+// @unchecked: owns a libzmq socket (and its refusal log) used only by the authenticator's thread.
 public final class ZAPAuthenticator: @unchecked Sendable {
     private let socket: ZMQSocket
     private let allowed: Set<String>
     private let logger: Logger
     /// Refusals by (address, key); used on the authenticator's thread only.
     private var refusals: RepeatLimiter<[String]>
-    private let lock = NSLock()
-    private var stopping = false
-    private var thread: Thread?
+    private let stopping = Mutex(false)
 
     public init(context: ZMQContext, allowed: Set<String>, logger: Logger, logInterval: Duration = .seconds(10)) throws(TransportError) {
         socket = try ZMQSocket(context: context, kind: .reply)
@@ -23,16 +23,15 @@ public final class ZAPAuthenticator: @unchecked Sendable {
         refusals = RepeatLimiter(interval: logInterval)
         let thread = Thread { [self] in serve() }
         thread.name = "zap-authenticator"
-        self.thread = thread
         thread.start()
     }
 
     public func close() {
-        lock.withLock { stopping = true }
+        stopping.withLock { $0 = true }
     }
 
     private func serve() {
-        while !lock.withLock({ stopping }) {
+        while !stopping.withLock({ $0 }) {
             for (peer, count) in refusals.expired(now: .now) {
                 logger.warning(
                     "connections refused", metadata: refusalMetadata(peer).merging(["repeats": .stringConvertible(count)]) { $1 })
