@@ -3,7 +3,7 @@ SWIFT ?= swift
 BIN := .build/release/stagebeam
 DEMO_MODEL ?= models/stagebeam-shapes
 
-.PHONY: deps build demo test lint format proto-check eval bench bench-model proto fixtures dataset model self-judge clean
+.PHONY: deps build demo test lint format proto-check proto-c-check eval bench bench-model proto fixtures dataset model self-judge clean
 
 deps:
 	@scripts/install-deps.sh
@@ -78,6 +78,10 @@ proto:
 # The committed generated code is exactly what the schema generates (needs protoc; CI runs it).
 proto-check:
 	scripts/gen-proto.sh --check
+
+# The schema compiles with protoc-c as Debian ships it (protobuf-c 1.4, no proto3 `optional`), for C clients.
+proto-c-check:
+	@out=$$(mktemp -d) && trap 'rm -rf "$$out"' EXIT && protoc-c --proto_path=proto --c_out="$$out" proto/stagebeam.proto && echo "proto-c-check: proto/stagebeam.proto compiles with $$(protoc-c --version | head -1)"
 
 clean:
 	rm -rf .build

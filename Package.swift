@@ -31,7 +31,9 @@ let package = Package(
         // 1.11 brought `LogHandler.log(event:)`, which `LineLogHandler` implements.
         .package(url: "https://github.com/apple/swift-log", from: "1.11.0"),
         // The metrics/readiness HTTP server (Cluster's MetricsServer): NIOPosix + NIOHTTP1 only.
-        .package(url: "https://github.com/apple/swift-nio", from: "2.101.0")
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
+        // The OpenAI-compatible HTTP gateway's server.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1")
     ],
     targets: [
         // C system libraries: module maps only; nothing above these imports C.
@@ -107,6 +109,13 @@ let package = Package(
                 "Cluster", "Wire", "Transport", "Search", "LocalEngine", "Generation", "ModelFormats", "Tokenization",
                 "ChatTemplates", "Vision", logging
             ]),
+        // The OpenAI-compatible HTTP API in front of a coordinator: chat completions answered by a job.
+        .target(
+            name: "Gateway",
+            dependencies: ["Cluster", "JSON", "Search", "Transport", "Wire", logging, .product(name: "Hummingbird", package: "hummingbird")]
+        ),
+        // The clients as users run them (the gateway over HTTP, the C client) against local clusters.
+        .testTarget(name: "ClientsTests", dependencies: ["ClusterTestSupport"]),
         // Bulk offline runs (batch), capacity tests (loadtest) and evaluation, over a coordinator or in process.
         .target(
             name: "Jobs", dependencies: ["Cluster", "WorkerHost", "JSON", "Search", "LocalEngine", "Wire", "Transport", logging, protobuf]),
@@ -114,7 +123,7 @@ let package = Package(
         .executableTarget(
             name: "StagebeamCLI",
             dependencies: [
-                "Cluster", "WorkerHost", "Generation", "Jobs", "Kernels", "LocalEngine", "Logs", "ModelFormats", "Models",
+                "Cluster", "Gateway", "WorkerHost", "Generation", "Jobs", "Kernels", "LocalEngine", "Logs", "ModelFormats", "Models",
                 "Search", "Tokenization", "ChatTemplates", "Transport", "Wire", logging,
                 .product(name: "ArgumentParser", package: "swift-argument-parser")
             ])

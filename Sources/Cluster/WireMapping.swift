@@ -86,7 +86,7 @@ extension SearchConfig {
         seed = submit.seed
         judgeBothOrders = submit.judgeBothOrders
         judgeMode = submit.verdictMode == .generate ? .generate : .logprob
-        forceTags = submit.hasForceTags ? submit.forceTags : true
+        if case .forceTags(let forced)? = submit.forceTagsPresence { forceTags = forced } else { forceTags = true }
         if submit.hasSampling { sampling = Sampling(wire: submit.sampling) }
         if submit.hasJudgeSampling { judgeSampling = Sampling(wire: submit.judgeSampling) }
     }
@@ -146,7 +146,7 @@ extension SearchSettings {
         if submit.judgeBothOrders { judgeBothOrders = true }
         if submit.maxStageTokens > 0 { maxStageTokens = Int(submit.maxStageTokens) }
         if submit.maxVerdictTokens > 0 { judgeMaxTokens = Int(submit.maxVerdictTokens) }
-        if submit.hasForceTags { forceTags = submit.forceTags }
+        if case .forceTags(let forced)? = submit.forceTagsPresence { forceTags = forced }
         if submit.hasSampling {
             temperature = Double(submit.sampling.temperature)
             if submit.sampling.topP > 0 { topP = Double(submit.sampling.topP) }

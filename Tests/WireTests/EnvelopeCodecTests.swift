@@ -20,19 +20,19 @@ import Wire
         #expect(try codec.decode(codec.encode(.jobEvent(event))) == .jobEvent(event))
     }
 
-    /// proto3 `optional` keeps "unset" apart from false: unset force_tags means the default (true).
+    /// The single-field oneof keeps "unset" apart from false: unset force_tags means the default (true).
     @Test func forceTagsPresenceSurvives() throws {
         var submit = Stagebeam_V1_SubmitJob()
         submit.question = "q"
         guard case .submitJob(let unset) = try codec.decode(codec.encode(.submitJob(submit))) else {
             Issue.record("wrong body"); return
         }
-        #expect(!unset.hasForceTags)
+        #expect(unset.forceTagsPresence == nil)
         submit.forceTags = false
         guard case .submitJob(let setFalse) = try codec.decode(codec.encode(.submitJob(submit))) else {
             Issue.record("wrong body"); return
         }
-        #expect(setFalse.hasForceTags && !setFalse.forceTags)
+        #expect(setFalse.forceTagsPresence == .forceTags(false))
     }
 
     @Test func encodeStampsTheProtocolVersion() throws {

@@ -1325,16 +1325,21 @@ public nonisolated struct Stagebeam_V1_SubmitJob: @unchecked Sendable {
     set {_uniqueStorage()._verdictMode = newValue}
   }
 
-  /// Force each stage's opening tag into the prefix. Unset: recommended, else true (proto3 `optional`
-  /// gives presence).
-  public var forceTags: Bool {
-    get {_storage._forceTags ?? false}
-    set {_uniqueStorage()._forceTags = newValue}
+  /// Force each stage's opening tag into the prefix. Unset: recommended, else true. A single-field
+  /// oneof gives the presence (wire-identical to proto3 `optional`, which protoc-c 1.4 as shipped by
+  /// Debian 12 refuses).
+  public var forceTagsPresence: OneOf_ForceTagsPresence? {
+    get {return _storage._forceTagsPresence}
+    set {_uniqueStorage()._forceTagsPresence = newValue}
   }
-  /// Returns true if `forceTags` has been explicitly set.
-  public var hasForceTags: Bool {_storage._forceTags != nil}
-  /// Clears the value of `forceTags`. Subsequent reads from it will return its default value.
-  public mutating func clearForceTags() {_uniqueStorage()._forceTags = nil}
+
+  public var forceTags: Bool {
+    get {
+      if case .forceTags(let v)? = _storage._forceTagsPresence {return v}
+      return false
+    }
+    set {_uniqueStorage()._forceTagsPresence = .forceTags(newValue)}
+  }
 
   /// return the full search record (JobResult.search_record_json)
   public var recordSearch: Bool {
@@ -1384,6 +1389,14 @@ public nonisolated struct Stagebeam_V1_SubmitJob: @unchecked Sendable {
   public mutating func clearJudgeSampling() {_uniqueStorage()._judgeSampling = nil}
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  /// Force each stage's opening tag into the prefix. Unset: recommended, else true. A single-field
+  /// oneof gives the presence (wire-identical to proto3 `optional`, which protoc-c 1.4 as shipped by
+  /// Debian 12 refuses).
+  public nonisolated enum OneOf_ForceTagsPresence: Equatable, Sendable {
+    case forceTags(Bool)
+
+  }
 
   public init() {}
 
@@ -2999,7 +3012,7 @@ nonisolated extension Stagebeam_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtob
     var _seed: UInt64 = 0
     var _judgeBothOrders: Bool = false
     var _verdictMode: Stagebeam_V1_VerdictMode = .unspecified
-    var _forceTags: Bool? = nil
+    var _forceTagsPresence: Stagebeam_V1_SubmitJob.OneOf_ForceTagsPresence?
     var _recordSearch: Bool = false
     var _sampling: Stagebeam_V1_Sampling? = nil
     var _streamEvents: Bool = false
@@ -3026,7 +3039,7 @@ nonisolated extension Stagebeam_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtob
       _seed = source._seed
       _judgeBothOrders = source._judgeBothOrders
       _verdictMode = source._verdictMode
-      _forceTags = source._forceTags
+      _forceTagsPresence = source._forceTagsPresence
       _recordSearch = source._recordSearch
       _sampling = source._sampling
       _streamEvents = source._streamEvents
@@ -3061,7 +3074,14 @@ nonisolated extension Stagebeam_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtob
         case 8: try { try decoder.decodeSingularUInt64Field(value: &_storage._seed) }()
         case 9: try { try decoder.decodeSingularBoolField(value: &_storage._judgeBothOrders) }()
         case 10: try { try decoder.decodeSingularEnumField(value: &_storage._verdictMode) }()
-        case 11: try { try decoder.decodeSingularBoolField(value: &_storage._forceTags) }()
+        case 11: try {
+          var v: Bool?
+          try decoder.decodeSingularBoolField(value: &v)
+          if let v = v {
+            if _storage._forceTagsPresence != nil {try decoder.handleConflictingOneOf()}
+            _storage._forceTagsPresence = .forceTags(v)
+          }
+        }()
         case 12: try { try decoder.decodeSingularBoolField(value: &_storage._recordSearch) }()
         case 13: try { try decoder.decodeSingularMessageField(value: &_storage._sampling) }()
         case 14: try { try decoder.decodeSingularBoolField(value: &_storage._streamEvents) }()
@@ -3110,7 +3130,7 @@ nonisolated extension Stagebeam_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtob
       if _storage._verdictMode != .unspecified {
         try visitor.visitSingularEnumField(value: _storage._verdictMode, fieldNumber: 10)
       }
-      try { if let v = _storage._forceTags {
+      try { if case .forceTags(let v)? = _storage._forceTagsPresence {
         try visitor.visitSingularBoolField(value: v, fieldNumber: 11)
       } }()
       if _storage._recordSearch != false {
@@ -3150,7 +3170,7 @@ nonisolated extension Stagebeam_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtob
         if _storage._seed != rhs_storage._seed {return false}
         if _storage._judgeBothOrders != rhs_storage._judgeBothOrders {return false}
         if _storage._verdictMode != rhs_storage._verdictMode {return false}
-        if _storage._forceTags != rhs_storage._forceTags {return false}
+        if _storage._forceTagsPresence != rhs_storage._forceTagsPresence {return false}
         if _storage._recordSearch != rhs_storage._recordSearch {return false}
         if _storage._sampling != rhs_storage._sampling {return false}
         if _storage._streamEvents != rhs_storage._streamEvents {return false}

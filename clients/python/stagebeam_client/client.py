@@ -1,0 +1,270 @@
+"""The client: one DEALER socket to the coordinator, one request at a time (as the Swift client)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from typing import AsyncIterator, Iterator, Optional, Union
+
+import zmq
+import zmq.asyncio
+
+from . import stagebeam_pb2 as pb
+
+PROTOCOL_VERSION = pb.PROTOCOL_VERSION_CURRENT
+HEARTBEAT_S = 0.5
+
+_METHODS = {"stage": pb.METHOD_STAGE, "best-of-n": pb.METHOD_BEST_OF_N, "sentence": pb.METHOD_SENTENCE, "greedy": pb.METHOD_GREEDY}
+_TOURNAMENTS = {"random": pb.TOURNAMENT_RANDOM, "bracket": pb.TOURNAMENT_BRACKET}
+_JUDGE_MODES = {"logprob": pb.VERDICT_MODE_LOGPROB, "generate": pb.VERDICT_MODE_GENERATE}
+# A sampling message carries its temperature as given (0 = greedy): one that sets only top-p sends
+# the reference's temperature with it; a top_p of 0 means the recommended one (SubmitJob.sampling).
+_REFERENCE_TEMPERATURE = 0.6
+
+
+class StagebeamError(Exception):
+    """An `Error` from the coordinator: `code` is the ErrorCode's name without its prefix, e.g. "no_worker"."""
+
+    def __init__(self, error: "pb.Error"):
+        self.code = pb.ErrorCode.Name(error.code).removeprefix("ERROR_CODE_").lower()
+        self.message = error.message
+        self.job_id = error.job_id
+        super().__init__(f"{self.code}: {self.message}")
+
+
+class JobFailed(StagebeamError):
+    """A job that ran and failed; `result` is its JobResult."""
+
+    def __init__(self, result: "pb.JobResult"):
+        super().__init__(result.error)
+        self.result = result
+
+
+def submit_job(
+    question: str,
+    image: Union[str, bytes, None] = None,
+    *,
+    job_id: str = "",
+    method: Optional[str] = None,
+    beam: Optional[int] = None,
+    tournament: Optional[str] = None,
+    judge_mode: Optional[str] = None,
+    seed: int = 0,
+    max_stage_tokens: Optional[int] = None,
+    judge_max_tokens: Optional[int] = None,
+    temperature: Optional[float] = None,
+    top_p: Optional[float] = None,
+    judge_temperature: Optional[float] = None,
+    judge_both_orders: bool = False,
+    force_tags: Optional[bool] = None,
+    record_search: bool = False,
+    stream_events: bool = False,
+) -> "pb.SubmitJob":
+    """A SubmitJob with `stagebeam submit`'s option names; options left None stay unset, so the
+    coordinator fills them from the model's recommended settings (else the search's defaults).
+    `image` is a file path or the encoded file's bytes."""
+    job = pb.SubmitJob(question=question, job_id=job_id or str(uuid.uuid4()), seed=seed,
+                       judge_both_orders=judge_both_orders, record_search=record_search, stream_events=stream_events)
+    if isinstance(image, (str, os.PathLike)):
+        with open(image, "rb") as f:
+            job.image = f.read()
+    elif image is not None:
+        job.image = bytes(image)
+    if method is not None:
+        job.method = _choice("method", method, _METHODS)
+    if beam is not None:
+        job.beam = beam
+    if tournament is not None:
+        job.tournament = _choice("tournament", tournament, _TOURNAMENTS)
+    if judge_mode is not None:
+        job.verdict_mode = _choice("judge_mode", judge_mode, _JUDGE_MODES)
+    if max_stage_tokens is not None:
+        job.max_stage_tokens = max_stage_tokens
+    if judge_max_tokens is not None:
+        job.max_verdict_tokens = judge_max_tokens
+    if force_tags is not None:
+        job.force_tags = force_tags  # sets the oneof: presence tells "false" from "unset (true)"
+    if temperature is not None or top_p is not None:
+        job.sampling.CopyFrom(pb.Sampling(temperature=_REFERENCE_TEMPERATURE if temperature is None else temperature, top_p=top_p or 0))
+    if judge_temperature is not None:
+        job.judge_sampling.CopyFrom(pb.Sampling(temperature=judge_temperature, top_p=top_p or 0))
+    return job
+
+
+def _choice(name: str, value: str, table: dict) -> int:
+    if value not in table:
+        raise ValueError(f"{name} must be one of {', '.join(table)}; got {value!r}")
+    return table[value]
+
+
+def _frame(**body) -> bytes:
+    return pb.Envelope(protocol_version=PROTOCOL_VERSION, **body).SerializeToString()
+
+
+def _heartbeat() -> bytes:
+    return _frame(heartbeat=pb.Heartbeat())
+
+
+def _socket(context: zmq.Context, endpoint: str) -> zmq.Socket:
+    socket = context.socket(zmq.DEALER)
+    socket.setsockopt(zmq.LINGER, 0)
+    socket.setsockopt(zmq.IDENTITY, f"client-py-{uuid.uuid4().hex[:12]}".encode())
+    socket.connect(endpoint)
+    return socket
+
+
+class _Exchange:
+    """What one request's replies mean, shared by both clients: events, the result, errors, and
+    "unknown" heartbeats (the coordinator restarted) that call for a resubmission."""
+
+    def __init__(self, job: Optional["pb.SubmitJob"]):
+        self.job = job
+
+    def read(self, frames: list) -> tuple:
+        """("event", JobEvent) | ("result", JobResult) | ("status", StatusReply) | ("resubmit", None) | ("", None)."""
+        envelope = pb.Envelope()
+        envelope.ParseFromString(frames[-1])
+        kind = envelope.WhichOneof("body")
+        if kind == "error" and (self.job is None or envelope.error.job_id in ("", self.job.job_id)):
+            raise StagebeamError(envelope.error)
+        if self.job is None:
+            return ("status", envelope.status_reply) if kind == "status_reply" else ("", None)
+        if kind == "job_event" and envelope.job_event.job_id == self.job.job_id:
+            return "event", envelope.job_event
+        if kind == "job_result" and envelope.job_result.job_id == self.job.job_id:
+            if envelope.job_result.status != pb.JOB_STATUS_SUCCEEDED:
+                raise JobFailed(envelope.job_result)
+            return "result", envelope.job_result
+        if kind == "heartbeat" and not envelope.heartbeat.known:
+            return "resubmit", None
+        return "", None
+
+
+class Client:
+    """A blocking client. `timeout_s` bounds each request (None: wait as long as the job takes)."""
+
+    def __init__(self, endpoint: str, timeout_s: Optional[float] = None, context: Optional[zmq.Context] = None):
+        self.endpoint = endpoint
+        self.timeout_s = timeout_s
+        self._socket = _socket(context or zmq.Context.instance(), endpoint)
+
+    def close(self) -> None:
+        self._socket.close(linger=0)
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def submit(self, question: str, image: Union[str, bytes, None] = None, **options) -> "pb.JobResult":
+        """Runs a job and returns its JobResult (raises JobFailed or StagebeamError)."""
+        for kind, value in self._run(submit_job(question, image, **options)):
+            if kind == "result":
+                return value
+        raise StagebeamError(pb.Error(code=pb.ERROR_CODE_INTERNAL, message="no result"))
+
+    def events(self, question: str, image: Union[str, bytes, None] = None, **options) -> Iterator:
+        """Runs a job with events: yields each JobEvent as it comes, then the JobResult."""
+        options["stream_events"] = True
+        for kind, value in self._run(submit_job(question, image, **options)):
+            if kind in ("event", "result"):
+                yield value
+
+    def status(self) -> "pb.StatusReply":
+        self._socket.send(_frame(status_request=pb.StatusRequest()))
+        for kind, value in self._replies(_Exchange(None), resend=None):
+            if kind == "status":
+                return value
+        raise StagebeamError(pb.Error(code=pb.ERROR_CODE_INTERNAL, message="no status"))
+
+    def _run(self, job: "pb.SubmitJob") -> Iterator:
+        submission = _frame(submit_job=job)
+        self._socket.send(submission)
+        yield from self._replies(_Exchange(job), resend=submission)
+
+    def _replies(self, exchange: _Exchange, resend: Optional[bytes]) -> Iterator:
+        deadline = None if self.timeout_s is None else time.monotonic() + self.timeout_s
+        last_beat = time.monotonic()
+        while True:
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                raise TimeoutError(f"no answer from {self.endpoint} within {self.timeout_s} s")
+            if now - last_beat >= HEARTBEAT_S:
+                self._socket.send(_heartbeat())
+                last_beat = now
+            if not self._socket.poll(int(HEARTBEAT_S * 1000)):
+                continue
+            kind, value = exchange.read(self._socket.recv_multipart())
+            if kind == "resubmit" and resend is not None:
+                self._socket.send(resend)  # resubmission is idempotent
+            elif kind:
+                yield kind, value
+                if kind in ("result", "status"):
+                    return
+
+
+class AsyncClient:
+    """The asyncio client (zmq.asyncio): `await submit(...)`, `async for x in events(...)`, `await status()`."""
+
+    def __init__(self, endpoint: str, timeout_s: Optional[float] = None, context: Optional[zmq.asyncio.Context] = None):
+        self.endpoint = endpoint
+        self.timeout_s = timeout_s
+        self._socket = _socket(context or zmq.asyncio.Context.instance(), endpoint)
+
+    def close(self) -> None:
+        self._socket.close(linger=0)
+
+    async def __aenter__(self) -> "AsyncClient":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        self.close()
+
+    async def submit(self, question: str, image: Union[str, bytes, None] = None, **options) -> "pb.JobResult":
+        async for kind, value in self._run(submit_job(question, image, **options)):
+            if kind == "result":
+                return value
+        raise StagebeamError(pb.Error(code=pb.ERROR_CODE_INTERNAL, message="no result"))
+
+    async def events(self, question: str, image: Union[str, bytes, None] = None, **options) -> AsyncIterator:
+        options["stream_events"] = True
+        async for kind, value in self._run(submit_job(question, image, **options)):
+            if kind in ("event", "result"):
+                yield value
+
+    async def status(self) -> "pb.StatusReply":
+        await self._socket.send(_frame(status_request=pb.StatusRequest()))
+        async for kind, value in self._replies(_Exchange(None), resend=None):
+            if kind == "status":
+                return value
+        raise StagebeamError(pb.Error(code=pb.ERROR_CODE_INTERNAL, message="no status"))
+
+    async def _run(self, job: "pb.SubmitJob") -> AsyncIterator:
+        submission = _frame(submit_job=job)
+        await self._socket.send(submission)
+        async for item in self._replies(_Exchange(job), resend=submission):
+            yield item
+
+    async def _replies(self, exchange: _Exchange, resend: Optional[bytes]) -> AsyncIterator:
+        loop = asyncio.get_running_loop()
+        deadline = None if self.timeout_s is None else loop.time() + self.timeout_s
+        last_beat = loop.time()
+        while True:
+            now = loop.time()
+            if deadline is not None and now >= deadline:
+                raise TimeoutError(f"no answer from {self.endpoint} within {self.timeout_s} s")
+            if now - last_beat >= HEARTBEAT_S:
+                await self._socket.send(_heartbeat())
+                last_beat = now
+            if not await self._socket.poll(int(HEARTBEAT_S * 1000)):
+                continue
+            kind, value = exchange.read(await self._socket.recv_multipart())
+            if kind == "resubmit" and resend is not None:
+                await self._socket.send(resend)
+            elif kind:
+                yield kind, value
+                if kind in ("result", "status"):
+                    return
