@@ -30,7 +30,7 @@ private let cToolchain: Bool = {
         make.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         make.arguments = ["make", "-s", "-C", Repo.root.appendingPathComponent("clients/c").path, "BUILD=\(build)"]
         let makeLog = scratch.url.appendingPathComponent("make.log")
-        FileManager.default.createFile(atPath: makeLog.path, contents: nil)
+        try Data().write(to: makeLog)
         make.standardOutput = try FileHandle(forWritingTo: makeLog)
         make.standardError = make.standardOutput
         try make.run()
@@ -66,7 +66,7 @@ enum ChildProcessLike {
         process.arguments = arguments
         let name = UUID().uuidString.prefix(8)
         let out = scratch.url.appendingPathComponent("\(name).out"), err = scratch.url.appendingPathComponent("\(name).err")
-        for file in [out, err] { FileManager.default.createFile(atPath: file.path, contents: nil) }
+        for file in [out, err] { try Data().write(to: file) }
         process.standardOutput = try FileHandle(forWritingTo: out)
         process.standardError = try FileHandle(forWritingTo: err)
         try process.run()
