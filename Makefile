@@ -56,6 +56,7 @@ bench-model: $(VENV)/bin/python
 fixtures: $(VENV)/bin/python
 	$(VENV)/bin/python scripts/fixtures/make_model_fixtures.py
 	$(VENV)/bin/python scripts/fixtures/make_tokenizer_fixtures.py
+	$(VENV)/bin/python scripts/fixtures/make_gguf_fixtures.py
 
 dataset: $(VENV)/bin/python
 	$(VENV)/bin/python training/dataset.py --out datasets/shapes --examples examples
