@@ -36,7 +36,7 @@ let package = Package(
         // Compute: batch-invariant SIMD kernels over mapped weights, and the thread pool they share.
         .target(name: "Kernels", swiftSettings: vectorized),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
-        // Checkpoint files and configurations: safetensors (mapped), config.json decoding.
+        // Checkpoint files and configurations: safetensors and GGUF (mapped), config.json decoding.
         .target(name: "ModelFormats"),
         .testTarget(name: "ModelFormatsTests", dependencies: ["ModelFormats"]),
         // JPEG/PNG decoding (stb_image) and transformers-exact image preprocessing.
@@ -44,12 +44,12 @@ let package = Package(
         .testTarget(name: "VisionTests", dependencies: ["Vision"]),
         // Hugging Face chat templates: a Jinja subset rendered as transformers renders it.
         .target(name: "ChatTemplates"),
-        // tokenizer.json byte-level BPE, special tokens, streaming decode.
-        .target(name: "Tokenization", dependencies: ["ChatTemplates"]),
-        .testTarget(name: "TokenizationTests", dependencies: ["Tokenization", "ChatTemplates"]),
+        // tokenizer.json (or a GGUF file's tokenizer.ggml.*) byte-level BPE, special tokens, streaming decode.
+        .target(name: "Tokenization", dependencies: ["ChatTemplates", "ModelFormats"]),
+        .testTarget(name: "TokenizationTests", dependencies: ["Tokenization", "ChatTemplates", "ModelFormats"]),
         // Architectures (Llama/Qwen2 text, CLIP/SigLIP towers, LLaVA, Mllama) and the KV cache.
         .target(name: "Models", dependencies: ["Kernels", "ModelFormats", "Vision"], swiftSettings: vectorized),
-        .testTarget(name: "ModelsTests", dependencies: ["Models", "Kernels"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "Kernels", "ModelFormats"]),
         .testTarget(name: "LlavaTests", dependencies: ["Models", "ModelFormats", "Vision", "Tokenization", "ChatTemplates"]),
         .testTarget(
             name: "MllamaTests", dependencies: ["Models", "ModelFormats", "Vision", "Generation", "Tokenization", "ChatTemplates"]),
@@ -58,7 +58,7 @@ let package = Package(
         // n samples of one prompt: samplers, stop strings, batched decode over a shared prefix.
         .target(
             name: "Generation", dependencies: ["Kernels", "ModelFormats", "Models", "Tokenization"], swiftSettings: vectorized),
-        .testTarget(name: "GenerationTests", dependencies: ["Generation", "Models", "Tokenization"]),
+        .testTarget(name: "GenerationTests", dependencies: ["Generation", "Models", "Tokenization", "ModelFormats"]),
         // Stage-level beam search, engine-agnostic: depends on Foundation only.
         .target(name: "Search"),
         .testTarget(name: "SearchTests", dependencies: ["Search"]),

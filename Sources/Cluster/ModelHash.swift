@@ -13,6 +13,40 @@ public enum ModelHash {
     static let sampleChunks = 256
     static let chunkBytes = 4096
 
+    /// A GGUF file: its metadata and tensor table sit at the start, so the first `ggufHeadBytes`
+    /// (the whole header of any real file, tokenizer included) are hashed whole, then the sample.
+    static let ggufHeadBytes = 32 << 20
+
+    /// The hash of a model directory, or of a GGUF file.
+    public static func compute(model url: URL) throws -> String {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
+            throw ClusterError(.invalidArgument, "no model at \(url.path)")
+        }
+        return isDirectory.boolValue ? try compute(directory: url) : try compute(file: url)
+    }
+
+    static func compute(file url: URL) throws -> String {
+        let data = try Data(contentsOf: url, options: .alwaysMapped)
+        var hasher = SHA256()
+        var size = UInt64(data.count).littleEndian
+        withUnsafeBytes(of: &size) { hasher.update($0) }
+        let head = min(data.count, ggufHeadBytes)
+        hasher.update(data[0..<head])
+        sample(data, from: head, into: &hasher)
+        return ContentHash.hex(hasher.finalize())
+    }
+
+    /// `sampleChunks` chunks of `chunkBytes` spread evenly over `data[start...]`.
+    private static func sample(_ data: Data, from start: Int, into hasher: inout SHA256) {
+        let step = max((data.count - start) / sampleChunks, 1)
+        var offset = start
+        while offset < data.count {
+            hasher.update(data[offset..<min(offset + chunkBytes, data.count)])
+            offset += max(step, chunkBytes)
+        }
+    }
+
     public static func compute(directory: URL) throws -> String {
         var hasher = SHA256()
         for name in ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json"] {
@@ -38,13 +72,7 @@ public enum ModelHash {
             }
             let dataStart = 8 + Int(headerLength)
             hasher.update(data[0..<dataStart])
-            let body = data.count - dataStart
-            let step = max(body / sampleChunks, 1)
-            var offset = dataStart
-            while offset < data.count {
-                hasher.update(data[offset..<min(offset + chunkBytes, data.count)])
-                offset += max(step, chunkBytes)
-            }
+            sample(data, from: dataStart, into: &hasher)
         }
         return ContentHash.hex(hasher.finalize())
     }

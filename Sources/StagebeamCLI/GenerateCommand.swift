@@ -57,12 +57,13 @@ struct GenerateCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        let generator = try engine.makeGenerator()
+        let model = try engine.loadModel()
+        let generator = model.makeGenerator(kvCapacityTokens: engine.kvCapacity)
         let tokenizer = generator.tokenizer
         let images = try image.map { [try engine.loadImage($0)] } ?? []
         // Each image token becomes the image's feature rows, as transformers' processor does.
         let promptTokens = generator.expandImageTokens(try encodePrompt(tokenizer))
-        let generationConfig = try GenerationConfig.load(from: engine.directory)
+        let generationConfig = model.generationConfig
         let request = GenerationRequest(
             promptTokens: promptTokens,
             images: images,
@@ -93,7 +94,8 @@ struct GenerateCommand: ParsableCommand {
         if raw { return tokenizer.encode(prompt) }
         guard let template = try engine.chatTemplate() ?? tokenizer.chatTemplate else {
             throw ValidationError(
-                "\(try engine.directory.path) has no chat_template in tokenizer_config.json: pass --chat-template FILE or --raw")
+                "\(try engine.directory.path) has no chat template (tokenizer_config.json or tokenizer.chat_template): pass --chat-template FILE or --raw"
+            )
         }
         var messages: [ChatMessage] = []
         if let system { messages.append(ChatMessage(role: "system", content: system)) }

@@ -28,14 +28,15 @@ public final class WorkerEngine: Sendable {
     /// KV cache and image-feature figures after each request (for metrics).
     let stats = EngineStats()
 
-    /// `chatTemplate` replaces the checkpoint's own (`--chat-template`), as for `stagebeam run`.
-    public init(directory: URL, generator: TextGenerator, chatTemplate: ChatTemplate? = nil) throws {
+    /// `generator` runs `model` (`model.makeGenerator`). `chatTemplate` replaces the checkpoint's own
+    /// (`--chat-template`), as for `stagebeam run`.
+    public init(model: LoadedModel, generator: TextGenerator, chatTemplate: ChatTemplate? = nil) throws {
         executor = EngineExecutor(generator: generator)
         prompt = try ChatPrompt(tokenizer: generator.tokenizer, template: chatTemplate)
-        stopTokenIds = generator.eosTokenIds(generationConfig: try GenerationConfig.load(from: directory))
+        stopTokenIds = generator.eosTokenIds(generationConfig: model.generationConfig)
         candidates = EngineCandidateGenerator(executor: executor, prompt: prompt, stopTokenIds: stopTokenIds)
-        modelName = directory.standardizedFileURL.lastPathComponent
-        modelHash = try ModelHash.compute(directory: directory)
+        modelName = model.url.standardizedFileURL.lastPathComponent
+        modelHash = try ModelHash.compute(model: model.url)
         contextTokens = generator.contextLength
         maxSamples = generator.maxSamples
         takesImages = generator.takesImages
