@@ -4,8 +4,10 @@
 import PackageDescription
 
 // Numeric code is optimized even in debug builds, so `swift test` runs real checkpoints at real speed.
-// On x86-64 it is compiled for AVX2 + FMA + F16C (Haswell and later; every machine stagebeam is run on
-// has them): without them Swift lowers SIMD8 fused multiply-adds to scalar library calls.
+// On x86-64 the Swift kernels are compiled for AVX2 + FMA + F16C (Haswell and later, every machine
+// this runs on: Zen 3, Zen 4) — without it Swift lowers SIMD8 fused multiply-adds to scalar library
+// calls. The quantized kernels are C (CKernels) with AVX2 and AVX-512 VNNI variants picked at run
+// time; CKernels also refuses to start, with a message, on an x86-64 CPU without AVX2/FMA/F16C.
 #if arch(x86_64)
     let cpuFlags: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"])]
 #else
@@ -34,8 +36,15 @@ let package = Package(
         .systemLibrary(name: "CStb", providers: [.apt(["libstb-dev"])]),
 
         // Compute: batch-invariant SIMD kernels over mapped weights, and the thread pool they share.
-        .target(name: "Kernels", swiftSettings: vectorized),
-        .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
+        // Quantized dot products in C with per-function target attributes (Swift has none) and the
+        // CPU check; no fused multiply-adds the source does not spell, so every variant gives the same bits.
+        .target(
+            name: "CKernels",
+            cSettings: [.unsafeFlags(["-ffp-contract=off"]), .unsafeFlags(["-O2"], .when(configuration: .debug))]),
+        .target(name: "Kernels", dependencies: ["CKernels"], swiftSettings: vectorized),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CKernels"]),
+        // Memory bandwidth and per-format `linear` throughput (scripts/bench/kernels.sh); not part of the CLI.
+        .executableTarget(name: "KernelBench", dependencies: ["Kernels"], swiftSettings: vectorized),
         // Checkpoint files and configurations: safetensors and GGUF (mapped), config.json decoding.
         .target(name: "ModelFormats"),
         .testTarget(name: "ModelFormatsTests", dependencies: ["ModelFormats"]),

@@ -1,38 +1,89 @@
 /// A (rows, columns) row-major weight matrix used where it is stored — usually a memory-mapped
-/// checkpoint — in f32, f16 or bf16. Kernels widen 16-bit weights to f32 in registers, so a bf16
-/// checkpoint is served from half the memory (and half the bandwidth) of an f32 copy.
+/// checkpoint — in f32, f16, bf16 or one of GGUF's block-quantized formats. Kernels widen 16-bit
+/// weights to f32 in registers and decode quantized blocks in registers, so a checkpoint is served
+/// from the memory (and bandwidth) it occupies on disk.
 public struct WeightMatrix: @unchecked Sendable {
-    public enum Element: Sendable {
+    /// How one row is stored. Quantized formats cut a row into blocks of `blockSize` elements of
+    /// `blockBytes` bytes each, byte for byte as llama.cpp's ggml lays them out (QuantizedBlocks.swift
+    /// documents each layout), so a GGUF file's tensors are used where they lie.
+    public enum Element: Sendable, CaseIterable {
         case f32, f16, bf16
+        case q8_0, q4_0, q4_1, q5_0, q5_1
+        case q4_K, q5_K, q6_K
 
-        public var byteSize: Int { self == .f32 ? 4 : 2 }
+        /// Elements per block: 1 for plain floats, 32 for the 8/5/4-bit formats, 256 for the K-quants'
+        /// super-blocks.
+        public var blockSize: Int {
+            switch self {
+            case .f32, .f16, .bf16: 1
+            case .q8_0, .q4_0, .q4_1, .q5_0, .q5_1: 32
+            case .q4_K, .q5_K, .q6_K: 256
+            }
+        }
+
+        /// Bytes per block (ggml's `sizeof(block_…)`).
+        public var blockBytes: Int {
+            switch self {
+            case .f32: 4
+            case .f16, .bf16: 2
+            case .q8_0: 34
+            case .q4_0: 18
+            case .q4_1: 20
+            case .q5_0: 22
+            case .q5_1: 24
+            case .q4_K: 144
+            case .q5_K: 176
+            case .q6_K: 210
+            }
+        }
+
+        public var isQuantized: Bool { blockSize > 1 }
+
+        /// Bytes of one element of a plain float format; quantized formats have none (see `rowBytes`).
+        public var byteSize: Int {
+            precondition(!isQuantized, "\(self) stores blocks, not elements: use rowBytes(columns:)")
+            return blockBytes
+        }
+
+        /// Bytes of a row of `columns` elements, or nil when `columns` is not a whole number of blocks.
+        public func rowBytes(columns: Int) -> Int? {
+            columns % blockSize == 0 ? columns / blockSize * blockBytes : nil
+        }
     }
 
     public let base: UnsafeRawPointer
     public let element: Element
     public let rows: Int
     public let columns: Int
+    /// Bytes from one row to the next.
+    public let rowBytes: Int
 
     public init(base: UnsafeRawPointer, element: Element, rows: Int, columns: Int) {
+        guard let rowBytes = element.rowBytes(columns: columns) else {
+            preconditionFailure("a \(element) row holds whole blocks of \(element.blockSize); \(columns) columns do not")
+        }
         self.base = base
         self.element = element
         self.rows = rows
         self.columns = columns
+        self.rowBytes = rowBytes
     }
 
     public init(f32 pointer: UnsafePointer<Float>, rows: Int, columns: Int) {
         self.init(base: UnsafeRawPointer(pointer), element: .f32, rows: rows, columns: columns)
     }
 
-    public var byteCount: Int { rows * columns * element.byteSize }
+    public var byteCount: Int { rows * rowBytes }
 
-    /// Writes row `r` as f32 into `out` (columns values): an embedding lookup.
+    /// Writes row `r` as f32 into `out` (columns values): an embedding lookup. Quantized rows are
+    /// decoded exactly as ggml's `dequantize_row_*` (and gguf-py's `dequantize`) decode them.
     public func widenRow(_ r: Int, into out: UnsafeMutablePointer<Float>) {
-        let start = base + r * columns * element.byteSize
+        let start = base + r * rowBytes
         switch element {
         case .f32: out.update(from: start.assumingMemoryBound(to: Float.self), count: columns)
         case .f16: widen(start, Float16.self, out)
         case .bf16: widen(start, BFloat16Bits.self, out)
+        default: QuantizedBlocks.dequantize(element, start, count: columns, into: out)
         }
     }
 

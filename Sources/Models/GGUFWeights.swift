@@ -34,7 +34,10 @@ final class GGUFWeights: WeightSource {
     }
 
     /// The ggml types matrices may have, and the kernels' element for each.
-    static let elements: [GGMLType: WeightMatrix.Element] = [.f32: .f32, .f16: .f16, .bf16: .bf16]
+    static let elements: [GGMLType: WeightMatrix.Element] = [
+        .f32: .f32, .f16: .f16, .bf16: .bf16, .q8_0: .q8_0, .q4_0: .q4_0, .q4_1: .q4_1, .q5_0: .q5_0, .q5_1: .q5_1,
+        .q4_K: .q4_K, .q5_K: .q5_K, .q6_K: .q6_K
+    ]
 
     /// Throws `unexpectedTensors` naming every tensor of the file the model did not take.
     func verifyAllConsumed() throws {

@@ -1,3 +1,4 @@
+import CKernels
 import Kernels
 import Testing
 
@@ -77,6 +78,23 @@ import Testing
             let stored = WeightMatrix(base: UnsafeRawPointer(b.baseAddress!), element: .bf16, rows: out, columns: k)
             let widened = brains.map { Float(bitPattern: UInt32($0) << 16) }
             #expect(run(x, rows: rows, stored, bias: nil, threads: 2) == run(x, rows: rows, widened, out: out, bias: nil, threads: 2))
+        }
+    }
+
+    /// The vector kernels give the portable scalar kernel's bits, for every format, tile shape and tail.
+    @Test(arguments: [WeightMatrix.Element.f32, .f16, .bf16])
+    func vectorKernelEqualsPortableReference(element: WeightMatrix.Element) {
+        let rows = 9, out = 11, k = 45
+        let x = values(rows * k, seed: 9)
+        var stored = [UInt8](repeating: 0, count: out * element.rowBytes(columns: k)!)
+        values(out * k, seed: 10).withUnsafeBufferPointer { element.quantize($0.baseAddress!, count: out * k, into: &stored) }
+        var reference = [Float](repeating: .nan, count: rows * out)
+        let type: sb_float_type = element == .f32 ? SB_F32 : element == .f16 ? SB_F16 : SB_BF16
+        sb_float_linear_portable(
+            type, stored, element.rowBytes(columns: k)!, Int64(k), 0, Int64(out), x, Int64(rows), &reference, Int64(out))
+        stored.withUnsafeBytes { w in
+            let weight = WeightMatrix(base: w.baseAddress!, element: element, rows: out, columns: k)
+            #expect(run(x, rows: rows, weight, bias: nil, threads: 2).map(\.bitPattern) == reference.map(\.bitPattern))
         }
     }
 }

@@ -1,0 +1,120 @@
+// Shared by the scalar and vector kernels: block layouts and the per-block arithmetic both follow.
+#ifndef CKERNELS_COMMON_H
+#define CKERNELS_COMMON_H
+
+#include "CKernels.h"
+#include <math.h>
+#include <string.h>
+
+#define SB_INLINE static inline __attribute__((always_inline))
+
+/// Bytes per 32-element block (or per 256-element super-block for the K formats).
+SB_INLINE int64_t sb_block_bytes(sb_weight_type type) {
+    switch (type) {
+    case SB_Q8_0: return 34;
+    case SB_Q4_0: return 18;
+    case SB_Q4_1: return 20;
+    case SB_Q5_0: return 22;
+    case SB_Q5_1: return 24;
+    case SB_Q4_K: return 144;
+    case SB_Q5_K: return 176;
+    case SB_Q6_K: return 210;
+    }
+    return 0;
+}
+
+SB_INLINE int sb_is_k(sb_weight_type type) { return type == SB_Q4_K || type == SB_Q5_K || type == SB_Q6_K; }
+
+/// IEEE f16 → f32 (exact; no F16C needed).
+SB_INLINE float sb_half(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exponent = (h >> 10) & 0x1f, mantissa = h & 0x3ff, bits;
+    if (exponent == 0x1f) {
+        bits = sign | 0x7f800000 | (mantissa << 13);
+    } else if (exponent != 0) {
+        bits = sign | ((exponent + 112) << 23) | (mantissa << 13);
+    } else if (mantissa == 0) {
+        bits = sign;
+    } else {  // subnormal: normalize
+        exponent = 113;
+        while (!(mantissa & 0x400)) { mantissa <<= 1; exponent--; }
+        bits = sign | (exponent << 23) | ((mantissa & 0x3ff) << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+/// The 6-bit scale and min of sub-block `j` of a q4_K / q5_K super-block.
+SB_INLINE void sb_scale_min_k4(int j, const uint8_t *q, uint8_t *scale, uint8_t *min) {
+    if (j < 4) {
+        *scale = q[j] & 63;
+        *min = q[j + 4] & 63;
+    } else {
+        *scale = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+        *min = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    }
+}
+
+/// What multiplies a weight block's integer dot product with a block of activations:
+/// `acc += (scale · x.d) · Σ q·x` per lane (lanes of four elements; q6_K multiplies lanes 0–3 by
+/// `lane_scale[0]` and 4–7 by `lane_scale[1]` first), and `correction += coef · offset` where offset
+/// is `x.ds` (or, for q6_K, `(lane_scale[0]·sum[0] + lane_scale[1]·sum[1]) · x.d`).
+typedef struct {
+    float scale, coef;
+    int16_t lane_scale[2];
+    int has_correction;
+} sb_block_factors;
+
+#ifndef SB_HALF
+#define SB_HALF sb_half
+#endif
+
+/// The factors of 32-block `b` of a weight row (shared by every variant, so all give the same bits).
+SB_INLINE sb_block_factors sb_factors(sb_weight_type type, const uint8_t *row, int64_t b) {
+    sb_block_factors f = {0, 0, {1, 1}, 1};
+    if (!sb_is_k(type)) {
+        const uint8_t *block = row + b * sb_block_bytes(type);
+        f.scale = SB_HALF(block);
+        switch (type) {
+        case SB_Q8_0: f.has_correction = 0; break;
+        case SB_Q4_0: f.coef = -8.0f * f.scale; break;
+        case SB_Q5_0: f.coef = -16.0f * f.scale; break;
+        default: f.coef = SB_HALF(block + 2); break;  // q4_1, q5_1: the block's min
+        }
+        return f;
+    }
+    const uint8_t *block = row + (b / 8) * sb_block_bytes(type);
+    const int s = (int)(b % 8);
+    if (type == SB_Q6_K) {
+        const float d = SB_HALF(block + 208);
+        const int8_t *scales = (const int8_t *)(block + 192);
+        const int h = s / 4, i = s % 4;
+        f.scale = d;
+        f.coef = -32.0f * d;
+        f.lane_scale[0] = scales[8 * h + 2 * i];
+        f.lane_scale[1] = scales[8 * h + 2 * i + 1];
+        return f;
+    }
+    uint8_t sc, m;
+    sb_scale_min_k4(s, block + 4, &sc, &m);
+    f.scale = SB_HALF(block) * (float)sc;
+    f.coef = -(SB_HALF(block + 2) * (float)m);
+    return f;
+}
+
+/// The correction's offset term for one activation block (see `sb_block_factors`).
+SB_INLINE float sb_offset(sb_weight_type type, const sb_block_factors *f, const sb_activation_block *x) {
+    if (type == SB_Q6_K) return (float)(f->lane_scale[0] * x->sum[0] + f->lane_scale[1] * x->sum[1]) * x->d;
+    return x->ds;
+}
+
+/// The fixed reduction of an 8-lane accumulator: (lane i + lane i+4), then (0+2, 1+3), then (0+1).
+SB_INLINE float sb_reduce8(const float a[8]) {
+    const float l0 = a[0] + a[4], l1 = a[1] + a[5], l2 = a[2] + a[6], l3 = a[3] + a[7];
+    const float m0 = l0 + l2, m1 = l1 + l3;
+    return m0 + m1;
+}
+
+#endif

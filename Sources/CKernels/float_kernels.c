@@ -1,0 +1,131 @@
+// `linear` over f32, f16 and bf16 weights. In C because Swift compiles SIMD8<Float16> → SIMD8<Float>
+// into spills and calls around each conversion (measured: f16 weights read at a quarter of f32's rate,
+// bf16 lower still); here a conversion is one vcvtph2ps (f16) or a widen-and-shift (bf16).
+//
+// The arithmetic is fixed: each output is one 8-lane f32 accumulator walking k in steps of 8 with
+// fused multiply-adds, reduced as sb_reduce8 does, then the k % 8 tail added one product at a time.
+// Tiles (4 weight rows × 4 input rows, 4 × 1, 1 × 1) only decide when an output is computed. There is
+// one vector variant: AVX-512 would change the lane count and so the bits, and these kernels are
+// bound by memory, not by vector width.
+#include "common.h"
+
+/// One element of each format as f32, for tails and the portable path.
+static inline float sb_float_at(sb_float_type type, const uint8_t *row, int64_t i) {
+    switch (type) {
+    case SB_F32: {
+        float f;
+        memcpy(&f, row + 4 * i, 4);
+        return f;
+    }
+    case SB_F16: return sb_half(row + 2 * i);
+    case SB_BF16: {
+        uint16_t h;
+        memcpy(&h, row + 2 * i, 2);
+        const uint32_t bits = (uint32_t)h << 16;
+        float f;
+        memcpy(&f, &bits, 4);
+        return f;
+    }
+    }
+    return 0;
+}
+
+static inline float sb_float_tail(sb_float_type type, float sum, const float *x, const uint8_t *row, int64_t from, int64_t k) {
+    for (int64_t i = from; i < k; i++) sum = x[i] * sb_float_at(type, row, i) + sum;
+    return sum;
+}
+
+static void float_linear_portable(sb_float_type type, const void *w, size_t row_bytes, int64_t k, int64_t o_begin, int64_t o_end,
+                                  const float *x, int64_t rows, float *y, int64_t ldy) {
+    const int64_t vector_k = k & ~(int64_t)7;
+    for (int64_t o = o_begin; o < o_end; o++) {
+        const uint8_t *row = (const uint8_t *)w + o * row_bytes;
+        for (int64_t t = 0; t < rows; t++) {
+            const float *xr = x + t * k;
+            float acc[8] = {0};
+            for (int64_t i = 0; i < vector_k; i += 8)
+                for (int lane = 0; lane < 8; lane++) acc[lane] = fmaf(xr[i + lane], sb_float_at(type, row, i + lane), acc[lane]);
+            y[t * ldy + o] = sb_float_tail(type, sb_reduce8(acc), xr, row, vector_k, k);
+        }
+    }
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
+
+SB_INLINE __m256 load8(sb_float_type type, const uint8_t *row, int64_t i) {
+    switch (type) {
+    case SB_F32: return _mm256_loadu_ps((const float *)(row + 4 * i));
+    case SB_F16: return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + 2 * i)));
+    case SB_BF16:
+        return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(row + 2 * i))), 16));
+    }
+    return _mm256_setzero_ps();
+}
+
+SB_INLINE float finish(sb_float_type type, __m256 acc, const float *x, const uint8_t *row, int64_t vector_k, int64_t k) {
+    float lanes[8];
+    _mm256_storeu_ps(lanes, acc);
+    return sb_float_tail(type, sb_reduce8(lanes), x, row, vector_k, k);
+}
+
+/// NW weight rows (1 or 4) × NT input rows (1…4): every weight vector loaded once for the NT rows.
+SB_INLINE void tile(sb_float_type type, const int NW, const int NT, const uint8_t *w, size_t row_bytes, int64_t k,
+                    const float *x, float *y, int64_t ldy) {
+    const int64_t vector_k = k & ~(int64_t)7;
+    __m256 acc[4][4];
+    for (int t = 0; t < NT; t++)
+        for (int r = 0; r < NW; r++) acc[t][r] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < vector_k; i += 8) {
+        __m256 v[4];
+        for (int r = 0; r < NW; r++) v[r] = load8(type, w + r * row_bytes, i);
+        for (int t = 0; t < NT; t++) {
+            const __m256 u = _mm256_loadu_ps(x + t * k + i);
+            for (int r = 0; r < NW; r++) acc[t][r] = _mm256_fmadd_ps(u, v[r], acc[t][r]);
+        }
+    }
+    for (int t = 0; t < NT; t++)
+        for (int r = 0; r < NW; r++) y[t * ldy + r] = finish(type, acc[t][r], x + t * k, w + r * row_bytes, vector_k, k);
+}
+
+SB_INLINE void run(sb_float_type type, const void *w, size_t row_bytes, int64_t k, int64_t o_begin, int64_t o_end,
+                   const float *x, int64_t rows, float *y, int64_t ldy) {
+    int64_t o = o_begin;
+#define SB_TILES(NW)                                                                                        \
+    do {                                                                                                    \
+        const uint8_t *wr = (const uint8_t *)w + o * row_bytes;                                             \
+        int64_t t = 0;                                                                                      \
+        for (; t + 4 <= rows; t += 4) tile(type, NW, 4, wr, row_bytes, k, x + t * k, y + t * ldy + o, ldy); \
+        for (; t < rows; t++) tile(type, NW, 1, wr, row_bytes, k, x + t * k, y + t * ldy + o, ldy);         \
+    } while (0)
+    for (; o + 4 <= o_end; o += 4) SB_TILES(4);
+    for (; o < o_end; o++) SB_TILES(1);
+#undef SB_TILES
+}
+
+static void float_linear_avx2(sb_float_type type, const void *w, size_t row_bytes, int64_t k, int64_t o_begin, int64_t o_end,
+                              const float *x, int64_t rows, float *y, int64_t ldy) {
+    switch (type) {
+    case SB_F32: run(SB_F32, w, row_bytes, k, o_begin, o_end, x, rows, y, ldy); break;
+    case SB_F16: run(SB_F16, w, row_bytes, k, o_begin, o_end, x, rows, y, ldy); break;
+    case SB_BF16: run(SB_BF16, w, row_bytes, k, o_begin, o_end, x, rows, y, ldy); break;
+    }
+}
+#pragma clang attribute pop
+#endif
+
+void sb_float_linear(sb_float_type type, const void *w, size_t row_bytes, int64_t k, int64_t o_begin, int64_t o_end,
+                     const float *x, int64_t rows, float *y, int64_t ldy) {
+#if defined(__x86_64__)
+    float_linear_avx2(type, w, row_bytes, k, o_begin, o_end, x, rows, y, ldy);  // AVX2 is checked at load (dispatch.c)
+#else
+    float_linear_portable(type, w, row_bytes, k, o_begin, o_end, x, rows, y, ldy);
+#endif
+}
+
+void sb_float_linear_portable(sb_float_type type, const void *w, size_t row_bytes, int64_t k, int64_t o_begin,
+                              int64_t o_end, const float *x, int64_t rows, float *y, int64_t ldy) {
+    float_linear_portable(type, w, row_bytes, k, o_begin, o_end, x, rows, y, ldy);
+}

@@ -1,0 +1,64 @@
+// Quantized dot-product kernels in C: AVX2 and AVX-512 VNNI variants chosen at run time by what the
+// CPU supports (Swift has no per-function target attributes), and the check that refuses to run on
+// a CPU without the AVX2/FMA/F16C that the Swift kernels are compiled for.
+#ifndef CKERNELS_H
+#define CKERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/// One block of 32 activations quantized to int8 (`x ≈ d · q`), with the sums of its two halves
+/// that formats with offsets need.
+typedef struct {
+    float d;       ///< scale: max |x| / 127
+    float ds;      ///< d · Σ q over all 32
+    int16_t sum[2]; ///< Σ q over elements 0..<16 and 16..<32
+} sb_activation_block;
+
+/// Weight formats (ggml's block layouts; see Sources/Kernels/QuantizedBlocks.swift).
+typedef enum {
+    SB_Q8_0, SB_Q4_0, SB_Q4_1, SB_Q5_0, SB_Q5_1, SB_Q4_K, SB_Q5_K, SB_Q6_K
+} sb_weight_type;
+
+/// Quantizes one row of `k` activations (a multiple of 32) into `q` (k int8) and `blocks` (k / 32).
+void sb_quantize_activations(const float *x, int64_t k, int8_t *q, sb_activation_block *blocks);
+
+/// `y[t·ldy + o] = Σ_i w[o, i] · x[t, i]` for outputs `o` in `o_begin..<o_end` and activation rows
+/// `t` in `0..<rows`, with `x` given quantized (`xq`: rows × k int8, `xb`: rows × k/32 blocks).
+/// Each output is an 8-lane f32 accumulator over the row's 32-blocks in order, reduced in a fixed
+/// order: its value depends on its own weight row and activation row only.
+void sb_quantized_linear(sb_weight_type type, const void *w, size_t row_bytes, int64_t k, int64_t o_begin, int64_t o_end,
+                         const int8_t *xq, const sb_activation_block *xb, int64_t rows, float *y, int64_t ldy);
+
+/// The same products in portable scalar C, bit-identical to the vector kernels: their reference.
+void sb_quantized_linear_scalar(sb_weight_type type, const void *w, size_t row_bytes, int64_t k, int64_t o_begin,
+                                int64_t o_end, const int8_t *xq, const sb_activation_block *xb, int64_t rows, float *y,
+                                int64_t ldy);
+
+/// Unquantized weight formats.
+typedef enum { SB_F32, SB_F16, SB_BF16 } sb_float_type;
+
+/// `y[t·ldy + o] = Σ_i w[o, i] · x[t, i]` over f32/f16/bf16 weights (f32 activations, rows × k).
+/// Each output is one 8-lane f32 accumulator over k in order, reduced in a fixed order: its value
+/// depends on its own weight row and activation row only.
+void sb_float_linear(sb_float_type type, const void *w, size_t row_bytes, int64_t k, int64_t o_begin, int64_t o_end,
+                     const float *x, int64_t rows, float *y, int64_t ldy);
+
+/// The same in portable scalar C, bit-identical: the vector kernel's reference.
+void sb_float_linear_portable(sb_float_type type, const void *w, size_t row_bytes, int64_t k, int64_t o_begin,
+                              int64_t o_end, const float *x, int64_t rows, float *y, int64_t ldy);
+
+/// Sequentially consistent atomic operations on a 64-bit word (the compute pool's hand-off).
+int64_t sb_atomic_load(int64_t *word);
+void sb_atomic_store(int64_t *word, int64_t value);
+/// Adds `delta`; returns the previous value.
+int64_t sb_atomic_add(int64_t *word, int64_t delta);
+/// Stores `value`; returns the previous value.
+int64_t sb_atomic_exchange(int64_t *word, int64_t value);
+/// A spin-wait hint to the CPU (x86 `pause`).
+void sb_spin_pause(void);
+
+/// Which kernels run here: "avx512vnni", "avx2" or "scalar".
+const char *sb_kernel_variant(void);
+
+#endif

@@ -1,0 +1,87 @@
+// Portable kernels: the activation quantizer every variant shares, and the scalar reference of the
+// vector kernels (same integer sums per lane, same f32 operations in the same order).
+#include "common.h"
+
+void sb_quantize_activations(const float *x, int64_t k, int8_t *q, sb_activation_block *blocks) {
+    for (int64_t b = 0; b < k / 32; b++) {
+        const float *xb = x + 32 * b;
+        float amax = 0;
+        for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(xb[i]));
+        const float d = amax / 127.0f;
+        const float id = d != 0 ? 1.0f / d : 0.0f;
+        int sum0 = 0, sum1 = 0;
+        for (int i = 0; i < 32; i++) {
+            const int v = (int)rintf(xb[i] * id);  // to nearest, ties to even
+            q[32 * b + i] = (int8_t)v;
+            if (i < 16) sum0 += v; else sum1 += v;
+        }
+        blocks[b].d = d;
+        blocks[b].ds = d * (float)(sum0 + sum1);
+        blocks[b].sum[0] = (int16_t)sum0;
+        blocks[b].sum[1] = (int16_t)sum1;
+    }
+}
+
+/// The 32 integer levels of 32-block `b` as the vector kernels multiply them (unsigned for every
+/// format but q8_0, whose levels are signed).
+static void levels(sb_weight_type type, const uint8_t *row, int64_t b, int q[32]) {
+    if (!sb_is_k(type)) {
+        const uint8_t *block = row + b * sb_block_bytes(type);
+        if (type == SB_Q8_0) {
+            for (int i = 0; i < 32; i++) q[i] = (int8_t)block[2 + i];
+            return;
+        }
+        const int header = (type == SB_Q4_0 || type == SB_Q5_0) ? 2 : 4;
+        const int five = type == SB_Q5_0 || type == SB_Q5_1;
+        uint32_t qh = 0;
+        if (five) memcpy(&qh, block + header, 4);
+        const uint8_t *qs = block + header + (five ? 4 : 0);
+        for (int i = 0; i < 16; i++) {
+            q[i] = (qs[i] & 0xF) | (int)(((qh >> i) & 1) << 4);
+            q[i + 16] = (qs[i] >> 4) | (int)(((qh >> (i + 16)) & 1) << 4);
+        }
+        return;
+    }
+    const uint8_t *block = row + (b / 8) * sb_block_bytes(type);
+    const int s = (int)(b % 8);
+    if (type == SB_Q6_K) {
+        const int h = s / 4, i = s % 4;
+        const uint8_t *ql = block + 64 * h + 32 * (i & 1), *qh = block + 128 + 32 * h;
+        for (int l = 0; l < 32; l++) q[l] = (i < 2 ? ql[l] & 0xF : ql[l] >> 4) | (((qh[l] >> (2 * i)) & 3) << 4);
+        return;
+    }
+    const int five = type == SB_Q5_K;
+    const uint8_t *qs = block + (five ? 48 : 16) + 32 * (s / 2), *qh = block + 16;
+    for (int l = 0; l < 32; l++) {
+        q[l] = s % 2 == 0 ? qs[l] & 0xF : qs[l] >> 4;
+        if (five) q[l] |= ((qh[l] >> s) & 1) << 4;
+    }
+}
+
+void sb_quantized_linear_scalar(sb_weight_type type, const void *w, size_t row_bytes, int64_t k, int64_t o_begin,
+                                int64_t o_end, const int8_t *xq, const sb_activation_block *xb, int64_t rows, float *y,
+                                int64_t ldy) {
+    const int64_t blocks = k / 32;
+    for (int64_t o = o_begin; o < o_end; o++) {
+        const uint8_t *row = (const uint8_t *)w + o * row_bytes;
+        for (int64_t t = 0; t < rows; t++) {
+            float acc[8] = {0}, correction = 0;
+            for (int64_t b = 0; b < blocks; b++) {
+                const sb_block_factors f = sb_factors(type, row, b);
+                const sb_activation_block *x = xb + t * blocks + b;
+                const int8_t *xv = xq + t * k + 32 * b;
+                int q[32];
+                levels(type, row, b, q);
+                const float s = f.scale * x->d;
+                for (int lane = 0; lane < 8; lane++) {
+                    int32_t p = 0;
+                    for (int e = 4 * lane; e < 4 * lane + 4; e++) p += q[e] * xv[e];
+                    p *= f.lane_scale[lane / 4];
+                    acc[lane] = fmaf((float)p, s, acc[lane]);
+                }
+                if (f.has_correction) correction = fmaf(f.coef, sb_offset(type, &f, x), correction);
+            }
+            y[t * ldy + o] = sb_reduce8(acc) + correction;
+        }
+    }
+}

@@ -1,0 +1,27 @@
+// AVX2 + FMA + F16C variant (Zen 3 and later, Haswell and later).
+#include "CKernels.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
+// F16C converts the blocks' f16 scales (exactly, as the portable conversion does).
+static inline float sb_half_f16c(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+#define SB_HALF sb_half_f16c
+#include "common.h"
+#define SB_NAME(name) avx2_##name
+#define SB_DOT(u, s) _mm256_madd_epi16(_mm256_maddubs_epi16((u), (s)), _mm256_set1_epi16(1))
+#include "vector_kernels.h"
+#pragma clang attribute pop
+
+void sb_quantized_linear_avx2(sb_weight_type type, const void *w, size_t row_bytes, int64_t k, int64_t o_begin, int64_t o_end,
+        const int8_t *xq, const sb_activation_block *xb, int64_t rows, float *y, int64_t ldy) {
+    avx2_linear(type, w, row_bytes, k, o_begin, o_end, xq, xb, rows, y, ldy);
+}
+#endif

@@ -1,0 +1,120 @@
+import CKernels
+import Kernels
+import Testing
+
+/// `linear` over block-quantized weights: against f64 arithmetic on the de-quantized weights (within
+/// the int8 rounding of the activations), against the portable scalar kernel (bit for bit), and
+/// invariant to batch and threads.
+@Suite struct QuantizedLinearTests {
+    static let quantized: [WeightMatrix.Element] = [.q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K]
+    static let out = 37, k = 512
+
+    /// Deterministic pseudo-random values in [-1, 1) with a few larger ones, as weights have.
+    static func values(_ count: Int, seed: UInt64) -> [Float] {
+        var state = seed
+        return (0..<count).map { i in
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            let v = Float(Int64(bitPattern: state) >> 40) / Float(1 << 23)
+            return i % 97 == 0 ? 4 * v : v
+        }
+    }
+
+    /// `values` quantized row by row into `element`'s blocks.
+    static func blocks(_ element: WeightMatrix.Element, seed: UInt64) -> [UInt8] {
+        let w = values(out * k, seed: seed)
+        let rowBytes = element.rowBytes(columns: k)!
+        var bytes = [UInt8](repeating: 0, count: out * rowBytes)
+        w.withUnsafeBufferPointer { w in
+            bytes.withUnsafeMutableBytes { b in
+                for o in 0..<out { element.quantize(w.baseAddress! + o * k, count: k, into: b.baseAddress! + o * rowBytes) }
+            }
+        }
+        return bytes
+    }
+
+    static func linearRows(_ x: [Float], rows: Int, _ bytes: [UInt8], _ element: WeightMatrix.Element, threads: Int) -> [Float] {
+        var y = [Float](repeating: .nan, count: rows * out)
+        let pool = ComputePool(threads: threads)
+        bytes.withUnsafeBytes { b in
+            let weight = WeightMatrix(base: b.baseAddress!, element: element, rows: out, columns: k)
+            x.withUnsafeBufferPointer { x in
+                y.withUnsafeMutableBufferPointer { y in linear(x.baseAddress!, rows: rows, weight: weight, into: y.baseAddress!, pool: pool)
+                }
+            }
+        }
+        return y
+    }
+
+    @Test(arguments: quantized)
+    func matchesDequantizedWeightsWithinActivationRounding(element: WeightMatrix.Element) {
+        let rows = 5
+        let bytes = Self.blocks(element, seed: 11)
+        let x = Self.values(rows * Self.k, seed: 12)
+        let y = Self.linearRows(x, rows: rows, bytes, element, threads: 2)
+        var w = [Float](repeating: 0, count: Self.out * Self.k)
+        bytes.withUnsafeBytes { b in
+            let weight = WeightMatrix(base: b.baseAddress!, element: element, rows: Self.out, columns: Self.k)
+            w.withUnsafeMutableBufferPointer { w in for o in 0..<Self.out { weight.widenRow(o, into: w.baseAddress! + o * Self.k) } }
+        }
+        for t in 0..<rows {
+            // Each activation moves by at most half its block's int8 step, max|x| / 127 / 2.
+            let steps = (0..<(Self.k / 32)).map { b in
+                Double(x[(t * Self.k + 32 * b)..<(t * Self.k + 32 * b + 32)].map(abs).max()!) / 127 / 2
+            }
+            for o in 0..<Self.out {
+                var exact = 0.0, bound = 0.0, magnitude = 0.0
+                for i in 0..<Self.k {
+                    let wi = Double(w[o * Self.k + i]), xi = Double(x[t * Self.k + i])
+                    exact += wi * xi
+                    bound += abs(wi) * steps[i / 32]
+                    magnitude += abs(wi * xi)
+                }
+                let error = abs(Double(y[t * Self.out + o]) - exact)
+                #expect(error <= bound + 1e-5 * magnitude, "\(element) row \(t) output \(o): off by \(error), bound \(bound)")
+            }
+        }
+    }
+
+    @Test(arguments: quantized)
+    func vectorKernelEqualsScalarReference(element: WeightMatrix.Element) {
+        let rows = 6
+        let bytes = Self.blocks(element, seed: 13)
+        let x = Self.values(rows * Self.k, seed: 14)
+        let y = Self.linearRows(x, rows: rows, bytes, element, threads: 1)
+        var levels = [Int8](repeating: 0, count: rows * Self.k)
+        var blocks = [sb_activation_block](repeating: sb_activation_block(), count: rows * Self.k / 32)
+        var reference = [Float](repeating: .nan, count: rows * Self.out)
+        for t in 0..<rows {
+            x.withUnsafeBufferPointer { x in
+                sb_quantize_activations(x.baseAddress! + t * Self.k, Int64(Self.k), &levels[t * Self.k], &blocks[t * Self.k / 32])
+            }
+        }
+        let type: sb_weight_type = [SB_Q8_0, SB_Q4_0, SB_Q4_1, SB_Q5_0, SB_Q5_1, SB_Q4_K, SB_Q5_K, SB_Q6_K][
+            Self.quantized.firstIndex(of: element)!]
+        bytes.withUnsafeBytes { b in
+            sb_quantized_linear_scalar(
+                type, b.baseAddress!, element.rowBytes(columns: Self.k)!, Int64(Self.k), 0, Int64(Self.out), levels, blocks, Int64(rows),
+                &reference, Int64(Self.out))
+        }
+        #expect(y.map(\.bitPattern) == reference.map(\.bitPattern), "\(element) on \(quantizedKernelVariant)")
+    }
+
+    @Test(arguments: quantized)
+    func batchAndThreadInvariant(element: WeightMatrix.Element) {
+        let bytes = Self.blocks(element, seed: 15)
+        let batch = Self.values(9 * Self.k, seed: 16)
+        let alone = (0..<9).map { t in
+            Self.linearRows(Array(batch[(t * Self.k)..<((t + 1) * Self.k)]), rows: 1, bytes, element, threads: 1)
+        }
+        for rows in 1...9 {
+            for threads in 1...3 {
+                let together = Self.linearRows(Array(batch[0..<(rows * Self.k)]), rows: rows, bytes, element, threads: threads)
+                for t in 0..<rows {
+                    #expect(
+                        Array(together[(t * Self.out)..<((t + 1) * Self.out)]) == alone[t],
+                        "\(element): row \(t) of \(rows) on \(threads) threads")
+                }
+            }
+        }
+    }
+}
