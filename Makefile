@@ -3,7 +3,7 @@ SWIFT ?= swift
 BIN := .build/release/stagebeam
 DEMO_MODEL ?= models/stagebeam-shapes
 
-.PHONY: deps build demo test lint format eval bench bench-model proto fixtures dataset model self-judge clean
+.PHONY: deps build demo test lint format proto-check eval bench bench-model proto fixtures dataset model self-judge clean
 
 deps:
 	@scripts/install-deps.sh
@@ -28,17 +28,17 @@ lint:
 format:
 	$(SWIFT) format --in-place --parallel $(SWIFT_SOURCES)
 
-# Accuracy of greedy, best-of-N, sentence- and stage-level search on the held-out set (README "Built-in model").
+# Accuracy of greedy, best-of-N, sentence- and stage-level search on the held-out set (models/stagebeam-shapes/README.md, "Results").
 # The built-in model judges in generate mode: it was trained to write a short check before its verdict,
-# and writes it greedily (measured on the validation split with the model of stop 10, stage search at
+# and writes it greedily (measured on the validation split with the step-4,600 model, stage search at
 # N=4: 53.7% with greedy checks, 48.0% with checks sampled at the candidates' 0.6; greedy decoding 52.3%).
 # The sentence method's judge prompts compare partial stages, for which the model never learned a
 # written check, so it runs with logprob verdicts.
 eval: build
-	$(BIN) eval --methods greedy,stage,best-of-n --beam 4 --judge-mode generate --judge-temperature 0
+	$(BIN) eval --methods greedy,stage,best-of-n
 	$(BIN) eval --methods sentence --beam 4 --judge-mode logprob --no-judge-pairs
 
-# Speed figures (see README "Performance"); needs the ~150M-parameter random Llama below.
+# Speed figures (docs/performance.md); needs the ~150M-parameter random Llama below.
 BENCH_MODEL ?= bench-models/llama-150m-f32
 bench: build
 	$(BIN) bench --model $(BENCH_MODEL) --prompt-tokens 128 --gen-tokens 64 --batch 1,4,8 --threads 2
@@ -48,32 +48,36 @@ bench: build
 VENV := .venv
 $(VENV)/bin/python:
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install -q "torch==2.13.0+cpu" transformers safetensors tokenizers pillow numpy
+	$(VENV)/bin/pip install -q "torch==2.13.0+cpu" transformers safetensors tokenizers pillow numpy pandas gguf sentencepiece
 
 bench-model: $(VENV)/bin/python
 	$(VENV)/bin/python scripts/make_bench_model.py bench-models/llama-150m-f32 --dtype f32
 
+# Every fixture under Tests/Fixtures, from the scripts that made it (transformers, tokenizers, Pillow).
+FIXTURE_SCRIPTS = $(sort $(wildcard scripts/fixtures/*.py))
 fixtures: $(VENV)/bin/python
-	$(VENV)/bin/python scripts/fixtures/make_model_fixtures.py
-	$(VENV)/bin/python scripts/fixtures/make_tokenizer_fixtures.py
-	$(VENV)/bin/python scripts/fixtures/make_gguf_fixtures.py
+	set -e; for script in $(FIXTURE_SCRIPTS); do echo "$$script"; $(VENV)/bin/python $$script; done
 
 dataset: $(VENV)/bin/python
 	$(VENV)/bin/python training/dataset.py --out datasets/shapes --examples examples
 
-# The shipped tokenizer is part of the recipe: it was built on the corpus of an earlier stop, whose
+# The shipped tokenizer is part of the recipe: it was built on the corpus of step 4,600, whose
 # wording has changed since, so a tokenizer built on today's corpus would have other ids.
 model: $(VENV)/bin/python
 	$(VENV)/bin/python training/train.py --tokenizer models/stagebeam-shapes/tokenizer.json --out models/stagebeam-shapes
 	$(VENV)/bin/python training/reference.py --model models/stagebeam-shapes --out Tests/Fixtures/builtin/reference.json
 
 # Second phase (training/self_judge.py): judge verdicts on the model's own graded samples. Not applied
-# to the shipped model (README "The built-in model").
+# to the shipped model (training/HISTORY.md, "Tried and not shipped").
 self-judge: $(VENV)/bin/python
 	$(VENV)/bin/python training/self_judge.py --model models/stagebeam-shapes
 
 proto:
 	scripts/gen-proto.sh
+
+# The committed generated code is exactly what the schema generates (needs protoc; CI runs it).
+proto-check:
+	scripts/gen-proto.sh --check
 
 clean:
 	rm -rf .build

@@ -45,16 +45,18 @@ let package = Package(
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CKernels"]),
         // Memory bandwidth and per-format `linear` throughput (scripts/bench/kernels.sh); not part of the CLI.
         .executableTarget(name: "KernelBench", dependencies: ["Kernels"], swiftSettings: vectorized),
+        // Reading JSON: one untyped value with typed, path-naming accessors, and typed files via Codable.
+        .target(name: "JSON"),
         // Checkpoint files and configurations: safetensors and GGUF (mapped), config.json decoding.
-        .target(name: "ModelFormats"),
+        .target(name: "ModelFormats", dependencies: ["JSON"]),
         .testTarget(name: "ModelFormatsTests", dependencies: ["ModelFormats"]),
         // JPEG/PNG decoding (stb_image) and transformers-exact image preprocessing.
-        .target(name: "Vision", dependencies: ["CStb", "ModelFormats"], swiftSettings: vectorized),
+        .target(name: "Vision", dependencies: ["CStb", "JSON"], swiftSettings: vectorized),
         .testTarget(name: "VisionTests", dependencies: ["Vision"]),
         // Hugging Face chat templates: a Jinja subset rendered as transformers renders it.
         .target(name: "ChatTemplates"),
         // tokenizer.json (or a GGUF file's tokenizer.ggml.*) byte-level BPE, special tokens, streaming decode.
-        .target(name: "Tokenization", dependencies: ["ChatTemplates", "ModelFormats"]),
+        .target(name: "Tokenization", dependencies: ["ChatTemplates", "JSON", "ModelFormats"]),
         .testTarget(name: "TokenizationTests", dependencies: ["Tokenization", "ChatTemplates", "ModelFormats"]),
         // Architectures (Llama/Qwen2 text, CLIP/SigLIP towers, LLaVA, Mllama) and the KV cache.
         .target(name: "Models", dependencies: ["Kernels", "ModelFormats", "Vision"], swiftSettings: vectorized),
@@ -62,14 +64,12 @@ let package = Package(
         .testTarget(name: "LlavaTests", dependencies: ["Models", "ModelFormats", "Vision", "Tokenization", "ChatTemplates"]),
         .testTarget(
             name: "MllamaTests", dependencies: ["Models", "ModelFormats", "Vision", "Generation", "Tokenization", "ChatTemplates"]),
-        // Llama 3.2 Vision speed and memory (scripts/bench/mllama.sh).
-        .executableTarget(name: "MllamaBench", dependencies: ["Models", "Kernels", "Vision"], swiftSettings: vectorized),
         // n samples of one prompt: samplers, stop strings, batched decode over a shared prefix.
         .target(
             name: "Generation", dependencies: ["Kernels", "ModelFormats", "Models", "Tokenization"], swiftSettings: vectorized),
         .testTarget(name: "GenerationTests", dependencies: ["Generation", "Models", "Tokenization", "ModelFormats"]),
-        // Stage-level beam search, engine-agnostic: depends on Foundation only.
-        .target(name: "Search"),
+        // Stage-level beam search, engine-agnostic: depends on Foundation (and the JSON reader) only.
+        .target(name: "Search", dependencies: ["JSON"]),
         .testTarget(name: "SearchTests", dependencies: ["Search"]),
         // The search's generator and judge interfaces implemented on the in-process engine.
         .target(name: "LocalEngine", dependencies: ["Generation", "Search", "Tokenization", "ChatTemplates"]),
@@ -102,7 +102,7 @@ let package = Package(
             ]),
         // Bulk offline runs (batch), capacity tests (loadtest) and evaluation, over a coordinator or in process.
         .target(
-            name: "Jobs", dependencies: ["Cluster", "WorkerHost", "Search", "LocalEngine", "Wire", "Transport", logging, protobuf]),
+            name: "Jobs", dependencies: ["Cluster", "WorkerHost", "JSON", "Search", "LocalEngine", "Wire", "Transport", logging, protobuf]),
         .testTarget(name: "JobsTests", dependencies: ["Jobs", "Cluster", "ClusterTestSupport", "LocalEngine", "Search", "Wire"]),
         .executableTarget(
             name: "StagebeamCLI",

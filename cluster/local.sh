@@ -6,16 +6,19 @@
 #   cluster/local.sh [--model DIR] [--workers W] [--judges J] [--port P] [--dir DIR] [--journal FILE]
 #                    [--max-batch B] [--threads T] [--heartbeat-ms MS] [--liveness K]
 #
+# The model is --model, else $STAGEBEAM_MODEL, else the built-in models/stagebeam-shapes (a small
+# LLaVA that answers questions about images of shapes, like the examples/ it is tried with below).
 # With --judges 0 (the default) every worker both generates and judges. Logs and the journal go to
 # --dir (default: $TMPDIR/stagebeam-local-PORT); restarting with the same journal resumes its jobs.
 # STAGEBEAM_LOG_FORMAT=json (and STAGEBEAM_LOG_LEVEL) in the environment reach every process.
 # Then, in another terminal:
-#   stagebeam submit --coordinator tcp://127.0.0.1:5555 --question "…" --beam 4
+#   stagebeam submit --coordinator tcp://127.0.0.1:5555 --image examples/count.png \
+#     --question "How many red objects are there?" --beam 4
 #   stagebeam status --coordinator tcp://127.0.0.1:5555
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
-model="$root/Tests/Fixtures/models/llama-gqa"
+model="${STAGEBEAM_MODEL:-$root/models/stagebeam-shapes}"
 workers=2
 judges=0
 port=5555
@@ -38,7 +41,7 @@ while [[ $# -gt 0 ]]; do
     --threads) threads="$2"; shift 2 ;;
     --heartbeat-ms) heartbeat_ms="$2"; shift 2 ;;
     --liveness) liveness="$2"; shift 2 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "local.sh: unknown option $1 (see --help)" >&2; exit 64 ;;
   esac
 done
@@ -93,8 +96,8 @@ generate_roles="generate"
 for i in $(seq 1 "$workers"); do start_worker "gen-$i" "$generate_roles"; done
 for i in $(seq 1 "$judges"); do start_worker "judge-$i" "judge"; done
 
-echo "local.sh: cluster at $endpoint — Ctrl-C stops it. Try:"
-echo "  $bin submit --coordinator $endpoint --question \"What is 2+2?\" --beam 4 --max-stage-tokens 12"
+echo "local.sh: cluster at $endpoint (model $model) — Ctrl-C or SIGTERM to this script (pid $$) stops it. Try:"
+echo "  $bin submit --coordinator $endpoint --image $root/examples/count.png --question \"How many red objects are there?\" --beam 4"
 echo "  $bin status --coordinator $endpoint"
 # Wait until a child dies or we are told to stop.
 wait -n "${pids[@]}" || true

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A random ~155M-parameter Llama for benchmarks (not tests): hidden 1024, 8 layers, 16 heads,
-4 KV heads, intermediate 2816, vocab 32000, the shape of the llama.cpp anchors in
-../shared/reference/environment.md.
+4 KV heads, intermediate 2816, vocab 32000, the shape of the llama.cpp figures in
+docs/performance.md.
 
     .venv/bin/python scripts/make_bench_model.py bench-models/llama-150m-f32
     .venv/bin/python scripts/make_bench_model.py bench-models/llama-150m-f16 --dtype f16

@@ -1,6 +1,6 @@
 """How long the judge's training examples are, in model positions (the prompt with its image, the
 check and the verdict), per topic, over items drawn with the usual family mix, and the share longer
-than the built-in model's context (max_position_embeddings). The README quotes these figures.
+than the built-in model's context (max_position_embeddings). training/HISTORY.md quotes these figures.
 
     .venv/bin/python training/judge_lengths.py [--items 3000]
 

@@ -49,7 +49,7 @@ def rationale(topic: str, first_answer: str, second_answer: str, reached: str, w
 
     A reasoning check reads both responses' answers first, right after the prompt that ends with
     them. Read after its own working, it copied them right only 42% of the time where they differed
-    (stop 12, validation): it wrote its own answer instead, since in training one response always
+    (step 10,500, validation): it wrote its own answer instead, since in training one response always
     reached it. For a comparison, the check first restates what is asked (`asked`, from
     shapes.check_fields), read from the question the prompt repeats just before it."""
     def checked(verb: str) -> str:

@@ -4,7 +4,7 @@ A spatial reasoning check starts by copying the question ("Question: Is the red 
 of ..."). For fresh left-or-right questions this gives the check's prompt and that copy up to "to
 the", and reads whether the model puts more probability on the asked word ("left" or "right") than
 on the other. It does so for three prompts: both responses naming the asked relation (a right
-reasoning and one with a shifted column, as the judge pairs had until stop 14), the right reasoning
+reasoning and one with a shifted column, as the judge pairs had until step 14,140), the right reasoning
 and one naming the opposite relation (the answers' own slip), in both orders, and no caption and no
 responses at all. Each row is split by how the asked relation stands in the image.
 

@@ -5,7 +5,7 @@ fixture holds the ids, pixels, image features, logits of every prompt position a
 continuation (the same fields as the LLaVA fixtures of scripts/fixtures/make_vision_fixtures.py).
 
 A second fixture (--long-out) holds a judge prompt on a reasoning pair long enough that the judge's
-greedy check runs past position 1,024 (the model's context until stop 16): its ids, the logits of its
+greedy check runs past position 1,024 (the model's context until commit 38d0fac): its ids, the logits of its
 last position and the greedy check, to hold the positions the judge reaches to transformers too."""
 from __future__ import annotations
 

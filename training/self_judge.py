@@ -1,7 +1,7 @@
 """Second training phase: teach the judge on the model's own samples.
 
 Hand-made corruptions (train.py) teach the judge what a wrong caption or a slipped count looks like;
-the mistakes the model actually makes when sampling are subtler, and the prototype of issue #5 found a
+the mistakes the model actually makes when sampling are subtler, and an earlier prototype found a
 judge trained only on corruptions picked the right one of its own samples about half the time. So:
 sample answers from the trained model at the search's temperature, grade each stage against the known
 scene and answer, pair a right candidate with a wrong one (caption: objects and positions; reasoning

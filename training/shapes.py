@@ -3,7 +3,7 @@ judge pairs.
 
 A scene is a 48x48 image holding 1-8 objects on a 3x3 grid of 16-pixel cells (one object per cell).
 The vision tower's patches are 16 pixels too, so each image token sees exactly one cell: seeing an
-object is a per-patch classification, which a small model can learn (the prototype in issue #5 did
+object is a per-patch classification, which a small model can learn (an earlier prototype did
 not learn to see objects that straddled patches). The difficulty lives in the multi-step reasoning
 (filter, count, subtract, compare, locate, count by position), where a sampled slip can happen and
 can be checked.
@@ -189,8 +189,8 @@ def scan(label: str, criterion: str, matches, objects, missed: Shape | None = No
     square, red: no. That is 1.' Each step copies the next object the caption names, restates the
     attribute words it must have (`criterion`), and decides one match. So the list of matches is
     never written from memory (listing the matches directly, the model named objects its own caption
-    did not have: stop 10, 105 of 143 wrong greedy answers), and the decision compares words a few
-    tokens apart (README "What it took to make the model reason from its caption"). A slip, as a
+    did not have: step 4,600, 105 of 143 wrong greedy answers), and the decision compares words a few
+    tokens apart (training/HISTORY.md, "Making the model reason from its caption"). A slip, as a
     sampled candidate might make it, says no to a match (`missed`) or yes to a non-match (`extra`).
     `until_found` stops at the first yes (a unique object is being looked for).
     With `checks` each line decides word by word before it decides the match ("large red circle, red:
@@ -572,7 +572,7 @@ BOTH_WRONG_SHARE = 0.2
 # answers. With only shifted columns as slips, both responses always named the asked relation, and
 # the check never had to tell it from the relation the image shows: where the opposite holds, it
 # preferred the asked word in 16 of 53 probes, and in 2 of 53 with the second response naming the
-# opposite (stop 14, training/probe_relation.py, step 14,140; 120 of 120 after training with these).
+# opposite (training/probe_relation.py, step 14,140; 120 of 120 after training with these).
 # Like BOTH_WRONG_SHARE, the held-out judge pairs have none and draw no random number for it.
 OPPOSITE_SHARE = 0.5
 
@@ -638,7 +638,7 @@ def judge_pair(rng: random.Random, item: Item, topic: str, both_wrong_share: flo
 def working(item: Item) -> str:
     """The judge's own working for a reasoning pair: the item's reasoning with each scan deciding
     word by word. The judge spends more tokens than the answer did on the step the model gets wrong
-    (a match said no, stop 11), so its check is not merely the answer's greedy scan again."""
+    (a match said no, step 8,000), so its check is not merely the answer's greedy scan again."""
     return reasoning_text(item.family, item.plan["q"], item.scene.objects, careful=True)[0]
 
 
@@ -647,7 +647,7 @@ def check_fields(item: Item) -> dict:
     comparison, its restatement of what is `asked`: the question copied word for word, then the
     comparison ("Question: Is the red circle to the left of the blue square? Asked: column lower.").
     The prompt repeats the question just before the check. Restating it straight from there, the
-    judge told "left of" from "right of" no better than chance (stop 14, validation: 15 of 33
+    judge told "left of" from "right of" no better than chance (step 13,494, validation: 15 of 33
     checks), and copying it word for word first did not change that (17 of 31): what did was
     judge pairs whose wrong response names the opposite relation (OPPOSITE_SHARE)."""
     what = asked(item.family, item.plan["q"])

@@ -33,7 +33,7 @@ SPECIAL = ["<|begin|>", "<|end|>", "<|user|>", "<|assistant|>", "<|system|>", "<
 STAGE_TAGS = [f"<{t}>" for s in ("SUMMARY", "CAPTION", "REASONING", "CONCLUSION") for t in (s, "/" + s)]
 # The context the model is served with (max_position_embeddings; rotary positions have no learned
 # table, so it only bounds prompt plus reply). Training does not cut examples: the longest reasoning
-# judge examples reach about 1,190 positions (training/judge_lengths.py). Until stop 16 it was 1,024,
+# judge examples reach about 1,190 positions (training/judge_lengths.py). Until commit 38d0fac it was 1,024,
 # and every undecided judge match on the validation split was a check the context cut off.
 CONTEXT = 1280
 
@@ -61,7 +61,7 @@ def build_tokenizer(seed: int, vocab_size: int):
 def checkpoint_tokenizer(state: dict | None, path: Path | None = None) -> Tokenizer | None:
     """The tokenizer a checkpoint's model was trained with (`path` overrides it), or None for a
     fresh run. A resumed model must keep its token ids although the corpus it would build a
-    tokenizer from has changed wording since (the scan of stop 11)."""
+    tokenizer from has changed wording since (the scan, from step 4,600)."""
     if path is not None:
         return Tokenizer.from_file(str(path))
     if state is not None and "tokenizer" in state:

@@ -26,7 +26,7 @@ enum CoordinatorMetrics {
     static func register(on metrics: Metrics, coordinator: Coordinator, dispatcher: Dispatcher) {
         metrics.declareCounter(jobsAccepted, "Jobs accepted (new job ids).")
         metrics.declareCounter(jobsFinished, "Jobs finished, by status (succeeded, failed).")
-        metrics.declareHistogram(jobSeconds, "Job latency from acceptance to result, seconds.", buckets: Metrics.latencyBuckets)
+        metrics.declareHistogram(jobSeconds, "Job latency from accepted to finished, seconds.", buckets: Metrics.latencyBuckets)
         metrics.declareHistogram(
             jobQueueSeconds, "Time a job waited in the queue before its search started, seconds.", buckets: Metrics.latencyBuckets)
         metrics.declareHistogram(

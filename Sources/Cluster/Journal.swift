@@ -7,7 +7,7 @@ import Wire
 #endif
 
 /// The coordinator's append-only journal: one JSON object per line, a line per job accepted and per
-/// job finished, each written and fsynced before the client hears of it (DESIGN invariant 2:
+/// job finished, each written and fsynced before the client hears of it (docs/invariants.md, 2:
 /// nothing accepted is lost). Replaying it after a restart gives every job ever accepted, with the
 /// result of those that finished; the others are run again (the search is deterministic by seed,
 /// so the re-run gives the same answer).

@@ -1,7 +1,7 @@
 import Foundation
 import Wire
 
-/// A content hash of a model directory that every worker of a cluster must share (DESIGN invariant
+/// A content hash of a model directory that every worker of a cluster must share (docs/invariants.md,
 /// 1: the same job gives the same answer on any worker only if they all run the same model).
 ///
 /// Hashing gigabytes of weights at every start would take longer than loading them, so the hash

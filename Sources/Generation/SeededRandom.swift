@@ -1,5 +1,5 @@
 /// xoshiro256** seeded through SplitMix64: small, fast, and fully determined by its seed, so a
-/// candidate's sampler seed alone fixes its tokens (DESIGN.md invariant 1).
+/// candidate's sampler seed alone fixes its tokens (docs/invariants.md, 1).
 public struct SeededRandom: RandomNumberGenerator, Sendable {
     private var s0: UInt64, s1: UInt64, s2: UInt64, s3: UInt64
 

@@ -90,6 +90,9 @@ public final class TextGenerator: @unchecked Sendable {
     /// Whether requests may carry images (a LLaVA or Llama 3.2 Vision checkpoint).
     public var takesImages: Bool { vision != nil || mllama != nil }
 
+    /// The token that stands for an image in a prompt (before `expandImageTokens`); nil for a text model.
+    public var imageTokenId: Int? { vision?.imageTokenId ?? mllama?.model.imageTokenId }
+
     public func generate(_ request: GenerationRequest) throws -> GenerationOutput {
         try validate(request)
         var timings = GenerationTimings()

@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 
 /// A batch's input: its items, and the lines that could not become items (reported, then skipped).
 ///
@@ -30,7 +31,7 @@ public struct BatchInput: Sendable {
             return dedupe(TSVInput.parse(data), format: .tsv)
         }
         if data.first(where: { !Self.isSpace($0) }) == UInt8(ascii: "[") {
-            guard let records = try? JSONSerialization.jsonObject(with: data) as? [Any] else {
+            guard let records = (try? JSONValue.parse(data, name: url.path))?.array else {
                 throw JobsError(.badInput, "\(url.path) starts with '[' but is not a JSON array")
             }
             let parsed = records.enumerated().map { index, record in item(from: record, line: index + 1, base: base) }
@@ -39,7 +40,7 @@ public struct BatchInput: Sendable {
         var parsed: [Result<BatchItem, InputProblem>] = []
         for (index, line) in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() {
             if line.allSatisfy(Self.isSpace) { continue }
-            guard let object = try? JSONSerialization.jsonObject(with: Data(line)) else {
+            guard let object = try? JSONValue.parse(Data(line), name: "line \(index + 1)") else {
                 parsed.append(.failure(InputProblem(line: index + 1, reason: "not valid JSON")))
                 continue
             }
@@ -49,29 +50,28 @@ public struct BatchInput: Sendable {
     }
 
     /// One JSON record (plain or LLaVA-CoT form) as an item.
-    static func item(from record: Any, line: Int, base: URL) -> Result<BatchItem, InputProblem> {
+    static func item(from record: JSONValue, line: Int, base: URL) -> Result<BatchItem, InputProblem> {
         func problem(_ reason: String) -> Result<BatchItem, InputProblem> { .failure(InputProblem(line: line, reason: reason)) }
-        guard let object = record as? [String: Any] else { return problem("not a JSON object") }
+        guard let object = record.object else { return problem("not a JSON object") }
         guard let id = identifier(object["id"]) else { return problem("no \"id\" (a non-empty string or an integer)") }
         var question: String
-        if let turns = object["conversations"] {
-            guard let turns = turns as? [[String: Any]],
-                let first = turns.first(where: { ["human", "user"].contains($0["from"] as? String) }),
-                let value = first["value"] as? String
+        if let turns = object["conversations"], turns != .null {
+            guard let first = turns.array?.compactMap(\.object).first(where: { ["human", "user"].contains($0["from"]?.string) }),
+                let value = first["value"]?.string
             else {
                 return problem("\"conversations\" has no human turn with a string \"value\"")
             }
             question = value
-        } else if let value = object["question"] as? String {
+        } else if let value = object["question"]?.string {
             question = value
         } else {
             return problem("no \"question\" string (or LLaVA-CoT \"conversations\")")
         }
         var imagePath: String?
         switch object["image"] {
-        case nil, is NSNull: break
-        case let path as String where !path.isEmpty: imagePath = path
-        case let path as String where path.isEmpty: break
+        case nil, .null?: break
+        case .string(let path)? where !path.isEmpty: imagePath = path
+        case .string?: break
         default: return problem("\"image\" must be a file path string")
         }
         if question.contains(imageMarker) {
@@ -93,12 +93,9 @@ public struct BatchInput: Sendable {
 
     static let imageMarker = "<image>"
 
-    static func identifier(_ value: Any?) -> String? {
-        switch value {
-        case let text as String: return text.isEmpty ? nil : text
-        case let number as Int: return String(number)
-        default: return nil
-        }
+    static func identifier(_ value: JSONValue?) -> String? {
+        if let text = value?.string { return text.isEmpty ? nil : text }
+        return value?.integer.map(String.init)
     }
 
     static func split(_ parsed: [Result<BatchItem, InputProblem>]) -> ([BatchItem], [InputProblem]) {

@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 import Search
 
 /// One question of an evaluation set, with its reference answer.
@@ -39,8 +40,8 @@ public enum EvalDataset {
             }
             var family: String?
             switch object["family"] {
-            case nil, is NSNull: break
-            case let name as String: family = name
+            case nil, .null?: break
+            case .string(let name)?: family = name
             default: throw fail("\"family\" must be a string")
             }
             return EvalItem(id: item.id, question: item.question, image: item.image?.url, answer: answer, family: family)
@@ -50,18 +51,18 @@ public enum EvalDataset {
     public static func judgePairs(_ url: URL) throws -> [JudgePair] {
         try records(url) { object, item, fail in
             let topics = JudgeTopic.allCases.map(\.rawValue).joined(separator: ", ")
-            guard let topic = (object["topic"] as? String).flatMap(JudgeTopic.init(rawValue:)) else {
+            guard let topic = object["topic"]?.string.flatMap(JudgeTopic.init(rawValue:)) else {
                 throw fail("\"topic\" must be one of \(topics)")
             }
-            guard let better = object["better"] as? String, let worse = object["worse"] as? String else {
+            guard let better = object["better"]?.string, let worse = object["worse"]?.string else {
                 throw fail("\"better\" and \"worse\" must be strings")
             }
             var hints: [Stage: String] = [:]
             switch object["hints"] {
-            case nil, is NSNull: break
-            case let table as [String: Any]:
+            case nil, .null?: break
+            case .object(let table)?:
                 for (name, text) in table {
-                    guard let stage = Stage(rawValue: name), let text = text as? String else {
+                    guard let stage = Stage(rawValue: name), let text = text.string else {
                         throw fail("\"hints\" maps stage names (summary, caption, reasoning, conclusion) to strings; got \"\(name)\"")
                     }
                     hints[stage] = text
@@ -77,7 +78,7 @@ public enum EvalDataset {
     /// Each non-blank line as a JSON object, given to `parse` with its common fields read as a batch
     /// item and a way to make an error naming the file and line. Ids must be unique (they key the seeds).
     static func records<T: Identifiable>(
-        _ url: URL, _ parse: (_ object: [String: Any], _ item: BatchItem, _ fail: (String) -> JobsError) throws -> T
+        _ url: URL, _ parse: (_ object: [String: JSONValue], _ item: BatchItem, _ fail: (String) -> JobsError) throws -> T
     ) throws -> [T] {
         let data: Data
         do {
@@ -90,11 +91,11 @@ public enum EvalDataset {
         for (index, line) in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() {
             if line.allSatisfy(BatchInput.isSpace) { continue }
             func fail(_ reason: String) -> JobsError { JobsError(.badInput, "\(url.path) line \(index + 1): \(reason)") }
-            guard let object = (try? JSONSerialization.jsonObject(with: Data(line))) as? [String: Any] else {
+            guard let value = try? JSONValue.parse(Data(line), name: "line \(index + 1)"), let object = value.object else {
                 throw fail("not a JSON object")
             }
             let record: T
-            switch BatchInput.item(from: object, line: index + 1, base: url.deletingLastPathComponent()) {
+            switch BatchInput.item(from: value, line: index + 1, base: url.deletingLastPathComponent()) {
             case .success(let item): record = try parse(object, item, fail)
             case .failure(let problem): throw fail(problem.reason)
             }

@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 
 /// A batch's output file: one JSON line per finished item, and what makes a batch resumable.
 ///
@@ -41,8 +42,8 @@ public final class ResultFile: @unchecked Sendable {
         var finished: [String: Bool] = [:]
         var kept: [Data] = []
         for (number, line) in lines.enumerated() {
-            guard let object = try? JSONSerialization.jsonObject(with: line) as? [String: Any],
-                let id = object["id"] as? String, let status = object["status"] as? String
+            guard let object = (try? JSONValue.parse(line, name: url.path))?.object,
+                let id = object["id"]?.string, let status = object["status"]?.string
             else {
                 throw JobsError(
                     .badOutput, "line \(number + 1) of \(url.path) is not a batch result line (an object with \"id\" and \"status\")")

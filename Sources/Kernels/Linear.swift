@@ -13,7 +13,7 @@ import CKernels
 /// share the call, how rows are tiled and how output columns are split across threads change only
 /// *when* an element is computed, never the arithmetic that computes it. So a sequence's logits do
 /// not depend on what else is in its batch, and a prefix prefilled in one call equals the same
-/// prefix prefilled in chunks (invariant 1 of DESIGN.md).
+/// prefix prefilled in chunks (docs/invariants.md, 1 and 6).
 ///
 /// **Quantized weights** (q8_0 … q6_K) go through CKernels: `x` is first quantized per row to int8 in
 /// blocks of 32 (scale max|x|/127, round to nearest even, as llama.cpp quantizes activations for its

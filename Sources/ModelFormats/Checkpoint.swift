@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 
 /// All weights of a Hugging Face model directory: `model.safetensors`, or
 /// `model.safetensors.index.json` whose `weight_map` names the shard holding each tensor.
@@ -33,18 +34,16 @@ public final class Checkpoint: @unchecked Sendable {
     private static func openSharded(index: URL, directory: URL) throws
         -> (files: [String: SafetensorsFile], location: [String: SafetensorsFile])
     {
-        let weightMap: [String: String]
+        let json: JSONObject
         do {
-            let json = try JSONSerialization.jsonObject(with: Data(contentsOf: index))
-            guard let map = (json as? [String: Any])?["weight_map"] as? [String: String] else {
-                throw ModelFormatError(.malformedHeader, "\(index.path): needs a 'weight_map' object of tensor name → shard file name")
-            }
-            weightMap = map
-        } catch let error as ModelFormatError {
-            throw error
+            json = try JSONObject.read(index)
         } catch {
-            throw ModelFormatError(.malformedHeader, "\(index.path): not valid JSON (\(error.localizedDescription))")
+            throw ModelFormatError(error.code == .unreadableFile ? .fileNotFound : .malformedHeader, error.message)
         }
+        guard let map = json["weight_map"]?.object, map.values.allSatisfy({ $0.string != nil }) else {
+            throw ModelFormatError(.malformedHeader, "\(index.path): needs a 'weight_map' object of tensor name → shard file name")
+        }
+        let weightMap = map.compactMapValues(\.string)
 
         var files: [String: SafetensorsFile] = [:]
         for shard in Set(weightMap.values).sorted() {

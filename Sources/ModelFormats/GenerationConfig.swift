@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 
 /// `generation_config.json`: the ids that end generation and the sampling defaults the model's
 /// authors chose. Every key is optional.

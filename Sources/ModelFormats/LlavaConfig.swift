@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 
 /// `config.json` of a `LlavaForConditionalGeneration` checkpoint: a vision tower, a two-layer
 /// projector and a Llama-family language model. Both transformers spellings are read

@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 
 /// `config.json` of a `MllamaForConditionalGeneration` checkpoint (Llama 3.2 Vision): a tiled vision
 /// encoder, a linear projector and a Llama 3 decoder with interleaved cross-attention layers.

@@ -1,3 +1,5 @@
+import JSON
+
 /// RoPE frequency scaling from `rope_scaling` (transformers 4.x) or `rope_parameters`
 /// (transformers 5.x). Older files spell `rope_type` as `type`.
 public struct RopeScaling: Decodable, Sendable, Equatable {

@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 
 /// One `.safetensors` file: an 8-byte little-endian header length, a JSON header
 /// (`name → {dtype, shape, data_offsets}` plus an optional `__metadata__` of strings),
@@ -34,13 +35,13 @@ public final class SafetensorsFile: @unchecked Sendable {
         let dataSize = file.count - dataStart
         let header = Data(file[8..<dataStart])
 
-        let json: Any
+        let json: JSONValue
         do {
-            json = try JSONSerialization.jsonObject(with: header)
+            json = try JSONValue.parse(header, name: "\(path): header")
         } catch {
-            throw ModelFormatError(.malformedHeader, "\(path): header is not valid JSON (\(error.localizedDescription))")
+            throw ModelFormatError(.malformedHeader, error.message)
         }
-        guard let entries = json as? [String: Any] else {
+        guard let entries = json.object else {
             throw ModelFormatError(.malformedHeader, "\(path): header is not a JSON object")
         }
 
@@ -48,10 +49,10 @@ public final class SafetensorsFile: @unchecked Sendable {
         var metadata: [String: String] = [:]
         for (name, value) in entries {
             if name == "__metadata__" {
-                guard let dict = value as? [String: String] else {
+                guard let dict = value.object, dict.values.allSatisfy({ $0.string != nil }) else {
                     throw ModelFormatError(.malformedHeader, "\(path): __metadata__ must map strings to strings")
                 }
-                metadata = dict
+                metadata = dict.compactMapValues(\.string)
                 continue
             }
             tensors[name] = try Self.parseEntry(name: name, value: value, url: url, dataSize: dataSize)
@@ -71,12 +72,12 @@ public final class SafetensorsFile: @unchecked Sendable {
         }
     }
 
-    private static func parseEntry(name: String, value: Any, url: URL, dataSize: Int) throws -> TensorInfo {
+    private static func parseEntry(name: String, value: JSONValue, url: URL, dataSize: Int) throws -> TensorInfo {
         let what = "tensor '\(name)' in \(url.path)"
-        guard let entry = value as? [String: Any],
-            let dtypeName = entry["dtype"] as? String,
-            let shapeValues = entry["shape"] as? [Any],
-            let offsetValues = entry["data_offsets"] as? [Any]
+        guard let entry = value.object,
+            let dtypeName = entry["dtype"]?.string,
+            let shapeValues = entry["shape"]?.array,
+            let offsetValues = entry["data_offsets"]?.array
         else {
             throw ModelFormatError(.malformedHeader, "\(what): entry needs 'dtype' (string), 'shape' and 'data_offsets' (arrays)")
         }
@@ -85,14 +86,15 @@ public final class SafetensorsFile: @unchecked Sendable {
             throw ModelFormatError(.unknownDType, "\(what): unknown dtype '\(dtypeName)' (known: \(known))")
         }
         let shape = try shapeValues.map { value -> Int in
-            guard let dim = exactInt(value), dim >= 0 else {
-                throw ModelFormatError(.malformedHeader, "\(what): shape \(shapeValues) must hold non-negative integers")
+            guard let dim = value.integer, dim >= 0 else {
+                throw ModelFormatError(.malformedHeader, "\(what): shape \(text(shapeValues)) must hold non-negative integers")
             }
             return dim
         }
-        let offsets = offsetValues.compactMap(exactInt)
+        let offsets = offsetValues.compactMap(\.integer)
         guard offsets.count == 2, offsetValues.count == 2, offsets[0] >= 0, offsets[0] <= offsets[1] else {
-            throw ModelFormatError(.malformedHeader, "\(what): data_offsets \(offsetValues) must be [begin, end] with 0 <= begin <= end")
+            throw ModelFormatError(
+                .malformedHeader, "\(what): data_offsets \(text(offsetValues)) must be [begin, end] with 0 <= begin <= end")
         }
         guard offsets[1] <= dataSize else {
             throw ModelFormatError(
@@ -120,13 +122,10 @@ public final class SafetensorsFile: @unchecked Sendable {
     }
 
     /// JSON numbers arrive as NSNumber (or Int); accept only exact non-fractional integers.
-    private static func exactInt(_ value: Any) -> Int? {
-        if let number = value as? NSNumber, !(value is Bool) {
-            let double = number.doubleValue
-            guard double.rounded() == double, abs(double) < 9.0e15 else { return nil }
-            return number.intValue
-        }
-        return value as? Int
+    /// A header array as JSON shows it, for error messages.
+    private static func text(_ values: [JSONValue]) -> String {
+        let data = (try? JSONEncoder().encode(values)) ?? Data()
+        return String(decoding: data, as: UTF8.self)
     }
 
     /// The raw bytes of a tensor, inside the mapped file (no copy). Valid as long as this object lives.

@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 
 /// `config.json` of a text decoder (Llama, Qwen2, Mistral). Optional keys take the defaults of
 /// the transformers configuration classes; both the transformers 4.x spelling

@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 
 /// The `vision_config` of a LLaVA checkpoint: a CLIP or SigLIP vision transformer. Keys left out
 /// take the defaults of transformers' `CLIPVisionConfig` / `SiglipVisionConfig` (llava-hf configs

@@ -62,14 +62,15 @@ public final class LlamaModel: @unchecked Sendable {
         ropeLayout: RotaryEmbedding.Layout = .rotateHalf, maxRows: Int = 128, maxLogitRows: Int = 64, pool: ComputePool = .shared
     ) throws {
         let directory = checkpoint.location
+        // Where the configuration came from: a directory's config.json, or a GGUF file's metadata.
+        let source = checkpoint is Checkpoint ? directory.appendingPathComponent("config.json").path : directory.path
         guard config.hiddenAct == "silu" else {
-            throw ModelError(
-                .unsupportedConfiguration, "\(directory.path)/config.json: hidden_act \"\(config.hiddenAct)\" is not supported (only silu)")
+            throw ModelError(.unsupportedConfiguration, "\(source): hidden_act \"\(config.hiddenAct)\" is not supported (only silu)")
         }
         guard config.numAttentionHeads % config.numKeyValueHeads == 0 else {
             throw ModelError(
                 .unsupportedConfiguration,
-                "\(directory.path)/config.json: num_attention_heads \(config.numAttentionHeads) is not a multiple of num_key_value_heads \(config.numKeyValueHeads)"
+                "\(source): num_attention_heads \(config.numAttentionHeads) is not a multiple of num_key_value_heads \(config.numKeyValueHeads)"
             )
         }
         self.config = config

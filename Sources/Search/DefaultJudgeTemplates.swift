@@ -3,7 +3,7 @@
 /// to the executable, which an installed or copied `stagebeam` binary easily loses. A user who wants
 /// different wording writes this text to a file, edits it, and passes `--judge-templates FILE`.
 ///
-/// The criteria follow the reference implementation's intent (DESIGN.md), in our own words. The
+/// The criteria follow the reference implementation's intent (docs/architecture.md), in our own words. The
 /// question comes again after the two responses: a check that restates what is asked reads it from
 /// nearby rather than from before both responses, whose own wording of it may be wrong.
 public let defaultJudgeTemplatesJSON = #"""

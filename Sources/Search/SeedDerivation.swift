@@ -1,5 +1,5 @@
 /// Every seed of a job derives from the job seed alone, by pure functions, so the same job gives the
-/// same seeds whoever executes which part in which order (DESIGN.md invariant 1).
+/// same seeds whoever executes which part in which order (docs/invariants.md, 1).
 ///
 /// The mixer is SplitMix64's finalizer `mix` (Steele, Lea & Flood 2014), a bijection on UInt64 with
 /// full avalanche. A seed is a chain `h = mix(job ^ domain)`, then `h = mix(h &+ γ &+ mix(x))` for each

@@ -3,6 +3,7 @@ import Cluster
 import Foundation
 import Jobs
 import LocalEngine
+import Search
 
 struct BatchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -61,8 +62,13 @@ struct BatchCommand: AsyncParsableCommand {
         let input = try BatchInput.read(URL(fileURLWithPath: input), imagesDirectory: imagesDir.map { URL(fileURLWithPath: $0) })
         for problem in input.problems { printError("input \(self.input) \(problem) (skipped)") }
         let outputFile = try ResultFile(url: URL(fileURLWithPath: output), retryFailed: retryFailed, log: printError)
+        // In process the model's recommendations apply; a coordinator applies its workers' to what is unset.
+        let recommendations =
+            try coordinator == nil
+            ? ModelRecommendations(model: model.map { URL(fileURLWithPath: $0) } ?? BuiltInModel.current.directory())
+            : ModelRecommendations()
         var settings = BatchJobSettings(
-            config: search.config, recordSearch: recordSearch,
+            config: recommendations.config(choices: search.choices, seed: search.seed), recordSearch: recordSearch,
             timeout: timeoutS > 0 ? .milliseconds(Int64(timeoutS * 1000)) : nil)
         let templates = try search.templates()
         if let path = search.judgeTemplates { settings.judgeTemplatesJSON = try Data(contentsOf: URL(fileURLWithPath: path)) }

@@ -15,6 +15,12 @@ struct BenchCommand: ParsableCommand {
     var batch = "1,4,8"
     @Option(help: "Measurements per batch size; the median is reported.")
     var repeats = 3
+    @Option(
+        help: """
+            A vision model: an image (JPEG or PNG) placed at the prompt's start, as chat templates put it; its \
+            encoding is timed once (the first request, which also pages in the weights).
+            """)
+    var image: String?
     @Flag(help: "Print JSON instead of a table.")
     var json = false
 
@@ -31,6 +37,8 @@ struct BenchCommand: ParsableCommand {
         let prompt_tokens: Int
         let gen_tokens: Int
         let weight_bytes: Int
+        /// Decoding, preprocessing and encoding the image (with --image), in the first request.
+        let image_seconds: Double?
         let peak_resident_bytes: Int
         let rows: [Row]
     }
@@ -42,16 +50,26 @@ struct BenchCommand: ParsableCommand {
         let vocabulary = generator.model.vocabularySize
         // A fixed pseudo-random prompt: speed does not depend on which tokens they are.
         var random = SeededRandom(seed: 7)
-        let prompt = (0..<promptTokens).map { _ in Int(random.next() % UInt64(vocabulary)) }
+        var prompt = (0..<promptTokens).map { _ in Int(random.next() % UInt64(vocabulary)) }
+        var images: [PromptImage] = []
+        if let image {
+            guard let imageTokenId = generator.imageTokenId else {
+                throw ValidationError("--image needs a vision model; \(try engine.directory.path) is a text model")
+            }
+            images = [try engine.loadImage(image)]
+            prompt = generator.expandImageTokens([imageTokenId] + prompt.dropFirst())
+        }
+        var imageSeconds: Double?
 
         var rows: [Row] = []
         for size in sizes {
             var prefill: [Double] = [], perSequence: [Double] = [], aggregate: [Double] = []
             for repeatIndex in 0..<(repeats + 1) {
                 let request = GenerationRequest(
-                    promptTokens: prompt, seeds: (0..<size).map { UInt64($0) },
+                    promptTokens: prompt, images: images, seeds: (0..<size).map { UInt64($0) },
                     sampling: SamplingParameters(temperature: 1), maxNewTokens: genTokens)
                 let t = try generator.generate(request).timings
+                if imageSeconds == nil, !images.isEmpty { imageSeconds = t.imageSeconds }
                 if repeatIndex == 0 { continue } // warm-up: page in the mapped weights
                 prefill.append(Double(t.prefillTokens) / t.prefillSeconds)
                 let rate = Double(t.decodeTokens) / t.decodeSeconds
@@ -67,7 +85,7 @@ struct BenchCommand: ParsableCommand {
         }
         let report = Report(
             model: try engine.directory.path, threads: generator.model.pool.threads, prompt_tokens: promptTokens,
-            gen_tokens: genTokens, weight_bytes: generator.model.weightBytes,
+            gen_tokens: genTokens, weight_bytes: generator.model.weightBytes, image_seconds: imageSeconds,
             peak_resident_bytes: peakResidentBytes(), rows: rows)
         if json { try printJSON(report) } else { printTable(report) }
     }
@@ -78,6 +96,7 @@ struct BenchCommand: ParsableCommand {
             String(
                 format: "weights %.1f MB · peak resident %.1f MB", Double(report.weight_bytes) / 1e6,
                 Double(report.peak_resident_bytes) / 1e6))
+        if let seconds = report.image_seconds { print(String(format: "image decoding, preprocessing and encoding %.2f s", seconds)) }
         print("batch  prefill tok/s  decode tok/s/seq  decode tok/s total  vs batch 1")
         let base = report.rows.first?.decode_tokens_per_second_aggregate ?? 1
         for row in report.rows {

@@ -22,8 +22,8 @@ struct EvalCommand: AsyncParsableCommand {
     var dataset: String?
     @Option(help: "Methods to compare, comma-separated: greedy, best-of-n, sentence, stage.")
     var methods = "greedy,best-of-n,sentence,stage"
-    @Option(help: "Beam sizes, comma-separated (greedy always runs at 1).")
-    var beam = "2"
+    @Option(help: "Beam sizes, comma-separated; greedy always runs at 1 (\(searchDefaultsNote) \(SearchConfig().beam)).")
+    var beam: String?
     @OptionGroup var tuning: SearchTuningOptions
     @Option(help: "Only the first K items (and the first K judge pairs).")
     var limit: Int?
@@ -40,7 +40,7 @@ struct EvalCommand: AsyncParsableCommand {
 
     func validate() throws {
         _ = try methodList()
-        _ = try beamList()
+        _ = try beamList(recommended: 1)
         if let limit, limit < 1 { throw ValidationError("--limit must be ≥ 1") }
         if judgePairs != nil, noJudgePairs { throw ValidationError("give --judge-pairs or --no-judge-pairs, not both") }
         if !(progressIntervalS > 0) { throw ValidationError("--progress-interval-s must be > 0") }
@@ -50,8 +50,10 @@ struct EvalCommand: AsyncParsableCommand {
         try list(methods, "--methods") { SearchMethod(rawValue: $0) }
     }
 
-    func beamList() throws -> [Int] {
-        try list(beam, "--beam") { Int($0).flatMap { $0 >= 1 ? $0 : nil } }
+    /// --beam's list, else the one `recommended` beam.
+    func beamList(recommended: Int) throws -> [Int] {
+        guard let beam else { return [recommended] }
+        return try list(beam, "--beam") { Int($0).flatMap { $0 >= 1 ? $0 : nil } }
     }
 
     private func list<T>(_ text: String, _ option: String, _ parse: (String) -> T?) throws -> [T] {
@@ -70,9 +72,10 @@ struct EvalCommand: AsyncParsableCommand {
         let images = ImageStore()
         let local = try engine.makeLocalEngine(images: images)
         let evaluator = Evaluator(generator: local.generator, judge: local.judge, images: images, templates: try tuning.templates())
-        let config = tuning.config(method: .stage, beam: 1) // each row sets its own method and beam
+        // Each row sets its own method and beam.
+        let config = try ModelRecommendations(model: engine.directory).config(choices: tuning.choices, seed: tuning.seed)
         var rows: [EvalRow] = []
-        for run in EvalRun.plan(methods: try methodList(), beams: try beamList()) {
+        for run in EvalRun.plan(methods: try methodList(), beams: try beamList(recommended: config.beam)) {
             printError("eval \(run.method.rawValue) · beam \(run.beam) · \(items.count) item(s) from \(datasetURL.path)")
             let progress = makeProgress(items.count)
             let row = try await evaluator.evaluate(items, run: run, config: config, progress: progress)

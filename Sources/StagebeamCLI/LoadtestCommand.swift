@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Jobs
+import Search
 
 struct LoadtestCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -78,7 +79,7 @@ struct LoadtestCommand: AsyncParsableCommand {
     }
 
     func beamList() throws -> [Int] {
-        guard let beams else { return [search.beam] }
+        guard let beams else { return [search.beam ?? SearchConfig().beam] }
         let list = beams.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !list.isEmpty, list.count == beams.split(separator: ",").count, list.allSatisfy({ $0 >= 1 }) else {
             throw ValidationError("--beams takes positive integers separated by commas, got '\(beams)'")
@@ -95,7 +96,9 @@ struct LoadtestCommand: AsyncParsableCommand {
                 for problem in batch.problems { printError("input \(path) \(problem) (skipped)") }
                 return batch.items
             } ?? [BatchItem(id: "question", question: question, line: 1)]
-        var settings = BatchJobSettings(config: search.config, timeout: .milliseconds(Int64(timeoutS * 1000)))
+        var settings = BatchJobSettings(
+            config: ModelRecommendations().config(choices: search.choices, seed: search.seed),
+            timeout: .milliseconds(Int64(timeoutS * 1000)))
         if let path = search.judgeTemplates {
             _ = try search.templates()
             settings.judgeTemplatesJSON = try Data(contentsOf: URL(fileURLWithPath: path))

@@ -22,6 +22,11 @@ struct RunCommand: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
+        let recommendations = try ModelRecommendations(model: engine.directory)
+        if recommendations.requiresImage, image == nil {
+            throw ValidationError(
+                "\(try engine.directory.path) answers questions about an image only (its \(ModelRecommendations.fileName)): give --image")
+        }
         let images = ImageStore()
         let imageRef = try image.map { path in
             let image = try engine.loadImage(path)
@@ -31,7 +36,7 @@ struct RunCommand: AsyncParsableCommand {
         let local = try engine.makeLocalEngine(images: images)
         let beamSearch = try StageBeamSearch(
             generator: local.generator, judge: local.judge,
-            templates: try search.templates(), config: search.config)
+            templates: try search.templates(), config: recommendations.config(choices: search.choices, seed: search.seed))
         let progress: SearchEventSink? = json ? nil : { @Sendable event in printError(describe(event)) }
         let result = try await beamSearch.run(question: question, imageRef: imageRef, events: progress)
         if json {
@@ -56,7 +61,8 @@ func describe(_ event: SearchEvent) -> String {
         return "▸ \(stage.rawValue)"
     case .candidatesReady(let stage, _, let candidates):
         let flags = candidates.filter(\.forcedClose).count
-        return "  \(candidates.count) \(stage.rawValue) candidates" + (flags > 0 ? " (\(flags) closed by the search)" : "")
+        return "  \(candidates.count) \(stage.rawValue) candidates"
+            + (flags > 0 ? " (\(flags) reached the stage's token budget; the search closed their tag)" : "")
     case .verdict(_, _, let match):
         return "  match \(match.match): \(match.a) vs \(match.b) → \(match.winner) (\(match.outcome.rawValue))"
     case .winner(let topic, _, let candidate):

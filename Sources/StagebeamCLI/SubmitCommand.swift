@@ -31,9 +31,14 @@ struct SubmitCommand: AsyncParsableCommand {
         help: "With --json: include the full search record (every candidate and comparison) under \"search\".")
     var recordSearch = false
 
+    @Option(
+        name: .customLong("expected-answer"),
+        help: "Grade the answer against this one, as `stagebeam eval` grades (the conclusion's last word), and say right or wrong.")
+    var expectedAnswer: String?
+
     func run() async throws {
         try logging.bootstrap()
-        var submit = search.config.submitJob(question: question)
+        var submit = ModelRecommendations().config(choices: search.choices, seed: search.seed).submitJob(question: question)
         submit.jobID = jobID ?? ""
         submit.streamEvents = !json
         // The text form prints the whole staged answer, which only the record holds.
@@ -61,6 +66,11 @@ struct SubmitCommand: AsyncParsableCommand {
             print(record.text)
             print()
             print("answer: \(result.answer)")
+            if let expectedAnswer {
+                // Graded as `eval` grades: the answer (the conclusion's text without its tags).
+                let verdict = Grading.isCorrect(conclusion: result.answer, reference: expectedAnswer) ? "right" : "wrong"
+                print("expected: \(expectedAnswer) · \(verdict)")
+            }
         }
         printError(summary(result))
         if result.status != .succeeded {
@@ -78,9 +88,16 @@ func describe(_ event: Stagebeam_V1_JobEvent) -> String {
     case .candidatesReady(let ready):
         let workers = Set(ready.candidates.map(\.workerID)).sorted().joined(separator: ", ")
         let forced = ready.candidates.filter(\.forcedClose).count
-        return "  \(ready.candidates.count) \(stage) candidates from \(workers)" + (forced > 0 ? " (\(forced) closed by the search)" : "")
+        let note = forced > 0 ? " (\(forced) reached the stage's token budget; the search closed their tag)" : ""
+        return "  \(ready.candidates.count) \(stage) candidates from \(workers)" + note
     case .verdict(let verdict):
-        return "  match: \(verdict.firstIndex) vs \(verdict.secondIndex) → \(verdict.winnerIndex)"
+        let how =
+            switch verdict.choice {
+            case .unspecified: " (identical texts: no judge call)"
+            case .unparsable: " (the verdict named neither: the lower index wins)"
+            default: ""
+            }
+        return "  match: \(verdict.firstIndex) vs \(verdict.secondIndex) → \(verdict.winnerIndex)\(how)"
     case .winner(let winner): return "  \(stage) winner: candidate \(winner.index)"
     case nil: return "  (event)"
     }

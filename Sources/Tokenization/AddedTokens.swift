@@ -1,3 +1,5 @@
+import JSON
+
 /// A token of tokenizer.json's `added_tokens`: matched in the text before pre-tokenization.
 struct AddedToken: Sendable {
     let id: Int32

@@ -1,3 +1,5 @@
+import JSON
+
 /// Byte-level BPE (tokenizer.json `model.type == "BPE"`): the vocabulary keyed by raw bytes, the merge
 /// ranks, and the merge loop of the `tokenizers` library (lowest rank first, leftmost on ties).
 final class BPEModel {
@@ -40,8 +42,8 @@ final class BPEModel {
         var bytesById: [Int32: [UInt8]] = [:]
         bytesById.reserveCapacity(vocab.count)
         var maxId = -1
-        for (token, value) in vocab.storage {
-            guard let id = value as? Int, id >= 0, id <= Int(Int32.max) else {
+        for (token, value) in vocab.fields {
+            guard let id = value.integer, id >= 0, id <= Int(Int32.max) else {
                 throw TokenizerError(.malformedJSON, "\(path): model.vocab[\"\(token)\"] is not a non-negative integer id")
             }
             guard let bytes = ByteLevel.bytes(fromTokenString: token) else {
@@ -77,9 +79,9 @@ final class BPEModel {
         var merges = MergeTable(capacity: list.count)
         for (rank, entry) in list.enumerated() {
             let left: String, right: String
-            if let pair = entry as? [Any], pair.count == 2, let a = pair[0] as? String, let b = pair[1] as? String {
+            if let pair = entry.array, pair.count == 2, let a = pair[0].string, let b = pair[1].string {
                 (left, right) = (a, b)
-            } else if let line = entry as? String {
+            } else if let line = entry.string {
                 let parts = line.split(separator: " ", omittingEmptySubsequences: false)
                 guard parts.count == 2 else {
                     throw TokenizerError(.malformedJSON, "\(path): merge #\(rank) \"\(line)\" is not two tokens separated by one space")

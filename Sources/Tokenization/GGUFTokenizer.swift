@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 import ModelFormats
 
 extension Tokenizer {
@@ -119,6 +120,7 @@ extension Tokenizer {
         config.eosToken = eos.map { tokens[$0] }
         config.chatTemplate = try metadata({ try file.optionalString("tokenizer.chat_template") })
         let data = try JSONSerialization.data(withJSONObject: json)
-        try self.init(tokenizerJSON: JSONObject.parse(data, name: "\(file.url.lastPathComponent) (tokenizer.ggml.*)"), config: config)
+        let name = "\(file.url.lastPathComponent) (tokenizer.ggml.*)"
+        try self.init(parts: TokenizerError.reading { try Parts(JSONObject.parse(data, name: name)) }, config: config)
     }
 }

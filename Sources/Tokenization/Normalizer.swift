@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 
 /// tokenizer.json's `normalizer`: none, NFC (Qwen2), or a `Sequence` of those.
 struct Normalizer: Sendable {

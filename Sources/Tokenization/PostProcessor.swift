@@ -1,3 +1,5 @@
+import JSON
+
 /// tokenizer.json's `post_processor`, for a single sequence: the special tokens `TemplateProcessing`
 /// puts around it (Llama-3's `<|begin_of_text|>`). `ByteLevel` only adjusts offsets, so it changes no
 /// ids; `Sequence` chains processors.
@@ -24,19 +26,19 @@ struct PostProcessor: Sendable {
                 var seenSequence = false
                 for (i, item) in try o.array("single").enumerated() {
                     let where_ = "\(o.context).single[\(i)]"
-                    guard let item = item as? [String: Any] else {
+                    guard let item = item.object else {
                         throw TokenizerError(.malformedJSON, "\(where_) must be an object")
                     }
-                    if let sequence = item["Sequence"] as? [String: Any] {
-                        guard sequence["id"] as? String == "A", !seenSequence else {
+                    if let sequence = item["Sequence"]?.object {
+                        guard sequence["id"]?.string == "A", !seenSequence else {
                             throw TokenizerError(
                                 .unsupportedComponent, "\(where_): a single-sequence template may only hold sequence A, once")
                         }
                         seenSequence = true
-                    } else if let special = item["SpecialToken"] as? [String: Any], let name = special["id"] as? String {
+                    } else if let special = item["SpecialToken"]?.object, let name = special["id"]?.string {
                         let entry = try specials.object(name)
                         let ids = try entry.array("ids").map { value -> Int32 in
-                            guard let id = value as? Int, id >= 0, id <= Int(Int32.max) else {
+                            guard let id = value.integer, id >= 0, id <= Int(Int32.max) else {
                                 throw TokenizerError(.malformedJSON, "\(entry.context).ids must hold non-negative integers")
                             }
                             return Int32(id)

@@ -1,3 +1,5 @@
+import JSON
+
 /// tokenizer.json's `pre_tokenizer`, as the list of steps it amounts to. Supported: `Split` with the
 /// Llama-3, Qwen2 or GPT-2 pattern (behavior `Isolated`), `ByteLevel` (its regex is GPT-2's; the byte
 /// mapping itself is implicit here, since the vocabulary is keyed by raw bytes), `Digits` with

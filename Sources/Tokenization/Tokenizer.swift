@@ -1,5 +1,6 @@
 import ChatTemplates
 import Foundation
+import JSON
 
 /// A Hugging Face byte-level BPE tokenizer (Llama-3, Qwen2, GPT-2 layouts) read from tokenizer.json,
 /// giving the same ids as the `tokenizers` library.
@@ -48,34 +49,53 @@ public final class Tokenizer: @unchecked Sendable {
             throw TokenizerError(.unreadableFile, "no tokenizer at \(url.path)")
         }
         if !isDirectory.boolValue {
-            try self.init(tokenizerJSON: JSONObject.read(url), config: TokenizerConfig())
+            try self.init(parts: TokenizerError.reading { try Parts(JSONObject.read(url)) }, config: TokenizerConfig())
             return
         }
         let file = url.appendingPathComponent("tokenizer.json")
         guard FileManager.default.fileExists(atPath: file.path) else {
             throw TokenizerError(.unreadableFile, "\(url.path) has no tokenizer.json")
         }
-        try self.init(tokenizerJSON: JSONObject.read(file), config: TokenizerConfig(directory: url))
+        try self.init(
+            parts: TokenizerError.reading { try Parts(JSONObject.read(file)) },
+            config: TokenizerError.reading { try TokenizerConfig(directory: url) })
     }
 
     /// A tokenizer from the bytes of a tokenizer.json file and, optionally, of tokenizer_config.json.
     public convenience init(tokenizerJSON: Data, tokenizerConfigJSON: Data? = nil) throws {
-        let config = try tokenizerConfigJSON.map { try TokenizerConfig(json: JSONObject.parse($0, name: "tokenizer_config.json")) }
-        try self.init(tokenizerJSON: JSONObject.parse(tokenizerJSON, name: "tokenizer.json"), config: config ?? TokenizerConfig())
+        let config = try tokenizerConfigJSON.map { data in
+            try TokenizerConfig(json: TokenizerError.reading { try JSONObject.parse(data, name: "tokenizer_config.json") })
+        }
+        try self.init(
+            parts: TokenizerError.reading { try Parts(JSONObject.parse(tokenizerJSON, name: "tokenizer.json")) },
+            config: config ?? TokenizerConfig())
     }
 
-    init(tokenizerJSON json: JSONObject, config: TokenizerConfig) throws {
-        for key in ["truncation", "padding"] where json.has(key) {
-            throw TokenizerError(
-                .unsupportedComponent, "\(json.context): \"\(key)\" is set; encoding never truncates or pads here, so it must be null")
-        }
-        model = try BPEModel(json: json.object("model"), path: json.context)
-        normalizer = try Normalizer(json: json.optionalObject("normalizer"))
-        preTokenizer = try PreTokenizer(json: json.optionalObject("pre_tokenizer"))
-        postProcessor = try PostProcessor(json: json.optionalObject("post_processor"))
-        try Self.checkDecoder(json.optionalObject("decoder"), context: json.context)
+    /// What tokenizer.json describes, read and checked.
+    struct Parts {
+        var model: BPEModel
+        var normalizer: Normalizer
+        var preTokenizer: PreTokenizer
+        var postProcessor: PostProcessor
+        var added: [AddedToken]
 
-        let added = try json.has("added_tokens") ? json.objects("added_tokens").map(AddedToken.init(json:)) : []
+        init(_ json: JSONObject) throws {
+            for key in ["truncation", "padding"] where json.has(key) {
+                throw TokenizerError(
+                    .unsupportedComponent, "\(json.context): \"\(key)\" is set; encoding never truncates or pads here, so it must be null")
+            }
+            model = try BPEModel(json: json.object("model"), path: json.context)
+            normalizer = try Normalizer(json: json.optionalObject("normalizer"))
+            preTokenizer = try PreTokenizer(json: json.optionalObject("pre_tokenizer"))
+            postProcessor = try PostProcessor(json: json.optionalObject("post_processor"))
+            try Tokenizer.checkDecoder(json.optionalObject("decoder"), context: json.context)
+            added = try json.has("added_tokens") ? json.objects("added_tokens").map(AddedToken.init(json:)) : []
+        }
+    }
+
+    init(parts: Parts, config: TokenizerConfig) throws {
+        (model, normalizer, preTokenizer, postProcessor) = (parts.model, parts.normalizer, parts.preTokenizer, parts.postProcessor)
+        let added = parts.added
         var raw = AddedTokenMatcher()
         var normalized = AddedTokenMatcher()
         var addedIds = ByteStringTable(minimumCapacity: added.count)

@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 
 /// What this module reads from a model directory besides tokenizer.json: the BOS/EOS token texts and
 /// the chat template source.
@@ -13,14 +14,14 @@ struct TokenizerConfig {
     init(json: JSONObject) throws {
         bosToken = try Self.tokenText(json, "bos_token")
         eosToken = try Self.tokenText(json, "eos_token")
-        switch json.storage["chat_template"] {
-        case nil, is NSNull:
+        switch json["chat_template"] {
+        case nil:
             break
-        case let source as String:
+        case .string(let source):
             chatTemplate = source
-        case let list as [Any]:
-            let named = list.compactMap { $0 as? [String: Any] }
-            if let entry = named.first(where: { $0["name"] as? String == "default" }), let source = entry["template"] as? String {
+        case .array(let list):
+            let named = list.compactMap(\.object)
+            if let entry = named.first(where: { $0["name"]?.string == "default" }), let source = entry["template"]?.string {
                 chatTemplate = source
             } else {
                 chatTemplateError = TokenizerError(
@@ -56,11 +57,11 @@ struct TokenizerConfig {
 
     /// A special token is written as its text, or as an AddedToken object {"content": ...}.
     private static func tokenText(_ json: JSONObject, _ key: String) throws -> String? {
-        switch json.storage[key] {
-        case nil, is NSNull: return nil
-        case let text as String: return text
-        case let object as [String: Any]:
-            guard let content = object["content"] as? String else {
+        switch json[key] {
+        case nil: return nil
+        case .string(let text): return text
+        case .object(let object):
+            guard let content = object["content"]?.string else {
                 throw TokenizerError(.malformedJSON, "\(json.context): \"\(key)\" object has no \"content\" string")
             }
             return content

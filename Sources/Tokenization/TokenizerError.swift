@@ -1,4 +1,5 @@
 import ChatTemplates
+import JSON
 
 /// Every failure of the Tokenization module: a stable code callers can switch on, and a message that
 /// names the problem (the file, the JSON key, the template line and column).
@@ -47,5 +48,17 @@ extension TokenizerError {
             default: .templateSyntax
             }
         self.init(code, templateError.message)
+    }
+}
+
+extension TokenizerError {
+    /// Runs `body`, reporting a JSON file that cannot be read or holds the wrong types as this
+    /// module's error (the message, which names the file and key, unchanged).
+    static func reading<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as JSONError {
+            throw TokenizerError(error.code == .unreadableFile ? .unreadableFile : .malformedJSON, error.message)
+        }
     }
 }

@@ -13,7 +13,7 @@ public enum Curve {
         guard zmq_curve_keypair(&publicKey, &secretKey) == 0 else {
             throw TransportError.lastZMQ("zmq_curve_keypair (is libzmq built with CURVE?)")
         }
-        return CurveKeyPair(publicKey: String(cString: publicKey), secretKey: String(cString: secretKey))
+        return CurveKeyPair(publicKey: text(publicKey), secretKey: text(secretKey))
     }
 
     /// The public key of a secret key.
@@ -21,7 +21,7 @@ public enum Curve {
         guard isKey(secretKey) else { throw TransportError(.invalidArgument, "a CURVE secret key is 40 Z85 characters") }
         var publicKey = [CChar](repeating: 0, count: 41)
         guard zmq_curve_public(&publicKey, secretKey) == 0 else { throw TransportError.lastZMQ("zmq_curve_public") }
-        return String(cString: publicKey)
+        return text(publicKey)
     }
 
     /// Whether `text` has the shape of a Z85-encoded 32-byte key.
@@ -33,7 +33,12 @@ public enum Curve {
     static func z85(_ key: [UInt8]) -> String? {
         guard key.count == 32 else { return nil }
         var text = [CChar](repeating: 0, count: 41)
-        return zmq_z85_encode(&text, key, key.count) == nil ? nil : String(cString: text)
+        return zmq_z85_encode(&text, key, key.count) == nil ? nil : Self.text(text)
+    }
+
+    /// The text libzmq wrote into `buffer`, up to its terminating NUL.
+    private static func text(_ buffer: [CChar]) -> String {
+        String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     private static let z85Alphabet = Set("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#".utf8)

@@ -1,5 +1,5 @@
 import Foundation
-import ModelFormats
+import JSON
 
 /// The settings of a transformers image processor as saved in `processor_config.json` (its
 /// `image_processor` section, where transformers 5 writes them; read first, as transformers does) or
@@ -45,20 +45,22 @@ public struct ImageProcessorConfig: Sendable, Equatable {
 
     /// Reads the configuration of the model directory `directory`.
     public static func load(from directory: URL) throws -> ImageProcessorConfig {
-        let (fields, source) = try imageProcessorFields(in: directory)
-        return try ImageProcessorConfig(fields: fields, source: source)
+        try ImageProcessorConfig(fields: imageProcessorFields(in: directory))
     }
 
     /// Decodes one image-processor JSON object (the text of a preprocessor_config.json); `source`
     /// names it in errors.
     public init(json: Data, source: String) throws {
-        try self.init(fields: try jsonObject(json, source: source), source: source)
+        try self.init(fields: VisionError.readingConfig { try JSONObject.parse(json, name: source) })
     }
 
-    init(fields json: [String: JSONValue], source: String) throws {
-        func fail(_ message: String) -> VisionError { VisionError(.badProcessorConfig, "\(source): \(message)") }
-        let reader = JSONFields(json: json, fail: fail)
-        let type = try reader.string("image_processor_type") ?? ""
+    init(fields json: JSONObject) throws {
+        self = try VisionError.readingConfig { try Self(checking: json) }
+    }
+
+    private init(checking json: JSONObject) throws {
+        func fail(_ message: String) -> VisionError { VisionError(.badProcessorConfig, "\(json.context): \(message)") }
+        let type = try json.optionalString("image_processor_type") ?? ""
         let base = type.hasSuffix("Fast") ? String(type.dropLast(4)) : type.hasSuffix("Pil") ? String(type.dropLast(3)) : type
         switch base {
         case "CLIPImageProcessor", "CLIPFeatureExtractor": kind = .clip
@@ -68,19 +70,19 @@ public struct ImageProcessorConfig: Sendable, Equatable {
             throw fail("image_processor_type '\(type)' is not supported (CLIPImageProcessor, LlavaImageProcessor, SiglipImageProcessor)")
         }
 
-        doResize = try reader.bool("do_resize") ?? true
+        doResize = try json.optionalBool("do_resize") ?? true
         size = try Self.size(json["size"], kind: kind, fail: fail)
-        let filter = try reader.int("resample") ?? ResamplingFilter.bicubic.rawValue
+        let filter = try json.optionalInt("resample") ?? ResamplingFilter.bicubic.rawValue
         guard let resample = ResamplingFilter(rawValue: filter) else {
             throw fail("resample \(filter) is not supported (1 lanczos, 2 bilinear, 3 bicubic, 4 box, 5 hamming; 0 nearest is not)")
         }
         self.resample = resample
         // SigLIP's processor class does not crop unless told to.
-        doCenterCrop = try reader.bool("do_center_crop") ?? (kind != .siglip)
+        doCenterCrop = try json.optionalBool("do_center_crop") ?? (kind != .siglip)
         (cropHeight, cropWidth) = try Self.cropSize(json["crop_size"], fail: fail) ?? (224, 224)
-        doRescale = try reader.bool("do_rescale") ?? true
-        rescaleFactor = try reader.double("rescale_factor") ?? 1 / 255
-        doNormalize = try reader.bool("do_normalize") ?? true
+        doRescale = try json.optionalBool("do_rescale") ?? true
+        rescaleFactor = try json.optionalDouble("rescale_factor") ?? 1 / 255
+        doNormalize = try json.optionalBool("do_normalize") ?? true
         imageMean = try Self.channels(
             json["image_mean"], "image_mean", default: kind == .siglip ? [0.5, 0.5, 0.5] : Self.openAIMean, fail: fail)
         imageStd = try Self.channels(
@@ -96,11 +98,11 @@ public struct ImageProcessorConfig: Sendable, Equatable {
             throw fail("size and crop_size must be positive (size \(sizes), crop_size \(cropHeight)×\(cropWidth))")
         }
         guard rescaleFactor.isFinite else { throw fail("rescale_factor must be finite") }
-        doPad = try reader.bool("do_pad") ?? false
+        doPad = try json.optionalBool("do_pad") ?? false
         if doPad && kind != .llava {
             throw fail("do_pad is only supported for LlavaImageProcessor (pad to square)")
         }
-        if let convert = try reader.bool("do_convert_rgb"), !convert {
+        if let convert = try json.optionalBool("do_convert_rgb"), !convert {
             throw fail("do_convert_rgb false is not supported: decoded images are always RGB")
         }
     }
@@ -152,41 +154,5 @@ public struct ImageProcessorConfig: Sendable, Equatable {
         default: break
         }
         throw fail("\(key) must be a number or a list of 3 numbers")
-    }
-}
-
-/// Typed reads of a JSON object's fields; a present field of the wrong type is an error.
-private struct JSONFields {
-    let json: [String: JSONValue]
-    let fail: (String) -> VisionError
-
-    func bool(_ key: String) throws -> Bool? {
-        switch json[key] {
-        case nil, .null?: return nil
-        case .bool(let value)?: return value
-        default: throw fail("key '\(key)' is not a boolean")
-        }
-    }
-
-    func double(_ key: String) throws -> Double? {
-        switch json[key] {
-        case nil, .null?: return nil
-        case .number(let value)?: return value
-        default: throw fail("key '\(key)' is not a number")
-        }
-    }
-
-    func int(_ key: String) throws -> Int? {
-        guard let value = try double(key) else { return nil }
-        guard value == value.rounded(), abs(value) < 1e15 else { throw fail("key '\(key)' is not an integer") }
-        return Int(value)
-    }
-
-    func string(_ key: String) throws -> String? {
-        switch json[key] {
-        case nil, .null?: return nil
-        case .string(let value)?: return value
-        default: throw fail("key '\(key)' is not a string")
-        }
     }
 }

@@ -1,5 +1,5 @@
 import Foundation
-import ModelFormats
+import JSON
 
 /// An image cut into the tiles a Llama 3.2 Vision encoder takes: `pixel_values[0, 0]`,
 /// `aspect_ratio_ids[0, 0]` and `aspect_ratio_mask[0, 0]` of transformers' `MllamaImageProcessor`.
@@ -149,30 +149,32 @@ public struct MllamaImageProcessorConfig: Sendable, Equatable {
     public var imageStd: [Double]
 
     public static func load(from directory: URL) throws -> MllamaImageProcessorConfig {
-        let (fields, source) = try imageProcessorFields(in: directory)
-        return try MllamaImageProcessorConfig(fields: fields, source: source)
+        try MllamaImageProcessorConfig(fields: imageProcessorFields(in: directory))
     }
 
     /// Decodes one image-processor JSON object (the text of a preprocessor_config.json); `source`
     /// names it in errors.
     public init(json: Data, source: String) throws {
-        try self.init(fields: try jsonObject(json, source: source), source: source)
+        try self.init(fields: VisionError.readingConfig { try JSONObject.parse(json, name: source) })
     }
 
-    init(fields json: [String: JSONValue], source: String) throws {
-        func fail(_ message: String) -> VisionError { VisionError(.badProcessorConfig, "\(source): \(message)") }
+    init(fields json: JSONObject) throws {
+        self = try VisionError.readingConfig { try Self(checking: json) }
+    }
+
+    private init(checking json: JSONObject) throws {
+        func fail(_ message: String) -> VisionError { VisionError(.badProcessorConfig, "\(json.context): \(message)") }
+        /// A present key whose value `read` cannot take is an error naming the key and `what` it must be.
         func value<T>(_ key: String, _ what: String, _ read: (JSONValue) -> T?) throws -> T? {
-            guard let raw = json[key], raw != .null else { return nil }
-            guard let value = read(raw) else { throw fail("key '\(key)' is not \(what)") }
+            guard let raw = json[key] else { return nil }
+            guard let value = read(raw) else { throw json.wrongType(key, what) }
             return value
         }
-        func bool(_ key: String) throws -> Bool? { try value(key, "a boolean") { if case .bool(let b) = $0 { b } else { nil } } }
-        func number(_ key: String) throws -> Double? { try value(key, "a number") { if case .number(let n) = $0 { n } else { nil } } }
-        func int(_ key: String) throws -> Int? {
-            try value(key, "an integer") { if case .number(let n) = $0, n == n.rounded(), abs(n) < 1e9 { Int(n) } else { nil } }
-        }
+        func bool(_ key: String) throws -> Bool? { try json.optionalBool(key) }
+        func number(_ key: String) throws -> Double? { try json.optionalDouble(key) }
+        func int(_ key: String) throws -> Int? { try json.optionalInt(key) }
 
-        let type = try value("image_processor_type", "a string") { if case .string(let s) = $0 { s } else { nil } } ?? ""
+        let type = try json.optionalString("image_processor_type") ?? ""
         guard ["MllamaImageProcessor", "MllamaImageProcessorFast", "MllamaImageProcessorPil"].contains(type) else {
             throw fail("image_processor_type '\(type)' is not a Llama 3.2 Vision processor (MllamaImageProcessor)")
         }

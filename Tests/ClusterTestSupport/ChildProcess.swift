@@ -56,8 +56,8 @@ public final class ChildProcess {
         self.name = name
         outURL = scratch.url.appendingPathComponent("\(name).out")
         errURL = scratch.url.appendingPathComponent("\(name).err")
-        FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        try Data().write(to: outURL)
+        try Data().write(to: errURL)
         process.executableURL = try stagebeamExecutable()
         process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }

@@ -47,7 +47,7 @@ private final class RawPeer {
 }
 
 extension ClusterProcessTests {
-    /// (e) Garbage, a wrong protocol version, a message with extra frames, messages a coordinator does
+    /// Garbage, a wrong protocol version, a message with extra frames, messages a coordinator does
     /// not take and invalid jobs each get a typed Error; a worker with another model is refused
     /// (and stops); the coordinator then serves a normal job.
     @Test func badInputGetsTypedErrorsAndTheCoordinatorKeepsServing() throws {
@@ -160,7 +160,7 @@ extension ClusterProcessTests {
         }
     }
 
-    /// (f) The worker enforces its own credits: a request over its max batch is refused with
+    /// The worker enforces its own credits: a request over its max batch is refused with
     /// `overloaded`, one within it is served; malformed requests and a prompt over the model's
     /// context get typed errors, and it goes on serving.
     @Test func workerRefusesMoreThanItsCreditsAndBadRequests() throws {

@@ -9,7 +9,7 @@ import Wire
 /// loopback, driven through the CLI and the wire. One test at a time: they share two busy cores,
 /// and liveness timing must not depend on what the other tests are doing.
 @Suite(.serialized) struct ClusterProcessTests {
-    /// (a) + (f): two generate workers with 2 credits each and a judge worker. The answer equals
+    /// Two generate workers with 2 credits each and a judge worker. The answer equals
     /// `stagebeam run`'s; the 4 candidates of each stage are split 2 + 2 and no worker is ever sent
     /// more than its 2 credits.
     @Test func clusterAnswerEqualsInProcessRunAndRespectsCredits() throws {
@@ -41,7 +41,7 @@ import Wire
         }
     }
 
-    /// (b) One worker or three give the same answer. With three workers of 1 credit each, a stage's
+    /// One worker or three give the same answer. With three workers of 1 credit each, a stage's
     /// 4 candidates go out 1 + 1 + 1 and the fourth waits for the first credit to come back.
     @Test func oneWorkerAndThreeWorkersGiveTheSameAnswer() throws {
         let scratch = try Scratch()
@@ -102,7 +102,7 @@ import Wire
         }
     }
 
-    /// (c) SIGKILL a generate worker holding a share of a stage: the job finishes with the answer of
+    /// SIGKILL a generate worker holding a share of a stage: the job finishes with the answer of
     /// an undisturbed run, and the re-dispatch shows in the result and in status.
     ///
     /// The tiny model decodes a share in milliseconds, too fast to kill a worker in the middle of one
@@ -180,7 +180,7 @@ import Wire
         }
     }
 
-    /// (d) The journal: a finished job is answered from it after a SIGKILL and restart (with no
+    /// The journal: a finished job is answered from it after a SIGKILL and restart (with no
     /// worker connected, so it cannot have been computed again), and a job whose coordinator was
     /// killed mid-flight is run again after the restart, to the same answer, for the client that
     /// was waiting all along.

@@ -18,7 +18,7 @@ import Testing
     }
 
     /// A sample's tokens depend on its seed only: not on the other samples of its batch, nor on
-    /// whether its prompt came from the prefix cache (DESIGN.md invariant 1).
+    /// whether its prompt came from the prefix cache (docs/invariants.md, 1).
     @Test func samplesAreBatchAndCacheInvariant() throws {
         let generator = try ModelFixture.generator("llama-gqa")
         let prompt = try ModelFixture.reference("llama-gqa").prompts[1].input_ids

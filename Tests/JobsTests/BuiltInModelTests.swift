@@ -66,3 +66,13 @@ struct BuiltInModelTests {
         }
     }
 }
+
+/// The built-in model learned only questions about images: a question without one is refused with the
+/// reason, instead of being answered with nonsense.
+@Test func aQuestionWithoutAnImageIsRefusedByTheBuiltInModel() throws {
+    let scratch = try Scratch()
+    let (status, _, stderr) = try runStagebeam(["run", "--question", "What is 2+2?"], in: scratch, name: "run")
+    #expect(status != 0)
+    #expect(stderr.contains("answers questions about an image only"), "\(stderr)")
+    #expect(stderr.contains("--image"), "\(stderr)")
+}

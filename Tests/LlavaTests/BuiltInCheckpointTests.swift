@@ -54,7 +54,7 @@ import Vision
         #expect(try greedy(model, prompt, count: f.greedy_ids.count) == f.greedy_ids)
     }
 
-    /// A judge prompt whose greedy check runs past position 1,024 (the model's context until stop 16,
+    /// A judge prompt whose greedy check runs past position 1,024 (the model's context until commit 38d0fac,
     /// 1,280 since): the prompt's last logits and the whole check equal transformers'.
     @Test func longJudgeCheckMatchesTransformers() throws {
         struct LongJudge: Decodable {

@@ -47,7 +47,7 @@ import Testing
     }
 
     /// Logits of a sequence are bit-identical whether it runs alone or beside others, and whether
-    /// its prefix was prefilled in one pass or in chunks (DESIGN.md invariant 1).
+    /// its prefix was prefilled in one pass or in chunks (docs/invariants.md, 1).
     @Test func batchInvariance() throws {
         let name = "llama-gqa"
         let prompts = try ReferenceFixture.load(name).prompts.map(\.input_ids)
