@@ -17,6 +17,7 @@ let vectorized: [SwiftSetting] = cpuFlags + [.unsafeFlags(["-O"], .when(configur
 
 let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
 let protobuf: Target.Dependency = .product(name: "SwiftProtobuf", package: "swift-protobuf")
+let nio: [Target.Dependency] = ["NIOCore", "NIOPosix", "NIOHTTP1"].map { .product(name: $0, package: "swift-nio") }
 
 let package = Package(
     name: "stagebeam",
@@ -28,12 +29,17 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
         // 1.11 brought `LogHandler.log(event:)`, which `LineLogHandler` implements.
-        .package(url: "https://github.com/apple/swift-log", from: "1.11.0")
+        .package(url: "https://github.com/apple/swift-log", from: "1.11.0"),
+        // The metrics/readiness HTTP server (Cluster's MetricsServer): NIOPosix + NIOHTTP1 only.
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.0")
     ],
     targets: [
         // C system libraries: module maps only; nothing above these imports C.
         .systemLibrary(name: "CZeroMQ", providers: [.apt(["libzmq3-dev"])]),
         .systemLibrary(name: "CStb", providers: [.apt(["libstb-dev"])]),
+        // OpenSSL's libcrypto: SHA-256 with the CPU's SHA extensions, for model identities.
+        .systemLibrary(name: "CCrypto", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CTurboJPEG", providers: [.apt(["libturbojpeg0-dev"])]),
 
         // Compute: batch-invariant SIMD kernels over mapped weights, and the thread pool they share.
         // Quantized dot products in C with per-function target attributes (Swift has none) and the
@@ -50,8 +56,9 @@ let package = Package(
         // Checkpoint files and configurations: safetensors and GGUF (mapped), config.json decoding.
         .target(name: "ModelFormats", dependencies: ["JSON"]),
         .testTarget(name: "ModelFormatsTests", dependencies: ["ModelFormats"]),
-        // JPEG/PNG decoding (stb_image) and transformers-exact image preprocessing.
-        .target(name: "Vision", dependencies: ["CStb", "JSON"], swiftSettings: vectorized),
+        // JPEG (libjpeg-turbo) and PNG (stb_image) decoding as Pillow decodes them, EXIF orientation,
+        // and transformers-exact image preprocessing.
+        .target(name: "Vision", dependencies: ["CStb", "CTurboJPEG", "JSON"], swiftSettings: vectorized),
         .testTarget(name: "VisionTests", dependencies: ["Vision"]),
         // Hugging Face chat templates: a Jinja subset rendered as transformers renders it.
         .target(name: "ChatTemplates"),
@@ -88,7 +95,7 @@ let package = Package(
         .testTarget(name: "LogsTests", dependencies: ["Logs", logging]),
         // Coordinator (jobs, dispatch, journal), client, and the protocol pieces workers share. Holds no
         // model and links no engine.
-        .target(name: "Cluster", dependencies: ["Wire", "Transport", "Search", logging, protobuf]),
+        .target(name: "Cluster", dependencies: ["CCrypto", "Wire", "Transport", "Search", logging, protobuf] + nio),
         .testTarget(
             name: "ClusterTests", dependencies: ["Cluster", "ClusterTestSupport", "Wire", "Transport", "Search", logging, protobuf]),
         // What the cluster and jobs tests share: the stagebeam executable as child processes, a local cluster.
@@ -98,7 +105,7 @@ let package = Package(
             name: "WorkerHost",
             dependencies: [
                 "Cluster", "Wire", "Transport", "Search", "LocalEngine", "Generation", "ModelFormats", "Tokenization",
-                "ChatTemplates", logging
+                "ChatTemplates", "Vision", logging
             ]),
         // Bulk offline runs (batch), capacity tests (loadtest) and evaluation, over a coordinator or in process.
         .target(

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages stagebeam builds against, when any is missing.
 set -euo pipefail
-packages=(libzmq3-dev libstb-dev pkg-config protobuf-compiler)
+packages=(libzmq3-dev libstb-dev libssl-dev libturbojpeg0-dev pkg-config protobuf-compiler)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 import Transport
 import Wire
 
@@ -9,8 +10,8 @@ import Wire
 /// it knows this client; if it does not (it restarted) or the link had to reconnect, the client
 /// submits its job again — resubmission is idempotent, and a restarted coordinator answers from its
 /// journal or runs the job again.
-public final class Client: @unchecked Sendable {
-    private enum Pending {
+public final class Client: Sendable {
+    private enum Pending: Sendable {
         case submit(
             Stagebeam_V1_SubmitJob, onEvent: @Sendable (Stagebeam_V1_JobEvent) -> Void,
             CheckedContinuation<Stagebeam_V1_JobResult, any Error>)
@@ -20,10 +21,9 @@ public final class Client: @unchecked Sendable {
     private let codec = EnvelopeCodec()
     private let policy: HeartbeatPolicy
     private let logger: Logger
-    private var link: DealerLink!
-    private let lock = NSLock()
-    private var pending: Pending?
-    private var lastSent = ContinuousClock.now
+    private let link: DealerLink
+    /// The request waiting for its answer, and when it (or its resubmission) last went out.
+    private let state = Mutex<(pending: Pending?, lastSent: ContinuousClock.Instant)>((nil, .now))
 
     /// `curve`: keys for a coordinator that requires them.
     public init(
@@ -33,14 +33,18 @@ public final class Client: @unchecked Sendable {
         policy = heartbeat
         self.logger = logger
         var id = SystemRandomNumberGenerator()
+        // The link's handlers reach the client through this box: the link is made before the client
+        // is whole, and must not keep it alive.
+        let reference = ClientReference()
         link = try DealerLink(
             context: context,
             configuration: .init(
                 endpoint: endpoint, routingID: Array("client-\(String(id.next(), radix: 36))".utf8), heartbeat: heartbeat,
                 backoff: Backoff(initial: .milliseconds(100), maximum: .seconds(2)), name: "client-link", curve: curve),
-            greeting: { [unowned self] in currentRequest() ?? beatFrames() },
-            heartbeat: { [unowned self] in beatFrames() },
-            onMessage: { [unowned self] frames in handle(frames) })
+            greeting: { reference.client?.currentRequest() ?? Self.beatFrames() },
+            heartbeat: { Self.beatFrames() },
+            onMessage: { frames in reference.client?.handle(frames) })
+        reference.client = self
     }
 
     public func close() {
@@ -58,10 +62,7 @@ public final class Client: @unchecked Sendable {
         let frame = try codec.encode(.submitJob(job))
         return try await cancellable {
             try await withCheckedThrowingContinuation { continuation in
-                lock.withLock {
-                    pending = .submit(job, onEvent: onEvent, continuation)
-                    lastSent = .now
-                }
+                state.withLock { $0 = (.submit(job, onEvent: onEvent, continuation), .now) }
                 if Task.isCancelled { return finish(with: .failure(CancellationError())) }
                 sendOrFail([frame])
             }
@@ -72,10 +73,7 @@ public final class Client: @unchecked Sendable {
         let frame = try codec.encode(.statusRequest(Stagebeam_V1_StatusRequest()))
         return try await cancellable {
             try await withCheckedThrowingContinuation { continuation in
-                lock.withLock {
-                    pending = .status(continuation)
-                    lastSent = .now
-                }
+                state.withLock { $0 = (.status(continuation), .now) }
                 if Task.isCancelled { return finish(with: .failure(CancellationError())) }
                 sendOrFail([frame])
             }
@@ -103,8 +101,8 @@ public final class Client: @unchecked Sendable {
     }
 
     private func currentRequest() -> [[UInt8]]? {
-        lock.withLock {
-            switch pending {
+        state.withLock { state in
+            switch state.pending {
             case .submit(let job, _, _): [(try? codec.encode(.submitJob(job))) ?? []]
             case .status: [(try? codec.encode(.statusRequest(Stagebeam_V1_StatusRequest()))) ?? []]
             case nil: nil
@@ -112,8 +110,8 @@ public final class Client: @unchecked Sendable {
         }
     }
 
-    private func beatFrames() -> [[UInt8]] {
-        [(try? codec.encode(.heartbeat(Stagebeam_V1_Heartbeat()))) ?? []]
+    private static func beatFrames() -> [[UInt8]] {
+        [(try? EnvelopeCodec().encode(.heartbeat(Stagebeam_V1_Heartbeat()))) ?? []]
     }
 
     private func handle(_ frames: [[UInt8]]) {
@@ -126,7 +124,7 @@ public final class Client: @unchecked Sendable {
         } catch {
             return logger.warning("undecodable message from the coordinator", metadata: ["error": "\(error)"])
         }
-        let current = lock.withLock { pending }
+        let current = state.withLock { $0.pending }
         switch (body, current) {
         case (.jobEvent(let event), .submit(let job, let onEvent, _)) where event.jobID == job.jobID:
             onEvent(event)
@@ -141,9 +139,9 @@ public final class Client: @unchecked Sendable {
         case (.heartbeat(let beat), .submit(let job, _, _)) where !beat.known:
             // The submission goes out before any beat on a connection, so an "unknown" answer means
             // the coordinator lost it; still, resubmit at most once per interval.
-            let due = lock.withLock {
-                guard ContinuousClock.now - lastSent > policy.interval else { return false }
-                lastSent = .now
+            let due = state.withLock { state in
+                guard ContinuousClock.now - state.lastSent > policy.interval else { return false }
+                state.lastSent = .now
                 return true
             }
             if due, let frame = try? codec.encode(.submitJob(job)) {
@@ -157,9 +155,9 @@ public final class Client: @unchecked Sendable {
     }
 
     private func finish(with outcome: Result<Stagebeam_V1_Envelope.OneOf_Body, any Error>) {
-        let request: Pending? = lock.withLock {
-            defer { pending = nil }
-            return pending
+        let request: Pending? = state.withLock { state in
+            defer { state.pending = nil }
+            return state.pending
         }
         switch (request, outcome) {
         case (.submit(_, _, let continuation), .success(.jobResult(let result))): continuation.resume(returning: result)
@@ -170,5 +168,16 @@ public final class Client: @unchecked Sendable {
         case (.status(let continuation), .success): continuation.resume(throwing: ClusterError(.internal, "mismatched reply"))
         case (nil, _): break
         }
+    }
+}
+
+/// The client, for its link's handlers (see `Client.init`).
+private final class ClientReference: Sendable {
+    private struct Weak { weak var value: Client? }
+    private let reference = Mutex(Weak())
+
+    var client: Client? {
+        get { reference.withLock { $0.value } }
+        set { reference.withLock { $0.value = newValue } }
     }
 }

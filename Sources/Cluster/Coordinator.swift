@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Search
+import Synchronization
 import Transport
 import Wire
 
@@ -11,11 +12,13 @@ import Wire
 /// Bad input (undecodable frames, a wrong protocol version, unexpected messages, invalid jobs) gets a
 /// typed `Error` reply and a log line; the coordinator keeps serving everyone else. Log lines about a
 /// job carry its `job_id`, those about a worker its `worker_id`.
-public final class Coordinator: @unchecked Sendable {
+public final class Coordinator: Sendable {
     public struct Configuration: Sendable {
         /// Where to listen, e.g. `tcp://0.0.0.0:5555` (`tcp://127.0.0.1:*` picks a free port).
         public var endpoint: String
         public var journal: URL
+        /// Finished jobs older than this leave the journal and the job table (nil: kept for ever).
+        public var journalRetain: Duration?
         /// Workers are dead after `missedLimit` intervals without a message.
         public var heartbeat: HeartbeatPolicy
         /// How long a request may be in flight before it is sent to another worker.
@@ -24,27 +27,55 @@ public final class Coordinator: @unchecked Sendable {
         public var noWorkerWait: Duration
         /// Jobs searched at once; later ones wait in the queue.
         public var maxRunningJobs: Int
+        /// Jobs accepted and not finished (running and queued) at most; past it a submission is
+        /// refused with `overloaded`, naming the limit, and the client may submit again later.
+        public var maxQueuedJobs: Int
+        /// The images of unfinished jobs together, in bytes, at most (refused like `maxQueuedJobs`).
+        public var maxQueuedImageBytes: Int
+        /// Largest frame read from a peer (an image and the job around it); libzmq disconnects a peer
+        /// that announces a bigger one before reading it, so no peer makes this process hold more
+        /// than one such frame in progress, plus `receiveQueue` whole ones waiting to be read.
         public var maxFrameBytes: Int
+        /// Frames libzmq holds per peer until the socket thread reads them.
+        public var receiveQueue: Int32
         /// A submitted image over this many bytes is refused with `image_too_large`.
         public var maxImageBytes: Int
         /// CURVE: this coordinator's secret key and the public keys of the workers and clients it
         /// accepts (nil: plain TCP, anyone may connect).
         public var curve: (secretKey: String, authorizedKeys: Set<String>)?
+        /// The model identity (`ModelIdentity`) every worker must serve, pinned by the operator; nil:
+        /// each role's first registered worker decides (see `Dispatcher`).
+        public var pinnedModel: String?
+        /// The pinned model's recommended search settings (`coordinator --model`), used while no
+        /// generate worker has announced its own (the two agree: the identity covers stagebeam.json).
+        public var pinnedRecommendations: ModelRecommendations?
+        /// Refused frames are logged once per peer per this interval, with a count of the others.
+        public var refusalLogInterval: Duration
 
         public init(
             endpoint: String, journal: URL, heartbeat: HeartbeatPolicy = HeartbeatPolicy(interval: .milliseconds(500)),
             requestTimeout: Duration = .seconds(60), noWorkerWait: Duration = .seconds(60), maxRunningJobs: Int = 8,
-            maxFrameBytes: Int = EnvelopeCodec.defaultMaxFrameBytes, maxImageBytes: Int = 32 << 20,
-            curve: (secretKey: String, authorizedKeys: Set<String>)? = nil
+            maxQueuedJobs: Int = 1024, maxQueuedImageBytes: Int = 1 << 30, maxFrameBytes: Int? = nil, receiveQueue: Int32 = 16,
+            maxImageBytes: Int = 32 << 20,
+            curve: (secretKey: String, authorizedKeys: Set<String>)? = nil, journalRetain: Duration? = nil, pinnedModel: String? = nil,
+            pinnedRecommendations: ModelRecommendations? = nil, refusalLogInterval: Duration = .seconds(10)
         ) {
+            self.pinnedRecommendations = pinnedRecommendations
             self.curve = curve
+            self.journalRetain = journalRetain
+            self.pinnedModel = pinnedModel
+            self.refusalLogInterval = refusalLogInterval
             self.endpoint = endpoint
             self.journal = journal
             self.heartbeat = heartbeat
             self.requestTimeout = requestTimeout
             self.noWorkerWait = noWorkerWait
             self.maxRunningJobs = maxRunningJobs
-            self.maxFrameBytes = maxFrameBytes
+            self.maxQueuedJobs = maxQueuedJobs
+            self.maxQueuedImageBytes = maxQueuedImageBytes
+            // Room for the largest image and the job around it (question, judge templates).
+            self.maxFrameBytes = maxFrameBytes ?? maxImageBytes + (1 << 20)
+            self.receiveQueue = receiveQueue
             self.maxImageBytes = maxImageBytes
         }
     }
@@ -57,57 +88,93 @@ public final class Coordinator: @unchecked Sendable {
     private let journal: Journal
     private let dispatcher: Dispatcher
     private let outbox = Outbox()
-    private var loop: SocketLoop!
+    private let loop: SocketLoop
 
     /// What `--metrics-port` serves (see `CoordinatorMetrics`).
     public let metrics = Metrics()
 
     private let authenticator: ZAPAuthenticator?
-    private let lock = NSLock()
-    private var jobs: [String: Job] = [:]
-    /// Job ids in the order accepted (queued jobs start in this order).
-    private var order: [String] = []
+    private let compaction = Mutex<Task<Void, Never>?>(nil)
+
+    /// The job table. Touched from the socket thread (submissions, status), the journal's writer
+    /// thread (acceptances and results made durable) and the jobs' search tasks (events, results).
+    private struct Table {
+        var jobs: [String: Job] = [:]
+        /// Job ids in the order accepted.
+        var order: [String] = []
+        /// Journaled jobs waiting for a search slot, oldest first.
+        var queued: [String] = []
+        var running: Set<String> = []
+        /// Accepted and not finished: queued, running, or still being journaled.
+        var unfinished: Set<String> = []
+        /// Bytes of the images of unfinished jobs.
+        var imageBytes = 0
+    }
+    private let table = Mutex(Table())
+    /// Refusals logged per peer.
+    private let refusalLog: Mutex<RepeatLimiter<[UInt8]>>
 
     public init(context: ZMQContext, configuration: Configuration, logger: Logger = Logger(label: "coordinator")) throws {
         self.configuration = configuration
         // The authenticator must answer before the first connection arrives.
-        authenticator = try configuration.curve.map { try ZAPAuthenticator(context: context, allowed: $0.authorizedKeys, logger: logger) }
+        authenticator = try configuration.curve.map {
+            try ZAPAuthenticator(
+                context: context, allowed: $0.authorizedKeys, logger: logger, logInterval: configuration.refusalLogInterval)
+        }
         self.codec = EnvelopeCodec(maxFrameBytes: configuration.maxFrameBytes)
         self.logger = logger
-        let (journal, entries) = try Journal.open(configuration.journal) { logger.warning("\($0)") }
+        refusalLog = Mutex(RepeatLimiter(interval: configuration.refusalLogInterval))
+        let (journal, entries) = try Journal.open(configuration.journal, retain: configuration.journalRetain) {
+            logger.warning("\($0)")
+        }
         self.journal = journal
         let outbox = self.outbox
         dispatcher = Dispatcher(
             settings: .init(
                 heartbeat: configuration.heartbeat, requestTimeout: configuration.requestTimeout,
-                noWorkerWait: configuration.noWorkerWait),
+                noWorkerWait: configuration.noWorkerWait, pinnedModel: configuration.pinnedModel),
             codec: codec, send: { outbox.send($0) }, logger: logger)
         dispatcher.metrics = metrics
-        let now = ContinuousClock.now
-        for (id, entry) in entries {
-            jobs[id] = Job(submit: entry.submit, result: entry.result, journaledSteps: entry.result == nil ? entry.steps : [:], now: now)
-            order.append(id)
+        if let pinned = configuration.pinnedModel {
+            logger.info("model pinned", metadata: ["model_hash": "\(pinned)"])
         }
-        let unfinished = jobs.values.filter { !$0.isFinished }.count
+        let now = ContinuousClock.now
+        table.withLock { table in
+            for (id, entry) in entries {
+                var job = Job(submit: entry.submit, result: entry.result, journaledSteps: entry.result == nil ? entry.steps : [:], now: now)
+                job.journaled = true
+                table.jobs[id] = job
+                table.order.append(id)
+                if !job.isFinished {
+                    table.queued.append(id)
+                    table.unfinished.insert(id)
+                    table.imageBytes += job.submit.image.count
+                }
+            }
+        }
         if !entries.isEmpty {
             logger.info(
                 "journal replayed",
                 metadata: [
                     "path": "\(configuration.journal.path)", "jobs": .stringConvertible(entries.count),
-                    "unfinished": .stringConvertible(unfinished)
+                    "unfinished": .stringConvertible(entries.filter { $0.entry.result == nil }.count)
                 ])
         }
-        let loop = try SocketLoop(
+        // `onMessage` and `onTick` reach the coordinator through this box: the loop is made before
+        // the coordinator is whole, and must not keep it alive.
+        let handler = CoordinatorReference()
+        loop = try SocketLoop(
             context: context,
-            // ZeroMQ drops a peer that sends more than this without a word; twice the codec's limit lets
-            // the codec answer frames between the two with a typed `message_too_large`.
             configuration: .init(
-                kind: .router, bind: [configuration.endpoint], maxMessageBytes: 2 * Int64(configuration.maxFrameBytes),
-                tick: configuration.heartbeat.interval / 2, name: "coordinator",
+                kind: .router, bind: [configuration.endpoint], maxMessageBytes: Int64(configuration.maxFrameBytes),
+                receiveHighWaterMark: configuration.receiveQueue, tick: configuration.heartbeat.interval / 2, name: "coordinator",
                 curve: configuration.curve.map { .server(secretKey: $0.secretKey) }),
             handlers: .init(
-                onMessage: { [unowned self] frames in handle(frames) },
-                onTick: { [unowned self] _, now in dispatcher.tick(now: now) },
+                onMessage: { frames in handler.coordinator?.handle(frames) },
+                onTick: { _, now in
+                    handler.coordinator?.dispatcher.tick(now: now)
+                    handler.coordinator?.reportHeldRefusals(now: now)
+                },
                 onSendFailure: { frames, error in
                     // A client that went away: its job goes on, and its result stays for a resubmission.
                     logger.notice("message undeliverable", metadata: ["peer": "\(Self.peerName(frames[0]))", "error": "\(error)"])
@@ -117,15 +184,18 @@ public final class Coordinator: @unchecked Sendable {
                         level: willStop ? .critical : .error, "socket error",
                         metadata: ["error": "\(error)", "stopping": .stringConvertible(willStop)])
                 }))
-        self.loop = loop
-        outbox.loop = loop
-        CoordinatorMetrics.register(on: metrics, coordinator: self, dispatcher: dispatcher)
+        handler.coordinator = self
+        outbox.attach(loop)
+        CoordinatorMetrics.register(on: metrics, coordinator: self, dispatcher: dispatcher, journal: journal)
         startQueuedJobs()
+        if let retain = configuration.journalRetain { startCompaction(every: Self.compactionInterval(retain)) }
     }
 
     public func close() {
+        compaction.withLock { $0?.cancel() }
         loop.close()
         authenticator?.close()
+        journal.close()
     }
 
     // MARK: Messages (socket thread)
@@ -151,7 +221,8 @@ public final class Coordinator: @unchecked Sendable {
         case .heartbeat:
             var beat = Stagebeam_V1_Heartbeat()
             beat.known = isWorker || isWaitingClient(peer)
-            reply(peer, .heartbeat(beat))
+            // Ahead of any job traffic queued for other peers: a late answer makes a worker reconnect.
+            reply(peer, .heartbeat(beat), urgent: true)
         case .disconnect(let goodbye):
             dispatcher.disconnect(from: peer, reason: goodbye.reason, now: now)
         case .generateResult(let result):
@@ -169,9 +240,9 @@ public final class Coordinator: @unchecked Sendable {
         }
     }
 
-    private func reply(_ peer: [UInt8], _ body: Stagebeam_V1_Envelope.OneOf_Body) {
+    private func reply(_ peer: [UInt8], _ body: Stagebeam_V1_Envelope.OneOf_Body, urgent: Bool = false) {
         do {
-            outbox.send([peer, try codec.encode(body)])
+            outbox.send([peer, try codec.encode(body)], urgent: urgent)
         } catch {
             logger.error(
                 "cannot encode a message",
@@ -181,19 +252,37 @@ public final class Coordinator: @unchecked Sendable {
         }
     }
 
-    /// Bad frames, invalid jobs, refused workers: the peer gets the error, the log a warning.
+    /// Bad frames, invalid jobs, refused workers: the peer gets the error, the log a warning — one
+    /// per peer per `refusalLogInterval`, counting the refusals not logged in between (`repeats`).
     private func reject(_ peer: [UInt8], _ error: ClusterError) {
-        logger.warning("message refused", metadata: error.logMetadata.merging(["peer": "\(Self.peerName(peer))"]) { $1 })
+        let (log, held) = refusalLog.withLock { $0.admit(peer, now: .now) }
+        if log {
+            var metadata = error.logMetadata.merging(["peer": "\(Self.peerName(peer))"]) { $1 }
+            if held > 0 { metadata["repeats"] = .stringConvertible(held) }
+            logger.warning("message refused", metadata: metadata)
+        }
         reply(peer, .error(error.wire))
+    }
+
+    /// Refusals held back from peers that have since gone quiet: one line each with the count.
+    private func reportHeldRefusals(now: ContinuousClock.Instant) {
+        let held = refusalLog.withLock { $0.expired(now: now) }
+        for (peer, count) in held {
+            logger.warning(
+                "messages refused",
+                metadata: [
+                    "peer": "\(Self.peerName(peer))", "repeats": .stringConvertible(count),
+                    "interval_s": .stringConvertible(milliseconds(configuration.refusalLogInterval) / 1000)
+                ])
+        }
     }
 
     // MARK: Jobs
 
-    /// Whether `peer` subscribes to a job this coordinator holds. Finished jobs count: a heartbeat
-    /// answered between a job's finishing and its result reaching the client must not tell the
-    /// client its job is unknown (it would resubmit a job that is done).
+    /// Whether `peer` waits for a job of this coordinator: a heartbeat answered "unknown" makes a
+    /// client submit again.
     private func isWaitingClient(_ peer: [UInt8]) -> Bool {
-        lock.withLock { jobs.values.contains { $0.subscribers[peer] != nil } }
+        table.withLock { table in table.unfinished.contains { table.jobs[$0]?.subscribers[peer] != nil } }
     }
 
     private func accept(_ submit: Stagebeam_V1_SubmitJob, from peer: [UInt8], now: ContinuousClock.Instant) {
@@ -201,6 +290,26 @@ public final class Coordinator: @unchecked Sendable {
         if submit.jobID.isEmpty { submit.jobID = UUID().uuidString.lowercased() }
         let id = submit.jobID
         let subscriber = Job.Subscriber(wantsEvents: submit.streamEvents, wantsRecord: submit.recordSearch)
+        // The search fields the job leaves unset take the cluster model's recommendations, and the
+        // job is journaled filled: its settings never change after it is accepted.
+        let recommendations: ModelRecommendations
+        do {
+            if let announced = dispatcher.announcedRecommendations() {
+                recommendations = announced.isEmpty ? ModelRecommendations() : try ModelRecommendations(json: announced)
+            } else {
+                recommendations = configuration.pinnedRecommendations ?? ModelRecommendations()
+            }
+        } catch {
+            reject(peer, ClusterError(.internal, "the workers' recommended settings are unreadable: \(error)", jobID: id))
+            return
+        }
+        if recommendations.requiresImage, submit.image.isEmpty {
+            reject(
+                peer, ClusterError(.invalidArgument, "this cluster's model answers questions about an image only: send an image", jobID: id)
+            )
+            return
+        }
+        submit = recommendations.filled(submit)
         if let problem = Self.validate(submit) {
             reject(peer, ClusterError(.invalidArgument, problem, jobID: id))
             return
@@ -214,53 +323,115 @@ public final class Coordinator: @unchecked Sendable {
                     jobID: id))
             return
         }
-        var answers: [Stagebeam_V1_Envelope.OneOf_Body] = []
-        var refusal: ClusterError?
-        lock.withLock {
-            var accepted = Stagebeam_V1_JobAccepted()
-            accepted.jobID = id
-            if let job = jobs[id] {
+        enum Decision {
+            case answer([Stagebeam_V1_Envelope.OneOf_Body])
+            case refuse(ClusterError)
+            case overloaded(ClusterError)
+            case journal
+        }
+        let decision: Decision = table.withLock { table in
+            if var job = table.jobs[id] {
                 // A resubmission (a client asking again, perhaps after a coordinator restart).
                 guard Job.fingerprint(job.submit) == Job.fingerprint(submit) else {
-                    refusal = ClusterError(
-                        .invalidArgument, "job id '\(id)' already names a different job (question or options differ)", jobID: id)
-                    return
+                    return .refuse(
+                        ClusterError(
+                            .invalidArgument, "job id '\(id)' already names a different job (question or options differ)", jobID: id))
                 }
-                accepted.alreadyKnown = true
-                accepted.queuePosition = queuePosition(of: job)
                 logger.debug("job resubmitted", metadata: ["job_id": "\(id)", "finished": .stringConvertible(job.result != nil)])
-                answers.append(.jobAccepted(accepted))
+                defer { table.jobs[id] = job }
                 if let result = job.result {
-                    answers.append(.jobResult(Job.result(result, for: subscriber)))
-                } else {
-                    job.subscribers[peer] = subscriber
+                    return .answer([
+                        .jobAccepted(Self.accepted(id, position: 0, known: true)), .jobResult(Job.result(result, for: subscriber))
+                    ])
                 }
-                return
+                job.subscribers[peer] = subscriber
+                guard job.journaled else {
+                    // Told once the acceptance is durable, with the first submitter.
+                    job.awaitingAcceptance.append(peer)
+                    return .answer([])
+                }
+                return .answer([.jobAccepted(Self.accepted(id, position: Self.queuePosition(of: id, in: table), known: true))])
             }
-            do {
-                try journal.accepted(id, submit: submit)
-            } catch {
-                refusal = ClusterError(.internal, "cannot journal job '\(id)': \(error)", jobID: id)
-                return
+            if table.unfinished.count >= configuration.maxQueuedJobs {
+                return .overloaded(
+                    ClusterError(
+                        .overloaded,
+                        "the coordinator holds \(table.unfinished.count) unfinished jobs, its limit (--max-queued-jobs "
+                            + "\(configuration.maxQueuedJobs)); submit again later", jobID: id))
             }
-            let job = Job(submit: submit, now: now)
-            metrics.inc(CoordinatorMetrics.jobsAccepted)
+            if table.imageBytes + submit.image.count > configuration.maxQueuedImageBytes {
+                return .overloaded(
+                    ClusterError(
+                        .overloaded,
+                        "the images of unfinished jobs would take \(table.imageBytes + submit.image.count) bytes, over the limit of "
+                            + "\(configuration.maxQueuedImageBytes) (--max-queued-image-bytes); submit again later", jobID: id))
+            }
+            var job = Job(submit: submit, now: now)
             job.subscribers[peer] = subscriber
-            jobs[id] = job
-            order.append(id)
-            accepted.queuePosition = queuePosition(of: job)
-            answers.append(.jobAccepted(accepted))
-            let config = SearchConfig(submit: submit)
+            job.awaitingAcceptance = [peer]
+            table.jobs[id] = job
+            table.order.append(id)
+            table.unfinished.insert(id)
+            table.imageBytes += submit.image.count
+            return .journal
+        }
+        switch decision {
+        case .answer(let answers):
+            for answer in answers { reply(peer, answer) }
+        case .refuse(let error):
+            reject(peer, error)
+        case .overloaded(let error):
+            // Expected under load, and possibly thousands a second: counted, not logged one by one.
+            metrics.inc(CoordinatorMetrics.jobsRefused, [("reason", "overloaded")])
+            reply(peer, .error(error.wire))
+        case .journal:
+            do {
+                try journal.accepted(id, submit: submit) { [weak self] error in self?.acceptanceJournaled(id, error: error) }
+            } catch {
+                acceptanceJournaled(id, error: error)
+            }
+        }
+    }
+
+    /// The job's acceptance is in the journal (or could not be written): its submitters hear of it,
+    /// and it joins the queue. Runs on the journal's writer thread.
+    private func acceptanceJournaled(_ id: String, error: (any Error)?) {
+        let (peers, answer): ([[UInt8]], Stagebeam_V1_Envelope.OneOf_Body?) = table.withLock { table in
+            guard var job = table.jobs[id] else { return ([], nil) }
+            let peers = job.awaitingAcceptance
+            job.awaitingAcceptance = []
+            if let error {
+                table.jobs[id] = nil
+                table.order.removeAll { $0 == id }
+                table.unfinished.remove(id)
+                table.imageBytes -= job.submit.image.count
+                return (peers, .error(ClusterError(.internal, "cannot journal job '\(id)': \(error)", jobID: id).wire))
+            }
+            job.journaled = true
+            table.jobs[id] = job
+            table.queued.append(id)
+            let position = Self.queuePosition(of: id, in: table)
+            let config = SearchConfig(submit: job.submit)
             logger.info(
                 "job accepted",
                 metadata: [
                     "job_id": "\(id)", "method": "\(config.method.rawValue)", "beam": .stringConvertible(config.beam),
-                    "image": .stringConvertible(!submit.image.isEmpty), "queue_position": .stringConvertible(accepted.queuePosition)
+                    "image": .stringConvertible(!job.submit.image.isEmpty), "queue_position": .stringConvertible(position)
                 ])
+            return (peers, .jobAccepted(Self.accepted(id, position: position, known: false)))
         }
-        if let refusal { reject(peer, refusal) }
-        for answer in answers { reply(peer, answer) }
+        guard let answer else { return }
+        if error == nil { metrics.inc(CoordinatorMetrics.jobsAccepted) }
+        for peer in peers { reply(peer, answer) }
         startQueuedJobs()
+    }
+
+    private static func accepted(_ id: String, position: UInt32, known: Bool) -> Stagebeam_V1_JobAccepted {
+        var accepted = Stagebeam_V1_JobAccepted()
+        accepted.jobID = id
+        accepted.queuePosition = position
+        accepted.alreadyKnown = known
+        return accepted
     }
 
     /// What is wrong with a submitted job, or nil.
@@ -280,27 +451,30 @@ public final class Coordinator: @unchecked Sendable {
         return nil
     }
 
-    private func queuePosition(of job: Job) -> UInt32 {
-        guard job.state == .queued else { return 0 }
-        return UInt32(order.prefix { $0 != job.id }.filter { jobs[$0]?.state == .queued }.count)
+    /// Jobs ahead of `id` in the queue (0 when it runs, or is not queued).
+    private static func queuePosition(of id: String, in table: Table) -> UInt32 {
+        UInt32(table.queued.firstIndex(of: id) ?? 0)
     }
 
     /// Starts queued jobs, oldest first, while fewer than `maxRunningJobs` run.
     private func startQueuedJobs() {
-        let starting: [Job] = lock.withLock {
-            let running = jobs.values.filter { $0.state == .running }.count
-            let queued = order.compactMap { jobs[$0] }.filter { $0.state == .queued }
+        let starting: [Job] = table.withLock { table in
+            let free = max(configuration.maxRunningJobs - table.running.count, 0)
+            let ids = table.queued.prefix(free)
+            table.queued.removeFirst(ids.count)
             let now = ContinuousClock.now
-            let start = Array(queued.prefix(max(configuration.maxRunningJobs - running, 0)))
-            for job in start {
-                job.state = .running
-                job.started = now
+            return ids.compactMap { id in
+                table.jobs[id]?.state = .running
+                table.jobs[id]?.started = now
+                table.running.insert(id)
+                return table.jobs[id]
             }
-            return start
         }
         for job in starting {
             let submit = job.submit
-            let context = JobContext(id: job.id, image: job.image)
+            // N of every step: the search's own validation of the job (which `accept` already passed).
+            let beam = (try? SearchConfig(submit: submit).validated().beam) ?? 0
+            let context = JobContext(id: job.id, image: job.image, beam: beam)
             let steps = JobSteps(jobID: job.id, journal: journal, recorded: job.journaledSteps, logger: logger)
             Task.detached { [self] in
                 let outcome: Result<SearchResult, ClusterError>
@@ -338,15 +512,16 @@ public final class Coordinator: @unchecked Sendable {
         let id = context.id
         if case .stageStarted(let stage) = event { context.stage.current = stage.wire }
         logProgress(event, of: id)
-        let (message, peers): (Stagebeam_V1_JobEvent, [[UInt8]]) = lock.withLock {
-            guard let job = jobs[id] else { return (Stagebeam_V1_JobEvent(), []) }
+        let (message, peers): (Stagebeam_V1_JobEvent, [[UInt8]]) = table.withLock { table in
+            guard var job = table.jobs[id] else { return (Stagebeam_V1_JobEvent(), []) }
             switch event {
             case .stageStarted(let stage): job.stage = stage.wire
             case .candidatesReady(_, _, let candidates):
                 job.candidateTexts = Dictionary(uniqueKeysWithValues: candidates.map { ($0.index, $0.text) })
             default: break
             }
-            let message = Stagebeam_V1_JobEvent(jobID: id, event: event, texts: job.candidateTexts)
+            table.jobs[id] = job
+            let message = Stagebeam_V1_JobEvent(jobID: id, event: event, texts: job.candidateTexts, beam: context.beam)
             return (message, job.subscribers.filter(\.value.wantsEvents).map(\.key))
         }
         for peer in peers { reply(peer, .jobEvent(message)) }
@@ -386,8 +561,8 @@ public final class Coordinator: @unchecked Sendable {
 
     private func finish(_ id: String, _ outcome: Result<SearchResult, ClusterError>) {
         let redispatched = dispatcher.redispatched(job: id)
-        let deliveries: [([UInt8], Stagebeam_V1_JobResult)] = lock.withLock {
-            guard let job = jobs[id] else { return [] }
+        let result: Stagebeam_V1_JobResult? = table.withLock { table in
+            guard let job = table.jobs[id] else { return nil }
             let now = ContinuousClock.now
             let queueMs = milliseconds((job.started ?? now) - job.accepted)
             let totalMs = milliseconds(now - job.accepted)
@@ -405,36 +580,91 @@ public final class Coordinator: @unchecked Sendable {
             case .failure(let error):
                 result = Stagebeam_V1_JobResult(jobID: id, failure: error, redispatched: redispatched, queueMs: queueMs, totalMs: totalMs)
             }
-            do {
-                try journal.finished(id, result: result)
-            } catch {
-                logger.error("cannot journal the job's result", metadata: ["job_id": "\(id)", "error": "\(error)"])
-            }
+            // What the job ran with, without the bulky parts the client already has.
+            result.settings = job.submit
+            result.settings.question = ""
+            result.settings.image = Data()
+            result.settings.judgeTemplatesJson = Data()
+            return result
+        }
+        guard let result else { return }
+        // The client hears of the result once it is durable (a crash before then reruns the job).
+        do {
+            try journal.finished(id, result: result) { [weak self] error in self?.resultJournaled(id, result, error: error) }
+        } catch {
+            resultJournaled(id, result, error: error)
+        }
+    }
+
+    /// Records the job's result and delivers it. Runs on the journal's writer thread.
+    private func resultJournaled(_ id: String, _ result: Stagebeam_V1_JobResult, error: (any Error)?) {
+        if let error {
+            logger.error("cannot journal the job's result", metadata: ["job_id": "\(id)", "error": "\(error)"])
+        }
+        let deliveries: [([UInt8], Stagebeam_V1_JobResult)] = table.withLock { table in
+            guard var job = table.jobs[id] else { return [] }
             job.result = result
             job.state = result.status == .succeeded ? .succeeded : .failed
+            let deliveries = job.subscribers.map { ($0.key, Job.result(result, for: $0.value)) }
+            job.subscribers = [:]
+            table.jobs[id] = job
+            table.running.remove(id)
+            if table.unfinished.remove(id) != nil { table.imageBytes -= job.submit.image.count }
             CoordinatorMetrics.finished(result, on: metrics)
             var metadata: Logger.Metadata = [
-                "job_id": "\(id)", "status": "\(job.state.rawValue)", "seconds": .stringConvertible(totalMs.rounded() / 1000),
-                "queue_seconds": .stringConvertible(queueMs.rounded() / 1000), "redispatched": .stringConvertible(redispatched)
+                "job_id": "\(id)", "status": "\(job.state.rawValue)", "seconds": .stringConvertible(result.totalMs.rounded() / 1000),
+                "queue_seconds": .stringConvertible(result.queueMs.rounded() / 1000),
+                "redispatched": .stringConvertible(result.counts.redispatchedRequests)
             ]
             if result.hasError { metadata.merge(ClusterError(result.error).logMetadata) { old, _ in old } }
             logger.log(level: result.hasError ? .warning : .info, "job finished", metadata: metadata)
-            let deliveries = job.subscribers.map { ($0.key, Job.result(result, for: $0.value)) }
-            job.subscribers = [:]
             return deliveries
         }
         for (peer, result) in deliveries { reply(peer, .jobResult(result)) }
         startQueuedJobs()
     }
 
+    // MARK: Retention
+
+    /// Compaction runs a tenth of the retention apart, at least a second and at most an hour.
+    static func compactionInterval(_ retain: Duration) -> Duration {
+        min(max(retain / 10, .seconds(1)), .seconds(3600))
+    }
+
+    private func startCompaction(every interval: Duration) {
+        let task = Task.detached { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: interval)
+                guard let self, !Task.isCancelled else { return }
+                self.compactJournal()
+            }
+        }
+        compaction.withLock { $0 = task }
+    }
+
+    /// Drops the jobs the journal no longer holds from the table too.
+    private func compactJournal() {
+        do {
+            let dropped = try journal.compact()
+            guard !dropped.isEmpty else { return }
+            table.withLock { table in
+                for id in dropped where table.jobs[id]?.isFinished == true { table.jobs[id] = nil }
+                table.order.removeAll { table.jobs[$0] == nil }
+            }
+            logger.info("journal compacted", metadata: ["jobs_dropped": .stringConvertible(dropped.count)])
+        } catch {
+            logger.error("cannot compact the journal", metadata: ["error": "\(error)"])
+        }
+    }
+
     // MARK: Status
 
     /// Jobs by state, and running jobs by stage (for metrics).
     func jobCounts() -> (states: [Job.State: Int], stages: [Stagebeam_V1_Stage: Int]) {
-        lock.withLock {
+        table.withLock { table in
             var states: [Job.State: Int] = [:]
             var stages: [Stagebeam_V1_Stage: Int] = [:]
-            for job in jobs.values {
+            for job in table.jobs.values {
                 states[job.state, default: 0] += 1
                 if job.state == .running { stages[job.stage, default: 0] += 1 }
             }
@@ -450,21 +680,25 @@ public final class Coordinator: @unchecked Sendable {
         reply.utilisation = snapshot.workers.isEmpty ? 0 : snapshot.workers.map(\.utilisation).reduce(0, +) / Double(snapshot.workers.count)
         reply.redispatchedRequests = snapshot.redispatched
         reply.pendingRequests = UInt32(snapshot.pendingRequests)
-        lock.withLock {
-            let all = order.compactMap { jobs[$0] }
-            reply.queueDepth = UInt32(all.filter { $0.state == .queued }.count)
-            reply.runningJobs = UInt32(all.filter { $0.state == .running }.count)
-            reply.finishedJobs = UInt32(all.filter(\.isFinished).count)
-            let shown = all.filter { !$0.isFinished } + all.filter(\.isFinished).suffix(Self.finishedJobsShown)
-            reply.jobs = shown.map { job in
-                var info = Stagebeam_V1_JobInfo()
-                info.jobID = job.id
-                info.state = job.state.rawValue
-                info.stage = job.stage
-                info.redispatchedRequests = job.result?.counts.redispatchedRequests ?? UInt32(dispatcher.redispatched(job: job.id))
-                if let result = job.result, result.hasError { info.error = ClusterError(result.error).description }
-                return info
-            }
+        let (counts, shown) = table.withLock { table in
+            let all = table.order.compactMap { table.jobs[$0] }
+            let counts = (
+                queued: all.filter { $0.state == .queued }.count, running: all.filter { $0.state == .running }.count,
+                finished: all.filter(\.isFinished).count
+            )
+            return (counts, all.filter { !$0.isFinished } + all.filter(\.isFinished).suffix(Self.finishedJobsShown))
+        }
+        reply.queueDepth = UInt32(counts.queued)
+        reply.runningJobs = UInt32(counts.running)
+        reply.finishedJobs = UInt32(counts.finished)
+        reply.jobs = shown.map { job in
+            var info = Stagebeam_V1_JobInfo()
+            info.jobID = job.id
+            info.state = job.state.rawValue
+            info.stage = job.stage
+            info.redispatchedRequests = job.result?.counts.redispatchedRequests ?? UInt32(dispatcher.redispatched(job: job.id))
+            if let result = job.result, result.hasError { info.error = ClusterError(result.error).description }
+            return info
         }
         return reply
     }
@@ -480,18 +714,26 @@ public final class Coordinator: @unchecked Sendable {
     }
 }
 
-/// Sends through the socket loop once it exists (the dispatcher is made before the loop).
-private final class Outbox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var _loop: SocketLoop?
+/// The coordinator, for the socket loop's handlers: the loop is made before the coordinator is
+/// whole, and must not keep it alive.
+private final class CoordinatorReference: Sendable {
+    private struct Weak { weak var value: Coordinator? }
+    private let reference = Mutex(Weak())
 
-    var loop: SocketLoop? {
-        get { lock.withLock { _loop } }
-        set { lock.withLock { _loop = newValue } }
+    var coordinator: Coordinator? {
+        get { reference.withLock { $0.value } }
+        set { reference.withLock { $0.value = newValue } }
     }
+}
 
-    func send(_ frames: [[UInt8]]) {
+/// Sends through the socket loop once it exists (the dispatcher is made before the loop).
+private final class Outbox: Sendable {
+    private let loop = Mutex<SocketLoop?>(nil)
+
+    func attach(_ socketLoop: SocketLoop) { loop.withLock { $0 = socketLoop } }
+
+    func send(_ frames: [[UInt8]], urgent: Bool = false) {
         // Fails only while closing, when nothing more needs to go out.
-        try? loop?.send(frames)
+        try? loop.withLock { $0 }?.send(frames, urgent: urgent)
     }
 }

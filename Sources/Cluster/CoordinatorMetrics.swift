@@ -22,9 +22,18 @@ enum CoordinatorMetrics {
     static let requestSeconds = "stagebeam_request_seconds"
     static let imagesSent = "stagebeam_images_sent_total"
     static let workerRemovals = "stagebeam_worker_removals_total"
+    static let jobsRefused = "stagebeam_jobs_refused_total"
 
-    static func register(on metrics: Metrics, coordinator: Coordinator, dispatcher: Dispatcher) {
+    static func register(on metrics: Metrics, coordinator: Coordinator, dispatcher: Dispatcher, journal: Journal) {
         metrics.declareCounter(jobsAccepted, "Jobs accepted (new job ids).")
+        metrics.declareCounter(
+            jobsRefused, "Submissions refused for lack of room (reason: overloaded): the job queue or its image bytes are full.")
+        metrics.counter("stagebeam_journal_records_total", "Records written to the journal.") { [weak journal] in
+            [([], Double(journal?.writes.records ?? 0))]
+        }
+        metrics.counter("stagebeam_journal_syncs_total", "fsyncs of the journal (one per group of durable records).") { [weak journal] in
+            [([], Double(journal?.writes.syncs ?? 0))]
+        }
         metrics.declareCounter(jobsFinished, "Jobs finished, by status (succeeded, failed).")
         metrics.declareHistogram(jobSeconds, "Job latency from accepted to finished, seconds.", buckets: Metrics.latencyBuckets)
         metrics.declareHistogram(

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Search
+import Synchronization
 import Transport
 import Wire
 
@@ -19,25 +20,31 @@ public struct ImagePayload: Sendable {
 struct JobContext: Sendable {
     let id: String
     let image: ImagePayload?
+    /// Candidates per step (N), for the `StageStarted` events.
+    let beam: Int
     /// The workers that answered the job's latest generate request: they hold its prompt prefix
-    /// (question, image, earlier stages) in their prefix caches. Guarded by the dispatcher's lock.
+    /// (question, image, earlier stages) in their prefix caches.
     let prefixHolders = PrefixHolders()
     /// The stage the job's search is in, from its events: generate requests carry it for the
     /// workers' logs.
     let stage = CurrentStage()
 }
 
-final class PrefixHolders: @unchecked Sendable {
-    var workers: Set<[UInt8]> = []
+final class PrefixHolders: Sendable {
+    private let holders = Mutex<Set<[UInt8]>>([])
+
+    var workers: Set<[UInt8]> {
+        get { holders.withLock { $0 } }
+        set { holders.withLock { $0 = newValue } }
+    }
 }
 
-final class CurrentStage: @unchecked Sendable {
-    private let lock = NSLock()
-    private var stage = Stagebeam_V1_Stage.unspecified
+final class CurrentStage: Sendable {
+    private let stage = Mutex(Stagebeam_V1_Stage.unspecified)
 
     var current: Stagebeam_V1_Stage {
-        get { lock.withLock { stage } }
-        set { lock.withLock { stage = newValue } }
+        get { stage.withLock { $0 } }
+        set { stage.withLock { $0 = newValue } }
     }
 }
 
@@ -99,12 +106,20 @@ enum Redispatch {
 ///   request that failed `maxAttempts` times, or failed for a reason another worker cannot fix
 ///   (e.g. a prompt over the context), fails its search with that error.
 /// - Work that finds no live worker of its role for `noWorkerWait` fails with `no_worker`.
+/// - Every worker of a role serves one model (docs/invariants.md, invariant 1: the same job gives the same answer
+///   on any worker): the identity the operator pinned, else that of the role's registered workers —
+///   the first one decided, and the choice is forgotten when the last of them leaves, so a peer that
+///   announces a made-up model and goes away does not lock the cluster out. A peer that stays
+///   connected can still claim an unpinned role first; only a pinned identity or CURVE stops that.
 final class Dispatcher: @unchecked Sendable {
     struct Settings: Sendable {
         var heartbeat: HeartbeatPolicy
         var requestTimeout: Duration
         var noWorkerWait: Duration
         var maxAttempts = 5
+        /// The model identity every worker must serve in every role, pinned by the operator
+        /// (`coordinator --model` or `--model-id`); nil: each role's first registered worker decides.
+        var pinnedModel: String? = nil
     }
 
     let settings: Settings
@@ -119,8 +134,6 @@ final class Dispatcher: @unchecked Sendable {
     private let lock = NSLock()
     private var workers: [[UInt8]: WorkerRecord] = [:]
     private var liveness: PeerLiveness<[UInt8]>
-    /// The model every worker must serve: the first registered worker's hash.
-    private var clusterModelHash: String?
     private var pending: [Work] = []
     private var inFlight: [String: InFlight] = [:]
     private var nextRequest = 0
@@ -176,14 +189,20 @@ final class Dispatcher: @unchecked Sendable {
         }
         var refused: ClusterError?
         locked {
-            if let expected = clusterModelHash, expected != ready.modelHash {
-                refused = ClusterError(
-                    .modelMismatch,
-                    "worker \(ready.workerID) serves \(ready.modelName) with model hash \(ready.modelHash.prefix(16))…, "
-                        + "but this cluster's model hash is \(expected.prefix(16))…; every worker must serve the same model")
+            if let mismatch = modelMismatch(ready, key: key) {
+                refused = mismatch
                 return
             }
-            clusterModelHash = ready.modelHash
+            if settings.pinnedModel == nil {
+                for role in ready.roles where !hasWorker(role: role) {
+                    logger.notice(
+                        "model chosen for a role",
+                        metadata: [
+                            "role": "\(role.logName)", "model_hash": "\(ready.modelHash)", "worker_id": "\(ready.workerID)",
+                            "model": "\(ready.modelName)"
+                        ])
+                }
+            }
             if workers[key] != nil { removeWorker(key, .reconnected, now: now) }
             workers[key] = WorkerRecord(key: key, ready: ready, now: now)
             liveness.heard(key, at: now)
@@ -196,6 +215,12 @@ final class Dispatcher: @unchecked Sendable {
                 ])
         }
         return refused
+    }
+
+    /// The recommended search settings announced by the cluster's generate workers (of the one with the
+    /// smallest id, so every coordinator decides alike); nil while none is registered.
+    func announcedRecommendations() -> Data? {
+        lock.withLock { workers.values.filter { $0.roles.contains(.generate) }.min { $0.workerID < $1.workerID }?.recommendationsJSON }
     }
 
     /// A sign of life from `key`; returns whether it is a registered worker.
@@ -348,6 +373,29 @@ final class Dispatcher: @unchecked Sendable {
 
     private func hasWorker(role: Stagebeam_V1_Role) -> Bool {
         workers.values.contains { $0.roles.contains(role) }
+    }
+
+    /// Why `ready` may not join: a role it announces serves another model in this cluster (the
+    /// operator's pin, else the model of that role's other registered workers), or nil.
+    private func modelMismatch(_ ready: Stagebeam_V1_Ready, key: [UInt8]) -> ClusterError? {
+        for role in ready.roles.sorted(by: { $0.rawValue < $1.rawValue }) {
+            let expected: String, decidedBy: String
+            if let pinned = settings.pinnedModel {
+                (expected, decidedBy) = (pinned, "pinned by the coordinator's --model/--model-id")
+            } else if let other = workers.values.filter({ $0.key != key && $0.roles.contains(role) }).min(by: { $0.workerID < $1.workerID })
+            {
+                (expected, decidedBy) = (other.modelHash, "the model of registered worker \(other.workerID)")
+            } else {
+                continue
+            }
+            guard expected != ready.modelHash else { continue }
+            return ClusterError(
+                .modelMismatch,
+                "worker \(ready.workerID) serves \(ready.modelName) (model identity \(ready.modelHash.prefix(16))…) as \(role.logName), "
+                    + "but this cluster's \(role.logName) workers serve \(expected.prefix(16))… (\(decidedBy)); "
+                    + "every worker of a role must serve the same model")
+        }
+        return nil
     }
 
     /// Sends pending work to workers with free credits, oldest work first.
@@ -535,8 +583,18 @@ final class Dispatcher: @unchecked Sendable {
                 requeue(entry.work, indices: entry.indices, from: key, request: id, .workerLost)
             }
         }
+        let removed = workers[key]
         workers[key] = nil
         liveness.forget(key)
+        // A reconnecting worker registers again at once, with its model.
+        if case .reconnected = removal { return }
+        if settings.pinnedModel == nil, let removed {
+            for role in removed.roles where !hasWorker(role: role) {
+                logger.notice(
+                    "no worker of a role's model remains: the next worker of the role chooses its model",
+                    metadata: ["role": "\(role.logName)", "model_hash": "\(removed.modelHash)"])
+            }
+        }
     }
 
     /// The worker's id for logs (its routing id when it is not registered).

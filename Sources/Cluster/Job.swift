@@ -4,13 +4,13 @@ import Wire
 
 /// One job in the coordinator's table: queued → running (stage by stage) → succeeded | failed.
 /// Every job accepted ends in one of the last two, with a result; none is dropped.
-final class Job {
-    enum State: String {
+struct Job: Sendable {
+    enum State: String, Sendable {
         case queued, running, succeeded, failed
     }
 
     /// A client waiting for this job's result.
-    struct Subscriber {
+    struct Subscriber: Sendable {
         var wantsEvents: Bool
         var wantsRecord: Bool
     }
@@ -26,6 +26,10 @@ final class Job {
     /// The current unit's candidate texts by index (a `winner` event names the winner's text).
     var candidateTexts: [Int: String] = [:]
     var subscribers: [[UInt8]: Subscriber] = [:]
+    /// Whether the journal holds its acceptance (until then it is neither announced nor started).
+    var journaled = false
+    /// Submitters to tell once the acceptance is durable.
+    var awaitingAcceptance: [[UInt8]] = []
     var result: Stagebeam_V1_JobResult?
     /// Answers journaled by an earlier run of this job (before a restart).
     let journaledSteps: [String: Data]

@@ -5,15 +5,18 @@ import Wire
 // The wire forms of a job's progress and result, made from the search's events and record.
 
 extension Stagebeam_V1_JobEvent {
-    /// `texts` holds the unit's candidate texts from its `candidatesReady` event (for the winner's text).
-    init(jobID: String, event: SearchEvent, texts: [Int: String]) {
+    /// `texts` holds the unit's candidate texts from its `candidatesReady` event (for the winner's text);
+    /// `beam` is the job's N, which a `StageStarted` announces.
+    init(jobID: String, event: SearchEvent, texts: [Int: String], beam: Int) {
         self.init()
         self.jobID = jobID
         switch event {
         case .stageStarted(let stage):
             self.stage = stage.wire
             step = UInt32(stage.index)
-            stageStarted = Stagebeam_V1_StageStarted()
+            var started = Stagebeam_V1_StageStarted()
+            started.candidates = UInt32(clamping: beam)
+            stageStarted = started
         case .candidatesReady(let stage, let unit, let candidates):
             self.stage = stage.wire
             step = UInt32(unit)

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 import Wire
 
 /// A job's answers from workers, recorded in the journal as they arrive. After a restart, the job's
@@ -9,35 +10,34 @@ import Wire
 /// Keys hash the request's content, so a recorded answer is only ever used for the very request it
 /// answered; within one run the same request (same prefix and seeds, or same prompt and seed) always
 /// gets the same answer anyway.
-final class JobSteps: @unchecked Sendable {
+final class JobSteps: Sendable {
     let jobID: String
     private let journal: Journal
     private let logger: Logger
-    private let lock = NSLock()
-    private var recorded: [String: Data]
-    private var reusedCount = 0
+    /// Answers by request key, and how many were taken from the journal.
+    private let state: Mutex<(recorded: [String: Data], reused: Int)>
 
     init(jobID: String, journal: Journal, recorded: [String: Data], logger: Logger) {
         self.jobID = jobID
         self.journal = journal
-        self.recorded = recorded
+        self.state = Mutex((recorded, 0))
         self.logger = logger
     }
 
     /// Answers taken from the journal so far.
-    var reused: Int { lock.withLock { reusedCount } }
+    var reused: Int { state.withLock { $0.reused } }
 
     func answer<Request: Encodable, Answer: Codable & Sendable>(
         _ kind: String, for request: Request, compute: () async throws -> Answer
     ) async throws -> Answer {
         let key = try Self.key(kind, request)
-        if let data = lock.withLock({ recorded[key] }), let answer = try? Self.decoder.decode(Answer.self, from: data) {
-            lock.withLock { reusedCount += 1 }
+        if let data = state.withLock({ $0.recorded[key] }), let answer = try? Self.decoder.decode(Answer.self, from: data) {
+            state.withLock { $0.reused += 1 }
             return answer
         }
         let answer = try await compute()
         let data = try Self.encoder.encode(answer)
-        lock.withLock { recorded[key] = data }
+        state.withLock { $0.recorded[key] = data }
         do {
             try journal.step(jobID, key: key, value: data)
         } catch {

@@ -1,16 +1,17 @@
 import Foundation
+import Synchronization
 
 /// Prometheus metrics of one process, rendered in the text exposition format (version 0.0.4).
 ///
 /// Counters and histograms are updated where things happen (`inc`, `observe`); gauges, and counters
 /// a component already keeps, are read when scraped (`gauge`/`counter` with a sampling closure), so
 /// the hot paths do nothing for them. Thread-safe.
-public final class Metrics: @unchecked Sendable {
+public final class Metrics: Sendable {
     public typealias Labels = [(String, String)]
 
     enum Kind: String { case counter, gauge, histogram }
 
-    private final class Family {
+    private struct Family {
         let name: String
         let help: String
         let kind: Kind
@@ -21,17 +22,21 @@ public final class Metrics: @unchecked Sendable {
         /// Read at scrape time instead.
         var sample: (@Sendable () -> [(Labels, Double)])?
 
-        init(name: String, help: String, kind: Kind, buckets: [Double] = []) {
+        init(name: String, help: String, kind: Kind, buckets: [Double] = [], sample: (@Sendable () -> [(Labels, Double)])? = nil) {
             self.name = name
             self.help = help
             self.kind = kind
             self.buckets = buckets
+            self.sample = sample
         }
     }
 
-    private let lock = NSLock()
-    private var families: [Family] = []
-    private var byName: [String: Family] = [:]
+    /// The families in declaration order, and each one's index by name.
+    private struct Registry {
+        var families: [Family] = []
+        var byName: [String: Int] = [:]
+    }
+    private let registry = Mutex(Registry())
 
     public init() {}
 
@@ -50,44 +55,42 @@ public final class Metrics: @unchecked Sendable {
 
     /// A gauge read at scrape time.
     public func gauge(_ name: String, _ help: String, _ sample: @escaping @Sendable () -> [(Labels, Double)]) {
-        let family = Family(name: name, help: help, kind: .gauge)
-        family.sample = sample
-        declare(family)
+        declare(Family(name: name, help: help, kind: .gauge, sample: sample))
     }
 
     /// A counter that something else keeps, read at scrape time.
     public func counter(_ name: String, _ help: String, _ sample: @escaping @Sendable () -> [(Labels, Double)]) {
-        let family = Family(name: name, help: help, kind: .counter)
-        family.sample = sample
-        declare(family)
+        declare(Family(name: name, help: help, kind: .counter, sample: sample))
     }
 
     private func declare(_ family: Family) {
-        lock.withLock {
-            precondition(byName[family.name] == nil, "metric \(family.name) declared twice")
-            byName[family.name] = family
-            families.append(family)
+        registry.withLock { registry in
+            precondition(registry.byName[family.name] == nil, "metric \(family.name) declared twice")
+            registry.byName[family.name] = registry.families.count
+            registry.families.append(family)
         }
     }
 
     // MARK: Updating
 
     public func inc(_ name: String, _ labels: Labels = [], by amount: Double = 1) {
-        lock.withLock {
-            guard let family = byName[name], family.kind == .counter, family.sample == nil else { return }
-            family.values[Self.render(labels), default: 0] += amount
+        registry.withLock { registry in
+            guard let index = registry.byName[name], registry.families[index].kind == .counter, registry.families[index].sample == nil
+            else { return }
+            registry.families[index].values[Self.render(labels), default: 0] += amount
         }
     }
 
     public func observe(_ name: String, _ value: Double, _ labels: Labels = []) {
-        lock.withLock {
-            guard let family = byName[name], family.kind == .histogram else { return }
+        registry.withLock { registry in
+            guard let index = registry.byName[name], registry.families[index].kind == .histogram else { return }
             let key = Self.render(labels)
-            var series = family.histograms[key] ?? (Array(repeating: 0, count: family.buckets.count), 0, 0)
-            for (i, bound) in family.buckets.enumerated() where value <= bound { series.counts[i] += 1 }
+            let buckets = registry.families[index].buckets
+            var series = registry.families[index].histograms[key] ?? (Array(repeating: 0, count: buckets.count), 0, 0)
+            for (i, bound) in buckets.enumerated() where value <= bound { series.counts[i] += 1 }
             series.sum += value
             series.count += 1
-            family.histograms[key] = series
+            registry.families[index].histograms[key] = series
         }
     }
 
@@ -95,10 +98,11 @@ public final class Metrics: @unchecked Sendable {
 
     /// The text exposition format: `# HELP`, `# TYPE`, then one line per series.
     public func render() -> String {
-        let snapshot: [(Family, [(Labels, Double)]?)] = lock.withLock { families.map { ($0, nil) } }
-        // Sampling closures may take other locks: call them outside this one.
-        let sampled = snapshot.map { family, _ in (family, family.sample?()) }
-        return lock.withLock {
+        // A copy of the registry (values, not references): sampling closures may take other locks,
+        // so they run outside this one.
+        let families = registry.withLock { $0.families }
+        let sampled = families.map { family in (family, family.sample?()) }
+        do {
             var out = ""
             for (family, samples) in sampled {
                 out += "# HELP \(family.name) \(Self.escapeHelp(family.help))\n# TYPE \(family.name) \(family.kind.rawValue)\n"

@@ -95,6 +95,12 @@ extension SearchConfig {
     public func submitJob(question: String) -> Stagebeam_V1_SubmitJob {
         var submit = Stagebeam_V1_SubmitJob()
         submit.question = question
+        write(into: &submit)
+        return submit
+    }
+
+    /// Sets every search field of `submit` to this configuration's (the seed included).
+    func write(into submit: inout Stagebeam_V1_SubmitJob) {
         submit.method =
             switch method {
             case .stage: .stage
@@ -112,6 +118,86 @@ extension SearchConfig {
         submit.forceTags = forceTags
         submit.sampling = sampling.wire
         submit.judgeSampling = judgeSampling.wire
+    }
+}
+
+extension SearchSettings {
+    /// The search fields a submitted job sets; the unset ones (see SubmitJob in the schema) stay nil.
+    public init(submit: Stagebeam_V1_SubmitJob) {
+        self.init()
+        switch submit.method {
+        case .stage: method = .stage
+        case .bestOfN: method = .bestOfN
+        case .sentence: method = .sentence
+        case .greedy: method = .greedy
+        default: break
+        }
+        if submit.beam > 0 { beam = Int(submit.beam) }
+        switch submit.tournament {
+        case .random: tournament = .random
+        case .bracket: tournament = .bracket
+        default: break
+        }
+        switch submit.verdictMode {
+        case .logprob: judgeMode = .logprob
+        case .generate: judgeMode = .generate
+        default: break
+        }
+        if submit.judgeBothOrders { judgeBothOrders = true }
+        if submit.maxStageTokens > 0 { maxStageTokens = Int(submit.maxStageTokens) }
+        if submit.maxVerdictTokens > 0 { judgeMaxTokens = Int(submit.maxVerdictTokens) }
+        if submit.hasForceTags { forceTags = submit.forceTags }
+        if submit.hasSampling {
+            temperature = Double(submit.sampling.temperature)
+            if submit.sampling.topP > 0 { topP = Double(submit.sampling.topP) }
+        }
+        if submit.hasJudgeSampling { judgeTemperature = Double(submit.judgeSampling.temperature) }
+    }
+
+    /// A job asking for these settings, with only the set fields written; the coordinator fills the
+    /// rest from the cluster model's recommendations.
+    public func submitJob(question: String, seed: UInt64) -> Stagebeam_V1_SubmitJob {
+        var submit = Stagebeam_V1_SubmitJob()
+        submit.question = question
+        submit.seed = seed
+        if let method {
+            submit.method =
+                switch method {
+                case .stage: .stage
+                case .bestOfN: .bestOfN
+                case .sentence: .sentence
+                case .greedy: .greedy
+                }
+        }
+        if let beam { submit.beam = UInt32(clamping: max(beam, 0)) }
+        if let tournament { submit.tournament = tournament == .bracket ? .bracket : .random }
+        if let judgeMode { submit.verdictMode = judgeMode.wire }
+        if let judgeBothOrders { submit.judgeBothOrders = judgeBothOrders }
+        if let maxStageTokens { submit.maxStageTokens = UInt32(clamping: max(maxStageTokens, 0)) }
+        if let judgeMaxTokens { submit.maxVerdictTokens = UInt32(clamping: max(judgeMaxTokens, 0)) }
+        if let forceTags { submit.forceTags = forceTags }
+        // A sampling message carries its temperature as given: a client that sets only top-p sends
+        // the reference's temperature with it (see SubmitJob.sampling in the schema).
+        if temperature != nil || topP != nil {
+            submit.sampling.temperature = Float(temperature ?? Sampling.reference.temperature)
+            submit.sampling.topP = Float(topP ?? 0)
+        }
+        if let judgeTemperature {
+            submit.judgeSampling.temperature = Float(judgeTemperature)
+            submit.judgeSampling.topP = Float(topP ?? 0)
+        }
         return submit
+    }
+}
+
+extension ModelRecommendations {
+    /// `submit` with every search field set: its own where it sets one, else these recommendations',
+    /// else the search's defaults. The question, image, seed and the other fields are kept.
+    public func filled(_ submit: Stagebeam_V1_SubmitJob) -> Stagebeam_V1_SubmitJob {
+        var config = config(choices: SearchSettings(submit: submit))
+        config.seed = submit.seed
+        var filled = submit
+        config.write(into: &filled)
+        return filled
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import Transport
 import Wire
 
@@ -7,7 +8,11 @@ struct WorkerRecord {
     let key: [UInt8]
     let workerID: String
     let modelName: String
+    /// The identity of the model it serves (`ModelIdentity`), the same for each of its roles.
+    let modelHash: String
     let roles: Set<Stagebeam_V1_Role>
+    /// Its model's recommended search settings (`Ready.recommendations_json`; empty: none).
+    let recommendationsJSON: Data
     /// Credits: the most sequences it may have in flight.
     let maxSequences: Int
     /// Sequences sent and not yet answered, including those of requests given up on (re-dispatched
@@ -28,7 +33,9 @@ struct WorkerRecord {
         self.key = key
         workerID = ready.workerID
         modelName = ready.modelName
+        modelHash = ready.modelHash
         roles = Set(ready.roles)
+        recommendationsJSON = ready.recommendationsJson
         maxSequences = Int(ready.maxBatchSequences)
         images = Set(ready.imageCache.cachedSha256)
         utilisation = BusyWindow(start: now)

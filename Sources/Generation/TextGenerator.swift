@@ -236,6 +236,27 @@ public final class TextGenerator: @unchecked Sendable {
         vision?.expandImageTokens(ids) ?? ids
     }
 
+    /// The ids transformers' processor gives for a plain `processor(text: prompt, ...)` call (no chat
+    /// template): the tokenizer's ids with its special tokens, then
+    /// - LLaVA (`LlavaProcessor`): each image token expanded to the image's feature rows; the text is
+    ///   not otherwise touched, with or without BOS text;
+    /// - Llama 3.2 Vision (`MllamaProcessor.build_string_from_input`): when the text holds no BOS text
+    ///   anywhere, BOS text is inserted after any leading `<|image|>` tokens (and the tokenizer adds its
+    ///   own BOS before them): "<|image|>Hi" becomes [BOS, <|image|>, BOS, "Hi"].
+    public func processorPromptTokens(_ prompt: String) -> [Int] {
+        guard mllama != nil, let bos = tokenizer.bosToken, !prompt.contains(bos) else {
+            return expandImageTokens(tokenizer.encode(prompt))
+        }
+        // MllamaProcessor's image token when the tokenizer names none (Llama 3.2 Vision's does not).
+        let imageToken = "<|image|>"
+        var text = Substring(prompt), leadingImages = 0
+        while text.hasPrefix(imageToken) {
+            text = text.dropFirst(imageToken.count)
+            leadingImages += 1
+        }
+        return tokenizer.encode(String(repeating: imageToken, count: leadingImages) + bos + text)
+    }
+
     /// What a prompt's images become. LLaVA: each image's feature rows, which enter the prompt as
     /// embedding rows. Llama 3.2 Vision: nothing in the prompt — its one image's cross-attention
     /// states (computed once per content hash while cached) are bound to the `<|image|>` token's

@@ -1,6 +1,7 @@
 import Cluster
 import Foundation
 import Logging
+import Search
 import SwiftProtobuf
 import Transport
 import Wire
@@ -33,8 +34,7 @@ public final class ClusterItemRunner: ItemRunner, @unchecked Sendable {
 
     public func run(_ item: BatchItem, seed: UInt64) async -> ItemOutcome {
         let start = ContinuousClock.now
-        let config = settings.config(seed: seed)
-        var submit = config.submitJob(question: item.question)
+        var submit = settings.submitJob(question: item.question, seed: seed)
         do {
             if let image = item.image { submit.image = try image.load() }
         } catch {
@@ -74,7 +74,8 @@ public final class ClusterItemRunner: ItemRunner, @unchecked Sendable {
                 totalMs: milliseconds(since: start))
         }
         return ItemOutcome(
-            item: item, seed: seed, config: settings.reported(seed: seed), result: result, includeSearch: settings.recordSearch)
+            item: item, seed: seed, config: Self.reported(result, settings: settings, seed: seed), result: result,
+            includeSearch: settings.recordSearch)
     }
 
     /// "batch-" and 32 hex digits of the SHA-256 of the job's deterministic protobuf encoding.
@@ -88,4 +89,12 @@ public final class ClusterItemRunner: ItemRunner, @unchecked Sendable {
         let bytes: [UInt8] = (try? core.serializedBytes(options: options)) ?? []
         return "batch-" + ContentHash.sha256Hex(bytes).prefix(32)
     }
+
+    /// The configuration the coordinator ran the job with (it filled the fields the batch left unset).
+    static func reported(_ result: Stagebeam_V1_JobResult, settings: BatchJobSettings, seed: UInt64) -> SearchConfig {
+        guard result.hasSettings else { return settings.reported(seed: seed) }
+        let config = SearchConfig(submit: result.settings)
+        return (try? config.validated()) ?? config
+    }
+
 }

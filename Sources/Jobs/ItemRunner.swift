@@ -11,25 +11,38 @@ public protocol ItemRunner: Sendable {
 
 /// What every item of a batch shares: the search options and what to put in the output.
 public struct BatchJobSettings: Sendable {
-    public var config: SearchConfig
+    /// The search options the batch chose. Those left unset take the model's recommended settings:
+    /// `recommendations` in process; on a coordinator, the cluster model's, which the coordinator fills.
+    public var choices: SearchSettings
+    /// The model's recommended settings, in process (none known on a coordinator's client side).
+    public var recommendations: ModelRecommendations
     /// A judge-templates JSON file's bytes replacing the built-in templates, if any.
     public var judgeTemplatesJSON: Data?
     public var recordSearch: Bool
     /// On a coordinator: give up on a job's result after this long (nil: wait as long as it takes).
     public var timeout: Duration?
 
-    public init(config: SearchConfig, judgeTemplatesJSON: Data? = nil, recordSearch: Bool = false, timeout: Duration? = nil) {
-        self.config = config
+    public init(
+        choices: SearchSettings, recommendations: ModelRecommendations = ModelRecommendations(), judgeTemplatesJSON: Data? = nil,
+        recordSearch: Bool = false, timeout: Duration? = nil
+    ) {
+        self.choices = choices
+        self.recommendations = recommendations
         self.judgeTemplatesJSON = judgeTemplatesJSON
         self.recordSearch = recordSearch
         self.timeout = timeout
     }
 
-    /// The configuration of one item: the batch's, with the item's seed.
+    /// The configuration of one item run in process: the batch's, with the item's seed.
     func config(seed: UInt64) -> SearchConfig {
-        var config = self.config
+        var config = recommendations.config(choices: choices)
         config.seed = seed
         return config
+    }
+
+    /// One item's job for a coordinator: only the chosen search fields set, the rest left to it.
+    func submitJob(question: String, seed: UInt64) -> Stagebeam_V1_SubmitJob {
+        choices.submitJob(question: question, seed: seed)
     }
 
     /// The validated configuration (what the output reports: greedy runs as beam 1).

@@ -148,7 +148,7 @@ public final class LoadRunner: @unchecked Sendable {
 
     private func submit(_ index: Int, settings: BatchJobSettings, start: ContinuousClock.Instant) async throws -> RequestSample {
         let item = questions[index % questions.count]
-        var submit = settings.config(seed: ItemSeed.seed(batch: seed, id: "request-\(index)")).submitJob(question: item.question)
+        var submit = settings.submitJob(question: item.question, seed: ItemSeed.seed(batch: seed, id: "request-\(index)"))
         if let image = item.image { submit.image = try image.load() }
         if let templates = settings.judgeTemplatesJSON { submit.judgeTemplatesJson = templates }
         let client = try lock.withLock { idle.popLast() } ?? Client(context: context, endpoint: endpoint, curve: curve, logger: logger)

@@ -17,7 +17,7 @@ public enum LoadTest {
         var saturation: [String] = []
         for beam in beams {
             var settings = settings
-            settings.config.beam = beam
+            settings.choices.beam = beam
             let label = beams.count > 1 ? "beam \(beam) " : ""
             switch mode {
             case .profile(let profile):

@@ -85,12 +85,7 @@ public struct ModelRecommendations: Codable, Sendable, Hashable {
     /// The recommendations of the model at `path` (a directory, or a single-file model beside which a
     /// `stagebeam.json` may lie); none when there is no such file.
     public init(model path: URL) throws {
-        var isDirectory: ObjCBool = false
-        FileManager.default.fileExists(atPath: path.path, isDirectory: &isDirectory)
-        let file =
-            isDirectory.boolValue
-            ? path.appendingPathComponent(Self.fileName)
-            : path.deletingLastPathComponent().appendingPathComponent(Self.fileName)
+        let file = Self.file(ofModel: path)
         guard FileManager.default.fileExists(atPath: file.path) else {
             self.init()
             return
@@ -99,6 +94,23 @@ public struct ModelRecommendations: Codable, Sendable, Hashable {
             self = try decodeJSONFile(Self.self, from: file)
         } catch let error as JSONError {
             throw SearchError(.invalidConfiguration, error.message)
+        }
+    }
+
+    /// Where the recommendations of the model at `path` (a directory, or a single-file model) are kept.
+    public static func file(ofModel path: URL) -> URL {
+        var isDirectory: ObjCBool = false
+        _ = FileManager.default.fileExists(atPath: path.path, isDirectory: &isDirectory)
+        return isDirectory.boolValue
+            ? path.appendingPathComponent(fileName) : path.deletingLastPathComponent().appendingPathComponent(fileName)
+    }
+
+    /// Recommendations from the bytes of a stagebeam.json (as workers announce them).
+    public init(json: Data) throws {
+        do {
+            self = try JSONDecoder().decode(Self.self, from: json)
+        } catch {
+            throw SearchError(.invalidConfiguration, "\(Self.fileName) is not a valid recommendations file: \(error)")
         }
     }
 

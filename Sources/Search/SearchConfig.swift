@@ -50,7 +50,9 @@ public struct SearchConfig: Codable, Sendable, Hashable {
 
     public init() {}
 
-    static let maxBeam = 1024
+    /// The most candidates per unit: what the engine decodes in one request (its 64 logit rows), so
+    /// that `run` and a cluster accept the same beams.
+    public static let maxBeam = 64
 
     /// Checks every option and returns the configuration the search actually runs: `greedy` becomes
     /// beam 1 at temperature 0.

@@ -35,6 +35,7 @@ struct BatchCommand: AsyncParsableCommand {
     var imagesDir: String?
     @OptionGroup var search: SearchOptions
     @OptionGroup var curve: ClientCurveOptions
+    @OptionGroup var connect: ConnectOptions
     @OptionGroup var logging: LogOptions
     @Option(help: "Items in flight at once (jobs submitted to the coordinator).")
     var concurrency = 4
@@ -68,14 +69,15 @@ struct BatchCommand: AsyncParsableCommand {
             ? ModelRecommendations(model: model.map { URL(fileURLWithPath: $0) } ?? BuiltInModel.current.directory())
             : ModelRecommendations()
         var settings = BatchJobSettings(
-            config: recommendations.config(choices: search.choices, seed: search.seed), recordSearch: recordSearch,
+            choices: search.choices, recommendations: recommendations, recordSearch: recordSearch,
             timeout: timeoutS > 0 ? .milliseconds(Int64(timeoutS * 1000)) : nil)
         let templates = try search.templates()
-        if let path = search.judgeTemplates { settings.judgeTemplatesJSON = try Data(contentsOf: URL(fileURLWithPath: path)) }
+        if let path = search.judgeTemplates { settings.judgeTemplatesJSON = try readFile(path, what: "--judge-templates") }
 
         let runner: any ItemRunner
         var cluster: ClusterItemRunner?
         if let coordinator {
+            try await connect.check(coordinator, curve: try curve.role())
             cluster = try ClusterItemRunner(
                 endpoint: coordinator, settings: settings, concurrency: concurrency,
                 curve: try curve.role())
@@ -106,5 +108,15 @@ struct BatchCommand: AsyncParsableCommand {
             concurrency: concurrency, progress: progress)
         cluster?.close()
         printError(summary.description)
+        if !input.problems.isEmpty {
+            // Those lines are in no output line: the run is not complete, whatever the items say.
+            printError(
+                "batch: \(input.problems.count) input line(s) of \(self.input) skipped (listed above); exiting with status \(Self.skippedLinesStatus)"
+            )
+            throw ExitCode(Self.skippedLinesStatus)
+        }
     }
+
+    /// Some input lines could not be read as items (the items that could were run).
+    static let skippedLinesStatus: Int32 = 4
 }

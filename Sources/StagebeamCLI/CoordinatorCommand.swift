@@ -3,6 +3,7 @@ import Cluster
 import Dispatch
 import Foundation
 import Logging
+import Search
 import Transport
 
 struct CoordinatorCommand: AsyncParsableCommand {
@@ -25,8 +26,34 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-running-jobs"), help: "Jobs searched at once; later ones queue.")
     var maxRunningJobs = 8
     @Option(
+        name: .customLong("max-queued-jobs"),
+        help: "Jobs accepted and not finished at most (running and queued); more submissions are refused with overloaded.")
+    var maxQueuedJobs = 1024
+    @Option(
+        name: .customLong("max-queued-image-bytes"),
+        help: "The images of unfinished jobs together at most (bytes); more submissions are refused with overloaded.")
+    var maxQueuedImageBytes = 1 << 30
+    @Option(
         name: .customLong("max-image-bytes"), help: "Largest image a job may carry (bytes); larger ones are refused with image_too_large.")
     var maxImageBytes = 32 << 20
+    @Option(
+        name: .customLong("journal-retain"),
+        help: "Drop finished jobs older than this from the journal (e.g. 7d, 12h, 30m); unfinished jobs are always kept. Default: keep all."
+    )
+    var journalRetain: String?
+    @Option(
+        help: ArgumentHelp(
+            "Pin the cluster's model: the model directory (or file) every worker must serve; workers of another model are refused.",
+            discussion: "Without --model or --model-id, each role's first worker decides, until no worker of its model remains."))
+    var model: String?
+    @Option(name: .customLong("chat-template"), help: "With --model: the chat template file the workers pass as --chat-template.")
+    var chatTemplate: String?
+    @Option(name: .customLong("model-id"), help: "Pin the cluster's model by its identity (64 hex digits, as a worker prints it).")
+    var modelID: String?
+    @Option(
+        name: .customLong("refusal-log-interval-s"),
+        help: "Refused frames and connections are logged once per peer per this many seconds, with a count of the rest.")
+    var refusalLogIntervalS = 10.0
     @OptionGroup var metricsOptions: MetricsOptions
     @OptionGroup var curve: CoordinatorCurveOptions
     @OptionGroup var logging: LogOptions
@@ -38,6 +65,27 @@ struct CoordinatorCommand: AsyncParsableCommand {
         if !(noWorkerTimeoutS > 0) { throw ValidationError("--no-worker-timeout-s must be > 0") }
         if maxRunningJobs < 1 { throw ValidationError("--max-running-jobs must be ≥ 1") }
         if maxImageBytes < 1 { throw ValidationError("--max-image-bytes must be ≥ 1") }
+        if maxQueuedJobs < 1 { throw ValidationError("--max-queued-jobs must be ≥ 1") }
+        if maxQueuedImageBytes < maxImageBytes {
+            throw ValidationError("--max-queued-image-bytes must be at least --max-image-bytes (\(maxImageBytes))")
+        }
+        if let journalRetain, RetentionPeriod.parse(journalRetain) == nil {
+            throw ValidationError("--journal-retain '\(journalRetain)' is not a period such as 7d, 12h, 30m or 90s")
+        }
+        if !(refusalLogIntervalS > 0) { throw ValidationError("--refusal-log-interval-s must be > 0") }
+        if model != nil, modelID != nil { throw ValidationError("give --model or --model-id, not both") }
+        if chatTemplate != nil, model == nil { throw ValidationError("--chat-template goes with --model") }
+        if let modelID, modelID.count != 64 || !modelID.allSatisfy(\.isHexDigit) {
+            throw ValidationError("--model-id takes a model identity: 64 hexadecimal digits, got '\(modelID)'")
+        }
+    }
+
+    /// The model identity the operator pinned, if any.
+    func pinnedModel() throws -> String? {
+        if let modelID { return modelID.lowercased() }
+        guard let model else { return nil }
+        let template = try chatTemplate.map { try readText($0, what: "--chat-template") }
+        return try ModelIdentity.compute(model: URL(fileURLWithPath: model), chatTemplate: template)
     }
 
     func run() async throws {
@@ -49,6 +97,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
         if FileManager.default.fileExists(atPath: journal, isDirectory: &isDirectory), isDirectory.boolValue {
             journalURL.appendPathComponent("journal.jsonl")
         }
+        let pinned = try pinnedModel()
         let coordinator = try Coordinator(
             context: ZMQContext(),
             configuration: .init(
@@ -56,9 +105,14 @@ struct CoordinatorCommand: AsyncParsableCommand {
                 heartbeat: HeartbeatPolicy(interval: .milliseconds(heartbeatMs), missedLimit: liveness),
                 requestTimeout: .milliseconds(Int64(requestTimeoutS * 1000)),
                 noWorkerWait: .milliseconds(Int64(noWorkerTimeoutS * 1000)), maxRunningJobs: maxRunningJobs,
-                maxImageBytes: maxImageBytes, curve: try curve.settings()),
+                maxQueuedJobs: maxQueuedJobs, maxQueuedImageBytes: maxQueuedImageBytes,
+                maxImageBytes: maxImageBytes, curve: try curve.settings(), journalRetain: journalRetain.flatMap(RetentionPeriod.parse),
+                pinnedModel: pinned, pinnedRecommendations: try model.map { try ModelRecommendations(model: URL(fileURLWithPath: $0)) },
+                refusalLogInterval: .milliseconds(Int64(refusalLogIntervalS * 1000))),
             logger: logger)
-        announce("coordinator listening on \(coordinator.endpoint) · journal \(journalURL.path)")
+        announce(
+            "coordinator listening on \(coordinator.endpoint) · journal \(journalURL.path)"
+                + (pinned.map { " · model \($0)" } ?? " · model: the first worker's"))
         logger.info("started", metadata: ["endpoint": "\(coordinator.endpoint)", "journal": "\(journalURL.path)"])
         let metricsServer = try metricsOptions.serve(coordinator.metrics)
         let signal = await termination.first()

@@ -18,7 +18,7 @@ struct ClientCurveOptions: ParsableArguments {
     /// nil when CURVE is not configured.
     func role() throws -> CurveRole? {
         guard let serverKey, let secretKeyFile else { return nil }
-        let secret = try readKey(secretKeyFile, what: "--curve-secret-key-file")
+        let secret = try readSecretKey(secretKeyFile)
         return .client(
             serverKey: try readKey(serverKey, what: "--curve-server-key"),
             keys: CurveKeyPair(publicKey: try Curve.publicKey(ofSecret: secret), secretKey: secret))
@@ -42,13 +42,24 @@ struct CoordinatorCurveOptions: ParsableArguments {
 
     func settings() throws -> (secretKey: String, authorizedKeys: Set<String>)? {
         guard let secretKeyFile, let authorizedKeys else { return nil }
-        let lines = try String(contentsOfFile: authorizedKeys, encoding: .utf8).split(whereSeparator: \.isNewline)
+        let lines = try readText(authorizedKeys, what: "--authorized-keys").split(whereSeparator: \.isNewline)
             .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty && !$0.hasPrefix("#") }
         for (i, line) in lines.enumerated() where !Curve.isKey(line) {
             throw ValidationError("\(authorizedKeys): entry \(i + 1) is not a CURVE public key (40 Z85 characters)")
         }
-        return (try readKey(secretKeyFile, what: "--curve-secret-key-file"), Set(lines))
+        return (try readSecretKey(secretKeyFile), Set(lines))
     }
+}
+
+/// The secret key in `path` (`--curve-secret-key-file`). Public and secret keys look alike (40 Z85
+/// characters), so a file named like a public key is refused by its name: with it, the peer could
+/// never complete a CURVE handshake, and nothing would say why.
+func readSecretKey(_ path: String) throws -> String {
+    if path.hasSuffix(".public") {
+        throw ValidationError(
+            "--curve-secret-key-file \(path) is a public key file; pass the secret one (`stagebeam keygen` writes PREFIX.secret)")
+    }
+    return try readKey(path, what: "--curve-secret-key-file")
 }
 
 /// A key given as its 40 Z85 characters or as a file holding them (first line).
@@ -70,10 +81,18 @@ struct KeygenCommand: ParsableCommand {
 
     @Option(help: "Path prefix of the two key files.")
     var output: String
+    @Flag(help: "Replace key files that exist (their old keys stop working wherever they are listed).")
+    var force = false
 
     func run() throws {
-        let keys = try Curve.generateKeyPair()
         let secret = output + ".secret", shared = output + ".public"
+        let existing = [secret, shared].filter { FileManager.default.fileExists(atPath: $0) }
+        if !existing.isEmpty, !force {
+            printError("keygen: \(existing.joined(separator: " and ")) exist(s); not replaced (pass --force to replace them)")
+            throw ExitCode(1)
+        }
+        let keys = try Curve.generateKeyPair()
+        if force { for path in existing { try? FileManager.default.removeItem(atPath: path) } }
         guard
             FileManager.default.createFile(
                 atPath: secret, contents: Data((keys.secretKey + "\n").utf8),

@@ -29,7 +29,7 @@ struct EngineOptions: ParsableArguments {
 
     /// The template given with --chat-template, if any.
     func chatTemplate() throws -> ChatTemplate? {
-        try chatTemplatePath.map { try ChatTemplate(source: String(contentsOfFile: $0, encoding: .utf8)) }
+        try chatTemplatePath.map { try ChatTemplate(source: readText($0, what: "--chat-template")) }
     }
 
     func validate() throws {
@@ -57,7 +57,7 @@ struct EngineOptions: ParsableArguments {
 extension EngineOptions {
     /// An image file as the engine takes it: bytes and their SHA-256, which keys the caches.
     func loadImage(_ path: String) throws -> PromptImage {
-        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        let data = try readFile(path, what: "--image")
         return PromptImage(hash: ContentHash.sha256Hex(data), data: data)
     }
 

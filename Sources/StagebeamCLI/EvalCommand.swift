@@ -53,7 +53,7 @@ struct EvalCommand: AsyncParsableCommand {
     /// --beam's list, else the one `recommended` beam.
     func beamList(recommended: Int) throws -> [Int] {
         guard let beam else { return [recommended] }
-        return try list(beam, "--beam") { Int($0).flatMap { $0 >= 1 ? $0 : nil } }
+        return try list(beam, "--beam") { Int($0).flatMap { (1...SearchConfig.maxBeam).contains($0) ? $0 : nil } }
     }
 
     private func list<T>(_ text: String, _ option: String, _ parse: (String) -> T?) throws -> [T] {

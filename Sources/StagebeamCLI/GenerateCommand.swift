@@ -15,7 +15,7 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "The prompt (the user message, unless --raw).")
     var prompt: String
 
-    @Flag(help: "Encode the prompt exactly as tokenizer(prompt) does in transformers, without a chat template.")
+    @Flag(help: "Encode the prompt exactly as processor(text=prompt) (or tokenizer(prompt)) does in transformers, without a chat template.")
     var raw = false
 
     @Option(
@@ -61,8 +61,8 @@ struct GenerateCommand: ParsableCommand {
         let generator = model.makeGenerator(kvCapacityTokens: engine.kvCapacity)
         let tokenizer = generator.tokenizer
         let images = try image.map { [try engine.loadImage($0)] } ?? []
-        // Each image token becomes the image's feature rows, as transformers' processor does.
-        let promptTokens = generator.expandImageTokens(try encodePrompt(tokenizer))
+        // As transformers' processor tokenizes (and, for LLaVA, expands each image token to the image's rows).
+        let promptTokens = raw ? generator.processorPromptTokens(prompt) : generator.expandImageTokens(try templatePrompt(tokenizer))
         let generationConfig = model.generationConfig
         let request = GenerationRequest(
             promptTokens: promptTokens,
@@ -90,8 +90,7 @@ struct GenerateCommand: ParsableCommand {
                 t.decodeTokens, Double(t.decodeTokens) / max(t.decodeSeconds, 1e-9)))
     }
 
-    private func encodePrompt(_ tokenizer: Tokenizer) throws -> [Int] {
-        if raw { return tokenizer.encode(prompt) }
+    private func templatePrompt(_ tokenizer: Tokenizer) throws -> [Int] {
         guard let template = try engine.chatTemplate() ?? tokenizer.chatTemplate else {
             throw ValidationError(
                 "\(try engine.directory.path) has no chat template (tokenizer_config.json or tokenizer.chat_template): pass --chat-template FILE or --raw"

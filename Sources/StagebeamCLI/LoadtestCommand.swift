@@ -28,6 +28,7 @@ struct LoadtestCommand: AsyncParsableCommand {
     var duration: Double?
     @OptionGroup var search: SearchOptions
     @OptionGroup var curve: ClientCurveOptions
+    @OptionGroup var connect: ConnectOptions
     @OptionGroup var logging: LogOptions
     @Option(help: "Beam widths to run in turn, comma-separated (default: --beam).")
     var beams: String?
@@ -97,16 +98,17 @@ struct LoadtestCommand: AsyncParsableCommand {
                 return batch.items
             } ?? [BatchItem(id: "question", question: question, line: 1)]
         var settings = BatchJobSettings(
-            config: ModelRecommendations().config(choices: search.choices, seed: search.seed),
+            choices: search.choices,
             timeout: .milliseconds(Int64(timeoutS * 1000)))
         if let path = search.judgeTemplates {
             _ = try search.templates()
-            settings.judgeTemplatesJSON = try Data(contentsOf: URL(fileURLWithPath: path))
+            settings.judgeTemplatesJSON = try readFile(path, what: "--judge-templates")
         }
         let mode: LoadTest.Mode =
             if let concurrency { .profile(.concurrency(concurrency)) } else if let rate { .profile(.rate(rate)) } else {
                 .sweep(try LoadSweep(startRate: startRate, factor: rateFactor, maxSteps: maxSteps, maxSeconds: maxSweepS))
             }
+        try await connect.check(coordinator, curve: try curve.role())
         let runner = try LoadRunner(
             endpoint: coordinator, questions: questions, seed: search.seed, maxInFlight: maxInFlight,
             statusInterval: .milliseconds(statusIntervalMs), curve: try curve.role())

@@ -15,7 +15,7 @@ struct SearchOptions: ParsableArguments {
     @Option(help: "stage, best-of-n, sentence or greedy (\(searchDefaultsNote) stage).")
     var method: SearchMethod?
 
-    @Option(help: "Candidates per stage, N (\(searchDefaultsNote) \(SearchConfig().beam)).")
+    @Option(help: "Candidates per stage, N: 1 to \(SearchConfig.maxBeam) (\(searchDefaultsNote) \(SearchConfig().beam)).")
     var beam: Int?
 
     @OptionGroup var tuning: SearchTuningOptions
@@ -33,7 +33,10 @@ struct SearchOptions: ParsableArguments {
     func templates() throws -> JudgeTemplates { try tuning.templates() }
 
     func validate() throws {
-        if let beam, beam < 1 { throw ValidationError("--beam must be ≥ 1, got \(beam)") }
+        // The same range for run, submit and batch: what the engine decodes in one request.
+        if let beam, !(1...SearchConfig.maxBeam).contains(beam) {
+            throw ValidationError("--beam must be between 1 and \(SearchConfig.maxBeam), got \(beam)")
+        }
     }
 }
 

@@ -7,8 +7,8 @@ struct Stagebeam: AsyncParsableCommand {
         abstract: "Stage-level beam search for vision-language models on CPU clusters.",
         subcommands: [
             RunCommand.self, GenerateCommand.self, EvalCommand.self, TokenizeCommand.self, BenchCommand.self, BenchSearchCommand.self,
-            BenchRouterCommand.self, KeygenCommand.self, CoordinatorCommand.self, WorkerCommand.self, SubmitCommand.self,
-            StatusCommand.self, BatchCommand.self, LoadtestCommand.self
+            BenchRouterCommand.self, KeygenCommand.self, ModelIDCommand.self, CoordinatorCommand.self, WorkerCommand.self,
+            SubmitCommand.self, StatusCommand.self, BatchCommand.self, LoadtestCommand.self, ProbeCommand.self
         ]
     )
 }

@@ -25,7 +25,7 @@ struct StatusCommand: AsyncParsableCommand {
         let status = try await withTimeout(.milliseconds(Int64(timeoutS * 1000))) { try await client.status() }
         client.close()
         guard let status else {
-            printError("no answer from \(coordinator) within \(timeoutS) s")
+            printError(ConnectOptions.silence(from: coordinator, within: timeoutS, curve: try curve.role()))
             throw ExitCode(3)
         }
         if json {

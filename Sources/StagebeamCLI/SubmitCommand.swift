@@ -14,6 +14,7 @@ struct SubmitCommand: AsyncParsableCommand {
     @Option(help: "The coordinator's endpoint, e.g. tcp://127.0.0.1:5555.")
     var coordinator: String
     @OptionGroup var curve: ClientCurveOptions
+    @OptionGroup var connect: ConnectOptions
     @OptionGroup var logging: LogOptions
     @Option(help: "The question.")
     var question: String
@@ -38,18 +39,21 @@ struct SubmitCommand: AsyncParsableCommand {
 
     func run() async throws {
         try logging.bootstrap()
-        var submit = ModelRecommendations().config(choices: search.choices, seed: search.seed).submitJob(question: question)
+        var submit = search.choices.submitJob(question: question, seed: search.seed)
         submit.jobID = jobID ?? ""
         submit.streamEvents = !json
         // The text form prints the whole staged answer, which only the record holds.
         submit.recordSearch = recordSearch || !json
         if let path = search.judgeTemplates {
             _ = try search.templates() // refuse a bad file here, with its own error
-            submit.judgeTemplatesJson = try Data(contentsOf: URL(fileURLWithPath: path))
+            submit.judgeTemplatesJson = try readFile(path, what: "--judge-templates")
         }
         if let image {
-            submit.image = try Data(contentsOf: URL(fileURLWithPath: image))
+            submit.image = try readFile(image, what: "--image")
+            // On the wire an empty image means a text-only question; refuse it as `run` does.
+            if submit.image.isEmpty { throw InputFileError("--image \(image): no image bytes (empty file)") }
         }
+        try await connect.check(coordinator, curve: try curve.role())
         let client = try Client(context: ZMQContext(), endpoint: coordinator, curve: try curve.role())
         let job = submit
         let timeout: Duration? = timeoutS > 0 ? .milliseconds(Int64(timeoutS * 1000)) : nil
@@ -84,7 +88,7 @@ struct SubmitCommand: AsyncParsableCommand {
 func describe(_ event: Stagebeam_V1_JobEvent) -> String {
     let stage = stageName(event.stage)
     switch event.kind {
-    case .stageStarted: return "▸ \(stage)"
+    case .stageStarted(let started): return "▸ \(stage) · \(started.candidates) candidate(s)"
     case .candidatesReady(let ready):
         let workers = Set(ready.candidates.map(\.workerID)).sorted().joined(separator: ", ")
         let forced = ready.candidates.filter(\.forcedClose).count
@@ -146,6 +150,16 @@ func printJobJSON(_ result: Stagebeam_V1_JobResult, includeSearch: Bool) throws 
     ]
     if result.hasError {
         object["error"] = ["code": ClusterError.name(result.error.code), "message": result.error.message]
+    }
+    if result.hasSettings {
+        // What the job ran with, the fields it left unset filled by the coordinator.
+        let config = SearchConfig(submit: result.settings)
+        object["settings"] = [
+            "method": config.method.rawValue, "beam": config.beam, "tournament": config.tournament.rawValue,
+            "judge_mode": config.judgeMode.rawValue, "temperature": config.sampling.temperature,
+            "judge_temperature": config.judgeSampling.temperature, "top_p": config.sampling.topP,
+            "max_stage_tokens": config.maxStageTokens, "judge_max_tokens": config.judgeMaxTokens, "seed": config.seed
+        ]
     }
     if includeSearch, !result.searchRecordJson.isEmpty {
         object["search"] = try JSONSerialization.jsonObject(with: result.searchRecordJson)

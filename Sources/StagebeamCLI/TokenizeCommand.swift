@@ -28,7 +28,7 @@ struct TokenizeCommand: ParsableCommand {
 
     func run() throws {
         let tokenizer = try Tokenizer(contentsOf: URL(fileURLWithPath: self.tokenizer))
-        let input = try text ?? String(contentsOfFile: file!, encoding: .utf8)
+        let input = try text ?? readText(file!, what: "--file")
         let ids = tokenizer.encode(input, addSpecialTokens: !noSpecial)
         if json {
             try printJSON(["ids": ids])

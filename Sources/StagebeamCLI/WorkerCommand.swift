@@ -63,18 +63,31 @@ struct WorkerCommand: AsyncParsableCommand {
             engine: workerEngine)
         let metricsServer = try metricsOptions.serve(worker.metrics, ready: { worker.isConnected })
         announce(
-            "worker \(id) · model \(workerEngine.modelName) \(workerEngine.modelHash.prefix(12)) · roles \(roles) · max batch \(maxBatch) · coordinator \(coordinator)"
+            "worker \(id) · model \(workerEngine.modelName) \(workerEngine.modelHash) · roles \(roles) · max batch \(maxBatch) · coordinator \(coordinator)"
         )
         // Whichever comes first: a signal (leave politely) or the coordinator refusing this worker.
-        let (outcomes, report) = AsyncStream.makeStream(of: String.self)
-        Task { report.yield("signal \(await termination.first())") }
-        Task { report.yield("refused: \(await worker.waitUntilRefused())") }
+        let (outcomes, report) = AsyncStream.makeStream(of: Result<Int32, ClusterError>.self)
+        Task { report.yield(.success(await termination.first())) }
+        Task { report.yield(.failure(await worker.waitUntilRefused())) }
         var iterator = outcomes.makeAsyncIterator()
-        let outcome = await iterator.next() ?? "stream ended"
-        Logger(label: "worker").notice("stopping", metadata: ["worker_id": "\(id)", "reason": "\(outcome)"])
+        let outcome = await iterator.next() ?? .success(0)
+        let reason: String
+        switch outcome {
+        case .success(let signal): reason = "signal \(signal)"
+        case .failure(let refusal): reason = "refused: \(refusal)"
+        }
+        Logger(label: "worker").notice("stopping", metadata: ["worker_id": "\(id)", "reason": "\(reason)"])
         metricsServer?.close()
-        worker.close(reason: outcome)
-        if outcome.hasPrefix("refused") { throw ExitCode(2) }
-        Foundation.exit(0)
+        worker.close(reason: reason)
+        guard case .failure(let refusal) = outcome else { Foundation.exit(0) }
+        throw ExitCode(refusal.code == .modelMismatch ? Self.modelRefusedStatus : Self.configurationRefusedStatus)
     }
+
+    /// Refused for serving another model than the cluster's: EX_TEMPFAIL, which the systemd unit
+    /// restarts after its delay (the cluster's model may change when its workers go, or the model
+    /// on disk may be replaced).
+    static let modelRefusedStatus: Int32 = 75
+    /// Refused for its settings (e.g. no usable role): restarting the same command cannot help, and
+    /// the unit does not (`RestartPreventExitStatus=2`).
+    static let configurationRefusedStatus: Int32 = 2
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// A DEALER connection that keeps itself alive, for workers and clients (the ZeroMQ guide's
 /// "Paranoid Pirate" worker): it sends a greeting (e.g. READY) first on every connection, sends a
@@ -8,7 +9,7 @@ import Foundation
 ///
 /// Replacing the socket, not only relying on libzmq's TCP reconnect, matters: a restarted
 /// coordinator does not know the worker, and the new socket starts with a greeting that tells it.
-public final class DealerLink: @unchecked Sendable {
+public final class DealerLink: Sendable {
     public enum State: Sendable, Equatable {
         /// Started, nothing heard yet.
         case connecting
@@ -97,53 +98,56 @@ public final class DealerLink: @unchecked Sendable {
 }
 
 /// The link's liveness bookkeeping, shared by the loop's handlers.
-private final class Watchdog: @unchecked Sendable {
+private final class Watchdog: Sendable {
     enum Action {
         case none
         case beat
         case reconnect(DealerLink.State, Duration)
     }
 
-    private let lock = NSLock()
+    private struct Bookkeeping {
+        var backoff: Backoff
+        var schedule: HeartbeatSchedule
+        var lastHeard: ContinuousClock.Instant
+        var current = DealerLink.State.connecting
+    }
+
     private let policy: HeartbeatPolicy
-    private var backoff: Backoff
-    private var schedule: HeartbeatSchedule
-    private var lastHeard: ContinuousClock.Instant
-    private var current = DealerLink.State.connecting
+    private let bookkeeping: Mutex<Bookkeeping>
 
     init(configuration: DealerLink.Configuration, start: ContinuousClock.Instant) {
         policy = configuration.heartbeat
-        backoff = configuration.backoff
-        schedule = HeartbeatSchedule(interval: policy.interval, start: start)
-        lastHeard = start
+        bookkeeping = Mutex(
+            Bookkeeping(
+                backoff: configuration.backoff, schedule: HeartbeatSchedule(interval: policy.interval, start: start), lastHeard: start))
     }
 
-    var state: DealerLink.State { lock.withLock { current } }
+    var state: DealerLink.State { bookkeeping.withLock { $0.current } }
 
     /// Records a sign of life; returns the new state when it changed.
     func heard(at now: ContinuousClock.Instant) -> DealerLink.State? {
-        lock.withLock {
-            lastHeard = now
-            guard current != .connected else { return nil }
-            current = .connected
-            backoff.reset()
-            return current
+        bookkeeping.withLock { book in
+            book.lastHeard = now
+            guard book.current != .connected else { return nil }
+            book.current = .connected
+            book.backoff.reset()
+            return book.current
         }
     }
 
     func tick(at now: ContinuousClock.Instant, nothingQueued: Bool) -> Action {
-        lock.withLock {
-            if policy.isExpired(lastHeard: lastHeard, now: now) {
-                let delay = backoff.next()
-                current = .reconnecting(attempt: backoff.attempts, delay: delay)
+        bookkeeping.withLock { book in
+            if policy.isExpired(lastHeard: book.lastHeard, now: now) {
+                let delay = book.backoff.next()
+                book.current = .reconnecting(attempt: book.backoff.attempts, delay: delay)
                 // The new socket gets a full deadline, counted from when it opens.
-                lastHeard = now + delay
-                schedule = HeartbeatSchedule(interval: policy.interval, start: now + delay)
-                return .reconnect(current, delay)
+                book.lastHeard = now + delay
+                book.schedule = HeartbeatSchedule(interval: policy.interval, start: now + delay)
+                return .reconnect(book.current, delay)
             }
             // Anything queued already tells the peer we are alive once it goes out; piling
             // heartbeats behind it while disconnected would only flood the peer later.
-            return schedule.isDue(at: now) && nothingQueued ? .beat : .none
+            return book.schedule.isDue(at: now) && nothingQueued ? .beat : .none
         }
     }
 }

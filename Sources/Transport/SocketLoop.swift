@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// One ZeroMQ socket served by its own thread.
 ///
@@ -10,6 +11,8 @@ import Foundation
 /// Handlers run on the owning thread, one at a time, so they may keep unsynchronised state
 /// between calls; they must be short (hand heavy work to other threads) because the loop serves
 /// nothing else while one runs. Call `close()` when done: the thread runs until then.
+// @unchecked: owns a libzmq socket, which only the owning thread touches (`socket` below); what
+// other threads share is in `shared`, behind a Mutex.
 public final class SocketLoop: @unchecked Sendable {
     public struct Configuration: Sendable {
         public var kind: ZMQSocket.Kind
@@ -25,6 +28,9 @@ public final class SocketLoop: @unchecked Sendable {
         /// Messages libzmq queues per peer and direction (nil = libzmq's 1000, 0 = no limit). A
         /// ROUTER drops and reports (`onSendFailure`, `.peerBusy`) a message to a full peer.
         public var highWaterMark: Int32?
+        /// Messages libzmq holds per peer for this socket to read (overrides `highWaterMark` for that
+        /// direction). With `maxMessageBytes` it bounds what one peer can make this process hold.
+        public var receiveHighWaterMark: Int32?
         /// How often `onTick` runs (nil = never).
         public var tick: Duration?
         /// The owning thread's name, for debuggers and logs.
@@ -35,8 +41,9 @@ public final class SocketLoop: @unchecked Sendable {
         public init(
             kind: ZMQSocket.Kind, bind: [String] = [], connect: [String] = [], routingID: [UInt8]? = nil,
             linger: Duration? = .zero, maxMessageBytes: Int64? = nil, highWaterMark: Int32? = nil,
-            tick: Duration? = nil, name: String? = nil, curve: CurveRole? = nil
+            receiveHighWaterMark: Int32? = nil, tick: Duration? = nil, name: String? = nil, curve: CurveRole? = nil
         ) {
+            self.receiveHighWaterMark = receiveHighWaterMark
             self.curve = curve
             self.kind = kind
             self.bind = bind
@@ -87,12 +94,16 @@ public final class SocketLoop: @unchecked Sendable {
     private let wake: WakePipe
     private let stopped = DispatchGroup()
 
-    // Shared with other threads, guarded by `lock`.
-    private let lock = NSLock()
-    private var outgoing = FrameQueue()
-    private var closing = false
-    private var reconnectDelay: Duration?
-    private var ownerThread: pthread_t?
+    /// What other threads share with the owning thread.
+    private struct Shared {
+        var outgoing = FrameQueue()
+        /// Sent before anything in `outgoing` (heartbeats must not wait behind a burst of job traffic).
+        var urgent = FrameQueue()
+        var closing = false
+        var reconnectDelay: Duration?
+        var ownerThread: pthread_t?
+    }
+    private let shared = Mutex(Shared())
 
     // Touched only by the owning thread (and by `init` before the thread starts).
     private var socket: ZMQSocket?
@@ -107,7 +118,7 @@ public final class SocketLoop: @unchecked Sendable {
         let (socket, bound) = try Self.makeSocket(context, configuration, bindTo: configuration.bind)
         self.socket = socket
         self.boundEndpoints = bound
-        if let hello = handlers.greeting() { outgoing.append(hello) }
+        if let hello = handlers.greeting() { shared.withLock { $0.urgent.append(hello) } }
         stopped.enter()
         // Starting the thread is the memory barrier libzmq requires to move a socket across threads.
         let thread = Thread { [self] in run() }
@@ -116,38 +127,37 @@ public final class SocketLoop: @unchecked Sendable {
     }
 
     /// Queues a message for the owning thread to send. Thread-safe; never blocks on the network.
-    /// A DEALER keeps messages queued while it has no live connection.
-    public func send(_ frames: [[UInt8]]) throws(TransportError) {
+    /// A DEALER keeps messages queued while it has no live connection. `urgent` messages go out
+    /// before every message queued without it.
+    public func send(_ frames: [[UInt8]], urgent isUrgent: Bool = false) throws(TransportError) {
         guard !frames.isEmpty else { throw TransportError(.invalidArgument, "cannot send a message with no frames") }
-        lock.lock()
-        guard !closing else {
-            lock.unlock()
-            throw TransportError(.closed, "\(configuration.name) is closed")
+        let wasEmpty: Bool? = shared.withLock { shared in
+            guard !shared.closing else { return nil }
+            if isUrgent { shared.urgent.append(frames) } else { shared.outgoing.append(frames) }
+            return shared.outgoing.count + shared.urgent.count == 1
         }
-        outgoing.append(frames)
-        let wasEmpty = outgoing.count == 1
-        lock.unlock()
+        guard let wasEmpty else { throw TransportError(.closed, "\(configuration.name) is closed") }
         // Only the first message of a burst needs to wake the loop: it drains everything queued.
         if wasEmpty { wake.signal() }
     }
 
     /// Messages queued and not yet handed to libzmq.
-    public var queuedCount: Int { lock.withLock { outgoing.count } }
+    public var queuedCount: Int { shared.withLock { $0.outgoing.count + $0.urgent.count } }
 
     /// Closes the socket and, after `delay`, opens a fresh one with the same configuration (the
     /// same endpoints; bound ports are kept) and sends the greeting first. Queued messages stay
     /// queued; messages already inside libzmq for the old socket are dropped. Thread-safe.
     public func reconnect(after delay: Duration) {
-        lock.withLock { reconnectDelay = delay }
+        shared.withLock { $0.reconnectDelay = delay }
         wake.signal()
     }
 
     /// Stops the loop and closes the socket; waits for the owning thread to finish unless called
     /// from it (e.g. from a handler). Idempotent.
     public func close() {
-        let onOwner: Bool = lock.withLock {
-            closing = true
-            return ownerThread.map { pthread_equal($0, pthread_self()) != 0 } ?? false
+        let onOwner: Bool = shared.withLock { shared in
+            shared.closing = true
+            return shared.ownerThread.map { pthread_equal($0, pthread_self()) != 0 } ?? false
         }
         wake.signal()
         if !onOwner { stopped.wait() }
@@ -156,20 +166,20 @@ public final class SocketLoop: @unchecked Sendable {
     // MARK: The owning thread
 
     private func run() {
-        lock.withLock { ownerThread = pthread_self() }
+        shared.withLock { $0.ownerThread = pthread_self() }
         defer {
             socket?.close()
             socket = nil
-            lock.withLock { closing = true }
+            shared.withLock { $0.closing = true }
             stopped.leave()
         }
         var nextTick = configuration.tick.map { ContinuousClock.now + $0 }
         var reopenAt: ContinuousClock.Instant?
         var blocked = false
         while true {
-            let (stop, delay): (Bool, Duration?) = lock.withLock {
-                defer { reconnectDelay = nil }
-                return (closing, reconnectDelay)
+            let (stop, delay): (Bool, Duration?) = shared.withLock { shared in
+                defer { shared.reconnectDelay = nil }
+                return (shared.closing, shared.reconnectDelay)
             }
             if stop { return }
             if let delay {
@@ -181,7 +191,7 @@ public final class SocketLoop: @unchecked Sendable {
                 reopenAt = nil
                 do {
                     socket = try Self.makeSocket(context, configuration, bindTo: boundEndpoints).socket
-                    if let hello = handlers.greeting() { lock.withLock { outgoing.prepend(hello) } }
+                    if let hello = handlers.greeting() { shared.withLock { $0.urgent.prepend(hello) } }
                 } catch {
                     // E.g. a ROUTER's port still held by the old socket's teardown: try again.
                     handlers.onError(error, false)
@@ -220,17 +230,18 @@ public final class SocketLoop: @unchecked Sendable {
     /// Hands queued messages to libzmq until the queue is empty or the socket would block.
     /// Returns true when it would block (a DEALER without a live connection or with a full queue).
     private func flush(_ socket: ZMQSocket) -> Bool {
-        while let frames = lock.withLock({ outgoing.first }) {
+        while let (frames, isUrgent) = shared.withLock({ $0.urgent.first.map { ($0, true) } ?? $0.outgoing.first.map { ($0, false) } }) {
+            let failure: TransportError?
             do {
-                let sent = try socket.send(frames, dontWait: true)
                 // A DEALER waits for its peer; a ROUTER must not let one full peer hold up all others.
+                let sent = try socket.send(frames, dontWait: true)
                 if !sent && socket.kind == .dealer { return true }
-                lock.withLock { outgoing.removeFirst() }
-                if !sent { handlers.onSendFailure(frames, TransportError(.peerBusy, "peer's queue is full")) }
+                failure = sent ? nil : TransportError(.peerBusy, "peer's queue is full")
             } catch {
-                lock.withLock { outgoing.removeFirst() }
-                handlers.onSendFailure(frames, error)
+                failure = error
             }
+            shared.withLock { isUrgent ? $0.urgent.removeFirst() : $0.outgoing.removeFirst() }
+            if let failure { handlers.onSendFailure(frames, failure) }
         }
         return false
     }
@@ -259,6 +270,7 @@ public final class SocketLoop: @unchecked Sendable {
         if let id = configuration.routingID { try socket.setRoutingID(id) }
         if let limit = configuration.maxMessageBytes { try socket.setMaxMessageSize(limit) }
         if let hwm = configuration.highWaterMark { try socket.setHighWaterMarks(send: hwm, receive: hwm) }
+        if let hwm = configuration.receiveHighWaterMark { try socket.setReceiveHighWaterMark(hwm) }
         var bound: [String] = []
         for endpoint in endpoints { bound.append(try socket.bind(endpoint)) }
         for endpoint in configuration.connect { try socket.connect(endpoint) }

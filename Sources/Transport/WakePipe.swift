@@ -6,7 +6,7 @@
 
 /// A self-pipe that wakes a thread blocked in `zmq_poll` (which can watch plain file descriptors).
 /// `signal` may be called from any thread; only the polling thread calls `drain`.
-final class WakePipe: @unchecked Sendable {
+final class WakePipe: Sendable {
     let readEnd: Int32
     private let writeEnd: Int32
 

@@ -4,6 +4,7 @@ import CZeroMQ
 ///
 /// Every socket keeps its context alive, so the context is terminated (`zmq_ctx_term`) only after
 /// the last socket is closed and never blocks on an open one.
+// @unchecked: wraps a libzmq context handle, which libzmq makes safe to use from any thread.
 public final class ZMQContext: @unchecked Sendable {
     let handle: UnsafeMutableRawPointer
 

@@ -126,6 +126,12 @@ public final class ZMQSocket {
         try setOption(ZMQ_RCVHWM, "ZMQ_RCVHWM", receive)
     }
 
+    /// Messages libzmq holds per peer for this side to read; past it, libzmq stops reading that
+    /// peer's connection and TCP pushes back on the sender.
+    public func setReceiveHighWaterMark(_ messages: Int32) throws(TransportError) {
+        try setOption(ZMQ_RCVHWM, "ZMQ_RCVHWM", messages)
+    }
+
     /// Largest inbound frame; a peer sending a bigger one is disconnected by libzmq.
     public func setMaxMessageSize(_ bytes: Int64) throws(TransportError) {
         let h = try open()

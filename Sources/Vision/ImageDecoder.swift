@@ -1,12 +1,17 @@
 import CStb
 import Foundation
 
-/// Decodes JPEG and PNG bytes with stb_image into RGB exactly as transformers' image processors see
-/// an image opened with PIL: `convert_to_rgb` composites any alpha (an alpha channel, a palette's or
-/// a colour key's transparency) onto white with PIL's integer `alpha_composite`; 16-bit channels keep
-/// their high byte, except 16-bit grey, which PIL opens as "I;16" and clamps to 255.
-/// EXIF orientation is not applied: a processor given an opened PIL image does not apply it either
-/// (transformers' `load_image` does, for images passed as a path or URL).
+/// Decodes JPEG and PNG bytes into RGB exactly as transformers' image processors see
+/// `ImageOps.exif_transpose(Image.open(f))` — the image `load_image` gives them, with its EXIF
+/// orientation applied:
+/// - JPEG through libjpeg-turbo (`JPEGDecoder`), the decoder Pillow bundles, bit for bit;
+/// - PNG through stb_image, whose PNG decode is exact (its JPEG decode is not: its IDCT and upsampling
+///   differ from libjpeg-turbo's by a level here and there, so stb is kept for PNG alone);
+/// - any alpha (an alpha channel, a palette's or a colour key's transparency) composited onto white with
+///   PIL's integer `alpha_composite`, as the processors' `convert_to_rgb` does (`load_image`'s own
+///   `convert("RGB")` would drop it instead; images without alpha are the same either way); 16-bit
+///   channels keep their high byte, except 16-bit grey, which PIL opens as "I;16" and clamps to 255;
+/// - then the EXIF orientation (JPEG's APP1, PNG's eXIf or text chunks, or XMP's) turns the image upright.
 public enum ImageDecoder {
     /// Default pixel limit: 64 megapixels (a 8192×8192 image), far above what any vision tower uses.
     public static let defaultMaxPixels = 64 << 20
@@ -19,7 +24,7 @@ public enum ImageDecoder {
             throw VisionError(.notAnImage, data.isEmpty ? "no image bytes (empty input)" : "not a JPEG or PNG image (first bytes: \(head))")
         }
         guard data.count <= Int(Int32.max) else {
-            throw VisionError(.tooLarge, "\(format) of \(data.count) bytes is larger than the 2 GiB stb_image reads")
+            throw VisionError(.tooLarge, "\(format) of \(data.count) bytes is larger than the 2 GiB this decoder reads")
         }
         let (width, height) = try ImageHeader.dimensions(data, format)
         guard width > 0, height > 0 else {
@@ -29,18 +34,21 @@ public enum ImageDecoder {
         guard !overflow, pixels <= maxPixels else {
             throw VisionError(.tooLarge, "\(format) header announces \(width)×\(height) pixels, over the limit of \(maxPixels)")
         }
-        return try data.withUnsafeBytes { raw in
+        let bytes = [UInt8](data)
+        let stored = try bytes.withUnsafeBytes { raw in
+            if format == .jpeg { return try JPEGDecoder.decode(raw) }
             let bytes = raw.bindMemory(to: UInt8.self).baseAddress!, length = Int32(raw.count)
             // stb's own header check (and its 2^30-byte cap) before any pixel is decoded.
             var channels: Int32 = 0, stbWidth: Int32 = 0, stbHeight: Int32 = 0
             guard stbi_info_from_memory(bytes, length, &stbWidth, &stbHeight, &channels) == 1 else {
                 throw failure(format, while: "reading the header")
             }
-            if format == .png, channels == 1, stbi_is_16_bit_from_memory(bytes, length) == 1 {
+            if channels == 1, stbi_is_16_bit_from_memory(bytes, length) == 1 {
                 return try decodeGrey16(bytes, length, format)
             }
             return try decodeComposited(bytes, length, format)
         }
+        return ImageMetadata.orientation(bytes, format).apply(to: stored)
     }
 
     /// 16-bit grey: PIL's "I;16" → "RGB" conversion clamps each value to 255 (it does not scale);

@@ -1,7 +1,7 @@
 import Foundation
 
 /// The size a JPEG or PNG header announces, read without decoding anything, so that empty and
-/// oversized images are refused before stb_image allocates their pixels.
+/// oversized images are refused before a decoder allocates their pixels.
 enum ImageHeader {
     static func dimensions(_ data: Data, _ format: ImageDecoder.Format) throws -> (width: Int, height: Int) {
         let bytes = [UInt8](data.prefix(format == .png ? 24 : data.count))

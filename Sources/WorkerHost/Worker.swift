@@ -60,6 +60,10 @@ public final class Worker: @unchecked Sendable {
     private var beat: UInt64 = 0
     private var stopped: ClusterError?
     private var linkConnected = false
+    /// The coordinator has answered at least once since this worker started.
+    private var everConnected = false
+    /// It said goodbye: a heartbeat answered "unknown" after that must not register it again.
+    private var leaving = false
     /// The coordinator answered a heartbeat saying it knows this worker, since the link came up.
     private var registered = false
     private var onStop: CheckedContinuation<ClusterError, Never>?
@@ -90,15 +94,29 @@ public final class Worker: @unchecked Sendable {
             heartbeat: { [unowned self] in heartbeatFrames() },
             onMessage: { [unowned self] frames in handle(frames) },
             onStateChange: { [unowned self] state in
-                lock.withLock {
+                let answeredBefore = lock.withLock {
                     linkConnected = state == .connected
                     if state != .connected { registered = false }
+                    if state == .connected { everConnected = true }
+                    return everConnected
                 }
                 switch state {
                 case .connecting:
                     self.logger.debug("connecting", metadata: ["coordinator": "\(configuration.endpoint)"])
                 case .connected:
                     self.logger.debug("link up", metadata: ["coordinator": "\(configuration.endpoint)"])
+                case .reconnecting(let attempt, let delay) where !answeredBefore:
+                    // ZeroMQ drops a refused CURVE handshake without a word: say what silence from
+                    // the start can mean.
+                    self.logger.warning(
+                        "no answer from the coordinator, retrying",
+                        metadata: [
+                            "coordinator": "\(configuration.endpoint)", "attempt": .stringConvertible(attempt),
+                            "delay_s": .stringConvertible(milliseconds(delay).rounded() / 1000),
+                            "hint": configuration.curve == nil
+                                ? "is it running there? does it require CURVE keys (--curve-server-key, --curve-secret-key-file)?"
+                                : "is it running there? is this worker's public key in its --authorized-keys, and --curve-server-key its public key?"
+                        ])
                 case .reconnecting(let attempt, let delay):
                     self.logger.warning(
                         "coordinator silent, reconnecting",
@@ -124,6 +142,7 @@ public final class Worker: @unchecked Sendable {
 
     /// Says goodbye (the coordinator re-dispatches this worker's work at once) and closes the link.
     public func close(reason: String = "shutting down") {
+        lock.withLock { leaving = true }
         var goodbye = Stagebeam_V1_Disconnect()
         goodbye.reason = reason
         if let frame = try? codec.encode(.disconnect(goodbye)) { try? link.send([frame]) }
@@ -145,6 +164,7 @@ public final class Worker: @unchecked Sendable {
         ready.contextTokens = UInt32(clamping: engine.contextTokens)
         ready.imageCache.capacityImages = UInt32(configuration.imageCacheCapacity)
         ready.softwareVersion = "stagebeam (protocol \(EnvelopeCodec.protocolVersion))"
+        ready.recommendationsJson = engine.recommendationsJSON
         lock.withLock {
             ready.imageCache.cachedSha256 = images.hashes
             lastReady = .now
@@ -206,7 +226,7 @@ public final class Worker: @unchecked Sendable {
             // once per liveness period (answers to beats sent before the Ready also say "unknown").
             let (due, newlyKnown) = lock.withLock {
                 defer { registered = beat.known }
-                return (ContinuousClock.now - lastReady > configuration.heartbeat.deadAfter, beat.known && !registered)
+                return (!leaving && ContinuousClock.now - lastReady > configuration.heartbeat.deadAfter, beat.known && !registered)
             }
             if newlyKnown {
                 logger.info(

@@ -6,6 +6,7 @@ import LocalEngine
 import ModelFormats
 import Search
 import Tokenization
+import Vision
 import Wire
 
 /// A worker's model: serves the wire's generate and judge requests on the in-process engine, with
@@ -19,6 +20,8 @@ public final class WorkerEngine: Sendable {
     let stopTokenIds: Set<Int>
     public let modelName: String
     public let modelHash: String
+    /// The model's stagebeam.json, announced to the coordinator (empty when it has none).
+    public let recommendationsJSON: Data
     /// The model's context in tokens.
     public let contextTokens: Int
     /// The most sequences the engine decodes in one batch.
@@ -36,7 +39,11 @@ public final class WorkerEngine: Sendable {
         stopTokenIds = generator.eosTokenIds(generationConfig: model.generationConfig)
         candidates = EngineCandidateGenerator(executor: executor, prompt: prompt, stopTokenIds: stopTokenIds)
         modelName = model.url.standardizedFileURL.lastPathComponent
-        modelHash = try ModelHash.compute(model: model.url)
+        modelHash = try ModelIdentity.compute(model: model.url, chatTemplate: chatTemplate?.source)
+        // Read and checked here, so a bad file stops the worker instead of every job.
+        _ = try ModelRecommendations(model: model.url)
+        let recommendations = ModelRecommendations.file(ofModel: model.url)
+        recommendationsJSON = FileManager.default.fileExists(atPath: recommendations.path) ? try Data(contentsOf: recommendations) : Data()
         contextTokens = generator.contextLength
         maxSamples = generator.maxSamples
         takesImages = generator.takesImages
@@ -154,6 +161,9 @@ public final class WorkerEngine: Sendable {
             case .invalidParameter, .emptyPrompt: cluster = ClusterError(.invalidArgument, error.message)
             }
         case let error as LocalEngineError: cluster = ClusterError(.invalidArgument, error.description)
+        // The job's image is at fault, not this worker: another worker would fail the same way.
+        case let error as VisionError where error.code == .tooLarge: cluster = ClusterError(.imageTooLarge, error.message)
+        case let error as VisionError where error.code != .badProcessorConfig: cluster = ClusterError(.badImage, error.message)
         default: cluster = ClusterError(.internal, "\(error)")
         }
         cluster.requestID = requestID

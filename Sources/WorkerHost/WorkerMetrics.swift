@@ -1,5 +1,6 @@
 import Cluster
 import Foundation
+import Synchronization
 import Wire
 
 /// A worker's Prometheus metrics.
@@ -80,7 +81,7 @@ enum WorkerMetrics {
 }
 
 /// The engine's figures, written on its queue after each generate request and read by scrapes.
-final class EngineStats: @unchecked Sendable {
+final class EngineStats: Sendable {
     struct Snapshot {
         var kvUsedTokens = 0
         var featureHits = 0
@@ -89,13 +90,12 @@ final class EngineStats: @unchecked Sendable {
         var prefillTokens = 0
     }
 
-    private let lock = NSLock()
-    private var current = Snapshot()
+    private let current = Mutex(Snapshot())
 
-    func snapshot() -> Snapshot { lock.withLock { current } }
+    func snapshot() -> Snapshot { current.withLock { $0 } }
 
     func record(kvUsedTokens: Int, images: Int, imageSeconds: Double, cachedPromptTokens: Int, prefillTokens: Int) {
-        lock.withLock {
+        current.withLock { current in
             current.kvUsedTokens = kvUsedTokens
             // The engine reports 0 image seconds exactly when the features came from its cache.
             if images > 0 {

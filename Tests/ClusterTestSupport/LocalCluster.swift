@@ -21,12 +21,16 @@ public final class LocalCluster {
     public private(set) var workers: [String: ChildProcess] = [:]
     private var restarts = 0
 
-    public init(scratch: Scratch, liveness: Int = 10, requestTimeoutS: Double = 20, environment: [String: String] = [:]) throws {
+    /// `coordinatorArguments` are added to the coordinator's command line.
+    public init(
+        scratch: Scratch, liveness: Int = 10, requestTimeoutS: Double = 20, environment: [String: String] = [:],
+        coordinatorArguments: [String] = []
+    ) throws {
         self.scratch = scratch
         self.liveness = String(liveness)
         self.environment = environment
         journal = scratch.path("journal.jsonl")
-        try startCoordinator(endpoint: "tcp://127.0.0.1:*", extra: ["--request-timeout-s", String(requestTimeoutS)])
+        try startCoordinator(endpoint: "tcp://127.0.0.1:*", extra: ["--request-timeout-s", String(requestTimeoutS)] + coordinatorArguments)
     }
 
     /// Starts a coordinator on `endpoint` (a `*` port: any free one) and the cluster's journal.

@@ -47,5 +47,15 @@ extension ClusterProcessTests {
             ["status", "--coordinator", cluster.endpoint, "--timeout-s", "1"],
             in: scratch, name: "status-plain")
         #expect(plainStatus != 0, "a client without keys gets no answer")
+
+        // Refused clients and workers are told what the silence may mean, instead of waiting on.
+        let submit = ["submit", "--coordinator", cluster.endpoint, "--connect-timeout-s", "1"] + TestJob().arguments
+        let (keyless, _, keylessErr) = try runStagebeam(submit, in: scratch, name: "submit-keyless")
+        #expect(keyless != 0 && keylessErr.contains("requires CURVE keys"), "\(keylessErr)")
+        let (stranger, _, strangerErr) = try runStagebeam(submit + keys("stranger"), in: scratch, name: "submit-stranger")
+        #expect(stranger != 0 && strangerErr.contains("refused this client's CURVE keys"), "\(strangerErr)")
+        try cluster.workers["unlisted"]!.wait("the unlisted worker to say why it waits") { child in
+            child.logged("no answer from the coordinator, retrying").first
+        }
     }
 }

@@ -83,10 +83,45 @@ private final class Outbox: @unchecked Sendable {
             maxNewTokens: 8, sampling: .reference)
     }
 
+    /// Each role has its own model, decided by its first worker and forgotten when the role's last
+    /// worker leaves: a worker is refused only for a role whose workers serve another model.
+    @Test func eachRoleKeepsItsOwnModelUntilItsLastWorkerLeaves() throws {
+        #expect(register("gen", credits: 2, roles: [.generate], hash: "model-a") == nil)
+        #expect(register("judge", credits: 2, roles: [.judge], hash: "model-b") == nil, "another role, another model")
+        let refused = register("both", credits: 2, roles: [.generate, .judge], hash: "model-b")
+        #expect(refused?.code == .modelMismatch)
+        #expect(refused?.message.contains("as generate") == true && refused?.message.contains("registered worker gen") == true)
+        #expect(register("gen-2", credits: 2, roles: [.generate], hash: "model-a") == nil)
+
+        dispatcher.disconnect(from: Array("gen".utf8), reason: "leaving", now: start)
+        #expect(register("both", credits: 2, roles: [.generate, .judge], hash: "model-b")?.code == .modelMismatch, "gen-2 remains")
+        dispatcher.disconnect(from: Array("gen-2".utf8), reason: "leaving", now: start)
+        #expect(register("both", credits: 2, roles: [.generate, .judge], hash: "model-b") == nil, "no worker of model-a remains")
+    }
+
+    /// A model pinned by the operator holds for every role, whoever registers first.
+    @Test func pinnedModelHoldsForEveryRole() {
+        let pinned = Dispatcher(
+            settings: .init(
+                heartbeat: HeartbeatPolicy(interval: .milliseconds(100), missedLimit: 3), requestTimeout: .seconds(30),
+                noWorkerWait: .seconds(30), pinnedModel: "model-a"),
+            codec: EnvelopeCodec(), send: { _ in }, logger: Logger(label: "coordinator", factory: SwiftLogNoOpLogHandler.init))
+        var ready = Stagebeam_V1_Ready()
+        ready.workerID = "first"
+        ready.modelName = "m"
+        ready.modelHash = "model-b"
+        ready.roles = [.judge]
+        ready.maxBatchSequences = 1
+        let refusal = pinned.ready(from: Array("first".utf8), ready, now: start)
+        #expect(refusal?.code == .modelMismatch && refusal?.message.contains("pinned") == true)
+        ready.modelHash = "model-a"
+        #expect(pinned.ready(from: Array("first".utf8), ready, now: start) == nil)
+    }
+
     @Test func imageBytesGoToEachWorkerOnceAndAgainWhenItLostThem() async throws {
         #expect(register("a", credits: 2) == nil)
         #expect(register("b", credits: 2) == nil)
-        let job = JobContext(id: "job", image: ImagePayload(data: Array("an image".utf8)))
+        let job = JobContext(id: "job", image: ImagePayload(data: Array("an image".utf8)), beam: 2)
 
         async let first = dispatcher.generate(generateRequest([11, 12, 13, 14]), job: job)
         try await outbox.wait { $0.generateRequests.count == 2 }
@@ -120,7 +155,7 @@ private final class Outbox: @unchecked Sendable {
     /// The next stage of a job goes to the worker that holds its prompt prefix, while it has credits.
     @Test func nextStagePrefersTheWorkerHoldingThePrefix() async throws {
         _ = register("b", credits: 2)
-        let job = JobContext(id: "job", image: nil)
+        let job = JobContext(id: "job", image: nil, beam: 2)
         async let first = dispatcher.generate(generateRequest([1, 2]), job: job)
         try await outbox.wait { $0.generateRequests.count == 1 }
         answer("b", outbox.generateRequests[0].request)
@@ -135,7 +170,7 @@ private final class Outbox: @unchecked Sendable {
         _ = try await second
 
         // Another job has no warm worker: its candidates are split by credits as usual.
-        async let other = dispatcher.generate(generateRequest([5, 6]), job: JobContext(id: "other", image: nil))
+        async let other = dispatcher.generate(generateRequest([5, 6]), job: JobContext(id: "other", image: nil, beam: 2))
         try await outbox.wait { $0.generateRequests.count == 4 }
         #expect(Set(outbox.generateRequests.suffix(2).map(\.worker)) == ["a", "b"])
         for (worker, request) in outbox.generateRequests.suffix(2) { answer(worker, request) }
@@ -145,7 +180,7 @@ private final class Outbox: @unchecked Sendable {
     @Test func deadWorkersShareGoesElsewhereWithItsSeeds() async throws {
         _ = register("a", credits: 2)
         _ = register("b", credits: 2)
-        async let result = dispatcher.generate(generateRequest([1, 2, 3, 4]), job: JobContext(id: "job", image: nil))
+        async let result = dispatcher.generate(generateRequest([1, 2, 3, 4]), job: JobContext(id: "job", image: nil, beam: 2))
         try await outbox.wait { $0.generateRequests.count == 2 }
         let (_, lost) = outbox.generateRequests.first { $0.worker == "b" }!
         answer("a", outbox.generateRequests.first { $0.worker == "a" }!.request)
@@ -167,7 +202,7 @@ private final class Outbox: @unchecked Sendable {
         let request = JudgeRequest(
             topic: .summary, imageRef: nil, prompt: "which?", mode: .logprob, verdictPrefix: "Response ",
             choices: ["1", "2"], maxNewTokens: 8, sampling: .reference, seed: 5)
-        async let reply = dispatcher.judge(request, job: JobContext(id: "job", image: nil))
+        async let reply = dispatcher.judge(request, job: JobContext(id: "job", image: nil, beam: 2))
         try await outbox.wait { $0.judgeRequests.count == 1 }
         let (first, sent) = outbox.judgeRequests[0]
         #expect(sent.prompt == "which?" && sent.choices == ["1", "2"] && sent.verdictPrefix == "Response ")
@@ -192,7 +227,7 @@ private final class Outbox: @unchecked Sendable {
         let request = JudgeRequest(
             topic: .answer, imageRef: nil, prompt: "which?", mode: .generate, verdictPrefix: "",
             choices: [], maxNewTokens: 8, sampling: .reference, seed: 5)
-        async let reply = dispatcher.judge(request, job: JobContext(id: "job", image: nil))
+        async let reply = dispatcher.judge(request, job: JobContext(id: "job", image: nil, beam: 2))
         try await outbox.wait { $0.judgeRequests.count == 1 }
         let (worker, sent) = outbox.judgeRequests[0]
         var failure = Stagebeam_V1_Error()
@@ -214,7 +249,7 @@ private final class Outbox: @unchecked Sendable {
 
     @Test func workWaitsForCreditsThenFailsWhenNoWorkerOfItsRoleComes() async throws {
         _ = register("judge-only", credits: 4, roles: [.judge])
-        async let result = dispatcher.generate(generateRequest([1]), job: JobContext(id: "job", image: nil))
+        async let result = dispatcher.generate(generateRequest([1]), job: JobContext(id: "job", image: nil, beam: 2))
         try await Task.sleep(for: .milliseconds(20))
         #expect(outbox.generateRequests.isEmpty)
         #expect(dispatcher.heard(from: Array("judge-only".utf8), now: start + .seconds(31)))

@@ -11,6 +11,15 @@ import Tokenization
         let prompt: String
         let input_ids: [Int]
         let greedy_ids: [Int]
+        /// More `processor(text=prompt, images=load_image(file))` calls: JPEGs, some with an EXIF orientation.
+        let cases: [Case]
+    }
+
+    struct Case: Decodable {
+        let prompt: String
+        let image: String
+        let input_ids: [Int]
+        let greedy_ids: [Int]
     }
 
     static let vision = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -42,6 +51,22 @@ import Tokenization
                 promptTokens: tokens, images: [try image(reference.image)], seeds: [0],
                 sampling: .greedy, maxNewTokens: reference.greedy_ids.count))
         #expect(output.samples[0].tokenIds == reference.greedy_ids)
+    }
+
+    /// The image token first or not, with BOS text or without (LlavaProcessor rewrites neither), on JPEGs
+    /// decoded and turned upright here: transformers' prompt ids and greedy ids.
+    @Test(arguments: ["llava-clip-llama", "llava-siglip-qwen2", "llava-clip-list-full"])
+    func processorPromptsOnJPEGsEqualTransformers(model name: String) throws {
+        let (generator, reference) = try generator(name)
+        #expect(reference.cases.count == 2)
+        for c in reference.cases {
+            let tokens = generator.processorPromptTokens(c.prompt)
+            #expect(tokens == c.input_ids, "\(name): \(c.prompt)")
+            let output = try generator.generate(
+                GenerationRequest(
+                    promptTokens: tokens, images: [try image(c.image)], seeds: [0], sampling: .greedy, maxNewTokens: c.greedy_ids.count))
+            #expect(output.samples[0].tokenIds == c.greedy_ids, "\(name): \(c.prompt) on \(c.image)")
+        }
     }
 
     /// The same image reuses its cached prefix; a different image with the same token ids does not.

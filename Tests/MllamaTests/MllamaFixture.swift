@@ -23,6 +23,9 @@ struct MllamaFixture: Decodable {
     let text: Prompt
     /// The image prompt through the plain `processor(text=prompt, images=image)` call (a second BOS).
     let raw: Prompt
+    /// Plain `processor(text=prompt, ...)` calls on prompts without BOS text, which the processor rewrites
+    /// (`build_string_from_input`); `image` (a JPEG with an EXIF orientation) when one was given.
+    let raw_cases: [Prompt]
     let image_token_id: Int
 
     static let root = URL(fileURLWithPath: #filePath)

@@ -25,7 +25,7 @@ import Tokenization
     @Test(arguments: MllamaFixture.models)
     func rawImagePromptMatchesProcessorAndGenerate(_ name: String) throws {
         let f = try MllamaFixture.load(name), generator = try Self.generator(name)
-        let ids = generator.expandImageTokens(generator.tokenizer.encode(f.raw.prompt))
+        let ids = generator.processorPromptTokens(f.raw.prompt)
         #expect(ids == f.raw.input_ids)
         let image = PromptImage(hash: name, data: try MllamaFixture.imageBytes(f.image.image!))
         // Three greedy samples decode as one batch over the shared prefix; then the same request again,
@@ -38,6 +38,28 @@ import Tokenization
         let text = try generator.generate(Self.request(f.text.input_ids, images: [], tokens: f.text.greedy_ids.count))
         #expect(text.samples[0].tokenIds == f.text.greedy_ids, "\(name)")
         #expect(generator.takesImages)
+    }
+
+    /// Prompts without BOS text: leading `<|image|>` moved before an inserted BOS (then the tokenizer's
+    /// own BOS), BOS inserted before other text; the image is a JPEG turned upright by its EXIF orientation.
+    @Test(arguments: MllamaFixture.models)
+    func rawPromptsWithoutBOSMatchProcessorAndGenerate(_ name: String) throws {
+        let f = try MllamaFixture.load(name), generator = try Self.generator(name)
+        #expect(f.raw_cases.count == 3)
+        for c in f.raw_cases {
+            let ids = generator.processorPromptTokens(c.prompt)
+            #expect(ids == c.input_ids, "\(name): \(c.prompt)")
+            let images = try c.image.map { [PromptImage(hash: $0, data: try MllamaFixture.imageBytes($0))] } ?? []
+            let output = try generator.generate(Self.request(ids, images: images, tokens: c.greedy_ids.count))
+            #expect(output.samples[0].tokenIds == c.greedy_ids, "\(name): \(c.prompt)")
+        }
+        let bos = try #require(generator.tokenizer.bosToken)
+        let image = f.image_token_id
+        #expect(f.raw_cases[0].input_ids.prefix(3) == [f.raw_cases[0].input_ids[0], image, f.raw_cases[0].input_ids[0]])
+        // Two leading image tokens both move; BOS text anywhere leaves the prompt as it is.
+        let two = generator.processorPromptTokens("<|image|><|image|>Hi")
+        #expect(two.prefix(4) == [two[0], image, image, two[0]])
+        #expect(generator.processorPromptTokens("<|image|>Hi \(bos)") == generator.tokenizer.encode("<|image|>Hi \(bos)"))
     }
 
     /// The fixture's chat template (the published model's message layout) writes the image prompt

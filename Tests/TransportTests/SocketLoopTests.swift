@@ -181,7 +181,7 @@ import Wire
         #expect(eventually { socketsOpened.get == 2 })
         // libzmq's own TCP reconnect brings the dealer back; until then sends may go nowhere.
         let arrived = eventually {
-            try? dealer.send([bytes("after")], dontWait: true)
+            _ = try? dealer.send([bytes("after")], dontWait: true)
             return inbox.wait(timeout: .milliseconds(50)) { $0.contains { $0[1] == bytes("after") } }
         }
         #expect(arrived)

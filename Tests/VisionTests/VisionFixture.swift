@@ -10,15 +10,22 @@ enum VisionFixture {
         let file: String
         let width: Int
         let height: Int
-        /// PNGs decode exactly as PIL; JPEG decoders differ by a level here and there.
-        let exact: Bool
         var description: String { name }
     }
 
-    static let images: [Image] = {
+    /// images/manifest.json: the images, and the Pillow (and its libjpeg-turbo) that decoded them.
+    struct ImageManifest: Decodable {
+        let pillow_version: String
+        let libjpeg_turbo_version: String
+        let images: [Image]
+    }
+
+    static let imageManifest: ImageManifest? = {
         let url = root.appendingPathComponent("images/manifest.json")
-        return (try? JSONDecoder().decode([Image].self, from: Data(contentsOf: url))) ?? []
+        return try? JSONDecoder().decode(ImageManifest.self, from: Data(contentsOf: url))
     }()
+
+    static let images = imageManifest?.images ?? []
 
     static let processors = [
         "clip", "siglip", "llava-pad", "clip-lanczos-pad", "clip-longest-edge", "siglip-hamming", "siglip-box-unscaled"

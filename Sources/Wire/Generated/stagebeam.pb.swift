@@ -599,137 +599,131 @@ public nonisolated enum Stagebeam_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIt
 }
 
 /// The one message type on the wire.
-public nonisolated struct Stagebeam_V1_Envelope: @unchecked Sendable {
+public nonisolated struct Stagebeam_V1_Envelope: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   /// The sender's protocol version (a `ProtocolVersion` value as a number, so that a receiver can
   /// report versions it does not know).
-  public var protocolVersion: UInt32 {
-    get {_storage._protocolVersion}
-    set {_uniqueStorage()._protocolVersion = newValue}
-  }
+  public var protocolVersion: UInt32 = 0
 
-  public var body: OneOf_Body? {
-    get {return _storage._body}
-    set {_uniqueStorage()._body = newValue}
-  }
+  public var body: Stagebeam_V1_Envelope.OneOf_Body? = nil
 
   /// Worker ⇄ coordinator: liveness and capabilities.
   public var ready: Stagebeam_V1_Ready {
     get {
-      if case .ready(let v)? = _storage._body {return v}
+      if case .ready(let v)? = body {return v}
       return Stagebeam_V1_Ready()
     }
-    set {_uniqueStorage()._body = .ready(newValue)}
+    set {body = .ready(newValue)}
   }
 
   public var heartbeat: Stagebeam_V1_Heartbeat {
     get {
-      if case .heartbeat(let v)? = _storage._body {return v}
+      if case .heartbeat(let v)? = body {return v}
       return Stagebeam_V1_Heartbeat()
     }
-    set {_uniqueStorage()._body = .heartbeat(newValue)}
+    set {body = .heartbeat(newValue)}
   }
 
   public var disconnect: Stagebeam_V1_Disconnect {
     get {
-      if case .disconnect(let v)? = _storage._body {return v}
+      if case .disconnect(let v)? = body {return v}
       return Stagebeam_V1_Disconnect()
     }
-    set {_uniqueStorage()._body = .disconnect(newValue)}
+    set {body = .disconnect(newValue)}
   }
 
   /// Coordinator → worker requests, worker → coordinator results.
   public var generateRequest: Stagebeam_V1_GenerateRequest {
     get {
-      if case .generateRequest(let v)? = _storage._body {return v}
+      if case .generateRequest(let v)? = body {return v}
       return Stagebeam_V1_GenerateRequest()
     }
-    set {_uniqueStorage()._body = .generateRequest(newValue)}
+    set {body = .generateRequest(newValue)}
   }
 
   public var generateResult: Stagebeam_V1_GenerateResult {
     get {
-      if case .generateResult(let v)? = _storage._body {return v}
+      if case .generateResult(let v)? = body {return v}
       return Stagebeam_V1_GenerateResult()
     }
-    set {_uniqueStorage()._body = .generateResult(newValue)}
+    set {body = .generateResult(newValue)}
   }
 
   public var judgeRequest: Stagebeam_V1_JudgeRequest {
     get {
-      if case .judgeRequest(let v)? = _storage._body {return v}
+      if case .judgeRequest(let v)? = body {return v}
       return Stagebeam_V1_JudgeRequest()
     }
-    set {_uniqueStorage()._body = .judgeRequest(newValue)}
+    set {body = .judgeRequest(newValue)}
   }
 
   public var judgeResult: Stagebeam_V1_JudgeResult {
     get {
-      if case .judgeResult(let v)? = _storage._body {return v}
+      if case .judgeResult(let v)? = body {return v}
       return Stagebeam_V1_JudgeResult()
     }
-    set {_uniqueStorage()._body = .judgeResult(newValue)}
+    set {body = .judgeResult(newValue)}
   }
 
   /// Client ⇄ coordinator.
   public var submitJob: Stagebeam_V1_SubmitJob {
     get {
-      if case .submitJob(let v)? = _storage._body {return v}
+      if case .submitJob(let v)? = body {return v}
       return Stagebeam_V1_SubmitJob()
     }
-    set {_uniqueStorage()._body = .submitJob(newValue)}
+    set {body = .submitJob(newValue)}
   }
 
   public var jobAccepted: Stagebeam_V1_JobAccepted {
     get {
-      if case .jobAccepted(let v)? = _storage._body {return v}
+      if case .jobAccepted(let v)? = body {return v}
       return Stagebeam_V1_JobAccepted()
     }
-    set {_uniqueStorage()._body = .jobAccepted(newValue)}
+    set {body = .jobAccepted(newValue)}
   }
 
   public var jobEvent: Stagebeam_V1_JobEvent {
     get {
-      if case .jobEvent(let v)? = _storage._body {return v}
+      if case .jobEvent(let v)? = body {return v}
       return Stagebeam_V1_JobEvent()
     }
-    set {_uniqueStorage()._body = .jobEvent(newValue)}
+    set {body = .jobEvent(newValue)}
   }
 
   public var jobResult: Stagebeam_V1_JobResult {
     get {
-      if case .jobResult(let v)? = _storage._body {return v}
+      if case .jobResult(let v)? = body {return v}
       return Stagebeam_V1_JobResult()
     }
-    set {_uniqueStorage()._body = .jobResult(newValue)}
+    set {body = .jobResult(newValue)}
   }
 
   public var statusRequest: Stagebeam_V1_StatusRequest {
     get {
-      if case .statusRequest(let v)? = _storage._body {return v}
+      if case .statusRequest(let v)? = body {return v}
       return Stagebeam_V1_StatusRequest()
     }
-    set {_uniqueStorage()._body = .statusRequest(newValue)}
+    set {body = .statusRequest(newValue)}
   }
 
   public var statusReply: Stagebeam_V1_StatusReply {
     get {
-      if case .statusReply(let v)? = _storage._body {return v}
+      if case .statusReply(let v)? = body {return v}
       return Stagebeam_V1_StatusReply()
     }
-    set {_uniqueStorage()._body = .statusReply(newValue)}
+    set {body = .statusReply(newValue)}
   }
 
   /// Any direction: a request or message could not be served.
   public var error: Stagebeam_V1_Error {
     get {
-      if case .error(let v)? = _storage._body {return v}
+      if case .error(let v)? = body {return v}
       return Stagebeam_V1_Error()
     }
-    set {_uniqueStorage()._body = .error(newValue)}
+    set {body = .error(newValue)}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -757,8 +751,6 @@ public nonisolated struct Stagebeam_V1_Envelope: @unchecked Sendable {
   }
 
   public init() {}
-
-  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 /// An image as it crosses the wire. Images cross once per job per worker: the coordinator sends
@@ -848,6 +840,12 @@ public nonisolated struct Stagebeam_V1_Ready: Sendable {
 
   /// Free-form build description for logs (e.g. "stagebeam 0.3.0").
   public var softwareVersion: String = String()
+
+  /// The model's recommended search settings: the bytes of the stagebeam.json beside its config.json
+  /// ({"requires_image": bool, "search": {"beam": 4, "judge_mode": "generate", ...}}); empty when it
+  /// has none. The coordinator fills the search fields a job leaves unset from the cluster model's
+  /// recommendations (see SubmitJob).
+  public var recommendationsJson: Data = Data()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1257,6 +1255,12 @@ public nonisolated struct Stagebeam_V1_JudgeResult: Sendable {
 /// Run one search. Submitting again with the same job_id is idempotent: the coordinator answers
 /// with the existing job's JobAccepted and, once finished, its JobResult (this is also how a client
 /// asks for a result after a coordinator restart).
+///
+/// Search fields left unset (0, UNSPECIFIED, or an absent message) take "the model's recommended
+/// setting, else X": the coordinator fills them when it accepts the job, from the recommendations of
+/// the cluster's model (Ready.recommendations_json of its workers, or the operator's model), else with
+/// the default X named below, and journals the filled job, so a job's settings never change after it
+/// is accepted. A model that recommends `requires_image` refuses a job without an image.
 public nonisolated struct Stagebeam_V1_SubmitJob: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -1279,23 +1283,25 @@ public nonisolated struct Stagebeam_V1_SubmitJob: @unchecked Sendable {
     set {_uniqueStorage()._image = newValue}
   }
 
+  /// unset: recommended, else stage
   public var method: Stagebeam_V1_Method {
     get {_storage._method}
     set {_uniqueStorage()._method = newValue}
   }
 
-  /// candidates per stage (N); 0 = the coordinator's default (2)
+  /// candidates per stage (N); 0: recommended, else 2
   public var beam: UInt32 {
     get {_storage._beam}
     set {_uniqueStorage()._beam = newValue}
   }
 
+  /// unset: recommended, else random
   public var tournament: Stagebeam_V1_Tournament {
     get {_storage._tournament}
     set {_uniqueStorage()._tournament = newValue}
   }
 
-  /// token budget per stage candidate; 0 = the coordinator's default
+  /// token budget per stage candidate; 0: recommended, else 512
   public var maxStageTokens: UInt32 {
     get {_storage._maxStageTokens}
     set {_uniqueStorage()._maxStageTokens = newValue}
@@ -1307,18 +1313,20 @@ public nonisolated struct Stagebeam_V1_SubmitJob: @unchecked Sendable {
     set {_uniqueStorage()._seed = newValue}
   }
 
-  /// judge A/B and B/A to cancel position bias
+  /// judge A/B and B/A to cancel position bias; false: recommended, else false
   public var judgeBothOrders: Bool {
     get {_storage._judgeBothOrders}
     set {_uniqueStorage()._judgeBothOrders = newValue}
   }
 
+  /// unset: recommended, else logprob
   public var verdictMode: Stagebeam_V1_VerdictMode {
     get {_storage._verdictMode}
     set {_uniqueStorage()._verdictMode = newValue}
   }
 
-  /// Force each stage's opening tag into the prefix. Unset = true (proto3 `optional` gives presence).
+  /// Force each stage's opening tag into the prefix. Unset: recommended, else true (proto3 `optional`
+  /// gives presence).
   public var forceTags: Bool {
     get {_storage._forceTags ?? false}
     set {_uniqueStorage()._forceTags = newValue}
@@ -1334,7 +1342,8 @@ public nonisolated struct Stagebeam_V1_SubmitJob: @unchecked Sendable {
     set {_uniqueStorage()._recordSearch = newValue}
   }
 
-  /// candidate sampling; unset = the reference's (0.6, top-p 0.9)
+  /// Candidate sampling. Unset: recommended temperature and top-p, else the reference's (0.6, top-p 0.9).
+  /// When set, temperature is taken as given (0 = greedy); a top_p of 0 means the recommended one.
   public var sampling: Stagebeam_V1_Sampling {
     get {_storage._sampling ?? Stagebeam_V1_Sampling()}
     set {_uniqueStorage()._sampling = newValue}
@@ -1357,13 +1366,14 @@ public nonisolated struct Stagebeam_V1_SubmitJob: @unchecked Sendable {
     set {_uniqueStorage()._judgeTemplatesJson = newValue}
   }
 
-  /// token budget of a generate-mode verdict; 0 = the coordinator's default
+  /// token budget of a generate-mode verdict; 0: recommended, else 480
   public var maxVerdictTokens: UInt32 {
     get {_storage._maxVerdictTokens}
     set {_uniqueStorage()._maxVerdictTokens = newValue}
   }
 
-  /// generate-mode verdict sampling; unset = the reference's (0.6, top-p 0.9)
+  /// Generate-mode verdict sampling. Unset: recommended judge temperature, else the reference's 0.6;
+  /// top-p as for `sampling`.
   public var judgeSampling: Stagebeam_V1_Sampling {
     get {_storage._judgeSampling ?? Stagebeam_V1_Sampling()}
     set {_uniqueStorage()._judgeSampling = newValue}
@@ -1597,54 +1607,85 @@ public nonisolated struct Stagebeam_V1_JobCounts: Sendable {
   public init() {}
 }
 
-public nonisolated struct Stagebeam_V1_JobResult: Sendable {
+public nonisolated struct Stagebeam_V1_JobResult: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var jobID: String = String()
+  public var jobID: String {
+    get {_storage._jobID}
+    set {_uniqueStorage()._jobID = newValue}
+  }
 
-  public var status: Stagebeam_V1_JobStatus = .unspecified
+  public var status: Stagebeam_V1_JobStatus {
+    get {_storage._status}
+    set {_uniqueStorage()._status = newValue}
+  }
 
   /// the conclusion text (empty when failed)
-  public var answer: String = String()
+  public var answer: String {
+    get {_storage._answer}
+    set {_uniqueStorage()._answer = newValue}
+  }
 
-  public var stages: [Stagebeam_V1_StageSummary] = []
+  public var stages: [Stagebeam_V1_StageSummary] {
+    get {_storage._stages}
+    set {_uniqueStorage()._stages = newValue}
+  }
 
   public var counts: Stagebeam_V1_JobCounts {
-    get {_counts ?? Stagebeam_V1_JobCounts()}
-    set {_counts = newValue}
+    get {_storage._counts ?? Stagebeam_V1_JobCounts()}
+    set {_uniqueStorage()._counts = newValue}
   }
   /// Returns true if `counts` has been explicitly set.
-  public var hasCounts: Bool {self._counts != nil}
+  public var hasCounts: Bool {_storage._counts != nil}
   /// Clears the value of `counts`. Subsequent reads from it will return its default value.
-  public mutating func clearCounts() {self._counts = nil}
+  public mutating func clearCounts() {_uniqueStorage()._counts = nil}
 
   /// accepted → first request dispatched
-  public var queueMs: Double = 0
+  public var queueMs: Double {
+    get {_storage._queueMs}
+    set {_uniqueStorage()._queueMs = newValue}
+  }
 
   /// accepted → finished
-  public var totalMs: Double = 0
+  public var totalMs: Double {
+    get {_storage._totalMs}
+    set {_uniqueStorage()._totalMs = newValue}
+  }
 
   /// full search record (UTF-8 JSON) when record_search was set
-  public var searchRecordJson: Data = Data()
+  public var searchRecordJson: Data {
+    get {_storage._searchRecordJson}
+    set {_uniqueStorage()._searchRecordJson = newValue}
+  }
 
   /// set when status is JOB_STATUS_FAILED
   public var error: Stagebeam_V1_Error {
-    get {_error ?? Stagebeam_V1_Error()}
-    set {_error = newValue}
+    get {_storage._error ?? Stagebeam_V1_Error()}
+    set {_uniqueStorage()._error = newValue}
   }
   /// Returns true if `error` has been explicitly set.
-  public var hasError: Bool {self._error != nil}
+  public var hasError: Bool {_storage._error != nil}
   /// Clears the value of `error`. Subsequent reads from it will return its default value.
-  public mutating func clearError() {self._error = nil}
+  public mutating func clearError() {_uniqueStorage()._error = nil}
+
+  /// The job's search settings as it ran: every search field set (those the job left unset filled by
+  /// the coordinator, see SubmitJob); question, image and judge templates left empty.
+  public var settings: Stagebeam_V1_SubmitJob {
+    get {_storage._settings ?? Stagebeam_V1_SubmitJob()}
+    set {_uniqueStorage()._settings = newValue}
+  }
+  /// Returns true if `settings` has been explicitly set.
+  public var hasSettings: Bool {_storage._settings != nil}
+  /// Clears the value of `settings`. Subsequent reads from it will return its default value.
+  public mutating func clearSettings() {_uniqueStorage()._settings = nil}
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _counts: Stagebeam_V1_JobCounts? = nil
-  fileprivate var _error: Stagebeam_V1_Error? = nil
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 public nonisolated struct Stagebeam_V1_StatusRequest: Sendable {
@@ -1823,311 +1864,273 @@ nonisolated extension Stagebeam_V1_Envelope: SwiftProtobuf.Message, SwiftProtobu
   public static let protoMessageName: String = _protobuf_package + ".Envelope"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{2}\u{9}ready\0\u{1}heartbeat\0\u{1}disconnect\0\u{4}\u{8}generate_request\0\u{3}generate_result\0\u{3}judge_request\0\u{3}judge_result\0\u{4}\u{7}submit_job\0\u{3}job_accepted\0\u{3}job_event\0\u{3}job_result\0\u{3}status_request\0\u{3}status_reply\0\u{2}\u{5}error\0")
 
-  fileprivate class _StorageClass {
-    var _protocolVersion: UInt32 = 0
-    var _body: Stagebeam_V1_Envelope.OneOf_Body?
-
-      // This property is used as the initial default value for new instances of the type.
-      // The type itself is protecting the reference to its storage via CoW semantics.
-      // This will force a copy to be made of this reference when the first mutation occurs;
-      // hence, it is safe to mark this as `nonisolated(unsafe)`.
-      static nonisolated(unsafe) let defaultInstance = _StorageClass()
-
-    private init() {}
-
-    init(copying source: _StorageClass) {
-      _protocolVersion = source._protocolVersion
-      _body = source._body
-    }
-  }
-
-  fileprivate mutating func _uniqueStorage() -> _StorageClass {
-    if !isKnownUniquelyReferenced(&_storage) {
-      _storage = _StorageClass(copying: _storage)
-    }
-    return _storage
-  }
-
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    _ = _uniqueStorage()
-    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
-      while let fieldNumber = try decoder.nextFieldNumber() {
-        // The use of inline closures is to circumvent an issue where the compiler
-        // allocates stack space for every case branch when no optimizations are
-        // enabled. https://github.com/apple/swift-protobuf/issues/1034
-        switch fieldNumber {
-        case 1: try { try decoder.decodeSingularUInt32Field(value: &_storage._protocolVersion) }()
-        case 10: try {
-          var v: Stagebeam_V1_Ready?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .ready(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .ready(v)
-          }
-        }()
-        case 11: try {
-          var v: Stagebeam_V1_Heartbeat?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .heartbeat(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .heartbeat(v)
-          }
-        }()
-        case 12: try {
-          var v: Stagebeam_V1_Disconnect?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .disconnect(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .disconnect(v)
-          }
-        }()
-        case 20: try {
-          var v: Stagebeam_V1_GenerateRequest?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .generateRequest(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .generateRequest(v)
-          }
-        }()
-        case 21: try {
-          var v: Stagebeam_V1_GenerateResult?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .generateResult(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .generateResult(v)
-          }
-        }()
-        case 22: try {
-          var v: Stagebeam_V1_JudgeRequest?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .judgeRequest(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .judgeRequest(v)
-          }
-        }()
-        case 23: try {
-          var v: Stagebeam_V1_JudgeResult?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .judgeResult(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .judgeResult(v)
-          }
-        }()
-        case 30: try {
-          var v: Stagebeam_V1_SubmitJob?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .submitJob(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .submitJob(v)
-          }
-        }()
-        case 31: try {
-          var v: Stagebeam_V1_JobAccepted?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .jobAccepted(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .jobAccepted(v)
-          }
-        }()
-        case 32: try {
-          var v: Stagebeam_V1_JobEvent?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .jobEvent(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .jobEvent(v)
-          }
-        }()
-        case 33: try {
-          var v: Stagebeam_V1_JobResult?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .jobResult(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .jobResult(v)
-          }
-        }()
-        case 34: try {
-          var v: Stagebeam_V1_StatusRequest?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .statusRequest(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .statusRequest(v)
-          }
-        }()
-        case 35: try {
-          var v: Stagebeam_V1_StatusReply?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .statusReply(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .statusReply(v)
-          }
-        }()
-        case 40: try {
-          var v: Stagebeam_V1_Error?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .error(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .error(v)
-          }
-        }()
-        default: break
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.protocolVersion) }()
+      case 10: try {
+        var v: Stagebeam_V1_Ready?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .ready(let m) = current {v = m}
         }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .ready(v)
+        }
+      }()
+      case 11: try {
+        var v: Stagebeam_V1_Heartbeat?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .heartbeat(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .heartbeat(v)
+        }
+      }()
+      case 12: try {
+        var v: Stagebeam_V1_Disconnect?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .disconnect(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .disconnect(v)
+        }
+      }()
+      case 20: try {
+        var v: Stagebeam_V1_GenerateRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .generateRequest(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .generateRequest(v)
+        }
+      }()
+      case 21: try {
+        var v: Stagebeam_V1_GenerateResult?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .generateResult(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .generateResult(v)
+        }
+      }()
+      case 22: try {
+        var v: Stagebeam_V1_JudgeRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .judgeRequest(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .judgeRequest(v)
+        }
+      }()
+      case 23: try {
+        var v: Stagebeam_V1_JudgeResult?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .judgeResult(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .judgeResult(v)
+        }
+      }()
+      case 30: try {
+        var v: Stagebeam_V1_SubmitJob?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .submitJob(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .submitJob(v)
+        }
+      }()
+      case 31: try {
+        var v: Stagebeam_V1_JobAccepted?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .jobAccepted(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .jobAccepted(v)
+        }
+      }()
+      case 32: try {
+        var v: Stagebeam_V1_JobEvent?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .jobEvent(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .jobEvent(v)
+        }
+      }()
+      case 33: try {
+        var v: Stagebeam_V1_JobResult?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .jobResult(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .jobResult(v)
+        }
+      }()
+      case 34: try {
+        var v: Stagebeam_V1_StatusRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .statusRequest(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .statusRequest(v)
+        }
+      }()
+      case 35: try {
+        var v: Stagebeam_V1_StatusReply?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .statusReply(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .statusReply(v)
+        }
+      }()
+      case 40: try {
+        var v: Stagebeam_V1_Error?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .error(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .error(v)
+        }
+      }()
+      default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every if/case branch local when no optimizations
-      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-      // https://github.com/apple/swift-protobuf/issues/1182
-      if _storage._protocolVersion != 0 {
-        try visitor.visitSingularUInt32Field(value: _storage._protocolVersion, fieldNumber: 1)
-      }
-      switch _storage._body {
-      case .ready?: try {
-        guard case .ready(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
-      }()
-      case .heartbeat?: try {
-        guard case .heartbeat(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
-      }()
-      case .disconnect?: try {
-        guard case .disconnect(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
-      }()
-      case .generateRequest?: try {
-        guard case .generateRequest(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 20)
-      }()
-      case .generateResult?: try {
-        guard case .generateResult(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 21)
-      }()
-      case .judgeRequest?: try {
-        guard case .judgeRequest(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 22)
-      }()
-      case .judgeResult?: try {
-        guard case .judgeResult(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 23)
-      }()
-      case .submitJob?: try {
-        guard case .submitJob(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 30)
-      }()
-      case .jobAccepted?: try {
-        guard case .jobAccepted(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 31)
-      }()
-      case .jobEvent?: try {
-        guard case .jobEvent(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 32)
-      }()
-      case .jobResult?: try {
-        guard case .jobResult(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 33)
-      }()
-      case .statusRequest?: try {
-        guard case .statusRequest(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 34)
-      }()
-      case .statusReply?: try {
-        guard case .statusReply(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 35)
-      }()
-      case .error?: try {
-        guard case .error(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 40)
-      }()
-      case nil: break
-      }
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if self.protocolVersion != 0 {
+      try visitor.visitSingularUInt32Field(value: self.protocolVersion, fieldNumber: 1)
+    }
+    switch self.body {
+    case .ready?: try {
+      guard case .ready(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
+    }()
+    case .heartbeat?: try {
+      guard case .heartbeat(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+    }()
+    case .disconnect?: try {
+      guard case .disconnect(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
+    }()
+    case .generateRequest?: try {
+      guard case .generateRequest(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 20)
+    }()
+    case .generateResult?: try {
+      guard case .generateResult(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 21)
+    }()
+    case .judgeRequest?: try {
+      guard case .judgeRequest(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 22)
+    }()
+    case .judgeResult?: try {
+      guard case .judgeResult(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 23)
+    }()
+    case .submitJob?: try {
+      guard case .submitJob(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 30)
+    }()
+    case .jobAccepted?: try {
+      guard case .jobAccepted(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 31)
+    }()
+    case .jobEvent?: try {
+      guard case .jobEvent(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 32)
+    }()
+    case .jobResult?: try {
+      guard case .jobResult(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 33)
+    }()
+    case .statusRequest?: try {
+      guard case .statusRequest(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 34)
+    }()
+    case .statusReply?: try {
+      guard case .statusReply(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 35)
+    }()
+    case .error?: try {
+      guard case .error(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 40)
+    }()
+    case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Stagebeam_V1_Envelope, rhs: Stagebeam_V1_Envelope) -> Bool {
-    if lhs._storage !== rhs._storage {
-      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
-        let _storage = _args.0
-        let rhs_storage = _args.1
-        if _storage._protocolVersion != rhs_storage._protocolVersion {return false}
-        if _storage._body != rhs_storage._body {return false}
-        return true
-      }
-      if !storagesAreEqual {return false}
-    }
+    if lhs.protocolVersion != rhs.protocolVersion {return false}
+    if lhs.body != rhs.body {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2220,7 +2223,7 @@ nonisolated extension Stagebeam_V1_Sampling: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Stagebeam_V1_Ready: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Ready"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}worker_id\0\u{3}model_name\0\u{3}model_hash\0\u{1}roles\0\u{3}max_batch_sequences\0\u{3}context_tokens\0\u{3}image_cache\0\u{3}software_version\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}worker_id\0\u{3}model_name\0\u{3}model_hash\0\u{1}roles\0\u{3}max_batch_sequences\0\u{3}context_tokens\0\u{3}image_cache\0\u{3}software_version\0\u{3}recommendations_json\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2237,6 +2240,7 @@ nonisolated extension Stagebeam_V1_Ready: SwiftProtobuf.Message, SwiftProtobuf._
       case 7: try { try decoder.decodeSingularUInt32Field(value: &self.contextTokens) }()
       case 8: try { try decoder.decodeSingularMessageField(value: &self._imageCache) }()
       case 9: try { try decoder.decodeSingularStringField(value: &self.softwareVersion) }()
+      case 10: try { try decoder.decodeSingularBytesField(value: &self.recommendationsJson) }()
       default: break
       }
     }
@@ -2274,6 +2278,9 @@ nonisolated extension Stagebeam_V1_Ready: SwiftProtobuf.Message, SwiftProtobuf._
     if !self.softwareVersion.isEmpty {
       try visitor.visitSingularStringField(value: self.softwareVersion, fieldNumber: 9)
     }
+    if !self.recommendationsJson.isEmpty {
+      try visitor.visitSingularBytesField(value: self.recommendationsJson, fieldNumber: 10)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2287,6 +2294,7 @@ nonisolated extension Stagebeam_V1_Ready: SwiftProtobuf.Message, SwiftProtobuf._
     if lhs.contextTokens != rhs.contextTokens {return false}
     if lhs._imageCache != rhs._imageCache {return false}
     if lhs.softwareVersion != rhs.softwareVersion {return false}
+    if lhs.recommendationsJson != rhs.recommendationsJson {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3636,73 +3644,132 @@ nonisolated extension Stagebeam_V1_JobCounts: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Stagebeam_V1_JobResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JobResult"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}status\0\u{1}answer\0\u{1}stages\0\u{1}counts\0\u{3}queue_ms\0\u{3}total_ms\0\u{3}search_record_json\0\u{1}error\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}status\0\u{1}answer\0\u{1}stages\0\u{1}counts\0\u{3}queue_ms\0\u{3}total_ms\0\u{3}search_record_json\0\u{1}error\0\u{1}settings\0")
+
+  fileprivate class _StorageClass {
+    var _jobID: String = String()
+    var _status: Stagebeam_V1_JobStatus = .unspecified
+    var _answer: String = String()
+    var _stages: [Stagebeam_V1_StageSummary] = []
+    var _counts: Stagebeam_V1_JobCounts? = nil
+    var _queueMs: Double = 0
+    var _totalMs: Double = 0
+    var _searchRecordJson: Data = Data()
+    var _error: Stagebeam_V1_Error? = nil
+    var _settings: Stagebeam_V1_SubmitJob? = nil
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _jobID = source._jobID
+      _status = source._status
+      _answer = source._answer
+      _stages = source._stages
+      _counts = source._counts
+      _queueMs = source._queueMs
+      _totalMs = source._totalMs
+      _searchRecordJson = source._searchRecordJson
+      _error = source._error
+      _settings = source._settings
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.jobID) }()
-      case 2: try { try decoder.decodeSingularEnumField(value: &self.status) }()
-      case 3: try { try decoder.decodeSingularStringField(value: &self.answer) }()
-      case 4: try { try decoder.decodeRepeatedMessageField(value: &self.stages) }()
-      case 5: try { try decoder.decodeSingularMessageField(value: &self._counts) }()
-      case 6: try { try decoder.decodeSingularDoubleField(value: &self.queueMs) }()
-      case 7: try { try decoder.decodeSingularDoubleField(value: &self.totalMs) }()
-      case 8: try { try decoder.decodeSingularBytesField(value: &self.searchRecordJson) }()
-      case 9: try { try decoder.decodeSingularMessageField(value: &self._error) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._jobID) }()
+        case 2: try { try decoder.decodeSingularEnumField(value: &_storage._status) }()
+        case 3: try { try decoder.decodeSingularStringField(value: &_storage._answer) }()
+        case 4: try { try decoder.decodeRepeatedMessageField(value: &_storage._stages) }()
+        case 5: try { try decoder.decodeSingularMessageField(value: &_storage._counts) }()
+        case 6: try { try decoder.decodeSingularDoubleField(value: &_storage._queueMs) }()
+        case 7: try { try decoder.decodeSingularDoubleField(value: &_storage._totalMs) }()
+        case 8: try { try decoder.decodeSingularBytesField(value: &_storage._searchRecordJson) }()
+        case 9: try { try decoder.decodeSingularMessageField(value: &_storage._error) }()
+        case 10: try { try decoder.decodeSingularMessageField(value: &_storage._settings) }()
+        default: break
+        }
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if !self.jobID.isEmpty {
-      try visitor.visitSingularStringField(value: self.jobID, fieldNumber: 1)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if !_storage._jobID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._jobID, fieldNumber: 1)
+      }
+      if _storage._status != .unspecified {
+        try visitor.visitSingularEnumField(value: _storage._status, fieldNumber: 2)
+      }
+      if !_storage._answer.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._answer, fieldNumber: 3)
+      }
+      if !_storage._stages.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._stages, fieldNumber: 4)
+      }
+      try { if let v = _storage._counts {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+      } }()
+      if _storage._queueMs.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._queueMs, fieldNumber: 6)
+      }
+      if _storage._totalMs.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._totalMs, fieldNumber: 7)
+      }
+      if !_storage._searchRecordJson.isEmpty {
+        try visitor.visitSingularBytesField(value: _storage._searchRecordJson, fieldNumber: 8)
+      }
+      try { if let v = _storage._error {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
+      } }()
+      try { if let v = _storage._settings {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
+      } }()
     }
-    if self.status != .unspecified {
-      try visitor.visitSingularEnumField(value: self.status, fieldNumber: 2)
-    }
-    if !self.answer.isEmpty {
-      try visitor.visitSingularStringField(value: self.answer, fieldNumber: 3)
-    }
-    if !self.stages.isEmpty {
-      try visitor.visitRepeatedMessageField(value: self.stages, fieldNumber: 4)
-    }
-    try { if let v = self._counts {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
-    } }()
-    if self.queueMs.bitPattern != 0 {
-      try visitor.visitSingularDoubleField(value: self.queueMs, fieldNumber: 6)
-    }
-    if self.totalMs.bitPattern != 0 {
-      try visitor.visitSingularDoubleField(value: self.totalMs, fieldNumber: 7)
-    }
-    if !self.searchRecordJson.isEmpty {
-      try visitor.visitSingularBytesField(value: self.searchRecordJson, fieldNumber: 8)
-    }
-    try { if let v = self._error {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
-    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Stagebeam_V1_JobResult, rhs: Stagebeam_V1_JobResult) -> Bool {
-    if lhs.jobID != rhs.jobID {return false}
-    if lhs.status != rhs.status {return false}
-    if lhs.answer != rhs.answer {return false}
-    if lhs.stages != rhs.stages {return false}
-    if lhs._counts != rhs._counts {return false}
-    if lhs.queueMs != rhs.queueMs {return false}
-    if lhs.totalMs != rhs.totalMs {return false}
-    if lhs.searchRecordJson != rhs.searchRecordJson {return false}
-    if lhs._error != rhs._error {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._jobID != rhs_storage._jobID {return false}
+        if _storage._status != rhs_storage._status {return false}
+        if _storage._answer != rhs_storage._answer {return false}
+        if _storage._stages != rhs_storage._stages {return false}
+        if _storage._counts != rhs_storage._counts {return false}
+        if _storage._queueMs != rhs_storage._queueMs {return false}
+        if _storage._totalMs != rhs_storage._totalMs {return false}
+        if _storage._searchRecordJson != rhs_storage._searchRecordJson {return false}
+        if _storage._error != rhs_storage._error {return false}
+        if _storage._settings != rhs_storage._settings {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
