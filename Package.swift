@@ -55,7 +55,7 @@ let package = Package(
         .executableTarget(name: "KernelBench", dependencies: ["Kernels"], swiftSettings: vectorized),
         // Reading JSON: one untyped value with typed, path-naming accessors, and typed files via Codable.
         .target(name: "JSON"),
-        // Checkpoint files and configurations: safetensors (mapped), config.json decoding.
+        // Checkpoint files and configurations: safetensors and GGUF (mapped), config.json decoding.
         .target(name: "ModelFormats", dependencies: ["JSON"]),
         .testTarget(name: "ModelFormatsTests", dependencies: ["ModelFormats"]),
         // JPEG (libjpeg-turbo) and PNG (stb_image) decoding as Pillow decodes them, EXIF orientation,
@@ -64,19 +64,19 @@ let package = Package(
         .testTarget(name: "VisionTests", dependencies: ["Vision"]),
         // Hugging Face chat templates: a Jinja subset rendered as transformers renders it.
         .target(name: "ChatTemplates"),
-        // tokenizer.json byte-level BPE, special tokens, streaming decode.
-        .target(name: "Tokenization", dependencies: ["ChatTemplates", "JSON"]),
-        .testTarget(name: "TokenizationTests", dependencies: ["Tokenization", "ChatTemplates"]),
+        // tokenizer.json (or a GGUF file's tokenizer.ggml.*) byte-level BPE, special tokens, streaming decode.
+        .target(name: "Tokenization", dependencies: ["ChatTemplates", "JSON", "ModelFormats"]),
+        .testTarget(name: "TokenizationTests", dependencies: ["Tokenization", "ChatTemplates", "ModelFormats"]),
         // Architectures (Llama/Qwen2 text, CLIP/SigLIP towers, LLaVA, Mllama) and the KV cache.
         .target(name: "Models", dependencies: ["Kernels", "ModelFormats", "Vision"], swiftSettings: vectorized),
-        .testTarget(name: "ModelsTests", dependencies: ["Models", "Kernels"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "Kernels", "ModelFormats"]),
         .testTarget(name: "LlavaTests", dependencies: ["Models", "ModelFormats", "Vision", "Tokenization", "ChatTemplates"]),
         .testTarget(
             name: "MllamaTests", dependencies: ["Models", "ModelFormats", "Vision", "Generation", "Tokenization", "ChatTemplates"]),
         // n samples of one prompt: samplers, stop strings, batched decode over a shared prefix.
         .target(
-            name: "Generation", dependencies: ["Kernels", "ModelFormats", "Models", "Tokenization"], swiftSettings: vectorized),
-        .testTarget(name: "GenerationTests", dependencies: ["Generation", "Models", "Tokenization"]),
+            name: "Generation", dependencies: ["JSON", "Kernels", "ModelFormats", "Models", "Tokenization"], swiftSettings: vectorized),
+        .testTarget(name: "GenerationTests", dependencies: ["Generation", "Models", "Tokenization", "ModelFormats"]),
         // Stage-level beam search, engine-agnostic: depends on Foundation (and the JSON reader) only.
         .target(name: "Search", dependencies: ["JSON"]),
         .testTarget(name: "SearchTests", dependencies: ["Search"]),

@@ -1,18 +1,25 @@
 import Foundation
 
-/// Rotary position embedding in the "rotate half" layout that Hugging Face Llama/Qwen2/Mistral use:
-/// dimension `i` of a head pairs with `i + headDim/2` (not with its neighbour, as the original
-/// interleaved RoPE does).
+/// Rotary position embedding. In the "rotate half" layout that Hugging Face Llama/Qwen2/Mistral use,
+/// dimension `i` of a head pairs with `i + headDim/2`; in the interleaved layout (the original
+/// RoPE's, and llama.cpp's for llama GGUF files) dimension `2i` pairs with `2i + 1`. Pair `i` turns
+/// by the same angle in both.
 public struct RotaryEmbedding: Sendable {
+    public enum Layout: Sendable {
+        case rotateHalf, interleaved
+    }
+
     public let headDim: Int
+    public let layout: Layout
     /// (headDim / 2) inverse frequencies, after any scaling.
     public let inverseFrequencies: [Float]
     /// Multiplies cos and sin (1 except for scalings such as YaRN, which are not supported).
     public let attentionScaling: Float
 
-    public init(headDim: Int, base: Float, scaling: Scaling = .none) {
+    public init(headDim: Int, base: Float, scaling: Scaling = .none, layout: Layout = .rotateHalf) {
         precondition(headDim % 2 == 0, "RoPE needs an even head dimension")
         self.headDim = headDim
+        self.layout = layout
         // As transformers: base ** (arange(0, dim, 2).float() / dim), in float32.
         var frequencies = (0..<(headDim / 2)).map { i -> Float in
             1 / powf(base, Float(2 * i) / Float(headDim))
@@ -57,12 +64,15 @@ public struct RotaryEmbedding: Sendable {
     /// Rotates `heads` consecutive heads of `x` in place with precomputed angles.
     public func apply(_ x: UnsafeMutablePointer<Float>, heads: Int, cos: UnsafePointer<Float>, sin: UnsafePointer<Float>) {
         let half = headDim / 2
+        // Pair i is (i, i + half) or (2i, 2i + 1).
+        let (firstStride, secondOffset) = layout == .rotateHalf ? (1, half) : (2, 1)
         for h in 0..<heads {
             let head = x + h * headDim
             for i in 0..<half {
-                let a = head[i], b = head[i + half]
-                head[i] = a * cos[i] - b * sin[i]
-                head[i + half] = b * cos[i] + a * sin[i]
+                let first = i * firstStride, second = first + secondOffset
+                let a = head[first], b = head[second]
+                head[first] = a * cos[i] - b * sin[i]
+                head[second] = b * cos[i] + a * sin[i]
             }
         }
     }

@@ -13,6 +13,12 @@ public struct GenerationConfig: Decodable, Sendable {
     public var topK: Int?
     public var repetitionPenalty: Float?
 
+    /// The stop ids alone (a GGUF file's `tokenizer.ggml.eos_token_id`).
+    public init(eosTokenIds: [Int], bosTokenId: Int? = nil) {
+        self.eosTokenIds = eosTokenIds
+        self.bosTokenId = bosTokenId
+    }
+
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: JSONKey.self)
         eosTokenIds = try c.tokenIds("eos_token_id")

@@ -40,27 +40,43 @@ public final class LlamaModel: @unchecked Sendable {
         try checkpoint.verifyAllConsumed(ignoring: LlamaWeights.isDerivedBuffer)
     }
 
+    /// A decoder read from a GGUF file (architectures `llama` and `qwen2`), its tensors used where they
+    /// lie in the mapping. llama.cpp's converter reorders the rows of a llama model's Q and K
+    /// projections so that RoPE rotates neighbouring dimensions; the same rows in the same order
+    /// go to the keys and the queries, so attention scores are unchanged, and the model rotates
+    /// neighbours instead of un-permuting (and copying) the matrices as transformers does.
+    public convenience init(gguf file: GGUFFile, maxRows: Int = 128, maxLogitRows: Int = 64, pool: ComputePool = .shared) throws {
+        let config = try TextModelConfig(gguf: file)
+        let weights = GGUFWeights(file: file)
+        try self.init(
+            config: config, checkpoint: weights, ropeLayout: config.modelType == "llama" ? .interleaved : .rotateHalf,
+            maxRows: maxRows, maxLogitRows: maxLogitRows, pool: pool)
+        try weights.verifyAllConsumed()
+    }
+
     /// A decoder whose tensors sit under `names` in `checkpoint` (which may hold other models'
     /// tensors too, as a LLaVA checkpoint does: the caller verifies that all were consumed).
+    /// `ropeLayout`: which dimensions of a head RoPE rotates together (see `init(gguf:)`).
     public init(
-        config: TextModelConfig, checkpoint: Checkpoint, names: LlamaTensorNames = .causalLM,
-        maxRows: Int = 128, maxLogitRows: Int = 64, pool: ComputePool = .shared
+        config: TextModelConfig, checkpoint: any WeightSource, names: LlamaTensorNames = .causalLM,
+        ropeLayout: RotaryEmbedding.Layout = .rotateHalf, maxRows: Int = 128, maxLogitRows: Int = 64, pool: ComputePool = .shared
     ) throws {
-        let directory = checkpoint.directory
+        let directory = checkpoint.location
+        // Where the configuration came from: a directory's config.json, or a GGUF file's metadata.
+        let source = checkpoint is Checkpoint ? directory.appendingPathComponent("config.json").path : directory.path
         guard config.hiddenAct == "silu" else {
-            throw ModelError(
-                .unsupportedConfiguration, "\(directory.path)/config.json: hidden_act \"\(config.hiddenAct)\" is not supported (only silu)")
+            throw ModelError(.unsupportedConfiguration, "\(source): hidden_act \"\(config.hiddenAct)\" is not supported (only silu)")
         }
         guard config.numAttentionHeads % config.numKeyValueHeads == 0 else {
             throw ModelError(
                 .unsupportedConfiguration,
-                "\(directory.path)/config.json: num_attention_heads \(config.numAttentionHeads) is not a multiple of num_key_value_heads \(config.numKeyValueHeads)"
+                "\(source): num_attention_heads \(config.numAttentionHeads) is not a multiple of num_key_value_heads \(config.numKeyValueHeads)"
             )
         }
         self.config = config
         self.rope = RotaryEmbedding(
             headDim: config.headDim, base: config.ropeTheta,
-            scaling: try Self.ropeScaling(config, directory: directory))
+            scaling: try Self.ropeScaling(config, directory: directory), layout: ropeLayout)
         self.weights = try LlamaWeights(checkpoint: checkpoint, config: config, names: names)
         self.maxRows = maxRows
         self.maxLogitRows = maxLogitRows

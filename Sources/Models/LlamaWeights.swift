@@ -1,3 +1,4 @@
+import Foundation
 import Kernels
 import ModelFormats
 
@@ -37,7 +38,7 @@ struct LlamaWeights {
     }
 
     /// Keeps the mapped files that the matrices point into alive.
-    let checkpoint: Checkpoint
+    let checkpoint: any WeightSource
     let embedding: WeightMatrix // model.embed_tokens.weight (vocab, hidden)
     let layers: [Layer]
     let finalNorm: FloatTensor // model.norm.weight (hidden)
@@ -45,7 +46,7 @@ struct LlamaWeights {
     let tiedHead: Bool
 
     /// Takes the decoder's tensors; the caller verifies that nothing else was left in the checkpoint.
-    init(checkpoint: Checkpoint, config c: TextModelConfig, names: LlamaTensorNames = .causalLM) throws {
+    init(checkpoint: any WeightSource, config c: TextModelConfig, names: LlamaTensorNames = .causalLM) throws {
         self.checkpoint = checkpoint
         let hidden = c.hiddenSize, qWidth = c.numAttentionHeads * c.headDim, kvWidth = c.numKeyValueHeads * c.headDim
         func vector(_ name: String, _ size: Int) throws -> FloatTensor { try checkpoint.floatTensor(name, shape: [size]) }
@@ -97,9 +98,23 @@ struct LlamaWeights {
     }
 }
 
-extension Checkpoint {
+/// Where a decoder's tensors come from: a Hugging Face checkpoint, or a GGUF file answering to the
+/// same names. Matrices are used where they lie; vectors are widened to f32 when stored narrower.
+public protocol WeightSource: AnyObject, Sendable {
+    /// The directory or file, for error messages.
+    var location: URL { get }
+    func contains(_ name: String) -> Bool
+    /// A vector or matrix as f32 after checking its shape; marks it consumed.
+    func floatTensor(_ name: String, shape: [Int]) throws -> FloatTensor
+    /// A (rows, columns) matrix used in place in its stored type; marks it consumed.
+    func weightMatrix(_ name: String, rows: Int, columns: Int) throws -> WeightMatrix
+}
+
+extension Checkpoint: WeightSource {
+    public var location: URL { directory }
+
     /// A matrix used in place in its stored dtype; other dtypes are an error naming the tensor.
-    func weightMatrix(_ name: String, rows: Int, columns: Int) throws -> WeightMatrix {
+    public func weightMatrix(_ name: String, rows: Int, columns: Int) throws -> WeightMatrix {
         let (info, bytes) = try storedTensor(name, shape: [rows, columns])
         let element: WeightMatrix.Element
         switch info.dtype {

@@ -14,7 +14,7 @@ import Wire
 struct EngineOptions: ParsableArguments {
     @Option(
         help:
-            "Model directory in Hugging Face layout (config.json, *.safetensors, tokenizer.json); default: $STAGEBEAM_MODEL, else the built-in models/stagebeam-shapes (here, or above the executable)."
+            "Model: a directory in Hugging Face layout (config.json, *.safetensors, tokenizer.json) or a GGUF file; default: $STAGEBEAM_MODEL, else the built-in models/stagebeam-shapes (here, or above the executable)."
     )
     var model: String?
 
@@ -42,44 +42,19 @@ struct EngineOptions: ParsableArguments {
         get throws { try model.map { URL(fileURLWithPath: $0) } ?? BuiltInModel.current.directory() }
     }
 
+    /// The model at --model (a directory or a GGUF file), read through the library's loader registry.
+    func loadModel() throws -> LoadedModel {
+        if let threads { ComputePool.shared = ComputePool(threads: threads) }
+        return try ModelLoader.load(try directory, options: ModelLoader.Options(pool: .shared))
+    }
+
     /// `prefixCacheEntries`: prompts kept for reuse (0 for benchmarks, which must compute every prompt).
     func makeGenerator(prefixCacheEntries: Int = 8) throws -> TextGenerator {
-        if let threads { ComputePool.shared = ComputePool(threads: threads) }
-        let directory = try directory
-        let tokenizer = try Tokenizer(contentsOf: directory)
-        if try modelType() == "mllama" {
-            return TextGenerator(
-                mllama: try MllamaModel(directory: directory, pool: .shared), tokenizer: tokenizer,
-                kvCapacityTokens: kvCapacity, prefixCacheEntries: prefixCacheEntries)
-        }
-        if try isVisionModel() {
-            let llava = try LlavaModel(directory: directory, pool: .shared)
-            return TextGenerator(
-                model: llava.language, vision: llava, tokenizer: tokenizer, kvCapacityTokens: kvCapacity,
-                prefixCacheEntries: prefixCacheEntries)
-        }
-        let model = try LlamaModel(directory: directory, pool: .shared)
-        return TextGenerator(
-            model: model, tokenizer: tokenizer, kvCapacityTokens: kvCapacity,
-            prefixCacheEntries: prefixCacheEntries)
+        try loadModel().makeGenerator(kvCapacityTokens: kvCapacity, prefixCacheEntries: prefixCacheEntries)
     }
 }
 
 extension EngineOptions {
-    /// Whether config.json describes a LLaVA checkpoint (a vision tower, a projector and a text model).
-    func isVisionModel() throws -> Bool {
-        let json = try configJSON()
-        let architectures = json["architectures"] as? [String] ?? []
-        return json["model_type"] as? String == "llava" || architectures.contains("LlavaForConditionalGeneration")
-    }
-
-    /// config.json's `model_type`.
-    func modelType() throws -> String? { try configJSON()["model_type"] as? String }
-
-    private func configJSON() throws -> [String: Any] {
-        try readJSONObject(try directory.appendingPathComponent("config.json"), what: "the model's config")
-    }
-
     /// An image file as the engine takes it: bytes and their SHA-256, which keys the caches.
     func loadImage(_ path: String) throws -> PromptImage {
         let data = try readFile(path, what: "--image")
@@ -90,10 +65,11 @@ extension EngineOptions {
     func makeLocalEngine(images: ImageStore, prefixCacheEntries: Int = 8) throws -> (
         generator: EngineCandidateGenerator, judge: EngineJudge
     ) {
-        let textGenerator = try makeGenerator(prefixCacheEntries: prefixCacheEntries)
+        let model = try loadModel()
+        let textGenerator = model.makeGenerator(kvCapacityTokens: kvCapacity, prefixCacheEntries: prefixCacheEntries)
         let executor = EngineExecutor(generator: textGenerator)
         let prompt = try ChatPrompt(tokenizer: textGenerator.tokenizer, template: try chatTemplate())
-        let stopIds = textGenerator.eosTokenIds(generationConfig: try GenerationConfig.load(from: try directory))
+        let stopIds = textGenerator.eosTokenIds(generationConfig: model.generationConfig)
         return (
             EngineCandidateGenerator(executor: executor, prompt: prompt, stopTokenIds: stopIds, images: images),
             EngineJudge(executor: executor, prompt: prompt, stopTokenIds: stopIds, images: images)

@@ -57,12 +57,13 @@ struct GenerateCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        let generator = try engine.makeGenerator()
+        let model = try engine.loadModel()
+        let generator = model.makeGenerator(kvCapacityTokens: engine.kvCapacity)
         let tokenizer = generator.tokenizer
         let images = try image.map { [try engine.loadImage($0)] } ?? []
         // As transformers' processor tokenizes (and, for LLaVA, expands each image token to the image's rows).
         let promptTokens = raw ? generator.processorPromptTokens(prompt) : generator.expandImageTokens(try templatePrompt(tokenizer))
-        let generationConfig = try GenerationConfig.load(from: engine.directory)
+        let generationConfig = model.generationConfig
         let request = GenerationRequest(
             promptTokens: promptTokens,
             images: images,
@@ -92,7 +93,8 @@ struct GenerateCommand: ParsableCommand {
     private func templatePrompt(_ tokenizer: Tokenizer) throws -> [Int] {
         guard let template = try engine.chatTemplate() ?? tokenizer.chatTemplate else {
             throw ValidationError(
-                "\(try engine.directory.path) has no chat_template in tokenizer_config.json: pass --chat-template FILE or --raw")
+                "\(try engine.directory.path) has no chat template (tokenizer_config.json or tokenizer.chat_template): pass --chat-template FILE or --raw"
+            )
         }
         var messages: [ChatMessage] = []
         if let system { messages.append(ChatMessage(role: "system", content: system)) }

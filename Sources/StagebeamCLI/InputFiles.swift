@@ -28,13 +28,3 @@ func readText(_ path: String, what: String) throws -> String {
     }
     return text
 }
-
-/// The JSON object in `url` (e.g. a model's config.json), or an error naming the file.
-func readJSONObject(_ url: URL, what: String) throws -> [String: Any] {
-    let data = try readFile(url.path, what: what)
-    guard let object = try? JSONSerialization.jsonObject(with: data) else {
-        throw InputFileError("\(what) \(url.path): not valid JSON")
-    }
-    guard let dictionary = object as? [String: Any] else { throw InputFileError("\(what) \(url.path): not a JSON object") }
-    return dictionary
-}

@@ -50,8 +50,9 @@ struct WorkerCommand: AsyncParsableCommand {
     func run() async throws {
         try logging.bootstrap()
         let termination = TerminationSignals()
-        let generator = try engine.makeGenerator()
-        let workerEngine = try WorkerEngine(directory: engine.directory, generator: generator, chatTemplate: try engine.chatTemplate())
+        let model = try engine.loadModel()
+        let workerEngine = try WorkerEngine(
+            model: model, generator: model.makeGenerator(kvCapacityTokens: engine.kvCapacity), chatTemplate: try engine.chatTemplate())
         let id = workerID ?? "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
         let worker = try Worker(
             context: ZMQContext(),

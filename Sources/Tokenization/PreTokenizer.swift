@@ -2,7 +2,8 @@ import JSON
 
 /// tokenizer.json's `pre_tokenizer`, as the list of steps it amounts to. Supported: `Split` with the
 /// Llama-3, Qwen2 or GPT-2 pattern (behavior `Isolated`), `ByteLevel` (its regex is GPT-2's; the byte
-/// mapping itself is implicit here, since the vocabulary is keyed by raw bytes), and `Sequence`.
+/// mapping itself is implicit here, since the vocabulary is keyed by raw bytes), `Digits` with
+/// individual digits, and `Sequence`.
 struct PreTokenizer: Sendable {
     enum Step: Sendable {
         case split(SplitPattern)
@@ -19,6 +20,12 @@ struct PreTokenizer: Sendable {
             switch type {
             case "Sequence":
                 for child in try o.objects("pretokenizers") { try visit(child) }
+            case "Digits":
+                guard try o.optionalBool("individual_digits") == true else {
+                    throw TokenizerError(
+                        .unsupportedComponent, "\(o.context): Digits without individual_digits is not supported")
+                }
+                steps.append(.split(.digits))
             case "ByteLevel":
                 if try o.optionalBool("add_prefix_space") ?? true { steps.append(.prefixSpace) }
                 if try o.optionalBool("use_regex") ?? true { steps.append(.split(.gpt2)) }
@@ -52,7 +59,7 @@ struct PreTokenizer: Sendable {
             default:
                 throw TokenizerError(
                     .unsupportedComponent,
-                    "\(o.context): pre-tokenizer type \"\(type)\" is not supported (supported: Split, ByteLevel, Sequence)")
+                    "\(o.context): pre-tokenizer type \"\(type)\" is not supported (supported: Split, ByteLevel, Digits, Sequence)")
             }
         }
         if let json { try visit(json) }

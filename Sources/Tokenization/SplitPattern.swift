@@ -9,6 +9,9 @@ enum SplitPattern: Sendable {
     case qwen2
     /// `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+` (also ByteLevel's `use_regex`).
     case gpt2
+    /// Every `\p{N}` on its own, the text between kept whole: the `Digits` pre-tokenizer with
+    /// `individual_digits` (SmolLM), llama.cpp's `\p{N}` step.
+    case digits
 
     static let llama3Source =
         #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
@@ -25,8 +28,8 @@ enum SplitPattern: Sendable {
         }
     }
 
-    /// Calls `emit` with the byte range of every match, in order. The patterns match every character,
-    /// so the matches tile the input.
+    /// Calls `emit` with the byte range of every match, in order. The patterns match every character
+    /// (`digits` emits the runs between numbers as pieces too), so the pieces tile the input.
     func split(_ s: UnsafeBufferPointer<UInt8>, _ emit: (Range<Int>) -> Void) {
         let scanner = Scanner(s: s)
         var i = 0
@@ -36,6 +39,9 @@ enum SplitPattern: Sendable {
             case .llama3: end = scanner.llamaMatch(at: i, maxDigits: 3)
             case .qwen2: end = scanner.llamaMatch(at: i, maxDigits: 1)
             case .gpt2: end = scanner.gpt2Match(at: i)
+            case .digits:
+                let first = scanner.scalar(at: i)
+                end = first.cls == .number ? i + first.length : scanner.runEnd(from: i) { $0 != .number }
             }
             emit(i..<end)
             i = end

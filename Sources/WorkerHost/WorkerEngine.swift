@@ -31,17 +31,18 @@ public final class WorkerEngine: Sendable {
     /// KV cache and image-feature figures after each request (for metrics).
     let stats = EngineStats()
 
-    /// `chatTemplate` replaces the checkpoint's own (`--chat-template`), as for `stagebeam run`.
-    public init(directory: URL, generator: TextGenerator, chatTemplate: ChatTemplate? = nil) throws {
+    /// `generator` runs `model` (`model.makeGenerator`). `chatTemplate` replaces the checkpoint's own
+    /// (`--chat-template`), as for `stagebeam run`.
+    public init(model: LoadedModel, generator: TextGenerator, chatTemplate: ChatTemplate? = nil) throws {
         executor = EngineExecutor(generator: generator)
         prompt = try ChatPrompt(tokenizer: generator.tokenizer, template: chatTemplate)
-        stopTokenIds = generator.eosTokenIds(generationConfig: try GenerationConfig.load(from: directory))
+        stopTokenIds = generator.eosTokenIds(generationConfig: model.generationConfig)
         candidates = EngineCandidateGenerator(executor: executor, prompt: prompt, stopTokenIds: stopTokenIds)
-        modelName = directory.standardizedFileURL.lastPathComponent
-        modelHash = try ModelIdentity.compute(model: directory, chatTemplate: chatTemplate?.source)
+        modelName = model.url.standardizedFileURL.lastPathComponent
+        modelHash = try ModelIdentity.compute(model: model.url, chatTemplate: chatTemplate?.source)
         // Read and checked here, so a bad file stops the worker instead of every job.
-        _ = try ModelRecommendations(model: directory)
-        let recommendations = ModelRecommendations.file(ofModel: directory)
+        _ = try ModelRecommendations(model: model.url)
+        let recommendations = ModelRecommendations.file(ofModel: model.url)
         recommendationsJSON = FileManager.default.fileExists(atPath: recommendations.path) ? try Data(contentsOf: recommendations) : Data()
         contextTokens = generator.contextLength
         maxSamples = generator.maxSamples

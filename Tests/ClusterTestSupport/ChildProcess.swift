@@ -28,6 +28,8 @@ public enum Repo {
     public static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()
     public static func model(_ name: String) -> String { root.appendingPathComponent("Tests/Fixtures/models/\(name)").path }
+    /// A GGUF file of Tests/Fixtures/gguf (scripts/fixtures/make_gguf_fixtures.py).
+    public static func gguf(_ name: String) -> String { root.appendingPathComponent("Tests/Fixtures/gguf/\(name).gguf").path }
 }
 
 /// A temporary directory removed when the test is done with it.

@@ -119,9 +119,9 @@ public struct TestJob: Sendable {
     }
 
     /// `stagebeam run --json`: the same search in one process.
-    public func runInProcess(in scratch: Scratch) throws -> [String: Any] {
+    public func runInProcess(in scratch: Scratch, model: String = LocalCluster.model) throws -> [String: Any] {
         let (status, out, err) = try runStagebeam(
-            ["run", "--model", LocalCluster.model, "--json"] + arguments, in: scratch,
+            ["run", "--model", model, "--json"] + arguments, in: scratch,
             name: "run-\(UUID().uuidString.prefix(6))")
         guard status == 0 else { throw ChildProcessError("run exited \(status)\n\(err.suffix(3000))") }
         return try parseJSON(out)

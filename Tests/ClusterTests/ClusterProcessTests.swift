@@ -41,6 +41,21 @@ import Wire
         }
     }
 
+    /// A worker serving a quantized GGUF file (tokenizer, chat template and weights from the one
+    /// file) gives the answer `stagebeam run` gives on the same file.
+    @Test func ggufWorkerAnswersAsTheInProcessRun() throws {
+        let scratch = try Scratch()
+        let cluster = try LocalCluster(scratch: scratch)
+        let model = Repo.gguf("llama-q4_k_m")
+        try cluster.addWorker("gguf", maxBatch: 4, model: model)
+        let job = TestJob(beam: 2)
+        let submitted = try cluster.submit(job)
+        #expect(submitted["status"] as? String == "succeeded")
+        let inProcess = try job.runInProcess(in: scratch, model: model)
+        #expect(try SearchOutcome(submitted: submitted) == SearchOutcome(record: inProcess))
+        #expect(submitted["answer"] as? String == inProcess["answer"] as? String)
+    }
+
     /// One worker or three give the same answer. With three workers of 1 credit each, a stage's
     /// 4 candidates go out 1 + 1 + 1 and the fourth waits for the first credit to come back.
     @Test func oneWorkerAndThreeWorkersGiveTheSameAnswer() throws {

@@ -23,11 +23,9 @@ enum ModelFixture {
         try JSONDecoder().decode(Reference.self, from: Data(contentsOf: directory(name).appendingPathComponent("reference.json")))
     }
 
+    /// Read through the library's model loader, as the CLI and the worker read models.
     static func generator(_ name: String, prefixCacheEntries: Int = 8, kvCapacity: Int = 4096) throws -> TextGenerator {
-        let directory = directory(name)
-        return TextGenerator(
-            model: try LlamaModel(directory: directory, maxRows: 64, maxLogitRows: 16),
-            tokenizer: try Tokenizer(contentsOf: directory), kvCapacityTokens: kvCapacity,
-            prefixCacheEntries: prefixCacheEntries)
+        try ModelLoader.load(directory(name), options: ModelLoader.Options(maxRows: 64, maxLogitRows: 16))
+            .makeGenerator(kvCapacityTokens: kvCapacity, prefixCacheEntries: prefixCacheEntries)
     }
 }
