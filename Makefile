@@ -23,7 +23,7 @@ test: deps
 # Layout is swift-format's (.swift-format); CI fails on any difference. Generated code is left as generated.
 SWIFT_SOURCES = $(shell git ls-files '*.swift' | grep -v '/Generated/')
 lint:
-	$(SWIFT) format lint --strict --parallel $(SWIFT_SOURCES)
+	@$(SWIFT) format lint --strict --parallel $(SWIFT_SOURCES) && echo "lint: the layout is swift-format's"
 
 format:
 	$(SWIFT) format --in-place --parallel $(SWIFT_SOURCES)

@@ -44,7 +44,10 @@ extension JSONValue {
         do {
             any = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
         } catch {
-            throw JSONError(.malformed, "\(name) is not valid JSON: \(error.localizedDescription)")
+            // Foundation's own description says only "not in the correct format"; its debug
+            // description says where ("Unexpected end of file during JSON parse.").
+            let detail = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? "malformed"
+            throw JSONError(.malformed, "\(name) is not valid JSON (\(detail))")
         }
         return JSONValue(foundation: any)
     }

@@ -28,7 +28,8 @@ extension ClusterProcessTests {
                 "--curve-secret-key-file", scratch.path("coordinator.secret"), "--authorized-keys", scratch.path("authorized")
             ])
         func keys(_ name: String) -> [String] {
-            ["--curve-server-key", coordinatorKey, "--curve-secret-key-file", scratch.path("\(name).secret")]
+            // `=`: a Z85 key may begin with "-", which would read as an option.
+            ["--curve-server-key=\(coordinatorKey)", "--curve-secret-key-file", scratch.path("\(name).secret")]
         }
         try cluster.addWorker("listed", maxBatch: 4, extra: keys("worker"))
         try cluster.addWorker("unlisted", maxBatch: 4, extra: keys("stranger"), waitForRegistration: false)

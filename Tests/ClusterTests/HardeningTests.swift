@@ -132,7 +132,7 @@ extension ClusterProcessTests {
         try FileManager.default.copyItem(at: URL(fileURLWithPath: LocalCluster.model), to: model)
         try "{\"model_type\": \"llama\",".write(to: model.appendingPathComponent("config.json"), atomically: true, encoding: .utf8)
         let badConfig = try stagebeam(["run", "--model", model.path] + job, "bad-config")
-        #expect(badConfig.status != 0 && badConfig.err.contains("\(model.path)/config.json: not valid JSON"), "\(badConfig.err)")
+        #expect(badConfig.status != 0 && badConfig.err.contains("\(model.path)/config.json is not valid JSON"), "\(badConfig.err)")
 
         let started = Date()
         let submit = try stagebeam(["submit", "--coordinator", dead, "--connect-timeout-s", "1"] + job, "dead-submit")
@@ -174,8 +174,9 @@ extension ClusterProcessTests {
 
         let (status, _, err) = try runStagebeam(
             [
-                "submit", "--coordinator", "tcp://127.0.0.1:9", "--question", "Why?", "--curve-server-key",
-                key.trimmingCharacters(in: .whitespacesAndNewlines), "--curve-secret-key-file", prefix + ".public"
+                // `=`: a Z85 key may begin with "-", which would read as an option.
+                "submit", "--coordinator", "tcp://127.0.0.1:9", "--question", "Why?",
+                "--curve-server-key=\(key.trimmingCharacters(in: .whitespacesAndNewlines))", "--curve-secret-key-file", prefix + ".public"
             ], in: scratch, name: "submit-public-key", timeout: 30)
         #expect(status != 0 && err.contains("is a public key file"), "\(err)")
     }
