@@ -51,8 +51,6 @@ let package = Package(
             cSettings: [.unsafeFlags(["-ffp-contract=off"]), .unsafeFlags(["-O2"], .when(configuration: .debug))]),
         .target(name: "Kernels", dependencies: ["CKernels"], swiftSettings: vectorized),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CKernels"]),
-        // Memory bandwidth and per-format `linear` throughput (scripts/bench/kernels.sh); not part of the CLI.
-        .executableTarget(name: "KernelBench", dependencies: ["Kernels"], swiftSettings: vectorized),
         // Reading JSON: one untyped value with typed, path-naming accessors, and typed files via Codable.
         .target(name: "JSON"),
         // Checkpoint files and configurations: safetensors and GGUF (mapped), config.json decoding.

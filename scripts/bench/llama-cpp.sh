@@ -66,10 +66,10 @@ for format in "${wanted[@]}"; do
 done
 
 swift build -c release --product stagebeam >/dev/null
-swift build -c release --product KernelBench >/dev/null
-bandwidth=$(.build/release/KernelBench --threads "$threads" --bandwidth-only | sed -n 's/^memory read bandwidth: \([0-9.]*\) GB\/s.*/\1/p')
+swift build -c release --product stagebeam >/dev/null
+bandwidth=$(.build/release/stagebeam bench-kernels --threads "$threads" --bandwidth-only | sed -n 's/^memory read bandwidth: \([0-9.]*\) GB\/s.*/\1/p')
 echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs) · $(grep -o -w -E 'avx2|fma|f16c|avx512[a-z_0-9]*' /proc/cpuinfo | sort -u | xargs)"
-echo "model: $name ($shape) · $threads threads · prompt 128 · generate 64 · memory read bandwidth $bandwidth GB/s (kernel-bench)" \
+echo "model: $name ($shape) · $threads threads · prompt 128 · generate 64 · memory read bandwidth $bandwidth GB/s (stagebeam bench-kernels)" \
   "· load average $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-7s  %22s  %22s  %12s  %14s  %22s\n' format "stagebeam pp / tg" "llama.cpp pp / tg" "decode ratio" "stagebeam b8/b1" \
   "stagebeam decode reads"
