@@ -68,17 +68,34 @@ extension VerdictMode {
     public var wire: Stagebeam_V1_VerdictMode { self == .logprob ? .logprob : .generate }
 }
 
+extension SearchMethod {
+    /// The method a job names; nil when it leaves the method unset.
+    public init?(wire: Stagebeam_V1_Method) {
+        switch wire {
+        case .stage: self = .stage
+        case .bestOfN: self = .bestOfN
+        case .sentence: self = .sentence
+        case .greedy: self = .greedy
+        default: return nil
+        }
+    }
+
+    public var wire: Stagebeam_V1_Method {
+        switch self {
+        case .stage: .stage
+        case .bestOfN: .bestOfN
+        case .sentence: .sentence
+        case .greedy: .greedy
+        }
+    }
+}
+
 extension SearchConfig {
     /// The configuration a submitted job asks for; zero/unset fields take the search's defaults.
     /// Not yet validated: `StageBeamSearch` does that.
     public init(submit: Stagebeam_V1_SubmitJob) {
         self.init()
-        switch submit.method {
-        case .bestOfN: method = .bestOfN
-        case .sentence: method = .sentence
-        case .greedy: method = .greedy
-        default: method = .stage
-        }
+        method = SearchMethod(wire: submit.method) ?? .stage
         if submit.beam > 0 { beam = Int(submit.beam) }
         tournament = submit.tournament == .bracket ? .bracket : .random
         if submit.maxStageTokens > 0 { maxStageTokens = Int(submit.maxStageTokens) }
@@ -101,13 +118,7 @@ extension SearchConfig {
 
     /// Sets every search field of `submit` to this configuration's (the seed included).
     func write(into submit: inout Stagebeam_V1_SubmitJob) {
-        submit.method =
-            switch method {
-            case .stage: .stage
-            case .bestOfN: .bestOfN
-            case .sentence: .sentence
-            case .greedy: .greedy
-            }
+        submit.method = method.wire
         submit.beam = UInt32(clamping: beam)
         submit.tournament = tournament == .bracket ? .bracket : .random
         submit.maxStageTokens = UInt32(clamping: maxStageTokens)
@@ -125,13 +136,7 @@ extension SearchSettings {
     /// The search fields a submitted job sets; the unset ones (see SubmitJob in the schema) stay nil.
     public init(submit: Stagebeam_V1_SubmitJob) {
         self.init()
-        switch submit.method {
-        case .stage: method = .stage
-        case .bestOfN: method = .bestOfN
-        case .sentence: method = .sentence
-        case .greedy: method = .greedy
-        default: break
-        }
+        method = SearchMethod(wire: submit.method)
         if submit.beam > 0 { beam = Int(submit.beam) }
         switch submit.tournament {
         case .random: tournament = .random
@@ -161,13 +166,7 @@ extension SearchSettings {
         submit.question = question
         submit.seed = seed
         if let method {
-            submit.method =
-                switch method {
-                case .stage: .stage
-                case .bestOfN: .bestOfN
-                case .sentence: .sentence
-                case .greedy: .greedy
-                }
+            submit.method = method.wire
         }
         if let beam { submit.beam = UInt32(clamping: max(beam, 0)) }
         if let tournament { submit.tournament = tournament == .bracket ? .bracket : .random }
