@@ -133,8 +133,7 @@ public final class Coordinator: Sendable {
             settings: .init(
                 heartbeat: configuration.heartbeat, requestTimeout: configuration.requestTimeout,
                 noWorkerWait: configuration.noWorkerWait, pinnedModel: configuration.pinnedModel),
-            codec: codec, send: { outbox.send($0) }, logger: logger)
-        dispatcher.metrics = metrics
+            codec: codec, send: { outbox.send($0) }, logger: logger, metrics: metrics)
         if let pinned = configuration.pinnedModel {
             logger.info("model pinned", metadata: ["model_hash": "\(pinned)"])
         }
