@@ -153,15 +153,15 @@ final class Dispatcher: @unchecked Sendable {
 
     // MARK: Work from the search
 
-    func generate(_ request: GenerateRequest, job: JobContext) async throws -> [GeneratedCandidate] {
-        if request.seeds.isEmpty { return [] }
+    func generate(_ request: GenerateRequest, job: JobContext) async throws -> MeasuredCandidates {
+        if request.seeds.isEmpty { return MeasuredCandidates(candidates: [], cost: nil) }
         return try await withCheckedThrowingContinuation { continuation in
             let work = GenerateWork(job: job, request: request, continuation: continuation, now: .now)
             locked { pending.append(.generate(work)) }
         }
     }
 
-    func judge(_ request: JudgeRequest, job: JobContext) async throws -> JudgeReply {
+    func judge(_ request: JudgeRequest, job: JobContext) async throws -> MeasuredReply {
         try await withCheckedThrowingContinuation { continuation in
             let work = JudgeWork(job: job, request: request, continuation: continuation, now: .now)
             locked { pending.append(.judge(work)) }
@@ -258,11 +258,16 @@ final class Dispatcher: @unchecked Sendable {
                     finishReason: FinishReason(wire: candidate.finishReason), worker: workerID)
             }
             work.answeredBy.insert(key)
+            work.cost =
+                work.cost
+                + ComputeCost(
+                    prefillSeconds: result.prefillMs / 1000, decodeSeconds: result.decodeMs / 1000,
+                    promptTokens: Int(result.promptTokens), reusedPromptTokens: Int(result.reusedPrefixTokens))
             if work.unassigned.isEmpty, work.results.allSatisfy({ $0 != nil }) {
                 work.done = true
                 work.job.prefixHolders.workers = work.answeredBy
-                let candidates = work.results.map { $0! }
-                completions.append { work.continuation.resume(returning: candidates) }
+                let measured = MeasuredCandidates(candidates: work.results.map { $0! }, cost: work.cost)
+                completions.append { work.continuation.resume(returning: measured) }
             }
         }
     }
@@ -276,7 +281,10 @@ final class Dispatcher: @unchecked Sendable {
                 work.request.mode == .logprob
                 ? .choiceLogprobs(first: result.logprobFirst, second: result.logprobSecond)
                 : .verdict(text: result.verdictText)
-            completions.append { work.continuation.resume(returning: reply) }
+            let cost = ComputeCost(
+                prefillSeconds: result.prefillMs / 1000, decodeSeconds: result.decodeMs / 1000,
+                promptTokens: Int(result.promptTokens), reusedPromptTokens: Int(result.reusedPrefixTokens))
+            completions.append { work.continuation.resume(returning: MeasuredReply(reply: reply, cost: cost)) }
         }
     }
 
@@ -298,7 +306,9 @@ final class Dispatcher: @unchecked Sendable {
                 // The comparison does not fit the judge's context: every worker holds the same model,
                 // so this is the judge's answer (the match is undecided), not a failure to retry.
                 judge.done = true
-                completions.append { judge.continuation.resume(returning: .promptTooLong(message: error.message)) }
+                completions.append {
+                    judge.continuation.resume(returning: MeasuredReply(reply: .promptTooLong(message: error.message), cost: nil))
+                }
                 return
             }
             retryOrFail(entry.work, indices: entry.indices, worker: key, request: error.requestID, error: ClusterError(error))
