@@ -51,6 +51,12 @@ struct EvalCommand: AsyncParsableCommand {
             valueName: "ENDPOINT"))
     var coordinator: String?
     @OptionGroup var connect: ConnectOptions
+    @Flag(
+        name: .customLong("judge-one-at-a-time"),
+        help:
+            "In process: send a bracket round's comparisons to the engine one by one instead of as one batch (to measure what batching saves)."
+    )
+    var judgeOneAtATime = false
 
     func validate() throws {
         _ = try methodList()
@@ -96,7 +102,8 @@ struct EvalCommand: AsyncParsableCommand {
         } else {
             let images = ImageStore()
             let local = try engine.makeLocalEngine(images: images)
-            let inProcess = Evaluator(generator: local.generator, judge: local.judge, images: images, templates: try tuning.templates())
+            let judge: any Judge = judgeOneAtATime ? OneComparisonAtATime(inner: local.judge) : local.judge
+            let inProcess = Evaluator(generator: local.generator, judge: judge, images: images, templates: try tuning.templates())
             evaluator = inProcess
             search = { try await inProcess.search($0, config: $1) }
         }
@@ -156,4 +163,12 @@ struct EvalCommand: AsyncParsableCommand {
             interval: .milliseconds(Int64(progressIntervalS * 1000)),
             write: { FileHandle.standardError.write(Data($0.utf8)) })
     }
+}
+
+/// The engine's judge without its batching: a batch of comparisons becomes one engine call each.
+struct OneComparisonAtATime: Judge {
+    let inner: EngineJudge
+
+    func judge(_ request: JudgeRequest) async throws -> JudgeReply { try await inner.judge(request) }
+    func judgeMeasured(_ request: JudgeRequest) async throws -> MeasuredReply { try await inner.judgeMeasured(request) }
 }

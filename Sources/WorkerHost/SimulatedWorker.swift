@@ -91,7 +91,8 @@ public struct ReplayBook: Sendable {
 
 /// A worker that speaks the real protocol over a real socket but computes nothing: it registers,
 /// heartbeats, and answers each request with replayed candidates or verdicts after the time the
-/// real engine took (`ReplayBook`). Many of them in one process stand in for a large cluster, so the
+/// real engine took (`ReplayBook`), one request after another. Judge requests that a real worker
+/// would batch are served one by one here, so judging is modelled pessimistically. Many of them in one process stand in for a large cluster, so the
 /// coordinator's own costs (dispatch, journal, fan-in) can be measured where the hardware is missing.
 public final class SimulatedWorker: Sendable {
     private let workerID: String
@@ -102,6 +103,9 @@ public final class SimulatedWorker: Sendable {
     private let codec = EnvelopeCodec()
     private let logger: Logger
     private let inFlight = Mutex<[String: Int]>([:])
+    /// When the simulated engine is free again: like a real worker's engine, it serves one request at a
+    /// time (a request's n candidates are one batch), so concurrent requests queue behind each other.
+    private let busyUntil = Mutex(ContinuousClock.now)
     private let link = Mutex<DealerLink?>(nil)
 
     public init(
@@ -207,8 +211,12 @@ public final class SimulatedWorker: Sendable {
 
     private func answer(_ id: String, sequences: Int, after seconds: Double, _ body: Stagebeam_V1_Envelope.OneOf_Body) {
         inFlight.withLock { $0[id] = sequences }
+        let done = busyUntil.withLock { free in
+            free = max(free, .now) + .nanoseconds(Int64(seconds * 1e9))
+            return free
+        }
         Task.detached { [self] in
-            try? await Task.sleep(for: .nanoseconds(Int64(seconds * 1e9)))
+            try? await Task.sleep(until: done, clock: .continuous)
             inFlight.withLock { $0[id] = nil }
             send(body)
         }
