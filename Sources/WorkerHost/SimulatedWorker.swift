@@ -83,9 +83,12 @@ public struct ReplayBook: Sendable {
         return (chosen, prefill + Double(steps) * stepSeconds(chosen.count))
     }
 
+    /// A recorded verdict of the request's stage; of any stage when none was recorded for it (the
+    /// recorded searches may never have judged a stage whose candidates were all alike).
     func judge(_ request: Stagebeam_V1_JudgeRequest) -> Verdict? {
-        guard let topic = JudgeTopic(wire: request.stage), let pool = verdicts[topic], !pool.isEmpty else { return nil }
-        return pool[Int(request.seed % UInt64(pool.count))]
+        let own = JudgeTopic(wire: request.stage).flatMap { verdicts[$0] } ?? []
+        let pool = own.isEmpty ? JudgeTopic.allCases.flatMap { verdicts[$0] ?? [] } : own
+        return pool.isEmpty ? nil : pool[Int(request.seed % UInt64(pool.count))]
     }
 }
 
@@ -188,7 +191,7 @@ public final class SimulatedWorker: Sendable {
             answer(request.requestID, sequences: candidates.count, after: seconds, .generateResult(result))
         case .judgeRequest(let request):
             guard let verdict = book.judge(request) else {
-                var refusal = ClusterError(.invalidArgument, "no recorded verdict to replay for this stage", requestID: request.requestID)
+                var refusal = ClusterError(.invalidArgument, "the search records hold no verdict to replay", requestID: request.requestID)
                 refusal.jobID = request.jobID
                 send(.error(refusal.wire))
                 return

@@ -5,12 +5,12 @@
 # one at a time, with stage-level search at every beam and greedy; `eval`'s table gives seconds per row (÷ n =
 # latency per question) and its profile where the time went.
 #
-#   scripts/bench/beam-scaling.sh [ITEMS] [WORKERS] [BEAMS] [TOURNAMENT]
-#   scripts/bench/beam-scaling.sh 1 "1 2" 1,2,4,8,16 bracket
+#   scripts/bench/beam-scaling.sh [ITEMS] [WORKERS] [BEAMS] [TOURNAMENT] [EVAL_OPTIONS]
+#   scripts/bench/beam-scaling.sh 1 "1 2" 1,2,4,8,16 bracket "--limit 3"
 #
 # STAGEBEAM picks the executable (default .build/release/stagebeam).
 set -euo pipefail
-items="${1:-1}" workers="${2:-1 2}" beams="${3:-1,2,4,8,16}" tournament="${4:-bracket}"
+items="${1:-1}" workers="${2:-1 2}" beams="${3:-1,2,4,8,16}" tournament="${4:-bracket}" options="${5:-}"
 bin="${STAGEBEAM:-.build/release/stagebeam}"
 port="${PORT:-5800}"
 dir="$(mktemp -d)"
@@ -36,7 +36,7 @@ for w in $workers; do
   pids+=($!)
   until [[ "$(grep -c 'worker registered' "$dir/coordinator-$w.log" || true)" -ge $((w + 1)) ]]; do sleep 0.2; done
   echo "== $w generate worker(s) + 1 judge worker, tournament $tournament, $items question(s)"
-  "$bin" eval --coordinator "$endpoint" --methods greedy,stage --beam "$beams" --tournament "$tournament" --dataset "$dir/mix.jsonl" --profile
+  "$bin" eval --coordinator "$endpoint" --methods greedy,stage --beam "$beams" --tournament "$tournament" --dataset "$dir/mix.jsonl" --profile $options
   stop_all
   port=$((port + 1))
 done
