@@ -35,12 +35,29 @@ extension TextModelConfig {
         json["rope_theta"] = try file.optionalFloat(key("rope.freq_base")).map { Double($0) }
         // The per-head width, where the file gives it (newer converters write key_length).
         json["head_dim"] = try file.optionalInteger(key("attention.key_length")) ?? file.optionalInteger(key("rope.dimension_count"))
+        // RoPE scaling under llama.cpp's keys (llama3-style scaling comes as a rope_freqs tensor instead).
         if let type = try file.optionalString(key("rope.scaling.type")), type != "none" {
-            guard type == "linear", let factor = try file.optionalFloat(key("rope.scaling.factor")) else {
+            guard type == "linear" || type == "yarn", let factor = try file.optionalFloat(key("rope.scaling.factor")) else {
                 throw ModelFormatError(
-                    .unsupportedArchitecture, "\(file.url.path): RoPE scaling '\(type)' is not supported (only linear, with a factor)")
+                    .unsupportedArchitecture,
+                    "\(file.url.path): RoPE scaling '\(type)' is not supported (linear and yarn are, with rope.scaling.factor)")
             }
-            json["rope_scaling"] = ["rope_type": "linear", "factor": Double(factor)]
+            var scaling: [String: Any] = ["rope_type": type, "factor": Double(factor)]
+            if type == "yarn" {
+                guard let original = try file.optionalInteger(key("rope.scaling.original_context_length")) else {
+                    throw ModelFormatError(.badConfig, "\(file.url.path): yarn RoPE scaling without rope.scaling.original_context_length")
+                }
+                scaling["original_max_position_embeddings"] = original
+                scaling["beta_fast"] = try file.optionalFloat(key("rope.scaling.yarn_beta_fast")).map { Double($0) }
+                scaling["beta_slow"] = try file.optionalFloat(key("rope.scaling.yarn_beta_slow")).map { Double($0) }
+                // cos and sin are scaled by 0.1·ln(factor) + 1, transformers' default and llama.cpp's with
+                // yarn_attn_factor 1; other attention factors are not checked against either.
+                if let attention = try file.optionalFloat(key("rope.scaling.yarn_attn_factor")), attention != 1 {
+                    throw ModelFormatError(
+                        .unsupportedArchitecture, "\(file.url.path): rope.scaling.yarn_attn_factor \(attention) is not supported (only 1)")
+                }
+            }
+            json["rope_scaling"] = scaling
         }
         json["bos_token_id"] = try file.optionalInteger("tokenizer.ggml.bos_token_id")
         json["eos_token_id"] = try file.optionalInteger("tokenizer.ggml.eos_token_id")

@@ -4,6 +4,8 @@ public struct ModelFormatError: Error, CustomStringConvertible, Sendable {
     public enum Code: String, Sendable {
         case fileNotFound, malformedHeader, unknownDType, unsupportedDType, truncatedFile
         case shapeMismatch, missingTensor, unexpectedTensors, badConfig, unsupportedArchitecture
+        /// A file being written (`GGUFWriter`) could not be created or written.
+        case unwritableFile
     }
 
     public let code: Code

@@ -33,6 +33,20 @@ final class GGUFWeights: WeightSource {
         return WeightMatrix(base: file.bytes(of: info).baseAddress!, element: element, rows: rows, columns: columns)
     }
 
+    /// The `rope_freqs.weight` vector (`count` divisors of RoPE's inverse frequencies), or nil when
+    /// the file has none.
+    func ropeFrequencyDivisors(count: Int) throws -> [Float]? {
+        let name = "rope_freqs.weight"
+        guard file.tensors[name] != nil else { return nil }
+        let tensor = try file.floatTensor(name, shape: [count])
+        consumed.withLock { _ = $0.insert(name) }
+        let divisors = Array(UnsafeBufferPointer(start: tensor.pointer, count: count))
+        guard divisors.allSatisfy({ $0.isFinite && $0 > 0 }) else {
+            throw ModelFormatError(.badConfig, "\(file.url.path): \(name) holds a divisor that is not a positive number")
+        }
+        return divisors
+    }
+
     /// The ggml types matrices may have, and the kernels' element for each.
     static let elements: [GGMLType: WeightMatrix.Element] = [
         .f32: .f32, .f16: .f16, .bf16: .bf16, .q8_0: .q8_0, .q4_0: .q4_0, .q4_1: .q4_1, .q5_0: .q5_0, .q5_1: .q5_1,

@@ -45,21 +45,28 @@ public final class LlamaModel: @unchecked Sendable {
     /// projections so that RoPE rotates neighbouring dimensions; the same rows in the same order
     /// go to the keys and the queries, so attention scores are unchanged, and the model rotates
     /// neighbours instead of un-permuting (and copying) the matrices as transformers does.
+    ///
+    /// A `rope_freqs.weight` tensor (llama.cpp's converter writes one for llama3-style RoPE scaling,
+    /// its per-frequency divisors computed from the checkpoint's `rope_scaling`) scales RoPE as
+    /// llama.cpp applies it: each inverse frequency divided by its entry.
     public convenience init(gguf file: GGUFFile, maxRows: Int = 128, maxLogitRows: Int = 64, pool: ComputePool = .shared) throws {
         let config = try TextModelConfig(gguf: file)
         let weights = GGUFWeights(file: file)
+        let divisors = try weights.ropeFrequencyDivisors(count: config.headDim / 2)
         try self.init(
             config: config, checkpoint: weights, ropeLayout: config.modelType == "llama" ? .interleaved : .rotateHalf,
-            maxRows: maxRows, maxLogitRows: maxLogitRows, pool: pool)
+            ropeScaling: divisors.map { .frequencyDivisors($0) }, maxRows: maxRows, maxLogitRows: maxLogitRows, pool: pool)
         try weights.verifyAllConsumed()
     }
 
     /// A decoder whose tensors sit under `names` in `checkpoint` (which may hold other models'
     /// tensors too, as a LLaVA checkpoint does: the caller verifies that all were consumed).
-    /// `ropeLayout`: which dimensions of a head RoPE rotates together (see `init(gguf:)`).
+    /// `ropeLayout`: which dimensions of a head RoPE rotates together (see `init(gguf:)`);
+    /// `ropeScaling`: RoPE's scaling when the checkpoint gives it outside `config` (a GGUF tensor).
     public init(
         config: TextModelConfig, checkpoint: any WeightSource, names: LlamaTensorNames = .causalLM,
-        ropeLayout: RotaryEmbedding.Layout = .rotateHalf, maxRows: Int = 128, maxLogitRows: Int = 64, pool: ComputePool = .shared
+        ropeLayout: RotaryEmbedding.Layout = .rotateHalf, ropeScaling: RotaryEmbedding.Scaling? = nil, maxRows: Int = 128,
+        maxLogitRows: Int = 64, pool: ComputePool = .shared
     ) throws {
         let directory = checkpoint.location
         // Where the configuration came from: a directory's config.json, or a GGUF file's metadata.
@@ -76,7 +83,7 @@ public final class LlamaModel: @unchecked Sendable {
         self.config = config
         self.rope = RotaryEmbedding(
             headDim: config.headDim, base: config.ropeTheta,
-            scaling: try Self.ropeScaling(config, directory: directory), layout: ropeLayout)
+            scaling: try ropeScaling ?? Self.ropeScaling(config, directory: directory), layout: ropeLayout)
         self.weights = try LlamaWeights(checkpoint: checkpoint, config: config, names: names)
         self.maxRows = maxRows
         self.maxLogitRows = maxLogitRows
@@ -121,10 +128,18 @@ public final class LlamaModel: @unchecked Sendable {
                 )
             }
             return .llama3(factor: scaling.factor, lowFrequencyFactor: low, highFrequencyFactor: high, originalContext: original)
+        case "yarn":
+            guard let original = scaling.originalMaxPositionEmbeddings else {
+                throw ModelError(
+                    .unsupportedConfiguration, "\(directory.path): yarn rope_scaling needs original_max_position_embeddings")
+            }
+            return .yarn(
+                factor: scaling.factor, originalContext: original, betaFast: scaling.betaFast ?? 32, betaSlow: scaling.betaSlow ?? 1,
+                attentionFactor: scaling.attentionFactor)
         default:
             throw ModelError(
                 .unsupportedConfiguration,
-                "\(directory.path)/config.json: rope_scaling type \"\(scaling.ropeType)\" is not supported (default, linear, llama3)")
+                "\(directory.path)/config.json: rope_scaling type \"\(scaling.ropeType)\" is not supported (default, linear, llama3, yarn)")
         }
     }
 

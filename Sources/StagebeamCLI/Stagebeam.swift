@@ -8,9 +8,9 @@ struct Stagebeam: AsyncParsableCommand {
         subcommands: [
             RunCommand.self, GenerateCommand.self, EvalCommand.self, TokenizeCommand.self, BenchCommand.self, BenchKernelsCommand.self,
             BenchSearchCommand.self,
-            BenchRouterCommand.self, KeygenCommand.self, ModelIDCommand.self, CoordinatorCommand.self, WorkerCommand.self,
-            SubmitCommand.self, StatusCommand.self, BatchCommand.self, LoadtestCommand.self, ProbeCommand.self, GatewayCommand.self,
-            SimulateWorkersCommand.self
+            BenchRouterCommand.self, KeygenCommand.self, ModelIDCommand.self, QuantizeCommand.self, CoordinatorCommand.self,
+            WorkerCommand.self, SubmitCommand.self, StatusCommand.self, BatchCommand.self, LoadtestCommand.self, ProbeCommand.self,
+            GatewayCommand.self, SimulateWorkersCommand.self
         ]
     )
 }

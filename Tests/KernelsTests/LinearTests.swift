@@ -59,6 +59,30 @@ import Testing
         }
     }
 
+    /// A prefill-sized call (the blocked path: more than two blocks of 64 rows, an odd last tile,
+    /// outputs not a multiple of the tile height) gives every row the bits it gets alone, on one
+    /// thread, and the portable kernel's bits, for every float format.
+    @Test(arguments: [WeightMatrix.Element.f32, .f16, .bf16])
+    func prefillBlocksEqualRowsAlone(element: WeightMatrix.Element) {
+        let rows = 131, out = 37, k = 45
+        let x = values(rows * k, seed: 11)
+        var stored = [UInt8](repeating: 0, count: out * element.rowBytes(columns: k)!)
+        values(out * k, seed: 12).withUnsafeBufferPointer { element.quantize($0.baseAddress!, count: out * k, into: &stored) }
+        var reference = [Float](repeating: .nan, count: rows * out)
+        let type: sb_float_type = element == .f32 ? SB_F32 : element == .f16 ? SB_F16 : SB_BF16
+        sb_float_linear_portable(
+            type, stored, element.rowBytes(columns: k)!, Int64(k), 0, Int64(out), x, Int64(rows), &reference, Int64(out))
+        stored.withUnsafeBytes { w in
+            let weight = WeightMatrix(base: w.baseAddress!, element: element, rows: out, columns: k)
+            let together = run(x, rows: rows, weight, bias: nil, threads: 2)
+            #expect(together.map(\.bitPattern) == reference.map(\.bitPattern))
+            for t in [0, 63, 64, 127, 130] {
+                let alone = run(Array(x[(t * k)..<((t + 1) * k)]), rows: 1, weight, bias: nil, threads: 1)
+                #expect(Array(together[(t * out)..<((t + 1) * out)]).map(\.bitPattern) == alone.map(\.bitPattern), "row \(t)")
+            }
+        }
+    }
+
     /// f16 and bf16 weights widened in the kernel give exactly the f32 result on the widened values.
     @Test func halfPrecisionWeightsEqualWidenedF32() {
         let rows = 5, out = 13, k = 37

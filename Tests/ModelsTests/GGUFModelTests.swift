@@ -162,3 +162,69 @@ extension GGUFModelTests {
         try Self.checkGreedy(model, reference, tolerance: Self.activationRoundingTolerance, name)
     }
 }
+
+extension GGUFModelTests {
+    /// llama3-style RoPE scaling as llama.cpp's converter stores it (`rope_freqs.weight`, no metadata
+    /// key) against transformers running the Hugging Face checkpoint with that `rope_scaling`
+    /// (scripts/fixtures/make_rope_fixtures.py; without the scaling the logits move by 0.63).
+    @Test func llama3RopeFrequenciesMatchTransformers() throws {
+        let (model, reference) = try Self.load("llama-llama3-rope")
+        guard case .frequencyDivisors(let divisors) = model.rope.scaling else {
+            Issue.record("rope_freqs.weight was not applied")
+            return
+        }
+        #expect(divisors.first == 1 && divisors.last == 8, "\(divisors)")
+        let worst = try Self.worstLogitError(model, reference)
+        #expect(worst < 1e-4, "max |Δlogit| \(worst)")
+        try Self.checkGreedy(model, reference, tolerance: 1e-4, "llama-llama3-rope")
+    }
+
+    /// `stagebeam quantize` from the f32 file gives, tensor for tensor, the bytes gguf-py's
+    /// quantizers wrote into the q8_0 and q4_0 fixtures (from the same f32 weights), keeps the
+    /// metadata, and the written file loads and answers as that fixture does against transformers.
+    @Test(arguments: [("Q8_0", "llama-q8_0"), ("Q4_0", "llama-q4_0")])
+    func quantizingTheF32FileGivesGgufPyBlocks(type: String, fixture: String) throws {
+        let source = try GGUFFile(url: Self.root.appendingPathComponent("llama-f32.gguf"))
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("quantized-\(UUID().uuidString).gguf")
+        defer { try? FileManager.default.removeItem(at: output) }
+        let types = try GGUFQuantization.quantize(source, to: output, as: GGUFQuantization.format(named: type)!)
+        let written = try GGUFFile(url: output), expected = try GGUFFile(url: Self.root.appendingPathComponent(fixture + ".gguf"))
+        #expect(written.tensorNames == source.tensorNames)
+        for name in expected.tensorNames {
+            let (a, b) = (written.tensors[name]!, expected.tensors[name]!)
+            #expect(a.type == b.type && a.dimensions == b.dimensions, "\(name)")
+            #expect(Array(written.bytes(of: a)) == Array(expected.bytes(of: b)), "\(name): blocks differ from gguf-py's")
+            #expect(types[name] == a.type)
+        }
+        for key in source.metadataKeys where key != "general.file_type" { #expect(written.metadata[key] == source.metadata[key], "\(key)") }
+        #expect(written.metadata["general.file_type"]?.integer == (type == "Q8_0" ? 7 : 2))
+
+        let model = try LlamaModel(gguf: written, maxRows: 64, maxLogitRows: 64)
+        let reference = try JSONDecoder().decode(
+            Reference.self, from: Data(contentsOf: Self.root.appendingPathComponent(fixture + ".json")))
+        let worst = try Self.worstLogitError(model, reference)
+        #expect(worst < Self.activationRoundingTolerance, "max |Δlogit| \(worst)")
+    }
+
+    /// K-quant types on rows that are not whole 256-value super-blocks fall back as llama-quantize's do.
+    @Test func kQuantFallbacks() {
+        #expect(GGUFQuantization.stored(.q4_K, columns: 256) == .q4_K)
+        #expect(GGUFQuantization.stored(.q4_K, columns: 96) == .q5_0)
+        #expect(GGUFQuantization.stored(.q5_K, columns: 96) == .q5_1)
+        #expect(GGUFQuantization.stored(.q6_K, columns: 96) == .q8_0)
+        #expect(GGUFQuantization.stored(.q8_0, columns: 40) == .f16)
+    }
+}
+
+extension GGUFModelTests {
+    /// YaRN from `qwen2.rope.scaling.type` / `.factor` / `.original_context_length` against
+    /// transformers running the checkpoint with that `rope_scaling` (make_rope_fixtures.py).
+    @Test func yarnRopeScalingMatchesTransformers() throws {
+        let (model, reference) = try Self.load("qwen2-yarn-rope")
+        #expect(model.rope.scaling == .yarn(factor: 4, originalContext: 64, betaFast: 32, betaSlow: 1, attentionFactor: nil))
+        #expect(model.rope.attentionScaling > 1)
+        let worst = try Self.worstLogitError(model, reference)
+        #expect(worst < 1e-4, "max |Δlogit| \(worst)")
+        try Self.checkGreedy(model, reference, tolerance: 1e-4, "qwen2-yarn-rope")
+    }
+}
