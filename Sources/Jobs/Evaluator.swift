@@ -30,12 +30,20 @@ public struct Evaluator: Sendable {
     /// The engine's image store: an item's image is put there for its search.
     let images: ImageStore
     let templates: JudgeTemplates
+    /// Scores candidates for the scored methods (`stage-beam`, `swires`).
+    let scorer: (any Scorer)?
+    let rewardTemplates: RewardTemplates
 
-    public init(generator: any CandidateGenerator, judge: any Judge, images: ImageStore, templates: JudgeTemplates) {
+    public init(
+        generator: any CandidateGenerator, judge: any Judge, images: ImageStore, templates: JudgeTemplates,
+        scorer: (any Scorer)? = nil, rewardTemplates: RewardTemplates = .builtIn
+    ) {
         self.generator = generator
         self.judge = judge
         self.images = images
         self.templates = templates
+        self.scorer = scorer
+        self.rewardTemplates = rewardTemplates
     }
 
     /// Runs every item with `run`'s method and beam and `config`'s other options (its seed is the
@@ -43,12 +51,15 @@ public struct Evaluator: Sendable {
     public func evaluate(_ items: [EvalItem], run: EvalRun, config: SearchConfig, progress: BatchProgress?) async throws -> EvalRow {
         var itemConfig = config
         itemConfig.method = run.method
-        itemConfig.beam = run.beam
+        // A scored method's "beam" is its candidates per stage, M.
+        if run.method.usesScorer { itemConfig.candidates = run.beam } else { itemConfig.beam = run.beam }
         var row = EvalRow(run: run)
         let start = ContinuousClock.now
         for item in items {
             itemConfig.seed = ItemSeed.seed(batch: config.seed, id: item.id)
-            let search = try StageBeamSearch(generator: generator, judge: judge, templates: templates, config: itemConfig)
+            let search = try StageBeamSearch(
+                generator: generator, judge: judge, templates: templates, scorer: scorer, rewardTemplates: rewardTemplates,
+                config: itemConfig)
             let result = try await withImage(item.image, item: item.id) { imageRef in
                 try await search.run(question: item.question, imageRef: imageRef)
             }
