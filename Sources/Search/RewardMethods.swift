@@ -25,6 +25,7 @@ extension SearchRun {
         var survivors: [Int] = []
         var generateSeconds = 0.0
         var scoreSeconds = 0.0
+        var generateCosts: [CallCost] = []
     }
 
     /// `stage-beam` and `swires` (docs/search-methods.md has the pseudocode).
@@ -83,7 +84,8 @@ extension SearchRun {
                 units: [
                     UnitRecord(
                         unit: stage.index, candidates: pool.members.map(\.record), tournament: nil, winner: winner.record.index,
-                        scores: pool.members.map(\.score), parents: stage.index == 0 ? nil : pool.members.map { $0.parent ?? 0 },
+                        generateCosts: pool.generateCosts, scores: pool.members.map(\.score),
+                        parents: stage.index == 0 ? nil : pool.members.map { $0.parent ?? 0 },
                         survivors: pool.survivors)
                 ],
                 generateSeconds: pool.generateSeconds, judgeSeconds: pool.scoreSeconds)
@@ -115,7 +117,8 @@ extension SearchRun {
         let generated = try await generateGrouped(
             prefixes: befores.map { $0 + (config.forceTags ? stage.openingTag : "") }, unit: s, stop: [stage.closingTag],
             firstCandidate: first)
-        var fresh = generated.enumerated().map { j, g in
+        pools[s].generateCosts += generated.costs
+        var fresh = generated.candidates.enumerated().map { j, g in
             let record = record(
                 g.candidate, index: first + j, seed: g.seed,
                 cut: UnitCutter.cut(g.candidate.text, stage: stage, atStageStart: true, forceTags: config.forceTags, sentenceEnds: []))

@@ -22,6 +22,13 @@ public struct SearchResult: Codable, Sendable, Hashable {
     /// `stage-beam`, `swires`: sizes, thresholds, retraces and the final choice; nil for the other methods.
     public var reward: RewardSearchRecord? = nil
 
+    /// Where the search's call time went: every stage's, and best-of-N's final tournament.
+    public var cost: StageCost {
+        var final = StageCost()
+        final.add(finalTournament)
+        return stages.map(\.cost).reduce(final, +)
+    }
+
     /// JSON with snake_case keys (`forced_close`, `judge_calls`, …). Non-finite log-probabilities
     /// (a judge may report −∞) are written as the strings "inf", "-inf", "nan".
     public func jsonData(pretty: Bool = true) throws -> Data {

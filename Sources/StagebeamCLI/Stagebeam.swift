@@ -10,7 +10,8 @@ struct Stagebeam: AsyncParsableCommand {
             BenchKernelsCommand.self,
             BenchSearchCommand.self,
             BenchRouterCommand.self, KeygenCommand.self, ModelIDCommand.self, CoordinatorCommand.self, WorkerCommand.self,
-            SubmitCommand.self, StatusCommand.self, BatchCommand.self, LoadtestCommand.self, ProbeCommand.self, GatewayCommand.self
+            SubmitCommand.self, StatusCommand.self, BatchCommand.self, LoadtestCommand.self, ProbeCommand.self, GatewayCommand.self,
+            SimulateWorkersCommand.self
         ]
     )
 }
