@@ -465,7 +465,12 @@ public final class Coordinator: Sendable {
         }
         if submit.question.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { return "the question is empty" }
         do {
-            _ = try SearchConfig(submit: submit).validated()
+            let config = try SearchConfig(submit: submit).validated()
+            // No worker serves a reward role yet: the scored methods run in process only.
+            if config.method.usesScorer {
+                return
+                    "method \(config.method.rawValue) needs a scorer, which the cluster does not offer yet: run it with stagebeam run or eval"
+            }
             if !submit.judgeTemplatesJson.isEmpty {
                 _ = try JudgeTemplates(json: submit.judgeTemplatesJson, source: "the job's judge templates")
             }
@@ -580,6 +585,8 @@ public final class Coordinator: Sendable {
                     "job_id": "\(id)", "stage": "\(topic.rawValue)", "unit": .stringConvertible(unit),
                     "candidate": .stringConvertible(candidate)
                 ])
+        // The scored methods do not run on a cluster (`validate` refuses them).
+        case .scored, .survivors, .retraced: break
         }
     }
 

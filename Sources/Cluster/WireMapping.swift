@@ -76,6 +76,8 @@ extension SearchMethod {
         case .bestOfN: self = .bestOfN
         case .sentence: self = .sentence
         case .greedy: self = .greedy
+        case .stageBeam: self = .stageBeam
+        case .swires: self = .swires
         default: return nil
         }
     }
@@ -86,6 +88,8 @@ extension SearchMethod {
         case .bestOfN: .bestOfN
         case .sentence: .sentence
         case .greedy: .greedy
+        case .stageBeam: .stageBeam
+        case .swires: .swires
         }
     }
 }

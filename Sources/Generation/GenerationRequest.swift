@@ -30,11 +30,17 @@ public struct GenerationRequest: Sendable {
     public var stopTokenIds: Set<Int>
     /// How many of the most likely tokens to report with each generated token (0: none).
     public var topLogprobs: Int
+    /// Keep each finished sample's keys and values (the prompt and its tokens) in the prefix cache,
+    /// so that a later prompt extending a sample (a score of it, the next stage after it) computes
+    /// only what comes after. Off: samples are released when the request ends.
+    public var keepSamples: Bool
 
     public init(
         promptTokens: [Int], images: [PromptImage] = [], seeds: [UInt64], sampling: SamplingParameters,
-        maxNewTokens: Int, stopStrings: [String] = [], stopTokenIds: Set<Int> = [], topLogprobs: Int = 0
+        maxNewTokens: Int, stopStrings: [String] = [], stopTokenIds: Set<Int> = [], topLogprobs: Int = 0,
+        keepSamples: Bool = false
     ) {
+        self.keepSamples = keepSamples
         self.promptTokens = promptTokens
         self.images = images
         self.seeds = seeds
@@ -83,6 +89,27 @@ public struct GenerationTimings: Sendable, Codable {
     /// Tokens produced by all samples together.
     public var decodeTokens = 0
     public var decodeSeconds = 0.0
+}
+
+/// Teacher-forced log-probabilities of several prompts' continuations, scored together.
+public struct ContinuationScores: Sendable {
+    /// Per prompt, per continuation: the summed log-probability of its tokens after the prompt.
+    public var logprobs: [[Double]]
+    /// Prompt tokens whose keys and values were reused from the prefix cache, over all prompts.
+    public var cachedPromptTokens: Int
+    /// Tokens computed (prompt tails and continuation tokens), over all prompts.
+    public var computedTokens: Int
+}
+
+/// A prompt and the continuations to score after it.
+public struct ScoredPrompt: Sendable {
+    public var prompt: [Int]
+    public var continuations: [[Int]]
+
+    public init(prompt: [Int], continuations: [[Int]]) {
+        self.prompt = prompt
+        self.continuations = continuations
+    }
 }
 
 public struct GenerationOutput: Sendable {

@@ -82,6 +82,21 @@ public enum ModelLoader {
         "LlavaForConditionalGeneration": "llava", "MllamaForConditionalGeneration": "mllama"
     ]
 
+    typealias RewardLoader = @Sendable (URL, Options, _ labels: Int) throws -> LlamaModel
+
+    /// Reward models (sequence classifiers), by config.json's class name.
+    static let rewardArchitectures: [String: RewardLoader] = {
+        let decoder: RewardLoader = { url, o, labels in
+            let checkpoint = try Checkpoint(directory: url)
+            let model = try LlamaModel(
+                config: TextModelConfig.load(from: url), checkpoint: checkpoint, names: .sequenceClassification(labels: labels),
+                maxRows: o.maxRows, maxLogitRows: o.maxLogitRows, pool: o.pool)
+            try checkpoint.verifyAllConsumed(ignoring: { $0.hasSuffix("rotary_emb.inv_freq") })
+            return model
+        }
+        return Dictionary(uniqueKeysWithValues: TextModelConfig.sequenceClassificationArchitectures.map { ($0, decoder) })
+    }()
+
     /// GGUF files, by `general.architecture`.
     static let ggufArchitectures: [String: GGUFLoader] = {
         let text: GGUFLoader = { file, o in
@@ -141,7 +156,51 @@ public enum ModelLoader {
         return known
     }
 
+    /// The reward-model class a directory's config.json names, if any.
+    public static func rewardArchitecture(ofDirectory url: URL) -> String? {
+        guard let object = try? JSONObject.read(url.appendingPathComponent("config.json")) else { return nil }
+        let classes = object["architectures"]?.array?.compactMap(\.string) ?? []
+        return classes.first { rewardArchitectures[$0] != nil }
+    }
+
+    /// Reads a reward model directory: a sequence classifier with one label (`id2label` with one
+    /// entry, or `num_labels` 1), its tokenizer, and config.json's `pad_token_id`.
+    public static func loadRewardModel(_ url: URL, options: Options = Options(), kvCapacityTokens: Int = 16384) throws -> RewardModel {
+        guard FileManager.default.fileExists(atPath: url.appendingPathComponent("config.json").path) else {
+            throw ModelFormatError(.fileNotFound, "no reward model at \(url.path) (a directory with config.json)")
+        }
+        let object: JSONObject
+        do {
+            object = try JSONObject.read(url.appendingPathComponent("config.json"))
+        } catch {
+            throw ModelFormatError(.badConfig, error.message)
+        }
+        let classes = object["architectures"]?.array?.compactMap(\.string) ?? []
+        guard let architecture = classes.first(where: { rewardArchitectures[$0] != nil }), let load = rewardArchitectures[architecture]
+        else {
+            throw ModelFormatError(
+                .unsupportedArchitecture,
+                "\(url.path)/config.json: architectures \(classes) name no reward model (supported: \(rewardArchitectures.keys.sorted().joined(separator: ", ")))"
+            )
+        }
+        let labels = object["num_labels"]?.integer ?? object["id2label"]?.object?.count ?? 2
+        guard labels == 1 else {
+            throw ModelFormatError(
+                .unsupportedArchitecture, "\(url.path): a reward model has one label (its reward); this \(architecture) has \(labels)")
+        }
+        let tokenizer = try Tokenizer(contentsOf: url)
+        // transformers reads the pad id from config.json only.
+        return RewardModel(
+            url: url, architecture: architecture, network: try load(url, options, labels), tokenizer: tokenizer,
+            padTokenId: object["pad_token_id"]?.integer,
+            kvCapacityTokens: kvCapacityTokens)
+    }
+
     static func loadDirectory(_ url: URL, options: Options) throws -> LoadedModel {
+        if let reward = rewardArchitecture(ofDirectory: url) {
+            throw ModelFormatError(
+                .unsupportedArchitecture, "\(url.path) is a reward model (\(reward)), not a generator: give it as --reward-model")
+        }
         let architecture = try architecture(ofDirectory: url)
         guard let load = directoryArchitectures[architecture] else {
             throw ModelFormatError(

@@ -121,8 +121,22 @@ public final class TextGenerator: @unchecked Sendable {
         var samples: [SampleState] = []
         /// The request each sample belongs to.
         var owners: [Int] = []
-        // Released however decoding ends (a full cache throws mid-way).
-        defer { for sample in samples { cache.release(sample.sequence) } }
+        // Released however decoding ends (a full cache throws mid-way); kept for reuse when asked
+        // (`keepSamples`) and decoding finished. A sample's cache holds the prompt and all its tokens
+        // but the last (which was sampled, never run); keeping it drops the prompt's own entry, of
+        // which it is an extension.
+        var finished = false
+        defer {
+            for (i, sample) in samples.enumerated() {
+                let request = requests[owners[i]]
+                if finished && request.keepSamples {
+                    keepOrRelease(
+                        sample.sequence, tokens: request.promptTokens + sample.tokenIds.dropLast(), imageKeys: request.images.map(\.hash))
+                } else {
+                    cache.release(sample.sequence)
+                }
+            }
+        }
         for (r, request) in requests.enumerated() {
             let started = Date()
             let images = try imageInputs(request.promptTokens, request.images)
@@ -169,6 +183,7 @@ public final class TextGenerator: @unchecked Sendable {
                 row += 1
             }
         }
+        finished = true
         let decodeSeconds = Date().timeIntervalSince(decodeStarted)
         for i in samples.indices { timings[owners[i]].decodeTokens += samples[i].tokenIds.count }
         let decodedTokens = max(timings.reduce(0) { $0 + $1.decodeTokens }, 1)
@@ -235,6 +250,138 @@ public final class TextGenerator: @unchecked Sendable {
         timings.decodeTokens = continuations.reduce(0) { $0 + max($1.count - 1, 0) }
         timings.decodeSeconds = Date().timeIntervalSince(decodeStarted)
         return (logprobs, timings)
+    }
+
+    /// Teacher-forced log-probabilities of each prompt's continuations, all prompts in the same
+    /// forward passes: the pointwise scorer's yes/no read after each candidate. Each prompt starts
+    /// from its longest cached prefix (a candidate kept by `keepSamples`), so only its new tail is
+    /// computed; the tails run as rows of shared batches, then every continuation longer than one
+    /// token runs on its own fork. `images` are the prompts' images (the same for all of them).
+    /// Batch-invariant kernels make each score independent of the others in the call.
+    public func scoreContinuations(_ items: [ScoredPrompt], images promptImages: [PromptImage] = []) throws -> ContinuationScores {
+        var result = ContinuationScores(logprobs: [], cachedPromptTokens: 0, computedTokens: 0)
+        // At most one logit row per prompt in a pass: prompts go in groups of that size.
+        var start = 0
+        while start < items.count {
+            let group = Array(items[start..<min(items.count, start + model.maxLogitRows)])
+            let scores = try scoreGroup(group, images: promptImages)
+            result.logprobs += scores.logprobs
+            result.cachedPromptTokens += scores.cachedPromptTokens
+            result.computedTokens += scores.computedTokens
+            start += group.count
+        }
+        return result
+    }
+
+    private func scoreGroup(_ items: [ScoredPrompt], images promptImages: [PromptImage]) throws -> ContinuationScores {
+        for item in items {
+            guard !item.prompt.isEmpty else { throw GenerationError(.emptyPrompt, "the prompt has no tokens") }
+            if let long = item.continuations.first(where: { $0.count > model.maxLogitRows }) {
+                throw GenerationError(.invalidParameter, "a scored continuation has \(long.count) tokens; at most \(model.maxLogitRows)")
+            }
+            let longest = item.continuations.map(\.count).max() ?? 0
+            guard item.prompt.count + longest <= contextLength else {
+                throw GenerationError(
+                    .promptTooLong,
+                    "prompt of \(item.prompt.count) tokens + a continuation of \(longest) exceeds the context of \(contextLength)")
+            }
+        }
+        makeRoom(
+            for: items.reduce(0) { total, item in
+                total + item.prompt.count + cache.blockSize + item.continuations.reduce(0) { $0 + $1.count + cache.blockSize }
+            })
+        // Llama 3.2 Vision binds the image to the first prompt's image token; the prompts share their head.
+        let images = try imageInputs(items[0].prompt, promptImages)
+        let imageKeys = promptImages.map(\.hash)
+        var sequences: [PagedKVCache.SequenceID] = []
+        defer { for sequence in sequences { cache.release(sequence) } }
+        var prompts: [MultimodalPrompt] = []
+        var next: [Int] = []
+        var result = ContinuationScores(logprobs: [], cachedPromptTokens: 0, computedTokens: 0)
+        for item in items {
+            prompts.append(try MultimodalPrompt(ids: item.prompt, imageTokenId: vision?.imageTokenId ?? -1, images: images))
+            if let match = prefixes.longestMatch(item.prompt, images: imageKeys) {
+                let reused = min(match.length, item.prompt.count - 1)
+                sequences.append(cache.fork(match.sequence))
+                cache.trim(sequences[sequences.count - 1], to: reused)
+                next.append(reused)
+            } else {
+                sequences.append(cache.createSequence())
+                next.append(0)
+            }
+            result.cachedPromptTokens += next[next.count - 1]
+            result.computedTokens += item.prompt.count - next[next.count - 1]
+        }
+
+        // Phase 1: the prompts' tails, packed into passes of at most `maxRows` rows; each prompt's last
+        // row gives the log-probability of every continuation's first token.
+        let vocabulary = model.vocabularySize
+        func logprob(_ row: UnsafePointer<Float>, _ token: Int) -> Double {
+            Double(row[token] - logSumExp(row, count: vocabulary))
+        }
+        var logprobs = items.map { [Double](repeating: 0, count: $0.continuations.count) }
+        var pending = Array(items.indices)
+        while !pending.isEmpty {
+            batch.removeAll()
+            var ending: [Int] = []
+            for i in pending where batch.count < model.maxRows {
+                let chunk = min(model.maxRows - batch.count, prompts[i].count - next[i])
+                let first = try reserve(sequences[i], count: chunk)
+                let last = prompts[i].count - 1
+                prompts[i].append(next[i]..<(next[i] + chunk), to: &batch, sequence: sequences[i], firstPosition: first - next[i]) {
+                    $0 == last
+                }
+                next[i] += chunk
+                if next[i] == prompts[i].count { ending.append(i) }
+            }
+            let rows = try model.forward(batch, cache: cache)
+            for (r, i) in ending.enumerated() {
+                let row = rows.baseAddress! + r * vocabulary
+                for (c, tokens) in items[i].continuations.enumerated() where !tokens.isEmpty {
+                    logprobs[i][c] = logprob(row, tokens[0])
+                }
+            }
+            pending.removeAll { next[$0] == prompts[$0].count }
+        }
+
+        // Phase 2: continuations of two or more tokens, each on a fork of its prompt, packed into passes.
+        var forks: [(item: Int, continuation: Int, sequence: PagedKVCache.SequenceID)] = []
+        for (i, item) in items.enumerated() {
+            for (c, tokens) in item.continuations.enumerated() where tokens.count > 1 {
+                let fork = cache.fork(sequences[i])
+                sequences.append(fork)
+                forks.append((i, c, fork))
+            }
+        }
+        var f = 0
+        while f < forks.count {
+            batch.removeAll()
+            var included: [Int] = []
+            while f < forks.count {
+                let tokens = items[forks[f].item].continuations[forks[f].continuation]
+                guard batch.count + tokens.count - 1 <= model.maxRows, batch.logitRows.count + tokens.count - 1 <= model.maxLogitRows
+                else { break }
+                let first = try reserve(forks[f].sequence, count: tokens.count - 1)
+                for j in 0..<(tokens.count - 1) {
+                    batch.append(token: tokens[j], sequence: forks[f].sequence, position: first + j, wantsLogits: true)
+                }
+                included.append(f)
+                f += 1
+            }
+            let rows = try model.forward(batch, cache: cache)
+            var r = 0
+            for k in included {
+                let (i, c, _) = forks[k]
+                let tokens = items[i].continuations[c]
+                for j in 1..<tokens.count {
+                    logprobs[i][c] += logprob(rows.baseAddress! + r * vocabulary, tokens[j])
+                    r += 1
+                }
+                result.computedTokens += tokens.count - 1
+            }
+        }
+        result.logprobs = logprobs
+        return result
     }
 
     /// A sequence holding the prompt, the logits after its last token, and how many of its tokens

@@ -30,12 +30,20 @@ public struct Evaluator: Sendable {
     /// The engine's image store: an item's image is put there for its search.
     let images: ImageStore
     let templates: JudgeTemplates
+    /// Scores candidates for the scored methods (`stage-beam`, `swires`).
+    let scorer: (any Scorer)?
+    let rewardTemplates: RewardTemplates
 
-    public init(generator: any CandidateGenerator, judge: any Judge, images: ImageStore, templates: JudgeTemplates) {
+    public init(
+        generator: any CandidateGenerator, judge: any Judge, images: ImageStore, templates: JudgeTemplates,
+        scorer: (any Scorer)? = nil, rewardTemplates: RewardTemplates = .builtIn
+    ) {
         self.generator = generator
         self.judge = judge
         self.images = images
         self.templates = templates
+        self.scorer = scorer
+        self.rewardTemplates = rewardTemplates
     }
 
     /// Runs every item with `run`'s method and beam and `config`'s other options (its seed is the
@@ -46,7 +54,8 @@ public struct Evaluator: Sendable {
 
     /// One item's search in this process, with `config` as given (its method, beam and seed).
     public func search(_ item: EvalItem, config: SearchConfig) async throws -> SearchResult {
-        let search = try StageBeamSearch(generator: generator, judge: judge, templates: templates, config: config)
+        let search = try StageBeamSearch(
+            generator: generator, judge: judge, templates: templates, scorer: scorer, rewardTemplates: rewardTemplates, config: config)
         return try await withImage(item.image, item: item.id) { imageRef in
             try await search.run(question: item.question, imageRef: imageRef)
         }
@@ -60,7 +69,8 @@ public struct Evaluator: Sendable {
     ) async throws -> EvalRow {
         var itemConfig = config
         itemConfig.method = run.method
-        itemConfig.beam = run.beam
+        // A scored method's "beam" is its candidates per stage, M.
+        if run.method.usesScorer { itemConfig.candidates = run.beam } else { itemConfig.beam = run.beam }
         var row = EvalRow(run: run)
         let start = ContinuousClock.now
         for item in items {

@@ -29,6 +29,21 @@ public struct ChatPrompt: Sendable {
         return head + assistantPrefix
     }
 
+    /// A longer conversation: the question as the first user turn (with the images), then `turns`
+    /// (an assistant answer, a user's follow-up, …) and the generation prompt, then `assistantPrefix`.
+    /// With the usual templates, the text up to the end of the first assistant turn is what `text`
+    /// gives for that answer as `assistantPrefix`, so its cached keys and values serve this one.
+    public func text(user: String, imageCount: Int = 0, turns: [ChatMessage], assistantPrefix: String) throws -> String {
+        var messages: [ChatMessage] = []
+        if let systemMessage { messages.append(ChatMessage(role: "system", content: systemMessage)) }
+        messages.append(ChatMessage(role: "user", content: user, imageCount: imageCount))
+        messages += turns
+        let head = try template.render(
+            messages: messages, addGenerationPrompt: true,
+            bosToken: tokenizer.bosToken, eosToken: tokenizer.eosToken)
+        return head + assistantPrefix
+    }
+
     /// Tokens of `text(...)`: the template writes BOS itself, so no special tokens are added.
     /// Image tokens are not yet expanded (`TextGenerator.expandImageTokens`).
     public func tokens(user: String, imageCount: Int = 0, assistantPrefix: String) throws -> [Int] {

@@ -9,12 +9,19 @@ public struct EngineCandidateGenerator: CandidateGenerator {
     /// Ids that end a candidate (the model's EOS ids).
     public let stopTokenIds: Set<Int>
     public let images: ImageStore
+    /// Keep each candidate's keys and values in the prefix cache, so that scoring it right after
+    /// (self-reward) computes only the verification turn.
+    public let keepCandidates: Bool
 
-    public init(executor: EngineExecutor, prompt: ChatPrompt, stopTokenIds: Set<Int>, images: ImageStore = ImageStore()) {
+    public init(
+        executor: EngineExecutor, prompt: ChatPrompt, stopTokenIds: Set<Int>, images: ImageStore = ImageStore(),
+        keepCandidates: Bool = false
+    ) {
         self.executor = executor
         self.prompt = prompt
         self.stopTokenIds = stopTokenIds
         self.images = images
+        self.keepCandidates = keepCandidates
     }
 
     public func generate(_ request: GenerateRequest) async throws -> [GeneratedCandidate] {
@@ -44,7 +51,7 @@ extension EngineCandidateGenerator {
         return GenerationRequest(
             promptTokens: tokens, images: images, seeds: request.seeds, sampling: SamplingParameters(request.sampling),
             maxNewTokens: executor.generator.newTokenBudget(request.maxNewTokens, promptTokens: tokens.count),
-            stopStrings: request.stop, stopTokenIds: stopTokenIds)
+            stopStrings: request.stop, stopTokenIds: stopTokenIds, keepSamples: keepCandidates)
     }
 }
 

@@ -7,6 +7,10 @@ import JSON
 public struct TextModelConfig: Decodable, Sendable {
     public static let supportedArchitectures = ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM"]
     public static let supportedModelTypes = ["llama", "mistral", "qwen2"]
+    /// The same decoders with a `score` head instead of the language-model head (reward models).
+    public static let sequenceClassificationArchitectures = [
+        "LlamaForSequenceClassification", "MistralForSequenceClassification", "Qwen2ForSequenceClassification"
+    ]
 
     public var architectures: [String]
     public var modelType: String
@@ -115,10 +119,11 @@ public struct TextModelConfig: Decodable, Sendable {
             throw ModelFormatError(.fileNotFound, "\(url.path) does not exist")
         }
         let config = try decodeConfig(TextModelConfig.self, from: url)
-        if !config.architectures.isEmpty, !config.architectures.contains(where: supportedArchitectures.contains) {
+        let known = supportedArchitectures + sequenceClassificationArchitectures
+        if !config.architectures.isEmpty, !config.architectures.contains(where: known.contains) {
             throw ModelFormatError(
                 .unsupportedArchitecture,
-                "\(url.path): architectures \(config.architectures) are not supported (supported: \(supportedArchitectures.joined(separator: ", ")))"
+                "\(url.path): architectures \(config.architectures) are not supported (supported: \(known.joined(separator: ", ")))"
             )
         }
         return config

@@ -11,6 +11,8 @@ public final class LlamaModel: @unchecked Sendable {
     /// Most rows whose logits one `forward` may return.
     public let maxLogitRows: Int
     public let pool: ComputePool
+    /// Values per logit row: the vocabulary for a language-model head, the labels for a classifier's.
+    public let outputSize: Int
     let weights: LlamaWeights
     let rope: RotaryEmbedding
 
@@ -27,7 +29,7 @@ public final class LlamaModel: @unchecked Sendable {
     let cosines: UnsafeMutablePointer<Float> // (rows, headDim/2)
     let sines: UnsafeMutablePointer<Float> // (rows, headDim/2)
     let finalRows: UnsafeMutablePointer<Float> // (logitRows, hidden)
-    let logits: UnsafeMutablePointer<Float> // (logitRows, vocab)
+    let logits: UnsafeMutablePointer<Float> // (logitRows, outputSize)
     /// Reused parallel tasks: the forward pass allocates nothing.
     let linear = LinearTask()
     let attention: CausalAttention
@@ -88,6 +90,8 @@ public final class LlamaModel: @unchecked Sendable {
         self.maxRows = maxRows
         self.maxLogitRows = maxLogitRows
         self.pool = pool
+        let outputSize = names.headRows ?? config.vocabSize
+        self.outputSize = outputSize
         let qWidth = config.numAttentionHeads * config.headDim, kvWidth = config.numKeyValueHeads * config.headDim
         hidden = .allocate(capacity: maxRows * config.hiddenSize)
         normed = .allocate(capacity: maxRows * config.hiddenSize)
@@ -101,7 +105,7 @@ public final class LlamaModel: @unchecked Sendable {
         cosines = .allocate(capacity: maxRows * config.headDim / 2)
         sines = .allocate(capacity: maxRows * config.headDim / 2)
         finalRows = .allocate(capacity: maxLogitRows * config.hiddenSize)
-        logits = .allocate(capacity: maxLogitRows * config.vocabSize)
+        logits = .allocate(capacity: maxLogitRows * outputSize)
         attention = CausalAttention(
             heads: config.numAttentionHeads, kvHeads: config.numKeyValueHeads,
             headDim: config.headDim, slidingWindow: config.slidingWindow, threads: pool.threads)
@@ -157,7 +161,7 @@ public final class LlamaModel: @unchecked Sendable {
 
     /// Runs `batch` through the decoder, storing every row's keys and values in `cache` at the row's
     /// position (the caller reserved those slots with `cache.append`). Returns the logits of
-    /// `batch.logitRows`, (logitRows, vocab), valid until the next call.
+    /// `batch.logitRows`, (logitRows, outputSize), valid until the next call.
     public func forward(_ batch: ForwardBatch, cache: PagedKVCache) throws -> UnsafeBufferPointer<Float> {
         let rows = batch.count
         precondition(rows <= maxRows && batch.logitRows.count <= maxLogitRows, "batch larger than the model's scratch")
@@ -219,7 +223,7 @@ public final class LlamaModel: @unchecked Sendable {
                 into: finalRows + i * hiddenSize)
         }
         linear(finalRows, rows: logitRows, weight: weights.lmHead, into: logits, pool: pool)
-        return UnsafeBufferPointer(start: logits, count: logitRows * c.vocabSize)
+        return UnsafeBufferPointer(start: logits, count: logitRows * outputSize)
     }
 
     /// Copies row `r`'s rotated key and its value into the cache slot of its position.

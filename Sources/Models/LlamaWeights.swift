@@ -10,13 +10,22 @@ public struct LlamaTensorNames: Sendable, Equatable {
     /// Prefix of `embed_tokens`, `layers.N.…` and `norm`.
     public var decoder: String
     public var lmHead: String
+    /// Rows of the head: nil for a language-model head (one per vocabulary entry, possibly tied to
+    /// the embedding); a label count for a sequence classifier's `score` head (never tied).
+    public var headRows: Int?
 
-    public init(decoder: String, lmHead: String) {
+    public init(decoder: String, lmHead: String, headRows: Int? = nil) {
         self.decoder = decoder
         self.lmHead = lmHead
+        self.headRows = headRows
     }
 
     public static let causalLM = LlamaTensorNames(decoder: "model.", lmHead: "lm_head.weight")
+
+    /// `LlamaForSequenceClassification` and its Qwen2 and Mistral kin: `model.X` + `score.weight` (labels, hidden).
+    public static func sequenceClassification(labels: Int) -> LlamaTensorNames {
+        LlamaTensorNames(decoder: "model.", lmHead: "score.weight", headRows: labels)
+    }
 }
 
 /// The tensors of a Llama-family decoder (Llama, Qwen2, Mistral share this layout), taken from a
@@ -42,7 +51,7 @@ struct LlamaWeights {
     let embedding: WeightMatrix // model.embed_tokens.weight (vocab, hidden)
     let layers: [Layer]
     let finalNorm: FloatTensor // model.norm.weight (hidden)
-    let lmHead: WeightMatrix // lm_head.weight (vocab, hidden), or the embedding when tied
+    let lmHead: WeightMatrix // lm_head.weight (vocab, hidden), or the embedding when tied; score.weight (labels, hidden)
     let tiedHead: Bool
 
     /// Takes the decoder's tensors; the caller verifies that nothing else was left in the checkpoint.
@@ -78,8 +87,8 @@ struct LlamaWeights {
         }
         finalNorm = try vector(names.decoder + "norm.weight", hidden)
         // Tied checkpoints usually omit lm_head; some keep a copy, which is then taken (and used).
-        tiedHead = c.tieWordEmbeddings && !checkpoint.contains(names.lmHead)
-        lmHead = tiedHead ? embedding : try matrix(names.lmHead, c.vocabSize, hidden)
+        tiedHead = names.headRows == nil && c.tieWordEmbeddings && !checkpoint.contains(names.lmHead)
+        lmHead = tiedHead ? embedding : try matrix(names.lmHead, names.headRows ?? c.vocabSize, hidden)
     }
 
     /// Old checkpoints carry RoPE's precomputed inverse frequencies; they are derived from config.

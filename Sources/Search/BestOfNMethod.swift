@@ -63,10 +63,11 @@ extension SearchRun {
     }
 
     /// One candidate per prefix; candidates with identical prefixes share one request (in order of first
-    /// appearance), and the requests run concurrently. Results come back in candidate order.
+    /// appearance), and the requests run concurrently. Results come back in candidate order. Prefix i is
+    /// candidate `firstCandidate + i` of the unit (its seed's index).
     func generateGrouped(
         prefixes: [String], unit: Int,
-        stop: [String]
+        stop: [String], firstCandidate: Int = 0
     ) async throws -> (candidates: [(seed: UInt64, candidate: GeneratedCandidate)], costs: [CallCost]) {
         var groups: [(prefix: String, members: [Int])] = []
         var groupOf: [String: Int] = [:]
@@ -87,7 +88,7 @@ extension SearchRun {
                     (
                         g,
                         try await generate(
-                            prefix: request.prefix, unit: unit, candidates: request.members, stop: stop,
+                            prefix: request.prefix, unit: unit, candidates: request.members.map { firstCandidate + $0 }, stop: stop,
                             maxNewTokens: config.maxStageTokens)
                     )
                 }

@@ -16,6 +16,12 @@ public struct SearchSettings: Codable, Sendable, Hashable {
     public var topP: Double?
     public var judgeTemperature: Double?
     public var forceTags: Bool?
+    public var candidates: Int?
+    public var keep: Int?
+    public var retraces: Int?
+    public var rewardZ: Double?
+    public var rewardMean: Double?
+    public var rewardStd: Double?
 
     public init() {}
 
@@ -28,6 +34,10 @@ public struct SearchSettings: Codable, Sendable, Hashable {
         case topP = "top_p"
         case judgeTemperature = "judge_temperature"
         case forceTags = "force_tags"
+        case candidates, keep, retraces
+        case rewardZ = "reward_z"
+        case rewardMean = "reward_mean"
+        case rewardStd = "reward_std"
     }
 
     /// `config` with every field set here replacing its value (top-p applies to candidates and judge).
@@ -47,6 +57,12 @@ public struct SearchSettings: Codable, Sendable, Hashable {
         }
         if let judgeTemperature { config.judgeSampling.temperature = judgeTemperature }
         if let forceTags { config.forceTags = forceTags }
+        if let candidates { config.candidates = candidates }
+        if let keep { config.keep = keep }
+        if let retraces { config.retraces = retraces }
+        if let rewardZ { config.rewardZ = rewardZ }
+        if let rewardMean { config.rewardMean = rewardMean }
+        if let rewardStd { config.rewardStd = rewardStd }
         return config
     }
 }
@@ -57,16 +73,23 @@ public struct SearchSettings: Codable, Sendable, Hashable {
 ///      "search": {"method": "stage", "beam": 4, "judge_mode": "generate", "judge_temperature": 0}}
 ///
 /// `search` holds the settings its accuracy figures were measured with; commands and the coordinator
-/// use them for every option a user or a job leaves unset. A model without the file has no
+/// use them for every option a user or a job leaves unset. `reward_calibration` (written by
+/// `stagebeam calibrate`) holds the distribution of a scorer's rewards per stage, from which `swires`
+/// takes its thresholds:
+///
+///     "reward_calibration": {"scorer": "self-reward", "dataset": "val.jsonl", "questions": 40,
+///       "stages": {"reasoning": {"mean": -1.2, "std": 0.8, "count": 160}, ...}} A model without the file has no
 /// recommendations: `SearchConfig`'s defaults (the reference implementation's) apply.
 public struct ModelRecommendations: Codable, Sendable, Hashable {
     /// The model only ever learned questions about an image: a question without one is refused.
     public var requiresImage: Bool
     public var search: SearchSettings
+    public var rewardCalibration: RewardCalibration?
 
-    public init(requiresImage: Bool = false, search: SearchSettings = SearchSettings()) {
+    public init(requiresImage: Bool = false, search: SearchSettings = SearchSettings(), rewardCalibration: RewardCalibration? = nil) {
         self.requiresImage = requiresImage
         self.search = search
+        self.rewardCalibration = rewardCalibration
     }
 
     public static let fileName = "stagebeam.json"
@@ -74,12 +97,14 @@ public struct ModelRecommendations: Codable, Sendable, Hashable {
     enum CodingKeys: String, CodingKey {
         case requiresImage = "requires_image"
         case search
+        case rewardCalibration = "reward_calibration"
     }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         requiresImage = try c.decodeIfPresent(Bool.self, forKey: .requiresImage) ?? false
         search = try c.decodeIfPresent(SearchSettings.self, forKey: .search) ?? SearchSettings()
+        rewardCalibration = try c.decodeIfPresent(RewardCalibration.self, forKey: .rewardCalibration)
     }
 
     /// The recommendations of the model at `path` (a directory, or a single-file model beside which a
@@ -115,7 +140,54 @@ public struct ModelRecommendations: Codable, Sendable, Hashable {
     }
 
     /// The search a caller gets: the defaults, then these recommendations, then the caller's `choices`.
-    public func config(choices: SearchSettings) -> SearchConfig {
-        choices.applied(to: search.applied(to: SearchConfig()))
+    /// The calibration applies only to the scorer it was measured with (`scorer`: its `RewardCalibration.scorer` name).
+    public func config(choices: SearchSettings, scorer: String = RewardCalibration.selfReward) -> SearchConfig {
+        var config = choices.applied(to: search.applied(to: SearchConfig()))
+        if let rewardCalibration, rewardCalibration.scorer == scorer { config.rewardCalibration = rewardCalibration }
+        return config
     }
+}
+
+/// The distribution of one scorer's rewards, per stage, on a validation set (`stagebeam calibrate`).
+public struct RewardCalibration: Codable, Sendable, Hashable {
+    public struct Figures: Codable, Sendable, Hashable {
+        public var mean: Double
+        /// Population standard deviation.
+        public var std: Double
+        /// Rewards measured.
+        public var count: Int
+
+        public init(mean: Double, std: Double, count: Int) {
+            self.mean = mean
+            self.std = std
+            self.count = count
+        }
+
+        /// Mean and population standard deviation of `values` (which must not be empty).
+        public init(of values: [Double]) {
+            let mean = values.reduce(0, +) / Double(values.count)
+            let variance = values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(values.count)
+            self.init(mean: mean, std: variance.squareRoot(), count: values.count)
+        }
+    }
+
+    /// The scorer's name: `selfReward`, or `reward-model:` and the reward model's directory name.
+    public var scorer: String
+    /// The validation file, as given to `stagebeam calibrate`.
+    public var dataset: String
+    public var questions: Int
+    /// By stage name (`reasoning`, `conclusion`, …).
+    public var stages: [String: Figures]
+
+    public init(scorer: String, dataset: String, questions: Int, stages: [String: Figures]) {
+        self.scorer = scorer
+        self.dataset = dataset
+        self.questions = questions
+        self.stages = stages
+    }
+
+    /// The self-reward scorer's name.
+    public static let selfReward = "self-reward"
+    /// The paper's z: a reward above mean + 0.2533·std is in the top 40% of a normal distribution.
+    public static let defaultZ = 0.2533
 }

@@ -9,6 +9,16 @@ public enum SearchMethod: String, Codable, Sendable, Hashable, CaseIterable {
     case sentence
     /// One candidate per stage at temperature 0; no judge.
     case greedy
+    /// Per stage: M candidates in all, scored one by one (a `Scorer`); the top N survive, and each
+    /// survivor is continued with M/N candidates at the next stage. The best-scored conclusion wins.
+    case stageBeam = "stage-beam"
+    /// `stageBeam` with stage-wise retracing: when no candidate of a stage clears the reward threshold,
+    /// the previous stage is regenerated and the stage tried again, at most C times per question
+    /// (docs/search-methods.md).
+    case swires
+
+    /// Methods that rank candidates with a scorer instead of a pairwise tournament.
+    public var usesScorer: Bool { self == .stageBeam || self == .swires }
 }
 
 /// How a unit's N candidates are reduced to one.
@@ -22,8 +32,21 @@ public enum TournamentKind: String, Codable, Sendable, Hashable, CaseIterable {
 /// Every option of one search. Defaults follow the reference implementation where it has one.
 public struct SearchConfig: Codable, Sendable, Hashable {
     public var method: SearchMethod = .stage
-    /// Candidates per unit (N). `greedy` always uses 1.
+    /// Candidates per unit (N) of the tournament methods. `greedy` always uses 1.
     public var beam: Int = 2
+    /// `stage-beam`, `swires`: candidates generated per stage (M), spread over the survivors.
+    public var candidates: Int = 4
+    /// `stage-beam`, `swires`: survivors kept per stage (N); a divisor of `candidates`.
+    public var keep: Int = 2
+    /// `swires`: retraces per question (C).
+    public var retraces: Int = 3
+    /// `swires`: the threshold of a stage is mean + z·std of its reward distribution.
+    public var rewardZ: Double = RewardCalibration.defaultZ
+    /// `swires`: a reward mean and standard deviation for every stage, replacing the calibration's.
+    public var rewardMean: Double?
+    public var rewardStd: Double?
+    /// `swires`: the scorer's measured reward distribution per stage (the model's recommendations).
+    public var rewardCalibration: RewardCalibration?
     public var tournament: TournamentKind = .random
     public var judgeMode: VerdictMode = .logprob
     /// Judge every match twice, A/B and B/A, and combine (cancels position bias).
@@ -71,6 +94,34 @@ public struct SearchConfig: Codable, Sendable, Hashable {
         guard judgeMaxTokens >= 1 else {
             throw SearchError(.invalidConfiguration, "judge max tokens must be ≥ 1, got \(judgeMaxTokens)")
         }
+        if method.usesScorer {
+            guard (1...Self.maxBeam).contains(candidates) else {
+                throw SearchError(.invalidConfiguration, "candidates must be between 1 and \(Self.maxBeam), got \(candidates)")
+            }
+            guard keep >= 1, keep <= candidates, candidates % keep == 0 else {
+                throw SearchError(
+                    .invalidConfiguration, "keep must be between 1 and candidates (\(candidates)) and divide it, got \(keep)")
+            }
+            guard retraces >= 0 else { throw SearchError(.invalidConfiguration, "retraces must be ≥ 0, got \(retraces)") }
+            guard rewardZ.isFinite else { throw SearchError(.invalidConfiguration, "reward z must be finite, got \(rewardZ)") }
+            if (rewardMean == nil) != (rewardStd == nil) {
+                throw SearchError(.invalidConfiguration, "give the reward mean and standard deviation together")
+            }
+            if let rewardMean, let rewardStd {
+                guard rewardMean.isFinite, rewardStd.isFinite, rewardStd >= 0 else {
+                    throw SearchError(
+                        .invalidConfiguration, "reward mean must be finite and std finite and ≥ 0, got \(rewardMean), \(rewardStd)")
+                }
+            }
+            if method == .swires {
+                for stage in SwiresPlan.checkedStages where rewardThreshold(stage) == nil {
+                    throw SearchError(
+                        .invalidConfiguration,
+                        "swires needs a reward threshold for the \(stage.rawValue) stage: calibrate the scorer (stagebeam calibrate) or give the reward mean and std"
+                    )
+                }
+            }
+        }
         try config.sampling.validate("candidate")
         try judgeSampling.validate("judge")
         if method == .sentence {
@@ -79,5 +130,15 @@ public struct SearchConfig: Codable, Sendable, Hashable {
             }
         }
         return config
+    }
+}
+
+extension SearchConfig {
+    /// `swires`: the reward a candidate of `stage` must reach: mean + z·std, from the given mean and
+    /// std or else the calibration's figures for that stage; nil when neither is known.
+    public func rewardThreshold(_ stage: Stage) -> Double? {
+        if let rewardMean, let rewardStd { return rewardMean + rewardZ * rewardStd }
+        guard let figures = rewardCalibration?.stages[stage.rawValue] else { return nil }
+        return figures.mean + rewardZ * figures.std
     }
 }

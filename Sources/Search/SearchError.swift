@@ -18,6 +18,10 @@ public struct SearchError: Error, Sendable, CustomStringConvertible {
         public static let templatesIncomplete = Code(rawValue: "templates_incomplete")
         /// A generator answered with something that breaks its contract (wrong candidate count, negative tokens).
         public static let generatorContract = Code(rawValue: "generator_contract")
+        /// A reward-scored method was started without a scorer.
+        public static let scorerMissing = Code(rawValue: "scorer_missing")
+        /// A scorer answered with the wrong number of scores.
+        public static let scorerContract = Code(rawValue: "scorer_contract")
         /// A judge answered in the wrong verdict mode.
         public static let judgeContract = Code(rawValue: "judge_contract")
     }

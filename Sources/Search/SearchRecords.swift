@@ -74,10 +74,66 @@ public struct UnitRecord: Codable, Sendable, Hashable {
     public var candidates: [CandidateRecord]
     /// nil when there was one candidate, and for best-of-N (whose tournament comes at the end).
     public var tournament: TournamentRecord?
-    /// The chosen candidate (best-of-N: the final winner's).
+    /// The chosen candidate (best-of-N: the final winner's; stage-beam and swires: the one on the
+    /// final answer's line).
     public var winner: Int
     /// The unit's generate calls (best-of-N: one per distinct prefix), as the search timed them.
     public var generateCosts: [CallCost]? = nil
+    /// `stage-beam`, `swires`: every candidate's score, in candidate order (−∞: it could not be scored).
+    public var scores: [Double]? = nil
+    /// `stage-beam`, `swires`: for each candidate, the candidate of the previous stage it continues
+    /// (nil at the first stage).
+    public var parents: [Int]? = nil
+    /// `stage-beam`, `swires`: the candidates kept for the next stage, best first.
+    public var survivors: [Int]? = nil
+}
+
+/// One retrace of `swires`: no candidate of `stage` reached the threshold, so the previous stage was
+/// regenerated and `stage` tried again from the new text.
+public struct RetraceRecord: Codable, Sendable, Hashable {
+    /// The stage whose candidates all fell short.
+    public var stage: Stage
+    /// 1 for the question's first retrace, … up to the configured number.
+    public var attempt: Int
+    public var threshold: Double
+    /// The best score of `stage`'s candidates before this retrace.
+    public var bestBefore: Double
+    /// The new candidates of the previous stage (indices in its unit record).
+    public var regenerated: [Int]
+    /// Those of them the new candidates of `stage` continue, best first.
+    public var regeneratedSurvivors: [Int]
+    /// The new candidates of `stage` (indices in its unit record).
+    public var candidates: [Int]
+    /// The best score of all of `stage`'s candidates after this retrace.
+    public var bestAfter: Double
+
+    public init(
+        stage: Stage, attempt: Int, threshold: Double, bestBefore: Double, regenerated: [Int], regeneratedSurvivors: [Int],
+        candidates: [Int], bestAfter: Double
+    ) {
+        self.stage = stage
+        self.attempt = attempt
+        self.threshold = threshold
+        self.bestBefore = bestBefore
+        self.regenerated = regenerated
+        self.regeneratedSurvivors = regeneratedSurvivors
+        self.candidates = candidates
+        self.bestAfter = bestAfter
+    }
+}
+
+/// How a reward-scored search (`stage-beam`, `swires`) ran: its sizes, thresholds and retraces.
+public struct RewardSearchRecord: Codable, Sendable, Hashable {
+    /// Candidates per stage (M) and survivors (N).
+    public var candidates: Int
+    public var keep: Int
+    /// `swires`: the retrace budget (C) and each checked stage's threshold, by stage name.
+    public var maxRetraces: Int
+    public var thresholds: [String: Double]
+    public var retraces: [RetraceRecord]
+    /// The conclusion candidate chosen (the best-scored one) and its score.
+    public var winner: Int
+    public var winnerScore: Double
 }
 
 public struct StageRecord: Codable, Sendable, Hashable {
@@ -111,4 +167,9 @@ public struct SearchCounts: Codable, Sendable, Hashable {
     /// Judge calls whose prompt did not fit the judge's context (their matches are undecided).
     public var judgePromptsTooLong = 0
     public var undecidedMatches = 0
+    /// Scorer calls and the candidates they scored (`stage-beam`, `swires`).
+    public var scoreCalls = 0
+    public var scoredCandidates = 0
+    /// `swires`: retraces made.
+    public var retraces = 0
 }

@@ -19,6 +19,8 @@ public struct SearchResult: Codable, Sendable, Hashable {
     /// Best-of-N: time spent in the final tournament; 0 for the other methods.
     public var finalJudgeSeconds: Double
     public var seconds: Double
+    /// `stage-beam`, `swires`: sizes, thresholds, retraces and the final choice; nil for the other methods.
+    public var reward: RewardSearchRecord? = nil
 
     /// Where the search's call time went: every stage's, and best-of-N's final tournament.
     public var cost: StageCost {

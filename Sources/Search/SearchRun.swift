@@ -6,6 +6,7 @@ struct SearchRun: Sendable {
         var stages: [StageRecord]
         var finalTournament: TournamentRecord? = nil
         var finalJudgeSeconds: Double = 0
+        var reward: RewardSearchRecord? = nil
     }
 
     let search: StageBeamSearch

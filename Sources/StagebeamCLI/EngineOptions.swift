@@ -7,6 +7,7 @@ import Kernels
 import LocalEngine
 import ModelFormats
 import Models
+import Search
 import Tokenization
 import Wire
 
@@ -61,19 +62,32 @@ extension EngineOptions {
         return PromptImage(hash: ContentHash.sha256Hex(data), data: data)
     }
 
-    /// Generator and judge over one in-process engine, sharing `images`.
-    func makeLocalEngine(images: ImageStore, prefixCacheEntries: Int = 8) throws -> (
-        generator: EngineCandidateGenerator, judge: EngineJudge
+    /// Generator, judge and self-reward scorer over one in-process engine, sharing `images`.
+    /// `keepCandidates`: the generator keeps every candidate's keys and values for the scorer (the
+    /// prefix cache then has room for a whole stage's candidates besides its usual entries).
+    func makeLocalEngine(images: ImageStore, prefixCacheEntries: Int = 8, keepCandidates: Bool = false) throws -> (
+        generator: EngineCandidateGenerator, judge: EngineJudge, scorer: EngineScorer
     ) {
         let model = try loadModel()
-        let textGenerator = model.makeGenerator(kvCapacityTokens: kvCapacity, prefixCacheEntries: prefixCacheEntries)
+        let textGenerator = model.makeGenerator(
+            kvCapacityTokens: kvCapacity, prefixCacheEntries: prefixCacheEntries + (keepCandidates ? SearchConfig.maxBeam : 0))
         let executor = EngineExecutor(generator: textGenerator)
         let prompt = try ChatPrompt(tokenizer: textGenerator.tokenizer, template: try chatTemplate())
         let stopIds = textGenerator.eosTokenIds(generationConfig: model.generationConfig)
         return (
-            EngineCandidateGenerator(executor: executor, prompt: prompt, stopTokenIds: stopIds, images: images),
-            EngineJudge(executor: executor, prompt: prompt, stopTokenIds: stopIds, images: images)
+            EngineCandidateGenerator(
+                executor: executor, prompt: prompt, stopTokenIds: stopIds, images: images, keepCandidates: keepCandidates),
+            EngineJudge(executor: executor, prompt: prompt, stopTokenIds: stopIds, images: images),
+            EngineScorer(executor: executor, prompt: prompt, images: images)
         )
+    }
+
+    /// The scorer `scoring` asks for: the reward model it names, else the engine's self-reward.
+    func makeScorer(_ scoring: ScorerOptions, selfReward: EngineScorer) throws -> any Scorer {
+        guard let path = scoring.rewardModel else { return selfReward }
+        if let threads { ComputePool.shared = ComputePool(threads: threads) }
+        return try RewardModelScorer(
+            model: RewardModel.load(URL(fileURLWithPath: path), options: ModelLoader.Options(pool: .shared), kvCapacityTokens: kvCapacity))
     }
 }
 

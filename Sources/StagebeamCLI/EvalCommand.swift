@@ -22,11 +22,15 @@ struct EvalCommand: AsyncParsableCommand {
     @OptionGroup var engine: EngineOptions
     @Option(help: "Dataset JSONL (default: the built-in datasets/shapes/test.jsonl, here or above the executable).")
     var dataset: String?
-    @Option(help: "Methods to compare, comma-separated: greedy, best-of-n, sentence, stage.")
+    @Option(help: "Methods to compare, comma-separated: greedy, best-of-n, sentence, stage, stage-beam, swires.")
     var methods = "greedy,best-of-n,sentence,stage"
-    @Option(help: "Beam sizes, comma-separated; greedy always runs at 1 (\(searchDefaultsNote) \(SearchConfig().beam)).")
+    @Option(
+        help:
+            "Beam sizes, comma-separated; greedy always runs at 1; for stage-beam and swires, the candidates per stage M (\(searchDefaultsNote) \(SearchConfig().beam), and M \(SearchConfig().candidates))."
+    )
     var beam: String?
     @OptionGroup var tuning: SearchTuningOptions
+    @OptionGroup var scoring: ScorerOptions
     @Option(help: "Only the first K items (and the first K judge pairs).")
     var limit: Int?
     @Option(name: .customLong("judge-pairs"), help: "Judge pairs JSONL (default: judge-test.jsonl next to the dataset, if there).")
@@ -89,11 +93,15 @@ struct EvalCommand: AsyncParsableCommand {
         guard !items.isEmpty else { throw ValidationError("\(datasetURL.path) has no items") }
         let pairs = try judgePairsURL(next: datasetURL).map { Array(try EvalDataset.judgePairs($0).prefix(limit ?? .max)) }
 
+        let methods = try methodList()
+        let scored = methods.contains(where: \.usesScorer)
         // Each row sets its own method and beam.
-        let config = try ModelRecommendations(model: engine.directory).config(choices: tuning.choices, seed: tuning.seed)
+        let config = try ModelRecommendations(model: engine.directory).config(
+            choices: tuning.choices, seed: tuning.seed, scorer: scoring.scorerName)
         let search: (EvalItem, SearchConfig) async throws -> SearchResult
         var evaluator: Evaluator?
         if let coordinator {
+            if scored { throw ValidationError("stage-beam and swires run in process only (no --coordinator)") }
             try await connect.check(coordinator, curve: nil)
             let client = try Client(context: ZMQContext(), endpoint: coordinator)
             let searches = ClusterSearches(
@@ -101,14 +109,20 @@ struct EvalCommand: AsyncParsableCommand {
             search = { try await searches.search($0, config: $1) }
         } else {
             let images = ImageStore()
-            let local = try engine.makeLocalEngine(images: images)
+            let local = try engine.makeLocalEngine(images: images, keepCandidates: scored && scoring.rewardModel == nil)
             let judge: any Judge = judgeOneAtATime ? OneComparisonAtATime(inner: local.judge) : local.judge
-            let inProcess = Evaluator(generator: local.generator, judge: judge, images: images, templates: try tuning.templates())
+            let inProcess = Evaluator(
+                generator: local.generator, judge: judge, images: images, templates: try tuning.templates(),
+                scorer: scored ? try engine.makeScorer(scoring, selfReward: local.scorer) : nil, rewardTemplates: try scoring.templates())
             evaluator = inProcess
             search = { try await inProcess.search($0, config: $1) }
         }
         var rows: [EvalRow] = []
-        for run in EvalRun.plan(methods: try methodList(), beams: try beamList(recommended: config.beam)) {
+        let plan =
+            beam == nil
+            ? methods.flatMap { EvalRun.plan(methods: [$0], beams: [$0.usesScorer ? config.candidates : config.beam]) }
+            : EvalRun.plan(methods: methods, beams: try beamList(recommended: config.beam))
+        for run in plan {
             printError("eval \(run.method.rawValue) · beam \(run.beam) · \(items.count) item(s) from \(datasetURL.path)")
             let progress = makeProgress(items.count)
             let row = try await Evaluator.evaluate(items, run: run, config: config, progress: progress, search: search)

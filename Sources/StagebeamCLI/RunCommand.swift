@@ -11,6 +11,7 @@ struct RunCommand: AsyncParsableCommand {
 
     @OptionGroup var engine: EngineOptions
     @OptionGroup var search: SearchOptions
+    @OptionGroup var scoring: ScorerOptions
 
     @Option(help: "The question.")
     var question: String
@@ -33,10 +34,13 @@ struct RunCommand: AsyncParsableCommand {
             images.put(image.data, hash: image.hash)
             return image.hash
         }
-        let local = try engine.makeLocalEngine(images: images)
+        let config = recommendations.config(choices: search.choices, seed: search.seed, scorer: scoring.scorerName)
+        let selfReward = config.method.usesScorer && scoring.rewardModel == nil
+        let local = try engine.makeLocalEngine(images: images, keepCandidates: selfReward)
         let beamSearch = try StageBeamSearch(
-            generator: local.generator, judge: local.judge,
-            templates: try search.templates(), config: recommendations.config(choices: search.choices, seed: search.seed))
+            generator: local.generator, judge: local.judge, templates: try search.templates(),
+            scorer: config.method.usesScorer ? try engine.makeScorer(scoring, selfReward: local.scorer) : nil,
+            rewardTemplates: try scoring.templates(), config: config)
         let progress: SearchEventSink? = json ? nil : { @Sendable event in printError(describe(event)) }
         let result = try await beamSearch.run(question: question, imageRef: imageRef, events: progress)
         if json {
@@ -48,8 +52,8 @@ struct RunCommand: AsyncParsableCommand {
             let c = result.counts
             printError(
                 String(
-                    format: "%@ · beam %d · %d candidates · %d judge calls · %.1f s",
-                    result.method.rawValue, result.beam, c.candidates, c.judgeCalls, result.seconds))
+                    format: "%@ · beam %d · %d candidates · %d judge calls · %d scored · %d retraces · %.1f s",
+                    result.method.rawValue, result.beam, c.candidates, c.judgeCalls, c.scoredCandidates, c.retraces, result.seconds))
         }
     }
 }
@@ -67,5 +71,14 @@ func describe(_ event: SearchEvent) -> String {
         return "  match \(match.match): \(match.a) vs \(match.b) → \(match.winner) (\(match.outcome.rawValue))"
     case .winner(let topic, _, let candidate):
         return "  \(topic.rawValue) winner: candidate \(candidate)"
+    case .scored(let stage, _, let candidates, let scores):
+        let listed = zip(candidates, scores).map { String(format: "%d: %.3f", $0, $1) }.joined(separator: ", ")
+        return "  \(stage.rawValue) scores: \(listed)"
+    case .survivors(let stage, _, let candidates):
+        return "  \(stage.rawValue) survivors: \(candidates.map(String.init).joined(separator: ", "))"
+    case .retraced(let retrace):
+        return String(
+            format: "  retrace %d: best %@ score %.3f < threshold %.3f; regenerated %d, best now %.3f", retrace.attempt,
+            retrace.stage.rawValue, retrace.bestBefore, retrace.threshold, retrace.regenerated.count, retrace.bestAfter)
     }
 }

@@ -12,7 +12,7 @@ let searchDefaultsNote = "default: the model's recommended setting (its stagebea
 /// The search options shared by `run`, `submit` and `batch`. Every option left unset takes the model's
 /// recommended setting (`ModelRecommendations`), else the search's own default.
 struct SearchOptions: ParsableArguments {
-    @Option(help: "stage, best-of-n, sentence or greedy (\(searchDefaultsNote) stage).")
+    @Option(help: "stage, best-of-n, sentence, greedy, stage-beam or swires (\(searchDefaultsNote) stage).")
     var method: SearchMethod?
 
     @Option(help: "Candidates per stage, N: 1 to \(SearchConfig.maxBeam) (\(searchDefaultsNote) \(SearchConfig().beam)).")
@@ -81,6 +81,28 @@ struct SearchTuningOptions: ParsableArguments {
     @Flag(name: .customLong("no-force-tags"), help: "Let the model write each stage's opening tag itself.")
     var noForceTags = false
 
+    @Option(help: "stage-beam, swires: candidates per stage, M (\(searchDefaultsNote) \(SearchConfig().candidates)).")
+    var candidates: Int?
+
+    @Option(help: "stage-beam, swires: survivors kept per stage, N, a divisor of M (\(searchDefaultsNote) \(SearchConfig().keep)).")
+    var keep: Int?
+
+    @Option(help: "swires: retraces per question, C (\(searchDefaultsNote) \(SearchConfig().retraces)).")
+    var retraces: Int?
+
+    @Option(
+        name: .customLong("reward-mean"),
+        help: "swires: the reward mean of every stage, with --reward-std (default: the scorer's calibration in the model's stagebeam.json)."
+    )
+    var rewardMean: Double?
+
+    @Option(name: .customLong("reward-std"), help: "swires: the reward standard deviation of every stage, with --reward-mean.")
+    var rewardStd: Double?
+
+    @Option(
+        help: "swires: a stage passes when a candidate scores at least mean + z·std (\(searchDefaultsNote) \(RewardCalibration.defaultZ)).")
+    var z: Double?
+
     /// The options given on the command line; unset ones stay nil.
     var choices: SearchSettings {
         var settings = SearchSettings()
@@ -93,6 +115,12 @@ struct SearchTuningOptions: ParsableArguments {
         settings.topP = topP
         settings.judgeTemperature = judgeTemperature
         if noForceTags { settings.forceTags = false }
+        settings.candidates = candidates
+        settings.keep = keep
+        settings.retraces = retraces
+        settings.rewardMean = rewardMean
+        settings.rewardStd = rewardStd
+        settings.rewardZ = z
         return settings
     }
 
@@ -102,10 +130,40 @@ struct SearchTuningOptions: ParsableArguments {
     }
 }
 
+/// How the scored methods (stage-beam, swires) score candidates, for the commands that run them in process.
+struct ScorerOptions: ParsableArguments {
+    @Option(
+        name: .customLong("reward-model"),
+        help:
+            "A reward model directory (LlamaForSequenceClassification or Qwen2ForSequenceClassification) that scores candidates instead of the policy model's self-reward; it reads the question as text."
+    )
+    var rewardModel: String?
+
+    @Option(name: .customLong("reward-templates"), help: "A self-reward templates JSON file replacing the built-in wording.")
+    var rewardTemplates: String?
+
+    /// The scorer's name, as calibrations record it.
+    var scorerName: String {
+        rewardModel.map { "reward-model:" + URL(fileURLWithPath: $0).standardizedFileURL.lastPathComponent } ?? RewardCalibration.selfReward
+    }
+
+    func templates() throws -> RewardTemplates {
+        guard let rewardTemplates else { return .builtIn }
+        return try RewardTemplates(contentsOf: URL(fileURLWithPath: rewardTemplates))
+    }
+
+    func validate() throws {
+        if rewardModel != nil, rewardTemplates != nil {
+            throw ValidationError("--reward-templates words the self-reward; a --reward-model does not read it")
+        }
+    }
+}
+
 extension ModelRecommendations {
-    /// The configuration of a search run with these recommendations and the command line's `choices`.
-    func config(choices: SearchSettings, seed: UInt64) -> SearchConfig {
-        var config = config(choices: choices)
+    /// The configuration of a search run with these recommendations and the command line's `choices`;
+    /// a reward calibration applies when it was measured with `scorer`.
+    func config(choices: SearchSettings, seed: UInt64, scorer: String = RewardCalibration.selfReward) -> SearchConfig {
+        var config = config(choices: choices, scorer: scorer)
         config.seed = seed
         return config
     }

@@ -6,7 +6,8 @@ struct Stagebeam: AsyncParsableCommand {
         commandName: "stagebeam",
         abstract: "Stage-level beam search for vision-language models on CPU clusters.",
         subcommands: [
-            RunCommand.self, GenerateCommand.self, EvalCommand.self, TokenizeCommand.self, BenchCommand.self, BenchKernelsCommand.self,
+            RunCommand.self, GenerateCommand.self, EvalCommand.self, CalibrateCommand.self, TokenizeCommand.self, BenchCommand.self,
+            BenchKernelsCommand.self,
             BenchSearchCommand.self,
             BenchRouterCommand.self, KeygenCommand.self, ModelIDCommand.self, QuantizeCommand.self, CoordinatorCommand.self,
             WorkerCommand.self, SubmitCommand.self, StatusCommand.self, BatchCommand.self, LoadtestCommand.self, ProbeCommand.self,

@@ -183,6 +183,7 @@ import Testing
             case .candidatesReady(_, let unit, let candidates): "candidates \(unit) \(candidates.count)"
             case .verdict(let topic, let unit, _): "verdict \(topic.rawValue) \(unit)"
             case .winner(let topic, let unit, let candidate): "winner \(topic.rawValue) \(unit) \(candidate)"
+            case .scored, .survivors, .retraced: "scored"
             }
         }
         let expected = Stage.allCases.flatMap { stage in

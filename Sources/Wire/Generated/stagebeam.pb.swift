@@ -347,6 +347,12 @@ public nonisolated enum Stagebeam_V1_Method: SwiftProtobuf.Enum, Swift.CaseItera
 
   /// one greedy answer, no judge
   case greedy // = 4
+
+  /// per stage M candidates scored one by one (a reward); the top N survive
+  case stageBeam // = 5
+
+  /// stage-beam with stage-wise retracing below a reward threshold
+  case swires // = 6
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -360,6 +366,8 @@ public nonisolated enum Stagebeam_V1_Method: SwiftProtobuf.Enum, Swift.CaseItera
     case 2: self = .bestOfN
     case 3: self = .sentence
     case 4: self = .greedy
+    case 5: self = .stageBeam
+    case 6: self = .swires
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -371,6 +379,8 @@ public nonisolated enum Stagebeam_V1_Method: SwiftProtobuf.Enum, Swift.CaseItera
     case .bestOfN: return 2
     case .sentence: return 3
     case .greedy: return 4
+    case .stageBeam: return 5
+    case .swires: return 6
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -382,6 +392,8 @@ public nonisolated enum Stagebeam_V1_Method: SwiftProtobuf.Enum, Swift.CaseItera
     .bestOfN,
     .sentence,
     .greedy,
+    .stageBeam,
+    .swires,
   ]
 
 }
@@ -1964,7 +1976,7 @@ nonisolated extension Stagebeam_V1_Choice: SwiftProtobuf._ProtoNameProviding {
 }
 
 nonisolated extension Stagebeam_V1_Method: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0METHOD_UNSPECIFIED\0\u{1}METHOD_STAGE\0\u{1}METHOD_BEST_OF_N\0\u{1}METHOD_SENTENCE\0\u{1}METHOD_GREEDY\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0METHOD_UNSPECIFIED\0\u{1}METHOD_STAGE\0\u{1}METHOD_BEST_OF_N\0\u{1}METHOD_SENTENCE\0\u{1}METHOD_GREEDY\0\u{1}METHOD_STAGE_BEAM\0\u{1}METHOD_SWIRES\0")
 }
 
 nonisolated extension Stagebeam_V1_Tournament: SwiftProtobuf._ProtoNameProviding {
