@@ -141,6 +141,8 @@ final class Dispatcher: @unchecked Sendable {
     /// previous run is never mistaken for the answer to a new one.
     private let incarnation = String(UInt32.random(in: .min ... .max), radix: 36)
     private var redispatchedByJob: [String: Int] = [:]
+    /// The determinism caveats of the workers that answered each job's requests.
+    private var caveatsByJob: [String: Set<String>] = [:]
     private var redispatchedTotal: UInt64 = 0
 
     init(settings: Settings, codec: EnvelopeCodec, send: @escaping @Sendable ([[UInt8]]) -> Void, logger: Logger) {
@@ -171,6 +173,11 @@ final class Dispatcher: @unchecked Sendable {
     /// Requests of `job` that were sent again after a failure, so far.
     func redispatched(job: String) -> Int {
         lock.withLock { redispatchedByJob[job] ?? 0 }
+    }
+
+    /// The distinct determinism caveats of the workers that answered `job`'s requests (`JobResult.determinism_caveats`).
+    func determinismCaveats(job: String) -> [String] {
+        lock.withLock { caveatsByJob[job].map { $0.sorted() } ?? [] }
     }
 
     // MARK: Messages from workers (socket thread)
@@ -551,6 +558,9 @@ final class Dispatcher: @unchecked Sendable {
             )
         }
         if var record = workers[key] {
+            if !record.determinismCaveat.isEmpty && !entry.abandoned {
+                caveatsByJob[entry.work.jobID, default: []].insert(record.determinismCaveat)
+            }
             record.inFlightSequences -= entry.sequences
             record.requestsCompleted += 1
             record.utilisation.update(busy: record.inFlightSequences > 0, at: now)

@@ -48,7 +48,7 @@ public final class Worker: @unchecked Sendable {
     let configuration: Configuration
     /// What `--metrics-port` serves (see `WorkerMetrics`).
     public let metrics = Metrics()
-    private let engine: WorkerEngine
+    private let engine: any WorkerBackend
     private let codec = EnvelopeCodec()
     private let logger: Logger
     private var link: DealerLink!
@@ -69,7 +69,7 @@ public final class Worker: @unchecked Sendable {
     private var onStop: CheckedContinuation<ClusterError, Never>?
 
     public init(
-        context: ZMQContext, configuration: Configuration, engine: WorkerEngine,
+        context: ZMQContext, configuration: Configuration, engine: any WorkerBackend,
         logger: Logger = Logger(label: "worker")
     ) throws {
         guard !configuration.roles.isEmpty else { throw ClusterError(.invalidArgument, "a worker needs at least one role") }
@@ -165,6 +165,8 @@ public final class Worker: @unchecked Sendable {
         ready.imageCache.capacityImages = UInt32(configuration.imageCacheCapacity)
         ready.softwareVersion = "stagebeam (protocol \(EnvelopeCodec.protocolVersion))"
         ready.recommendationsJson = engine.recommendationsJSON
+        ready.backend = engine.backendDescription
+        ready.determinismCaveat = engine.determinismCaveat
         lock.withLock {
             ready.imageCache.cachedSha256 = images.hashes
             lastReady = .now
@@ -287,9 +289,7 @@ public final class Worker: @unchecked Sendable {
                     "\(sequences) more sequences with \(used) in flight would exceed this worker's \(configuration.maxBatch) credits")
             }
             if let image {
-                guard engine.takesImages else {
-                    return ClusterError(.invalidArgument, "model \(engine.modelName) is a text-only checkpoint and cannot take images")
-                }
+                if let refusal = engine.imageRefusal { return ClusterError(.invalidArgument, refusal) }
                 if !image.data.isEmpty {
                     guard ContentHash.sha256Hex(image.data) == image.sha256 else {
                         return ClusterError(.badImage, "image bytes do not hash to \(image.sha256)")
