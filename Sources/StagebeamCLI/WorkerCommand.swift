@@ -122,7 +122,9 @@ struct BackendOptions: ParsableArguments {
     var kind: Kind = .engine
     @Option(
         name: .customLong("backend-url"),
-        help: "The inference server's root URL, e.g. http://127.0.0.1:8080 (a trailing /v1 is accepted): llama.cpp's llama-server, vLLM, SGLang.")
+        help:
+            "The inference server's root URL, e.g. http://127.0.0.1:8080 (a trailing /v1 is accepted): llama.cpp's llama-server, vLLM, SGLang."
+    )
     var url: String?
     @Option(name: .customLong("backend-model"), help: "The model name the server serves (default: the first of its /v1/models).")
     var servedModel: String?
@@ -138,13 +140,15 @@ struct BackendOptions: ParsableArguments {
     var timeoutSeconds: Double = 300
     @Flag(
         name: .customLong("backend-deterministic"),
-        help: "The server gives the same tokens for the same seed whatever runs beside (e.g. vLLM's batch-invariant mode): report no caveat.")
+        help:
+            "The server gives the same tokens for the same seed whatever runs beside (e.g. vLLM's batch-invariant mode): report no caveat.")
     var deterministic = false
 
     func validate() throws {
         if kind == .openai && url == nil { throw ValidationError("--backend openai needs --backend-url") }
         if kind == .engine && (url != nil || servedModel != nil || apiKeyFile != nil || modelID != nil || deterministic) {
-            throw ValidationError("--backend-url, --backend-model, --api-key-file, --model-id and --backend-deterministic need --backend openai")
+            throw ValidationError(
+                "--backend-url, --backend-model, --api-key-file, --model-id and --backend-deterministic need --backend openai")
         }
         if !(timeoutSeconds > 0) { throw ValidationError("--backend-timeout-s must be > 0") }
         if let modelID, modelID.isEmpty { throw ValidationError("--model-id must not be empty") }

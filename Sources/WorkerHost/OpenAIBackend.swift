@@ -171,9 +171,11 @@ public final class OpenAIBackend: WorkerBackend {
         switch dialect {
         case .llamaCpp:
             guard let serverSlots, serverSlots > 1 else { return "" }
-            return "llama.cpp server with \(serverSlots) slots decodes concurrent requests together, and its results depend on the batch: a candidate's tokens may depend on what ran beside it (start it with --parallel 1 for reproducible answers)"
+            return
+                "llama.cpp server with \(serverSlots) slots decodes concurrent requests together, and its results depend on the batch: a candidate's tokens may depend on what ran beside it (start it with --parallel 1 for reproducible answers)"
         case .completions:
-            return "the server batches concurrent requests and does not promise the same tokens for the same seed (vLLM does in its batch-invariant mode; then start the worker with --backend-deterministic)"
+            return
+                "the server batches concurrent requests and does not promise the same tokens for the same seed (vLLM does in its batch-invariant mode; then start the worker with --backend-deterministic)"
         }
     }
 
@@ -269,7 +271,9 @@ public final class OpenAIBackend: WorkerBackend {
             let body = LlamaCompletionRequest(
                 prompt: tokens, nPredict: budget, seed: Self.serverSeed(seed), temperature: sampling.temperature, topK: sampling.topK,
                 topP: sampling.topP, minP: sampling.minP, repeatPenalty: sampling.repetitionPenalty, stop: stop, nProbs: 1)
-            let response = try await call { try await client.post("/completion", body, as: LlamaCompletionResponse.self, deadline: deadline) }
+            let response = try await call {
+                try await client.post("/completion", body, as: LlamaCompletionResponse.self, deadline: deadline)
+            }
             var output = replay(response.tokens, stop: stop, budget: budget, serverSaidEOS: response.stopType == "eos")
             // The server leaves the stop string's tokens out of its log-probabilities: the sum covers the tokens before it.
             output.cumulativeLogprob = (response.completionProbabilities ?? []).prefix(output.tokenCount).reduce(0) { $0 + $1.logprob }
@@ -280,12 +284,15 @@ public final class OpenAIBackend: WorkerBackend {
                 model: servedModel, prompt: tokens, maxTokens: budget, seed: Self.serverSeed(seed), temperature: sampling.temperature,
                 topP: sampling.topP, topK: sampling.topK > 0 ? sampling.topK : nil, minP: sampling.minP,
                 repetitionPenalty: sampling.repetitionPenalty, stop: stop, logprobs: 1)
-            let response = try await call { try await client.post("/v1/completions", body, as: CompletionsResponse.self, deadline: deadline) }
+            let response = try await call {
+                try await client.post("/v1/completions", body, as: CompletionsResponse.self, deadline: deadline)
+            }
             guard let choice = response.choices.first else {
                 throw ClusterError(.backendUnavailable, "\(client.root)/v1/completions answered no choice")
             }
             let finish: Search.FinishReason =
-                choice.finishReason == "length" ? .length : stop.contains(where: { !$0.isEmpty && choice.text.hasSuffix($0) }) ? .stop : .eos
+                choice.finishReason == "length"
+                ? .length : stop.contains(where: { !$0.isEmpty && choice.text.hasSuffix($0) }) ? .stop : .eos
             let logprobs = (choice.logprobs?.tokenLogprobs ?? []).compactMap { $0 }
             return ServerOutput(
                 text: choice.text, tokenCount: response.usage?.completionTokens ?? logprobs.count,
@@ -359,7 +366,8 @@ public final class OpenAIBackend: WorkerBackend {
         if request.verdictMode == .generate {
             let tokens = try prompt.tokens(user: request.prompt, assistantPrefix: request.verdictPrefix)
             let budget = try newTokenBudget(
-                request.maxVerdictTokens == 0 ? WorkerEngine.defaultVerdictTokens : Int(request.maxVerdictTokens), promptTokens: tokens.count)
+                request.maxVerdictTokens == 0 ? WorkerEngine.defaultVerdictTokens : Int(request.maxVerdictTokens),
+                promptTokens: tokens.count)
             let output = try await complete(
                 tokens, seed: request.seed, sampling: SamplingSettings(request.sampling), stop: [], budget: budget, deadline: until)
             result.verdictText = output.text
@@ -440,7 +448,9 @@ public final class OpenAIBackend: WorkerBackend {
             let body = LlamaCompletionRequest(
                 prompt: context, nPredict: 1, seed: 0, temperature: 0, topK: 0, topP: 1, minP: 0, repeatPenalty: 1, stop: [],
                 nProbs: count)
-            let response = try await call { try await client.post("/completion", body, as: LlamaCompletionResponse.self, deadline: deadline) }
+            let response = try await call {
+                try await client.post("/completion", body, as: LlamaCompletionResponse.self, deadline: deadline)
+            }
             guard let top = response.completionProbabilities?.first?.topLogprobs else {
                 throw ClusterError(.backendUnavailable, "\(client.root)/completion returned no log-probabilities (n_probs)")
             }
@@ -470,7 +480,7 @@ public final class OpenAIBackend: WorkerBackend {
         metrics.counter(
             "stagebeam_worker_backend_calls_total",
             "HTTP calls to the inference server by outcome (ok, overloaded, deadline_exceeded, backend_unavailable, …)."
-        ) { [calls] in
+        ) { [self] in
             calls.withLock { $0.sorted { $0.key < $1.key }.map { ([("outcome", $0.key)], Double($0.value)) } }
         }
         let slots = Double(slots)

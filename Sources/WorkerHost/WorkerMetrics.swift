@@ -90,27 +90,27 @@ final class EngineStats: Sendable {
 extension WorkerEngine {
     /// The engine's KV cache, image-feature and prefix-cache figures.
     public func registerMetrics(on metrics: Metrics) {
-    let stats = self.stats
-    metrics.gauge("stagebeam_worker_kv_cache_used_tokens", "KV cache tokens in use after the latest request (prefix cache).") {
-        [([], Double(stats.snapshot().kvUsedTokens))]
-    }
-    let cache = executor.generator.cache
-    let capacity = Double(cache.capacityBlocks * cache.blockSize)
-    metrics.gauge("stagebeam_worker_kv_cache_capacity_tokens", "KV cache capacity in tokens.") { [([], capacity)] }
-    metrics.counter(
-        "stagebeam_worker_image_features_total", "Images of generate requests by whether their encoded features were cached."
-    ) {
-        let snapshot = stats.snapshot()
-        return [([("cache", "hit")], Double(snapshot.featureHits)), ([("cache", "miss")], Double(snapshot.featureMisses))]
-    }
-    metrics.counter(
-        "stagebeam_worker_prompt_tokens_total", "Prompt tokens of generate requests: reused from the prefix cache, or computed."
-    ) {
-        let snapshot = stats.snapshot()
-        return [
-            ([("source", "prefix_cache")], Double(snapshot.cachedPromptTokens)),
-            ([("source", "computed")], Double(snapshot.prefillTokens))
-        ]
-    }
+        let stats = self.stats
+        metrics.gauge("stagebeam_worker_kv_cache_used_tokens", "KV cache tokens in use after the latest request (prefix cache).") {
+            [([], Double(stats.snapshot().kvUsedTokens))]
+        }
+        let cache = executor.generator.cache
+        let capacity = Double(cache.capacityBlocks * cache.blockSize)
+        metrics.gauge("stagebeam_worker_kv_cache_capacity_tokens", "KV cache capacity in tokens.") { [([], capacity)] }
+        metrics.counter(
+            "stagebeam_worker_image_features_total", "Images of generate requests by whether their encoded features were cached."
+        ) {
+            let snapshot = stats.snapshot()
+            return [([("cache", "hit")], Double(snapshot.featureHits)), ([("cache", "miss")], Double(snapshot.featureMisses))]
+        }
+        metrics.counter(
+            "stagebeam_worker_prompt_tokens_total", "Prompt tokens of generate requests: reused from the prefix cache, or computed."
+        ) {
+            let snapshot = stats.snapshot()
+            return [
+                ([("source", "prefix_cache")], Double(snapshot.cachedPromptTokens)),
+                ([("source", "computed")], Double(snapshot.prefillTokens))
+            ]
+        }
     }
 }

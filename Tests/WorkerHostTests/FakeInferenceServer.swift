@@ -124,7 +124,8 @@ final class FakeInferenceServer: Sendable {
                 "completion_probabilities": [["id": ranked[0].id, "logprob": ranked[0].logprob, "top_logprobs": top]]
             ]
         }
-        let (tokens, stopType, stopTokens) = generate(seed: body["seed"] as? Int ?? 0, budget: budget, stop: body["stop"] as? [String] ?? [])
+        let (tokens, stopType, stopTokens) = generate(
+            seed: body["seed"] as? Int ?? 0, budget: budget, stop: body["stop"] as? [String] ?? [])
         var answer: [String: Any] = [
             "tokens": tokens, "stop_type": stopType, "tokens_evaluated": prompt.count, "timings": ["prompt_ms": 1.5, "predicted_ms": 2.5]
         ]
@@ -151,7 +152,8 @@ final class FakeInferenceServer: Sendable {
             seed: body["seed"] as? Int ?? 0, budget: body["max_tokens"] as? Int ?? 16, stop: body["stop"] as? [String] ?? [])
         var text = tokenizer.decode(tokens.filter { $0 != eosToken })
         // vLLM cuts the text just after the stop string it keeps.
-        if stopType == "word", let word = (body["stop"] as? [String])?.first(where: { text.contains($0) }), let range = text.range(of: word) {
+        if stopType == "word", let word = (body["stop"] as? [String])?.first(where: { text.contains($0) }), let range = text.range(of: word)
+        {
             text = String(text[..<range.upperBound])
         }
         return [
@@ -196,6 +198,7 @@ final class FakeInferenceServer: Sendable {
 
     static func json(_ object: [String: Any], status: HTTPResponse.Status = .ok) -> Response {
         let data = (try? JSONSerialization.data(withJSONObject: object)) ?? Data("{}".utf8)
-        return Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+        return Response(
+            status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
     }
 }

@@ -150,7 +150,9 @@ import Wire
             let result = try await backend.judge(request, image: nil, deadline: nil)
             func expected(_ continuation: [Int]) -> Double {
                 continuation.indices.reduce(0.0) { total, position in
-                    total + server.verdictDistribution(prompt: shared + continuation[..<position]).first { $0.id == continuation[position] }!.logprob
+                    total
+                        + server.verdictDistribution(prompt: shared + continuation[..<position]).first { $0.id == continuation[position] }!
+                        .logprob
                 }
             }
             #expect(result.logprobFirst == expected(continuations[0]))
@@ -289,7 +291,10 @@ import Wire
             let (shared, continuations) = try fixture.prompt.choiceTokens(
                 user: request.prompt, imageCount: 0, verdictPrefix: request.verdictPrefix, choices: request.choices, expand: { $0 })
             let first = continuations[0].indices.reduce(0.0) { total, position in
-                total + server.verdictDistribution(prompt: shared + continuations[0][..<position]).first { $0.id == continuations[0][position] }!.logprob
+                total
+                    + server.verdictDistribution(prompt: shared + continuations[0][..<position]).first {
+                        $0.id == continuations[0][position]
+                    }!.logprob
             }
             #expect(verdict.logprobFirst == first)
         }

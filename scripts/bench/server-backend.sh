@@ -9,16 +9,19 @@
 #
 #   scripts/bench/server-backend.sh MODEL.gguf
 #   env: BEAM (4), TOKENS (max stage tokens, 32), JOBS (4), CONCURRENCY (1), THREADS (2),
-#        LLAMA_SERVER, STAGEBEAM (binaries; see scripts/llama-server.sh)
+#        TEMPLATE (a chat template file, for a GGUF without one), LLAMA_SERVER, STAGEBEAM (binaries;
+#        see scripts/llama-server.sh)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
-[[ $# -ge 1 ]] || { sed -n '2,13p' "$0"; exit 64; }
+[[ $# -ge 1 ]] || { sed -n '2,14p' "$0"; exit 64; }
 model="$1"
 beam=${BEAM:-4}
 tokens=${TOKENS:-32}
 jobs=${JOBS:-4}
 concurrency=${CONCURRENCY:-1}
 threads=${THREADS:-2}
+template=()
+[[ -n "${TEMPLATE:-}" ]] && template=(--chat-template "$TEMPLATE")
 server_bin="$("$root/scripts/llama-server.sh")"
 bin="${STAGEBEAM:-}"
 if [[ -z "$bin" ]]; then
@@ -41,7 +44,7 @@ run_case() { # name worker-arguments...
     >/dev/null 2>"$dir/$name-coordinator.log" &
   pids+=($!)
   sleep 1
-  "$bin" worker --connect "$endpoint" --model "$model" --worker-id "$name" "$@" >/dev/null 2>"$dir/$name-worker.log" &
+  "$bin" worker --connect "$endpoint" --model "$model" "${template[@]}" --worker-id "$name" "$@" >/dev/null 2>"$dir/$name-worker.log" &
   pids+=($!)
   sleep 3
   "$bin" loadtest --coordinator "$endpoint" --concurrency "$concurrency" --requests "$jobs" --method stage --beam "$beam" \
