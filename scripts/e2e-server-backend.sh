@@ -34,7 +34,7 @@ cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
 echo "llama-server: $server_bin · model: $model · logs: $dir"
-"$server_bin" -m "$model" --host 127.0.0.1 --port "$http_port" -np 1 -t 2 -c 2048 --no-webui >"$dir/llama-server.log" 2>&1 &
+"$server_bin" -m "$model" --host 127.0.0.1 --port "$http_port" -np 1 -t 2 -c 2048 --no-webui --cache-ram 0 >"$dir/llama-server.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 120); do
   curl -sf "http://127.0.0.1:$http_port/health" >/dev/null && break

@@ -20,7 +20,7 @@ final class FakeInferenceServer: Sendable {
     struct State {
         var faults: [Fault] = []
         /// Every POST body received, in order.
-        var received: [[String: Any]] = []
+        var received: [Data] = []
         var inFlight = 0
         var mostInFlight = 0
     }
@@ -46,7 +46,10 @@ final class FakeInferenceServer: Sendable {
     /// Answers the next requests with `faults`, one each, before answering normally again.
     func inject(_ faults: Fault...) { state.withLock { $0.faults += faults } }
 
-    var received: [[String: Any]] { state.withLock { $0.received.map { $0 } } }
+    /// Every POST body received, in order, parsed.
+    var received: [[String: Any]] {
+        state.withLock { $0.received }.map { (try? JSONSerialization.jsonObject(with: $0)) as? [String: Any] ?? [:] }
+    }
     var mostInFlight: Int { state.withLock { $0.mostInFlight } }
 
     /// The text a candidate with this (folded, 32-bit) seed writes: it closes the summary for
@@ -83,9 +86,10 @@ final class FakeInferenceServer: Sendable {
 
     private func answer(_ request: Request, _ respond: @escaping @Sendable ([String: Any]) -> [String: Any]) async throws -> Response {
         let bytes = try await request.body.collect(upTo: 1 << 24)
-        let body = (try? JSONSerialization.jsonObject(with: Data(bytes.readableBytesView))) as? [String: Any] ?? [:]
+        let data = Data(bytes.readableBytesView)
+        let body = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
         let fault: Fault? = state.withLock { state in
-            state.received.append(body)
+            state.received.append(data)
             state.inFlight += 1
             state.mostInFlight = max(state.mostInFlight, state.inFlight)
             return state.faults.isEmpty ? nil : state.faults.removeFirst()

@@ -61,7 +61,7 @@ EOF
 
 start_server() { # slots
   local port=$(( 20000 + RANDOM % 20000 ))
-  "$server_bin" -m "$model" --host 127.0.0.1 --port "$port" -np "$1" -t "$threads" -c $(( 4096 * $1 )) --no-webui \
+  "$server_bin" -m "$model" --host 127.0.0.1 --port "$port" -np "$1" -t "$threads" -c $(( 4096 * $1 )) --no-webui --cache-ram 0 \
     >"$dir/llama-server-$1.log" 2>&1 &
   pids+=($!)
   for _ in $(seq 1 240); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.5; done
