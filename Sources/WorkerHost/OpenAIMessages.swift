@@ -12,8 +12,9 @@ struct LlamaCompletionRequest: Encodable {
     var topP: Float
     var minP: Float
     var repeatPenalty: Float
-    /// -1: the penalty looks back over the whole context, as the engine's does.
-    var repeatLastN = -1
+    /// The slot's context: the penalty looks back over everything, as the engine's does (llama.cpp
+    /// refuses -1 here).
+    var repeatLastN: Int
     var stop: [String]
     /// Log-probabilities of the top `nProbs` tokens at each step, before sampling (raw logits).
     var nProbs: Int

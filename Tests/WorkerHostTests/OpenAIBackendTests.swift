@@ -106,6 +106,7 @@ import Wire
                 #expect(abs((body["top_p"] as? Double ?? 0) - 0.9) < 1e-6)
                 #expect(body["top_k"] as? Int == 0)
                 #expect(body["repeat_penalty"] as? Double == 1)
+                #expect(body["repeat_last_n"] as? Int == backend.contextTokens)
             }
         }
     }
