@@ -99,7 +99,7 @@ final class OpenAIClient: Sendable {
         guard remaining > .zero else {
             throw ClusterError(.deadlineExceeded, "\(method) \(url): the request's deadline passed before it was sent")
         }
-        return try await Self.within(remaining, what: "\(method) \(url)") { [http] in
+        return try await Self.within(remaining, what: "\(method) \(url)") { [http, request] in
             let nioDeadline = NIODeadline.now() + .nanoseconds(Int64(milliseconds(remaining) * 1e6))
             let response: HTTPClientResponse
             do {

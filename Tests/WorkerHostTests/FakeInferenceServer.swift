@@ -72,8 +72,8 @@ final class FakeInferenceServer: Sendable {
             ])
         }
         router.get("/v1/models") { _, _ in Self.json(["object": "list", "data": [["id": "fake-model", "object": "model"]]]) }
-        router.post("/completion") { [self] request, _ in try await answer(request) { completion($0) } }
-        router.post("/v1/completions") { [self] request, _ in try await answer(request) { completions($0) } }
+        router.post("/completion") { [self] request, _ in try await answer(request) { [self] in completion($0) } }
+        router.post("/v1/completions") { [self] request, _ in try await answer(request) { [self] in completions($0) } }
         let (ports, report) = AsyncStream.makeStream(of: Int.self)
         let app = Application(
             router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
