@@ -79,12 +79,9 @@ wait "$submitter"
 three=$(answer <"$dir/killed.json")
 echo "3. a killed mid-job:  $three"
 
-engine_worker=$(start_worker c)
+"$bin" worker --connect "$endpoint" --model "$model" --worker-id c --heartbeat-ms 200 >"$dir/worker-c.out" 2>"$dir/worker-c.log" &
+engine_worker=$!
 status=0
-for _ in $(seq 1 60); do
-  if ! kill -0 "$engine_worker" 2>/dev/null; then break; fi
-  sleep 1
-done
 wait "$engine_worker" || status=$?
 echo "4. engine worker with the same GGUF exited with status $status (75: refused, another model identity)"
 

@@ -52,7 +52,7 @@ import Wire
         try await backend.shutdown()
     }
 
-    func generateRequest(seeds: [UInt64], maxNewTokens: UInt32 = 12) -> Stagebeam_V1_GenerateRequest {
+    func generateRequest(seeds: [UInt64], maxNewTokens: UInt32 = 40) -> Stagebeam_V1_GenerateRequest {
         var request = Stagebeam_V1_GenerateRequest()
         request.requestID = "r1"
         request.jobID = "j1"
@@ -87,8 +87,8 @@ import Wire
             #expect(result.candidates[2].tokenCount == UInt32(tokenizer.encode("short 6", addSpecialTokens: false).count + 1))
             // Seed 7 runs to the budget.
             #expect(result.candidates[3].finishReason == .length)
-            #expect(result.candidates[3].tokenCount == 12)
-            #expect(result.candidates[3].cumulativeLogprob == -0.25 * 12)
+            #expect(result.candidates[3].tokenCount == 40)
+            #expect(result.candidates[3].cumulativeLogprob == -0.25 * 40)
 
             // One request per candidate, each with the engine's prompt tokens and the job's sampling.
             let expectedPrompt = try fixture.prompt.tokens(user: request.question, assistantPrefix: request.assistantPrefix)
@@ -99,7 +99,7 @@ import Wire
             for body in bodies {
                 #expect(body["prompt"] as? [Int] == expectedPrompt)
                 #expect(body["cache_prompt"] as? Bool == false)
-                #expect(body["n_predict"] as? Int == 12)
+                #expect(body["n_predict"] as? Int == 40)
                 #expect(body["stop"] as? [String] == ["</SUMMARY>"])
                 #expect(body["samplers"] as? [String] == ["penalties", "top_k", "temperature", "top_p", "min_p"])
                 #expect(abs((body["temperature"] as? Double ?? 0) - 0.6) < 1e-6)
