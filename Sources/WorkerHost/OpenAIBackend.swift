@@ -447,7 +447,8 @@ public final class OpenAIBackend: WorkerBackend {
     func nextTokenLogprobs(context: [Int], tokens: [Int], deadline: ContinuousClock.Instant) async throws -> [Int: Double] {
         for count in [Self.verdictTopLogprobs, vocabularySize] {
             let body = LlamaCompletionRequest(
-                prompt: context, nPredict: 1, seed: 0, temperature: 0, topK: 0, topP: 1, minP: 0, repeatPenalty: 1, repeatLastN: 0, stop: [],
+                prompt: context, nPredict: 1, seed: 0, temperature: 0, topK: 0, topP: 1, minP: 0, repeatPenalty: 1, repeatLastN: 0,
+                stop: [],
                 nProbs: count)
             let response = try await call {
                 try await client.post("/completion", body, as: LlamaCompletionResponse.self, deadline: deadline)
