@@ -33,7 +33,9 @@ let package = Package(
         // The metrics/readiness HTTP server (Cluster's MetricsServer): NIOPosix + NIOHTTP1 only.
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
         // The OpenAI-compatible HTTP gateway's server.
-        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1")
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        // The HTTP client of workers backed by an OpenAI-compatible server (WorkerHost's OpenAIClient).
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0")
     ],
     targets: [
         // C system libraries: module maps only; nothing above these imports C.
@@ -100,12 +102,21 @@ let package = Package(
             name: "ClusterTests", dependencies: ["Cluster", "ClusterTestSupport", "Wire", "Transport", "Search", logging, protobuf]),
         // What the cluster and jobs tests share: the stagebeam executable as child processes, a local cluster.
         .target(name: "ClusterTestSupport", dependencies: ["Cluster", "Search", "Wire"], path: "Tests/ClusterTestSupport"),
-        // A worker process: serves generate and judge requests from the coordinator on the in-process engine.
+        // A worker process: serves generate and judge requests from the coordinator on the in-process engine,
+        // or on an inference server behind an OpenAI-compatible API.
         .target(
             name: "WorkerHost",
             dependencies: [
                 "Cluster", "Wire", "Transport", "Search", "LocalEngine", "Generation", "ModelFormats", "Tokenization",
-                "ChatTemplates", "Vision", logging
+                "ChatTemplates", "Vision", logging, .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")
+            ]),
+        // The server-backed worker against an in-process OpenAI-compatible server that injects failures.
+        .testTarget(
+            name: "WorkerHostTests",
+            dependencies: [
+                "WorkerHost", "ClusterTestSupport", "Cluster", "Wire", "Search", "LocalEngine", "Generation", "Tokenization",
+                .product(name: "Hummingbird", package: "hummingbird")
             ]),
         // The OpenAI-compatible HTTP API in front of a coordinator: chat completions answered by a job.
         .target(

@@ -44,7 +44,7 @@ public struct ClusterError: Error, CustomStringConvertible, Sendable {
     /// otherwise the request itself is at fault and the job fails with this error.
     public var isRetryable: Bool {
         switch code {
-        case .overloaded, .workerLost, .deadlineExceeded, .imageNotCached, .internal: true
+        case .overloaded, .workerLost, .deadlineExceeded, .imageNotCached, .internal, .backendUnavailable: true
         default: false
         }
     }
@@ -70,6 +70,8 @@ public struct ClusterError: Error, CustomStringConvertible, Sendable {
         case .deadlineExceeded: "deadline_exceeded"
         case .unexpectedMessage: "unexpected_message"
         case .internal: "internal"
+        case .backendUnavailable: "backend_unavailable"
+        case .backendRejected: "backend_rejected"
         case .UNRECOGNIZED(let value): "code_\(value)"
         }
     }

@@ -592,6 +592,7 @@ public final class Coordinator: Sendable {
 
     private func finish(_ id: String, _ outcome: Result<SearchResult, ClusterError>) {
         let redispatched = dispatcher.redispatched(job: id)
+        let caveats = dispatcher.determinismCaveats(job: id)
         let result: Stagebeam_V1_JobResult? = table.withLock { table in
             guard let job = table.jobs[id] else { return nil }
             let now = ContinuousClock.now
@@ -616,6 +617,7 @@ public final class Coordinator: Sendable {
             result.settings.question = ""
             result.settings.image = Data()
             result.settings.judgeTemplatesJson = Data()
+            result.determinismCaveats = caveats
             return result
         }
         guard let result else { return }

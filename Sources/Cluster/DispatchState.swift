@@ -28,6 +28,8 @@ struct DispatchState {
     /// previous run is never mistaken for the answer to a new one.
     private let incarnation = String(UInt32.random(in: .min ... .max), radix: 36)
     private(set) var redispatchedByJob: [String: Int] = [:]
+    /// The determinism caveats of the workers that answered each job's requests.
+    private(set) var caveatsByJob: [String: Set<String>] = [:]
     private var redispatchedTotal: UInt64 = 0
     /// Callers to resume once the lock is released (`takeCompletions`).
     private var completions: [@Sendable () -> Void] = []
@@ -389,6 +391,9 @@ struct DispatchState {
             )
         }
         if var record = workers[key] {
+            if !record.determinismCaveat.isEmpty && !entry.abandoned {
+                caveatsByJob[entry.work.jobID, default: []].insert(record.determinismCaveat)
+            }
             record.inFlightSequences -= entry.sequences
             record.requestsCompleted += 1
             record.utilisation.update(busy: record.inFlightSequences > 0, at: now)

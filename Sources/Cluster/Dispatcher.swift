@@ -157,6 +157,11 @@ final class Dispatcher: Sendable {
         state.withLock { $0.redispatchedByJob[job] ?? 0 }
     }
 
+    /// The distinct determinism caveats of the workers that answered `job`'s requests (`JobResult.determinism_caveats`).
+    func determinismCaveats(job: String) -> [String] {
+        state.withLock { $0.caveatsByJob[job].map { $0.sorted() } ?? [] }
+    }
+
     // MARK: Messages from workers (socket thread)
 
     /// Registers a worker (again, after a reconnect: what it had in flight is re-dispatched).

@@ -15,6 +15,8 @@ struct WorkerRecord {
     let recommendationsJSON: Data
     /// Credits: the most sequences it may have in flight.
     let maxSequences: Int
+    /// Why the same seeds may not give the same tokens on it (`Ready.determinism_caveat`; empty: they do).
+    let determinismCaveat: String
     /// Sequences sent and not yet answered, including those of requests given up on (re-dispatched
     /// after a deadline): the worker may still be decoding them, so they still use its credits.
     var inFlightSequences = 0
@@ -37,6 +39,7 @@ struct WorkerRecord {
         roles = Set(ready.roles)
         recommendationsJSON = ready.recommendationsJson
         maxSequences = Int(ready.maxBatchSequences)
+        determinismCaveat = ready.determinismCaveat
         images = Set(ready.imageCache.cachedSha256)
         utilisation = BusyWindow(start: now)
         restingUntil = now

@@ -51,6 +51,22 @@ public struct ChatPrompt: Sendable {
     }
 }
 
+extension ChatPrompt {
+    /// A logprob verdict's prompts: tokenizes prompt + verdict prefix + each choice as whole texts
+    /// (BPE may merge across the seam) and splits them into the shared leading tokens and each
+    /// choice's own tokens, which are scored after the shared ones. `expand` expands image tokens.
+    public func choiceTokens(
+        user: String, imageCount: Int, verdictPrefix: String, choices: [String], expand: ([Int]) -> [Int]
+    ) throws -> (shared: [Int], continuations: [[Int]]) {
+        let full = try choices.map { expand(try tokens(user: user, imageCount: imageCount, assistantPrefix: verdictPrefix + $0)) }
+        var shared = zip(full[0], full[1]).prefix { $0 == $1 }.count
+        // Each choice must keep at least one token of its own to be scored.
+        shared = min(shared, full[0].count - 1, full[1].count - 1)
+        guard shared > 0 else { throw LocalEngineError("the judge prompt tokenized to nothing") }
+        return (Array(full[0][..<shared]), full.map { Array($0[shared...]) })
+    }
+}
+
 public struct LocalEngineError: Error, CustomStringConvertible, Sendable {
     public let description: String
     public init(_ description: String) { self.description = description }

@@ -105,17 +105,10 @@ public struct EngineJudge: Judge {
             stopTokenIds: stopTokenIds)
     }
 
-    /// Tokenizes prompt + prefix + each choice as whole texts (BPE may merge across the seam) and
-    /// splits them into the shared leading tokens and each choice's own tokens.
+    /// The shared leading tokens of the two choices' prompts and each choice's own tokens (`ChatPrompt.choiceTokens`).
     func choiceTokens(_ request: JudgeRequest, imageCount: Int) throws -> (shared: [Int], continuations: [[Int]]) {
-        let full = try request.choices.map {
-            executor.generator.expandImageTokens(
-                try prompt.tokens(user: request.prompt, imageCount: imageCount, assistantPrefix: request.verdictPrefix + $0))
-        }
-        var shared = zip(full[0], full[1]).prefix { $0 == $1 }.count
-        // Each choice must keep at least one token of its own to be scored.
-        shared = min(shared, full[0].count - 1, full[1].count - 1)
-        guard shared > 0 else { throw LocalEngineError("the judge prompt tokenized to nothing") }
-        return (Array(full[0][..<shared]), full.map { Array($0[shared...]) })
+        try prompt.choiceTokens(
+            user: request.prompt, imageCount: imageCount, verdictPrefix: request.verdictPrefix, choices: request.choices,
+            expand: executor.generator.expandImageTokens)
     }
 }

@@ -146,7 +146,9 @@ func printJobJSON(_ result: Stagebeam_V1_JobResult, includeSearch: Bool) throws 
             "redispatched_requests": result.counts.redispatchedRequests
         ],
         "queue_ms": result.queueMs,
-        "total_ms": result.totalMs
+        "total_ms": result.totalMs,
+        // Why the same job might not give the same answer again (server-backed workers); empty: it will.
+        "determinism_caveats": result.determinismCaveats
     ]
     if result.hasError {
         object["error"] = ["code": ClusterError.name(result.error.code), "message": result.error.message]

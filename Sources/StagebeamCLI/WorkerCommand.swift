@@ -16,8 +16,13 @@ struct WorkerCommand: AsyncParsableCommand {
     @OptionGroup var engine: EngineOptions
     @Option(help: "What to serve: generate, judge, or both (comma-separated).")
     var roles = "generate,judge"
-    @Option(name: .customLong("max-batch"), help: "Credits: the most sequences decoded at once; the coordinator never sends more.")
-    var maxBatch = 8
+    @Option(
+        name: .customLong("max-batch"),
+        help:
+            "Credits: the most sequences decoded at once; the coordinator never sends more (default: 8; with --backend openai, the llama.cpp server's slots)."
+    )
+    var maxBatch: Int?
+    @OptionGroup var backend: BackendOptions
     @Option(name: .customLong("worker-id"), help: "Unique worker id (default: host-pid).")
     var workerID: String?
     @Option(name: .customLong("heartbeat-ms"), help: "Heartbeat interval; use the coordinator's.")
@@ -29,7 +34,7 @@ struct WorkerCommand: AsyncParsableCommand {
     @OptionGroup var logging: LogOptions
 
     func validate() throws {
-        if maxBatch < 1 { throw ValidationError("--max-batch must be ≥ 1") }
+        if let maxBatch, maxBatch < 1 { throw ValidationError("--max-batch must be ≥ 1") }
         if heartbeatMs < 1 { throw ValidationError("--heartbeat-ms must be ≥ 1") }
         if liveness < 1 { throw ValidationError("--liveness must be ≥ 1") }
         _ = try parsedRoles()
@@ -51,20 +56,33 @@ struct WorkerCommand: AsyncParsableCommand {
         try logging.bootstrap()
         let termination = TerminationSignals()
         let model = try engine.loadModel()
-        let workerEngine = try WorkerEngine(
-            model: model, generator: model.makeGenerator(kvCapacityTokens: engine.kvCapacity), chatTemplate: try engine.chatTemplate())
+        let workerEngine: any WorkerBackend
+        switch backend.kind {
+        case .engine:
+            workerEngine = try WorkerEngine(
+                model: model, generator: model.makeGenerator(kvCapacityTokens: engine.kvCapacity), chatTemplate: try engine.chatTemplate())
+        case .openai:
+            workerEngine = try await OpenAIBackend.connect(
+                configuration: try backend.configuration(slots: maxBatch), model: model, chatTemplate: try engine.chatTemplate())
+        }
+        let credits = maxBatch ?? (workerEngine as? OpenAIBackend)?.slots ?? 8
         let id = workerID ?? "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
         let worker = try Worker(
             context: ZMQContext(),
             configuration: .init(
-                endpoint: coordinator, workerID: id, roles: try parsedRoles(), maxBatch: maxBatch,
+                endpoint: coordinator, workerID: id, roles: try parsedRoles(), maxBatch: credits,
                 heartbeat: HeartbeatPolicy(interval: .milliseconds(heartbeatMs), missedLimit: liveness),
                 curve: try curve.role()),
             engine: workerEngine)
         let metricsServer = try metricsOptions.serve(worker.metrics, ready: { worker.isConnected })
         announce(
-            "worker \(id) · model \(workerEngine.modelName) \(workerEngine.modelHash) · roles \(roles) · max batch \(maxBatch) · coordinator \(coordinator)"
+            "worker \(id) · model \(workerEngine.modelName) \(workerEngine.modelHash) · roles \(roles) · max batch \(credits) · coordinator \(coordinator)"
+                + (workerEngine.backendDescription.isEmpty ? "" : " · backend \(workerEngine.backendDescription)")
         )
+        if !workerEngine.determinismCaveat.isEmpty {
+            Logger(label: "worker").warning(
+                "answers may not repeat", metadata: ["worker_id": "\(id)", "caveat": "\(workerEngine.determinismCaveat)"])
+        }
         // Whichever comes first: a signal (leave politely) or the coordinator refusing this worker.
         let (outcomes, report) = AsyncStream.makeStream(of: Result<Int32, ClusterError>.self)
         Task { report.yield(.success(await termination.first())) }
@@ -90,4 +108,56 @@ struct WorkerCommand: AsyncParsableCommand {
     /// Refused for its settings (e.g. no usable role): restarting the same command cannot help, and
     /// the unit does not (`RestartPreventExitStatus=2`).
     static let configurationRefusedStatus: Int32 = 2
+}
+
+/// `stagebeam worker --backend openai`: an inference server serves the worker's requests.
+struct BackendOptions: ParsableArguments {
+    enum Kind: String, ExpressibleByArgument, CaseIterable {
+        case engine, openai
+    }
+
+    @Option(
+        name: .customLong("backend"),
+        help: "What serves requests: engine (stagebeam's own, in this process) or openai (an OpenAI-compatible server at --backend-url).")
+    var kind: Kind = .engine
+    @Option(
+        name: .customLong("backend-url"),
+        help:
+            "The inference server's root URL, e.g. http://127.0.0.1:8080 (a trailing /v1 is accepted): llama.cpp's llama-server, vLLM, SGLang."
+    )
+    var url: String?
+    @Option(name: .customLong("backend-model"), help: "The model name the server serves (default: the first of its /v1/models).")
+    var servedModel: String?
+    @Option(name: .customLong("api-key-file"), help: "A file holding the server's API key (sent as a Bearer token).")
+    var apiKeyFile: String?
+    @Option(
+        name: .customLong("model-id"),
+        help:
+            "The model identity to announce instead of the derived one (served model name + the --model's digest); workers of one cluster must agree."
+    )
+    var modelID: String?
+    @Option(name: .customLong("backend-timeout-s"), help: "The wait for a server answer to a request sent without a deadline.")
+    var timeoutSeconds: Double = 300
+    @Flag(
+        name: .customLong("backend-deterministic"),
+        help:
+            "The server gives the same tokens for the same seed whatever runs beside (e.g. vLLM's batch-invariant mode): report no caveat.")
+    var deterministic = false
+
+    func validate() throws {
+        if kind == .openai && url == nil { throw ValidationError("--backend openai needs --backend-url") }
+        if kind == .engine && (url != nil || servedModel != nil || apiKeyFile != nil || modelID != nil || deterministic) {
+            throw ValidationError(
+                "--backend-url, --backend-model, --api-key-file, --model-id and --backend-deterministic need --backend openai")
+        }
+        if !(timeoutSeconds > 0) { throw ValidationError("--backend-timeout-s must be > 0") }
+        if let modelID, modelID.isEmpty { throw ValidationError("--model-id must not be empty") }
+    }
+
+    func configuration(slots: Int?) throws -> OpenAIBackend.Configuration {
+        let key = try apiKeyFile.map { try readText($0, what: "--api-key-file").trimmingCharacters(in: .whitespacesAndNewlines) }
+        return OpenAIBackend.Configuration(
+            url: url!, servedModel: servedModel, apiKey: key, modelID: modelID, slots: slots,
+            timeout: .milliseconds(Int64(timeoutSeconds * 1000)), serverIsDeterministic: deterministic)
+    }
 }

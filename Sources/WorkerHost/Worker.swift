@@ -49,7 +49,7 @@ public final class Worker: Sendable {
     let configuration: Configuration
     /// What `--metrics-port` serves (see `WorkerMetrics`).
     public let metrics = Metrics()
-    private let engine: WorkerEngine
+    private let engine: any WorkerBackend
     private let codec = EnvelopeCodec()
     private let logger: Logger
     private let link: DealerLink
@@ -75,7 +75,7 @@ public final class Worker: Sendable {
     private let state: Mutex<State>
 
     public init(
-        context: ZMQContext, configuration: Configuration, engine: WorkerEngine,
+        context: ZMQContext, configuration: Configuration, engine: any WorkerBackend,
         logger: Logger = Logger(label: "worker")
     ) throws {
         guard !configuration.roles.isEmpty else { throw ClusterError(.invalidArgument, "a worker needs at least one role") }
@@ -144,7 +144,7 @@ public final class Worker: Sendable {
     }
 
     private static func readyFrames(
-        configuration: Configuration, engine: WorkerEngine, codec: EnvelopeCodec, cachedImages: [String]
+        configuration: Configuration, engine: any WorkerBackend, codec: EnvelopeCodec, cachedImages: [String]
     ) -> [[UInt8]] {
         var ready = Stagebeam_V1_Ready()
         ready.protocolVersion = EnvelopeCodec.protocolVersion
@@ -157,6 +157,8 @@ public final class Worker: Sendable {
         ready.imageCache.capacityImages = UInt32(configuration.imageCacheCapacity)
         ready.softwareVersion = "stagebeam (protocol \(EnvelopeCodec.protocolVersion))"
         ready.recommendationsJson = engine.recommendationsJSON
+        ready.backend = engine.backendDescription
+        ready.determinismCaveat = engine.determinismCaveat
         ready.imageCache.cachedSha256 = cachedImages
         return [(try? codec.encode(.ready(ready))) ?? []]
     }
@@ -314,9 +316,7 @@ public final class Worker: Sendable {
                     "\(sequences) more sequences with \(used) in flight would exceed this worker's \(configuration.maxBatch) credits")
             }
             if let image {
-                guard engine.takesImages else {
-                    return ClusterError(.invalidArgument, "model \(engine.modelName) is a text-only checkpoint and cannot take images")
-                }
+                if let refusal = engine.imageRefusal { return ClusterError(.invalidArgument, refusal) }
                 if !image.data.isEmpty {
                     guard ContentHash.sha256Hex(image.data) == image.sha256 else {
                         return ClusterError(.badImage, "image bytes do not hash to \(image.sha256)")

@@ -12,7 +12,7 @@ import Wire
 /// A worker's model: serves the wire's generate and judge requests on the in-process engine, with
 /// exactly the engine calls `stagebeam run` makes, so a job's answer does not depend on whether it
 /// ran in one process or on a cluster.
-public final class WorkerEngine: Sendable {
+public final class WorkerEngine: WorkerBackend {
     public let executor: EngineExecutor
     /// The engine's candidate generator and judge, as `stagebeam run` builds them.
     let candidates: EngineCandidateGenerator
@@ -28,6 +28,10 @@ public final class WorkerEngine: Sendable {
     public let maxSamples: Int
     /// Whether the model takes images (LLaVA, Llama 3.2 Vision); a text-only model refuses requests with images.
     public let takesImages: Bool
+    public var imageRefusal: String? { takesImages ? nil : "model \(modelName) is a text-only checkpoint and cannot take images" }
+    /// Batch-invariant kernels and per-sample seeded samplers: the same seeds give the same tokens.
+    public var determinismCaveat: String { "" }
+    public var backendDescription: String { "" }
     /// KV cache and image-feature figures after each request (for metrics).
     let stats = EngineStats()
     /// Judge requests that arrive together go to the engine as one batch.
@@ -55,7 +59,7 @@ public final class WorkerEngine: Sendable {
     /// `deadline`: work not started by then is refused with `deadline_exceeded` (the coordinator has
     /// already sent it elsewhere).
     /// `EngineCandidateGenerator.generate`, which `stagebeam run` uses, with the engine's timings.
-    func generate(
+    public func generate(
         _ request: Stagebeam_V1_GenerateRequest, image: PromptImage?,
         deadline: ContinuousClock.Instant?
     ) async throws -> Stagebeam_V1_GenerateResult {
@@ -95,7 +99,7 @@ public final class WorkerEngine: Sendable {
         return result
     }
 
-    func judge(
+    public func judge(
         _ request: Stagebeam_V1_JudgeRequest, image: PromptImage?,
         deadline: ContinuousClock.Instant?
     ) async throws -> Stagebeam_V1_JudgeResult {

@@ -8,9 +8,10 @@ import Wire
 /// Counted as they happen: requests served by kind and outcome and their time, sequences per
 /// generate request (the batch sizes), candidates and tokens generated, refusals by code, images
 /// received / found in the byte cache / missing. Read when scraped: sequences in flight, credits,
-/// images cached, and from the engine after its latest request: KV cache tokens in use (held by
-/// the prefix cache between requests); the KV capacity; image-feature cache hits and misses, prompt
-/// tokens reused from the prefix cache and computed.
+/// images cached, and what the backend declares (`WorkerBackend.registerMetrics`: for the
+/// in-process engine, after its latest request, KV cache tokens in use (held by the prefix cache
+/// between requests), the KV capacity, image-feature cache hits and misses, prompt tokens reused
+/// from the prefix cache and computed).
 enum WorkerMetrics {
     static let requests = "stagebeam_worker_requests_total"
     static let requestSeconds = "stagebeam_worker_request_seconds"
@@ -20,7 +21,7 @@ enum WorkerMetrics {
     static let refusals = "stagebeam_worker_refusals_total"
     static let images = "stagebeam_worker_images_total"
 
-    static func register(on metrics: Metrics, worker: Worker, engine: WorkerEngine) {
+    static func register(on metrics: Metrics, worker: Worker, engine: any WorkerBackend) {
         metrics.declareCounter(requests, "Requests served, by kind (generate, judge) and outcome (ok, error).")
         metrics.declareHistogram(
             requestSeconds, "Time from receiving a request to answering it, by kind, seconds.", buckets: Metrics.latencyBuckets)
@@ -37,28 +38,7 @@ enum WorkerMetrics {
         metrics.gauge("stagebeam_worker_images_cached", "Images held in the byte cache.") { [weak worker] in
             [([], Double(worker?.load().images ?? 0))]
         }
-        let stats = engine.stats
-        metrics.gauge("stagebeam_worker_kv_cache_used_tokens", "KV cache tokens in use after the latest request (prefix cache).") {
-            [([], Double(stats.snapshot().kvUsedTokens))]
-        }
-        let cache = engine.executor.generator.cache
-        let capacity = Double(cache.capacityBlocks * cache.blockSize)
-        metrics.gauge("stagebeam_worker_kv_cache_capacity_tokens", "KV cache capacity in tokens.") { [([], capacity)] }
-        metrics.counter(
-            "stagebeam_worker_image_features_total", "Images of generate requests by whether their encoded features were cached."
-        ) {
-            let snapshot = stats.snapshot()
-            return [([("cache", "hit")], Double(snapshot.featureHits)), ([("cache", "miss")], Double(snapshot.featureMisses))]
-        }
-        metrics.counter(
-            "stagebeam_worker_prompt_tokens_total", "Prompt tokens of generate requests: reused from the prefix cache, or computed."
-        ) {
-            let snapshot = stats.snapshot()
-            return [
-                ([("source", "prefix_cache")], Double(snapshot.cachedPromptTokens)),
-                ([("source", "computed")], Double(snapshot.prefillTokens))
-            ]
-        }
+        engine.registerMetrics(on: metrics)
     }
 
     /// Counts a request served (its answer: a result or an error).
@@ -103,6 +83,34 @@ final class EngineStats: Sendable {
             }
             current.cachedPromptTokens += cachedPromptTokens
             current.prefillTokens += prefillTokens
+        }
+    }
+}
+
+extension WorkerEngine {
+    /// The engine's KV cache, image-feature and prefix-cache figures.
+    public func registerMetrics(on metrics: Metrics) {
+        let stats = self.stats
+        metrics.gauge("stagebeam_worker_kv_cache_used_tokens", "KV cache tokens in use after the latest request (prefix cache).") {
+            [([], Double(stats.snapshot().kvUsedTokens))]
+        }
+        let cache = executor.generator.cache
+        let capacity = Double(cache.capacityBlocks * cache.blockSize)
+        metrics.gauge("stagebeam_worker_kv_cache_capacity_tokens", "KV cache capacity in tokens.") { [([], capacity)] }
+        metrics.counter(
+            "stagebeam_worker_image_features_total", "Images of generate requests by whether their encoded features were cached."
+        ) {
+            let snapshot = stats.snapshot()
+            return [([("cache", "hit")], Double(snapshot.featureHits)), ([("cache", "miss")], Double(snapshot.featureMisses))]
+        }
+        metrics.counter(
+            "stagebeam_worker_prompt_tokens_total", "Prompt tokens of generate requests: reused from the prefix cache, or computed."
+        ) {
+            let snapshot = stats.snapshot()
+            return [
+                ([("source", "prefix_cache")], Double(snapshot.cachedPromptTokens)),
+                ([("source", "computed")], Double(snapshot.prefillTokens))
+            ]
         }
     }
 }

@@ -532,6 +532,14 @@ public nonisolated enum Stagebeam_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIt
 
   /// a bug; the message says what failed
   case `internal` // = 17
+
+  /// A server-backed worker's inference server could not serve the request: unreachable, the
+  /// connection dropped, a 5xx answer or an unreadable body. Retried on another worker.
+  case backendUnavailable // = 25
+
+  /// A server-backed worker's inference server refused the request (HTTP 4xx other than 429): not
+  /// retried, another worker would send the same request.
+  case backendRejected // = 26
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -558,6 +566,8 @@ public nonisolated enum Stagebeam_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIt
     case 15: self = .deadlineExceeded
     case 16: self = .unexpectedMessage
     case 17: self = .internal
+    case 25: self = .backendUnavailable
+    case 26: self = .backendRejected
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -582,6 +592,8 @@ public nonisolated enum Stagebeam_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIt
     case .deadlineExceeded: return 15
     case .unexpectedMessage: return 16
     case .internal: return 17
+    case .backendUnavailable: return 25
+    case .backendRejected: return 26
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -606,6 +618,8 @@ public nonisolated enum Stagebeam_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIt
     .deadlineExceeded,
     .unexpectedMessage,
     .internal,
+    .backendUnavailable,
+    .backendRejected,
   ]
 
 }
@@ -858,6 +872,16 @@ public nonisolated struct Stagebeam_V1_Ready: Sendable {
   /// has none. The coordinator fills the search fields a job leaves unset from the cluster model's
   /// recommendations (see SubmitJob).
   public var recommendationsJson: Data = Data()
+
+  /// What serves this worker's requests: empty for stagebeam's own engine, else the inference server
+  /// behind it, e.g. "llama.cpp server http://10.0.0.5:8080 (4 slots)" (docs/server-backends.md).
+  public var backend: String = String()
+
+  /// Empty when the same request (same seeds) always gives the same tokens on this worker; otherwise
+  /// why it may not (e.g. a server that batches concurrent requests with kernels whose results depend
+  /// on the batch). The coordinator reports the caveats of the workers a job used in
+  /// JobResult.determinism_caveats.
+  public var determinismCaveat: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1812,6 +1836,14 @@ public nonisolated struct Stagebeam_V1_JobResult: @unchecked Sendable {
   /// Clears the value of `settings`. Subsequent reads from it will return its default value.
   public mutating func clearSettings() {_uniqueStorage()._settings = nil}
 
+  /// Ready.determinism_caveat of each worker that answered a request of this job, once per distinct
+  /// caveat: empty when every worker promised the same tokens for the same seeds, so the same job
+  /// gives the same answer wherever it runs; otherwise the answer may differ from run to run.
+  public var determinismCaveats: [String] {
+    get {_storage._determinismCaveats}
+    set {_uniqueStorage()._determinismCaveats = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1988,7 +2020,7 @@ nonisolated extension Stagebeam_V1_JobStatus: SwiftProtobuf._ProtoNameProviding 
 }
 
 nonisolated extension Stagebeam_V1_ErrorCode: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}ERROR_CODE_MALFORMED_FRAME\0\u{1}ERROR_CODE_VERSION_MISMATCH\0\u{1}ERROR_CODE_UNKNOWN_MESSAGE\0\u{1}ERROR_CODE_MESSAGE_TOO_LARGE\0\u{1}ERROR_CODE_IMAGE_TOO_LARGE\0\u{1}ERROR_CODE_BAD_IMAGE\0\u{1}ERROR_CODE_IMAGE_NOT_CACHED\0\u{1}ERROR_CODE_PROMPT_TOO_LONG\0\u{1}ERROR_CODE_INVALID_ARGUMENT\0\u{1}ERROR_CODE_UNKNOWN_JOB\0\u{1}ERROR_CODE_OVERLOADED\0\u{1}ERROR_CODE_WORKER_LOST\0\u{1}ERROR_CODE_NO_WORKER\0\u{1}ERROR_CODE_MODEL_MISMATCH\0\u{1}ERROR_CODE_DEADLINE_EXCEEDED\0\u{1}ERROR_CODE_UNEXPECTED_MESSAGE\0\u{1}ERROR_CODE_INTERNAL\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}ERROR_CODE_MALFORMED_FRAME\0\u{1}ERROR_CODE_VERSION_MISMATCH\0\u{1}ERROR_CODE_UNKNOWN_MESSAGE\0\u{1}ERROR_CODE_MESSAGE_TOO_LARGE\0\u{1}ERROR_CODE_IMAGE_TOO_LARGE\0\u{1}ERROR_CODE_BAD_IMAGE\0\u{1}ERROR_CODE_IMAGE_NOT_CACHED\0\u{1}ERROR_CODE_PROMPT_TOO_LONG\0\u{1}ERROR_CODE_INVALID_ARGUMENT\0\u{1}ERROR_CODE_UNKNOWN_JOB\0\u{1}ERROR_CODE_OVERLOADED\0\u{1}ERROR_CODE_WORKER_LOST\0\u{1}ERROR_CODE_NO_WORKER\0\u{1}ERROR_CODE_MODEL_MISMATCH\0\u{1}ERROR_CODE_DEADLINE_EXCEEDED\0\u{1}ERROR_CODE_UNEXPECTED_MESSAGE\0\u{1}ERROR_CODE_INTERNAL\0\u{2}\u{8}ERROR_CODE_BACKEND_UNAVAILABLE\0\u{1}ERROR_CODE_BACKEND_REJECTED\0")
 }
 
 nonisolated extension Stagebeam_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
@@ -2354,7 +2386,7 @@ nonisolated extension Stagebeam_V1_Sampling: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Stagebeam_V1_Ready: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Ready"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}worker_id\0\u{3}model_name\0\u{3}model_hash\0\u{1}roles\0\u{3}max_batch_sequences\0\u{3}context_tokens\0\u{3}image_cache\0\u{3}software_version\0\u{3}recommendations_json\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}worker_id\0\u{3}model_name\0\u{3}model_hash\0\u{1}roles\0\u{3}max_batch_sequences\0\u{3}context_tokens\0\u{3}image_cache\0\u{3}software_version\0\u{3}recommendations_json\0\u{2}\u{5}backend\0\u{3}determinism_caveat\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2372,6 +2404,8 @@ nonisolated extension Stagebeam_V1_Ready: SwiftProtobuf.Message, SwiftProtobuf._
       case 8: try { try decoder.decodeSingularMessageField(value: &self._imageCache) }()
       case 9: try { try decoder.decodeSingularStringField(value: &self.softwareVersion) }()
       case 10: try { try decoder.decodeSingularBytesField(value: &self.recommendationsJson) }()
+      case 15: try { try decoder.decodeSingularStringField(value: &self.backend) }()
+      case 16: try { try decoder.decodeSingularStringField(value: &self.determinismCaveat) }()
       default: break
       }
     }
@@ -2412,6 +2446,12 @@ nonisolated extension Stagebeam_V1_Ready: SwiftProtobuf.Message, SwiftProtobuf._
     if !self.recommendationsJson.isEmpty {
       try visitor.visitSingularBytesField(value: self.recommendationsJson, fieldNumber: 10)
     }
+    if !self.backend.isEmpty {
+      try visitor.visitSingularStringField(value: self.backend, fieldNumber: 15)
+    }
+    if !self.determinismCaveat.isEmpty {
+      try visitor.visitSingularStringField(value: self.determinismCaveat, fieldNumber: 16)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2426,6 +2466,8 @@ nonisolated extension Stagebeam_V1_Ready: SwiftProtobuf.Message, SwiftProtobuf._
     if lhs._imageCache != rhs._imageCache {return false}
     if lhs.softwareVersion != rhs.softwareVersion {return false}
     if lhs.recommendationsJson != rhs.recommendationsJson {return false}
+    if lhs.backend != rhs.backend {return false}
+    if lhs.determinismCaveat != rhs.determinismCaveat {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3947,7 +3989,7 @@ nonisolated extension Stagebeam_V1_JobCounts: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Stagebeam_V1_JobResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JobResult"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}status\0\u{1}answer\0\u{1}stages\0\u{1}counts\0\u{3}queue_ms\0\u{3}total_ms\0\u{3}search_record_json\0\u{1}error\0\u{1}settings\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}status\0\u{1}answer\0\u{1}stages\0\u{1}counts\0\u{3}queue_ms\0\u{3}total_ms\0\u{3}search_record_json\0\u{1}error\0\u{1}settings\0\u{4}\u{1e}determinism_caveats\0")
 
   fileprivate class _StorageClass {
     var _jobID: String = String()
@@ -3960,6 +4002,7 @@ nonisolated extension Stagebeam_V1_JobResult: SwiftProtobuf.Message, SwiftProtob
     var _searchRecordJson: Data = Data()
     var _error: Stagebeam_V1_Error? = nil
     var _settings: Stagebeam_V1_SubmitJob? = nil
+    var _determinismCaveats: [String] = []
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -3980,6 +4023,7 @@ nonisolated extension Stagebeam_V1_JobResult: SwiftProtobuf.Message, SwiftProtob
       _searchRecordJson = source._searchRecordJson
       _error = source._error
       _settings = source._settings
+      _determinismCaveats = source._determinismCaveats
     }
   }
 
@@ -4008,6 +4052,7 @@ nonisolated extension Stagebeam_V1_JobResult: SwiftProtobuf.Message, SwiftProtob
         case 8: try { try decoder.decodeSingularBytesField(value: &_storage._searchRecordJson) }()
         case 9: try { try decoder.decodeSingularMessageField(value: &_storage._error) }()
         case 10: try { try decoder.decodeSingularMessageField(value: &_storage._settings) }()
+        case 40: try { try decoder.decodeRepeatedStringField(value: &_storage._determinismCaveats) }()
         default: break
         }
       }
@@ -4050,6 +4095,9 @@ nonisolated extension Stagebeam_V1_JobResult: SwiftProtobuf.Message, SwiftProtob
       try { if let v = _storage._settings {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
       } }()
+      if !_storage._determinismCaveats.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._determinismCaveats, fieldNumber: 40)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -4069,6 +4117,7 @@ nonisolated extension Stagebeam_V1_JobResult: SwiftProtobuf.Message, SwiftProtob
         if _storage._searchRecordJson != rhs_storage._searchRecordJson {return false}
         if _storage._error != rhs_storage._error {return false}
         if _storage._settings != rhs_storage._settings {return false}
+        if _storage._determinismCaveats != rhs_storage._determinismCaveats {return false}
         return true
       }
       if !storagesAreEqual {return false}
