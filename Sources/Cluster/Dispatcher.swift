@@ -28,6 +28,8 @@ struct JobContext: Sendable {
     /// The stage the job's search is in, from its events: generate requests carry it for the
     /// workers' logs.
     let stage = CurrentStage()
+    /// Prompt tokens of the job's answered requests (`JobCounts`).
+    let usage = JobUsage()
 }
 
 final class PrefixHolders: Sendable {
@@ -142,6 +144,8 @@ final class Dispatcher: @unchecked Sendable {
     private let incarnation = String(UInt32.random(in: .min ... .max), radix: 36)
     private var redispatchedByJob: [String: Int] = [:]
     private var redispatchedTotal: UInt64 = 0
+    /// Jobs ended by `end(job:)`, with the error their later work fails with.
+    private var ended: [String: ClusterError] = [:]
 
     init(settings: Settings, codec: EnvelopeCodec, send: @escaping @Sendable ([[UInt8]]) -> Void, logger: Logger) {
         self.settings = settings
@@ -157,14 +161,51 @@ final class Dispatcher: @unchecked Sendable {
         if request.seeds.isEmpty { return [] }
         return try await withCheckedThrowingContinuation { continuation in
             let work = GenerateWork(job: job, request: request, continuation: continuation, now: .now)
-            locked { pending.append(.generate(work)) }
+            locked { enqueue(.generate(work)) }
         }
     }
 
     func judge(_ request: JudgeRequest, job: JobContext) async throws -> JudgeReply {
         try await withCheckedThrowingContinuation { continuation in
             let work = JudgeWork(job: job, request: request, continuation: continuation, now: .now)
-            locked { pending.append(.judge(work)) }
+            locked { enqueue(.judge(work)) }
+        }
+    }
+
+    /// Ends `job`'s work with `error` (cancelled, or past its deadline): its queued work is dropped,
+    /// its requests in flight are abandoned (their answers are discarded; the workers' credits come
+    /// back when they answer, since until then they are still decoding), and work it hands in later
+    /// fails at once, until `forget(job:)`.
+    func end(job: String, _ error: ClusterError) {
+        locked {
+            ended[job] = error
+            for work in pending where work.jobID == job { abort(work, error) }
+            pending.removeAll { $0.isDone }
+            for (id, entry) in inFlight where entry.work.jobID == job {
+                inFlight[id]?.abandoned = true
+                abort(entry.work, error)
+            }
+        }
+    }
+
+    /// Fails the work of an ended job without a line of its own (the job's says why).
+    private func abort(_ work: Work, _ error: ClusterError) {
+        switch work {
+        case .generate(let generate) where !generate.done:
+            generate.done = true
+            completions.append { generate.continuation.resume(throwing: error) }
+        case .judge(let judge) where !judge.done:
+            judge.done = true
+            completions.append { judge.continuation.resume(throwing: error) }
+        default: break
+        }
+    }
+
+    /// Drops what is kept about a finished job.
+    func forget(job: String) {
+        lock.withLock {
+            ended[job] = nil
+            redispatchedByJob[job] = nil
         }
     }
 
@@ -258,6 +299,7 @@ final class Dispatcher: @unchecked Sendable {
                     finishReason: FinishReason(wire: candidate.finishReason), worker: workerID)
             }
             work.answeredBy.insert(key)
+            work.job.usage.add(prompt: result.promptTokens, reused: result.reusedPrefixTokens)
             if work.unassigned.isEmpty, work.results.allSatisfy({ $0 != nil }) {
                 work.done = true
                 work.job.prefixHolders.workers = work.answeredBy
@@ -272,6 +314,7 @@ final class Dispatcher: @unchecked Sendable {
             guard let entry = takeInFlight(result.requestID, from: key, now: now) else { return }
             guard case .judge(let work) = entry.work, !entry.abandoned, !work.done else { return }
             work.done = true
+            work.job.usage.add(judgePrompt: result.promptTokens)
             let reply: JudgeReply =
                 work.request.mode == .logprob
                 ? .choiceLogprobs(first: result.logprobFirst, second: result.logprobSecond)
@@ -359,6 +402,15 @@ final class Dispatcher: @unchecked Sendable {
 
     /// Continuations to resume once the lock is released.
     private var completions: [() -> Void] = []
+
+    /// Queues work, or fails it at once when its job has ended.
+    private func enqueue(_ work: Work) {
+        if let error = ended[work.jobID] {
+            abort(work, error)
+        } else {
+            pending.append(work)
+        }
+    }
 
     /// Runs `body` under the lock, dispatches whatever now fits, then resumes finished callers.
     private func locked(_ body: () -> Void) {
@@ -508,7 +560,7 @@ final class Dispatcher: @unchecked Sendable {
     ) {
         let frame: [UInt8]
         do {
-            frame = try codec.encode(body)
+            frame = try codec.encode(body, version: workers[worker]?.protocolVersion ?? EnvelopeCodec.protocolVersion)
         } catch {
             fail(work, ClusterError(error.code, "cannot send \(id): \(error.message)", requestID: id, jobID: work.jobID))
             return

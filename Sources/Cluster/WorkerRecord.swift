@@ -15,6 +15,8 @@ struct WorkerRecord {
     let recommendationsJSON: Data
     /// Credits: the most sequences it may have in flight.
     let maxSequences: Int
+    /// The protocol version its requests are written in: the highest both sides speak.
+    let protocolVersion: UInt32
     /// Sequences sent and not yet answered, including those of requests given up on (re-dispatched
     /// after a deadline): the worker may still be decoding them, so they still use its credits.
     var inFlightSequences = 0
@@ -37,6 +39,7 @@ struct WorkerRecord {
         roles = Set(ready.roles)
         recommendationsJSON = ready.recommendationsJson
         maxSequences = Int(ready.maxBatchSequences)
+        protocolVersion = max(min(ready.protocolVersion, EnvelopeCodec.protocolVersion), EnvelopeCodec.oldestProtocolVersion)
         images = Set(ready.imageCache.cachedSha256)
         utilisation = BusyWindow(start: now)
         restingUntil = now

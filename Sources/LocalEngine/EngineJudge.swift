@@ -51,6 +51,15 @@ public struct EngineJudge: Judge {
         }
     }
 
+    /// The judge prompt's tokens as the model reads them: chat template, image tokens and verdict
+    /// prefix (a logprob request scores its choices after them).
+    public func promptTokenCount(_ request: JudgeRequest) throws -> Int {
+        let imageCount = try images.images(for: request.imageRef).count
+        return executor.generator.expandImageTokens(
+            try prompt.tokens(user: request.prompt, imageCount: imageCount, assistantPrefix: request.verdictPrefix)
+        ).count
+    }
+
     /// Tokenizes prompt + prefix + each choice as whole texts (BPE may merge across the seam) and
     /// splits them into the shared leading tokens and each choice's own tokens.
     func choiceTokens(_ request: JudgeRequest, imageCount: Int) throws -> (shared: [Int], continuations: [[Int]]) {

@@ -119,6 +119,7 @@ public final class WorkerEngine: Sendable {
         var result = Stagebeam_V1_JudgeResult()
         result.requestID = request.requestID
         result.jobID = request.jobID
+        result.promptTokens = UInt32(clamping: try judge.promptTokenCount(judgeRequest))
         switch reply {
         case .choiceLogprobs(let first, let second):
             result.logprobFirst = first
