@@ -806,7 +806,8 @@ public final class Coordinator: Sendable {
                 "redispatched": .stringConvertible(result.counts.redispatchedRequests)
             ]
             if result.hasError { metadata.merge(ClusterError(result.error).logMetadata) { old, _ in old } }
-            logger.log(level: result.hasError ? .warning : .info, "job finished", metadata: metadata)
+            // A cancelled job is what a client asked for (or left behind), not a failure.
+            logger.log(level: result.status == .failed ? .warning : .info, "job finished", metadata: metadata)
             return deliveries
         }
         for (peer, version, result) in deliveries { reply(peer, .jobResult(result), version: version) }

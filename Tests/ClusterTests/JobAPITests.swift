@@ -355,3 +355,48 @@ extension ClusterProcessTests {
         #expect(try later.get("never-submitted").errorCode == .unknownJob)
     }
 }
+
+extension ClusterProcessTests {
+    /// The Swift `Client`'s job API: a job cancelled from another client ends the submitter's wait
+    /// with the cancelled result; it is fetched and listed by id; a client closed while waiting
+    /// says goodbye, which cancels its job.
+    @Test func swiftClientCancelsFetchesListsAndSaysGoodbye() async throws {
+        let scratch = try Scratch()
+        let cluster = try LocalCluster(scratch: scratch, liveness: 200)
+        let context = try ZMQContext()
+        let worker = try SchemaPeer(context: context, endpoint: cluster.endpoint, id: "held-worker")
+        try worker.register(workerID: "held", credits: 8)
+        try cluster.coordinator.wait("the held worker to register") { _ in cluster.registrations(of: "held") > 0 ? true : nil }
+
+        let submitter = try Client(context: context, endpoint: cluster.endpoint)
+        let other = try Client(context: context, endpoint: cluster.endpoint)
+        defer { other.close() }
+        let waiting = Task { try await submitter.submit(TestJob(beam: 2).submitJob(id: "swift-cancel")) }
+        _ = try worker.generateRequest()
+        #expect(try await other.job("swift-cancel").status == .running)
+        let cancelled = try await other.cancel(jobID: "swift-cancel", reason: "from the other client")
+        #expect(cancelled.status == .cancelled && cancelled.error.message.contains("from the other client"))
+        #expect(try await waiting.value.status == .cancelled)
+        #expect(try await submitter.jobs().jobs.map(\.jobID) == ["swift-cancel"])
+        #expect(try await other.jobs().jobs.isEmpty)
+        do {
+            _ = try await other.job("no-such-job")
+            Issue.record("an unknown job was answered")
+        } catch let error as ClusterError {
+            #expect(error.code == .unknownJob)
+        }
+
+        // Closing a client that waits for a job cancels the job at once.
+        let leaving = Task { try await submitter.submit(TestJob(question: "Where is the sun?", beam: 2).submitJob(id: "swift-goodbye")) }
+        _ = try worker.generateRequest()
+        leaving.cancel()
+        _ = try? await leaving.value
+        submitter.close()
+        var gone = try await other.job("swift-goodbye")
+        for _ in 0..<50 where gone.status == .running {
+            try await Task.sleep(for: .milliseconds(100))
+            gone = try await other.job("swift-goodbye")
+        }
+        #expect(gone.status == .cancelled && gone.error.message.contains("disconnected"), "\(gone)")
+    }
+}
