@@ -760,8 +760,8 @@ public final class Coordinator: Sendable {
                 result = Stagebeam_V1_JobResult(jobID: id, failure: error, redispatched: redispatched, queueMs: queueMs, totalMs: totalMs)
             }
             if let usage = usage?.current {
-                result.counts.promptTokens = usage.promptTokens
-                result.counts.reusedPrefixTokens = usage.reusedPrefixTokens
+                result.counts.candidatePromptTokens = usage.promptTokens
+                result.counts.candidateReusedPrefixTokens = usage.reusedPrefixTokens
                 result.counts.judgePromptTokens = usage.judgePromptTokens
             }
             // What the job ran with, without the bulky parts the client already has.

@@ -39,8 +39,8 @@ struct Completion {
                 "judge_calls": result.counts.judgeCalls,
                 "unparsable_verdicts": result.counts.unparsableVerdicts,
                 "redispatched_requests": result.counts.redispatchedRequests,
-                "prompt_tokens": result.counts.promptTokens,
-                "reused_prefix_tokens": result.counts.reusedPrefixTokens,
+                "candidate_prompt_tokens": result.counts.candidatePromptTokens,
+                "candidate_reused_prefix_tokens": result.counts.candidateReusedPrefixTokens,
                 "judge_prompt_tokens": result.counts.judgePromptTokens,
                 "total_ms": result.totalMs
             ] as [String: Any]

@@ -153,8 +153,9 @@ func printJobJSON(_ result: Stagebeam_V1_JobResult, includeSearch: Bool) throws 
         "counts": [
             "candidates": result.counts.candidates, "generated_tokens": result.counts.generatedTokens,
             "judge_calls": result.counts.judgeCalls, "unparsable_verdicts": result.counts.unparsableVerdicts,
-            "redispatched_requests": result.counts.redispatchedRequests, "prompt_tokens": result.counts.promptTokens,
-            "reused_prefix_tokens": result.counts.reusedPrefixTokens, "judge_prompt_tokens": result.counts.judgePromptTokens
+            "redispatched_requests": result.counts.redispatchedRequests, "candidate_prompt_tokens": result.counts.candidatePromptTokens,
+            "candidate_reused_prefix_tokens": result.counts.candidateReusedPrefixTokens,
+            "judge_prompt_tokens": result.counts.judgePromptTokens
         ],
         "queue_ms": result.queueMs,
         "total_ms": result.totalMs

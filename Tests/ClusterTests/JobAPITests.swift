@@ -306,7 +306,7 @@ extension ClusterProcessTests {
         #expect(old.versionsReceived.allSatisfy { $0 == 1 }, "answered in version 1: \(Set(old.versionsReceived))")
         #expect(old.skipped.contains { if case .jobEvent = $0 { return true } else { return false } })
         #expect(!old.skipped.contains { $0.errorCode != nil })
-        #expect(result.counts.promptTokens > 0 && result.counts.promptTokens >= result.counts.reusedPrefixTokens)
+        #expect(result.counts.candidatePromptTokens > 0 && result.counts.candidatePromptTokens >= result.counts.candidateReusedPrefixTokens)
         #expect(result.counts.judgeCalls > 0 && result.counts.judgePromptTokens > 0, "\(result.counts)")
 
         let client = try SchemaPeer(context: context, endpoint: cluster.endpoint, id: "v2-client")

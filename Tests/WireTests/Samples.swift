@@ -187,8 +187,8 @@ enum Samples {
         status.runningJobs = 2
         status.utilisation = 0.5
         status.protocolVersion = EnvelopeCodec.protocolVersion
-        result.counts.promptTokens = 900
-        result.counts.reusedPrefixTokens = 300
+        result.counts.candidatePromptTokens = 900
+        result.counts.candidateReusedPrefixTokens = 300
         result.counts.judgePromptTokens = 1200
         result.currentStage = .reasoning
 

@@ -1829,10 +1829,10 @@ public nonisolated struct Stagebeam_V1_JobCounts: Sendable {
   /// Prompt tokens of the generate requests the workers answered (template, image and prefix, once
   /// per request; a request re-run counts again), in this coordinator run: steps answered from the
   /// journal after a restart are not counted again.
-  public var promptTokens: UInt64 = 0
+  public var candidatePromptTokens: UInt64 = 0
 
   /// Of those, tokens the workers took from their prefix caches instead of prefilling them.
-  public var reusedPrefixTokens: UInt64 = 0
+  public var candidateReusedPrefixTokens: UInt64 = 0
 
   /// Prompt tokens of the judge requests the workers answered (same rules).
   public var judgePromptTokens: UInt64 = 0
@@ -4076,7 +4076,7 @@ nonisolated extension Stagebeam_V1_StageSummary: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Stagebeam_V1_JobCounts: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JobCounts"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}candidates\0\u{3}generated_tokens\0\u{3}judge_calls\0\u{3}unparsable_verdicts\0\u{3}redispatched_requests\0\u{4}\u{5}prompt_tokens\0\u{3}reused_prefix_tokens\0\u{3}judge_prompt_tokens\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}candidates\0\u{3}generated_tokens\0\u{3}judge_calls\0\u{3}unparsable_verdicts\0\u{3}redispatched_requests\0\u{4}\u{5}candidate_prompt_tokens\0\u{3}candidate_reused_prefix_tokens\0\u{3}judge_prompt_tokens\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4089,8 +4089,8 @@ nonisolated extension Stagebeam_V1_JobCounts: SwiftProtobuf.Message, SwiftProtob
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.judgeCalls) }()
       case 4: try { try decoder.decodeSingularUInt32Field(value: &self.unparsableVerdicts) }()
       case 5: try { try decoder.decodeSingularUInt32Field(value: &self.redispatchedRequests) }()
-      case 10: try { try decoder.decodeSingularUInt64Field(value: &self.promptTokens) }()
-      case 11: try { try decoder.decodeSingularUInt64Field(value: &self.reusedPrefixTokens) }()
+      case 10: try { try decoder.decodeSingularUInt64Field(value: &self.candidatePromptTokens) }()
+      case 11: try { try decoder.decodeSingularUInt64Field(value: &self.candidateReusedPrefixTokens) }()
       case 12: try { try decoder.decodeSingularUInt64Field(value: &self.judgePromptTokens) }()
       default: break
       }
@@ -4113,11 +4113,11 @@ nonisolated extension Stagebeam_V1_JobCounts: SwiftProtobuf.Message, SwiftProtob
     if self.redispatchedRequests != 0 {
       try visitor.visitSingularUInt32Field(value: self.redispatchedRequests, fieldNumber: 5)
     }
-    if self.promptTokens != 0 {
-      try visitor.visitSingularUInt64Field(value: self.promptTokens, fieldNumber: 10)
+    if self.candidatePromptTokens != 0 {
+      try visitor.visitSingularUInt64Field(value: self.candidatePromptTokens, fieldNumber: 10)
     }
-    if self.reusedPrefixTokens != 0 {
-      try visitor.visitSingularUInt64Field(value: self.reusedPrefixTokens, fieldNumber: 11)
+    if self.candidateReusedPrefixTokens != 0 {
+      try visitor.visitSingularUInt64Field(value: self.candidateReusedPrefixTokens, fieldNumber: 11)
     }
     if self.judgePromptTokens != 0 {
       try visitor.visitSingularUInt64Field(value: self.judgePromptTokens, fieldNumber: 12)
@@ -4131,8 +4131,8 @@ nonisolated extension Stagebeam_V1_JobCounts: SwiftProtobuf.Message, SwiftProtob
     if lhs.judgeCalls != rhs.judgeCalls {return false}
     if lhs.unparsableVerdicts != rhs.unparsableVerdicts {return false}
     if lhs.redispatchedRequests != rhs.redispatchedRequests {return false}
-    if lhs.promptTokens != rhs.promptTokens {return false}
-    if lhs.reusedPrefixTokens != rhs.reusedPrefixTokens {return false}
+    if lhs.candidatePromptTokens != rhs.candidatePromptTokens {return false}
+    if lhs.candidateReusedPrefixTokens != rhs.candidateReusedPrefixTokens {return false}
     if lhs.judgePromptTokens != rhs.judgePromptTokens {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
