@@ -168,13 +168,14 @@ extension ClusterProcessTests {
     /// CANCELLED at once (its client and everyone waiting told), the worker's late answer is
     /// discarded without an error and its credits come back; a queued job is cancelled without
     /// running; a job past its deadline fails with deadline_exceeded and frees its work; unknown ids
-    /// get unknown_job; a cancelled job stays cancelled.
+    /// get unknown_job; a cancelled job stays cancelled. The worker speaks protocol version 1: every
+    /// request reaches it in version 1.
     @Test func cancelAndDeadlineEndJobsAndFreeTheirWorkers() throws {
         let scratch = try Scratch()
         // The held worker beats only while the test reads its socket: a long liveness keeps it registered.
         let cluster = try LocalCluster(scratch: scratch, liveness: 200, coordinatorArguments: ["--max-running-jobs", "1"])
         let context = try ZMQContext()
-        let worker = try SchemaPeer(context: context, endpoint: cluster.endpoint, id: "held-worker")
+        let worker = try SchemaPeer(context: context, endpoint: cluster.endpoint, id: "held-worker", version: 1, oldest: 0)
         try worker.register(workerID: "held", credits: 4)
         try cluster.coordinator.wait("the held worker to register") { _ in cluster.registrations(of: "held") > 0 ? true : nil }
         let client = try SchemaPeer(context: context, endpoint: cluster.endpoint, id: "canceller")
@@ -239,6 +240,7 @@ extension ClusterProcessTests {
         let expired = try client.result(of: "deadline-job", timeout: .seconds(10))
         #expect(expired.status == .failed && expired.error.code == .deadlineExceeded, "\(expired.error)")
         #expect(expired.totalMs >= 400)
+        #expect(worker.versionsReceived.allSatisfy { $0 == 1 }, "\(Set(worker.versionsReceived))")
         let states = try client.status().jobs.reduce(into: [String: String]()) { $0[$1.jobID] = $1.state }
         #expect(states == ["cancel-running": "cancelled", "cancel-queued": "cancelled", "deadline-job": "failed"])
     }
