@@ -208,18 +208,30 @@ public final class Client: Sendable {
         case (.heartbeat(let beat), .submit(let job, _, _)) where !beat.known:
             // The submission goes out before any beat on a connection, so an "unknown" answer means
             // the coordinator lost it; still, resubmit at most once per interval.
-            let due = state.withLock { state in
-                guard ContinuousClock.now - state.lastSent > policy.interval else { return false }
-                state.lastSent = .now
-                return true
-            }
-            if due, let frame = try? codec.encode(.submitJob(job)) {
+            if resendDue(), let frame = try? codec.encode(.submitJob(job)) {
                 logger.notice(
                     "the coordinator does not know the job (restarted?): submitting it again", metadata: ["job_id": "\(job.jobID)"])
                 try? link.send([frame])
             }
+        case (.heartbeat(let beat), .job(.getJob(let get), let jobID, _)) where !beat.known && get.wait:
+            // Waiting for a job the coordinator no longer counts this client for: ask again (a
+            // restarted coordinator reloads the job from its journal).
+            if resendDue(), let frame = try? codec.encode(.getJob(get)) {
+                logger.notice(
+                    "the coordinator does not know this client (restarted?): asking for the job again", metadata: ["job_id": "\(jobID)"])
+                try? link.send([frame])
+            }
         default:
             break // job accepted, heartbeats, and answers to earlier requests
+        }
+    }
+
+    /// Whether a request may go out again now: at most once per heartbeat interval.
+    private func resendDue() -> Bool {
+        state.withLock { state in
+            guard ContinuousClock.now - state.lastSent > policy.interval else { return false }
+            state.lastSent = .now
+            return true
         }
     }
 

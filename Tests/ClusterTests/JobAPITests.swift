@@ -400,5 +400,32 @@ extension ClusterProcessTests {
             gone = try await other.job("swift-goodbye")
         }
         #expect(gone.status == .cancelled && gone.error.message.contains("disconnected"), "\(gone)")
+
+        // Clients waiting across a coordinator restart ask again, and hear the job's end.
+        let third = try Client(context: context, endpoint: cluster.endpoint)
+        let watcher = try Client(context: context, endpoint: cluster.endpoint)
+        defer { (third.close(), watcher.close()) }
+        var restarted = TestJob(question: "How far is the moon?", beam: 2).submitJob(id: "swift-restart")
+        restarted.detached = true
+        let submitted = Task { try await third.submit(restarted) }
+        _ = try worker.generateRequest()
+        let watched = Task { try await watcher.job("swift-restart", wait: true) }
+        try await Task.sleep(for: .milliseconds(300))
+        let endpoint = cluster.endpoint
+        cluster.coordinator.signal(SIGKILL)
+        _ = try cluster.coordinator.exitStatus()
+        try cluster.startCoordinator(endpoint: endpoint)
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(try await other.cancel(jobID: "swift-restart").status == .cancelled)
+        for (name, task) in [("submitter", submitted), ("watcher", watched)] {
+            // A client that never hears the end is stopped (its wait then throws) after 15 s.
+            let timer = Task {
+                try await Task.sleep(for: .seconds(15))
+                task.cancel()
+            }
+            let outcome = try? await task.value
+            timer.cancel()
+            #expect(outcome?.status == .cancelled, "\(name): \(String(describing: outcome))")
+        }
     }
 }
