@@ -120,6 +120,9 @@ public final class Coordinator: Sendable {
     private let table = Mutex(Table())
     /// Refusals logged per peer.
     private let refusalLog: Mutex<RepeatLimiter<[UInt8]>>
+    /// Failed security handshakes logged per (peer host, reason): a refused client that retries
+    /// connects from a new port each time.
+    private let handshakeLog: Mutex<RepeatLimiter<[String]>>
 
     public init(context: ZMQContext, configuration: Configuration, logger: Logger = Logger(label: "coordinator")) throws {
         self.configuration = configuration
@@ -131,6 +134,7 @@ public final class Coordinator: Sendable {
         self.codec = EnvelopeCodec(maxFrameBytes: configuration.maxFrameBytes)
         self.logger = logger
         refusalLog = Mutex(RepeatLimiter(interval: configuration.refusalLogInterval))
+        handshakeLog = Mutex(RepeatLimiter(interval: configuration.refusalLogInterval))
         let (journal, entries) = try Journal.open(configuration.journal, retain: configuration.journalRetain) {
             logger.warning("\($0)")
         }
@@ -140,8 +144,7 @@ public final class Coordinator: Sendable {
             settings: .init(
                 heartbeat: configuration.heartbeat, requestTimeout: configuration.requestTimeout,
                 noWorkerWait: configuration.noWorkerWait, pinnedModel: configuration.pinnedModel),
-            codec: codec, send: { outbox.send($0) }, logger: logger)
-        dispatcher.metrics = metrics
+            codec: codec, send: { outbox.send($0) }, logger: logger, metrics: metrics)
         if let pinned = configuration.pinnedModel {
             logger.info("model pinned", metadata: ["model_hash": "\(pinned)"])
         }
@@ -192,7 +195,8 @@ public final class Coordinator: Sendable {
                     logger.log(
                         level: willStop ? .critical : .error, "socket error",
                         metadata: ["error": "\(error)", "stopping": .stringConvertible(willStop)])
-                }))
+                },
+                onHandshakeFailure: { failure in handler.coordinator?.handshakeFailed(failure) }))
         handler.coordinator = self
         outbox.attach(loop)
         CoordinatorMetrics.register(on: metrics, coordinator: self, dispatcher: dispatcher, journal: journal)
@@ -290,15 +294,35 @@ public final class Coordinator: Sendable {
         reply(peer, .error(error.wire), version: version)
     }
 
+    /// A peer that never got in: its security handshake failed (no CURVE keys, the wrong server key,
+    /// a key the authenticator refused, or not ZeroMQ at all). Logged like refusals: one line per peer
+    /// host and reason per `refusalLogInterval`, with the count of those held back (`repeats`).
+    private func handshakeFailed(_ failure: HandshakeFailure) {
+        let (log, held) = handshakeLog.withLock { $0.admit([failure.peerHost, failure.reason], now: .now) }
+        guard log else { return }
+        var metadata: Logger.Metadata = ["peer": "\(failure.peer)", "error": "\(failure.reason)", "event": "\(failure.event)"]
+        if held > 0 { metadata["repeats"] = .stringConvertible(held) }
+        logger.warning("handshake failed", metadata: metadata)
+    }
+
     /// Refusals held back from peers that have since gone quiet: one line each with the count.
     private func reportHeldRefusals(now: ContinuousClock.Instant) {
+        let interval = milliseconds(configuration.refusalLogInterval) / 1000
         let held = refusalLog.withLock { $0.expired(now: now) }
         for (peer, count) in held {
             logger.warning(
                 "messages refused",
                 metadata: [
-                    "peer": "\(Self.peerName(peer))", "repeats": .stringConvertible(count),
-                    "interval_s": .stringConvertible(milliseconds(configuration.refusalLogInterval) / 1000)
+                    "peer": "\(Self.peerName(peer))", "repeats": .stringConvertible(count), "interval_s": .stringConvertible(interval)
+                ])
+        }
+        let failedHandshakes = handshakeLog.withLock { $0.expired(now: now) }
+        for (peer, count) in failedHandshakes {
+            logger.warning(
+                "handshakes failed",
+                metadata: [
+                    "peer": "\(peer[0])", "error": "\(peer[1])", "repeats": .stringConvertible(count),
+                    "interval_s": .stringConvertible(interval)
                 ])
         }
     }

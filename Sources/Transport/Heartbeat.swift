@@ -56,6 +56,8 @@ public struct PeerLiveness<Peer: Hashable> {
     public var peers: [Peer] { Array(lastHeard.keys) }
 }
 
+extension PeerLiveness: Sendable where Peer: Sendable {}
+
 /// When to send the next heartbeat: every `interval`, without bursts after a stall.
 public struct HeartbeatSchedule: Sendable {
     public let interval: Duration

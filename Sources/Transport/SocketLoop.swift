@@ -69,19 +69,25 @@ public final class SocketLoop: @unchecked Sendable {
         public var onSendFailure: @Sendable ([[UInt8]], TransportError) -> Void
         /// A failure of the loop itself; after `willStop` errors the loop has stopped.
         public var onError: @Sendable (_ error: TransportError, _ willStop: Bool) -> Void
+        /// A peer whose security handshake failed (e.g. a client without CURVE keys at a CURVE
+        /// server): libzmq drops such a connection without a message to the socket, so the loop
+        /// watches for them (`HandshakeMonitor`) only when this is set.
+        public var onHandshakeFailure: (@Sendable (HandshakeFailure) -> Void)?
 
         public init(
             onMessage: @escaping @Sendable ([[UInt8]]) -> Void,
             onTick: @escaping @Sendable (SocketLoop, ContinuousClock.Instant) -> Void = { _, _ in },
             greeting: @escaping @Sendable () -> [[UInt8]]? = { nil },
             onSendFailure: @escaping @Sendable ([[UInt8]], TransportError) -> Void = { _, _ in },
-            onError: @escaping @Sendable (TransportError, Bool) -> Void = { _, _ in }
+            onError: @escaping @Sendable (TransportError, Bool) -> Void = { _, _ in },
+            onHandshakeFailure: (@Sendable (HandshakeFailure) -> Void)? = nil
         ) {
             self.onMessage = onMessage
             self.onTick = onTick
             self.greeting = greeting
             self.onSendFailure = onSendFailure
             self.onError = onError
+            self.onHandshakeFailure = onHandshakeFailure
         }
     }
 
@@ -107,6 +113,8 @@ public final class SocketLoop: @unchecked Sendable {
 
     // Touched only by the owning thread (and by `init` before the thread starts).
     private var socket: ZMQSocket?
+    /// Watches `socket`'s handshakes when `handlers.onHandshakeFailure` is set.
+    private var monitor: HandshakeMonitor?
 
     /// Creates the socket, binds and connects it (so address errors throw here), then starts the
     /// owning thread.
@@ -115,8 +123,10 @@ public final class SocketLoop: @unchecked Sendable {
         self.configuration = configuration
         self.handlers = handlers
         self.wake = try WakePipe()
-        let (socket, bound) = try Self.makeSocket(context, configuration, bindTo: configuration.bind)
+        let (socket, monitor, bound) = try Self.makeSocket(
+            context, configuration, bindTo: configuration.bind, monitored: handlers.onHandshakeFailure != nil)
         self.socket = socket
+        self.monitor = monitor
         self.boundEndpoints = bound
         if let hello = handlers.greeting() { shared.withLock { $0.urgent.append(hello) } }
         stopped.enter()
@@ -168,8 +178,7 @@ public final class SocketLoop: @unchecked Sendable {
     private func run() {
         shared.withLock { $0.ownerThread = pthread_self() }
         defer {
-            socket?.close()
-            socket = nil
+            closeSocket()
             shared.withLock { $0.closing = true }
             stopped.leave()
         }
@@ -183,14 +192,14 @@ public final class SocketLoop: @unchecked Sendable {
             }
             if stop { return }
             if let delay {
-                socket?.close()
-                socket = nil
+                closeSocket()
                 reopenAt = .now + delay
             }
             if socket == nil, let at = reopenAt, at <= .now {
                 reopenAt = nil
                 do {
-                    socket = try Self.makeSocket(context, configuration, bindTo: boundEndpoints).socket
+                    (socket, monitor, _) = try Self.makeSocket(
+                        context, configuration, bindTo: boundEndpoints, monitored: handlers.onHandshakeFailure != nil)
                     if let hello = handlers.greeting() { shared.withLock { $0.urgent.prepend(hello) } }
                 } catch {
                     // E.g. a ROUTER's port still held by the old socket's teardown: try again.
@@ -202,6 +211,7 @@ public final class SocketLoop: @unchecked Sendable {
 
             var items: [(ZMQPoll.Target, ZMQPoll.Events)] = [(.fileDescriptor(wake.readEnd), .readable)]
             if let socket { items.append((.socket(socket), blocked ? [.readable, .writable] : .readable)) }
+            if let monitor { items.append((.socket(monitor.receiver), .readable)) }
             let wakeAt = [nextTick, reopenAt].compactMap { $0 }.min()
             let ready: [ZMQPoll.Events]
             do {
@@ -219,12 +229,23 @@ public final class SocketLoop: @unchecked Sendable {
                     return
                 }
             }
+            if let monitor, ready.count > 2, ready[2].contains(.readable) {
+                for failure in monitor.drain() { handlers.onHandshakeFailure?(failure) }
+            }
             if let tick = configuration.tick, let due = nextTick, due <= .now {
                 let now = ContinuousClock.now
                 handlers.onTick(self, now)
                 nextTick = now + tick
             }
         }
+    }
+
+    /// Closes the socket and its monitor (the monitor first: it watches the socket).
+    private func closeSocket() {
+        monitor?.close()
+        monitor = nil
+        socket?.close()
+        socket = nil
     }
 
     /// Hands queued messages to libzmq until the queue is empty or the socket would block.
@@ -258,14 +279,16 @@ public final class SocketLoop: @unchecked Sendable {
     private static let reopenRetry = Duration.milliseconds(250)
 
     private static func makeSocket(
-        _ context: ZMQContext, _ configuration: Configuration, bindTo endpoints: [String]
-    ) throws(TransportError) -> (socket: ZMQSocket, bound: [String]) {
+        _ context: ZMQContext, _ configuration: Configuration, bindTo endpoints: [String], monitored: Bool
+    ) throws(TransportError) -> (socket: ZMQSocket, monitor: HandshakeMonitor?, bound: [String]) {
         let socket = try ZMQSocket(context: context, kind: configuration.kind, linger: configuration.linger)
         switch configuration.kind {
         case .router: try socket.setRouterMandatory(true)
         case .dealer: try socket.setImmediate(true)
-        case .reply: break
+        case .reply, .pair: break
         }
+        // Before binding and connecting, so that no connection goes unwatched.
+        let monitor = monitored ? try HandshakeMonitor(context: context, watching: socket) : nil
         if let curve = configuration.curve { try socket.setCurve(curve) }
         if let id = configuration.routingID { try socket.setRoutingID(id) }
         if let limit = configuration.maxMessageBytes { try socket.setMaxMessageSize(limit) }
@@ -274,6 +297,6 @@ public final class SocketLoop: @unchecked Sendable {
         var bound: [String] = []
         for endpoint in endpoints { bound.append(try socket.bind(endpoint)) }
         for endpoint in configuration.connect { try socket.connect(endpoint) }
-        return (socket, bound)
+        return (socket, monitor, bound)
     }
 }

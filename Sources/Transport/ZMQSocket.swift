@@ -13,12 +13,15 @@ public final class ZMQSocket {
         case dealer
         /// Answers one request at a time (the ZAP authentication handler).
         case reply
+        /// Talks to exactly one peer (a socket monitor's events).
+        case pair
 
         var raw: Int32 {
             switch self {
             case .router: ZMQ_ROUTER
             case .dealer: ZMQ_DEALER
             case .reply: ZMQ_REP
+            case .pair: ZMQ_PAIR
             }
         }
 
@@ -27,6 +30,7 @@ public final class ZMQSocket {
             case .router: "ROUTER"
             case .dealer: "DEALER"
             case .reply: "REP"
+            case .pair: "PAIR"
             }
         }
     }

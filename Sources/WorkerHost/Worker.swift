@@ -2,6 +2,7 @@ import Cluster
 import Foundation
 import Generation
 import Logging
+import Synchronization
 import Transport
 import Wire
 
@@ -13,7 +14,7 @@ import Wire
 /// misbehaving coordinator cannot make it batch more than it said.
 ///
 /// Every log line carries the `worker_id`; lines about work its `job_id` and `request_id`.
-public final class Worker: @unchecked Sendable {
+public final class Worker: Sendable {
     public struct Configuration: Sendable {
         public var endpoint: String
         /// Unique in the cluster; also the ZeroMQ routing id.
@@ -51,22 +52,27 @@ public final class Worker: @unchecked Sendable {
     private let engine: WorkerEngine
     private let codec = EnvelopeCodec()
     private let logger: Logger
-    private var link: DealerLink!
+    private let link: DealerLink
 
-    private let lock = NSLock()
-    private var inFlight: [String: Int] = [:] // request id → sequences
-    private var images = ImageCache(capacity: 0)
-    private var lastReady = ContinuousClock.now
-    private var beat: UInt64 = 0
-    private var stopped: ClusterError?
-    private var linkConnected = false
-    /// The coordinator has answered at least once since this worker started.
-    private var everConnected = false
-    /// It said goodbye: a heartbeat answered "unknown" after that must not register it again.
-    private var leaving = false
-    /// The coordinator answered a heartbeat saying it knows this worker, since the link came up.
-    private var registered = false
-    private var onStop: CheckedContinuation<ClusterError, Never>?
+    /// What the link's thread, the serving tasks and the callers share.
+    private struct State {
+        var inFlight: [String: Int] = [:] // request id → sequences
+        var images: ImageCache
+        var lastReady = ContinuousClock.now
+        var beat: UInt64 = 0
+        var stopped: ClusterError?
+        var linkConnected = false
+        /// The coordinator has answered at least once since this worker started.
+        var everConnected = false
+        /// It said goodbye: a heartbeat answered "unknown" after that must not register it again.
+        var leaving = false
+        /// The coordinator answered a heartbeat saying it knows this worker, since the link came up.
+        var registered = false
+        var onStop: CheckedContinuation<ClusterError, Never>?
+
+        var sequencesInFlight: Int { inFlight.values.reduce(0, +) }
+    }
+    private let state: Mutex<State>
 
     public init(
         context: ZMQContext, configuration: Configuration, engine: WorkerEngine,
@@ -82,67 +88,43 @@ public final class Worker: @unchecked Sendable {
         var tagged = logger
         tagged[metadataKey: "worker_id"] = "\(configuration.workerID)"
         self.logger = tagged
-        images = ImageCache(capacity: configuration.imageCacheCapacity)
-        WorkerMetrics.register(on: metrics, worker: self, engine: engine)
+        let startedAt = ContinuousClock.now
+        state = Mutex(State(images: ImageCache(capacity: configuration.imageCacheCapacity), lastReady: startedAt))
+        // The link's handlers reach the worker through this box: the link is made before the worker
+        // is whole, and must not keep it alive. Only the first greeting is asked for before the box
+        // is filled (the link queues it at once), so it is built here: nothing is cached yet, and
+        // `lastReady` says when. Beats, messages and state changes come a tick or a round trip later.
+        let reference = WorkerReference()
+        let firstReady = Self.readyFrames(configuration: configuration, engine: engine, codec: codec, cachedImages: [])
         link = try DealerLink(
             context: context,
             configuration: .init(
                 endpoint: configuration.endpoint, routingID: Array(configuration.workerID.utf8),
                 heartbeat: configuration.heartbeat, backoff: configuration.backoff,
                 maxMessageBytes: Int64(codec.maxFrameBytes), name: "worker-link", curve: configuration.curve),
-            greeting: { [unowned self] in readyFrames() },
-            heartbeat: { [unowned self] in heartbeatFrames() },
-            onMessage: { [unowned self] frames in handle(frames) },
-            onStateChange: { [unowned self] state in
-                let answeredBefore = lock.withLock {
-                    linkConnected = state == .connected
-                    if state != .connected { registered = false }
-                    if state == .connected { everConnected = true }
-                    return everConnected
-                }
-                switch state {
-                case .connecting:
-                    self.logger.debug("connecting", metadata: ["coordinator": "\(configuration.endpoint)"])
-                case .connected:
-                    self.logger.debug("link up", metadata: ["coordinator": "\(configuration.endpoint)"])
-                case .reconnecting(let attempt, let delay) where !answeredBefore:
-                    // ZeroMQ drops a refused CURVE handshake without a word: say what silence from
-                    // the start can mean.
-                    self.logger.warning(
-                        "no answer from the coordinator, retrying",
-                        metadata: [
-                            "coordinator": "\(configuration.endpoint)", "attempt": .stringConvertible(attempt),
-                            "delay_s": .stringConvertible(milliseconds(delay).rounded() / 1000),
-                            "hint": configuration.curve == nil
-                                ? "is it running there? does it require CURVE keys (--curve-server-key, --curve-secret-key-file)?"
-                                : "is it running there? is this worker's public key in its --authorized-keys, and --curve-server-key its public key?"
-                        ])
-                case .reconnecting(let attempt, let delay):
-                    self.logger.warning(
-                        "coordinator silent, reconnecting",
-                        metadata: [
-                            "coordinator": "\(configuration.endpoint)", "attempt": .stringConvertible(attempt),
-                            "delay_s": .stringConvertible(milliseconds(delay).rounded() / 1000)
-                        ])
-                }
-            })
+            greeting: { reference.worker?.readyFrames() ?? firstReady },
+            heartbeat: { reference.worker?.heartbeatFrames() ?? [] },
+            onMessage: { frames in reference.worker?.handle(frames) },
+            onStateChange: { state in reference.worker?.linkChanged(to: state) })
+        reference.worker = self
+        WorkerMetrics.register(on: metrics, worker: self, engine: engine)
     }
 
     /// Whether the link to the coordinator is up (heartbeats answered): a readiness probe's answer.
-    public var isConnected: Bool { lock.withLock { linkConnected && stopped == nil } }
+    public var isConnected: Bool { state.withLock { $0.linkConnected && $0.stopped == nil } }
 
     /// Waits until the coordinator refuses this worker for good (e.g. a model mismatch).
     public func waitUntilRefused() async -> ClusterError {
         await withCheckedContinuation { continuation in
-            lock.withLock {
-                if let stopped { continuation.resume(returning: stopped) } else { onStop = continuation }
+            state.withLock {
+                if let stopped = $0.stopped { continuation.resume(returning: stopped) } else { $0.onStop = continuation }
             }
         }
     }
 
     /// Says goodbye (the coordinator re-dispatches this worker's work at once) and closes the link.
     public func close(reason: String = "shutting down") {
-        lock.withLock { leaving = true }
+        state.withLock { $0.leaving = true }
         var goodbye = Stagebeam_V1_Disconnect()
         goodbye.reason = reason
         if let frame = try? codec.encode(.disconnect(goodbye)) { try? link.send([frame]) }
@@ -154,6 +136,16 @@ public final class Worker: @unchecked Sendable {
     // MARK: Link thread
 
     private func readyFrames() -> [[UInt8]] {
+        let cached = state.withLock {
+            $0.lastReady = .now
+            return $0.images.hashes
+        }
+        return Self.readyFrames(configuration: configuration, engine: engine, codec: codec, cachedImages: cached)
+    }
+
+    private static func readyFrames(
+        configuration: Configuration, engine: WorkerEngine, codec: EnvelopeCodec, cachedImages: [String]
+    ) -> [[UInt8]] {
         var ready = Stagebeam_V1_Ready()
         ready.protocolVersion = EnvelopeCodec.protocolVersion
         ready.workerID = configuration.workerID
@@ -165,28 +157,60 @@ public final class Worker: @unchecked Sendable {
         ready.imageCache.capacityImages = UInt32(configuration.imageCacheCapacity)
         ready.softwareVersion = "stagebeam (protocol \(EnvelopeCodec.protocolVersion))"
         ready.recommendationsJson = engine.recommendationsJSON
-        lock.withLock {
-            ready.imageCache.cachedSha256 = images.hashes
-            lastReady = .now
-        }
+        ready.imageCache.cachedSha256 = cachedImages
         return [(try? codec.encode(.ready(ready))) ?? []]
+    }
+
+    private func linkChanged(to link: DealerLink.State) {
+        let answeredBefore = state.withLock { state in
+            state.linkConnected = link == .connected
+            if link != .connected { state.registered = false }
+            if link == .connected { state.everConnected = true }
+            return state.everConnected
+        }
+        let endpoint = configuration.endpoint
+        switch link {
+        case .connecting:
+            logger.debug("connecting", metadata: ["coordinator": "\(endpoint)"])
+        case .connected:
+            logger.debug("link up", metadata: ["coordinator": "\(endpoint)"])
+        case .reconnecting(let attempt, let delay) where !answeredBefore:
+            // ZeroMQ drops a refused CURVE handshake without a word: say what silence from
+            // the start can mean.
+            logger.warning(
+                "no answer from the coordinator, retrying",
+                metadata: [
+                    "coordinator": "\(endpoint)", "attempt": .stringConvertible(attempt),
+                    "delay_s": .stringConvertible(milliseconds(delay).rounded() / 1000),
+                    "hint": configuration.curve == nil
+                        ? "is it running there? does it require CURVE keys (--curve-server-key, --curve-secret-key-file)?"
+                        : "is it running there? is this worker's public key in its --authorized-keys, and --curve-server-key its public key?"
+                ])
+        case .reconnecting(let attempt, let delay):
+            logger.warning(
+                "coordinator silent, reconnecting",
+                metadata: [
+                    "coordinator": "\(endpoint)", "attempt": .stringConvertible(attempt),
+                    "delay_s": .stringConvertible(milliseconds(delay).rounded() / 1000)
+                ])
+        }
     }
 
     /// Sequences in flight now, and images cached (for metrics).
     func load() -> (sequences: Int, images: Int) {
-        lock.withLock { (inFlight.values.reduce(0, +), images.hashes.count) }
+        state.withLock { ($0.sequencesInFlight, $0.images.hashes.count) }
     }
 
     private func heartbeatFrames() -> [[UInt8]] {
         var message = Stagebeam_V1_Heartbeat()
-        lock.withLock {
-            beat += 1
-            message.sequence = beat
-            let used = inFlight.values.reduce(0, +)
-            message.inFlightSequences = UInt32(used)
-            message.creditsAvailable = UInt32(max(configuration.maxBatch - used, 0))
-            message.inFlightRequestIds = inFlight.keys.sorted()
+        let (beat, used, requests) = state.withLock { state in
+            state.beat += 1
+            return (state.beat, state.sequencesInFlight, state.inFlight.keys.sorted())
         }
+        message.sequence = beat
+        message.inFlightSequences = UInt32(used)
+        message.creditsAvailable = UInt32(max(configuration.maxBatch - used, 0))
+        message.inFlightRequestIds = requests
         return [(try? codec.encode(.heartbeat(message))) ?? []]
     }
 
@@ -224,9 +248,12 @@ public final class Worker: @unchecked Sendable {
         case .heartbeat(let beat):
             // A coordinator that does not know us (it restarted): announce ourselves again, at most
             // once per liveness period (answers to beats sent before the Ready also say "unknown").
-            let (due, newlyKnown) = lock.withLock {
-                defer { registered = beat.known }
-                return (!leaving && ContinuousClock.now - lastReady > configuration.heartbeat.deadAfter, beat.known && !registered)
+            let (due, newlyKnown) = state.withLock { state in
+                defer { state.registered = beat.known }
+                return (
+                    !state.leaving && ContinuousClock.now - state.lastReady > configuration.heartbeat.deadAfter,
+                    beat.known && !state.registered
+                )
             }
             if newlyKnown {
                 logger.info(
@@ -273,14 +300,14 @@ public final class Worker: @unchecked Sendable {
         // sent it elsewhere.
         let deadline = deadlineMs > 0 ? received + .nanoseconds(Int64(deadlineMs * 1e6)) : nil
         var promptImage: PromptImage?
-        let refusal: ClusterError? = lock.withLock {
+        let refusal: ClusterError? = state.withLock { state in
             if !configuration.roles.contains(role) {
                 return ClusterError(
                     .unexpectedMessage, "worker \(configuration.workerID) does not serve \(role.logName) requests")
             }
             if let problem = check() { return ClusterError(.invalidArgument, problem) }
             if sequences < 1 { return ClusterError(.invalidArgument, "a request needs at least one sequence") }
-            let used = inFlight.values.reduce(0, +)
+            let used = state.sequencesInFlight
             if used + sequences > configuration.maxBatch {
                 return ClusterError(
                     .overloaded,
@@ -294,12 +321,12 @@ public final class Worker: @unchecked Sendable {
                     guard ContentHash.sha256Hex(image.data) == image.sha256 else {
                         return ClusterError(.badImage, "image bytes do not hash to \(image.sha256)")
                     }
-                    images.insert(image.sha256, image.data)
+                    state.images.insert(image.sha256, image.data)
                     metrics.inc(WorkerMetrics.images, [("event", "received")])
                     logger.info(
                         "image received", metadata: ["image": "\(image.sha256.prefix(12))", "bytes": .stringConvertible(image.data.count)])
                     promptImage = PromptImage(hash: image.sha256, data: image.data)
-                } else if let data = images.data(image.sha256) {
+                } else if let data = state.images.data(image.sha256) {
                     metrics.inc(WorkerMetrics.images, [("event", "cache_hit")])
                     promptImage = PromptImage(hash: image.sha256, data: data)
                 } else {
@@ -307,7 +334,7 @@ public final class Worker: @unchecked Sendable {
                     return ClusterError(.imageNotCached, "image \(image.sha256) was not sent and is not cached here")
                 }
             }
-            inFlight[id] = sequences
+            state.inFlight[id] = sequences
             return nil
         }
         if var refusal {
@@ -326,7 +353,7 @@ public final class Worker: @unchecked Sendable {
             } catch {
                 answer = .error(WorkerEngine.wireError(error, requestID: id, jobID: jobID).wire)
             }
-            lock.withLock { inFlight[id] = nil }
+            state.withLock { _ = $0.inFlight.removeValue(forKey: id) }
             let seconds = milliseconds(ContinuousClock.now - received) / 1000
             WorkerMetrics.served(answer, role: role, sequences: sequences, seconds: seconds, on: metrics)
             var metadata: Logger.Metadata = [
@@ -368,13 +395,24 @@ public final class Worker: @unchecked Sendable {
     }
 
     private func stop(_ reason: ClusterError) {
-        let waiter: CheckedContinuation<ClusterError, Never>? = lock.withLock {
-            guard stopped == nil else { return nil }
-            stopped = reason
-            defer { onStop = nil }
-            return onStop
+        let waiter: CheckedContinuation<ClusterError, Never>? = state.withLock { state in
+            guard state.stopped == nil else { return nil }
+            state.stopped = reason
+            defer { state.onStop = nil }
+            return state.onStop
         }
         waiter?.resume(returning: reason)
+    }
+}
+
+/// The worker, for the link's handlers (see `Worker.init`).
+private final class WorkerReference: Sendable {
+    private struct Weak { weak var value: Worker? }
+    private let reference = Mutex(Weak())
+
+    var worker: Worker? {
+        get { reference.withLock { $0.value } }
+        set { reference.withLock { $0.value = newValue } }
     }
 }
 

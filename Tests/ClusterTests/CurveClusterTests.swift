@@ -59,4 +59,54 @@ extension ClusterProcessTests {
             child.logged("no answer from the coordinator, retrying").first
         }
     }
+
+    /// A client whose CURVE handshake fails never reaches the coordinator's socket (libzmq drops the
+    /// connection), yet the coordinator logs it: the peer's address and what failed, one line per
+    /// peer and reason per interval although a refused client reconnects every fraction of a second.
+    @Test func failedCurveHandshakesAreLogged() throws {
+        let scratch = try Scratch()
+        func keygen(_ name: String) throws -> String {
+            let (status, out, err) = try runStagebeam(["keygen", "--output", scratch.path(name)], in: scratch, name: "keygen-\(name)")
+            #expect(status == 0, "\(err)")
+            return out.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        _ = try keygen("coordinator")
+        let clientKey = try keygen("client")
+        try "\(clientKey)\n".write(toFile: scratch.path("authorized"), atomically: true, encoding: .utf8)
+        let coordinator = try ChildProcess(
+            [
+                "coordinator", "--bind", "tcp://127.0.0.1:*", "--journal", scratch.path("journal.jsonl"), "--log-format", "json",
+                "--curve-secret-key-file", scratch.path("coordinator.secret"), "--authorized-keys", scratch.path("authorized")
+            ],
+            name: "coordinator", in: scratch)
+        defer { coordinator.signal(SIGKILL) }
+        let endpoint = try coordinator.wait("the listening line") { child in
+            child.stdout.split(separator: " ").first { $0.hasPrefix("tcp://") }.map(String.init)
+        }
+        func failures(_ reason: String) -> [[String: Any]] {
+            coordinator.logged("handshake failed").filter { ($0["error"] as? String)?.contains(reason) == true }
+        }
+
+        // No keys: the client offers ZeroMQ's NULL mechanism to a CURVE server.
+        let (keyless, _, _) = try runStagebeam(
+            ["status", "--coordinator", endpoint, "--timeout-s", "1"], in: scratch, name: "status-keyless")
+        #expect(keyless != 0)
+        let mismatch = try coordinator.wait("the keyless client's failed handshake") { _ in failures("security mechanism").first }
+        #expect((mismatch["peer"] as? String)?.hasPrefix("tcp://127.0.0.1:") == true, "\(mismatch)")
+        #expect(mismatch["event"] as? String == "handshake_failed_protocol")
+
+        // An authorized client key, but the server key is not the coordinator's: HELLO does not decrypt.
+        // (`=`: a Z85 key may begin with "-", which would read as an option.)
+        let (wrongServer, _, _) = try runStagebeam(
+            [
+                "status", "--coordinator", endpoint, "--timeout-s", "1", "--curve-server-key=\(clientKey)",
+                "--curve-secret-key-file", scratch.path("client.secret")
+            ], in: scratch, name: "status-wrong-server-key")
+        #expect(wrongServer != 0)
+        let undecrypted = try coordinator.wait("the wrong server key's failed handshake") { _ in failures("did not decrypt").first }
+        #expect((undecrypted["peer"] as? String)?.hasPrefix("tcp://127.0.0.1:") == true, "\(undecrypted)")
+
+        // The keyless client retried within its second; one line per interval (10 s) says so.
+        #expect(failures("security mechanism").count == 1, "\(failures("security mechanism"))")
+    }
 }

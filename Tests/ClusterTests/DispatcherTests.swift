@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Search
+import Synchronization
 import Testing
 import Transport
 import Wire
@@ -8,21 +9,20 @@ import Wire
 @testable import Cluster
 
 /// What a dispatcher sent, decoded; filled from the dispatcher's lock, read by the test.
-private final class Outbox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var messages: [(worker: String, body: Stagebeam_V1_Envelope.OneOf_Body)] = []
+private final class Outbox: Sendable {
+    private let messages = Mutex<[(worker: String, body: Stagebeam_V1_Envelope.OneOf_Body)]>([])
 
     func append(_ frames: [[UInt8]]) {
         let body = try! EnvelopeCodec().decode(frames[1])
-        lock.withLock { messages.append((String(decoding: frames[0], as: UTF8.self), body)) }
+        messages.withLock { $0.append((String(decoding: frames[0], as: UTF8.self), body)) }
     }
 
     var generateRequests: [(worker: String, request: Stagebeam_V1_GenerateRequest)] {
-        lock.withLock { messages.compactMap { if case .generateRequest(let r) = $0.body { ($0.worker, r) } else { nil } } }
+        messages.withLock { $0.compactMap { if case .generateRequest(let r) = $0.body { ($0.worker, r) } else { nil } } }
     }
 
     var judgeRequests: [(worker: String, request: Stagebeam_V1_JudgeRequest)] {
-        lock.withLock { messages.compactMap { if case .judgeRequest(let r) = $0.body { ($0.worker, r) } else { nil } } }
+        messages.withLock { $0.compactMap { if case .judgeRequest(let r) = $0.body { ($0.worker, r) } else { nil } } }
     }
 
     /// Waits (up to 2 s) until `predicate` holds.

@@ -1,5 +1,6 @@
 import Foundation
 import Search
+import Synchronization
 import Testing
 import Wire
 
@@ -7,10 +8,10 @@ import Wire
 
 /// What a person sees: a bar redrawn in place on a terminal, plain lines otherwise.
 struct BatchProgressTests {
-    final class Sink: @unchecked Sendable {
-        let lock = NSLock()
-        var text = ""
-        func write(_ part: String) { lock.withLock { text += part } }
+    final class Sink: Sendable {
+        private let written = Mutex("")
+        var text: String { written.withLock { $0 } }
+        func write(_ part: String) { written.withLock { $0 += part } }
     }
 
     static func outcome(_ id: String, succeeded: Bool) -> ItemOutcome {

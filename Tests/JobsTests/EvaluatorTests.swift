@@ -1,5 +1,6 @@
 import Foundation
 import LocalEngine
+import Synchronization
 import Testing
 
 @testable import Jobs
@@ -20,13 +21,12 @@ struct EvaluatorTests {
     }
 
     /// Records every request and always prefers the response shown first, in the request's mode.
-    final class FirstPreferringJudge: Judge, @unchecked Sendable {
-        private let lock = NSLock()
-        private var log: [JudgeRequest] = []
-        var requests: [JudgeRequest] { lock.withLock { log } }
+    final class FirstPreferringJudge: Judge, Sendable {
+        private let log = Mutex<[JudgeRequest]>([])
+        var requests: [JudgeRequest] { log.withLock { $0 } }
 
         func judge(_ request: JudgeRequest) async throws -> JudgeReply {
-            lock.withLock { log.append(request) }
+            log.withLock { $0.append(request) }
             switch request.mode {
             case .logprob: return .choiceLogprobs(first: -0.1, second: -2.3)
             case .generate: return .verdict(text: "Response 2 answers 4. The better response is Response 1.")

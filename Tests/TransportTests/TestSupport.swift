@@ -1,34 +1,21 @@
 import Foundation
+import Synchronization
 import Transport
 
 /// Messages delivered by a loop's thread, waited for by the test thread.
-final class Inbox: @unchecked Sendable {
-    private let condition = NSCondition()
-    private var items: [[[UInt8]]] = []
+final class Inbox: Sendable {
+    private let items = Mutex<[[[UInt8]]]>([])
 
     func append(_ frames: [[UInt8]]) {
-        condition.lock()
-        items.append(frames)
-        condition.broadcast()
-        condition.unlock()
+        items.withLock { $0.append(frames) }
     }
 
-    var messages: [[[UInt8]]] {
-        condition.lock()
-        defer { condition.unlock() }
-        return items
-    }
+    var messages: [[[UInt8]]] { items.withLock { $0 } }
 
     /// Waits until `predicate` holds for the messages so far; returns false on timeout.
     @discardableResult
     func wait(timeout: Duration = .seconds(10), until predicate: ([[[UInt8]]]) -> Bool) -> Bool {
-        let deadline = Date().addingTimeInterval(Double(timeout.components.seconds) + Double(timeout.components.attoseconds) * 1e-18)
-        condition.lock()
-        defer { condition.unlock() }
-        while !predicate(items) {
-            if !condition.wait(until: deadline) { return predicate(items) }
-        }
-        return true
+        eventually(timeout: timeout) { predicate(messages) }
     }
 
     func wait(count: Int, timeout: Duration = .seconds(10)) -> Bool {
@@ -37,12 +24,11 @@ final class Inbox: @unchecked Sendable {
 }
 
 /// A value set by one thread and read by another.
-final class Locked<Value>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: Value
-    init(_ value: Value) { self.value = value }
-    var get: Value { lock.withLock { value } }
-    func update<R>(_ body: (inout Value) -> R) -> R { lock.withLock { body(&value) } }
+final class Locked<Value: Sendable>: Sendable {
+    private let value: Mutex<Value>
+    init(_ value: Value) { self.value = Mutex(value) }
+    var get: Value { value.withLock { $0 } }
+    func update<R: Sendable>(_ body: (inout Value) -> R) -> R { value.withLock { body(&$0) } }
 }
 
 /// Polls `condition` until it holds; false after `timeout`.

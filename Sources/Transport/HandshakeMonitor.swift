@@ -1,0 +1,102 @@
+import CZeroMQ
+import Synchronization
+
+/// A connection whose security handshake failed, as libzmq's socket monitor reports it.
+public struct HandshakeFailure: Sendable, Equatable {
+    /// The peer's address as libzmq names it, e.g. `tcp://127.0.0.1:40312`.
+    public let peer: String
+    /// What went wrong, in words (e.g. "the client offered no CURVE keys (security mechanism mismatch)").
+    public let reason: String
+    /// libzmq's event: `handshake_failed_protocol`, `handshake_failed_auth` or `handshake_failed_no_detail`.
+    public let event: String
+
+    /// The peer's host without its port: a client that retries connects from a new port each time.
+    public var peerHost: String {
+        guard let colon = peer.lastIndex(of: ":"), peer[..<colon].contains("://") else { return peer }
+        return String(peer[..<colon])
+    }
+}
+
+/// Watches one socket for failed security handshakes (libzmq's `zmq_socket_monitor`): a client
+/// without CURVE keys at a CURVE server, a client that has the wrong server key, a key the ZAP
+/// handler refused. libzmq drops such connections without telling the socket's owner; the monitor
+/// reads its events from an inproc PAIR socket.
+///
+/// Used by the thread that owns the watched socket (like the socket itself), and closed before it.
+final class HandshakeMonitor {
+    static let events = ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
+
+    /// Unique inproc endpoints within the process (a context's endpoints must not repeat).
+    private static let counter = Atomic<Int>(0)
+
+    let receiver: ZMQSocket
+    private let watched: ZMQSocket
+
+    /// Starts monitoring `socket`; call before it binds or connects so that no event is missed.
+    init(context: ZMQContext, watching socket: ZMQSocket) throws(TransportError) {
+        let endpoint = "inproc://stagebeam-handshake-monitor-\(Self.counter.add(1, ordering: .relaxed).newValue)"
+        guard zmq_socket_monitor(try socket.open(), endpoint, Self.events) == 0 else {
+            throw TransportError.lastZMQ("zmq_socket_monitor \(endpoint)")
+        }
+        watched = socket
+        receiver = try ZMQSocket(context: context, kind: .pair)
+        try receiver.connect(endpoint)
+    }
+
+    /// The failures reported since the last call (never blocks).
+    func drain() -> [HandshakeFailure] {
+        var failures: [HandshakeFailure] = []
+        while let frames = try? receiver.receive(dontWait: true) {
+            if let failure = Self.parse(frames) { failures.append(failure) }
+        }
+        return failures
+    }
+
+    /// Stops monitoring and closes the receiving socket (before the watched socket closes).
+    func close() {
+        if let handle = try? watched.open() { zmq_socket_monitor(handle, nil, 0) }
+        receiver.close()
+    }
+
+    /// A monitor event: frame 0 is the event (16 bits) and its value (32 bits), in host byte order;
+    /// frame 1 the peer's address.
+    static func parse(_ frames: [[UInt8]]) -> HandshakeFailure? {
+        guard frames.count == 2, frames[0].count == 6 else { return nil }
+        let (event, value) = frames[0].withUnsafeBytes {
+            (Int32($0.loadUnaligned(as: UInt16.self)), $0.loadUnaligned(fromByteOffset: 2, as: UInt32.self))
+        }
+        let peer = String(decoding: frames[1], as: UTF8.self)
+        switch event {
+        case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+            return HandshakeFailure(peer: peer, reason: protocolError(value), event: "handshake_failed_protocol")
+        case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
+            return HandshakeFailure(
+                peer: peer, reason: "the authenticator refused the client's key (ZAP status \(value))", event: "handshake_failed_auth")
+        case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+            let detail = String(cString: zmq_strerror(Int32(bitPattern: value)))
+            return HandshakeFailure(peer: peer, reason: "handshake failed: \(detail)", event: "handshake_failed_no_detail")
+        default:
+            return nil
+        }
+    }
+
+    /// libzmq's `ZMQ_PROTOCOL_ERROR_*` codes, in words.
+    static func protocolError(_ code: UInt32) -> String {
+        switch Int32(bitPattern: code) {
+        case ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
+            "the peer's security mechanism differs from this socket's (e.g. a client without CURVE keys)"
+        case ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC:
+            "the CURVE handshake did not decrypt (e.g. the client has the wrong server key)"
+        case ZMQ_PROTOCOL_ERROR_ZMTP_KEY_EXCHANGE:
+            "the CURVE key exchange failed"
+        case ZMQ_PROTOCOL_ERROR_ZMTP_UNEXPECTED_COMMAND, ZMQ_PROTOCOL_ERROR_ZMTP_INVALID_SEQUENCE:
+            "the peer sent handshake commands out of order"
+        case ZMQ_PROTOCOL_ERROR_ZMTP_MALFORMED_COMMAND_UNSPECIFIED...ZMQ_PROTOCOL_ERROR_ZMTP_INVALID_METADATA:
+            "the peer sent a malformed handshake command (protocol error 0x\(String(code, radix: 16)))"
+        case ZMQ_PROTOCOL_ERROR_ZAP_UNSPECIFIED...ZMQ_PROTOCOL_ERROR_ZAP_INVALID_METADATA:
+            "the authenticator's answer was unusable (protocol error 0x\(String(code, radix: 16)))"
+        default:
+            "protocol error 0x\(String(code, radix: 16))"
+        }
+    }
+}
