@@ -786,7 +786,6 @@ public final class Coordinator: Sendable {
             if let usage = usage?.current {
                 result.counts.candidatePromptTokens = usage.promptTokens
                 result.counts.candidateReusedPrefixTokens = usage.reusedPrefixTokens
-                result.counts.judgePromptTokens = usage.judgePromptTokens
             }
             // What the job ran with, without the bulky parts the client already has.
             result.settings = job.submit

@@ -145,12 +145,17 @@ struct DispatchState {
         }
         work.answeredBy.insert(key)
         work.job.usage.add(prompt: result.promptTokens, reused: result.reusedPrefixTokens)
+        work.cost =
+            work.cost
+            + ComputeCost(
+                prefillSeconds: result.prefillMs / 1000, decodeSeconds: result.decodeMs / 1000,
+                promptTokens: Int(result.promptTokens), reusedPromptTokens: Int(result.reusedPrefixTokens))
         if work.unassigned.isEmpty, work.results.allSatisfy({ $0 != nil }) {
             work.done = true
             work.job.prefixHolders.workers = work.answeredBy
-            let candidates = work.results.map { $0! }
+            let measured = MeasuredCandidates(candidates: work.results.map { $0! }, cost: work.cost)
             let continuation = work.continuation
-            completions.append { continuation.resume(returning: candidates) }
+            completions.append { continuation.resume(returning: measured) }
         }
     }
 
@@ -158,13 +163,15 @@ struct DispatchState {
         guard let entry = takeInFlight(result.requestID, from: key, now: now) else { return }
         guard case .judge(let work) = entry.work, !entry.abandoned, !work.done else { return }
         work.done = true
-        work.job.usage.add(judgePrompt: result.promptTokens)
         let reply: JudgeReply =
             work.request.mode == .logprob
             ? .choiceLogprobs(first: result.logprobFirst, second: result.logprobSecond)
             : .verdict(text: result.verdictText)
+        let cost = ComputeCost(
+            prefillSeconds: result.prefillMs / 1000, decodeSeconds: result.decodeMs / 1000,
+            promptTokens: Int(result.promptTokens), reusedPromptTokens: Int(result.reusedPrefixTokens))
         let continuation = work.continuation
-        completions.append { continuation.resume(returning: reply) }
+        completions.append { continuation.resume(returning: MeasuredReply(reply: reply, cost: cost)) }
     }
 
     mutating func workerError(from key: [UInt8], _ error: Stagebeam_V1_Error, now: ContinuousClock.Instant) {
@@ -184,7 +191,7 @@ struct DispatchState {
             // so this is the judge's answer (the match is undecided), not a failure to retry.
             judge.done = true
             let continuation = judge.continuation
-            completions.append { continuation.resume(returning: .promptTooLong(message: error.message)) }
+            completions.append { continuation.resume(returning: MeasuredReply(reply: .promptTooLong(message: error.message), cost: nil)) }
             return
         }
         retryOrFail(entry.work, indices: entry.indices, worker: key, request: error.requestID, error: ClusterError(error))

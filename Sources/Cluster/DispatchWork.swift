@@ -8,7 +8,7 @@ import Wire
 final class GenerateWork {
     let job: JobContext
     let request: GenerateRequest
-    let continuation: CheckedContinuation<[GeneratedCandidate], any Error>
+    let continuation: CheckedContinuation<MeasuredCandidates, any Error>
     /// Candidate indices waiting to be sent.
     var unassigned: [Int]
     /// By candidate index; complete when no index is unassigned or in flight.
@@ -18,11 +18,13 @@ final class GenerateWork {
     var failedOn: Set<[UInt8]> = []
     /// Workers whose answers make up the results (they now hold this request's prompt prefix).
     var answeredBy: Set<[UInt8]> = []
+    /// What the answers so far cost on their workers, summed over the requests.
+    var cost = ComputeCost()
     var queuedSince: ContinuousClock.Instant
     var done = false
 
     init(
-        job: JobContext, request: GenerateRequest, continuation: CheckedContinuation<[GeneratedCandidate], any Error>,
+        job: JobContext, request: GenerateRequest, continuation: CheckedContinuation<MeasuredCandidates, any Error>,
         now: ContinuousClock.Instant
     ) {
         self.job = job
@@ -38,7 +40,7 @@ final class GenerateWork {
 final class JudgeWork {
     let job: JobContext
     let request: JudgeRequest
-    let continuation: CheckedContinuation<JudgeReply, any Error>
+    let continuation: CheckedContinuation<MeasuredReply, any Error>
     /// Sent and not yet answered or re-queued.
     var assigned = false
     var failures = 0
@@ -47,7 +49,7 @@ final class JudgeWork {
     var done = false
 
     init(
-        job: JobContext, request: JudgeRequest, continuation: CheckedContinuation<JudgeReply, any Error>,
+        job: JobContext, request: JudgeRequest, continuation: CheckedContinuation<MeasuredReply, any Error>,
         now: ContinuousClock.Instant
     ) {
         self.job = job

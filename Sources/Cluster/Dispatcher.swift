@@ -141,14 +141,14 @@ final class Dispatcher: Sendable {
 
     // MARK: Work from the search
 
-    func generate(_ request: GenerateRequest, job: JobContext) async throws -> [GeneratedCandidate] {
-        if request.seeds.isEmpty { return [] }
+    func generate(_ request: GenerateRequest, job: JobContext) async throws -> MeasuredCandidates {
+        if request.seeds.isEmpty { return MeasuredCandidates(candidates: [], cost: nil) }
         return try await withCheckedThrowingContinuation { continuation in
             locked { $0.enqueue(.generate(GenerateWork(job: job, request: request, continuation: continuation, now: .now))) }
         }
     }
 
-    func judge(_ request: JudgeRequest, job: JobContext) async throws -> JudgeReply {
+    func judge(_ request: JudgeRequest, job: JobContext) async throws -> MeasuredReply {
         try await withCheckedThrowingContinuation { continuation in
             locked { $0.enqueue(.judge(JudgeWork(job: job, request: request, continuation: continuation, now: .now))) }
         }

@@ -83,6 +83,17 @@ extension Stagebeam_V1_JobResult {
             summary.forcedClose = record.forcedClose
             summary.generateMs = record.generateSeconds * 1000
             summary.judgeMs = record.judgeSeconds * 1000
+            let cost = record.cost
+            summary.candidatePrefillMs = cost.candidatePrefillSeconds * 1000
+            summary.candidateDecodeMs = cost.candidateDecodeSeconds * 1000
+            summary.candidateWaitingMs = cost.candidateWaitingSeconds * 1000
+            summary.judgePrefillMs = cost.judgePrefillSeconds * 1000
+            summary.judgeDecodeMs = cost.judgeDecodeSeconds * 1000
+            summary.judgeWaitingMs = cost.judgeWaitingSeconds * 1000
+            summary.candidatePromptTokens = UInt32(clamping: cost.candidatePromptTokens)
+            summary.candidateReusedPrefixTokens = UInt32(clamping: cost.candidateReusedPromptTokens)
+            summary.judgePromptTokens = UInt32(clamping: cost.judgePromptTokens)
+            summary.judgeReusedPrefixTokens = UInt32(clamping: cost.judgeReusedPromptTokens)
             return summary
         }
         var counts = Stagebeam_V1_JobCounts()
@@ -91,6 +102,15 @@ extension Stagebeam_V1_JobResult {
         counts.judgeCalls = UInt32(search.counts.judgeCalls)
         counts.unparsableVerdicts = UInt32(search.counts.unparsableVerdicts)
         counts.redispatchedRequests = UInt32(redispatched)
+        let cost = search.cost
+        counts.candidatePrefillMs = cost.candidatePrefillSeconds * 1000
+        counts.candidateDecodeMs = cost.candidateDecodeSeconds * 1000
+        counts.candidateWaitingMs = cost.candidateWaitingSeconds * 1000
+        counts.judgePrefillMs = cost.judgePrefillSeconds * 1000
+        counts.judgeDecodeMs = cost.judgeDecodeSeconds * 1000
+        counts.judgeWaitingMs = cost.judgeWaitingSeconds * 1000
+        counts.judgePromptTokens = UInt64(cost.judgePromptTokens)
+        counts.judgeReusedPrefixTokens = UInt64(cost.judgeReusedPromptTokens)
         self.counts = counts
         self.queueMs = queueMs
         self.totalMs = totalMs

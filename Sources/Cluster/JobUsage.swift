@@ -1,11 +1,11 @@
 import Synchronization
 
-/// Prompt tokens of a job's requests, as the workers that answered them counted (`JobCounts`).
+/// Prompt tokens of a job's generate requests, as the workers that answered them counted
+/// (`JobCounts.candidate_prompt_tokens`; the judge's are in the search's costs).
 final class JobUsage: Sendable {
     struct Counts: Sendable {
         var promptTokens: UInt64 = 0
         var reusedPrefixTokens: UInt64 = 0
-        var judgePromptTokens: UInt64 = 0
     }
 
     private let counts = Mutex(Counts())
@@ -17,9 +17,5 @@ final class JobUsage: Sendable {
             $0.promptTokens += UInt64(prompt)
             $0.reusedPrefixTokens += UInt64(reused)
         }
-    }
-
-    func add(judgePrompt: UInt32) {
-        counts.withLock { $0.judgePromptTokens += UInt64(judgePrompt) }
     }
 }

@@ -8,7 +8,18 @@ struct RemoteGenerator: CandidateGenerator {
     let steps: JobSteps
 
     func generate(_ request: GenerateRequest) async throws -> [GeneratedCandidate] {
-        try await steps.answer("generate", for: request) { try await dispatcher.generate(request, job: job) }
+        try await generateMeasured(request).candidates
+    }
+
+    /// An answer taken from the journal cost nothing here: it reports no cost.
+    func generateMeasured(_ request: GenerateRequest) async throws -> MeasuredCandidates {
+        var cost: ComputeCost?
+        let candidates = try await steps.answer("generate", for: request) {
+            let measured = try await dispatcher.generate(request, job: job)
+            cost = measured.cost
+            return measured.candidates
+        }
+        return MeasuredCandidates(candidates: candidates, cost: cost)
     }
 }
 
@@ -20,6 +31,16 @@ struct RemoteJudge: Judge {
     let steps: JobSteps
 
     func judge(_ request: JudgeRequest) async throws -> JudgeReply {
-        try await steps.answer("judge", for: request) { try await dispatcher.judge(request, job: job) }
+        try await judgeMeasured(request).reply
+    }
+
+    func judgeMeasured(_ request: JudgeRequest) async throws -> MeasuredReply {
+        var cost: ComputeCost?
+        let reply = try await steps.answer("judge", for: request) {
+            let measured = try await dispatcher.judge(request, job: job)
+            cost = measured.cost
+            return measured.reply
+        }
+        return MeasuredReply(reply: reply, cost: cost)
     }
 }

@@ -94,30 +94,65 @@ public final class TextGenerator: @unchecked Sendable {
     public var imageTokenId: Int? { vision?.imageTokenId ?? mllama?.model.imageTokenId }
 
     public func generate(_ request: GenerationRequest) throws -> GenerationOutput {
-        try validate(request)
-        var timings = GenerationTimings()
-        let started = Date()
-        let images = try imageInputs(request.promptTokens, request.images)
-        timings.imageSeconds = Date().timeIntervalSince(started)
-        let imageKeys = request.images.map(\.hash)
-        let (prefix, promptLogits, reused) = try preparePrefix(request.promptTokens, images: images, imageKeys: imageKeys)
-        defer { keepOrRelease(prefix, tokens: request.promptTokens, imageKeys: imageKeys) }
-        timings.cachedPromptTokens = reused
-        timings.prefillTokens = request.promptTokens.count - reused
-        timings.prefillSeconds = Date().timeIntervalSince(started)
+        try generate([request])[0]
+    }
 
-        let decodeStarted = Date()
-        var samples = request.seeds.map { seed in
-            SampleState(
-                sequence: cache.fork(prefix), seed: seed, prompt: request.promptTokens,
-                trackSeen: request.sampling.repetitionPenalty != 1, vocabularySize: model.vocabularySize,
-                reserve: request.maxNewTokens)
+    /// Several requests decoded together (a bracket round's judge verdicts): each prompt is prefilled
+    /// (or taken from the prefix cache, which already holds the prompts before it in the list), then
+    /// the samples of every request advance together, one row each per forward pass. The kernels are
+    /// batch-invariant, so each sample's tokens are what `generate` of its request alone gives. The
+    /// batch's decode time is shared among the requests in proportion to the tokens each decoded.
+    public func generate(_ requests: [GenerationRequest]) throws -> [GenerationOutput] {
+        var needed = 0
+        for request in requests { needed += try validate(request) }
+        let samplesWanted = requests.reduce(0) { $0 + $1.seeds.count }
+        guard samplesWanted <= maxSamples else {
+            throw GenerationError(.invalidParameter, "samples per batch must be 1...\(maxSamples), got \(samplesWanted)")
         }
+        makeRoom(for: needed)
+        guard needed <= cache.freeTokenCapacity else {
+            throw GenerationError(
+                .cacheFull,
+                "request needs up to \(needed) KV slots, \(cache.freeTokenCapacity) are free; raise --kv-capacity or lower --n/--max-tokens"
+            )
+        }
+        var timings = [GenerationTimings](repeating: GenerationTimings(), count: requests.count)
+        var promptLogits: [[Float]] = []
+        var samples: [SampleState] = []
+        /// The request each sample belongs to.
+        var owners: [Int] = []
         // Released however decoding ends (a full cache throws mid-way).
         defer { for sample in samples { cache.release(sample.sequence) } }
-        let stops = StopMatcher(request.stopStrings)
+        for (r, request) in requests.enumerated() {
+            let started = Date()
+            let images = try imageInputs(request.promptTokens, request.images)
+            timings[r].imageSeconds = Date().timeIntervalSince(started)
+            let imageKeys = request.images.map(\.hash)
+            let (prefix, logits, reused) = try preparePrefix(request.promptTokens, images: images, imageKeys: imageKeys)
+            // The samples' forks hold the prefix's blocks, so the prompt can go to the prefix cache
+            // now, where the next request of the batch finds it.
+            for seed in request.seeds {
+                samples.append(
+                    SampleState(
+                        sequence: cache.fork(prefix), seed: seed, prompt: request.promptTokens,
+                        trackSeen: request.sampling.repetitionPenalty != 1, vocabularySize: model.vocabularySize,
+                        reserve: request.maxNewTokens))
+                owners.append(r)
+            }
+            keepOrRelease(prefix, tokens: request.promptTokens, imageKeys: imageKeys)
+            promptLogits.append(logits)
+            timings[r].cachedPromptTokens = reused
+            timings[r].prefillTokens = request.promptTokens.count - reused
+            timings[r].prefillSeconds = Date().timeIntervalSince(started)
+        }
+
+        let decodeStarted = Date()
+        let stops = requests.map { StopMatcher($0.stopStrings) }
         for i in samples.indices {
-            promptLogits.withUnsafeBufferPointer { advance(&samples[i], logits: $0.baseAddress!, request: request, stops: stops) }
+            let r = owners[i]
+            promptLogits[r].withUnsafeBufferPointer {
+                advance(&samples[i], logits: $0.baseAddress!, request: requests[r], stops: stops[r])
+            }
         }
         while true {
             batch.removeAll()
@@ -129,19 +164,34 @@ public final class TextGenerator: @unchecked Sendable {
             let logits = try model.forward(batch, cache: cache)
             var row = 0
             for i in samples.indices where !samples[i].finished {
-                advance(&samples[i], logits: logits.baseAddress! + row * model.vocabularySize, request: request, stops: stops)
+                let r = owners[i]
+                advance(&samples[i], logits: logits.baseAddress! + row * model.vocabularySize, request: requests[r], stops: stops[r])
                 row += 1
             }
         }
-        timings.decodeTokens = samples.reduce(0) { $0 + $1.tokenIds.count }
-        timings.decodeSeconds = Date().timeIntervalSince(decodeStarted)
-        return GenerationOutput(samples: samples.map(\.result), timings: timings)
+        let decodeSeconds = Date().timeIntervalSince(decodeStarted)
+        for i in samples.indices { timings[owners[i]].decodeTokens += samples[i].tokenIds.count }
+        let decodedTokens = max(timings.reduce(0) { $0 + $1.decodeTokens }, 1)
+        return requests.indices.map { r in
+            var requestTimings = timings[r]
+            requestTimings.decodeSeconds =
+                requests.count == 1 ? decodeSeconds : decodeSeconds * Double(requestTimings.decodeTokens) / Double(decodedTokens)
+            return GenerationOutput(samples: samples.indices.filter { owners[$0] == r }.map { samples[$0].result }, timings: requestTimings)
+        }
     }
 
     /// Teacher-forced log-probability of each continuation after `prompt` (summed over its tokens):
     /// the judge's logprob verdict. The prompt is prefilled once (or reused) for all continuations;
     /// a one-token continuation costs no forward pass beyond the prompt's.
     public func scoreContinuations(prompt: [Int], images promptImages: [PromptImage] = [], continuations: [[Int]]) throws -> [Double] {
+        try scoreContinuationsMeasured(prompt: prompt, images: promptImages, continuations: continuations).logprobs
+    }
+
+    /// `scoreContinuations`, with its timings: the prompt's image and prefill as prefill, the
+    /// continuations' own passes as decode.
+    public func scoreContinuationsMeasured(
+        prompt: [Int], images promptImages: [PromptImage] = [], continuations: [[Int]]
+    ) throws -> (logprobs: [Double], timings: GenerationTimings) {
         guard !prompt.isEmpty else { throw GenerationError(.emptyPrompt, "the prompt has no tokens") }
         if let long = continuations.first(where: { $0.count > model.maxLogitRows }) {
             throw GenerationError(.invalidParameter, "a scored continuation has \(long.count) tokens; at most \(model.maxLogitRows)")
@@ -152,16 +202,23 @@ public final class TextGenerator: @unchecked Sendable {
                 .promptTooLong, "prompt of \(prompt.count) tokens + a continuation of \(longest) exceeds the context of \(contextLength)")
         }
         makeRoom(for: prompt.count + continuations.reduce(0) { $0 + $1.count + cache.blockSize })
+        var timings = GenerationTimings()
+        let started = Date()
         let images = try imageInputs(prompt, promptImages)
+        timings.imageSeconds = Date().timeIntervalSince(started)
         let imageKeys = promptImages.map(\.hash)
-        let (prefix, logits, _) = try preparePrefix(prompt, images: images, imageKeys: imageKeys)
+        let (prefix, logits, reused) = try preparePrefix(prompt, images: images, imageKeys: imageKeys)
         defer { keepOrRelease(prefix, tokens: prompt, imageKeys: imageKeys) }
+        timings.cachedPromptTokens = reused
+        timings.prefillTokens = prompt.count - reused
+        timings.prefillSeconds = Date().timeIntervalSince(started)
+        let decodeStarted = Date()
         let vocabulary = model.vocabularySize
         func logprob(_ row: UnsafePointer<Float>, _ token: Int) -> Double {
             Double(row[token] - logSumExp(row, count: vocabulary))
         }
-        return try continuations.map { tokens in
-            guard let first = tokens.first else { return 0 }
+        let logprobs = try continuations.map { tokens in
+            guard let first = tokens.first else { return 0.0 }
             var total = logits.withUnsafeBufferPointer { logprob($0.baseAddress!, first) }
             guard tokens.count > 1 else { return total }
             let sequence = cache.fork(prefix)
@@ -175,6 +232,9 @@ public final class TextGenerator: @unchecked Sendable {
             for j in 1..<tokens.count { total += logprob(rows.baseAddress! + (j - 1) * vocabulary, tokens[j]) }
             return total
         }
+        timings.decodeTokens = continuations.reduce(0) { $0 + max($1.count - 1, 0) }
+        timings.decodeSeconds = Date().timeIntervalSince(decodeStarted)
+        return (logprobs, timings)
     }
 
     /// A sequence holding the prompt, the logits after its last token, and how many of its tokens
@@ -295,7 +355,8 @@ public final class TextGenerator: @unchecked Sendable {
         }
     }
 
-    private func validate(_ request: GenerationRequest) throws {
+    /// Checks a request; returns the KV slots it may need.
+    private func validate(_ request: GenerationRequest) throws -> Int {
         try request.sampling.validate()
         guard !request.promptTokens.isEmpty else { throw GenerationError(.emptyPrompt, "the prompt has no tokens") }
         guard !request.seeds.isEmpty && request.seeds.count <= maxSamples else {
@@ -314,14 +375,7 @@ public final class TextGenerator: @unchecked Sendable {
                 "prompt of \(request.promptTokens.count) tokens + \(request.maxNewTokens) new tokens exceeds the context of \(contextLength)"
             )
         }
-        let needed = request.promptTokens.count + request.seeds.count * (request.maxNewTokens + cache.blockSize)
-        makeRoom(for: needed)
-        guard needed <= cache.freeTokenCapacity else {
-            throw GenerationError(
-                .cacheFull,
-                "request needs up to \(needed) KV slots, \(cache.freeTokenCapacity) are free; raise --kv-capacity or lower --n/--max-tokens"
-            )
-        }
+        return request.promptTokens.count + request.seeds.count * (request.maxNewTokens + cache.blockSize)
     }
 
     /// Samples one token for `sample` from `logits` and updates its text and stop state.

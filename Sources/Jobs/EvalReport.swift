@@ -28,6 +28,8 @@ public struct EvalRow: Sendable, Equatable {
     public var byFamily: [String: Tally] = [:]
     /// Every item's graded answer, in the dataset's order.
     public var answers: [EvalAnswer] = []
+    /// Where the row's time went, stage by stage (`stagebeam eval --profile`).
+    public var profile = SearchProfile()
 
     mutating func add(_ result: SearchResult, for item: EvalItem) {
         let correct = Grading.isCorrect(conclusion: result.answer, reference: item.answer)
@@ -37,6 +39,7 @@ public struct EvalRow: Sendable, Equatable {
         if formatValid { self.formatValid += 1 }
         judgeCalls += result.counts.judgeCalls
         tokens += result.counts.generatedTokens
+        profile.add(result)
         answers.append(
             EvalAnswer(
                 method: run.method.rawValue, beam: run.beam, id: item.id, family: item.family,
@@ -151,6 +154,11 @@ public struct EvalReport: Sendable {
         return try JSONSerialization.data(
             withJSONObject: ["results": results, "by_family": byFamily, "judge": judgeObject],
             options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+    }
+
+    /// One time-breakdown table per row (`SearchProfile`).
+    public func profileText() -> String {
+        rows.map { $0.profile.text(title: "\($0.run.method.rawValue) · beam \($0.run.beam)") }.joined(separator: "\n\n")
     }
 
     /// The results table, the per-family table (rows family, columns method/beam) and, with pairs,

@@ -41,6 +41,23 @@ public struct Evaluator: Sendable {
     /// Runs every item with `run`'s method and beam and `config`'s other options (its seed is the
     /// evaluation's). A search that fails stops the evaluation with an error naming the item.
     public func evaluate(_ items: [EvalItem], run: EvalRun, config: SearchConfig, progress: BatchProgress?) async throws -> EvalRow {
+        try await Self.evaluate(items, run: run, config: config, progress: progress) { try await search($0, config: $1) }
+    }
+
+    /// One item's search in this process, with `config` as given (its method, beam and seed).
+    public func search(_ item: EvalItem, config: SearchConfig) async throws -> SearchResult {
+        let search = try StageBeamSearch(generator: generator, judge: judge, templates: templates, config: config)
+        return try await withImage(item.image, item: item.id) { imageRef in
+            try await search.run(question: item.question, imageRef: imageRef)
+        }
+    }
+
+    /// Runs every item with `run`'s method and beam through `search` (in this process, or as a job on
+    /// a cluster), one after another; each item's configuration carries its own seed.
+    public static func evaluate(
+        _ items: [EvalItem], run: EvalRun, config: SearchConfig, progress: BatchProgress?,
+        search: (EvalItem, SearchConfig) async throws -> SearchResult
+    ) async throws -> EvalRow {
         var itemConfig = config
         itemConfig.method = run.method
         itemConfig.beam = run.beam
@@ -48,11 +65,7 @@ public struct Evaluator: Sendable {
         let start = ContinuousClock.now
         for item in items {
             itemConfig.seed = ItemSeed.seed(batch: config.seed, id: item.id)
-            let search = try StageBeamSearch(generator: generator, judge: judge, templates: templates, config: itemConfig)
-            let result = try await withImage(item.image, item: item.id) { imageRef in
-                try await search.run(question: item.question, imageRef: imageRef)
-            }
-            row.add(result, for: item)
+            row.add(try await search(item, itemConfig), for: item)
             progress?.finished(succeeded: true)
         }
         row.seconds = milliseconds(since: start) / 1000

@@ -18,13 +18,19 @@ public struct EngineCandidateGenerator: CandidateGenerator {
     }
 
     public func generate(_ request: GenerateRequest) async throws -> [GeneratedCandidate] {
+        try await generateMeasured(request).candidates
+    }
+
+    public func generateMeasured(_ request: GenerateRequest) async throws -> MeasuredCandidates {
         let generation = try engineRequest(request, images: try images.images(for: request.imageRef))
         let output = try await executor.run { try $0.generate(generation) }
-        return output.samples.map {
-            GeneratedCandidate(
-                text: $0.text, tokenCount: $0.tokenIds.count, cumulativeLogprob: $0.cumulativeLogprob,
-                finishReason: Search.FinishReason($0.finishReason))
-        }
+        return MeasuredCandidates(
+            candidates: output.samples.map {
+                GeneratedCandidate(
+                    text: $0.text, tokenCount: $0.tokenIds.count, cumulativeLogprob: $0.cumulativeLogprob,
+                    finishReason: Search.FinishReason($0.finishReason))
+            },
+            cost: ComputeCost(output.timings, promptTokens: generation.promptTokens.count))
     }
 }
 
@@ -39,6 +45,15 @@ extension EngineCandidateGenerator {
             promptTokens: tokens, images: images, seeds: request.seeds, sampling: SamplingParameters(request.sampling),
             maxNewTokens: executor.generator.newTokenBudget(request.maxNewTokens, promptTokens: tokens.count),
             stopStrings: request.stop, stopTokenIds: stopTokenIds)
+    }
+}
+
+extension ComputeCost {
+    /// What an engine call cost, from its timings.
+    public init(_ timings: GenerationTimings, promptTokens: Int) {
+        self.init(
+            prefillSeconds: timings.prefillSeconds, decodeSeconds: timings.decodeSeconds, promptTokens: promptTokens,
+            reusedPromptTokens: timings.cachedPromptTokens)
     }
 }
 

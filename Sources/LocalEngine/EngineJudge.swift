@@ -18,14 +18,59 @@ public struct EngineJudge: Judge {
     }
 
     public func judge(_ request: JudgeRequest) async throws -> JudgeReply {
+        try await judgeMeasured(request).reply
+    }
+
+    public func judgeMeasured(_ request: JudgeRequest) async throws -> MeasuredReply {
         do {
             return try await verdict(request)
         } catch let error as GenerationError where error.code == .promptTooLong {
-            return .promptTooLong(message: error.message)
+            return MeasuredReply(reply: .promptTooLong(message: error.message), cost: nil)
         }
     }
 
-    func verdict(_ request: JudgeRequest) async throws -> JudgeReply {
+    /// A batch of comparisons in one trip to the engine: generate-mode verdicts decode together (one
+    /// batched forward pass per step, at most the engine's sample limit at a time), logprob verdicts
+    /// one after another. Batch-invariant kernels give each reply what `judgeMeasured` gives alone.
+    public func judgeBatch(_ requests: [JudgeRequest]) async throws -> [MeasuredReply] {
+        if requests.count == 1 { return [try await judgeMeasured(requests[0])] }
+        var replies = [MeasuredReply?](repeating: nil, count: requests.count)
+        var verdicts: [(index: Int, generation: GenerationRequest)] = []
+        for (k, request) in requests.enumerated() {
+            switch request.mode {
+            case .logprob:
+                replies[k] = try await judgeMeasured(request)
+            case .generate:
+                let generation = try verdictRequest(request)
+                if generation.promptTokens.count >= executor.generator.contextLength {
+                    // The engine refuses it as too long: alone, so that it does not fail the batch.
+                    replies[k] = try await judgeMeasured(request)
+                } else {
+                    verdicts.append((k, generation))
+                }
+            }
+        }
+        let limit = max(executor.generator.maxSamples, 1)
+        for start in stride(from: 0, to: verdicts.count, by: limit) {
+            let chunk = Array(verdicts[start..<min(start + limit, verdicts.count)])
+            let outputs: [GenerationOutput]
+            do {
+                outputs = try await executor.run { try $0.generate(chunk.map(\.generation)) }
+            } catch let error as GenerationError where error.code == .cacheFull && chunk.count > 1 {
+                // Together they need more KV slots than are free: one at a time, as without batching.
+                for sent in chunk { replies[sent.index] = try await judgeMeasured(requests[sent.index]) }
+                continue
+            }
+            for (sent, output) in zip(chunk, outputs) {
+                replies[sent.index] = MeasuredReply(
+                    reply: .verdict(text: output.samples[0].text),
+                    cost: ComputeCost(output.timings, promptTokens: sent.generation.promptTokens.count))
+            }
+        }
+        return replies.map { $0! }
+    }
+
+    func verdict(_ request: JudgeRequest) async throws -> MeasuredReply {
         switch request.mode {
         case .logprob:
             guard request.choices.count == 2 else {
@@ -34,30 +79,30 @@ public struct EngineJudge: Judge {
             let images = try images.images(for: request.imageRef)
             let (shared, continuations) = try choiceTokens(request, imageCount: images.count)
             let scores = try await executor.run {
-                try $0.scoreContinuations(prompt: shared, images: images, continuations: continuations)
+                try $0.scoreContinuationsMeasured(prompt: shared, images: images, continuations: continuations)
             }
-            return .choiceLogprobs(first: scores[0], second: scores[1])
+            return MeasuredReply(
+                reply: .choiceLogprobs(first: scores.logprobs[0], second: scores.logprobs[1]),
+                cost: ComputeCost(scores.timings, promptTokens: shared.count))
         case .generate:
-            let images = try images.images(for: request.imageRef)
-            let tokens = executor.generator.expandImageTokens(
-                try prompt.tokens(user: request.prompt, imageCount: images.count, assistantPrefix: request.verdictPrefix))
-            // A verdict cut at the context's end has no choice in it: the referee counts it as unparsable.
-            let generation = GenerationRequest(
-                promptTokens: tokens, images: images, seeds: [request.seed], sampling: SamplingParameters(request.sampling),
-                maxNewTokens: executor.generator.newTokenBudget(request.maxNewTokens, promptTokens: tokens.count),
-                stopTokenIds: stopTokenIds)
+            let generation = try verdictRequest(request)
             let output = try await executor.run { try $0.generate(generation) }
-            return .verdict(text: output.samples[0].text)
+            return MeasuredReply(
+                reply: .verdict(text: output.samples[0].text),
+                cost: ComputeCost(output.timings, promptTokens: generation.promptTokens.count))
         }
     }
 
-    /// The judge prompt's tokens as the model reads them: chat template, image tokens and verdict
-    /// prefix (a logprob request scores its choices after them).
-    public func promptTokenCount(_ request: JudgeRequest) throws -> Int {
-        let imageCount = try images.images(for: request.imageRef).count
-        return executor.generator.expandImageTokens(
-            try prompt.tokens(user: request.prompt, imageCount: imageCount, assistantPrefix: request.verdictPrefix)
-        ).count
+    /// The engine's request for a generate-mode verdict: one sample from the request's seed.
+    func verdictRequest(_ request: JudgeRequest) throws -> GenerationRequest {
+        let images = try images.images(for: request.imageRef)
+        let tokens = executor.generator.expandImageTokens(
+            try prompt.tokens(user: request.prompt, imageCount: images.count, assistantPrefix: request.verdictPrefix))
+        // A verdict cut at the context's end has no choice in it: the referee counts it as unparsable.
+        return GenerationRequest(
+            promptTokens: tokens, images: images, seeds: [request.seed], sampling: SamplingParameters(request.sampling),
+            maxNewTokens: executor.generator.newTokenBudget(request.maxNewTokens, promptTokens: tokens.count),
+            stopTokenIds: stopTokenIds)
     }
 
     /// Tokenizes prompt + prefix + each choice as whole texts (BPE may merge across the seam) and

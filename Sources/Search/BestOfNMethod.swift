@@ -18,7 +18,7 @@ extension SearchRun {
             let generated = try await generateGrouped(
                 prefixes: befores.map { $0 + (config.forceTags ? stage.openingTag : "") }, unit: unit,
                 stop: [stage.closingTag])
-            let candidates = generated.enumerated().map { i, g in
+            let candidates = generated.candidates.enumerated().map { i, g in
                 record(
                     g.candidate, index: i, seed: g.seed,
                     cut: UnitCutter.cut(
@@ -37,7 +37,10 @@ extension SearchRun {
             stages.append(
                 StageRecord(
                     stage: stage, text: "", forcedClose: false,
-                    units: [UnitRecord(unit: unit, candidates: candidates, tournament: nil, winner: 0)],
+                    units: [
+                        UnitRecord(
+                            unit: unit, candidates: candidates, tournament: nil, winner: 0, generateCosts: generated.costs)
+                    ],
                     generateSeconds: generateSeconds, judgeSeconds: 0))
         }
 
@@ -64,7 +67,7 @@ extension SearchRun {
     func generateGrouped(
         prefixes: [String], unit: Int,
         stop: [String]
-    ) async throws -> [(seed: UInt64, candidate: GeneratedCandidate)] {
+    ) async throws -> (candidates: [(seed: UInt64, candidate: GeneratedCandidate)], costs: [CallCost]) {
         var groups: [(prefix: String, members: [Int])] = []
         var groupOf: [String: Int] = [:]
         for (i, prefix) in prefixes.enumerated() {
@@ -76,7 +79,9 @@ extension SearchRun {
             }
         }
         let requests = groups
-        return try await withThrowingTaskGroup(of: (Int, [(seed: UInt64, candidate: GeneratedCandidate)]).self) { group in
+        return try await withThrowingTaskGroup(
+            of: (Int, (candidates: [(seed: UInt64, candidate: GeneratedCandidate)], cost: CallCost)).self
+        ) { group in
             for (g, request) in requests.enumerated() {
                 group.addTask {
                     (
@@ -88,10 +93,12 @@ extension SearchRun {
                 }
             }
             var out = [(seed: UInt64, candidate: GeneratedCandidate)?](repeating: nil, count: prefixes.count)
+            var costs = [CallCost?](repeating: nil, count: requests.count)
             for try await (g, results) in group {
-                for (member, result) in zip(requests[g].members, results) { out[member] = result }
+                for (member, result) in zip(requests[g].members, results.candidates) { out[member] = result }
+                costs[g] = results.cost
             }
-            return out.map { $0! }
+            return (out.map { $0! }, costs.map { $0! })
         }
     }
 }

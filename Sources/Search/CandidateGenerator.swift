@@ -65,4 +65,13 @@ public struct GeneratedCandidate: Codable, Sendable, Hashable {
 /// Must return exactly `request.count` candidates, in the order of `request.seeds`.
 public protocol CandidateGenerator: Sendable {
     func generate(_ request: GenerateRequest) async throws -> [GeneratedCandidate]
+    /// `generate`, with what it cost where it ran; the search calls this one. A generator that does
+    /// not measure keeps the default, which reports no cost.
+    func generateMeasured(_ request: GenerateRequest) async throws -> MeasuredCandidates
+}
+
+extension CandidateGenerator {
+    public func generateMeasured(_ request: GenerateRequest) async throws -> MeasuredCandidates {
+        MeasuredCandidates(candidates: try await generate(request), cost: nil)
+    }
 }

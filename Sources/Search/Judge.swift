@@ -72,4 +72,28 @@ public enum JudgeReply: Codable, Sendable, Hashable {
 /// Compares two candidates. Implemented by an in-process engine or by the cluster's dispatcher.
 public protocol Judge: Sendable {
     func judge(_ request: JudgeRequest) async throws -> JudgeReply
+    /// `judge`, with what it cost where it ran; the search calls this one. A judge that does not
+    /// measure keeps the default, which reports no cost.
+    func judgeMeasured(_ request: JudgeRequest) async throws -> MeasuredReply
+    func judgeBatch(_ requests: [JudgeRequest]) async throws -> [MeasuredReply]
+}
+
+extension Judge {
+    public func judgeMeasured(_ request: JudgeRequest) async throws -> MeasuredReply {
+        MeasuredReply(reply: try await judge(request), cost: nil)
+    }
+
+    /// Several comparisons at once (a bracket round's), replies in the requests' order; each reply
+    /// must be the one `judgeMeasured` gives its request alone. This default runs them concurrently
+    /// (the cluster's judge spreads them over judge workers); the in-process engine decodes them as one batch.
+    public func judgeBatch(_ requests: [JudgeRequest]) async throws -> [MeasuredReply] {
+        try await withThrowingTaskGroup(of: (Int, MeasuredReply).self) { group in
+            for (k, request) in requests.enumerated() {
+                group.addTask { (k, try await judgeMeasured(request)) }
+            }
+            var replies = [MeasuredReply?](repeating: nil, count: requests.count)
+            for try await (k, reply) in group { replies[k] = reply }
+            return replies.map { $0! }
+        }
+    }
 }

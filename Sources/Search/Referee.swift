@@ -4,8 +4,8 @@ struct Entrant: Sendable, Hashable {
     var text: String
 }
 
-/// Plays one match: renders the judge prompt, calls the judge once (or twice, both orders, concurrently),
-/// reads the verdicts and decides.
+/// Plays matches: renders the judge prompts, calls the judge once per match (or twice, both orders),
+/// a bracket round's calls as one batch, reads the verdicts and decides.
 struct Referee: Sendable {
     let judge: any Judge
     let templates: JudgeTemplates
@@ -28,42 +28,68 @@ struct Referee: Sendable {
         self.events = events
     }
 
+    /// One match alone: a round of one.
     func play(
         unit: Int, topic: JudgeTopic, hints: [Stage: String], match: Int, round: Int,
         a: Entrant, b: Entrant
     ) async throws -> MatchRecord {
-        var record = MatchRecord(
-            match: match, round: round, a: a.index, b: b.index, calls: [],
-            outcome: .identical, winner: min(a.index, b.index))
-        if a.text != b.text {
-            if config.judgeBothOrders {
-                async let forward = call(.forward, unit: unit, topic: topic, hints: hints, match: match, shown: (a, b))
-                async let reversed = call(.reversed, unit: unit, topic: topic, hints: hints, match: match, shown: (b, a))
-                record.calls = try await [forward, reversed]
-            } else {
-                record.calls = [try await call(.forward, unit: unit, topic: topic, hints: hints, match: match, shown: (a, b))]
-            }
-            switch MatchDecision.decide(record.calls, mode: config.judgeMode) {
-            case .some(true): record.outcome = .judged; record.winner = a.index
-            case .some(false): record.outcome = .judged; record.winner = b.index
-            case nil: record.outcome = .undecided
-            }
-        }
-        await events?(.verdict(topic: topic, unit: unit, match: record))
-        return record
+        try await playRound(unit: unit, topic: topic, hints: hints, firstMatch: match, round: round, pairs: [(a, b)])[0]
     }
 
-    func call(
-        _ order: JudgeOrder, unit: Int, topic: JudgeTopic, hints: [Stage: String], match: Int,
-        shown: (Entrant, Entrant)
-    ) async throws -> JudgeCallRecord {
-        let request = JudgeRequest(
+    /// A bracket round's matches: every judge call of every match goes to the judge as one batch
+    /// (`Judge.judgeBatch`), then each match is decided as `play` decides it alone; the same seeds
+    /// and prompts, so the same records whatever the batch. Verdict events follow in match order.
+    func playRound(
+        unit: Int, topic: JudgeTopic, hints: [Stage: String], firstMatch: Int, round: Int,
+        pairs: [(Entrant, Entrant)]
+    ) async throws -> [MatchRecord] {
+        var records = pairs.enumerated().map { k, pair in
+            MatchRecord(
+                match: firstMatch + k, round: round, a: pair.0.index, b: pair.1.index, calls: [],
+                outcome: .identical, winner: min(pair.0.index, pair.1.index))
+        }
+        var requests: [(match: Int, order: JudgeOrder, request: JudgeRequest)] = []
+        for (k, (a, b)) in pairs.enumerated() where a.text != b.text {
+            let orders: [JudgeOrder] = config.judgeBothOrders ? [.forward, .reversed] : [.forward]
+            for order in orders {
+                let shown = order == .forward ? (a, b) : (b, a)
+                requests.append((k, order, request(order, unit: unit, topic: topic, hints: hints, match: firstMatch + k, shown: shown)))
+            }
+        }
+        if !requests.isEmpty {
+            let start = ContinuousClock.now
+            let replies = try await judge.judgeBatch(requests.map(\.request))
+            guard replies.count == requests.count else {
+                throw SearchError(.judgeContract, "judge answered \(replies.count) of a batch of \(requests.count) comparisons")
+            }
+            let wall = seconds(since: start)
+            for (sent, measured) in zip(requests, replies) {
+                let verdict = try CallVerdict(reply: measured.reply, mode: config.judgeMode, parser: parser)
+                records[sent.match].calls.append(
+                    JudgeCallRecord(
+                        order: sent.order, seed: sent.request.seed, reply: measured.reply, verdict: verdict,
+                        cost: CallCost(wallSeconds: wall, compute: measured.cost)))
+            }
+        }
+        for k in records.indices where !records[k].calls.isEmpty {
+            switch MatchDecision.decide(records[k].calls, mode: config.judgeMode) {
+            case .some(true): records[k].outcome = .judged; records[k].winner = records[k].a
+            case .some(false): records[k].outcome = .judged; records[k].winner = records[k].b
+            case nil: records[k].outcome = .undecided
+            }
+        }
+        for record in records { await events?(.verdict(topic: topic, unit: unit, match: record)) }
+        return records
+    }
+
+    /// The judge request of one call: the prompt showing `shown` in that order, and the call's seed.
+    func request(
+        _ order: JudgeOrder, unit: Int, topic: JudgeTopic, hints: [Stage: String], match: Int, shown: (Entrant, Entrant)
+    ) -> JudgeRequest {
+        JudgeRequest(
             comparing: shown.0.text, shown.1.text, topic: topic, question: question, imageRef: imageRef, hints: hints,
             templates: templates, config: config,
             seed: SeedDerivation.judgeSeed(job: config.seed, unit: unit, match: match, order: order))
-        let reply = try await judge.judge(request)
-        let verdict = try CallVerdict(reply: reply, mode: config.judgeMode, parser: parser)
-        return JudgeCallRecord(order: order, seed: request.seed, reply: reply, verdict: verdict)
     }
 }
 

@@ -24,12 +24,15 @@ public struct JudgeCallRecord: Codable, Sendable, Hashable {
     public var reply: JudgeReply
     /// The reply read in the positions this call showed.
     public var verdict: CallVerdict
+    /// Wall time and engine time of the call (nil in records written before it was kept).
+    public var cost: CallCost?
 
-    public init(order: JudgeOrder, seed: UInt64, reply: JudgeReply, verdict: CallVerdict) {
+    public init(order: JudgeOrder, seed: UInt64, reply: JudgeReply, verdict: CallVerdict, cost: CallCost? = nil) {
         self.order = order
         self.seed = seed
         self.reply = reply
         self.verdict = verdict
+        self.cost = cost
     }
 }
 
@@ -73,6 +76,8 @@ public struct UnitRecord: Codable, Sendable, Hashable {
     public var tournament: TournamentRecord?
     /// The chosen candidate (best-of-N: the final winner's).
     public var winner: Int
+    /// The unit's generate calls (best-of-N: one per distinct prefix), as the search timed them.
+    public var generateCosts: [CallCost]? = nil
 }
 
 public struct StageRecord: Codable, Sendable, Hashable {
@@ -84,6 +89,17 @@ public struct StageRecord: Codable, Sendable, Hashable {
     public var units: [UnitRecord]
     public var generateSeconds: Double
     public var judgeSeconds: Double
+
+    /// Where the stage's call time went: its units' generate calls and tournaments (best-of-N's final
+    /// tournament is the result's, not a stage's).
+    public var cost: StageCost {
+        var cost = StageCost()
+        for unit in units {
+            for call in unit.generateCosts ?? [] { cost.addGenerate(call) }
+            cost.add(unit.tournament)
+        }
+        return cost
+    }
 }
 
 public struct SearchCounts: Codable, Sendable, Hashable {

@@ -20,6 +20,13 @@ public struct SearchResult: Codable, Sendable, Hashable {
     public var finalJudgeSeconds: Double
     public var seconds: Double
 
+    /// Where the search's call time went: every stage's, and best-of-N's final tournament.
+    public var cost: StageCost {
+        var final = StageCost()
+        final.add(finalTournament)
+        return stages.map(\.cost).reduce(final, +)
+    }
+
     /// JSON with snake_case keys (`forced_close`, `judge_calls`, …). Non-finite log-probabilities
     /// (a judge may report −∞) are written as the strings "inf", "-inf", "nan".
     public func jsonData(pretty: Bool = true) throws -> Data {

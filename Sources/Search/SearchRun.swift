@@ -21,23 +21,26 @@ struct SearchRun: Sendable {
     }
 
     /// Generates the given candidates of one unit from one prefix; their seeds come from the unit and
-    /// each candidate's index.
+    /// each candidate's index. Also returns what the call cost.
     func generate(
         prefix: String, unit: Int, candidates: [Int], stop: [String],
         maxNewTokens: Int
-    ) async throws -> [(seed: UInt64, candidate: GeneratedCandidate)] {
+    ) async throws -> (candidates: [(seed: UInt64, candidate: GeneratedCandidate)], cost: CallCost) {
         let seeds = candidates.map { SeedDerivation.candidateSeed(job: config.seed, unit: unit, candidate: $0) }
         let request = GenerateRequest(
             question: question, imageRef: imageRef, assistantPrefix: prefix, seeds: seeds,
             stop: stop, maxNewTokens: maxNewTokens, sampling: config.sampling)
-        let generated = try await search.generator.generate(request)
+        let start = ContinuousClock.now
+        let measured = try await search.generator.generateMeasured(request)
+        let cost = CallCost(wallSeconds: seconds(since: start), compute: measured.cost)
+        let generated = measured.candidates
         guard generated.count == seeds.count else {
             throw SearchError(.generatorContract, "generator returned \(generated.count) candidates for \(seeds.count) seeds")
         }
         if let bad = generated.first(where: { $0.tokenCount < 0 }) {
             throw SearchError(.generatorContract, "generator reported a negative token count (\(bad.tokenCount))")
         }
-        return Array(zip(seeds, generated))
+        return (Array(zip(seeds, generated)), cost)
     }
 
     func record(_ generated: GeneratedCandidate, index: Int, seed: UInt64, cut: UnitCut) -> CandidateRecord {
@@ -60,8 +63,8 @@ struct SearchRun: Sendable {
         return try await Tournament.run(
             config.tournament, topic: topic, entrants: entrants,
             seed: SeedDerivation.pairingSeed(job: config.seed, unit: unit)
-        ) { match, round, a, b in
-            try await referee.play(unit: unit, topic: topic, hints: hints, match: match, round: round, a: a, b: b)
+        ) { firstMatch, round, pairs in
+            try await referee.playRound(unit: unit, topic: topic, hints: hints, firstMatch: firstMatch, round: round, pairs: pairs)
         }
     }
 }

@@ -22,7 +22,7 @@ extension SearchRun {
                 let generated = try await generate(
                     prefix: before + opening + body, unit: unit, candidates: Array(0..<config.beam),
                     stop: [stage.closingTag] + config.sentenceEnds, maxNewTokens: budget)
-                let candidates = generated.enumerated().map { i, g in
+                let candidates = generated.candidates.enumerated().map { i, g in
                     record(
                         g.candidate, index: i, seed: g.seed,
                         cut: UnitCutter.cut(
@@ -40,7 +40,10 @@ extension SearchRun {
                 judgeSeconds += seconds(since: judgeStart)
                 await events?(.winner(topic: JudgeTopic(stage), unit: unit, candidate: winner.index))
 
-                units.append(UnitRecord(unit: unit, candidates: candidates, tournament: tournament, winner: winner.index))
+                units.append(
+                    UnitRecord(
+                        unit: unit, candidates: candidates, tournament: tournament, winner: winner.index,
+                        generateCosts: [generated.cost]))
                 unit += 1
                 body += winner.text
                 // Every unit costs at least one token, so the loop ends even if a generator reports 0.

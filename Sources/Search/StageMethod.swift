@@ -13,7 +13,7 @@ extension SearchRun {
             let generated = try await generate(
                 prefix: before + (config.forceTags ? stage.openingTag : ""), unit: unit,
                 candidates: Array(0..<config.beam), stop: [stage.closingTag], maxNewTokens: config.maxStageTokens)
-            let candidates = generated.enumerated().map { i, g in
+            let candidates = generated.candidates.enumerated().map { i, g in
                 record(
                     g.candidate, index: i, seed: g.seed,
                     cut: UnitCutter.cut(
@@ -36,7 +36,11 @@ extension SearchRun {
             stages.append(
                 StageRecord(
                     stage: stage, text: stageText, forcedClose: winner.forcedClose,
-                    units: [UnitRecord(unit: unit, candidates: candidates, tournament: tournament, winner: winner.index)],
+                    units: [
+                        UnitRecord(
+                            unit: unit, candidates: candidates, tournament: tournament, winner: winner.index,
+                            generateCosts: [generated.cost])
+                    ],
                     generateSeconds: generateSeconds, judgeSeconds: seconds(since: judgeStart)))
         }
         return Outcome(answer: chosen[.conclusion] ?? "", text: answerSoFar, stages: stages)

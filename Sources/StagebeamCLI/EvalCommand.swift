@@ -1,8 +1,10 @@
 import ArgumentParser
+import Cluster
 import Foundation
 import Jobs
 import LocalEngine
 import Search
+import Transport
 
 /// Accuracy of search methods on a held-out set, and of the judge on held-out pairs, in this process.
 struct EvalCommand: AsyncParsableCommand {
@@ -37,6 +39,24 @@ struct EvalCommand: AsyncParsableCommand {
     var answers: String?
     @Option(name: .customLong("progress-interval-s"), help: "Seconds between progress lines when standard error is not a terminal.")
     var progressIntervalS = 10.0
+    @Flag(
+        help: """
+            Also print where each row's time went, per stage: candidate prefill and decode, judge prefill and decode, \
+            time calls waited, and prompt tokens reused from the prefix cache (milliseconds per item).
+            """)
+    var profile = false
+    @Option(
+        help: ArgumentHelp(
+            "Run the items as jobs on the coordinator at ENDPOINT instead of in this process (--model still gives the recommendations; no judge pairs).",
+            valueName: "ENDPOINT"))
+    var coordinator: String?
+    @OptionGroup var connect: ConnectOptions
+    @Flag(
+        name: .customLong("judge-one-at-a-time"),
+        help:
+            "In process: send a bracket round's comparisons to the engine one by one instead of as one batch (to measure what batching saves)."
+    )
+    var judgeOneAtATime = false
 
     func validate() throws {
         _ = try methodList()
@@ -69,16 +89,29 @@ struct EvalCommand: AsyncParsableCommand {
         guard !items.isEmpty else { throw ValidationError("\(datasetURL.path) has no items") }
         let pairs = try judgePairsURL(next: datasetURL).map { Array(try EvalDataset.judgePairs($0).prefix(limit ?? .max)) }
 
-        let images = ImageStore()
-        let local = try engine.makeLocalEngine(images: images)
-        let evaluator = Evaluator(generator: local.generator, judge: local.judge, images: images, templates: try tuning.templates())
         // Each row sets its own method and beam.
         let config = try ModelRecommendations(model: engine.directory).config(choices: tuning.choices, seed: tuning.seed)
+        let search: (EvalItem, SearchConfig) async throws -> SearchResult
+        var evaluator: Evaluator?
+        if let coordinator {
+            try await connect.check(coordinator, curve: nil)
+            let client = try Client(context: ZMQContext(), endpoint: coordinator)
+            let searches = ClusterSearches(
+                client: client, judgeTemplatesJSON: try tuning.judgeTemplates.map { try Data(contentsOf: URL(fileURLWithPath: $0)) })
+            search = { try await searches.search($0, config: $1) }
+        } else {
+            let images = ImageStore()
+            let local = try engine.makeLocalEngine(images: images)
+            let judge: any Judge = judgeOneAtATime ? OneComparisonAtATime(inner: local.judge) : local.judge
+            let inProcess = Evaluator(generator: local.generator, judge: judge, images: images, templates: try tuning.templates())
+            evaluator = inProcess
+            search = { try await inProcess.search($0, config: $1) }
+        }
         var rows: [EvalRow] = []
         for run in EvalRun.plan(methods: try methodList(), beams: try beamList(recommended: config.beam)) {
             printError("eval \(run.method.rawValue) · beam \(run.beam) · \(items.count) item(s) from \(datasetURL.path)")
             let progress = makeProgress(items.count)
-            let row = try await evaluator.evaluate(items, run: run, config: config, progress: progress)
+            let row = try await Evaluator.evaluate(items, run: run, config: config, progress: progress, search: search)
             progress.end()
             printError(
                 String(
@@ -87,7 +120,7 @@ struct EvalCommand: AsyncParsableCommand {
             rows.append(row)
         }
         var judge: JudgeAccuracy?
-        if let pairs, !pairs.isEmpty {
+        if let pairs, !pairs.isEmpty, let evaluator {
             printError("eval judge · \(pairs.count) pair(s), each asked in both orders")
             let progress = makeProgress(pairs.count)
             judge = try await evaluator.judgeAccuracy(pairs, config: config, progress: progress)
@@ -96,6 +129,7 @@ struct EvalCommand: AsyncParsableCommand {
         if let answers { try writeAnswers(rows, to: URL(fileURLWithPath: answers)) }
         let report = EvalReport(rows: rows, judge: judge)
         print(json ? String(decoding: try report.jsonData(), as: UTF8.self) : report.text())
+        if profile && !json { print("\n" + report.profileText()) }
     }
 
     /// One `EvalAnswer` a line: {"method", "beam", "id", "family", "question", "reference", "predicted",
@@ -117,7 +151,7 @@ struct EvalCommand: AsyncParsableCommand {
 
     /// --judge-pairs; else judge-test.jsonl beside the dataset when it exists; nil with --no-judge-pairs.
     func judgePairsURL(next dataset: URL) -> URL? {
-        if noJudgePairs { return nil }
+        if noJudgePairs || coordinator != nil { return nil }
         if let judgePairs { return URL(fileURLWithPath: judgePairs) }
         let beside = dataset.deletingLastPathComponent().appendingPathComponent("judge-test.jsonl")
         return FileManager.default.fileExists(atPath: beside.path) ? beside : nil
@@ -129,4 +163,12 @@ struct EvalCommand: AsyncParsableCommand {
             interval: .milliseconds(Int64(progressIntervalS * 1000)),
             write: { FileHandle.standardError.write(Data($0.utf8)) })
     }
+}
+
+/// The engine's judge without its batching: a batch of comparisons becomes one engine call each.
+struct OneComparisonAtATime: Judge {
+    let inner: EngineJudge
+
+    func judge(_ request: JudgeRequest) async throws -> JudgeReply { try await inner.judge(request) }
+    func judgeMeasured(_ request: JudgeRequest) async throws -> MeasuredReply { try await inner.judgeMeasured(request) }
 }

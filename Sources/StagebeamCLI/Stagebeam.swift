@@ -9,7 +9,8 @@ struct Stagebeam: AsyncParsableCommand {
             RunCommand.self, GenerateCommand.self, EvalCommand.self, TokenizeCommand.self, BenchCommand.self, BenchKernelsCommand.self,
             BenchSearchCommand.self,
             BenchRouterCommand.self, KeygenCommand.self, ModelIDCommand.self, CoordinatorCommand.self, WorkerCommand.self,
-            SubmitCommand.self, StatusCommand.self, BatchCommand.self, LoadtestCommand.self, ProbeCommand.self, GatewayCommand.self
+            SubmitCommand.self, StatusCommand.self, BatchCommand.self, LoadtestCommand.self, ProbeCommand.self, GatewayCommand.self,
+            SimulateWorkersCommand.self
         ]
     )
 }

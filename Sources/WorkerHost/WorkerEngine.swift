@@ -30,6 +30,8 @@ public final class WorkerEngine: Sendable {
     public let takesImages: Bool
     /// KV cache and image-feature figures after each request (for metrics).
     let stats = EngineStats()
+    /// Judge requests that arrive together go to the engine as one batch.
+    let judgeBatcher: JudgeBatcher
 
     /// `generator` runs `model` (`model.makeGenerator`). `chatTemplate` replaces the checkpoint's own
     /// (`--chat-template`), as for `stagebeam run`.
@@ -38,6 +40,7 @@ public final class WorkerEngine: Sendable {
         prompt = try ChatPrompt(tokenizer: generator.tokenizer, template: chatTemplate)
         stopTokenIds = generator.eosTokenIds(generationConfig: model.generationConfig)
         candidates = EngineCandidateGenerator(executor: executor, prompt: prompt, stopTokenIds: stopTokenIds)
+        judgeBatcher = JudgeBatcher(executor: executor, prompt: prompt, stopTokenIds: stopTokenIds)
         modelName = model.url.standardizedFileURL.lastPathComponent
         modelHash = try ModelIdentity.compute(model: model.url, chatTemplate: chatTemplate?.source)
         // Read and checked here, so a bad file stops the worker instead of every job.
@@ -110,17 +113,17 @@ public final class WorkerEngine: Sendable {
             maxNewTokens: request.maxVerdictTokens == 0 ? Self.defaultVerdictTokens : Int(request.maxVerdictTokens),
             sampling: Sampling(wire: request.sampling), seed: request.seed)
         try Self.check(deadline, request.requestID)
-        let started = ContinuousClock.now
-        // The engine's judge, given just this request's image (the worker's own cache holds the rest).
-        let images = ImageStore()
-        if let image { images.put(image.data, hash: image.hash) }
-        let judge = EngineJudge(executor: executor, prompt: prompt, stopTokenIds: stopTokenIds, images: images)
-        let reply = try await judge.judge(judgeRequest)
+        let measured = try await judgeBatcher.judge(judgeRequest, image: image)
         var result = Stagebeam_V1_JudgeResult()
         result.requestID = request.requestID
         result.jobID = request.jobID
-        result.promptTokens = UInt32(clamping: try judge.promptTokenCount(judgeRequest))
-        switch reply {
+        if let cost = measured.cost {
+            result.promptTokens = UInt32(clamping: cost.promptTokens)
+            result.reusedPrefixTokens = UInt32(clamping: cost.reusedPromptTokens)
+            result.prefillMs = cost.prefillSeconds * 1000
+            result.decodeMs = cost.decodeSeconds * 1000
+        }
+        switch measured.reply {
         case .choiceLogprobs(let first, let second):
             result.logprobFirst = first
             result.logprobSecond = second
@@ -129,11 +132,9 @@ public final class WorkerEngine: Sendable {
                 result.probabilitySecond = 1 - result.probabilityFirst
                 result.choice = first > second ? .first : first < second ? .second : .unspecified
             }
-            result.prefillMs = milliseconds(ContinuousClock.now - started)
         case .verdict(let text):
             // The coordinator parses the verdict with the job's templates.
             result.verdictText = text
-            result.decodeMs = milliseconds(ContinuousClock.now - started)
         case .promptTooLong(let message):
             // Sent as the wire's error; the coordinator's dispatcher turns it back into this reply.
             throw ClusterError(.promptTooLong, message)
@@ -170,5 +171,66 @@ public final class WorkerEngine: Sendable {
         cluster.requestID = requestID
         cluster.jobID = jobID
         return cluster
+    }
+}
+
+/// Judge requests waiting for the engine, sent to it together: a bracket round's matches that the
+/// coordinator sends to this worker decode as one batch (`EngineJudge.judgeBatch`, batch-invariant,
+/// so each verdict is what it would be alone). An idle worker starts the first request at once; the
+/// requests that arrive while a batch runs make up the next one.
+actor JudgeBatcher {
+    private struct Waiting {
+        let request: JudgeRequest
+        let image: PromptImage?
+        let continuation: CheckedContinuation<MeasuredReply, any Error>
+    }
+
+    private let executor: EngineExecutor
+    private let prompt: ChatPrompt
+    private let stopTokenIds: Set<Int>
+    private var waiting: [Waiting] = []
+    private var draining = false
+
+    init(executor: EngineExecutor, prompt: ChatPrompt, stopTokenIds: Set<Int>) {
+        self.executor = executor
+        self.prompt = prompt
+        self.stopTokenIds = stopTokenIds
+    }
+
+    func judge(_ request: JudgeRequest, image: PromptImage?) async throws -> MeasuredReply {
+        try await withCheckedThrowingContinuation { continuation in
+            waiting.append(Waiting(request: request, image: image, continuation: continuation))
+            if !draining {
+                draining = true
+                Task { await drain() }
+            }
+        }
+    }
+
+    private func drain() async {
+        while !waiting.isEmpty {
+            let batch = waiting
+            waiting = []
+            // The engine's judge, given just this batch's images (the worker's own cache holds the rest).
+            let images = ImageStore()
+            for image in Set(batch.compactMap(\.image?.hash)) {
+                if let data = batch.first(where: { $0.image?.hash == image })?.image?.data { images.put(data, hash: image) }
+            }
+            let judge = EngineJudge(executor: executor, prompt: prompt, stopTokenIds: stopTokenIds, images: images)
+            do {
+                let replies = try await judge.judgeBatch(batch.map(\.request))
+                for (entry, reply) in zip(batch, replies) { entry.continuation.resume(returning: reply) }
+            } catch {
+                // One request's fault must not fail the others: each alone, with its own answer or error.
+                for entry in batch {
+                    do {
+                        entry.continuation.resume(returning: try await judge.judgeMeasured(entry.request))
+                    } catch {
+                        entry.continuation.resume(throwing: error)
+                    }
+                }
+            }
+        }
+        draining = false
     }
 }

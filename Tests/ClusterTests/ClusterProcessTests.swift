@@ -162,7 +162,9 @@ import Wire
     /// SIGTERM says goodbye and is dropped at once.
     @Test func requestsPastTheirDeadlineGoElsewhere() async throws {
         let scratch = try Scratch()
-        let cluster = try LocalCluster(scratch: scratch, liveness: 100, requestTimeoutS: 0.4)
+        // Liveness of 60 s (600 heartbeats of 100 ms): the stopped workers must outlive the job even on a
+        // loaded machine, where the job takes longer than the 10 s a smaller limit gave them.
+        let cluster = try LocalCluster(scratch: scratch, liveness: 600, requestTimeoutS: 0.4)
         let slowGenerator = try cluster.addWorker("gen-slow", maxBatch: 2, roles: "generate")
         try cluster.addWorker("gen-ok", maxBatch: 2, roles: "generate")
         let slowJudge = try cluster.addWorker("judge-slow", maxBatch: 1, roles: "judge")

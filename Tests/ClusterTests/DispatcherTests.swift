@@ -123,7 +123,7 @@ private final class Outbox: Sendable {
         #expect(register("b", credits: 2) == nil)
         let job = JobContext(id: "job", image: ImagePayload(data: Array("an image".utf8)), beam: 2)
 
-        async let first = dispatcher.generate(generateRequest([11, 12, 13, 14]), job: job)
+        async let first = dispatcher.generate(generateRequest([11, 12, 13, 14]), job: job).candidates
         try await outbox.wait { $0.generateRequests.count == 2 }
         for (worker, request) in outbox.generateRequests {
             #expect(request.n == 2 && request.image.sha256 == job.image!.sha256 && request.image.data == Data("an image".utf8))
@@ -133,7 +133,7 @@ private final class Outbox: Sendable {
         #expect(candidates.map(\.text) == [11, 12, 13, 14].map { "text of seed \($0)" }, "in seed order")
         #expect(candidates.map(\.worker) == ["a", "a", "b", "b"])
 
-        async let second = dispatcher.generate(generateRequest([21, 22, 23, 24]), job: job)
+        async let second = dispatcher.generate(generateRequest([21, 22, 23, 24]), job: job).candidates
         try await outbox.wait { $0.generateRequests.count == 4 }
         let later = outbox.generateRequests.suffix(2)
         #expect(later.allSatisfy { $0.request.image.data.isEmpty && $0.request.image.sha256 == job.image!.sha256 })
@@ -156,13 +156,13 @@ private final class Outbox: Sendable {
     @Test func nextStagePrefersTheWorkerHoldingThePrefix() async throws {
         _ = register("b", credits: 2)
         let job = JobContext(id: "job", image: nil, beam: 2)
-        async let first = dispatcher.generate(generateRequest([1, 2]), job: job)
+        async let first = dispatcher.generate(generateRequest([1, 2]), job: job).candidates
         try await outbox.wait { $0.generateRequests.count == 1 }
         answer("b", outbox.generateRequests[0].request)
         _ = try await first
         _ = register("a", credits: 2) // a fresh worker, first in id order, holds nothing of this job
 
-        async let second = dispatcher.generate(generateRequest([3, 4]), job: job)
+        async let second = dispatcher.generate(generateRequest([3, 4]), job: job).candidates
         try await outbox.wait { $0.generateRequests.count == 2 }
         let (worker, request) = outbox.generateRequests[1]
         #expect(worker == "b" && request.seeds == [3, 4], "both candidates to the warm worker")
@@ -170,7 +170,7 @@ private final class Outbox: Sendable {
         _ = try await second
 
         // Another job has no warm worker: its candidates are split by credits as usual.
-        async let other = dispatcher.generate(generateRequest([5, 6]), job: JobContext(id: "other", image: nil, beam: 2))
+        async let other = dispatcher.generate(generateRequest([5, 6]), job: JobContext(id: "other", image: nil, beam: 2)).candidates
         try await outbox.wait { $0.generateRequests.count == 4 }
         #expect(Set(outbox.generateRequests.suffix(2).map(\.worker)) == ["a", "b"])
         for (worker, request) in outbox.generateRequests.suffix(2) { answer(worker, request) }
@@ -180,7 +180,7 @@ private final class Outbox: Sendable {
     @Test func deadWorkersShareGoesElsewhereWithItsSeeds() async throws {
         _ = register("a", credits: 2)
         _ = register("b", credits: 2)
-        async let result = dispatcher.generate(generateRequest([1, 2, 3, 4]), job: JobContext(id: "job", image: nil, beam: 2))
+        async let result = dispatcher.generate(generateRequest([1, 2, 3, 4]), job: JobContext(id: "job", image: nil, beam: 2)).candidates
         try await outbox.wait { $0.generateRequests.count == 2 }
         let (_, lost) = outbox.generateRequests.first { $0.worker == "b" }!
         answer("a", outbox.generateRequests.first { $0.worker == "a" }!.request)
@@ -202,7 +202,7 @@ private final class Outbox: Sendable {
         let request = JudgeRequest(
             topic: .summary, imageRef: nil, prompt: "which?", mode: .logprob, verdictPrefix: "Response ",
             choices: ["1", "2"], maxNewTokens: 8, sampling: .reference, seed: 5)
-        async let reply = dispatcher.judge(request, job: JobContext(id: "job", image: nil, beam: 2))
+        async let reply = dispatcher.judge(request, job: JobContext(id: "job", image: nil, beam: 2)).reply
         try await outbox.wait { $0.judgeRequests.count == 1 }
         let (first, sent) = outbox.judgeRequests[0]
         #expect(sent.prompt == "which?" && sent.choices == ["1", "2"] && sent.verdictPrefix == "Response ")
@@ -227,7 +227,7 @@ private final class Outbox: Sendable {
         let request = JudgeRequest(
             topic: .answer, imageRef: nil, prompt: "which?", mode: .generate, verdictPrefix: "",
             choices: [], maxNewTokens: 8, sampling: .reference, seed: 5)
-        async let reply = dispatcher.judge(request, job: JobContext(id: "job", image: nil, beam: 2))
+        async let reply = dispatcher.judge(request, job: JobContext(id: "job", image: nil, beam: 2)).reply
         try await outbox.wait { $0.judgeRequests.count == 1 }
         let (worker, sent) = outbox.judgeRequests[0]
         var failure = Stagebeam_V1_Error()
@@ -249,7 +249,7 @@ private final class Outbox: Sendable {
 
     @Test func workWaitsForCreditsThenFailsWhenNoWorkerOfItsRoleComes() async throws {
         _ = register("judge-only", credits: 4, roles: [.judge])
-        async let result = dispatcher.generate(generateRequest([1]), job: JobContext(id: "job", image: nil, beam: 2))
+        async let result = dispatcher.generate(generateRequest([1]), job: JobContext(id: "job", image: nil, beam: 2)).candidates
         try await Task.sleep(for: .milliseconds(20))
         #expect(outbox.generateRequests.isEmpty)
         #expect(dispatcher.heard(from: Array("judge-only".utf8), now: start + .seconds(31)))

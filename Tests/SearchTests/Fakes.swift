@@ -143,8 +143,22 @@ func withoutTimings(_ result: SearchResult) -> SearchResult {
     for i in r.stages.indices {
         r.stages[i].generateSeconds = 0
         r.stages[i].judgeSeconds = 0
+        for u in r.stages[i].units.indices {
+            r.stages[i].units[u].generateCosts = nil
+            r.stages[i].units[u].tournament = r.stages[i].units[u].tournament.map(withoutCosts)
+        }
     }
+    r.finalTournament = r.finalTournament.map(withoutCosts)
     return r
+}
+
+/// A tournament without its calls' timings, for comparing runs.
+func withoutCosts(_ tournament: TournamentRecord) -> TournamentRecord {
+    var t = tournament
+    for m in t.matches.indices {
+        for c in t.matches[m].calls.indices { t.matches[m].calls[c].cost = nil }
+    }
+    return t
 }
 
 /// Which (unit, candidate) a seed of job `job` belongs to, found by trying small indices; lets scripts

@@ -1342,6 +1342,9 @@ public nonisolated struct Stagebeam_V1_JudgeResult: Sendable {
 
   public var logprobSecond: Double = 0
 
+  /// Of prompt_tokens, how many came from the worker's prefix cache instead of being prefilled.
+  public var reusedPrefixTokens: UInt32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1781,33 +1784,118 @@ public nonisolated struct Stagebeam_V1_Winner: Sendable {
   public init() {}
 }
 
-public nonisolated struct Stagebeam_V1_StageSummary: Sendable {
+public nonisolated struct Stagebeam_V1_StageSummary: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var stage: Stagebeam_V1_Stage = .unspecified
+  public var stage: Stagebeam_V1_Stage {
+    get {_storage._stage}
+    set {_uniqueStorage()._stage = newValue}
+  }
 
   /// as in JobEvent.step
-  public var step: UInt32 = 0
+  public var step: UInt32 {
+    get {_storage._step}
+    set {_uniqueStorage()._step = newValue}
+  }
 
   /// the winning text
-  public var text: String = String()
+  public var text: String {
+    get {_storage._text}
+    set {_uniqueStorage()._text = newValue}
+  }
 
-  public var candidates: UInt32 = 0
+  public var candidates: UInt32 {
+    get {_storage._candidates}
+    set {_uniqueStorage()._candidates = newValue}
+  }
 
-  public var comparisons: UInt32 = 0
+  public var comparisons: UInt32 {
+    get {_storage._comparisons}
+    set {_uniqueStorage()._comparisons = newValue}
+  }
 
   /// the winner was closed by the search
-  public var forcedClose: Bool = false
+  public var forcedClose: Bool {
+    get {_storage._forcedClose}
+    set {_uniqueStorage()._forcedClose = newValue}
+  }
 
-  public var generateMs: Double = 0
+  public var generateMs: Double {
+    get {_storage._generateMs}
+    set {_uniqueStorage()._generateMs = newValue}
+  }
 
-  public var judgeMs: Double = 0
+  public var judgeMs: Double {
+    get {_storage._judgeMs}
+    set {_uniqueStorage()._judgeMs = newValue}
+  }
+
+  /// Where the stage's calls spent their time, summed over the calls as their workers reported it
+  /// (GenerateResult and JudgeResult prefill_ms/decode_ms). Concurrent calls add up, so the parts may
+  /// exceed generate_ms and judge_ms. "Waiting" is a call's time as the coordinator saw it minus its
+  /// worker's compute: queueing for credits, transport, and the worker's own handling. Calls answered
+  /// from the journal after a restart count in none.
+  public var candidatePrefillMs: Double {
+    get {_storage._candidatePrefillMs}
+    set {_uniqueStorage()._candidatePrefillMs = newValue}
+  }
+
+  public var candidateDecodeMs: Double {
+    get {_storage._candidateDecodeMs}
+    set {_uniqueStorage()._candidateDecodeMs = newValue}
+  }
+
+  public var candidateWaitingMs: Double {
+    get {_storage._candidateWaitingMs}
+    set {_uniqueStorage()._candidateWaitingMs = newValue}
+  }
+
+  public var judgePrefillMs: Double {
+    get {_storage._judgePrefillMs}
+    set {_uniqueStorage()._judgePrefillMs = newValue}
+  }
+
+  public var judgeDecodeMs: Double {
+    get {_storage._judgeDecodeMs}
+    set {_uniqueStorage()._judgeDecodeMs = newValue}
+  }
+
+  public var judgeWaitingMs: Double {
+    get {_storage._judgeWaitingMs}
+    set {_uniqueStorage()._judgeWaitingMs = newValue}
+  }
+
+  /// prompt tokens of the generate calls
+  public var candidatePromptTokens: UInt32 {
+    get {_storage._candidatePromptTokens}
+    set {_uniqueStorage()._candidatePromptTokens = newValue}
+  }
+
+  /// of those, taken from the workers' prefix caches
+  public var candidateReusedPrefixTokens: UInt32 {
+    get {_storage._candidateReusedPrefixTokens}
+    set {_uniqueStorage()._candidateReusedPrefixTokens = newValue}
+  }
+
+  /// prompt tokens of the judge calls
+  public var judgePromptTokens: UInt32 {
+    get {_storage._judgePromptTokens}
+    set {_uniqueStorage()._judgePromptTokens = newValue}
+  }
+
+  /// of those, taken from the workers' prefix caches
+  public var judgeReusedPrefixTokens: UInt32 {
+    get {_storage._judgeReusedPrefixTokens}
+    set {_uniqueStorage()._judgeReusedPrefixTokens = newValue}
+  }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 public nonisolated struct Stagebeam_V1_JobCounts: Sendable {
@@ -1834,8 +1922,23 @@ public nonisolated struct Stagebeam_V1_JobCounts: Sendable {
   /// Of those, tokens the workers took from their prefix caches instead of prefilling them.
   public var candidateReusedPrefixTokens: UInt64 = 0
 
-  /// Prompt tokens of the judge requests the workers answered (same rules).
+  /// The job's StageSummary time parts summed over its stages, plus best-of-N's final tournament
+  /// (which belongs to no stage).
+  public var candidatePrefillMs: Double = 0
+
+  public var candidateDecodeMs: Double = 0
+
+  public var candidateWaitingMs: Double = 0
+
+  public var judgePrefillMs: Double = 0
+
+  public var judgeDecodeMs: Double = 0
+
+  public var judgeWaitingMs: Double = 0
+
   public var judgePromptTokens: UInt64 = 0
+
+  public var judgeReusedPrefixTokens: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -3215,7 +3318,7 @@ nonisolated extension Stagebeam_V1_JudgeRequest: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Stagebeam_V1_JudgeResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JudgeResult"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}job_id\0\u{1}choice\0\u{3}verdict_text\0\u{3}probability_first\0\u{3}probability_second\0\u{3}prompt_tokens\0\u{3}prefill_ms\0\u{3}decode_ms\0\u{3}worker_id\0\u{3}logprob_first\0\u{3}logprob_second\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}job_id\0\u{1}choice\0\u{3}verdict_text\0\u{3}probability_first\0\u{3}probability_second\0\u{3}prompt_tokens\0\u{3}prefill_ms\0\u{3}decode_ms\0\u{3}worker_id\0\u{3}logprob_first\0\u{3}logprob_second\0\u{4}\u{8}reused_prefix_tokens\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3235,6 +3338,7 @@ nonisolated extension Stagebeam_V1_JudgeResult: SwiftProtobuf.Message, SwiftProt
       case 10: try { try decoder.decodeSingularStringField(value: &self.workerID) }()
       case 11: try { try decoder.decodeSingularDoubleField(value: &self.logprobFirst) }()
       case 12: try { try decoder.decodeSingularDoubleField(value: &self.logprobSecond) }()
+      case 20: try { try decoder.decodeSingularUInt32Field(value: &self.reusedPrefixTokens) }()
       default: break
       }
     }
@@ -3277,6 +3381,9 @@ nonisolated extension Stagebeam_V1_JudgeResult: SwiftProtobuf.Message, SwiftProt
     if self.logprobSecond.bitPattern != 0 {
       try visitor.visitSingularDoubleField(value: self.logprobSecond, fieldNumber: 12)
     }
+    if self.reusedPrefixTokens != 0 {
+      try visitor.visitSingularUInt32Field(value: self.reusedPrefixTokens, fieldNumber: 20)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3293,6 +3400,7 @@ nonisolated extension Stagebeam_V1_JudgeResult: SwiftProtobuf.Message, SwiftProt
     if lhs.workerID != rhs.workerID {return false}
     if lhs.logprobFirst != rhs.logprobFirst {return false}
     if lhs.logprobSecond != rhs.logprobSecond {return false}
+    if lhs.reusedPrefixTokens != rhs.reusedPrefixTokens {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -4011,64 +4119,184 @@ nonisolated extension Stagebeam_V1_Winner: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Stagebeam_V1_StageSummary: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".StageSummary"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}stage\0\u{1}step\0\u{1}text\0\u{1}candidates\0\u{1}comparisons\0\u{3}forced_close\0\u{3}generate_ms\0\u{3}judge_ms\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}stage\0\u{1}step\0\u{1}text\0\u{1}candidates\0\u{1}comparisons\0\u{3}forced_close\0\u{3}generate_ms\0\u{3}judge_ms\0\u{4}\u{c}candidate_prefill_ms\0\u{3}candidate_decode_ms\0\u{3}candidate_waiting_ms\0\u{3}judge_prefill_ms\0\u{3}judge_decode_ms\0\u{3}judge_waiting_ms\0\u{3}candidate_prompt_tokens\0\u{3}candidate_reused_prefix_tokens\0\u{3}judge_prompt_tokens\0\u{3}judge_reused_prefix_tokens\0")
+
+  fileprivate class _StorageClass {
+    var _stage: Stagebeam_V1_Stage = .unspecified
+    var _step: UInt32 = 0
+    var _text: String = String()
+    var _candidates: UInt32 = 0
+    var _comparisons: UInt32 = 0
+    var _forcedClose: Bool = false
+    var _generateMs: Double = 0
+    var _judgeMs: Double = 0
+    var _candidatePrefillMs: Double = 0
+    var _candidateDecodeMs: Double = 0
+    var _candidateWaitingMs: Double = 0
+    var _judgePrefillMs: Double = 0
+    var _judgeDecodeMs: Double = 0
+    var _judgeWaitingMs: Double = 0
+    var _candidatePromptTokens: UInt32 = 0
+    var _candidateReusedPrefixTokens: UInt32 = 0
+    var _judgePromptTokens: UInt32 = 0
+    var _judgeReusedPrefixTokens: UInt32 = 0
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _stage = source._stage
+      _step = source._step
+      _text = source._text
+      _candidates = source._candidates
+      _comparisons = source._comparisons
+      _forcedClose = source._forcedClose
+      _generateMs = source._generateMs
+      _judgeMs = source._judgeMs
+      _candidatePrefillMs = source._candidatePrefillMs
+      _candidateDecodeMs = source._candidateDecodeMs
+      _candidateWaitingMs = source._candidateWaitingMs
+      _judgePrefillMs = source._judgePrefillMs
+      _judgeDecodeMs = source._judgeDecodeMs
+      _judgeWaitingMs = source._judgeWaitingMs
+      _candidatePromptTokens = source._candidatePromptTokens
+      _candidateReusedPrefixTokens = source._candidateReusedPrefixTokens
+      _judgePromptTokens = source._judgePromptTokens
+      _judgeReusedPrefixTokens = source._judgeReusedPrefixTokens
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularEnumField(value: &self.stage) }()
-      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.step) }()
-      case 3: try { try decoder.decodeSingularStringField(value: &self.text) }()
-      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.candidates) }()
-      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.comparisons) }()
-      case 6: try { try decoder.decodeSingularBoolField(value: &self.forcedClose) }()
-      case 7: try { try decoder.decodeSingularDoubleField(value: &self.generateMs) }()
-      case 8: try { try decoder.decodeSingularDoubleField(value: &self.judgeMs) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularEnumField(value: &_storage._stage) }()
+        case 2: try { try decoder.decodeSingularUInt32Field(value: &_storage._step) }()
+        case 3: try { try decoder.decodeSingularStringField(value: &_storage._text) }()
+        case 4: try { try decoder.decodeSingularUInt32Field(value: &_storage._candidates) }()
+        case 5: try { try decoder.decodeSingularUInt32Field(value: &_storage._comparisons) }()
+        case 6: try { try decoder.decodeSingularBoolField(value: &_storage._forcedClose) }()
+        case 7: try { try decoder.decodeSingularDoubleField(value: &_storage._generateMs) }()
+        case 8: try { try decoder.decodeSingularDoubleField(value: &_storage._judgeMs) }()
+        case 20: try { try decoder.decodeSingularDoubleField(value: &_storage._candidatePrefillMs) }()
+        case 21: try { try decoder.decodeSingularDoubleField(value: &_storage._candidateDecodeMs) }()
+        case 22: try { try decoder.decodeSingularDoubleField(value: &_storage._candidateWaitingMs) }()
+        case 23: try { try decoder.decodeSingularDoubleField(value: &_storage._judgePrefillMs) }()
+        case 24: try { try decoder.decodeSingularDoubleField(value: &_storage._judgeDecodeMs) }()
+        case 25: try { try decoder.decodeSingularDoubleField(value: &_storage._judgeWaitingMs) }()
+        case 26: try { try decoder.decodeSingularUInt32Field(value: &_storage._candidatePromptTokens) }()
+        case 27: try { try decoder.decodeSingularUInt32Field(value: &_storage._candidateReusedPrefixTokens) }()
+        case 28: try { try decoder.decodeSingularUInt32Field(value: &_storage._judgePromptTokens) }()
+        case 29: try { try decoder.decodeSingularUInt32Field(value: &_storage._judgeReusedPrefixTokens) }()
+        default: break
+        }
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    if self.stage != .unspecified {
-      try visitor.visitSingularEnumField(value: self.stage, fieldNumber: 1)
-    }
-    if self.step != 0 {
-      try visitor.visitSingularUInt32Field(value: self.step, fieldNumber: 2)
-    }
-    if !self.text.isEmpty {
-      try visitor.visitSingularStringField(value: self.text, fieldNumber: 3)
-    }
-    if self.candidates != 0 {
-      try visitor.visitSingularUInt32Field(value: self.candidates, fieldNumber: 4)
-    }
-    if self.comparisons != 0 {
-      try visitor.visitSingularUInt32Field(value: self.comparisons, fieldNumber: 5)
-    }
-    if self.forcedClose != false {
-      try visitor.visitSingularBoolField(value: self.forcedClose, fieldNumber: 6)
-    }
-    if self.generateMs.bitPattern != 0 {
-      try visitor.visitSingularDoubleField(value: self.generateMs, fieldNumber: 7)
-    }
-    if self.judgeMs.bitPattern != 0 {
-      try visitor.visitSingularDoubleField(value: self.judgeMs, fieldNumber: 8)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      if _storage._stage != .unspecified {
+        try visitor.visitSingularEnumField(value: _storage._stage, fieldNumber: 1)
+      }
+      if _storage._step != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._step, fieldNumber: 2)
+      }
+      if !_storage._text.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._text, fieldNumber: 3)
+      }
+      if _storage._candidates != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._candidates, fieldNumber: 4)
+      }
+      if _storage._comparisons != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._comparisons, fieldNumber: 5)
+      }
+      if _storage._forcedClose != false {
+        try visitor.visitSingularBoolField(value: _storage._forcedClose, fieldNumber: 6)
+      }
+      if _storage._generateMs.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._generateMs, fieldNumber: 7)
+      }
+      if _storage._judgeMs.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._judgeMs, fieldNumber: 8)
+      }
+      if _storage._candidatePrefillMs.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._candidatePrefillMs, fieldNumber: 20)
+      }
+      if _storage._candidateDecodeMs.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._candidateDecodeMs, fieldNumber: 21)
+      }
+      if _storage._candidateWaitingMs.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._candidateWaitingMs, fieldNumber: 22)
+      }
+      if _storage._judgePrefillMs.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._judgePrefillMs, fieldNumber: 23)
+      }
+      if _storage._judgeDecodeMs.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._judgeDecodeMs, fieldNumber: 24)
+      }
+      if _storage._judgeWaitingMs.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._judgeWaitingMs, fieldNumber: 25)
+      }
+      if _storage._candidatePromptTokens != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._candidatePromptTokens, fieldNumber: 26)
+      }
+      if _storage._candidateReusedPrefixTokens != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._candidateReusedPrefixTokens, fieldNumber: 27)
+      }
+      if _storage._judgePromptTokens != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._judgePromptTokens, fieldNumber: 28)
+      }
+      if _storage._judgeReusedPrefixTokens != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._judgeReusedPrefixTokens, fieldNumber: 29)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Stagebeam_V1_StageSummary, rhs: Stagebeam_V1_StageSummary) -> Bool {
-    if lhs.stage != rhs.stage {return false}
-    if lhs.step != rhs.step {return false}
-    if lhs.text != rhs.text {return false}
-    if lhs.candidates != rhs.candidates {return false}
-    if lhs.comparisons != rhs.comparisons {return false}
-    if lhs.forcedClose != rhs.forcedClose {return false}
-    if lhs.generateMs != rhs.generateMs {return false}
-    if lhs.judgeMs != rhs.judgeMs {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._stage != rhs_storage._stage {return false}
+        if _storage._step != rhs_storage._step {return false}
+        if _storage._text != rhs_storage._text {return false}
+        if _storage._candidates != rhs_storage._candidates {return false}
+        if _storage._comparisons != rhs_storage._comparisons {return false}
+        if _storage._forcedClose != rhs_storage._forcedClose {return false}
+        if _storage._generateMs != rhs_storage._generateMs {return false}
+        if _storage._judgeMs != rhs_storage._judgeMs {return false}
+        if _storage._candidatePrefillMs != rhs_storage._candidatePrefillMs {return false}
+        if _storage._candidateDecodeMs != rhs_storage._candidateDecodeMs {return false}
+        if _storage._candidateWaitingMs != rhs_storage._candidateWaitingMs {return false}
+        if _storage._judgePrefillMs != rhs_storage._judgePrefillMs {return false}
+        if _storage._judgeDecodeMs != rhs_storage._judgeDecodeMs {return false}
+        if _storage._judgeWaitingMs != rhs_storage._judgeWaitingMs {return false}
+        if _storage._candidatePromptTokens != rhs_storage._candidatePromptTokens {return false}
+        if _storage._candidateReusedPrefixTokens != rhs_storage._candidateReusedPrefixTokens {return false}
+        if _storage._judgePromptTokens != rhs_storage._judgePromptTokens {return false}
+        if _storage._judgeReusedPrefixTokens != rhs_storage._judgeReusedPrefixTokens {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -4076,7 +4304,7 @@ nonisolated extension Stagebeam_V1_StageSummary: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Stagebeam_V1_JobCounts: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JobCounts"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}candidates\0\u{3}generated_tokens\0\u{3}judge_calls\0\u{3}unparsable_verdicts\0\u{3}redispatched_requests\0\u{4}\u{5}candidate_prompt_tokens\0\u{3}candidate_reused_prefix_tokens\0\u{3}judge_prompt_tokens\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}candidates\0\u{3}generated_tokens\0\u{3}judge_calls\0\u{3}unparsable_verdicts\0\u{3}redispatched_requests\0\u{4}\u{5}candidate_prompt_tokens\0\u{3}candidate_reused_prefix_tokens\0\u{4}\u{13}candidate_prefill_ms\0\u{3}candidate_decode_ms\0\u{3}candidate_waiting_ms\0\u{3}judge_prefill_ms\0\u{3}judge_decode_ms\0\u{3}judge_waiting_ms\0\u{3}judge_prompt_tokens\0\u{3}judge_reused_prefix_tokens\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4091,7 +4319,14 @@ nonisolated extension Stagebeam_V1_JobCounts: SwiftProtobuf.Message, SwiftProtob
       case 5: try { try decoder.decodeSingularUInt32Field(value: &self.redispatchedRequests) }()
       case 10: try { try decoder.decodeSingularUInt64Field(value: &self.candidatePromptTokens) }()
       case 11: try { try decoder.decodeSingularUInt64Field(value: &self.candidateReusedPrefixTokens) }()
-      case 12: try { try decoder.decodeSingularUInt64Field(value: &self.judgePromptTokens) }()
+      case 30: try { try decoder.decodeSingularDoubleField(value: &self.candidatePrefillMs) }()
+      case 31: try { try decoder.decodeSingularDoubleField(value: &self.candidateDecodeMs) }()
+      case 32: try { try decoder.decodeSingularDoubleField(value: &self.candidateWaitingMs) }()
+      case 33: try { try decoder.decodeSingularDoubleField(value: &self.judgePrefillMs) }()
+      case 34: try { try decoder.decodeSingularDoubleField(value: &self.judgeDecodeMs) }()
+      case 35: try { try decoder.decodeSingularDoubleField(value: &self.judgeWaitingMs) }()
+      case 36: try { try decoder.decodeSingularUInt64Field(value: &self.judgePromptTokens) }()
+      case 37: try { try decoder.decodeSingularUInt64Field(value: &self.judgeReusedPrefixTokens) }()
       default: break
       }
     }
@@ -4119,8 +4354,29 @@ nonisolated extension Stagebeam_V1_JobCounts: SwiftProtobuf.Message, SwiftProtob
     if self.candidateReusedPrefixTokens != 0 {
       try visitor.visitSingularUInt64Field(value: self.candidateReusedPrefixTokens, fieldNumber: 11)
     }
+    if self.candidatePrefillMs.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.candidatePrefillMs, fieldNumber: 30)
+    }
+    if self.candidateDecodeMs.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.candidateDecodeMs, fieldNumber: 31)
+    }
+    if self.candidateWaitingMs.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.candidateWaitingMs, fieldNumber: 32)
+    }
+    if self.judgePrefillMs.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.judgePrefillMs, fieldNumber: 33)
+    }
+    if self.judgeDecodeMs.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.judgeDecodeMs, fieldNumber: 34)
+    }
+    if self.judgeWaitingMs.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.judgeWaitingMs, fieldNumber: 35)
+    }
     if self.judgePromptTokens != 0 {
-      try visitor.visitSingularUInt64Field(value: self.judgePromptTokens, fieldNumber: 12)
+      try visitor.visitSingularUInt64Field(value: self.judgePromptTokens, fieldNumber: 36)
+    }
+    if self.judgeReusedPrefixTokens != 0 {
+      try visitor.visitSingularUInt64Field(value: self.judgeReusedPrefixTokens, fieldNumber: 37)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -4133,7 +4389,14 @@ nonisolated extension Stagebeam_V1_JobCounts: SwiftProtobuf.Message, SwiftProtob
     if lhs.redispatchedRequests != rhs.redispatchedRequests {return false}
     if lhs.candidatePromptTokens != rhs.candidatePromptTokens {return false}
     if lhs.candidateReusedPrefixTokens != rhs.candidateReusedPrefixTokens {return false}
+    if lhs.candidatePrefillMs != rhs.candidatePrefillMs {return false}
+    if lhs.candidateDecodeMs != rhs.candidateDecodeMs {return false}
+    if lhs.candidateWaitingMs != rhs.candidateWaitingMs {return false}
+    if lhs.judgePrefillMs != rhs.judgePrefillMs {return false}
+    if lhs.judgeDecodeMs != rhs.judgeDecodeMs {return false}
+    if lhs.judgeWaitingMs != rhs.judgeWaitingMs {return false}
     if lhs.judgePromptTokens != rhs.judgePromptTokens {return false}
+    if lhs.judgeReusedPrefixTokens != rhs.judgeReusedPrefixTokens {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
