@@ -100,6 +100,9 @@ public final class Coordinator: Sendable {
 
     private let authenticator: ZAPAuthenticator?
     private let compaction = Mutex<Task<Void, Never>?>(nil)
+    /// Checks deadlines and silent clients (`checkJobs`) off the socket thread, so that a busy job
+    /// table never delays the heartbeat answers workers depend on.
+    private let jobClock = Mutex<Task<Void, Never>?>(nil)
 
     /// The job table. Touched from the socket thread (submissions, status), the journal's writer
     /// thread (acceptances and results made durable) and the jobs' search tasks (events, results).
@@ -183,7 +186,6 @@ public final class Coordinator: Sendable {
                 onMessage: { frames in handler.coordinator?.handle(frames) },
                 onTick: { _, now in
                     handler.coordinator?.dispatcher.tick(now: now)
-                    handler.coordinator?.checkJobs(now: now)
                     handler.coordinator?.reportHeldRefusals(now: now)
                 },
                 onSendFailure: { frames, error in
@@ -202,10 +204,23 @@ public final class Coordinator: Sendable {
         CoordinatorMetrics.register(on: metrics, coordinator: self, dispatcher: dispatcher, journal: journal)
         startQueuedJobs()
         if let retain = configuration.journalRetain { startCompaction(every: Self.compactionInterval(retain)) }
+        startJobClock(every: configuration.heartbeat.interval / 2)
+    }
+
+    private func startJobClock(every interval: Duration) {
+        let task = Task.detached { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: interval)
+                guard let self, !Task.isCancelled else { return }
+                self.checkJobs(now: .now)
+            }
+        }
+        jobClock.withLock { $0 = task }
     }
 
     public func close() {
         compaction.withLock { $0?.cancel() }
+        jobClock.withLock { $0?.cancel() }
         loop.close()
         authenticator?.close()
         journal.close()
@@ -350,7 +365,7 @@ public final class Coordinator: Sendable {
         }
     }
 
-    /// Deadlines passed and clients gone silent (socket thread, every tick).
+    /// Deadlines passed and clients gone silent (the job clock, every half heartbeat interval).
     private func checkJobs(now: ContinuousClock.Instant) {
         let (late, silent): ([(String, ClusterError)], [[UInt8]]) = table.withLock { table in
             let late = table.unfinished.compactMap { id -> (String, ClusterError)? in
