@@ -6,22 +6,28 @@
 # is a `stagebeam submit` process with its own id, asking one of a few questions with a fixed seed,
 # so its answer must equal `stagebeam run` of the same question and seed.
 # Prints jobs submitted / answered / failed / lost (no answer by the end), answers differing from
-# `run`, faults injected, and the coordinator's peak resident memory (VmHWM, over its restarts).
+# `run`, faults injected, the coordinator's resident memory at the start and the end of the soak
+# (VmRSS; the same process unless it was killed) and its peak (VmHWM, over its restarts).
+# --faults picks the kinds of fault (default all three: worker,coordinator,frames); without
+# `coordinator`, one coordinator process serves the whole soak, so its memory at start and end compare.
 #
-#   scripts/soak.sh DURATION [--workers 2] [--fault-every-s 8] [--seed 1]     (DURATION: 90s, 10m, 1h)
+#   scripts/soak.sh DURATION [--workers 2] [--fault-every-s 8] [--seed 1] [--faults worker,coordinator,frames]
+#   (DURATION: 90s, 10m, 1h)
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
-[[ $# -ge 1 ]] || { sed -n '2,11p' "$0"; exit 64; }
+[[ $# -ge 1 ]] || { sed -n '2,15p' "$0"; exit 64; }
 duration="$1"; shift
 workers=2
 fault_every=8
 seed=1
+fault_kinds=worker,coordinator,frames
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --workers) workers="$2"; shift 2 ;;
     --fault-every-s) fault_every="$2"; shift 2 ;;
     --seed) seed="$2"; shift 2 ;;
+    --faults) fault_kinds="$2"; shift 2 ;;
     *) echo "soak.sh: unknown option $1" >&2; exit 64 ;;
   esac
 done
@@ -32,6 +38,10 @@ case "$duration" in
   *) seconds=$duration ;;
 esac
 RANDOM=$seed
+IFS=, read -r -a faults <<<"$fault_kinds"
+for kind in "${faults[@]}"; do
+  case "$kind" in worker|coordinator|frames) ;; *) echo "soak.sh: unknown fault $kind (worker, coordinator, frames)" >&2; exit 64 ;; esac
+done
 
 bin="${STAGEBEAM:-}"
 if [[ -z "$bin" ]]; then
@@ -52,6 +62,9 @@ search=(--beam 2 --max-stage-tokens 8)
 coordinator=""
 worker_pids=()
 peak_kb=0
+rss_mb() { # the coordinator's resident memory now, in MB
+  awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$coordinator/status" 2>/dev/null || echo "?"
+}
 note_peak() {
   local kb
   kb=$(awk '/VmHWM/ {print $2}' "/proc/$coordinator/status" 2>/dev/null || echo 0)
@@ -106,7 +119,10 @@ done
 capacity=$(python3 -c "import time; print(16 / (time.time() - $started))")
 rate=$(python3 -c "print(0.8 * $capacity)")
 interval=$(python3 -c "print(1 / $rate)")
-printf 'capacity %.2f jobs/s; soaking at %.2f jobs/s for %s s with a fault every ~%s s\n' "$capacity" "$rate" "$seconds" "$fault_every"
+printf 'capacity %.2f jobs/s; soaking at %.2f jobs/s for %s s with a fault (%s) every ~%s s\n' "$capacity" "$rate" "$seconds" \
+  "$fault_kinds" "$fault_every"
+rss_start=$(rss_mb)
+coordinator_start=$coordinator
 
 end=$(( $(date +%s) + seconds ))
 next_fault=$(( $(date +%s) + fault_every ))
@@ -120,21 +136,21 @@ while (( $(date +%s) < end )); do
   submit "$submitted" "$q" "$s" &
   submitted=$(( submitted + 1 ))
   if (( $(date +%s) >= next_fault )); then
-    case $(( RANDOM % 3 )) in
-      0)
+    case "${faults[$(( RANDOM % ${#faults[@]} ))]}" in
+      worker)
         w=$(( 1 + RANDOM % workers ))
         kill -KILL "${worker_pids[$w]}" 2>/dev/null || true
         faults_worker=$(( faults_worker + 1 ))
         sleep 1
         start_worker "$w" ;;
-      1)
+      coordinator)
         note_peak
         kill -KILL "$coordinator" 2>/dev/null || true
         wait "$coordinator" 2>/dev/null || true
         faults_coordinator=$(( faults_coordinator + 1 ))
         sleep 1
         start_coordinator ;;
-      2)
+      frames)
         "$bin" probe fuzz --coordinator "$endpoint" --frames 5000 --peers 2 --check-every 5000 --seed "$RANDOM" \
           >>"$dir/fuzz.jsonl" 2>>"$dir/fuzz.err" &
         faults_frames=$(( faults_frames + 1 )) ;;
@@ -150,7 +166,9 @@ for _ in $(seq 300); do
   sleep 1
 done
 note_peak
+rss_end=$(rss_mb)
 kill -0 "$coordinator" 2>/dev/null && coordinator_alive=yes || coordinator_alive=no
+[[ "$coordinator" == "$coordinator_start" ]] && same_process="the same process" || same_process="a later process (restarted)"
 
 python3 - "$dir" "$submitted" <<'PY'
 import json, os, sys
@@ -178,5 +196,6 @@ for name in os.listdir(f"{dir}/jobs"):
 print(f"jobs submitted {submitted} · answered {answered} · failed {failed} · lost {lost} · differing from run {differing}")
 PY
 echo "faults: $faults_worker worker kills, $faults_coordinator coordinator kills, $faults_frames volleys of 5,000 hostile frames"
+echo "coordinator RSS: $rss_start MB when the soak started, $rss_end MB at the end ($same_process)"
 echo "coordinator peak RSS: $(( peak_kb / 1024 )) MB (VmHWM, highest over its restarts) · running at the end: $coordinator_alive"
 echo "logs: $dir"

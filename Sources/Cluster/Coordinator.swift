@@ -123,8 +123,7 @@ public final class Coordinator: Sendable {
     private let table = Mutex(Table())
     /// Refusals logged per peer.
     private let refusalLog: Mutex<RepeatLimiter<[UInt8]>>
-    /// Failed security handshakes logged per (peer host, reason): a refused client that retries
-    /// connects from a new port each time.
+    /// Failed security handshakes logged per (endpoint, reason).
     private let handshakeLog: Mutex<RepeatLimiter<[String]>>
 
     public init(context: ZMQContext, configuration: Configuration, logger: Logger = Logger(label: "coordinator")) throws {
@@ -310,12 +309,13 @@ public final class Coordinator: Sendable {
     }
 
     /// A peer that never got in: its security handshake failed (no CURVE keys, the wrong server key,
-    /// a key the authenticator refused, or not ZeroMQ at all). Logged like refusals: one line per peer
-    /// host and reason per `refusalLogInterval`, with the count of those held back (`repeats`).
+    /// a key the authenticator refused, or not ZeroMQ at all). libzmq names the endpoint it came in
+    /// on, not its address (see `HandshakeFailure`). Logged like refusals: one line per endpoint and
+    /// reason per `refusalLogInterval`, with the count of those held back (`repeats`).
     private func handshakeFailed(_ failure: HandshakeFailure) {
-        let (log, held) = handshakeLog.withLock { $0.admit([failure.peerHost, failure.reason], now: .now) }
+        let (log, held) = handshakeLog.withLock { $0.admit([failure.endpoint, failure.reason], now: .now) }
         guard log else { return }
-        var metadata: Logger.Metadata = ["peer": "\(failure.peer)", "error": "\(failure.reason)", "event": "\(failure.event)"]
+        var metadata: Logger.Metadata = ["endpoint": "\(failure.endpoint)", "error": "\(failure.reason)", "event": "\(failure.event)"]
         if held > 0 { metadata["repeats"] = .stringConvertible(held) }
         logger.warning("handshake failed", metadata: metadata)
     }
@@ -332,11 +332,11 @@ public final class Coordinator: Sendable {
                 ])
         }
         let failedHandshakes = handshakeLog.withLock { $0.expired(now: now) }
-        for (peer, count) in failedHandshakes {
+        for (key, count) in failedHandshakes {
             logger.warning(
                 "handshakes failed",
                 metadata: [
-                    "peer": "\(peer[0])", "error": "\(peer[1])", "repeats": .stringConvertible(count),
+                    "endpoint": "\(key[0])", "error": "\(key[1])", "repeats": .stringConvertible(count),
                     "interval_s": .stringConvertible(interval)
                 ])
         }

@@ -1,18 +1,21 @@
 import Foundation
+import Synchronization
 
 /// Progress of a batch for a person: on a terminal a bar redrawn in place (done/total, rate, ETA,
 /// failures); otherwise (a log file, CI) a plain line every `interval`.
-public final class BatchProgress: @unchecked Sendable {
+public final class BatchProgress: Sendable {
     private let total: Int
     private let terminal: Bool
     private let interval: Duration
     private let write: @Sendable (String) -> Void
-    private let lock = NSLock()
     private let start = ContinuousClock.now
-    private var done: Int
-    private var doneNow = 0
-    private var failed = 0
-    private var lastShown: ContinuousClock.Instant
+    private struct Counts {
+        var done: Int
+        var doneNow = 0
+        var failed = 0
+        var lastShown: ContinuousClock.Instant
+    }
+    private let counts: Mutex<Counts>
 
     /// `alreadyDone`: items skipped because the output has them (they count as done, not in the rate).
     public init(
@@ -23,27 +26,26 @@ public final class BatchProgress: @unchecked Sendable {
         self.terminal = terminal
         self.interval = interval
         self.write = write
-        done = alreadyDone
-        lastShown = start
+        counts = Mutex(Counts(done: alreadyDone, lastShown: start))
     }
 
     func finished(_ outcome: ItemOutcome) { finished(succeeded: outcome.succeeded) }
 
     func finished(succeeded: Bool) {
-        let line: String? = lock.withLock {
-            done += 1
-            doneNow += 1
-            if !succeeded { failed += 1 }
+        let line: String? = counts.withLock { counts in
+            counts.done += 1
+            counts.doneNow += 1
+            if !succeeded { counts.failed += 1 }
             let now = ContinuousClock.now
-            guard now - lastShown >= (terminal ? .milliseconds(100) : interval) else { return nil }
-            lastShown = now
-            return render(now: now)
+            guard now - counts.lastShown >= (terminal ? .milliseconds(100) : interval) else { return nil }
+            counts.lastShown = now
+            return render(counts, now: now)
         }
         if let line { show(line) }
     }
 
     public func end() {
-        let line = lock.withLock { render(now: .now) }
+        let line = counts.withLock { render($0, now: .now) }
         show(line)
         if terminal { write("\n") }
     }
@@ -53,7 +55,8 @@ public final class BatchProgress: @unchecked Sendable {
         write(terminal ? "\r\u{1B}[2K" + line : line + "\n")
     }
 
-    private func render(now: ContinuousClock.Instant) -> String {
+    private func render(_ counts: Counts, now: ContinuousClock.Instant) -> String {
+        let (done, doneNow, failed) = (counts.done, counts.doneNow, counts.failed)
         let elapsed = Double((now - start).components.seconds) + Double((now - start).components.attoseconds) * 1e-18
         let rate = elapsed > 0 ? Double(doneNow) / elapsed : 0
         let remaining = total - done

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import Search
 import SwiftProtobuf
+import Synchronization
 import Transport
 import Wire
 
@@ -11,11 +12,11 @@ import Wire
 /// An item's job id is a hash of its whole job (question, image, options, seed): after a SIGKILL the
 /// rerun submits the same ids, and the coordinator answers jobs it already finished from its table or
 /// journal and re-attaches to those still running, instead of computing them again.
-public final class ClusterItemRunner: ItemRunner, @unchecked Sendable {
+public final class ClusterItemRunner: ItemRunner, Sendable {
     private let settings: BatchJobSettings
-    private let lock = NSLock()
-    private var idle: [Client]
-    private var all: [Client]
+    private let all: [Client]
+    /// The clients with no job in flight.
+    private let idle: Mutex<[Client]>
 
     /// `curve`: keys for a coordinator that requires them.
     public init(
@@ -24,8 +25,11 @@ public final class ClusterItemRunner: ItemRunner, @unchecked Sendable {
     ) throws {
         self.settings = settings
         let context = try ZMQContext()
-        all = try (0..<max(concurrency, 1)).map { _ in try Client(context: context, endpoint: endpoint, curve: curve, logger: logger) }
-        idle = all
+        let clients = try (0..<max(concurrency, 1)).map { _ in
+            try Client(context: context, endpoint: endpoint, curve: curve, logger: logger)
+        }
+        all = clients
+        idle = Mutex(clients)
     }
 
     public func close() {
@@ -48,12 +52,12 @@ public final class ClusterItemRunner: ItemRunner, @unchecked Sendable {
         // A bulk run's jobs outlive its process: a rerun submits the same ids and finds them done.
         submit.detached = true
         // The runner is given at most `concurrency` items at once, so a client is always free.
-        guard let client = lock.withLock({ idle.popLast() }) else {
+        guard let client = idle.withLock({ $0.popLast() }) else {
             return ItemOutcome(
                 item: item, seed: seed, config: settings.reported(seed: seed),
                 failure: ClusterError(.internal, "more items in flight than clients"), totalMs: 0)
         }
-        defer { lock.withLock { idle.append(client) } }
+        defer { idle.withLock { $0.append(client) } }
         let result: Stagebeam_V1_JobResult
         do {
             let answer = try await withTimeout(settings.timeout) { [submit] in try await client.submit(submit) }

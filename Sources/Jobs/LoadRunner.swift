@@ -2,6 +2,7 @@ import Cluster
 import Foundation
 import Logging
 import Search
+import Synchronization
 import Transport
 import Wire
 
@@ -11,7 +12,7 @@ import Wire
 /// `ItemSeed.seed(batch: seed, id: "request-i")`, under a fresh job id, so the coordinator computes
 /// every one (nothing is answered from its journal). A `status` sample is taken every
 /// `statusInterval` for worker utilisation and queue depth.
-public final class LoadRunner: @unchecked Sendable {
+public final class LoadRunner: Sendable {
     public struct Limits: Sendable {
         /// Stop submitting after this many jobs…
         public var requests: Int?
@@ -33,8 +34,8 @@ public final class LoadRunner: @unchecked Sendable {
     let statusInterval: Duration
     let logger: Logger
     private let context: ZMQContext
-    private let lock = NSLock()
-    private var idle: [Client] = []
+    /// Client links with no job in flight, kept for the next job.
+    private let idle = Mutex<[Client]>([])
 
     /// `curve`: keys for a coordinator that requires them.
     public init(
@@ -53,7 +54,7 @@ public final class LoadRunner: @unchecked Sendable {
     }
 
     public func close() {
-        lock.withLock {
+        idle.withLock { idle in
             for client in idle { client.close() }
             idle = []
         }
@@ -151,8 +152,8 @@ public final class LoadRunner: @unchecked Sendable {
         var submit = settings.submitJob(question: item.question, seed: ItemSeed.seed(batch: seed, id: "request-\(index)"))
         if let image = item.image { submit.image = try image.load() }
         if let templates = settings.judgeTemplatesJSON { submit.judgeTemplatesJson = templates }
-        let client = try lock.withLock { idle.popLast() } ?? Client(context: context, endpoint: endpoint, curve: curve, logger: logger)
-        defer { lock.withLock { idle.append(client) } }
+        let client = try idle.withLock { $0.popLast() } ?? Client(context: context, endpoint: endpoint, curve: curve, logger: logger)
+        defer { idle.withLock { $0.append(client) } }
         let submitted = seconds(since: start)
         var sample = RequestSample(
             index: index, start: submitted, latency: 0, succeeded: false, errorCode: nil, queueMs: 0, stageMs: [:],
@@ -182,13 +183,12 @@ public final class LoadRunner: @unchecked Sendable {
 }
 
 /// Polls the coordinator's status until stopped.
-private final class StatusSampler: @unchecked Sendable {
+private final class StatusSampler: Sendable {
     let client: Client
     let start: ContinuousClock.Instant
     let interval: Duration
-    private let lock = NSLock()
-    private var stopped = false
-    private var taken: [StatusSample] = []
+    private let stopped = Mutex(false)
+    private let taken = Mutex<[StatusSample]>([])
 
     init(client: Client, start: ContinuousClock.Instant, interval: Duration) {
         self.client = client
@@ -196,10 +196,10 @@ private final class StatusSampler: @unchecked Sendable {
         self.interval = interval
     }
 
-    var samples: [StatusSample] { lock.withLock { taken } }
+    var samples: [StatusSample] { taken.withLock { $0 } }
 
     func run() async {
-        while !lock.withLock({ stopped }) {
+        while !stopped.withLock({ $0 }) {
             await sample()
             try? await Task.sleep(for: interval)
         }
@@ -209,7 +209,7 @@ private final class StatusSampler: @unchecked Sendable {
     }
 
     func stop() async {
-        lock.withLock { stopped = true }
+        stopped.withLock { $0 = true }
     }
 
     private func sample() async {
@@ -222,16 +222,15 @@ private final class StatusSampler: @unchecked Sendable {
                     worker: $0.workerID, inFlight: Int($0.inFlightSequences), maxBatch: Int($0.maxBatchSequences),
                     utilisation: $0.utilisation, requestsCompleted: $0.requestsCompleted)
             })
-        lock.withLock { taken.append(sample) }
+        taken.withLock { $0.append(sample) }
     }
 }
 
-private final class Counter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = 0
+private final class Counter: Sendable {
+    private let value = Mutex(0)
 
     func next() -> Int {
-        lock.withLock {
+        value.withLock { value in
             defer { value += 1 }
             return value
         }

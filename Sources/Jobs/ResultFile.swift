@@ -1,5 +1,6 @@
 import Foundation
 import JSON
+import Synchronization
 
 /// A batch's output file: one JSON line per finished item, and what makes a batch resumable.
 ///
@@ -12,12 +13,12 @@ import JSON
 /// - `retryFailed` rewrites the file without its failed lines (a new file renamed over the old, so a
 ///   kill during the rewrite leaves one or the other), so their items run again and each id still
 ///   appears once.
-public final class ResultFile: @unchecked Sendable {
+public final class ResultFile: Sendable {
     public let url: URL
     /// Ids already in the file, and whether each succeeded.
     public let finished: [String: Bool]
-    private let descriptor: Int32
-    private let lock = NSLock()
+    /// The open file, held while a line is written and synced.
+    private let descriptor: Mutex<Int32>
 
     public init(url: URL, retryFailed: Bool, log: (String) -> Void) throws {
         self.url = url
@@ -60,17 +61,18 @@ public final class ResultFile: @unchecked Sendable {
             try Self.replace(url, with: kept)
         }
         self.finished = finished
-        descriptor = open(url.path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+        let descriptor = open(url.path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else { throw JobsError(.io, "cannot open \(url.path) for writing: \(String(cString: strerror(errno)))") }
+        self.descriptor = Mutex(descriptor)
     }
 
-    deinit { close(descriptor) }
+    deinit { close(descriptor.withLock { $0 }) }
 
     /// Appends one result line (`line` has no newline) and makes it durable.
     public func append(_ line: Data) throws {
         var bytes = [UInt8](line)
         bytes.append(UInt8(ascii: "\n"))
-        try lock.withLock {
+        try descriptor.withLock { descriptor in
             try bytes.withUnsafeBytes { buffer in
                 var offset = 0
                 while offset < buffer.count {

@@ -3,18 +3,14 @@ import Synchronization
 
 /// A connection whose security handshake failed, as libzmq's socket monitor reports it.
 public struct HandshakeFailure: Sendable, Equatable {
-    /// The peer's address as libzmq names it, e.g. `tcp://127.0.0.1:40312`.
-    public let peer: String
+    /// The endpoint the connection came in on, e.g. `tcp://0.0.0.0:5555`. libzmq 4.3's monitor
+    /// (event format 1) names a bound socket's own endpoint here, not the peer's address; the
+    /// format that carries both (2) is a draft API that Debian's libzmq does not build.
+    public let endpoint: String
     /// What went wrong, in words (e.g. "the client offered no CURVE keys (security mechanism mismatch)").
     public let reason: String
     /// libzmq's event: `handshake_failed_protocol`, `handshake_failed_auth` or `handshake_failed_no_detail`.
     public let event: String
-
-    /// The peer's host without its port: a client that retries connects from a new port each time.
-    public var peerHost: String {
-        guard let colon = peer.lastIndex(of: ":"), peer[..<colon].contains("://") else { return peer }
-        return String(peer[..<colon])
-    }
 }
 
 /// Watches one socket for failed security handshakes (libzmq's `zmq_socket_monitor`): a client
@@ -59,22 +55,23 @@ final class HandshakeMonitor {
     }
 
     /// A monitor event: frame 0 is the event (16 bits) and its value (32 bits), in host byte order;
-    /// frame 1 the peer's address.
+    /// frame 1 an endpoint (see `HandshakeFailure.endpoint`).
     static func parse(_ frames: [[UInt8]]) -> HandshakeFailure? {
         guard frames.count == 2, frames[0].count == 6 else { return nil }
         let (event, value) = frames[0].withUnsafeBytes {
             (Int32($0.loadUnaligned(as: UInt16.self)), $0.loadUnaligned(fromByteOffset: 2, as: UInt32.self))
         }
-        let peer = String(decoding: frames[1], as: UTF8.self)
+        let endpoint = String(decoding: frames[1], as: UTF8.self)
         switch event {
         case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
-            return HandshakeFailure(peer: peer, reason: protocolError(value), event: "handshake_failed_protocol")
+            return HandshakeFailure(endpoint: endpoint, reason: protocolError(value), event: "handshake_failed_protocol")
         case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
             return HandshakeFailure(
-                peer: peer, reason: "the authenticator refused the client's key (ZAP status \(value))", event: "handshake_failed_auth")
+                endpoint: endpoint, reason: "the authenticator refused the client's key (ZAP status \(value))",
+                event: "handshake_failed_auth")
         case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
             let detail = String(cString: zmq_strerror(Int32(bitPattern: value)))
-            return HandshakeFailure(peer: peer, reason: "handshake failed: \(detail)", event: "handshake_failed_no_detail")
+            return HandshakeFailure(endpoint: endpoint, reason: "handshake failed: \(detail)", event: "handshake_failed_no_detail")
         default:
             return nil
         }
