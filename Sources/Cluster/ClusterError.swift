@@ -68,6 +68,7 @@ public struct ClusterError: Error, CustomStringConvertible, Sendable {
         case .noWorker: "no_worker"
         case .modelMismatch: "model_mismatch"
         case .deadlineExceeded: "deadline_exceeded"
+        case .cancelled: "cancelled"
         case .unexpectedMessage: "unexpected_message"
         case .internal: "internal"
         case .backendUnavailable: "backend_unavailable"

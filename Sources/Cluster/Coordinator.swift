@@ -51,6 +51,9 @@ public final class Coordinator: Sendable {
         public var pinnedRecommendations: ModelRecommendations?
         /// Refused frames are logged once per peer per this interval, with a count of the others.
         public var refusalLogInterval: Duration
+        /// A client waiting for a job that sends nothing (heartbeats included) for this long has
+        /// gone: its jobs not submitted `detached` are cancelled once no client waits for them.
+        public var clientTimeout: Duration
 
         public init(
             endpoint: String, journal: URL, heartbeat: HeartbeatPolicy = HeartbeatPolicy(interval: .milliseconds(500)),
@@ -58,8 +61,10 @@ public final class Coordinator: Sendable {
             maxQueuedJobs: Int = 1024, maxQueuedImageBytes: Int = 1 << 30, maxFrameBytes: Int? = nil, receiveQueue: Int32 = 16,
             maxImageBytes: Int = 32 << 20,
             curve: (secretKey: String, authorizedKeys: Set<String>)? = nil, journalRetain: Duration? = nil, pinnedModel: String? = nil,
-            pinnedRecommendations: ModelRecommendations? = nil, refusalLogInterval: Duration = .seconds(10)
+            pinnedRecommendations: ModelRecommendations? = nil, refusalLogInterval: Duration = .seconds(10),
+            clientTimeout: Duration = .seconds(10)
         ) {
+            self.clientTimeout = clientTimeout
             self.pinnedRecommendations = pinnedRecommendations
             self.curve = curve
             self.journalRetain = journalRetain
@@ -95,6 +100,9 @@ public final class Coordinator: Sendable {
 
     private let authenticator: ZAPAuthenticator?
     private let compaction = Mutex<Task<Void, Never>?>(nil)
+    /// Checks deadlines and silent clients (`checkJobs`) off the socket thread, so that a busy job
+    /// table never delays the heartbeat answers workers depend on.
+    private let jobClock = Mutex<Task<Void, Never>?>(nil)
 
     /// The job table. Touched from the socket thread (submissions, status), the journal's writer
     /// thread (acceptances and results made durable) and the jobs' search tasks (events, results).
@@ -109,6 +117,8 @@ public final class Coordinator: Sendable {
         var unfinished: Set<String> = []
         /// Bytes of the images of unfinished jobs.
         var imageBytes = 0
+        /// Clients waiting for unfinished jobs, and when each was last heard from.
+        var clientsHeard: [[UInt8]: ContinuousClock.Instant] = [:]
     }
     private let table = Mutex(Table())
     /// Refusals logged per peer.
@@ -178,7 +188,8 @@ public final class Coordinator: Sendable {
                     handler.coordinator?.reportHeldRefusals(now: now)
                 },
                 onSendFailure: { frames, error in
-                    // A client that went away: its job goes on, and its result stays for a resubmission.
+                    // A client that went away: the client timeout decides for its jobs, and a result
+                    // stays for a resubmission or GetJob.
                     logger.notice("message undeliverable", metadata: ["peer": "\(Self.peerName(frames[0]))", "error": "\(error)"])
                 },
                 onError: { error, willStop in
@@ -192,10 +203,23 @@ public final class Coordinator: Sendable {
         CoordinatorMetrics.register(on: metrics, coordinator: self, dispatcher: dispatcher, journal: journal)
         startQueuedJobs()
         if let retain = configuration.journalRetain { startCompaction(every: Self.compactionInterval(retain)) }
+        startJobClock(every: configuration.heartbeat.interval / 2)
+    }
+
+    private func startJobClock(every interval: Duration) {
+        let task = Task.detached { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: interval)
+                guard let self, !Task.isCancelled else { return }
+                self.checkJobs(now: .now)
+            }
+        }
+        jobClock.withLock { $0 = task }
     }
 
     public func close() {
         compaction.withLock { $0?.cancel() }
+        jobClock.withLock { $0?.cancel() }
         loop.close()
         authenticator?.close()
         journal.close()
@@ -211,23 +235,30 @@ public final class Coordinator: Sendable {
             reject(peer, ClusterError(.malformedFrame, "expected one envelope frame after the routing id, got \(frames.count - 1) frames"))
             return
         }
-        let body: Stagebeam_V1_Envelope.OneOf_Body
+        let envelope: EnvelopeCodec.Envelope
         do {
-            body = try codec.decode(frames[1])
+            envelope = try codec.decodeEnvelope(frames[1])
         } catch {
             reject(peer, ClusterError(error.code, error.message))
             return
         }
+        // Answers go out in the highest protocol version both sides speak.
+        let version = envelope.version
+        let body = envelope.body
+        if !isWorker { clientHeard(peer, now: now) }
         switch body {
         case .ready(let ready):
-            if let refusal = dispatcher.ready(from: peer, ready, now: now) { reject(peer, refusal) }
+            if let refusal = dispatcher.ready(from: peer, ready, now: now) { reject(peer, refusal, version: version) }
         case .heartbeat:
             var beat = Stagebeam_V1_Heartbeat()
             beat.known = isWorker || isWaitingClient(peer)
             // Ahead of any job traffic queued for other peers: a late answer makes a worker reconnect.
-            reply(peer, .heartbeat(beat), urgent: true)
+            reply(peer, .heartbeat(beat), version: version, urgent: true)
         case .disconnect(let goodbye):
             dispatcher.disconnect(from: peer, reason: goodbye.reason, now: now)
+            if !isWorker {
+                clientsLeft([peer], reason: "its client disconnected" + (goodbye.reason.isEmpty ? "" : " (\(goodbye.reason))"))
+            }
         case .generateResult(let result):
             dispatcher.generateResult(from: peer, result, now: now)
         case .judgeResult(let result):
@@ -235,17 +266,27 @@ public final class Coordinator: Sendable {
         case .error(let error):
             dispatcher.workerError(from: peer, error, now: now)
         case .submitJob(let submit):
-            accept(submit, from: peer, now: now)
+            accept(submit, from: peer, version: version, now: now)
         case .statusRequest:
-            reply(peer, .statusReply(status(now: now)))
+            reply(peer, .statusReply(status(now: now)), version: version)
+        case .cancelJob(let cancel):
+            cancelJob(cancel, from: peer, version: version)
+        case .getJob(let get):
+            getJob(get, from: peer, version: version, now: now)
+        case .listJobs(let list):
+            reply(peer, .jobList(listJobs(list, from: peer)), version: version)
         default:
-            reject(peer, ClusterError(.unexpectedMessage, "a coordinator does not accept \(EnvelopeCodec.name(of: body)) messages"))
+            reject(
+                peer, ClusterError(.unexpectedMessage, "a coordinator does not accept \(EnvelopeCodec.name(of: body)) messages"),
+                version: version)
         }
     }
 
-    private func reply(_ peer: [UInt8], _ body: Stagebeam_V1_Envelope.OneOf_Body, urgent: Bool = false) {
+    private func reply(
+        _ peer: [UInt8], _ body: Stagebeam_V1_Envelope.OneOf_Body, version: UInt32 = EnvelopeCodec.protocolVersion, urgent: Bool = false
+    ) {
         do {
-            outbox.send([peer, try codec.encode(body)], urgent: urgent)
+            outbox.send([peer, try codec.encode(body, version: version)], urgent: urgent)
         } catch {
             logger.error(
                 "cannot encode a message",
@@ -257,14 +298,14 @@ public final class Coordinator: Sendable {
 
     /// Bad frames, invalid jobs, refused workers: the peer gets the error, the log a warning — one
     /// per peer per `refusalLogInterval`, counting the refusals not logged in between (`repeats`).
-    private func reject(_ peer: [UInt8], _ error: ClusterError) {
+    private func reject(_ peer: [UInt8], _ error: ClusterError, version: UInt32 = EnvelopeCodec.protocolVersion) {
         let (log, held) = refusalLog.withLock { $0.admit(peer, now: .now) }
         if log {
             var metadata = error.logMetadata.merging(["peer": "\(Self.peerName(peer))"]) { $1 }
             if held > 0 { metadata["repeats"] = .stringConvertible(held) }
             logger.warning("message refused", metadata: metadata)
         }
-        reply(peer, .error(error.wire))
+        reply(peer, .error(error.wire), version: version)
     }
 
     /// A peer that never got in: its security handshake failed (no CURVE keys, the wrong server key,
@@ -309,11 +350,156 @@ public final class Coordinator: Sendable {
         table.withLock { table in table.unfinished.contains { table.jobs[$0]?.subscribers[peer] != nil } }
     }
 
-    private func accept(_ submit: Stagebeam_V1_SubmitJob, from peer: [UInt8], now: ContinuousClock.Instant) {
+    // MARK: The job API (cancel, get, list, deadlines, clients gone)
+    //
+    // A client that goes away is noticed by silence, not by ZeroMQ's disconnect events: a ROUTER's
+    // socket monitor reports the file descriptor of a lost connection, not the routing id of the
+    // peer behind it, and a TCP connection can stay open while the client is gone (a killed host,
+    // a dropped route). Clients heartbeat while they wait, so `clientTimeout` of silence — or
+    // their `Disconnect` — means gone.
+
+    /// A sign of life from a peer that is not a worker.
+    private func clientHeard(_ peer: [UInt8], now: ContinuousClock.Instant) {
+        table.withLock { table in
+            if table.clientsHeard[peer] != nil { table.clientsHeard[peer] = now }
+        }
+    }
+
+    /// Deadlines passed and clients gone silent (the job clock, every half heartbeat interval).
+    private func checkJobs(now: ContinuousClock.Instant) {
+        let (late, silent): ([(String, ClusterError)], [[UInt8]]) = table.withLock { table in
+            let late = table.unfinished.compactMap { id -> (String, ClusterError)? in
+                guard let job = table.jobs[id], job.ending == nil, !job.finishing, let deadline = job.deadline, deadline <= now else {
+                    return nil
+                }
+                return (
+                    id,
+                    ClusterError(
+                        .deadlineExceeded, "the job's deadline passed (\(job.submit.deadlineMs.rounded()) ms after it was accepted)",
+                        jobID: id)
+                )
+            }
+            return (late, table.clientsHeard.filter { now - $0.value > configuration.clientTimeout }.map(\.key))
+        }
+        for (id, error) in late { end(id, error) }
+        if !silent.isEmpty {
+            clientsLeft(silent, reason: "its client went silent for \(milliseconds(configuration.clientTimeout) / 1000) s")
+        }
+    }
+
+    /// Forgets `peers` as waiting clients; a job left with none, and not detached, is cancelled.
+    private func clientsLeft(_ peers: [[UInt8]], reason: String) {
+        let orphaned: [String] = table.withLock { table in
+            for peer in peers { table.clientsHeard[peer] = nil }
+            var orphaned: [String] = []
+            for id in table.unfinished {
+                guard var job = table.jobs[id], peers.contains(where: { job.subscribers[$0] != nil }) else { continue }
+                for peer in peers { job.subscribers[peer] = nil }
+                table.jobs[id] = job
+                if job.subscribers.isEmpty && !job.submit.detached { orphaned.append(id) }
+            }
+            return orphaned
+        }
+        for id in orphaned { end(id, ClusterError(.cancelled, "cancelled: \(reason)", jobID: id)) }
+    }
+
+    /// Ends an unfinished job early with `error` (cancelled or past its deadline): a queued job
+    /// finishes at once; a running one's work is dropped (`Dispatcher.end`) and its search, failing,
+    /// finishes it with this error; one still being journaled finishes once it is.
+    private func end(_ id: String, _ error: ClusterError) {
+        enum Step { case none, finishQueued, stopSearch }
+        let step: Step = table.withLock { table in
+            guard var job = table.jobs[id], !job.isFinished, !job.finishing, job.ending == nil else { return .none }
+            job.ending = error
+            table.jobs[id] = job
+            if let index = table.queued.firstIndex(of: id) {
+                table.queued.remove(at: index)
+                return .finishQueued
+            }
+            return table.running.contains(id) ? .stopSearch : .none
+        }
+        let log = { self.logger.info("job ending early", metadata: error.logMetadata.merging(["job_id": "\(id)"]) { $1 }) }
+        switch step {
+        case .none: break
+        case .finishQueued:
+            log()
+            finish(id, .failure(error), usage: nil)
+        case .stopSearch:
+            log()
+            dispatcher.end(job: id, error)
+        }
+    }
+
+    private func cancelJob(_ cancel: Stagebeam_V1_CancelJob, from peer: [UInt8], version: UInt32) {
+        let id = cancel.jobID
+        let asking = Job.Subscriber(wantsEvents: false, wantsRecord: false, version: version)
+        let finished: Stagebeam_V1_JobResult?? = table.withLock { table in
+            guard var job = table.jobs[id] else { return .none }
+            if let result = job.result { return .some(Job.result(result, for: asking)) }
+            // The canceller hears the job's end with everyone else waiting for it.
+            if job.subscribers[peer] == nil { job.subscribers[peer] = asking }
+            table.jobs[id] = job
+            return .some(nil)
+        }
+        switch finished {
+        case .none:
+            reject(peer, ClusterError(.unknownJob, "this coordinator knows no job '\(id)'", jobID: id), version: version)
+        case .some(.some(let result)):
+            reply(peer, .jobResult(result), version: version)
+        case .some(.none):
+            let reason = cancel.reason.isEmpty ? "cancelled by a client" : "cancelled by a client: \(cancel.reason)"
+            end(id, ClusterError(.cancelled, reason, jobID: id))
+        }
+    }
+
+    private func getJob(_ get: Stagebeam_V1_GetJob, from peer: [UInt8], version: UInt32, now: ContinuousClock.Instant) {
+        let id = get.jobID
+        let asking = Job.Subscriber(wantsEvents: get.wait && get.streamEvents, wantsRecord: get.recordSearch, version: version)
+        let answer: Stagebeam_V1_JobResult?? = table.withLock { table in
+            guard var job = table.jobs[id] else { return .none }
+            if let result = job.result { return .some(Job.result(result, for: asking)) }
+            if get.wait {
+                job.subscribers[peer] = asking
+                table.jobs[id] = job
+                table.clientsHeard[peer] = now
+                return .some(nil)
+            }
+            var progress = Stagebeam_V1_JobResult()
+            progress.jobID = id
+            progress.status = job.state == .running ? .running : .queued
+            progress.currentStage = job.state == .running ? job.stage : .unspecified
+            progress.queueMs = milliseconds((job.started ?? now) - job.accepted)
+            progress.totalMs = milliseconds(now - job.accepted)
+            return .some(progress)
+        }
+        switch answer {
+        case .none: reject(peer, ClusterError(.unknownJob, "this coordinator knows no job '\(id)'", jobID: id), version: version)
+        case .some(.some(let result)): reply(peer, .jobResult(result), version: version)
+        case .some(.none): break
+        }
+    }
+
+    /// The owner's jobs: unfinished ones in the order accepted, then the latest finished ones.
+    private func listJobs(_ list: Stagebeam_V1_ListJobs, from peer: [UInt8]) -> Stagebeam_V1_JobList {
+        let owner: Job.Owner = list.owner.isEmpty ? .connection(peer) : .named(list.owner)
+        let mine: [Job] = table.withLock { table in
+            let all = table.order.compactMap { table.jobs[$0] }.filter { $0.owner == owner }
+            return all.filter { !$0.isFinished } + all.filter(\.isFinished).suffix(Self.finishedJobsListed)
+        }
+        var reply = Stagebeam_V1_JobList()
+        reply.jobs = mine.map(jobInfo)
+        return reply
+    }
+
+    static let finishedJobsListed = 100
+
+    private func accept(_ submit: Stagebeam_V1_SubmitJob, from peer: [UInt8], version: UInt32, now: ContinuousClock.Instant) {
         var submit = submit
         if submit.jobID.isEmpty { submit.jobID = UUID().uuidString.lowercased() }
         let id = submit.jobID
-        let subscriber = Job.Subscriber(wantsEvents: submit.streamEvents, wantsRecord: submit.recordSearch)
+        let subscriber = Job.Subscriber(wantsEvents: submit.streamEvents, wantsRecord: submit.recordSearch, version: version)
+        let reject = { (error: ClusterError) in self.reject(peer, error, version: version) }
+        let reply = { (body: Stagebeam_V1_Envelope.OneOf_Body) in self.reply(peer, body, version: version) }
         // The search fields the job leaves unset take the cluster model's recommendations, and the
         // job is journaled filled: its settings never change after it is accepted.
         let recommendations: ModelRecommendations
@@ -324,23 +510,20 @@ public final class Coordinator: Sendable {
                 recommendations = configuration.pinnedRecommendations ?? ModelRecommendations()
             }
         } catch {
-            reject(peer, ClusterError(.internal, "the workers' recommended settings are unreadable: \(error)", jobID: id))
+            reject(ClusterError(.internal, "the workers' recommended settings are unreadable: \(error)", jobID: id))
             return
         }
         if recommendations.requiresImage, submit.image.isEmpty {
-            reject(
-                peer, ClusterError(.invalidArgument, "this cluster's model answers questions about an image only: send an image", jobID: id)
-            )
+            reject(ClusterError(.invalidArgument, "this cluster's model answers questions about an image only: send an image", jobID: id))
             return
         }
         submit = recommendations.filled(submit)
         if let problem = Self.validate(submit) {
-            reject(peer, ClusterError(.invalidArgument, problem, jobID: id))
+            reject(ClusterError(.invalidArgument, problem, jobID: id))
             return
         }
         guard submit.image.count <= configuration.maxImageBytes else {
             reject(
-                peer,
                 ClusterError(
                     .imageTooLarge,
                     "the image is \(submit.image.count) bytes, over this coordinator's limit of \(configuration.maxImageBytes) (--max-image-bytes)",
@@ -369,6 +552,7 @@ public final class Coordinator: Sendable {
                     ])
                 }
                 job.subscribers[peer] = subscriber
+                table.clientsHeard[peer] = now
                 guard job.journaled else {
                     // Told once the acceptance is durable, with the first submitter.
                     job.awaitingAcceptance.append(peer)
@@ -392,6 +576,8 @@ public final class Coordinator: Sendable {
             }
             var job = Job(submit: submit, now: now)
             job.subscribers[peer] = subscriber
+            job.owner = job.owner ?? .connection(peer)
+            table.clientsHeard[peer] = now
             job.awaitingAcceptance = [peer]
             table.jobs[id] = job
             table.order.append(id)
@@ -401,13 +587,13 @@ public final class Coordinator: Sendable {
         }
         switch decision {
         case .answer(let answers):
-            for answer in answers { reply(peer, answer) }
+            for answer in answers { reply(answer) }
         case .refuse(let error):
-            reject(peer, error)
+            reject(error)
         case .overloaded(let error):
             // Expected under load, and possibly thousands a second: counted, not logged one by one.
             metrics.inc(CoordinatorMetrics.jobsRefused, [("reason", "overloaded")])
-            reply(peer, .error(error.wire))
+            reply(.error(error.wire))
         case .journal:
             do {
                 try journal.accepted(id, submit: submit) { [weak self] error in self?.acceptanceJournaled(id, error: error) }
@@ -420,19 +606,21 @@ public final class Coordinator: Sendable {
     /// The job's acceptance is in the journal (or could not be written): its submitters hear of it,
     /// and it joins the queue. Runs on the journal's writer thread.
     private func acceptanceJournaled(_ id: String, error: (any Error)?) {
-        let (peers, answer): ([[UInt8]], Stagebeam_V1_Envelope.OneOf_Body?) = table.withLock { table in
-            guard var job = table.jobs[id] else { return ([], nil) }
-            let peers = job.awaitingAcceptance
+        let (peers, answer, ending): ([([UInt8], UInt32)], Stagebeam_V1_Envelope.OneOf_Body?, ClusterError?) = table.withLock { table in
+            guard var job = table.jobs[id] else { return ([], nil, nil) }
+            let peers = job.awaitingAcceptance.map { ($0, job.subscribers[$0]?.version ?? EnvelopeCodec.protocolVersion) }
             job.awaitingAcceptance = []
             if let error {
                 table.jobs[id] = nil
                 table.order.removeAll { $0 == id }
                 table.unfinished.remove(id)
                 table.imageBytes -= job.submit.image.count
-                return (peers, .error(ClusterError(.internal, "cannot journal job '\(id)': \(error)", jobID: id).wire))
+                return (peers, .error(ClusterError(.internal, "cannot journal job '\(id)': \(error)", jobID: id).wire), nil)
             }
             job.journaled = true
             table.jobs[id] = job
+            // Cancelled (or past its deadline) while being journaled: it ends without running.
+            if let ending = job.ending { return (peers, .jobAccepted(Self.accepted(id, position: 0, known: false)), ending) }
             table.queued.append(id)
             let position = Self.queuePosition(of: id, in: table)
             let config = SearchConfig(submit: job.submit)
@@ -442,11 +630,12 @@ public final class Coordinator: Sendable {
                     "job_id": "\(id)", "method": "\(config.method.rawValue)", "beam": .stringConvertible(config.beam),
                     "image": .stringConvertible(!job.submit.image.isEmpty), "queue_position": .stringConvertible(position)
                 ])
-            return (peers, .jobAccepted(Self.accepted(id, position: position, known: false)))
+            return (peers, .jobAccepted(Self.accepted(id, position: position, known: false)), nil)
         }
         guard let answer else { return }
         if error == nil { metrics.inc(CoordinatorMetrics.jobsAccepted) }
-        for peer in peers { reply(peer, answer) }
+        for (peer, version) in peers { reply(peer, answer, version: version) }
+        if let ending { finish(id, .failure(ending), usage: nil) }
         startQueuedJobs()
     }
 
@@ -532,7 +721,7 @@ public final class Coordinator: Sendable {
                         "answers reused from the journal",
                         metadata: ["job_id": "\(context.id)", "answers": .stringConvertible(steps.reused)])
                 }
-                finish(context.id, outcome)
+                finish(context.id, outcome, usage: context.usage)
             }
         }
     }
@@ -541,7 +730,7 @@ public final class Coordinator: Sendable {
         let id = context.id
         if case .stageStarted(let stage) = event { context.stage.current = stage.wire }
         logProgress(event, of: id)
-        let (message, peers): (Stagebeam_V1_JobEvent, [[UInt8]]) = table.withLock { table in
+        let (message, peers): (Stagebeam_V1_JobEvent, [([UInt8], UInt32)]) = table.withLock { table in
             guard var job = table.jobs[id] else { return (Stagebeam_V1_JobEvent(), []) }
             switch event {
             case .stageStarted(let stage): job.stage = stage.wire
@@ -551,9 +740,9 @@ public final class Coordinator: Sendable {
             }
             table.jobs[id] = job
             let message = Stagebeam_V1_JobEvent(jobID: id, event: event, texts: job.candidateTexts, beam: context.beam)
-            return (message, job.subscribers.filter(\.value.wantsEvents).map(\.key))
+            return (message, job.subscribers.filter(\.value.wantsEvents).map { ($0.key, $0.value.version) })
         }
-        for peer in peers { reply(peer, .jobEvent(message)) }
+        for (peer, version) in peers { reply(peer, .jobEvent(message), version: version) }
     }
 
     /// A job's search, step by step: stages and candidates at debug, every match at trace.
@@ -590,11 +779,16 @@ public final class Coordinator: Sendable {
         }
     }
 
-    private func finish(_ id: String, _ outcome: Result<SearchResult, ClusterError>) {
+    /// `usage`: the prompt tokens of the job's requests (nil: it never ran).
+    private func finish(_ id: String, _ outcome: Result<SearchResult, ClusterError>, usage: JobUsage?) {
         let redispatched = dispatcher.redispatched(job: id)
         let caveats = dispatcher.determinismCaveats(job: id)
         let result: Stagebeam_V1_JobResult? = table.withLock { table in
-            guard let job = table.jobs[id] else { return nil }
+            guard var job = table.jobs[id], !job.finishing else { return nil }
+            job.finishing = true
+            table.jobs[id] = job
+            // A job ended early (cancelled, deadline) reports why, not how its search stopped.
+            let outcome = job.ending.map { .failure($0) } ?? outcome
             let now = ContinuousClock.now
             let queueMs = milliseconds((job.started ?? now) - job.accepted)
             let totalMs = milliseconds(now - job.accepted)
@@ -611,6 +805,10 @@ public final class Coordinator: Sendable {
                 }
             case .failure(let error):
                 result = Stagebeam_V1_JobResult(jobID: id, failure: error, redispatched: redispatched, queueMs: queueMs, totalMs: totalMs)
+            }
+            if let usage = usage?.current {
+                result.counts.candidatePromptTokens = usage.promptTokens
+                result.counts.candidateReusedPrefixTokens = usage.reusedPrefixTokens
             }
             // What the job ran with, without the bulky parts the client already has.
             result.settings = job.submit
@@ -634,15 +832,20 @@ public final class Coordinator: Sendable {
         if let error {
             logger.error("cannot journal the job's result", metadata: ["job_id": "\(id)", "error": "\(error)"])
         }
-        let deliveries: [([UInt8], Stagebeam_V1_JobResult)] = table.withLock { table in
+        let deliveries: [([UInt8], UInt32, Stagebeam_V1_JobResult)] = table.withLock { table in
             guard var job = table.jobs[id] else { return [] }
             job.result = result
-            job.state = result.status == .succeeded ? .succeeded : .failed
-            let deliveries = job.subscribers.map { ($0.key, Job.result(result, for: $0.value)) }
+            job.state = Job.State(finished: result.status)
+            let deliveries = job.subscribers.map { ($0.key, $0.value.version, Job.result(result, for: $0.value)) }
+            let former = job.subscribers.keys
             job.subscribers = [:]
             table.jobs[id] = job
             table.running.remove(id)
             if table.unfinished.remove(id) != nil { table.imageBytes -= job.submit.image.count }
+            // Clients that wait for no other job are no longer watched.
+            for peer in former where !table.unfinished.contains(where: { table.jobs[$0]?.subscribers[peer] != nil }) {
+                table.clientsHeard[peer] = nil
+            }
             CoordinatorMetrics.finished(result, on: metrics)
             var metadata: Logger.Metadata = [
                 "job_id": "\(id)", "status": "\(job.state.rawValue)", "seconds": .stringConvertible(result.totalMs.rounded() / 1000),
@@ -650,10 +853,12 @@ public final class Coordinator: Sendable {
                 "redispatched": .stringConvertible(result.counts.redispatchedRequests)
             ]
             if result.hasError { metadata.merge(ClusterError(result.error).logMetadata) { old, _ in old } }
-            logger.log(level: result.hasError ? .warning : .info, "job finished", metadata: metadata)
+            // A cancelled job is what a client asked for (or left behind), not a failure.
+            logger.log(level: result.status == .failed ? .warning : .info, "job finished", metadata: metadata)
             return deliveries
         }
-        for (peer, result) in deliveries { reply(peer, .jobResult(result)) }
+        for (peer, version, result) in deliveries { reply(peer, .jobResult(result), version: version) }
+        dispatcher.forget(job: id)
         startQueuedJobs()
     }
 
@@ -724,16 +929,18 @@ public final class Coordinator: Sendable {
         reply.queueDepth = UInt32(counts.queued)
         reply.runningJobs = UInt32(counts.running)
         reply.finishedJobs = UInt32(counts.finished)
-        reply.jobs = shown.map { job in
-            var info = Stagebeam_V1_JobInfo()
-            info.jobID = job.id
-            info.state = job.state.rawValue
-            info.stage = job.stage
-            info.redispatchedRequests = job.result?.counts.redispatchedRequests ?? UInt32(dispatcher.redispatched(job: job.id))
-            if let result = job.result, result.hasError { info.error = ClusterError(result.error).description }
-            return info
-        }
+        reply.jobs = shown.map(jobInfo)
         return reply
+    }
+
+    private func jobInfo(_ job: Job) -> Stagebeam_V1_JobInfo {
+        var info = Stagebeam_V1_JobInfo()
+        info.jobID = job.id
+        info.state = job.state.rawValue
+        info.stage = job.stage
+        info.redispatchedRequests = job.result?.counts.redispatchedRequests ?? UInt32(dispatcher.redispatched(job: job.id))
+        if let result = job.result, result.hasError { info.error = ClusterError(result.error).description }
+        return info
     }
 
     static let finishedJobsShown = 20

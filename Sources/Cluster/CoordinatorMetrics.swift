@@ -34,7 +34,7 @@ enum CoordinatorMetrics {
         metrics.counter("stagebeam_journal_syncs_total", "fsyncs of the journal (one per group of durable records).") { [weak journal] in
             [([], Double(journal?.writes.syncs ?? 0))]
         }
-        metrics.declareCounter(jobsFinished, "Jobs finished, by status (succeeded, failed).")
+        metrics.declareCounter(jobsFinished, "Jobs finished, by status (succeeded, failed, cancelled).")
         metrics.declareHistogram(jobSeconds, "Job latency from accepted to finished, seconds.", buckets: Metrics.latencyBuckets)
         metrics.declareHistogram(
             jobQueueSeconds, "Time a job waited in the queue before its search started, seconds.", buckets: Metrics.latencyBuckets)
@@ -54,7 +54,7 @@ enum CoordinatorMetrics {
         metrics.declareCounter(workerRemovals, "Workers removed, by reason (missed_heartbeats, disconnected, reconnected).")
         metrics.gauge("stagebeam_jobs", "Jobs in the coordinator's table, by state.") { [weak coordinator] in
             let states = coordinator?.jobCounts().states ?? [:]
-            return [Job.State.queued, .running, .succeeded, .failed].map { ([("state", $0.rawValue)], Double(states[$0] ?? 0)) }
+            return [Job.State.queued, .running, .succeeded, .failed, .cancelled].map { ([("state", $0.rawValue)], Double(states[$0] ?? 0)) }
         }
         metrics.gauge("stagebeam_queue_depth", "Jobs waiting for a search slot.") { [weak coordinator] in
             [([], Double(coordinator?.jobCounts().states[.queued] ?? 0))]
@@ -93,8 +93,7 @@ enum CoordinatorMetrics {
 
     /// Counts a finished job (called once per job, under the coordinator's lock).
     static func finished(_ result: Stagebeam_V1_JobResult, on metrics: Metrics) {
-        let succeeded = result.status == .succeeded
-        metrics.inc(jobsFinished, [("status", succeeded ? "succeeded" : "failed")])
+        metrics.inc(jobsFinished, [("status", Job.State(finished: result.status).rawValue)])
         metrics.observe(jobSeconds, result.totalMs / 1000)
         metrics.observe(jobQueueSeconds, result.queueMs / 1000)
         for stage in result.stages {

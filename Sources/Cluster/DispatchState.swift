@@ -31,6 +31,8 @@ struct DispatchState {
     /// The determinism caveats of the workers that answered each job's requests.
     private(set) var caveatsByJob: [String: Set<String>] = [:]
     private var redispatchedTotal: UInt64 = 0
+    /// Jobs ended by `end(job:)`, with the error their later work fails with.
+    private var ended: [String: ClusterError] = [:]
     /// Callers to resume once the lock is released (`takeCompletions`).
     private var completions: [@Sendable () -> Void] = []
 
@@ -48,8 +50,44 @@ struct DispatchState {
 
     // MARK: Changes, one per message (the dispatcher then calls `dispatch` and `takeCompletions`)
 
+    /// Queues work, or fails it at once when its job has ended.
     mutating func enqueue(_ work: Work) {
-        pending.append(work)
+        if let error = ended[work.jobID] {
+            abort(work, error)
+        } else {
+            pending.append(work)
+        }
+    }
+
+    /// See `Dispatcher.end(job:_:)`.
+    mutating func end(job: String, _ error: ClusterError) {
+        ended[job] = error
+        for work in pending where work.jobID == job { abort(work, error) }
+        pending.removeAll { $0.isDone }
+        for (id, entry) in inFlight where entry.work.jobID == job {
+            inFlight[id]?.abandoned = true
+            abort(entry.work, error)
+        }
+    }
+
+    mutating func forget(job: String) {
+        ended[job] = nil
+        redispatchedByJob[job] = nil
+    }
+
+    /// Fails the work of an ended job without a line of its own (the job's says why).
+    private mutating func abort(_ work: Work, _ error: ClusterError) {
+        switch work {
+        case .generate(let generate) where !generate.done:
+            generate.done = true
+            let continuation = generate.continuation
+            completions.append { continuation.resume(throwing: error) }
+        case .judge(let judge) where !judge.done:
+            judge.done = true
+            let continuation = judge.continuation
+            completions.append { continuation.resume(throwing: error) }
+        default: break
+        }
     }
 
     /// Registers a checked worker, or returns why it may not join.
@@ -108,6 +146,7 @@ struct DispatchState {
                 finishReason: FinishReason(wire: candidate.finishReason), worker: workerID)
         }
         work.answeredBy.insert(key)
+        work.job.usage.add(prompt: result.promptTokens, reused: result.reusedPrefixTokens)
         work.cost =
             work.cost
             + ComputeCost(
@@ -348,7 +387,7 @@ struct DispatchState {
     ) {
         let frame: [UInt8]
         do {
-            frame = try codec.encode(body)
+            frame = try codec.encode(body, version: workers[worker]?.protocolVersion ?? EnvelopeCodec.protocolVersion)
         } catch {
             fail(work, ClusterError(error.code, "cannot send \(id): \(error.message)", requestID: id, jobID: work.jobID))
             return

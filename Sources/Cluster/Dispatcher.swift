@@ -28,6 +28,8 @@ struct JobContext: Sendable {
     /// The stage the job's search is in, from its events: generate requests carry it for the
     /// workers' logs.
     let stage = CurrentStage()
+    /// Prompt tokens of the job's answered requests (`JobCounts`).
+    let usage = JobUsage()
 }
 
 final class PrefixHolders: Sendable {
@@ -150,6 +152,19 @@ final class Dispatcher: Sendable {
         try await withCheckedThrowingContinuation { continuation in
             locked { $0.enqueue(.judge(JudgeWork(job: job, request: request, continuation: continuation, now: .now))) }
         }
+    }
+
+    /// Ends `job`'s work with `error` (cancelled, or past its deadline): its queued work is dropped,
+    /// its requests in flight are abandoned (their answers are discarded; the workers' credits come
+    /// back when they answer, since until then they are still decoding), and work it hands in later
+    /// fails at once, until `forget(job:)`.
+    func end(job: String, _ error: ClusterError) {
+        locked { $0.end(job: job, error) }
+    }
+
+    /// Drops what is kept about a finished job.
+    func forget(job: String) {
+        state.withLock { $0.forget(job: job) }
     }
 
     /// Requests of `job` that were sent again after a failure, so far.

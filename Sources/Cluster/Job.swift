@@ -2,17 +2,34 @@ import Foundation
 import SwiftProtobuf
 import Wire
 
-/// One job in the coordinator's table: queued → running (stage by stage) → succeeded | failed.
-/// Every job accepted ends in one of the last two, with a result; none is dropped.
+/// One job in the coordinator's table: queued → running (stage by stage) → succeeded | failed |
+/// cancelled. Every job accepted ends in one of the last three, with a result; none is dropped.
 struct Job: Sendable {
     enum State: String, Sendable {
-        case queued, running, succeeded, failed
+        case queued, running, succeeded, failed, cancelled
+
+        /// The state a final result puts a job in.
+        init(finished status: Stagebeam_V1_JobStatus) {
+            switch status {
+            case .succeeded: self = .succeeded
+            case .cancelled: self = .cancelled
+            default: self = .failed
+            }
+        }
     }
 
     /// A client waiting for this job's result.
     struct Subscriber: Sendable {
         var wantsEvents: Bool
         var wantsRecord: Bool
+        /// The protocol version to write to it in.
+        var version: UInt32
+    }
+
+    /// Who may list the job (`ListJobs`): a name the client chose, else the submitting connection.
+    enum Owner: Hashable, Sendable {
+        case named(String)
+        case connection([UInt8])
     }
 
     let id: String
@@ -31,6 +48,13 @@ struct Job: Sendable {
     /// Submitters to tell once the acceptance is durable.
     var awaitingAcceptance: [[UInt8]] = []
     var result: Stagebeam_V1_JobResult?
+    /// Its search is over and its result being journaled: too late to end it.
+    var finishing = false
+    /// Why the job is being ended before its search finished (cancelled, or past its deadline).
+    var ending: ClusterError?
+    /// When its `SubmitJob.deadline_ms` passes (nil: no deadline).
+    let deadline: ContinuousClock.Instant?
+    var owner: Owner?
     /// Answers journaled by an earlier run of this job (before a restart).
     let journaledSteps: [String: Data]
 
@@ -44,24 +68,32 @@ struct Job: Sendable {
         accepted = now
         self.result = result
         self.journaledSteps = journaledSteps
-        state = result.map { $0.status == .succeeded ? .succeeded : .failed } ?? .queued
+        state = result.map { State(finished: $0.status) } ?? .queued
+        deadline = submit.deadlineMs > 0 ? now + .milliseconds(submit.deadlineMs) : nil
+        if !submit.owner.isEmpty { owner = .named(submit.owner) }
     }
 
-    var isFinished: Bool { state == .succeeded || state == .failed }
+    var isFinished: Bool { state == .succeeded || state == .failed || state == .cancelled }
 
-    /// What makes two submissions the same job: everything but the delivery options. A job id
+    /// What makes two submissions the same job: everything but the delivery options (events, the
+    /// search record, deadline, detachment, owner: the first submission's hold). A job id
     /// submitted again with a different question or configuration is refused.
     static func fingerprint(_ submit: Stagebeam_V1_SubmitJob) -> [UInt8] {
         var core = submit
         core.streamEvents = false
         core.recordSearch = false
+        core.deadlineMs = 0
+        core.detached = false
+        core.owner = ""
         return (try? core.serializedBytes()) ?? []
     }
 
-    /// The result as one subscriber asked for it.
+    /// The result as one subscriber asked for it. Version 1 knows no cancelled status: a cancelled
+    /// job reads as failed there (its error, code `cancelled`, says why).
     static func result(_ result: Stagebeam_V1_JobResult, for subscriber: Subscriber) -> Stagebeam_V1_JobResult {
         var copy = result
         if !subscriber.wantsRecord { copy.searchRecordJson = Data() }
+        if subscriber.version < 2, copy.status == .cancelled { copy.status = .failed }
         return copy
     }
 }

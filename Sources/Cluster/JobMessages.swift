@@ -122,7 +122,7 @@ extension Stagebeam_V1_JobResult {
     public init(jobID: String, failure: ClusterError, redispatched: Int, queueMs: Double, totalMs: Double) {
         self.init()
         self.jobID = jobID
-        status = .failed
+        status = failure.code == .cancelled ? .cancelled : .failed
         var error = failure
         error.jobID = jobID
         self.error = error.wire

@@ -123,7 +123,7 @@ public final class Journal: Sendable {
     public func finished(
         _ jobID: String, result: Stagebeam_V1_JobResult, whenDurable: @escaping @Sendable ((any Error)?) -> Void
     ) throws {
-        let status = result.status == .succeeded ? "succeeded" : "failed"
+        let status = Job.State(finished: result.status).rawValue
         try append(
             Line(
                 event: "finished", jobID: jobID, time: Date(), status: status, answer: result.answer,

@@ -17,6 +17,8 @@ struct WorkerRecord {
     let maxSequences: Int
     /// Why the same seeds may not give the same tokens on it (`Ready.determinism_caveat`; empty: they do).
     let determinismCaveat: String
+    /// The protocol version its requests are written in: the highest both sides speak.
+    let protocolVersion: UInt32
     /// Sequences sent and not yet answered, including those of requests given up on (re-dispatched
     /// after a deadline): the worker may still be decoding them, so they still use its credits.
     var inFlightSequences = 0
@@ -40,6 +42,7 @@ struct WorkerRecord {
         recommendationsJSON = ready.recommendationsJson
         maxSequences = Int(ready.maxBatchSequences)
         determinismCaveat = ready.determinismCaveat
+        protocolVersion = max(min(ready.protocolVersion, EnvelopeCodec.protocolVersion), EnvelopeCodec.oldestProtocolVersion)
         images = Set(ready.imageCache.cachedSha256)
         utilisation = BusyWindow(start: now)
         restingUntil = now

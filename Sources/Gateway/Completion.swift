@@ -27,7 +27,8 @@ struct Completion {
         let answerTokens = record.stages.flatMap(\.units).reduce(0) { total, unit in
             total + (unit.candidates.first { $0.index == unit.winner }?.tokens ?? 0)
         }
-        // The prompt's tokens are counted by the workers and do not reach a client, so they are not reported.
+        // OpenAI's `prompt_tokens` (one prompt) has no single value in a search that prompts the
+        // model once per request: the job's prompt counts are in the extra field instead.
         usage = [
             "completion_tokens": answerTokens,
             "total_tokens": answerTokens,
@@ -38,6 +39,9 @@ struct Completion {
                 "judge_calls": result.counts.judgeCalls,
                 "unparsable_verdicts": result.counts.unparsableVerdicts,
                 "redispatched_requests": result.counts.redispatchedRequests,
+                "candidate_prompt_tokens": result.counts.candidatePromptTokens,
+                "candidate_reused_prefix_tokens": result.counts.candidateReusedPrefixTokens,
+                "judge_prompt_tokens": result.counts.judgePromptTokens,
                 "total_ms": result.totalMs
             ] as [String: Any]
         ]

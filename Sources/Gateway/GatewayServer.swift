@@ -159,7 +159,8 @@ public struct GatewayServer: Sendable {
             try await writer.write(chunks.event(delta: ["role": "assistant", "content": ""]))
             var streamed = ""
             var item = first
-            defer { job.cancel() } // the client went away: stop waiting (the job itself runs on)
+            // The client went away (a write failed): stop waiting, which cancels the job.
+            defer { job.cancel() }
             while let current = item {
                 switch current {
                 case .event(let event):

@@ -61,8 +61,8 @@ final class JobRun: Sendable {
         }
     }
 
-    /// Stops waiting for the job (the HTTP client went away). The coordinator runs the job on: the
-    /// protocol has no cancel message.
+    /// Stops waiting for the job (the HTTP client went away): the client closes, saying goodbye, and
+    /// the coordinator cancels the job, which nobody else waits for.
     func cancel() {
         task.withLock { $0?.cancel() }
     }

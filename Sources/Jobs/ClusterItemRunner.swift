@@ -49,6 +49,8 @@ public final class ClusterItemRunner: ItemRunner, Sendable {
         if let templates = settings.judgeTemplatesJSON { submit.judgeTemplatesJson = templates }
         submit.jobID = Self.jobID(submit)
         submit.recordSearch = settings.recordSearch
+        // A bulk run's jobs outlive its process: a rerun submits the same ids and finds them done.
+        submit.detached = true
         // The runner is given at most `concurrency` items at once, so a client is always free.
         guard let client = idle.withLock({ $0.popLast() }) else {
             return ItemOutcome(

@@ -23,6 +23,12 @@ struct CoordinatorCommand: AsyncParsableCommand {
     var requestTimeoutS = 60.0
     @Option(name: .customLong("no-worker-timeout-s"), help: "Seconds a job's work waits with no worker of its role before the job fails.")
     var noWorkerTimeoutS = 60.0
+    @Option(
+        name: .customLong("client-timeout-s"),
+        help:
+            "Seconds without a message from a client waiting for a job after which it counts as gone (its jobs not submitted detached are cancelled)."
+    )
+    var clientTimeoutS = 10.0
     @Option(name: .customLong("max-running-jobs"), help: "Jobs searched at once; later ones queue.")
     var maxRunningJobs = 8
     @Option(
@@ -63,6 +69,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
         if liveness < 1 { throw ValidationError("--liveness must be ≥ 1") }
         if !(requestTimeoutS > 0) { throw ValidationError("--request-timeout-s must be > 0") }
         if !(noWorkerTimeoutS > 0) { throw ValidationError("--no-worker-timeout-s must be > 0") }
+        if !(clientTimeoutS > 0) { throw ValidationError("--client-timeout-s must be > 0") }
         if maxRunningJobs < 1 { throw ValidationError("--max-running-jobs must be ≥ 1") }
         if maxImageBytes < 1 { throw ValidationError("--max-image-bytes must be ≥ 1") }
         if maxQueuedJobs < 1 { throw ValidationError("--max-queued-jobs must be ≥ 1") }
@@ -108,7 +115,8 @@ struct CoordinatorCommand: AsyncParsableCommand {
                 maxQueuedJobs: maxQueuedJobs, maxQueuedImageBytes: maxQueuedImageBytes,
                 maxImageBytes: maxImageBytes, curve: try curve.settings(), journalRetain: journalRetain.flatMap(RetentionPeriod.parse),
                 pinnedModel: pinned, pinnedRecommendations: try model.map { try ModelRecommendations(model: URL(fileURLWithPath: $0)) },
-                refusalLogInterval: .milliseconds(Int64(refusalLogIntervalS * 1000))),
+                refusalLogInterval: .milliseconds(Int64(refusalLogIntervalS * 1000)),
+                clientTimeout: .milliseconds(Int64(clientTimeoutS * 1000))),
             logger: logger)
         announce(
             "coordinator listening on \(coordinator.endpoint) · journal \(journalURL.path)"

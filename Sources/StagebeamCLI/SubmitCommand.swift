@@ -25,8 +25,14 @@ struct SubmitCommand: AsyncParsableCommand {
     var jobID: String?
     @Flag(help: "Print the result as JSON instead of text.")
     var json = false
-    @Option(name: .customLong("timeout-s"), help: "Give up after this many seconds (0: wait as long as the job takes).")
+    @Option(
+        name: .customLong("timeout-s"),
+        help: "Give up after this many seconds (0: wait as long as the job takes); the coordinator then cancels the job.")
     var timeoutS = 0.0
+    @Option(
+        name: .customLong("deadline-s"),
+        help: "The job fails with deadline_exceeded when it has not finished this many seconds after the coordinator accepted it.")
+    var deadlineS: Double?
     @Flag(
         name: .customLong("record-search"),
         help: "With --json: include the full search record (every candidate and comparison) under \"search\".")
@@ -41,6 +47,10 @@ struct SubmitCommand: AsyncParsableCommand {
         try logging.bootstrap()
         var submit = search.choices.submitJob(question: question, seed: search.seed)
         submit.jobID = jobID ?? ""
+        if let deadlineS {
+            guard deadlineS > 0 else { throw ValidationError("--deadline-s must be > 0") }
+            submit.deadlineMs = deadlineS * 1000
+        }
         submit.streamEvents = !json
         // The text form prints the whole staged answer, which only the record holds.
         submit.recordSearch = recordSearch || !json
@@ -122,7 +132,7 @@ func summary(_ result: Stagebeam_V1_JobResult) -> String {
     let c = result.counts
     return String(
         format: "job %@ · %@ · %d candidates · %d judge calls · %d re-dispatched · queued %.0f ms · total %.1f s",
-        result.jobID, result.status == .succeeded ? "succeeded" : "failed", c.candidates, c.judgeCalls,
+        result.jobID, statusName(result.status), c.candidates, c.judgeCalls,
         c.redispatchedRequests, result.queueMs, result.totalMs / 1000)
 }
 
@@ -131,7 +141,7 @@ func summary(_ result: Stagebeam_V1_JobResult) -> String {
 func printJobJSON(_ result: Stagebeam_V1_JobResult, includeSearch: Bool) throws {
     var object: [String: Any] = [
         "job_id": result.jobID,
-        "status": result.status == .succeeded ? "succeeded" : "failed",
+        "status": statusName(result.status),
         "answer": result.answer,
         "stages": result.stages.map { stage -> [String: Any] in
             [
@@ -143,7 +153,9 @@ func printJobJSON(_ result: Stagebeam_V1_JobResult, includeSearch: Bool) throws 
         "counts": [
             "candidates": result.counts.candidates, "generated_tokens": result.counts.generatedTokens,
             "judge_calls": result.counts.judgeCalls, "unparsable_verdicts": result.counts.unparsableVerdicts,
-            "redispatched_requests": result.counts.redispatchedRequests
+            "redispatched_requests": result.counts.redispatchedRequests, "candidate_prompt_tokens": result.counts.candidatePromptTokens,
+            "candidate_reused_prefix_tokens": result.counts.candidateReusedPrefixTokens,
+            "judge_prompt_tokens": result.counts.judgePromptTokens
         ],
         "queue_ms": result.queueMs,
         "total_ms": result.totalMs,
@@ -168,4 +180,13 @@ func printJobJSON(_ result: Stagebeam_V1_JobResult, includeSearch: Bool) throws 
     }
     let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
     print(String(decoding: data, as: UTF8.self))
+}
+
+/// A finished job's status as `submit` prints it.
+func statusName(_ status: Stagebeam_V1_JobStatus) -> String {
+    switch status {
+    case .succeeded: "succeeded"
+    case .cancelled: "cancelled"
+    default: "failed"
+    }
 }

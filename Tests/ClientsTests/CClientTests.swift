@@ -17,7 +17,8 @@ private let cToolchain: Bool = {
 /// clients/c built from the schema with protoc-c and run against a live coordinator.
 @Suite(.serialized) struct CClientTests {
     /// stagebeam-submit-c submits a question with an image, streams the four stages' events, and
-    /// prints the same staged answer as `stagebeam submit` with the same options.
+    /// prints the same staged answer as `stagebeam submit` with the same options; it fetches the
+    /// result by id alone, and cancelling the finished job returns that result.
     @Test(
         .enabled(
             if: cToolchain,
@@ -39,7 +40,8 @@ private let cToolchain: Bool = {
 
         let served = try VisionCluster(scratch: scratch)
         let (status, stdout, stderr) = try ChildProcessLike.run(
-            build + "/stagebeam-submit-c", ["--coordinator", served.cluster.endpoint, "--timeout-s", "120"] + VisionCluster.options,
+            build + "/stagebeam-submit-c",
+            ["--coordinator", served.cluster.endpoint, "--timeout-s", "120", "--job-id", "c-client-job"] + VisionCluster.options,
             in: scratch)
         #expect(status == 0, "\(stderr)")
 
@@ -50,6 +52,18 @@ private let cToolchain: Bool = {
         let winners = stderr.split(separator: "\n").filter { $0.contains(" winner: candidate ") }
         #expect(winners.count == 4, "one winner event per stage:\n\(stderr)")
         #expect(stderr.split(separator: "\n").filter { $0.hasPrefix("> ") }.count == 4, "\(stderr)")
+
+        // By id alone: fetched, and cancelled too late (it answers with the finished result).
+        for mode in ["--get", "--cancel"] {
+            let again = try ChildProcessLike.run(
+                build + "/stagebeam-submit-c", ["--coordinator", served.cluster.endpoint, mode, "c-client-job", "--timeout-s", "30"],
+                in: scratch)
+            #expect(again.status == 0 && again.stdout == stdout, "\(mode): \(again)")
+        }
+        let unknown = try ChildProcessLike.run(
+            build + "/stagebeam-submit-c", ["--coordinator", served.cluster.endpoint, "--get", "no-such-job", "--timeout-s", "30"],
+            in: scratch)
+        #expect(unknown.status == 1 && unknown.stderr.contains("unknown_job"), "\(unknown)")
 
         // A refused job: the coordinator's error code, exit status 1.
         let refused = try ChildProcessLike.run(

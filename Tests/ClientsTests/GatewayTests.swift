@@ -54,6 +54,7 @@ import Testing
         let counts = submitted["counts"] as? [String: Any] ?? [:]
         #expect(extra["candidate_tokens"] as? Int == counts["generated_tokens"] as? Int, "\(usage) vs \(counts)")
         #expect(extra["judge_calls"] as? Int == counts["judge_calls"] as? Int, "\(usage) vs \(counts)")
+        #expect((extra["candidate_prompt_tokens"] as? Int ?? 0) > 0, "\(usage)")
 
         var streamRequest = request
         streamRequest["stream"] = true

@@ -9,7 +9,7 @@ import Wire
         let samples = Samples.all
         // One sample per envelope body case (the cases are listed in EnvelopeCodec.name(of:)).
         #expect(Set(samples.map(EnvelopeCodec.name(of:))).count == samples.count)
-        #expect(samples.count == 14)
+        #expect(samples.count == 18)
         for body in samples {
             let frame = try codec.encode(body)
             #expect(try codec.decode(frame) == body, "\(EnvelopeCodec.name(of: body)) changed in a round trip")
@@ -57,6 +57,34 @@ import Wire
         expectError(.versionMismatch, decoding: try envelope.serializedBytes())
         envelope.protocolVersion = 0
         expectError(.versionMismatch, decoding: try envelope.serializedBytes())
+    }
+
+    /// Ranges that overlap are served in the highest common version; others are refused naming both.
+    @Test func versionRangesAreNegotiated() throws {
+        var envelope = Stagebeam_V1_Envelope()
+        envelope.heartbeat = Stagebeam_V1_Heartbeat()
+        // A version-1 peer (no range): read, and answered in version 1.
+        envelope.protocolVersion = 1
+        #expect(try codec.decodeEnvelope(envelope.serializedBytes()).version == 1)
+        // A newer peer that still speaks this build's newest version: answered in it.
+        envelope.protocolVersion = EnvelopeCodec.protocolVersion + 3
+        envelope.minProtocolVersion = EnvelopeCodec.protocolVersion
+        #expect(try codec.decodeEnvelope(envelope.serializedBytes()).version == EnvelopeCodec.protocolVersion)
+        // A newer peer that no longer speaks it: refused, both ranges named.
+        envelope.minProtocolVersion = EnvelopeCodec.protocolVersion + 1
+        let disjoint: [UInt8] = try envelope.serializedBytes()
+        do {
+            _ = try codec.decodeEnvelope(disjoint)
+            Issue.record("a disjoint range was accepted")
+        } catch {
+            #expect(error.code == .versionMismatch)
+            let theirs = "\(EnvelopeCodec.protocolVersion + 1)…\(EnvelopeCodec.protocolVersion + 3)"
+            let ours = "\(EnvelopeCodec.oldestProtocolVersion)…\(EnvelopeCodec.protocolVersion)"
+            #expect(error.message.contains(theirs) && error.message.contains(ours), "\(error.message)")
+        }
+        // Frames written for an older peer carry its version and this build's range.
+        let old = try Stagebeam_V1_Envelope(serializedBytes: codec.encode(.heartbeat(Stagebeam_V1_Heartbeat()), version: 1))
+        #expect(old.protocolVersion == 1 && old.minProtocolVersion == EnvelopeCodec.oldestProtocolVersion)
     }
 
     @Test func unknownMessageTypeIsNamed() {

@@ -16,9 +16,9 @@ import Wire
             "Sources/Wire/Generated is stale: proto/stagebeam.proto changed; run scripts/gen-proto.sh")
     }
 
-    /// The version constant the codec stamps on every envelope comes from the schema's enum.
+    /// The version constants the codec stamps on every envelope come from the schema's enum.
     @Test func protocolVersionComesFromSchema() {
-        #expect(EnvelopeCodec.protocolVersion == 1)
+        #expect(EnvelopeCodec.protocolVersion == 2 && EnvelopeCodec.oldestProtocolVersion == 1)
         #expect(Stagebeam_V1_ProtocolVersion.allCases.map(\.rawValue).max() == Int(EnvelopeCodec.protocolVersion))
     }
 }

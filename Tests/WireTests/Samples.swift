@@ -187,6 +187,27 @@ enum Samples {
         status.runningJobs = 2
         status.utilisation = 0.5
         status.protocolVersion = EnvelopeCodec.protocolVersion
+        result.counts.candidatePromptTokens = 900
+        result.counts.candidateReusedPrefixTokens = 300
+        result.counts.judgePromptTokens = 1200
+        result.currentStage = .reasoning
+
+        var cancel = Stagebeam_V1_CancelJob()
+        cancel.jobID = "job-1"
+        cancel.reason = "the user pressed stop"
+        var get = Stagebeam_V1_GetJob()
+        get.jobID = "job-1"
+        get.recordSearch = true
+        get.wait = true
+        get.streamEvents = true
+        var list = Stagebeam_V1_ListJobs()
+        list.owner = "team-a"
+        var info = Stagebeam_V1_JobInfo()
+        info.jobID = "job-1"
+        info.state = "cancelled"
+        info.error = "cancelled: the user pressed stop"
+        var jobs = Stagebeam_V1_JobList()
+        jobs.jobs = [info]
 
         return [
             .ready(ready), .heartbeat(heartbeat), .disconnect(disconnect),
@@ -194,6 +215,7 @@ enum Samples {
             .judgeRequest(judge), .judgeResult(verdict),
             .submitJob(submit), .jobAccepted(accepted), .jobEvent(event), .jobResult(result),
             .statusRequest(Stagebeam_V1_StatusRequest()), .statusReply(status),
+            .cancelJob(cancel), .getJob(get), .listJobs(list), .jobList(jobs),
             .error(error)
         ]
     }

@@ -72,6 +72,7 @@ void sb_client_close(sb_client *client) {
 /* Packs and sends one envelope; 0 on success. */
 static int send_envelope(sb_client *client, Stagebeam__V1__Envelope *envelope, sb_error *error) {
     envelope->protocol_version = STAGEBEAM__V1__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT;
+    envelope->min_protocol_version = STAGEBEAM__V1__PROTOCOL_VERSION__PROTOCOL_VERSION_OLDEST_SUPPORTED;
     size_t size = stagebeam__v1__envelope__get_packed_size(envelope);
     uint8_t *frame = malloc(size ? size : 1);
     if (!frame) return fail(error, 0, "out of memory"), -1;
@@ -192,6 +193,53 @@ int sb_client_submit(sb_client *client, Stagebeam__V1__SubmitJob *job, sb_event_
     int outcome = exchange(client, &request, timeout_ms, accept_job, &state, error);
     job->job_id = given_id;
     return outcome == 1 ? 0 : -1;
+}
+
+struct job_answer_state {
+    const char *job_id;
+    Stagebeam__V1__JobResult **result;
+};
+
+/* The JobResult (or the error) answering a GetJob or CancelJob about `job_id`. */
+static int accept_job_answer(Stagebeam__V1__Envelope *envelope, void *opaque, sb_error *error, int *resend) {
+    (void)resend;
+    struct job_answer_state *state = opaque;
+    if (envelope->body_case == STAGEBEAM__V1__ENVELOPE__BODY_ERROR) {
+        if (envelope->error->job_id[0] && strcmp(envelope->error->job_id, state->job_id) != 0) return 0;
+        fail(error, envelope->error->code, "%s", envelope->error->message);
+        return -1;
+    }
+    if (envelope->body_case != STAGEBEAM__V1__ENVELOPE__BODY_JOB_RESULT || strcmp(envelope->job_result->job_id, state->job_id) != 0) {
+        return 0;
+    }
+    *state->result = envelope->job_result;
+    envelope->job_result = NULL;
+    envelope->body_case = STAGEBEAM__V1__ENVELOPE__BODY__NOT_SET;
+    return 1;
+}
+
+int sb_client_get_job(sb_client *client, const char *job_id, int timeout_ms, Stagebeam__V1__JobResult **result, sb_error *error) {
+    Stagebeam__V1__GetJob get = STAGEBEAM__V1__GET_JOB__INIT;
+    get.job_id = (char *)job_id;
+    Stagebeam__V1__Envelope request = STAGEBEAM__V1__ENVELOPE__INIT;
+    request.body_case = STAGEBEAM__V1__ENVELOPE__BODY_GET_JOB;
+    request.get_job = &get;
+    struct job_answer_state state = {job_id, result};
+    *result = NULL;
+    return exchange(client, &request, timeout_ms, accept_job_answer, &state, error) == 1 ? 0 : -1;
+}
+
+int sb_client_cancel(sb_client *client, const char *job_id, const char *reason, int timeout_ms, Stagebeam__V1__JobResult **result,
+                     sb_error *error) {
+    Stagebeam__V1__CancelJob cancel = STAGEBEAM__V1__CANCEL_JOB__INIT;
+    cancel.job_id = (char *)job_id;
+    if (reason) cancel.reason = (char *)reason;
+    Stagebeam__V1__Envelope request = STAGEBEAM__V1__ENVELOPE__INIT;
+    request.body_case = STAGEBEAM__V1__ENVELOPE__BODY_CANCEL_JOB;
+    request.cancel_job = &cancel;
+    struct job_answer_state state = {job_id, result};
+    *result = NULL;
+    return exchange(client, &request, timeout_ms, accept_job_answer, &state, error) == 1 ? 0 : -1;
 }
 
 static int accept_status(Stagebeam__V1__Envelope *envelope, void *opaque, sb_error *error, int *resend) {

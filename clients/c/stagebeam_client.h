@@ -39,6 +39,16 @@ void sb_client_close(sb_client *client);
 int sb_client_submit(sb_client *client, Stagebeam__V1__SubmitJob *job, sb_event_fn on_event, void *user, int timeout_ms,
                      Stagebeam__V1__JobResult **result, sb_error *error);
 
+/* Job `job_id` by id alone (GetJob): 0 with `*result` set (free it as above) to its JobResult — final
+ * (any status), or JOB_STATUS_QUEUED / JOB_STATUS_RUNNING for a job not finished; -1 with `error`
+ * filled for an id the coordinator does not know (ERROR_CODE_UNKNOWN_JOB) or a timeout. */
+int sb_client_get_job(sb_client *client, const char *job_id, int timeout_ms, Stagebeam__V1__JobResult **result, sb_error *error);
+
+/* Cancels job `job_id` (CancelJob, `reason` may be NULL): 0 with `*result` set to the job's final
+ * JobResult (JOB_STATUS_CANCELLED, or what it reached when it finished first); -1 as above. */
+int sb_client_cancel(sb_client *client, const char *job_id, const char *reason, int timeout_ms, Stagebeam__V1__JobResult **result,
+                     sb_error *error);
+
 /* The coordinator's status; free `*reply` with stagebeam__v1__status_reply__free_unpacked. */
 int sb_client_status(sb_client *client, int timeout_ms, Stagebeam__V1__StatusReply **reply, sb_error *error);
 

@@ -40,14 +40,31 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
   typealias Version = _2
 }
 
-/// Protocol versions. The envelope carries the sender's version; a receiver answers any other
-/// version with an `Error` of code `ERROR_CODE_VERSION_MISMATCH` and ignores the message.
+/// Protocol versions. Every envelope carries the version it is written in (`protocol_version`) and
+/// the oldest version its sender also speaks (`min_protocol_version`): the sender's range. A receiver
+/// reads a message when the two ranges overlap, and answers in the highest version both speak (the
+/// smaller of the two maxima); otherwise it answers with an `Error` of code
+/// `ERROR_CODE_VERSION_MISMATCH` naming both ranges and ignores the message. A version only adds
+/// fields and messages to the previous one (old peers skip what they do not know), so a build of
+/// version 2 serves version-1 peers: it leaves out what version 1 lacks.
 public nonisolated enum Stagebeam_V1_ProtocolVersion: SwiftProtobuf.Enum, Swift.CaseIterable {
   public typealias RawValue = Int
 
   /// never valid on the wire
   case unspecified // = 0
-  case current // = 1
+
+  /// The first version: equal versions only (it sends no `min_protocol_version` and reads only 1).
+  case protocolVersion1 // = 1
+
+  /// Version ranges; the job API: CancelJob, GetJob, ListJobs, SubmitJob.deadline_ms and
+  /// SubmitJob.detached, JOB_STATUS_CANCELLED, JobCounts' prompt and judge token counts.
+  case protocolVersion2 // = 2
+
+  /// the version this schema describes
+  public static let current = protocolVersion2
+
+  /// the oldest version a build of this schema still speaks
+  public static let oldestSupported = protocolVersion1
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -57,7 +74,8 @@ public nonisolated enum Stagebeam_V1_ProtocolVersion: SwiftProtobuf.Enum, Swift.
   public init?(rawValue: Int) {
     switch rawValue {
     case 0: self = .unspecified
-    case 1: self = .current
+    case 1: self = .protocolVersion1
+    case 2: self = .protocolVersion2
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -65,7 +83,8 @@ public nonisolated enum Stagebeam_V1_ProtocolVersion: SwiftProtobuf.Enum, Swift.
   public var rawValue: Int {
     switch self {
     case .unspecified: return 0
-    case .current: return 1
+    case .protocolVersion1: return 1
+    case .protocolVersion2: return 2
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -73,7 +92,8 @@ public nonisolated enum Stagebeam_V1_ProtocolVersion: SwiftProtobuf.Enum, Swift.
   // The compiler won't synthesize support with the UNRECOGNIZED case.
   public static let allCases: [Stagebeam_V1_ProtocolVersion] = [
     .unspecified,
-    .current,
+    .protocolVersion1,
+    .protocolVersion2,
   ]
 
 }
@@ -447,8 +467,18 @@ public nonisolated enum Stagebeam_V1_JobStatus: SwiftProtobuf.Enum, Swift.CaseIt
   case unspecified // = 0
   case succeeded // = 1
 
-  /// JobResult.error says why
+  /// JobResult.error says why (e.g. ERROR_CODE_DEADLINE_EXCEEDED)
   case failed // = 2
+
+  /// Cancelled by CancelJob, or because every client waiting for it went away (SubmitJob.detached);
+  /// JobResult.error (ERROR_CODE_CANCELLED) names the reason.
+  case cancelled // = 3
+
+  /// Only in answers to GetJob, for a job not finished: accepted, waiting for a search slot.
+  case queued // = 4
+
+  /// Only in answers to GetJob: the search is running (JobResult.current_stage).
+  case running // = 5
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -460,6 +490,9 @@ public nonisolated enum Stagebeam_V1_JobStatus: SwiftProtobuf.Enum, Swift.CaseIt
     case 0: self = .unspecified
     case 1: self = .succeeded
     case 2: self = .failed
+    case 3: self = .cancelled
+    case 4: self = .queued
+    case 5: self = .running
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -469,6 +502,9 @@ public nonisolated enum Stagebeam_V1_JobStatus: SwiftProtobuf.Enum, Swift.CaseIt
     case .unspecified: return 0
     case .succeeded: return 1
     case .failed: return 2
+    case .cancelled: return 3
+    case .queued: return 4
+    case .running: return 5
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -478,6 +514,9 @@ public nonisolated enum Stagebeam_V1_JobStatus: SwiftProtobuf.Enum, Swift.CaseIt
     .unspecified,
     .succeeded,
     .failed,
+    .cancelled,
+    .queued,
+    .running,
   ]
 
 }
@@ -512,6 +551,8 @@ public nonisolated enum Stagebeam_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIt
 
   /// a field out of range (e.g. n ≠ len(seeds), beam 0 for greedy)
   case invalidArgument // = 9
+
+  /// CancelJob/GetJob name a job the coordinator does not know
   case unknownJob // = 10
 
   /// more sequences than credits, or the job queue is full
@@ -525,6 +566,8 @@ public nonisolated enum Stagebeam_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIt
 
   /// a worker's model_hash differs from the cluster's
   case modelMismatch // = 14
+
+  /// A request's deadline on a worker, or a job's SubmitJob.deadline_ms at the coordinator.
   case deadlineExceeded // = 15
 
   /// a known message the receiver does not accept (e.g. a client sending Ready)
@@ -540,6 +583,9 @@ public nonisolated enum Stagebeam_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIt
   /// A server-backed worker's inference server refused the request (HTTP 4xx other than 429): not
   /// retried, another worker would send the same request.
   case backendRejected // = 26
+
+  /// the job was cancelled (CancelJob, or its clients went away)
+  case cancelled // = 18
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -566,6 +612,7 @@ public nonisolated enum Stagebeam_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIt
     case 15: self = .deadlineExceeded
     case 16: self = .unexpectedMessage
     case 17: self = .internal
+    case 18: self = .cancelled
     case 25: self = .backendUnavailable
     case 26: self = .backendRejected
     default: self = .UNRECOGNIZED(rawValue)
@@ -592,6 +639,7 @@ public nonisolated enum Stagebeam_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIt
     case .deadlineExceeded: return 15
     case .unexpectedMessage: return 16
     case .internal: return 17
+    case .cancelled: return 18
     case .backendUnavailable: return 25
     case .backendRejected: return 26
     case .UNRECOGNIZED(let i): return i
@@ -620,6 +668,7 @@ public nonisolated enum Stagebeam_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIt
     .internal,
     .backendUnavailable,
     .backendRejected,
+    .cancelled,
   ]
 
 }
@@ -630,9 +679,13 @@ public nonisolated struct Stagebeam_V1_Envelope: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// The sender's protocol version (a `ProtocolVersion` value as a number, so that a receiver can
-  /// report versions it does not know).
+  /// The version this message is written in, the highest the sender speaks with this receiver (a
+  /// `ProtocolVersion` value as a number, so that a receiver can report versions it does not know).
   public var protocolVersion: UInt32 = 0
+
+  /// The oldest version the sender also speaks; 0 = only `protocol_version` (what version-1 peers
+  /// send). With `protocol_version` it is the sender's supported range.
+  public var minProtocolVersion: UInt32 = 0
 
   public var body: Stagebeam_V1_Envelope.OneOf_Body? = nil
 
@@ -743,6 +796,41 @@ public nonisolated struct Stagebeam_V1_Envelope: Sendable {
     set {body = .statusReply(newValue)}
   }
 
+  /// Client ⇄ coordinator, protocol version 2 (a job named by its id alone).
+  public var cancelJob: Stagebeam_V1_CancelJob {
+    get {
+      if case .cancelJob(let v)? = body {return v}
+      return Stagebeam_V1_CancelJob()
+    }
+    set {body = .cancelJob(newValue)}
+  }
+
+  /// → JobResult (final, or QUEUED/RUNNING) or Error UNKNOWN_JOB
+  public var getJob: Stagebeam_V1_GetJob {
+    get {
+      if case .getJob(let v)? = body {return v}
+      return Stagebeam_V1_GetJob()
+    }
+    set {body = .getJob(newValue)}
+  }
+
+  /// → JobList
+  public var listJobs: Stagebeam_V1_ListJobs {
+    get {
+      if case .listJobs(let v)? = body {return v}
+      return Stagebeam_V1_ListJobs()
+    }
+    set {body = .listJobs(newValue)}
+  }
+
+  public var jobList: Stagebeam_V1_JobList {
+    get {
+      if case .jobList(let v)? = body {return v}
+      return Stagebeam_V1_JobList()
+    }
+    set {body = .jobList(newValue)}
+  }
+
   /// Any direction: a request or message could not be served.
   public var error: Stagebeam_V1_Error {
     get {
@@ -771,6 +859,13 @@ public nonisolated struct Stagebeam_V1_Envelope: Sendable {
     case jobResult(Stagebeam_V1_JobResult)
     case statusRequest(Stagebeam_V1_StatusRequest)
     case statusReply(Stagebeam_V1_StatusReply)
+    /// Client ⇄ coordinator, protocol version 2 (a job named by its id alone).
+    case cancelJob(Stagebeam_V1_CancelJob)
+    /// → JobResult (final, or QUEUED/RUNNING) or Error UNKNOWN_JOB
+    case getJob(Stagebeam_V1_GetJob)
+    /// → JobList
+    case listJobs(Stagebeam_V1_ListJobs)
+    case jobList(Stagebeam_V1_JobList)
     /// Any direction: a request or message could not be served.
     case error(Stagebeam_V1_Error)
 
@@ -1427,6 +1522,32 @@ public nonisolated struct Stagebeam_V1_SubmitJob: @unchecked Sendable {
   /// Clears the value of `judgeSampling`. Subsequent reads from it will return its default value.
   public mutating func clearJudgeSampling() {_uniqueStorage()._judgeSampling = nil}
 
+  /// The longest the job may take, in milliseconds from when the coordinator accepts it (from when
+  /// it reloads it after a restart). When it passes, the job ends FAILED with
+  /// ERROR_CODE_DEADLINE_EXCEEDED, its queued work is dropped and its requests in flight abandoned.
+  /// 0 = no deadline.
+  public var deadlineMs: Double {
+    get {_storage._deadlineMs}
+    set {_uniqueStorage()._deadlineMs = newValue}
+  }
+
+  /// false (the default): the job is cancelled (JOB_STATUS_CANCELLED) when every client waiting for
+  /// it has gone away — sent Disconnect, or stopped heartbeating for the coordinator's client
+  /// timeout (--client-timeout-s, 10 s by default). true: the job runs to its end whoever waits
+  /// (bulk jobs, which a client fetches later by id). A job left without clients by a coordinator
+  /// restart is not cancelled: its client submits it again, or fetches it with GetJob.
+  public var detached: Bool {
+    get {_storage._detached}
+    set {_uniqueStorage()._detached = newValue}
+  }
+
+  /// A name grouping this client's jobs for ListJobs across connections; empty = the submitting
+  /// connection's routing id.
+  public var owner: String {
+    get {_storage._owner}
+    set {_uniqueStorage()._owner = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   /// Force each stage's opening tag into the prefix. Unset: recommended, else true. A single-field
@@ -1454,6 +1575,80 @@ public nonisolated struct Stagebeam_V1_JobAccepted: Sendable {
 
   /// true when job_id named an existing job (resubmission)
   public var alreadyKnown: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Cancel a job. The coordinator answers with the job's JobResult: JOB_STATUS_CANCELLED with an
+/// `error` of code ERROR_CODE_CANCELLED naming the reason, or the result it had already reached when
+/// it finished first; ERROR_CODE_UNKNOWN_JOB for an id it does not know. The job's queued work is
+/// dropped at once; requests in flight on workers are abandoned (their answers are discarded, and
+/// each worker's credits come back when it answers). Every client waiting for the job receives the
+/// same JobResult. A cancelled job stays cancelled: submitting its id again returns that result.
+public nonisolated struct Stagebeam_V1_CancelJob: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var jobID: String = String()
+
+  /// for logs and the result's error message; empty = "cancelled by a client"
+  public var reason: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Ask for a job by id alone (after a reconnect, or from another client). Answer: the job's
+/// JobResult — final (SUCCEEDED, FAILED, CANCELLED), from the journal after a restart while the
+/// journal keeps it — or, for a job not finished yet, a JobResult with status JOB_STATUS_QUEUED or
+/// JOB_STATUS_RUNNING, `current_stage` and the times so far; ERROR_CODE_UNKNOWN_JOB for an id the
+/// coordinator does not know (never accepted, or dropped by journal retention).
+public nonisolated struct Stagebeam_V1_GetJob: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var jobID: String = String()
+
+  /// include JobResult.search_record_json (finished jobs)
+  public var recordSearch: Bool = false
+
+  /// true: for a job not finished, answer nothing now and send its final JobResult when it ends;
+  /// the asking client then counts as waiting for the job (see SubmitJob.detached).
+  public var wait: Bool = false
+
+  /// with `wait`: send JobEvent messages from now on
+  public var streamEvents: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// List the jobs of one owner (SubmitJob.owner; empty = those submitted from this connection).
+public nonisolated struct Stagebeam_V1_ListJobs: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var owner: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Stagebeam_V1_JobList: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Unfinished jobs in the order accepted, then the most recent finished ones (at most 100).
+  public var jobs: [Stagebeam_V1_JobInfo] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1570,6 +1765,22 @@ public nonisolated struct Stagebeam_V1_CandidateSummary: Sendable {
   public init() {}
 }
 
+/// One match of a tournament. `choice` and the probabilities are those of the match's first judge
+/// call (response 1 = `first_index`); `winner_index` is the candidate that goes on, decided from all
+/// of the match's calls. The outcomes:
+/// - CHOICE_FIRST / CHOICE_SECOND: the judge preferred response 1 / response 2. Logprob mode: the
+///   probabilities are the two choices' renormalised probabilities (they sum to 1); generate mode:
+///   both 0. With SubmitJob.judge_both_orders the second call (responses swapped) counts too:
+///   logprob margins are summed, generate verdicts must agree, so `winner_index` may differ from
+///   what `choice` alone says.
+/// - CHOICE_UNPARSABLE, probabilities 0: the first call gave nothing usable — generate mode: its
+///   text named neither response; logprob mode: a log-probability was not finite; either mode: the
+///   judge prompt did not fit the model's context (the worker's ERROR_CODE_PROMPT_TOO_LONG is an
+///   answer here, not a failure). Counted in JobCounts.unparsable_verdicts.
+/// - CHOICE_UNSPECIFIED, probabilities 0: no judge call — the two candidates' texts are identical.
+/// - CHOICE_UNSPECIFIED with probabilities 0.5 / 0.5: a logprob tie.
+/// A match left undecided (nothing usable, a tie, or both orders disagreeing) goes to the lower
+/// candidate index; so does one between identical texts. Nothing is guessed from position.
 public nonisolated struct Stagebeam_V1_Verdict: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -1739,6 +1950,14 @@ public nonisolated struct Stagebeam_V1_JobCounts: Sendable {
   /// requests re-run after a worker was lost or timed out
   public var redispatchedRequests: UInt32 = 0
 
+  /// Prompt tokens of the generate requests the workers answered (template, image and prefix, once
+  /// per request; a request re-run counts again), in this coordinator run: steps answered from the
+  /// journal after a restart are not counted again.
+  public var candidatePromptTokens: UInt64 = 0
+
+  /// Of those, tokens the workers took from their prefix caches instead of prefilling them.
+  public var candidateReusedPrefixTokens: UInt64 = 0
+
   /// The job's StageSummary time parts summed over its stages, plus best-of-N's final tournament
   /// (which belongs to no stage).
   public var candidatePrefillMs: Double = 0
@@ -1844,6 +2063,12 @@ public nonisolated struct Stagebeam_V1_JobResult: @unchecked Sendable {
     set {_uniqueStorage()._determinismCaveats = newValue}
   }
 
+  /// JOB_STATUS_RUNNING (answers to GetJob): the stage the search is in.
+  public var currentStage: Stagebeam_V1_Stage {
+    get {_storage._currentStage}
+    set {_uniqueStorage()._currentStage = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1906,7 +2131,7 @@ public nonisolated struct Stagebeam_V1_JobInfo: Sendable {
 
   public var jobID: String = String()
 
-  /// "queued", "running", "succeeded" or "failed"
+  /// "queued", "running", "succeeded", "failed" or "cancelled"
   public var state: String = String()
 
   /// the stage running now (running jobs)
@@ -1984,7 +2209,7 @@ public nonisolated struct Stagebeam_V1_Error: Sendable {
 fileprivate nonisolated let _protobuf_package = "stagebeam.v1"
 
 nonisolated extension Stagebeam_V1_ProtocolVersion: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0PROTOCOL_VERSION_UNSPECIFIED\0\u{1}PROTOCOL_VERSION_CURRENT\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0PROTOCOL_VERSION_UNSPECIFIED\0\u{9}PROTOCOL_VERSION_1\0\u{1}PROTOCOL_VERSION_OLDEST_SUPPORTED\0\u{9}PROTOCOL_VERSION_2\0\u{1}PROTOCOL_VERSION_CURRENT\0")
 }
 
 nonisolated extension Stagebeam_V1_Stage: SwiftProtobuf._ProtoNameProviding {
@@ -2016,16 +2241,16 @@ nonisolated extension Stagebeam_V1_Tournament: SwiftProtobuf._ProtoNameProviding
 }
 
 nonisolated extension Stagebeam_V1_JobStatus: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0JOB_STATUS_UNSPECIFIED\0\u{1}JOB_STATUS_SUCCEEDED\0\u{1}JOB_STATUS_FAILED\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0JOB_STATUS_UNSPECIFIED\0\u{1}JOB_STATUS_SUCCEEDED\0\u{1}JOB_STATUS_FAILED\0\u{1}JOB_STATUS_CANCELLED\0\u{1}JOB_STATUS_QUEUED\0\u{1}JOB_STATUS_RUNNING\0")
 }
 
 nonisolated extension Stagebeam_V1_ErrorCode: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}ERROR_CODE_MALFORMED_FRAME\0\u{1}ERROR_CODE_VERSION_MISMATCH\0\u{1}ERROR_CODE_UNKNOWN_MESSAGE\0\u{1}ERROR_CODE_MESSAGE_TOO_LARGE\0\u{1}ERROR_CODE_IMAGE_TOO_LARGE\0\u{1}ERROR_CODE_BAD_IMAGE\0\u{1}ERROR_CODE_IMAGE_NOT_CACHED\0\u{1}ERROR_CODE_PROMPT_TOO_LONG\0\u{1}ERROR_CODE_INVALID_ARGUMENT\0\u{1}ERROR_CODE_UNKNOWN_JOB\0\u{1}ERROR_CODE_OVERLOADED\0\u{1}ERROR_CODE_WORKER_LOST\0\u{1}ERROR_CODE_NO_WORKER\0\u{1}ERROR_CODE_MODEL_MISMATCH\0\u{1}ERROR_CODE_DEADLINE_EXCEEDED\0\u{1}ERROR_CODE_UNEXPECTED_MESSAGE\0\u{1}ERROR_CODE_INTERNAL\0\u{2}\u{8}ERROR_CODE_BACKEND_UNAVAILABLE\0\u{1}ERROR_CODE_BACKEND_REJECTED\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}ERROR_CODE_MALFORMED_FRAME\0\u{1}ERROR_CODE_VERSION_MISMATCH\0\u{1}ERROR_CODE_UNKNOWN_MESSAGE\0\u{1}ERROR_CODE_MESSAGE_TOO_LARGE\0\u{1}ERROR_CODE_IMAGE_TOO_LARGE\0\u{1}ERROR_CODE_BAD_IMAGE\0\u{1}ERROR_CODE_IMAGE_NOT_CACHED\0\u{1}ERROR_CODE_PROMPT_TOO_LONG\0\u{1}ERROR_CODE_INVALID_ARGUMENT\0\u{1}ERROR_CODE_UNKNOWN_JOB\0\u{1}ERROR_CODE_OVERLOADED\0\u{1}ERROR_CODE_WORKER_LOST\0\u{1}ERROR_CODE_NO_WORKER\0\u{1}ERROR_CODE_MODEL_MISMATCH\0\u{1}ERROR_CODE_DEADLINE_EXCEEDED\0\u{1}ERROR_CODE_UNEXPECTED_MESSAGE\0\u{1}ERROR_CODE_INTERNAL\0\u{1}ERROR_CODE_CANCELLED\0\u{2}\u{7}ERROR_CODE_BACKEND_UNAVAILABLE\0\u{1}ERROR_CODE_BACKEND_REJECTED\0")
 }
 
 nonisolated extension Stagebeam_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Envelope"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{2}\u{9}ready\0\u{1}heartbeat\0\u{1}disconnect\0\u{4}\u{8}generate_request\0\u{3}generate_result\0\u{3}judge_request\0\u{3}judge_result\0\u{4}\u{7}submit_job\0\u{3}job_accepted\0\u{3}job_event\0\u{3}job_result\0\u{3}status_request\0\u{3}status_reply\0\u{2}\u{5}error\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{2}\u{9}ready\0\u{1}heartbeat\0\u{1}disconnect\0\u{4}\u{8}generate_request\0\u{3}generate_result\0\u{3}judge_request\0\u{3}judge_result\0\u{4}\u{7}submit_job\0\u{3}job_accepted\0\u{3}job_event\0\u{3}job_result\0\u{3}status_request\0\u{3}status_reply\0\u{3}cancel_job\0\u{3}get_job\0\u{3}list_jobs\0\u{3}job_list\0\u{1}error\0\u{3}min_protocol_version\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2203,6 +2428,58 @@ nonisolated extension Stagebeam_V1_Envelope: SwiftProtobuf.Message, SwiftProtobu
           self.body = .statusReply(v)
         }
       }()
+      case 36: try {
+        var v: Stagebeam_V1_CancelJob?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .cancelJob(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .cancelJob(v)
+        }
+      }()
+      case 37: try {
+        var v: Stagebeam_V1_GetJob?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .getJob(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .getJob(v)
+        }
+      }()
+      case 38: try {
+        var v: Stagebeam_V1_ListJobs?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .listJobs(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .listJobs(v)
+        }
+      }()
+      case 39: try {
+        var v: Stagebeam_V1_JobList?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .jobList(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .jobList(v)
+        }
+      }()
       case 40: try {
         var v: Stagebeam_V1_Error?
         var hadOneofValue = false
@@ -2216,6 +2493,7 @@ nonisolated extension Stagebeam_V1_Envelope: SwiftProtobuf.Message, SwiftProtobu
           self.body = .error(v)
         }
       }()
+      case 41: try { try decoder.decodeSingularUInt32Field(value: &self.minProtocolVersion) }()
       default: break
       }
     }
@@ -2282,17 +2560,37 @@ nonisolated extension Stagebeam_V1_Envelope: SwiftProtobuf.Message, SwiftProtobu
       guard case .statusReply(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 35)
     }()
+    case .cancelJob?: try {
+      guard case .cancelJob(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 36)
+    }()
+    case .getJob?: try {
+      guard case .getJob(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 37)
+    }()
+    case .listJobs?: try {
+      guard case .listJobs(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 38)
+    }()
+    case .jobList?: try {
+      guard case .jobList(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 39)
+    }()
     case .error?: try {
       guard case .error(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 40)
     }()
     case nil: break
     }
+    if self.minProtocolVersion != 0 {
+      try visitor.visitSingularUInt32Field(value: self.minProtocolVersion, fieldNumber: 41)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Stagebeam_V1_Envelope, rhs: Stagebeam_V1_Envelope) -> Bool {
     if lhs.protocolVersion != rhs.protocolVersion {return false}
+    if lhs.minProtocolVersion != rhs.minProtocolVersion {return false}
     if lhs.body != rhs.body {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
@@ -3164,7 +3462,7 @@ nonisolated extension Stagebeam_V1_JudgeResult: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Stagebeam_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SubmitJob"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}question\0\u{1}image\0\u{1}method\0\u{1}beam\0\u{1}tournament\0\u{3}max_stage_tokens\0\u{1}seed\0\u{3}judge_both_orders\0\u{3}verdict_mode\0\u{3}force_tags\0\u{3}record_search\0\u{1}sampling\0\u{3}stream_events\0\u{3}judge_templates_json\0\u{3}max_verdict_tokens\0\u{3}judge_sampling\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}question\0\u{1}image\0\u{1}method\0\u{1}beam\0\u{1}tournament\0\u{3}max_stage_tokens\0\u{1}seed\0\u{3}judge_both_orders\0\u{3}verdict_mode\0\u{3}force_tags\0\u{3}record_search\0\u{1}sampling\0\u{3}stream_events\0\u{3}judge_templates_json\0\u{3}max_verdict_tokens\0\u{3}judge_sampling\0\u{4}\u{3}deadline_ms\0\u{1}detached\0\u{1}owner\0")
 
   fileprivate class _StorageClass {
     var _jobID: String = String()
@@ -3184,6 +3482,9 @@ nonisolated extension Stagebeam_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtob
     var _judgeTemplatesJson: Data = Data()
     var _maxVerdictTokens: UInt32 = 0
     var _judgeSampling: Stagebeam_V1_Sampling? = nil
+    var _deadlineMs: Double = 0
+    var _detached: Bool = false
+    var _owner: String = String()
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -3211,6 +3512,9 @@ nonisolated extension Stagebeam_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtob
       _judgeTemplatesJson = source._judgeTemplatesJson
       _maxVerdictTokens = source._maxVerdictTokens
       _judgeSampling = source._judgeSampling
+      _deadlineMs = source._deadlineMs
+      _detached = source._detached
+      _owner = source._owner
     }
   }
 
@@ -3253,6 +3557,9 @@ nonisolated extension Stagebeam_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtob
         case 15: try { try decoder.decodeSingularBytesField(value: &_storage._judgeTemplatesJson) }()
         case 16: try { try decoder.decodeSingularUInt32Field(value: &_storage._maxVerdictTokens) }()
         case 17: try { try decoder.decodeSingularMessageField(value: &_storage._judgeSampling) }()
+        case 20: try { try decoder.decodeSingularDoubleField(value: &_storage._deadlineMs) }()
+        case 21: try { try decoder.decodeSingularBoolField(value: &_storage._detached) }()
+        case 22: try { try decoder.decodeSingularStringField(value: &_storage._owner) }()
         default: break
         }
       }
@@ -3316,6 +3623,15 @@ nonisolated extension Stagebeam_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtob
       try { if let v = _storage._judgeSampling {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 17)
       } }()
+      if _storage._deadlineMs.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._deadlineMs, fieldNumber: 20)
+      }
+      if _storage._detached != false {
+        try visitor.visitSingularBoolField(value: _storage._detached, fieldNumber: 21)
+      }
+      if !_storage._owner.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._owner, fieldNumber: 22)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -3342,6 +3658,9 @@ nonisolated extension Stagebeam_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtob
         if _storage._judgeTemplatesJson != rhs_storage._judgeTemplatesJson {return false}
         if _storage._maxVerdictTokens != rhs_storage._maxVerdictTokens {return false}
         if _storage._judgeSampling != rhs_storage._judgeSampling {return false}
+        if _storage._deadlineMs != rhs_storage._deadlineMs {return false}
+        if _storage._detached != rhs_storage._detached {return false}
+        if _storage._owner != rhs_storage._owner {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -3386,6 +3705,146 @@ nonisolated extension Stagebeam_V1_JobAccepted: SwiftProtobuf.Message, SwiftProt
     if lhs.jobID != rhs.jobID {return false}
     if lhs.queuePosition != rhs.queuePosition {return false}
     if lhs.alreadyKnown != rhs.alreadyKnown {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Stagebeam_V1_CancelJob: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CancelJob"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}reason\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.jobID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.jobID.isEmpty {
+      try visitor.visitSingularStringField(value: self.jobID, fieldNumber: 1)
+    }
+    if !self.reason.isEmpty {
+      try visitor.visitSingularStringField(value: self.reason, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Stagebeam_V1_CancelJob, rhs: Stagebeam_V1_CancelJob) -> Bool {
+    if lhs.jobID != rhs.jobID {return false}
+    if lhs.reason != rhs.reason {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Stagebeam_V1_GetJob: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GetJob"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{3}record_search\0\u{1}wait\0\u{3}stream_events\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.jobID) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.recordSearch) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.wait) }()
+      case 4: try { try decoder.decodeSingularBoolField(value: &self.streamEvents) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.jobID.isEmpty {
+      try visitor.visitSingularStringField(value: self.jobID, fieldNumber: 1)
+    }
+    if self.recordSearch != false {
+      try visitor.visitSingularBoolField(value: self.recordSearch, fieldNumber: 2)
+    }
+    if self.wait != false {
+      try visitor.visitSingularBoolField(value: self.wait, fieldNumber: 3)
+    }
+    if self.streamEvents != false {
+      try visitor.visitSingularBoolField(value: self.streamEvents, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Stagebeam_V1_GetJob, rhs: Stagebeam_V1_GetJob) -> Bool {
+    if lhs.jobID != rhs.jobID {return false}
+    if lhs.recordSearch != rhs.recordSearch {return false}
+    if lhs.wait != rhs.wait {return false}
+    if lhs.streamEvents != rhs.streamEvents {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Stagebeam_V1_ListJobs: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListJobs"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}owner\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.owner) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.owner.isEmpty {
+      try visitor.visitSingularStringField(value: self.owner, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Stagebeam_V1_ListJobs, rhs: Stagebeam_V1_ListJobs) -> Bool {
+    if lhs.owner != rhs.owner {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Stagebeam_V1_JobList: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".JobList"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}jobs\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.jobs) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.jobs.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.jobs, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Stagebeam_V1_JobList, rhs: Stagebeam_V1_JobList) -> Bool {
+    if lhs.jobs != rhs.jobs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3899,7 +4358,7 @@ nonisolated extension Stagebeam_V1_StageSummary: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Stagebeam_V1_JobCounts: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JobCounts"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}candidates\0\u{3}generated_tokens\0\u{3}judge_calls\0\u{3}unparsable_verdicts\0\u{3}redispatched_requests\0\u{4}\u{19}candidate_prefill_ms\0\u{3}candidate_decode_ms\0\u{3}candidate_waiting_ms\0\u{3}judge_prefill_ms\0\u{3}judge_decode_ms\0\u{3}judge_waiting_ms\0\u{3}judge_prompt_tokens\0\u{3}judge_reused_prefix_tokens\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}candidates\0\u{3}generated_tokens\0\u{3}judge_calls\0\u{3}unparsable_verdicts\0\u{3}redispatched_requests\0\u{4}\u{5}candidate_prompt_tokens\0\u{3}candidate_reused_prefix_tokens\0\u{4}\u{13}candidate_prefill_ms\0\u{3}candidate_decode_ms\0\u{3}candidate_waiting_ms\0\u{3}judge_prefill_ms\0\u{3}judge_decode_ms\0\u{3}judge_waiting_ms\0\u{3}judge_prompt_tokens\0\u{3}judge_reused_prefix_tokens\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3912,6 +4371,8 @@ nonisolated extension Stagebeam_V1_JobCounts: SwiftProtobuf.Message, SwiftProtob
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.judgeCalls) }()
       case 4: try { try decoder.decodeSingularUInt32Field(value: &self.unparsableVerdicts) }()
       case 5: try { try decoder.decodeSingularUInt32Field(value: &self.redispatchedRequests) }()
+      case 10: try { try decoder.decodeSingularUInt64Field(value: &self.candidatePromptTokens) }()
+      case 11: try { try decoder.decodeSingularUInt64Field(value: &self.candidateReusedPrefixTokens) }()
       case 30: try { try decoder.decodeSingularDoubleField(value: &self.candidatePrefillMs) }()
       case 31: try { try decoder.decodeSingularDoubleField(value: &self.candidateDecodeMs) }()
       case 32: try { try decoder.decodeSingularDoubleField(value: &self.candidateWaitingMs) }()
@@ -3940,6 +4401,12 @@ nonisolated extension Stagebeam_V1_JobCounts: SwiftProtobuf.Message, SwiftProtob
     }
     if self.redispatchedRequests != 0 {
       try visitor.visitSingularUInt32Field(value: self.redispatchedRequests, fieldNumber: 5)
+    }
+    if self.candidatePromptTokens != 0 {
+      try visitor.visitSingularUInt64Field(value: self.candidatePromptTokens, fieldNumber: 10)
+    }
+    if self.candidateReusedPrefixTokens != 0 {
+      try visitor.visitSingularUInt64Field(value: self.candidateReusedPrefixTokens, fieldNumber: 11)
     }
     if self.candidatePrefillMs.bitPattern != 0 {
       try visitor.visitSingularDoubleField(value: self.candidatePrefillMs, fieldNumber: 30)
@@ -3974,6 +4441,8 @@ nonisolated extension Stagebeam_V1_JobCounts: SwiftProtobuf.Message, SwiftProtob
     if lhs.judgeCalls != rhs.judgeCalls {return false}
     if lhs.unparsableVerdicts != rhs.unparsableVerdicts {return false}
     if lhs.redispatchedRequests != rhs.redispatchedRequests {return false}
+    if lhs.candidatePromptTokens != rhs.candidatePromptTokens {return false}
+    if lhs.candidateReusedPrefixTokens != rhs.candidateReusedPrefixTokens {return false}
     if lhs.candidatePrefillMs != rhs.candidatePrefillMs {return false}
     if lhs.candidateDecodeMs != rhs.candidateDecodeMs {return false}
     if lhs.candidateWaitingMs != rhs.candidateWaitingMs {return false}
@@ -3989,7 +4458,7 @@ nonisolated extension Stagebeam_V1_JobCounts: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Stagebeam_V1_JobResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JobResult"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}status\0\u{1}answer\0\u{1}stages\0\u{1}counts\0\u{3}queue_ms\0\u{3}total_ms\0\u{3}search_record_json\0\u{1}error\0\u{1}settings\0\u{4}\u{1e}determinism_caveats\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}status\0\u{1}answer\0\u{1}stages\0\u{1}counts\0\u{3}queue_ms\0\u{3}total_ms\0\u{3}search_record_json\0\u{1}error\0\u{1}settings\0\u{4}\u{a}current_stage\0\u{4}\u{14}determinism_caveats\0")
 
   fileprivate class _StorageClass {
     var _jobID: String = String()
@@ -4003,6 +4472,7 @@ nonisolated extension Stagebeam_V1_JobResult: SwiftProtobuf.Message, SwiftProtob
     var _error: Stagebeam_V1_Error? = nil
     var _settings: Stagebeam_V1_SubmitJob? = nil
     var _determinismCaveats: [String] = []
+    var _currentStage: Stagebeam_V1_Stage = .unspecified
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -4024,6 +4494,7 @@ nonisolated extension Stagebeam_V1_JobResult: SwiftProtobuf.Message, SwiftProtob
       _error = source._error
       _settings = source._settings
       _determinismCaveats = source._determinismCaveats
+      _currentStage = source._currentStage
     }
   }
 
@@ -4052,6 +4523,7 @@ nonisolated extension Stagebeam_V1_JobResult: SwiftProtobuf.Message, SwiftProtob
         case 8: try { try decoder.decodeSingularBytesField(value: &_storage._searchRecordJson) }()
         case 9: try { try decoder.decodeSingularMessageField(value: &_storage._error) }()
         case 10: try { try decoder.decodeSingularMessageField(value: &_storage._settings) }()
+        case 20: try { try decoder.decodeSingularEnumField(value: &_storage._currentStage) }()
         case 40: try { try decoder.decodeRepeatedStringField(value: &_storage._determinismCaveats) }()
         default: break
         }
@@ -4095,6 +4567,9 @@ nonisolated extension Stagebeam_V1_JobResult: SwiftProtobuf.Message, SwiftProtob
       try { if let v = _storage._settings {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
       } }()
+      if _storage._currentStage != .unspecified {
+        try visitor.visitSingularEnumField(value: _storage._currentStage, fieldNumber: 20)
+      }
       if !_storage._determinismCaveats.isEmpty {
         try visitor.visitRepeatedStringField(value: _storage._determinismCaveats, fieldNumber: 40)
       }
@@ -4118,6 +4593,7 @@ nonisolated extension Stagebeam_V1_JobResult: SwiftProtobuf.Message, SwiftProtob
         if _storage._error != rhs_storage._error {return false}
         if _storage._settings != rhs_storage._settings {return false}
         if _storage._determinismCaveats != rhs_storage._determinismCaveats {return false}
+        if _storage._currentStage != rhs_storage._currentStage {return false}
         return true
       }
       if !storagesAreEqual {return false}

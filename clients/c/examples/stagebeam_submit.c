@@ -4,9 +4,12 @@
  *
  *   stagebeam-submit-c --coordinator tcp://127.0.0.1:5555 --question "How many red objects?" \
  *       --image examples/count.png [--beam N] [--seed S] [--max-stage-tokens T] [--method M]
- *       [--tournament random|bracket] [--timeout-s S]
+ *       [--tournament random|bracket] [--job-id ID] [--timeout-s S]
+ *   stagebeam-submit-c --coordinator EP --get ID      (a job's result by id, printed alike)
+ *   stagebeam-submit-c --coordinator EP --cancel ID   (cancels it; prints its status)
  *
- * Exit status: 0 answered, 1 the job was refused or failed, 2 bad arguments, 3 timed out.
+ * Exit status: 0 answered, 1 the job was refused, failed, cancelled or is unknown, 2 bad arguments,
+ * 3 timed out, 4 (--get) the job has not finished yet.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,7 +51,8 @@ static void print_event(const Stagebeam__V1__JobEvent *event, void *user) {
 static int usage(const char *problem) {
     fprintf(stderr, "stagebeam-submit-c: %s\nusage: stagebeam-submit-c --coordinator EP --question Q [--image FILE] [--beam N] "
                     "[--seed S] [--max-stage-tokens T] [--method stage|best-of-n|sentence|greedy] [--tournament random|bracket] "
-                    "[--timeout-s S]\n", problem);
+                    "[--job-id ID] [--timeout-s S]\n       stagebeam-submit-c --coordinator EP (--get ID | --cancel ID) [--timeout-s S]\n",
+            problem);
     return 2;
 }
 
@@ -60,7 +64,7 @@ static int parse_uint(const char *text, unsigned long long *out) {
 }
 
 int main(int argc, char **argv) {
-    const char *coordinator = NULL, *image = NULL;
+    const char *coordinator = NULL, *image = NULL, *get_id = NULL, *cancel_id = NULL;
     double timeout_s = 0;
     Stagebeam__V1__SubmitJob job = STAGEBEAM__V1__SUBMIT_JOB__INIT;
     job.stream_events = 1;
@@ -72,6 +76,9 @@ int main(int argc, char **argv) {
         if (!strcmp(option, "--coordinator")) coordinator = value;
         else if (!strcmp(option, "--question")) job.question = (char *)value;
         else if (!strcmp(option, "--image")) image = value;
+        else if (!strcmp(option, "--job-id")) job.job_id = (char *)value;
+        else if (!strcmp(option, "--get")) get_id = value;
+        else if (!strcmp(option, "--cancel")) cancel_id = value;
         else if (!strcmp(option, "--beam")) {
             if (parse_uint(value, &number) || number < 1) return usage("--beam must be an integer >= 1");
             job.beam = (uint32_t)number;
@@ -98,7 +105,7 @@ int main(int argc, char **argv) {
             return usage("see the options below");
         }
     }
-    if (!coordinator || !job.question) return usage("--coordinator and --question are required");
+    if (!coordinator || !(job.question || get_id || cancel_id)) return usage("--coordinator and --question (or --get, --cancel) are required");
 
     sb_error error = {0};
     if (image && sb_read_file(image, &job.image, &error) != 0) {
@@ -111,9 +118,20 @@ int main(int argc, char **argv) {
         return 1;
     }
     Stagebeam__V1__JobResult *result = NULL;
-    int status = sb_client_submit(client, &job, print_event, NULL, (int)(timeout_s * 1000), &result, &error);
+    int status, timeout_ms = (int)(timeout_s * 1000);
+    if (cancel_id) status = sb_client_cancel(client, cancel_id, "stagebeam-submit-c --cancel", timeout_ms, &result, &error);
+    else if (get_id) status = sb_client_get_job(client, get_id, timeout_ms, &result, &error);
+    else status = sb_client_submit(client, &job, print_event, NULL, timeout_ms, &result, &error);
     int exit_code = 0;
-    if (status == 0) {
+    if (status == 0 && result->status != STAGEBEAM__V1__JOB_STATUS__JOB_STATUS_SUCCEEDED) {
+        /* A job asked for by id: cancelled, failed, or not finished yet. */
+        const ProtobufCEnumValue *name = protobuf_c_enum_descriptor_get_value(&stagebeam__v1__job_status__descriptor, result->status);
+        printf("job %s: %s%s%s\n", result->job_id, name ? name->name : "unknown status", result->error ? ": " : "",
+               result->error ? result->error->message : "");
+        exit_code = result->status == STAGEBEAM__V1__JOB_STATUS__JOB_STATUS_QUEUED || result->status == STAGEBEAM__V1__JOB_STATUS__JOB_STATUS_RUNNING
+                        ? 4
+                        : 1;
+    } else if (status == 0) {
         for (size_t i = 0; i < result->n_stages; i++) printf("%s%s", i ? "\n\n" : "", result->stages[i]->text);
         printf("\n\nanswer: %s\n", result->answer);
         fprintf(stderr, "job %s: %u candidates, %u judge calls, %.1f s\n", result->job_id, result->counts ? result->counts->candidates : 0,

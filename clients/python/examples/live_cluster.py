@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Exercises stagebeam_client against a running coordinator: status, a blocking submit, the same job
-streamed through events() (same seed: same answer), and the asyncio client. Exits non-zero on any
+streamed through events() (same seed: same answer), the result fetched by id, a job cancelled while it
+runs and one past its deadline, the client's job list, and the asyncio client. Exits non-zero on any
 mismatch. Not part of `make test` (CI needs no Python); see docs/clients.md.
 
     python clients/python/examples/live_cluster.py --coordinator tcp://127.0.0.1:5555 \
@@ -10,12 +11,14 @@ mismatch. Not part of `make test` (CI needs no Python); see docs/clients.md.
 import argparse
 import asyncio
 import sys
+import threading
 import time
+import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stagebeam_client import AsyncClient, Client, StagebeamError, stagebeam_pb2 as pb  # noqa: E402
+from stagebeam_client import AsyncClient, Client, JobFailed, StagebeamError, stagebeam_pb2 as pb  # noqa: E402
 
 
 def main() -> int:
@@ -54,6 +57,52 @@ def main() -> int:
             failures.append("events() and submit() chose different stage texts for the same seed")
         if len(winners) != 4:
             failures.append(f"expected 4 stage winners, got {len(winners)}")
+
+        fetched = client.result(result.job_id)
+        if fetched.answer != result.answer or fetched.status != pb.JOB_STATUS_SUCCEEDED:
+            failures.append(f"result({result.job_id}) gave {pb.JobStatus.Name(fetched.status)} {fetched.answer!r}")
+        print(f"result by id: {fetched.answer!r} · prompt tokens {fetched.counts.candidate_prompt_tokens} "
+              f"(reused {fetched.counts.candidate_reused_prefix_tokens}) · judge prompt tokens {fetched.counts.judge_prompt_tokens}")
+        try:
+            client.result("no-such-job")
+            failures.append("an unknown job id was answered")
+        except StagebeamError as error:
+            if error.code != "unknown_job":
+                failures.append(f"unknown job: expected unknown_job, got {error.code}")
+
+        # A job cancelled from this client while a second one waits for it (the waiter hears
+        # JobFailed with status cancelled), and one past its deadline.
+        long_options = dict(options, beam=max(args.beam, 4), max_stage_tokens=256, seed=args.seed + 1)
+        job_id = f"live-cancel-{uuid.uuid4().hex[:8]}"
+        heard = []
+
+        def wait_for_it():
+            with Client(args.coordinator, timeout_s=args.timeout_s) as waiter:
+                try:
+                    heard.append(waiter.submit(args.question, args.image, job_id=job_id, **long_options))
+                except JobFailed as failed:
+                    heard.append(failed.result)
+
+        waiting = threading.Thread(target=wait_for_it)
+        waiting.start()
+        time.sleep(0.5)
+        cancelled = client.cancel(job_id, reason="live_cluster.py")
+        waiting.join()
+        print(f"cancel: {pb.JobStatus.Name(cancelled.status)} · {cancelled.error.message}")
+        if cancelled.status not in (pb.JOB_STATUS_CANCELLED, pb.JOB_STATUS_SUCCEEDED):
+            failures.append(f"cancel gave {pb.JobStatus.Name(cancelled.status)}")
+        if not heard or heard[0].status != cancelled.status:
+            failures.append(f"the waiting client heard {heard and pb.JobStatus.Name(heard[0].status)}")
+        try:
+            client.submit(args.question, args.image, **dict(long_options, seed=args.seed + 2, deadline_s=0.2))
+            failures.append("a job with a 0.2 s deadline succeeded")
+        except StagebeamError as error:
+            print(f"deadline: {error}")
+            if error.code != "deadline_exceeded":
+                failures.append(f"deadline: expected deadline_exceeded, got {error.code}")
+        listed = [info.job_id for info in client.jobs().jobs]
+        if result.job_id not in listed:
+            failures.append(f"jobs() does not list {result.job_id}: {listed}")
 
         try:
             client.submit("   ", None)

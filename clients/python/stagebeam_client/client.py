@@ -14,6 +14,8 @@ import zmq.asyncio
 from . import stagebeam_pb2 as pb
 
 PROTOCOL_VERSION = pb.PROTOCOL_VERSION_CURRENT
+# The oldest version this client also speaks: the coordinator answers in the highest both speak.
+OLDEST_PROTOCOL_VERSION = pb.PROTOCOL_VERSION_OLDEST_SUPPORTED
 HEARTBEAT_S = 0.5
 
 _METHODS = {"stage": pb.METHOD_STAGE, "best-of-n": pb.METHOD_BEST_OF_N, "sentence": pb.METHOD_SENTENCE, "greedy": pb.METHOD_GREEDY}
@@ -35,7 +37,8 @@ class StagebeamError(Exception):
 
 
 class JobFailed(StagebeamError):
-    """A job that ran and failed; `result` is its JobResult."""
+    """A job that ran and failed, or was cancelled; `result` is its JobResult (`result.status`
+    tells JOB_STATUS_FAILED from JOB_STATUS_CANCELLED)."""
 
     def __init__(self, result: "pb.JobResult"):
         super().__init__(result.error)
@@ -61,12 +64,23 @@ def submit_job(
     force_tags: Optional[bool] = None,
     record_search: bool = False,
     stream_events: bool = False,
+    deadline_s: Optional[float] = None,
+    detached: bool = False,
+    owner: str = "",
 ) -> "pb.SubmitJob":
     """A SubmitJob with `stagebeam submit`'s option names; options left None stay unset, so the
     coordinator fills them from the model's recommended settings (else the search's defaults).
-    `image` is a file path or the encoded file's bytes."""
+    `image` is a file path or the encoded file's bytes. `deadline_s`: the job fails with
+    deadline_exceeded when it has not finished this long after the coordinator accepted it.
+    `detached`: the job runs on when this client goes away (otherwise it is cancelled). `owner`: a
+    name to list the job under (`Client.jobs(owner)`)."""
     job = pb.SubmitJob(question=question, job_id=job_id or str(uuid.uuid4()), seed=seed,
-                       judge_both_orders=judge_both_orders, record_search=record_search, stream_events=stream_events)
+                       judge_both_orders=judge_both_orders, record_search=record_search, stream_events=stream_events,
+                       detached=detached, owner=owner)
+    if deadline_s is not None:
+        if not deadline_s > 0:
+            raise ValueError(f"deadline_s must be > 0; got {deadline_s!r}")
+        job.deadline_ms = deadline_s * 1000
     if isinstance(image, (str, os.PathLike)):
         with open(image, "rb") as f:
             job.image = f.read()
@@ -100,7 +114,7 @@ def _choice(name: str, value: str, table: dict) -> int:
 
 
 def _frame(**body) -> bytes:
-    return pb.Envelope(protocol_version=PROTOCOL_VERSION, **body).SerializeToString()
+    return pb.Envelope(protocol_version=PROTOCOL_VERSION, min_protocol_version=OLDEST_PROTOCOL_VERSION, **body).SerializeToString()
 
 
 def _heartbeat() -> bytes:
@@ -117,20 +131,28 @@ def _socket(context: zmq.Context, endpoint: str) -> zmq.Socket:
 
 class _Exchange:
     """What one request's replies mean, shared by both clients: events, the result, errors, and
-    "unknown" heartbeats (the coordinator restarted) that call for a resubmission."""
+    "unknown" heartbeats (the coordinator restarted) that call for a resubmission. A submission
+    reads events and the result; any other request the one body that answers it (`want`, about
+    `job_id` when it names a job)."""
 
-    def __init__(self, job: Optional["pb.SubmitJob"]):
+    def __init__(self, job: Optional["pb.SubmitJob"] = None, *, want: str = "", job_id: str = ""):
         self.job = job
+        self.want = want
+        self.job_id = job.job_id if job is not None else job_id
 
     def read(self, frames: list) -> tuple:
-        """("event", JobEvent) | ("result", JobResult) | ("status", StatusReply) | ("resubmit", None) | ("", None)."""
+        """("event", JobEvent) | ("result", JobResult) | ("answer", the wanted body) | ("resubmit", None) | ("", None)."""
         envelope = pb.Envelope()
         envelope.ParseFromString(frames[-1])
         kind = envelope.WhichOneof("body")
-        if kind == "error" and (self.job is None or envelope.error.job_id in ("", self.job.job_id)):
+        if kind == "error" and (not self.job_id or envelope.error.job_id in ("", self.job_id)):
             raise StagebeamError(envelope.error)
         if self.job is None:
-            return ("status", envelope.status_reply) if kind == "status_reply" else ("", None)
+            if kind == self.want and (kind != "job_result" or envelope.job_result.job_id == self.job_id):
+                return "answer", getattr(envelope, kind)
+            if kind == "heartbeat" and not envelope.heartbeat.known and self.want == "job_result":
+                return "resubmit", None  # a GetJob that waits, lost by a restarted coordinator
+            return "", None
         if kind == "job_event" and envelope.job_event.job_id == self.job.job_id:
             return "event", envelope.job_event
         if kind == "job_result" and envelope.job_result.job_id == self.job.job_id:
@@ -149,9 +171,14 @@ class Client:
         self.endpoint = endpoint
         self.timeout_s = timeout_s
         self._socket = _socket(context or zmq.Context.instance(), endpoint)
+        self._waited = False  # submitted or waited for a job: the coordinator counts this client
 
     def close(self) -> None:
-        self._socket.close(linger=0)
+        """Closes the socket; after a job, says goodbye first, so that the coordinator cancels this
+        client's jobs not submitted `detached` at once (not after its client timeout)."""
+        if self._waited:
+            self._socket.send(_frame(disconnect=pb.Disconnect(reason="client closed")))
+        self._socket.close(linger=100 if self._waited else 0)
 
     def __enter__(self) -> "Client":
         return self
@@ -174,13 +201,36 @@ class Client:
                 yield value
 
     def status(self) -> "pb.StatusReply":
-        self._socket.send(_frame(status_request=pb.StatusRequest()))
-        for kind, value in self._replies(_Exchange(None), resend=None):
-            if kind == "status":
+        return self._ask(_Exchange(want="status_reply"), _frame(status_request=pb.StatusRequest()))
+
+    def result(self, job_id: str, wait: bool = False, record_search: bool = False) -> "pb.JobResult":
+        """Job `job_id` by id alone: its JobResult when finished (any status, from the journal after a
+        coordinator restart); while it is not, with `wait` its final JobResult, else its progress
+        (status JOB_STATUS_QUEUED or JOB_STATUS_RUNNING). StagebeamError "unknown_job" for an id the
+        coordinator does not know."""
+        self._waited = self._waited or wait
+        request = _frame(get_job=pb.GetJob(job_id=job_id, wait=wait, record_search=record_search))
+        return self._ask(_Exchange(want="job_result", job_id=job_id), request)
+
+    def cancel(self, job_id: str, reason: str = "") -> "pb.JobResult":
+        """Cancels job `job_id`; returns its final JobResult (JOB_STATUS_CANCELLED, or what it had
+        reached when it finished first)."""
+        request = _frame(cancel_job=pb.CancelJob(job_id=job_id, reason=reason))
+        return self._ask(_Exchange(want="job_result", job_id=job_id), request)
+
+    def jobs(self, owner: str = "") -> "pb.JobList":
+        """The jobs of `owner` (SubmitJob.owner), or with none those submitted from this client."""
+        return self._ask(_Exchange(want="job_list"), _frame(list_jobs=pb.ListJobs(owner=owner)))
+
+    def _ask(self, exchange: _Exchange, request: bytes):
+        self._socket.send(request)
+        for kind, value in self._replies(exchange, resend=request):
+            if kind == "answer":
                 return value
-        raise StagebeamError(pb.Error(code=pb.ERROR_CODE_INTERNAL, message="no status"))
+        raise StagebeamError(pb.Error(code=pb.ERROR_CODE_INTERNAL, message="no answer"))
 
     def _run(self, job: "pb.SubmitJob") -> Iterator:
+        self._waited = True
         submission = _frame(submit_job=job)
         self._socket.send(submission)
         yield from self._replies(_Exchange(job), resend=submission)
@@ -202,7 +252,7 @@ class Client:
                 self._socket.send(resend)  # resubmission is idempotent
             elif kind:
                 yield kind, value
-                if kind in ("result", "status"):
+                if kind in ("result", "answer"):
                     return
 
 
@@ -213,9 +263,13 @@ class AsyncClient:
         self.endpoint = endpoint
         self.timeout_s = timeout_s
         self._socket = _socket(context or zmq.asyncio.Context.instance(), endpoint)
+        self._waited = False
 
     def close(self) -> None:
-        self._socket.close(linger=0)
+        """As `Client.close` (the goodbye is queued without waiting; linger lets it leave)."""
+        if self._waited:
+            self._socket.send(_frame(disconnect=pb.Disconnect(reason="client closed")))
+        self._socket.close(linger=100 if self._waited else 0)
 
     async def __aenter__(self) -> "AsyncClient":
         return self
@@ -236,13 +290,32 @@ class AsyncClient:
                 yield value
 
     async def status(self) -> "pb.StatusReply":
-        await self._socket.send(_frame(status_request=pb.StatusRequest()))
-        async for kind, value in self._replies(_Exchange(None), resend=None):
-            if kind == "status":
+        return await self._ask(_Exchange(want="status_reply"), _frame(status_request=pb.StatusRequest()))
+
+    async def result(self, job_id: str, wait: bool = False, record_search: bool = False) -> "pb.JobResult":
+        """As `Client.result`."""
+        self._waited = self._waited or wait
+        request = _frame(get_job=pb.GetJob(job_id=job_id, wait=wait, record_search=record_search))
+        return await self._ask(_Exchange(want="job_result", job_id=job_id), request)
+
+    async def cancel(self, job_id: str, reason: str = "") -> "pb.JobResult":
+        """As `Client.cancel`."""
+        request = _frame(cancel_job=pb.CancelJob(job_id=job_id, reason=reason))
+        return await self._ask(_Exchange(want="job_result", job_id=job_id), request)
+
+    async def jobs(self, owner: str = "") -> "pb.JobList":
+        """As `Client.jobs`."""
+        return await self._ask(_Exchange(want="job_list"), _frame(list_jobs=pb.ListJobs(owner=owner)))
+
+    async def _ask(self, exchange: _Exchange, request: bytes):
+        await self._socket.send(request)
+        async for kind, value in self._replies(exchange, resend=request):
+            if kind == "answer":
                 return value
-        raise StagebeamError(pb.Error(code=pb.ERROR_CODE_INTERNAL, message="no status"))
+        raise StagebeamError(pb.Error(code=pb.ERROR_CODE_INTERNAL, message="no answer"))
 
     async def _run(self, job: "pb.SubmitJob") -> AsyncIterator:
+        self._waited = True
         submission = _frame(submit_job=job)
         await self._socket.send(submission)
         async for item in self._replies(_Exchange(job), resend=submission):
@@ -266,5 +339,5 @@ class AsyncClient:
                 await self._socket.send(resend)
             elif kind:
                 yield kind, value
-                if kind in ("result", "status"):
+                if kind in ("result", "answer"):
                     return

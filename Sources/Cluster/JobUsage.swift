@@ -1,0 +1,21 @@
+import Synchronization
+
+/// Prompt tokens of a job's generate requests, as the workers that answered them counted
+/// (`JobCounts.candidate_prompt_tokens`; the judge's are in the search's costs).
+final class JobUsage: Sendable {
+    struct Counts: Sendable {
+        var promptTokens: UInt64 = 0
+        var reusedPrefixTokens: UInt64 = 0
+    }
+
+    private let counts = Mutex(Counts())
+
+    var current: Counts { counts.withLock { $0 } }
+
+    func add(prompt: UInt32, reused: UInt32) {
+        counts.withLock {
+            $0.promptTokens += UInt64(prompt)
+            $0.reusedPrefixTokens += UInt64(reused)
+        }
+    }
+}
