@@ -66,6 +66,17 @@ import Testing
             return (error as? ModelFormatError)?.code == .unsupportedArchitecture && message.contains("'gemma3'")
                 && message.contains("llava") && message.contains("mllama")
         }
+        // A reward model (a sequence classifier) has no language-model head: the loader names the flag it belongs to.
+        try Data(
+            #"{"model_type": "llama", "architectures": ["LlamaForSequenceClassification"], "hidden_size": 64, "num_labels": 1}"#.utf8
+        ).write(to: directory.appendingPathComponent("config.json"))
+        #expect {
+            try ModelLoader.load(directory)
+        } throws: { error in
+            let message = "\(error)"
+            return (error as? ModelFormatError)?.code == .unsupportedArchitecture && message.contains("LlamaForSequenceClassification")
+                && message.contains("--reward-model")
+        }
         let text = directory.appendingPathComponent("notes.txt")
         try Data("not a model".utf8).write(to: text)
         #expect { try ModelLoader.load(text) } throws: { "\($0)".contains("not a GGUF file") }
