@@ -1,4 +1,5 @@
 import CZeroMQ
+import Glibc
 import Synchronization
 
 /// A connection whose security handshake failed, as libzmq's socket monitor reports it.
@@ -70,8 +71,14 @@ final class HandshakeMonitor {
                 endpoint: endpoint, reason: "the authenticator refused the client's key (ZAP status \(value))",
                 event: "handshake_failed_auth")
         case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
-            let detail = String(cString: zmq_strerror(Int32(bitPattern: value)))
-            return HandshakeFailure(endpoint: endpoint, reason: "handshake failed: \(detail)", event: "handshake_failed_no_detail")
+            // A client without CURVE keys often sees the mechanism mismatch first and hangs up; the
+            // server then only learns that the peer went away mid-handshake.
+            let errno = Int32(bitPattern: value)
+            let reason =
+                errno == EPIPE || errno == ECONNRESET
+                ? "the peer closed the connection during the handshake (e.g. a client without CURVE keys)"
+                : "handshake failed: \(String(cString: zmq_strerror(errno)))"
+            return HandshakeFailure(endpoint: endpoint, reason: reason, event: "handshake_failed_no_detail")
         default:
             return nil
         }

@@ -91,9 +91,14 @@ extension ClusterProcessTests {
         let (keyless, _, _) = try runStagebeam(
             ["status", "--coordinator", endpoint, "--timeout-s", "1"], in: scratch, name: "status-keyless")
         #expect(keyless != 0)
-        let mismatch = try coordinator.wait("the keyless client's failed handshake") { _ in failures("security mechanism").first }
+        // Which side notices the mismatch first is a race: the server (a protocol error) or the client,
+        // which hangs up, so that the server sees the connection closed mid-handshake.
+        let keylessReasons = ["security mechanism", "closed the connection during the handshake"]
+        let mismatch = try coordinator.wait("the keyless client's failed handshake") { _ in
+            keylessReasons.lazy.compactMap { failures($0).first }.first
+        }
         #expect(mismatch["endpoint"] as? String == endpoint, "\(mismatch)")
-        #expect(mismatch["event"] as? String == "handshake_failed_protocol")
+        #expect(["handshake_failed_protocol", "handshake_failed_no_detail"].contains(mismatch["event"] as? String ?? ""), "\(mismatch)")
 
         // An authorized client key, but the server key is not the coordinator's: HELLO does not decrypt.
         // (`=`: a Z85 key may begin with "-", which would read as an option.)
@@ -107,6 +112,6 @@ extension ClusterProcessTests {
         #expect(undecrypted["endpoint"] as? String == endpoint, "\(undecrypted)")
 
         // The keyless client retried within its second; one line per interval (10 s) says so.
-        #expect(failures("security mechanism").count == 1, "\(failures("security mechanism"))")
+        for reason in keylessReasons { #expect(failures(reason).count <= 1, "\(failures(reason))") }
     }
 }
