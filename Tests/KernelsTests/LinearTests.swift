@@ -65,13 +65,7 @@ import Testing
     @Test(arguments: [WeightMatrix.Element.f32, .f16, .bf16])
     func prefillBlocksEqualRowsAlone(element: WeightMatrix.Element) {
         let rows = 131, out = 37, k = 45
-        let x = values(rows * k, seed: 11)
-        var stored = [UInt8](repeating: 0, count: out * element.rowBytes(columns: k)!)
-        values(out * k, seed: 12).withUnsafeBufferPointer { element.quantize($0.baseAddress!, count: out * k, into: &stored) }
-        var reference = [Float](repeating: .nan, count: rows * out)
-        let type: sb_float_type = element == .f32 ? SB_F32 : element == .f16 ? SB_F16 : SB_BF16
-        sb_float_linear_portable(
-            type, stored, element.rowBytes(columns: k)!, Int64(k), 0, Int64(out), x, Int64(rows), &reference, Int64(out))
+        let (x, stored, reference) = portableCase(element, rows: rows, out: out, k: k, seed: 11)
         stored.withUnsafeBytes { w in
             let weight = WeightMatrix(base: w.baseAddress!, element: element, rows: out, columns: k)
             let together = run(x, rows: rows, weight, bias: nil, threads: 2)
@@ -109,16 +103,24 @@ import Testing
     @Test(arguments: [WeightMatrix.Element.f32, .f16, .bf16])
     func vectorKernelEqualsPortableReference(element: WeightMatrix.Element) {
         let rows = 9, out = 11, k = 45
-        let x = values(rows * k, seed: 9)
-        var stored = [UInt8](repeating: 0, count: out * element.rowBytes(columns: k)!)
-        values(out * k, seed: 10).withUnsafeBufferPointer { element.quantize($0.baseAddress!, count: out * k, into: &stored) }
-        var reference = [Float](repeating: .nan, count: rows * out)
-        let type: sb_float_type = element == .f32 ? SB_F32 : element == .f16 ? SB_F16 : SB_BF16
-        sb_float_linear_portable(
-            type, stored, element.rowBytes(columns: k)!, Int64(k), 0, Int64(out), x, Int64(rows), &reference, Int64(out))
+        let (x, stored, reference) = portableCase(element, rows: rows, out: out, k: k, seed: 9)
         stored.withUnsafeBytes { w in
             let weight = WeightMatrix(base: w.baseAddress!, element: element, rows: out, columns: k)
             #expect(run(x, rows: rows, weight, bias: nil, threads: 2).map(\.bitPattern) == reference.map(\.bitPattern))
         }
+    }
+
+    /// Inputs (seed), weights stored as `element` (seed + 1) and the portable scalar kernel's output on them.
+    private func portableCase(
+        _ element: WeightMatrix.Element, rows: Int, out: Int, k: Int, seed: UInt64
+    ) -> (x: [Float], stored: [UInt8], reference: [Float]) {
+        let x = values(rows * k, seed: seed)
+        var stored = [UInt8](repeating: 0, count: out * element.rowBytes(columns: k)!)
+        values(out * k, seed: seed + 1).withUnsafeBufferPointer { element.quantize($0.baseAddress!, count: out * k, into: &stored) }
+        var reference = [Float](repeating: .nan, count: rows * out)
+        let type: sb_float_type = element == .f32 ? SB_F32 : element == .f16 ? SB_F16 : SB_BF16
+        sb_float_linear_portable(
+            type, stored, element.rowBytes(columns: k)!, Int64(k), 0, Int64(out), x, Int64(rows), &reference, Int64(out))
+        return (x, stored, reference)
     }
 }
