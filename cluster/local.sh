@@ -47,16 +47,8 @@ while [[ $# -gt 0 ]]; do
 done
 
 # The executable: $STAGEBEAM, else the release build, else the debug build.
-bin="${STAGEBEAM:-}"
-if [[ -z "$bin" ]]; then
-  for candidate in "$root/.build/release/stagebeam" "$root/.build/debug/stagebeam"; do
-    if [[ -x "$candidate" ]]; then bin="$candidate"; break; fi
-  done
-fi
-if [[ -z "$bin" || ! -x "$bin" ]]; then
-  echo "local.sh: no stagebeam executable; run 'swift build -c release' in $root or set STAGEBEAM=/path/to/stagebeam" >&2
-  exit 1
-fi
+source "$root/scripts/find-stagebeam.sh"
+find_stagebeam local.sh
 
 logs="${dir:-${TMPDIR:-/tmp}/stagebeam-local-$port}"
 journal="${journal:-$logs/journal.jsonl}"

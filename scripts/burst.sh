@@ -28,13 +28,8 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
-bin="${STAGEBEAM:-}"
-if [[ -z "$bin" ]]; then
-  for candidate in "$root/.build/release/stagebeam" "$root/.build/debug/stagebeam"; do
-    if [[ -x "$candidate" ]]; then bin="$candidate"; break; fi
-  done
-fi
-[[ -x "$bin" ]] || { echo "burst.sh: no stagebeam executable (swift build -c release, or STAGEBEAM=...)" >&2; exit 1; }
+source "$root/scripts/find-stagebeam.sh"
+find_stagebeam burst.sh
 model="$root/Tests/Fixtures/models/llama-gqa"
 dir="$(mktemp -d "${TMPDIR:-/tmp}/stagebeam-burst-XXXXXX")"
 pids=()

@@ -19,13 +19,8 @@ model="${1:-$root/Tests/Fixtures/gguf/llama-f32.gguf}"
 beam=${BEAM:-4}
 tokens=${TOKENS:-16}
 server_bin="$("$root/scripts/llama-server.sh")"
-bin="${STAGEBEAM:-}"
-if [[ -z "$bin" ]]; then
-  for candidate in "$root/.build/release/stagebeam" "$root/.build/debug/stagebeam"; do
-    if [[ -x "$candidate" ]]; then bin="$candidate"; break; fi
-  done
-fi
-[[ -x "$bin" ]] || { echo "e2e-server-backend.sh: no stagebeam executable (swift build, or STAGEBEAM=...)" >&2; exit 1; }
+source "$root/scripts/find-stagebeam.sh"
+find_stagebeam e2e-server-backend.sh
 dir="$(mktemp -d "${TMPDIR:-/tmp}/stagebeam-e2e-server-XXXXXX")"
 http_port=$(( 20000 + RANDOM % 20000 ))
 zmq_port=$(( http_port + 1 ))

@@ -21,13 +21,8 @@ while [[ $# -gt 0 ]]; do
     *) echo "fuzz.sh: unknown option $1 (see --help)" >&2; exit 64 ;;
   esac
 done
-bin="${STAGEBEAM:-}"
-if [[ -z "$bin" ]]; then
-  for candidate in "$root/.build/release/stagebeam" "$root/.build/debug/stagebeam"; do
-    if [[ -x "$candidate" ]]; then bin="$candidate"; break; fi
-  done
-fi
-[[ -x "$bin" ]] || { echo "fuzz.sh: no stagebeam executable (swift build -c release, or STAGEBEAM=...)" >&2; exit 1; }
+source "$root/scripts/find-stagebeam.sh"
+find_stagebeam fuzz.sh
 dir="$(mktemp -d "${TMPDIR:-/tmp}/stagebeam-fuzz-XXXXXX")"
 
 # Jobs the mutations leave valid are accepted and wait for a worker that never comes: they fail

@@ -43,13 +43,8 @@ for kind in "${faults[@]}"; do
   case "$kind" in worker|coordinator|frames) ;; *) echo "soak.sh: unknown fault $kind (worker, coordinator, frames)" >&2; exit 64 ;; esac
 done
 
-bin="${STAGEBEAM:-}"
-if [[ -z "$bin" ]]; then
-  for candidate in "$root/.build/release/stagebeam" "$root/.build/debug/stagebeam"; do
-    if [[ -x "$candidate" ]]; then bin="$candidate"; break; fi
-  done
-fi
-[[ -x "$bin" ]] || { echo "soak.sh: no stagebeam executable (swift build -c release, or STAGEBEAM=...)" >&2; exit 1; }
+source "$root/scripts/find-stagebeam.sh"
+find_stagebeam soak.sh
 model="$root/Tests/Fixtures/models/llama-gqa"
 dir="$(mktemp -d "${TMPDIR:-/tmp}/stagebeam-soak-XXXXXX")"
 mkdir -p "$dir/jobs" "$dir/reference"

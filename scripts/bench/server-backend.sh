@@ -23,13 +23,8 @@ threads=${THREADS:-2}
 template=()
 [[ -n "${TEMPLATE:-}" ]] && template=(--chat-template "$TEMPLATE")
 server_bin="$("$root/scripts/llama-server.sh")"
-bin="${STAGEBEAM:-}"
-if [[ -z "$bin" ]]; then
-  for candidate in "$root/.build/release/stagebeam" "$root/.build/debug/stagebeam"; do
-    if [[ -x "$candidate" ]]; then bin="$candidate"; break; fi
-  done
-fi
-[[ -x "$bin" ]] || { echo "server-backend.sh: no stagebeam executable (swift build -c release, or STAGEBEAM=...)" >&2; exit 1; }
+source "$root/scripts/find-stagebeam.sh"
+find_stagebeam server-backend.sh
 dir="$(mktemp -d "${TMPDIR:-/tmp}/stagebeam-bench-server-XXXXXX")"
 pids=()
 stop_all() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; pids=(); sleep 1; }
