@@ -47,25 +47,12 @@ public struct JudgeTemplates: Sendable, Equatable {
 
     /// Loads and validates a templates file; errors name the file and what is wrong.
     public init(contentsOf url: URL) throws {
-        let data: Data
-        do {
-            data = try Data(contentsOf: url)
-        } catch {
-            throw SearchError(.templatesUnreadable, "cannot read judge templates file \(url.path): \(error.localizedDescription)")
-        }
-        try self.init(json: data, source: url.path)
+        try self.init(json: Self.readFile(url, kind: "judge templates"), source: url.path)
     }
 
     /// Parses and validates templates; `source` names them in errors.
     public init(json: Data, source: String) throws {
-        let file: TemplateFile
-        do {
-            file = try JSONDecoder().decode(TemplateFile.self, from: json)
-        } catch let error as DecodingError {
-            throw SearchError(.templatesMalformed, "\(source): \(Self.describe(error))")
-        } catch {
-            throw SearchError(.templatesMalformed, "\(source): not valid JSON (\(error.localizedDescription))")
-        }
+        let file = try Self.decodeFile(TemplateFile.self, json: json, source: source)
         func incomplete(_ message: String) -> SearchError { SearchError(.templatesIncomplete, "\(source): \(message)") }
         func require<T>(_ value: T?, _ field: String) throws -> T {
             guard let value else { throw incomplete("missing field \"\(field)\"") }
@@ -171,6 +158,26 @@ public struct JudgeTemplates: Sendable, Equatable {
             throw incomplete(
                 "\"\(field)\" has an unknown placeholder {\(name)} (allowed: \((required + optional).map { "{\($0)}" }.joined(separator: ", ")))"
             )
+        }
+    }
+
+    /// A templates file's bytes (judge or reward templates: `kind` names them in the error).
+    static func readFile(_ url: URL, kind: String) throws -> Data {
+        do {
+            return try Data(contentsOf: url)
+        } catch {
+            throw SearchError(.templatesUnreadable, "cannot read \(kind) file \(url.path): \(error.localizedDescription)")
+        }
+    }
+
+    /// A templates file decoded; `source` names it in errors.
+    static func decodeFile<File: Decodable>(_ type: File.Type, json: Data, source: String) throws -> File {
+        do {
+            return try JSONDecoder().decode(File.self, from: json)
+        } catch let error as DecodingError {
+            throw SearchError(.templatesMalformed, "\(source): \(describe(error))")
+        } catch {
+            throw SearchError(.templatesMalformed, "\(source): not valid JSON (\(error.localizedDescription))")
         }
     }
 

@@ -34,25 +34,12 @@ public struct RewardTemplates: Sendable, Equatable {
 
     /// Loads and validates a templates file; errors name the file and what is wrong.
     public init(contentsOf url: URL) throws {
-        let data: Data
-        do {
-            data = try Data(contentsOf: url)
-        } catch {
-            throw SearchError(.templatesUnreadable, "cannot read reward templates file \(url.path): \(error.localizedDescription)")
-        }
-        try self.init(json: data, source: url.path)
+        try self.init(json: JudgeTemplates.readFile(url, kind: "reward templates"), source: url.path)
     }
 
     /// Parses and validates templates; `source` names them in errors.
     public init(json: Data, source: String) throws {
-        let file: File
-        do {
-            file = try JSONDecoder().decode(File.self, from: json)
-        } catch let error as DecodingError {
-            throw SearchError(.templatesMalformed, "\(source): \(JudgeTemplates.describe(error))")
-        } catch {
-            throw SearchError(.templatesMalformed, "\(source): not valid JSON (\(error.localizedDescription))")
-        }
+        let file = try JudgeTemplates.decodeFile(File.self, json: json, source: source)
         func incomplete(_ message: String) -> SearchError { SearchError(.templatesIncomplete, "\(source): \(message)") }
         guard let version = file.version else { throw incomplete("missing field \"version\"") }
         guard version == Self.supportedVersion else {
