@@ -57,7 +57,9 @@ public nonisolated enum Stagebeam_V1_ProtocolVersion: SwiftProtobuf.Enum, Swift.
   case protocolVersion1 // = 1
 
   /// Version ranges; the job API: CancelJob, GetJob, ListJobs, SubmitJob.deadline_ms and
-  /// SubmitJob.detached, JOB_STATUS_CANCELLED, JobCounts' prompt and judge token counts.
+  /// SubmitJob.detached, JOB_STATUS_CANCELLED, JobCounts' prompt and judge token counts. Added to
+  /// version 2 later, as optional parts old peers skip: StopRequests, GenerateProgress and the
+  /// candidate text stream (JobEvent.candidate_text), JobCounts.judge_generated_tokens.
   case protocolVersion2 // = 2
 
   /// the version this schema describes
@@ -840,6 +842,24 @@ public nonisolated struct Stagebeam_V1_Envelope: Sendable {
     set {body = .error(newValue)}
   }
 
+  /// Coordinator → worker: stop requests of a job that ended (cancelled, past its deadline).
+  public var stopRequests: Stagebeam_V1_StopRequests {
+    get {
+      if case .stopRequests(let v)? = body {return v}
+      return Stagebeam_V1_StopRequests()
+    }
+    set {body = .stopRequests(newValue)}
+  }
+
+  /// Worker → coordinator: text of candidates being generated (GenerateRequest.progress_interval_ms).
+  public var generateProgress: Stagebeam_V1_GenerateProgress {
+    get {
+      if case .generateProgress(let v)? = body {return v}
+      return Stagebeam_V1_GenerateProgress()
+    }
+    set {body = .generateProgress(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -868,6 +888,10 @@ public nonisolated struct Stagebeam_V1_Envelope: Sendable {
     case jobList(Stagebeam_V1_JobList)
     /// Any direction: a request or message could not be served.
     case error(Stagebeam_V1_Error)
+    /// Coordinator → worker: stop requests of a job that ended (cancelled, past its deadline).
+    case stopRequests(Stagebeam_V1_StopRequests)
+    /// Worker → coordinator: text of candidates being generated (GenerateRequest.progress_interval_ms).
+    case generateProgress(Stagebeam_V1_GenerateProgress)
 
   }
 
@@ -1142,11 +1166,82 @@ public nonisolated struct Stagebeam_V1_GenerateRequest: @unchecked Sendable {
     set {_uniqueStorage()._firstCandidateIndex = newValue}
   }
 
+  /// Send GenerateProgress messages with the candidates' new text while they are generated, at most
+  /// one per this many milliseconds (each one carries every candidate's text since the previous
+  /// one), and a last one with the rest when generation ends, before the GenerateResult. 0 = none
+  /// (the default): the candidates come whole in the GenerateResult only. Never changes the tokens.
+  /// A worker that cannot stream (a server-backed one) ignores it.
+  public var progressIntervalMs: Double {
+    get {_storage._progressIntervalMs}
+    set {_uniqueStorage()._progressIntervalMs = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+/// Text of candidates being generated, for a GenerateRequest that set progress_interval_ms. The
+/// `text` of one candidate's GenerateProgress messages, concatenated in order, is its
+/// GeneratedCandidate.text.
+public nonisolated struct Stagebeam_V1_GenerateProgress: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var requestID: String = String()
+
+  public var jobID: String = String()
+
+  /// those with new text, in request order
+  public var candidates: [Stagebeam_V1_CandidateProgress] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Stagebeam_V1_CandidateProgress: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// candidate k of the request (its seeds[k]); 0 = the first
+  public var index: UInt32 = 0
+
+  /// generated since this candidate's previous progress (whole UTF-8 characters)
+  public var text: String = String()
+
+  /// tokens generated so far
+  public var tokenCount: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Stop requests of a job that ended (cancelled, past its deadline, its clients gone): the worker
+/// stops decoding their sequences at the next token, frees their credits and KV cache, and answers
+/// each request it still holds with an Error of code ERROR_CODE_CANCELLED naming it (the coordinator
+/// ignores it, and any late result, beyond taking the credits back). Ids it does not hold (already
+/// answered) are ignored. A version-1 worker ignores the message and answers when done.
+public nonisolated struct Stagebeam_V1_StopRequests: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var requestIds: [String] = []
+
+  public var jobID: String = String()
+
+  /// for the worker's log; empty = none given
+  public var reason: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 public nonisolated struct Stagebeam_V1_GeneratedCandidate: Sendable {
@@ -1381,6 +1476,9 @@ public nonisolated struct Stagebeam_V1_JudgeResult: Sendable {
   /// Of prompt_tokens, how many came from the worker's prefix cache instead of being prefilled.
   public var reusedPrefixTokens: UInt32 = 0
 
+  /// Generate mode: tokens the judge generated for its verdict (EOS included); logprob mode: 0.
+  public var generatedTokens: UInt32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1548,6 +1646,21 @@ public nonisolated struct Stagebeam_V1_SubmitJob: @unchecked Sendable {
     set {_uniqueStorage()._owner = newValue}
   }
 
+  /// With stream_events: also send JobEvent.candidate_text while candidates are generated (their
+  /// text as workers write it, from the next generate request on). false (the default): none.
+  /// Server-backed workers send no text; their candidates appear whole in candidates_ready.
+  public var streamCandidateText: Bool {
+    get {_storage._streamCandidateText}
+    set {_uniqueStorage()._streamCandidateText = newValue}
+  }
+
+  /// How often each worker sends a generate request's new text, in milliseconds; 0 = 250. The
+  /// coordinator raises a value under 50 to 50.
+  public var candidateTextIntervalMs: Double {
+    get {_storage._candidateTextIntervalMs}
+    set {_uniqueStorage()._candidateTextIntervalMs = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   /// Force each stage's opening tag into the prefix. Unset: recommended, else true. A single-field
@@ -1623,6 +1736,10 @@ public nonisolated struct Stagebeam_V1_GetJob: Sendable {
 
   /// with `wait`: send JobEvent messages from now on
   public var streamEvents: Bool = false
+
+  /// With `stream_events`: JobEvent.candidate_text too (as SubmitJob.stream_candidate_text; the
+  /// job's candidate_text_interval_ms applies). false (the default): none.
+  public var streamCandidateText: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1703,6 +1820,15 @@ public nonisolated struct Stagebeam_V1_JobEvent: Sendable {
     set {kind = .winner(newValue)}
   }
 
+  /// Text a candidate of this step is being generated with (SubmitJob.stream_candidate_text).
+  public var candidateText: Stagebeam_V1_CandidateText {
+    get {
+      if case .candidateText(let v)? = kind {return v}
+      return Stagebeam_V1_CandidateText()
+    }
+    set {kind = .candidateText(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Kind: Equatable, Sendable {
@@ -1710,8 +1836,38 @@ public nonisolated struct Stagebeam_V1_JobEvent: Sendable {
     case candidatesReady(Stagebeam_V1_CandidatesReady)
     case verdict(Stagebeam_V1_Verdict)
     case winner(Stagebeam_V1_Winner)
+    /// Text a candidate of this step is being generated with (SubmitJob.stream_candidate_text).
+    case candidateText(Stagebeam_V1_CandidateText)
 
   }
+
+  public init() {}
+}
+
+/// New text of a candidate while it is generated: append `text` to what this candidate's earlier
+/// events of the same attempt carried. Its whole text, as the search uses it, comes in
+/// candidates_ready (which may differ: the search closes a tag the model left open).
+public nonisolated struct Stagebeam_V1_CandidateText: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// the candidate's index in the step (as CandidateSummary.index)
+  public var index: UInt32 = 0
+
+  /// generated since this candidate's previous event of this attempt
+  public var text: String = String()
+
+  /// tokens this attempt has generated so far
+  public var tokenCount: UInt32 = 0
+
+  /// 1 for the candidate's first request. Each re-dispatch (its worker lost, failed or past the
+  /// request timeout) sends it again with the next number: the text of lower attempts is
+  /// superseded, so a client starts the candidate's text afresh when the number grows. Events of a
+  /// lower attempt never follow those of a higher one.
+  public var attempt: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 }
@@ -1975,6 +2131,10 @@ public nonisolated struct Stagebeam_V1_JobCounts: Sendable {
   public var judgePromptTokens: UInt64 = 0
 
   public var judgeReusedPrefixTokens: UInt64 = 0
+
+  /// Tokens generate-mode judges wrote for their verdicts (JudgeResult.generated_tokens) in this
+  /// coordinator run (like candidate_prompt_tokens); 0 in logprob mode.
+  public var judgeGeneratedTokens: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -2250,7 +2410,7 @@ nonisolated extension Stagebeam_V1_ErrorCode: SwiftProtobuf._ProtoNameProviding 
 
 nonisolated extension Stagebeam_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Envelope"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{2}\u{9}ready\0\u{1}heartbeat\0\u{1}disconnect\0\u{4}\u{8}generate_request\0\u{3}generate_result\0\u{3}judge_request\0\u{3}judge_result\0\u{4}\u{7}submit_job\0\u{3}job_accepted\0\u{3}job_event\0\u{3}job_result\0\u{3}status_request\0\u{3}status_reply\0\u{3}cancel_job\0\u{3}get_job\0\u{3}list_jobs\0\u{3}job_list\0\u{1}error\0\u{3}min_protocol_version\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{2}\u{9}ready\0\u{1}heartbeat\0\u{1}disconnect\0\u{4}\u{8}generate_request\0\u{3}generate_result\0\u{3}judge_request\0\u{3}judge_result\0\u{4}\u{7}submit_job\0\u{3}job_accepted\0\u{3}job_event\0\u{3}job_result\0\u{3}status_request\0\u{3}status_reply\0\u{3}cancel_job\0\u{3}get_job\0\u{3}list_jobs\0\u{3}job_list\0\u{1}error\0\u{3}min_protocol_version\0\u{4}\u{9}stop_requests\0\u{3}generate_progress\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2494,6 +2654,32 @@ nonisolated extension Stagebeam_V1_Envelope: SwiftProtobuf.Message, SwiftProtobu
         }
       }()
       case 41: try { try decoder.decodeSingularUInt32Field(value: &self.minProtocolVersion) }()
+      case 50: try {
+        var v: Stagebeam_V1_StopRequests?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .stopRequests(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .stopRequests(v)
+        }
+      }()
+      case 51: try {
+        var v: Stagebeam_V1_GenerateProgress?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .generateProgress(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .generateProgress(v)
+        }
+      }()
       default: break
       }
     }
@@ -2580,10 +2766,21 @@ nonisolated extension Stagebeam_V1_Envelope: SwiftProtobuf.Message, SwiftProtobu
       guard case .error(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 40)
     }()
-    case nil: break
+    default: break
     }
     if self.minProtocolVersion != 0 {
       try visitor.visitSingularUInt32Field(value: self.minProtocolVersion, fieldNumber: 41)
+    }
+    switch self.body {
+    case .stopRequests?: try {
+      guard case .stopRequests(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 50)
+    }()
+    case .generateProgress?: try {
+      guard case .generateProgress(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 51)
+    }()
+    default: break
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -2888,7 +3085,7 @@ nonisolated extension Stagebeam_V1_Disconnect: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Stagebeam_V1_GenerateRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".GenerateRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}job_id\0\u{3}deadline_ms\0\u{1}question\0\u{1}image\0\u{3}assistant_prefix\0\u{1}n\0\u{1}seeds\0\u{1}sampling\0\u{1}stop\0\u{3}max_new_tokens\0\u{1}stage\0\u{3}first_candidate_index\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}job_id\0\u{3}deadline_ms\0\u{1}question\0\u{1}image\0\u{3}assistant_prefix\0\u{1}n\0\u{1}seeds\0\u{1}sampling\0\u{1}stop\0\u{3}max_new_tokens\0\u{1}stage\0\u{3}first_candidate_index\0\u{4}\u{11}progress_interval_ms\0")
 
   fileprivate class _StorageClass {
     var _requestID: String = String()
@@ -2904,6 +3101,7 @@ nonisolated extension Stagebeam_V1_GenerateRequest: SwiftProtobuf.Message, Swift
     var _maxNewTokens: UInt32 = 0
     var _stage: Stagebeam_V1_Stage = .unspecified
     var _firstCandidateIndex: UInt32 = 0
+    var _progressIntervalMs: Double = 0
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -2927,6 +3125,7 @@ nonisolated extension Stagebeam_V1_GenerateRequest: SwiftProtobuf.Message, Swift
       _maxNewTokens = source._maxNewTokens
       _stage = source._stage
       _firstCandidateIndex = source._firstCandidateIndex
+      _progressIntervalMs = source._progressIntervalMs
     }
   }
 
@@ -2958,6 +3157,7 @@ nonisolated extension Stagebeam_V1_GenerateRequest: SwiftProtobuf.Message, Swift
         case 11: try { try decoder.decodeSingularUInt32Field(value: &_storage._maxNewTokens) }()
         case 12: try { try decoder.decodeSingularEnumField(value: &_storage._stage) }()
         case 13: try { try decoder.decodeSingularUInt32Field(value: &_storage._firstCandidateIndex) }()
+        case 30: try { try decoder.decodeSingularDoubleField(value: &_storage._progressIntervalMs) }()
         default: break
         }
       }
@@ -3009,6 +3209,9 @@ nonisolated extension Stagebeam_V1_GenerateRequest: SwiftProtobuf.Message, Swift
       if _storage._firstCandidateIndex != 0 {
         try visitor.visitSingularUInt32Field(value: _storage._firstCandidateIndex, fieldNumber: 13)
       }
+      if _storage._progressIntervalMs.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._progressIntervalMs, fieldNumber: 30)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -3031,10 +3234,131 @@ nonisolated extension Stagebeam_V1_GenerateRequest: SwiftProtobuf.Message, Swift
         if _storage._maxNewTokens != rhs_storage._maxNewTokens {return false}
         if _storage._stage != rhs_storage._stage {return false}
         if _storage._firstCandidateIndex != rhs_storage._firstCandidateIndex {return false}
+        if _storage._progressIntervalMs != rhs_storage._progressIntervalMs {return false}
         return true
       }
       if !storagesAreEqual {return false}
     }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Stagebeam_V1_GenerateProgress: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GenerateProgress"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}job_id\0\u{1}candidates\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.requestID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.jobID) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.candidates) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.requestID.isEmpty {
+      try visitor.visitSingularStringField(value: self.requestID, fieldNumber: 1)
+    }
+    if !self.jobID.isEmpty {
+      try visitor.visitSingularStringField(value: self.jobID, fieldNumber: 2)
+    }
+    if !self.candidates.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.candidates, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Stagebeam_V1_GenerateProgress, rhs: Stagebeam_V1_GenerateProgress) -> Bool {
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs.jobID != rhs.jobID {return false}
+    if lhs.candidates != rhs.candidates {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Stagebeam_V1_CandidateProgress: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CandidateProgress"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}index\0\u{1}text\0\u{3}token_count\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.index) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.text) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.tokenCount) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.index != 0 {
+      try visitor.visitSingularUInt32Field(value: self.index, fieldNumber: 1)
+    }
+    if !self.text.isEmpty {
+      try visitor.visitSingularStringField(value: self.text, fieldNumber: 2)
+    }
+    if self.tokenCount != 0 {
+      try visitor.visitSingularUInt32Field(value: self.tokenCount, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Stagebeam_V1_CandidateProgress, rhs: Stagebeam_V1_CandidateProgress) -> Bool {
+    if lhs.index != rhs.index {return false}
+    if lhs.text != rhs.text {return false}
+    if lhs.tokenCount != rhs.tokenCount {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Stagebeam_V1_StopRequests: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".StopRequests"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_ids\0\u{3}job_id\0\u{1}reason\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedStringField(value: &self.requestIds) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.jobID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.requestIds.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.requestIds, fieldNumber: 1)
+    }
+    if !self.jobID.isEmpty {
+      try visitor.visitSingularStringField(value: self.jobID, fieldNumber: 2)
+    }
+    if !self.reason.isEmpty {
+      try visitor.visitSingularStringField(value: self.reason, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Stagebeam_V1_StopRequests, rhs: Stagebeam_V1_StopRequests) -> Bool {
+    if lhs.requestIds != rhs.requestIds {return false}
+    if lhs.jobID != rhs.jobID {return false}
+    if lhs.reason != rhs.reason {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3372,7 +3696,7 @@ nonisolated extension Stagebeam_V1_JudgeRequest: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Stagebeam_V1_JudgeResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JudgeResult"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}job_id\0\u{1}choice\0\u{3}verdict_text\0\u{3}probability_first\0\u{3}probability_second\0\u{3}prompt_tokens\0\u{3}prefill_ms\0\u{3}decode_ms\0\u{3}worker_id\0\u{3}logprob_first\0\u{3}logprob_second\0\u{4}\u{8}reused_prefix_tokens\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}job_id\0\u{1}choice\0\u{3}verdict_text\0\u{3}probability_first\0\u{3}probability_second\0\u{3}prompt_tokens\0\u{3}prefill_ms\0\u{3}decode_ms\0\u{3}worker_id\0\u{3}logprob_first\0\u{3}logprob_second\0\u{4}\u{8}reused_prefix_tokens\0\u{4}\u{a}generated_tokens\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3393,6 +3717,7 @@ nonisolated extension Stagebeam_V1_JudgeResult: SwiftProtobuf.Message, SwiftProt
       case 11: try { try decoder.decodeSingularDoubleField(value: &self.logprobFirst) }()
       case 12: try { try decoder.decodeSingularDoubleField(value: &self.logprobSecond) }()
       case 20: try { try decoder.decodeSingularUInt32Field(value: &self.reusedPrefixTokens) }()
+      case 30: try { try decoder.decodeSingularUInt32Field(value: &self.generatedTokens) }()
       default: break
       }
     }
@@ -3438,6 +3763,9 @@ nonisolated extension Stagebeam_V1_JudgeResult: SwiftProtobuf.Message, SwiftProt
     if self.reusedPrefixTokens != 0 {
       try visitor.visitSingularUInt32Field(value: self.reusedPrefixTokens, fieldNumber: 20)
     }
+    if self.generatedTokens != 0 {
+      try visitor.visitSingularUInt32Field(value: self.generatedTokens, fieldNumber: 30)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3455,6 +3783,7 @@ nonisolated extension Stagebeam_V1_JudgeResult: SwiftProtobuf.Message, SwiftProt
     if lhs.logprobFirst != rhs.logprobFirst {return false}
     if lhs.logprobSecond != rhs.logprobSecond {return false}
     if lhs.reusedPrefixTokens != rhs.reusedPrefixTokens {return false}
+    if lhs.generatedTokens != rhs.generatedTokens {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3462,7 +3791,7 @@ nonisolated extension Stagebeam_V1_JudgeResult: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Stagebeam_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SubmitJob"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}question\0\u{1}image\0\u{1}method\0\u{1}beam\0\u{1}tournament\0\u{3}max_stage_tokens\0\u{1}seed\0\u{3}judge_both_orders\0\u{3}verdict_mode\0\u{3}force_tags\0\u{3}record_search\0\u{1}sampling\0\u{3}stream_events\0\u{3}judge_templates_json\0\u{3}max_verdict_tokens\0\u{3}judge_sampling\0\u{4}\u{3}deadline_ms\0\u{1}detached\0\u{1}owner\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}question\0\u{1}image\0\u{1}method\0\u{1}beam\0\u{1}tournament\0\u{3}max_stage_tokens\0\u{1}seed\0\u{3}judge_both_orders\0\u{3}verdict_mode\0\u{3}force_tags\0\u{3}record_search\0\u{1}sampling\0\u{3}stream_events\0\u{3}judge_templates_json\0\u{3}max_verdict_tokens\0\u{3}judge_sampling\0\u{4}\u{3}deadline_ms\0\u{1}detached\0\u{1}owner\0\u{3}stream_candidate_text\0\u{3}candidate_text_interval_ms\0")
 
   fileprivate class _StorageClass {
     var _jobID: String = String()
@@ -3485,6 +3814,8 @@ nonisolated extension Stagebeam_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtob
     var _deadlineMs: Double = 0
     var _detached: Bool = false
     var _owner: String = String()
+    var _streamCandidateText: Bool = false
+    var _candidateTextIntervalMs: Double = 0
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -3515,6 +3846,8 @@ nonisolated extension Stagebeam_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtob
       _deadlineMs = source._deadlineMs
       _detached = source._detached
       _owner = source._owner
+      _streamCandidateText = source._streamCandidateText
+      _candidateTextIntervalMs = source._candidateTextIntervalMs
     }
   }
 
@@ -3560,6 +3893,8 @@ nonisolated extension Stagebeam_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtob
         case 20: try { try decoder.decodeSingularDoubleField(value: &_storage._deadlineMs) }()
         case 21: try { try decoder.decodeSingularBoolField(value: &_storage._detached) }()
         case 22: try { try decoder.decodeSingularStringField(value: &_storage._owner) }()
+        case 23: try { try decoder.decodeSingularBoolField(value: &_storage._streamCandidateText) }()
+        case 24: try { try decoder.decodeSingularDoubleField(value: &_storage._candidateTextIntervalMs) }()
         default: break
         }
       }
@@ -3632,6 +3967,12 @@ nonisolated extension Stagebeam_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtob
       if !_storage._owner.isEmpty {
         try visitor.visitSingularStringField(value: _storage._owner, fieldNumber: 22)
       }
+      if _storage._streamCandidateText != false {
+        try visitor.visitSingularBoolField(value: _storage._streamCandidateText, fieldNumber: 23)
+      }
+      if _storage._candidateTextIntervalMs.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._candidateTextIntervalMs, fieldNumber: 24)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -3661,6 +4002,8 @@ nonisolated extension Stagebeam_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtob
         if _storage._deadlineMs != rhs_storage._deadlineMs {return false}
         if _storage._detached != rhs_storage._detached {return false}
         if _storage._owner != rhs_storage._owner {return false}
+        if _storage._streamCandidateText != rhs_storage._streamCandidateText {return false}
+        if _storage._candidateTextIntervalMs != rhs_storage._candidateTextIntervalMs {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -3747,7 +4090,7 @@ nonisolated extension Stagebeam_V1_CancelJob: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Stagebeam_V1_GetJob: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".GetJob"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{3}record_search\0\u{1}wait\0\u{3}stream_events\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{3}record_search\0\u{1}wait\0\u{3}stream_events\0\u{3}stream_candidate_text\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3759,6 +4102,7 @@ nonisolated extension Stagebeam_V1_GetJob: SwiftProtobuf.Message, SwiftProtobuf.
       case 2: try { try decoder.decodeSingularBoolField(value: &self.recordSearch) }()
       case 3: try { try decoder.decodeSingularBoolField(value: &self.wait) }()
       case 4: try { try decoder.decodeSingularBoolField(value: &self.streamEvents) }()
+      case 5: try { try decoder.decodeSingularBoolField(value: &self.streamCandidateText) }()
       default: break
       }
     }
@@ -3777,6 +4121,9 @@ nonisolated extension Stagebeam_V1_GetJob: SwiftProtobuf.Message, SwiftProtobuf.
     if self.streamEvents != false {
       try visitor.visitSingularBoolField(value: self.streamEvents, fieldNumber: 4)
     }
+    if self.streamCandidateText != false {
+      try visitor.visitSingularBoolField(value: self.streamCandidateText, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3785,6 +4132,7 @@ nonisolated extension Stagebeam_V1_GetJob: SwiftProtobuf.Message, SwiftProtobuf.
     if lhs.recordSearch != rhs.recordSearch {return false}
     if lhs.wait != rhs.wait {return false}
     if lhs.streamEvents != rhs.streamEvents {return false}
+    if lhs.streamCandidateText != rhs.streamCandidateText {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3852,7 +4200,7 @@ nonisolated extension Stagebeam_V1_JobList: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Stagebeam_V1_JobEvent: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JobEvent"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}stage\0\u{1}step\0\u{4}\u{7}stage_started\0\u{3}candidates_ready\0\u{1}verdict\0\u{1}winner\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}stage\0\u{1}step\0\u{4}\u{7}stage_started\0\u{3}candidates_ready\0\u{1}verdict\0\u{1}winner\0\u{3}candidate_text\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3915,6 +4263,19 @@ nonisolated extension Stagebeam_V1_JobEvent: SwiftProtobuf.Message, SwiftProtobu
           self.kind = .winner(v)
         }
       }()
+      case 14: try {
+        var v: Stagebeam_V1_CandidateText?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .candidateText(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .candidateText(v)
+        }
+      }()
       default: break
       }
     }
@@ -3951,6 +4312,10 @@ nonisolated extension Stagebeam_V1_JobEvent: SwiftProtobuf.Message, SwiftProtobu
       guard case .winner(let v)? = self.kind else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
     }()
+    case .candidateText?: try {
+      guard case .candidateText(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -3961,6 +4326,51 @@ nonisolated extension Stagebeam_V1_JobEvent: SwiftProtobuf.Message, SwiftProtobu
     if lhs.stage != rhs.stage {return false}
     if lhs.step != rhs.step {return false}
     if lhs.kind != rhs.kind {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Stagebeam_V1_CandidateText: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CandidateText"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}index\0\u{1}text\0\u{3}token_count\0\u{1}attempt\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.index) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.text) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.tokenCount) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.attempt) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.index != 0 {
+      try visitor.visitSingularUInt32Field(value: self.index, fieldNumber: 1)
+    }
+    if !self.text.isEmpty {
+      try visitor.visitSingularStringField(value: self.text, fieldNumber: 2)
+    }
+    if self.tokenCount != 0 {
+      try visitor.visitSingularUInt32Field(value: self.tokenCount, fieldNumber: 3)
+    }
+    if self.attempt != 0 {
+      try visitor.visitSingularUInt32Field(value: self.attempt, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Stagebeam_V1_CandidateText, rhs: Stagebeam_V1_CandidateText) -> Bool {
+    if lhs.index != rhs.index {return false}
+    if lhs.text != rhs.text {return false}
+    if lhs.tokenCount != rhs.tokenCount {return false}
+    if lhs.attempt != rhs.attempt {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -4358,7 +4768,7 @@ nonisolated extension Stagebeam_V1_StageSummary: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Stagebeam_V1_JobCounts: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JobCounts"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}candidates\0\u{3}generated_tokens\0\u{3}judge_calls\0\u{3}unparsable_verdicts\0\u{3}redispatched_requests\0\u{4}\u{5}candidate_prompt_tokens\0\u{3}candidate_reused_prefix_tokens\0\u{4}\u{13}candidate_prefill_ms\0\u{3}candidate_decode_ms\0\u{3}candidate_waiting_ms\0\u{3}judge_prefill_ms\0\u{3}judge_decode_ms\0\u{3}judge_waiting_ms\0\u{3}judge_prompt_tokens\0\u{3}judge_reused_prefix_tokens\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}candidates\0\u{3}generated_tokens\0\u{3}judge_calls\0\u{3}unparsable_verdicts\0\u{3}redispatched_requests\0\u{4}\u{5}candidate_prompt_tokens\0\u{3}candidate_reused_prefix_tokens\0\u{3}judge_generated_tokens\0\u{4}\u{12}candidate_prefill_ms\0\u{3}candidate_decode_ms\0\u{3}candidate_waiting_ms\0\u{3}judge_prefill_ms\0\u{3}judge_decode_ms\0\u{3}judge_waiting_ms\0\u{3}judge_prompt_tokens\0\u{3}judge_reused_prefix_tokens\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4373,6 +4783,7 @@ nonisolated extension Stagebeam_V1_JobCounts: SwiftProtobuf.Message, SwiftProtob
       case 5: try { try decoder.decodeSingularUInt32Field(value: &self.redispatchedRequests) }()
       case 10: try { try decoder.decodeSingularUInt64Field(value: &self.candidatePromptTokens) }()
       case 11: try { try decoder.decodeSingularUInt64Field(value: &self.candidateReusedPrefixTokens) }()
+      case 12: try { try decoder.decodeSingularUInt64Field(value: &self.judgeGeneratedTokens) }()
       case 30: try { try decoder.decodeSingularDoubleField(value: &self.candidatePrefillMs) }()
       case 31: try { try decoder.decodeSingularDoubleField(value: &self.candidateDecodeMs) }()
       case 32: try { try decoder.decodeSingularDoubleField(value: &self.candidateWaitingMs) }()
@@ -4407,6 +4818,9 @@ nonisolated extension Stagebeam_V1_JobCounts: SwiftProtobuf.Message, SwiftProtob
     }
     if self.candidateReusedPrefixTokens != 0 {
       try visitor.visitSingularUInt64Field(value: self.candidateReusedPrefixTokens, fieldNumber: 11)
+    }
+    if self.judgeGeneratedTokens != 0 {
+      try visitor.visitSingularUInt64Field(value: self.judgeGeneratedTokens, fieldNumber: 12)
     }
     if self.candidatePrefillMs.bitPattern != 0 {
       try visitor.visitSingularDoubleField(value: self.candidatePrefillMs, fieldNumber: 30)
@@ -4451,6 +4865,7 @@ nonisolated extension Stagebeam_V1_JobCounts: SwiftProtobuf.Message, SwiftProtob
     if lhs.judgeWaitingMs != rhs.judgeWaitingMs {return false}
     if lhs.judgePromptTokens != rhs.judgePromptTokens {return false}
     if lhs.judgeReusedPrefixTokens != rhs.judgeReusedPrefixTokens {return false}
+    if lhs.judgeGeneratedTokens != rhs.judgeGeneratedTokens {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
