@@ -1,0 +1,125 @@
+import Cluster
+import ClusterTestSupport
+import Foundation
+import Testing
+import Transport
+import Wire
+
+extension ClusterProcessTests {
+    /// A job cancelled while its worker decodes a long stage frees the worker at once: the
+    /// coordinator sends StopRequests, the worker stops at its next token and answers `cancelled`,
+    /// and the next job's candidates are being generated within a second of the cancel, where the
+    /// stage left to decode would have taken the worker longer (its own rate says how long).
+    @Test func cancelStopsTheWorkersDecoding() throws {
+        let scratch = try Scratch()
+        let cluster = try LocalCluster(scratch: scratch, coordinatorArguments: ["--max-running-jobs", "1"])
+        try cluster.addWorker("w", maxBatch: 8)
+        let context = try ZMQContext()
+        let client = try SchemaPeer(context: context, endpoint: cluster.endpoint, id: "stopper")
+
+        // Eight candidates of up to 900 tokens each (the fixture model rarely closes a tag).
+        var long = TestJob(question: "Describe everything.", beam: 8, maxStageTokens: 900).submitJob(id: "long")
+        long.streamEvents = true
+        long.streamCandidateText = true
+        long.candidateTextIntervalMs = 50
+        try client.send(.submitJob(long))
+        _ = try client.next("the long job's first text") { body -> Bool? in
+            if case .jobEvent(let event) = body, event.jobID == "long", event.candidateText.tokenCount > 0 { return true }
+            return nil
+        }
+        var next = TestJob(question: "And then?", beam: 2, maxStageTokens: 8).submitJob(id: "next")
+        next.streamEvents = true
+        next.streamCandidateText = true
+        next.candidateTextIntervalMs = 50
+        try client.send(.submitJob(next))
+        _ = try client.accepted("next")
+
+        let cancelled = ContinuousClock.now
+        #expect(try client.cancel("long").result?.status == .cancelled)
+        _ = try client.next("the next job's first text", timeout: .seconds(30)) { body -> Bool? in
+            if case .jobEvent(let event) = body, event.jobID == "next", case .candidateText = event.kind { return true }
+            return nil
+        }
+        let freedAfter = ContinuousClock.now - cancelled
+        let stopped = try cluster.workers["w"]!.wait("the worker to stop the long job's request") { child in
+            child.logged("work stopped", ["job_id": "long"]).first
+        }
+        let tokens = try #require(stopped["tokens"] as? Int)
+        let seconds = try #require(stopped["seconds"] as? Double)
+        // What the stage had left, at the rate the worker decoded it.
+        let left = Double(8 * 900 - tokens) / (Double(tokens) / seconds)
+        print(
+            "cancel: next job's text \(freedAfter) after the cancel; the stopped request had \(tokens) tokens in \(seconds) s, \(left) s left"
+        )
+        #expect(tokens < 8 * 900, "the request ran to its end")
+        #expect(freedAfter < .seconds(1), "the next job started \(freedAfter) after the cancel")
+        #expect(left > 1, "the stage had only \(left) s left: the test cannot tell stopping from finishing")
+        #expect(try client.result(of: "next", timeout: .seconds(60)).status == .succeeded)
+        #expect(cluster.coordinator.logged("worker error").isEmpty, "a stopped request is not a worker error")
+    }
+
+    /// A job whose client asks for the candidates' text gets it in pieces that concatenate to each
+    /// candidate's text as generated (the search record's raw text), all of attempt 1; the answer is
+    /// the same as the same job's without text (streaming never changes the tokens). Its counts
+    /// hold the tokens its generate-mode judges wrote, as many as the same search's judges write in
+    /// one process.
+    @Test func candidateTextStreamsWithoutChangingTheAnswer() throws {
+        let scratch = try Scratch()
+        let cluster = try LocalCluster(scratch: scratch)
+        try cluster.addWorker("w", maxBatch: 4)
+        let context = try ZMQContext()
+        let client = try SchemaPeer(context: context, endpoint: cluster.endpoint, id: "watcher")
+
+        let job = TestJob(question: "What is in the picture?", beam: 3, maxStageTokens: 40, judgeMode: "generate", judgeMaxTokens: 24)
+        var streamed = job.submitJob(id: "streamed")
+        streamed.streamEvents = true
+        streamed.streamCandidateText = true
+        streamed.candidateTextIntervalMs = 1 // raised to the coordinator's smallest interval
+        try client.send(.submitJob(streamed))
+        let result = try client.result(of: "streamed")
+        #expect(result.status == .succeeded, "\(result.error)")
+        var texts: [String: String] = [:]
+        var pieces = 0
+        for case .jobEvent(let event) in client.skipped {
+            guard case .candidateText(let text) = event.kind else { continue }
+            #expect(text.attempt == 1 && event.stage != .unspecified)
+            texts["\(event.step)/\(text.index)", default: ""] += text.text
+            pieces += 1
+        }
+        let record = try #require(try JSONSerialization.jsonObject(with: result.searchRecordJson) as? [String: Any])
+        var raw: [String: String] = [:]
+        func collect(_ value: Any, unit: Int?) {
+            if let object = value as? [String: Any] {
+                let unit = (object["unit"] as? Int) ?? unit
+                if let text = object["raw_text"] as? String, let index = object["index"] as? Int, let unit {
+                    raw["\(unit)/\(index)"] = text
+                }
+                for child in object.values { collect(child, unit: unit) }
+            } else if let array = value as? [Any] {
+                for child in array { collect(child, unit: unit) }
+            }
+        }
+        collect(record, unit: nil)
+        #expect(raw.count == 4 * 3, "\(raw.keys.sorted())")
+        #expect(texts == raw.filter { !$0.value.isEmpty }, "streamed \(pieces) pieces")
+
+        try client.send(.submitJob(job.submitJob(id: "plain")))
+        let unstreamed = try client.result(of: "plain")
+        #expect(unstreamed.answer == result.answer && unstreamed.stages.map(\.text) == result.stages.map(\.text))
+
+        // Judge tokens: each generate-mode call's, as `stagebeam run` records them.
+        var judgeTokens = 0
+        func sumJudgeTokens(_ value: Any) {
+            if let object = value as? [String: Any] {
+                if object["verdict"] != nil, let cost = object["cost"] as? [String: Any], let compute = cost["compute"] as? [String: Any] {
+                    judgeTokens += compute["generated_tokens"] as? Int ?? 0
+                }
+                for child in object.values { sumJudgeTokens(child) }
+            } else if let array = value as? [Any] {
+                for child in array { sumJudgeTokens(child) }
+            }
+        }
+        sumJudgeTokens(try job.runInProcess(in: scratch))
+        #expect(judgeTokens > 0 && result.counts.judgeGeneratedTokens == UInt64(judgeTokens), "\(result.counts)")
+    }
+}
