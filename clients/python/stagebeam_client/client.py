@@ -67,13 +67,17 @@ def submit_job(
     deadline_s: Optional[float] = None,
     detached: bool = False,
     owner: str = "",
+    stream_tokens: bool = False,
+    token_interval_s: Optional[float] = None,
 ) -> "pb.SubmitJob":
     """A SubmitJob with `stagebeam submit`'s option names; options left None stay unset, so the
     coordinator fills them from the model's recommended settings (else the search's defaults).
     `image` is a file path or the encoded file's bytes. `deadline_s`: the job fails with
     deadline_exceeded when it has not finished this long after the coordinator accepted it.
     `detached`: the job runs on when this client goes away (otherwise it is cancelled). `owner`: a
-    name to list the job under (`Client.jobs(owner)`)."""
+    name to list the job under (`Client.jobs(owner)`). `stream_tokens` (with `stream_events`): also
+    JobEvents of kind `candidate_text` with the candidates' text while workers generate it, a piece
+    at most every `token_interval_s` per request (None: the coordinator's 0.25 s)."""
     job = pb.SubmitJob(question=question, job_id=job_id or str(uuid.uuid4()), seed=seed,
                        judge_both_orders=judge_both_orders, record_search=record_search, stream_events=stream_events,
                        detached=detached, owner=owner)
@@ -81,6 +85,11 @@ def submit_job(
         if not deadline_s > 0:
             raise ValueError(f"deadline_s must be > 0; got {deadline_s!r}")
         job.deadline_ms = deadline_s * 1000
+    job.stream_candidate_text = stream_tokens
+    if token_interval_s is not None:
+        if not token_interval_s > 0:
+            raise ValueError(f"token_interval_s must be > 0; got {token_interval_s!r}")
+        job.candidate_text_interval_ms = token_interval_s * 1000
     if isinstance(image, (str, os.PathLike)):
         with open(image, "rb") as f:
             job.image = f.read()
