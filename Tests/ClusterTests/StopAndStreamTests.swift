@@ -48,9 +48,6 @@ extension ClusterProcessTests {
         let seconds = try #require(stopped["seconds"] as? Double)
         // What the stage had left, at the rate the worker decoded it.
         let left = Double(8 * 900 - tokens) / (Double(tokens) / seconds)
-        print(
-            "cancel: next job's text \(freedAfter) after the cancel; the stopped request had \(tokens) tokens in \(seconds) s, \(left) s left"
-        )
         #expect(tokens < 8 * 900, "the request ran to its end")
         #expect(freedAfter < .seconds(1), "the next job started \(freedAfter) after the cancel")
         #expect(left > 1, "the stage had only \(left) s left: the test cannot tell stopping from finishing")
