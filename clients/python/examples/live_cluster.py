@@ -99,7 +99,8 @@ def main() -> int:
         if fetched.answer != result.answer or fetched.status != pb.JOB_STATUS_SUCCEEDED:
             failures.append(f"result({result.job_id}) gave {pb.JobStatus.Name(fetched.status)} {fetched.answer!r}")
         print(f"result by id: {fetched.answer!r} · prompt tokens {fetched.counts.candidate_prompt_tokens} "
-              f"(reused {fetched.counts.candidate_reused_prefix_tokens}) · judge prompt tokens {fetched.counts.judge_prompt_tokens}")
+              f"(reused {fetched.counts.candidate_reused_prefix_tokens}) · judge prompt tokens {fetched.counts.judge_prompt_tokens} "
+              f"· judge generated tokens {fetched.counts.judge_generated_tokens}")
         try:
             client.result("no-such-job")
             failures.append("an unknown job id was answered")
