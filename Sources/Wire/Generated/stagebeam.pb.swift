@@ -1573,7 +1573,7 @@ public nonisolated struct Stagebeam_V1_SubmitJob: @unchecked Sendable {
     set {_uniqueStorage()._forceTagsPresence = .forceTags(newValue)}
   }
 
-  /// return the full search record (JobResult.search_record_json)
+  /// Return the full search record (JobResult.search_record_json); false (the default): left out.
   public var recordSearch: Bool {
     get {_storage._recordSearch}
     set {_uniqueStorage()._recordSearch = newValue}
@@ -1590,7 +1590,7 @@ public nonisolated struct Stagebeam_V1_SubmitJob: @unchecked Sendable {
   /// Clears the value of `sampling`. Subsequent reads from it will return its default value.
   public mutating func clearSampling() {_uniqueStorage()._sampling = nil}
 
-  /// send JobEvent messages while the job runs
+  /// Send JobEvent messages while the job runs; false (the default): JobAccepted and JobResult only.
   public var streamEvents: Bool {
     get {_storage._streamEvents}
     set {_uniqueStorage()._streamEvents = newValue}
@@ -1727,14 +1727,15 @@ public nonisolated struct Stagebeam_V1_GetJob: Sendable {
 
   public var jobID: String = String()
 
-  /// include JobResult.search_record_json (finished jobs)
+  /// Include JobResult.search_record_json (finished jobs); false (the default): left out.
   public var recordSearch: Bool = false
 
   /// true: for a job not finished, answer nothing now and send its final JobResult when it ends;
-  /// the asking client then counts as waiting for the job (see SubmitJob.detached).
+  /// the asking client then counts as waiting for the job (see SubmitJob.detached). false (the
+  /// default): answer at once, with the job's progress when it has not finished.
   public var wait: Bool = false
 
-  /// with `wait`: send JobEvent messages from now on
+  /// With `wait`: send JobEvent messages from now on; false (the default): none.
   public var streamEvents: Bool = false
 
   /// With `stream_events`: JobEvent.candidate_text too (as SubmitJob.stream_candidate_text; the
