@@ -371,7 +371,7 @@ public final class Worker: Sendable {
         }
         logger.debug("work received", metadata: ["n": .stringConvertible(sequences)])
         let task = Task.detached { [self, promptImage, logger] in
-            var answer: Stagebeam_V1_Envelope.OneOf_Body
+            let answer: Stagebeam_V1_Envelope.OneOf_Body
             do {
                 answer = try await serve(promptImage, deadline, control)
             } catch {
