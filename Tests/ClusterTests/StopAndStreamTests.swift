@@ -120,3 +120,71 @@ extension ClusterProcessTests {
         #expect(judgeTokens > 0 && result.counts.judgeGeneratedTokens == UInt64(judgeTokens), "\(result.counts)")
     }
 }
+
+extension ClusterProcessTests {
+    /// Candidate text follows its candidate across a re-dispatch: a worker's pieces reach the client
+    /// as attempt 1 under the step's candidate index; when that worker leaves, the candidate goes
+    /// to another worker and its pieces come as attempt 2, while the first worker's late pieces are
+    /// dropped. Cancelling the job then sends the second worker StopRequests naming its request.
+    @Test func candidateTextAttemptsGrowWithRedispatch() throws {
+        let scratch = try Scratch()
+        let cluster = try LocalCluster(scratch: scratch, liveness: 200)
+        let context = try ZMQContext()
+        let first = try SchemaPeer(context: context, endpoint: cluster.endpoint, id: "held-1")
+        try first.register(workerID: "held-1", credits: 4)
+        try cluster.coordinator.wait("the first worker to register") { _ in cluster.registrations(of: "held-1") > 0 ? true : nil }
+        let client = try SchemaPeer(context: context, endpoint: cluster.endpoint, id: "text-watcher")
+
+        var job = TestJob(beam: 2).submitJob(id: "redispatched-text")
+        job.streamEvents = true
+        job.streamCandidateText = true
+        try client.send(.submitJob(job))
+        let request = try first.generateRequest()
+        #expect(request.progressIntervalMs == 250 && request.n == 2, "\(request)")
+
+        func progress(_ request: Stagebeam_V1_GenerateRequest, candidate: UInt32, _ text: String) -> Stagebeam_V1_Envelope.OneOf_Body {
+            var piece = Stagebeam_V1_CandidateProgress()
+            piece.index = candidate
+            piece.text = text
+            piece.tokenCount = 2
+            var progress = Stagebeam_V1_GenerateProgress()
+            progress.requestID = request.requestID
+            progress.jobID = request.jobID
+            progress.candidates = [piece]
+            return .generateProgress(progress)
+        }
+        func nextText() throws -> (Stagebeam_V1_JobEvent, Stagebeam_V1_CandidateText) {
+            try client.next("candidate text") { body in
+                if case .jobEvent(let event) = body, case .candidateText(let text) = event.kind { return (event, text) }
+                return nil
+            }
+        }
+        try first.send(progress(request, candidate: 1, "Hel"))
+        let (event, text) = try nextText()
+        #expect(event.stage == .summary && event.step == 0 && text.index == 1 && text.attempt == 1 && text.text == "Hel", "\(event)")
+
+        // The first worker leaves; the candidates go to the second, and the first's late text is dropped.
+        let second = try SchemaPeer(context: context, endpoint: cluster.endpoint, id: "held-2")
+        try second.register(workerID: "held-2", credits: 4)
+        try cluster.coordinator.wait("the second worker to register") { _ in cluster.registrations(of: "held-2") > 0 ? true : nil }
+        try first.send(.disconnect(Stagebeam_V1_Disconnect()))
+        let again = try second.generateRequest()
+        #expect(again.seeds == request.seeds && again.requestID != request.requestID)
+        try first.send(progress(request, candidate: 1, "late"))
+        try second.send(progress(again, candidate: 1, "Lo"))
+        let (_, retried) = try nextText()
+        #expect(retried.index == 1 && retried.attempt == 2 && retried.text == "Lo", "\(retried)")
+
+        #expect(try client.cancel("redispatched-text").result?.status == .cancelled)
+        let stop = try second.next("the stop of the request") { body -> Stagebeam_V1_StopRequests? in
+            if case .stopRequests(let stop) = body { return stop }
+            return nil
+        }
+        #expect(stop.requestIds == [again.requestID] && stop.jobID == "redispatched-text")
+        let texts = client.skipped.compactMap { body -> String? in
+            if case .jobEvent(let event) = body, case .candidateText(let text) = event.kind { return text.text }
+            return nil
+        }
+        #expect(!texts.contains("late"), "\(texts)")
+    }
+}
