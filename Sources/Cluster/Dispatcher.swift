@@ -111,14 +111,15 @@ enum Redispatch {
 /// The coordinator's scheduler: the worker registry, the work waiting for credits, the requests in
 /// flight, and everything that moves work between them (credits freed, workers dead, deadlines).
 ///
-/// The search's remote generator and judge hand work in with `generate`/`judge` and await it; the
+/// The search's remote generator, judge and scorer hand work in with `generate`/`judge`/`score` and await it; the
 /// socket thread feeds in workers' messages and clock ticks. All of its state is one
 /// `DispatchState` inside a `Mutex`, taken once per message; awaiting callers are resumed after it
 /// is released.
 ///
 /// Rules:
 /// - A worker is never sent more sequences than its free credits (a GenerateRequest's n, one per
-///   JudgeRequest). A generate request's candidates are split across the live generate workers in
+///   JudgeRequest, one per candidate of a RewardRequest). A generate request's candidates (and a
+///   scorer call's, over the reward workers) are split across the live generate workers in
 ///   proportion to their free credits; what does not fit waits, oldest work first. Workers holding
 ///   the job's previous prompt in their prefix cache are filled first: the next stage's prompt
 ///   extends it, so they prefill only the new text.
@@ -132,6 +133,9 @@ enum Redispatch {
 ///   the first one decided, and the choice is forgotten when the last of them leaves, so a peer that
 ///   announces a made-up model and goes away does not lock the cluster out. A peer that stays
 ///   connected can still claim an unpinned role first; only a pinned identity or CURVE stops that.
+///   The reward role's model is the reward model's (`Ready.reward_model_hash`), which the pin does
+///   not cover; and a job keeps the reward model of its first scores (`JobContext.rewardModel`)
+///   even when the role's model changes while it runs: its later calls wait for workers of it.
 final class Dispatcher: Sendable {
     struct Settings: Sendable {
         var heartbeat: HeartbeatPolicy

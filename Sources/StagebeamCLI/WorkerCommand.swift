@@ -1,8 +1,6 @@
 import ArgumentParser
 import Cluster
 import Foundation
-import Generation
-import LocalEngine
 import Logging
 import Transport
 import Wire
@@ -83,11 +81,7 @@ struct WorkerCommand: AsyncParsableCommand {
         var scorer: WorkerScorer?
         if workerRoles.contains(.reward) {
             if let rewardModel {
-                let url = URL(fileURLWithPath: rewardModel)
-                scorer = try WorkerScorer(
-                    rewardModel: RewardModelScorer(
-                        model: RewardModel.load(url, options: ModelLoader.Options(pool: .shared), kvCapacityTokens: engine.kvCapacity)),
-                    url: url)
+                scorer = try WorkerScorer(rewardModel: engine.loadRewardModel(rewardModel), url: URL(fileURLWithPath: rewardModel))
             } else if let local = workerEngine as? WorkerEngine {
                 scorer = WorkerScorer(selfReward: local)
             }

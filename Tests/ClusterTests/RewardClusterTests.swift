@@ -50,8 +50,9 @@ import Wire
     /// call is in flight: the share is scored again on the other reward worker, to the same answer.
     @Test func killedRewardWorkersShareIsRedispatchedWithTheSameAnswer() async throws {
         let scratch = try Scratch()
-        // Debug lines say where each request goes.
-        let cluster = try LocalCluster(scratch: scratch, coordinatorArguments: ["--log-level", "debug"])
+        // Debug lines say where each request goes. Liveness of 3 s: the frozen victim must still count
+        // as alive when the job's first scorer call goes out.
+        let cluster = try LocalCluster(scratch: scratch, liveness: 30, coordinatorArguments: ["--log-level", "debug"])
         try cluster.addWorker("gen", maxBatch: 4, roles: "generate")
         let victim = try cluster.addWorker("victim", maxBatch: 2, roles: "reward")
         try cluster.addWorker("survivor", maxBatch: 2, roles: "reward")
