@@ -124,7 +124,10 @@ struct DispatchState {
                 "worker_id": "\(ready.workerID)", "model": "\(ready.modelName)", "model_hash": "\(ready.modelHash.prefix(12))",
                 "roles": "\(ready.roles.map(\.logName).joined(separator: ","))",
                 "credits": .stringConvertible(ready.maxBatchSequences)
-            ].merging(ready.roles.contains(.reward) ? ["reward_scorer": "\(ready.rewardScorer)", "reward_model_hash": "\(ready.rewardModelHash.prefix(12))"] : [:]) { $1 })
+            ].merging(
+                ready.roles.contains(.reward)
+                    ? ["reward_scorer": "\(ready.rewardScorer)", "reward_model_hash": "\(ready.rewardModelHash.prefix(12))"] : [:]
+            ) { $1 })
         return nil
     }
 
@@ -252,7 +255,8 @@ struct DispatchState {
             inFlight[id]?.abandoned = true
             requeue(entry.work, indices: entry.indices, from: entry.worker, request: id, .deadlineExceeded)
         }
-        for work in pending where !work.isDone && !workers.values.contains(where: work.canRun) && work.queuedSince + settings.noWorkerWait < now {
+        for work in pending
+        where !work.isDone && !workers.values.contains(where: work.canRun) && work.queuedSince + settings.noWorkerWait < now {
             fail(work, ClusterError(.noWorker, noWorkerMessage(work), jobID: work.jobID))
         }
         pending.removeAll { $0.isDone }
@@ -262,9 +266,12 @@ struct DispatchState {
     private func noWorkerMessage(_ work: Work) -> String {
         let wait = "for \(settings.noWorkerWait)"
         guard case .reward(let reward) = work else { return "no live \(work.role.logName) worker \(wait)" }
-        let serving = Set(workers.values.filter { $0.roles.contains(.reward) }.map { "\($0.rewardScorer) (\($0.rewardModelHash.prefix(16))…)" })
+        let serving = Set(
+            workers.values.filter { $0.roles.contains(.reward) }.map { "\($0.rewardScorer) (\($0.rewardModelHash.prefix(16))…)" })
         var needs: [String] = []
-        if let pinned = reward.job.rewardModel.identity { needs.append("reward model \(pinned.prefix(16))…, which scored its earlier candidates") }
+        if let pinned = reward.job.rewardModel.identity {
+            needs.append("reward model \(pinned.prefix(16))…, which scored its earlier candidates")
+        }
         if let scorer = reward.scorer { needs.append("scorer \(scorer), which its swires thresholds were calibrated with") }
         if serving.isEmpty || needs.isEmpty {
             return "no live reward worker \(wait): stage-beam and swires need workers started with --roles including reward"

@@ -218,7 +218,8 @@ final class Dispatcher: Sendable {
             return ClusterError(.invalidArgument, "worker \(ready.workerID) announced no usable role (generate, judge, reward)")
         }
         if ready.roles.contains(.reward), ready.rewardModelHash.isEmpty || ready.rewardScorer.isEmpty {
-            return ClusterError(.invalidArgument, "worker \(ready.workerID) serves the reward role but announced no reward model hash or scorer")
+            return ClusterError(
+                .invalidArgument, "worker \(ready.workerID) serves the reward role but announced no reward model hash or scorer")
         }
         if ready.maxBatchSequences == 0 {
             return ClusterError(.invalidArgument, "worker \(ready.workerID) announced max batch 0: it could never be sent work")

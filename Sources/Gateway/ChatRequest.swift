@@ -104,7 +104,9 @@ struct ChatRequest: Sendable {
         settings.candidates = try positive(request, "candidates")
         settings.keep = try positive(request, "keep")
         if let retraces = try request.optionalInt("retraces") {
-            guard retraces >= 0, retraces <= Int(UInt32.max) else { throw GatewayError.badRequest("\"retraces\" must be ≥ 0, got \(retraces)") }
+            guard retraces >= 0, retraces <= Int(UInt32.max) else {
+                throw GatewayError.badRequest("\"retraces\" must be ≥ 0, got \(retraces)")
+            }
             settings.retraces = retraces
         }
         settings.rewardZ = try request.optionalDouble("z")

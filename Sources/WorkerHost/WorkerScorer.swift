@@ -52,7 +52,8 @@ public final class WorkerScorer: Sendable {
             guard Int(candidate.prefixIndex) < request.assistantPrefixes.count else {
                 throw ClusterError(
                     .invalidArgument,
-                    "reward request \(request.requestID): prefix index \(candidate.prefixIndex) with \(request.assistantPrefixes.count) prefixes")
+                    "reward request \(request.requestID): prefix index \(candidate.prefixIndex) with \(request.assistantPrefixes.count) prefixes"
+                )
             }
             return request.assistantPrefixes[Int(candidate.prefixIndex)] + candidate.text
         }
@@ -67,7 +68,8 @@ public final class WorkerScorer: Sendable {
     {
         if let deadline, ContinuousClock.now > deadline {
             throw ClusterError(
-                .deadlineExceeded, "request \(request.requestID) waited past its deadline before it could start", requestID: request.requestID)
+                .deadlineExceeded, "request \(request.requestID) waited past its deadline before it could start",
+                requestID: request.requestID)
         }
         var result = Stagebeam_V1_RewardResult()
         result.requestID = request.requestID

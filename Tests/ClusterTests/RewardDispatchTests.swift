@@ -104,7 +104,9 @@ import Wire
         dispatcher.tick(now: .now + .seconds(1))
         let error = await #expect(throws: ClusterError.self) { try await second.value }
         #expect(error?.code == .noWorker)
-        #expect(error?.message.contains("reward model reward-x") == true && error?.message.contains("reward-y") == true, "\(error?.message ?? "")")
+        #expect(
+            error?.message.contains("reward model reward-x") == true && error?.message.contains("reward-y") == true,
+            "\(error?.message ?? "")")
         #expect(sent.all.count == 1, "nothing went to r2")
 
         // Another job is free to use the cluster's reward model now.
