@@ -48,11 +48,15 @@ import Wire
 
     /// A reward worker frozen (SIGSTOP) before the job, then SIGKILLed while its share of a scorer
     /// call is in flight: the share is scored again on the other reward worker, to the same answer.
+    /// (Frozen first because the tiny model scores in milliseconds: too fast to kill a worker in the
+    /// middle of a request by timing.)
     @Test func killedRewardWorkersShareIsRedispatchedWithTheSameAnswer() async throws {
         let scratch = try Scratch()
-        // Debug lines say where each request goes. Liveness of 3 s: the frozen victim must still count
-        // as alive when the job's first scorer call goes out.
-        let cluster = try LocalCluster(scratch: scratch, liveness: 30, coordinatorArguments: ["--log-level", "debug"])
+        // Debug lines say where each request goes. Liveness of 10 s: the frozen victim must still count
+        // as alive when the job's first scorer call goes out, on a loaded machine too; its share then
+        // goes elsewhere at the 4 s request deadline or when the coordinator declares it dead.
+        let cluster = try LocalCluster(
+            scratch: scratch, liveness: 100, requestTimeoutS: 4, coordinatorArguments: ["--log-level", "debug"])
         try cluster.addWorker("gen", maxBatch: 4, roles: "generate")
         let victim = try cluster.addWorker("victim", maxBatch: 2, roles: "reward")
         try cluster.addWorker("survivor", maxBatch: 2, roles: "reward")
@@ -63,7 +67,7 @@ import Wire
         defer { client.close() }
         victim.signal(SIGSTOP)
         async let finished = client.submit(job.submitJob(id: "reward-kill"))
-        try cluster.coordinator.wait("a reward request to reach the frozen worker") { child in
+        try cluster.coordinator.wait("a reward request to reach the frozen worker", timeout: 60) { child in
             child.logged("request sent", ["kind": "reward", "worker_id": "victim"]).isEmpty ? nil : true
         }
         victim.signal(SIGKILL)
