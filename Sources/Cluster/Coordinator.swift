@@ -662,6 +662,9 @@ public final class Coordinator: Sendable {
             if !submit.judgeTemplatesJson.isEmpty {
                 _ = try JudgeTemplates(json: submit.judgeTemplatesJson, source: "the job's judge templates")
             }
+            if !submit.rewardTemplatesJson.isEmpty {
+                _ = try RewardTemplates(json: submit.rewardTemplatesJson, source: "the job's reward templates")
+            }
         } catch {
             return "\(error)"
         }
@@ -704,11 +707,16 @@ public final class Coordinator: Sendable {
                         submit.judgeTemplatesJson.isEmpty
                         ? JudgeTemplates.builtIn
                         : try JudgeTemplates(json: submit.judgeTemplatesJson, source: "job \(context.id)'s judge templates")
+                    let rewardTemplates =
+                        submit.rewardTemplatesJson.isEmpty
+                        ? RewardTemplates.builtIn
+                        : try RewardTemplates(json: submit.rewardTemplatesJson, source: "job \(context.id)'s reward templates")
                     let search = try StageBeamSearch(
                         generator: RemoteGenerator(dispatcher: dispatcher, job: context, steps: steps),
                         judge: RemoteJudge(dispatcher: dispatcher, job: context, steps: steps),
                         templates: templates,
                         scorer: RemoteScorer(dispatcher: dispatcher, job: context, steps: steps, scorer: calibratedScorer),
+                        rewardTemplates: rewardTemplates,
                         config: SearchConfig(submit: submit))
                     outcome = .success(
                         try await search.run(question: submit.question, imageRef: context.image?.sha256) { event in
@@ -842,6 +850,7 @@ public final class Coordinator: Sendable {
             result.settings.question = ""
             result.settings.image = Data()
             result.settings.judgeTemplatesJson = Data()
+            result.settings.rewardTemplatesJson = Data()
             result.determinismCaveats = caveats
             if let rewardModel { result.rewardModelHash = rewardModel }
             return result

@@ -21,6 +21,12 @@ struct SubmitCommand: AsyncParsableCommand {
     @Option(help: "An image file (PNG/JPEG) the question is about.")
     var image: String?
     @OptionGroup var search: SearchOptions
+    @Option(
+        name: .customLong("reward-templates"),
+        help:
+            "stage-beam, swires: a self-reward templates JSON file replacing the built-in wording (the reward workers' self-reward reads it)."
+    )
+    var rewardTemplates: String?
     @Option(name: .customLong("job-id"), help: "Job id; submitting the same id again returns that job's result (default: a fresh id).")
     var jobID: String?
     @Flag(help: "Print the result as JSON instead of text.")
@@ -57,6 +63,10 @@ struct SubmitCommand: AsyncParsableCommand {
         if let path = search.judgeTemplates {
             _ = try search.templates() // refuse a bad file here, with its own error
             submit.judgeTemplatesJson = try readFile(path, what: "--judge-templates")
+        }
+        if let path = rewardTemplates {
+            _ = try RewardTemplates(contentsOf: URL(fileURLWithPath: path)) // refuse a bad file here, with its own error
+            submit.rewardTemplatesJson = try readFile(path, what: "--reward-templates")
         }
         if let image {
             submit.image = try readFile(image, what: "--image")

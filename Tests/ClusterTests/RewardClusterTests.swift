@@ -1,6 +1,7 @@
 import Cluster
 import ClusterTestSupport
 import Foundation
+import Search
 import Testing
 import Transport
 import Wire
@@ -40,6 +41,16 @@ import Wire
             #expect(three["reward_model_hash"] as? String == one["reward_model_hash"] as? String)
         }
         #expect(try RewardOutcome(record: Self.swires.runInProcess(in: scratch)).retraces == 2, "the threshold is out of reach")
+
+        // A job's own self-reward wording reaches the reward workers: other scores, those of `run` with the same file.
+        let templates = scratch.path("reward-templates.json")
+        try defaultRewardTemplatesJSON.replacingOccurrences(of: "Answer yes or no.", with: "Reply with yes or no only.")
+            .write(toFile: templates, atomically: true, encoding: .utf8)
+        var worded = Self.stageBeam
+        worded.extra = ["--reward-templates", templates]
+        let wordedReference = try RewardOutcome(record: worded.runInProcess(in: scratch))
+        #expect(try RewardOutcome(submitted: single.submit(worded)) == wordedReference)
+        #expect(wordedReference.stages != (try RewardOutcome(record: Self.stageBeam.runInProcess(in: scratch))).stages, "other scores")
         for id in ["w1", "w2", "w3"] {
             let sizes = triple.workers[id]!.logged("work done", ["kind": "reward"]).compactMap { $0["n"] as? Int }
             #expect(!sizes.isEmpty && sizes.allSatisfy { $0 == 1 }, "\(id): \(sizes)")

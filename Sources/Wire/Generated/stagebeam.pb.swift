@@ -1761,6 +1761,13 @@ public nonisolated struct Stagebeam_V1_SubmitJob: @unchecked Sendable {
   /// Clears the value of `rewardCalibration`. Subsequent reads from it will return its default value.
   public mutating func clearRewardCalibration() {_uniqueStorage()._rewardCalibration = nil}
 
+  /// METHOD_STAGE_BEAM, METHOD_SWIRES with self-reward: a reward-templates file (JSON, the format of
+  /// `--reward-templates`) replacing the built-in verification wording for this job; empty = built-in.
+  public var rewardTemplatesJson: Data {
+    get {_storage._rewardTemplatesJson}
+    set {_uniqueStorage()._rewardTemplatesJson = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   /// Force each stage's opening tag into the prefix. Unset: recommended, else true. A single-field
@@ -4195,7 +4202,7 @@ nonisolated extension Stagebeam_V1_RewardResult: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Stagebeam_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SubmitJob"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}question\0\u{1}image\0\u{1}method\0\u{1}beam\0\u{1}tournament\0\u{3}max_stage_tokens\0\u{1}seed\0\u{3}judge_both_orders\0\u{3}verdict_mode\0\u{3}force_tags\0\u{3}record_search\0\u{1}sampling\0\u{3}stream_events\0\u{3}judge_templates_json\0\u{3}max_verdict_tokens\0\u{3}judge_sampling\0\u{4}\u{3}deadline_ms\0\u{1}detached\0\u{1}owner\0\u{2}\u{8}candidates\0\u{1}keep\0\u{1}retraces\0\u{3}reward_z\0\u{3}reward_distribution\0\u{3}reward_calibration\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}question\0\u{1}image\0\u{1}method\0\u{1}beam\0\u{1}tournament\0\u{3}max_stage_tokens\0\u{1}seed\0\u{3}judge_both_orders\0\u{3}verdict_mode\0\u{3}force_tags\0\u{3}record_search\0\u{1}sampling\0\u{3}stream_events\0\u{3}judge_templates_json\0\u{3}max_verdict_tokens\0\u{3}judge_sampling\0\u{4}\u{3}deadline_ms\0\u{1}detached\0\u{1}owner\0\u{2}\u{8}candidates\0\u{1}keep\0\u{1}retraces\0\u{3}reward_z\0\u{3}reward_distribution\0\u{3}reward_calibration\0\u{3}reward_templates_json\0")
 
   fileprivate class _StorageClass {
     var _jobID: String = String()
@@ -4224,6 +4231,7 @@ nonisolated extension Stagebeam_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtob
     var _rewardZPresence: Stagebeam_V1_SubmitJob.OneOf_RewardZPresence?
     var _rewardDistribution: Stagebeam_V1_RewardDistribution? = nil
     var _rewardCalibration: Stagebeam_V1_RewardCalibration? = nil
+    var _rewardTemplatesJson: Data = Data()
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -4260,6 +4268,7 @@ nonisolated extension Stagebeam_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtob
       _rewardZPresence = source._rewardZPresence
       _rewardDistribution = source._rewardDistribution
       _rewardCalibration = source._rewardCalibration
+      _rewardTemplatesJson = source._rewardTemplatesJson
     }
   }
 
@@ -4325,6 +4334,7 @@ nonisolated extension Stagebeam_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtob
         }()
         case 34: try { try decoder.decodeSingularMessageField(value: &_storage._rewardDistribution) }()
         case 35: try { try decoder.decodeSingularMessageField(value: &_storage._rewardCalibration) }()
+        case 36: try { try decoder.decodeSingularBytesField(value: &_storage._rewardTemplatesJson) }()
         default: break
         }
       }
@@ -4415,6 +4425,9 @@ nonisolated extension Stagebeam_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtob
       try { if let v = _storage._rewardCalibration {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 35)
       } }()
+      if !_storage._rewardTemplatesJson.isEmpty {
+        try visitor.visitSingularBytesField(value: _storage._rewardTemplatesJson, fieldNumber: 36)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -4450,6 +4463,7 @@ nonisolated extension Stagebeam_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtob
         if _storage._rewardZPresence != rhs_storage._rewardZPresence {return false}
         if _storage._rewardDistribution != rhs_storage._rewardDistribution {return false}
         if _storage._rewardCalibration != rhs_storage._rewardCalibration {return false}
+        if _storage._rewardTemplatesJson != rhs_storage._rewardTemplatesJson {return false}
         return true
       }
       if !storagesAreEqual {return false}
