@@ -23,7 +23,6 @@ import Wire
         var all: [(worker: String, request: Stagebeam_V1_RewardRequest)] { requests.withLock { $0 } }
     }
 
-    private let start = ContinuousClock.now
     private let sent = Sent()
     private let dispatcher: Dispatcher
 
@@ -31,7 +30,8 @@ import Wire
         let sent = self.sent
         dispatcher = Dispatcher(
             settings: .init(
-                heartbeat: HeartbeatPolicy(interval: .seconds(10), missedLimit: 3), requestTimeout: .seconds(30),
+                // Workers never go silent here, however long a loaded machine takes to run the test.
+                heartbeat: HeartbeatPolicy(interval: .seconds(3600), missedLimit: 3), requestTimeout: .seconds(3600),
                 noWorkerWait: .milliseconds(50)),
             codec: EnvelopeCodec(), send: { sent.append($0) }, logger: Logger(label: "coordinator", factory: SwiftLogNoOpLogHandler.init))
     }
@@ -45,7 +45,7 @@ import Wire
         ready.maxBatchSequences = UInt32(credits)
         ready.rewardModelHash = rewardModel
         ready.rewardScorer = scorer
-        return dispatcher.ready(from: Array(id.utf8), ready, now: start)
+        return dispatcher.ready(from: Array(id.utf8), ready, now: .now)
     }
 
     private func answer(_ worker: String, _ request: Stagebeam_V1_RewardRequest, rewardModel: String) {
@@ -53,7 +53,31 @@ import Wire
         result.requestID = request.requestID
         result.scores = request.candidates.map { Double($0.text.count) }
         result.rewardModelHash = rewardModel
-        dispatcher.rewardResult(from: Array(worker.utf8), result, now: start)
+        dispatcher.rewardResult(from: Array(worker.utf8), result, now: .now)
+    }
+
+    /// Waits (up to 30 s) until `count` requests have been sent.
+    private func waitForSent(_ count: Int) async throws {
+        try await waitUntil("\(count) reward requests sent") { sent.all.count >= count }
+    }
+
+    /// Lets the work handed in last wait past `noWorkerWait` for a worker.
+    private func passWaitForAWorker() async throws {
+        try await waitUntil("work waiting for a worker") { dispatcher.snapshot(now: .now).pendingRequests > 0 }
+        dispatcher.tick(now: .now + .seconds(1))
+    }
+
+    private func waitUntil(_ what: String, _ condition: () -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while !condition() {
+            guard ContinuousClock.now < deadline else { throw TimedOut(what: what) }
+            try await Task.sleep(for: .milliseconds(1))
+        }
+    }
+
+    private struct TimedOut: Error, CustomStringConvertible {
+        let what: String
+        var description: String { "timed out waiting for \(what)" }
     }
 
     private static func request(_ answers: [String]) -> ScoreRequest {
@@ -72,7 +96,7 @@ import Wire
         #expect(register("r2", credits: 1, rewardModel: "reward-x") == nil)
         let job = JobContext(id: "job", image: nil, beam: 3)
         async let scores = dispatcher.score(Self.request(Self.answers), scorer: nil, job: job)
-        while sent.all.count < 2 { try await Task.sleep(for: .milliseconds(1)) }
+        try await waitForSent(2)
         let requests = sent.all
         #expect(requests.map(\.worker) == ["r1", "r2"])
         #expect(requests[0].request.assistantPrefixes == ["<SUMMARY>a</SUMMARY>\n\n"])
@@ -93,15 +117,14 @@ import Wire
         #expect(register("r2", credits: 4, rewardModel: "reward-y")?.code == .modelMismatch, "one reward model per cluster")
         let job = JobContext(id: "job", image: nil, beam: 3)
         async let first = dispatcher.score(Self.request(Self.answers), scorer: nil, job: job)
-        while sent.all.isEmpty { try await Task.sleep(for: .milliseconds(1)) }
+        try await waitForSent(1)
         answer("r1", sent.all[0].request, rewardModel: "reward-x")
         _ = try await first
 
-        dispatcher.disconnect(from: Array("r1".utf8), reason: "leaving", now: start)
+        dispatcher.disconnect(from: Array("r1".utf8), reason: "leaving", now: .now)
         #expect(register("r2", credits: 4, rewardModel: "reward-y") == nil, "no reward worker remains: another model may come")
         let second = Task { try await dispatcher.score(Self.request(Self.answers), scorer: nil, job: job) }
-        try await Task.sleep(for: .milliseconds(20))
-        dispatcher.tick(now: .now + .seconds(1))
+        try await passWaitForAWorker()
         let error = await #expect(throws: ClusterError.self) { try await second.value }
         #expect(error?.code == .noWorker)
         #expect(
@@ -112,7 +135,7 @@ import Wire
         // Another job is free to use the cluster's reward model now.
         let other = JobContext(id: "other", image: nil, beam: 3)
         async let scores = dispatcher.score(Self.request(Self.answers), scorer: nil, job: other)
-        while sent.all.count < 2 { try await Task.sleep(for: .milliseconds(1)) }
+        try await waitForSent(2)
         #expect(sent.all[1].worker == "r2")
         answer("r2", sent.all[1].request, rewardModel: "reward-y")
         #expect(try await scores.rewardModel == "reward-y")
@@ -123,8 +146,7 @@ import Wire
         #expect(register("r1", credits: 4, rewardModel: "reward-x", scorer: "reward-model:x") == nil)
         let job = JobContext(id: "job", image: nil, beam: 3)
         let call = Task { try await dispatcher.score(Self.request(Self.answers), scorer: "self-reward", job: job) }
-        try await Task.sleep(for: .milliseconds(20))
-        dispatcher.tick(now: .now + .seconds(1))
+        try await passWaitForAWorker()
         let error = await #expect(throws: ClusterError.self) { try await call.value }
         #expect(error?.message.contains("scorer self-reward") == true, "\(error?.message ?? "")")
         #expect(sent.all.isEmpty)
