@@ -47,16 +47,37 @@ final class SchemaPeer {
     ) throws -> T {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            try beatIfDue()
-            guard let frames = try socket.receive(timeout: .milliseconds(20)) else { continue }
-            let envelope = try Stagebeam_V1_Envelope(serializedBytes: frames.last!)
-            versionsReceived.append(envelope.protocolVersion)
-            guard let body = envelope.body else { continue }
-            if case .heartbeat = body { continue }
-            if let value = accept(body) { return value }
-            skipped.append(body)
+            if let value = try poll(waiting: .milliseconds(20), accept) { return value }
         }
         throw ChildProcessError("\(what): nothing within \(timeout); received \(skipped.map(EnvelopeCodec.name(of:)))")
+    }
+
+    /// `next` for async tests whose own tasks must run meanwhile (a `Client` waiting for its job):
+    /// between looks at the socket it sleeps instead of blocking, so the test does not hold a
+    /// thread of the tasks' pool, which has one per core.
+    func arriving<T>(
+        _ what: String, timeout: Duration = .seconds(20), _ accept: (Stagebeam_V1_Envelope.OneOf_Body) -> T?
+    ) async throws -> T {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let value = try poll(waiting: .zero, accept) { return value }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        throw ChildProcessError("\(what): nothing within \(timeout); received \(skipped.map(EnvelopeCodec.name(of:)))")
+    }
+
+    /// Heartbeats if one is due and reads at most one message (waiting up to `waiting` for it): its
+    /// value when `accept` maps it to one; heartbeats are dropped, other messages kept in `skipped`.
+    private func poll<T>(waiting: Duration, _ accept: (Stagebeam_V1_Envelope.OneOf_Body) -> T?) throws -> T? {
+        try beatIfDue()
+        guard let frames = try socket.receive(timeout: waiting) else { return nil }
+        let envelope = try Stagebeam_V1_Envelope(serializedBytes: frames.last!)
+        versionsReceived.append(envelope.protocolVersion)
+        guard let body = envelope.body else { return nil }
+        if case .heartbeat = body { return nil }
+        if let value = accept(body) { return value }
+        skipped.append(body)
+        return nil
     }
 
     /// Keeps heartbeating for `duration`, keeping what arrives in `skipped`.
@@ -144,10 +165,16 @@ final class SchemaPeer {
     }
 
     func generateRequest() throws -> Stagebeam_V1_GenerateRequest {
-        try next("a generate request") { body in
-            if case .generateRequest(let request) = body { return request }
-            return nil
-        }
+        try next("a generate request", Self.generateRequest)
+    }
+
+    func arrivingGenerateRequest() async throws -> Stagebeam_V1_GenerateRequest {
+        try await arriving("a generate request", Self.generateRequest)
+    }
+
+    private static func generateRequest(_ body: Stagebeam_V1_Envelope.OneOf_Body) -> Stagebeam_V1_GenerateRequest? {
+        if case .generateRequest(let request) = body { return request }
+        return nil
     }
 }
 
@@ -374,7 +401,7 @@ extension ClusterProcessTests {
         let other = try Client(context: context, endpoint: cluster.endpoint)
         defer { other.close() }
         let waiting = Task { try await submitter.submit(TestJob(beam: 2).submitJob(id: "swift-cancel")) }
-        _ = try worker.generateRequest()
+        _ = try await worker.arrivingGenerateRequest()
         #expect(try await other.job("swift-cancel").status == .running)
         let cancelled = try await other.cancel(jobID: "swift-cancel", reason: "from the other client")
         #expect(cancelled.status == .cancelled && cancelled.error.message.contains("from the other client"))
@@ -390,7 +417,7 @@ extension ClusterProcessTests {
 
         // Closing a client that waits for a job cancels the job at once.
         let leaving = Task { try await submitter.submit(TestJob(question: "Where is the sun?", beam: 2).submitJob(id: "swift-goodbye")) }
-        _ = try worker.generateRequest()
+        _ = try await worker.arrivingGenerateRequest()
         leaving.cancel()
         _ = try? await leaving.value
         submitter.close()
@@ -408,7 +435,7 @@ extension ClusterProcessTests {
         var restarted = TestJob(question: "How far is the moon?", beam: 2).submitJob(id: "swift-restart")
         restarted.detached = true
         let submitted = Task { try await third.submit(restarted) }
-        _ = try worker.generateRequest()
+        _ = try await worker.arrivingGenerateRequest()
         let watched = Task { try await watcher.job("swift-restart", wait: true) }
         try await Task.sleep(for: .milliseconds(300))
         let endpoint = cluster.endpoint

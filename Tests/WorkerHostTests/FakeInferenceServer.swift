@@ -1,3 +1,4 @@
+import ClusterTestSupport
 import Foundation
 import Hummingbird
 import Synchronization
@@ -78,7 +79,8 @@ final class FakeInferenceServer: Sendable {
         let app = Application(
             router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
             onServerRunning: { channel in report.yield(channel.localAddress?.port ?? 0) })
-        let task = Task { try await app.runService(gracefulShutdownSignals: []) }
+        // On a thread of its own: the tests that use it block the tasks' pool while they wait.
+        let task = Task(executorPreference: ThreadExecutor.shared) { try await app.runService(gracefulShutdownSignals: []) }
         var iterator = ports.makeAsyncIterator()
         guard let port = await iterator.next() else { throw CancellationError() }
         return (port, task)
