@@ -11,7 +11,12 @@
 static inline float sb_half_f16c(const uint8_t *p) {
     uint16_t h;
     memcpy(&h, p, 2);
-    return _cvtsh_ss(h);
+    // Through a general register and vmovd: loaded straight into a vector register, clang inserts the
+    // 16 bits into whatever register is free (vpinsrw), often one written by the block before, and
+    // that false dependency chained every block's scale to the last one's.
+    uint32_t bits = h;
+    __asm__("" : "+r"(bits));
+    return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128((int)bits)));
 }
 #define SB_HALF sb_half_f16c
 #include "common.h"
