@@ -80,7 +80,7 @@ SB_INLINE void SB_NAME(add_block)(sb_weight_type type, const int NT, __m256i q, 
 /// products), computed with one f16 conversion per scale and vector int → f32 conversions.
 SB_INLINE void SB_NAME(k_factors)(sb_weight_type type, const uint8_t *block, sb_block_factors f[8]) {
     if (type == SB_Q6_K) {
-        const float d = SB_HALF(block + 208);
+        const float d = SB_HALF_END(block + 208);
         const int8_t *scales = (const int8_t *)(block + 192);
         for (int s = 0; s < 8; s++) {
             const int h = s / 4, i = s % 4;
