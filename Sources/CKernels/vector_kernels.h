@@ -123,8 +123,15 @@ SB_INLINE void SB_NAME(tile)(sb_weight_type type, const int NW, const int NT, co
             acc[r][t] = _mm256_setzero_ps();
             correction[r][t] = 0;
         }
+    // One or two activation rows (decode) are bound by memory: the weight rows two tiles ahead are
+    // fetched line by line as these are read (a thread's rows are contiguous); rows of a few hundred
+    // bytes leave the hardware prefetcher too little of each stream to follow.
+    const uint8_t *ahead = row + 2 * NW * row_bytes;
+    const int64_t bytes = NW * sb_block_bytes(type);
     if (sb_is_k(type)) {
         for (int64_t super = 0; super < blocks / 8; super++) {
+            if (NT <= 2)
+                for (int64_t line = 0; line < bytes; line += 64) _mm_prefetch((const char *)(ahead + super * bytes + line), _MM_HINT_T0);
             sb_block_factors f[2][8];
             for (int r = 0; r < NW; r++) SB_NAME(k_factors)(type, row + r * row_bytes + super * sb_block_bytes(type), f[r]);
             for (int s = 0; s < 8; s++) {
@@ -136,6 +143,8 @@ SB_INLINE void SB_NAME(tile)(sb_weight_type type, const int NW, const int NT, co
         }
     } else {
         for (int64_t b = 0; b < blocks; b++) {
+            if (NT <= 2)
+                for (int64_t line = 0; line < bytes; line += 64) _mm_prefetch((const char *)(ahead + b * bytes + line), _MM_HINT_T0);
             for (int r = 0; r < NW; r++) {
                 const sb_block_factors f = sb_factors(type, row + r * row_bytes, b);
                 SB_NAME(add_block)(type, NT, SB_NAME(levels)(type, row + r * row_bytes, b), &f, b, k, xq, xb, acc[r], correction[r]);
