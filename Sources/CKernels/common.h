@@ -68,7 +68,10 @@ typedef struct {
 } sb_block_factors;
 
 #ifndef SB_HALF
-#define SB_HALF sb_half
+#define SB_HALF sb_half  // a scale with at least 2 more bytes of its block after it
+#endif
+#ifndef SB_HALF_END
+#define SB_HALF_END sb_half  // a scale at the end of its block
 #endif
 
 /// The factors of 32-block `b` of a weight row (shared by every variant, so all give the same bits).
@@ -88,7 +91,7 @@ SB_INLINE sb_block_factors sb_factors(sb_weight_type type, const uint8_t *row, i
     const uint8_t *block = row + (b / 8) * sb_block_bytes(type);
     const int s = (int)(b % 8);
     if (type == SB_Q6_K) {
-        const float d = SB_HALF(block + 208);
+        const float d = SB_HALF_END(block + 208);
         const int8_t *scales = (const int8_t *)(block + 192);
         const int h = s / 4, i = s % 4;
         f.scale = d;

@@ -83,7 +83,14 @@ SB_INLINE void tile(sb_float_type type, const int NW, const int NT, const uint8_
     __m256 acc[2][4];
     for (int t = 0; t < NT; t++)
         for (int r = 0; r < NW; r++) acc[t][r] = _mm256_setzero_ps();
+    // One input row (decode) is bound by memory: the weight rows two tiles ahead are fetched a line
+    // at a time as these are read (a thread's tiles are contiguous), since short rows read 4 at a
+    // time leave the hardware prefetcher too little of each stream to follow.
+    const int element = type == SB_F32 ? 4 : 2;
+    const uint8_t *ahead = w + 2 * NW * row_bytes;
     for (int64_t i = 0; i < vector_k; i += 8) {
+        if (NT == 1)
+            for (int line = 0; line < 8 * NW * element; line += 64) _mm_prefetch((const char *)(ahead + i * NW * element + line), _MM_HINT_T0);
         __m256 v[4];
         for (int r = 0; r < NW; r++) v[r] = load8(type, w + r * row_bytes, i);
         for (int t = 0; t < NT; t++) {

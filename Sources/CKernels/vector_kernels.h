@@ -80,7 +80,7 @@ SB_INLINE void SB_NAME(add_block)(sb_weight_type type, const int NT, __m256i q, 
 /// products), computed with one f16 conversion per scale and vector int → f32 conversions.
 SB_INLINE void SB_NAME(k_factors)(sb_weight_type type, const uint8_t *block, sb_block_factors f[8]) {
     if (type == SB_Q6_K) {
-        const float d = SB_HALF(block + 208);
+        const float d = SB_HALF_END(block + 208);
         const int8_t *scales = (const int8_t *)(block + 192);
         for (int s = 0; s < 8; s++) {
             const int h = s / 4, i = s % 4;
@@ -110,45 +110,80 @@ SB_INLINE void SB_NAME(k_factors)(sb_weight_type type, const uint8_t *block, sb_
     }
 }
 
-/// One weight row against `NT` (1…4) activation rows: the weight row is decoded once per block
-/// for all of them.
-SB_INLINE void SB_NAME(tile)(sb_weight_type type, const int NT, const uint8_t *row, int64_t k, const int8_t *xq,
-                             const sb_activation_block *xb, float *y, int64_t ldy) {
+/// `NW` (1 or 2) weight rows against `NT` (1…4) activation rows: each weight block is decoded once for
+/// all activation rows, and the NW rows' accumulators are independent chains the CPU overlaps (one
+/// row alone waits on each block's fused multiply-add before the next).
+SB_INLINE void SB_NAME(tile)(sb_weight_type type, const int NW, const int NT, const uint8_t *row, size_t row_bytes, int64_t k,
+                             const int8_t *xq, const sb_activation_block *xb, float *y, int64_t ldy) {
     const int64_t blocks = k / 32;
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-    float correction[4] = {0, 0, 0, 0};
+    __m256 acc[2][4];
+    float correction[2][4];
+    for (int r = 0; r < NW; r++)
+        for (int t = 0; t < NT; t++) {
+            acc[r][t] = _mm256_setzero_ps();
+            correction[r][t] = 0;
+        }
+    // One or two activation rows (decode) are bound by memory: the weight rows two tiles ahead are
+    // fetched line by line as these are read (a thread's rows are contiguous); rows of a few hundred
+    // bytes leave the hardware prefetcher too little of each stream to follow.
+    const uint8_t *ahead = row + 2 * NW * row_bytes;
+    const int64_t bytes = NW * sb_block_bytes(type);
     if (sb_is_k(type)) {
         for (int64_t super = 0; super < blocks / 8; super++) {
-            sb_block_factors f[8];
-            SB_NAME(k_factors)(type, row + super * sb_block_bytes(type), f);
+            if (NT <= 2)
+                for (int64_t line = 0; line < bytes; line += 64) _mm_prefetch((const char *)(ahead + super * bytes + line), _MM_HINT_T0);
+            sb_block_factors f[2][8];
+            for (int r = 0; r < NW; r++) SB_NAME(k_factors)(type, row + r * row_bytes + super * sb_block_bytes(type), f[r]);
             for (int s = 0; s < 8; s++) {
                 const int64_t b = 8 * super + s;
-                SB_NAME(add_block)(type, NT, SB_NAME(levels)(type, row, b), &f[s], b, k, xq, xb, acc, correction);
+                for (int r = 0; r < NW; r++)
+                    SB_NAME(add_block)(type, NT, SB_NAME(levels)(type, row + r * row_bytes, b), &f[r][s], b, k, xq, xb, acc[r],
+                                       correction[r]);
             }
         }
     } else {
         for (int64_t b = 0; b < blocks; b++) {
-            const sb_block_factors f = sb_factors(type, row, b);
-            SB_NAME(add_block)(type, NT, SB_NAME(levels)(type, row, b), &f, b, k, xq, xb, acc, correction);
+            if (NT <= 2)
+                for (int64_t line = 0; line < bytes; line += 64) _mm_prefetch((const char *)(ahead + b * bytes + line), _MM_HINT_T0);
+            for (int r = 0; r < NW; r++) {
+                const sb_block_factors f = sb_factors(type, row + r * row_bytes, b);
+                SB_NAME(add_block)(type, NT, SB_NAME(levels)(type, row + r * row_bytes, b), &f, b, k, xq, xb, acc[r], correction[r]);
+            }
         }
     }
-    for (int t = 0; t < NT; t++) y[t * ldy] = SB_NAME(reduce)(acc[t]) + correction[t];
+    for (int r = 0; r < NW; r++)
+        for (int t = 0; t < NT; t++) y[t * ldy + r] = SB_NAME(reduce)(acc[r][t]) + correction[r][t];
+}
+
+/// One weight row (NW = 1) or two (NW = 2) against all activation rows: groups of 4
+/// one weight row at a time (8 accumulators of 2 × 4 spill), the last 1 or 2 activation rows with
+/// both weight rows at once.
+SB_INLINE void SB_NAME(rows)(sb_weight_type type, const int NW, const uint8_t *row, size_t row_bytes, int64_t k,
+                             const int8_t *xq, const sb_activation_block *xb, int64_t rows, float *y, int64_t ldy) {
+    const int64_t blocks = k / 32;
+    int64_t t = 0;
+    for (; t + 4 <= rows; t += 4)
+        for (int r = 0; r < NW; r++)
+            SB_NAME(tile)(type, 1, 4, row + r * row_bytes, row_bytes, k, xq + t * k, xb + t * blocks, y + t * ldy + r, ldy);
+    switch (rows - t) {
+    case 3:
+        for (int r = 0; r < NW; r++)
+            SB_NAME(tile)(type, 1, 3, row + r * row_bytes, row_bytes, k, xq + t * k, xb + t * blocks, y + t * ldy + r, ldy);
+        break;
+    case 2: SB_NAME(tile)(type, NW, 2, row, row_bytes, k, xq + t * k, xb + t * blocks, y + t * ldy, ldy); break;
+    case 1: SB_NAME(tile)(type, NW, 1, row, row_bytes, k, xq + t * k, xb + t * blocks, y + t * ldy, ldy); break;
+    default: break;
+    }
 }
 
 SB_INLINE void SB_NAME(run)(sb_weight_type type, const void *w, size_t row_bytes, int64_t k, int64_t o_begin, int64_t o_end,
                             const int8_t *xq, const sb_activation_block *xb, int64_t rows, float *y, int64_t ldy) {
-    const int64_t blocks = k / 32;
-    for (int64_t o = o_begin; o < o_end; o++) {
-        const uint8_t *row = (const uint8_t *)w + o * row_bytes;
-        int64_t t = 0;
-        for (; t + 4 <= rows; t += 4) SB_NAME(tile)(type, 4, row, k, xq + t * k, xb + t * blocks, y + t * ldy + o, ldy);
-        switch (rows - t) {
-        case 3: SB_NAME(tile)(type, 3, row, k, xq + t * k, xb + t * blocks, y + t * ldy + o, ldy); break;
-        case 2: SB_NAME(tile)(type, 2, row, k, xq + t * k, xb + t * blocks, y + t * ldy + o, ldy); break;
-        case 1: SB_NAME(tile)(type, 1, row, k, xq + t * k, xb + t * blocks, y + t * ldy + o, ldy); break;
-        default: break;
-        }
-    }
+    int64_t o = o_begin;
+    // Pairs of weight rows for the 32-block formats; a K super-block's factors for two rows at once
+    // spill (measured slower), so those go one row at a time.
+    if (!sb_is_k(type))
+        for (; o + 2 <= o_end; o += 2) SB_NAME(rows)(type, 2, (const uint8_t *)w + o * row_bytes, row_bytes, k, xq, xb, rows, y + o, ldy);
+    for (; o < o_end; o++) SB_NAME(rows)(type, 1, (const uint8_t *)w + o * row_bytes, row_bytes, k, xq, xb, rows, y + o, ldy);
 }
 
 /// One specialized copy per format, so each inner loop is straight-line code for its format.
