@@ -68,7 +68,7 @@ struct QuantizeCommand: ParsableCommand {
         let start = ContinuousClock.now
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: inputPath, isDirectory: &isDirectory) else {
-            throw ValidationError("\(inputPath) does not exist")
+            throw ModelFormatError(.fileNotFound, "\(inputPath) does not exist")
         }
         let types: [String: GGMLType]
         if isDirectory.boolValue {
