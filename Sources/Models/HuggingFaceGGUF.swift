@@ -259,21 +259,22 @@ public enum HuggingFaceGGUF {
     }
 
     /// Llama 3 RoPE as llama.cpp takes it: one divisor per rotated pair (1 for short wavelengths,
-    /// `factor` for long ones, a smooth blend between), computed in f32 as the converter computes it.
+    /// `factor` for long ones, a smooth blend between), computed in f64 and rounded to f32, which
+    /// gives the converter's values.
     static func llama3RopeFactors(_ config: TextModelConfig) -> [Float] {
         let scaling = config.ropeScaling!
-        let dim = config.headDim
-        let factor = scaling.factor
-        let low = scaling.lowFreqFactor ?? 1, high = scaling.highFreqFactor ?? 4
-        let original = Float(scaling.originalMaxPositionEmbeddings ?? 8192)
+        let dim = Double(config.headDim)
+        let factor = Double(scaling.factor)
+        let low = Double(scaling.lowFreqFactor ?? 1), high = Double(scaling.highFreqFactor ?? 4)
+        let original = Double(scaling.originalMaxPositionEmbeddings ?? 8192)
         let (lowWavelength, highWavelength) = (original / low, original / high)
-        return stride(from: 0, to: dim, by: 2).map { i in
-            let frequency = 1 / pow(config.ropeTheta, Float(i) / Float(dim))
-            let wavelength = 2 * Float.pi / frequency
+        return stride(from: 0, to: config.headDim, by: 2).map { i in
+            let frequency = 1 / pow(Double(config.ropeTheta), Double(i) / dim)
+            let wavelength = 2 * Double.pi / frequency
             if wavelength < highWavelength { return 1 }
-            if wavelength > lowWavelength { return factor }
+            if wavelength > lowWavelength { return Float(factor) }
             let smooth = (original / wavelength - low) / (high - low)
-            return 1 / ((1 - smooth) / factor + smooth)
+            return Float(1 / ((1 - smooth) / factor + smooth))
         }
     }
 }

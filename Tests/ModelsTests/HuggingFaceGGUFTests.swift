@@ -49,7 +49,7 @@ import Testing
         }
     }
 
-    @Test(arguments: ["llama-sharded-bf16", "qwen2"], ["F16", "Q8_0", "Q4_0", "Q4_K_M"])
+    @Test(arguments: ["llama-sharded-bf16", "qwen2", "llama3-rope-tied-bias"], ["F16", "Q8_0", "Q4_0", "Q4_K_M"])
     func writesTheTensorsAndKeysLlamaCppWrites(model: String, type: String) throws {
         let reference = try Reference(model)
         let expected = reference.files[type]!

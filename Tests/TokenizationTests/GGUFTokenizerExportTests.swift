@@ -11,7 +11,7 @@ import Testing
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures")
 
-    @Test(arguments: [("llama-sharded-bf16", "llama-bpe"), ("qwen2", "qwen2")])
+    @Test(arguments: [("llama-sharded-bf16", "llama-bpe"), ("qwen2", "qwen2"), ("llama3-rope-tied-bias", "llama-bpe")])
     func keysEqualTheConverters(model: String, preName: String) throws {
         let reference =
             try JSONSerialization.jsonObject(
