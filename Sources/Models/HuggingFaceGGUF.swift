@@ -259,17 +259,16 @@ public enum HuggingFaceGGUF {
     }
 
     /// Llama 3 RoPE as llama.cpp takes it: one divisor per rotated pair (1 for short wavelengths,
-    /// `factor` for long ones, a smooth blend between), computed in f64 and rounded to f32, which
-    /// gives the converter's values.
+    /// `factor` for long ones, a smooth blend between), rounded as the converter's arithmetic rounds.
     static func llama3RopeFactors(_ config: TextModelConfig) -> [Float] {
         let scaling = config.ropeScaling!
-        let dim = Double(config.headDim)
         let factor = Double(scaling.factor)
         let low = Double(scaling.lowFreqFactor ?? 1), high = Double(scaling.highFreqFactor ?? 4)
         let original = Double(scaling.originalMaxPositionEmbeddings ?? 8192)
         let (lowWavelength, highWavelength) = (original / low, original / high)
         return stride(from: 0, to: config.headDim, by: 2).map { i in
-            let frequency = 1 / pow(Double(config.ropeTheta), Double(i) / dim)
+            // The inverse frequency in f32 (as the converter's torch tensor), the rest in f64.
+            let frequency = Double(1 / pow(config.ropeTheta, Float(i) / Float(config.headDim)))
             let wavelength = 2 * Double.pi / frequency
             if wavelength < highWavelength { return 1 }
             if wavelength > lowWavelength { return Float(factor) }
