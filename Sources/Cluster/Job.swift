@@ -24,6 +24,8 @@ struct Job: Sendable {
         var wantsRecord: Bool
         /// The protocol version to write to it in.
         var version: UInt32
+        /// With `wantsEvents`: the candidates' text while they are generated too.
+        var wantsText = false
     }
 
     /// Who may list the job (`ListJobs`): a name the client chose, else the submitting connection.
@@ -40,8 +42,8 @@ struct Job: Sendable {
     var started: ContinuousClock.Instant?
     /// The stage running now (for status).
     var stage = Stagebeam_V1_Stage.unspecified
-    /// The current unit's candidate texts by index (a `winner` event names the winner's text).
-    var candidateTexts: [Int: String] = [:]
+    /// The current stage's candidate texts by unit and index (a `winner` event names the winner's text).
+    var candidateTexts: [Int: [Int: String]] = [:]
     var subscribers: [[UInt8]: Subscriber] = [:]
     /// Whether the journal holds its acceptance (until then it is neither announced nor started).
     var journaled = false
@@ -57,6 +59,8 @@ struct Job: Sendable {
     var owner: Owner?
     /// Answers journaled by an earlier run of this job (before a restart).
     let journaledSteps: [String: Data]
+    /// Where its candidates' text goes while they are generated, once a client wants it.
+    let candidateText = CandidateTextRelay()
 
     init(
         submit: Stagebeam_V1_SubmitJob, result: Stagebeam_V1_JobResult? = nil, journaledSteps: [String: Data] = [:],
@@ -71,12 +75,20 @@ struct Job: Sendable {
         state = result.map { State(finished: $0.status) } ?? .queued
         deadline = submit.deadlineMs > 0 ? now + .milliseconds(submit.deadlineMs) : nil
         if !submit.owner.isEmpty { owner = .named(submit.owner) }
+        candidateText.configure(intervalMs: submit.candidateTextIntervalMs)
+    }
+
+    /// Adds a client waiting for the job.
+    mutating func subscribe(_ peer: [UInt8], _ subscriber: Subscriber) {
+        subscribers[peer] = subscriber
+        if subscriber.wantsText { candidateText.want() }
     }
 
     var isFinished: Bool { state == .succeeded || state == .failed || state == .cancelled }
 
     /// What makes two submissions the same job: everything but the delivery options (events, the
-    /// search record, deadline, detachment, owner: the first submission's hold). A job id
+    /// search record, deadline, detachment, owner: the first submission's hold; the reward calibration
+    /// the coordinator filled in). A job id
     /// submitted again with a different question or configuration is refused.
     static func fingerprint(_ submit: Stagebeam_V1_SubmitJob) -> [UInt8] {
         var core = submit
@@ -85,6 +97,10 @@ struct Job: Sendable {
         core.deadlineMs = 0
         core.detached = false
         core.owner = ""
+        core.streamCandidateText = false
+        core.candidateTextIntervalMs = 0
+        // Filled by the coordinator from the reward workers registered at the time, not chosen by the client.
+        core.clearRewardCalibration()
         return (try? core.serializedBytes()) ?? []
     }
 

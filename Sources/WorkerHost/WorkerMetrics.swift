@@ -22,7 +22,7 @@ enum WorkerMetrics {
     static let images = "stagebeam_worker_images_total"
 
     static func register(on metrics: Metrics, worker: Worker, engine: any WorkerBackend) {
-        metrics.declareCounter(requests, "Requests served, by kind (generate, judge) and outcome (ok, error).")
+        metrics.declareCounter(requests, "Requests served, by kind (generate, judge) and outcome (ok, error, stopped: by StopRequests).")
         metrics.declareHistogram(
             requestSeconds, "Time from receiving a request to answering it, by kind, seconds.", buckets: Metrics.latencyBuckets)
         metrics.declareHistogram(batchSequences, "Sequences decoded together per generate request.", buckets: Metrics.sizeBuckets)
@@ -45,7 +45,7 @@ enum WorkerMetrics {
     static func served(
         _ answer: Stagebeam_V1_Envelope.OneOf_Body, role: Stagebeam_V1_Role, sequences: Int, seconds: Double, on metrics: Metrics
     ) {
-        let kind = role == .generate ? "generate" : "judge"
+        let kind = role.logName
         if case .error = answer {
             metrics.inc(requests, [("kind", kind), ("outcome", "error")])
             return
