@@ -64,8 +64,9 @@ let package = Package(
         .testTarget(name: "VisionTests", dependencies: ["Vision"]),
         // Hugging Face chat templates: a Jinja subset rendered as transformers renders it.
         .target(name: "ChatTemplates"),
-        // tokenizer.json (or a GGUF file's tokenizer.ggml.*) byte-level BPE, special tokens, streaming decode.
-        .target(name: "Tokenization", dependencies: ["ChatTemplates", "JSON", "ModelFormats"]),
+        // tokenizer.json (or a GGUF file's tokenizer.ggml.*) byte-level BPE, special tokens, streaming decode;
+        // the tokenizer as GGUF keys (SHA-256 from CCrypto names the pre-tokenizer as llama.cpp's converter does).
+        .target(name: "Tokenization", dependencies: ["CCrypto", "ChatTemplates", "JSON", "ModelFormats"]),
         .testTarget(name: "TokenizationTests", dependencies: ["Tokenization", "ChatTemplates", "ModelFormats"]),
         // Architectures (Llama/Qwen2 text, CLIP/SigLIP towers, LLaVA, Mllama) and the KV cache.
         .target(name: "Models", dependencies: ["Kernels", "ModelFormats", "Vision"], swiftSettings: vectorized),

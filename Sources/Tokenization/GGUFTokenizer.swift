@@ -13,6 +13,7 @@ extension Tokenizer {
         let known: [String: [String: Any]] = [
             "default": gpt2,
             "gpt2": gpt2,
+            "gpt-2": gpt2,
             "llama-bpe": llama3,
             "llama3": llama3,
             "llama-v3": llama3,
@@ -24,7 +25,7 @@ extension Tokenizer {
     }
 
     /// The `tokenizer.ggml.pre` names `ggufPreTokenizer(named:)` knows.
-    public static let ggufPreTokenizerNames = ["default", "gpt2", "llama-bpe", "llama-v3", "llama3", "qwen2", "smollm"]
+    public static let ggufPreTokenizerNames = ["default", "gpt-2", "gpt2", "llama-bpe", "llama-v3", "llama3", "qwen2", "smollm"]
 
     /// llama.cpp's token types (`llama_token_type`): control tokens are special added tokens,
     /// user-defined ones plain added tokens; both are matched whole in the text.

@@ -187,7 +187,7 @@ extension GGUFModelTests {
         let source = try GGUFFile(url: Self.root.appendingPathComponent("llama-f32.gguf"))
         let output = FileManager.default.temporaryDirectory.appendingPathComponent("quantized-\(UUID().uuidString).gguf")
         defer { try? FileManager.default.removeItem(at: output) }
-        let types = try GGUFQuantization.quantize(source, to: output, as: GGUFQuantization.format(named: type)!)
+        let types = try GGUFQuantization.quantize(source, to: output, as: GGUFQuantization.fileType(named: type)!)
         let written = try GGUFFile(url: output), expected = try GGUFFile(url: Self.root.appendingPathComponent(fixture + ".gguf"))
         #expect(written.tensorNames == source.tensorNames)
         for name in expected.tensorNames {
