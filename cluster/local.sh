@@ -8,7 +8,8 @@
 #
 # The model is --model, else $STAGEBEAM_MODEL, else the built-in models/stagebeam-shapes (a small
 # LLaVA that answers questions about images of shapes, like the examples/ it is tried with below).
-# With --judges 0 (the default) every worker both generates and judges. Logs and the journal go to
+# With --judges 0 (the default) every worker both generates and judges. Generate workers also
+# serve the reward role (self-reward), so --method stage-beam and swires run too. Logs and the journal go to
 # --dir (default: $TMPDIR/stagebeam-local-PORT); restarting with the same journal resumes its jobs.
 # STAGEBEAM_LOG_FORMAT=json (and STAGEBEAM_LOG_LEVEL) in the environment reach every process.
 # Then, in another terminal:
@@ -83,8 +84,8 @@ start_worker() {  # id roles
   pids+=($!)
   echo "local.sh: worker $1 ($2), pid $!, log $logs/$1.err"
 }
-generate_roles="generate"
-[[ "$judges" -eq 0 ]] && generate_roles="generate,judge"
+generate_roles="generate,reward"
+[[ "$judges" -eq 0 ]] && generate_roles="generate,judge,reward"
 for i in $(seq 1 "$workers"); do start_worker "gen-$i" "$generate_roles"; done
 for i in $(seq 1 "$judges"); do start_worker "judge-$i" "judge"; done
 

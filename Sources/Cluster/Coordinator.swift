@@ -263,6 +263,8 @@ public final class Coordinator: Sendable {
             dispatcher.generateResult(from: peer, result, now: now)
         case .judgeResult(let result):
             dispatcher.judgeResult(from: peer, result, now: now)
+        case .rewardResult(let result):
+            dispatcher.rewardResult(from: peer, result, now: now)
         case .error(let error):
             dispatcher.workerError(from: peer, error, now: now)
         case .submitJob(let submit):
@@ -517,7 +519,8 @@ public final class Coordinator: Sendable {
             reject(ClusterError(.invalidArgument, "this cluster's model answers questions about an image only: send an image", jobID: id))
             return
         }
-        submit = recommendations.filled(submit)
+        // A swires job's thresholds come from the calibration of the scorer its reward workers run.
+        submit = recommendations.filled(submit, scorer: dispatcher.rewardScorer() ?? RewardCalibration.selfReward)
         if let problem = Self.validate(submit) {
             reject(ClusterError(.invalidArgument, problem, jobID: id))
             return
@@ -627,7 +630,8 @@ public final class Coordinator: Sendable {
             logger.info(
                 "job accepted",
                 metadata: [
-                    "job_id": "\(id)", "method": "\(config.method.rawValue)", "beam": .stringConvertible(config.beam),
+                    "job_id": "\(id)", "method": "\(config.method.rawValue)",
+                    "beam": .stringConvertible(config.method.usesScorer ? config.candidates : config.beam),
                     "image": .stringConvertible(!job.submit.image.isEmpty), "queue_position": .stringConvertible(position)
                 ])
             return (peers, .jobAccepted(Self.accepted(id, position: position, known: false)), nil)
@@ -654,14 +658,12 @@ public final class Coordinator: Sendable {
         }
         if submit.question.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { return "the question is empty" }
         do {
-            let config = try SearchConfig(submit: submit).validated()
-            // No worker serves a reward role yet: the scored methods run in process only.
-            if config.method.usesScorer {
-                return
-                    "method \(config.method.rawValue) needs a scorer, which the cluster does not offer yet: run it with stagebeam run or eval"
-            }
+            _ = try SearchConfig(submit: submit).validated()
             if !submit.judgeTemplatesJson.isEmpty {
                 _ = try JudgeTemplates(json: submit.judgeTemplatesJson, source: "the job's judge templates")
+            }
+            if !submit.rewardTemplatesJson.isEmpty {
+                _ = try RewardTemplates(json: submit.rewardTemplatesJson, source: "the job's reward templates")
             }
         } catch {
             return "\(error)"
@@ -690,8 +692,12 @@ public final class Coordinator: Sendable {
         }
         for job in starting {
             let submit = job.submit
-            // N of every step: the search's own validation of the job (which `accept` already passed).
-            let beam = (try? SearchConfig(submit: submit).validated().beam) ?? 0
+            // N (M for the scored methods) of every step: the search's own validation of the job (which
+            // `accept` already passed).
+            let config = try? SearchConfig(submit: submit).validated()
+            let beam = config.map { $0.method.usesScorer ? $0.candidates : $0.beam } ?? 0
+            // Thresholds calibrated on one scorer hold for that scorer only.
+            let calibratedScorer = config?.rewardMean == nil ? config?.rewardCalibration?.scorer : nil
             let context = JobContext(id: job.id, image: job.image, beam: beam)
             let steps = JobSteps(jobID: job.id, journal: journal, recorded: job.journaledSteps, logger: logger)
             Task.detached { [self] in
@@ -701,10 +707,17 @@ public final class Coordinator: Sendable {
                         submit.judgeTemplatesJson.isEmpty
                         ? JudgeTemplates.builtIn
                         : try JudgeTemplates(json: submit.judgeTemplatesJson, source: "job \(context.id)'s judge templates")
+                    let rewardTemplates =
+                        submit.rewardTemplatesJson.isEmpty
+                        ? RewardTemplates.builtIn
+                        : try RewardTemplates(json: submit.rewardTemplatesJson, source: "job \(context.id)'s reward templates")
                     let search = try StageBeamSearch(
                         generator: RemoteGenerator(dispatcher: dispatcher, job: context, steps: steps),
                         judge: RemoteJudge(dispatcher: dispatcher, job: context, steps: steps),
-                        templates: templates, config: SearchConfig(submit: submit))
+                        templates: templates,
+                        scorer: RemoteScorer(dispatcher: dispatcher, job: context, steps: steps, scorer: calibratedScorer),
+                        rewardTemplates: rewardTemplates,
+                        config: SearchConfig(submit: submit))
                     outcome = .success(
                         try await search.run(question: submit.question, imageRef: context.image?.sha256) { event in
                             self.publish(event, of: context)
@@ -721,7 +734,7 @@ public final class Coordinator: Sendable {
                         "answers reused from the journal",
                         metadata: ["job_id": "\(context.id)", "answers": .stringConvertible(steps.reused)])
                 }
-                finish(context.id, outcome, usage: context.usage)
+                finish(context.id, outcome, usage: context.usage, rewardModel: context.rewardModel.identity)
             }
         }
     }
@@ -733,13 +746,18 @@ public final class Coordinator: Sendable {
         let (message, peers): (Stagebeam_V1_JobEvent, [([UInt8], UInt32)]) = table.withLock { table in
             guard var job = table.jobs[id] else { return (Stagebeam_V1_JobEvent(), []) }
             switch event {
-            case .stageStarted(let stage): job.stage = stage.wire
-            case .candidatesReady(_, _, let candidates):
-                job.candidateTexts = Dictionary(uniqueKeysWithValues: candidates.map { ($0.index, $0.text) })
+            case .stageStarted(let stage):
+                job.stage = stage.wire
+                job.candidateTexts = [:]
+            case .candidatesReady(_, let unit, let candidates):
+                // A retrace adds candidates to a unit that already has some.
+                for candidate in candidates { job.candidateTexts[unit, default: [:]][candidate.index] = candidate.text }
             default: break
             }
             table.jobs[id] = job
-            let message = Stagebeam_V1_JobEvent(jobID: id, event: event, texts: job.candidateTexts, beam: context.beam)
+            let texts: [Int: String]
+            if case .winner(_, let unit, _) = event { texts = job.candidateTexts[unit] ?? [:] } else { texts = [:] }
+            let message = Stagebeam_V1_JobEvent(jobID: id, event: event, texts: texts, beam: context.beam)
             return (message, job.subscribers.filter(\.value.wantsEvents).map { ($0.key, $0.value.version) })
         }
         for (peer, version) in peers { reply(peer, .jobEvent(message), version: version) }
@@ -774,13 +792,30 @@ public final class Coordinator: Sendable {
                     "job_id": "\(id)", "stage": "\(topic.rawValue)", "unit": .stringConvertible(unit),
                     "candidate": .stringConvertible(candidate)
                 ])
-        // The scored methods do not run on a cluster (`validate` refuses them).
-        case .scored, .survivors, .retraced: break
+        case .scored(let stage, let unit, let candidates, let scores):
+            logger.debug(
+                "candidates scored",
+                metadata: [
+                    "job_id": "\(id)", "stage": "\(stage.rawValue)", "unit": .stringConvertible(unit),
+                    "n": .stringConvertible(candidates.count), "best": .stringConvertible(scores.max() ?? -.infinity)
+                ])
+        case .survivors(let stage, _, let candidates):
+            logger.debug(
+                "survivors kept", metadata: ["job_id": "\(id)", "stage": "\(stage.rawValue)", "candidates": "\(candidates)"])
+        case .retraced(let retrace):
+            logger.debug(
+                "stage retraced",
+                metadata: [
+                    "job_id": "\(id)", "stage": "\(retrace.stage.rawValue)", "attempt": .stringConvertible(retrace.attempt),
+                    "threshold": .stringConvertible(retrace.threshold), "best_before": .stringConvertible(retrace.bestBefore),
+                    "best_after": .stringConvertible(retrace.bestAfter)
+                ])
         }
     }
 
-    /// `usage`: the prompt tokens of the job's requests (nil: it never ran).
-    private func finish(_ id: String, _ outcome: Result<SearchResult, ClusterError>, usage: JobUsage?) {
+    /// `usage`: the prompt tokens of the job's requests (nil: it never ran); `rewardModel`: the
+    /// reward model its scores came from (the scored methods).
+    private func finish(_ id: String, _ outcome: Result<SearchResult, ClusterError>, usage: JobUsage?, rewardModel: String? = nil) {
         let redispatched = dispatcher.redispatched(job: id)
         let caveats = dispatcher.determinismCaveats(job: id)
         let result: Stagebeam_V1_JobResult? = table.withLock { table in
@@ -815,7 +850,9 @@ public final class Coordinator: Sendable {
             result.settings.question = ""
             result.settings.image = Data()
             result.settings.judgeTemplatesJson = Data()
+            result.settings.rewardTemplatesJson = Data()
             result.determinismCaveats = caveats
+            if let rewardModel { result.rewardModelHash = rewardModel }
             return result
         }
         guard let result else { return }

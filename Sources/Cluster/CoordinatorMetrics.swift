@@ -73,7 +73,7 @@ enum CoordinatorMetrics {
         }
         metrics.gauge("stagebeam_workers", "Live workers by role.") { [weak dispatcher] in
             let workers = dispatcher?.snapshot(now: .now).workers ?? []
-            return [("generate", Stagebeam_V1_Role.generate), ("judge", .judge)].map { name, role in
+            return [("generate", Stagebeam_V1_Role.generate), ("judge", .judge), ("reward", .reward)].map { name, role in
                 ([("role", name)], Double(workers.filter { $0.roles.contains(role) }.count))
             }
         }

@@ -86,6 +86,10 @@ struct DispatchState {
             judge.done = true
             let continuation = judge.continuation
             completions.append { continuation.resume(throwing: error) }
+        case .reward(let reward) where !reward.done:
+            reward.done = true
+            let continuation = reward.continuation
+            completions.append { continuation.resume(throwing: error) }
         default: break
         }
     }
@@ -94,7 +98,7 @@ struct DispatchState {
     mutating func register(_ key: [UInt8], _ ready: Stagebeam_V1_Ready, now: ContinuousClock.Instant) -> ClusterError? {
         if let mismatch = modelMismatch(ready, key: key) { return mismatch }
         if settings.pinnedModel == nil {
-            for role in ready.roles where !hasWorker(role: role) {
+            for role in ready.roles where role != .reward && !hasWorker(role: role) {
                 logger.notice(
                     "model chosen for a role",
                     metadata: [
@@ -102,6 +106,14 @@ struct DispatchState {
                         "model": "\(ready.modelName)"
                     ])
             }
+        }
+        if ready.roles.contains(.reward) && !hasWorker(role: .reward) {
+            logger.notice(
+                "model chosen for a role",
+                metadata: [
+                    "role": "reward", "model_hash": "\(ready.rewardModelHash)", "worker_id": "\(ready.workerID)",
+                    "scorer": "\(ready.rewardScorer)"
+                ])
         }
         if workers[key] != nil { removeWorker(key, .reconnected, now: now) }
         workers[key] = WorkerRecord(key: key, ready: ready, now: now)
@@ -112,7 +124,10 @@ struct DispatchState {
                 "worker_id": "\(ready.workerID)", "model": "\(ready.modelName)", "model_hash": "\(ready.modelHash.prefix(12))",
                 "roles": "\(ready.roles.map(\.logName).joined(separator: ","))",
                 "credits": .stringConvertible(ready.maxBatchSequences)
-            ])
+            ].merging(
+                ready.roles.contains(.reward)
+                    ? ["reward_scorer": "\(ready.rewardScorer)", "reward_model_hash": "\(ready.rewardModelHash.prefix(12))"] : [:]
+            ) { $1 })
         return nil
     }
 
@@ -176,6 +191,37 @@ struct DispatchState {
         completions.append { continuation.resume(returning: MeasuredReply(reply: reply, cost: cost)) }
     }
 
+    mutating func rewardResult(from key: [UInt8], _ result: Stagebeam_V1_RewardResult, now: ContinuousClock.Instant) {
+        guard let entry = takeInFlight(result.requestID, from: key, now: now) else { return }
+        guard case .reward(let work) = entry.work, !entry.abandoned, !work.done else { return }
+        guard result.scores.count == entry.indices.count else {
+            retryOrFail(
+                entry.work, indices: entry.indices, worker: key, request: result.requestID,
+                error: ClusterError(
+                    .internal, "worker returned \(result.scores.count) scores for \(entry.indices.count) candidates",
+                    requestID: result.requestID, jobID: work.job.id))
+            return
+        }
+        let pinned = work.job.rewardModel.identity
+        guard result.rewardModelHash == pinned else {
+            // The worker was replaced under the same id by one serving another reward model.
+            retryOrFail(
+                entry.work, indices: entry.indices, worker: key, request: result.requestID,
+                error: ClusterError(
+                    .modelMismatch,
+                    "scores from reward model \(result.rewardModelHash.prefix(16))…, but the job's reward model is \((pinned ?? "").prefix(16))…",
+                    requestID: result.requestID, jobID: work.job.id))
+            return
+        }
+        for (index, score) in zip(entry.indices, result.scores) { work.results[index] = score }
+        if work.unassigned.isEmpty, work.results.allSatisfy({ $0 != nil }) {
+            work.done = true
+            let measured = MeasuredScores(scores: work.results.map { $0! }, rewardModel: result.rewardModelHash)
+            let continuation = work.continuation
+            completions.append { continuation.resume(returning: measured) }
+        }
+    }
+
     mutating func workerError(from key: [UInt8], _ error: Stagebeam_V1_Error, now: ContinuousClock.Instant) {
         logger.warning("worker error", metadata: ClusterError(error).logMetadata.merging(["worker_id": "\(workerName(key))"]) { $1 })
         guard !error.requestID.isEmpty, let entry = takeInFlight(error.requestID, from: key, now: now) else { return }
@@ -209,12 +255,29 @@ struct DispatchState {
             inFlight[id]?.abandoned = true
             requeue(entry.work, indices: entry.indices, from: entry.worker, request: id, .deadlineExceeded)
         }
-        for work in pending where !work.isDone && !hasWorker(role: work.role) && work.queuedSince + settings.noWorkerWait < now {
-            fail(
-                work,
-                ClusterError(.noWorker, "no live \(work.role.logName) worker for \(settings.noWorkerWait)", jobID: work.jobID))
+        for work in pending
+        where !work.isDone && !workers.values.contains(where: work.canRun) && work.queuedSince + settings.noWorkerWait < now {
+            fail(work, ClusterError(.noWorker, noWorkerMessage(work), jobID: work.jobID))
         }
         pending.removeAll { $0.isDone }
+    }
+
+    /// Why `work` found no worker: its role, and for reward work the reward model or scorer it needs.
+    private func noWorkerMessage(_ work: Work) -> String {
+        let wait = "for \(settings.noWorkerWait)"
+        guard case .reward(let reward) = work else { return "no live \(work.role.logName) worker \(wait)" }
+        let serving = Set(
+            workers.values.filter { $0.roles.contains(.reward) }.map { "\($0.rewardScorer) (\($0.rewardModelHash.prefix(16))…)" })
+        var needs: [String] = []
+        if let pinned = reward.job.rewardModel.identity {
+            needs.append("reward model \(pinned.prefix(16))…, which scored its earlier candidates")
+        }
+        if let scorer = reward.scorer { needs.append("scorer \(scorer), which its swires thresholds were calibrated with") }
+        if serving.isEmpty || needs.isEmpty {
+            return "no live reward worker \(wait): stage-beam and swires need workers started with --roles including reward"
+        }
+        return "no live reward worker with the job's \(needs.joined(separator: " and ")) \(wait); "
+            + "the cluster's reward workers serve \(serving.sorted().joined(separator: ", "))"
     }
 
     // MARK: Status
@@ -258,6 +321,10 @@ struct DispatchState {
     /// operator's pin, else the model of that role's other registered workers), or nil.
     private func modelMismatch(_ ready: Stagebeam_V1_Ready, key: [UInt8]) -> ClusterError? {
         for role in ready.roles.sorted(by: { $0.rawValue < $1.rawValue }) {
+            if role == .reward {
+                if let mismatch = rewardModelMismatch(ready, key: key) { return mismatch }
+                continue
+            }
             let expected: String, decidedBy: String
             if let pinned = settings.pinnedModel {
                 (expected, decidedBy) = (pinned, "pinned by the coordinator's --model/--model-id")
@@ -275,6 +342,21 @@ struct DispatchState {
                     + "every worker of a role must serve the same model")
         }
         return nil
+    }
+
+    /// Why `ready` may not serve the reward role: this cluster's reward workers serve another reward
+    /// model (that of its registered reward worker with the smallest id). The coordinator's model pin
+    /// is the policy's: a reward model is a checkpoint of its own.
+    private func rewardModelMismatch(_ ready: Stagebeam_V1_Ready, key: [UInt8]) -> ClusterError? {
+        guard
+            let other = workers.values.filter({ $0.key != key && $0.roles.contains(.reward) }).min(by: { $0.workerID < $1.workerID }),
+            other.rewardModelHash != ready.rewardModelHash
+        else { return nil }
+        return ClusterError(
+            .modelMismatch,
+            "worker \(ready.workerID) scores with \(ready.rewardScorer) (reward model identity \(ready.rewardModelHash.prefix(16))…), "
+                + "but this cluster's reward workers score with \(other.rewardScorer) (\(other.rewardModelHash.prefix(16))…, the model of "
+                + "registered worker \(other.workerID)); every reward worker must serve the same reward model")
     }
 
     /// Sends pending work to workers with free credits, oldest work first.
@@ -306,12 +388,28 @@ struct DispatchState {
                     .max(by: { ($0.freeCredits, $1.workerID) < ($1.freeCredits, $0.workerID) })
                 else { continue }
                 sendJudge(judge, to: worker.key, now: now)
+            case .reward(let reward):
+                var candidates = Self.preferring(
+                    available.compactMap { workers[$0] }.filter { reward.canRun(on: $0) && $0.freeCredits > 0 }, over: reward.failedOn
+                ).sorted { $0.workerID < $1.workerID }
+                guard let first = candidates.first else { continue }
+                // The job's first scores decide its reward model (every reward worker of the cluster
+                // serves one, but that one may change between calls when they all leave).
+                let pinned = reward.job.rewardModel.pin(first.rewardModelHash)
+                candidates = candidates.filter { $0.rewardModelHash == pinned }
+                let shares = CreditSplit.split(reward.unassigned.count, free: candidates.map(\.freeCredits))
+                for (worker, share) in zip(candidates, shares) where share > 0 && !reward.done {
+                    let indices = Array(reward.unassigned.prefix(share))
+                    reward.unassigned.removeFirst(share)
+                    sendReward(reward, indices: indices, to: worker.key, now: now)
+                }
             }
         }
         pending.removeAll { work in
             switch work {
             case .generate(let generate): generate.done || generate.unassigned.isEmpty
             case .judge(let judge): judge.done || judge.assigned
+            case .reward(let reward): reward.done || reward.unassigned.isEmpty
             }
         }
     }
@@ -381,6 +479,41 @@ struct DispatchState {
         transmit(.judgeRequest(message), id: id, work: .judge(work), indices: [], to: worker, now: now)
     }
 
+    /// A scorer call's candidates `indices` as one request. Each candidate's text is split at its
+    /// stage's opening tag into the earlier stages (sent once per distinct prefix) and its own stage.
+    private mutating func sendReward(_ work: RewardWork, indices: [Int], to worker: [UInt8], now: ContinuousClock.Instant) {
+        let id = newRequestID(work.job.id, "r")
+        let request = work.request
+        var message = Stagebeam_V1_RewardRequest()
+        message.requestID = id
+        message.jobID = work.job.id
+        message.deadlineMs = milliseconds(settings.requestTimeout)
+        message.stage = request.topic.wire
+        message.question = request.question
+        if let image = imageRef(work.job.image, for: worker) { message.image = image }
+        let opening = Stage(rawValue: request.topic.rawValue)?.openingTag
+        var prefixIndex: [String: UInt32] = [:]
+        message.candidates = indices.map { index in
+            let answer = request.answers[index]
+            let split = opening.flatMap { answer.range(of: $0, options: .backwards)?.lowerBound } ?? answer.startIndex
+            let prefix = String(answer[..<split])
+            var candidate = Stagebeam_V1_RewardCandidate()
+            if let known = prefixIndex[prefix] {
+                candidate.prefixIndex = known
+            } else {
+                candidate.prefixIndex = UInt32(message.assistantPrefixes.count)
+                prefixIndex[prefix] = candidate.prefixIndex
+                message.assistantPrefixes.append(prefix)
+            }
+            candidate.text = String(answer[split...])
+            return candidate
+        }
+        message.verification = request.verification
+        message.verdictPrefix = request.verdictPrefix
+        message.choices = request.choices
+        transmit(.rewardRequest(message), id: id, work: .reward(work), indices: indices, to: worker, now: now)
+    }
+
     private mutating func transmit(
         _ body: Stagebeam_V1_Envelope.OneOf_Body, id: String, work: Work, indices: [Int],
         to worker: [UInt8], now: ContinuousClock.Instant
@@ -402,7 +535,7 @@ struct DispatchState {
             record.utilisation.update(busy: true, at: now)
             workers[worker] = record
         }
-        metrics?.observe(CoordinatorMetrics.requestSequences, Double(sequences), [("kind", work.role == .generate ? "generate" : "judge")])
+        metrics?.observe(CoordinatorMetrics.requestSequences, Double(sequences), [("kind", work.role.logName)])
         logger.debug(
             "request sent",
             metadata: [
@@ -422,7 +555,7 @@ struct DispatchState {
         inFlight[id] = nil
         metrics?.observe(
             CoordinatorMetrics.requestSeconds, milliseconds(now - (entry.deadline - settings.requestTimeout)) / 1000,
-            [("kind", entry.work.role == .generate ? "generate" : "judge")])
+            [("kind", entry.work.role.logName)])
         if entry.abandoned {
             // It was re-dispatched at its deadline; only its credits come back.
             logger.info(
@@ -474,7 +607,7 @@ struct DispatchState {
             for role in removed.roles where !hasWorker(role: role) {
                 logger.notice(
                     "no worker of a role's model remains: the next worker of the role chooses its model",
-                    metadata: ["role": "\(role.logName)", "model_hash": "\(removed.modelHash)"])
+                    metadata: ["role": "\(role.logName)", "model_hash": "\(role == .reward ? removed.rewardModelHash : removed.modelHash)"])
             }
         }
     }
@@ -489,6 +622,7 @@ struct DispatchState {
         switch work {
         case .generate(let generate): generate.failures += 1; failures = generate.failures
         case .judge(let judge): judge.failures += 1; failures = judge.failures
+        case .reward(let reward): reward.failures += 1; failures = reward.failures
         }
         if error.isRetryable && failures < settings.maxAttempts {
             requeue(work, indices: indices, from: worker, request: request, .failed(error))
@@ -512,6 +646,7 @@ struct DispatchState {
         switch work {
         case .generate(let generate): generate.queuedSince = .now
         case .judge(let judge): judge.queuedSince = .now
+        case .reward(let reward): reward.queuedSince = .now
         }
         redispatchedByJob[work.jobID, default: 0] += 1
         redispatchedTotal += 1
@@ -529,6 +664,14 @@ struct DispatchState {
             judge.failedOn.insert(worker)
             judge.assigned = false
             pending.insert(work, at: 0)
+        case .reward(let reward):
+            reward.failedOn.insert(worker)
+            reward.unassigned = (reward.unassigned + indices).sorted()
+            if !pending.contains(where: {
+                if case .reward(let other) = $0 { return other === reward }; return false
+            }) {
+                pending.insert(work, at: 0)
+            }
         }
     }
 
@@ -547,6 +690,10 @@ struct DispatchState {
         case .judge(let judge):
             judge.done = true
             let continuation = judge.continuation
+            completions.append { continuation.resume(throwing: error) }
+        case .reward(let reward):
+            reward.done = true
+            let continuation = reward.continuation
             completions.append { continuation.resume(throwing: error) }
         }
     }

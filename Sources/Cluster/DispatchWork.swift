@@ -59,27 +59,83 @@ final class JudgeWork {
     }
 }
 
+/// One scorer call of a search: like a generate call, its candidates may be split over several
+/// reward workers (each score depends on its candidate alone), all serving the job's reward model.
+final class RewardWork {
+    let job: JobContext
+    let request: ScoreRequest
+    /// The scorer the job's reward thresholds were calibrated with (`RewardCalibration.scorer`):
+    /// only workers announcing it may score; nil: any.
+    let scorer: String?
+    let continuation: CheckedContinuation<MeasuredScores, any Error>
+    /// Candidate indices waiting to be sent.
+    var unassigned: [Int]
+    /// By candidate index; complete when no index is unassigned or in flight.
+    var results: [Double?]
+    var failures = 0
+    var failedOn: Set<[UInt8]> = []
+    var queuedSince: ContinuousClock.Instant
+    var done = false
+
+    init(
+        job: JobContext, request: ScoreRequest, scorer: String?, continuation: CheckedContinuation<MeasuredScores, any Error>,
+        now: ContinuousClock.Instant
+    ) {
+        self.job = job
+        self.request = request
+        self.scorer = scorer
+        self.continuation = continuation
+        unassigned = Array(request.answers.indices)
+        results = Array(repeating: nil, count: request.answers.count)
+        queuedSince = now
+    }
+
+    /// Whether `worker` may score this work: it serves the reward role, with the job's reward model
+    /// (once the job has one) and the scorer its thresholds were measured with.
+    func canRun(on worker: WorkerRecord) -> Bool {
+        guard worker.roles.contains(.reward) else { return false }
+        if let pinned = job.rewardModel.identity, worker.rewardModelHash != pinned { return false }
+        if let scorer, worker.rewardScorer != scorer { return false }
+        return true
+    }
+}
+
+/// A scorer call's answer: one score per candidate, and the reward model that gave them.
+struct MeasuredScores: Codable, Sendable {
+    var scores: [Double]
+    /// `Ready.reward_model_hash` of the workers that scored.
+    var rewardModel: String
+}
+
 enum Work {
     case generate(GenerateWork)
     case judge(JudgeWork)
+    case reward(RewardWork)
 
     var role: Stagebeam_V1_Role {
-        if case .generate = self { return .generate }
-        return .judge
-    }
-
-    var jobID: String {
         switch self {
-        case .generate(let work): work.job.id
-        case .judge(let work): work.job.id
+        case .generate: .generate
+        case .judge: .judge
+        case .reward: .reward
         }
     }
 
-    /// The stage it belongs to (a judge call's: its topic), for logs.
+    var jobID: String { job.id }
+
+    var job: JobContext {
+        switch self {
+        case .generate(let work): work.job
+        case .judge(let work): work.job
+        case .reward(let work): work.job
+        }
+    }
+
+    /// The stage it belongs to (a judge call's and a scorer call's: its topic), for logs.
     var stage: Stagebeam_V1_Stage {
         switch self {
         case .generate(let work): work.job.stage.current
         case .judge(let work): work.request.topic.wire
+        case .reward(let work): work.request.topic.wire
         }
     }
 
@@ -87,28 +143,31 @@ enum Work {
         switch self {
         case .generate(let work): work.queuedSince
         case .judge(let work): work.queuedSince
+        case .reward(let work): work.queuedSince
         }
     }
 
-    var imageHash: String? {
-        switch self {
-        case .generate(let work): work.job.image?.sha256
-        case .judge(let work): work.job.image?.sha256
-        }
-    }
+    var imageHash: String? { job.image?.sha256 }
 
     var isDone: Bool {
         switch self {
         case .generate(let work): work.done
         case .judge(let work): work.done
+        case .reward(let work): work.done
         }
+    }
+
+    /// Whether `worker` may be sent this work (its role; for reward work, its reward model too).
+    func canRun(on worker: WorkerRecord) -> Bool {
+        if case .reward(let work) = self { return work.canRun(on: worker) }
+        return worker.roles.contains(role)
     }
 }
 
 /// A request sent to a worker and not yet answered.
 struct InFlight {
     let work: Work
-    /// Candidate indices (generate) carried by this request.
+    /// Candidate indices (generate, reward) carried by this request.
     let indices: [Int]
     let worker: [UInt8]
     let sequences: Int

@@ -25,6 +25,9 @@ struct JobContext: Sendable {
     /// The workers that answered the job's latest generate request: they hold its prompt prefix
     /// (question, image, earlier stages) in their prefix caches.
     let prefixHolders = PrefixHolders()
+    /// The reward model whose scores the job uses: set by its first scorer call sent out (or
+    /// taken from the journal), then every later call goes to workers of that model only.
+    let rewardModel = RewardModelPin()
     /// The stage the job's search is in, from its events: generate requests carry it for the
     /// workers' logs.
     let stage = CurrentStage()
@@ -38,6 +41,21 @@ final class PrefixHolders: Sendable {
     var workers: Set<[UInt8]> {
         get { holders.withLock { $0 } }
         set { holders.withLock { $0 = newValue } }
+    }
+}
+
+final class RewardModelPin: Sendable {
+    private let pinned = Mutex<String?>(nil)
+
+    var identity: String? { pinned.withLock { $0 } }
+
+    /// Pins `identity` unless the job has one already; returns the job's.
+    @discardableResult
+    func pin(_ identity: String) -> String {
+        pinned.withLock { pinned in
+            if pinned == nil { pinned = identity }
+            return pinned!
+        }
     }
 }
 
@@ -93,14 +111,15 @@ enum Redispatch {
 /// The coordinator's scheduler: the worker registry, the work waiting for credits, the requests in
 /// flight, and everything that moves work between them (credits freed, workers dead, deadlines).
 ///
-/// The search's remote generator and judge hand work in with `generate`/`judge` and await it; the
+/// The search's remote generator, judge and scorer hand work in with `generate`/`judge`/`score` and await it; the
 /// socket thread feeds in workers' messages and clock ticks. All of its state is one
 /// `DispatchState` inside a `Mutex`, taken once per message; awaiting callers are resumed after it
 /// is released.
 ///
 /// Rules:
 /// - A worker is never sent more sequences than its free credits (a GenerateRequest's n, one per
-///   JudgeRequest). A generate request's candidates are split across the live generate workers in
+///   JudgeRequest, one per candidate of a RewardRequest). A generate request's candidates (and a
+///   scorer call's, over the reward workers) are split across the live generate workers in
 ///   proportion to their free credits; what does not fit waits, oldest work first. Workers holding
 ///   the job's previous prompt in their prefix cache are filled first: the next stage's prompt
 ///   extends it, so they prefill only the new text.
@@ -114,6 +133,9 @@ enum Redispatch {
 ///   the first one decided, and the choice is forgotten when the last of them leaves, so a peer that
 ///   announces a made-up model and goes away does not lock the cluster out. A peer that stays
 ///   connected can still claim an unpinned role first; only a pinned identity or CURVE stops that.
+///   The reward role's model is the reward model's (`Ready.reward_model_hash`), which the pin does
+///   not cover; and a job keeps the reward model of its first scores (`JobContext.rewardModel`)
+///   even when the role's model changes while it runs: its later calls wait for workers of it.
 final class Dispatcher: Sendable {
     struct Settings: Sendable {
         var heartbeat: HeartbeatPolicy
@@ -154,6 +176,16 @@ final class Dispatcher: Sendable {
         }
     }
 
+    /// `scorer`: the scorer the job's thresholds were calibrated with (nil: any reward worker).
+    func score(_ request: ScoreRequest, scorer: String?, job: JobContext) async throws -> MeasuredScores {
+        if request.answers.isEmpty { return MeasuredScores(scores: [], rewardModel: job.rewardModel.identity ?? "") }
+        return try await withCheckedThrowingContinuation { continuation in
+            locked {
+                $0.enqueue(.reward(RewardWork(job: job, request: request, scorer: scorer, continuation: continuation, now: .now)))
+            }
+        }
+    }
+
     /// Ends `job`'s work with `error` (cancelled, or past its deadline): its queued work is dropped,
     /// its requests in flight are abandoned (their answers are discarded; the workers' credits come
     /// back when they answer, since until then they are still decoding), and work it hands in later
@@ -182,8 +214,12 @@ final class Dispatcher: Sendable {
     /// Registers a worker (again, after a reconnect: what it had in flight is re-dispatched).
     /// Returns the error to answer with when the worker is refused.
     func ready(from key: [UInt8], _ ready: Stagebeam_V1_Ready, now: ContinuousClock.Instant) -> ClusterError? {
-        if ready.roles.isEmpty || ready.roles.contains(where: { $0 != .generate && $0 != .judge }) {
-            return ClusterError(.invalidArgument, "worker \(ready.workerID) announced no usable role (generate, judge)")
+        if ready.roles.isEmpty || ready.roles.contains(where: { $0 != .generate && $0 != .judge && $0 != .reward }) {
+            return ClusterError(.invalidArgument, "worker \(ready.workerID) announced no usable role (generate, judge, reward)")
+        }
+        if ready.roles.contains(.reward), ready.rewardModelHash.isEmpty || ready.rewardScorer.isEmpty {
+            return ClusterError(
+                .invalidArgument, "worker \(ready.workerID) serves the reward role but announced no reward model hash or scorer")
         }
         if ready.maxBatchSequences == 0 {
             return ClusterError(.invalidArgument, "worker \(ready.workerID) announced max batch 0: it could never be sent work")
@@ -198,6 +234,14 @@ final class Dispatcher: Sendable {
     /// smallest id, so every coordinator decides alike); nil while none is registered.
     func announcedRecommendations() -> Data? {
         state.withLock { $0.announcedRecommendations() }
+    }
+
+    /// The scorer of the cluster's reward workers (`Ready.reward_scorer`, of the one with the
+    /// smallest id); nil while none is registered.
+    func rewardScorer() -> String? {
+        state.withLock { state in
+            state.workers.values.filter { $0.roles.contains(.reward) }.min { $0.workerID < $1.workerID }?.rewardScorer
+        }
     }
 
     /// A sign of life from `key`; returns whether it is a registered worker.
@@ -215,6 +259,10 @@ final class Dispatcher: Sendable {
 
     func judgeResult(from key: [UInt8], _ result: Stagebeam_V1_JudgeResult, now: ContinuousClock.Instant) {
         locked { $0.judgeResult(from: key, result, now: now) }
+    }
+
+    func rewardResult(from key: [UInt8], _ result: Stagebeam_V1_RewardResult, now: ContinuousClock.Instant) {
+        locked { $0.rewardResult(from: key, result, now: now) }
     }
 
     /// An `Error` from a worker; one naming a request fails (and usually re-dispatches) it.

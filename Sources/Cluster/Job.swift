@@ -40,8 +40,8 @@ struct Job: Sendable {
     var started: ContinuousClock.Instant?
     /// The stage running now (for status).
     var stage = Stagebeam_V1_Stage.unspecified
-    /// The current unit's candidate texts by index (a `winner` event names the winner's text).
-    var candidateTexts: [Int: String] = [:]
+    /// The current stage's candidate texts by unit and index (a `winner` event names the winner's text).
+    var candidateTexts: [Int: [Int: String]] = [:]
     var subscribers: [[UInt8]: Subscriber] = [:]
     /// Whether the journal holds its acceptance (until then it is neither announced nor started).
     var journaled = false
@@ -76,7 +76,8 @@ struct Job: Sendable {
     var isFinished: Bool { state == .succeeded || state == .failed || state == .cancelled }
 
     /// What makes two submissions the same job: everything but the delivery options (events, the
-    /// search record, deadline, detachment, owner: the first submission's hold). A job id
+    /// search record, deadline, detachment, owner: the first submission's hold; the reward calibration
+    /// the coordinator filled in). A job id
     /// submitted again with a different question or configuration is refused.
     static func fingerprint(_ submit: Stagebeam_V1_SubmitJob) -> [UInt8] {
         var core = submit
@@ -85,6 +86,8 @@ struct Job: Sendable {
         core.deadlineMs = 0
         core.detached = false
         core.owner = ""
+        // Filled by the coordinator from the reward workers registered at the time, not chosen by the client.
+        core.clearRewardCalibration()
         return (try? core.serializedBytes()) ?? []
     }
 

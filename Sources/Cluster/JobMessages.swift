@@ -61,8 +61,30 @@ extension Stagebeam_V1_JobEvent {
             winner.index = UInt32(candidate)
             winner.text = texts[candidate] ?? ""
             self.winner = winner
-        // The scored methods do not run on a cluster (the coordinator refuses them): no wire form yet.
-        case .scored, .survivors, .retraced: break
+        case .scored(let stage, let unit, let candidates, let scores):
+            self.stage = stage.wire
+            step = UInt32(unit)
+            var scored = Stagebeam_V1_Scored()
+            scored.indices = candidates.map { UInt32($0) }
+            scored.scores = scores
+            self.scored = scored
+        case .survivors(let stage, let unit, let candidates):
+            self.stage = stage.wire
+            step = UInt32(unit)
+            var survivors = Stagebeam_V1_Survivors()
+            survivors.indices = candidates.map { UInt32($0) }
+            self.survivors = survivors
+        case .retraced(let record):
+            stage = record.stage.wire
+            step = UInt32(record.stage.index)
+            var retraced = Stagebeam_V1_Retraced()
+            retraced.attempt = UInt32(record.attempt)
+            retraced.threshold = record.threshold
+            retraced.bestBefore = record.bestBefore
+            retraced.bestAfter = record.bestAfter
+            retraced.regenerated = record.regenerated.map { UInt32($0) }
+            retraced.candidates = record.candidates.map { UInt32($0) }
+            self.retraced = retraced
         }
     }
 }
@@ -96,6 +118,11 @@ extension Stagebeam_V1_JobResult {
             summary.candidateReusedPrefixTokens = UInt32(clamping: cost.candidateReusedPromptTokens)
             summary.judgePromptTokens = UInt32(clamping: cost.judgePromptTokens)
             summary.judgeReusedPrefixTokens = UInt32(clamping: cost.judgeReusedPromptTokens)
+            if let unit = record.units.first, let scores = unit.scores {
+                summary.survivors = (unit.survivors ?? []).map { UInt32($0) }
+                summary.bestScore = scores.max() ?? -.infinity
+                summary.retraces = UInt32(search.reward?.retraces.filter { $0.stage == record.stage }.count ?? 0)
+            }
             return summary
         }
         var counts = Stagebeam_V1_JobCounts()
@@ -113,6 +140,10 @@ extension Stagebeam_V1_JobResult {
         counts.judgeWaitingMs = cost.judgeWaitingSeconds * 1000
         counts.judgePromptTokens = UInt64(cost.judgePromptTokens)
         counts.judgeReusedPrefixTokens = UInt64(cost.judgeReusedPromptTokens)
+        counts.scoreCalls = UInt32(search.counts.scoreCalls)
+        counts.scoredCandidates = UInt32(search.counts.scoredCandidates)
+        counts.retraces = UInt32(search.counts.retraces)
+        if let reward = search.reward { winnerScore = reward.winnerScore }
         self.counts = counts
         self.queueMs = queueMs
         self.totalMs = totalMs

@@ -44,3 +44,22 @@ struct RemoteJudge: Judge {
         return MeasuredReply(reply: reply, cost: cost)
     }
 }
+
+/// The search's scorer for one job: each scorer call runs on reward workers, all serving the
+/// job's reward model. The journal keeps which model gave the scores, so a restarted job's later
+/// calls go to workers of that model too.
+struct RemoteScorer: Scorer {
+    let dispatcher: Dispatcher
+    let job: JobContext
+    let steps: JobSteps
+    /// The scorer the job's swires thresholds were calibrated with (nil: any).
+    let scorer: String?
+
+    func score(_ request: ScoreRequest) async throws -> [Double] {
+        let measured = try await steps.answer("score", for: request) {
+            try await dispatcher.score(request, scorer: scorer, job: job)
+        }
+        if !measured.rewardModel.isEmpty { job.rewardModel.pin(measured.rewardModel) }
+        return measured.scores
+    }
+}

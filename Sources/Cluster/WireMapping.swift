@@ -110,6 +110,15 @@ extension SearchConfig {
         if case .forceTags(let forced)? = submit.forceTagsPresence { forceTags = forced } else { forceTags = true }
         if submit.hasSampling { sampling = Sampling(wire: submit.sampling) }
         if submit.hasJudgeSampling { judgeSampling = Sampling(wire: submit.judgeSampling) }
+        if submit.candidates > 0 { candidates = Int(submit.candidates) }
+        if submit.keep > 0 { keep = Int(submit.keep) }
+        if case .retraces(let count)? = submit.retracesPresence { retraces = Int(count) }
+        if case .rewardZ(let z)? = submit.rewardZPresence { rewardZ = z }
+        if submit.hasRewardDistribution {
+            rewardMean = submit.rewardDistribution.mean
+            rewardStd = submit.rewardDistribution.std
+        }
+        if submit.hasRewardCalibration { rewardCalibration = RewardCalibration(wire: submit.rewardCalibration) }
     }
 
     /// The wire form of a job with this configuration.
@@ -133,6 +142,46 @@ extension SearchConfig {
         submit.forceTags = forceTags
         submit.sampling = sampling.wire
         submit.judgeSampling = judgeSampling.wire
+        submit.candidates = UInt32(clamping: candidates)
+        submit.keep = UInt32(clamping: keep)
+        submit.retraces = UInt32(clamping: retraces)
+        submit.rewardZ = rewardZ
+        if let rewardMean, let rewardStd {
+            submit.rewardDistribution.mean = rewardMean
+            submit.rewardDistribution.std = rewardStd
+        } else {
+            submit.clearRewardDistribution()
+        }
+        if let rewardCalibration { submit.rewardCalibration = rewardCalibration.wire } else { submit.clearRewardCalibration() }
+    }
+}
+
+extension RewardCalibration {
+    public init(wire: Stagebeam_V1_RewardCalibration) {
+        var stages: [String: Figures] = [:]
+        for figures in wire.stages {
+            guard let topic = JudgeTopic(wire: figures.stage) else { continue }
+            stages[topic.rawValue] = Figures(mean: figures.mean, std: figures.std, count: Int(figures.count))
+        }
+        self.init(scorer: wire.scorer, dataset: wire.dataset, questions: Int(wire.questions), stages: stages)
+    }
+
+    /// The wire form; stages are written in the order the model writes them.
+    public var wire: Stagebeam_V1_RewardCalibration {
+        var calibration = Stagebeam_V1_RewardCalibration()
+        calibration.scorer = scorer
+        calibration.dataset = dataset
+        calibration.questions = UInt32(clamping: questions)
+        calibration.stages = JudgeTopic.allCases.compactMap { topic in
+            guard let figures = stages[topic.rawValue] else { return nil }
+            var wire = Stagebeam_V1_RewardStageFigures()
+            wire.stage = topic.wire
+            wire.mean = figures.mean
+            wire.std = figures.std
+            wire.count = UInt32(clamping: figures.count)
+            return wire
+        }
+        return calibration
     }
 }
 
@@ -161,6 +210,14 @@ extension SearchSettings {
             if submit.sampling.topP > 0 { topP = Double(submit.sampling.topP) }
         }
         if submit.hasJudgeSampling { judgeTemperature = Double(submit.judgeSampling.temperature) }
+        if submit.candidates > 0 { candidates = Int(submit.candidates) }
+        if submit.keep > 0 { keep = Int(submit.keep) }
+        if case .retraces(let count)? = submit.retracesPresence { retraces = Int(count) }
+        if case .rewardZ(let z)? = submit.rewardZPresence { rewardZ = z }
+        if submit.hasRewardDistribution {
+            rewardMean = submit.rewardDistribution.mean
+            rewardStd = submit.rewardDistribution.std
+        }
     }
 
     /// A job asking for these settings, with only the set fields written; the coordinator fills the
@@ -189,6 +246,16 @@ extension SearchSettings {
             submit.judgeSampling.temperature = Float(judgeTemperature)
             submit.judgeSampling.topP = Float(topP ?? 0)
         }
+        if let candidates { submit.candidates = UInt32(clamping: max(candidates, 0)) }
+        if let keep { submit.keep = UInt32(clamping: max(keep, 0)) }
+        if let retraces { submit.retraces = UInt32(clamping: max(retraces, 0)) }
+        if let rewardZ { submit.rewardZ = rewardZ }
+        // The mean without the std (or the reverse) is refused by the search's validation: sent as
+        // NaN, so the coordinator names the problem instead of silently dropping one.
+        if rewardMean != nil || rewardStd != nil {
+            submit.rewardDistribution.mean = rewardMean ?? .nan
+            submit.rewardDistribution.std = rewardStd ?? .nan
+        }
         return submit
     }
 }
@@ -196,8 +263,14 @@ extension SearchSettings {
 extension ModelRecommendations {
     /// `submit` with every search field set: its own where it sets one, else these recommendations',
     /// else the search's defaults. The question, image, seed and the other fields are kept.
-    public func filled(_ submit: Stagebeam_V1_SubmitJob) -> Stagebeam_V1_SubmitJob {
-        var config = config(choices: SearchSettings(submit: submit))
+    ///
+    /// `scorer`: the scorer of the cluster's reward workers (`Ready.reward_scorer`); a reward
+    /// calibration measured with it fills `reward_calibration` when the job gives no reward mean
+    /// and std of its own. A calibration the job carries already (a resubmission) is kept.
+    public func filled(_ submit: Stagebeam_V1_SubmitJob, scorer: String = RewardCalibration.selfReward) -> Stagebeam_V1_SubmitJob {
+        var config = config(choices: SearchSettings(submit: submit), scorer: scorer)
+        if submit.hasRewardCalibration { config.rewardCalibration = RewardCalibration(wire: submit.rewardCalibration) }
+        if config.rewardMean != nil || config.method != .swires { config.rewardCalibration = nil }
         config.seed = submit.seed
         var filled = submit
         config.write(into: &filled)

@@ -7,6 +7,7 @@ extension Stagebeam_V1_Role {
         switch self {
         case .generate: "generate"
         case .judge: "judge"
+        case .reward: "reward"
         default: "unknown"
         }
     }

@@ -8,9 +8,12 @@ struct WorkerRecord {
     let key: [UInt8]
     let workerID: String
     let modelName: String
-    /// The identity of the model it serves (`ModelIdentity`), the same for each of its roles.
+    /// The identity of the model it serves (`ModelIdentity`) as generate and judge worker.
     let modelHash: String
     let roles: Set<Stagebeam_V1_Role>
+    /// The reward role's model identity and scorer name (`Ready.reward_model_hash`, `reward_scorer`).
+    let rewardModelHash: String
+    let rewardScorer: String
     /// Its model's recommended search settings (`Ready.recommendations_json`; empty: none).
     let recommendationsJSON: Data
     /// Credits: the most sequences it may have in flight.
@@ -39,6 +42,8 @@ struct WorkerRecord {
         modelName = ready.modelName
         modelHash = ready.modelHash
         roles = Set(ready.roles)
+        rewardModelHash = ready.rewardModelHash
+        rewardScorer = ready.rewardScorer
         recommendationsJSON = ready.recommendationsJson
         maxSequences = Int(ready.maxBatchSequences)
         determinismCaveat = ready.determinismCaveat

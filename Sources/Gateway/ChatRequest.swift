@@ -101,6 +101,17 @@ struct ChatRequest: Sendable {
         settings.temperature = try request.optionalDouble("temperature")
         settings.topP = try request.optionalDouble("top_p")
         settings.judgeTemperature = try request.optionalDouble("judge_temperature")
+        settings.candidates = try positive(request, "candidates")
+        settings.keep = try positive(request, "keep")
+        if let retraces = try request.optionalInt("retraces") {
+            guard retraces >= 0, retraces <= Int(UInt32.max) else {
+                throw GatewayError.badRequest("\"retraces\" must be ≥ 0, got \(retraces)")
+            }
+            settings.retraces = retraces
+        }
+        settings.rewardZ = try request.optionalDouble("z")
+        settings.rewardMean = try request.optionalDouble("reward_mean")
+        settings.rewardStd = try request.optionalDouble("reward_std")
         var seed: UInt64 = 0
         if let given = try request.optionalDouble("seed") {
             guard given >= 0, given == given.rounded(), given < 0x1p64 else {

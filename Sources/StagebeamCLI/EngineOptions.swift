@@ -85,6 +85,11 @@ extension EngineOptions {
     /// The scorer `scoring` asks for: the reward model it names, else the engine's self-reward.
     func makeScorer(_ scoring: ScorerOptions, selfReward: EngineScorer) throws -> any Scorer {
         guard let path = scoring.rewardModel else { return selfReward }
+        return try loadRewardModel(path)
+    }
+
+    /// The scorer of the reward model at `path` (`--reward-model`), on these options' threads.
+    func loadRewardModel(_ path: String) throws -> RewardModelScorer {
         if let threads { ComputePool.shared = ComputePool(threads: threads) }
         return try RewardModelScorer(
             model: RewardModel.load(URL(fileURLWithPath: path), options: ModelLoader.Options(pool: .shared), kvCapacityTokens: kvCapacity))

@@ -39,7 +39,7 @@ struct StatusCommand: AsyncParsableCommand {
                 status.protocolVersion, status.workers.count, status.utilisation * 100, status.queueDepth,
                 status.runningJobs, status.finishedJobs, status.pendingRequests, status.redispatchedRequests))
         for worker in status.workers {
-            let roles = worker.roles.map { $0 == .generate ? "generate" : "judge" }.joined(separator: ",")
+            let roles = worker.roles.map(\.logName).joined(separator: ",")
             print(
                 String(
                     format:

@@ -21,6 +21,12 @@ struct SubmitCommand: AsyncParsableCommand {
     @Option(help: "An image file (PNG/JPEG) the question is about.")
     var image: String?
     @OptionGroup var search: SearchOptions
+    @Option(
+        name: .customLong("reward-templates"),
+        help:
+            "stage-beam, swires: a self-reward templates JSON file replacing the built-in wording (the reward workers' self-reward reads it)."
+    )
+    var rewardTemplates: String?
     @Option(name: .customLong("job-id"), help: "Job id; submitting the same id again returns that job's result (default: a fresh id).")
     var jobID: String?
     @Flag(help: "Print the result as JSON instead of text.")
@@ -57,6 +63,10 @@ struct SubmitCommand: AsyncParsableCommand {
         if let path = search.judgeTemplates {
             _ = try search.templates() // refuse a bad file here, with its own error
             submit.judgeTemplatesJson = try readFile(path, what: "--judge-templates")
+        }
+        if let path = rewardTemplates {
+            _ = try RewardTemplates(contentsOf: URL(fileURLWithPath: path)) // refuse a bad file here, with its own error
+            submit.rewardTemplatesJson = try readFile(path, what: "--reward-templates")
         }
         if let image {
             submit.image = try readFile(image, what: "--image")
@@ -113,6 +123,14 @@ func describe(_ event: Stagebeam_V1_JobEvent) -> String {
             }
         return "  match: \(verdict.firstIndex) vs \(verdict.secondIndex) → \(verdict.winnerIndex)\(how)"
     case .winner(let winner): return "  \(stage) winner: candidate \(winner.index)"
+    case .scored(let scored):
+        let scores = zip(scored.indices, scored.scores).map { "\($0): " + String(format: "%.3f", $1) }.joined(separator: ", ")
+        return "  \(stage) scores: \(scores)"
+    case .survivors(let survivors): return "  \(stage) survivors: \(survivors.indices.map(String.init).joined(separator: ", "))"
+    case .retraced(let retraced):
+        return String(
+            format: "  retrace %d: best %@ score %.3f below the threshold %.3f; now %.3f", retraced.attempt, stage, retraced.bestBefore,
+            retraced.threshold, retraced.bestAfter)
     case nil: return "  (event)"
     }
 }
@@ -155,7 +173,8 @@ func printJobJSON(_ result: Stagebeam_V1_JobResult, includeSearch: Bool) throws 
             "judge_calls": result.counts.judgeCalls, "unparsable_verdicts": result.counts.unparsableVerdicts,
             "redispatched_requests": result.counts.redispatchedRequests, "candidate_prompt_tokens": result.counts.candidatePromptTokens,
             "candidate_reused_prefix_tokens": result.counts.candidateReusedPrefixTokens,
-            "judge_prompt_tokens": result.counts.judgePromptTokens
+            "judge_prompt_tokens": result.counts.judgePromptTokens, "score_calls": result.counts.scoreCalls,
+            "scored_candidates": result.counts.scoredCandidates, "retraces": result.counts.retraces
         ],
         "queue_ms": result.queueMs,
         "total_ms": result.totalMs,
@@ -172,8 +191,13 @@ func printJobJSON(_ result: Stagebeam_V1_JobResult, includeSearch: Bool) throws 
             "method": config.method.rawValue, "beam": config.beam, "tournament": config.tournament.rawValue,
             "judge_mode": config.judgeMode.rawValue, "temperature": config.sampling.temperature,
             "judge_temperature": config.judgeSampling.temperature, "top_p": config.sampling.topP,
-            "max_stage_tokens": config.maxStageTokens, "judge_max_tokens": config.judgeMaxTokens, "seed": config.seed
+            "max_stage_tokens": config.maxStageTokens, "judge_max_tokens": config.judgeMaxTokens, "seed": config.seed,
+            "candidates": config.candidates, "keep": config.keep, "retraces": config.retraces
         ]
+    }
+    if !result.rewardModelHash.isEmpty {
+        object["reward_model_hash"] = result.rewardModelHash
+        object["winner_score"] = result.winnerScore
     }
     if includeSearch, !result.searchRecordJson.isEmpty {
         object["search"] = try JSONSerialization.jsonObject(with: result.searchRecordJson)

@@ -9,13 +9,19 @@ import WorkerHost
 struct WorkerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "worker",
-        abstract: "Serve generate and/or judge requests for a coordinator with a model loaded once.")
+        abstract: "Serve generate, judge and/or reward requests for a coordinator with a model loaded once.")
 
     @Option(name: [.customLong("coordinator"), .customLong("connect")], help: "The coordinator's endpoint, e.g. tcp://10.0.0.1:5555.")
     var coordinator: String
     @OptionGroup var engine: EngineOptions
-    @Option(help: "What to serve: generate, judge, or both (comma-separated).")
+    @Option(help: "What to serve: generate, judge and/or reward (comma-separated).")
     var roles = "generate,judge"
+    @Option(
+        name: .customLong("reward-model"),
+        help:
+            "reward role: a reward model directory (LlamaForSequenceClassification, Qwen2ForSequenceClassification) that scores candidates instead of the --model's self-reward."
+    )
+    var rewardModel: String?
     @Option(
         name: .customLong("max-batch"),
         help:
@@ -45,10 +51,15 @@ struct WorkerCommand: AsyncParsableCommand {
             switch name.trimmingCharacters(in: .whitespaces) {
             case "generate": return .generate
             case "judge": return .judge
-            default: throw ValidationError("--roles takes generate and/or judge, got '\(name)'")
+            case "reward": return .reward
+            default: throw ValidationError("--roles takes generate, judge and/or reward, got '\(name)'")
             }
         }
-        if roles.isEmpty { throw ValidationError("--roles needs at least one of generate, judge") }
+        if roles.isEmpty { throw ValidationError("--roles needs at least one of generate, judge, reward") }
+        if rewardModel != nil, !roles.contains(.reward) { throw ValidationError("--reward-model needs --roles with reward") }
+        if roles.contains(.reward), backend.kind == .openai, rewardModel == nil {
+            throw ValidationError("--backend openai serves no self-reward: give the reward role a --reward-model")
+        }
         return Array(Set(roles)).sorted { $0.rawValue < $1.rawValue }
     }
 
@@ -66,18 +77,28 @@ struct WorkerCommand: AsyncParsableCommand {
                 configuration: try backend.configuration(slots: maxBatch), model: model, chatTemplate: try engine.chatTemplate())
         }
         let credits = maxBatch ?? (workerEngine as? OpenAIBackend)?.slots ?? 8
+        let workerRoles = try parsedRoles()
+        var scorer: WorkerScorer?
+        if workerRoles.contains(.reward) {
+            if let rewardModel {
+                scorer = try WorkerScorer(rewardModel: engine.loadRewardModel(rewardModel), url: URL(fileURLWithPath: rewardModel))
+            } else if let local = workerEngine as? WorkerEngine {
+                scorer = WorkerScorer(selfReward: local)
+            }
+        }
         let id = workerID ?? "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
         let worker = try Worker(
             context: ZMQContext(),
             configuration: .init(
-                endpoint: coordinator, workerID: id, roles: try parsedRoles(), maxBatch: credits,
+                endpoint: coordinator, workerID: id, roles: workerRoles, maxBatch: credits,
                 heartbeat: HeartbeatPolicy(interval: .milliseconds(heartbeatMs), missedLimit: liveness),
                 curve: try curve.role()),
-            engine: workerEngine)
+            engine: workerEngine, scorer: scorer)
         let metricsServer = try metricsOptions.serve(worker.metrics, ready: { worker.isConnected })
         announce(
             "worker \(id) · model \(workerEngine.modelName) \(workerEngine.modelHash) · roles \(roles) · max batch \(credits) · coordinator \(coordinator)"
                 + (workerEngine.backendDescription.isEmpty ? "" : " · backend \(workerEngine.backendDescription)")
+                + (scorer.map { " · reward \($0.scorerName) \($0.modelHash)" } ?? "")
         )
         if !workerEngine.determinismCaveat.isEmpty {
             Logger(label: "worker").warning(

@@ -112,6 +112,8 @@ public struct EnvelopeCodec: Sendable {
         case .generateResult: "generate_result"
         case .judgeRequest: "judge_request"
         case .judgeResult: "judge_result"
+        case .rewardRequest: "reward_request"
+        case .rewardResult: "reward_result"
         case .submitJob: "submit_job"
         case .jobAccepted: "job_accepted"
         case .jobEvent: "job_event"

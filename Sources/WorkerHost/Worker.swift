@@ -7,7 +7,7 @@ import Transport
 import Wire
 
 /// A worker process's connection to the coordinator: announces itself (Ready: roles, credits, model
-/// hash), serves generate and judge requests on its engine while the link heartbeats from its own
+/// hash), serves generate, judge and reward requests on its engine (and reward model) while the link heartbeats from its own
 /// thread, and answers every failure with a typed `Error` instead of dying.
 ///
 /// It refuses requests that would take it over its advertised credits (`overloaded`), so a
@@ -50,6 +50,8 @@ public final class Worker: Sendable {
     /// What `--metrics-port` serves (see `WorkerMetrics`).
     public let metrics = Metrics()
     private let engine: any WorkerBackend
+    /// Serves the reward role (nil: the worker does not announce it).
+    private let scorer: WorkerScorer?
     private let codec = EnvelopeCodec()
     private let logger: Logger
     private let link: DealerLink
@@ -74,11 +76,17 @@ public final class Worker: Sendable {
     }
     private let state: Mutex<State>
 
+    /// `scorer` serves the reward role, which `configuration.roles` names exactly when it is given.
     public init(
-        context: ZMQContext, configuration: Configuration, engine: any WorkerBackend,
+        context: ZMQContext, configuration: Configuration, engine: any WorkerBackend, scorer: WorkerScorer? = nil,
         logger: Logger = Logger(label: "worker")
     ) throws {
         guard !configuration.roles.isEmpty else { throw ClusterError(.invalidArgument, "a worker needs at least one role") }
+        guard configuration.roles.contains(.reward) == (scorer != nil) else {
+            throw ClusterError(
+                .invalidArgument, scorer == nil ? "the reward role needs a scorer" : "a scorer is given but the reward role is not served")
+        }
+        self.scorer = scorer
         guard (1...engine.maxSamples).contains(configuration.maxBatch) else {
             throw ClusterError(
                 .invalidArgument, "max batch must be between 1 and the engine's \(engine.maxSamples), got \(configuration.maxBatch)")
@@ -95,7 +103,7 @@ public final class Worker: Sendable {
         // is filled (the link queues it at once), so it is built here: nothing is cached yet, and
         // `lastReady` says when. Beats, messages and state changes come a tick or a round trip later.
         let reference = WorkerReference()
-        let firstReady = Self.readyFrames(configuration: configuration, engine: engine, codec: codec, cachedImages: [])
+        let firstReady = Self.readyFrames(configuration: configuration, engine: engine, scorer: scorer, codec: codec, cachedImages: [])
         link = try DealerLink(
             context: context,
             configuration: .init(
@@ -140,11 +148,11 @@ public final class Worker: Sendable {
             $0.lastReady = .now
             return $0.images.hashes
         }
-        return Self.readyFrames(configuration: configuration, engine: engine, codec: codec, cachedImages: cached)
+        return Self.readyFrames(configuration: configuration, engine: engine, scorer: scorer, codec: codec, cachedImages: cached)
     }
 
     private static func readyFrames(
-        configuration: Configuration, engine: any WorkerBackend, codec: EnvelopeCodec, cachedImages: [String]
+        configuration: Configuration, engine: any WorkerBackend, scorer: WorkerScorer?, codec: EnvelopeCodec, cachedImages: [String]
     ) -> [[UInt8]] {
         var ready = Stagebeam_V1_Ready()
         ready.protocolVersion = EnvelopeCodec.protocolVersion
@@ -160,6 +168,10 @@ public final class Worker: Sendable {
         ready.backend = engine.backendDescription
         ready.determinismCaveat = engine.determinismCaveat
         ready.imageCache.cachedSha256 = cachedImages
+        if let scorer {
+            ready.rewardModelHash = scorer.modelHash
+            ready.rewardScorer = scorer.scorerName
+        }
         return [(try? codec.encode(.ready(ready))) ?? []]
     }
 
@@ -247,6 +259,18 @@ public final class Worker: Sendable {
             ) { [engine] image, deadline in
                 .judgeResult(try await engine.judge(request, image: image, deadline: deadline))
             }
+        case .rewardRequest(let request):
+            accept(
+                request.requestID, jobID: request.jobID, role: .reward, stage: request.stage, sequences: request.candidates.count,
+                deadlineMs: request.deadlineMs, image: request.hasImage ? request.image : nil,
+                check: {
+                    request.candidates.allSatisfy { Int($0.prefixIndex) < request.assistantPrefixes.count }
+                        ? nil : "a candidate names a prefix index past the request's \(request.assistantPrefixes.count) prefixes"
+                }
+            ) { [scorer] image, deadline in
+                // `accept` refuses reward requests when the worker does not serve the role.
+                .rewardResult(try await scorer!.score(request, image: image, deadline: deadline))
+            }
         case .heartbeat(let beat):
             // A coordinator that does not know us (it restarted): announce ourselves again, at most
             // once per liveness period (answers to beats sent before the Ready also say "unknown").
@@ -316,7 +340,10 @@ public final class Worker: Sendable {
                     "\(sequences) more sequences with \(used) in flight would exceed this worker's \(configuration.maxBatch) credits")
             }
             if let image {
-                if let refusal = engine.imageRefusal { return ClusterError(.invalidArgument, refusal) }
+                // A reward model reads text only: it takes a job with an image whatever the policy model takes.
+                if let refusal = engine.imageRefusal, role != .reward || scorer?.readsImages == true {
+                    return ClusterError(.invalidArgument, refusal)
+                }
                 if !image.data.isEmpty {
                     guard ContentHash.sha256Hex(image.data) == image.sha256 else {
                         return ClusterError(.badImage, "image bytes do not hash to \(image.sha256)")
@@ -381,6 +408,9 @@ public final class Worker: Sendable {
         case .judgeResult(var result):
             result.workerID = configuration.workerID
             return .judgeResult(result)
+        case .rewardResult(var result):
+            result.workerID = configuration.workerID
+            return .rewardResult(result)
         default:
             return body
         }

@@ -45,7 +45,7 @@ enum WorkerMetrics {
     static func served(
         _ answer: Stagebeam_V1_Envelope.OneOf_Body, role: Stagebeam_V1_Role, sequences: Int, seconds: Double, on metrics: Metrics
     ) {
-        let kind = role == .generate ? "generate" : "judge"
+        let kind = role.logName
         if case .error = answer {
             metrics.inc(requests, [("kind", kind), ("outcome", "error")])
             return

@@ -169,6 +169,9 @@ public nonisolated enum Stagebeam_V1_Role: SwiftProtobuf.Enum, Swift.CaseIterabl
 
   /// JudgeRequest
   case judge // = 2
+
+  /// RewardRequest (the scorer of METHOD_STAGE_BEAM and METHOD_SWIRES)
+  case reward // = 3
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -180,6 +183,7 @@ public nonisolated enum Stagebeam_V1_Role: SwiftProtobuf.Enum, Swift.CaseIterabl
     case 0: self = .unspecified
     case 1: self = .generate
     case 2: self = .judge
+    case 3: self = .reward
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -189,6 +193,7 @@ public nonisolated enum Stagebeam_V1_Role: SwiftProtobuf.Enum, Swift.CaseIterabl
     case .unspecified: return 0
     case .generate: return 1
     case .judge: return 2
+    case .reward: return 3
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -198,6 +203,7 @@ public nonisolated enum Stagebeam_V1_Role: SwiftProtobuf.Enum, Swift.CaseIterabl
     .unspecified,
     .generate,
     .judge,
+    .reward,
   ]
 
 }
@@ -674,170 +680,195 @@ public nonisolated enum Stagebeam_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIt
 }
 
 /// The one message type on the wire.
-public nonisolated struct Stagebeam_V1_Envelope: Sendable {
+public nonisolated struct Stagebeam_V1_Envelope: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   /// The version this message is written in, the highest the sender speaks with this receiver (a
   /// `ProtocolVersion` value as a number, so that a receiver can report versions it does not know).
-  public var protocolVersion: UInt32 = 0
+  public var protocolVersion: UInt32 {
+    get {_storage._protocolVersion}
+    set {_uniqueStorage()._protocolVersion = newValue}
+  }
 
   /// The oldest version the sender also speaks; 0 = only `protocol_version` (what version-1 peers
   /// send). With `protocol_version` it is the sender's supported range.
-  public var minProtocolVersion: UInt32 = 0
+  public var minProtocolVersion: UInt32 {
+    get {_storage._minProtocolVersion}
+    set {_uniqueStorage()._minProtocolVersion = newValue}
+  }
 
-  public var body: Stagebeam_V1_Envelope.OneOf_Body? = nil
+  public var body: OneOf_Body? {
+    get {return _storage._body}
+    set {_uniqueStorage()._body = newValue}
+  }
 
   /// Worker ⇄ coordinator: liveness and capabilities.
   public var ready: Stagebeam_V1_Ready {
     get {
-      if case .ready(let v)? = body {return v}
+      if case .ready(let v)? = _storage._body {return v}
       return Stagebeam_V1_Ready()
     }
-    set {body = .ready(newValue)}
+    set {_uniqueStorage()._body = .ready(newValue)}
   }
 
   public var heartbeat: Stagebeam_V1_Heartbeat {
     get {
-      if case .heartbeat(let v)? = body {return v}
+      if case .heartbeat(let v)? = _storage._body {return v}
       return Stagebeam_V1_Heartbeat()
     }
-    set {body = .heartbeat(newValue)}
+    set {_uniqueStorage()._body = .heartbeat(newValue)}
   }
 
   public var disconnect: Stagebeam_V1_Disconnect {
     get {
-      if case .disconnect(let v)? = body {return v}
+      if case .disconnect(let v)? = _storage._body {return v}
       return Stagebeam_V1_Disconnect()
     }
-    set {body = .disconnect(newValue)}
+    set {_uniqueStorage()._body = .disconnect(newValue)}
   }
 
   /// Coordinator → worker requests, worker → coordinator results.
   public var generateRequest: Stagebeam_V1_GenerateRequest {
     get {
-      if case .generateRequest(let v)? = body {return v}
+      if case .generateRequest(let v)? = _storage._body {return v}
       return Stagebeam_V1_GenerateRequest()
     }
-    set {body = .generateRequest(newValue)}
+    set {_uniqueStorage()._body = .generateRequest(newValue)}
   }
 
   public var generateResult: Stagebeam_V1_GenerateResult {
     get {
-      if case .generateResult(let v)? = body {return v}
+      if case .generateResult(let v)? = _storage._body {return v}
       return Stagebeam_V1_GenerateResult()
     }
-    set {body = .generateResult(newValue)}
+    set {_uniqueStorage()._body = .generateResult(newValue)}
   }
 
   public var judgeRequest: Stagebeam_V1_JudgeRequest {
     get {
-      if case .judgeRequest(let v)? = body {return v}
+      if case .judgeRequest(let v)? = _storage._body {return v}
       return Stagebeam_V1_JudgeRequest()
     }
-    set {body = .judgeRequest(newValue)}
+    set {_uniqueStorage()._body = .judgeRequest(newValue)}
   }
 
   public var judgeResult: Stagebeam_V1_JudgeResult {
     get {
-      if case .judgeResult(let v)? = body {return v}
+      if case .judgeResult(let v)? = _storage._body {return v}
       return Stagebeam_V1_JudgeResult()
     }
-    set {body = .judgeResult(newValue)}
+    set {_uniqueStorage()._body = .judgeResult(newValue)}
+  }
+
+  public var rewardRequest: Stagebeam_V1_RewardRequest {
+    get {
+      if case .rewardRequest(let v)? = _storage._body {return v}
+      return Stagebeam_V1_RewardRequest()
+    }
+    set {_uniqueStorage()._body = .rewardRequest(newValue)}
+  }
+
+  public var rewardResult: Stagebeam_V1_RewardResult {
+    get {
+      if case .rewardResult(let v)? = _storage._body {return v}
+      return Stagebeam_V1_RewardResult()
+    }
+    set {_uniqueStorage()._body = .rewardResult(newValue)}
   }
 
   /// Client ⇄ coordinator.
   public var submitJob: Stagebeam_V1_SubmitJob {
     get {
-      if case .submitJob(let v)? = body {return v}
+      if case .submitJob(let v)? = _storage._body {return v}
       return Stagebeam_V1_SubmitJob()
     }
-    set {body = .submitJob(newValue)}
+    set {_uniqueStorage()._body = .submitJob(newValue)}
   }
 
   public var jobAccepted: Stagebeam_V1_JobAccepted {
     get {
-      if case .jobAccepted(let v)? = body {return v}
+      if case .jobAccepted(let v)? = _storage._body {return v}
       return Stagebeam_V1_JobAccepted()
     }
-    set {body = .jobAccepted(newValue)}
+    set {_uniqueStorage()._body = .jobAccepted(newValue)}
   }
 
   public var jobEvent: Stagebeam_V1_JobEvent {
     get {
-      if case .jobEvent(let v)? = body {return v}
+      if case .jobEvent(let v)? = _storage._body {return v}
       return Stagebeam_V1_JobEvent()
     }
-    set {body = .jobEvent(newValue)}
+    set {_uniqueStorage()._body = .jobEvent(newValue)}
   }
 
   public var jobResult: Stagebeam_V1_JobResult {
     get {
-      if case .jobResult(let v)? = body {return v}
+      if case .jobResult(let v)? = _storage._body {return v}
       return Stagebeam_V1_JobResult()
     }
-    set {body = .jobResult(newValue)}
+    set {_uniqueStorage()._body = .jobResult(newValue)}
   }
 
   public var statusRequest: Stagebeam_V1_StatusRequest {
     get {
-      if case .statusRequest(let v)? = body {return v}
+      if case .statusRequest(let v)? = _storage._body {return v}
       return Stagebeam_V1_StatusRequest()
     }
-    set {body = .statusRequest(newValue)}
+    set {_uniqueStorage()._body = .statusRequest(newValue)}
   }
 
   public var statusReply: Stagebeam_V1_StatusReply {
     get {
-      if case .statusReply(let v)? = body {return v}
+      if case .statusReply(let v)? = _storage._body {return v}
       return Stagebeam_V1_StatusReply()
     }
-    set {body = .statusReply(newValue)}
+    set {_uniqueStorage()._body = .statusReply(newValue)}
   }
 
   /// Client ⇄ coordinator, protocol version 2 (a job named by its id alone).
   public var cancelJob: Stagebeam_V1_CancelJob {
     get {
-      if case .cancelJob(let v)? = body {return v}
+      if case .cancelJob(let v)? = _storage._body {return v}
       return Stagebeam_V1_CancelJob()
     }
-    set {body = .cancelJob(newValue)}
+    set {_uniqueStorage()._body = .cancelJob(newValue)}
   }
 
   /// → JobResult (final, or QUEUED/RUNNING) or Error UNKNOWN_JOB
   public var getJob: Stagebeam_V1_GetJob {
     get {
-      if case .getJob(let v)? = body {return v}
+      if case .getJob(let v)? = _storage._body {return v}
       return Stagebeam_V1_GetJob()
     }
-    set {body = .getJob(newValue)}
+    set {_uniqueStorage()._body = .getJob(newValue)}
   }
 
   /// → JobList
   public var listJobs: Stagebeam_V1_ListJobs {
     get {
-      if case .listJobs(let v)? = body {return v}
+      if case .listJobs(let v)? = _storage._body {return v}
       return Stagebeam_V1_ListJobs()
     }
-    set {body = .listJobs(newValue)}
+    set {_uniqueStorage()._body = .listJobs(newValue)}
   }
 
   public var jobList: Stagebeam_V1_JobList {
     get {
-      if case .jobList(let v)? = body {return v}
+      if case .jobList(let v)? = _storage._body {return v}
       return Stagebeam_V1_JobList()
     }
-    set {body = .jobList(newValue)}
+    set {_uniqueStorage()._body = .jobList(newValue)}
   }
 
   /// Any direction: a request or message could not be served.
   public var error: Stagebeam_V1_Error {
     get {
-      if case .error(let v)? = body {return v}
+      if case .error(let v)? = _storage._body {return v}
       return Stagebeam_V1_Error()
     }
-    set {body = .error(newValue)}
+    set {_uniqueStorage()._body = .error(newValue)}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -852,6 +883,8 @@ public nonisolated struct Stagebeam_V1_Envelope: Sendable {
     case generateResult(Stagebeam_V1_GenerateResult)
     case judgeRequest(Stagebeam_V1_JudgeRequest)
     case judgeResult(Stagebeam_V1_JudgeResult)
+    case rewardRequest(Stagebeam_V1_RewardRequest)
+    case rewardResult(Stagebeam_V1_RewardResult)
     /// Client ⇄ coordinator.
     case submitJob(Stagebeam_V1_SubmitJob)
     case jobAccepted(Stagebeam_V1_JobAccepted)
@@ -872,6 +905,8 @@ public nonisolated struct Stagebeam_V1_Envelope: Sendable {
   }
 
   public init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 /// An image as it crosses the wire. Images cross once per job per worker: the coordinator sends
@@ -977,6 +1012,17 @@ public nonisolated struct Stagebeam_V1_Ready: Sendable {
   /// on the batch). The coordinator reports the caveats of the workers a job used in
   /// JobResult.determinism_caveats.
   public var determinismCaveat: String = String()
+
+  /// Reward role: the identity (as model_hash) of the model whose scores this worker returns: the
+  /// reward model it was given (`worker --reward-model`), else its own model (self-reward). Every
+  /// reward worker of a cluster serves one reward model, and all of a job's RewardRequests go to
+  /// workers of the one that answered its first. Empty when the worker does not serve ROLE_REWARD.
+  public var rewardModelHash: String = String()
+
+  /// Reward role: the scorer's name as reward calibrations record it: "self-reward", or
+  /// "reward-model:" and the reward model directory's name. Names the reward model in logs and
+  /// status, and picks the calibration a METHOD_SWIRES job takes its thresholds from.
+  public var rewardScorer: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1386,6 +1432,108 @@ public nonisolated struct Stagebeam_V1_JudgeResult: Sendable {
   public init() {}
 }
 
+/// A candidate to score: the assistant's text through the scored stage is
+/// `RewardRequest.assistant_prefixes[prefix_index] + text`.
+public nonisolated struct Stagebeam_V1_RewardCandidate: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var prefixIndex: UInt32 = 0
+
+  public var text: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Score candidates one by one (pointwise): one score per candidate, higher is better, the same
+/// score for the same input whatever else shares the request (no sampling). The worker scores a
+/// request's candidates as one batch.
+public nonisolated struct Stagebeam_V1_RewardRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var requestID: String = String()
+
+  public var jobID: String = String()
+
+  /// as in GenerateRequest
+  public var deadlineMs: Double = 0
+
+  /// The stage the candidates end with (STAGE_ANSWER: whole answers): the verification wording
+  /// below was rendered for it.
+  public var stage: Stagebeam_V1_Stage = .unspecified
+
+  public var question: String = String()
+
+  /// absent for a text-only question (a reward model reads text only)
+  public var image: Stagebeam_V1_ImageRef {
+    get {_image ?? Stagebeam_V1_ImageRef()}
+    set {_image = newValue}
+  }
+  /// Returns true if `image` has been explicitly set.
+  public var hasImage: Bool {self._image != nil}
+  /// Clears the value of `image`. Subsequent reads from it will return its default value.
+  public mutating func clearImage() {self._image = nil}
+
+  /// Text already written in the assistant turn before the scored stage (earlier stages' chosen
+  /// candidates); candidates of one stage may continue different prefixes.
+  public var assistantPrefixes: [String] = []
+
+  public var candidates: [Stagebeam_V1_RewardCandidate] = []
+
+  /// Self-reward, rendered by the coordinator's search from its reward templates: after the
+  /// candidate's answer a user turn `verification` asks whether it is right; the assistant turn
+  /// starts with `verdict_prefix`; the score is log p(choices[0]) − log p(choices[1]) there. A
+  /// sequence-classification reward model ignores these three.
+  public var verification: String = String()
+
+  public var verdictPrefix: String = String()
+
+  public var choices: [String] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _image: Stagebeam_V1_ImageRef? = nil
+}
+
+public nonisolated struct Stagebeam_V1_RewardResult: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var requestID: String = String()
+
+  public var jobID: String = String()
+
+  /// One per candidate, in request order; −infinity for a candidate whose text leaves the scorer's
+  /// context no room.
+  public var scores: [Double] = []
+
+  public var workerID: String = String()
+
+  /// The reward model that gave the scores (Ready.reward_model_hash of the worker).
+  public var rewardModelHash: String = String()
+
+  /// tokens read, all candidates together
+  public var promptTokens: UInt32 = 0
+
+  /// of those, how many came from the worker's prefix cache
+  public var reusedPrefixTokens: UInt32 = 0
+
+  /// time of the batched pass over the candidates
+  public var prefillMs: Double = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 /// Run one search. Submitting again with the same job_id is idempotent: the coordinator answers
 /// with the existing job's JobAccepted and, once finished, its JobResult (this is also how a client
 /// asks for a result after a coordinator restart).
@@ -1548,6 +1696,78 @@ public nonisolated struct Stagebeam_V1_SubmitJob: @unchecked Sendable {
     set {_uniqueStorage()._owner = newValue}
   }
 
+  /// METHOD_STAGE_BEAM and METHOD_SWIRES (docs/search-methods.md):
+  public var candidates: UInt32 {
+    get {_storage._candidates}
+    set {_uniqueStorage()._candidates = newValue}
+  }
+
+  /// survivors kept per stage, N, a divisor of M; 0: recommended, else 2
+  public var keep: UInt32 {
+    get {_storage._keep}
+    set {_uniqueStorage()._keep = newValue}
+  }
+
+  /// METHOD_SWIRES: retraces per question, C. Unset: recommended, else 3 (0 is a valid choice).
+  public var retracesPresence: OneOf_RetracesPresence? {
+    get {return _storage._retracesPresence}
+    set {_uniqueStorage()._retracesPresence = newValue}
+  }
+
+  public var retraces: UInt32 {
+    get {
+      if case .retraces(let v)? = _storage._retracesPresence {return v}
+      return 0
+    }
+    set {_uniqueStorage()._retracesPresence = .retraces(newValue)}
+  }
+
+  /// METHOD_SWIRES: a stage passes when a candidate scores at least mean + z·std. Unset:
+  /// recommended, else 0.2533 (the top 40% of a normal distribution).
+  public var rewardZPresence: OneOf_RewardZPresence? {
+    get {return _storage._rewardZPresence}
+    set {_uniqueStorage()._rewardZPresence = newValue}
+  }
+
+  public var rewardZ: Double {
+    get {
+      if case .rewardZ(let v)? = _storage._rewardZPresence {return v}
+      return 0
+    }
+    set {_uniqueStorage()._rewardZPresence = .rewardZ(newValue)}
+  }
+
+  /// METHOD_SWIRES: one reward mean and std for every stage, replacing the calibration's.
+  public var rewardDistribution: Stagebeam_V1_RewardDistribution {
+    get {_storage._rewardDistribution ?? Stagebeam_V1_RewardDistribution()}
+    set {_uniqueStorage()._rewardDistribution = newValue}
+  }
+  /// Returns true if `rewardDistribution` has been explicitly set.
+  public var hasRewardDistribution: Bool {_storage._rewardDistribution != nil}
+  /// Clears the value of `rewardDistribution`. Subsequent reads from it will return its default value.
+  public mutating func clearRewardDistribution() {_uniqueStorage()._rewardDistribution = nil}
+
+  /// METHOD_SWIRES: the reward distribution per stage the thresholds come from. Left unset by
+  /// clients: the coordinator fills it when it accepts the job, from the cluster model's
+  /// stagebeam.json `reward_calibration` when that was measured with the scorer of the cluster's
+  /// reward workers (self-reward while none is registered). A job with a calibration is scored
+  /// only by reward workers whose Ready.reward_scorer is the calibration's `scorer`.
+  public var rewardCalibration: Stagebeam_V1_RewardCalibration {
+    get {_storage._rewardCalibration ?? Stagebeam_V1_RewardCalibration()}
+    set {_uniqueStorage()._rewardCalibration = newValue}
+  }
+  /// Returns true if `rewardCalibration` has been explicitly set.
+  public var hasRewardCalibration: Bool {_storage._rewardCalibration != nil}
+  /// Clears the value of `rewardCalibration`. Subsequent reads from it will return its default value.
+  public mutating func clearRewardCalibration() {_uniqueStorage()._rewardCalibration = nil}
+
+  /// METHOD_STAGE_BEAM, METHOD_SWIRES with self-reward: a reward-templates file (JSON, the format of
+  /// `--reward-templates`) replacing the built-in verification wording for this job; empty = built-in.
+  public var rewardTemplatesJson: Data {
+    get {_storage._rewardTemplatesJson}
+    set {_uniqueStorage()._rewardTemplatesJson = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   /// Force each stage's opening tag into the prefix. Unset: recommended, else true. A single-field
@@ -1558,9 +1778,77 @@ public nonisolated struct Stagebeam_V1_SubmitJob: @unchecked Sendable {
 
   }
 
+  /// METHOD_SWIRES: retraces per question, C. Unset: recommended, else 3 (0 is a valid choice).
+  public nonisolated enum OneOf_RetracesPresence: Equatable, Sendable {
+    case retraces(UInt32)
+
+  }
+
+  /// METHOD_SWIRES: a stage passes when a candidate scores at least mean + z·std. Unset:
+  /// recommended, else 0.2533 (the top 40% of a normal distribution).
+  public nonisolated enum OneOf_RewardZPresence: Equatable, Sendable {
+    case rewardZ(Double)
+
+  }
+
   public init() {}
 
   fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+/// A reward mean and (population) standard deviation.
+public nonisolated struct Stagebeam_V1_RewardDistribution: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var mean: Double = 0
+
+  public var std: Double = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// A scorer's reward distribution per stage on a validation set (`stagebeam calibrate`).
+public nonisolated struct Stagebeam_V1_RewardCalibration: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// as Ready.reward_scorer
+  public var scorer: String = String()
+
+  /// the validation file's name
+  public var dataset: String = String()
+
+  public var questions: UInt32 = 0
+
+  public var stages: [Stagebeam_V1_RewardStageFigures] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Stagebeam_V1_RewardStageFigures: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var stage: Stagebeam_V1_Stage = .unspecified
+
+  public var mean: Double = 0
+
+  public var std: Double = 0
+
+  /// rewards measured
+  public var count: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 public nonisolated struct Stagebeam_V1_JobAccepted: Sendable {
@@ -1703,6 +1991,33 @@ public nonisolated struct Stagebeam_V1_JobEvent: Sendable {
     set {kind = .winner(newValue)}
   }
 
+  /// METHOD_STAGE_BEAM, METHOD_SWIRES:
+  public var scored: Stagebeam_V1_Scored {
+    get {
+      if case .scored(let v)? = kind {return v}
+      return Stagebeam_V1_Scored()
+    }
+    set {kind = .scored(newValue)}
+  }
+
+  /// the stage's candidates kept for the next one, best first
+  public var survivors: Stagebeam_V1_Survivors {
+    get {
+      if case .survivors(let v)? = kind {return v}
+      return Stagebeam_V1_Survivors()
+    }
+    set {kind = .survivors(newValue)}
+  }
+
+  /// METHOD_SWIRES: the stage fell short and its previous stage was regenerated
+  public var retraced: Stagebeam_V1_Retraced {
+    get {
+      if case .retraced(let v)? = kind {return v}
+      return Stagebeam_V1_Retraced()
+    }
+    set {kind = .retraced(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Kind: Equatable, Sendable {
@@ -1710,8 +2025,70 @@ public nonisolated struct Stagebeam_V1_JobEvent: Sendable {
     case candidatesReady(Stagebeam_V1_CandidatesReady)
     case verdict(Stagebeam_V1_Verdict)
     case winner(Stagebeam_V1_Winner)
+    /// METHOD_STAGE_BEAM, METHOD_SWIRES:
+    case scored(Stagebeam_V1_Scored)
+    /// the stage's candidates kept for the next one, best first
+    case survivors(Stagebeam_V1_Survivors)
+    /// METHOD_SWIRES: the stage fell short and its previous stage was regenerated
+    case retraced(Stagebeam_V1_Retraced)
 
   }
+
+  public init() {}
+}
+
+public nonisolated struct Stagebeam_V1_Scored: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// candidate indices within the stage
+  public var indices: [UInt32] = []
+
+  /// in the order of `indices`
+  public var scores: [Double] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Stagebeam_V1_Survivors: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var indices: [UInt32] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// One retrace: the event's stage had no candidate at its threshold, so M new candidates of the
+/// stage before it were generated, and M new candidates of this stage from the best N of those.
+public nonisolated struct Stagebeam_V1_Retraced: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// 1 for the question's first retrace
+  public var attempt: UInt32 = 0
+
+  public var threshold: Double = 0
+
+  /// the stage's best score before this retrace
+  public var bestBefore: Double = 0
+
+  public var bestAfter: Double = 0
+
+  /// the new candidates of the previous stage
+  public var regenerated: [UInt32] = []
+
+  /// the new candidates of this stage
+  public var candidates: [UInt32] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 }
@@ -1927,6 +2304,24 @@ public nonisolated struct Stagebeam_V1_StageSummary: @unchecked Sendable {
     set {_uniqueStorage()._judgeReusedPrefixTokens = newValue}
   }
 
+  /// METHOD_STAGE_BEAM, METHOD_SWIRES: the stage's candidates kept for the next one, best first
+  /// (indices within the stage), and the best score among its candidates.
+  public var survivors: [UInt32] {
+    get {_storage._survivors}
+    set {_uniqueStorage()._survivors = newValue}
+  }
+
+  public var bestScore: Double {
+    get {_storage._bestScore}
+    set {_uniqueStorage()._bestScore = newValue}
+  }
+
+  /// METHOD_SWIRES: retraces made because this stage fell short
+  public var retraces: UInt32 {
+    get {_storage._retraces}
+    set {_uniqueStorage()._retraces = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1934,51 +2329,116 @@ public nonisolated struct Stagebeam_V1_StageSummary: @unchecked Sendable {
   fileprivate var _storage = _StorageClass.defaultInstance
 }
 
-public nonisolated struct Stagebeam_V1_JobCounts: Sendable {
+public nonisolated struct Stagebeam_V1_JobCounts: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var candidates: UInt32 = 0
+  public var candidates: UInt32 {
+    get {_storage._candidates}
+    set {_uniqueStorage()._candidates = newValue}
+  }
 
-  public var generatedTokens: UInt64 = 0
+  public var generatedTokens: UInt64 {
+    get {_storage._generatedTokens}
+    set {_uniqueStorage()._generatedTokens = newValue}
+  }
 
-  public var judgeCalls: UInt32 = 0
+  public var judgeCalls: UInt32 {
+    get {_storage._judgeCalls}
+    set {_uniqueStorage()._judgeCalls = newValue}
+  }
 
-  public var unparsableVerdicts: UInt32 = 0
+  public var unparsableVerdicts: UInt32 {
+    get {_storage._unparsableVerdicts}
+    set {_uniqueStorage()._unparsableVerdicts = newValue}
+  }
 
   /// requests re-run after a worker was lost or timed out
-  public var redispatchedRequests: UInt32 = 0
+  public var redispatchedRequests: UInt32 {
+    get {_storage._redispatchedRequests}
+    set {_uniqueStorage()._redispatchedRequests = newValue}
+  }
 
   /// Prompt tokens of the generate requests the workers answered (template, image and prefix, once
   /// per request; a request re-run counts again), in this coordinator run: steps answered from the
   /// journal after a restart are not counted again.
-  public var candidatePromptTokens: UInt64 = 0
+  public var candidatePromptTokens: UInt64 {
+    get {_storage._candidatePromptTokens}
+    set {_uniqueStorage()._candidatePromptTokens = newValue}
+  }
 
   /// Of those, tokens the workers took from their prefix caches instead of prefilling them.
-  public var candidateReusedPrefixTokens: UInt64 = 0
+  public var candidateReusedPrefixTokens: UInt64 {
+    get {_storage._candidateReusedPrefixTokens}
+    set {_uniqueStorage()._candidateReusedPrefixTokens = newValue}
+  }
 
   /// The job's StageSummary time parts summed over its stages, plus best-of-N's final tournament
   /// (which belongs to no stage).
-  public var candidatePrefillMs: Double = 0
+  public var candidatePrefillMs: Double {
+    get {_storage._candidatePrefillMs}
+    set {_uniqueStorage()._candidatePrefillMs = newValue}
+  }
 
-  public var candidateDecodeMs: Double = 0
+  public var candidateDecodeMs: Double {
+    get {_storage._candidateDecodeMs}
+    set {_uniqueStorage()._candidateDecodeMs = newValue}
+  }
 
-  public var candidateWaitingMs: Double = 0
+  public var candidateWaitingMs: Double {
+    get {_storage._candidateWaitingMs}
+    set {_uniqueStorage()._candidateWaitingMs = newValue}
+  }
 
-  public var judgePrefillMs: Double = 0
+  public var judgePrefillMs: Double {
+    get {_storage._judgePrefillMs}
+    set {_uniqueStorage()._judgePrefillMs = newValue}
+  }
 
-  public var judgeDecodeMs: Double = 0
+  public var judgeDecodeMs: Double {
+    get {_storage._judgeDecodeMs}
+    set {_uniqueStorage()._judgeDecodeMs = newValue}
+  }
 
-  public var judgeWaitingMs: Double = 0
+  public var judgeWaitingMs: Double {
+    get {_storage._judgeWaitingMs}
+    set {_uniqueStorage()._judgeWaitingMs = newValue}
+  }
 
-  public var judgePromptTokens: UInt64 = 0
+  public var judgePromptTokens: UInt64 {
+    get {_storage._judgePromptTokens}
+    set {_uniqueStorage()._judgePromptTokens = newValue}
+  }
 
-  public var judgeReusedPrefixTokens: UInt64 = 0
+  public var judgeReusedPrefixTokens: UInt64 {
+    get {_storage._judgeReusedPrefixTokens}
+    set {_uniqueStorage()._judgeReusedPrefixTokens = newValue}
+  }
+
+  /// METHOD_STAGE_BEAM, METHOD_SWIRES:
+  public var scoreCalls: UInt32 {
+    get {_storage._scoreCalls}
+    set {_uniqueStorage()._scoreCalls = newValue}
+  }
+
+  /// candidates scored
+  public var scoredCandidates: UInt32 {
+    get {_storage._scoredCandidates}
+    set {_uniqueStorage()._scoredCandidates = newValue}
+  }
+
+  /// METHOD_SWIRES
+  public var retraces: UInt32 {
+    get {_storage._retraces}
+    set {_uniqueStorage()._retraces = newValue}
+  }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 public nonisolated struct Stagebeam_V1_JobResult: @unchecked Sendable {
@@ -2067,6 +2527,18 @@ public nonisolated struct Stagebeam_V1_JobResult: @unchecked Sendable {
   public var currentStage: Stagebeam_V1_Stage {
     get {_storage._currentStage}
     set {_uniqueStorage()._currentStage = newValue}
+  }
+
+  /// METHOD_STAGE_BEAM, METHOD_SWIRES: the reward model whose scores the job used
+  /// (Ready.reward_model_hash), and the winning conclusion's score.
+  public var rewardModelHash: String {
+    get {_storage._rewardModelHash}
+    set {_uniqueStorage()._rewardModelHash = newValue}
+  }
+
+  public var winnerScore: Double {
+    get {_storage._winnerScore}
+    set {_uniqueStorage()._winnerScore = newValue}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -2217,7 +2689,7 @@ nonisolated extension Stagebeam_V1_Stage: SwiftProtobuf._ProtoNameProviding {
 }
 
 nonisolated extension Stagebeam_V1_Role: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ROLE_UNSPECIFIED\0\u{1}ROLE_GENERATE\0\u{1}ROLE_JUDGE\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ROLE_UNSPECIFIED\0\u{1}ROLE_GENERATE\0\u{1}ROLE_JUDGE\0\u{1}ROLE_REWARD\0")
 }
 
 nonisolated extension Stagebeam_V1_VerdictMode: SwiftProtobuf._ProtoNameProviding {
@@ -2250,348 +2722,422 @@ nonisolated extension Stagebeam_V1_ErrorCode: SwiftProtobuf._ProtoNameProviding 
 
 nonisolated extension Stagebeam_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Envelope"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{2}\u{9}ready\0\u{1}heartbeat\0\u{1}disconnect\0\u{4}\u{8}generate_request\0\u{3}generate_result\0\u{3}judge_request\0\u{3}judge_result\0\u{4}\u{7}submit_job\0\u{3}job_accepted\0\u{3}job_event\0\u{3}job_result\0\u{3}status_request\0\u{3}status_reply\0\u{3}cancel_job\0\u{3}get_job\0\u{3}list_jobs\0\u{3}job_list\0\u{1}error\0\u{3}min_protocol_version\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{2}\u{9}ready\0\u{1}heartbeat\0\u{1}disconnect\0\u{4}\u{8}generate_request\0\u{3}generate_result\0\u{3}judge_request\0\u{3}judge_result\0\u{3}reward_request\0\u{3}reward_result\0\u{4}\u{5}submit_job\0\u{3}job_accepted\0\u{3}job_event\0\u{3}job_result\0\u{3}status_request\0\u{3}status_reply\0\u{3}cancel_job\0\u{3}get_job\0\u{3}list_jobs\0\u{3}job_list\0\u{1}error\0\u{3}min_protocol_version\0")
+
+  fileprivate class _StorageClass {
+    var _protocolVersion: UInt32 = 0
+    var _minProtocolVersion: UInt32 = 0
+    var _body: Stagebeam_V1_Envelope.OneOf_Body?
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _protocolVersion = source._protocolVersion
+      _minProtocolVersion = source._minProtocolVersion
+      _body = source._body
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.protocolVersion) }()
-      case 10: try {
-        var v: Stagebeam_V1_Ready?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .ready(let m) = current {v = m}
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularUInt32Field(value: &_storage._protocolVersion) }()
+        case 10: try {
+          var v: Stagebeam_V1_Ready?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .ready(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .ready(v)
+          }
+        }()
+        case 11: try {
+          var v: Stagebeam_V1_Heartbeat?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .heartbeat(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .heartbeat(v)
+          }
+        }()
+        case 12: try {
+          var v: Stagebeam_V1_Disconnect?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .disconnect(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .disconnect(v)
+          }
+        }()
+        case 20: try {
+          var v: Stagebeam_V1_GenerateRequest?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .generateRequest(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .generateRequest(v)
+          }
+        }()
+        case 21: try {
+          var v: Stagebeam_V1_GenerateResult?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .generateResult(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .generateResult(v)
+          }
+        }()
+        case 22: try {
+          var v: Stagebeam_V1_JudgeRequest?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .judgeRequest(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .judgeRequest(v)
+          }
+        }()
+        case 23: try {
+          var v: Stagebeam_V1_JudgeResult?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .judgeResult(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .judgeResult(v)
+          }
+        }()
+        case 24: try {
+          var v: Stagebeam_V1_RewardRequest?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .rewardRequest(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .rewardRequest(v)
+          }
+        }()
+        case 25: try {
+          var v: Stagebeam_V1_RewardResult?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .rewardResult(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .rewardResult(v)
+          }
+        }()
+        case 30: try {
+          var v: Stagebeam_V1_SubmitJob?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .submitJob(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .submitJob(v)
+          }
+        }()
+        case 31: try {
+          var v: Stagebeam_V1_JobAccepted?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .jobAccepted(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .jobAccepted(v)
+          }
+        }()
+        case 32: try {
+          var v: Stagebeam_V1_JobEvent?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .jobEvent(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .jobEvent(v)
+          }
+        }()
+        case 33: try {
+          var v: Stagebeam_V1_JobResult?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .jobResult(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .jobResult(v)
+          }
+        }()
+        case 34: try {
+          var v: Stagebeam_V1_StatusRequest?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .statusRequest(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .statusRequest(v)
+          }
+        }()
+        case 35: try {
+          var v: Stagebeam_V1_StatusReply?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .statusReply(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .statusReply(v)
+          }
+        }()
+        case 36: try {
+          var v: Stagebeam_V1_CancelJob?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .cancelJob(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .cancelJob(v)
+          }
+        }()
+        case 37: try {
+          var v: Stagebeam_V1_GetJob?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .getJob(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .getJob(v)
+          }
+        }()
+        case 38: try {
+          var v: Stagebeam_V1_ListJobs?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .listJobs(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .listJobs(v)
+          }
+        }()
+        case 39: try {
+          var v: Stagebeam_V1_JobList?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .jobList(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .jobList(v)
+          }
+        }()
+        case 40: try {
+          var v: Stagebeam_V1_Error?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .error(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .error(v)
+          }
+        }()
+        case 41: try { try decoder.decodeSingularUInt32Field(value: &_storage._minProtocolVersion) }()
+        default: break
         }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .ready(v)
-        }
-      }()
-      case 11: try {
-        var v: Stagebeam_V1_Heartbeat?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .heartbeat(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .heartbeat(v)
-        }
-      }()
-      case 12: try {
-        var v: Stagebeam_V1_Disconnect?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .disconnect(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .disconnect(v)
-        }
-      }()
-      case 20: try {
-        var v: Stagebeam_V1_GenerateRequest?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .generateRequest(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .generateRequest(v)
-        }
-      }()
-      case 21: try {
-        var v: Stagebeam_V1_GenerateResult?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .generateResult(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .generateResult(v)
-        }
-      }()
-      case 22: try {
-        var v: Stagebeam_V1_JudgeRequest?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .judgeRequest(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .judgeRequest(v)
-        }
-      }()
-      case 23: try {
-        var v: Stagebeam_V1_JudgeResult?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .judgeResult(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .judgeResult(v)
-        }
-      }()
-      case 30: try {
-        var v: Stagebeam_V1_SubmitJob?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .submitJob(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .submitJob(v)
-        }
-      }()
-      case 31: try {
-        var v: Stagebeam_V1_JobAccepted?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .jobAccepted(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .jobAccepted(v)
-        }
-      }()
-      case 32: try {
-        var v: Stagebeam_V1_JobEvent?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .jobEvent(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .jobEvent(v)
-        }
-      }()
-      case 33: try {
-        var v: Stagebeam_V1_JobResult?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .jobResult(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .jobResult(v)
-        }
-      }()
-      case 34: try {
-        var v: Stagebeam_V1_StatusRequest?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .statusRequest(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .statusRequest(v)
-        }
-      }()
-      case 35: try {
-        var v: Stagebeam_V1_StatusReply?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .statusReply(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .statusReply(v)
-        }
-      }()
-      case 36: try {
-        var v: Stagebeam_V1_CancelJob?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .cancelJob(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .cancelJob(v)
-        }
-      }()
-      case 37: try {
-        var v: Stagebeam_V1_GetJob?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .getJob(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .getJob(v)
-        }
-      }()
-      case 38: try {
-        var v: Stagebeam_V1_ListJobs?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .listJobs(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .listJobs(v)
-        }
-      }()
-      case 39: try {
-        var v: Stagebeam_V1_JobList?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .jobList(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .jobList(v)
-        }
-      }()
-      case 40: try {
-        var v: Stagebeam_V1_Error?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .error(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .error(v)
-        }
-      }()
-      case 41: try { try decoder.decodeSingularUInt32Field(value: &self.minProtocolVersion) }()
-      default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if self.protocolVersion != 0 {
-      try visitor.visitSingularUInt32Field(value: self.protocolVersion, fieldNumber: 1)
-    }
-    switch self.body {
-    case .ready?: try {
-      guard case .ready(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
-    }()
-    case .heartbeat?: try {
-      guard case .heartbeat(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
-    }()
-    case .disconnect?: try {
-      guard case .disconnect(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
-    }()
-    case .generateRequest?: try {
-      guard case .generateRequest(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 20)
-    }()
-    case .generateResult?: try {
-      guard case .generateResult(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 21)
-    }()
-    case .judgeRequest?: try {
-      guard case .judgeRequest(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 22)
-    }()
-    case .judgeResult?: try {
-      guard case .judgeResult(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 23)
-    }()
-    case .submitJob?: try {
-      guard case .submitJob(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 30)
-    }()
-    case .jobAccepted?: try {
-      guard case .jobAccepted(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 31)
-    }()
-    case .jobEvent?: try {
-      guard case .jobEvent(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 32)
-    }()
-    case .jobResult?: try {
-      guard case .jobResult(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 33)
-    }()
-    case .statusRequest?: try {
-      guard case .statusRequest(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 34)
-    }()
-    case .statusReply?: try {
-      guard case .statusReply(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 35)
-    }()
-    case .cancelJob?: try {
-      guard case .cancelJob(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 36)
-    }()
-    case .getJob?: try {
-      guard case .getJob(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 37)
-    }()
-    case .listJobs?: try {
-      guard case .listJobs(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 38)
-    }()
-    case .jobList?: try {
-      guard case .jobList(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 39)
-    }()
-    case .error?: try {
-      guard case .error(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 40)
-    }()
-    case nil: break
-    }
-    if self.minProtocolVersion != 0 {
-      try visitor.visitSingularUInt32Field(value: self.minProtocolVersion, fieldNumber: 41)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if _storage._protocolVersion != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._protocolVersion, fieldNumber: 1)
+      }
+      switch _storage._body {
+      case .ready?: try {
+        guard case .ready(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
+      }()
+      case .heartbeat?: try {
+        guard case .heartbeat(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+      }()
+      case .disconnect?: try {
+        guard case .disconnect(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
+      }()
+      case .generateRequest?: try {
+        guard case .generateRequest(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 20)
+      }()
+      case .generateResult?: try {
+        guard case .generateResult(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 21)
+      }()
+      case .judgeRequest?: try {
+        guard case .judgeRequest(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 22)
+      }()
+      case .judgeResult?: try {
+        guard case .judgeResult(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 23)
+      }()
+      case .rewardRequest?: try {
+        guard case .rewardRequest(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 24)
+      }()
+      case .rewardResult?: try {
+        guard case .rewardResult(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 25)
+      }()
+      case .submitJob?: try {
+        guard case .submitJob(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 30)
+      }()
+      case .jobAccepted?: try {
+        guard case .jobAccepted(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 31)
+      }()
+      case .jobEvent?: try {
+        guard case .jobEvent(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 32)
+      }()
+      case .jobResult?: try {
+        guard case .jobResult(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 33)
+      }()
+      case .statusRequest?: try {
+        guard case .statusRequest(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 34)
+      }()
+      case .statusReply?: try {
+        guard case .statusReply(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 35)
+      }()
+      case .cancelJob?: try {
+        guard case .cancelJob(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 36)
+      }()
+      case .getJob?: try {
+        guard case .getJob(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 37)
+      }()
+      case .listJobs?: try {
+        guard case .listJobs(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 38)
+      }()
+      case .jobList?: try {
+        guard case .jobList(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 39)
+      }()
+      case .error?: try {
+        guard case .error(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 40)
+      }()
+      case nil: break
+      }
+      if _storage._minProtocolVersion != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._minProtocolVersion, fieldNumber: 41)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Stagebeam_V1_Envelope, rhs: Stagebeam_V1_Envelope) -> Bool {
-    if lhs.protocolVersion != rhs.protocolVersion {return false}
-    if lhs.minProtocolVersion != rhs.minProtocolVersion {return false}
-    if lhs.body != rhs.body {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._protocolVersion != rhs_storage._protocolVersion {return false}
+        if _storage._minProtocolVersion != rhs_storage._minProtocolVersion {return false}
+        if _storage._body != rhs_storage._body {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2684,7 +3230,7 @@ nonisolated extension Stagebeam_V1_Sampling: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Stagebeam_V1_Ready: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Ready"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}worker_id\0\u{3}model_name\0\u{3}model_hash\0\u{1}roles\0\u{3}max_batch_sequences\0\u{3}context_tokens\0\u{3}image_cache\0\u{3}software_version\0\u{3}recommendations_json\0\u{2}\u{5}backend\0\u{3}determinism_caveat\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}worker_id\0\u{3}model_name\0\u{3}model_hash\0\u{1}roles\0\u{3}max_batch_sequences\0\u{3}context_tokens\0\u{3}image_cache\0\u{3}software_version\0\u{3}recommendations_json\0\u{2}\u{5}backend\0\u{3}determinism_caveat\0\u{4}\u{4}reward_model_hash\0\u{3}reward_scorer\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2704,6 +3250,8 @@ nonisolated extension Stagebeam_V1_Ready: SwiftProtobuf.Message, SwiftProtobuf._
       case 10: try { try decoder.decodeSingularBytesField(value: &self.recommendationsJson) }()
       case 15: try { try decoder.decodeSingularStringField(value: &self.backend) }()
       case 16: try { try decoder.decodeSingularStringField(value: &self.determinismCaveat) }()
+      case 20: try { try decoder.decodeSingularStringField(value: &self.rewardModelHash) }()
+      case 21: try { try decoder.decodeSingularStringField(value: &self.rewardScorer) }()
       default: break
       }
     }
@@ -2750,6 +3298,12 @@ nonisolated extension Stagebeam_V1_Ready: SwiftProtobuf.Message, SwiftProtobuf._
     if !self.determinismCaveat.isEmpty {
       try visitor.visitSingularStringField(value: self.determinismCaveat, fieldNumber: 16)
     }
+    if !self.rewardModelHash.isEmpty {
+      try visitor.visitSingularStringField(value: self.rewardModelHash, fieldNumber: 20)
+    }
+    if !self.rewardScorer.isEmpty {
+      try visitor.visitSingularStringField(value: self.rewardScorer, fieldNumber: 21)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2766,6 +3320,8 @@ nonisolated extension Stagebeam_V1_Ready: SwiftProtobuf.Message, SwiftProtobuf._
     if lhs.recommendationsJson != rhs.recommendationsJson {return false}
     if lhs.backend != rhs.backend {return false}
     if lhs.determinismCaveat != rhs.determinismCaveat {return false}
+    if lhs.rewardModelHash != rhs.rewardModelHash {return false}
+    if lhs.rewardScorer != rhs.rewardScorer {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3460,9 +4016,193 @@ nonisolated extension Stagebeam_V1_JudgeResult: SwiftProtobuf.Message, SwiftProt
   }
 }
 
+nonisolated extension Stagebeam_V1_RewardCandidate: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RewardCandidate"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}prefix_index\0\u{1}text\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.prefixIndex) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.text) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.prefixIndex != 0 {
+      try visitor.visitSingularUInt32Field(value: self.prefixIndex, fieldNumber: 1)
+    }
+    if !self.text.isEmpty {
+      try visitor.visitSingularStringField(value: self.text, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Stagebeam_V1_RewardCandidate, rhs: Stagebeam_V1_RewardCandidate) -> Bool {
+    if lhs.prefixIndex != rhs.prefixIndex {return false}
+    if lhs.text != rhs.text {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Stagebeam_V1_RewardRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RewardRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}job_id\0\u{3}deadline_ms\0\u{1}stage\0\u{1}question\0\u{1}image\0\u{3}assistant_prefixes\0\u{1}candidates\0\u{1}verification\0\u{3}verdict_prefix\0\u{1}choices\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.requestID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.jobID) }()
+      case 3: try { try decoder.decodeSingularDoubleField(value: &self.deadlineMs) }()
+      case 4: try { try decoder.decodeSingularEnumField(value: &self.stage) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.question) }()
+      case 6: try { try decoder.decodeSingularMessageField(value: &self._image) }()
+      case 7: try { try decoder.decodeRepeatedStringField(value: &self.assistantPrefixes) }()
+      case 8: try { try decoder.decodeRepeatedMessageField(value: &self.candidates) }()
+      case 9: try { try decoder.decodeSingularStringField(value: &self.verification) }()
+      case 10: try { try decoder.decodeSingularStringField(value: &self.verdictPrefix) }()
+      case 11: try { try decoder.decodeRepeatedStringField(value: &self.choices) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.requestID.isEmpty {
+      try visitor.visitSingularStringField(value: self.requestID, fieldNumber: 1)
+    }
+    if !self.jobID.isEmpty {
+      try visitor.visitSingularStringField(value: self.jobID, fieldNumber: 2)
+    }
+    if self.deadlineMs.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.deadlineMs, fieldNumber: 3)
+    }
+    if self.stage != .unspecified {
+      try visitor.visitSingularEnumField(value: self.stage, fieldNumber: 4)
+    }
+    if !self.question.isEmpty {
+      try visitor.visitSingularStringField(value: self.question, fieldNumber: 5)
+    }
+    try { if let v = self._image {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+    } }()
+    if !self.assistantPrefixes.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.assistantPrefixes, fieldNumber: 7)
+    }
+    if !self.candidates.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.candidates, fieldNumber: 8)
+    }
+    if !self.verification.isEmpty {
+      try visitor.visitSingularStringField(value: self.verification, fieldNumber: 9)
+    }
+    if !self.verdictPrefix.isEmpty {
+      try visitor.visitSingularStringField(value: self.verdictPrefix, fieldNumber: 10)
+    }
+    if !self.choices.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.choices, fieldNumber: 11)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Stagebeam_V1_RewardRequest, rhs: Stagebeam_V1_RewardRequest) -> Bool {
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs.jobID != rhs.jobID {return false}
+    if lhs.deadlineMs != rhs.deadlineMs {return false}
+    if lhs.stage != rhs.stage {return false}
+    if lhs.question != rhs.question {return false}
+    if lhs._image != rhs._image {return false}
+    if lhs.assistantPrefixes != rhs.assistantPrefixes {return false}
+    if lhs.candidates != rhs.candidates {return false}
+    if lhs.verification != rhs.verification {return false}
+    if lhs.verdictPrefix != rhs.verdictPrefix {return false}
+    if lhs.choices != rhs.choices {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Stagebeam_V1_RewardResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RewardResult"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}job_id\0\u{1}scores\0\u{3}worker_id\0\u{3}reward_model_hash\0\u{3}prompt_tokens\0\u{3}reused_prefix_tokens\0\u{3}prefill_ms\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.requestID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.jobID) }()
+      case 3: try { try decoder.decodeRepeatedDoubleField(value: &self.scores) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.workerID) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.rewardModelHash) }()
+      case 6: try { try decoder.decodeSingularUInt32Field(value: &self.promptTokens) }()
+      case 7: try { try decoder.decodeSingularUInt32Field(value: &self.reusedPrefixTokens) }()
+      case 8: try { try decoder.decodeSingularDoubleField(value: &self.prefillMs) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.requestID.isEmpty {
+      try visitor.visitSingularStringField(value: self.requestID, fieldNumber: 1)
+    }
+    if !self.jobID.isEmpty {
+      try visitor.visitSingularStringField(value: self.jobID, fieldNumber: 2)
+    }
+    if !self.scores.isEmpty {
+      try visitor.visitPackedDoubleField(value: self.scores, fieldNumber: 3)
+    }
+    if !self.workerID.isEmpty {
+      try visitor.visitSingularStringField(value: self.workerID, fieldNumber: 4)
+    }
+    if !self.rewardModelHash.isEmpty {
+      try visitor.visitSingularStringField(value: self.rewardModelHash, fieldNumber: 5)
+    }
+    if self.promptTokens != 0 {
+      try visitor.visitSingularUInt32Field(value: self.promptTokens, fieldNumber: 6)
+    }
+    if self.reusedPrefixTokens != 0 {
+      try visitor.visitSingularUInt32Field(value: self.reusedPrefixTokens, fieldNumber: 7)
+    }
+    if self.prefillMs.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.prefillMs, fieldNumber: 8)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Stagebeam_V1_RewardResult, rhs: Stagebeam_V1_RewardResult) -> Bool {
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs.jobID != rhs.jobID {return false}
+    if lhs.scores != rhs.scores {return false}
+    if lhs.workerID != rhs.workerID {return false}
+    if lhs.rewardModelHash != rhs.rewardModelHash {return false}
+    if lhs.promptTokens != rhs.promptTokens {return false}
+    if lhs.reusedPrefixTokens != rhs.reusedPrefixTokens {return false}
+    if lhs.prefillMs != rhs.prefillMs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Stagebeam_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SubmitJob"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}question\0\u{1}image\0\u{1}method\0\u{1}beam\0\u{1}tournament\0\u{3}max_stage_tokens\0\u{1}seed\0\u{3}judge_both_orders\0\u{3}verdict_mode\0\u{3}force_tags\0\u{3}record_search\0\u{1}sampling\0\u{3}stream_events\0\u{3}judge_templates_json\0\u{3}max_verdict_tokens\0\u{3}judge_sampling\0\u{4}\u{3}deadline_ms\0\u{1}detached\0\u{1}owner\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}question\0\u{1}image\0\u{1}method\0\u{1}beam\0\u{1}tournament\0\u{3}max_stage_tokens\0\u{1}seed\0\u{3}judge_both_orders\0\u{3}verdict_mode\0\u{3}force_tags\0\u{3}record_search\0\u{1}sampling\0\u{3}stream_events\0\u{3}judge_templates_json\0\u{3}max_verdict_tokens\0\u{3}judge_sampling\0\u{4}\u{3}deadline_ms\0\u{1}detached\0\u{1}owner\0\u{2}\u{8}candidates\0\u{1}keep\0\u{1}retraces\0\u{3}reward_z\0\u{3}reward_distribution\0\u{3}reward_calibration\0\u{3}reward_templates_json\0")
 
   fileprivate class _StorageClass {
     var _jobID: String = String()
@@ -3485,6 +4225,13 @@ nonisolated extension Stagebeam_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtob
     var _deadlineMs: Double = 0
     var _detached: Bool = false
     var _owner: String = String()
+    var _candidates: UInt32 = 0
+    var _keep: UInt32 = 0
+    var _retracesPresence: Stagebeam_V1_SubmitJob.OneOf_RetracesPresence?
+    var _rewardZPresence: Stagebeam_V1_SubmitJob.OneOf_RewardZPresence?
+    var _rewardDistribution: Stagebeam_V1_RewardDistribution? = nil
+    var _rewardCalibration: Stagebeam_V1_RewardCalibration? = nil
+    var _rewardTemplatesJson: Data = Data()
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -3515,6 +4262,13 @@ nonisolated extension Stagebeam_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtob
       _deadlineMs = source._deadlineMs
       _detached = source._detached
       _owner = source._owner
+      _candidates = source._candidates
+      _keep = source._keep
+      _retracesPresence = source._retracesPresence
+      _rewardZPresence = source._rewardZPresence
+      _rewardDistribution = source._rewardDistribution
+      _rewardCalibration = source._rewardCalibration
+      _rewardTemplatesJson = source._rewardTemplatesJson
     }
   }
 
@@ -3560,6 +4314,27 @@ nonisolated extension Stagebeam_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtob
         case 20: try { try decoder.decodeSingularDoubleField(value: &_storage._deadlineMs) }()
         case 21: try { try decoder.decodeSingularBoolField(value: &_storage._detached) }()
         case 22: try { try decoder.decodeSingularStringField(value: &_storage._owner) }()
+        case 30: try { try decoder.decodeSingularUInt32Field(value: &_storage._candidates) }()
+        case 31: try { try decoder.decodeSingularUInt32Field(value: &_storage._keep) }()
+        case 32: try {
+          var v: UInt32?
+          try decoder.decodeSingularUInt32Field(value: &v)
+          if let v = v {
+            if _storage._retracesPresence != nil {try decoder.handleConflictingOneOf()}
+            _storage._retracesPresence = .retraces(v)
+          }
+        }()
+        case 33: try {
+          var v: Double?
+          try decoder.decodeSingularDoubleField(value: &v)
+          if let v = v {
+            if _storage._rewardZPresence != nil {try decoder.handleConflictingOneOf()}
+            _storage._rewardZPresence = .rewardZ(v)
+          }
+        }()
+        case 34: try { try decoder.decodeSingularMessageField(value: &_storage._rewardDistribution) }()
+        case 35: try { try decoder.decodeSingularMessageField(value: &_storage._rewardCalibration) }()
+        case 36: try { try decoder.decodeSingularBytesField(value: &_storage._rewardTemplatesJson) }()
         default: break
         }
       }
@@ -3632,6 +4407,27 @@ nonisolated extension Stagebeam_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtob
       if !_storage._owner.isEmpty {
         try visitor.visitSingularStringField(value: _storage._owner, fieldNumber: 22)
       }
+      if _storage._candidates != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._candidates, fieldNumber: 30)
+      }
+      if _storage._keep != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._keep, fieldNumber: 31)
+      }
+      try { if case .retraces(let v)? = _storage._retracesPresence {
+        try visitor.visitSingularUInt32Field(value: v, fieldNumber: 32)
+      } }()
+      try { if case .rewardZ(let v)? = _storage._rewardZPresence {
+        try visitor.visitSingularDoubleField(value: v, fieldNumber: 33)
+      } }()
+      try { if let v = _storage._rewardDistribution {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 34)
+      } }()
+      try { if let v = _storage._rewardCalibration {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 35)
+      } }()
+      if !_storage._rewardTemplatesJson.isEmpty {
+        try visitor.visitSingularBytesField(value: _storage._rewardTemplatesJson, fieldNumber: 36)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -3661,10 +4457,142 @@ nonisolated extension Stagebeam_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtob
         if _storage._deadlineMs != rhs_storage._deadlineMs {return false}
         if _storage._detached != rhs_storage._detached {return false}
         if _storage._owner != rhs_storage._owner {return false}
+        if _storage._candidates != rhs_storage._candidates {return false}
+        if _storage._keep != rhs_storage._keep {return false}
+        if _storage._retracesPresence != rhs_storage._retracesPresence {return false}
+        if _storage._rewardZPresence != rhs_storage._rewardZPresence {return false}
+        if _storage._rewardDistribution != rhs_storage._rewardDistribution {return false}
+        if _storage._rewardCalibration != rhs_storage._rewardCalibration {return false}
+        if _storage._rewardTemplatesJson != rhs_storage._rewardTemplatesJson {return false}
         return true
       }
       if !storagesAreEqual {return false}
     }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Stagebeam_V1_RewardDistribution: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RewardDistribution"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}mean\0\u{1}std\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularDoubleField(value: &self.mean) }()
+      case 2: try { try decoder.decodeSingularDoubleField(value: &self.std) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.mean.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.mean, fieldNumber: 1)
+    }
+    if self.std.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.std, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Stagebeam_V1_RewardDistribution, rhs: Stagebeam_V1_RewardDistribution) -> Bool {
+    if lhs.mean != rhs.mean {return false}
+    if lhs.std != rhs.std {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Stagebeam_V1_RewardCalibration: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RewardCalibration"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}scorer\0\u{1}dataset\0\u{1}questions\0\u{1}stages\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.scorer) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.dataset) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.questions) }()
+      case 4: try { try decoder.decodeRepeatedMessageField(value: &self.stages) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.scorer.isEmpty {
+      try visitor.visitSingularStringField(value: self.scorer, fieldNumber: 1)
+    }
+    if !self.dataset.isEmpty {
+      try visitor.visitSingularStringField(value: self.dataset, fieldNumber: 2)
+    }
+    if self.questions != 0 {
+      try visitor.visitSingularUInt32Field(value: self.questions, fieldNumber: 3)
+    }
+    if !self.stages.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.stages, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Stagebeam_V1_RewardCalibration, rhs: Stagebeam_V1_RewardCalibration) -> Bool {
+    if lhs.scorer != rhs.scorer {return false}
+    if lhs.dataset != rhs.dataset {return false}
+    if lhs.questions != rhs.questions {return false}
+    if lhs.stages != rhs.stages {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Stagebeam_V1_RewardStageFigures: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RewardStageFigures"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}stage\0\u{1}mean\0\u{1}std\0\u{1}count\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularEnumField(value: &self.stage) }()
+      case 2: try { try decoder.decodeSingularDoubleField(value: &self.mean) }()
+      case 3: try { try decoder.decodeSingularDoubleField(value: &self.std) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.count) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.stage != .unspecified {
+      try visitor.visitSingularEnumField(value: self.stage, fieldNumber: 1)
+    }
+    if self.mean.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.mean, fieldNumber: 2)
+    }
+    if self.std.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.std, fieldNumber: 3)
+    }
+    if self.count != 0 {
+      try visitor.visitSingularUInt32Field(value: self.count, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Stagebeam_V1_RewardStageFigures, rhs: Stagebeam_V1_RewardStageFigures) -> Bool {
+    if lhs.stage != rhs.stage {return false}
+    if lhs.mean != rhs.mean {return false}
+    if lhs.std != rhs.std {return false}
+    if lhs.count != rhs.count {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3852,7 +4780,7 @@ nonisolated extension Stagebeam_V1_JobList: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Stagebeam_V1_JobEvent: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JobEvent"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}stage\0\u{1}step\0\u{4}\u{7}stage_started\0\u{3}candidates_ready\0\u{1}verdict\0\u{1}winner\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}stage\0\u{1}step\0\u{4}\u{7}stage_started\0\u{3}candidates_ready\0\u{1}verdict\0\u{1}winner\0\u{2}\u{7}scored\0\u{1}survivors\0\u{1}retraced\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3915,6 +4843,45 @@ nonisolated extension Stagebeam_V1_JobEvent: SwiftProtobuf.Message, SwiftProtobu
           self.kind = .winner(v)
         }
       }()
+      case 20: try {
+        var v: Stagebeam_V1_Scored?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .scored(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .scored(v)
+        }
+      }()
+      case 21: try {
+        var v: Stagebeam_V1_Survivors?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .survivors(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .survivors(v)
+        }
+      }()
+      case 22: try {
+        var v: Stagebeam_V1_Retraced?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .retraced(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .retraced(v)
+        }
+      }()
       default: break
       }
     }
@@ -3951,6 +4918,18 @@ nonisolated extension Stagebeam_V1_JobEvent: SwiftProtobuf.Message, SwiftProtobu
       guard case .winner(let v)? = self.kind else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
     }()
+    case .scored?: try {
+      guard case .scored(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 20)
+    }()
+    case .survivors?: try {
+      guard case .survivors(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 21)
+    }()
+    case .retraced?: try {
+      guard case .retraced(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 22)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -3961,6 +4940,126 @@ nonisolated extension Stagebeam_V1_JobEvent: SwiftProtobuf.Message, SwiftProtobu
     if lhs.stage != rhs.stage {return false}
     if lhs.step != rhs.step {return false}
     if lhs.kind != rhs.kind {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Stagebeam_V1_Scored: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Scored"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}indices\0\u{1}scores\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedUInt32Field(value: &self.indices) }()
+      case 2: try { try decoder.decodeRepeatedDoubleField(value: &self.scores) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.indices.isEmpty {
+      try visitor.visitPackedUInt32Field(value: self.indices, fieldNumber: 1)
+    }
+    if !self.scores.isEmpty {
+      try visitor.visitPackedDoubleField(value: self.scores, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Stagebeam_V1_Scored, rhs: Stagebeam_V1_Scored) -> Bool {
+    if lhs.indices != rhs.indices {return false}
+    if lhs.scores != rhs.scores {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Stagebeam_V1_Survivors: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Survivors"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}indices\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedUInt32Field(value: &self.indices) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.indices.isEmpty {
+      try visitor.visitPackedUInt32Field(value: self.indices, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Stagebeam_V1_Survivors, rhs: Stagebeam_V1_Survivors) -> Bool {
+    if lhs.indices != rhs.indices {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Stagebeam_V1_Retraced: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Retraced"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}attempt\0\u{1}threshold\0\u{3}best_before\0\u{3}best_after\0\u{1}regenerated\0\u{1}candidates\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.attempt) }()
+      case 2: try { try decoder.decodeSingularDoubleField(value: &self.threshold) }()
+      case 3: try { try decoder.decodeSingularDoubleField(value: &self.bestBefore) }()
+      case 4: try { try decoder.decodeSingularDoubleField(value: &self.bestAfter) }()
+      case 5: try { try decoder.decodeRepeatedUInt32Field(value: &self.regenerated) }()
+      case 6: try { try decoder.decodeRepeatedUInt32Field(value: &self.candidates) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.attempt != 0 {
+      try visitor.visitSingularUInt32Field(value: self.attempt, fieldNumber: 1)
+    }
+    if self.threshold.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.threshold, fieldNumber: 2)
+    }
+    if self.bestBefore.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.bestBefore, fieldNumber: 3)
+    }
+    if self.bestAfter.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.bestAfter, fieldNumber: 4)
+    }
+    if !self.regenerated.isEmpty {
+      try visitor.visitPackedUInt32Field(value: self.regenerated, fieldNumber: 5)
+    }
+    if !self.candidates.isEmpty {
+      try visitor.visitPackedUInt32Field(value: self.candidates, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Stagebeam_V1_Retraced, rhs: Stagebeam_V1_Retraced) -> Bool {
+    if lhs.attempt != rhs.attempt {return false}
+    if lhs.threshold != rhs.threshold {return false}
+    if lhs.bestBefore != rhs.bestBefore {return false}
+    if lhs.bestAfter != rhs.bestAfter {return false}
+    if lhs.regenerated != rhs.regenerated {return false}
+    if lhs.candidates != rhs.candidates {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -4173,7 +5272,7 @@ nonisolated extension Stagebeam_V1_Winner: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Stagebeam_V1_StageSummary: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".StageSummary"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}stage\0\u{1}step\0\u{1}text\0\u{1}candidates\0\u{1}comparisons\0\u{3}forced_close\0\u{3}generate_ms\0\u{3}judge_ms\0\u{4}\u{c}candidate_prefill_ms\0\u{3}candidate_decode_ms\0\u{3}candidate_waiting_ms\0\u{3}judge_prefill_ms\0\u{3}judge_decode_ms\0\u{3}judge_waiting_ms\0\u{3}candidate_prompt_tokens\0\u{3}candidate_reused_prefix_tokens\0\u{3}judge_prompt_tokens\0\u{3}judge_reused_prefix_tokens\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}stage\0\u{1}step\0\u{1}text\0\u{1}candidates\0\u{1}comparisons\0\u{3}forced_close\0\u{3}generate_ms\0\u{3}judge_ms\0\u{2}\u{2}survivors\0\u{3}best_score\0\u{1}retraces\0\u{4}\u{8}candidate_prefill_ms\0\u{3}candidate_decode_ms\0\u{3}candidate_waiting_ms\0\u{3}judge_prefill_ms\0\u{3}judge_decode_ms\0\u{3}judge_waiting_ms\0\u{3}candidate_prompt_tokens\0\u{3}candidate_reused_prefix_tokens\0\u{3}judge_prompt_tokens\0\u{3}judge_reused_prefix_tokens\0")
 
   fileprivate class _StorageClass {
     var _stage: Stagebeam_V1_Stage = .unspecified
@@ -4194,6 +5293,9 @@ nonisolated extension Stagebeam_V1_StageSummary: SwiftProtobuf.Message, SwiftPro
     var _candidateReusedPrefixTokens: UInt32 = 0
     var _judgePromptTokens: UInt32 = 0
     var _judgeReusedPrefixTokens: UInt32 = 0
+    var _survivors: [UInt32] = []
+    var _bestScore: Double = 0
+    var _retraces: UInt32 = 0
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -4222,6 +5324,9 @@ nonisolated extension Stagebeam_V1_StageSummary: SwiftProtobuf.Message, SwiftPro
       _candidateReusedPrefixTokens = source._candidateReusedPrefixTokens
       _judgePromptTokens = source._judgePromptTokens
       _judgeReusedPrefixTokens = source._judgeReusedPrefixTokens
+      _survivors = source._survivors
+      _bestScore = source._bestScore
+      _retraces = source._retraces
     }
   }
 
@@ -4248,6 +5353,9 @@ nonisolated extension Stagebeam_V1_StageSummary: SwiftProtobuf.Message, SwiftPro
         case 6: try { try decoder.decodeSingularBoolField(value: &_storage._forcedClose) }()
         case 7: try { try decoder.decodeSingularDoubleField(value: &_storage._generateMs) }()
         case 8: try { try decoder.decodeSingularDoubleField(value: &_storage._judgeMs) }()
+        case 10: try { try decoder.decodeRepeatedUInt32Field(value: &_storage._survivors) }()
+        case 11: try { try decoder.decodeSingularDoubleField(value: &_storage._bestScore) }()
+        case 12: try { try decoder.decodeSingularUInt32Field(value: &_storage._retraces) }()
         case 20: try { try decoder.decodeSingularDoubleField(value: &_storage._candidatePrefillMs) }()
         case 21: try { try decoder.decodeSingularDoubleField(value: &_storage._candidateDecodeMs) }()
         case 22: try { try decoder.decodeSingularDoubleField(value: &_storage._candidateWaitingMs) }()
@@ -4289,6 +5397,15 @@ nonisolated extension Stagebeam_V1_StageSummary: SwiftProtobuf.Message, SwiftPro
       }
       if _storage._judgeMs.bitPattern != 0 {
         try visitor.visitSingularDoubleField(value: _storage._judgeMs, fieldNumber: 8)
+      }
+      if !_storage._survivors.isEmpty {
+        try visitor.visitPackedUInt32Field(value: _storage._survivors, fieldNumber: 10)
+      }
+      if _storage._bestScore.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._bestScore, fieldNumber: 11)
+      }
+      if _storage._retraces != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._retraces, fieldNumber: 12)
       }
       if _storage._candidatePrefillMs.bitPattern != 0 {
         try visitor.visitSingularDoubleField(value: _storage._candidatePrefillMs, fieldNumber: 20)
@@ -4347,6 +5464,9 @@ nonisolated extension Stagebeam_V1_StageSummary: SwiftProtobuf.Message, SwiftPro
         if _storage._candidateReusedPrefixTokens != rhs_storage._candidateReusedPrefixTokens {return false}
         if _storage._judgePromptTokens != rhs_storage._judgePromptTokens {return false}
         if _storage._judgeReusedPrefixTokens != rhs_storage._judgeReusedPrefixTokens {return false}
+        if _storage._survivors != rhs_storage._survivors {return false}
+        if _storage._bestScore != rhs_storage._bestScore {return false}
+        if _storage._retraces != rhs_storage._retraces {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -4358,99 +5478,184 @@ nonisolated extension Stagebeam_V1_StageSummary: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Stagebeam_V1_JobCounts: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JobCounts"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}candidates\0\u{3}generated_tokens\0\u{3}judge_calls\0\u{3}unparsable_verdicts\0\u{3}redispatched_requests\0\u{4}\u{5}candidate_prompt_tokens\0\u{3}candidate_reused_prefix_tokens\0\u{4}\u{13}candidate_prefill_ms\0\u{3}candidate_decode_ms\0\u{3}candidate_waiting_ms\0\u{3}judge_prefill_ms\0\u{3}judge_decode_ms\0\u{3}judge_waiting_ms\0\u{3}judge_prompt_tokens\0\u{3}judge_reused_prefix_tokens\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}candidates\0\u{3}generated_tokens\0\u{3}judge_calls\0\u{3}unparsable_verdicts\0\u{3}redispatched_requests\0\u{4}\u{5}candidate_prompt_tokens\0\u{3}candidate_reused_prefix_tokens\0\u{4}\u{9}score_calls\0\u{3}scored_candidates\0\u{1}retraces\0\u{4}\u{8}candidate_prefill_ms\0\u{3}candidate_decode_ms\0\u{3}candidate_waiting_ms\0\u{3}judge_prefill_ms\0\u{3}judge_decode_ms\0\u{3}judge_waiting_ms\0\u{3}judge_prompt_tokens\0\u{3}judge_reused_prefix_tokens\0")
+
+  fileprivate class _StorageClass {
+    var _candidates: UInt32 = 0
+    var _generatedTokens: UInt64 = 0
+    var _judgeCalls: UInt32 = 0
+    var _unparsableVerdicts: UInt32 = 0
+    var _redispatchedRequests: UInt32 = 0
+    var _candidatePromptTokens: UInt64 = 0
+    var _candidateReusedPrefixTokens: UInt64 = 0
+    var _candidatePrefillMs: Double = 0
+    var _candidateDecodeMs: Double = 0
+    var _candidateWaitingMs: Double = 0
+    var _judgePrefillMs: Double = 0
+    var _judgeDecodeMs: Double = 0
+    var _judgeWaitingMs: Double = 0
+    var _judgePromptTokens: UInt64 = 0
+    var _judgeReusedPrefixTokens: UInt64 = 0
+    var _scoreCalls: UInt32 = 0
+    var _scoredCandidates: UInt32 = 0
+    var _retraces: UInt32 = 0
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _candidates = source._candidates
+      _generatedTokens = source._generatedTokens
+      _judgeCalls = source._judgeCalls
+      _unparsableVerdicts = source._unparsableVerdicts
+      _redispatchedRequests = source._redispatchedRequests
+      _candidatePromptTokens = source._candidatePromptTokens
+      _candidateReusedPrefixTokens = source._candidateReusedPrefixTokens
+      _candidatePrefillMs = source._candidatePrefillMs
+      _candidateDecodeMs = source._candidateDecodeMs
+      _candidateWaitingMs = source._candidateWaitingMs
+      _judgePrefillMs = source._judgePrefillMs
+      _judgeDecodeMs = source._judgeDecodeMs
+      _judgeWaitingMs = source._judgeWaitingMs
+      _judgePromptTokens = source._judgePromptTokens
+      _judgeReusedPrefixTokens = source._judgeReusedPrefixTokens
+      _scoreCalls = source._scoreCalls
+      _scoredCandidates = source._scoredCandidates
+      _retraces = source._retraces
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.candidates) }()
-      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.generatedTokens) }()
-      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.judgeCalls) }()
-      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.unparsableVerdicts) }()
-      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.redispatchedRequests) }()
-      case 10: try { try decoder.decodeSingularUInt64Field(value: &self.candidatePromptTokens) }()
-      case 11: try { try decoder.decodeSingularUInt64Field(value: &self.candidateReusedPrefixTokens) }()
-      case 30: try { try decoder.decodeSingularDoubleField(value: &self.candidatePrefillMs) }()
-      case 31: try { try decoder.decodeSingularDoubleField(value: &self.candidateDecodeMs) }()
-      case 32: try { try decoder.decodeSingularDoubleField(value: &self.candidateWaitingMs) }()
-      case 33: try { try decoder.decodeSingularDoubleField(value: &self.judgePrefillMs) }()
-      case 34: try { try decoder.decodeSingularDoubleField(value: &self.judgeDecodeMs) }()
-      case 35: try { try decoder.decodeSingularDoubleField(value: &self.judgeWaitingMs) }()
-      case 36: try { try decoder.decodeSingularUInt64Field(value: &self.judgePromptTokens) }()
-      case 37: try { try decoder.decodeSingularUInt64Field(value: &self.judgeReusedPrefixTokens) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularUInt32Field(value: &_storage._candidates) }()
+        case 2: try { try decoder.decodeSingularUInt64Field(value: &_storage._generatedTokens) }()
+        case 3: try { try decoder.decodeSingularUInt32Field(value: &_storage._judgeCalls) }()
+        case 4: try { try decoder.decodeSingularUInt32Field(value: &_storage._unparsableVerdicts) }()
+        case 5: try { try decoder.decodeSingularUInt32Field(value: &_storage._redispatchedRequests) }()
+        case 10: try { try decoder.decodeSingularUInt64Field(value: &_storage._candidatePromptTokens) }()
+        case 11: try { try decoder.decodeSingularUInt64Field(value: &_storage._candidateReusedPrefixTokens) }()
+        case 20: try { try decoder.decodeSingularUInt32Field(value: &_storage._scoreCalls) }()
+        case 21: try { try decoder.decodeSingularUInt32Field(value: &_storage._scoredCandidates) }()
+        case 22: try { try decoder.decodeSingularUInt32Field(value: &_storage._retraces) }()
+        case 30: try { try decoder.decodeSingularDoubleField(value: &_storage._candidatePrefillMs) }()
+        case 31: try { try decoder.decodeSingularDoubleField(value: &_storage._candidateDecodeMs) }()
+        case 32: try { try decoder.decodeSingularDoubleField(value: &_storage._candidateWaitingMs) }()
+        case 33: try { try decoder.decodeSingularDoubleField(value: &_storage._judgePrefillMs) }()
+        case 34: try { try decoder.decodeSingularDoubleField(value: &_storage._judgeDecodeMs) }()
+        case 35: try { try decoder.decodeSingularDoubleField(value: &_storage._judgeWaitingMs) }()
+        case 36: try { try decoder.decodeSingularUInt64Field(value: &_storage._judgePromptTokens) }()
+        case 37: try { try decoder.decodeSingularUInt64Field(value: &_storage._judgeReusedPrefixTokens) }()
+        default: break
+        }
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    if self.candidates != 0 {
-      try visitor.visitSingularUInt32Field(value: self.candidates, fieldNumber: 1)
-    }
-    if self.generatedTokens != 0 {
-      try visitor.visitSingularUInt64Field(value: self.generatedTokens, fieldNumber: 2)
-    }
-    if self.judgeCalls != 0 {
-      try visitor.visitSingularUInt32Field(value: self.judgeCalls, fieldNumber: 3)
-    }
-    if self.unparsableVerdicts != 0 {
-      try visitor.visitSingularUInt32Field(value: self.unparsableVerdicts, fieldNumber: 4)
-    }
-    if self.redispatchedRequests != 0 {
-      try visitor.visitSingularUInt32Field(value: self.redispatchedRequests, fieldNumber: 5)
-    }
-    if self.candidatePromptTokens != 0 {
-      try visitor.visitSingularUInt64Field(value: self.candidatePromptTokens, fieldNumber: 10)
-    }
-    if self.candidateReusedPrefixTokens != 0 {
-      try visitor.visitSingularUInt64Field(value: self.candidateReusedPrefixTokens, fieldNumber: 11)
-    }
-    if self.candidatePrefillMs.bitPattern != 0 {
-      try visitor.visitSingularDoubleField(value: self.candidatePrefillMs, fieldNumber: 30)
-    }
-    if self.candidateDecodeMs.bitPattern != 0 {
-      try visitor.visitSingularDoubleField(value: self.candidateDecodeMs, fieldNumber: 31)
-    }
-    if self.candidateWaitingMs.bitPattern != 0 {
-      try visitor.visitSingularDoubleField(value: self.candidateWaitingMs, fieldNumber: 32)
-    }
-    if self.judgePrefillMs.bitPattern != 0 {
-      try visitor.visitSingularDoubleField(value: self.judgePrefillMs, fieldNumber: 33)
-    }
-    if self.judgeDecodeMs.bitPattern != 0 {
-      try visitor.visitSingularDoubleField(value: self.judgeDecodeMs, fieldNumber: 34)
-    }
-    if self.judgeWaitingMs.bitPattern != 0 {
-      try visitor.visitSingularDoubleField(value: self.judgeWaitingMs, fieldNumber: 35)
-    }
-    if self.judgePromptTokens != 0 {
-      try visitor.visitSingularUInt64Field(value: self.judgePromptTokens, fieldNumber: 36)
-    }
-    if self.judgeReusedPrefixTokens != 0 {
-      try visitor.visitSingularUInt64Field(value: self.judgeReusedPrefixTokens, fieldNumber: 37)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      if _storage._candidates != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._candidates, fieldNumber: 1)
+      }
+      if _storage._generatedTokens != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._generatedTokens, fieldNumber: 2)
+      }
+      if _storage._judgeCalls != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._judgeCalls, fieldNumber: 3)
+      }
+      if _storage._unparsableVerdicts != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._unparsableVerdicts, fieldNumber: 4)
+      }
+      if _storage._redispatchedRequests != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._redispatchedRequests, fieldNumber: 5)
+      }
+      if _storage._candidatePromptTokens != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._candidatePromptTokens, fieldNumber: 10)
+      }
+      if _storage._candidateReusedPrefixTokens != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._candidateReusedPrefixTokens, fieldNumber: 11)
+      }
+      if _storage._scoreCalls != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._scoreCalls, fieldNumber: 20)
+      }
+      if _storage._scoredCandidates != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._scoredCandidates, fieldNumber: 21)
+      }
+      if _storage._retraces != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._retraces, fieldNumber: 22)
+      }
+      if _storage._candidatePrefillMs.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._candidatePrefillMs, fieldNumber: 30)
+      }
+      if _storage._candidateDecodeMs.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._candidateDecodeMs, fieldNumber: 31)
+      }
+      if _storage._candidateWaitingMs.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._candidateWaitingMs, fieldNumber: 32)
+      }
+      if _storage._judgePrefillMs.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._judgePrefillMs, fieldNumber: 33)
+      }
+      if _storage._judgeDecodeMs.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._judgeDecodeMs, fieldNumber: 34)
+      }
+      if _storage._judgeWaitingMs.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._judgeWaitingMs, fieldNumber: 35)
+      }
+      if _storage._judgePromptTokens != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._judgePromptTokens, fieldNumber: 36)
+      }
+      if _storage._judgeReusedPrefixTokens != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._judgeReusedPrefixTokens, fieldNumber: 37)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Stagebeam_V1_JobCounts, rhs: Stagebeam_V1_JobCounts) -> Bool {
-    if lhs.candidates != rhs.candidates {return false}
-    if lhs.generatedTokens != rhs.generatedTokens {return false}
-    if lhs.judgeCalls != rhs.judgeCalls {return false}
-    if lhs.unparsableVerdicts != rhs.unparsableVerdicts {return false}
-    if lhs.redispatchedRequests != rhs.redispatchedRequests {return false}
-    if lhs.candidatePromptTokens != rhs.candidatePromptTokens {return false}
-    if lhs.candidateReusedPrefixTokens != rhs.candidateReusedPrefixTokens {return false}
-    if lhs.candidatePrefillMs != rhs.candidatePrefillMs {return false}
-    if lhs.candidateDecodeMs != rhs.candidateDecodeMs {return false}
-    if lhs.candidateWaitingMs != rhs.candidateWaitingMs {return false}
-    if lhs.judgePrefillMs != rhs.judgePrefillMs {return false}
-    if lhs.judgeDecodeMs != rhs.judgeDecodeMs {return false}
-    if lhs.judgeWaitingMs != rhs.judgeWaitingMs {return false}
-    if lhs.judgePromptTokens != rhs.judgePromptTokens {return false}
-    if lhs.judgeReusedPrefixTokens != rhs.judgeReusedPrefixTokens {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._candidates != rhs_storage._candidates {return false}
+        if _storage._generatedTokens != rhs_storage._generatedTokens {return false}
+        if _storage._judgeCalls != rhs_storage._judgeCalls {return false}
+        if _storage._unparsableVerdicts != rhs_storage._unparsableVerdicts {return false}
+        if _storage._redispatchedRequests != rhs_storage._redispatchedRequests {return false}
+        if _storage._candidatePromptTokens != rhs_storage._candidatePromptTokens {return false}
+        if _storage._candidateReusedPrefixTokens != rhs_storage._candidateReusedPrefixTokens {return false}
+        if _storage._candidatePrefillMs != rhs_storage._candidatePrefillMs {return false}
+        if _storage._candidateDecodeMs != rhs_storage._candidateDecodeMs {return false}
+        if _storage._candidateWaitingMs != rhs_storage._candidateWaitingMs {return false}
+        if _storage._judgePrefillMs != rhs_storage._judgePrefillMs {return false}
+        if _storage._judgeDecodeMs != rhs_storage._judgeDecodeMs {return false}
+        if _storage._judgeWaitingMs != rhs_storage._judgeWaitingMs {return false}
+        if _storage._judgePromptTokens != rhs_storage._judgePromptTokens {return false}
+        if _storage._judgeReusedPrefixTokens != rhs_storage._judgeReusedPrefixTokens {return false}
+        if _storage._scoreCalls != rhs_storage._scoreCalls {return false}
+        if _storage._scoredCandidates != rhs_storage._scoredCandidates {return false}
+        if _storage._retraces != rhs_storage._retraces {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -4458,7 +5663,7 @@ nonisolated extension Stagebeam_V1_JobCounts: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Stagebeam_V1_JobResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JobResult"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}status\0\u{1}answer\0\u{1}stages\0\u{1}counts\0\u{3}queue_ms\0\u{3}total_ms\0\u{3}search_record_json\0\u{1}error\0\u{1}settings\0\u{4}\u{a}current_stage\0\u{4}\u{14}determinism_caveats\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}status\0\u{1}answer\0\u{1}stages\0\u{1}counts\0\u{3}queue_ms\0\u{3}total_ms\0\u{3}search_record_json\0\u{1}error\0\u{1}settings\0\u{4}\u{a}current_stage\0\u{4}\u{a}reward_model_hash\0\u{3}winner_score\0\u{4}\u{9}determinism_caveats\0")
 
   fileprivate class _StorageClass {
     var _jobID: String = String()
@@ -4473,6 +5678,8 @@ nonisolated extension Stagebeam_V1_JobResult: SwiftProtobuf.Message, SwiftProtob
     var _settings: Stagebeam_V1_SubmitJob? = nil
     var _determinismCaveats: [String] = []
     var _currentStage: Stagebeam_V1_Stage = .unspecified
+    var _rewardModelHash: String = String()
+    var _winnerScore: Double = 0
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -4495,6 +5702,8 @@ nonisolated extension Stagebeam_V1_JobResult: SwiftProtobuf.Message, SwiftProtob
       _settings = source._settings
       _determinismCaveats = source._determinismCaveats
       _currentStage = source._currentStage
+      _rewardModelHash = source._rewardModelHash
+      _winnerScore = source._winnerScore
     }
   }
 
@@ -4524,6 +5733,8 @@ nonisolated extension Stagebeam_V1_JobResult: SwiftProtobuf.Message, SwiftProtob
         case 9: try { try decoder.decodeSingularMessageField(value: &_storage._error) }()
         case 10: try { try decoder.decodeSingularMessageField(value: &_storage._settings) }()
         case 20: try { try decoder.decodeSingularEnumField(value: &_storage._currentStage) }()
+        case 30: try { try decoder.decodeSingularStringField(value: &_storage._rewardModelHash) }()
+        case 31: try { try decoder.decodeSingularDoubleField(value: &_storage._winnerScore) }()
         case 40: try { try decoder.decodeRepeatedStringField(value: &_storage._determinismCaveats) }()
         default: break
         }
@@ -4570,6 +5781,12 @@ nonisolated extension Stagebeam_V1_JobResult: SwiftProtobuf.Message, SwiftProtob
       if _storage._currentStage != .unspecified {
         try visitor.visitSingularEnumField(value: _storage._currentStage, fieldNumber: 20)
       }
+      if !_storage._rewardModelHash.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._rewardModelHash, fieldNumber: 30)
+      }
+      if _storage._winnerScore.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._winnerScore, fieldNumber: 31)
+      }
       if !_storage._determinismCaveats.isEmpty {
         try visitor.visitRepeatedStringField(value: _storage._determinismCaveats, fieldNumber: 40)
       }
@@ -4594,6 +5811,8 @@ nonisolated extension Stagebeam_V1_JobResult: SwiftProtobuf.Message, SwiftProtob
         if _storage._settings != rhs_storage._settings {return false}
         if _storage._determinismCaveats != rhs_storage._determinismCaveats {return false}
         if _storage._currentStage != rhs_storage._currentStage {return false}
+        if _storage._rewardModelHash != rhs_storage._rewardModelHash {return false}
+        if _storage._winnerScore != rhs_storage._winnerScore {return false}
         return true
       }
       if !storagesAreEqual {return false}

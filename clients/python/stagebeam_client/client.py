@@ -18,7 +18,8 @@ PROTOCOL_VERSION = pb.PROTOCOL_VERSION_CURRENT
 OLDEST_PROTOCOL_VERSION = pb.PROTOCOL_VERSION_OLDEST_SUPPORTED
 HEARTBEAT_S = 0.5
 
-_METHODS = {"stage": pb.METHOD_STAGE, "best-of-n": pb.METHOD_BEST_OF_N, "sentence": pb.METHOD_SENTENCE, "greedy": pb.METHOD_GREEDY}
+_METHODS = {"stage": pb.METHOD_STAGE, "best-of-n": pb.METHOD_BEST_OF_N, "sentence": pb.METHOD_SENTENCE, "greedy": pb.METHOD_GREEDY,
+            "stage-beam": pb.METHOD_STAGE_BEAM, "swires": pb.METHOD_SWIRES}
 _TOURNAMENTS = {"random": pb.TOURNAMENT_RANDOM, "bracket": pb.TOURNAMENT_BRACKET}
 _JUDGE_MODES = {"logprob": pb.VERDICT_MODE_LOGPROB, "generate": pb.VERDICT_MODE_GENERATE}
 # A sampling message carries its temperature as given (0 = greedy): one that sets only top-p sends
@@ -67,13 +68,21 @@ def submit_job(
     deadline_s: Optional[float] = None,
     detached: bool = False,
     owner: str = "",
+    candidates: Optional[int] = None,
+    keep: Optional[int] = None,
+    retraces: Optional[int] = None,
+    z: Optional[float] = None,
+    reward_mean: Optional[float] = None,
+    reward_std: Optional[float] = None,
 ) -> "pb.SubmitJob":
     """A SubmitJob with `stagebeam submit`'s option names; options left None stay unset, so the
     coordinator fills them from the model's recommended settings (else the search's defaults).
     `image` is a file path or the encoded file's bytes. `deadline_s`: the job fails with
     deadline_exceeded when it has not finished this long after the coordinator accepted it.
     `detached`: the job runs on when this client goes away (otherwise it is cancelled). `owner`: a
-    name to list the job under (`Client.jobs(owner)`)."""
+    name to list the job under (`Client.jobs(owner)`). `candidates`, `keep` (stage-beam, swires),
+    `retraces`, `z`, `reward_mean` and `reward_std` (swires; the last two together) are `submit`'s
+    --candidates, --keep, --retraces, --z, --reward-mean and --reward-std."""
     job = pb.SubmitJob(question=question, job_id=job_id or str(uuid.uuid4()), seed=seed,
                        judge_both_orders=judge_both_orders, record_search=record_search, stream_events=stream_events,
                        detached=detached, owner=owner)
@@ -104,6 +113,18 @@ def submit_job(
         job.sampling.CopyFrom(pb.Sampling(temperature=_REFERENCE_TEMPERATURE if temperature is None else temperature, top_p=top_p or 0))
     if judge_temperature is not None:
         job.judge_sampling.CopyFrom(pb.Sampling(temperature=judge_temperature, top_p=top_p or 0))
+    if candidates is not None:
+        job.candidates = candidates
+    if keep is not None:
+        job.keep = keep
+    if retraces is not None:
+        job.retraces = retraces  # sets the oneof: 0 retraces is a choice, not "unset"
+    if z is not None:
+        job.reward_z = z
+    if (reward_mean is None) != (reward_std is None):
+        raise ValueError("give reward_mean and reward_std together")
+    if reward_mean is not None:
+        job.reward_distribution.CopyFrom(pb.RewardDistribution(mean=reward_mean, std=reward_std))
     return job
 
 
