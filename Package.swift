@@ -121,7 +121,10 @@ let package = Package(
         // The OpenAI-compatible HTTP API in front of a coordinator: chat completions answered by a job.
         .target(
             name: "Gateway",
-            dependencies: ["Cluster", "JSON", "Search", "Transport", "Wire", logging, .product(name: "Hummingbird", package: "hummingbird")]
+            dependencies: [
+                "Cluster", "JSON", "Search", "Transport", "Wire", logging, .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio")
+            ]
         ),
         // The clients as users run them (the gateway over HTTP, the C client) against local clusters.
         .testTarget(name: "ClientsTests", dependencies: ["ClusterTestSupport"]),

@@ -263,6 +263,8 @@ public final class Coordinator: Sendable {
             dispatcher.generateResult(from: peer, result, now: now)
         case .judgeResult(let result):
             dispatcher.judgeResult(from: peer, result, now: now)
+        case .generateProgress(let progress):
+            dispatcher.generateProgress(from: peer, progress)
         case .rewardResult(let result):
             dispatcher.rewardResult(from: peer, result, now: now)
         case .error(let error):
@@ -456,12 +458,14 @@ public final class Coordinator: Sendable {
 
     private func getJob(_ get: Stagebeam_V1_GetJob, from peer: [UInt8], version: UInt32, now: ContinuousClock.Instant) {
         let id = get.jobID
-        let asking = Job.Subscriber(wantsEvents: get.wait && get.streamEvents, wantsRecord: get.recordSearch, version: version)
+        let asking = Job.Subscriber(
+            wantsEvents: get.wait && get.streamEvents, wantsRecord: get.recordSearch, version: version,
+            wantsText: get.wait && get.streamEvents && get.streamCandidateText)
         let answer: Stagebeam_V1_JobResult?? = table.withLock { table in
             guard var job = table.jobs[id] else { return .none }
             if let result = job.result { return .some(Job.result(result, for: asking)) }
             if get.wait {
-                job.subscribers[peer] = asking
+                job.subscribe(peer, asking)
                 table.jobs[id] = job
                 table.clientsHeard[peer] = now
                 return .some(nil)
@@ -499,7 +503,9 @@ public final class Coordinator: Sendable {
         var submit = submit
         if submit.jobID.isEmpty { submit.jobID = UUID().uuidString.lowercased() }
         let id = submit.jobID
-        let subscriber = Job.Subscriber(wantsEvents: submit.streamEvents, wantsRecord: submit.recordSearch, version: version)
+        let subscriber = Job.Subscriber(
+            wantsEvents: submit.streamEvents, wantsRecord: submit.recordSearch, version: version,
+            wantsText: submit.streamEvents && submit.streamCandidateText)
         let reject = { (error: ClusterError) in self.reject(peer, error, version: version) }
         let reply = { (body: Stagebeam_V1_Envelope.OneOf_Body) in self.reply(peer, body, version: version) }
         // The search fields the job leaves unset take the cluster model's recommendations, and the
@@ -554,7 +560,7 @@ public final class Coordinator: Sendable {
                         .jobAccepted(Self.accepted(id, position: 0, known: true)), .jobResult(Job.result(result, for: subscriber))
                     ])
                 }
-                job.subscribers[peer] = subscriber
+                job.subscribe(peer, subscriber)
                 table.clientsHeard[peer] = now
                 guard job.journaled else {
                     // Told once the acceptance is durable, with the first submitter.
@@ -578,7 +584,7 @@ public final class Coordinator: Sendable {
                             + "\(configuration.maxQueuedImageBytes) (--max-queued-image-bytes); submit again later", jobID: id))
             }
             var job = Job(submit: submit, now: now)
-            job.subscribers[peer] = subscriber
+            job.subscribe(peer, subscriber)
             job.owner = job.owner ?? .connection(peer)
             table.clientsHeard[peer] = now
             job.awaitingAcceptance = [peer]
@@ -698,7 +704,10 @@ public final class Coordinator: Sendable {
             let beam = config.map { $0.method.usesScorer ? $0.candidates : $0.beam } ?? 0
             // Thresholds calibrated on one scorer hold for that scorer only.
             let calibratedScorer = config?.rewardMean == nil ? config?.rewardCalibration?.scorer : nil
-            let context = JobContext(id: job.id, image: job.image, beam: beam)
+            let context = JobContext(
+                id: job.id, image: job.image, beam: beam, seed: config?.seed ?? 0, candidateText: job.candidateText,
+                stepsBySentence: config?.method == .sentence)
+            context.candidateText.attach { [weak self] event in self?.publishText(event, of: context.id) }
             let steps = JobSteps(jobID: job.id, journal: journal, recorded: job.journaledSteps, logger: logger)
             Task.detached { [self] in
                 let outcome: Result<SearchResult, ClusterError>
@@ -741,7 +750,14 @@ public final class Coordinator: Sendable {
 
     private func publish(_ event: SearchEvent, of context: JobContext) {
         let id = context.id
-        if case .stageStarted(let stage) = event { context.stage.current = stage.wire }
+        switch event {
+        case .stageStarted(let stage):
+            context.stage.current = stage.wire
+            if !context.stepsBySentence { context.stage.step = stage.index }
+        case .winner(_, let unit, _):
+            context.stage.step = unit + 1
+        default: break
+        }
         logProgress(event, of: id)
         let (message, peers): (Stagebeam_V1_JobEvent, [([UInt8], UInt32)]) = table.withLock { table in
             guard var job = table.jobs[id] else { return (Stagebeam_V1_JobEvent(), []) }
@@ -761,6 +777,17 @@ public final class Coordinator: Sendable {
             return (message, job.subscribers.filter(\.value.wantsEvents).map { ($0.key, $0.value.version) })
         }
         for (peer, version) in peers { reply(peer, .jobEvent(message), version: version) }
+    }
+
+    /// A piece of a candidate's text, to the clients that asked for it (version 2 and later).
+    private func publishText(_ event: Stagebeam_V1_JobEvent, of id: String) {
+        let peers: [([UInt8], UInt32)] = table.withLock { table in
+            guard let job = table.jobs[id], job.result == nil else { return [] }
+            return job.subscribers.filter { $0.value.wantsEvents && $0.value.wantsText && $0.value.version >= 2 }.map {
+                ($0.key, $0.value.version)
+            }
+        }
+        for (peer, version) in peers { reply(peer, .jobEvent(event), version: version) }
     }
 
     /// A job's search, step by step: stages and candidates at debug, every match at trace.
@@ -844,6 +871,7 @@ public final class Coordinator: Sendable {
             if let usage = usage?.current {
                 result.counts.candidatePromptTokens = usage.promptTokens
                 result.counts.candidateReusedPrefixTokens = usage.reusedPrefixTokens
+                result.counts.judgeGeneratedTokens = usage.judgeGeneratedTokens
             }
             // What the job ran with, without the bulky parts the client already has.
             result.settings = job.submit

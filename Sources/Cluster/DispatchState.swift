@@ -64,10 +64,28 @@ struct DispatchState {
         ended[job] = error
         for work in pending where work.jobID == job { abort(work, error) }
         pending.removeAll { $0.isDone }
+        var stopping: [[UInt8]: [String]] = [:]
         for (id, entry) in inFlight where entry.work.jobID == job {
             inFlight[id]?.abandoned = true
             abort(entry.work, error)
+            stopping[entry.worker, default: []].append(id)
         }
+        for (worker, ids) in stopping { stop(ids.sorted(), of: job, on: worker, reason: error.message) }
+    }
+
+    /// Tells `worker` to stop requests of an ended job. A version-1 worker knows no StopRequests:
+    /// it answers when done, as before.
+    private func stop(_ ids: [String], of job: String, on worker: [UInt8], reason: String) {
+        guard let version = workers[worker]?.protocolVersion, version >= 2 else { return }
+        var stop = Stagebeam_V1_StopRequests()
+        stop.requestIds = ids
+        stop.jobID = job
+        stop.reason = reason
+        guard let frame = try? codec.encode(.stopRequests(stop), version: version) else { return }
+        logger.debug(
+            "requests stopped",
+            metadata: ["job_id": "\(job)", "worker_id": "\(workerName(worker))", "requests": .stringConvertible(ids.count)])
+        send([worker, frame])
     }
 
     mutating func forget(job: String) {
@@ -186,9 +204,41 @@ struct DispatchState {
             : .verdict(text: result.verdictText)
         let cost = ComputeCost(
             prefillSeconds: result.prefillMs / 1000, decodeSeconds: result.decodeMs / 1000,
-            promptTokens: Int(result.promptTokens), reusedPromptTokens: Int(result.reusedPrefixTokens))
+            promptTokens: Int(result.promptTokens), reusedPromptTokens: Int(result.reusedPrefixTokens),
+            generatedTokens: Int(result.generatedTokens))
+        work.job.usage.addJudge(generated: result.generatedTokens)
         let continuation = work.continuation
         completions.append { continuation.resume(returning: MeasuredReply(reply: reply, cost: cost)) }
+    }
+
+    /// Forwards the new text of a request's candidates to its job's clients, unless the request was
+    /// abandoned (its text is superseded by the next attempt's).
+    mutating func generateProgress(from key: [UInt8], _ progress: Stagebeam_V1_GenerateProgress) {
+        guard let entry = inFlight[progress.requestID], entry.worker == key, !entry.abandoned, case .generate(let work) = entry.work,
+            !work.done, let deliver = work.job.candidateText.delivery
+        else { return }
+        let stage = work.job.stage.current
+        let step = work.job.stage.step
+        // The step's candidates by seed (best-of-N sends some candidates of a step per request).
+        let indexOfSeed = Dictionary(
+            (0..<work.job.beam).map { (SeedDerivation.candidateSeed(job: work.job.seed, unit: step, candidate: $0), $0) }
+        ) { first, _ in first }
+        let events = progress.candidates.compactMap { candidate -> Stagebeam_V1_JobEvent? in
+            guard Int(candidate.index) < entry.indices.count else { return nil }
+            let seedIndex = entry.indices[Int(candidate.index)]
+            var text = Stagebeam_V1_CandidateText()
+            text.index = UInt32(indexOfSeed[work.request.seeds[seedIndex]] ?? seedIndex)
+            text.text = candidate.text
+            text.tokenCount = candidate.tokenCount
+            text.attempt = UInt32(work.attempts[seedIndex])
+            var event = Stagebeam_V1_JobEvent()
+            event.jobID = work.job.id
+            event.stage = stage
+            event.step = UInt32(step)
+            event.candidateText = text
+            return event
+        }
+        completions.append { for event in events { deliver(event) } }
     }
 
     mutating func rewardResult(from key: [UInt8], _ result: Stagebeam_V1_RewardResult, now: ContinuousClock.Instant) {
@@ -223,6 +273,11 @@ struct DispatchState {
     }
 
     mutating func workerError(from key: [UInt8], _ error: Stagebeam_V1_Error, now: ContinuousClock.Instant) {
+        if error.code == .cancelled, let entry = inFlight[error.requestID], entry.worker == key, entry.abandoned {
+            // A request this coordinator stopped: only its credits come back.
+            _ = takeInFlight(error.requestID, from: key, now: now)
+            return
+        }
         logger.warning("worker error", metadata: ClusterError(error).logMetadata.merging(["worker_id": "\(workerName(key))"]) { $1 })
         guard !error.requestID.isEmpty, let entry = takeInFlight(error.requestID, from: key, now: now) else { return }
         if error.code == .imageNotCached, let image = entry.work.imageHash { workers[key]?.images.remove(image) }
@@ -456,6 +511,8 @@ struct DispatchState {
         message.maxNewTokens = UInt32(clamping: work.request.maxNewTokens)
         message.stage = work.job.stage.current
         message.firstCandidateIndex = UInt32(indices[0])
+        message.progressIntervalMs = work.job.candidateText.progressIntervalMs
+        for index in indices { work.attempts[index] += 1 }
         transmit(.generateRequest(message), id: id, work: .generate(work), indices: indices, to: worker, now: now)
     }
 

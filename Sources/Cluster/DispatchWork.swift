@@ -20,6 +20,8 @@ final class GenerateWork {
     var answeredBy: Set<[UInt8]> = []
     /// What the answers so far cost on their workers, summed over the requests.
     var cost = ComputeCost()
+    /// By candidate index: the requests that carried it so far (`CandidateText.attempt`).
+    var attempts: [Int]
     var queuedSince: ContinuousClock.Instant
     var done = false
 
@@ -32,6 +34,7 @@ final class GenerateWork {
         self.continuation = continuation
         unassigned = Array(request.seeds.indices)
         results = Array(repeating: nil, count: request.seeds.count)
+        attempts = Array(repeating: 0, count: request.seeds.count)
         queuedSince = now
     }
 }

@@ -22,6 +22,13 @@ struct JobContext: Sendable {
     let image: ImagePayload?
     /// Candidates per step (N), for the `StageStarted` events.
     let beam: Int
+    /// The job's seed, from which every candidate's seed derives: a generate request's seeds name
+    /// their candidates (best-of-N's requests hold candidates of one prefix, not always 0…n−1).
+    var seed: UInt64 = 0
+    /// Where the text of candidates being generated goes (`JobEvent.candidate_text`).
+    var candidateText = CandidateTextRelay()
+    /// The sentence method numbers its steps by sentence, the others by stage (`CurrentStage.step`).
+    var stepsBySentence = false
     /// The workers that answered the job's latest generate request: they hold its prompt prefix
     /// (question, image, earlier stages) in their prefix caches.
     let prefixHolders = PrefixHolders()
@@ -60,12 +67,50 @@ final class RewardModelPin: Sendable {
 }
 
 final class CurrentStage: Sendable {
-    private let stage = Mutex(Stagebeam_V1_Stage.unspecified)
+    private let stage = Mutex((stage: Stagebeam_V1_Stage.unspecified, step: 0))
 
     var current: Stagebeam_V1_Stage {
-        get { stage.withLock { $0 } }
-        set { stage.withLock { $0 = newValue } }
+        get { stage.withLock { $0.stage } }
+        set { stage.withLock { $0.stage = newValue } }
     }
+
+    /// The search step whose candidates are generated now (`JobEvent.step`): a stage's index for
+    /// the stage and best-of-N methods, the sentence's for the sentence method (the one after the
+    /// latest winner).
+    var step: Int {
+        get { stage.withLock { $0.step } }
+        set { stage.withLock { $0.step = newValue } }
+    }
+}
+
+/// The text of a job's candidates while workers generate them, for the clients that asked for it
+/// (`SubmitJob.stream_candidate_text`): generate requests ask their workers for progress once a
+/// client wants it, and the coordinator delivers each piece as a `JobEvent`.
+final class CandidateTextRelay: Sendable {
+    private struct State {
+        var wanted = false
+        var intervalMs = CandidateTextRelay.defaultIntervalMs
+        var deliver: (@Sendable (Stagebeam_V1_JobEvent) -> Void)?
+    }
+    private let state = Mutex(State())
+
+    static let defaultIntervalMs = 250.0
+    static let smallestIntervalMs = 50.0
+
+    /// `intervalMs`: the job's `candidate_text_interval_ms` (0: the default; raised to the smallest).
+    func configure(intervalMs: Double) {
+        state.withLock { $0.intervalMs = intervalMs == 0 ? Self.defaultIntervalMs : max(intervalMs, Self.smallestIntervalMs) }
+    }
+
+    /// A client wants the text: requests sent from now on ask for progress.
+    func want() { state.withLock { $0.wanted = true } }
+
+    func attach(_ deliver: @escaping @Sendable (Stagebeam_V1_JobEvent) -> Void) { state.withLock { $0.deliver = deliver } }
+
+    /// `GenerateRequest.progress_interval_ms` for the job's next request (0: nobody wants the text).
+    var progressIntervalMs: Double { state.withLock { $0.wanted ? $0.intervalMs : 0 } }
+
+    var delivery: (@Sendable (Stagebeam_V1_JobEvent) -> Void)? { state.withLock { $0.deliver } }
 }
 
 /// Why a worker left the registry: its log line's and `stagebeam_worker_removals_total`'s `reason`.
@@ -187,9 +232,9 @@ final class Dispatcher: Sendable {
     }
 
     /// Ends `job`'s work with `error` (cancelled, or past its deadline): its queued work is dropped,
-    /// its requests in flight are abandoned (their answers are discarded; the workers' credits come
-    /// back when they answer, since until then they are still decoding), and work it hands in later
-    /// fails at once, until `forget(job:)`.
+    /// its requests in flight are abandoned and their workers told to stop them (`StopRequests`:
+    /// they answer `cancelled` at their next token; the credits come back with that answer, and a
+    /// late result is discarded), and work it hands in later fails at once, until `forget(job:)`.
     func end(job: String, _ error: ClusterError) {
         locked { $0.end(job: job, error) }
     }
@@ -259,6 +304,11 @@ final class Dispatcher: Sendable {
 
     func judgeResult(from key: [UInt8], _ result: Stagebeam_V1_JudgeResult, now: ContinuousClock.Instant) {
         locked { $0.judgeResult(from: key, result, now: now) }
+    }
+
+    /// Text of candidates being generated: delivered as its job's `candidate_text` events.
+    func generateProgress(from key: [UInt8], _ progress: Stagebeam_V1_GenerateProgress) {
+        locked { $0.generateProgress(from: key, progress) }
     }
 
     func rewardResult(from key: [UInt8], _ result: Stagebeam_V1_RewardResult, now: ContinuousClock.Instant) {

@@ -24,6 +24,8 @@ struct Job: Sendable {
         var wantsRecord: Bool
         /// The protocol version to write to it in.
         var version: UInt32
+        /// With `wantsEvents`: the candidates' text while they are generated too.
+        var wantsText = false
     }
 
     /// Who may list the job (`ListJobs`): a name the client chose, else the submitting connection.
@@ -57,6 +59,8 @@ struct Job: Sendable {
     var owner: Owner?
     /// Answers journaled by an earlier run of this job (before a restart).
     let journaledSteps: [String: Data]
+    /// Where its candidates' text goes while they are generated, once a client wants it.
+    let candidateText = CandidateTextRelay()
 
     init(
         submit: Stagebeam_V1_SubmitJob, result: Stagebeam_V1_JobResult? = nil, journaledSteps: [String: Data] = [:],
@@ -71,6 +75,13 @@ struct Job: Sendable {
         state = result.map { State(finished: $0.status) } ?? .queued
         deadline = submit.deadlineMs > 0 ? now + .milliseconds(submit.deadlineMs) : nil
         if !submit.owner.isEmpty { owner = .named(submit.owner) }
+        candidateText.configure(intervalMs: submit.candidateTextIntervalMs)
+    }
+
+    /// Adds a client waiting for the job.
+    mutating func subscribe(_ peer: [UInt8], _ subscriber: Subscriber) {
+        subscribers[peer] = subscriber
+        if subscriber.wantsText { candidateText.want() }
     }
 
     var isFinished: Bool { state == .succeeded || state == .failed || state == .cancelled }
@@ -86,6 +97,8 @@ struct Job: Sendable {
         core.deadlineMs = 0
         core.detached = false
         core.owner = ""
+        core.streamCandidateText = false
+        core.candidateTextIntervalMs = 0
         // Filled by the coordinator from the reward workers registered at the time, not chosen by the client.
         core.clearRewardCalibration()
         return (try? core.serializedBytes()) ?? []

@@ -1,11 +1,14 @@
 import Synchronization
 
 /// Prompt tokens of a job's generate requests, as the workers that answered them counted
-/// (`JobCounts.candidate_prompt_tokens`; the judge's are in the search's costs).
+/// (`JobCounts.candidate_prompt_tokens`; the judge's are in the search's costs), and the tokens its
+/// generate-mode judges wrote.
 final class JobUsage: Sendable {
     struct Counts: Sendable {
         var promptTokens: UInt64 = 0
         var reusedPrefixTokens: UInt64 = 0
+        /// Tokens generate-mode judges wrote (`JobCounts.judge_generated_tokens`).
+        var judgeGeneratedTokens: UInt64 = 0
     }
 
     private let counts = Mutex(Counts())
@@ -17,5 +20,9 @@ final class JobUsage: Sendable {
             $0.promptTokens += UInt64(prompt)
             $0.reusedPrefixTokens += UInt64(reused)
         }
+    }
+
+    func addJudge(generated: UInt32) {
+        counts.withLock { $0.judgeGeneratedTokens += UInt64(generated) }
     }
 }

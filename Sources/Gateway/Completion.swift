@@ -42,6 +42,8 @@ struct Completion {
                 "candidate_prompt_tokens": result.counts.candidatePromptTokens,
                 "candidate_reused_prefix_tokens": result.counts.candidateReusedPrefixTokens,
                 "judge_prompt_tokens": result.counts.judgePromptTokens,
+                "judge_reused_prefix_tokens": result.counts.judgeReusedPrefixTokens,
+                "judge_generated_tokens": result.counts.judgeGeneratedTokens,
                 "total_ms": result.totalMs
             ] as [String: Any]
         ]

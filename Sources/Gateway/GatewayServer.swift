@@ -2,6 +2,7 @@ import Cluster
 import Foundation
 import Hummingbird
 import Logging
+import NIOCore
 import Search
 import Transport
 import Wire
@@ -47,14 +48,14 @@ public struct GatewayServer: Sendable {
 
     /// Serves until cancelled; `onListening` gets the bound port once the server accepts connections.
     public func run(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
-        let router = Router()
+        let router = Router(context: GatewayRequestContext.self)
         router.get("/v1/models") { request, _ in
             if let refusal = authorize(request) { return refusal.response }
             return await models()
         }
-        router.post("/v1/chat/completions") { request, _ in
+        router.post("/v1/chat/completions") { request, context in
             if let refusal = authorize(request) { return refusal.response }
-            return await chatCompletion(request)
+            return await chatCompletion(request, connection: context.channel)
         }
         let app = Application(
             router: router,
@@ -106,7 +107,8 @@ public struct GatewayServer: Sendable {
 
     // MARK: Chat completions
 
-    private func chatCompletion(_ request: Request) async -> Response {
+    /// `connection`: the request's; its job is cancelled when the client leaves it.
+    private func chatCompletion(_ request: Request, connection: any Channel) async -> Response {
         do {
             let body = try await request.body.collect(upTo: Self.maxBodyBytes)
             let chat = try ChatRequest(body: Data(body.readableBytesView), imageDirectory: configuration.imageDirectory)
@@ -121,6 +123,7 @@ public struct GatewayServer: Sendable {
             let job = try JobRun(
                 submit: chat.submit,
                 client: Client(context: context, endpoint: configuration.coordinator, curve: configuration.curve, logger: logger))
+            try await watch(connection, for: job)
             // The first thing the job reports decides the HTTP status: a refusal is an error response.
             let first = await job.next()
             if case .finished(.failure(let error)) = first { throw error }
@@ -148,6 +151,19 @@ public struct GatewayServer: Sendable {
             logger.error("chat completion failed", metadata: ["error": "\(error)"])
             return GatewayError(.internalServerError, type: "server_error", code: "internal", "\(error)").response
         }
+    }
+
+    /// Cancels `job` when the client's side of `connection` closes, until the job's end (a kept-alive
+    /// connection carries later requests).
+    private func watch(_ connection: any Channel, for job: JobRun) async throws {
+        let logger = logger
+        let watcher = ClientGoneHandler { [weak job] in
+            guard let job, !job.isFinished else { return }
+            logger.info("HTTP client gone: cancelling its job", metadata: ["job_id": "\(job.jobID)"])
+            job.cancel()
+        }
+        try await connection.pipeline.addHandler(watcher, position: .first).get()
+        job.onFinished { connection.pipeline.removeHandler(watcher, promise: nil) }
     }
 
     /// Server-sent `chat.completion.chunk` events: a role chunk, then each stage's chosen text as it

@@ -16,6 +16,8 @@ final class JobRun: Sendable {
         var items: [Item] = []
         var ended = false
         var reader: CheckedContinuation<Item?, Never>?
+        /// Run once the outcome is known.
+        var onFinished: [@Sendable () -> Void] = []
     }
 
     let jobID: String
@@ -61,6 +63,18 @@ final class JobRun: Sendable {
         }
     }
 
+    /// Whether the job's outcome is known.
+    var isFinished: Bool { queue.withLock { $0.ended } }
+
+    /// Runs `body` once the job's outcome is known (at once when it is).
+    func onFinished(_ body: @escaping @Sendable () -> Void) {
+        let now = queue.withLock { queue in
+            if !queue.ended { queue.onFinished.append(body) }
+            return queue.ended
+        }
+        if now { body() }
+    }
+
     /// Stops waiting for the job (the HTTP client went away): the client closes, saying goodbye, and
     /// the coordinator cancels the job, which nobody else waits for.
     func cancel() {
@@ -69,14 +83,18 @@ final class JobRun: Sendable {
 
     /// Hands `item` to a waiting reader or queues it; nil marks the end.
     private func deliver(_ item: Item?) {
-        queue.withLock { queue in
+        let finished: [@Sendable () -> Void] = queue.withLock { queue in
             if let reader = queue.reader {
                 queue.reader = nil
                 reader.resume(returning: item)
             } else if let item {
                 queue.items.append(item)
             }
-            if item == nil { queue.ended = true }
+            guard item == nil else { return [] }
+            queue.ended = true
+            defer { queue.onFinished = [] }
+            return queue.onFinished
         }
+        for body in finished { body() }
     }
 }

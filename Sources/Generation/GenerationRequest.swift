@@ -34,12 +34,15 @@ public struct GenerationRequest: Sendable {
     /// so that a later prompt extending a sample (a score of it, the next stage after it) computes
     /// only what comes after. Off: samples are released when the request ends.
     public var keepSamples: Bool
+    /// Stops the request early and reports its samples' text as they are decoded (nil: neither).
+    public var control: GenerationControl?
 
     public init(
         promptTokens: [Int], images: [PromptImage] = [], seeds: [UInt64], sampling: SamplingParameters,
         maxNewTokens: Int, stopStrings: [String] = [], stopTokenIds: Set<Int> = [], topLogprobs: Int = 0,
-        keepSamples: Bool = false
+        keepSamples: Bool = false, control: GenerationControl? = nil
     ) {
+        self.control = control
         self.keepSamples = keepSamples
         self.promptTokens = promptTokens
         self.images = images

@@ -127,7 +127,7 @@ public final class TextGenerator: @unchecked Sendable {
         // which it is an extension.
         var finished = false
         defer {
-            for (i, sample) in samples.enumerated() {
+            for (i, sample) in samples.enumerated() where !sample.stopped {
                 let request = requests[owners[i]]
                 if finished && request.keepSamples {
                     keepOrRelease(
@@ -162,6 +162,25 @@ public final class TextGenerator: @unchecked Sendable {
 
         let decodeStarted = Date()
         let stops = requests.map { StopMatcher($0.stopStrings) }
+        // Requests a caller may stop or watch (`GenerationControl`): bytes of each sample's text
+        // reported so far, and when each request's next report is due.
+        let controlled = requests.indices.filter { requests[$0].control != nil }
+        var reported = [Int](repeating: 0, count: controlled.isEmpty ? 0 : samples.count)
+        var nextReport = requests.map { request in request.control?.textInterval.map { ContinuousClock.now + $0 } }
+        func report(_ r: Int) {
+            guard let control = requests[r].control, let onText = control.onText, !control.isStopped else { return }
+            var texts: [SampleText] = []
+            for (k, i) in samples.indices.filter({ owners[$0] == r }).enumerated() {
+                let text = samples[i].text
+                let end = samples[i].finished ? text.count : Self.completeUTF8Length(text)
+                guard end > reported[i] else { continue }
+                texts.append(
+                    SampleText(
+                        index: k, text: String(decoding: text[reported[i]..<end], as: UTF8.self), tokenCount: samples[i].tokenIds.count))
+                reported[i] = end
+            }
+            if !texts.isEmpty { onText(texts) }
+        }
         for i in samples.indices {
             let r = owners[i]
             promptLogits[r].withUnsafeBufferPointer {
@@ -169,6 +188,12 @@ public final class TextGenerator: @unchecked Sendable {
             }
         }
         while true {
+            for r in controlled where requests[r].control!.isStopped {
+                for i in samples.indices where owners[i] == r && !samples[i].stopped {
+                    samples[i].stopped = true
+                    cache.release(samples[i].sequence)
+                }
+            }
             batch.removeAll()
             for i in samples.indices where !samples[i].finished {
                 let position = try reserve(samples[i].sequence)
@@ -182,7 +207,16 @@ public final class TextGenerator: @unchecked Sendable {
                 advance(&samples[i], logits: logits.baseAddress! + row * model.vocabularySize, request: requests[r], stops: stops[r])
                 row += 1
             }
+            if controlled.contains(where: { nextReport[$0] != nil }) {
+                let now = ContinuousClock.now
+                for r in controlled {
+                    guard let due = nextReport[r], let interval = requests[r].control?.textInterval, now >= due else { continue }
+                    report(r)
+                    nextReport[r] = now + interval
+                }
+            }
         }
+        for r in controlled where nextReport[r] != nil { report(r) }
         finished = true
         let decodeSeconds = Date().timeIntervalSince(decodeStarted)
         for i in samples.indices { timings[owners[i]].decodeTokens += samples[i].tokenIds.count }
@@ -563,6 +597,8 @@ struct SampleState {
     var cumulativeLogprob = 0.0
     var topLogprobs: [[TokenLogprob]] = []
     var finishReason: FinishReason?
+    /// Ended by its request's `GenerationControl.stop()`; its cache blocks are already released.
+    var stopped = false
     /// Distinct ids so far, for the repetition penalty (empty when it is off).
     var seen: [Int32] = []
     private var seenFlags: [Bool]
@@ -576,7 +612,7 @@ struct SampleState {
         if trackSeen { for id in prompt { markSeen(id) } }
     }
 
-    var finished: Bool { finishReason != nil }
+    var finished: Bool { finishReason != nil || stopped }
 
     mutating func append(_ token: Int) {
         tokenIds.append(token)
@@ -600,6 +636,20 @@ struct SampleState {
 }
 
 extension TextGenerator {
+    /// The length of the longest prefix of `bytes` that does not end inside a UTF-8 character.
+    static func completeUTF8Length(_ bytes: [UInt8]) -> Int {
+        var start = bytes.count
+        while start > 0 && bytes.count - start < 4 {
+            start -= 1
+            let byte = bytes[start]
+            guard byte & 0xC0 == 0x80 else {
+                let length = byte < 0xC0 ? 1 : byte < 0xE0 ? 2 : byte < 0xF0 ? 3 : 4
+                return bytes.count - start >= length ? bytes.count : start
+            }
+        }
+        return bytes.count
+    }
+
     /// Every id that ends a sequence: config.json's, generation_config.json's and the tokenizer's EOS.
     public func eosTokenIds(generationConfig: GenerationConfig?) -> Set<Int> {
         var ids = Set(model.eosTokenIds)

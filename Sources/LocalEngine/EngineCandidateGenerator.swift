@@ -60,7 +60,7 @@ extension ComputeCost {
     public init(_ timings: GenerationTimings, promptTokens: Int) {
         self.init(
             prefillSeconds: timings.prefillSeconds, decodeSeconds: timings.decodeSeconds, promptTokens: promptTokens,
-            reusedPromptTokens: timings.cachedPromptTokens)
+            reusedPromptTokens: timings.cachedPromptTokens, generatedTokens: timings.decodeTokens)
     }
 }
 

@@ -83,7 +83,10 @@ public struct EngineJudge: Judge {
             }
             return MeasuredReply(
                 reply: .choiceLogprobs(first: scores.logprobs[0], second: scores.logprobs[1]),
-                cost: ComputeCost(scores.timings, promptTokens: shared.count))
+                // The choices' tokens are scored, not generated.
+                cost: ComputeCost(
+                    prefillSeconds: scores.timings.prefillSeconds, decodeSeconds: scores.timings.decodeSeconds,
+                    promptTokens: shared.count, reusedPromptTokens: scores.timings.cachedPromptTokens))
         case .generate:
             let generation = try verdictRequest(request)
             let output = try await executor.run { try $0.generate(generation) }

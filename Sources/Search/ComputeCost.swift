@@ -11,18 +11,40 @@ public struct ComputeCost: Codable, Sendable, Hashable {
     public var promptTokens = 0
     /// Of those, how many were taken from the engine's prefix cache instead of being computed.
     public var reusedPromptTokens = 0
+    /// Tokens generated: a generate call's candidates together, a generate-mode verdict's (0 for a
+    /// logprob verdict, which generates none).
+    public var generatedTokens = 0
 
-    public init(prefillSeconds: Double = 0, decodeSeconds: Double = 0, promptTokens: Int = 0, reusedPromptTokens: Int = 0) {
+    public init(
+        prefillSeconds: Double = 0, decodeSeconds: Double = 0, promptTokens: Int = 0, reusedPromptTokens: Int = 0,
+        generatedTokens: Int = 0
+    ) {
         self.prefillSeconds = prefillSeconds
         self.decodeSeconds = decodeSeconds
         self.promptTokens = promptTokens
         self.reusedPromptTokens = reusedPromptTokens
+        self.generatedTokens = generatedTokens
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case prefillSeconds, decodeSeconds, promptTokens, reusedPromptTokens, generatedTokens
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        prefillSeconds = try container.decode(Double.self, forKey: .prefillSeconds)
+        decodeSeconds = try container.decode(Double.self, forKey: .decodeSeconds)
+        promptTokens = try container.decode(Int.self, forKey: .promptTokens)
+        reusedPromptTokens = try container.decode(Int.self, forKey: .reusedPromptTokens)
+        // Records written before generated tokens were counted have none.
+        generatedTokens = try container.decodeIfPresent(Int.self, forKey: .generatedTokens) ?? 0
     }
 
     public static func + (a: ComputeCost, b: ComputeCost) -> ComputeCost {
         ComputeCost(
             prefillSeconds: a.prefillSeconds + b.prefillSeconds, decodeSeconds: a.decodeSeconds + b.decodeSeconds,
-            promptTokens: a.promptTokens + b.promptTokens, reusedPromptTokens: a.reusedPromptTokens + b.reusedPromptTokens)
+            promptTokens: a.promptTokens + b.promptTokens, reusedPromptTokens: a.reusedPromptTokens + b.reusedPromptTokens,
+            generatedTokens: a.generatedTokens + b.generatedTokens)
     }
 }
 

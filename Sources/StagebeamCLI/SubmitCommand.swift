@@ -43,6 +43,13 @@ struct SubmitCommand: AsyncParsableCommand {
         name: .customLong("record-search"),
         help: "With --json: include the full search record (every candidate and comparison) under \"search\".")
     var recordSearch = false
+    @Flag(
+        name: .customLong("stream-tokens"),
+        help: """
+            Print the candidates' text on standard error while workers generate it (a line per piece: stage, candidate, \
+            attempt, new text), also with --json.
+            """)
+    var streamTokens = false
 
     @Option(
         name: .customLong("expected-answer"),
@@ -57,7 +64,8 @@ struct SubmitCommand: AsyncParsableCommand {
             guard deadlineS > 0 else { throw ValidationError("--deadline-s must be > 0") }
             submit.deadlineMs = deadlineS * 1000
         }
-        submit.streamEvents = !json
+        submit.streamEvents = !json || streamTokens
+        submit.streamCandidateText = streamTokens
         // The text form prints the whole staged answer, which only the record holds.
         submit.recordSearch = recordSearch || !json
         if let path = search.judgeTemplates {
@@ -77,7 +85,13 @@ struct SubmitCommand: AsyncParsableCommand {
         let client = try Client(context: ZMQContext(), endpoint: coordinator, curve: try curve.role())
         let job = submit
         let timeout: Duration? = timeoutS > 0 ? .milliseconds(Int64(timeoutS * 1000)) : nil
-        let result = try await withTimeout(timeout) { try await client.submit(job) { event in printError(describe(event)) } }
+        let quiet = json
+        let result = try await withTimeout(timeout) {
+            try await client.submit(job) { event in
+                // --json --stream-tokens: the text pieces only.
+                if !quiet || event.candidateText.tokenCount > 0 { printError(describe(event)) }
+            }
+        }
         client.close()
         guard let result else {
             printError("no result from \(coordinator) within \(timeoutS) s")
@@ -123,6 +137,11 @@ func describe(_ event: Stagebeam_V1_JobEvent) -> String {
             }
         return "  match: \(verdict.firstIndex) vs \(verdict.secondIndex) → \(verdict.winnerIndex)\(how)"
     case .winner(let winner): return "  \(stage) winner: candidate \(winner.index)"
+    case .candidateText(let text):
+        // A higher attempt replaces the candidate's earlier text (its first worker was lost).
+        let attempt = text.attempt > 1 ? " attempt \(text.attempt)" : ""
+        let escaped = text.text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\n", with: "\\n")
+        return "  \(stage) candidate \(text.index)\(attempt) (\(text.tokenCount) tokens): \(escaped)"
     case .scored(let scored):
         let scores = zip(scored.indices, scored.scores).map { "\($0): " + String(format: "%.3f", $1) }.joined(separator: ", ")
         return "  \(stage) scores: \(scores)"
@@ -173,7 +192,9 @@ func printJobJSON(_ result: Stagebeam_V1_JobResult, includeSearch: Bool) throws 
             "judge_calls": result.counts.judgeCalls, "unparsable_verdicts": result.counts.unparsableVerdicts,
             "redispatched_requests": result.counts.redispatchedRequests, "candidate_prompt_tokens": result.counts.candidatePromptTokens,
             "candidate_reused_prefix_tokens": result.counts.candidateReusedPrefixTokens,
-            "judge_prompt_tokens": result.counts.judgePromptTokens, "score_calls": result.counts.scoreCalls,
+            "judge_prompt_tokens": result.counts.judgePromptTokens,
+            "judge_reused_prefix_tokens": result.counts.judgeReusedPrefixTokens,
+            "judge_generated_tokens": result.counts.judgeGeneratedTokens, "score_calls": result.counts.scoreCalls,
             "scored_candidates": result.counts.scoredCandidates, "retraces": result.counts.retraces
         ],
         "queue_ms": result.queueMs,

@@ -125,6 +125,8 @@ public struct EnvelopeCodec: Sendable {
         case .listJobs: "list_jobs"
         case .jobList: "job_list"
         case .error: "error"
+        case .stopRequests: "stop_requests"
+        case .generateProgress: "generate_progress"
         }
     }
 }

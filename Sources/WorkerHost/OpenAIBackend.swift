@@ -181,9 +181,11 @@ public final class OpenAIBackend: WorkerBackend {
 
     // MARK: Generate
 
-    public func generate(_ request: Stagebeam_V1_GenerateRequest, image: PromptImage?, deadline: ContinuousClock.Instant?) async throws
-        -> Stagebeam_V1_GenerateResult
-    {
+    /// `control` is not read: the server's answers come whole (no text progress), and a stopped
+    /// request's serving task is cancelled by the worker, which cancels its calls to the server.
+    public func generate(
+        _ request: Stagebeam_V1_GenerateRequest, image: PromptImage?, deadline: ContinuousClock.Instant?, control: GenerationControl
+    ) async throws -> Stagebeam_V1_GenerateResult {
         guard image == nil else { throw ClusterError(.invalidArgument, imageRefusal!) }
         let tokens = try prompt.tokens(user: request.question, assistantPrefix: request.assistantPrefix)
         let budget = try newTokenBudget(

@@ -58,7 +58,7 @@ public final class Worker: Sendable {
 
     /// What the link's thread, the serving tasks and the callers share.
     private struct State {
-        var inFlight: [String: Int] = [:] // request id → sequences
+        var inFlight: [String: Serving] = [:]
         var images: ImageCache
         var lastReady = ContinuousClock.now
         var beat: UInt64 = 0
@@ -72,7 +72,14 @@ public final class Worker: Sendable {
         var registered = false
         var onStop: CheckedContinuation<ClusterError, Never>?
 
-        var sequencesInFlight: Int { inFlight.values.reduce(0, +) }
+        var sequencesInFlight: Int { inFlight.values.reduce(0) { $0 + $1.sequences } }
+    }
+    /// A request being served: the credits it holds, the handle that stops it (StopRequests) and
+    /// the task serving it (cancelled too, which stops a server-backed worker's calls).
+    private struct Serving {
+        let sequences: Int
+        let control: GenerationControl
+        var task: Task<Void, Never>?
     }
     private let state: Mutex<State>
 
@@ -245,31 +252,47 @@ public final class Worker: Sendable {
         case .generateRequest(let request):
             accept(
                 request.requestID, jobID: request.jobID, role: .generate, stage: request.stage, sequences: Int(request.n),
-                deadlineMs: request.deadlineMs,
+                deadlineMs: request.deadlineMs, progressIntervalMs: request.progressIntervalMs,
                 image: request.hasImage ? request.image : nil,
                 check: { request.seeds.count == Int(request.n) ? nil : "n is \(request.n) but \(request.seeds.count) seeds were sent" }
-            ) { [engine] image, deadline in
-                .generateResult(try await engine.generate(request, image: image, deadline: deadline))
+            ) { [engine] image, deadline, control in
+                .generateResult(try await engine.generate(request, image: image, deadline: deadline, control: control))
             }
         case .judgeRequest(let request):
             accept(
                 request.requestID, jobID: request.jobID, role: .judge, stage: request.stage, sequences: 1, deadlineMs: request.deadlineMs,
-                image: request.hasImage ? request.image : nil,
+                progressIntervalMs: 0, image: request.hasImage ? request.image : nil,
                 check: { nil }
-            ) { [engine] image, deadline in
-                .judgeResult(try await engine.judge(request, image: image, deadline: deadline))
+            ) { [engine] image, deadline, control in
+                // A verdict is short: stopped before it starts, it never does; once started, it finishes.
+                if control.isStopped { throw ClusterError(.cancelled, "request \(request.requestID) was stopped") }
+                return .judgeResult(try await engine.judge(request, image: image, deadline: deadline))
             }
+        case .stopRequests(let stop):
+            let stopping = state.withLock { state in stop.requestIds.compactMap { state.inFlight[$0] } }
+            for serving in stopping {
+                serving.control.stop()
+                serving.task?.cancel()
+            }
+            logger.info(
+                "stopping requests",
+                metadata: [
+                    "job_id": "\(stop.jobID)", "requests": .stringConvertible(stopping.count),
+                    "unknown_requests": .stringConvertible(stop.requestIds.count - stopping.count), "reason": "\(stop.reason)"
+                ])
         case .rewardRequest(let request):
             accept(
                 request.requestID, jobID: request.jobID, role: .reward, stage: request.stage, sequences: request.candidates.count,
-                deadlineMs: request.deadlineMs, image: request.hasImage ? request.image : nil,
+                deadlineMs: request.deadlineMs, progressIntervalMs: 0, image: request.hasImage ? request.image : nil,
                 check: {
                     request.candidates.allSatisfy { Int($0.prefixIndex) < request.assistantPrefixes.count }
                         ? nil : "a candidate names a prefix index past the request's \(request.assistantPrefixes.count) prefixes"
                 }
-            ) { [scorer] image, deadline in
+            ) { [scorer] image, deadline, control in
+                // Stopped before it starts, it never does; once started, it finishes.
+                if control.isStopped { throw ClusterError(.cancelled, "request \(request.requestID) was stopped") }
                 // `accept` refuses reward requests when the worker does not serve the role.
-                .rewardResult(try await scorer!.score(request, image: image, deadline: deadline))
+                return .rewardResult(try await scorer!.score(request, image: image, deadline: deadline))
             }
         case .heartbeat(let beat):
             // A coordinator that does not know us (it restarted): announce ourselves again, at most
@@ -310,11 +333,13 @@ public final class Worker: Sendable {
     }
 
     /// Checks a request against roles, credits and images, then serves it off the link's thread.
+    /// `progressIntervalMs`: how often to send the request's candidates' new text (0: never).
     private func accept(
         _ id: String, jobID: String, role: Stagebeam_V1_Role, stage: Stagebeam_V1_Stage, sequences: Int, deadlineMs: Double,
-        image: Stagebeam_V1_ImageRef?,
+        progressIntervalMs: Double, image: Stagebeam_V1_ImageRef?,
         check: () -> String?,
-        serve: @escaping @Sendable (PromptImage?, ContinuousClock.Instant?) async throws -> Stagebeam_V1_Envelope.OneOf_Body
+        serve:
+            @escaping @Sendable (PromptImage?, ContinuousClock.Instant?, GenerationControl) async throws -> Stagebeam_V1_Envelope.OneOf_Body
     ) {
         let received = ContinuousClock.now
         var logger = self.logger
@@ -325,6 +350,7 @@ public final class Worker: Sendable {
         // Work still waiting for the engine at its deadline is refused: the coordinator has already
         // sent it elsewhere.
         let deadline = deadlineMs > 0 ? received + .nanoseconds(Int64(deadlineMs * 1e6)) : nil
+        let control = progressIntervalMs > 0 ? progressControl(id, jobID: jobID, intervalMs: progressIntervalMs) : GenerationControl()
         var promptImage: PromptImage?
         let refusal: ClusterError? = state.withLock { state in
             if !configuration.roles.contains(role) {
@@ -361,7 +387,7 @@ public final class Worker: Sendable {
                     return ClusterError(.imageNotCached, "image \(image.sha256) was not sent and is not cached here")
                 }
             }
-            state.inFlight[id] = sequences
+            state.inFlight[id] = Serving(sequences: sequences, control: control)
             return nil
         }
         if var refusal {
@@ -373,14 +399,29 @@ public final class Worker: Sendable {
             return
         }
         logger.debug("work received", metadata: ["n": .stringConvertible(sequences)])
-        Task.detached { [self, promptImage, logger] in
+        let task = Task.detached { [self, promptImage, logger] in
             let answer: Stagebeam_V1_Envelope.OneOf_Body
             do {
-                answer = try await serve(promptImage, deadline)
+                answer = try await serve(promptImage, deadline, control)
             } catch {
                 answer = .error(WorkerEngine.wireError(error, requestID: id, jobID: jobID).wire)
             }
             state.withLock { _ = $0.inFlight.removeValue(forKey: id) }
+            if control.isStopped {
+                // Whatever the engine made of it (a part of the tokens, an error of a cancelled
+                // call), the coordinator hears that the request stopped.
+                var metadata: Logger.Metadata = [
+                    "seconds": .stringConvertible((milliseconds(ContinuousClock.now - received)).rounded() / 1000)
+                ]
+                if case .generateResult(let partial) = answer {
+                    metadata["tokens"] = .stringConvertible(partial.candidates.map { Int($0.tokenCount) }.reduce(0, +))
+                }
+                logger.info("work stopped", metadata: metadata)
+                let stopped = ClusterError(.cancelled, "request \(id) stopped: its job ended", requestID: id, jobID: jobID)
+                metrics.inc(WorkerMetrics.requests, [("kind", role == .generate ? "generate" : "judge"), ("outcome", "stopped")])
+                send(.error(stopped.wire))
+                return
+            }
             let seconds = milliseconds(ContinuousClock.now - received) / 1000
             WorkerMetrics.served(answer, role: role, sequences: sequences, seconds: seconds, on: metrics)
             var metadata: Logger.Metadata = [
@@ -397,6 +438,25 @@ public final class Worker: Sendable {
                 logger.info("work done", metadata: metadata)
             }
             send(stamped(answer))
+        }
+        state.withLock { $0.inFlight[id]?.task = task }
+    }
+
+    /// A control that sends the request's candidates' new text to the coordinator, at most once per
+    /// `intervalMs` (not under 20 ms, whatever the coordinator asks).
+    private func progressControl(_ id: String, jobID: String, intervalMs: Double) -> GenerationControl {
+        GenerationControl(textInterval: .milliseconds(max(intervalMs, 20))) { [weak self] texts in
+            var progress = Stagebeam_V1_GenerateProgress()
+            progress.requestID = id
+            progress.jobID = jobID
+            progress.candidates = texts.map { text in
+                var candidate = Stagebeam_V1_CandidateProgress()
+                candidate.index = UInt32(text.index)
+                candidate.text = text.text
+                candidate.tokenCount = UInt32(text.tokenCount)
+                return candidate
+            }
+            self?.send(.generateProgress(progress))
         }
     }
 

@@ -26,10 +26,24 @@ public protocol WorkerBackend: Sendable {
     var backendDescription: String { get }
 
     /// `deadline`: work not done by then is abandoned (the coordinator has already sent it elsewhere).
-    func generate(_ request: Stagebeam_V1_GenerateRequest, image: PromptImage?, deadline: ContinuousClock.Instant?) async throws
-        -> Stagebeam_V1_GenerateResult
+    /// `control`: the worker's handle on the request — stopped when the coordinator sends
+    /// StopRequests (the serving task is cancelled too), and reporting the candidates' text when the
+    /// request asks for progress. A backend that cannot report text leaves it unread; the worker
+    /// answers a stopped request with `cancelled` whatever this returns.
+    func generate(
+        _ request: Stagebeam_V1_GenerateRequest, image: PromptImage?, deadline: ContinuousClock.Instant?, control: GenerationControl
+    ) async throws -> Stagebeam_V1_GenerateResult
     func judge(_ request: Stagebeam_V1_JudgeRequest, image: PromptImage?, deadline: ContinuousClock.Instant?) async throws
         -> Stagebeam_V1_JudgeResult
     /// Declares the backend's own gauges and counters (KV cache figures, server calls).
     func registerMetrics(on metrics: Metrics)
+}
+
+extension WorkerBackend {
+    /// A request nobody stops or watches.
+    public func generate(_ request: Stagebeam_V1_GenerateRequest, image: PromptImage?, deadline: ContinuousClock.Instant?) async throws
+        -> Stagebeam_V1_GenerateResult
+    {
+        try await generate(request, image: image, deadline: deadline, control: GenerationControl())
+    }
 }

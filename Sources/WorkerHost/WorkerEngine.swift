@@ -61,17 +61,22 @@ public final class WorkerEngine: WorkerBackend {
     /// `EngineCandidateGenerator.generate`, which `stagebeam run` uses, with the engine's timings.
     public func generate(
         _ request: Stagebeam_V1_GenerateRequest, image: PromptImage?,
-        deadline: ContinuousClock.Instant?
+        deadline: ContinuousClock.Instant?, control: GenerationControl
     ) async throws -> Stagebeam_V1_GenerateResult {
         let images = image.map { [$0] } ?? []
-        let generation = try candidates.engineRequest(
+        var generation = try candidates.engineRequest(
             GenerateRequest(
                 question: request.question, imageRef: image?.hash, assistantPrefix: request.assistantPrefix, seeds: request.seeds,
                 stop: request.stop, maxNewTokens: request.maxNewTokens == 0 ? Self.defaultMaxNewTokens : Int(request.maxNewTokens),
                 sampling: Sampling(wire: request.sampling)), images: images)
+        generation.control = control
         let stats = self.stats
-        let output = try await executor.run { generator in
+        let output = try await executor.run { [generation] generator in
             try Self.check(deadline, request.requestID)
+            // Stopped while it waited for the engine: it never starts.
+            if control.isStopped {
+                throw ClusterError(.cancelled, "request \(request.requestID) was stopped", requestID: request.requestID)
+            }
             let output = try generator.generate(generation)
             // Read on the engine's queue: the cache is not thread-safe.
             stats.record(
@@ -126,6 +131,7 @@ public final class WorkerEngine: WorkerBackend {
             result.reusedPrefixTokens = UInt32(clamping: cost.reusedPromptTokens)
             result.prefillMs = cost.prefillSeconds * 1000
             result.decodeMs = cost.decodeSeconds * 1000
+            result.generatedTokens = UInt32(clamping: cost.generatedTokens)
         }
         switch measured.reply {
         case .choiceLogprobs(let first, let second):

@@ -22,7 +22,7 @@ enum WorkerMetrics {
     static let images = "stagebeam_worker_images_total"
 
     static func register(on metrics: Metrics, worker: Worker, engine: any WorkerBackend) {
-        metrics.declareCounter(requests, "Requests served, by kind (generate, judge) and outcome (ok, error).")
+        metrics.declareCounter(requests, "Requests served, by kind (generate, judge) and outcome (ok, error, stopped: by StopRequests).")
         metrics.declareHistogram(
             requestSeconds, "Time from receiving a request to answering it, by kind, seconds.", buckets: Metrics.latencyBuckets)
         metrics.declareHistogram(batchSequences, "Sequences decoded together per generate request.", buckets: Metrics.sizeBuckets)

@@ -89,19 +89,24 @@ public struct TestJob: Sendable {
     public var maxStageTokens: Int
     public var tournament: String
     public var seed: Int
+    /// `logprob` or `generate`; nil: the default.
+    public var judgeMode: String?
+    /// A generate-mode verdict's budget; nil: the default.
+    public var judgeMaxTokens: Int?
 
     public init(
         question: String = "How many legs does a spider have?", beam: Int = 4, maxStageTokens: Int = 12,
-        tournament: String = "bracket", seed: Int = 7
+        tournament: String = "bracket", seed: Int = 7, judgeMode: String? = nil, judgeMaxTokens: Int? = nil
     ) {
         (self.question, self.beam, self.maxStageTokens, self.tournament, self.seed) = (question, beam, maxStageTokens, tournament, seed)
+        (self.judgeMode, self.judgeMaxTokens) = (judgeMode, judgeMaxTokens)
     }
 
     public var arguments: [String] {
         [
             "--question", question, "--beam", String(beam), "--max-stage-tokens", String(maxStageTokens),
             "--tournament", tournament, "--seed", String(seed)
-        ]
+        ] + (judgeMode.map { ["--judge-mode", $0] } ?? []) + (judgeMaxTokens.map { ["--judge-max-tokens", String($0)] } ?? [])
     }
 
     /// The job as the wire carries it (what `stagebeam submit` sends for `arguments`), asking for
@@ -112,6 +117,8 @@ public struct TestJob: Sendable {
         config.maxStageTokens = maxStageTokens
         config.tournament = TournamentKind(rawValue: tournament)!
         config.seed = UInt64(seed)
+        if let judgeMode { config.judgeMode = VerdictMode(rawValue: judgeMode)! }
+        if let judgeMaxTokens { config.judgeMaxTokens = judgeMaxTokens }
         var submit = config.submitJob(question: question)
         submit.jobID = id
         submit.recordSearch = true

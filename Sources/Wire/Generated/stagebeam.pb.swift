@@ -57,7 +57,9 @@ public nonisolated enum Stagebeam_V1_ProtocolVersion: SwiftProtobuf.Enum, Swift.
   case protocolVersion1 // = 1
 
   /// Version ranges; the job API: CancelJob, GetJob, ListJobs, SubmitJob.deadline_ms and
-  /// SubmitJob.detached, JOB_STATUS_CANCELLED, JobCounts' prompt and judge token counts.
+  /// SubmitJob.detached, JOB_STATUS_CANCELLED, JobCounts' prompt and judge token counts. Added to
+  /// version 2 later, as optional parts old peers skip: StopRequests, GenerateProgress and the
+  /// candidate text stream (JobEvent.candidate_text), JobCounts.judge_generated_tokens.
   case protocolVersion2 // = 2
 
   /// the version this schema describes
@@ -871,6 +873,24 @@ public nonisolated struct Stagebeam_V1_Envelope: @unchecked Sendable {
     set {_uniqueStorage()._body = .error(newValue)}
   }
 
+  /// Coordinator → worker: stop requests of a job that ended (cancelled, past its deadline).
+  public var stopRequests: Stagebeam_V1_StopRequests {
+    get {
+      if case .stopRequests(let v)? = _storage._body {return v}
+      return Stagebeam_V1_StopRequests()
+    }
+    set {_uniqueStorage()._body = .stopRequests(newValue)}
+  }
+
+  /// Worker → coordinator: text of candidates being generated (GenerateRequest.progress_interval_ms).
+  public var generateProgress: Stagebeam_V1_GenerateProgress {
+    get {
+      if case .generateProgress(let v)? = _storage._body {return v}
+      return Stagebeam_V1_GenerateProgress()
+    }
+    set {_uniqueStorage()._body = .generateProgress(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -901,6 +921,10 @@ public nonisolated struct Stagebeam_V1_Envelope: @unchecked Sendable {
     case jobList(Stagebeam_V1_JobList)
     /// Any direction: a request or message could not be served.
     case error(Stagebeam_V1_Error)
+    /// Coordinator → worker: stop requests of a job that ended (cancelled, past its deadline).
+    case stopRequests(Stagebeam_V1_StopRequests)
+    /// Worker → coordinator: text of candidates being generated (GenerateRequest.progress_interval_ms).
+    case generateProgress(Stagebeam_V1_GenerateProgress)
 
   }
 
@@ -1188,11 +1212,82 @@ public nonisolated struct Stagebeam_V1_GenerateRequest: @unchecked Sendable {
     set {_uniqueStorage()._firstCandidateIndex = newValue}
   }
 
+  /// Send GenerateProgress messages with the candidates' new text while they are generated, at most
+  /// one per this many milliseconds (each one carries every candidate's text since the previous
+  /// one), and a last one with the rest when generation ends, before the GenerateResult. 0 = none
+  /// (the default): the candidates come whole in the GenerateResult only. Never changes the tokens.
+  /// A worker that cannot stream (a server-backed one) ignores it.
+  public var progressIntervalMs: Double {
+    get {_storage._progressIntervalMs}
+    set {_uniqueStorage()._progressIntervalMs = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+/// Text of candidates being generated, for a GenerateRequest that set progress_interval_ms. The
+/// `text` of one candidate's GenerateProgress messages, concatenated in order, is its
+/// GeneratedCandidate.text.
+public nonisolated struct Stagebeam_V1_GenerateProgress: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var requestID: String = String()
+
+  public var jobID: String = String()
+
+  /// those with new text, in request order
+  public var candidates: [Stagebeam_V1_CandidateProgress] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Stagebeam_V1_CandidateProgress: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// candidate k of the request (its seeds[k]); 0 = the first
+  public var index: UInt32 = 0
+
+  /// generated since this candidate's previous progress (whole UTF-8 characters)
+  public var text: String = String()
+
+  /// tokens generated so far
+  public var tokenCount: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Stop requests of a job that ended (cancelled, past its deadline, its clients gone): the worker
+/// stops decoding their sequences at the next token, frees their credits and KV cache, and answers
+/// each request it still holds with an Error of code ERROR_CODE_CANCELLED naming it (the coordinator
+/// ignores it, and any late result, beyond taking the credits back). Ids it does not hold (already
+/// answered) are ignored. A version-1 worker ignores the message and answers when done.
+public nonisolated struct Stagebeam_V1_StopRequests: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var requestIds: [String] = []
+
+  public var jobID: String = String()
+
+  /// for the worker's log; empty = none given
+  public var reason: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 public nonisolated struct Stagebeam_V1_GeneratedCandidate: Sendable {
@@ -1427,6 +1522,9 @@ public nonisolated struct Stagebeam_V1_JudgeResult: Sendable {
   /// Of prompt_tokens, how many came from the worker's prefix cache instead of being prefilled.
   public var reusedPrefixTokens: UInt32 = 0
 
+  /// Generate mode: tokens the judge generated for its verdict (EOS included); logprob mode: 0.
+  public var generatedTokens: UInt32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1623,7 +1721,7 @@ public nonisolated struct Stagebeam_V1_SubmitJob: @unchecked Sendable {
     set {_uniqueStorage()._forceTagsPresence = .forceTags(newValue)}
   }
 
-  /// return the full search record (JobResult.search_record_json)
+  /// Return the full search record (JobResult.search_record_json); false (the default): left out.
   public var recordSearch: Bool {
     get {_storage._recordSearch}
     set {_uniqueStorage()._recordSearch = newValue}
@@ -1640,7 +1738,7 @@ public nonisolated struct Stagebeam_V1_SubmitJob: @unchecked Sendable {
   /// Clears the value of `sampling`. Subsequent reads from it will return its default value.
   public mutating func clearSampling() {_uniqueStorage()._sampling = nil}
 
-  /// send JobEvent messages while the job runs
+  /// Send JobEvent messages while the job runs; false (the default): JobAccepted and JobResult only.
   public var streamEvents: Bool {
     get {_storage._streamEvents}
     set {_uniqueStorage()._streamEvents = newValue}
@@ -1694,6 +1792,21 @@ public nonisolated struct Stagebeam_V1_SubmitJob: @unchecked Sendable {
   public var owner: String {
     get {_storage._owner}
     set {_uniqueStorage()._owner = newValue}
+  }
+
+  /// With stream_events: also send JobEvent.candidate_text while candidates are generated (their
+  /// text as workers write it, from the next generate request on). false (the default): none.
+  /// Server-backed workers send no text; their candidates appear whole in candidates_ready.
+  public var streamCandidateText: Bool {
+    get {_storage._streamCandidateText}
+    set {_uniqueStorage()._streamCandidateText = newValue}
+  }
+
+  /// How often each worker sends a generate request's new text, in milliseconds; 0 = 250. The
+  /// coordinator raises a value under 50 to 50.
+  public var candidateTextIntervalMs: Double {
+    get {_storage._candidateTextIntervalMs}
+    set {_uniqueStorage()._candidateTextIntervalMs = newValue}
   }
 
   /// METHOD_STAGE_BEAM and METHOD_SWIRES (docs/search-methods.md):
@@ -1902,15 +2015,20 @@ public nonisolated struct Stagebeam_V1_GetJob: Sendable {
 
   public var jobID: String = String()
 
-  /// include JobResult.search_record_json (finished jobs)
+  /// Include JobResult.search_record_json (finished jobs); false (the default): left out.
   public var recordSearch: Bool = false
 
   /// true: for a job not finished, answer nothing now and send its final JobResult when it ends;
-  /// the asking client then counts as waiting for the job (see SubmitJob.detached).
+  /// the asking client then counts as waiting for the job (see SubmitJob.detached). false (the
+  /// default): answer at once, with the job's progress when it has not finished.
   public var wait: Bool = false
 
-  /// with `wait`: send JobEvent messages from now on
+  /// With `wait`: send JobEvent messages from now on; false (the default): none.
   public var streamEvents: Bool = false
+
+  /// With `stream_events`: JobEvent.candidate_text too (as SubmitJob.stream_candidate_text; the
+  /// job's candidate_text_interval_ms applies). false (the default): none.
+  public var streamCandidateText: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1991,6 +2109,15 @@ public nonisolated struct Stagebeam_V1_JobEvent: Sendable {
     set {kind = .winner(newValue)}
   }
 
+  /// Text a candidate of this step is being generated with (SubmitJob.stream_candidate_text).
+  public var candidateText: Stagebeam_V1_CandidateText {
+    get {
+      if case .candidateText(let v)? = kind {return v}
+      return Stagebeam_V1_CandidateText()
+    }
+    set {kind = .candidateText(newValue)}
+  }
+
   /// METHOD_STAGE_BEAM, METHOD_SWIRES:
   public var scored: Stagebeam_V1_Scored {
     get {
@@ -2025,6 +2152,8 @@ public nonisolated struct Stagebeam_V1_JobEvent: Sendable {
     case candidatesReady(Stagebeam_V1_CandidatesReady)
     case verdict(Stagebeam_V1_Verdict)
     case winner(Stagebeam_V1_Winner)
+    /// Text a candidate of this step is being generated with (SubmitJob.stream_candidate_text).
+    case candidateText(Stagebeam_V1_CandidateText)
     /// METHOD_STAGE_BEAM, METHOD_SWIRES:
     case scored(Stagebeam_V1_Scored)
     /// the stage's candidates kept for the next one, best first
@@ -2033,6 +2162,34 @@ public nonisolated struct Stagebeam_V1_JobEvent: Sendable {
     case retraced(Stagebeam_V1_Retraced)
 
   }
+
+  public init() {}
+}
+
+/// New text of a candidate while it is generated: append `text` to what this candidate's earlier
+/// events of the same attempt carried. Its whole text, as the search uses it, comes in
+/// candidates_ready (which may differ: the search closes a tag the model left open).
+public nonisolated struct Stagebeam_V1_CandidateText: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// the candidate's index in the step (as CandidateSummary.index)
+  public var index: UInt32 = 0
+
+  /// generated since this candidate's previous event of this attempt
+  public var text: String = String()
+
+  /// tokens this attempt has generated so far
+  public var tokenCount: UInt32 = 0
+
+  /// 1 for the candidate's first request. Each re-dispatch (its worker lost, failed or past the
+  /// request timeout) sends it again with the next number: the text of lower attempts is
+  /// superseded, so a client starts the candidate's text afresh when the number grows. Events of a
+  /// lower attempt never follow those of a higher one.
+  public var attempt: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 }
@@ -2416,6 +2573,13 @@ public nonisolated struct Stagebeam_V1_JobCounts: @unchecked Sendable {
     set {_uniqueStorage()._judgeReusedPrefixTokens = newValue}
   }
 
+  /// Tokens generate-mode judges wrote for their verdicts (JudgeResult.generated_tokens) in this
+  /// coordinator run (like candidate_prompt_tokens); 0 in logprob mode.
+  public var judgeGeneratedTokens: UInt64 {
+    get {_storage._judgeGeneratedTokens}
+    set {_uniqueStorage()._judgeGeneratedTokens = newValue}
+  }
+
   /// METHOD_STAGE_BEAM, METHOD_SWIRES:
   public var scoreCalls: UInt32 {
     get {_storage._scoreCalls}
@@ -2722,7 +2886,7 @@ nonisolated extension Stagebeam_V1_ErrorCode: SwiftProtobuf._ProtoNameProviding 
 
 nonisolated extension Stagebeam_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Envelope"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{2}\u{9}ready\0\u{1}heartbeat\0\u{1}disconnect\0\u{4}\u{8}generate_request\0\u{3}generate_result\0\u{3}judge_request\0\u{3}judge_result\0\u{3}reward_request\0\u{3}reward_result\0\u{4}\u{5}submit_job\0\u{3}job_accepted\0\u{3}job_event\0\u{3}job_result\0\u{3}status_request\0\u{3}status_reply\0\u{3}cancel_job\0\u{3}get_job\0\u{3}list_jobs\0\u{3}job_list\0\u{1}error\0\u{3}min_protocol_version\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{2}\u{9}ready\0\u{1}heartbeat\0\u{1}disconnect\0\u{4}\u{8}generate_request\0\u{3}generate_result\0\u{3}judge_request\0\u{3}judge_result\0\u{3}reward_request\0\u{3}reward_result\0\u{4}\u{5}submit_job\0\u{3}job_accepted\0\u{3}job_event\0\u{3}job_result\0\u{3}status_request\0\u{3}status_reply\0\u{3}cancel_job\0\u{3}get_job\0\u{3}list_jobs\0\u{3}job_list\0\u{1}error\0\u{3}min_protocol_version\0\u{4}\u{9}stop_requests\0\u{3}generate_progress\0")
 
   fileprivate class _StorageClass {
     var _protocolVersion: UInt32 = 0
@@ -3021,6 +3185,32 @@ nonisolated extension Stagebeam_V1_Envelope: SwiftProtobuf.Message, SwiftProtobu
           }
         }()
         case 41: try { try decoder.decodeSingularUInt32Field(value: &_storage._minProtocolVersion) }()
+        case 50: try {
+          var v: Stagebeam_V1_StopRequests?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .stopRequests(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .stopRequests(v)
+          }
+        }()
+        case 51: try {
+          var v: Stagebeam_V1_GenerateProgress?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .generateProgress(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .generateProgress(v)
+          }
+        }()
         default: break
         }
       }
@@ -3117,10 +3307,21 @@ nonisolated extension Stagebeam_V1_Envelope: SwiftProtobuf.Message, SwiftProtobu
         guard case .error(let v)? = _storage._body else { preconditionFailure() }
         try visitor.visitSingularMessageField(value: v, fieldNumber: 40)
       }()
-      case nil: break
+      default: break
       }
       if _storage._minProtocolVersion != 0 {
         try visitor.visitSingularUInt32Field(value: _storage._minProtocolVersion, fieldNumber: 41)
+      }
+      switch _storage._body {
+      case .stopRequests?: try {
+        guard case .stopRequests(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 50)
+      }()
+      case .generateProgress?: try {
+        guard case .generateProgress(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 51)
+      }()
+      default: break
       }
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -3444,7 +3645,7 @@ nonisolated extension Stagebeam_V1_Disconnect: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Stagebeam_V1_GenerateRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".GenerateRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}job_id\0\u{3}deadline_ms\0\u{1}question\0\u{1}image\0\u{3}assistant_prefix\0\u{1}n\0\u{1}seeds\0\u{1}sampling\0\u{1}stop\0\u{3}max_new_tokens\0\u{1}stage\0\u{3}first_candidate_index\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}job_id\0\u{3}deadline_ms\0\u{1}question\0\u{1}image\0\u{3}assistant_prefix\0\u{1}n\0\u{1}seeds\0\u{1}sampling\0\u{1}stop\0\u{3}max_new_tokens\0\u{1}stage\0\u{3}first_candidate_index\0\u{4}\u{11}progress_interval_ms\0")
 
   fileprivate class _StorageClass {
     var _requestID: String = String()
@@ -3460,6 +3661,7 @@ nonisolated extension Stagebeam_V1_GenerateRequest: SwiftProtobuf.Message, Swift
     var _maxNewTokens: UInt32 = 0
     var _stage: Stagebeam_V1_Stage = .unspecified
     var _firstCandidateIndex: UInt32 = 0
+    var _progressIntervalMs: Double = 0
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -3483,6 +3685,7 @@ nonisolated extension Stagebeam_V1_GenerateRequest: SwiftProtobuf.Message, Swift
       _maxNewTokens = source._maxNewTokens
       _stage = source._stage
       _firstCandidateIndex = source._firstCandidateIndex
+      _progressIntervalMs = source._progressIntervalMs
     }
   }
 
@@ -3514,6 +3717,7 @@ nonisolated extension Stagebeam_V1_GenerateRequest: SwiftProtobuf.Message, Swift
         case 11: try { try decoder.decodeSingularUInt32Field(value: &_storage._maxNewTokens) }()
         case 12: try { try decoder.decodeSingularEnumField(value: &_storage._stage) }()
         case 13: try { try decoder.decodeSingularUInt32Field(value: &_storage._firstCandidateIndex) }()
+        case 30: try { try decoder.decodeSingularDoubleField(value: &_storage._progressIntervalMs) }()
         default: break
         }
       }
@@ -3565,6 +3769,9 @@ nonisolated extension Stagebeam_V1_GenerateRequest: SwiftProtobuf.Message, Swift
       if _storage._firstCandidateIndex != 0 {
         try visitor.visitSingularUInt32Field(value: _storage._firstCandidateIndex, fieldNumber: 13)
       }
+      if _storage._progressIntervalMs.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._progressIntervalMs, fieldNumber: 30)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -3587,10 +3794,131 @@ nonisolated extension Stagebeam_V1_GenerateRequest: SwiftProtobuf.Message, Swift
         if _storage._maxNewTokens != rhs_storage._maxNewTokens {return false}
         if _storage._stage != rhs_storage._stage {return false}
         if _storage._firstCandidateIndex != rhs_storage._firstCandidateIndex {return false}
+        if _storage._progressIntervalMs != rhs_storage._progressIntervalMs {return false}
         return true
       }
       if !storagesAreEqual {return false}
     }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Stagebeam_V1_GenerateProgress: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GenerateProgress"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}job_id\0\u{1}candidates\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.requestID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.jobID) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.candidates) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.requestID.isEmpty {
+      try visitor.visitSingularStringField(value: self.requestID, fieldNumber: 1)
+    }
+    if !self.jobID.isEmpty {
+      try visitor.visitSingularStringField(value: self.jobID, fieldNumber: 2)
+    }
+    if !self.candidates.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.candidates, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Stagebeam_V1_GenerateProgress, rhs: Stagebeam_V1_GenerateProgress) -> Bool {
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs.jobID != rhs.jobID {return false}
+    if lhs.candidates != rhs.candidates {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Stagebeam_V1_CandidateProgress: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CandidateProgress"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}index\0\u{1}text\0\u{3}token_count\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.index) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.text) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.tokenCount) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.index != 0 {
+      try visitor.visitSingularUInt32Field(value: self.index, fieldNumber: 1)
+    }
+    if !self.text.isEmpty {
+      try visitor.visitSingularStringField(value: self.text, fieldNumber: 2)
+    }
+    if self.tokenCount != 0 {
+      try visitor.visitSingularUInt32Field(value: self.tokenCount, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Stagebeam_V1_CandidateProgress, rhs: Stagebeam_V1_CandidateProgress) -> Bool {
+    if lhs.index != rhs.index {return false}
+    if lhs.text != rhs.text {return false}
+    if lhs.tokenCount != rhs.tokenCount {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Stagebeam_V1_StopRequests: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".StopRequests"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_ids\0\u{3}job_id\0\u{1}reason\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedStringField(value: &self.requestIds) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.jobID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.requestIds.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.requestIds, fieldNumber: 1)
+    }
+    if !self.jobID.isEmpty {
+      try visitor.visitSingularStringField(value: self.jobID, fieldNumber: 2)
+    }
+    if !self.reason.isEmpty {
+      try visitor.visitSingularStringField(value: self.reason, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Stagebeam_V1_StopRequests, rhs: Stagebeam_V1_StopRequests) -> Bool {
+    if lhs.requestIds != rhs.requestIds {return false}
+    if lhs.jobID != rhs.jobID {return false}
+    if lhs.reason != rhs.reason {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3928,7 +4256,7 @@ nonisolated extension Stagebeam_V1_JudgeRequest: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Stagebeam_V1_JudgeResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JudgeResult"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}job_id\0\u{1}choice\0\u{3}verdict_text\0\u{3}probability_first\0\u{3}probability_second\0\u{3}prompt_tokens\0\u{3}prefill_ms\0\u{3}decode_ms\0\u{3}worker_id\0\u{3}logprob_first\0\u{3}logprob_second\0\u{4}\u{8}reused_prefix_tokens\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}job_id\0\u{1}choice\0\u{3}verdict_text\0\u{3}probability_first\0\u{3}probability_second\0\u{3}prompt_tokens\0\u{3}prefill_ms\0\u{3}decode_ms\0\u{3}worker_id\0\u{3}logprob_first\0\u{3}logprob_second\0\u{4}\u{8}reused_prefix_tokens\0\u{4}\u{a}generated_tokens\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3949,6 +4277,7 @@ nonisolated extension Stagebeam_V1_JudgeResult: SwiftProtobuf.Message, SwiftProt
       case 11: try { try decoder.decodeSingularDoubleField(value: &self.logprobFirst) }()
       case 12: try { try decoder.decodeSingularDoubleField(value: &self.logprobSecond) }()
       case 20: try { try decoder.decodeSingularUInt32Field(value: &self.reusedPrefixTokens) }()
+      case 30: try { try decoder.decodeSingularUInt32Field(value: &self.generatedTokens) }()
       default: break
       }
     }
@@ -3994,6 +4323,9 @@ nonisolated extension Stagebeam_V1_JudgeResult: SwiftProtobuf.Message, SwiftProt
     if self.reusedPrefixTokens != 0 {
       try visitor.visitSingularUInt32Field(value: self.reusedPrefixTokens, fieldNumber: 20)
     }
+    if self.generatedTokens != 0 {
+      try visitor.visitSingularUInt32Field(value: self.generatedTokens, fieldNumber: 30)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -4011,6 +4343,7 @@ nonisolated extension Stagebeam_V1_JudgeResult: SwiftProtobuf.Message, SwiftProt
     if lhs.logprobFirst != rhs.logprobFirst {return false}
     if lhs.logprobSecond != rhs.logprobSecond {return false}
     if lhs.reusedPrefixTokens != rhs.reusedPrefixTokens {return false}
+    if lhs.generatedTokens != rhs.generatedTokens {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -4202,7 +4535,7 @@ nonisolated extension Stagebeam_V1_RewardResult: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Stagebeam_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SubmitJob"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}question\0\u{1}image\0\u{1}method\0\u{1}beam\0\u{1}tournament\0\u{3}max_stage_tokens\0\u{1}seed\0\u{3}judge_both_orders\0\u{3}verdict_mode\0\u{3}force_tags\0\u{3}record_search\0\u{1}sampling\0\u{3}stream_events\0\u{3}judge_templates_json\0\u{3}max_verdict_tokens\0\u{3}judge_sampling\0\u{4}\u{3}deadline_ms\0\u{1}detached\0\u{1}owner\0\u{2}\u{8}candidates\0\u{1}keep\0\u{1}retraces\0\u{3}reward_z\0\u{3}reward_distribution\0\u{3}reward_calibration\0\u{3}reward_templates_json\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}question\0\u{1}image\0\u{1}method\0\u{1}beam\0\u{1}tournament\0\u{3}max_stage_tokens\0\u{1}seed\0\u{3}judge_both_orders\0\u{3}verdict_mode\0\u{3}force_tags\0\u{3}record_search\0\u{1}sampling\0\u{3}stream_events\0\u{3}judge_templates_json\0\u{3}max_verdict_tokens\0\u{3}judge_sampling\0\u{4}\u{3}deadline_ms\0\u{1}detached\0\u{1}owner\0\u{3}stream_candidate_text\0\u{3}candidate_text_interval_ms\0\u{2}\u{6}candidates\0\u{1}keep\0\u{1}retraces\0\u{3}reward_z\0\u{3}reward_distribution\0\u{3}reward_calibration\0\u{3}reward_templates_json\0")
 
   fileprivate class _StorageClass {
     var _jobID: String = String()
@@ -4225,6 +4558,8 @@ nonisolated extension Stagebeam_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtob
     var _deadlineMs: Double = 0
     var _detached: Bool = false
     var _owner: String = String()
+    var _streamCandidateText: Bool = false
+    var _candidateTextIntervalMs: Double = 0
     var _candidates: UInt32 = 0
     var _keep: UInt32 = 0
     var _retracesPresence: Stagebeam_V1_SubmitJob.OneOf_RetracesPresence?
@@ -4262,6 +4597,8 @@ nonisolated extension Stagebeam_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtob
       _deadlineMs = source._deadlineMs
       _detached = source._detached
       _owner = source._owner
+      _streamCandidateText = source._streamCandidateText
+      _candidateTextIntervalMs = source._candidateTextIntervalMs
       _candidates = source._candidates
       _keep = source._keep
       _retracesPresence = source._retracesPresence
@@ -4314,6 +4651,8 @@ nonisolated extension Stagebeam_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtob
         case 20: try { try decoder.decodeSingularDoubleField(value: &_storage._deadlineMs) }()
         case 21: try { try decoder.decodeSingularBoolField(value: &_storage._detached) }()
         case 22: try { try decoder.decodeSingularStringField(value: &_storage._owner) }()
+        case 23: try { try decoder.decodeSingularBoolField(value: &_storage._streamCandidateText) }()
+        case 24: try { try decoder.decodeSingularDoubleField(value: &_storage._candidateTextIntervalMs) }()
         case 30: try { try decoder.decodeSingularUInt32Field(value: &_storage._candidates) }()
         case 31: try { try decoder.decodeSingularUInt32Field(value: &_storage._keep) }()
         case 32: try {
@@ -4407,6 +4746,12 @@ nonisolated extension Stagebeam_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtob
       if !_storage._owner.isEmpty {
         try visitor.visitSingularStringField(value: _storage._owner, fieldNumber: 22)
       }
+      if _storage._streamCandidateText != false {
+        try visitor.visitSingularBoolField(value: _storage._streamCandidateText, fieldNumber: 23)
+      }
+      if _storage._candidateTextIntervalMs.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._candidateTextIntervalMs, fieldNumber: 24)
+      }
       if _storage._candidates != 0 {
         try visitor.visitSingularUInt32Field(value: _storage._candidates, fieldNumber: 30)
       }
@@ -4457,6 +4802,8 @@ nonisolated extension Stagebeam_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtob
         if _storage._deadlineMs != rhs_storage._deadlineMs {return false}
         if _storage._detached != rhs_storage._detached {return false}
         if _storage._owner != rhs_storage._owner {return false}
+        if _storage._streamCandidateText != rhs_storage._streamCandidateText {return false}
+        if _storage._candidateTextIntervalMs != rhs_storage._candidateTextIntervalMs {return false}
         if _storage._candidates != rhs_storage._candidates {return false}
         if _storage._keep != rhs_storage._keep {return false}
         if _storage._retracesPresence != rhs_storage._retracesPresence {return false}
@@ -4675,7 +5022,7 @@ nonisolated extension Stagebeam_V1_CancelJob: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Stagebeam_V1_GetJob: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".GetJob"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{3}record_search\0\u{1}wait\0\u{3}stream_events\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{3}record_search\0\u{1}wait\0\u{3}stream_events\0\u{3}stream_candidate_text\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4687,6 +5034,7 @@ nonisolated extension Stagebeam_V1_GetJob: SwiftProtobuf.Message, SwiftProtobuf.
       case 2: try { try decoder.decodeSingularBoolField(value: &self.recordSearch) }()
       case 3: try { try decoder.decodeSingularBoolField(value: &self.wait) }()
       case 4: try { try decoder.decodeSingularBoolField(value: &self.streamEvents) }()
+      case 5: try { try decoder.decodeSingularBoolField(value: &self.streamCandidateText) }()
       default: break
       }
     }
@@ -4705,6 +5053,9 @@ nonisolated extension Stagebeam_V1_GetJob: SwiftProtobuf.Message, SwiftProtobuf.
     if self.streamEvents != false {
       try visitor.visitSingularBoolField(value: self.streamEvents, fieldNumber: 4)
     }
+    if self.streamCandidateText != false {
+      try visitor.visitSingularBoolField(value: self.streamCandidateText, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -4713,6 +5064,7 @@ nonisolated extension Stagebeam_V1_GetJob: SwiftProtobuf.Message, SwiftProtobuf.
     if lhs.recordSearch != rhs.recordSearch {return false}
     if lhs.wait != rhs.wait {return false}
     if lhs.streamEvents != rhs.streamEvents {return false}
+    if lhs.streamCandidateText != rhs.streamCandidateText {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -4780,7 +5132,7 @@ nonisolated extension Stagebeam_V1_JobList: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Stagebeam_V1_JobEvent: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JobEvent"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}stage\0\u{1}step\0\u{4}\u{7}stage_started\0\u{3}candidates_ready\0\u{1}verdict\0\u{1}winner\0\u{2}\u{7}scored\0\u{1}survivors\0\u{1}retraced\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}stage\0\u{1}step\0\u{4}\u{7}stage_started\0\u{3}candidates_ready\0\u{1}verdict\0\u{1}winner\0\u{3}candidate_text\0\u{2}\u{6}scored\0\u{1}survivors\0\u{1}retraced\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4841,6 +5193,19 @@ nonisolated extension Stagebeam_V1_JobEvent: SwiftProtobuf.Message, SwiftProtobu
         if let v = v {
           if hadOneofValue {try decoder.handleConflictingOneOf()}
           self.kind = .winner(v)
+        }
+      }()
+      case 14: try {
+        var v: Stagebeam_V1_CandidateText?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .candidateText(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .candidateText(v)
         }
       }()
       case 20: try {
@@ -4918,6 +5283,10 @@ nonisolated extension Stagebeam_V1_JobEvent: SwiftProtobuf.Message, SwiftProtobu
       guard case .winner(let v)? = self.kind else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
     }()
+    case .candidateText?: try {
+      guard case .candidateText(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
+    }()
     case .scored?: try {
       guard case .scored(let v)? = self.kind else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 20)
@@ -4940,6 +5309,51 @@ nonisolated extension Stagebeam_V1_JobEvent: SwiftProtobuf.Message, SwiftProtobu
     if lhs.stage != rhs.stage {return false}
     if lhs.step != rhs.step {return false}
     if lhs.kind != rhs.kind {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Stagebeam_V1_CandidateText: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CandidateText"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}index\0\u{1}text\0\u{3}token_count\0\u{1}attempt\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.index) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.text) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.tokenCount) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.attempt) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.index != 0 {
+      try visitor.visitSingularUInt32Field(value: self.index, fieldNumber: 1)
+    }
+    if !self.text.isEmpty {
+      try visitor.visitSingularStringField(value: self.text, fieldNumber: 2)
+    }
+    if self.tokenCount != 0 {
+      try visitor.visitSingularUInt32Field(value: self.tokenCount, fieldNumber: 3)
+    }
+    if self.attempt != 0 {
+      try visitor.visitSingularUInt32Field(value: self.attempt, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Stagebeam_V1_CandidateText, rhs: Stagebeam_V1_CandidateText) -> Bool {
+    if lhs.index != rhs.index {return false}
+    if lhs.text != rhs.text {return false}
+    if lhs.tokenCount != rhs.tokenCount {return false}
+    if lhs.attempt != rhs.attempt {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -5478,7 +5892,7 @@ nonisolated extension Stagebeam_V1_StageSummary: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Stagebeam_V1_JobCounts: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JobCounts"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}candidates\0\u{3}generated_tokens\0\u{3}judge_calls\0\u{3}unparsable_verdicts\0\u{3}redispatched_requests\0\u{4}\u{5}candidate_prompt_tokens\0\u{3}candidate_reused_prefix_tokens\0\u{4}\u{9}score_calls\0\u{3}scored_candidates\0\u{1}retraces\0\u{4}\u{8}candidate_prefill_ms\0\u{3}candidate_decode_ms\0\u{3}candidate_waiting_ms\0\u{3}judge_prefill_ms\0\u{3}judge_decode_ms\0\u{3}judge_waiting_ms\0\u{3}judge_prompt_tokens\0\u{3}judge_reused_prefix_tokens\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}candidates\0\u{3}generated_tokens\0\u{3}judge_calls\0\u{3}unparsable_verdicts\0\u{3}redispatched_requests\0\u{4}\u{5}candidate_prompt_tokens\0\u{3}candidate_reused_prefix_tokens\0\u{3}judge_generated_tokens\0\u{4}\u{8}score_calls\0\u{3}scored_candidates\0\u{1}retraces\0\u{4}\u{8}candidate_prefill_ms\0\u{3}candidate_decode_ms\0\u{3}candidate_waiting_ms\0\u{3}judge_prefill_ms\0\u{3}judge_decode_ms\0\u{3}judge_waiting_ms\0\u{3}judge_prompt_tokens\0\u{3}judge_reused_prefix_tokens\0")
 
   fileprivate class _StorageClass {
     var _candidates: UInt32 = 0
@@ -5496,6 +5910,7 @@ nonisolated extension Stagebeam_V1_JobCounts: SwiftProtobuf.Message, SwiftProtob
     var _judgeWaitingMs: Double = 0
     var _judgePromptTokens: UInt64 = 0
     var _judgeReusedPrefixTokens: UInt64 = 0
+    var _judgeGeneratedTokens: UInt64 = 0
     var _scoreCalls: UInt32 = 0
     var _scoredCandidates: UInt32 = 0
     var _retraces: UInt32 = 0
@@ -5524,6 +5939,7 @@ nonisolated extension Stagebeam_V1_JobCounts: SwiftProtobuf.Message, SwiftProtob
       _judgeWaitingMs = source._judgeWaitingMs
       _judgePromptTokens = source._judgePromptTokens
       _judgeReusedPrefixTokens = source._judgeReusedPrefixTokens
+      _judgeGeneratedTokens = source._judgeGeneratedTokens
       _scoreCalls = source._scoreCalls
       _scoredCandidates = source._scoredCandidates
       _retraces = source._retraces
@@ -5552,6 +5968,7 @@ nonisolated extension Stagebeam_V1_JobCounts: SwiftProtobuf.Message, SwiftProtob
         case 5: try { try decoder.decodeSingularUInt32Field(value: &_storage._redispatchedRequests) }()
         case 10: try { try decoder.decodeSingularUInt64Field(value: &_storage._candidatePromptTokens) }()
         case 11: try { try decoder.decodeSingularUInt64Field(value: &_storage._candidateReusedPrefixTokens) }()
+        case 12: try { try decoder.decodeSingularUInt64Field(value: &_storage._judgeGeneratedTokens) }()
         case 20: try { try decoder.decodeSingularUInt32Field(value: &_storage._scoreCalls) }()
         case 21: try { try decoder.decodeSingularUInt32Field(value: &_storage._scoredCandidates) }()
         case 22: try { try decoder.decodeSingularUInt32Field(value: &_storage._retraces) }()
@@ -5591,6 +6008,9 @@ nonisolated extension Stagebeam_V1_JobCounts: SwiftProtobuf.Message, SwiftProtob
       }
       if _storage._candidateReusedPrefixTokens != 0 {
         try visitor.visitSingularUInt64Field(value: _storage._candidateReusedPrefixTokens, fieldNumber: 11)
+      }
+      if _storage._judgeGeneratedTokens != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._judgeGeneratedTokens, fieldNumber: 12)
       }
       if _storage._scoreCalls != 0 {
         try visitor.visitSingularUInt32Field(value: _storage._scoreCalls, fieldNumber: 20)
@@ -5649,6 +6069,7 @@ nonisolated extension Stagebeam_V1_JobCounts: SwiftProtobuf.Message, SwiftProtob
         if _storage._judgeWaitingMs != rhs_storage._judgeWaitingMs {return false}
         if _storage._judgePromptTokens != rhs_storage._judgePromptTokens {return false}
         if _storage._judgeReusedPrefixTokens != rhs_storage._judgeReusedPrefixTokens {return false}
+        if _storage._judgeGeneratedTokens != rhs_storage._judgeGeneratedTokens {return false}
         if _storage._scoreCalls != rhs_storage._scoreCalls {return false}
         if _storage._scoredCandidates != rhs_storage._scoredCandidates {return false}
         if _storage._retraces != rhs_storage._retraces {return false}

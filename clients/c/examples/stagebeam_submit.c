@@ -4,9 +4,14 @@
  *
  *   stagebeam-submit-c --coordinator tcp://127.0.0.1:5555 --question "How many red objects?" \
  *       --image examples/count.png [--beam N] [--seed S] [--max-stage-tokens T] [--method M]
- *       [--tournament random|bracket] [--job-id ID] [--timeout-s S]
+ *       [--tournament random|bracket] [--job-id ID] [--timeout-s S] [--stream-tokens MS]
  *   stagebeam-submit-c --coordinator EP --get ID      (a job's result by id, printed alike)
  *   stagebeam-submit-c --coordinator EP --cancel ID   (cancels it; prints its status)
+ *
+ * --stream-tokens MS also prints the candidates' text while workers generate it, a piece per
+ * candidate at most every MS milliseconds (the coordinator raises a value under 50 to 50): one line
+ * "  STAGE candidate K (attempt A): TEXT" per piece, newlines shown as \n. Pieces of one candidate
+ * and attempt concatenate to its text; a higher attempt (its worker was lost) starts it afresh.
  *
  * Exit status: 0 answered, 1 the job was refused, failed, cancelled or is unknown, 2 bad arguments,
  * 3 timed out, 4 (--get) the job has not finished yet.
@@ -43,6 +48,14 @@ static void print_event(const Stagebeam__V1__JobEvent *event, void *user) {
     case STAGEBEAM__V1__JOB_EVENT__KIND_WINNER:
         fprintf(stderr, "  %s winner: candidate %u\n", stage, event->winner->index);
         break;
+    case STAGEBEAM__V1__JOB_EVENT__KIND_CANDIDATE_TEXT:
+        fprintf(stderr, "  %s candidate %u (attempt %u): ", stage, event->candidate_text->index, event->candidate_text->attempt);
+        for (const char *c = event->candidate_text->text; *c; c++) {
+            if (*c == '\n') fputs("\\n", stderr);
+            else fputc(*c, stderr);
+        }
+        fputc('\n', stderr);
+        break;
     default: break;
     }
     fflush(stderr);
@@ -51,7 +64,7 @@ static void print_event(const Stagebeam__V1__JobEvent *event, void *user) {
 static int usage(const char *problem) {
     fprintf(stderr, "stagebeam-submit-c: %s\nusage: stagebeam-submit-c --coordinator EP --question Q [--image FILE] [--beam N] "
                     "[--seed S] [--max-stage-tokens T] [--method stage|best-of-n|sentence|greedy] [--tournament random|bracket] "
-                    "[--job-id ID] [--timeout-s S]\n       stagebeam-submit-c --coordinator EP (--get ID | --cancel ID) [--timeout-s S]\n",
+                    "[--job-id ID] [--timeout-s S] [--stream-tokens MS]\n       stagebeam-submit-c --coordinator EP (--get ID | --cancel ID) [--timeout-s S]\n",
             problem);
     return 2;
 }
@@ -98,6 +111,10 @@ int main(int argc, char **argv) {
             if (!strcmp(value, "random")) job.tournament = STAGEBEAM__V1__TOURNAMENT__TOURNAMENT_RANDOM;
             else if (!strcmp(value, "bracket")) job.tournament = STAGEBEAM__V1__TOURNAMENT__TOURNAMENT_BRACKET;
             else return usage("--tournament must be random or bracket");
+        } else if (!strcmp(option, "--stream-tokens")) {
+            if (parse_uint(value, &number) || number < 1) return usage("--stream-tokens must be an integer >= 1 (milliseconds)");
+            job.stream_candidate_text = 1;
+            job.candidate_text_interval_ms = (double)number;
         } else if (!strcmp(option, "--timeout-s")) {
             timeout_s = atof(value);
         } else {

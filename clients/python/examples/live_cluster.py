@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Exercises stagebeam_client against a running coordinator: status, a blocking submit, the same job
-streamed through events() (same seed: same answer), the result fetched by id, a job cancelled while it
+streamed through events() (same seed: same answer), the same with the candidates' text streamed
+(same answer; each candidate's pieces concatenate to its text as generated), the result fetched by id, a job cancelled while it
 runs and one past its deadline, the client's job list, and the asyncio client. Exits non-zero on any
 mismatch. Not part of `make test` (CI needs no Python); see docs/clients.md.
 
@@ -10,6 +11,7 @@ mismatch. Not part of `make test` (CI needs no Python); see docs/clients.md.
 
 import argparse
 import asyncio
+import json
 import sys
 import threading
 import time
@@ -58,11 +60,47 @@ def main() -> int:
         if len(winners) != 4:
             failures.append(f"expected 4 stage winners, got {len(winners)}")
 
+        # The candidates' text while it is written: pieces per (step, candidate, attempt), which
+        # concatenate to the search record's raw text of each candidate; the answer is unchanged.
+        pieces = {}
+        streamed = None
+        for item in client.events(args.question, args.image, stream_tokens=True, token_interval_s=0.05, **options):
+            if isinstance(item, pb.JobEvent) and item.WhichOneof("kind") == "candidate_text":
+                text = item.candidate_text
+                key = (item.step, text.index)
+                attempt, so_far = pieces.get(key, (0, ""))
+                pieces[key] = (text.attempt, text.text if text.attempt > attempt else so_far + text.text)
+            elif isinstance(item, pb.JobResult):
+                streamed = item
+        if streamed is None or streamed.answer != result.answer:
+            failures.append(f"events(stream_tokens=True) answered {streamed and streamed.answer!r}, submit() {result.answer!r}")
+        else:
+            raw = {}
+
+            def collect(value, unit=None):
+                if isinstance(value, dict):
+                    unit = value.get("unit", unit)
+                    if "raw_text" in value and "index" in value and unit is not None:
+                        raw[(unit, value["index"])] = value["raw_text"]
+                    for child in value.values():
+                        collect(child, unit)
+                elif isinstance(value, list):
+                    for child in value:
+                        collect(child, unit)
+
+            collect(json.loads(streamed.search_record_json))
+            texts = {key: text for key, (_, text) in pieces.items()}
+            expected = {key: text for key, text in raw.items() if text}
+            print(f"candidate text: {sum(len(t) for t in texts.values())} characters of {len(texts)} candidates streamed")
+            if texts != expected:
+                failures.append(f"streamed candidate text differs from the record for {sorted(set(texts.items()) ^ set(expected.items()))[:2]}")
+
         fetched = client.result(result.job_id)
         if fetched.answer != result.answer or fetched.status != pb.JOB_STATUS_SUCCEEDED:
             failures.append(f"result({result.job_id}) gave {pb.JobStatus.Name(fetched.status)} {fetched.answer!r}")
         print(f"result by id: {fetched.answer!r} · prompt tokens {fetched.counts.candidate_prompt_tokens} "
-              f"(reused {fetched.counts.candidate_reused_prefix_tokens}) · judge prompt tokens {fetched.counts.judge_prompt_tokens}")
+              f"(reused {fetched.counts.candidate_reused_prefix_tokens}) · judge prompt tokens {fetched.counts.judge_prompt_tokens} "
+              f"· judge generated tokens {fetched.counts.judge_generated_tokens}")
         try:
             client.result("no-such-job")
             failures.append("an unknown job id was answered")

@@ -68,6 +68,8 @@ def submit_job(
     deadline_s: Optional[float] = None,
     detached: bool = False,
     owner: str = "",
+    stream_tokens: bool = False,
+    token_interval_s: Optional[float] = None,
     candidates: Optional[int] = None,
     keep: Optional[int] = None,
     retraces: Optional[int] = None,
@@ -82,7 +84,9 @@ def submit_job(
     `detached`: the job runs on when this client goes away (otherwise it is cancelled). `owner`: a
     name to list the job under (`Client.jobs(owner)`). `candidates`, `keep` (stage-beam, swires),
     `retraces`, `z`, `reward_mean` and `reward_std` (swires; the last two together) are `submit`'s
-    --candidates, --keep, --retraces, --z, --reward-mean and --reward-std."""
+    --candidates, --keep, --retraces, --z, --reward-mean and --reward-std. `stream_tokens` (with
+    `stream_events`): also JobEvents of kind `candidate_text` with the candidates' text while workers
+    generate it, a piece at most every `token_interval_s` per request (None: the coordinator's 0.25 s)."""
     job = pb.SubmitJob(question=question, job_id=job_id or str(uuid.uuid4()), seed=seed,
                        judge_both_orders=judge_both_orders, record_search=record_search, stream_events=stream_events,
                        detached=detached, owner=owner)
@@ -90,6 +94,11 @@ def submit_job(
         if not deadline_s > 0:
             raise ValueError(f"deadline_s must be > 0; got {deadline_s!r}")
         job.deadline_ms = deadline_s * 1000
+    job.stream_candidate_text = stream_tokens
+    if token_interval_s is not None:
+        if not token_interval_s > 0:
+            raise ValueError(f"token_interval_s must be > 0; got {token_interval_s!r}")
+        job.candidate_text_interval_ms = token_interval_s * 1000
     if isinstance(image, (str, os.PathLike)):
         with open(image, "rb") as f:
             job.image = f.read()
