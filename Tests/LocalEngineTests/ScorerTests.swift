@@ -157,6 +157,47 @@ extension SelfRewardScorerTests {
         #expect(scores == together.prefix(2).map(Double.init))
     }
 
+    struct BuiltInReference: Decodable {
+        struct Case: Decodable {
+            let stage: String
+            let question: String
+            let answer: String
+            let right: Bool
+            let input_ids: [Int]
+            let reward: Float
+        }
+        let pad_token_id: Int
+        let cases: [Case]
+    }
+
+    /// The shipped reward model (models/stagebeam-shapes-reward, bf16 weights) against transformers
+    /// (scripts/fixtures/make_builtin_reward_fixtures.py): tokens, rewards, and through the scorer a
+    /// right stage above its wrong twin.
+    @Test func theBuiltInRewardModelMatchesTransformers() async throws {
+        let repository = URL(fileURLWithPath: #filePath)
+            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let reference = try JSONDecoder().decode(
+            BuiltInReference.self, from: Data(contentsOf: Self.directory("builtin").appendingPathComponent("reference.json")))
+        let model = try ModelLoader.loadRewardModel(
+            repository.appendingPathComponent("models/stagebeam-shapes-reward"),
+            options: ModelLoader.Options(maxRows: 64, maxLogitRows: 8), kvCapacityTokens: 8192)
+        #expect(model.padTokenId == reference.pad_token_id)
+        let scorer = try RewardModelScorer(model: model)
+        for c in reference.cases {
+            #expect(try scorer.tokens(question: c.question, answer: c.answer) == c.input_ids)
+        }
+        let rewards = try model.rewards(reference.cases.map(\.input_ids))
+        for (reward, c) in zip(rewards, reference.cases) { #expect(abs(reward - c.reward) < 1e-4) }
+        for pair in stride(from: 0, to: reference.cases.count, by: 2) {
+            let (right, wrong) = (reference.cases[pair], reference.cases[pair + 1])
+            let request = ScoreRequest(
+                topic: right.stage == "reasoning" ? .reasoning : .conclusion, question: right.question, imageRef: nil,
+                answers: [right.answer, wrong.answer], verification: "", verdictPrefix: "", choices: [])
+            let scores = try await scorer.score(request)
+            #expect(scores[0] > scores[1])
+        }
+    }
+
     @Test func aRewardModelIsNotAGenerator() throws {
         #expect(throws: ModelFormatError.self) { _ = try ModelLoader.load(Self.directory("llama")) }
         let causal = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
