@@ -101,7 +101,6 @@ struct EvalCommand: AsyncParsableCommand {
         let search: (EvalItem, SearchConfig) async throws -> SearchResult
         var evaluator: Evaluator?
         if let coordinator {
-            if scored { throw ValidationError("stage-beam and swires run in process only (no --coordinator)") }
             try await connect.check(coordinator, curve: nil)
             let client = try Client(context: ZMQContext(), endpoint: coordinator)
             let searches = ClusterSearches(
