@@ -172,7 +172,9 @@ extension ClusterProcessTests {
         let worker = try ChildProcess(
             [
                 "worker", "--coordinator", endpoint, "--model", LocalCluster.model, "--worker-id", "capped", "--max-batch", "2",
-                "--heartbeat-ms", "100", "--liveness", "5"
+                // The raw router answers heartbeats only while it waits for an answer: a liveness of 10 s
+                // keeps a loaded machine's pauses between requests from making the worker reconnect.
+                "--heartbeat-ms", "100", "--liveness", "100"
             ], name: "worker-capped", in: scratch)
         _ = worker
 
