@@ -266,31 +266,43 @@ import Wire
         let cluster = try LocalCluster(scratch: scratch)
         let a = try cluster.addWorker("a", maxBatch: 6)
         let b = try cluster.addWorker("b", maxBatch: 6)
-        let endpoint = cluster.endpoint
         let job = TestJob(question: "What makes rain?", beam: 6, maxStageTokens: 24, seed: 13)
+        let reference = try job.runInProcess(in: scratch)
+        try cluster.restartCoordinatorMidJob(
+            "resumed", arguments: job.arguments, pausing: [a, b], answer: reference["answer"] as? String, scratch: scratch,
+            minimumSteps: 2 + 5, "summary and caption: one generate and five judge calls each, at least")
+        #expect(try SearchOutcome(submitted: cluster.submit(job, jobID: "resumed")) == SearchOutcome(record: reference))
+    }
+}
+
+extension LocalCluster {
+    /// Submits a job as `id` from a client that waits, and once the job's reasoning stage has
+    /// started, pauses `workers`, SIGKILLs the coordinator, restarts it on its journal and lets the
+    /// workers go on. Expects the job unfinished at the kill with at least `minimumSteps` journaled
+    /// steps (`why`), the waiting client to get `answer`, and the restarted coordinator to take at
+    /// least those steps' answers from the journal.
+    func restartCoordinatorMidJob(
+        _ id: String, arguments: [String], pausing workers: [ChildProcess], answer: String?, scratch: Scratch,
+        minimumSteps: Int, _ why: Comment
+    ) throws {
         let waiting = try ChildProcess(
-            ["submit", "--coordinator", endpoint, "--job-id", "resumed"] + job.arguments,
-            name: "submit-resumed", in: scratch)
+            ["submit", "--coordinator", endpoint, "--job-id", id] + arguments, name: "submit-\(id)", in: scratch)
         try waiting.wait("the reasoning stage to start") { $0.stderr.contains("▸ reasoning") ? true : nil }
-        a.signal(SIGSTOP)
-        b.signal(SIGSTOP)
-        let journal = try String(contentsOfFile: cluster.journal, encoding: .utf8)
-        let stepsBefore = journal.components(separatedBy: "\"event\":\"step\",\"job_id\":\"resumed\"").count - 1
-        #expect(!journal.contains("\"event\":\"finished\",\"job_id\":\"resumed\""), "the job must be unfinished at the kill")
-        #expect(stepsBefore >= 2 + 5, "summary and caption: one generate and five judge calls each, at least")
-        cluster.coordinator.signal(SIGKILL)
-        _ = try cluster.coordinator.exitStatus()
-        try cluster.startCoordinator(endpoint: endpoint)
-        a.signal(SIGCONT)
-        b.signal(SIGCONT)
+        for worker in workers { worker.signal(SIGSTOP) }
+        let journal = try String(contentsOfFile: self.journal, encoding: .utf8)
+        let stepsBefore = journal.components(separatedBy: "\"event\":\"step\",\"job_id\":\"\(id)\"").count - 1
+        #expect(!journal.contains("\"event\":\"finished\",\"job_id\":\"\(id)\""), "the job must be unfinished at the kill")
+        #expect(stepsBefore >= minimumSteps, why)
+        coordinator.signal(SIGKILL)
+        _ = try coordinator.exitStatus()
+        try startCoordinator(endpoint: endpoint)
+        for worker in workers { worker.signal(SIGCONT) }
 
         #expect(try waiting.exitStatus() == 0, "\(waiting.stderr.suffix(2000))")
-        let reference = try job.runInProcess(in: scratch)
-        #expect(waiting.stdout.contains("answer: \(reference["answer"] as? String ?? "?")"))
-        let reused = try cluster.coordinator.wait("the job to finish") { child -> Int? in
-            child.logged("answers reused from the journal", ["job_id": "resumed"]).first?["answers"] as? Int
+        #expect(waiting.stdout.contains("answer: \(answer ?? "?")"))
+        let reused = try coordinator.wait("the job to finish") { child -> Int? in
+            child.logged("answers reused from the journal", ["job_id": id]).first?["answers"] as? Int
         }
         #expect(reused >= stepsBefore)
-        #expect(try SearchOutcome(submitted: cluster.submit(job, jobID: "resumed")) == SearchOutcome(record: reference))
     }
 }

@@ -99,32 +99,13 @@ import Wire
         let cluster = try LocalCluster(scratch: scratch)
         let a = try cluster.addWorker("a", maxBatch: 8, roles: "generate,reward")
         let b = try cluster.addWorker("b", maxBatch: 8, roles: "generate,reward")
-        let endpoint = cluster.endpoint
         let job = RewardJob(
             method: "swires", question: "Why do leaves fall?", seed: 12, maxStageTokens: 24,
             extra: ["--retraces", "2", "--reward-mean", "40", "--reward-std", "1"])
-        let waiting = try ChildProcess(
-            ["submit", "--coordinator", endpoint, "--job-id", "reward-resumed"] + job.arguments, name: "submit-resumed", in: scratch)
-        try waiting.wait("the reasoning stage to start") { $0.stderr.contains("▸ reasoning") ? true : nil }
-        a.signal(SIGSTOP)
-        b.signal(SIGSTOP)
-        let journal = try String(contentsOfFile: cluster.journal, encoding: .utf8)
-        let stepsBefore = journal.components(separatedBy: "\"event\":\"step\",\"job_id\":\"reward-resumed\"").count - 1
-        #expect(!journal.contains("\"event\":\"finished\",\"job_id\":\"reward-resumed\""), "the job must be unfinished at the kill")
-        #expect(stepsBefore >= 4, "summary and caption: one generate and one score call each, at least")
-        cluster.coordinator.signal(SIGKILL)
-        _ = try cluster.coordinator.exitStatus()
-        try cluster.startCoordinator(endpoint: endpoint)
-        a.signal(SIGCONT)
-        b.signal(SIGCONT)
-
-        #expect(try waiting.exitStatus() == 0, "\(waiting.stderr.suffix(2000))")
         let reference = try job.runInProcess(in: scratch)
-        #expect(waiting.stdout.contains("answer: \(reference["answer"] as? String ?? "?")"))
-        let reused = try cluster.coordinator.wait("the job to finish") { child -> Int? in
-            child.logged("answers reused from the journal", ["job_id": "reward-resumed"]).first?["answers"] as? Int
-        }
-        #expect(reused >= stepsBefore)
+        try cluster.restartCoordinatorMidJob(
+            "reward-resumed", arguments: job.arguments, pausing: [a, b], answer: reference["answer"] as? String,
+            scratch: scratch, minimumSteps: 4, "summary and caption: one generate and one score call each, at least")
         #expect(try RewardOutcome(submitted: cluster.submit(job, jobID: "reward-resumed")) == RewardOutcome(record: reference))
     }
 
