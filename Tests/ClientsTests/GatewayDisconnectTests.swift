@@ -5,17 +5,17 @@ import Testing
 extension GatewayTests {
     /// A non-streamed chat completion whose HTTP client (curl, a separate process) gives up while
     /// the job runs cancels the job: the gateway sees the connection close, closes the job's
-    /// client, and the coordinator cancels the job and stops its request on the worker — long
-    /// before the job could have finished.
+    /// client, and the coordinator cancels the job and stops its request on the worker. The worker
+    /// is frozen (SIGSTOP) before the request, so the job is certainly still running when curl
+    /// gives up, however fast the machine; a liveness of 60 s keeps the frozen worker registered.
     @Test func aClientThatHangsUpCancelsItsJob() throws {
         let scratch = try Scratch()
-        let cluster = try LocalCluster(scratch: scratch)
-        try cluster.addWorker("w", maxBatch: 8)
+        let cluster = try LocalCluster(scratch: scratch, liveness: 600)
+        let worker = try cluster.addWorker("w", maxBatch: 8)
         let gateway = try Gateway(coordinator: cluster.endpoint, scratch: scratch)
-        // Eight candidates of up to 900 tokens per stage: many seconds of decoding.
         let body = try JSONSerialization.data(withJSONObject: [
             "model": "any", "messages": [["role": "user", "content": "Describe everything you know."]],
-            "beam": 8, "max_stage_tokens": 900, "seed": 3
+            "beam": 2, "max_stage_tokens": 64, "seed": 3
         ])
         let curl = Process()
         curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
@@ -23,6 +23,7 @@ extension GatewayTests {
             "-s", "--max-time", "1", "-H", "Content-Type: application/json", "--data-binary", String(decoding: body, as: UTF8.self),
             gateway.base + "/v1/chat/completions"
         ]
+        worker.signal(SIGSTOP)
         try curl.run()
         curl.waitUntilExit()
         #expect(curl.terminationStatus == 28, "curl gave up at its --max-time (exit 28), got \(curl.terminationStatus)")
@@ -31,10 +32,11 @@ extension GatewayTests {
             child.logged("job finished").first
         }
         let after = Date().timeIntervalSince(hungUp)
+        worker.signal(SIGCONT)
         #expect(finished["status"] as? String == "cancelled", "\(finished)")
         #expect((finished["error"] as? String ?? "").contains("disconnected"), "\(finished)")
         #expect(after < 2, "the job ended \(after) s after the client hung up")
-        _ = try cluster.workers["w"]!.wait("the worker to stop the job's request", timeout: 5) { child in
+        _ = try worker.wait("the worker to stop the job's request", timeout: 10) { child in
             child.logged("work stopped").first
         }
         #expect(gateway.process.logged("HTTP client gone: cancelling its job").count == 1)
