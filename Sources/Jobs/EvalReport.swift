@@ -22,6 +22,10 @@ public struct EvalRow: Sendable, Equatable {
     public var judgeCalls = 0
     /// Candidate tokens generated (every candidate's, chosen or not).
     public var tokens = 0
+    /// Tokens the judge wrote (generate-mode verdicts' checks; logprob verdicts write none).
+    public var judgeTokens = 0
+    /// Candidates scored by the scorer (`stage-beam`, `swires`).
+    public var scoredCandidates = 0
     /// Wall time of the whole row.
     public var seconds = 0.0
     /// Items without a family are under `EvalReport.noFamily`.
@@ -39,6 +43,9 @@ public struct EvalRow: Sendable, Equatable {
         if formatValid { self.formatValid += 1 }
         judgeCalls += result.counts.judgeCalls
         tokens += result.counts.generatedTokens
+        scoredCandidates += result.counts.scoredCandidates
+        let tournaments = result.stages.flatMap(\.units).compactMap(\.tournament) + [result.finalTournament].compactMap { $0 }
+        judgeTokens += tournaments.flatMap(\.matches).flatMap(\.calls).reduce(0) { $0 + ($1.cost?.compute?.generatedTokens ?? 0) }
         profile.add(result)
         answers.append(
             EvalAnswer(
@@ -114,7 +121,8 @@ public struct EvalReport: Sendable {
 
     var families: [String] { Set(rows.flatMap(\.byFamily.keys)).sorted() }
 
-    /// `{"results": [{"method", "beam", "n", "correct", "accuracy", "format_valid", "judge_calls", "tokens", "seconds"}],
+    /// `{"results": [{"method", "beam", "n", "correct", "accuracy", "format_valid", "judge_calls", "tokens", "judge_tokens",
+    /// "scored_candidates", "seconds"}],
     /// "by_family": {family: [{"method", "beam", "n", "correct", "accuracy"}]}, "judge": {"pairs",
     /// "accuracy_better_first", "accuracy_better_second", "accuracy", "accuracy_both_orders", "by_topic": {topic: {…the same five}}}
     /// or null}`.
@@ -131,7 +139,8 @@ public struct EvalReport: Sendable {
             [
                 "method": row.run.method.rawValue, "beam": row.run.beam, "n": row.score.n, "correct": row.score.correct,
                 "accuracy": row.score.accuracy, "format_valid": Tally(n: row.score.n, correct: row.formatValid).accuracy,
-                "judge_calls": row.judgeCalls, "tokens": row.tokens, "seconds": row.seconds
+                "judge_calls": row.judgeCalls, "tokens": row.tokens, "judge_tokens": row.judgeTokens,
+                "scored_candidates": row.scoredCandidates, "seconds": row.seconds
             ]
         }
         var byFamily: [String: Any] = [:]
@@ -167,13 +176,13 @@ public struct EvalReport: Sendable {
         func percent(_ tally: Tally) -> String { String(format: "%.1f%%", tally.accuracy * 100) }
         var sections = [
             ConsoleTable.render(
-                [["method", "beam", "n", "correct", "accuracy", "format valid", "judge calls", "tokens", "seconds"]]
+                [["method", "beam", "n", "correct", "accuracy", "format valid", "judge calls", "tokens", "judge tokens", "seconds"]]
                     + rows.map { row in
                         [
                             row.run.method.rawValue, String(row.run.beam), String(row.score.n), String(row.score.correct),
                             percent(row.score),
                             "\(row.formatValid)/\(row.score.n) (\(percent(Tally(n: row.score.n, correct: row.formatValid))))",
-                            String(row.judgeCalls), String(row.tokens), String(format: "%.1f", row.seconds)
+                            String(row.judgeCalls), String(row.tokens), String(row.judgeTokens), String(format: "%.1f", row.seconds)
                         ]
                     })
         ]

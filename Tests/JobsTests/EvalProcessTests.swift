@@ -23,7 +23,7 @@ struct EvalProcessTests {
         let results = try #require(report["results"] as? [[String: Any]])
         #expect(results.map { "\($0["method"] ?? "")/\($0["beam"] ?? "")" } == ["greedy/1", "stage/2"])
         for row in results {
-            #expect(Set(row.keys) == ["method", "beam", "n", "correct", "accuracy", "format_valid", "judge_calls", "tokens", "seconds"])
+            #expect(Set(row.keys) == ["method", "beam", "n", "correct", "accuracy", "format_valid", "judge_calls", "tokens", "judge_tokens", "scored_candidates", "seconds"])
             let n = try #require(row["n"] as? Int), correct = try #require(row["correct"] as? Int)
             let beam = try #require(row["beam"] as? Int), tokens = try #require(row["tokens"] as? Int)
             #expect(n == 2 && (0...n).contains(correct))
@@ -34,6 +34,8 @@ struct EvalProcessTests {
             // One match per stage at beam 2, none when both candidates are the same text.
             #expect((0...(beam == 1 ? 0 : n * 4)).contains(try #require(row["judge_calls"] as? Int)), "\(row)")
             #expect(try #require(row["seconds"] as? Double) > 0)
+            // Greedy has no judge, so its judge wrote nothing.
+            #expect(beam > 1 || row["judge_tokens"] as? Int == 0, "\(row)")
         }
 
         let families = try #require(report["by_family"] as? [String: [[String: Any]]])
