@@ -203,7 +203,40 @@ SB_INLINE void SB_NAME(tile)(sb_weight_type type, const int NW, const int NT, co
     }
 }
 
-/// One weight row (NW = 1) or two (NW = 2) against all activation rows: groups of 4
+/// One weight row against 8 activation rows (two groups of 4): each weight block is decoded once for
+/// all 8 (a wide batch or prefill; `tile` with NT ≤ 4 decodes it once per 4).
+SB_INLINE void SB_NAME(tile8)(sb_weight_type type, const uint8_t *row, int64_t k, const int8_t *xq,
+                              const sb_activation_block *xb, const sb_activation_quad *xg, float *y, int64_t ldy) {
+    const int64_t blocks = k / 32;
+    __m256 acc[8];
+    __m128 correction4[2] = {_mm_setzero_ps(), _mm_setzero_ps()};
+    for (int t = 0; t < 8; t++) acc[t] = _mm256_setzero_ps();
+    if (sb_is_k(type)) {
+        for (int64_t super = 0; super < blocks / 8; super++) {
+            sb_block_factors f[8];
+            SB_NAME(k_factors)(type, row + super * sb_block_bytes(type), f);
+            for (int s = 0; s < 8; s++) {
+                const int64_t b = 8 * super + s;
+                const __m256i q = SB_NAME(levels)(type, row, b);
+                SB_NAME(add_block4)(type, 4, q, &f[s], b, k, xq, xb, xg, acc, &correction4[0]);
+                SB_NAME(add_block4)(type, 4, q, &f[s], b, k, xq + 4 * k, xb + 4 * blocks, xg + blocks, acc + 4, &correction4[1]);
+            }
+        }
+    } else {
+        for (int64_t b = 0; b < blocks; b++) {
+            const sb_block_factors f = sb_factors(type, row, b);
+            const __m256i q = SB_NAME(levels)(type, row, b);
+            SB_NAME(add_block4)(type, 4, q, &f, b, k, xq, xb, xg, acc, &correction4[0]);
+            SB_NAME(add_block4)(type, 4, q, &f, b, k, xq + 4 * k, xb + 4 * blocks, xg + blocks, acc + 4, &correction4[1]);
+        }
+    }
+    float correction[8];
+    _mm_storeu_ps(correction, correction4[0]);
+    _mm_storeu_ps(correction + 4, correction4[1]);
+    for (int t = 0; t < 8; t++) y[t * ldy] = SB_NAME(reduce)(acc[t]) + correction[t];
+}
+
+/// One weight row (NW = 1) or two (NW = 2) against all activation rows: groups of 8, then of 4,
 /// one weight row at a time (8 accumulators of 2 × 4 spill), the last 1 or 2 activation rows with
 /// both weight rows at once.
 SB_INLINE void SB_NAME(rows)(sb_weight_type type, const int NW, const uint8_t *row, size_t row_bytes, int64_t k,
@@ -211,6 +244,9 @@ SB_INLINE void SB_NAME(rows)(sb_weight_type type, const int NW, const uint8_t *r
                              float *y, int64_t ldy) {
     const int64_t blocks = k / 32;
     int64_t t = 0;
+    for (; t + 8 <= rows; t += 8)
+        for (int r = 0; r < NW; r++)
+            SB_NAME(tile8)(type, row + r * row_bytes, k, xq + t * k, xb + t * blocks, xg + t / 4 * blocks, y + t * ldy + r, ldy);
     for (; t + 4 <= rows; t += 4)
         for (int r = 0; r < NW; r++)
             SB_NAME(tile)(type, 1, 4, row + r * row_bytes, row_bytes, k, xq + t * k, xb + t * blocks, xg + t / 4 * blocks,

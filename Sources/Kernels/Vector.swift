@@ -1,11 +1,11 @@
 /// Small vector operations over raw buffers, SIMD8 with fixed-order reductions.
 
-@inline(__always)
+@inlinable @inline(__always)
 func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
     UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
 }
 
-@inline(__always)
+@inlinable @inline(__always)
 func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
 }
@@ -40,7 +40,7 @@ public func add(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, 
 /// `dot(a, b_j, count:)` for four vectors `b_j` at once: four independent accumulators, each walked
 /// exactly as `dot` walks its one, so each result has `dot`'s bits (one chain of fused multiply-adds
 /// waits on the last; four overlap).
-@inline(__always)
+@inlinable @inline(__always)
 public func dot4(
     _ a: UnsafePointer<Float>, _ b0: UnsafePointer<Float>, _ b1: UnsafePointer<Float>, _ b2: UnsafePointer<Float>,
     _ b3: UnsafePointer<Float>, count: Int
@@ -70,7 +70,7 @@ public func dot4(
 /// `axpy(weights[j], row(j), out, count: width)` for j in order (every element summed in row order
 /// with the same fused multiply-adds), but with the sums held in registers, 64 elements at a time,
 /// instead of stored and reloaded for every row.
-@inline(__always)
+@inlinable @inline(__always)
 public func weightedSum(
     _ weights: UnsafePointer<Float>, count: Int, width: Int, into out: UnsafeMutablePointer<Float>,
     row: (Int) -> UnsafePointer<Float>

@@ -75,9 +75,9 @@ import Testing
         }
     }
 
-    /// Every tile shape: groups of 4 rows, a last group of 3 (grouped offsets with a padding lane), 2
-    /// or 1 (row by row).
-    @Test(arguments: quantized, [6, 7, 9])
+    /// Every tile shape: groups of 8 rows, of 4, a last group of 3 (grouped offsets with a padding
+    /// lane), 2 or 1 (row by row).
+    @Test(arguments: quantized, [6, 7, 9, 19])
     func vectorKernelEqualsScalarReference(element: WeightMatrix.Element, rows: Int) {
         let bytes = Self.blocks(element, seed: 13)
         let x = Self.values(rows * Self.k, seed: 14)
