@@ -21,7 +21,7 @@ import CKernels
 /// order — integer dot product of a weight block with an activation block (exact), times the two
 /// blocks' scales — plus a scalar for the formats' offsets, reduced in a fixed order. A row's int8
 /// activations depend on that row only, so the same invariance holds. Each weight block is decoded
-/// once per call for up to 4 input rows. The int8 rounding of activations is the only difference from
+/// once per group of up to 8 input rows. The int8 rounding of activations is the only difference from
 /// f32 arithmetic on the de-quantized weights: at most half an activation step per element.
 ///
 /// Float tiles of 3 weight rows × 4 input rows: per 8 values of `k` the kernel loads 7 vectors and
