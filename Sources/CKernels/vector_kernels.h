@@ -81,9 +81,7 @@ SB_INLINE void SB_NAME(add_block)(sb_weight_type type, const int NT, __m256i q, 
 /// multiply-add (the same f32 operation per lane as the scalar one), from the group's interleaved
 /// offsets (`sb_activation_quad`).
 SB_INLINE void SB_NAME(add_block4)(sb_weight_type type, const int NT, __m256i q, const sb_block_factors *f, int64_t b, int64_t k,
-                                   const int8_t *xq, const sb_activation_block *xb, const sb_activation_quad *xg, __m256 acc[4],
-                                   __m128 *correction) {
-    const int64_t blocks = k / 32;
+                                   const int8_t *xq, const sb_activation_quad *xg, __m256 acc[4], __m128 *correction) {
     const __m256i magnitude = type == SB_Q8_0 ? _mm256_abs_epi8(q) : q;
     const sb_activation_quad *g = xg + b;
     // The 4 rows' scale products in one multiply, each then broadcast from memory (a load, not a
@@ -180,7 +178,7 @@ SB_INLINE void SB_NAME(tile)(sb_weight_type type, const int NW, const int NT, co
                 const int64_t b = 8 * super + s;
                 for (int r = 0; r < NW; r++) {
                     const __m256i q = SB_NAME(levels)(type, row + r * row_bytes, b);
-                    if (NT >= 3) SB_NAME(add_block4)(type, NT, q, &f[r][s], b, k, xq, xb, xg, acc[r], &correction4[r]);
+                    if (NT >= 3) SB_NAME(add_block4)(type, NT, q, &f[r][s], b, k, xq, xg, acc[r], &correction4[r]);
                     else SB_NAME(add_block)(type, NT, q, &f[r][s], b, k, xq, xb, acc[r], correction[r]);
                 }
             }
@@ -192,7 +190,7 @@ SB_INLINE void SB_NAME(tile)(sb_weight_type type, const int NW, const int NT, co
             for (int r = 0; r < NW; r++) {
                 const sb_block_factors f = sb_factors(type, row + r * row_bytes, b);
                 const __m256i q = SB_NAME(levels)(type, row + r * row_bytes, b);
-                if (NT >= 3) SB_NAME(add_block4)(type, NT, q, &f, b, k, xq, xb, xg, acc[r], &correction4[r]);
+                if (NT >= 3) SB_NAME(add_block4)(type, NT, q, &f, b, k, xq, xg, acc[r], &correction4[r]);
                 else SB_NAME(add_block)(type, NT, q, &f, b, k, xq, xb, acc[r], correction[r]);
             }
         }
@@ -205,8 +203,8 @@ SB_INLINE void SB_NAME(tile)(sb_weight_type type, const int NW, const int NT, co
 
 /// One weight row against 8 activation rows (two groups of 4): each weight block is decoded once for
 /// all 8 (a wide batch or prefill; `tile` with NT ≤ 4 decodes it once per 4).
-SB_INLINE void SB_NAME(tile8)(sb_weight_type type, const uint8_t *row, int64_t k, const int8_t *xq,
-                              const sb_activation_block *xb, const sb_activation_quad *xg, float *y, int64_t ldy) {
+SB_INLINE void SB_NAME(tile8)(sb_weight_type type, const uint8_t *row, int64_t k, const int8_t *xq, const sb_activation_quad *xg,
+                              float *y, int64_t ldy) {
     const int64_t blocks = k / 32;
     __m256 acc[8];
     __m128 correction4[2] = {_mm_setzero_ps(), _mm_setzero_ps()};
@@ -218,16 +216,16 @@ SB_INLINE void SB_NAME(tile8)(sb_weight_type type, const uint8_t *row, int64_t k
             for (int s = 0; s < 8; s++) {
                 const int64_t b = 8 * super + s;
                 const __m256i q = SB_NAME(levels)(type, row, b);
-                SB_NAME(add_block4)(type, 4, q, &f[s], b, k, xq, xb, xg, acc, &correction4[0]);
-                SB_NAME(add_block4)(type, 4, q, &f[s], b, k, xq + 4 * k, xb + 4 * blocks, xg + blocks, acc + 4, &correction4[1]);
+                SB_NAME(add_block4)(type, 4, q, &f[s], b, k, xq, xg, acc, &correction4[0]);
+                SB_NAME(add_block4)(type, 4, q, &f[s], b, k, xq + 4 * k, xg + blocks, acc + 4, &correction4[1]);
             }
         }
     } else {
         for (int64_t b = 0; b < blocks; b++) {
             const sb_block_factors f = sb_factors(type, row, b);
             const __m256i q = SB_NAME(levels)(type, row, b);
-            SB_NAME(add_block4)(type, 4, q, &f, b, k, xq, xb, xg, acc, &correction4[0]);
-            SB_NAME(add_block4)(type, 4, q, &f, b, k, xq + 4 * k, xb + 4 * blocks, xg + blocks, acc + 4, &correction4[1]);
+            SB_NAME(add_block4)(type, 4, q, &f, b, k, xq, xg, acc, &correction4[0]);
+            SB_NAME(add_block4)(type, 4, q, &f, b, k, xq + 4 * k, xg + blocks, acc + 4, &correction4[1]);
         }
     }
     float correction[8];
@@ -246,7 +244,7 @@ SB_INLINE void SB_NAME(rows)(sb_weight_type type, const int NW, const uint8_t *r
     int64_t t = 0;
     for (; t + 8 <= rows; t += 8)
         for (int r = 0; r < NW; r++)
-            SB_NAME(tile8)(type, row + r * row_bytes, k, xq + t * k, xb + t * blocks, xg + t / 4 * blocks, y + t * ldy + r, ldy);
+            SB_NAME(tile8)(type, row + r * row_bytes, k, xq + t * k, xg + t / 4 * blocks, y + t * ldy + r, ldy);
     for (; t + 4 <= rows; t += 4)
         for (int r = 0; r < NW; r++)
             SB_NAME(tile)(type, 1, 4, row + r * row_bytes, row_bytes, k, xq + t * k, xb + t * blocks, xg + t / 4 * blocks,
