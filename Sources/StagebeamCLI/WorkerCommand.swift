@@ -93,8 +93,11 @@ struct WorkerCommand: AsyncParsableCommand {
             }
         } else if let policy = engine.model {
             log.notice(
-                "policy model not loaded: a reward-only worker with --reward-model scores with the reward model alone",
-                metadata: ["worker_id": "\(id)", "model": "\(policy)"])
+                "policy model not loaded",
+                metadata: [
+                    "worker_id": "\(id)", "model": "\(policy)",
+                    "reason": "a reward-only worker with --reward-model scores with the reward model alone"
+                ])
         }
         let credits = maxBatch ?? (workerEngine as? OpenAIBackend)?.slots ?? 8
         var scorer: WorkerScorer?
@@ -105,8 +108,11 @@ struct WorkerCommand: AsyncParsableCommand {
                 // Self-reward: the policy model scores, so a reward worker without --reward-model loads it.
                 scorer = WorkerScorer(selfReward: local)
                 log.notice(
-                    "reward role by self-reward: the policy model scores candidates (--reward-model DIR scores with a separate checkpoint)",
-                    metadata: ["worker_id": "\(id)", "model": "\(local.modelName)"])
+                    "reward role by self-reward on the policy model",
+                    metadata: [
+                        "worker_id": "\(id)", "model": "\(local.modelName)",
+                        "hint": "the policy model scores candidates, so it is loaded; --reward-model DIR scores with a separate checkpoint"
+                    ])
             }
         }
         let worker = try Worker(
