@@ -242,7 +242,9 @@ public final class WorkerScorer: Sendable {
         var groups: [[(entry: Waiting, prepared: PreparedScores)]] = []
         var groupOfImage: [String: Int] = [:]
         for entry in batch {
-            guard case .selfReward(let prepared) = entry.input else { continue }
+            guard case .selfReward(let prepared) = entry.input else {
+                preconditionFailure("a self-reward scorer prepares self-reward input")
+            }
             let image = prepared.images.first?.hash ?? ""
             if let group = groupOfImage[image] {
                 groups[group].append((entry, prepared))
@@ -285,10 +287,11 @@ public final class WorkerScorer: Sendable {
     private func scoreWaiting(on model: RewardModel) -> Bool {
         guard let batch = takeWaiting() else { return false }
         let run = { (members: [Waiting]) throws -> [Scored] in
-            var inputs: [(tokens: [[Int]], fits: [Bool])] = []
-            for member in members {
-                guard case .rewardModel(let tokens, let fits) = member.input else { continue }
-                inputs.append((tokens, fits))
+            let inputs = members.map { member -> (tokens: [[Int]], fits: [Bool]) in
+                guard case .rewardModel(let tokens, let fits) = member.input else {
+                    preconditionFailure("a reward-model scorer prepares reward-model input")
+                }
+                return (tokens, fits)
             }
             let fitting = inputs.flatMap { zip($0.tokens, $0.fits).filter(\.1).map(\.0) }
             let started = ContinuousClock.now

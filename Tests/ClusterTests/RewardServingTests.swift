@@ -5,20 +5,24 @@ import Testing
 import Transport
 import Wire
 
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
 /// A reward worker as a real process behind a raw coordinator socket: reward requests that wait for
 /// its engine together are scored in one batch, each candidate getting the very score it gets
 /// alone; hostile requests get typed errors and it goes on serving. Self-reward on the policy
 /// model, and a reward-only worker with a sequence-classification reward model, which never loads
 /// the policy model.
 @Suite(.serialized) struct RewardServingTests {
-    @Test func selfRewardWorkerBatchesRequestsWithTheScoresTheyGetAlone() throws {
+    @Test func selfRewardWorkerBatchesRequestsWithTheScoresTheyGetAlone() async throws {
         let served = try RewardWorker(name: "self", arguments: ["--model", LocalCluster.model])
         #expect(served.ready.rewardModelKind == .selfReward && served.ready.rewardScorer == "self-reward")
         #expect(served.ready.rewardModelName == "llama-gqa" && served.ready.rewardModelHash == served.ready.modelHash)
-        try served.checkBatchingAndHostileInput()
+        try await served.checkBatchingAndHostileInput()
     }
 
-    @Test func rewardModelWorkerLoadsNoPolicyModelAndBatchesWithTheScoresTheyGetAlone() throws {
+    @Test func rewardModelWorkerLoadsNoPolicyModelAndBatchesWithTheScoresTheyGetAlone() async throws {
         // A policy model that is not there: a reward-only worker with --reward-model never opens it.
         let served = try RewardWorker(
             name: "rm", arguments: ["--model", "/nonexistent/policy-model", "--reward-model", RewardClusterTests.rewardModel])
@@ -28,7 +32,7 @@ import Wire
         #expect(served.ready.modelName == "llama" && served.ready.modelHash == served.ready.rewardModelHash)
         #expect(served.ready.recommendationsJson.isEmpty)
         #expect(!served.worker.logged("policy model not loaded", ["model": "/nonexistent/policy-model"]).isEmpty)
-        try served.checkBatchingAndHostileInput()
+        try await served.checkBatchingAndHostileInput()
     }
 }
 
@@ -50,7 +54,7 @@ private struct RewardWorker {
         worker = try ChildProcess(
             [
                 "worker", "--coordinator", try router.socket.lastEndpoint(), "--worker-id", name, "--roles", "reward", "--max-batch", "16",
-                "--heartbeat-ms", "100", "--liveness", "100", "--log-format", "json"
+                "--heartbeat-ms", "100", "--liveness", "100", "--log-format", "json", "--metrics-port", "0"
             ] + arguments, name: "worker-\(name)", in: scratch)
         guard let hello = try router.socket.receive(timeout: .seconds(20)), case .ready(let ready) = try EnvelopeCodec().decode(hello[1])
         else { throw ChildProcessError("expected Ready\n\(worker.stderr)") }
@@ -87,7 +91,7 @@ private struct RewardWorker {
         return result
     }
 
-    func checkBatchingAndHostileInput() throws {
+    func checkBatchingAndHostileInput() async throws {
         // Other jobs' requests: other questions and candidates, of different lengths.
         let requests = [
             request("a", question: "How many wheels does a bicycle have?", candidates: ["Count the wheels.</SUMMARY>", "Two.</SUMMARY>"]),
@@ -154,5 +158,50 @@ private struct RewardWorker {
         last.requestID = "after"
         try send(last)
         #expect(try result().scores == alone["a"])
+
+        // A request stopped while it waits behind a long one is answered `cancelled` and counted as a
+        // stopped reward request.
+        let long = request(
+            "long", question: "Describe every object.",
+            candidates: (0..<14).map { "Plan \($0): " + String(repeating: "look at each object and note its shape and color, ", count: 6) })
+        try send(long)
+        try send(request("stopped", question: "What do bees make?", candidates: ["Honey.</SUMMARY>"]))
+        var stop = Stagebeam_V1_StopRequests()
+        stop.jobID = "job-stopped"
+        stop.requestIds = ["stopped"]
+        try router.socket.send(route + [codec.encode(.stopRequests(stop))])
+        var answers: [String: Stagebeam_V1_Envelope.OneOf_Body] = [:]
+        for _ in 0..<2 {
+            let (_, body) = try router.next()
+            switch body {
+            case .rewardResult(let result): answers[result.requestID] = body
+            case .error(let error): answers[error.requestID] = body
+            default: throw ChildProcessError("unexpected \(body)")
+            }
+        }
+        guard case .rewardResult = answers["long"], case .error(let cancelled) = answers["stopped"] else {
+            throw ChildProcessError("expected the long request's scores and the stopped one's error: \(answers)")
+        }
+        #expect(cancelled.code == .cancelled)
+        let metrics = try await scrape()
+        #expect(metrics.contains("stagebeam_worker_requests_total{kind=\"reward\",outcome=\"stopped\"} 1\n"), "\(metrics)")
+        #expect(!metrics.contains("kind=\"judge\""), "a reward worker labels its requests reward")
+        let batches = try #require(sample(metrics, "stagebeam_worker_reward_batches_total"))
+        let batchedRequests = try #require(sample(metrics, "stagebeam_worker_reward_batched_requests_total"))
+        #expect(batchedRequests > batches, "requests scored together: \(batchedRequests) in \(batches) batches")
+    }
+
+    /// The worker's /metrics page.
+    func scrape() async throws -> String {
+        let url = try worker.wait("the metrics line") { child in
+            child.stdout.split(whereSeparator: { $0 == " " || $0 == "\n" }).first { $0.hasPrefix("http://") }.map(String.init)
+        }
+        let (data, _) = try await URLSession.shared.data(from: URL(string: url)!)
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// The value of an unlabelled series on a metrics page.
+    func sample(_ page: String, _ name: String) -> Double? {
+        page.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ")[1]) }
     }
 }
