@@ -36,6 +36,7 @@ measure() {
   local seconds=() peaks=()
   for ((r = 0; r < runs; r++)); do
     local log="$dir/$label-$r.log" start pid
+    : > "$log"
     start=$(date +%s.%N)
     "$executable" worker --coordinator "$endpoint" --worker-id "$label-$r" --heartbeat-ms 100 --threads "$threads" \
       --log-format json "$@" > "$log" 2>&1 &
