@@ -19,6 +19,8 @@ import Wire
         let served = try RewardWorker(name: "self", arguments: ["--model", LocalCluster.model])
         #expect(served.ready.rewardModelKind == .selfReward && served.ready.rewardScorer == "self-reward")
         #expect(served.ready.rewardModelName == "llama-gqa" && served.ready.rewardModelHash == served.ready.modelHash)
+        // Self-reward needs the policy model, and the worker says why it loads it.
+        #expect(served.worker.logged("reward role by self-reward on the policy model", ["model": "llama-gqa"]).count == 1)
         try await served.checkBatchingAndHostileInput()
     }
 
