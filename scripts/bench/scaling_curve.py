@@ -139,6 +139,23 @@ def svg(points, families, title):
     return "\n".join(parts) + "\n"
 
 
+def markdown(points, families):
+    """The points as a Markdown table, for the docs."""
+    name = " + ".join(families)
+    lines = [f"| method | budget | right (of {points[0]['n']}) | {name} right | candidate tokens / q | judge tokens / q "
+             "| judge calls / q | scored / q | CPU s / q |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    order = list(COLOURS)
+    for p in sorted(points, key=lambda p: (order.index(p["method"]) if p["method"] in order else 99, p["budget"])):
+        fam = p.get("families")
+        lines.append(
+            f"| {p['method']} | {p['budget']} | {p['correct']} ({p['accuracy'] * 100:.1f}%) | "
+            + (f"{fam['correct']}/{fam['n']} ({fam['accuracy'] * 100:.1f}%)" if fam else "-")
+            + f" | {p['candidate_tokens_per_question']:.0f} | {p['judge_tokens_per_question']:.0f} | "
+            f"{p['judge_calls_per_question']:.1f} | {p['scored_candidates_per_question']:.1f} | {p['cpu_seconds_per_question']:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("reports", nargs="+", type=Path, help="`stagebeam eval --json` outputs")
@@ -147,12 +164,15 @@ def main():
     parser.add_argument("--meta", type=Path, help="a JSON object recorded as the curve's `run` (commands, commit, machine)")
     parser.add_argument("--json-out", type=Path, required=True)
     parser.add_argument("--svg-out", type=Path, required=True)
+    parser.add_argument("--markdown-out", type=Path, help="also the points as a Markdown table")
     args = parser.parse_args()
     families = [f for f in args.families.split(",") if f]
     points = load_points(args.reports, families)
     meta = json.loads(args.meta.read_text()) if args.meta else {}
     args.json_out.write_text(json.dumps({"run": meta, "families": families, "points": points}, indent=1) + "\n")
     args.svg_out.write_text(svg(points, families, args.title))
+    if args.markdown_out:
+        args.markdown_out.write_text(markdown(points, families))
 
 
 if __name__ == "__main__":
