@@ -59,7 +59,8 @@ public nonisolated enum Stagebeam_V1_ProtocolVersion: SwiftProtobuf.Enum, Swift.
   /// Version ranges; the job API: CancelJob, GetJob, ListJobs, SubmitJob.deadline_ms and
   /// SubmitJob.detached, JOB_STATUS_CANCELLED, JobCounts' prompt and judge token counts. Added to
   /// version 2 later, as optional parts old peers skip: StopRequests, GenerateProgress and the
-  /// candidate text stream (JobEvent.candidate_text), JobCounts.judge_generated_tokens.
+  /// candidate text stream (JobEvent.candidate_text), JobCounts.judge_generated_tokens, several
+  /// matches in one judge request (JudgeRequest.more_matches, JudgeResult.match_results).
   case protocolVersion2 // = 2
 
   /// the version this schema describes
@@ -1477,11 +1478,89 @@ public nonisolated struct Stagebeam_V1_JudgeRequest: @unchecked Sendable {
     set {_uniqueStorage()._choices = newValue}
   }
 
+  /// Further comparisons judged together with the one above (protocol version 2, added later): the
+  /// matches of a bracket round that the coordinator sends to one worker, which decodes their verdicts
+  /// as one batch. Each is a rendered `prompt` with its own `seed`; every other field of this request
+  /// (stage, image, mode, verdict prefix, choices, sampling, budget) applies to each. The request takes
+  /// 1 + len(more_matches) sequences of the worker's credits. A worker that knows the field answers
+  /// every match in `JudgeResult.match_results`; one built before it judges the first match alone,
+  /// and the coordinator sends the others again, one per request.
+  public var moreMatches: [Stagebeam_V1_JudgeMatch] {
+    get {_storage._moreMatches}
+    set {_uniqueStorage()._moreMatches = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+/// One more comparison of a JudgeRequest (`JudgeRequest.more_matches`).
+public nonisolated struct Stagebeam_V1_JudgeMatch: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// as JudgeRequest.prompt
+  public var prompt: String = String()
+
+  /// as JudgeRequest.seed
+  public var seed: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// The answer to one match of a JudgeRequest with `more_matches`: what JudgeResult says of a
+/// single-match request, for this match alone.
+public nonisolated struct Stagebeam_V1_JudgeMatchResult: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var choice: Stagebeam_V1_Choice = .unspecified
+
+  public var verdictText: String = String()
+
+  public var probabilityFirst: Double = 0
+
+  public var probabilitySecond: Double = 0
+
+  public var logprobFirst: Double = 0
+
+  public var logprobSecond: Double = 0
+
+  public var promptTokens: UInt32 = 0
+
+  public var reusedPrefixTokens: UInt32 = 0
+
+  public var generatedTokens: UInt32 = 0
+
+  /// This match's engine time: its own prompt's prefill, and its share of the batched decode (in
+  /// proportion to the tokens it decoded), so that summing over matches counts the worker's time once.
+  public var prefillMs: Double = 0
+
+  public var decodeMs: Double = 0
+
+  /// Set when this match has no verdict: ERROR_CODE_PROMPT_TOO_LONG (its prompt does not fit the
+  /// judge's context; an answer, not a failure) — the other matches are answered all the same.
+  public var error: Stagebeam_V1_Error {
+    get {_error ?? Stagebeam_V1_Error()}
+    set {_error = newValue}
+  }
+  /// Returns true if `error` has been explicitly set.
+  public var hasError: Bool {self._error != nil}
+  /// Clears the value of `error`. Subsequent reads from it will return its default value.
+  public mutating func clearError() {self._error = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _error: Stagebeam_V1_Error? = nil
 }
 
 public nonisolated struct Stagebeam_V1_JudgeResult: Sendable {
@@ -1524,6 +1603,11 @@ public nonisolated struct Stagebeam_V1_JudgeResult: Sendable {
 
   /// Generate mode: tokens the judge generated for its verdict (EOS included); logprob mode: 0.
   public var generatedTokens: UInt32 = 0
+
+  /// A request with `more_matches`: one answer per match, in the request's order (the first match
+  /// first); the fields above then carry nothing but the ids. Empty for a single-match request, and
+  /// from a worker built before `more_matches` (it answered the first match alone, above).
+  public var matchResults: [Stagebeam_V1_JudgeMatchResult] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -4081,7 +4165,7 @@ nonisolated extension Stagebeam_V1_JudgeHints: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Stagebeam_V1_JudgeRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JudgeRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}job_id\0\u{3}deadline_ms\0\u{1}stage\0\u{1}question\0\u{1}image\0\u{1}hints\0\u{3}candidate_a\0\u{3}candidate_b\0\u{3}verdict_mode\0\u{1}seed\0\u{1}sampling\0\u{3}max_verdict_tokens\0\u{1}prompt\0\u{3}verdict_prefix\0\u{1}choices\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}job_id\0\u{3}deadline_ms\0\u{1}stage\0\u{1}question\0\u{1}image\0\u{1}hints\0\u{3}candidate_a\0\u{3}candidate_b\0\u{3}verdict_mode\0\u{1}seed\0\u{1}sampling\0\u{3}max_verdict_tokens\0\u{1}prompt\0\u{3}verdict_prefix\0\u{1}choices\0\u{3}more_matches\0")
 
   fileprivate class _StorageClass {
     var _requestID: String = String()
@@ -4100,6 +4184,7 @@ nonisolated extension Stagebeam_V1_JudgeRequest: SwiftProtobuf.Message, SwiftPro
     var _prompt: String = String()
     var _verdictPrefix: String = String()
     var _choices: [String] = []
+    var _moreMatches: [Stagebeam_V1_JudgeMatch] = []
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -4126,6 +4211,7 @@ nonisolated extension Stagebeam_V1_JudgeRequest: SwiftProtobuf.Message, SwiftPro
       _prompt = source._prompt
       _verdictPrefix = source._verdictPrefix
       _choices = source._choices
+      _moreMatches = source._moreMatches
     }
   }
 
@@ -4160,6 +4246,7 @@ nonisolated extension Stagebeam_V1_JudgeRequest: SwiftProtobuf.Message, SwiftPro
         case 14: try { try decoder.decodeSingularStringField(value: &_storage._prompt) }()
         case 15: try { try decoder.decodeSingularStringField(value: &_storage._verdictPrefix) }()
         case 16: try { try decoder.decodeRepeatedStringField(value: &_storage._choices) }()
+        case 17: try { try decoder.decodeRepeatedMessageField(value: &_storage._moreMatches) }()
         default: break
         }
       }
@@ -4220,6 +4307,9 @@ nonisolated extension Stagebeam_V1_JudgeRequest: SwiftProtobuf.Message, SwiftPro
       if !_storage._choices.isEmpty {
         try visitor.visitRepeatedStringField(value: _storage._choices, fieldNumber: 16)
       }
+      if !_storage._moreMatches.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._moreMatches, fieldNumber: 17)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -4245,6 +4335,7 @@ nonisolated extension Stagebeam_V1_JudgeRequest: SwiftProtobuf.Message, SwiftPro
         if _storage._prompt != rhs_storage._prompt {return false}
         if _storage._verdictPrefix != rhs_storage._verdictPrefix {return false}
         if _storage._choices != rhs_storage._choices {return false}
+        if _storage._moreMatches != rhs_storage._moreMatches {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -4254,9 +4345,133 @@ nonisolated extension Stagebeam_V1_JudgeRequest: SwiftProtobuf.Message, SwiftPro
   }
 }
 
+nonisolated extension Stagebeam_V1_JudgeMatch: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".JudgeMatch"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}prompt\0\u{1}seed\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.prompt) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.seed) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.prompt.isEmpty {
+      try visitor.visitSingularStringField(value: self.prompt, fieldNumber: 1)
+    }
+    if self.seed != 0 {
+      try visitor.visitSingularUInt64Field(value: self.seed, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Stagebeam_V1_JudgeMatch, rhs: Stagebeam_V1_JudgeMatch) -> Bool {
+    if lhs.prompt != rhs.prompt {return false}
+    if lhs.seed != rhs.seed {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Stagebeam_V1_JudgeMatchResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".JudgeMatchResult"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}choice\0\u{3}verdict_text\0\u{3}probability_first\0\u{3}probability_second\0\u{3}logprob_first\0\u{3}logprob_second\0\u{3}prompt_tokens\0\u{3}reused_prefix_tokens\0\u{3}generated_tokens\0\u{3}prefill_ms\0\u{3}decode_ms\0\u{1}error\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularEnumField(value: &self.choice) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.verdictText) }()
+      case 3: try { try decoder.decodeSingularDoubleField(value: &self.probabilityFirst) }()
+      case 4: try { try decoder.decodeSingularDoubleField(value: &self.probabilitySecond) }()
+      case 5: try { try decoder.decodeSingularDoubleField(value: &self.logprobFirst) }()
+      case 6: try { try decoder.decodeSingularDoubleField(value: &self.logprobSecond) }()
+      case 7: try { try decoder.decodeSingularUInt32Field(value: &self.promptTokens) }()
+      case 8: try { try decoder.decodeSingularUInt32Field(value: &self.reusedPrefixTokens) }()
+      case 9: try { try decoder.decodeSingularUInt32Field(value: &self.generatedTokens) }()
+      case 10: try { try decoder.decodeSingularDoubleField(value: &self.prefillMs) }()
+      case 11: try { try decoder.decodeSingularDoubleField(value: &self.decodeMs) }()
+      case 12: try { try decoder.decodeSingularMessageField(value: &self._error) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if self.choice != .unspecified {
+      try visitor.visitSingularEnumField(value: self.choice, fieldNumber: 1)
+    }
+    if !self.verdictText.isEmpty {
+      try visitor.visitSingularStringField(value: self.verdictText, fieldNumber: 2)
+    }
+    if self.probabilityFirst.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.probabilityFirst, fieldNumber: 3)
+    }
+    if self.probabilitySecond.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.probabilitySecond, fieldNumber: 4)
+    }
+    if self.logprobFirst.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.logprobFirst, fieldNumber: 5)
+    }
+    if self.logprobSecond.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.logprobSecond, fieldNumber: 6)
+    }
+    if self.promptTokens != 0 {
+      try visitor.visitSingularUInt32Field(value: self.promptTokens, fieldNumber: 7)
+    }
+    if self.reusedPrefixTokens != 0 {
+      try visitor.visitSingularUInt32Field(value: self.reusedPrefixTokens, fieldNumber: 8)
+    }
+    if self.generatedTokens != 0 {
+      try visitor.visitSingularUInt32Field(value: self.generatedTokens, fieldNumber: 9)
+    }
+    if self.prefillMs.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.prefillMs, fieldNumber: 10)
+    }
+    if self.decodeMs.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.decodeMs, fieldNumber: 11)
+    }
+    try { if let v = self._error {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Stagebeam_V1_JudgeMatchResult, rhs: Stagebeam_V1_JudgeMatchResult) -> Bool {
+    if lhs.choice != rhs.choice {return false}
+    if lhs.verdictText != rhs.verdictText {return false}
+    if lhs.probabilityFirst != rhs.probabilityFirst {return false}
+    if lhs.probabilitySecond != rhs.probabilitySecond {return false}
+    if lhs.logprobFirst != rhs.logprobFirst {return false}
+    if lhs.logprobSecond != rhs.logprobSecond {return false}
+    if lhs.promptTokens != rhs.promptTokens {return false}
+    if lhs.reusedPrefixTokens != rhs.reusedPrefixTokens {return false}
+    if lhs.generatedTokens != rhs.generatedTokens {return false}
+    if lhs.prefillMs != rhs.prefillMs {return false}
+    if lhs.decodeMs != rhs.decodeMs {return false}
+    if lhs._error != rhs._error {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Stagebeam_V1_JudgeResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JudgeResult"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}job_id\0\u{1}choice\0\u{3}verdict_text\0\u{3}probability_first\0\u{3}probability_second\0\u{3}prompt_tokens\0\u{3}prefill_ms\0\u{3}decode_ms\0\u{3}worker_id\0\u{3}logprob_first\0\u{3}logprob_second\0\u{4}\u{8}reused_prefix_tokens\0\u{4}\u{a}generated_tokens\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}job_id\0\u{1}choice\0\u{3}verdict_text\0\u{3}probability_first\0\u{3}probability_second\0\u{3}prompt_tokens\0\u{3}prefill_ms\0\u{3}decode_ms\0\u{3}worker_id\0\u{3}logprob_first\0\u{3}logprob_second\0\u{4}\u{8}reused_prefix_tokens\0\u{3}match_results\0\u{4}\u{9}generated_tokens\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4277,6 +4492,7 @@ nonisolated extension Stagebeam_V1_JudgeResult: SwiftProtobuf.Message, SwiftProt
       case 11: try { try decoder.decodeSingularDoubleField(value: &self.logprobFirst) }()
       case 12: try { try decoder.decodeSingularDoubleField(value: &self.logprobSecond) }()
       case 20: try { try decoder.decodeSingularUInt32Field(value: &self.reusedPrefixTokens) }()
+      case 21: try { try decoder.decodeRepeatedMessageField(value: &self.matchResults) }()
       case 30: try { try decoder.decodeSingularUInt32Field(value: &self.generatedTokens) }()
       default: break
       }
@@ -4323,6 +4539,9 @@ nonisolated extension Stagebeam_V1_JudgeResult: SwiftProtobuf.Message, SwiftProt
     if self.reusedPrefixTokens != 0 {
       try visitor.visitSingularUInt32Field(value: self.reusedPrefixTokens, fieldNumber: 20)
     }
+    if !self.matchResults.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.matchResults, fieldNumber: 21)
+    }
     if self.generatedTokens != 0 {
       try visitor.visitSingularUInt32Field(value: self.generatedTokens, fieldNumber: 30)
     }
@@ -4344,6 +4563,7 @@ nonisolated extension Stagebeam_V1_JudgeResult: SwiftProtobuf.Message, SwiftProt
     if lhs.logprobSecond != rhs.logprobSecond {return false}
     if lhs.reusedPrefixTokens != rhs.reusedPrefixTokens {return false}
     if lhs.generatedTokens != rhs.generatedTokens {return false}
+    if lhs.matchResults != rhs.matchResults {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
