@@ -3,12 +3,14 @@
 # pinned to core k mod nproc) and J judge workers (`--threads 1` each, 16 credits), for each J and
 # each stagebeam executable given: the first ITEMS questions of the built-in test set answered one
 # at a time (`eval --coordinator … --profile`), with the model's recommended settings (random
-# knockout, written verdicts), with logprob verdicts, and both again with a bracket tournament. Every
-# eval prints `uptime` before it starts. Compare executables only within one run of this script: the
-# machine's load changes.
+# knockout, written verdicts), with logprob verdicts, and both again with a bracket tournament (or
+# the eval options VARIANTS lists, separated by "|"; an empty one is the recommended settings, which
+# also runs greedy). Every eval prints `uptime` before it starts. Compare executables only within one
+# run of this script: the machine's load changes.
 #
-#   scripts/bench/judge-cluster.sh [ITEMS] [JUDGES] [EXECUTABLES]
+#   scripts/bench/judge-cluster.sh [ITEMS] [JUDGES] [EXECUTABLES] [VARIANTS]
 #   scripts/bench/judge-cluster.sh 40 "1 2" "/tmp/stagebeam-before .build/release/stagebeam"
+#   scripts/bench/judge-cluster.sh 10 "1 2" "/tmp/stagebeam-before .build/release/stagebeam" "|--judge-mode logprob"
 set -euo pipefail
 items="${1:-40}" judges="${2:-1 2}" executables="${3:-.build/release/stagebeam}"
 model="$PWD/models/stagebeam-shapes"
@@ -18,7 +20,7 @@ pids=()
 stop_all() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; pids=(); }
 trap 'stop_all; rm -rf "$dir"' EXIT
 
-variants=("" "--judge-mode logprob" "--tournament bracket" "--tournament bracket --judge-mode logprob")
+IFS='|' read -r -a variants <<< "${4:-|--judge-mode logprob|--tournament bracket|--tournament bracket --judge-mode logprob}"
 
 for j in $judges; do
   for bin in $executables; do
