@@ -28,6 +28,9 @@ public struct EvalRow: Sendable, Equatable {
     public var scoredCandidates = 0
     /// Wall time of the whole row.
     public var seconds = 0.0
+    /// CPU time (user and system, all threads) of the process while the row ran, when the search ran
+    /// in it: unlike wall time, close to an idle machine's on a busy one.
+    public var cpuSeconds: Double?
     /// Items without a family are under `EvalReport.noFamily`.
     public var byFamily: [String: Tally] = [:]
     /// Every item's graded answer, in the dataset's order.
@@ -122,7 +125,7 @@ public struct EvalReport: Sendable {
     var families: [String] { Set(rows.flatMap(\.byFamily.keys)).sorted() }
 
     /// `{"results": [{"method", "beam", "n", "correct", "accuracy", "format_valid", "judge_calls", "tokens", "judge_tokens",
-    /// "scored_candidates", "seconds"}],
+    /// "scored_candidates", "seconds", "cpu_seconds" (null when the searches ran on a cluster)}],
     /// "by_family": {family: [{"method", "beam", "n", "correct", "accuracy"}]}, "judge": {"pairs",
     /// "accuracy_better_first", "accuracy_better_second", "accuracy", "accuracy_both_orders", "by_topic": {topic: {…the same five}}}
     /// or null}`.
@@ -140,7 +143,7 @@ public struct EvalReport: Sendable {
                 "method": row.run.method.rawValue, "beam": row.run.beam, "n": row.score.n, "correct": row.score.correct,
                 "accuracy": row.score.accuracy, "format_valid": Tally(n: row.score.n, correct: row.formatValid).accuracy,
                 "judge_calls": row.judgeCalls, "tokens": row.tokens, "judge_tokens": row.judgeTokens,
-                "scored_candidates": row.scoredCandidates, "seconds": row.seconds
+                "scored_candidates": row.scoredCandidates, "seconds": row.seconds, "cpu_seconds": row.cpuSeconds ?? NSNull()
             ]
         }
         var byFamily: [String: Any] = [:]

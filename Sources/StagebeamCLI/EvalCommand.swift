@@ -124,7 +124,11 @@ struct EvalCommand: AsyncParsableCommand {
         for run in plan {
             printError("eval \(run.method.rawValue) · beam \(run.beam) · \(items.count) item(s) from \(datasetURL.path)")
             let progress = makeProgress(items.count)
-            let row = try await Evaluator.evaluate(items, run: run, config: config, progress: progress, search: search)
+            let cpuBefore = processCPUSeconds()
+            var row = try await Evaluator.evaluate(items, run: run, config: config, progress: progress, search: search)
+            // In this process, the row's CPU time measures its compute even on a shared machine;
+            // a cluster's compute is on its workers.
+            if coordinator == nil { row.cpuSeconds = processCPUSeconds() - cpuBefore }
             progress.end()
             printError(
                 String(

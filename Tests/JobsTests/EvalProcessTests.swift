@@ -23,7 +23,11 @@ struct EvalProcessTests {
         let results = try #require(report["results"] as? [[String: Any]])
         #expect(results.map { "\($0["method"] ?? "")/\($0["beam"] ?? "")" } == ["greedy/1", "stage/2"])
         for row in results {
-            #expect(Set(row.keys) == ["method", "beam", "n", "correct", "accuracy", "format_valid", "judge_calls", "tokens", "judge_tokens", "scored_candidates", "seconds"])
+            #expect(
+                Set(row.keys) == [
+                    "method", "beam", "n", "correct", "accuracy", "format_valid", "judge_calls", "tokens", "judge_tokens",
+                    "scored_candidates", "seconds", "cpu_seconds"
+                ])
             let n = try #require(row["n"] as? Int), correct = try #require(row["correct"] as? Int)
             let beam = try #require(row["beam"] as? Int), tokens = try #require(row["tokens"] as? Int)
             #expect(n == 2 && (0...n).contains(correct))
@@ -34,6 +38,7 @@ struct EvalProcessTests {
             // One match per stage at beam 2, none when both candidates are the same text.
             #expect((0...(beam == 1 ? 0 : n * 4)).contains(try #require(row["judge_calls"] as? Int)), "\(row)")
             #expect(try #require(row["seconds"] as? Double) > 0)
+            #expect(try #require(row["cpu_seconds"] as? Double) > 0)
             // Greedy has no judge, so its judge wrote nothing.
             #expect(beam > 1 || row["judge_tokens"] as? Int == 0, "\(row)")
         }
@@ -96,7 +101,7 @@ struct EvalProcessTests {
             in: scratch, name: "eval-text")
         #expect(status == 0, "\(err.suffix(2000))")
         let lines = out.split(separator: "\n").map(String.init)
-        #expect(lines.first == "method  beam  n  correct  accuracy  format valid  judge calls  tokens  seconds")
+        #expect(lines.first == "method  beam  n  correct  accuracy  format valid  judge calls  tokens  judge tokens  seconds")
         #expect(lines.contains { $0.hasPrefix("greedy  1     1  ") }, "\(out)")
         #expect(lines.contains { $0.hasPrefix("family  greedy/1") } && !out.contains("judge topic"), "\(out)")
         #expect(!err.contains("eval judge"))
