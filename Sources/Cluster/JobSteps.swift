@@ -36,14 +36,7 @@ final class JobSteps: Sendable {
             return answer
         }
         let answer = try await compute()
-        let data = try Self.encoder.encode(answer)
-        state.withLock { $0.recorded[key] = data }
-        do {
-            try journal.step(jobID, key: key, value: data)
-        } catch {
-            // Losing a step only costs recomputing it after a crash.
-            logger.error("cannot journal a step", metadata: ["job_id": "\(jobID)", "error": "\(error)"])
-        }
+        record(answer, key: key)
         return answer
     }
 
