@@ -46,7 +46,9 @@ import Wire
         let reference = try JudgeOutcome(record: job.runInProcess(in: scratch))
         #expect(reference.judgedMatches >= 4, "the job must judge whole rounds")
 
-        let cluster = try LocalCluster(scratch: scratch, liveness: 10, coordinatorArguments: ["--log-level", "debug"])
+        // Dead after 50 silent heartbeats (5 s): the frozen victim must outlive the job's generation
+        // of its first stage, on a loaded machine too, to be sent its share of the first round.
+        let cluster = try LocalCluster(scratch: scratch, liveness: 50, coordinatorArguments: ["--log-level", "debug"])
         try cluster.addWorker("gen", maxBatch: 8, roles: "generate")
         let victim = try cluster.addWorker("victim", maxBatch: 8, roles: "judge")
         try cluster.addWorker("survivor", maxBatch: 8, roles: "judge")
