@@ -397,6 +397,12 @@ struct DispatchState {
             status.requestsRedispatched = worker.requestsRedispatched
             status.largestRequestSequences = UInt32(worker.largestRequest)
             status.utilisation = worker.utilisation.fraction(at: now)
+            if worker.roles.contains(.reward) {
+                status.rewardScorer = worker.rewardScorer
+                status.rewardModelHash = worker.rewardModelHash
+                status.rewardModelName = worker.rewardModelName
+                status.rewardModelKind = worker.rewardModelKind
+            }
             return status
         }
         return Dispatcher.Snapshot(workers: list, pendingRequests: pending.count, redispatched: redispatchedTotal)

@@ -14,6 +14,9 @@ struct WorkerRecord {
     /// The reward role's model identity and scorer name (`Ready.reward_model_hash`, `reward_scorer`).
     let rewardModelHash: String
     let rewardScorer: String
+    /// The reward model's name, and whether it is the policy model (self-reward) or a checkpoint of its own.
+    let rewardModelName: String
+    let rewardModelKind: Stagebeam_V1_RewardModelKind
     /// Its model's recommended search settings (`Ready.recommendations_json`; empty: none).
     let recommendationsJSON: Data
     /// Credits: the most sequences it may have in flight.
@@ -47,6 +50,8 @@ struct WorkerRecord {
         roles = Set(ready.roles)
         rewardModelHash = ready.rewardModelHash
         rewardScorer = ready.rewardScorer
+        rewardModelName = ready.rewardModelName
+        rewardModelKind = ready.rewardModelKind
         recommendationsJSON = ready.recommendationsJson
         maxSequences = Int(ready.maxBatchSequences)
         determinismCaveat = ready.determinismCaveat

@@ -102,6 +102,8 @@ public struct ContinuationScores: Sendable {
     public var cachedPromptTokens: Int
     /// Tokens computed (prompt tails and continuation tokens), over all prompts.
     public var computedTokens: Int
+    /// Per prompt: its tokens reused from the prefix cache (their sum is `cachedPromptTokens`).
+    public var cachedTokensByPrompt: [Int] = []
 }
 
 /// A prompt and the continuations to score after it.

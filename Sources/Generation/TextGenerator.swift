@@ -300,6 +300,7 @@ public final class TextGenerator: @unchecked Sendable {
             let group = Array(items[start..<min(items.count, start + model.maxLogitRows)])
             let scores = try scoreGroup(group, images: promptImages)
             result.logprobs += scores.logprobs
+            result.cachedTokensByPrompt += scores.cachedTokensByPrompt
             result.cachedPromptTokens += scores.cachedPromptTokens
             result.computedTokens += scores.computedTokens
             start += group.count
@@ -343,6 +344,7 @@ public final class TextGenerator: @unchecked Sendable {
                 sequences.append(cache.createSequence())
                 next.append(0)
             }
+            result.cachedTokensByPrompt.append(next[next.count - 1])
             result.cachedPromptTokens += next[next.count - 1]
             result.computedTokens += item.prompt.count - next[next.count - 1]
         }

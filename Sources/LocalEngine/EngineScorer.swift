@@ -25,6 +25,18 @@ public struct EngineScorer: Scorer {
 
     /// The scores, and how many prompt tokens came from the cache and how many were computed.
     public func scoreWithCounts(_ request: ScoreRequest) async throws -> (scores: [Double], cachedTokens: Int, computedTokens: Int) {
+        let prepared = try prepare(request)
+        let fitting = prepared.fitting
+        guard !fitting.isEmpty else { return (prepared.scores([]), 0, 0) }
+        let images = prepared.images
+        let scored = try await executor.run { try $0.scoreContinuations(fitting, images: images) }
+        return (prepared.scores(scored.logprobs), scored.cachedPromptTokens, scored.computedTokens)
+    }
+
+    /// The engine's input for `request`: one teacher-forced prompt per answer, and which of them fit
+    /// the context. Scoring several requests' prompts in one `scoreContinuations` call gives each the
+    /// score it gets alone (batch-invariant kernels), when they share their images.
+    public func prepare(_ request: ScoreRequest) throws -> PreparedScores {
         guard request.choices.count == 2 else {
             throw LocalEngineError("a self-reward score needs exactly two choices (yes, no), got \(request.choices.count)")
         }
@@ -32,15 +44,7 @@ public struct EngineScorer: Scorer {
         let items = try request.answers.map { try item(request, answer: $0, imageCount: images.count) }
         let context = executor.generator.contextLength
         let fits = items.map { item in item.prompt.count + (item.continuations.map(\.count).max() ?? 0) <= context }
-        let fitting = zip(items, fits).filter(\.1).map(\.0)
-        guard !fitting.isEmpty else { return (items.map { _ in -.infinity }, 0, 0) }
-        let scored = try await executor.run { try $0.scoreContinuations(fitting, images: images) }
-        var next = scored.logprobs.makeIterator()
-        let scores = fits.map { fit -> Double in
-            guard fit, let pair = next.next() else { return -.infinity }
-            return pair[0] - pair[1]
-        }
-        return (scores, scored.cachedPromptTokens, scored.computedTokens)
+        return PreparedScores(items: items, fits: fits, images: images)
     }
 
     /// Tokenizes the conversation with each choice as whole texts (BPE may merge across the seam) and
@@ -59,5 +63,27 @@ public struct EngineScorer: Scorer {
         shared = min(shared, full[0].count - 1, full[1].count - 1)
         guard shared > 0 else { throw LocalEngineError("the self-reward prompt tokenized to nothing") }
         return ScoredPrompt(prompt: Array(full[0][..<shared]), continuations: full.map { Array($0[shared...]) })
+    }
+}
+
+/// A self-reward request ready for the engine (`EngineScorer.prepare`).
+public struct PreparedScores: Sendable {
+    /// One per answer: the conversation up to the verdict, and the two choices after it.
+    public let items: [ScoredPrompt]
+    /// Whether each answer's prompt fits the context (one that does not scores −∞ and is not run).
+    public let fits: [Bool]
+    /// The request's images (none or one).
+    public let images: [PromptImage]
+
+    /// The prompts the engine runs.
+    public var fitting: [ScoredPrompt] { zip(items, fits).filter(\.1).map(\.0) }
+
+    /// Each answer's score from the fitting prompts' log-probabilities (yes, no), in order.
+    public func scores(_ logprobs: [[Double]]) -> [Double] {
+        var next = logprobs.makeIterator()
+        return fits.map { fit -> Double in
+            guard fit, let pair = next.next() else { return -.infinity }
+            return pair[0] - pair[1]
+        }
     }
 }

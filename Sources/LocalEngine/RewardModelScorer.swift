@@ -36,10 +36,16 @@ public final class RewardModelScorer: Scorer, @unchecked Sendable {
         let fits = inputs.map { $0.count <= model.contextLength }
         let fitting = zip(inputs, fits).filter(\.1).map(\.0)
         guard !fitting.isEmpty else { return inputs.map { _ in -.infinity } }
-        let rewards = try await withCheckedThrowingContinuation { continuation in
-            queue.async { continuation.resume(with: Result { try model.rewards(fitting) }) }
-        }
+        let rewards = try await run { try $0.rewards(fitting) }
         var next = rewards.makeIterator()
         return fits.map { fit in fit ? Double(next.next()!) : -.infinity }
+    }
+
+    /// Runs `work` on the reward model, one caller at a time, off Swift's cooperative pool.
+    public func run<T: Sendable>(_ work: @escaping @Sendable (RewardModel) throws -> T) async throws -> T {
+        let model = self.model
+        return try await withCheckedThrowingContinuation { continuation in
+            queue.async { continuation.resume(with: Result { try work(model) }) }
+        }
     }
 }

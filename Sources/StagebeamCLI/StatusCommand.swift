@@ -47,11 +47,23 @@ struct StatusCommand: AsyncParsableCommand {
                     worker.workerID, worker.modelName, roles, worker.creditsAvailable, worker.maxBatchSequences,
                     worker.inFlightSequences, worker.largestRequestSequences, worker.requestsCompleted,
                     worker.requestsRedispatched, worker.utilisation * 100))
+            if worker.roles.contains(.reward) { print("    reward model: \(rewardModel(worker))") }
         }
         for job in status.jobs {
             let stage = job.state == "running" ? " · \(stageName(job.stage))" : ""
             let error = job.error.isEmpty ? "" : " · \(job.error)"
             print("  job \(job.jobID) · \(job.state)\(stage) · \(job.redispatchedRequests) re-dispatched\(error)")
         }
+    }
+}
+
+/// A reward worker's reward model as `status` prints it: which checkpoint, and whether it is the
+/// policy model itself.
+func rewardModel(_ worker: Stagebeam_V1_WorkerStatus) -> String {
+    let identity = worker.rewardModelHash.isEmpty ? "" : " (\(worker.rewardModelHash.prefix(12)))"
+    switch worker.rewardModelKind {
+    case .selfReward: return "self-reward on the policy model \(worker.rewardModelName)\(identity)"
+    case .sequenceClassification: return "sequence-classification checkpoint \(worker.rewardModelName)\(identity)"
+    default: return "\(worker.rewardScorer)\(identity)" // a worker older than reward_model_kind
     }
 }

@@ -19,7 +19,7 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(
         name: .customLong("reward-model"),
         help:
-            "reward role: a reward model directory (LlamaForSequenceClassification, Qwen2ForSequenceClassification) that scores candidates instead of the --model's self-reward."
+            "reward role: a reward model directory (LlamaForSequenceClassification, Qwen2ForSequenceClassification) that scores candidates instead of the --model's self-reward. With --roles reward alone, the policy --model is not loaded."
     )
     var rewardModel: String?
     @Option(
@@ -60,33 +60,61 @@ struct WorkerCommand: AsyncParsableCommand {
         if roles.contains(.reward), backend.kind == .openai, rewardModel == nil {
             throw ValidationError("--backend openai serves no self-reward: give the reward role a --reward-model")
         }
+        if Set(roles) == [.reward], rewardModel != nil, backend.kind == .openai {
+            throw ValidationError(
+                "a reward-only worker with --reward-model serves no policy model: --backend openai would have nothing to serve")
+        }
         return Array(Set(roles)).sorted { $0.rawValue < $1.rawValue }
+    }
+
+    /// Whether this worker needs the policy model: for the generate and judge roles, and for the
+    /// reward role without a reward model of its own (self-reward scores with the policy model).
+    func needsPolicyModel(_ roles: [Stagebeam_V1_Role]) -> Bool {
+        roles.contains { $0 != .reward } || rewardModel == nil
     }
 
     func run() async throws {
         try logging.bootstrap()
         let termination = TerminationSignals()
-        let model = try engine.loadModel()
-        let workerEngine: any WorkerBackend
-        switch backend.kind {
-        case .engine:
-            workerEngine = try WorkerEngine(
-                model: model, generator: model.makeGenerator(kvCapacityTokens: engine.kvCapacity), chatTemplate: try engine.chatTemplate())
-        case .openai:
-            workerEngine = try await OpenAIBackend.connect(
-                configuration: try backend.configuration(slots: maxBatch), model: model, chatTemplate: try engine.chatTemplate())
+        let workerRoles = try parsedRoles()
+        let id = workerID ?? "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
+        let log = Logger(label: "worker")
+        var workerEngine: (any WorkerBackend)?
+        if needsPolicyModel(workerRoles) {
+            let model = try engine.loadModel()
+            switch backend.kind {
+            case .engine:
+                workerEngine = try WorkerEngine(
+                    model: model, generator: model.makeGenerator(kvCapacityTokens: engine.kvCapacity),
+                    chatTemplate: try engine.chatTemplate())
+            case .openai:
+                workerEngine = try await OpenAIBackend.connect(
+                    configuration: try backend.configuration(slots: maxBatch), model: model, chatTemplate: try engine.chatTemplate())
+            }
+        } else if let policy = engine.model {
+            log.notice(
+                "policy model not loaded",
+                metadata: [
+                    "worker_id": "\(id)", "model": "\(policy)",
+                    "reason": "a reward-only worker with --reward-model scores with the reward model alone"
+                ])
         }
         let credits = maxBatch ?? (workerEngine as? OpenAIBackend)?.slots ?? 8
-        let workerRoles = try parsedRoles()
         var scorer: WorkerScorer?
         if workerRoles.contains(.reward) {
             if let rewardModel {
                 scorer = try WorkerScorer(rewardModel: engine.loadRewardModel(rewardModel), url: URL(fileURLWithPath: rewardModel))
             } else if let local = workerEngine as? WorkerEngine {
+                // Self-reward: the policy model scores, so a reward worker without --reward-model loads it.
                 scorer = WorkerScorer(selfReward: local)
+                log.notice(
+                    "reward role by self-reward on the policy model",
+                    metadata: [
+                        "worker_id": "\(id)", "model": "\(local.modelName)",
+                        "hint": "the policy model scores candidates, so it is loaded; --reward-model DIR scores with a separate checkpoint"
+                    ])
             }
         }
-        let id = workerID ?? "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
         let worker = try Worker(
             context: ZMQContext(),
             configuration: .init(
@@ -96,13 +124,13 @@ struct WorkerCommand: AsyncParsableCommand {
             engine: workerEngine, scorer: scorer)
         let metricsServer = try metricsOptions.serve(worker.metrics, ready: { worker.isConnected })
         announce(
-            "worker \(id) · model \(workerEngine.modelName) \(workerEngine.modelHash) · roles \(roles) · max batch \(credits) · coordinator \(coordinator)"
-                + (workerEngine.backendDescription.isEmpty ? "" : " · backend \(workerEngine.backendDescription)")
-                + (scorer.map { " · reward \($0.scorerName) \($0.modelHash)" } ?? "")
+            "worker \(id)" + (workerEngine.map { " · model \($0.modelName) \($0.modelHash)" } ?? " · no policy model")
+                + " · roles \(roles) · max batch \(credits) · coordinator \(coordinator)"
+                + (workerEngine.map { $0.backendDescription.isEmpty ? "" : " · backend \($0.backendDescription)" } ?? "")
+                + (scorer.map { " · reward: \($0.description) \($0.modelHash)" } ?? "")
         )
-        if !workerEngine.determinismCaveat.isEmpty {
-            Logger(label: "worker").warning(
-                "answers may not repeat", metadata: ["worker_id": "\(id)", "caveat": "\(workerEngine.determinismCaveat)"])
+        if let caveat = workerEngine?.determinismCaveat, !caveat.isEmpty {
+            log.warning("answers may not repeat", metadata: ["worker_id": "\(id)", "caveat": "\(caveat)"])
         }
         // Whichever comes first: a signal (leave politely) or the coordinator refusing this worker.
         let (outcomes, report) = AsyncStream.makeStream(of: Result<Int32, ClusterError>.self)

@@ -7,8 +7,9 @@ import Transport
 import Wire
 
 /// A worker process's connection to the coordinator: announces itself (Ready: roles, credits, model
-/// hash), serves generate, judge and reward requests on its engine (and reward model) while the link heartbeats from its own
-/// thread, and answers every failure with a typed `Error` instead of dying.
+/// hash), serves generate, judge and reward requests on its engine (and reward model) while the link
+/// heartbeats from its own thread, and answers every failure with a typed `Error` instead of dying.
+/// A reward-only worker with a reward model of its own has no engine: it never loads the policy model.
 ///
 /// It refuses requests that would take it over its advertised credits (`overloaded`), so a
 /// misbehaving coordinator cannot make it batch more than it said.
@@ -49,7 +50,9 @@ public final class Worker: Sendable {
     let configuration: Configuration
     /// What `--metrics-port` serves (see `WorkerMetrics`).
     public let metrics = Metrics()
-    private let engine: any WorkerBackend
+    /// Serves the generate and judge roles on the policy model (nil: a reward-only worker with a
+    /// reward model of its own).
+    private let engine: (any WorkerBackend)?
     /// Serves the reward role (nil: the worker does not announce it).
     private let scorer: WorkerScorer?
     private let codec = EnvelopeCodec()
@@ -83,9 +86,10 @@ public final class Worker: Sendable {
     }
     private let state: Mutex<State>
 
-    /// `scorer` serves the reward role, which `configuration.roles` names exactly when it is given.
+    /// `engine` serves the generate and judge roles and `scorer` the reward role: each is given
+    /// exactly when `configuration.roles` names its roles.
     public init(
-        context: ZMQContext, configuration: Configuration, engine: any WorkerBackend, scorer: WorkerScorer? = nil,
+        context: ZMQContext, configuration: Configuration, engine: (any WorkerBackend)?, scorer: WorkerScorer? = nil,
         logger: Logger = Logger(label: "worker")
     ) throws {
         guard !configuration.roles.isEmpty else { throw ClusterError(.invalidArgument, "a worker needs at least one role") }
@@ -93,10 +97,17 @@ public final class Worker: Sendable {
             throw ClusterError(
                 .invalidArgument, scorer == nil ? "the reward role needs a scorer" : "a scorer is given but the reward role is not served")
         }
-        self.scorer = scorer
-        guard (1...engine.maxSamples).contains(configuration.maxBatch) else {
+        let policyRoles = configuration.roles.filter { $0 != .reward }
+        guard policyRoles.isEmpty || engine != nil else {
             throw ClusterError(
-                .invalidArgument, "max batch must be between 1 and the engine's \(engine.maxSamples), got \(configuration.maxBatch)")
+                .invalidArgument, "the \(policyRoles.map(\.logName).joined(separator: " and ")) role needs the policy model (an engine)")
+        }
+        self.scorer = scorer
+        // Credits bound the sequences of one engine batch: the policy engine's, else the reward model's.
+        let maxSamples = engine?.maxSamples ?? scorer?.maxSamples ?? 0
+        guard (1...max(maxSamples, 1)).contains(configuration.maxBatch) else {
+            throw ClusterError(
+                .invalidArgument, "max batch must be between 1 and the engine's \(maxSamples), got \(configuration.maxBatch)")
         }
         self.configuration = configuration
         self.engine = engine
@@ -122,7 +133,7 @@ public final class Worker: Sendable {
             onMessage: { frames in reference.worker?.handle(frames) },
             onStateChange: { state in reference.worker?.linkChanged(to: state) })
         reference.worker = self
-        WorkerMetrics.register(on: metrics, worker: self, engine: engine)
+        WorkerMetrics.register(on: metrics, worker: self, engine: engine, scorer: scorer)
     }
 
     /// Whether the link to the coordinator is up (heartbeats answered): a readiness probe's answer.
@@ -159,25 +170,34 @@ public final class Worker: Sendable {
     }
 
     private static func readyFrames(
-        configuration: Configuration, engine: any WorkerBackend, scorer: WorkerScorer?, codec: EnvelopeCodec, cachedImages: [String]
+        configuration: Configuration, engine: (any WorkerBackend)?, scorer: WorkerScorer?, codec: EnvelopeCodec, cachedImages: [String]
     ) -> [[UInt8]] {
         var ready = Stagebeam_V1_Ready()
         ready.protocolVersion = EnvelopeCodec.protocolVersion
         ready.workerID = configuration.workerID
-        ready.modelName = engine.modelName
-        ready.modelHash = engine.modelHash
         ready.roles = configuration.roles
         ready.maxBatchSequences = UInt32(configuration.maxBatch)
-        ready.contextTokens = UInt32(clamping: engine.contextTokens)
         ready.imageCache.capacityImages = UInt32(configuration.imageCacheCapacity)
         ready.softwareVersion = "stagebeam (protocol \(EnvelopeCodec.protocolVersion))"
-        ready.recommendationsJson = engine.recommendationsJSON
-        ready.backend = engine.backendDescription
-        ready.determinismCaveat = engine.determinismCaveat
         ready.imageCache.cachedSha256 = cachedImages
+        if let engine {
+            ready.modelName = engine.modelName
+            ready.modelHash = engine.modelHash
+            ready.contextTokens = UInt32(clamping: engine.contextTokens)
+            ready.recommendationsJson = engine.recommendationsJSON
+            ready.backend = engine.backendDescription
+            ready.determinismCaveat = engine.determinismCaveat
+        } else if let scorer {
+            // A reward-only worker loads the reward model alone: that is the model it serves.
+            ready.modelName = scorer.modelName
+            ready.modelHash = scorer.modelHash
+            ready.contextTokens = UInt32(clamping: scorer.contextTokens)
+        }
         if let scorer {
             ready.rewardModelHash = scorer.modelHash
             ready.rewardScorer = scorer.scorerName
+            ready.rewardModelName = scorer.modelName
+            ready.rewardModelKind = scorer.modelKind
         }
         return [(try? codec.encode(.ready(ready))) ?? []]
     }
@@ -256,7 +276,9 @@ public final class Worker: Sendable {
                 image: request.hasImage ? request.image : nil,
                 check: { request.seeds.count == Int(request.n) ? nil : "n is \(request.n) but \(request.seeds.count) seeds were sent" }
             ) { [engine] image, deadline, control in
-                .generateResult(try await engine.generate(request, image: image, deadline: deadline, control: control))
+                // `accept` refuses generate requests when the worker does not serve the role.
+                guard let engine else { throw ClusterError(.unexpectedMessage, "this worker loads no policy model") }
+                return .generateResult(try await engine.generate(request, image: image, deadline: deadline, control: control))
             }
         case .judgeRequest(let request):
             accept(
@@ -269,6 +291,8 @@ public final class Worker: Sendable {
             ) { [engine] image, deadline, control in
                 // A verdict is short: stopped before it starts, it never does; once started, it finishes.
                 if control.isStopped { throw ClusterError(.cancelled, "request \(request.requestID) was stopped") }
+                // `accept` refuses judge requests when the worker does not serve the role.
+                guard let engine else { throw ClusterError(.unexpectedMessage, "this worker loads no policy model") }
                 return .judgeResult(try await engine.judge(request, image: image, deadline: deadline))
             }
         case .stopRequests(let stop):
@@ -287,15 +311,12 @@ public final class Worker: Sendable {
             accept(
                 request.requestID, jobID: request.jobID, role: .reward, stage: request.stage, sequences: request.candidates.count,
                 deadlineMs: request.deadlineMs, progressIntervalMs: 0, image: request.hasImage ? request.image : nil,
-                check: {
-                    request.candidates.allSatisfy { Int($0.prefixIndex) < request.assistantPrefixes.count }
-                        ? nil : "a candidate names a prefix index past the request's \(request.assistantPrefixes.count) prefixes"
-                }
+                check: { WorkerScorer.problem(in: request) }
             ) { [scorer] image, deadline, control in
-                // Stopped before it starts, it never does; once started, it finishes.
-                if control.isStopped { throw ClusterError(.cancelled, "request \(request.requestID) was stopped") }
                 // `accept` refuses reward requests when the worker does not serve the role.
-                return .rewardResult(try await scorer!.score(request, image: image, deadline: deadline))
+                guard let scorer else { throw ClusterError(.unexpectedMessage, "this worker serves no reward model") }
+                // Stopped before its batch starts, it never does; once started, it finishes.
+                return .rewardResult(try await scorer.score(request, image: image, deadline: deadline, control: control))
             }
         case .heartbeat(let beat):
             // A coordinator that does not know us (it restarted): announce ourselves again, at most
@@ -313,8 +334,9 @@ public final class Worker: Sendable {
                     metadata: [
                         "coordinator": "\(configuration.endpoint)",
                         "roles": "\(configuration.roles.map(\.logName).joined(separator: ","))",
-                        "max_batch": .stringConvertible(configuration.maxBatch), "model": "\(engine.modelName)"
-                    ])
+                        "max_batch": .stringConvertible(configuration.maxBatch),
+                        "model": "\(engine?.modelName ?? scorer?.modelName ?? "")"
+                    ].merging(scorer.map { ["reward_model": "\($0.description)"] } ?? [:]) { $1 })
             }
             if !beat.known && due {
                 logger.notice(
@@ -370,7 +392,7 @@ public final class Worker: Sendable {
             }
             if let image {
                 // A reward model reads text only: it takes a job with an image whatever the policy model takes.
-                if let refusal = engine.imageRefusal, role != .reward || scorer?.readsImages == true {
+                if let refusal = engine?.imageRefusal, role != .reward || scorer?.readsImages == true {
                     return ClusterError(.invalidArgument, refusal)
                 }
                 if !image.data.isEmpty {
@@ -421,7 +443,7 @@ public final class Worker: Sendable {
                 }
                 logger.info("work stopped", metadata: metadata)
                 let stopped = ClusterError(.cancelled, "request \(id) stopped: its job ended", requestID: id, jobID: jobID)
-                metrics.inc(WorkerMetrics.requests, [("kind", role == .generate ? "generate" : "judge"), ("outcome", "stopped")])
+                metrics.inc(WorkerMetrics.requests, [("kind", role.logName), ("outcome", "stopped")])
                 send(.error(stopped.wire))
                 return
             }
@@ -434,6 +456,10 @@ public final class Worker: Sendable {
                 metadata["tokens"] = .stringConvertible(result.candidates.map { Int($0.tokenCount) }.reduce(0, +))
                 metadata["prompt_tokens"] = .stringConvertible(result.promptTokens)
                 metadata["reused_prefix_tokens"] = .stringConvertible(result.reusedPrefixTokens)
+            }
+            if case .rewardResult(let result) = answer {
+                metadata["batch_requests"] = .stringConvertible(result.batchRequests)
+                metadata["batch_candidates"] = .stringConvertible(result.batchCandidates)
             }
             if case .error(let failure) = answer {
                 logger.error("work failed", metadata: metadata.merging(ClusterError(failure).logMetadata) { $1 })

@@ -5,10 +5,11 @@ import Wire
 
 /// A worker's Prometheus metrics.
 ///
-/// Counted as they happen: requests served by kind and outcome and their time, sequences per
-/// generate request (the batch sizes), candidates and tokens generated, refusals by code, images
-/// received / found in the byte cache / missing. Read when scraped: sequences in flight, credits,
-/// images cached, and what the backend declares (`WorkerBackend.registerMetrics`: for the
+/// Counted as they happen: requests served by kind (generate, judge, reward) and outcome and their
+/// time, sequences per generate request (the batch sizes), candidates and tokens generated, refusals
+/// by code, images received / found in the byte cache / missing. Read when scraped: sequences in
+/// flight, credits, images cached, the reward scorer's engine batches (requests and candidates scored
+/// together), and what the backend declares (`WorkerBackend.registerMetrics`: for the
 /// in-process engine, after its latest request, KV cache tokens in use (held by the prefix cache
 /// between requests), the KV capacity, image-feature cache hits and misses, prompt tokens reused
 /// from the prefix cache and computed).
@@ -21,8 +22,9 @@ enum WorkerMetrics {
     static let refusals = "stagebeam_worker_refusals_total"
     static let images = "stagebeam_worker_images_total"
 
-    static func register(on metrics: Metrics, worker: Worker, engine: any WorkerBackend) {
-        metrics.declareCounter(requests, "Requests served, by kind (generate, judge) and outcome (ok, error, stopped: by StopRequests).")
+    static func register(on metrics: Metrics, worker: Worker, engine: (any WorkerBackend)?, scorer: WorkerScorer?) {
+        metrics.declareCounter(
+            requests, "Requests served, by kind (generate, judge, reward) and outcome (ok, error, stopped: by StopRequests).")
         metrics.declareHistogram(
             requestSeconds, "Time from receiving a request to answering it, by kind, seconds.", buckets: Metrics.latencyBuckets)
         metrics.declareHistogram(batchSequences, "Sequences decoded together per generate request.", buckets: Metrics.sizeBuckets)
@@ -38,7 +40,20 @@ enum WorkerMetrics {
         metrics.gauge("stagebeam_worker_images_cached", "Images held in the byte cache.") { [weak worker] in
             [([], Double(worker?.load().images ?? 0))]
         }
-        engine.registerMetrics(on: metrics)
+        if let scorer {
+            metrics.counter("stagebeam_worker_reward_batches_total", "Reward engine batches (requests scored together).") {
+                [([], Double(scorer.batchCounts().batches))]
+            }
+            metrics.counter(
+                "stagebeam_worker_reward_batched_requests_total", "Reward requests scored, over all batches (÷ batches: the mean batch)."
+            ) {
+                [([], Double(scorer.batchCounts().requests))]
+            }
+            metrics.counter("stagebeam_worker_reward_batched_candidates_total", "Reward candidates scored, over all batches.") {
+                [([], Double(scorer.batchCounts().candidates))]
+            }
+        }
+        engine?.registerMetrics(on: metrics)
     }
 
     /// Counts a request served (its answer: a result or an error).

@@ -218,6 +218,13 @@ extension ClusterProcessTests {
         // A budget past the context is cut to what the prompt leaves; a prompt that leaves nothing is refused.
         let tooLong = try router.error(after: generate("long", seeds: [1], question: String(repeating: "two plus ", count: 600)))
         #expect(tooLong.code == .promptTooLong && tooLong.message.contains("1024"), "the fixture's context is 1024 tokens")
+        var reward = Stagebeam_V1_RewardRequest() // to a worker without the reward role
+        reward.requestID = "reward"
+        reward.stage = .summary
+        reward.assistantPrefixes = [""]
+        reward.candidates = [Stagebeam_V1_RewardCandidate()]
+        let noReward = try router.error(after: route + [codec.encode(.rewardRequest(reward))])
+        #expect(noReward.code == .unexpectedMessage && noReward.message.contains("does not serve reward requests"), "\(noReward.message)")
 
         try router.socket.send(generate("two", seeds: [1, 2]))
         guard case .generateResult(let result) = try router.next().body else { throw ChildProcessError("expected a result") }

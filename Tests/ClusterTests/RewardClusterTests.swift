@@ -25,6 +25,8 @@ import Wire
         let single = try LocalCluster(scratch: scratch)
         try single.addWorker("solo", maxBatch: 8, roles: "generate,judge,reward")
         // Three workers of 1 credit each: a stage's 4 candidates are generated and scored 1 + 1 + 1, the fourth once a credit is back.
+        let (_, statusText, _) = try runStagebeam(["status", "--coordinator", single.endpoint], in: scratch, name: "status")
+        #expect(statusText.contains("reward model: self-reward on the policy model llama-gqa"), "\(statusText)")
         let triple = try LocalCluster(scratch: Scratch())
         for id in ["w1", "w2", "w3"] { try triple.addWorker(id, maxBatch: 1, roles: "generate,reward") }
 
@@ -123,6 +125,19 @@ import Wire
         #expect(try RewardOutcome(submitted: submitted) == RewardOutcome(record: reference))
         let identity = try #require(submitted["reward_model_hash"] as? String)
         #expect(cluster.coordinator.logged("worker registered", ["worker_id": "rm", "reward_scorer": "reward-model:llama"]).count == 1)
+        // A reward-only worker with a reward model of its own never loads the policy model.
+        #expect(cluster.workers["rm"]!.logged("policy model not loaded").count == 1)
+
+        // Status names each reward worker's reward model and its kind.
+        let (statusCode, statusText, _) = try runStagebeam(["status", "--coordinator", cluster.endpoint], in: scratch, name: "status")
+        #expect(statusCode == 0)
+        #expect(statusText.contains("reward model: sequence-classification checkpoint llama (\(identity.prefix(12)))"), "\(statusText)")
+        let (_, statusJSON, _) = try runStagebeam(["status", "--coordinator", cluster.endpoint, "--json"], in: scratch, name: "status-json")
+        let workers = try parseJSON(statusJSON)["workers"] as? [[String: Any]] ?? []
+        let rm = workers.first { $0["workerId"] as? String == "rm" }
+        #expect(rm?["rewardModelKind"] as? String == "REWARD_MODEL_KIND_SEQUENCE_CLASSIFICATION", "\(statusJSON)")
+        #expect(rm?["rewardModelHash"] as? String == identity && rm?["rewardModelName"] as? String == "llama")
+        #expect(workers.first { $0["workerId"] as? String == "gen" }?["rewardModelKind"] == nil, "no reward role, no reward model")
 
         let other = try cluster.addWorker(
             "rm-other", roles: "reward", extra: ["--reward-model", Self.otherRewardModel], waitForRegistration: false)

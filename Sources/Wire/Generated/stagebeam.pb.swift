@@ -211,6 +211,51 @@ public nonisolated enum Stagebeam_V1_Role: SwiftProtobuf.Enum, Swift.CaseIterabl
 
 }
 
+/// What gives a reward worker's scores.
+public nonisolated enum Stagebeam_V1_RewardModelKind: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+
+  /// not a reward worker (or a worker older than this field)
+  case unspecified // = 0
+
+  /// The policy model itself (the worker's --model): log p(yes) − log p(no) after a verification turn.
+  case selfReward // = 1
+
+  /// A separate sequence-classification checkpoint (`worker --reward-model`): its one label.
+  case sequenceClassification // = 2
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .unspecified
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .unspecified
+    case 1: self = .selfReward
+    case 2: self = .sequenceClassification
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .unspecified: return 0
+    case .selfReward: return 1
+    case .sequenceClassification: return 2
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Stagebeam_V1_RewardModelKind] = [
+    .unspecified,
+    .selfReward,
+    .sequenceClassification,
+  ]
+
+}
+
 /// How the judge's choice is obtained.
 public nonisolated enum Stagebeam_V1_VerdictMode: SwiftProtobuf.Enum, Swift.CaseIterable {
   public typealias RawValue = Int
@@ -980,80 +1025,136 @@ public nonisolated struct Stagebeam_V1_Sampling: Sendable {
 }
 
 /// First message of a worker on every (re)connection, and whenever its capabilities change.
-public nonisolated struct Stagebeam_V1_Ready: Sendable {
+public nonisolated struct Stagebeam_V1_Ready: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   /// The protocol version the worker was built for (the envelope's field carries the version of each
   /// message; this one lets a coordinator log a readable mismatch before anything else is exchanged).
-  public var protocolVersion: UInt32 = 0
+  public var protocolVersion: UInt32 {
+    get {_storage._protocolVersion}
+    set {_uniqueStorage()._protocolVersion = newValue}
+  }
 
   /// Stable worker id, also the worker's ZeroMQ routing id; unique within the cluster.
-  public var workerID: String = String()
+  public var workerID: String {
+    get {_storage._workerID}
+    set {_uniqueStorage()._workerID = newValue}
+  }
 
   /// Model name for logs and status (e.g. the checkpoint directory's name).
-  public var modelName: String = String()
+  public var modelName: String {
+    get {_storage._modelName}
+    set {_uniqueStorage()._modelName = newValue}
+  }
 
   /// Lowercase hex SHA-256 identifying the model's content (weights, config and tokenizer).
   /// Every worker serving one job must report the same hash, or invariant 1 (same answer whatever
   /// the placement) cannot hold; the coordinator refuses a mismatching worker.
-  public var modelHash: String = String()
+  public var modelHash: String {
+    get {_storage._modelHash}
+    set {_uniqueStorage()._modelHash = newValue}
+  }
 
   /// What this worker serves; at least one role.
-  public var roles: [Stagebeam_V1_Role] = []
+  public var roles: [Stagebeam_V1_Role] {
+    get {_storage._roles}
+    set {_uniqueStorage()._roles = newValue}
+  }
 
   /// Credits: the most sequences the worker decodes in one batch. The coordinator never has more
-  /// sequences (sum of GenerateRequest.n, one per JudgeRequest) in flight on this worker.
-  public var maxBatchSequences: UInt32 = 0
+  /// sequences (sum of GenerateRequest.n, one per JudgeRequest, RewardRequest candidates) in flight on
+  /// this worker.
+  public var maxBatchSequences: UInt32 {
+    get {_storage._maxBatchSequences}
+    set {_uniqueStorage()._maxBatchSequences = newValue}
+  }
 
   /// Longest prompt + generation the model accepts, in tokens (0 = unknown).
-  public var contextTokens: UInt32 = 0
+  public var contextTokens: UInt32 {
+    get {_storage._contextTokens}
+    set {_uniqueStorage()._contextTokens = newValue}
+  }
 
   public var imageCache: Stagebeam_V1_ImageCacheInfo {
-    get {_imageCache ?? Stagebeam_V1_ImageCacheInfo()}
-    set {_imageCache = newValue}
+    get {_storage._imageCache ?? Stagebeam_V1_ImageCacheInfo()}
+    set {_uniqueStorage()._imageCache = newValue}
   }
   /// Returns true if `imageCache` has been explicitly set.
-  public var hasImageCache: Bool {self._imageCache != nil}
+  public var hasImageCache: Bool {_storage._imageCache != nil}
   /// Clears the value of `imageCache`. Subsequent reads from it will return its default value.
-  public mutating func clearImageCache() {self._imageCache = nil}
+  public mutating func clearImageCache() {_uniqueStorage()._imageCache = nil}
 
   /// Free-form build description for logs (e.g. "stagebeam 0.3.0").
-  public var softwareVersion: String = String()
+  public var softwareVersion: String {
+    get {_storage._softwareVersion}
+    set {_uniqueStorage()._softwareVersion = newValue}
+  }
 
   /// The model's recommended search settings: the bytes of the stagebeam.json beside its config.json
   /// ({"requires_image": bool, "search": {"beam": 4, "judge_mode": "generate", ...}}); empty when it
   /// has none. The coordinator fills the search fields a job leaves unset from the cluster model's
   /// recommendations (see SubmitJob).
-  public var recommendationsJson: Data = Data()
+  public var recommendationsJson: Data {
+    get {_storage._recommendationsJson}
+    set {_uniqueStorage()._recommendationsJson = newValue}
+  }
 
   /// What serves this worker's requests: empty for stagebeam's own engine, else the inference server
   /// behind it, e.g. "llama.cpp server http://10.0.0.5:8080 (4 slots)" (docs/server-backends.md).
-  public var backend: String = String()
+  public var backend: String {
+    get {_storage._backend}
+    set {_uniqueStorage()._backend = newValue}
+  }
 
   /// Empty when the same request (same seeds) always gives the same tokens on this worker; otherwise
   /// why it may not (e.g. a server that batches concurrent requests with kernels whose results depend
   /// on the batch). The coordinator reports the caveats of the workers a job used in
   /// JobResult.determinism_caveats.
-  public var determinismCaveat: String = String()
+  public var determinismCaveat: String {
+    get {_storage._determinismCaveat}
+    set {_uniqueStorage()._determinismCaveat = newValue}
+  }
 
   /// Reward role: the identity (as model_hash) of the model whose scores this worker returns: the
   /// reward model it was given (`worker --reward-model`), else its own model (self-reward). Every
   /// reward worker of a cluster serves one reward model, and all of a job's RewardRequests go to
   /// workers of the one that answered its first. Empty when the worker does not serve ROLE_REWARD.
-  public var rewardModelHash: String = String()
+  public var rewardModelHash: String {
+    get {_storage._rewardModelHash}
+    set {_uniqueStorage()._rewardModelHash = newValue}
+  }
 
   /// Reward role: the scorer's name as reward calibrations record it: "self-reward", or
   /// "reward-model:" and the reward model directory's name. Names the reward model in logs and
   /// status, and picks the calibration a METHOD_SWIRES job takes its thresholds from.
-  public var rewardScorer: String = String()
+  public var rewardScorer: String {
+    get {_storage._rewardScorer}
+    set {_uniqueStorage()._rewardScorer = newValue}
+  }
+
+  /// Reward role: the reward model's name for logs and status (its directory's name; for
+  /// self-reward, model_name).
+  public var rewardModelName: String {
+    get {_storage._rewardModelName}
+    set {_uniqueStorage()._rewardModelName = newValue}
+  }
+
+  /// Reward role: self-reward on the policy model, or a separate sequence-classification checkpoint.
+  /// A worker whose only role is ROLE_REWARD with a sequence-classification reward model loads no
+  /// policy model: its model_name, model_hash and context_tokens are then the reward model's, and
+  /// recommendations_json is empty.
+  public var rewardModelKind: Stagebeam_V1_RewardModelKind {
+    get {_storage._rewardModelKind}
+    set {_uniqueStorage()._rewardModelKind = newValue}
+  }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _imageCache: Stagebeam_V1_ImageCacheInfo? = nil
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 /// The worker's cache of decoded images, keyed by content hash.
@@ -1632,7 +1733,9 @@ public nonisolated struct Stagebeam_V1_RewardCandidate: Sendable {
 
 /// Score candidates one by one (pointwise): one score per candidate, higher is better, the same
 /// score for the same input whatever else shares the request (no sampling). The worker scores a
-/// request's candidates as one batch.
+/// request's candidates as one batch, together with the other reward requests waiting for its
+/// engine (other jobs', or other shares of the same stage): each score is the same bits alone or
+/// batched.
 public nonisolated struct Stagebeam_V1_RewardRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -1708,8 +1811,14 @@ public nonisolated struct Stagebeam_V1_RewardResult: Sendable {
   /// of those, how many came from the worker's prefix cache
   public var reusedPrefixTokens: UInt32 = 0
 
-  /// time of the batched pass over the candidates
+  /// Time of the engine batch that scored the candidates (shared with the requests batched with it).
   public var prefillMs: Double = 0
+
+  /// The engine batch that scored this request's candidates: how many reward requests it held (this
+  /// one included; 1 when it was scored alone), and how many candidates in all.
+  public var batchRequests: UInt32 = 0
+
+  public var batchCandidates: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -2829,7 +2938,7 @@ public nonisolated struct Stagebeam_V1_WorkerStatus: Sendable {
   /// max_batch_sequences minus sequences in flight
   public var creditsAvailable: UInt32 = 0
 
-  /// generate and judge results received from this worker
+  /// generate, judge and reward results received from this worker
   public var requestsCompleted: UInt64 = 0
 
   /// the most sequences ever sent in one request
@@ -2837,6 +2946,16 @@ public nonisolated struct Stagebeam_V1_WorkerStatus: Sendable {
 
   /// its requests re-run elsewhere (lost, failed or timed out)
   public var requestsRedispatched: UInt64 = 0
+
+  /// Reward workers: the reward model they serve (Ready.reward_scorer, reward_model_hash,
+  /// reward_model_name, reward_model_kind); empty for a worker without ROLE_REWARD.
+  public var rewardScorer: String = String()
+
+  public var rewardModelHash: String = String()
+
+  public var rewardModelName: String = String()
+
+  public var rewardModelKind: Stagebeam_V1_RewardModelKind = .unspecified
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -2938,6 +3057,10 @@ nonisolated extension Stagebeam_V1_Stage: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension Stagebeam_V1_Role: SwiftProtobuf._ProtoNameProviding {
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ROLE_UNSPECIFIED\0\u{1}ROLE_GENERATE\0\u{1}ROLE_JUDGE\0\u{1}ROLE_REWARD\0")
+}
+
+nonisolated extension Stagebeam_V1_RewardModelKind: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0REWARD_MODEL_KIND_UNSPECIFIED\0\u{1}REWARD_MODEL_KIND_SELF_REWARD\0\u{1}REWARD_MODEL_KIND_SEQUENCE_CLASSIFICATION\0")
 }
 
 nonisolated extension Stagebeam_V1_VerdictMode: SwiftProtobuf._ProtoNameProviding {
@@ -3515,98 +3638,174 @@ nonisolated extension Stagebeam_V1_Sampling: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Stagebeam_V1_Ready: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Ready"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}worker_id\0\u{3}model_name\0\u{3}model_hash\0\u{1}roles\0\u{3}max_batch_sequences\0\u{3}context_tokens\0\u{3}image_cache\0\u{3}software_version\0\u{3}recommendations_json\0\u{2}\u{5}backend\0\u{3}determinism_caveat\0\u{4}\u{4}reward_model_hash\0\u{3}reward_scorer\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}worker_id\0\u{3}model_name\0\u{3}model_hash\0\u{1}roles\0\u{3}max_batch_sequences\0\u{3}context_tokens\0\u{3}image_cache\0\u{3}software_version\0\u{3}recommendations_json\0\u{2}\u{5}backend\0\u{3}determinism_caveat\0\u{4}\u{4}reward_model_hash\0\u{3}reward_scorer\0\u{3}reward_model_name\0\u{3}reward_model_kind\0")
+
+  fileprivate class _StorageClass {
+    var _protocolVersion: UInt32 = 0
+    var _workerID: String = String()
+    var _modelName: String = String()
+    var _modelHash: String = String()
+    var _roles: [Stagebeam_V1_Role] = []
+    var _maxBatchSequences: UInt32 = 0
+    var _contextTokens: UInt32 = 0
+    var _imageCache: Stagebeam_V1_ImageCacheInfo? = nil
+    var _softwareVersion: String = String()
+    var _recommendationsJson: Data = Data()
+    var _backend: String = String()
+    var _determinismCaveat: String = String()
+    var _rewardModelHash: String = String()
+    var _rewardScorer: String = String()
+    var _rewardModelName: String = String()
+    var _rewardModelKind: Stagebeam_V1_RewardModelKind = .unspecified
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _protocolVersion = source._protocolVersion
+      _workerID = source._workerID
+      _modelName = source._modelName
+      _modelHash = source._modelHash
+      _roles = source._roles
+      _maxBatchSequences = source._maxBatchSequences
+      _contextTokens = source._contextTokens
+      _imageCache = source._imageCache
+      _softwareVersion = source._softwareVersion
+      _recommendationsJson = source._recommendationsJson
+      _backend = source._backend
+      _determinismCaveat = source._determinismCaveat
+      _rewardModelHash = source._rewardModelHash
+      _rewardScorer = source._rewardScorer
+      _rewardModelName = source._rewardModelName
+      _rewardModelKind = source._rewardModelKind
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.protocolVersion) }()
-      case 2: try { try decoder.decodeSingularStringField(value: &self.workerID) }()
-      case 3: try { try decoder.decodeSingularStringField(value: &self.modelName) }()
-      case 4: try { try decoder.decodeSingularStringField(value: &self.modelHash) }()
-      case 5: try { try decoder.decodeRepeatedEnumField(value: &self.roles) }()
-      case 6: try { try decoder.decodeSingularUInt32Field(value: &self.maxBatchSequences) }()
-      case 7: try { try decoder.decodeSingularUInt32Field(value: &self.contextTokens) }()
-      case 8: try { try decoder.decodeSingularMessageField(value: &self._imageCache) }()
-      case 9: try { try decoder.decodeSingularStringField(value: &self.softwareVersion) }()
-      case 10: try { try decoder.decodeSingularBytesField(value: &self.recommendationsJson) }()
-      case 15: try { try decoder.decodeSingularStringField(value: &self.backend) }()
-      case 16: try { try decoder.decodeSingularStringField(value: &self.determinismCaveat) }()
-      case 20: try { try decoder.decodeSingularStringField(value: &self.rewardModelHash) }()
-      case 21: try { try decoder.decodeSingularStringField(value: &self.rewardScorer) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularUInt32Field(value: &_storage._protocolVersion) }()
+        case 2: try { try decoder.decodeSingularStringField(value: &_storage._workerID) }()
+        case 3: try { try decoder.decodeSingularStringField(value: &_storage._modelName) }()
+        case 4: try { try decoder.decodeSingularStringField(value: &_storage._modelHash) }()
+        case 5: try { try decoder.decodeRepeatedEnumField(value: &_storage._roles) }()
+        case 6: try { try decoder.decodeSingularUInt32Field(value: &_storage._maxBatchSequences) }()
+        case 7: try { try decoder.decodeSingularUInt32Field(value: &_storage._contextTokens) }()
+        case 8: try { try decoder.decodeSingularMessageField(value: &_storage._imageCache) }()
+        case 9: try { try decoder.decodeSingularStringField(value: &_storage._softwareVersion) }()
+        case 10: try { try decoder.decodeSingularBytesField(value: &_storage._recommendationsJson) }()
+        case 15: try { try decoder.decodeSingularStringField(value: &_storage._backend) }()
+        case 16: try { try decoder.decodeSingularStringField(value: &_storage._determinismCaveat) }()
+        case 20: try { try decoder.decodeSingularStringField(value: &_storage._rewardModelHash) }()
+        case 21: try { try decoder.decodeSingularStringField(value: &_storage._rewardScorer) }()
+        case 22: try { try decoder.decodeSingularStringField(value: &_storage._rewardModelName) }()
+        case 23: try { try decoder.decodeSingularEnumField(value: &_storage._rewardModelKind) }()
+        default: break
+        }
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if self.protocolVersion != 0 {
-      try visitor.visitSingularUInt32Field(value: self.protocolVersion, fieldNumber: 1)
-    }
-    if !self.workerID.isEmpty {
-      try visitor.visitSingularStringField(value: self.workerID, fieldNumber: 2)
-    }
-    if !self.modelName.isEmpty {
-      try visitor.visitSingularStringField(value: self.modelName, fieldNumber: 3)
-    }
-    if !self.modelHash.isEmpty {
-      try visitor.visitSingularStringField(value: self.modelHash, fieldNumber: 4)
-    }
-    if !self.roles.isEmpty {
-      try visitor.visitPackedEnumField(value: self.roles, fieldNumber: 5)
-    }
-    if self.maxBatchSequences != 0 {
-      try visitor.visitSingularUInt32Field(value: self.maxBatchSequences, fieldNumber: 6)
-    }
-    if self.contextTokens != 0 {
-      try visitor.visitSingularUInt32Field(value: self.contextTokens, fieldNumber: 7)
-    }
-    try { if let v = self._imageCache {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
-    } }()
-    if !self.softwareVersion.isEmpty {
-      try visitor.visitSingularStringField(value: self.softwareVersion, fieldNumber: 9)
-    }
-    if !self.recommendationsJson.isEmpty {
-      try visitor.visitSingularBytesField(value: self.recommendationsJson, fieldNumber: 10)
-    }
-    if !self.backend.isEmpty {
-      try visitor.visitSingularStringField(value: self.backend, fieldNumber: 15)
-    }
-    if !self.determinismCaveat.isEmpty {
-      try visitor.visitSingularStringField(value: self.determinismCaveat, fieldNumber: 16)
-    }
-    if !self.rewardModelHash.isEmpty {
-      try visitor.visitSingularStringField(value: self.rewardModelHash, fieldNumber: 20)
-    }
-    if !self.rewardScorer.isEmpty {
-      try visitor.visitSingularStringField(value: self.rewardScorer, fieldNumber: 21)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if _storage._protocolVersion != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._protocolVersion, fieldNumber: 1)
+      }
+      if !_storage._workerID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._workerID, fieldNumber: 2)
+      }
+      if !_storage._modelName.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._modelName, fieldNumber: 3)
+      }
+      if !_storage._modelHash.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._modelHash, fieldNumber: 4)
+      }
+      if !_storage._roles.isEmpty {
+        try visitor.visitPackedEnumField(value: _storage._roles, fieldNumber: 5)
+      }
+      if _storage._maxBatchSequences != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._maxBatchSequences, fieldNumber: 6)
+      }
+      if _storage._contextTokens != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._contextTokens, fieldNumber: 7)
+      }
+      try { if let v = _storage._imageCache {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+      } }()
+      if !_storage._softwareVersion.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._softwareVersion, fieldNumber: 9)
+      }
+      if !_storage._recommendationsJson.isEmpty {
+        try visitor.visitSingularBytesField(value: _storage._recommendationsJson, fieldNumber: 10)
+      }
+      if !_storage._backend.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._backend, fieldNumber: 15)
+      }
+      if !_storage._determinismCaveat.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._determinismCaveat, fieldNumber: 16)
+      }
+      if !_storage._rewardModelHash.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._rewardModelHash, fieldNumber: 20)
+      }
+      if !_storage._rewardScorer.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._rewardScorer, fieldNumber: 21)
+      }
+      if !_storage._rewardModelName.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._rewardModelName, fieldNumber: 22)
+      }
+      if _storage._rewardModelKind != .unspecified {
+        try visitor.visitSingularEnumField(value: _storage._rewardModelKind, fieldNumber: 23)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Stagebeam_V1_Ready, rhs: Stagebeam_V1_Ready) -> Bool {
-    if lhs.protocolVersion != rhs.protocolVersion {return false}
-    if lhs.workerID != rhs.workerID {return false}
-    if lhs.modelName != rhs.modelName {return false}
-    if lhs.modelHash != rhs.modelHash {return false}
-    if lhs.roles != rhs.roles {return false}
-    if lhs.maxBatchSequences != rhs.maxBatchSequences {return false}
-    if lhs.contextTokens != rhs.contextTokens {return false}
-    if lhs._imageCache != rhs._imageCache {return false}
-    if lhs.softwareVersion != rhs.softwareVersion {return false}
-    if lhs.recommendationsJson != rhs.recommendationsJson {return false}
-    if lhs.backend != rhs.backend {return false}
-    if lhs.determinismCaveat != rhs.determinismCaveat {return false}
-    if lhs.rewardModelHash != rhs.rewardModelHash {return false}
-    if lhs.rewardScorer != rhs.rewardScorer {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._protocolVersion != rhs_storage._protocolVersion {return false}
+        if _storage._workerID != rhs_storage._workerID {return false}
+        if _storage._modelName != rhs_storage._modelName {return false}
+        if _storage._modelHash != rhs_storage._modelHash {return false}
+        if _storage._roles != rhs_storage._roles {return false}
+        if _storage._maxBatchSequences != rhs_storage._maxBatchSequences {return false}
+        if _storage._contextTokens != rhs_storage._contextTokens {return false}
+        if _storage._imageCache != rhs_storage._imageCache {return false}
+        if _storage._softwareVersion != rhs_storage._softwareVersion {return false}
+        if _storage._recommendationsJson != rhs_storage._recommendationsJson {return false}
+        if _storage._backend != rhs_storage._backend {return false}
+        if _storage._determinismCaveat != rhs_storage._determinismCaveat {return false}
+        if _storage._rewardModelHash != rhs_storage._rewardModelHash {return false}
+        if _storage._rewardScorer != rhs_storage._rewardScorer {return false}
+        if _storage._rewardModelName != rhs_storage._rewardModelName {return false}
+        if _storage._rewardModelKind != rhs_storage._rewardModelKind {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -4690,7 +4889,7 @@ nonisolated extension Stagebeam_V1_RewardRequest: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Stagebeam_V1_RewardResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RewardResult"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}job_id\0\u{1}scores\0\u{3}worker_id\0\u{3}reward_model_hash\0\u{3}prompt_tokens\0\u{3}reused_prefix_tokens\0\u{3}prefill_ms\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}job_id\0\u{1}scores\0\u{3}worker_id\0\u{3}reward_model_hash\0\u{3}prompt_tokens\0\u{3}reused_prefix_tokens\0\u{3}prefill_ms\0\u{3}batch_requests\0\u{3}batch_candidates\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4706,6 +4905,8 @@ nonisolated extension Stagebeam_V1_RewardResult: SwiftProtobuf.Message, SwiftPro
       case 6: try { try decoder.decodeSingularUInt32Field(value: &self.promptTokens) }()
       case 7: try { try decoder.decodeSingularUInt32Field(value: &self.reusedPrefixTokens) }()
       case 8: try { try decoder.decodeSingularDoubleField(value: &self.prefillMs) }()
+      case 9: try { try decoder.decodeSingularUInt32Field(value: &self.batchRequests) }()
+      case 10: try { try decoder.decodeSingularUInt32Field(value: &self.batchCandidates) }()
       default: break
       }
     }
@@ -4736,6 +4937,12 @@ nonisolated extension Stagebeam_V1_RewardResult: SwiftProtobuf.Message, SwiftPro
     if self.prefillMs.bitPattern != 0 {
       try visitor.visitSingularDoubleField(value: self.prefillMs, fieldNumber: 8)
     }
+    if self.batchRequests != 0 {
+      try visitor.visitSingularUInt32Field(value: self.batchRequests, fieldNumber: 9)
+    }
+    if self.batchCandidates != 0 {
+      try visitor.visitSingularUInt32Field(value: self.batchCandidates, fieldNumber: 10)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -4748,6 +4955,8 @@ nonisolated extension Stagebeam_V1_RewardResult: SwiftProtobuf.Message, SwiftPro
     if lhs.promptTokens != rhs.promptTokens {return false}
     if lhs.reusedPrefixTokens != rhs.reusedPrefixTokens {return false}
     if lhs.prefillMs != rhs.prefillMs {return false}
+    if lhs.batchRequests != rhs.batchRequests {return false}
+    if lhs.batchCandidates != rhs.batchCandidates {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -6484,7 +6693,7 @@ nonisolated extension Stagebeam_V1_StatusRequest: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Stagebeam_V1_WorkerStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".WorkerStatus"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}worker_id\0\u{3}model_name\0\u{1}roles\0\u{3}max_batch_sequences\0\u{3}in_flight_sequences\0\u{3}since_last_heard_ms\0\u{1}utilisation\0\u{3}credits_available\0\u{3}requests_completed\0\u{3}largest_request_sequences\0\u{3}requests_redispatched\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}worker_id\0\u{3}model_name\0\u{1}roles\0\u{3}max_batch_sequences\0\u{3}in_flight_sequences\0\u{3}since_last_heard_ms\0\u{1}utilisation\0\u{3}credits_available\0\u{3}requests_completed\0\u{3}largest_request_sequences\0\u{3}requests_redispatched\0\u{3}reward_scorer\0\u{3}reward_model_hash\0\u{3}reward_model_name\0\u{3}reward_model_kind\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -6503,6 +6712,10 @@ nonisolated extension Stagebeam_V1_WorkerStatus: SwiftProtobuf.Message, SwiftPro
       case 9: try { try decoder.decodeSingularUInt64Field(value: &self.requestsCompleted) }()
       case 10: try { try decoder.decodeSingularUInt32Field(value: &self.largestRequestSequences) }()
       case 11: try { try decoder.decodeSingularUInt64Field(value: &self.requestsRedispatched) }()
+      case 12: try { try decoder.decodeSingularStringField(value: &self.rewardScorer) }()
+      case 13: try { try decoder.decodeSingularStringField(value: &self.rewardModelHash) }()
+      case 14: try { try decoder.decodeSingularStringField(value: &self.rewardModelName) }()
+      case 15: try { try decoder.decodeSingularEnumField(value: &self.rewardModelKind) }()
       default: break
       }
     }
@@ -6542,6 +6755,18 @@ nonisolated extension Stagebeam_V1_WorkerStatus: SwiftProtobuf.Message, SwiftPro
     if self.requestsRedispatched != 0 {
       try visitor.visitSingularUInt64Field(value: self.requestsRedispatched, fieldNumber: 11)
     }
+    if !self.rewardScorer.isEmpty {
+      try visitor.visitSingularStringField(value: self.rewardScorer, fieldNumber: 12)
+    }
+    if !self.rewardModelHash.isEmpty {
+      try visitor.visitSingularStringField(value: self.rewardModelHash, fieldNumber: 13)
+    }
+    if !self.rewardModelName.isEmpty {
+      try visitor.visitSingularStringField(value: self.rewardModelName, fieldNumber: 14)
+    }
+    if self.rewardModelKind != .unspecified {
+      try visitor.visitSingularEnumField(value: self.rewardModelKind, fieldNumber: 15)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -6557,6 +6782,10 @@ nonisolated extension Stagebeam_V1_WorkerStatus: SwiftProtobuf.Message, SwiftPro
     if lhs.requestsCompleted != rhs.requestsCompleted {return false}
     if lhs.largestRequestSequences != rhs.largestRequestSequences {return false}
     if lhs.requestsRedispatched != rhs.requestsRedispatched {return false}
+    if lhs.rewardScorer != rhs.rewardScorer {return false}
+    if lhs.rewardModelHash != rhs.rewardModelHash {return false}
+    if lhs.rewardModelName != rhs.rewardModelName {return false}
+    if lhs.rewardModelKind != rhs.rewardModelKind {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
