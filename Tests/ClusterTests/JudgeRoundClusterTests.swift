@@ -35,9 +35,11 @@ import Wire
     }
 
     /// The victim is frozen (SIGSTOP) before the job starts, so its share of the first judge round is
-    /// certainly in flight when it is killed; the coordinator notices the silence and sends that share
-    /// to the survivor. Generate-mode verdicts: the survivor decodes the re-sent matches in a batch of
-    /// another make-up than the first attempt, and they must come out the same.
+    /// certainly in flight when it is killed; that share misses its deadline and goes to the survivor
+    /// (liveness is long, so that the frozen victim is still registered when the round is sent,
+    /// however slow a loaded machine makes the first stage). Generate-mode verdicts: the survivor
+    /// decodes the re-sent matches in a batch of another make-up than the first attempt, and they
+    /// must come out the same.
     @Test func judgeWorkerKilledMidRoundGivesTheVerdictsOfTheInProcessRun() async throws {
         var job = Self.job
         job.judgeMode = "generate"
@@ -46,9 +48,8 @@ import Wire
         let reference = try JudgeOutcome(record: job.runInProcess(in: scratch))
         #expect(reference.judgedMatches >= 4, "the job must judge whole rounds")
 
-        // Dead after 50 silent heartbeats (5 s): the frozen victim must outlive the job's generation
-        // of its first stage, on a loaded machine too, to be sent its share of the first round.
-        let cluster = try LocalCluster(scratch: scratch, liveness: 50, coordinatorArguments: ["--log-level", "debug"])
+        let cluster = try LocalCluster(
+            scratch: scratch, liveness: 600, requestTimeoutS: 4, coordinatorArguments: ["--log-level", "debug"])
         try cluster.addWorker("gen", maxBatch: 8, roles: "generate")
         let victim = try cluster.addWorker("victim", maxBatch: 8, roles: "judge")
         try cluster.addWorker("survivor", maxBatch: 8, roles: "judge")
@@ -68,7 +69,7 @@ import Wire
         #expect(try JudgeOutcome(record: record) == reference)
         #expect(result.counts.redispatchedRequests >= 1)
         #expect(victim.logged("work done").isEmpty, "the frozen victim never answered")
-        #expect(!cluster.coordinator.logged("worker lost", ["worker_id": "victim", "reason": "missed_heartbeats"]).isEmpty)
+        #expect(!cluster.coordinator.logged("request re-dispatched", ["worker_id": "victim", "kind": "judge"]).isEmpty)
     }
 }
 
