@@ -49,7 +49,7 @@ import Wire
         #expect(reference.judgedMatches >= 4, "the job must judge whole rounds")
 
         let cluster = try LocalCluster(
-            scratch: scratch, liveness: 600, requestTimeoutS: 4, coordinatorArguments: ["--log-level", "debug"])
+            scratch: scratch, liveness: 600, requestTimeoutS: 8, coordinatorArguments: ["--log-level", "debug"])
         try cluster.addWorker("gen", maxBatch: 8, roles: "generate")
         let victim = try cluster.addWorker("victim", maxBatch: 8, roles: "judge")
         try cluster.addWorker("survivor", maxBatch: 8, roles: "judge")
@@ -58,8 +58,11 @@ import Wire
 
         victim.signal(SIGSTOP)
         async let finished = client.submit(job.submitJob(id: "judge-kill"))
-        _ = try cluster.coordinator.wait("a judge request sent to the victim") { coordinator in
-            coordinator.logged("request sent", ["kind": "judge", "worker_id": "victim"]).first
+        // Polled without blocking a thread: the submission above runs on the same few threads.
+        let sentBy = ContinuousClock.now + .seconds(90)
+        while cluster.coordinator.logged("request sent", ["kind": "judge", "worker_id": "victim"]).isEmpty {
+            guard ContinuousClock.now < sentBy else { throw ChildProcessError("no judge request was sent to the victim in 90 s") }
+            try await Task.sleep(for: .milliseconds(50))
         }
         victim.signal(SIGKILL)
         let result = try await finished
