@@ -6,16 +6,24 @@
 #include <stdlib.h>
 
 typedef void (*sb_linear_fn)(sb_weight_type, const void *, size_t, int64_t, int64_t, int64_t, const int8_t *,
-                             const sb_activation_block *, int64_t, float *, int64_t);
+                             const sb_activation_block *, const sb_activation_quad *, int64_t, float *, int64_t);
 
-static sb_linear_fn chosen = sb_quantized_linear_scalar;
+/// The scalar kernel, which reads the blocks row by row only.
+static void scalar_linear(sb_weight_type type, const void *w, size_t row_bytes, int64_t k, int64_t o_begin, int64_t o_end,
+                          const int8_t *xq, const sb_activation_block *xb, const sb_activation_quad *xg, int64_t rows, float *y,
+                          int64_t ldy) {
+    (void)xg;
+    sb_quantized_linear_scalar(type, w, row_bytes, k, o_begin, o_end, xq, xb, rows, y, ldy);
+}
+
+static sb_linear_fn chosen = scalar_linear;
 static const char *chosen_name = "scalar";
 
 #if defined(__x86_64__)
 void sb_quantized_linear_avx2(sb_weight_type, const void *, size_t, int64_t, int64_t, int64_t, const int8_t *,
-                              const sb_activation_block *, int64_t, float *, int64_t);
+                              const sb_activation_block *, const sb_activation_quad *, int64_t, float *, int64_t);
 void sb_quantized_linear_avx512vnni(sb_weight_type, const void *, size_t, int64_t, int64_t, int64_t, const int8_t *,
-                                    const sb_activation_block *, int64_t, float *, int64_t);
+                                    const sb_activation_block *, const sb_activation_quad *, int64_t, float *, int64_t);
 
 __attribute__((constructor)) static void sb_choose_kernels(void) {
     __builtin_cpu_init();
@@ -37,8 +45,9 @@ __attribute__((constructor)) static void sb_choose_kernels(void) {
 #endif
 
 void sb_quantized_linear(sb_weight_type type, const void *w, size_t row_bytes, int64_t k, int64_t o_begin, int64_t o_end,
-                         const int8_t *xq, const sb_activation_block *xb, int64_t rows, float *y, int64_t ldy) {
-    chosen(type, w, row_bytes, k, o_begin, o_end, xq, xb, rows, y, ldy);
+                         const int8_t *xq, const sb_activation_block *xb, const sb_activation_quad *xg, int64_t rows, float *y,
+                         int64_t ldy) {
+    chosen(type, w, row_bytes, k, o_begin, o_end, xq, xb, xg, rows, y, ldy);
 }
 
 const char *sb_kernel_variant(void) { return chosen_name; }

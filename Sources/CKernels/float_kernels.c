@@ -4,14 +4,15 @@
 //
 // The arithmetic is fixed: each output is one 8-lane f32 accumulator walking k in steps of 8 with
 // fused multiply-adds, reduced as sb_reduce8 does, then the k % 8 tail added one product at a time.
-// Tiles (4 weight rows × 2 input rows, 4 × 1, 1 × 2, 1 × 1) and blocks of input rows only decide when
-// an output is computed. There is one vector variant: AVX-512 would change the lane count and so the
-// bits.
+// Tiles (weight rows × input rows) and blocks of input rows only decide when an output is computed.
+// There is one vector variant: AVX-512 would change the lane count and so the bits.
 //
-// Prefill (many input rows) is a blocked matrix product: a 4 × 2 tile keeps its 8 accumulators, 4
-// weight vectors and one input vector in 13 of AVX2's 16 registers (a 4 × 4 tile needs 21, and its
-// spills measured it at under half the speed), and issues 8 FMAs per 6 loads; input rows are taken
-// in blocks of 64 so a block's activations stay in L2 while every weight row passes over them.
+// Decode (one input row) runs tiles of 4 weight rows × 1, bound by memory. Two or more input rows
+// (prefill, batched decode) run a blocked matrix product: a 3 × 4 tile keeps its 12 accumulators,
+// 3 weight vectors (each widened once for the 4 input rows) and one input vector in AVX2's 16
+// registers, and issues 12 FMAs per 7 loads (the 4 × 2 tile it replaced issued 8 per 6 and was
+// bound by its loads); input rows are taken in blocks of 64 so a block's activations stay in L2
+// while every weight row passes over them.
 #include "common.h"
 
 /// One element of each format as f32, for tails and the portable path.
@@ -76,11 +77,13 @@ SB_INLINE float finish(sb_float_type type, __m256 acc, const float *x, const uin
     return sb_float_tail(type, sb_reduce8(lanes), x, row, vector_k, k);
 }
 
-/// NW weight rows (1 or 4) × NT input rows (1 or 2): every weight vector loaded once for the NT rows.
+/// NW weight rows × NT input rows (4 × 1, or up to 3 × 4: NW · NT accumulators, NW weight vectors
+/// and one input vector fit the 16 registers): every weight vector loaded (and widened) once for
+/// the NT rows.
 SB_INLINE void tile(sb_float_type type, const int NW, const int NT, const uint8_t *w, size_t row_bytes, int64_t k,
                     const float *x, float *y, int64_t ldy) {
     const int64_t vector_k = k & ~(int64_t)7;
-    __m256 acc[2][4];
+    __m256 acc[4][4];
     for (int t = 0; t < NT; t++)
         for (int r = 0; r < NW; r++) acc[t][r] = _mm256_setzero_ps();
     // One input row (decode) is bound by memory: the weight rows two tiles ahead are fetched a line
@@ -102,22 +105,39 @@ SB_INLINE void tile(sb_float_type type, const int NW, const int NT, const uint8_
         for (int r = 0; r < NW; r++) y[t * ldy + r] = finish(type, acc[t][r], x + t * k, w + r * row_bytes, vector_k, k);
 }
 
+/// Input rows `t_begin..<t_end` against NW weight rows starting at `w`: tiles of NW × 4, then the
+/// last 1–3 rows in one tile.
+SB_INLINE void panel(sb_float_type type, const int NW, const uint8_t *w, size_t row_bytes, int64_t k, const float *x,
+                     int64_t t_begin, int64_t t_end, float *y, int64_t ldy) {
+    int64_t t = t_begin;
+    for (; t + 4 <= t_end; t += 4) tile(type, NW, 4, w, row_bytes, k, x + t * k, y + t * ldy, ldy);
+    switch (t_end - t) {
+    case 3: tile(type, NW, 3, w, row_bytes, k, x + t * k, y + t * ldy, ldy); break;
+    case 2: tile(type, NW, 2, w, row_bytes, k, x + t * k, y + t * ldy, ldy); break;
+    case 1: tile(type, NW, 1, w, row_bytes, k, x + t * k, y + t * ldy, ldy); break;
+    default: break;
+    }
+}
+
 SB_INLINE void run(sb_float_type type, const void *w, size_t row_bytes, int64_t k, int64_t o_begin, int64_t o_end,
                    const float *x, int64_t rows, float *y, int64_t ldy) {
+    const uint8_t *base = (const uint8_t *)w;
+    if (rows == 1) {
+        int64_t o = o_begin;
+        for (; o + 4 <= o_end; o += 4) tile(type, 4, 1, base + o * row_bytes, row_bytes, k, x, y + o, ldy);
+        for (; o < o_end; o++) tile(type, 1, 1, base + o * row_bytes, row_bytes, k, x, y + o, ldy);
+        return;
+    }
     enum { row_block = 64 };
     for (int64_t block = 0; block < rows; block += row_block) {
         const int64_t block_end = block + row_block < rows ? block + row_block : rows;
         int64_t o = o_begin;
-#define SB_TILES(NW)                                                                                              \
-    do {                                                                                                          \
-        const uint8_t *wr = (const uint8_t *)w + o * row_bytes;                                                   \
-        int64_t t = block;                                                                                        \
-        for (; t + 2 <= block_end; t += 2) tile(type, NW, 2, wr, row_bytes, k, x + t * k, y + t * ldy + o, ldy); \
-        if (t < block_end) tile(type, NW, 1, wr, row_bytes, k, x + t * k, y + t * ldy + o, ldy);                \
-    } while (0)
-        for (; o + 4 <= o_end; o += 4) SB_TILES(4);
-        for (; o < o_end; o++) SB_TILES(1);
-#undef SB_TILES
+        for (; o + 3 <= o_end; o += 3) panel(type, 3, base + o * row_bytes, row_bytes, k, x, block, block_end, y + o, ldy);
+        switch (o_end - o) {
+        case 2: panel(type, 2, base + o * row_bytes, row_bytes, k, x, block, block_end, y + o, ldy); break;
+        case 1: panel(type, 1, base + o * row_bytes, row_bytes, k, x, block, block_end, y + o, ldy); break;
+        default: break;
+        }
     }
 }
 

@@ -22,6 +22,22 @@ void sb_quantize_activations(const float *x, int64_t k, int8_t *q, sb_activation
     }
 }
 
+void sb_group_activations(const sb_activation_block *xb, int64_t rows, int64_t k, sb_activation_quad *quads) {
+    const int64_t blocks = k / 32;
+    for (int64_t g = 0; g < (rows + 3) / 4; g++)
+        for (int64_t b = 0; b < blocks; b++) {
+            sb_activation_quad *quad = quads + g * blocks + b;
+            memset(quad, 0, sizeof *quad);
+            for (int64_t i = 0; i < 4 && 4 * g + i < rows; i++) {
+                const sb_activation_block *x = xb + (4 * g + i) * blocks + b;
+                quad->d[i] = x->d;
+                quad->ds[i] = x->ds;
+                quad->sum[i][0] = x->sum[0];
+                quad->sum[i][1] = x->sum[1];
+            }
+        }
+}
+
 /// The 32 integer levels of 32-block `b` as the vector kernels multiply them (unsigned for every
 /// format but q8_0, whose levels are signed).
 static void levels(sb_weight_type type, const uint8_t *row, int64_t b, int q[32]) {

@@ -31,7 +31,7 @@ static inline float sb_half_end_f16c(const uint8_t *p) {
 #pragma clang attribute pop
 
 void sb_quantized_linear_avx2(sb_weight_type type, const void *w, size_t row_bytes, int64_t k, int64_t o_begin, int64_t o_end,
-        const int8_t *xq, const sb_activation_block *xb, int64_t rows, float *y, int64_t ldy) {
-    avx2_linear(type, w, row_bytes, k, o_begin, o_end, xq, xb, rows, y, ldy);
+        const int8_t *xq, const sb_activation_block *xb, const sb_activation_quad *xg, int64_t rows, float *y, int64_t ldy) {
+    avx2_linear(type, w, row_bytes, k, o_begin, o_end, xq, xb, xg, rows, y, ldy);
 }
 #endif

@@ -76,6 +76,42 @@ SB_INLINE void SB_NAME(add_block)(sb_weight_type type, const int NT, __m256i q, 
     }
 }
 
+/// `add_block` for 3 or 4 activation rows of one group: the rows' scales come from memory as
+/// broadcasts and their corrections advance together, one lane each, in one 4-lane fused
+/// multiply-add (the same f32 operation per lane as the scalar one), from the group's interleaved
+/// offsets (`sb_activation_quad`).
+SB_INLINE void SB_NAME(add_block4)(sb_weight_type type, const int NT, __m256i q, const sb_block_factors *f, int64_t b, int64_t k,
+                                   const int8_t *xq, const sb_activation_quad *xg, __m256 acc[4], __m128 *correction) {
+    const __m256i magnitude = type == SB_Q8_0 ? _mm256_abs_epi8(q) : q;
+    const sb_activation_quad *g = xg + b;
+    // The 4 rows' scale products in one multiply, each then broadcast from memory (a load, not a
+    // vector operation).
+    float scales[4];
+    _mm_storeu_ps(scales, _mm_mul_ps(_mm_set1_ps(f->scale), _mm_loadu_ps(g->d)));
+    __m256i lane_scales = _mm256_setzero_si256();
+    if (type == SB_Q6_K) lane_scales = _mm256_set_m128i(_mm_set1_epi16(f->lane_scale[1]), _mm_set1_epi16(f->lane_scale[0]));
+    for (int t = 0; t < NT; t++) {
+        const __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + t * k + 32 * b));
+        __m256i p;
+        if (type == SB_Q8_0) p = SB_DOT(magnitude, _mm256_sign_epi8(xv, q));
+        else if (type == SB_Q6_K) p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, xv), lane_scales);
+        else p = SB_DOT(q, xv);
+        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_broadcast_ss(&scales[t]), acc[t]);
+    }
+    if (f->has_correction) {
+        __m128 offset;
+        if (type == SB_Q6_K) {
+            // (lane_scale[0] · sum[0] + lane_scale[1] · sum[1]) per row: exact in int32, as the scalar sum.
+            const __m128i pairs = _mm_loadu_si128((const __m128i *)g->sum);
+            const __m128i weights = _mm_set1_epi32((int32_t)(((uint32_t)(uint16_t)f->lane_scale[1] << 16) | (uint16_t)f->lane_scale[0]));
+            offset = _mm_mul_ps(_mm_cvtepi32_ps(_mm_madd_epi16(pairs, weights)), _mm_loadu_ps(g->d));
+        } else {
+            offset = _mm_loadu_ps(g->ds);
+        }
+        *correction = _mm_fmadd_ps(_mm_set1_ps(f->coef), offset, *correction);
+    }
+}
+
 /// The factors of the 8 sub-blocks of a K super-block at once: sb_factors' values (the same f32
 /// products), computed with one f16 conversion per scale and vector int → f32 conversions.
 SB_INLINE void SB_NAME(k_factors)(sb_weight_type type, const uint8_t *block, sb_block_factors f[8]) {
@@ -114,15 +150,19 @@ SB_INLINE void SB_NAME(k_factors)(sb_weight_type type, const uint8_t *block, sb_
 /// all activation rows, and the NW rows' accumulators are independent chains the CPU overlaps (one
 /// row alone waits on each block's fused multiply-add before the next).
 SB_INLINE void SB_NAME(tile)(sb_weight_type type, const int NW, const int NT, const uint8_t *row, size_t row_bytes, int64_t k,
-                             const int8_t *xq, const sb_activation_block *xb, float *y, int64_t ldy) {
+                             const int8_t *xq, const sb_activation_block *xb, const sb_activation_quad *xg, float *y,
+                             int64_t ldy) {
     const int64_t blocks = k / 32;
     __m256 acc[2][4];
     float correction[2][4];
-    for (int r = 0; r < NW; r++)
+    __m128 correction4[2];
+    for (int r = 0; r < NW; r++) {
+        correction4[r] = _mm_setzero_ps();
         for (int t = 0; t < NT; t++) {
             acc[r][t] = _mm256_setzero_ps();
             correction[r][t] = 0;
         }
+    }
     // One or two activation rows (decode) are bound by memory: the weight rows two tiles ahead are
     // fetched line by line as these are read (a thread's rows are contiguous); rows of a few hundred
     // bytes leave the hardware prefetcher too little of each stream to follow.
@@ -136,9 +176,11 @@ SB_INLINE void SB_NAME(tile)(sb_weight_type type, const int NW, const int NT, co
             for (int r = 0; r < NW; r++) SB_NAME(k_factors)(type, row + r * row_bytes + super * sb_block_bytes(type), f[r]);
             for (int s = 0; s < 8; s++) {
                 const int64_t b = 8 * super + s;
-                for (int r = 0; r < NW; r++)
-                    SB_NAME(add_block)(type, NT, SB_NAME(levels)(type, row + r * row_bytes, b), &f[r][s], b, k, xq, xb, acc[r],
-                                       correction[r]);
+                for (int r = 0; r < NW; r++) {
+                    const __m256i q = SB_NAME(levels)(type, row + r * row_bytes, b);
+                    if (NT >= 3) SB_NAME(add_block4)(type, NT, q, &f[r][s], b, k, xq, xg, acc[r], &correction4[r]);
+                    else SB_NAME(add_block)(type, NT, q, &f[r][s], b, k, xq, xb, acc[r], correction[r]);
+                }
             }
         }
     } else {
@@ -147,50 +189,95 @@ SB_INLINE void SB_NAME(tile)(sb_weight_type type, const int NW, const int NT, co
                 for (int64_t line = 0; line < bytes; line += 64) _mm_prefetch((const char *)(ahead + b * bytes + line), _MM_HINT_T0);
             for (int r = 0; r < NW; r++) {
                 const sb_block_factors f = sb_factors(type, row + r * row_bytes, b);
-                SB_NAME(add_block)(type, NT, SB_NAME(levels)(type, row + r * row_bytes, b), &f, b, k, xq, xb, acc[r], correction[r]);
+                const __m256i q = SB_NAME(levels)(type, row + r * row_bytes, b);
+                if (NT >= 3) SB_NAME(add_block4)(type, NT, q, &f, b, k, xq, xg, acc[r], &correction4[r]);
+                else SB_NAME(add_block)(type, NT, q, &f, b, k, xq, xb, acc[r], correction[r]);
             }
         }
     }
-    for (int r = 0; r < NW; r++)
+    for (int r = 0; r < NW; r++) {
+        if (NT >= 3) _mm_storeu_ps(correction[r], correction4[r]);
         for (int t = 0; t < NT; t++) y[t * ldy + r] = SB_NAME(reduce)(acc[r][t]) + correction[r][t];
+    }
 }
 
-/// One weight row (NW = 1) or two (NW = 2) against all activation rows: groups of 4
+/// One weight row against 8 activation rows (two groups of 4): each weight block is decoded once for
+/// all 8 (a wide batch or prefill; `tile` with NT ≤ 4 decodes it once per 4).
+SB_INLINE void SB_NAME(tile8)(sb_weight_type type, const uint8_t *row, int64_t k, const int8_t *xq, const sb_activation_quad *xg,
+                              float *y, int64_t ldy) {
+    const int64_t blocks = k / 32;
+    __m256 acc[8];
+    __m128 correction4[2] = {_mm_setzero_ps(), _mm_setzero_ps()};
+    for (int t = 0; t < 8; t++) acc[t] = _mm256_setzero_ps();
+    if (sb_is_k(type)) {
+        for (int64_t super = 0; super < blocks / 8; super++) {
+            sb_block_factors f[8];
+            SB_NAME(k_factors)(type, row + super * sb_block_bytes(type), f);
+            for (int s = 0; s < 8; s++) {
+                const int64_t b = 8 * super + s;
+                const __m256i q = SB_NAME(levels)(type, row, b);
+                SB_NAME(add_block4)(type, 4, q, &f[s], b, k, xq, xg, acc, &correction4[0]);
+                SB_NAME(add_block4)(type, 4, q, &f[s], b, k, xq + 4 * k, xg + blocks, acc + 4, &correction4[1]);
+            }
+        }
+    } else {
+        for (int64_t b = 0; b < blocks; b++) {
+            const sb_block_factors f = sb_factors(type, row, b);
+            const __m256i q = SB_NAME(levels)(type, row, b);
+            SB_NAME(add_block4)(type, 4, q, &f, b, k, xq, xg, acc, &correction4[0]);
+            SB_NAME(add_block4)(type, 4, q, &f, b, k, xq + 4 * k, xg + blocks, acc + 4, &correction4[1]);
+        }
+    }
+    float correction[8];
+    _mm_storeu_ps(correction, correction4[0]);
+    _mm_storeu_ps(correction + 4, correction4[1]);
+    for (int t = 0; t < 8; t++) y[t * ldy] = SB_NAME(reduce)(acc[t]) + correction[t];
+}
+
+/// One weight row (NW = 1) or two (NW = 2) against all activation rows: groups of 8, then of 4,
 /// one weight row at a time (8 accumulators of 2 × 4 spill), the last 1 or 2 activation rows with
 /// both weight rows at once.
 SB_INLINE void SB_NAME(rows)(sb_weight_type type, const int NW, const uint8_t *row, size_t row_bytes, int64_t k,
-                             const int8_t *xq, const sb_activation_block *xb, int64_t rows, float *y, int64_t ldy) {
+                             const int8_t *xq, const sb_activation_block *xb, const sb_activation_quad *xg, int64_t rows,
+                             float *y, int64_t ldy) {
     const int64_t blocks = k / 32;
     int64_t t = 0;
+    for (; t + 8 <= rows; t += 8)
+        for (int r = 0; r < NW; r++)
+            SB_NAME(tile8)(type, row + r * row_bytes, k, xq + t * k, xg + t / 4 * blocks, y + t * ldy + r, ldy);
     for (; t + 4 <= rows; t += 4)
         for (int r = 0; r < NW; r++)
-            SB_NAME(tile)(type, 1, 4, row + r * row_bytes, row_bytes, k, xq + t * k, xb + t * blocks, y + t * ldy + r, ldy);
+            SB_NAME(tile)(type, 1, 4, row + r * row_bytes, row_bytes, k, xq + t * k, xb + t * blocks, xg + t / 4 * blocks,
+                          y + t * ldy + r, ldy);
     switch (rows - t) {
     case 3:
         for (int r = 0; r < NW; r++)
-            SB_NAME(tile)(type, 1, 3, row + r * row_bytes, row_bytes, k, xq + t * k, xb + t * blocks, y + t * ldy + r, ldy);
+            SB_NAME(tile)(type, 1, 3, row + r * row_bytes, row_bytes, k, xq + t * k, xb + t * blocks, xg + t / 4 * blocks,
+                          y + t * ldy + r, ldy);
         break;
-    case 2: SB_NAME(tile)(type, NW, 2, row, row_bytes, k, xq + t * k, xb + t * blocks, y + t * ldy, ldy); break;
-    case 1: SB_NAME(tile)(type, NW, 1, row, row_bytes, k, xq + t * k, xb + t * blocks, y + t * ldy, ldy); break;
+    case 2: SB_NAME(tile)(type, NW, 2, row, row_bytes, k, xq + t * k, xb + t * blocks, NULL, y + t * ldy, ldy); break;
+    case 1: SB_NAME(tile)(type, NW, 1, row, row_bytes, k, xq + t * k, xb + t * blocks, NULL, y + t * ldy, ldy); break;
     default: break;
     }
 }
 
 SB_INLINE void SB_NAME(run)(sb_weight_type type, const void *w, size_t row_bytes, int64_t k, int64_t o_begin, int64_t o_end,
-                            const int8_t *xq, const sb_activation_block *xb, int64_t rows, float *y, int64_t ldy) {
+                            const int8_t *xq, const sb_activation_block *xb, const sb_activation_quad *xg, int64_t rows,
+                            float *y, int64_t ldy) {
     int64_t o = o_begin;
     // Pairs of weight rows for the 32-block formats; a K super-block's factors for two rows at once
     // spill (measured slower), so those go one row at a time.
     if (!sb_is_k(type))
-        for (; o + 2 <= o_end; o += 2) SB_NAME(rows)(type, 2, (const uint8_t *)w + o * row_bytes, row_bytes, k, xq, xb, rows, y + o, ldy);
-    for (; o < o_end; o++) SB_NAME(rows)(type, 1, (const uint8_t *)w + o * row_bytes, row_bytes, k, xq, xb, rows, y + o, ldy);
+        for (; o + 2 <= o_end; o += 2) SB_NAME(rows)(type, 2, (const uint8_t *)w + o * row_bytes, row_bytes, k, xq, xb, xg, rows, y + o, ldy);
+    for (; o < o_end; o++) SB_NAME(rows)(type, 1, (const uint8_t *)w + o * row_bytes, row_bytes, k, xq, xb, xg, rows, y + o, ldy);
 }
 
 /// One specialized copy per format, so each inner loop is straight-line code for its format.
 static void SB_NAME(linear)(sb_weight_type type, const void *w, size_t row_bytes, int64_t k, int64_t o_begin, int64_t o_end,
-                            const int8_t *xq, const sb_activation_block *xb, int64_t rows, float *y, int64_t ldy) {
+                            const int8_t *xq, const sb_activation_block *xb, const sb_activation_quad *xg, int64_t rows,
+                            float *y, int64_t ldy) {
     switch (type) {
-#define SB_CASE(T) case T: SB_NAME(run)(T, w, row_bytes, k, o_begin, o_end, xq, xb, rows, y, ldy); break;
+#define SB_CASE(T) case T: SB_NAME(run)(T, w, row_bytes, k, o_begin, o_end, xq, xb, xg, rows, y, ldy); break;
     SB_CASE(SB_Q8_0) SB_CASE(SB_Q4_0) SB_CASE(SB_Q4_1) SB_CASE(SB_Q5_0) SB_CASE(SB_Q5_1)
     SB_CASE(SB_Q4_K) SB_CASE(SB_Q5_K) SB_CASE(SB_Q6_K)
 #undef SB_CASE

@@ -21,12 +21,12 @@ import CKernels
 /// order — integer dot product of a weight block with an activation block (exact), times the two
 /// blocks' scales — plus a scalar for the formats' offsets, reduced in a fixed order. A row's int8
 /// activations depend on that row only, so the same invariance holds. Each weight block is decoded
-/// once per call for up to 4 input rows. The int8 rounding of activations is the only difference from
+/// once per group of up to 8 input rows. The int8 rounding of activations is the only difference from
 /// f32 arithmetic on the de-quantized weights: at most half an activation step per element.
 ///
-/// Tiles of 4 weight rows × 4 input rows: per 8 values of `k` the kernel loads 8 vectors and issues
-/// 16 FMAs, so it is FMA-bound when the batch is wide and bandwidth-bound (each weight read once
-/// per call) when it is narrow — which is what makes n candidates cost about what one costs.
+/// Float tiles of 3 weight rows × 4 input rows: per 8 values of `k` the kernel loads 7 vectors and
+/// issues 12 FMAs, so it is FMA-bound when the batch is wide and bandwidth-bound (each weight read
+/// once per call) when it is narrow — which is what makes n candidates cost about what one costs.
 public func linear(
     _ x: UnsafePointer<Float>, rows: Int, weight: WeightMatrix, bias: UnsafePointer<Float>? = nil,
     into y: UnsafeMutablePointer<Float>, pool: ComputePool = .shared
@@ -97,7 +97,7 @@ public final class LinearTask: ParallelTask {
         case .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K:
             sb_quantized_linear(
                 weight.element.kernelType, weight.base, weight.rowBytes, k, start, end, activations.levels, activations.blocks,
-                Int64(rows), y, outFeatures)
+                activations.quads, Int64(rows), y, outFeatures)
         }
         if let bias = product.bias {
             for t in 0..<rows { for o in outputs { y[t * weight.rows + o] += bias[o] } }
@@ -116,29 +116,36 @@ public struct LinearOutput {
     }
 }
 
-/// Input rows quantized for the quantized kernels (see `linear`): scratch memory kept by a task and
-/// grown only when a call brings more rows × columns than any before, so decode steps allocate nothing.
+/// Input rows quantized for the quantized kernels (see `linear`), with their blocks also grouped by 4
+/// rows (`sb_group_activations`): scratch memory kept by a task and grown only when a call brings
+/// more rows × columns than any before, so decode steps allocate nothing.
 final class QuantizedActivations {
     private(set) var levels = UnsafeMutablePointer<Int8>.allocate(capacity: 0)
     private(set) var blocks = UnsafeMutablePointer<sb_activation_block>.allocate(capacity: 0)
+    private(set) var quads = UnsafeMutablePointer<sb_activation_quad>.allocate(capacity: 0)
     private var capacity = 0
 
     deinit {
         levels.deallocate()
         blocks.deallocate()
+        quads.deallocate()
     }
 
     func quantize(_ x: UnsafePointer<Float>, rows: Int, columns: Int) {
-        if rows * columns > capacity {
+        let groups = (rows + 3) / 4
+        if groups * 4 * columns > capacity {
             levels.deallocate()
             blocks.deallocate()
-            capacity = rows * columns
+            quads.deallocate()
+            capacity = groups * 4 * columns
             levels = .allocate(capacity: capacity)
             blocks = .allocate(capacity: capacity / 32)
+            quads = .allocate(capacity: capacity / 128)
         }
         for t in 0..<rows {
             sb_quantize_activations(x + t * columns, Int64(columns), levels + t * columns, blocks + t * (columns / 32))
         }
+        sb_group_activations(blocks, Int64(rows), Int64(columns), quads)
     }
 }
 

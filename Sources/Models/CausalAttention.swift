@@ -54,16 +54,24 @@ final class CausalAttention: ParallelTask {
             let position = Int(batch.positions[r])
             let first = window.map { max(0, position - $0 + 1) } ?? 0
             let q = query + r * qWidth + h * headDim
-            for p in first...position {
-                let k = cache.keyBase(block: blocks[p / blockSize], layer: layer, head: g) + (p % blockSize) * headDim
-                probabilities[p - first] = dot(q, k, count: headDim) * scale
+            func key(_ p: Int) -> UnsafePointer<Float> {
+                UnsafePointer(cache.keyBase(block: blocks[p / blockSize], layer: layer, head: g) + (p % blockSize) * headDim)
+            }
+            // Four positions' scores at a time (each one `dot`'s bits).
+            var p = first
+            while p + 4 <= position + 1 {
+                let scores = dot4(q, key(p), key(p + 1), key(p + 2), key(p + 3), count: headDim) * scale
+                for i in 0..<4 { probabilities[p - first + i] = scores[i] }
+                p += 4
+            }
+            while p <= position {
+                probabilities[p - first] = dot(q, key(p), count: headDim) * scale
+                p += 1
             }
             softmax(probabilities, count: position - first + 1)
-            let out = output + r * qWidth + h * headDim
-            out.initialize(repeating: 0, count: headDim)
-            for p in first...position {
-                let v = cache.valueBase(block: blocks[p / blockSize], layer: layer, head: g) + (p % blockSize) * headDim
-                axpy(probabilities[p - first], v, out, count: headDim)
+            weightedSum(probabilities, count: position - first + 1, width: headDim, into: output + r * qWidth + h * headDim) { j in
+                UnsafePointer(
+                    cache.valueBase(block: blocks[(first + j) / blockSize], layer: layer, head: g) + (first + j) % blockSize * headDim)
             }
         }
     }

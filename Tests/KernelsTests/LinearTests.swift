@@ -99,14 +99,18 @@ import Testing
         }
     }
 
-    /// The vector kernels give the portable scalar kernel's bits, for every format, tile shape and tail.
-    @Test(arguments: [WeightMatrix.Element.f32, .f16, .bf16])
-    func vectorKernelEqualsPortableReference(element: WeightMatrix.Element) {
-        let rows = 9, out = 11, k = 45
-        let (x, stored, reference) = portableCase(element, rows: rows, out: out, k: k, seed: 9)
+    /// The vector kernels give the portable scalar kernel's bits, for every format, tile shape and tail:
+    /// input rows 1–3 past a multiple of 4 and outputs 0–2 past a multiple of 3 (the many-row tiles),
+    /// outputs not a multiple of 4 (the one-row tiles).
+    @Test(arguments: [WeightMatrix.Element.f32, .f16, .bf16], [(1, 11), (2, 12), (7, 13), (9, 11), (10, 12), (11, 13)])
+    func vectorKernelEqualsPortableReference(element: WeightMatrix.Element, shape: (rows: Int, out: Int)) {
+        let k = 45
+        let (x, stored, reference) = portableCase(element, rows: shape.rows, out: shape.out, k: k, seed: 9)
         stored.withUnsafeBytes { w in
-            let weight = WeightMatrix(base: w.baseAddress!, element: element, rows: out, columns: k)
-            #expect(run(x, rows: rows, weight, bias: nil, threads: 2).map(\.bitPattern) == reference.map(\.bitPattern))
+            let weight = WeightMatrix(base: w.baseAddress!, element: element, rows: shape.out, columns: k)
+            #expect(
+                run(x, rows: shape.rows, weight, bias: nil, threads: 2).map(\.bitPattern) == reference.map(\.bitPattern),
+                "\(shape.rows) rows × \(shape.out) outputs")
         }
     }
 

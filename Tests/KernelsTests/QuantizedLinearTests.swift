@@ -75,9 +75,10 @@ import Testing
         }
     }
 
-    @Test(arguments: quantized)
-    func vectorKernelEqualsScalarReference(element: WeightMatrix.Element) {
-        let rows = 6
+    /// Every tile shape: groups of 8 rows, of 4, a last group of 3 (grouped offsets with a padding
+    /// lane), 2 or 1 (row by row).
+    @Test(arguments: quantized, [6, 7, 9, 19])
+    func vectorKernelEqualsScalarReference(element: WeightMatrix.Element, rows: Int) {
         let bytes = Self.blocks(element, seed: 13)
         let x = Self.values(rows * Self.k, seed: 14)
         let y = Self.linearRows(x, rows: rows, bytes, element, threads: 1)
@@ -96,7 +97,7 @@ import Testing
                 type, b.baseAddress!, element.rowBytes(columns: Self.k)!, Int64(Self.k), 0, Int64(Self.out), levels, blocks, Int64(rows),
                 &reference, Int64(Self.out))
         }
-        #expect(y.map(\.bitPattern) == reference.map(\.bitPattern), "\(element) on \(quantizedKernelVariant)")
+        #expect(y.map(\.bitPattern) == reference.map(\.bitPattern), "\(element), \(rows) rows on \(quantizedKernelVariant)")
     }
 
     @Test(arguments: quantized)

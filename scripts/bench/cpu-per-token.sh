@@ -7,10 +7,11 @@
 #     FORMATS    comma-separated GGUF names in bench-models/llama-135m-deep-gguf, default
 #                f32,f16,bf16,q8_0,q4_0,q4_K_M (made by scripts/bench/llama-cpp.sh; bf16 by
 #                `llama-quantize f32.gguf bf16.gguf BF16`)
-#     MODE       decode (default) or prefill
+#     MODE       decode (default), prefill, or decode8 (stagebeam only: 8 sequences decoded together,
+#                CPU ms per token = per step / 8; llama-bench has no batched decode)
 #     STAGEBEAM  executables to compare (default .build/release/stagebeam)
 #
-# Decode: (CPU(80 tokens) − CPU(16 tokens)) / 64 after a 16-token prompt; prefill: (CPU(144-token
+# Decode: (CPU(80 tokens) − CPU(16 tokens)) / 64 after a 16-token prompt (decode8: / (64 · 8)); prefill: (CPU(144-token
 # prompt) − CPU(16-token prompt)) / 128, so loading and the fixed parts of a run cancel. Both
 # programs run each part twice (stagebeam bench: a warm-up and one measurement; llama-bench:
 # --no-warmup -r 2), and the difference is divided by two. llama.cpp from $LLAMA_CPP_DIR as built by
@@ -40,12 +41,17 @@ for format in "${formats[@]}"; do
       long=$(cpu "$binary" bench --model "$model" --threads 1 --prompt-tokens 144 --gen-tokens 1 --batch 1 --repeats 1)
       ours=$(per_token "$short" "$long" 128)
     else
-      short=$(cpu "$binary" bench --model "$model" --threads 1 --prompt-tokens 16 --gen-tokens 16 --batch 1 --repeats 1)
-      long=$(cpu "$binary" bench --model "$model" --threads 1 --prompt-tokens 16 --gen-tokens 80 --batch 1 --repeats 1)
-      ours=$(per_token "$short" "$long" 64)
+      batch=$([ "$mode" = decode8 ] && echo 8 || echo 1)
+      short=$(cpu "$binary" bench --model "$model" --threads 1 --prompt-tokens 16 --gen-tokens 16 --batch "$batch" --repeats 1)
+      long=$(cpu "$binary" bench --model "$model" --threads 1 --prompt-tokens 16 --gen-tokens 80 --batch "$batch" --repeats 1)
+      ours=$(per_token "$short" "$long" $((64 * batch)))
     fi
     line+="  $binary $ours"
   done
+  if [ "$mode" = decode8 ]; then
+    echo "$line · load $(cut -d' ' -f1 /proc/loadavg)"
+    continue
+  fi
   if [ "$mode" = prefill ]; then
     short=$(cpu "$llama" -m "$model" -t 1 -p 16 -n 0 -r 2 --no-warmup)
     long=$(cpu "$llama" -m "$model" -t 1 -p 144 -n 0 -r 2 --no-warmup)

@@ -16,6 +16,15 @@ typedef struct {
     int16_t sum[2]; ///< Σ q over elements 0..<16 and 16..<32
 } sb_activation_block;
 
+/// The offsets of one 32-block of 4 consecutive activation rows side by side (row `4g + i` in lane
+/// `i`; lanes past the last row are zero), so kernels advance the 4 rows' corrections in one vector
+/// operation. Built from the rows' `sb_activation_block`s by `sb_group_activations`.
+typedef struct {
+    float d[4];         ///< each row's `d`
+    float ds[4];        ///< each row's `ds`
+    int16_t sum[4][2];  ///< each row's `sum`
+} sb_activation_quad;
+
 /// Weight formats (ggml's block layouts; see Sources/Kernels/QuantizedBlocks.swift).
 typedef enum {
     SB_Q8_0, SB_Q4_0, SB_Q4_1, SB_Q5_0, SB_Q5_1, SB_Q4_K, SB_Q5_K, SB_Q6_K
@@ -24,12 +33,18 @@ typedef enum {
 /// Quantizes one row of `k` activations (a multiple of 32) into `q` (k int8) and `blocks` (k / 32).
 void sb_quantize_activations(const float *x, int64_t k, int8_t *q, sb_activation_block *blocks);
 
+/// Writes the groups of 4 of `rows` rows' blocks (`xb`: rows × k/32) into `quads`
+/// (⌈rows/4⌉ × k/32: group `g`'s block `b` at `g · k/32 + b`).
+void sb_group_activations(const sb_activation_block *xb, int64_t rows, int64_t k, sb_activation_quad *quads);
+
 /// `y[t·ldy + o] = Σ_i w[o, i] · x[t, i]` for outputs `o` in `o_begin..<o_end` and activation rows
-/// `t` in `0..<rows`, with `x` given quantized (`xq`: rows × k int8, `xb`: rows × k/32 blocks).
+/// `t` in `0..<rows`, with `x` given quantized (`xq`: rows × k int8, `xb`: rows × k/32 blocks, `xg`:
+/// the same blocks grouped by `sb_group_activations`).
 /// Each output is an 8-lane f32 accumulator over the row's 32-blocks in order, reduced in a fixed
 /// order: its value depends on its own weight row and activation row only.
 void sb_quantized_linear(sb_weight_type type, const void *w, size_t row_bytes, int64_t k, int64_t o_begin, int64_t o_end,
-                         const int8_t *xq, const sb_activation_block *xb, int64_t rows, float *y, int64_t ldy);
+                         const int8_t *xq, const sb_activation_block *xb, const sb_activation_quad *xg, int64_t rows, float *y,
+                         int64_t ldy);
 
 /// The same products in portable scalar C, bit-identical to the vector kernels: their reference.
 void sb_quantized_linear_scalar(sb_weight_type type, const void *w, size_t row_bytes, int64_t k, int64_t o_begin,
