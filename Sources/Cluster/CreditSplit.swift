@@ -21,4 +21,20 @@ enum CreditSplit {
         for i in order.prefix(left) { shares[i] += 1 }
         return shares
     }
+
+    /// Spreads `count` matches as evenly as the workers' free credits allow (`free`, one entry per
+    /// worker, in order of preference): one each round-robin, so `count` matches on `count` or more
+    /// workers go one per worker, to the first ones. The shares add up to `min(count, sum(free))`.
+    static func spread(_ count: Int, free: [Int]) -> [Int] {
+        precondition(count >= 0 && free.allSatisfy { $0 >= 0 }, "counts must be non-negative")
+        var shares = [Int](repeating: 0, count: free.count)
+        var left = min(count, free.reduce(0, +))
+        while left > 0 {
+            for i in free.indices where left > 0 && shares[i] < free[i] {
+                shares[i] += 1
+                left -= 1
+            }
+        }
+        return shares
+    }
 }

@@ -197,18 +197,64 @@ struct DispatchState {
     mutating func judgeResult(from key: [UInt8], _ result: Stagebeam_V1_JudgeResult, now: ContinuousClock.Instant) {
         guard let entry = takeInFlight(result.requestID, from: key, now: now) else { return }
         guard case .judge(let work) = entry.work, !entry.abandoned, !work.done else { return }
+        var answers: [Stagebeam_V1_JudgeMatchResult]
+        if result.matchResults.isEmpty {
+            // A single match's answer; or the first match's alone, from a worker built before
+            // `more_matches`: the others are sent again, one match per request from now on.
+            answers = [Stagebeam_V1_JudgeMatchResult(result)]
+            if entry.indices.count > 1 { judgedFirstMatchOnly(work, indices: entry.indices, by: key, request: result.requestID) }
+        } else if result.matchResults.count == entry.indices.count {
+            answers = result.matchResults
+        } else {
+            retryOrFail(
+                entry.work, indices: entry.indices, worker: key, request: result.requestID,
+                error: ClusterError(
+                    .internal, "worker answered \(result.matchResults.count) of the request's \(entry.indices.count) matches",
+                    requestID: result.requestID, jobID: work.job.id))
+            return
+        }
+        var failed: [Int] = []
+        var failure: ClusterError?
+        for (index, answer) in zip(entry.indices, answers) {
+            if answer.hasError && answer.error.code != .promptTooLong {
+                failed.append(index)
+                failure = ClusterError(answer.error)
+                continue
+            }
+            work.results[index] = MeasuredReply(answer, mode: work.requests[index].mode)
+            work.job.usage.addJudge(generated: answer.generatedTokens)
+        }
+        work.answeredBy.insert(key)
+        if let failure {
+            retryOrFail(entry.work, indices: failed, worker: key, request: result.requestID, error: failure)
+        }
+        completeIfAnswered(work)
+    }
+
+    /// The first match of `indices` was answered alone: the rest go back to the queue.
+    private mutating func judgedFirstMatchOnly(_ work: JudgeWork, indices: [Int], by key: [UInt8], request: String) {
+        if workers[key]?.judgesOneMatchPerRequest == false {
+            workers[key]?.judgesOneMatchPerRequest = true
+            logger.notice(
+                "worker judges one match per request (built before judge requests of several matches)",
+                metadata: ["worker_id": "\(workerName(key))", "request_id": "\(request)"])
+        }
+        work.unassigned = (work.unassigned + indices.dropFirst()).sorted()
+        if !pending.contains(where: {
+            if case .judge(let other) = $0 { return other === work }; return false
+        }) {
+            pending.insert(.judge(work), at: 0)
+        }
+    }
+
+    /// Resumes the search once every match of `work` has its reply.
+    private mutating func completeIfAnswered(_ work: JudgeWork) {
+        guard !work.done, work.unassigned.isEmpty, work.results.allSatisfy({ $0 != nil }) else { return }
         work.done = true
-        let reply: JudgeReply =
-            work.request.mode == .logprob
-            ? .choiceLogprobs(first: result.logprobFirst, second: result.logprobSecond)
-            : .verdict(text: result.verdictText)
-        let cost = ComputeCost(
-            prefillSeconds: result.prefillMs / 1000, decodeSeconds: result.decodeMs / 1000,
-            promptTokens: Int(result.promptTokens), reusedPromptTokens: Int(result.reusedPrefixTokens),
-            generatedTokens: Int(result.generatedTokens))
-        work.job.usage.addJudge(generated: result.generatedTokens)
+        work.job.judgePrefixHolders.add(work.answeredBy)
+        let replies = work.results.map { $0! }
         let continuation = work.continuation
-        completions.append { continuation.resume(returning: MeasuredReply(reply: reply, cost: cost)) }
+        completions.append { continuation.resume(returning: replies) }
     }
 
     /// Forwards the new text of a request's candidates to its job's clients, unless the request was
@@ -291,10 +337,11 @@ struct DispatchState {
         }
         if error.code == .promptTooLong, case .judge(let judge) = entry.work {
             // The comparison does not fit the judge's context: every worker holds the same model,
-            // so this is the judge's answer (the match is undecided), not a failure to retry.
-            judge.done = true
-            let continuation = judge.continuation
-            completions.append { continuation.resume(returning: MeasuredReply(reply: .promptTooLong(message: error.message), cost: nil)) }
+            // so this is the judge's answer (the match is undecided), not a failure to retry. A
+            // request of several matches is answered so only by a worker that judges the first alone.
+            judge.results[entry.indices[0]] = MeasuredReply(reply: .promptTooLong(message: error.message), cost: nil)
+            if entry.indices.count > 1 { judgedFirstMatchOnly(judge, indices: entry.indices, by: key, request: error.requestID) }
+            completeIfAnswered(judge)
             return
         }
         retryOrFail(entry.work, indices: entry.indices, worker: key, request: error.requestID, error: ClusterError(error))
@@ -441,14 +488,21 @@ struct DispatchState {
                     sendGenerate(generate, indices: indices, to: worker.key, now: now)
                 }
             case .judge(let judge):
-                guard !judge.assigned,
-                    let worker = Self.preferring(
-                        available.compactMap({ workers[$0] }).filter({ $0.roles.contains(.judge) && $0.freeCredits > 0 }),
-                        over: judge.failedOn
-                    )
-                    .max(by: { ($0.freeCredits, $1.workerID) < ($1.freeCredits, $0.workerID) })
-                else { continue }
-                sendJudge(judge, to: worker.key, now: now)
+                let candidates = Self.preferring(
+                    available.compactMap { workers[$0] }.filter { $0.roles.contains(.judge) && $0.freeCredits > 0 }, over: judge.failedOn)
+                let judged = judge.job.judgePrefixHolders.workers, generated = judge.job.prefixHolders.workers
+                let warmth = { (worker: WorkerRecord) in judged.contains(worker.key) ? 0 : generated.contains(worker.key) ? 1 : 2 }
+                let ordered = candidates.sorted { (warmth($0), $0.workerID) < (warmth($1), $1.workerID) }
+                let shares = CreditSplit.spread(judge.unassigned.count, free: ordered.map(\.freeCredits))
+                for (worker, share) in zip(ordered, shares) where share > 0 && !judge.done {
+                    let indices = Array(judge.unassigned.prefix(share))
+                    judge.unassigned.removeFirst(share)
+                    if worker.judgesOneMatchPerRequest {
+                        for index in indices { sendJudge(judge, indices: [index], to: worker.key, now: now) }
+                    } else {
+                        sendJudge(judge, indices: indices, to: worker.key, now: now)
+                    }
+                }
             case .reward(let reward):
                 var candidates = Self.preferring(
                     available.compactMap { workers[$0] }.filter { reward.canRun(on: $0) && $0.freeCredits > 0 }, over: reward.failedOn
@@ -469,7 +523,7 @@ struct DispatchState {
         pending.removeAll { work in
             switch work {
             case .generate(let generate): generate.done || generate.unassigned.isEmpty
-            case .judge(let judge): judge.done || judge.assigned
+            case .judge(let judge): judge.done || judge.unassigned.isEmpty
             case .reward(let reward): reward.done || reward.unassigned.isEmpty
             }
         }
@@ -522,9 +576,11 @@ struct DispatchState {
         transmit(.generateRequest(message), id: id, work: .generate(work), indices: indices, to: worker, now: now)
     }
 
-    private mutating func sendJudge(_ work: JudgeWork, to worker: [UInt8], now: ContinuousClock.Instant) {
+    /// The matches `indices` of `work` as one request: the first in the request's own fields, the
+    /// others in `more_matches`.
+    private mutating func sendJudge(_ work: JudgeWork, indices: [Int], to worker: [UInt8], now: ContinuousClock.Instant) {
         let id = newRequestID(work.job.id, "j")
-        let request = work.request
+        let request = work.requests[indices[0]]
         var message = Stagebeam_V1_JudgeRequest()
         message.requestID = id
         message.jobID = work.job.id
@@ -538,8 +594,13 @@ struct DispatchState {
         message.prompt = request.prompt
         message.verdictPrefix = request.verdictPrefix
         message.choices = request.choices
-        work.assigned = true
-        transmit(.judgeRequest(message), id: id, work: .judge(work), indices: [], to: worker, now: now)
+        message.moreMatches = indices.dropFirst().map { index in
+            var match = Stagebeam_V1_JudgeMatch()
+            match.prompt = work.requests[index].prompt
+            match.seed = work.requests[index].seed
+            return match
+        }
+        transmit(.judgeRequest(message), id: id, work: .judge(work), indices: indices, to: worker, now: now)
     }
 
     /// A scorer call's candidates `indices` as one request. Each candidate's text is split at its
@@ -725,8 +786,12 @@ struct DispatchState {
             }
         case .judge(let judge):
             judge.failedOn.insert(worker)
-            judge.assigned = false
-            pending.insert(work, at: 0)
+            judge.unassigned = (judge.unassigned + indices).sorted()
+            if !pending.contains(where: {
+                if case .judge(let other) = $0 { return other === judge }; return false
+            }) {
+                pending.insert(work, at: 0)
+            }
         case .reward(let reward):
             reward.failedOn.insert(worker)
             reward.unassigned = (reward.unassigned + indices).sorted()

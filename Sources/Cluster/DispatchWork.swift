@@ -39,25 +39,34 @@ final class GenerateWork {
     }
 }
 
-/// One judge call of a search.
+/// A search's judge calls handed in together (one call, or a bracket round's, `Judge.judgeBatch`):
+/// like a generate call's candidates, its matches may be split over several requests and judge
+/// workers (and sent again after a failure) until every match has its reply.
 final class JudgeWork {
     let job: JobContext
-    let request: JudgeRequest
-    let continuation: CheckedContinuation<MeasuredReply, any Error>
-    /// Sent and not yet answered or re-queued.
-    var assigned = false
+    /// All of one topic, mode and settings (one referee's), differing in prompt and seed.
+    let requests: [JudgeRequest]
+    let continuation: CheckedContinuation<[MeasuredReply], any Error>
+    /// Match indices waiting to be sent.
+    var unassigned: [Int]
+    /// By match index; complete when no index is unassigned or in flight.
+    var results: [MeasuredReply?]
     var failures = 0
     var failedOn: Set<[UInt8]> = []
+    /// Workers whose answers make up the results (they now hold the judge prompt's prefix).
+    var answeredBy: Set<[UInt8]> = []
     var queuedSince: ContinuousClock.Instant
     var done = false
 
     init(
-        job: JobContext, request: JudgeRequest, continuation: CheckedContinuation<MeasuredReply, any Error>,
+        job: JobContext, requests: [JudgeRequest], continuation: CheckedContinuation<[MeasuredReply], any Error>,
         now: ContinuousClock.Instant
     ) {
         self.job = job
-        self.request = request
+        self.requests = requests
         self.continuation = continuation
+        unassigned = Array(requests.indices)
+        results = Array(repeating: nil, count: requests.count)
         queuedSince = now
     }
 }
@@ -137,7 +146,7 @@ enum Work {
     var stage: Stagebeam_V1_Stage {
         switch self {
         case .generate(let work): work.job.stage.current
-        case .judge(let work): work.request.topic.wire
+        case .judge(let work): work.requests[0].topic.wire
         case .reward(let work): work.request.topic.wire
         }
     }
@@ -170,7 +179,7 @@ enum Work {
 /// A request sent to a worker and not yet answered.
 struct InFlight {
     let work: Work
-    /// Candidate indices (generate, reward) carried by this request.
+    /// Candidate indices (generate, reward) or match indices (judge) carried by this request.
     let indices: [Int]
     let worker: [UInt8]
     let sequences: Int

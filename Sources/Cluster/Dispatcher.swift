@@ -32,6 +32,9 @@ struct JobContext: Sendable {
     /// The workers that answered the job's latest generate request: they hold its prompt prefix
     /// (question, image, earlier stages) in their prefix caches.
     let prefixHolders = PrefixHolders()
+    /// The judge workers that answered the job's judge calls: they hold the opening of its judge
+    /// prompt (image, instructions, question) in their prefix caches.
+    let judgePrefixHolders = PrefixHolders()
     /// The reward model whose scores the job uses: set by its first scorer call sent out (or
     /// taken from the journal), then every later call goes to workers of that model only.
     let rewardModel = RewardModelPin()
@@ -48,6 +51,10 @@ final class PrefixHolders: Sendable {
     var workers: Set<[UInt8]> {
         get { holders.withLock { $0 } }
         set { holders.withLock { $0 = newValue } }
+    }
+
+    func add(_ workers: Set<[UInt8]>) {
+        holders.withLock { $0.formUnion(workers) }
     }
 }
 
@@ -168,6 +175,13 @@ enum Redispatch {
 ///   proportion to their free credits; what does not fit waits, oldest work first. Workers holding
 ///   the job's previous prompt in their prefix cache are filled first: the next stage's prompt
 ///   extends it, so they prefill only the new text.
+/// - A bracket round's judge calls are spread evenly over the judge workers with free credits (a
+///   round costs one batch's latency where there are workers enough), as several matches per
+///   request (`JudgeRequest.more_matches`: the worker decodes them as one batch). Judge workers that
+///   judged the job before come first (their prefix caches hold its judge prompt's opening: image,
+///   instructions, question), then those holding its generation prompt, so a single call goes to one
+///   of them. A worker that answers a request's first match alone (built before `more_matches`) is
+///   sent the others again, and one match per request from then on.
 /// - A request whose worker dies, reconnects, answers a retryable error or misses its deadline is
 ///   sent again elsewhere with the same seeds (the engine is batch-invariant: same tokens). A
 ///   request that failed `maxAttempts` times, or failed for a reason another worker cannot fix
@@ -216,8 +230,15 @@ final class Dispatcher: Sendable {
     }
 
     func judge(_ request: JudgeRequest, job: JobContext) async throws -> MeasuredReply {
-        try await withCheckedThrowingContinuation { continuation in
-            locked { $0.enqueue(.judge(JudgeWork(job: job, request: request, continuation: continuation, now: .now))) }
+        try await judgeBatch([request], job: job)[0]
+    }
+
+    /// A bracket round's judge calls (all of one referee: one topic, mode and settings), replies in
+    /// their order: sent in as few requests as the judge workers' credits allow, spread over them.
+    func judgeBatch(_ requests: [JudgeRequest], job: JobContext) async throws -> [MeasuredReply] {
+        if requests.isEmpty { return [] }
+        return try await withCheckedThrowingContinuation { continuation in
+            locked { $0.enqueue(.judge(JudgeWork(job: job, requests: requests, continuation: continuation, now: .now))) }
         }
     }
 

@@ -36,15 +36,43 @@ final class JobSteps: Sendable {
             return answer
         }
         let answer = try await compute()
-        let data = try Self.encoder.encode(answer)
-        state.withLock { $0.recorded[key] = data }
+        record(answer, key: key)
+        return answer
+    }
+
+    /// `answer` for several requests at once: those not answered yet (their indices) are computed
+    /// together by `compute`, which returns their answers in that order.
+    func answers<Request: Encodable, Answer: Codable & Sendable>(
+        _ kind: String, for requests: [Request], compute: ([Int]) async throws -> [Answer]
+    ) async throws -> [Answer] {
+        let keys = try requests.map { try Self.key(kind, $0) }
+        var answers = [Answer?](repeating: nil, count: requests.count)
+        for (k, key) in keys.enumerated() {
+            if let data = state.withLock({ $0.recorded[key] }), let answer = try? Self.decoder.decode(Answer.self, from: data) {
+                answers[k] = answer
+                state.withLock { $0.reused += 1 }
+            }
+        }
+        let missing = answers.indices.filter { answers[$0] == nil }
+        if !missing.isEmpty {
+            let computed = try await compute(missing)
+            for (k, answer) in zip(missing, computed) {
+                answers[k] = answer
+                record(answer, key: keys[k])
+            }
+        }
+        return answers.map { $0! }
+    }
+
+    private func record(_ answer: some Encodable, key: String) {
         do {
+            let data = try Self.encoder.encode(answer)
+            state.withLock { $0.recorded[key] = data }
             try journal.step(jobID, key: key, value: data)
         } catch {
             // Losing a step only costs recomputing it after a crash.
             logger.error("cannot journal a step", metadata: ["job_id": "\(jobID)", "error": "\(error)"])
         }
-        return answer
     }
 
     static func key(_ kind: String, _ request: some Encodable) throws -> String {

@@ -23,8 +23,9 @@ struct RemoteGenerator: CandidateGenerator {
     }
 }
 
-/// The search's judge for one job: each comparison runs on a judge worker; the concurrent matches
-/// of a bracket round go out together and spread over the judge workers' credits.
+/// The search's judge for one job: each comparison runs on a judge worker; a bracket round's
+/// comparisons go out together, as few requests as the judge workers' credits allow (each worker
+/// decodes its matches as one batch), spread over the judge workers.
 struct RemoteJudge: Judge {
     let dispatcher: Dispatcher
     let job: JobContext
@@ -35,13 +36,18 @@ struct RemoteJudge: Judge {
     }
 
     func judgeMeasured(_ request: JudgeRequest) async throws -> MeasuredReply {
-        var cost: ComputeCost?
-        let reply = try await steps.answer("judge", for: request) {
-            let measured = try await dispatcher.judge(request, job: job)
-            cost = measured.cost
-            return measured.reply
+        try await judgeBatch([request])[0]
+    }
+
+    /// Answers taken from the journal cost nothing here: they report no cost.
+    func judgeBatch(_ requests: [JudgeRequest]) async throws -> [MeasuredReply] {
+        var costs = [ComputeCost?](repeating: nil, count: requests.count)
+        let replies = try await steps.answers("judge", for: requests) { missing in
+            let measured = try await dispatcher.judgeBatch(missing.map { requests[$0] }, job: job)
+            for (index, reply) in zip(missing, measured) { costs[index] = reply.cost }
+            return measured.map(\.reply)
         }
-        return MeasuredReply(reply: reply, cost: cost)
+        return zip(replies, costs).map { MeasuredReply(reply: $0, cost: $1) }
     }
 }
 

@@ -277,3 +277,39 @@ extension ModelRecommendations {
         return filled
     }
 }
+
+extension Stagebeam_V1_JudgeMatchResult {
+    /// The answer a single-match `result` gives, as one match's answer.
+    public init(_ result: Stagebeam_V1_JudgeResult) {
+        self.init()
+        choice = result.choice
+        verdictText = result.verdictText
+        probabilityFirst = result.probabilityFirst
+        probabilitySecond = result.probabilitySecond
+        logprobFirst = result.logprobFirst
+        logprobSecond = result.logprobSecond
+        promptTokens = result.promptTokens
+        reusedPrefixTokens = result.reusedPrefixTokens
+        generatedTokens = result.generatedTokens
+        prefillMs = result.prefillMs
+        decodeMs = result.decodeMs
+    }
+}
+
+extension MeasuredReply {
+    /// The search's reply to a request of `mode` from a worker's answer to its match, with the
+    /// worker's cost; a prompt too long for the context (`answer.error`) is the judge's answer too.
+    init(_ answer: Stagebeam_V1_JudgeMatchResult, mode: VerdictMode) {
+        if answer.hasError {
+            self.init(reply: .promptTooLong(message: answer.error.message), cost: nil)
+            return
+        }
+        self.init(
+            reply: mode == .logprob
+                ? .choiceLogprobs(first: answer.logprobFirst, second: answer.logprobSecond) : .verdict(text: answer.verdictText),
+            cost: ComputeCost(
+                prefillSeconds: answer.prefillMs / 1000, decodeSeconds: answer.decodeMs / 1000,
+                promptTokens: Int(answer.promptTokens), reusedPromptTokens: Int(answer.reusedPrefixTokens),
+                generatedTokens: Int(answer.generatedTokens)))
+    }
+}

@@ -36,6 +36,9 @@ struct WorkerRecord {
     var utilisation: BusyWindow
     /// Not sent work before this time (it answered `overloaded`).
     var restingUntil: ContinuousClock.Instant
+    /// It answered a judge request of several matches with the first match's verdict alone (built
+    /// before `JudgeRequest.more_matches`): it is sent one match per request.
+    var judgesOneMatchPerRequest = false
 
     var freeCredits: Int { max(maxSequences - inFlightSequences, 0) }
 

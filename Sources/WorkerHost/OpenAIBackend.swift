@@ -353,7 +353,14 @@ public final class OpenAIBackend: WorkerBackend {
 
     // MARK: Judge
 
+    /// A request's matches are sent to the server at once, each on its own (the server batches them).
     public func judge(_ request: Stagebeam_V1_JudgeRequest, image: PromptImage?, deadline: ContinuousClock.Instant?) async throws
+        -> Stagebeam_V1_JudgeResult
+    {
+        try await judgeMatchByMatch(request) { match in try await self.judgeOne(match, image: image, deadline: deadline) }
+    }
+
+    private func judgeOne(_ request: Stagebeam_V1_JudgeRequest, image: PromptImage?, deadline: ContinuousClock.Instant?) async throws
         -> Stagebeam_V1_JudgeResult
     {
         guard image == nil else { throw ClusterError(.invalidArgument, imageRefusal!) }

@@ -94,8 +94,9 @@ public struct ReplayBook: Sendable {
 
 /// A worker that speaks the real protocol over a real socket but computes nothing: it registers,
 /// heartbeats, and answers each request with replayed candidates or verdicts after the time the
-/// real engine took (`ReplayBook`), one request after another. Judge requests that a real worker
-/// would batch are served one by one here, so judging is modelled pessimistically. Many of them in one process stand in for a large cluster, so the
+/// real engine took (`ReplayBook`), one request after another. The matches of a judge request, which
+/// a real worker may decode as one batch, are served one by one here, so judging is modelled
+/// pessimistically. Many of them in one process stand in for a large cluster, so the
 /// coordinator's own costs (dispatch, journal, fan-in) can be measured where the hardware is missing.
 public final class SimulatedWorker: Sendable {
     private let workerID: String
@@ -190,23 +191,39 @@ public final class SimulatedWorker: Sendable {
             result.decodeMs = (seconds - prefill) * 1000
             answer(request.requestID, sequences: candidates.count, after: seconds, .generateResult(result))
         case .judgeRequest(let request):
-            guard let verdict = book.judge(request) else {
+            // Each match's verdict replayed, the matches one after another (as a real worker's
+            // logprob verdicts; its written ones decode together, faster).
+            let matches = request.singleMatches
+            let verdicts = matches.compactMap(book.judge)
+            guard verdicts.count == matches.count else {
                 var refusal = ClusterError(.invalidArgument, "the search records hold no verdict to replay", requestID: request.requestID)
                 refusal.jobID = request.jobID
                 send(.error(refusal.wire))
                 return
             }
+            let answers = verdicts.map { verdict in
+                var answer = Stagebeam_V1_JudgeMatchResult()
+                switch verdict.reply {
+                case .verdict(let text): answer.verdictText = text
+                case .choiceLogprobs(let first, let second): (answer.logprobFirst, answer.logprobSecond) = (first, second)
+                case .promptTooLong: break
+                }
+                answer.prefillMs = verdict.seconds * 1000
+                return answer
+            }
             var result = Stagebeam_V1_JudgeResult()
             result.requestID = request.requestID
             result.jobID = request.jobID
             result.workerID = workerID
-            switch verdict.reply {
-            case .verdict(let text): result.verdictText = text
-            case .choiceLogprobs(let first, let second): (result.logprobFirst, result.logprobSecond) = (first, second)
-            case .promptTooLong: break
+            if request.moreMatches.isEmpty {
+                (result.verdictText, result.logprobFirst, result.logprobSecond) =
+                    (answers[0].verdictText, answers[0].logprobFirst, answers[0].logprobSecond)
+                result.prefillMs = answers[0].prefillMs
+            } else {
+                result.matchResults = answers
             }
-            result.prefillMs = verdict.seconds * 1000
-            answer(request.requestID, sequences: 1, after: verdict.seconds, .judgeResult(result))
+            let seconds = verdicts.map(\.seconds).reduce(0, +)
+            answer(request.requestID, sequences: matches.count, after: seconds, .judgeResult(result))
         default:
             break
         }

@@ -282,9 +282,12 @@ public final class Worker: Sendable {
             }
         case .judgeRequest(let request):
             accept(
-                request.requestID, jobID: request.jobID, role: .judge, stage: request.stage, sequences: 1, deadlineMs: request.deadlineMs,
+                request.requestID, jobID: request.jobID, role: .judge, stage: request.stage, sequences: 1 + request.moreMatches.count,
+                deadlineMs: request.deadlineMs,
                 progressIntervalMs: 0, image: request.hasImage ? request.image : nil,
-                check: { nil }
+                check: {
+                    request.moreMatches.contains { $0.prompt.isEmpty } ? "a match of more_matches carries no rendered prompt" : nil
+                }
             ) { [engine] image, deadline, control in
                 // A verdict is short: stopped before it starts, it never does; once started, it finishes.
                 if control.isStopped { throw ClusterError(.cancelled, "request \(request.requestID) was stopped") }

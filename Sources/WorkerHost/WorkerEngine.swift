@@ -104,6 +104,8 @@ public final class WorkerEngine: WorkerBackend {
         return result
     }
 
+    /// A request's matches (the first, and `more_matches`) go to the engine together, as one batch
+    /// with whatever other judge requests wait for it (`JudgeBatcher`).
     public func judge(
         _ request: Stagebeam_V1_JudgeRequest, image: PromptImage?,
         deadline: ContinuousClock.Instant?
@@ -116,13 +118,28 @@ public final class WorkerEngine: WorkerBackend {
             throw ClusterError(.invalidArgument, "judge request \(request.requestID) names no stage")
         }
         let mode: VerdictMode = request.verdictMode == .generate ? .generate : .logprob
-        let judgeRequest = JudgeRequest(
-            topic: topic, imageRef: image?.hash, prompt: request.prompt, mode: mode, verdictPrefix: request.verdictPrefix,
-            choices: request.choices,
-            maxNewTokens: request.maxVerdictTokens == 0 ? Self.defaultVerdictTokens : Int(request.maxVerdictTokens),
-            sampling: Sampling(wire: request.sampling), seed: request.seed)
+        let matches = request.singleMatches
+        let judgeRequests = matches.map { match in
+            JudgeRequest(
+                topic: topic, imageRef: image?.hash, prompt: match.prompt, mode: mode, verdictPrefix: match.verdictPrefix,
+                choices: match.choices,
+                maxNewTokens: match.maxVerdictTokens == 0 ? Self.defaultVerdictTokens : Int(match.maxVerdictTokens),
+                sampling: Sampling(wire: match.sampling), seed: match.seed)
+        }
         try Self.check(deadline, request.requestID)
-        let measured = try await judgeBatcher.judge(judgeRequest, image: image)
+        let replies = try await judgeBatcher.judge(judgeRequests, image: image)
+        if request.moreMatches.isEmpty { return try Self.result(replies[0], answering: request) }
+        var result = Stagebeam_V1_JudgeResult()
+        result.requestID = request.requestID
+        result.jobID = request.jobID
+        for (match, reply) in zip(matches, replies) {
+            result.matchResults.append(try await Stagebeam_V1_JudgeMatchResult { try Self.result(reply, answering: match) })
+        }
+        return result
+    }
+
+    /// The wire's answer to a single-match request; a prompt too long for the context is the wire's error.
+    private static func result(_ measured: MeasuredReply, answering request: Stagebeam_V1_JudgeRequest) throws -> Stagebeam_V1_JudgeResult {
         var result = Stagebeam_V1_JudgeResult()
         result.requestID = request.requestID
         result.jobID = request.jobID
@@ -185,14 +202,15 @@ public final class WorkerEngine: WorkerBackend {
 }
 
 /// Judge requests waiting for the engine, sent to it together: a bracket round's matches that the
-/// coordinator sends to this worker decode as one batch (`EngineJudge.judgeBatch`, batch-invariant,
-/// so each verdict is what it would be alone). An idle worker starts the first request at once; the
-/// requests that arrive while a batch runs make up the next one.
+/// coordinator sends to this worker (in one request, or in several arriving together) decode as one
+/// batch (`EngineJudge.judgeBatch`, batch-invariant, so each verdict is what it would be alone). An
+/// idle worker starts the first request at once; the requests that arrive while a batch runs make up
+/// the next one.
 actor JudgeBatcher {
     private struct Waiting {
-        let request: JudgeRequest
+        let requests: [JudgeRequest]
         let image: PromptImage?
-        let continuation: CheckedContinuation<MeasuredReply, any Error>
+        let continuation: CheckedContinuation<[MeasuredReply], any Error>
     }
 
     private let executor: EngineExecutor
@@ -207,9 +225,10 @@ actor JudgeBatcher {
         self.stopTokenIds = stopTokenIds
     }
 
-    func judge(_ request: JudgeRequest, image: PromptImage?) async throws -> MeasuredReply {
+    /// The replies to `requests` (one judge request's matches), which join the next batch together.
+    func judge(_ requests: [JudgeRequest], image: PromptImage?) async throws -> [MeasuredReply] {
         try await withCheckedThrowingContinuation { continuation in
-            waiting.append(Waiting(request: request, image: image, continuation: continuation))
+            waiting.append(Waiting(requests: requests, image: image, continuation: continuation))
             if !draining {
                 draining = true
                 Task { await drain() }
@@ -228,13 +247,16 @@ actor JudgeBatcher {
             }
             let judge = EngineJudge(executor: executor, prompt: prompt, stopTokenIds: stopTokenIds, images: images)
             do {
-                let replies = try await judge.judgeBatch(batch.map(\.request))
-                for (entry, reply) in zip(batch, replies) { entry.continuation.resume(returning: reply) }
+                var replies = try await judge.judgeBatch(batch.flatMap(\.requests))[...]
+                for entry in batch {
+                    entry.continuation.resume(returning: Array(replies.prefix(entry.requests.count)))
+                    replies = replies.dropFirst(entry.requests.count)
+                }
             } catch {
                 // One request's fault must not fail the others: each alone, with its own answer or error.
                 for entry in batch {
                     do {
-                        entry.continuation.resume(returning: try await judge.judgeMeasured(entry.request))
+                        entry.continuation.resume(returning: try await judge.judgeBatch(entry.requests))
                     } catch {
                         entry.continuation.resume(throwing: error)
                     }

@@ -59,7 +59,8 @@ public nonisolated enum Stagebeam_V1_ProtocolVersion: SwiftProtobuf.Enum, Swift.
   /// Version ranges; the job API: CancelJob, GetJob, ListJobs, SubmitJob.deadline_ms and
   /// SubmitJob.detached, JOB_STATUS_CANCELLED, JobCounts' prompt and judge token counts. Added to
   /// version 2 later, as optional parts old peers skip: StopRequests, GenerateProgress and the
-  /// candidate text stream (JobEvent.candidate_text), JobCounts.judge_generated_tokens.
+  /// candidate text stream (JobEvent.candidate_text), JobCounts.judge_generated_tokens, several
+  /// matches in one judge request (JudgeRequest.more_matches, JudgeResult.match_results).
   case protocolVersion2 // = 2
 
   /// the version this schema describes
@@ -727,204 +728,213 @@ public nonisolated enum Stagebeam_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIt
 }
 
 /// The one message type on the wire.
-public nonisolated struct Stagebeam_V1_Envelope: Sendable {
+public nonisolated struct Stagebeam_V1_Envelope: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   /// The version this message is written in, the highest the sender speaks with this receiver (a
   /// `ProtocolVersion` value as a number, so that a receiver can report versions it does not know).
-  public var protocolVersion: UInt32 = 0
+  public var protocolVersion: UInt32 {
+    get {_storage._protocolVersion}
+    set {_uniqueStorage()._protocolVersion = newValue}
+  }
 
   /// The oldest version the sender also speaks; 0 = only `protocol_version` (what version-1 peers
   /// send). With `protocol_version` it is the sender's supported range.
-  public var minProtocolVersion: UInt32 = 0
+  public var minProtocolVersion: UInt32 {
+    get {_storage._minProtocolVersion}
+    set {_uniqueStorage()._minProtocolVersion = newValue}
+  }
 
-  public var body: Stagebeam_V1_Envelope.OneOf_Body? = nil
+  public var body: OneOf_Body? {
+    get {return _storage._body}
+    set {_uniqueStorage()._body = newValue}
+  }
 
   /// Worker ⇄ coordinator: liveness and capabilities.
   public var ready: Stagebeam_V1_Ready {
     get {
-      if case .ready(let v)? = body {return v}
+      if case .ready(let v)? = _storage._body {return v}
       return Stagebeam_V1_Ready()
     }
-    set {body = .ready(newValue)}
+    set {_uniqueStorage()._body = .ready(newValue)}
   }
 
   public var heartbeat: Stagebeam_V1_Heartbeat {
     get {
-      if case .heartbeat(let v)? = body {return v}
+      if case .heartbeat(let v)? = _storage._body {return v}
       return Stagebeam_V1_Heartbeat()
     }
-    set {body = .heartbeat(newValue)}
+    set {_uniqueStorage()._body = .heartbeat(newValue)}
   }
 
   public var disconnect: Stagebeam_V1_Disconnect {
     get {
-      if case .disconnect(let v)? = body {return v}
+      if case .disconnect(let v)? = _storage._body {return v}
       return Stagebeam_V1_Disconnect()
     }
-    set {body = .disconnect(newValue)}
+    set {_uniqueStorage()._body = .disconnect(newValue)}
   }
 
   /// Coordinator → worker requests, worker → coordinator results.
   public var generateRequest: Stagebeam_V1_GenerateRequest {
     get {
-      if case .generateRequest(let v)? = body {return v}
+      if case .generateRequest(let v)? = _storage._body {return v}
       return Stagebeam_V1_GenerateRequest()
     }
-    set {body = .generateRequest(newValue)}
+    set {_uniqueStorage()._body = .generateRequest(newValue)}
   }
 
   public var generateResult: Stagebeam_V1_GenerateResult {
     get {
-      if case .generateResult(let v)? = body {return v}
+      if case .generateResult(let v)? = _storage._body {return v}
       return Stagebeam_V1_GenerateResult()
     }
-    set {body = .generateResult(newValue)}
+    set {_uniqueStorage()._body = .generateResult(newValue)}
   }
 
   public var judgeRequest: Stagebeam_V1_JudgeRequest {
     get {
-      if case .judgeRequest(let v)? = body {return v}
+      if case .judgeRequest(let v)? = _storage._body {return v}
       return Stagebeam_V1_JudgeRequest()
     }
-    set {body = .judgeRequest(newValue)}
+    set {_uniqueStorage()._body = .judgeRequest(newValue)}
   }
 
   public var judgeResult: Stagebeam_V1_JudgeResult {
     get {
-      if case .judgeResult(let v)? = body {return v}
+      if case .judgeResult(let v)? = _storage._body {return v}
       return Stagebeam_V1_JudgeResult()
     }
-    set {body = .judgeResult(newValue)}
+    set {_uniqueStorage()._body = .judgeResult(newValue)}
   }
 
   public var rewardRequest: Stagebeam_V1_RewardRequest {
     get {
-      if case .rewardRequest(let v)? = body {return v}
+      if case .rewardRequest(let v)? = _storage._body {return v}
       return Stagebeam_V1_RewardRequest()
     }
-    set {body = .rewardRequest(newValue)}
+    set {_uniqueStorage()._body = .rewardRequest(newValue)}
   }
 
   public var rewardResult: Stagebeam_V1_RewardResult {
     get {
-      if case .rewardResult(let v)? = body {return v}
+      if case .rewardResult(let v)? = _storage._body {return v}
       return Stagebeam_V1_RewardResult()
     }
-    set {body = .rewardResult(newValue)}
+    set {_uniqueStorage()._body = .rewardResult(newValue)}
   }
 
   /// Client ⇄ coordinator.
   public var submitJob: Stagebeam_V1_SubmitJob {
     get {
-      if case .submitJob(let v)? = body {return v}
+      if case .submitJob(let v)? = _storage._body {return v}
       return Stagebeam_V1_SubmitJob()
     }
-    set {body = .submitJob(newValue)}
+    set {_uniqueStorage()._body = .submitJob(newValue)}
   }
 
   public var jobAccepted: Stagebeam_V1_JobAccepted {
     get {
-      if case .jobAccepted(let v)? = body {return v}
+      if case .jobAccepted(let v)? = _storage._body {return v}
       return Stagebeam_V1_JobAccepted()
     }
-    set {body = .jobAccepted(newValue)}
+    set {_uniqueStorage()._body = .jobAccepted(newValue)}
   }
 
   public var jobEvent: Stagebeam_V1_JobEvent {
     get {
-      if case .jobEvent(let v)? = body {return v}
+      if case .jobEvent(let v)? = _storage._body {return v}
       return Stagebeam_V1_JobEvent()
     }
-    set {body = .jobEvent(newValue)}
+    set {_uniqueStorage()._body = .jobEvent(newValue)}
   }
 
   public var jobResult: Stagebeam_V1_JobResult {
     get {
-      if case .jobResult(let v)? = body {return v}
+      if case .jobResult(let v)? = _storage._body {return v}
       return Stagebeam_V1_JobResult()
     }
-    set {body = .jobResult(newValue)}
+    set {_uniqueStorage()._body = .jobResult(newValue)}
   }
 
   public var statusRequest: Stagebeam_V1_StatusRequest {
     get {
-      if case .statusRequest(let v)? = body {return v}
+      if case .statusRequest(let v)? = _storage._body {return v}
       return Stagebeam_V1_StatusRequest()
     }
-    set {body = .statusRequest(newValue)}
+    set {_uniqueStorage()._body = .statusRequest(newValue)}
   }
 
   public var statusReply: Stagebeam_V1_StatusReply {
     get {
-      if case .statusReply(let v)? = body {return v}
+      if case .statusReply(let v)? = _storage._body {return v}
       return Stagebeam_V1_StatusReply()
     }
-    set {body = .statusReply(newValue)}
+    set {_uniqueStorage()._body = .statusReply(newValue)}
   }
 
   /// Client ⇄ coordinator, protocol version 2 (a job named by its id alone).
   public var cancelJob: Stagebeam_V1_CancelJob {
     get {
-      if case .cancelJob(let v)? = body {return v}
+      if case .cancelJob(let v)? = _storage._body {return v}
       return Stagebeam_V1_CancelJob()
     }
-    set {body = .cancelJob(newValue)}
+    set {_uniqueStorage()._body = .cancelJob(newValue)}
   }
 
   /// → JobResult (final, or QUEUED/RUNNING) or Error UNKNOWN_JOB
   public var getJob: Stagebeam_V1_GetJob {
     get {
-      if case .getJob(let v)? = body {return v}
+      if case .getJob(let v)? = _storage._body {return v}
       return Stagebeam_V1_GetJob()
     }
-    set {body = .getJob(newValue)}
+    set {_uniqueStorage()._body = .getJob(newValue)}
   }
 
   /// → JobList
   public var listJobs: Stagebeam_V1_ListJobs {
     get {
-      if case .listJobs(let v)? = body {return v}
+      if case .listJobs(let v)? = _storage._body {return v}
       return Stagebeam_V1_ListJobs()
     }
-    set {body = .listJobs(newValue)}
+    set {_uniqueStorage()._body = .listJobs(newValue)}
   }
 
   public var jobList: Stagebeam_V1_JobList {
     get {
-      if case .jobList(let v)? = body {return v}
+      if case .jobList(let v)? = _storage._body {return v}
       return Stagebeam_V1_JobList()
     }
-    set {body = .jobList(newValue)}
+    set {_uniqueStorage()._body = .jobList(newValue)}
   }
 
   /// Any direction: a request or message could not be served.
   public var error: Stagebeam_V1_Error {
     get {
-      if case .error(let v)? = body {return v}
+      if case .error(let v)? = _storage._body {return v}
       return Stagebeam_V1_Error()
     }
-    set {body = .error(newValue)}
+    set {_uniqueStorage()._body = .error(newValue)}
   }
 
   /// Coordinator → worker: stop requests of a job that ended (cancelled, past its deadline).
   public var stopRequests: Stagebeam_V1_StopRequests {
     get {
-      if case .stopRequests(let v)? = body {return v}
+      if case .stopRequests(let v)? = _storage._body {return v}
       return Stagebeam_V1_StopRequests()
     }
-    set {body = .stopRequests(newValue)}
+    set {_uniqueStorage()._body = .stopRequests(newValue)}
   }
 
   /// Worker → coordinator: text of candidates being generated (GenerateRequest.progress_interval_ms).
   public var generateProgress: Stagebeam_V1_GenerateProgress {
     get {
-      if case .generateProgress(let v)? = body {return v}
+      if case .generateProgress(let v)? = _storage._body {return v}
       return Stagebeam_V1_GenerateProgress()
     }
-    set {body = .generateProgress(newValue)}
+    set {_uniqueStorage()._body = .generateProgress(newValue)}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -965,6 +975,8 @@ public nonisolated struct Stagebeam_V1_Envelope: Sendable {
   }
 
   public init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 /// An image as it crosses the wire. Images cross once per job per worker: the coordinator sends
@@ -1567,11 +1579,89 @@ public nonisolated struct Stagebeam_V1_JudgeRequest: @unchecked Sendable {
     set {_uniqueStorage()._choices = newValue}
   }
 
+  /// Further comparisons judged together with the one above (protocol version 2, added later): the
+  /// matches of a bracket round that the coordinator sends to one worker, which decodes their verdicts
+  /// as one batch. Each is a rendered `prompt` with its own `seed`; every other field of this request
+  /// (stage, image, mode, verdict prefix, choices, sampling, budget) applies to each. The request takes
+  /// 1 + len(more_matches) sequences of the worker's credits. A worker that knows the field answers
+  /// every match in `JudgeResult.match_results`; one built before it judges the first match alone,
+  /// and the coordinator sends the others again, one per request.
+  public var moreMatches: [Stagebeam_V1_JudgeMatch] {
+    get {_storage._moreMatches}
+    set {_uniqueStorage()._moreMatches = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+/// One more comparison of a JudgeRequest (`JudgeRequest.more_matches`).
+public nonisolated struct Stagebeam_V1_JudgeMatch: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// as JudgeRequest.prompt
+  public var prompt: String = String()
+
+  /// as JudgeRequest.seed
+  public var seed: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// The answer to one match of a JudgeRequest with `more_matches`: what JudgeResult says of a
+/// single-match request, for this match alone.
+public nonisolated struct Stagebeam_V1_JudgeMatchResult: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var choice: Stagebeam_V1_Choice = .unspecified
+
+  public var verdictText: String = String()
+
+  public var probabilityFirst: Double = 0
+
+  public var probabilitySecond: Double = 0
+
+  public var logprobFirst: Double = 0
+
+  public var logprobSecond: Double = 0
+
+  public var promptTokens: UInt32 = 0
+
+  public var reusedPrefixTokens: UInt32 = 0
+
+  public var generatedTokens: UInt32 = 0
+
+  /// This match's engine time: its own prompt's prefill, and its share of the batched decode (in
+  /// proportion to the tokens it decoded), so that summing over matches counts the worker's time once.
+  public var prefillMs: Double = 0
+
+  public var decodeMs: Double = 0
+
+  /// Set when this match has no verdict: ERROR_CODE_PROMPT_TOO_LONG (its prompt does not fit the
+  /// judge's context; an answer, not a failure) — the other matches are answered all the same.
+  public var error: Stagebeam_V1_Error {
+    get {_error ?? Stagebeam_V1_Error()}
+    set {_error = newValue}
+  }
+  /// Returns true if `error` has been explicitly set.
+  public var hasError: Bool {self._error != nil}
+  /// Clears the value of `error`. Subsequent reads from it will return its default value.
+  public mutating func clearError() {self._error = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _error: Stagebeam_V1_Error? = nil
 }
 
 public nonisolated struct Stagebeam_V1_JudgeResult: Sendable {
@@ -1614,6 +1704,11 @@ public nonisolated struct Stagebeam_V1_JudgeResult: Sendable {
 
   /// Generate mode: tokens the judge generated for its verdict (EOS included); logprob mode: 0.
   public var generatedTokens: UInt32 = 0
+
+  /// A request with `more_matches`: one answer per match, in the request's order (the first match
+  /// first); the fields above then carry nothing but the ids. Empty for a single-match request, and
+  /// from a worker built before `more_matches` (it answered the first match alone, above).
+  public var matchResults: [Stagebeam_V1_JudgeMatchResult] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -3000,417 +3095,457 @@ nonisolated extension Stagebeam_V1_Envelope: SwiftProtobuf.Message, SwiftProtobu
   public static let protoMessageName: String = _protobuf_package + ".Envelope"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{2}\u{9}ready\0\u{1}heartbeat\0\u{1}disconnect\0\u{4}\u{8}generate_request\0\u{3}generate_result\0\u{3}judge_request\0\u{3}judge_result\0\u{3}reward_request\0\u{3}reward_result\0\u{4}\u{5}submit_job\0\u{3}job_accepted\0\u{3}job_event\0\u{3}job_result\0\u{3}status_request\0\u{3}status_reply\0\u{3}cancel_job\0\u{3}get_job\0\u{3}list_jobs\0\u{3}job_list\0\u{1}error\0\u{3}min_protocol_version\0\u{4}\u{9}stop_requests\0\u{3}generate_progress\0")
 
+  fileprivate class _StorageClass {
+    var _protocolVersion: UInt32 = 0
+    var _minProtocolVersion: UInt32 = 0
+    var _body: Stagebeam_V1_Envelope.OneOf_Body?
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _protocolVersion = source._protocolVersion
+      _minProtocolVersion = source._minProtocolVersion
+      _body = source._body
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.protocolVersion) }()
-      case 10: try {
-        var v: Stagebeam_V1_Ready?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .ready(let m) = current {v = m}
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularUInt32Field(value: &_storage._protocolVersion) }()
+        case 10: try {
+          var v: Stagebeam_V1_Ready?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .ready(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .ready(v)
+          }
+        }()
+        case 11: try {
+          var v: Stagebeam_V1_Heartbeat?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .heartbeat(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .heartbeat(v)
+          }
+        }()
+        case 12: try {
+          var v: Stagebeam_V1_Disconnect?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .disconnect(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .disconnect(v)
+          }
+        }()
+        case 20: try {
+          var v: Stagebeam_V1_GenerateRequest?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .generateRequest(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .generateRequest(v)
+          }
+        }()
+        case 21: try {
+          var v: Stagebeam_V1_GenerateResult?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .generateResult(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .generateResult(v)
+          }
+        }()
+        case 22: try {
+          var v: Stagebeam_V1_JudgeRequest?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .judgeRequest(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .judgeRequest(v)
+          }
+        }()
+        case 23: try {
+          var v: Stagebeam_V1_JudgeResult?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .judgeResult(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .judgeResult(v)
+          }
+        }()
+        case 24: try {
+          var v: Stagebeam_V1_RewardRequest?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .rewardRequest(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .rewardRequest(v)
+          }
+        }()
+        case 25: try {
+          var v: Stagebeam_V1_RewardResult?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .rewardResult(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .rewardResult(v)
+          }
+        }()
+        case 30: try {
+          var v: Stagebeam_V1_SubmitJob?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .submitJob(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .submitJob(v)
+          }
+        }()
+        case 31: try {
+          var v: Stagebeam_V1_JobAccepted?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .jobAccepted(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .jobAccepted(v)
+          }
+        }()
+        case 32: try {
+          var v: Stagebeam_V1_JobEvent?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .jobEvent(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .jobEvent(v)
+          }
+        }()
+        case 33: try {
+          var v: Stagebeam_V1_JobResult?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .jobResult(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .jobResult(v)
+          }
+        }()
+        case 34: try {
+          var v: Stagebeam_V1_StatusRequest?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .statusRequest(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .statusRequest(v)
+          }
+        }()
+        case 35: try {
+          var v: Stagebeam_V1_StatusReply?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .statusReply(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .statusReply(v)
+          }
+        }()
+        case 36: try {
+          var v: Stagebeam_V1_CancelJob?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .cancelJob(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .cancelJob(v)
+          }
+        }()
+        case 37: try {
+          var v: Stagebeam_V1_GetJob?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .getJob(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .getJob(v)
+          }
+        }()
+        case 38: try {
+          var v: Stagebeam_V1_ListJobs?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .listJobs(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .listJobs(v)
+          }
+        }()
+        case 39: try {
+          var v: Stagebeam_V1_JobList?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .jobList(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .jobList(v)
+          }
+        }()
+        case 40: try {
+          var v: Stagebeam_V1_Error?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .error(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .error(v)
+          }
+        }()
+        case 41: try { try decoder.decodeSingularUInt32Field(value: &_storage._minProtocolVersion) }()
+        case 50: try {
+          var v: Stagebeam_V1_StopRequests?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .stopRequests(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .stopRequests(v)
+          }
+        }()
+        case 51: try {
+          var v: Stagebeam_V1_GenerateProgress?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .generateProgress(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .generateProgress(v)
+          }
+        }()
+        default: break
         }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .ready(v)
-        }
-      }()
-      case 11: try {
-        var v: Stagebeam_V1_Heartbeat?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .heartbeat(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .heartbeat(v)
-        }
-      }()
-      case 12: try {
-        var v: Stagebeam_V1_Disconnect?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .disconnect(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .disconnect(v)
-        }
-      }()
-      case 20: try {
-        var v: Stagebeam_V1_GenerateRequest?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .generateRequest(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .generateRequest(v)
-        }
-      }()
-      case 21: try {
-        var v: Stagebeam_V1_GenerateResult?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .generateResult(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .generateResult(v)
-        }
-      }()
-      case 22: try {
-        var v: Stagebeam_V1_JudgeRequest?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .judgeRequest(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .judgeRequest(v)
-        }
-      }()
-      case 23: try {
-        var v: Stagebeam_V1_JudgeResult?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .judgeResult(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .judgeResult(v)
-        }
-      }()
-      case 24: try {
-        var v: Stagebeam_V1_RewardRequest?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .rewardRequest(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .rewardRequest(v)
-        }
-      }()
-      case 25: try {
-        var v: Stagebeam_V1_RewardResult?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .rewardResult(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .rewardResult(v)
-        }
-      }()
-      case 30: try {
-        var v: Stagebeam_V1_SubmitJob?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .submitJob(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .submitJob(v)
-        }
-      }()
-      case 31: try {
-        var v: Stagebeam_V1_JobAccepted?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .jobAccepted(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .jobAccepted(v)
-        }
-      }()
-      case 32: try {
-        var v: Stagebeam_V1_JobEvent?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .jobEvent(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .jobEvent(v)
-        }
-      }()
-      case 33: try {
-        var v: Stagebeam_V1_JobResult?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .jobResult(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .jobResult(v)
-        }
-      }()
-      case 34: try {
-        var v: Stagebeam_V1_StatusRequest?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .statusRequest(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .statusRequest(v)
-        }
-      }()
-      case 35: try {
-        var v: Stagebeam_V1_StatusReply?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .statusReply(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .statusReply(v)
-        }
-      }()
-      case 36: try {
-        var v: Stagebeam_V1_CancelJob?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .cancelJob(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .cancelJob(v)
-        }
-      }()
-      case 37: try {
-        var v: Stagebeam_V1_GetJob?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .getJob(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .getJob(v)
-        }
-      }()
-      case 38: try {
-        var v: Stagebeam_V1_ListJobs?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .listJobs(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .listJobs(v)
-        }
-      }()
-      case 39: try {
-        var v: Stagebeam_V1_JobList?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .jobList(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .jobList(v)
-        }
-      }()
-      case 40: try {
-        var v: Stagebeam_V1_Error?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .error(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .error(v)
-        }
-      }()
-      case 41: try { try decoder.decodeSingularUInt32Field(value: &self.minProtocolVersion) }()
-      case 50: try {
-        var v: Stagebeam_V1_StopRequests?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .stopRequests(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .stopRequests(v)
-        }
-      }()
-      case 51: try {
-        var v: Stagebeam_V1_GenerateProgress?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .generateProgress(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .generateProgress(v)
-        }
-      }()
-      default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if self.protocolVersion != 0 {
-      try visitor.visitSingularUInt32Field(value: self.protocolVersion, fieldNumber: 1)
-    }
-    switch self.body {
-    case .ready?: try {
-      guard case .ready(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
-    }()
-    case .heartbeat?: try {
-      guard case .heartbeat(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
-    }()
-    case .disconnect?: try {
-      guard case .disconnect(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
-    }()
-    case .generateRequest?: try {
-      guard case .generateRequest(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 20)
-    }()
-    case .generateResult?: try {
-      guard case .generateResult(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 21)
-    }()
-    case .judgeRequest?: try {
-      guard case .judgeRequest(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 22)
-    }()
-    case .judgeResult?: try {
-      guard case .judgeResult(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 23)
-    }()
-    case .rewardRequest?: try {
-      guard case .rewardRequest(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 24)
-    }()
-    case .rewardResult?: try {
-      guard case .rewardResult(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 25)
-    }()
-    case .submitJob?: try {
-      guard case .submitJob(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 30)
-    }()
-    case .jobAccepted?: try {
-      guard case .jobAccepted(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 31)
-    }()
-    case .jobEvent?: try {
-      guard case .jobEvent(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 32)
-    }()
-    case .jobResult?: try {
-      guard case .jobResult(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 33)
-    }()
-    case .statusRequest?: try {
-      guard case .statusRequest(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 34)
-    }()
-    case .statusReply?: try {
-      guard case .statusReply(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 35)
-    }()
-    case .cancelJob?: try {
-      guard case .cancelJob(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 36)
-    }()
-    case .getJob?: try {
-      guard case .getJob(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 37)
-    }()
-    case .listJobs?: try {
-      guard case .listJobs(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 38)
-    }()
-    case .jobList?: try {
-      guard case .jobList(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 39)
-    }()
-    case .error?: try {
-      guard case .error(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 40)
-    }()
-    default: break
-    }
-    if self.minProtocolVersion != 0 {
-      try visitor.visitSingularUInt32Field(value: self.minProtocolVersion, fieldNumber: 41)
-    }
-    switch self.body {
-    case .stopRequests?: try {
-      guard case .stopRequests(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 50)
-    }()
-    case .generateProgress?: try {
-      guard case .generateProgress(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 51)
-    }()
-    default: break
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if _storage._protocolVersion != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._protocolVersion, fieldNumber: 1)
+      }
+      switch _storage._body {
+      case .ready?: try {
+        guard case .ready(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
+      }()
+      case .heartbeat?: try {
+        guard case .heartbeat(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+      }()
+      case .disconnect?: try {
+        guard case .disconnect(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
+      }()
+      case .generateRequest?: try {
+        guard case .generateRequest(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 20)
+      }()
+      case .generateResult?: try {
+        guard case .generateResult(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 21)
+      }()
+      case .judgeRequest?: try {
+        guard case .judgeRequest(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 22)
+      }()
+      case .judgeResult?: try {
+        guard case .judgeResult(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 23)
+      }()
+      case .rewardRequest?: try {
+        guard case .rewardRequest(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 24)
+      }()
+      case .rewardResult?: try {
+        guard case .rewardResult(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 25)
+      }()
+      case .submitJob?: try {
+        guard case .submitJob(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 30)
+      }()
+      case .jobAccepted?: try {
+        guard case .jobAccepted(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 31)
+      }()
+      case .jobEvent?: try {
+        guard case .jobEvent(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 32)
+      }()
+      case .jobResult?: try {
+        guard case .jobResult(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 33)
+      }()
+      case .statusRequest?: try {
+        guard case .statusRequest(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 34)
+      }()
+      case .statusReply?: try {
+        guard case .statusReply(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 35)
+      }()
+      case .cancelJob?: try {
+        guard case .cancelJob(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 36)
+      }()
+      case .getJob?: try {
+        guard case .getJob(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 37)
+      }()
+      case .listJobs?: try {
+        guard case .listJobs(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 38)
+      }()
+      case .jobList?: try {
+        guard case .jobList(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 39)
+      }()
+      case .error?: try {
+        guard case .error(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 40)
+      }()
+      default: break
+      }
+      if _storage._minProtocolVersion != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._minProtocolVersion, fieldNumber: 41)
+      }
+      switch _storage._body {
+      case .stopRequests?: try {
+        guard case .stopRequests(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 50)
+      }()
+      case .generateProgress?: try {
+        guard case .generateProgress(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 51)
+      }()
+      default: break
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Stagebeam_V1_Envelope, rhs: Stagebeam_V1_Envelope) -> Bool {
-    if lhs.protocolVersion != rhs.protocolVersion {return false}
-    if lhs.minProtocolVersion != rhs.minProtocolVersion {return false}
-    if lhs.body != rhs.body {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._protocolVersion != rhs_storage._protocolVersion {return false}
+        if _storage._minProtocolVersion != rhs_storage._minProtocolVersion {return false}
+        if _storage._body != rhs_storage._body {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -4229,7 +4364,7 @@ nonisolated extension Stagebeam_V1_JudgeHints: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Stagebeam_V1_JudgeRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JudgeRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}job_id\0\u{3}deadline_ms\0\u{1}stage\0\u{1}question\0\u{1}image\0\u{1}hints\0\u{3}candidate_a\0\u{3}candidate_b\0\u{3}verdict_mode\0\u{1}seed\0\u{1}sampling\0\u{3}max_verdict_tokens\0\u{1}prompt\0\u{3}verdict_prefix\0\u{1}choices\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}job_id\0\u{3}deadline_ms\0\u{1}stage\0\u{1}question\0\u{1}image\0\u{1}hints\0\u{3}candidate_a\0\u{3}candidate_b\0\u{3}verdict_mode\0\u{1}seed\0\u{1}sampling\0\u{3}max_verdict_tokens\0\u{1}prompt\0\u{3}verdict_prefix\0\u{1}choices\0\u{3}more_matches\0")
 
   fileprivate class _StorageClass {
     var _requestID: String = String()
@@ -4248,6 +4383,7 @@ nonisolated extension Stagebeam_V1_JudgeRequest: SwiftProtobuf.Message, SwiftPro
     var _prompt: String = String()
     var _verdictPrefix: String = String()
     var _choices: [String] = []
+    var _moreMatches: [Stagebeam_V1_JudgeMatch] = []
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -4274,6 +4410,7 @@ nonisolated extension Stagebeam_V1_JudgeRequest: SwiftProtobuf.Message, SwiftPro
       _prompt = source._prompt
       _verdictPrefix = source._verdictPrefix
       _choices = source._choices
+      _moreMatches = source._moreMatches
     }
   }
 
@@ -4308,6 +4445,7 @@ nonisolated extension Stagebeam_V1_JudgeRequest: SwiftProtobuf.Message, SwiftPro
         case 14: try { try decoder.decodeSingularStringField(value: &_storage._prompt) }()
         case 15: try { try decoder.decodeSingularStringField(value: &_storage._verdictPrefix) }()
         case 16: try { try decoder.decodeRepeatedStringField(value: &_storage._choices) }()
+        case 17: try { try decoder.decodeRepeatedMessageField(value: &_storage._moreMatches) }()
         default: break
         }
       }
@@ -4368,6 +4506,9 @@ nonisolated extension Stagebeam_V1_JudgeRequest: SwiftProtobuf.Message, SwiftPro
       if !_storage._choices.isEmpty {
         try visitor.visitRepeatedStringField(value: _storage._choices, fieldNumber: 16)
       }
+      if !_storage._moreMatches.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._moreMatches, fieldNumber: 17)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -4393,6 +4534,7 @@ nonisolated extension Stagebeam_V1_JudgeRequest: SwiftProtobuf.Message, SwiftPro
         if _storage._prompt != rhs_storage._prompt {return false}
         if _storage._verdictPrefix != rhs_storage._verdictPrefix {return false}
         if _storage._choices != rhs_storage._choices {return false}
+        if _storage._moreMatches != rhs_storage._moreMatches {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -4402,9 +4544,133 @@ nonisolated extension Stagebeam_V1_JudgeRequest: SwiftProtobuf.Message, SwiftPro
   }
 }
 
+nonisolated extension Stagebeam_V1_JudgeMatch: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".JudgeMatch"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}prompt\0\u{1}seed\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.prompt) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.seed) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.prompt.isEmpty {
+      try visitor.visitSingularStringField(value: self.prompt, fieldNumber: 1)
+    }
+    if self.seed != 0 {
+      try visitor.visitSingularUInt64Field(value: self.seed, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Stagebeam_V1_JudgeMatch, rhs: Stagebeam_V1_JudgeMatch) -> Bool {
+    if lhs.prompt != rhs.prompt {return false}
+    if lhs.seed != rhs.seed {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Stagebeam_V1_JudgeMatchResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".JudgeMatchResult"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}choice\0\u{3}verdict_text\0\u{3}probability_first\0\u{3}probability_second\0\u{3}logprob_first\0\u{3}logprob_second\0\u{3}prompt_tokens\0\u{3}reused_prefix_tokens\0\u{3}generated_tokens\0\u{3}prefill_ms\0\u{3}decode_ms\0\u{1}error\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularEnumField(value: &self.choice) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.verdictText) }()
+      case 3: try { try decoder.decodeSingularDoubleField(value: &self.probabilityFirst) }()
+      case 4: try { try decoder.decodeSingularDoubleField(value: &self.probabilitySecond) }()
+      case 5: try { try decoder.decodeSingularDoubleField(value: &self.logprobFirst) }()
+      case 6: try { try decoder.decodeSingularDoubleField(value: &self.logprobSecond) }()
+      case 7: try { try decoder.decodeSingularUInt32Field(value: &self.promptTokens) }()
+      case 8: try { try decoder.decodeSingularUInt32Field(value: &self.reusedPrefixTokens) }()
+      case 9: try { try decoder.decodeSingularUInt32Field(value: &self.generatedTokens) }()
+      case 10: try { try decoder.decodeSingularDoubleField(value: &self.prefillMs) }()
+      case 11: try { try decoder.decodeSingularDoubleField(value: &self.decodeMs) }()
+      case 12: try { try decoder.decodeSingularMessageField(value: &self._error) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if self.choice != .unspecified {
+      try visitor.visitSingularEnumField(value: self.choice, fieldNumber: 1)
+    }
+    if !self.verdictText.isEmpty {
+      try visitor.visitSingularStringField(value: self.verdictText, fieldNumber: 2)
+    }
+    if self.probabilityFirst.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.probabilityFirst, fieldNumber: 3)
+    }
+    if self.probabilitySecond.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.probabilitySecond, fieldNumber: 4)
+    }
+    if self.logprobFirst.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.logprobFirst, fieldNumber: 5)
+    }
+    if self.logprobSecond.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.logprobSecond, fieldNumber: 6)
+    }
+    if self.promptTokens != 0 {
+      try visitor.visitSingularUInt32Field(value: self.promptTokens, fieldNumber: 7)
+    }
+    if self.reusedPrefixTokens != 0 {
+      try visitor.visitSingularUInt32Field(value: self.reusedPrefixTokens, fieldNumber: 8)
+    }
+    if self.generatedTokens != 0 {
+      try visitor.visitSingularUInt32Field(value: self.generatedTokens, fieldNumber: 9)
+    }
+    if self.prefillMs.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.prefillMs, fieldNumber: 10)
+    }
+    if self.decodeMs.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.decodeMs, fieldNumber: 11)
+    }
+    try { if let v = self._error {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Stagebeam_V1_JudgeMatchResult, rhs: Stagebeam_V1_JudgeMatchResult) -> Bool {
+    if lhs.choice != rhs.choice {return false}
+    if lhs.verdictText != rhs.verdictText {return false}
+    if lhs.probabilityFirst != rhs.probabilityFirst {return false}
+    if lhs.probabilitySecond != rhs.probabilitySecond {return false}
+    if lhs.logprobFirst != rhs.logprobFirst {return false}
+    if lhs.logprobSecond != rhs.logprobSecond {return false}
+    if lhs.promptTokens != rhs.promptTokens {return false}
+    if lhs.reusedPrefixTokens != rhs.reusedPrefixTokens {return false}
+    if lhs.generatedTokens != rhs.generatedTokens {return false}
+    if lhs.prefillMs != rhs.prefillMs {return false}
+    if lhs.decodeMs != rhs.decodeMs {return false}
+    if lhs._error != rhs._error {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Stagebeam_V1_JudgeResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JudgeResult"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}job_id\0\u{1}choice\0\u{3}verdict_text\0\u{3}probability_first\0\u{3}probability_second\0\u{3}prompt_tokens\0\u{3}prefill_ms\0\u{3}decode_ms\0\u{3}worker_id\0\u{3}logprob_first\0\u{3}logprob_second\0\u{4}\u{8}reused_prefix_tokens\0\u{4}\u{a}generated_tokens\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}job_id\0\u{1}choice\0\u{3}verdict_text\0\u{3}probability_first\0\u{3}probability_second\0\u{3}prompt_tokens\0\u{3}prefill_ms\0\u{3}decode_ms\0\u{3}worker_id\0\u{3}logprob_first\0\u{3}logprob_second\0\u{4}\u{8}reused_prefix_tokens\0\u{3}match_results\0\u{4}\u{9}generated_tokens\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4425,6 +4691,7 @@ nonisolated extension Stagebeam_V1_JudgeResult: SwiftProtobuf.Message, SwiftProt
       case 11: try { try decoder.decodeSingularDoubleField(value: &self.logprobFirst) }()
       case 12: try { try decoder.decodeSingularDoubleField(value: &self.logprobSecond) }()
       case 20: try { try decoder.decodeSingularUInt32Field(value: &self.reusedPrefixTokens) }()
+      case 21: try { try decoder.decodeRepeatedMessageField(value: &self.matchResults) }()
       case 30: try { try decoder.decodeSingularUInt32Field(value: &self.generatedTokens) }()
       default: break
       }
@@ -4471,6 +4738,9 @@ nonisolated extension Stagebeam_V1_JudgeResult: SwiftProtobuf.Message, SwiftProt
     if self.reusedPrefixTokens != 0 {
       try visitor.visitSingularUInt32Field(value: self.reusedPrefixTokens, fieldNumber: 20)
     }
+    if !self.matchResults.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.matchResults, fieldNumber: 21)
+    }
     if self.generatedTokens != 0 {
       try visitor.visitSingularUInt32Field(value: self.generatedTokens, fieldNumber: 30)
     }
@@ -4492,6 +4762,7 @@ nonisolated extension Stagebeam_V1_JudgeResult: SwiftProtobuf.Message, SwiftProt
     if lhs.logprobSecond != rhs.logprobSecond {return false}
     if lhs.reusedPrefixTokens != rhs.reusedPrefixTokens {return false}
     if lhs.generatedTokens != rhs.generatedTokens {return false}
+    if lhs.matchResults != rhs.matchResults {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
