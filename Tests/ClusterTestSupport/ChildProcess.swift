@@ -108,6 +108,21 @@ public final class ChildProcess {
         throw ChildProcessError("\(name): timed out waiting for \(what)\nstderr:\n\(stderr.suffix(3000))")
     }
 
+    /// `wait` for async tests: sleeps between looks instead of blocking a thread of the tasks' pool,
+    /// which work the test started concurrently (a submission's `async let`) may need to progress.
+    public func arriving<T>(_ what: String, timeout: Double = 20, _ predicate: (ChildProcess) -> T?) async throws -> T {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if let value = predicate(self) { return value }
+            if !process.isRunning {
+                if let value = predicate(self) { return value }
+                throw ChildProcessError("\(name) exited (\(process.terminationStatus)) before \(what)\nstderr:\n\(stderr.suffix(3000))")
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw ChildProcessError("\(name): timed out waiting for \(what)\nstderr:\n\(stderr.suffix(3000))")
+    }
+
     /// Waits for the process to exit and returns its status.
     public func exitStatus(timeout: Double = 30) throws -> Int32 {
         let deadline = Date().addingTimeInterval(timeout)

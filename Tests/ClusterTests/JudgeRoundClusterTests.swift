@@ -58,11 +58,8 @@ import Wire
 
         victim.signal(SIGSTOP)
         async let finished = client.submit(job.submitJob(id: "judge-kill"))
-        // Polled without blocking a thread: the submission above runs on the same few threads.
-        let sentBy = ContinuousClock.now + .seconds(90)
-        while cluster.coordinator.logged("request sent", ["kind": "judge", "worker_id": "victim"]).isEmpty {
-            guard ContinuousClock.now < sentBy else { throw ChildProcessError("no judge request was sent to the victim in 90 s") }
-            try await Task.sleep(for: .milliseconds(50))
+        _ = try await cluster.coordinator.arriving("a judge request sent to the victim", timeout: 90) { coordinator in
+            coordinator.logged("request sent", ["kind": "judge", "worker_id": "victim"]).first
         }
         victim.signal(SIGKILL)
         let result = try await finished

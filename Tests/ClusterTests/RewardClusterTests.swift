@@ -80,7 +80,7 @@ import Wire
         defer { client.close() }
         victim.signal(SIGSTOP)
         async let finished = client.submit(job.submitJob(id: "reward-kill"))
-        try cluster.coordinator.wait("a reward request to reach the frozen worker", timeout: 60) { child in
+        try await cluster.coordinator.arriving("a reward request to reach the frozen worker", timeout: 60) { child in
             child.logged("request sent", ["kind": "reward", "worker_id": "victim"]).isEmpty ? nil : true
         }
         victim.signal(SIGKILL)
