@@ -65,6 +65,29 @@ extension ChatPrompt {
         guard shared > 0 else { throw LocalEngineError("the judge prompt tokenized to nothing") }
         return (Array(full[0][..<shared]), full.map { Array($0[shared...]) })
     }
+
+    /// A self-reward score's prompts: the question, the candidate `answer` as the assistant's turn,
+    /// the `verification` user turn, then the verdict prefix and each choice, tokenized as whole
+    /// texts and split into the shared leading tokens and each choice's own tokens (as
+    /// `choiceTokens`). The in-process engine and a server backend score the same tokens.
+    public func selfRewardTokens(
+        user: String, imageCount: Int, answer: String, verification: String, verdictPrefix: String, choices: [String],
+        expand: ([Int]) -> [Int]
+    ) throws -> (shared: [Int], continuations: [[Int]]) {
+        let full = try choices.map { choice in
+            expand(
+                tokenizer.encode(
+                    try text(
+                        user: user, imageCount: imageCount,
+                        turns: [ChatMessage(role: "assistant", content: answer), ChatMessage(role: "user", content: verification)],
+                        assistantPrefix: verdictPrefix + choice),
+                    addSpecialTokens: false))
+        }
+        var shared = zip(full[0], full[1]).prefix { $0 == $1 }.count
+        shared = min(shared, full[0].count - 1, full[1].count - 1)
+        guard shared > 0 else { throw LocalEngineError("the self-reward prompt tokenized to nothing") }
+        return (Array(full[0][..<shared]), full.map { Array($0[shared...]) })
+    }
 }
 
 public struct LocalEngineError: Error, CustomStringConvertible, Sendable {

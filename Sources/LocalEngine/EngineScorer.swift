@@ -47,22 +47,12 @@ public struct EngineScorer: Scorer {
         return PreparedScores(items: items, fits: fits, images: images)
     }
 
-    /// Tokenizes the conversation with each choice as whole texts (BPE may merge across the seam) and
-    /// splits them into the shared leading tokens and each choice's own tokens.
+    /// The answer's teacher-forced prompt (`ChatPrompt.selfRewardTokens`, image tokens expanded).
     func item(_ request: ScoreRequest, answer: String, imageCount: Int) throws -> ScoredPrompt {
-        let full = try request.choices.map { choice in
-            executor.generator.expandImageTokens(
-                prompt.tokenizer.encode(
-                    try prompt.text(
-                        user: request.question, imageCount: imageCount,
-                        turns: [ChatMessage(role: "assistant", content: answer), ChatMessage(role: "user", content: request.verification)],
-                        assistantPrefix: request.verdictPrefix + choice),
-                    addSpecialTokens: false))
-        }
-        var shared = zip(full[0], full[1]).prefix { $0 == $1 }.count
-        shared = min(shared, full[0].count - 1, full[1].count - 1)
-        guard shared > 0 else { throw LocalEngineError("the self-reward prompt tokenized to nothing") }
-        return ScoredPrompt(prompt: Array(full[0][..<shared]), continuations: full.map { Array($0[shared...]) })
+        let (shared, continuations) = try prompt.selfRewardTokens(
+            user: request.question, imageCount: imageCount, answer: answer, verification: request.verification,
+            verdictPrefix: request.verdictPrefix, choices: request.choices, expand: executor.generator.expandImageTokens)
+        return ScoredPrompt(prompt: shared, continuations: continuations)
     }
 }
 

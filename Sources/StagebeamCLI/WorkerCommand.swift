@@ -57,9 +57,6 @@ struct WorkerCommand: AsyncParsableCommand {
         }
         if roles.isEmpty { throw ValidationError("--roles needs at least one of generate, judge, reward") }
         if rewardModel != nil, !roles.contains(.reward) { throw ValidationError("--reward-model needs --roles with reward") }
-        if roles.contains(.reward), backend.kind == .openai, rewardModel == nil {
-            throw ValidationError("--backend openai serves no self-reward: give the reward role a --reward-model")
-        }
         if Set(roles) == [.reward], rewardModel != nil, backend.kind == .openai {
             throw ValidationError(
                 "a reward-only worker with --reward-model serves no policy model: --backend openai would have nothing to serve")
@@ -104,6 +101,15 @@ struct WorkerCommand: AsyncParsableCommand {
         if workerRoles.contains(.reward) {
             if let rewardModel {
                 scorer = try WorkerScorer(rewardModel: engine.loadRewardModel(rewardModel), url: URL(fileURLWithPath: rewardModel))
+            } else if let server = workerEngine as? OpenAIBackend {
+                // Self-reward on the server: the prompts are the engine's, the log-probabilities the server's.
+                scorer = WorkerScorer(selfReward: server)
+                log.notice(
+                    "reward role by self-reward on the served model",
+                    metadata: [
+                        "worker_id": "\(id)", "model": "\(server.servedModel)",
+                        "hint": "each candidate is one server call; --reward-model DIR scores with a separate checkpoint in this process"
+                    ])
             } else if let local = workerEngine as? WorkerEngine {
                 // Self-reward: the policy model scores, so a reward worker without --reward-model loads it.
                 scorer = WorkerScorer(selfReward: local)

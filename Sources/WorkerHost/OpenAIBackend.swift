@@ -405,6 +405,50 @@ public final class OpenAIBackend: WorkerBackend {
         return result
     }
 
+    // MARK: Self-reward
+
+    /// What one self-reward request got from the server.
+    struct SelfRewardScores: Sendable {
+        /// log p(yes) − log p(no) per answer, in order; −∞ for an answer whose prompt does not fit the context.
+        var scores: [Double]
+        /// Tokens sent: each fitting prompt and every choice token after the first.
+        var promptTokens: Int
+    }
+
+    /// Self-reward on the served model: each answer's prompt (`ChatPrompt.selfRewardTokens`, the
+    /// tokens the engine scores) is sent on its own, all at once, and its choices' log-probabilities
+    /// read as a logprob verdict reads them (`choiceLogprobs`). An answer whose prompt does not fit
+    /// the context scores −∞, as on the engine.
+    func selfRewardScores(_ request: ScoreRequest, deadline: ContinuousClock.Instant?) async throws -> SelfRewardScores {
+        guard request.choices.count == 2 else {
+            throw ClusterError(.invalidArgument, "a self-reward score needs exactly two choices (yes, no), got \(request.choices.count)")
+        }
+        let until = deadline ?? .now + timeout
+        let items = try request.answers.map { answer in
+            try prompt.selfRewardTokens(
+                user: request.question, imageCount: 0, answer: answer, verification: request.verification,
+                verdictPrefix: request.verdictPrefix, choices: request.choices, expand: { $0 })
+        }
+        let fits = items.map { $0.shared.count + $0.continuations.map(\.count).max()! <= contextTokens }
+        let scores = try await withThrowingTaskGroup(of: (Int, Double).self) { group in
+            for (index, item) in items.enumerated() where fits[index] {
+                group.addTask {
+                    let (yes, no) = try await self.choiceLogprobs(shared: item.shared, continuations: item.continuations, deadline: until)
+                    return (index, yes - no)
+                }
+            }
+            var scores = [Double](repeating: -.infinity, count: items.count)
+            for try await (index, score) in group { scores[index] = score }
+            return scores
+        }
+        var promptTokens = 0
+        for (item, fit) in zip(items, fits) where fit {
+            promptTokens += item.shared.count
+            for continuation in item.continuations { promptTokens += continuation.count - 1 }
+        }
+        return SelfRewardScores(scores: scores, promptTokens: promptTokens)
+    }
+
     /// log p(continuation | shared) of both choices, teacher-forced as the engine scores them.
     func choiceLogprobs(shared: [Int], continuations: [[Int]], deadline: ContinuousClock.Instant) async throws -> (Double, Double) {
         switch dialect {

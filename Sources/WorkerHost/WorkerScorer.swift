@@ -20,6 +20,8 @@ public final class WorkerScorer: Sendable {
     enum Kind: Sendable {
         /// The policy model on the worker's engine (`EngineScorer`).
         case selfReward(WorkerEngine)
+        /// The policy model on an inference server (`OpenAIBackend.selfRewardScores`).
+        case serverSelfReward(OpenAIBackend)
         case rewardModel(RewardModelScorer)
     }
 
@@ -52,6 +54,20 @@ public final class WorkerScorer: Sendable {
         modelKind = .selfReward
         contextTokens = engine.contextTokens
         maxSamples = engine.maxSamples
+        readsImages = true
+    }
+
+    /// Self-reward on the model an inference server serves (`worker --backend openai`): the same
+    /// prompts as on the engine, each candidate one server call, all of a request's at once. The
+    /// server takes no images, so neither does this scorer.
+    public init(selfReward backend: OpenAIBackend) {
+        kind = .serverSelfReward(backend)
+        scorerName = RewardCalibration.selfReward
+        modelHash = backend.modelHash
+        modelName = backend.modelName
+        modelKind = .selfReward
+        contextTokens = backend.contextTokens
+        maxSamples = backend.slots
         readsImages = true
     }
 
@@ -108,6 +124,8 @@ public final class WorkerScorer: Sendable {
     ) async throws -> Stagebeam_V1_RewardResult {
         let input: Input
         switch kind {
+        case .serverSelfReward(let backend):
+            return try await scoreOnServer(request, backend: backend, image: image, deadline: deadline, control: control)
         case .selfReward(let engine):
             // The engine's scorer, given just this request's image (the worker's own cache holds the rest).
             let images = ImageStore()
@@ -138,6 +156,39 @@ public final class WorkerScorer: Sendable {
         result.prefillMs = scored.seconds * 1000
         result.batchRequests = UInt32(clamping: scored.batchRequests)
         result.batchCandidates = UInt32(clamping: scored.batchCandidates)
+        return result
+    }
+
+    /// Self-reward on an inference server: no queue of its own (the server batches the calls), so a
+    /// request starts at once unless it is already past its deadline or stopped.
+    private func scoreOnServer(
+        _ request: Stagebeam_V1_RewardRequest, backend: OpenAIBackend, image: PromptImage?, deadline: ContinuousClock.Instant?,
+        control: GenerationControl
+    ) async throws -> Stagebeam_V1_RewardResult {
+        let id = request.requestID
+        if image != nil {
+            throw ClusterError(.invalidArgument, backend.imageRefusal ?? "this worker's server takes no images", requestID: id)
+        }
+        if let deadline, ContinuousClock.now > deadline {
+            throw ClusterError(.deadlineExceeded, "request \(id) waited past its deadline before it could start", requestID: id)
+        }
+        if control.isStopped { throw ClusterError(.cancelled, "request \(id) was stopped", requestID: id) }
+        let started = ContinuousClock.now
+        let scored = try await backend.selfRewardScores(try Self.scoreRequest(request, imageRef: nil), deadline: deadline)
+        var result = Stagebeam_V1_RewardResult()
+        result.requestID = request.requestID
+        result.jobID = request.jobID
+        result.rewardModelHash = modelHash
+        result.scores = scored.scores
+        result.promptTokens = UInt32(clamping: scored.promptTokens)
+        result.prefillMs = milliseconds(ContinuousClock.now - started)
+        result.batchRequests = 1
+        result.batchCandidates = UInt32(clamping: scored.scores.filter { $0 > -.infinity }.count)
+        counts.withLock {
+            $0.batches += 1
+            $0.requests += 1
+            $0.candidates += Int(result.batchCandidates)
+        }
         return result
     }
 
@@ -199,6 +250,7 @@ public final class WorkerScorer: Sendable {
                 // arrived while it served others (generate, judge, an earlier batch) all join it.
                 switch kind {
                 case .selfReward(let engine): more = try await engine.executor.run { self.scoreWaiting(on: $0) }
+                case .serverSelfReward: preconditionFailure("a server scores without the queue")
                 case .rewardModel(let scorer): more = try await scorer.run { self.scoreWaiting(on: $0) }
                 }
             }

@@ -32,16 +32,22 @@ final class FakeInferenceServer: Sendable {
     let llamaCpp: Bool
     /// Ids never put in the first 20 top log-probabilities of a verdict (only in a whole-vocabulary list).
     let rareTokens: Set<Int>
+    /// Ids never listed in a verdict's top log-probabilities, even over the whole vocabulary.
+    let missingTokens: Set<Int>
     let eosToken: Int
     private let state = Mutex(State())
 
-    init(tokenizer: Tokenizer, eosToken: Int, slots: Int = 2, contextTokens: Int = 2048, llamaCpp: Bool = true, rareTokens: Set<Int> = []) {
+    init(
+        tokenizer: Tokenizer, eosToken: Int, slots: Int = 2, contextTokens: Int = 2048, llamaCpp: Bool = true, rareTokens: Set<Int> = [],
+        missingTokens: Set<Int> = []
+    ) {
         self.tokenizer = tokenizer
         self.eosToken = eosToken
         self.slots = slots
         self.contextTokens = contextTokens
         self.llamaCpp = llamaCpp
         self.rareTokens = rareTokens
+        self.missingTokens = missingTokens
     }
 
     /// Answers the next requests with `faults`, one each, before answering normally again.
@@ -123,7 +129,9 @@ final class FakeInferenceServer: Sendable {
         let budget = body["n_predict"] as? Int ?? 16
         if budget == 1 && probs > 1 {
             // A verdict: the next token's top log-probabilities, a function of the prompt.
-            let ranked = verdictDistribution(prompt: prompt).filter { probs >= tokenizer.vocabularySize || !rareTokens.contains($0.id) }
+            let ranked = verdictDistribution(prompt: prompt).filter {
+                !missingTokens.contains($0.id) && (probs >= tokenizer.vocabularySize || !rareTokens.contains($0.id))
+            }
             let top = ranked.prefix(probs).map { ["id": $0.id, "logprob": $0.logprob, "token": ""] as [String: Any] }
             return [
                 "tokens": [ranked[0].id], "stop_type": "limit", "tokens_evaluated": prompt.count,

@@ -32,12 +32,14 @@ import Wire
 
     /// Runs `body` with a fake server and a backend connected to it.
     func withBackend(
-        slots: Int = 2, llamaCpp: Bool = true, rareTokens: Set<Int> = [], configure: (inout OpenAIBackend.Configuration) -> Void = { _ in },
+        slots: Int = 2, llamaCpp: Bool = true, rareTokens: Set<Int> = [], missingTokens: Set<Int> = [],
+        configure: (inout OpenAIBackend.Configuration) -> Void = { _ in },
         _ body: (FakeInferenceServer, OpenAIBackend, Fixture) async throws -> Void
     ) async throws {
         let fixture = try Self.fixture()
         let server = FakeInferenceServer(
-            tokenizer: fixture.model.tokenizer, eosToken: fixture.eos, slots: slots, llamaCpp: llamaCpp, rareTokens: rareTokens)
+            tokenizer: fixture.model.tokenizer, eosToken: fixture.eos, slots: slots, llamaCpp: llamaCpp, rareTokens: rareTokens,
+            missingTokens: missingTokens)
         let (port, task) = try await server.start()
         defer { task.cancel() }
         var configuration = OpenAIBackend.Configuration(url: "http://127.0.0.1:\(port)/v1", slots: llamaCpp ? nil : slots)
@@ -162,6 +164,114 @@ import Wire
             let asked = server.received.map { $0["n_probs"] as? Int ?? 0 }
             #expect(asked.prefix(2) == [20, fixture.model.tokenizer.vocabularySize])
             #expect(server.received.first?["prompt"] as? [Int] == shared)
+        }
+    }
+
+    func rewardRequest() -> Stagebeam_V1_RewardRequest {
+        let templates = RewardTemplates.builtIn
+        var request = Stagebeam_V1_RewardRequest()
+        request.requestID = "s1"
+        request.jobID = "j1"
+        request.stage = .summary
+        request.question = "How many legs does a spider have?"
+        request.assistantPrefixes = ["", "<SUMMARY>I count legs.</SUMMARY>"]
+        let candidates: [(UInt32, String)] = [
+            (0, "<SUMMARY>plan a</SUMMARY>"), (1, "<CAPTION>a spider</CAPTION>"), (0, "<SUMMARY>plan b</SUMMARY>")
+        ]
+        request.candidates = candidates.map {
+            var candidate = Stagebeam_V1_RewardCandidate()
+            candidate.prefixIndex = $0.0
+            candidate.text = $0.1
+            return candidate
+        }
+        request.verification = templates.renderVerification(topic: .summary, question: request.question)
+        request.verdictPrefix = templates.verdictPrefix
+        request.choices = templates.choices
+        return request
+    }
+
+    /// The self-reward prompt the engine scores for candidate `index` of `request`.
+    func selfRewardTokens(_ request: Stagebeam_V1_RewardRequest, _ index: Int, fixture: Fixture) throws -> (
+        shared: [Int], continuations: [[Int]]
+    ) {
+        let candidate = request.candidates[index]
+        return try fixture.prompt.selfRewardTokens(
+            user: request.question, imageCount: 0, answer: request.assistantPrefixes[Int(candidate.prefixIndex)] + candidate.text,
+            verification: request.verification, verdictPrefix: request.verdictPrefix, choices: request.choices, expand: { $0 })
+    }
+
+    /// log p(continuation | shared) under the fake server's distributions.
+    func fakeLogprob(_ server: FakeInferenceServer, shared: [Int], continuation: [Int]) -> Double {
+        continuation.indices.reduce(0.0) { total, position in
+            total
+                + server.verdictDistribution(prompt: shared + continuation[..<position]).first { $0.id == continuation[position] }!.logprob
+        }
+    }
+
+    /// Self-reward through the server: each candidate's prompt is the engine's, sent on its own and
+    /// at once with the others, and its score is log p(yes) − log p(no) from the server's
+    /// log-probabilities; "no" missing from the first 20 is asked again over the whole vocabulary.
+    @Test func selfRewardReadsYesAndNoFromTheServer() async throws {
+        let fixture = try Self.fixture()
+        let request = rewardRequest()
+        let items = try request.candidates.indices.map { try selfRewardTokens(request, $0, fixture: fixture) }
+        let noTokens = Set(items.map { $0.continuations[1][0] })
+        try await withBackend(slots: 3, rareTokens: noTokens) { server, backend, _ in
+            let scorer = WorkerScorer(selfReward: backend)
+            #expect(scorer.modelKind == .selfReward)
+            #expect(scorer.modelHash == backend.modelHash)
+            #expect(scorer.scorerName == RewardCalibration.selfReward)
+            server.inject(.slow(.milliseconds(300)), .slow(.milliseconds(300)), .slow(.milliseconds(300)))
+            let result = try await scorer.score(request, image: nil, deadline: nil, control: GenerationControl())
+            let expected = items.map { item in
+                fakeLogprob(server, shared: item.shared, continuation: item.continuations[0])
+                    - fakeLogprob(server, shared: item.shared, continuation: item.continuations[1])
+            }
+            #expect(result.scores == expected)
+            #expect(result.requestID == "s1")
+            #expect(result.rewardModelHash == backend.modelHash)
+            #expect(result.batchCandidates == 3)
+            // One call per candidate at once, then the whole vocabulary for each "no".
+            #expect(server.mostInFlight == 3)
+            let prompts = server.received.map { $0["prompt"] as? [Int] ?? [] }
+            for item in items { #expect(prompts.contains(item.shared)) }
+            #expect(server.received.allSatisfy { $0["n_predict"] as? Int == 1 && $0["cache_prompt"] as? Bool == false })
+            #expect(server.received.contains { $0["n_probs"] as? Int == fixture.model.tokenizer.vocabularySize })
+        }
+    }
+
+    /// A candidate too long for the context scores −∞ without a call, as on the engine; a word the
+    /// server never gives a log-probability for fails the request with a clear error, never a
+    /// made-up score; server failures map as for generate.
+    @Test func selfRewardEdgesAndFailures() async throws {
+        let fixture = try Self.fixture()
+        var request = rewardRequest()
+        request.candidates[1].text = String(repeating: "spider legs ", count: 1100)
+        try await withBackend { server, backend, _ in
+            let scorer = WorkerScorer(selfReward: backend)
+            let result = try await scorer.score(request, image: nil, deadline: nil, control: GenerationControl())
+            #expect(result.scores[1] == -.infinity)
+            #expect(result.scores[0].isFinite && result.scores[2].isFinite)
+
+            server.inject(.status(503))
+            let busy = await #expect(throws: ClusterError.self) {
+                try await scorer.score(rewardRequest(), image: nil, deadline: nil, control: GenerationControl())
+            }
+            #expect(busy?.code == .overloaded)
+            server.inject(.slow(.seconds(3)))
+            let late = await #expect(throws: ClusterError.self) {
+                try await scorer.score(rewardRequest(), image: nil, deadline: .now + .milliseconds(300), control: GenerationControl())
+            }
+            #expect(late?.code == .deadlineExceeded)
+        }
+        let yes = try selfRewardTokens(request, 0, fixture: fixture).continuations[0][0]
+        try await withBackend(missingTokens: [yes]) { _, backend, _ in
+            let error = await #expect(throws: ClusterError.self) {
+                try await WorkerScorer(selfReward: backend).score(
+                    rewardRequest(), image: nil, deadline: nil, control: GenerationControl())
+            }
+            #expect(error?.code == .backendRejected)
+            #expect(error?.message.contains("whole vocabulary") == true)
         }
     }
 
@@ -298,6 +408,14 @@ import Wire
                     }!.logprob
             }
             #expect(verdict.logprobFirst == first)
+
+            let reward = rewardRequest()
+            let scored = try await WorkerScorer(selfReward: backend).score(reward, image: nil, deadline: nil, control: GenerationControl())
+            let item = try selfRewardTokens(reward, 0, fixture: fixture)
+            #expect(
+                scored.scores[0]
+                    == fakeLogprob(server, shared: item.shared, continuation: item.continuations[0])
+                    - fakeLogprob(server, shared: item.shared, continuation: item.continuations[1]))
         }
     }
 }
