@@ -253,14 +253,17 @@ import Wire
             #expect(result.scores[1] == -.infinity)
             #expect(result.scores[0].isFinite && result.scores[2].isFinite)
 
+            // One candidate: no sibling call of a failed request can reach the server after the next fault is queued.
+            var single = rewardRequest()
+            single.candidates = [single.candidates[0]]
             server.inject(.status(503))
             let busy = await #expect(throws: ClusterError.self) {
-                try await scorer.score(rewardRequest(), image: nil, deadline: nil, control: GenerationControl())
+                try await scorer.score(single, image: nil, deadline: nil, control: GenerationControl())
             }
             #expect(busy?.code == .overloaded)
             server.inject(.slow(.seconds(3)))
             let late = await #expect(throws: ClusterError.self) {
-                try await scorer.score(rewardRequest(), image: nil, deadline: .now + .milliseconds(300), control: GenerationControl())
+                try await scorer.score(single, image: nil, deadline: .now + .milliseconds(300), control: GenerationControl())
             }
             #expect(late?.code == .deadlineExceeded)
         }

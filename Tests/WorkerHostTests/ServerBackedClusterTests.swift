@@ -57,4 +57,30 @@ import Testing
         #expect(caveats.count == 1)
         #expect(caveats.first?.contains("4 slots") == true)
     }
+
+    /// The reward role through the server: a stage-beam job on `worker --backend openai --roles
+    /// generate,reward` is scored by self-reward calls to the server (one token, log-probabilities).
+    @Test func stageBeamIsScoredThroughTheServer() async throws {
+        let fixture = try OpenAIBackendTests.fixture()
+        let server = FakeInferenceServer(tokenizer: fixture.model.tokenizer, eosToken: fixture.eos, slots: 2)
+        let (port, task) = try await server.start()
+        defer { task.cancel() }
+        let scratch = try Scratch()
+        let cluster = try LocalCluster(scratch: scratch)
+        let worker = try cluster.addWorker(
+            "served", maxBatch: 2, roles: "generate,reward", model: OpenAIBackendTests.gguf.path,
+            extra: ["--backend", "openai", "--backend-url", "http://127.0.0.1:\(port)"])
+        let (status, out, err) = try runStagebeam(
+            [
+                "submit", "--coordinator", cluster.endpoint, "--json", "--question", "How many legs does a spider have?", "--method",
+                "stage-beam", "--candidates", "2", "--keep", "1", "--max-stage-tokens", "6", "--seed", "3"
+            ], in: scratch, name: "submit-stage-beam")
+        #expect(status == 0, "\(err.suffix(2000))")
+        let submitted = try parseJSON(out)
+        #expect(submitted["status"] as? String == "succeeded", "\(submitted["error"] ?? "") \(worker.stderr.suffix(3000))")
+        #expect(((submitted["counts"] as? [String: Any])?["score_calls"] as? Int ?? 0) > 0)
+        // Only self-reward asks for one token with 20 top log-probabilities here (no judge role).
+        #expect(server.received.contains { $0["n_predict"] as? Int == 1 && $0["n_probs"] as? Int == 20 })
+        #expect(worker.stderr.contains("reward role by self-reward on the served model"))
+    }
 }
