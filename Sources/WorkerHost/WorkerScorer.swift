@@ -59,7 +59,8 @@ public final class WorkerScorer: Sendable {
 
     /// Self-reward on the model an inference server serves (`worker --backend openai`): the same
     /// prompts as on the engine, each candidate one server call, all of a request's at once. The
-    /// server takes no images, so neither does this scorer.
+    /// server takes no images: a request that carries one is refused (`readsImages`: it is never
+    /// scored without its image).
     public init(selfReward backend: OpenAIBackend) {
         kind = .serverSelfReward(backend)
         scorerName = RewardCalibration.selfReward
