@@ -240,11 +240,12 @@ struct DispatchState {
                 metadata: ["worker_id": "\(workerName(key))", "request_id": "\(request)"])
         }
         work.unassigned = (work.unassigned + indices.dropFirst()).sorted()
-        if !pending.contains(where: {
-            if case .judge(let other) = $0 { return other === work }; return false
-        }) {
-            pending.insert(.judge(work), at: 0)
-        }
+        queueFirst(.judge(work))
+    }
+
+    /// Puts `work` at the head of the queue, unless it is queued already.
+    private mutating func queueFirst(_ work: Work) {
+        if !pending.contains(where: { $0.isSame(as: work) }) { pending.insert(work, at: 0) }
     }
 
     /// Resumes the search once every match of `work` has its reply.
@@ -779,28 +780,14 @@ struct DispatchState {
         case .generate(let generate):
             generate.failedOn.insert(worker)
             generate.unassigned = (generate.unassigned + indices).sorted()
-            if !pending.contains(where: {
-                if case .generate(let other) = $0 { return other === generate }; return false
-            }) {
-                pending.insert(work, at: 0)
-            }
         case .judge(let judge):
             judge.failedOn.insert(worker)
             judge.unassigned = (judge.unassigned + indices).sorted()
-            if !pending.contains(where: {
-                if case .judge(let other) = $0 { return other === judge }; return false
-            }) {
-                pending.insert(work, at: 0)
-            }
         case .reward(let reward):
             reward.failedOn.insert(worker)
             reward.unassigned = (reward.unassigned + indices).sorted()
-            if !pending.contains(where: {
-                if case .reward(let other) = $0 { return other === reward }; return false
-            }) {
-                pending.insert(work, at: 0)
-            }
         }
+        queueFirst(work)
     }
 
     private mutating func fail(_ work: Work, _ error: ClusterError) {

@@ -169,6 +169,16 @@ enum Work {
         }
     }
 
+    /// Whether both are the same piece of work (the same object, not equal contents).
+    func isSame(as other: Work) -> Bool {
+        switch (self, other) {
+        case (.generate(let a), .generate(let b)): a === b
+        case (.judge(let a), .judge(let b)): a === b
+        case (.reward(let a), .reward(let b)): a === b
+        default: false
+        }
+    }
+
     /// Whether `worker` may be sent this work (its role; for reward work, its reward model too).
     func canRun(on worker: WorkerRecord) -> Bool {
         if case .reward(let work) = self { return work.canRun(on: worker) }
