@@ -17,7 +17,10 @@ held-out figures per stage are the within-group AUC over right-versus-wrong pair
 best-scored candidate of a group with a right one is right.
 
 Resumable: `--checkpoint` is saved every `--eval-every` steps with the optimizer state, and a rerun
-with the same arguments continues from it. The log goes to `--log` (JSON lines).
+with the same arguments continues from it. The weights of every evaluated step are kept beside it
+(`<checkpoint>-step<N>.pt`), and `--export-step N --out DIR` exports one of them. The log goes to
+`--log` (JSON lines). The held-out figures are given twice: over all candidates (generator-made
+wrong texts included) and over the model's own candidates only (`own_*`), which is what a search ranks.
 """
 from __future__ import annotations
 
@@ -77,16 +80,23 @@ def make_model(policy: Path, layers: int) -> LlamaForSequenceClassification:
     return model
 
 
-def load_examples(path: Path, tokenizer: Tokenizer, max_tokens: int):
+def load_examples(paths: list[Path], tokenizer: Tokenizer, max_tokens: int, form_share: float):
+    """Training and held-out groups. Only `form_share` of the training questions' SUMMARY and CAPTION
+    groups are kept (chosen by group name): nearly all their candidates are right, so they teach little
+    and would take most of the steps. Held-out groups are all kept."""
     groups: dict[str, list[dict]] = defaultdict(list)
-    for line in filter(str.strip, path.read_text().splitlines()):
-        e = json.loads(line)
-        e["ids"] = tokenizer.encode(conversation_text(e["question"], e["answer"]), add_special_tokens=False).ids
-        if len(e["ids"]) <= max_tokens:
-            groups[e["group"]].append(e)
+    for path in paths:
+        for line in filter(str.strip, path.read_text().splitlines()):
+            e = json.loads(line)
+            e["ids"] = tokenizer.encode(conversation_text(e["question"], e["answer"]), add_special_tokens=False).ids
+            if len(e["ids"]) <= max_tokens:
+                groups[e["group"]].append(e)
     train, val = [], []
     for name, members in groups.items():
-        (val if held_out(members[0]["id"]) else train).append(members)
+        if held_out(members[0]["id"]):
+            val.append(members)
+        elif members[0]["stage"] not in ("summary", "caption") or zlib.crc32(name.encode()) % 1000 < form_share * 1000:
+            train.append(members)
     return train, val
 
 
@@ -137,33 +147,47 @@ def loss_of(batch, examples, scores):
 @torch.no_grad()
 def evaluate(model, groups, pad: int, batch_tokens: int) -> dict:
     model.eval()
-    scored: dict[str, list[tuple[float, int]]] = defaultdict(list)  # group → (score, label)
+    scored: dict[str, list[tuple[float, int, int]]] = defaultdict(list)  # group → (score, label, synthetic)
     stage_of = {}
     for batch in batches(groups, batch_tokens, random.Random(0)):
         examples, scores = forward(model, batch, pad)
         for e, s in zip(examples, scores.tolist()):
-            scored[e["group"]].append((s, e["label"]))
+            scored[e["group"]].append((s, e["label"], e.get("synthetic", 0)))
             stage_of[e["group"]] = e["stage"]
     model.train()
     figures = {}
     for stage in STAGES:
-        pairs = won = ties = best_right = with_right = 0
-        for group, members in scored.items():
-            if stage_of[group] != stage:
-                continue
-            right = [s for s, l in members if l]
-            wrong = [s for s, l in members if not l]
-            for r in right:
-                for w in wrong:
-                    pairs += 1
-                    won += r > w
-                    ties += r == w
-            if right:
-                with_right += 1
-                best_right += max(members)[1] == 1
-        figures[stage] = {"auc": (won + 0.5 * ties) / pairs if pairs else None, "pairs": pairs,
-                          "best_right": best_right, "groups_with_right": with_right}
+        groups_of_stage = [members for group, members in scored.items() if stage_of[group] == stage]
+        figures[stage] = ranking_figures([[(s, l) for s, l, _ in members] for members in groups_of_stage])
+        # The model's own candidates only: what the search ranks (the generator-made slips are easier).
+        own = ranking_figures([[(s, l) for s, l, synthetic in members if not synthetic] for members in groups_of_stage])
+        figures[stage]["own_auc"], figures[stage]["own_pairs"] = own["auc"], own["pairs"]
+        figures[stage]["own_best_right"] = own["best_right_mixed"]
+        figures[stage]["own_groups_with_right_and_wrong"] = own["groups_with_right_and_wrong"]
     return figures
+
+
+def ranking_figures(groups: list[list[tuple[float, int]]]) -> dict:
+    """Within-group AUC over right-versus-wrong pairs (ties count half), how often the best-scored
+    candidate of a group holding a right one is right, and the same over the groups that hold both."""
+    pairs = won = ties = best_right = with_right = best_right_mixed = mixed = 0
+    for members in groups:
+        right = [s for s, l in members if l]
+        wrong = [s for s, l in members if not l]
+        for r in right:
+            for w in wrong:
+                pairs += 1
+                won += r > w
+                ties += r == w
+        if right:
+            with_right += 1
+            best_right += max(members)[1] == 1
+            if wrong:
+                mixed += 1
+                best_right_mixed += max(members)[1] == 1
+    return {"auc": (won + 0.5 * ties) / pairs if pairs else None, "pairs": pairs, "best_right": best_right,
+            "groups_with_right": with_right, "best_right_mixed": best_right_mixed,
+            "groups_with_right_and_wrong": mixed}
 
 
 def export(model, tokenizer_dir: Path, out: Path, meta: dict):
@@ -180,7 +204,7 @@ def export(model, tokenizer_dir: Path, out: Path, meta: dict):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--examples", type=Path, required=True)
+    parser.add_argument("--examples", type=Path, nargs="+", required=True, help="labelled example files")
     parser.add_argument("--policy", type=Path, default=ROOT / "models/stagebeam-shapes")
     parser.add_argument("--layers", type=int, default=2, help="decoder layers taken from the policy")
     parser.add_argument("--freeze-layers", type=int, default=1,
@@ -193,7 +217,11 @@ def main():
     parser.add_argument("--max-tokens", type=int, default=1280)
     parser.add_argument("--epochs", type=float, default=2.0, help="the cosine's length, in passes over the data")
     parser.add_argument("--time-budget", type=float, default=None, help="stop after this many seconds (resume later)")
+    parser.add_argument("--form-share", type=float, default=1.0,
+                        help="the share of training questions whose SUMMARY and CAPTION groups are trained on")
     parser.add_argument("--eval-every", type=int, default=100)
+    parser.add_argument("--export-step", type=int, default=None,
+                        help="export the weights saved at this evaluated step (with --out) instead of training")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -202,12 +230,12 @@ def main():
 
     tokenizer = Tokenizer.from_file(str(args.policy / "tokenizer.json"))
     pad = json.loads((args.policy / "config.json").read_text())["text_config"]["pad_token_id"]
-    train, val = load_examples(args.examples, tokenizer, args.max_tokens)
+    train, val = load_examples(args.examples, tokenizer, args.max_tokens, args.form_share)
     print(f"{sum(map(len, train))} training examples in {len(train)} groups, {sum(map(len, val))} held out "
           f"in {len(val)}", flush=True)
     rng = random.Random(args.seed)
     steps_per_epoch = len(batches(train, args.batch_tokens, random.Random(0)))
-    total = max(1, int(steps_per_epoch * args.epochs))
+    total = schedule = max(1, int(steps_per_epoch * args.epochs))
 
     model = make_model(args.policy, args.layers)
     frozen = [model.model.embed_tokens, *model.model.layers[:args.freeze_layers]]
@@ -225,10 +253,21 @@ def main():
     args.log.parent.mkdir(parents=True, exist_ok=True)
     log = open(args.log, "a")
 
+    def snapshot_path(at: int) -> Path:
+        return args.checkpoint.with_name(f"{args.checkpoint.stem}-step{at}.pt")
+
     def save():
         args.checkpoint.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "rng": rng},
                    args.checkpoint)
+        # The weights of every evaluated step, so the held-out figures can pick the one to export.
+        torch.save({"model": model.state_dict(), "step": step}, snapshot_path(step))
+
+    if args.export_step is not None:
+        state = torch.load(snapshot_path(args.export_step), weights_only=False, map_location="cpu")
+        model.load_state_dict(state["model"])
+        step = state["step"]
+        total = -1  # no training: export this step's weights
 
     def record(entry: dict):
         log.write(json.dumps(entry) + "\n")
@@ -265,8 +304,9 @@ def main():
             break
     if args.out is not None:
         export(model, args.policy, args.out, {"layers": args.layers, "frozen_layers": args.freeze_layers,
-                                              "steps": step, "schedule_steps": total, "lr": args.lr,
-                                              "examples": str(args.examples.name), "policy": "stagebeam-shapes"})
+                                              "steps": step, "schedule_steps": schedule, "lr": args.lr,
+                                              "examples": [p.name for p in args.examples], "form_share": args.form_share,
+                                              "policy": "stagebeam-shapes"})
         print(f"exported to {args.out}")
 
 
