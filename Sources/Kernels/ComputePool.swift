@@ -6,8 +6,7 @@ import Synchronization
 /// passes one reference: the hot path (matmul, attention) keeps one task object per call site and
 /// reconfigures it, and so allocates nothing per parallel loop.
 public protocol ParallelTask: AnyObject {
-    /// Processes `start..<end`; `chunk` (0..<threads), the running thread's index, can index per-thread
-    /// scratch memory. One loop may call it several times on the same thread, never at once.
+    /// Processes `start..<end`; `chunk` (0..<threads) can index per-thread scratch memory.
     func run(chunk: Int, start: Int, end: Int)
 }
 
@@ -29,16 +28,16 @@ public final class ComputePool: @unchecked Sendable {
     /// All cores the process may use; replaced by `--threads`.
     nonisolated(unsafe) public static var shared = ComputePool(threads: ProcessInfo.processInfo.activeProcessorCount)
 
-    /// Runs `task` on disjoint ranges covering `0..<count`, range edges at multiples of
-    /// `granularity` (except the last); a thread may run several ranges, one after another, always
-    /// with its own `chunk` index. Returns when all are done. Allocates nothing.
+    /// Runs `task` on disjoint chunks covering `0..<count`, chunk edges at multiples of
+    /// `granularity` (except the last); returns when all chunks are done. Allocates nothing.
     public func run(_ task: ParallelTask, count: Int, granularity: Int = 1) {
         guard count > 0 else { return }
         let units = (count + granularity - 1) / granularity
-        if threads == 1 || units <= 1 { task.run(chunk: 0, start: 0, end: count); return }
+        let chunks = min(threads, units)
+        if chunks <= 1 { task.run(chunk: 0, start: 0, end: count); return }
         // One loop at a time: callers on different threads take turns.
         serializer.lock()
-        crew.run(Loop(task: task, count: count, units: units, threads: threads, granularity: granularity))
+        crew.run(Loop(task: task, count: count, units: units, chunks: chunks, granularity: granularity))
         serializer.unlock()
     }
 
@@ -62,32 +61,16 @@ private final class ClosureTask: ParallelTask {
     func run(chunk: Int, start: Int, end: Int) { body(chunk, start, end) }
 }
 
-/// One parallel loop over a task, cut into pieces that the threads claim in turn: a thread that
-/// finishes early (its core was not shared, its data was in cache) takes more pieces instead of
-/// waiting for the others. Which thread computes a piece never changes a result: the tasks compute
-/// every element alone (see `linear`).
+/// One parallel loop over a task.
 private struct Loop {
     unowned(unsafe) let task: ParallelTask
-    let count, units, pieces, granularity: Int
+    let count, units, chunks, granularity: Int
 
-    /// Four pieces per thread: enough to even out a slow thread, few enough that claiming them (one
-    /// atomic add each) costs nothing next to a piece's work.
-    static let piecesPerThread = 4
-
-    init(task: ParallelTask, count: Int, units: Int, threads: Int, granularity: Int) {
-        (self.task, self.count, self.units, self.granularity) = (task, count, units, granularity)
-        pieces = min(units, threads * Self.piecesPerThread)
-    }
-
-    /// Runs pieces claimed from `next` until none is left; `chunk` is the running thread's index.
-    func run(chunk: Int, claiming next: borrowing Atomic<Int>) {
-        while true {
-            let piece = next.wrappingAdd(1, ordering: .relaxed).oldValue
-            guard piece < pieces else { return }
-            let start = min(count, (units * piece / pieces) * granularity)
-            let end = min(count, (units * (piece + 1) / pieces) * granularity)
-            if start < end { task.run(chunk: chunk, start: start, end: end) }
-        }
+    func run(chunk: Int) {
+        guard chunk < chunks else { return }
+        let start = min(count, (units * chunk / chunks) * granularity)
+        let end = min(count, (units * (chunk + 1) / chunks) * granularity)
+        if start < end { task.run(chunk: chunk, start: start, end: end) }
     }
 }
 
@@ -107,8 +90,6 @@ private final class Crew: @unchecked Sendable {
     private let generation = Atomic<Int>(0)
     /// Workers still running the current loop.
     private let remaining = Atomic<Int>(0)
-    /// The next piece of the current loop to claim.
-    private let nextPiece = Atomic<Int>(0)
     /// Per worker: whether it went to sleep, and its wake-up.
     private let asleep: [SleepFlag]
     private let wakes: [DispatchSemaphore]
@@ -129,10 +110,9 @@ private final class Crew: @unchecked Sendable {
     /// Runs chunk 0 here and the others on the workers; returns when all are done.
     func run(_ job: Loop) {
         self.job = job
-        nextPiece.store(0, ordering: .relaxed)
         remaining.store(wakes.count, ordering: .sequentiallyConsistent)
         startLoop()
-        job.run(chunk: 0, claiming: nextPiece)
+        job.run(chunk: 0)
         var spins = 0
         while remaining.load(ordering: .sequentiallyConsistent) != 0 {
             spins += 1
@@ -178,7 +158,7 @@ private final class Crew: @unchecked Sendable {
             }
             seen = generation.load(ordering: .sequentiallyConsistent)
             if stopping { return }
-            job?.run(chunk: worker + 1, claiming: nextPiece)
+            job?.run(chunk: worker + 1)
             remaining.wrappingSubtract(1, ordering: .sequentiallyConsistent)
         }
     }

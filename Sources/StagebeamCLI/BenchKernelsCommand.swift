@@ -135,6 +135,6 @@ private final class ReadTask: ParallelTask {
             d += base[i + 3]
             i += 4
         }
-        sums[chunk] += ((a + b) + (c + d)).sum()
+        sums[chunk] = ((a + b) + (c + d)).sum()
     }
 }
