@@ -8,6 +8,30 @@ public func siluMultiply(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointe
     }
 }
 
+/// `siluMultiply` split across a pool's threads (each element is computed as the serial loop
+/// computes it). A reusable task: a model keeps one, so a layer's gating allocates nothing.
+public final class SiluMultiplyTask: ParallelTask {
+    private var gate: UnsafeMutablePointer<Float>?
+    private var up: UnsafePointer<Float>?
+
+    public init() {}
+
+    /// Elements per chunk: below two chunks' worth (a decode step of one sequence) the loop runs on
+    /// the calling thread, where it costs less than a hand-off.
+    static let granularity = 4096
+
+    public func callAsFunction(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, count: Int, pool: ComputePool) {
+        (self.gate, self.up) = (gate, up)
+        pool.run(self, count: count, granularity: Self.granularity)
+        (self.gate, self.up) = (nil, nil)
+    }
+
+    public func run(chunk: Int, start: Int, end: Int) {
+        guard let gate, let up else { return }
+        siluMultiply(gate + start, up + start, count: end - start)
+    }
+}
+
 /// Numerically stable softmax in place.
 public func softmax(_ x: UnsafeMutablePointer<Float>, count: Int) {
     guard count > 0 else { return }

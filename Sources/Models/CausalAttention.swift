@@ -49,7 +49,7 @@ final class CausalAttention: ParallelTask {
         var currentRow = -1
         var blocks: [Int32] = []
         for item in start..<end {
-            let r = item / heads, h = item % heads, g = h / group
+            let r = Self.row(at: item / heads, of: batch.count), h = item % heads, g = h / group
             if r != currentRow { blocks = cache.blocks(of: batch.sequences[r]); currentRow = r }
             let position = Int(batch.positions[r])
             let first = window.map { max(0, position - $0 + 1) } ?? 0
@@ -74,6 +74,14 @@ final class CausalAttention: ParallelTask {
                     cache.valueBase(block: blocks[(first + j) / blockSize], layer: layer, head: g) + (first + j) % blockSize * headDim)
             }
         }
+    }
+
+    /// The batch row at place `index` of the work order: rows from both ends alternately (0, n-1, 1,
+    /// n-2, …). A prompt's rows attend to more positions the later they are, so in row order the
+    /// thread given the last rows of a prefill had about three times the work of the first; taken
+    /// from both ends, every contiguous share of the order costs about the same.
+    static func row(at index: Int, of count: Int) -> Int {
+        index % 2 == 0 ? index / 2 : count - 1 - index / 2
     }
 
     /// Room for the longest sequence a cache can hold; grows (rarely) with a bigger cache.

@@ -32,6 +32,7 @@ public final class LlamaModel: @unchecked Sendable {
     let logits: UnsafeMutablePointer<Float> // (logitRows, outputSize)
     /// Reused parallel tasks: the forward pass allocates nothing.
     let linear = LinearTask()
+    let gating = SiluMultiplyTask()
     let attention: CausalAttention
 
     public convenience init(directory: URL, maxRows: Int = 128, maxLogitRows: Int = 64, pool: ComputePool = .shared) throws {
@@ -210,7 +211,7 @@ public final class LlamaModel: @unchecked Sendable {
             linear(
                 normed, rows: rows, LinearOutput(weight: layer.gate, bias: layer.gateBias?.pointer, into: gate),
                 LinearOutput(weight: layer.up, bias: layer.upBias?.pointer, into: up), pool: pool)
-            siluMultiply(gate, up, count: rows * c.intermediateSize)
+            gating(gate, up, count: rows * c.intermediateSize, pool: pool)
             linear(gate, rows: rows, weight: layer.down, bias: layer.downBias?.pointer, into: projected, pool: pool)
             add(projected, into: hidden, count: rows * hiddenSize)
         }

@@ -34,6 +34,7 @@ public final class MllamaTextModel: @unchecked Sendable {
     let logits: UnsafeMutablePointer<Float> // (logitRows, vocab)
     let positions: UnsafeMutablePointer<Int32> // (rows) the batch's positions, for the cross-attention task
     let linear = LinearTask()
+    let gating = SiluMultiplyTask()
     let attention: CausalAttention
     let crossAttention: MllamaCrossAttention
 
@@ -185,7 +186,7 @@ public final class MllamaTextModel: @unchecked Sendable {
         let c = config.textConfig
         rmsNorm(hidden, weight: layer.postAttentionNorm.pointer, rows: rows, dim: c.hiddenSize, eps: c.rmsNormEps, into: normed)
         linear(normed, rows: rows, LinearOutput(weight: layer.gate, into: gate), LinearOutput(weight: layer.up, into: up), pool: pool)
-        siluMultiply(gate, up, count: rows * c.intermediateSize)
+        gating(gate, up, count: rows * c.intermediateSize, pool: pool)
         linear(gate, rows: rows, weight: layer.down, into: projected, pool: pool)
     }
 

@@ -87,7 +87,8 @@ import Testing
         var reference = [Float](repeating: .nan, count: rows * Self.out)
         for t in 0..<rows {
             x.withUnsafeBufferPointer { x in
-                sb_quantize_activations(x.baseAddress! + t * Self.k, Int64(Self.k), &levels[t * Self.k], &blocks[t * Self.k / 32])
+                sb_quantize_activations_portable(
+                    x.baseAddress! + t * Self.k, Int64(Self.k), &levels[t * Self.k], &blocks[t * Self.k / 32])
             }
         }
         let type: sb_weight_type = [SB_Q8_0, SB_Q4_0, SB_Q4_1, SB_Q5_0, SB_Q5_1, SB_Q4_K, SB_Q5_K, SB_Q6_K][
@@ -98,6 +99,32 @@ import Testing
                 &reference, Int64(Self.out))
         }
         #expect(y.map(\.bitPattern) == reference.map(\.bitPattern), "\(element), \(rows) rows on \(quantizedKernelVariant)")
+    }
+
+    /// The vector activation quantizer writes the portable one's levels and blocks, on ordinary rows,
+    /// rows of values halfway between two levels (ties go to the even level), a zero block and a block
+    /// whose maximum is negative.
+    @Test func vectorQuantizerEqualsPortable() {
+        var x = Self.values(4 * Self.k, seed: 21)
+        // Each block's maximum 127 makes its step 1, so the others (n + 0.5) lie halfway between levels.
+        for i in 0..<Self.k { x[Self.k + i] = i % 32 == 0 ? 127 : Float(i % 64) - 31.5 }
+        for i in 0..<32 { x[2 * Self.k + i] = 0 }
+        x[2 * Self.k + 40] = -9
+        var vector = ([Int8](repeating: 0, count: 4 * Self.k), [sb_activation_block](repeating: .init(), count: 4 * Self.k / 32))
+        var portable = vector
+        for t in 0..<4 {
+            x.withUnsafeBufferPointer { x in
+                let row = x.baseAddress! + t * Self.k
+                sb_quantize_activations(row, Int64(Self.k), &vector.0[t * Self.k], &vector.1[t * Self.k / 32])
+                sb_quantize_activations_portable(row, Int64(Self.k), &portable.0[t * Self.k], &portable.1[t * Self.k / 32])
+            }
+        }
+        #expect(vector.0 == portable.0)
+        let fields = { (b: sb_activation_block) in
+            [b.d.bitPattern, b.ds.bitPattern, UInt32(UInt16(bitPattern: b.sum.0)), UInt32(UInt16(bitPattern: b.sum.1))]
+        }
+        #expect(vector.1.map(fields) == portable.1.map(fields))
+        #expect(portable.0[Self.k..<(Self.k + 64)].contains { $0 % 2 != 0 }, "the halfway row has odd levels too")
     }
 
     @Test(arguments: quantized)

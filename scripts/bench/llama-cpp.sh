@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # stagebeam against llama.cpp on the same weights, side by side from one run: prefill (128 tokens) and
-# decode (64 tokens) tok/s at THREADS threads for every format, plus stagebeam's batch-8 decode.
+# decode (64 tokens) tok/s at THREADS threads for every format, plus stagebeam's batch-8 decode, the
+# share of the measured memory bandwidth its one-sequence decode reads, and its peak resident memory
+# beside the file's size.
 #
 #   scripts/bench/llama-cpp.sh [SHAPE] [THREADS] [FORMATS] [ROUNDS]
 #     SHAPE    deep (default: 30 layers, hidden 576, vocab 49152, tied) or wide (8 layers, hidden 1024)
@@ -58,13 +60,12 @@ for format in "${wanted[@]}"; do
 done
 
 swift build -c release --product stagebeam >/dev/null
-swift build -c release --product stagebeam >/dev/null
 bandwidth=$(.build/release/stagebeam bench-kernels --threads "$threads" --bandwidth-only | sed -n 's/^memory read bandwidth: \([0-9.]*\) GB\/s.*/\1/p')
 echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs) · $(grep -o -w -E 'avx2|fma|f16c|avx512[a-z_0-9]*' /proc/cpuinfo | sort -u | xargs)"
 echo "model: $name ($shape) · $threads threads · prompt 128 · generate 64 · $rounds round(s) · memory read bandwidth $bandwidth GB/s (stagebeam bench-kernels)" \
   "· load average $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '%-7s  %22s  %22s  %16s  %14s  %22s\n' format "stagebeam pp / tg" "llama.cpp pp / tg" "ratio pp / tg" "stagebeam b8/b1" \
-  "stagebeam decode reads"
+printf '%-7s  %22s  %22s  %16s  %14s  %22s  %18s\n' format "stagebeam pp / tg" "llama.cpp pp / tg" "ratio pp / tg" "stagebeam b8/b1" \
+  "stagebeam decode reads" "peak RSS / file MB"
 for format in "${wanted[@]}"; do
   [ -f "$gguf/$format.gguf" ] || { echo "$format: llama-quantize made no $gguf/$format.gguf" >&2; continue; }
   ours="" theirs=""
@@ -73,7 +74,7 @@ for format in "${wanted[@]}"; do
       --batch 1,8 --repeats 3 --json 2>/dev/null | tr -d '\n' || true)"$'\n'
     theirs+="$("$bin/llama-bench" -m "$gguf/$format.gguf" -t "$threads" -p 128 -n 64 -r 3 -o json 2>/dev/null | tr -d '\n' || true)"$'\n'
   done
-  OURS="$ours" THEIRS="$theirs" FORMAT="$format" BANDWIDTH="$bandwidth" python3 - <<'EOF'
+  OURS="$ours" THEIRS="$theirs" FORMAT="$format" BANDWIDTH="$bandwidth" FILE_BYTES="$(stat -c %s "$gguf/$format.gguf")" python3 - <<'EOF'
 import json, os, statistics
 def runs(text):
     """One JSON document per line (a round); a round that printed nothing is left out."""
@@ -87,7 +88,7 @@ def runs(text):
 ours, theirs = runs(os.environ["OURS"]), runs(os.environ["THEIRS"])
 pairs = [(o, t) for o, t in zip(ours, theirs) if o and t]
 median = statistics.median
-mine = scaling = reads = other = ratio = None
+mine = scaling = reads = other = ratio = memory = None
 if any(ours):
     rows = [{r["batch"]: r for r in run["rows"]} for run in ours if run]
     pp = [r[1]["prefill_tokens_per_second"] for r in rows]
@@ -96,6 +97,9 @@ if any(ours):
     scaling = f"{median(r[8]['decode_tokens_per_second_aggregate'] / r[1]['decode_tokens_per_second_aggregate'] for r in rows):13.2f}x"
     rate = median(tg) * next(run for run in ours if run)["weight_bytes"] / 1e9
     reads = f"{rate:6.1f} GB/s ({100 * rate / float(os.environ['BANDWIDTH']):3.0f}%)"
+    # Peak resident memory of the run (batches 1 and 8, 8 × 192 positions of KV cache touched) beside the file.
+    peak = max(run["peak_resident_bytes"] for run in ours if run)
+    memory = f"{peak / 1e6:7.0f} / {int(os.environ['FILE_BYTES']) / 1e6:5.0f}"
 def llama(run):
     return {("pp" if t["n_prompt"] else "tg"): t["avg_ts"] for t in run}
 if any(theirs):
@@ -108,6 +112,6 @@ if pairs:
     tgr = median(o_rows[1]["decode_tokens_per_second_aggregate"] / llama(t)["tg"]
                  for o_rows, t in (({r["batch"]: r for r in o["rows"]}, t) for o, t in pairs))
     ratio = f"{ppr:5.2f}x / {tgr:5.2f}x"
-print(f"{os.environ['FORMAT']:<7}  {mine or 'not loadable':>22}  {other or '-':>22}  {ratio or '-':>16}  {scaling or '-':>14}  {reads or '-':>22}")
+print(f"{os.environ['FORMAT']:<7}  {mine or 'not loadable':>22}  {other or '-':>22}  {ratio or '-':>16}  {scaling or '-':>14}  {reads or '-':>22}  {memory or '-':>18}")
 EOF
 done

@@ -33,6 +33,9 @@ typedef enum {
 /// Quantizes one row of `k` activations (a multiple of 32) into `q` (k int8) and `blocks` (k / 32).
 void sb_quantize_activations(const float *x, int64_t k, int8_t *q, sb_activation_block *blocks);
 
+/// The same in portable scalar C, bit-identical: the vector quantizer's reference.
+void sb_quantize_activations_portable(const float *x, int64_t k, int8_t *q, sb_activation_block *blocks);
+
 /// Writes the groups of 4 of `rows` rows' blocks (`xb`: rows × k/32) into `quads`
 /// (⌈rows/4⌉ × k/32: group `g`'s block `b` at `g · k/32 + b`).
 void sb_group_activations(const sb_activation_block *xb, int64_t rows, int64_t k, sb_activation_quad *quads);
