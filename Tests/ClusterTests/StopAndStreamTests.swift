@@ -10,12 +10,16 @@ extension ClusterProcessTests {
     /// coordinator sends StopRequests, the worker stops at its next token and answers `cancelled`,
     /// and the next job's candidates are being generated within a second of the cancel, while most
     /// of the long stage was still to come. The long stage is 64 summary candidates on a worker of
-    /// 8 credits, eight requests one after another (the fixture model ends its summaries with EOS
-    /// after a few hundred tokens, so one request alone could end before the cancel reaches it).
+    /// 16 credits, four requests one after another. The cancel follows the first streamed text, which
+    /// comes at least 50 ms into a request (the smallest text interval), so a request must outlast
+    /// that: with 8 candidates a request the fixture model's summaries (EOS after a few dozen to a
+    /// few hundred tokens) ended in 47 ms once batched decode got faster, and the cancel fell between
+    /// two requests, with nothing decoding to stop. (32 candidates would not fit the worker's KV cache
+    /// at 900 tokens each.)
     @Test func cancelStopsTheWorkersDecoding() throws {
         let scratch = try Scratch()
         let cluster = try LocalCluster(scratch: scratch, coordinatorArguments: ["--max-running-jobs", "1"])
-        try cluster.addWorker("w", maxBatch: 8)
+        try cluster.addWorker("w", maxBatch: 16)
         let context = try ZMQContext()
         let client = try SchemaPeer(context: context, endpoint: cluster.endpoint, id: "stopper")
 
@@ -47,10 +51,10 @@ extension ClusterProcessTests {
             child.logged("work stopped", ["job_id": "long", "kind": "generate"]).first
         }
         let tokens = try #require(stopped["tokens"] as? Int, "\(stopped)")
-        #expect(tokens < 8 * 900, "the request ran to its end")
+        #expect(tokens < 16 * 900, "the request ran to its end")
         #expect(freedAfter < .seconds(1), "the next job started \(freedAfter) after the cancel")
-        // At most half the stage's candidates were made: the rest (four requests or more) was work
-        // the cancel spared the worker.
+        // At most half the stage's candidates were made: the other requests were work the cancel
+        // spared the worker.
         #expect(result.counts.candidates <= 32, "the long stage was nearly done: \(result.counts.candidates) candidates")
         #expect(try client.result(of: "next", timeout: .seconds(60)).status == .succeeded)
         #expect(cluster.coordinator.logged("worker error").isEmpty, "a stopped request is not a worker error")
