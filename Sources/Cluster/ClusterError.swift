@@ -44,7 +44,7 @@ public struct ClusterError: Error, CustomStringConvertible, Sendable {
     /// otherwise the request itself is at fault and the job fails with this error.
     public var isRetryable: Bool {
         switch code {
-        case .overloaded, .workerLost, .deadlineExceeded, .imageNotCached, .internal, .backendUnavailable: true
+        case .overloaded, .workerLost, .deadlineExceeded, .imageNotCached, .internal, .backendUnavailable, .kvCacheTooSmall: true
         default: false
         }
     }
@@ -73,6 +73,7 @@ public struct ClusterError: Error, CustomStringConvertible, Sendable {
         case .internal: "internal"
         case .backendUnavailable: "backend_unavailable"
         case .backendRejected: "backend_rejected"
+        case .kvCacheTooSmall: "kv_cache_too_small"
         case .UNRECOGNIZED(let value): "code_\(value)"
         }
     }

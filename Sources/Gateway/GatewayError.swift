@@ -28,7 +28,7 @@ public struct GatewayError: Error, CustomStringConvertible, Sendable {
     init(_ error: ClusterError) {
         let name = ClusterError.name(error.code)
         switch error.code {
-        case .invalidArgument, .badImage, .imageTooLarge, .promptTooLong, .messageTooLarge:
+        case .invalidArgument, .badImage, .imageTooLarge, .promptTooLong, .messageTooLarge, .kvCacheTooSmall:
             self.init(.badRequest, code: name, error.message)
         case .overloaded:
             self.init(.tooManyRequests, type: "overloaded_error", code: name, error.message)

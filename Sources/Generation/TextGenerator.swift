@@ -102,20 +102,79 @@ public final class TextGenerator: @unchecked Sendable {
     /// the samples of every request advance together, one row each per forward pass. The kernels are
     /// batch-invariant, so each sample's tokens are what `generate` of its request alone gives. The
     /// batch's decode time is shared among the requests in proportion to the tokens each decoded.
+    ///
+    /// Samples that together need more KV slots than the whole cache holds decode in parts that
+    /// fit (the same tokens, by batch invariance); a sample that does not fit alone is refused with
+    /// `cacheFull`, before anything cached is evicted.
     public func generate(_ requests: [GenerationRequest]) throws -> [GenerationOutput] {
-        var needed = 0
-        for request in requests { needed += try validate(request) }
+        for request in requests {
+            try validate(request)
+            let alone = kvSlots(request, samples: 1)
+            guard alone <= cache.tokenCapacity else {
+                throw GenerationError(
+                    .cacheFull,
+                    "a sample of a \(request.promptTokens.count)-token prompt with up to \(request.maxNewTokens) new tokens needs up to \(alone) KV slots; the KV cache holds \(cache.tokenCapacity) (raise --kv-capacity or lower --max-tokens)"
+                )
+            }
+        }
         let samplesWanted = requests.reduce(0) { $0 + $1.seeds.count }
         guard samplesWanted <= maxSamples else {
             throw GenerationError(.invalidParameter, "samples per batch must be 1...\(maxSamples), got \(samplesWanted)")
         }
+        return try generate(parts: requests.map { BatchPart(request: $0) })
+    }
+
+    /// A request, or some of its samples, in a batch; `firstSample` is the index of its first
+    /// sample in the request (what streamed text reports).
+    private struct BatchPart {
+        var request: GenerationRequest
+        var firstSample = 0
+    }
+
+    /// The parts as one batch when their KV slots fit in the cache emptied of reusable prefixes,
+    /// otherwise split in two (between requests, else between one request's samples) and merged
+    /// back: one output per part.
+    private func generate(parts: [BatchPart]) throws -> [GenerationOutput] {
+        let needed = parts.reduce(0) { $0 + kvSlots($1.request, samples: $1.request.seeds.count) }
         makeRoom(for: needed)
-        guard needed <= cache.freeTokenCapacity else {
-            throw GenerationError(
-                .cacheFull,
-                "request needs up to \(needed) KV slots, \(cache.freeTokenCapacity) are free; raise --kv-capacity or lower --n/--max-tokens"
-            )
+        if needed <= cache.freeTokenCapacity { return try decode(parts) }
+        if parts.count > 1 {
+            let half = parts.count / 2
+            return try generate(parts: Array(parts[..<half])) + generate(parts: Array(parts[half...]))
         }
+        let part = parts[0]
+        guard part.request.seeds.count > 1 else {
+            // Only when sequences outside the prefix cache hold blocks: one sample fits an empty cache.
+            throw GenerationError(.cacheFull, "a sample needs up to \(needed) KV slots, \(cache.freeTokenCapacity) are free")
+        }
+        let half = part.request.seeds.count / 2
+        var head = part
+        head.request.seeds = Array(part.request.seeds[..<half])
+        var tail = part
+        tail.request.seeds = Array(part.request.seeds[half...])
+        tail.firstSample += half
+        let first = try generate(parts: [head])[0]
+        let second = try generate(parts: [tail])[0]
+        var timings = first.timings
+        // Reused prompt tokens are the first part's (the second usually finds the prompt in the
+        // prefix cache); tokens computed and seconds are both parts'.
+        timings.prefillTokens += second.timings.prefillTokens
+        timings.imageSeconds += second.timings.imageSeconds
+        timings.prefillSeconds += second.timings.prefillSeconds
+        timings.decodeTokens += second.timings.decodeTokens
+        timings.decodeSeconds += second.timings.decodeSeconds
+        return [GenerationOutput(samples: first.samples + second.samples, timings: timings)]
+    }
+
+    /// KV slots that `samples` of `request`'s samples may need: the prompt once, each sample's new
+    /// tokens and a partly filled block of its own.
+    private func kvSlots(_ request: GenerationRequest, samples: Int) -> Int {
+        request.promptTokens.count + samples * (request.maxNewTokens + cache.blockSize)
+    }
+
+    /// Decodes the parts as one batch; their KV slots are known to fit.
+    private func decode(_ parts: [BatchPart]) throws -> [GenerationOutput] {
+        let requests = parts.map(\.request)
         var timings = [GenerationTimings](repeating: GenerationTimings(), count: requests.count)
         var promptLogits: [[Float]] = []
         var samples: [SampleState] = []
@@ -176,7 +235,8 @@ public final class TextGenerator: @unchecked Sendable {
                 guard end > reported[i] else { continue }
                 texts.append(
                     SampleText(
-                        index: k, text: String(decoding: text[reported[i]..<end], as: UTF8.self), tokenCount: samples[i].tokenIds.count))
+                        index: parts[r].firstSample + k, text: String(decoding: text[reported[i]..<end], as: UTF8.self),
+                        tokenCount: samples[i].tokenIds.count))
                 reported[i] = end
             }
             if !texts.isEmpty { onText(texts) }
@@ -250,7 +310,8 @@ public final class TextGenerator: @unchecked Sendable {
             throw GenerationError(
                 .promptTooLong, "prompt of \(prompt.count) tokens + a continuation of \(longest) exceeds the context of \(contextLength)")
         }
-        makeRoom(for: prompt.count + continuations.reduce(0) { $0 + $1.count + cache.blockSize })
+        // The continuations run one at a time, each on a fork of the prompt released after it.
+        makeRoom(for: prompt.count + 2 * cache.blockSize + longest)
         var timings = GenerationTimings()
         let started = Date()
         let images = try imageInputs(prompt, promptImages)
@@ -294,10 +355,18 @@ public final class TextGenerator: @unchecked Sendable {
     /// Batch-invariant kernels make each score independent of the others in the call.
     public func scoreContinuations(_ items: [ScoredPrompt], images promptImages: [PromptImage] = []) throws -> ContinuationScores {
         var result = ContinuationScores(logprobs: [], cachedPromptTokens: 0, computedTokens: 0)
-        // At most one logit row per prompt in a pass: prompts go in groups of that size.
+        // At most one logit row per prompt in a pass, and prompts whose KV slots (an upper bound)
+        // fit the cache together: prompts go in groups within both, the same scores as in one
+        // group. A prompt too large for the cache alone fails with `cacheFull` as it runs.
         var start = 0
         while start < items.count {
-            let group = Array(items[start..<min(items.count, start + model.maxLogitRows)])
+            var end = start + 1
+            var slots = kvSlots(items[start])
+            while end < items.count, end - start < model.maxLogitRows, slots + kvSlots(items[end]) <= cache.tokenCapacity {
+                slots += kvSlots(items[end])
+                end += 1
+            }
+            let group = Array(items[start..<end])
             let scores = try scoreGroup(group, images: promptImages)
             result.logprobs += scores.logprobs
             result.cachedTokensByPrompt += scores.cachedTokensByPrompt
@@ -321,10 +390,7 @@ public final class TextGenerator: @unchecked Sendable {
                     "prompt of \(item.prompt.count) tokens + a continuation of \(longest) exceeds the context of \(contextLength)")
             }
         }
-        makeRoom(
-            for: items.reduce(0) { total, item in
-                total + item.prompt.count + cache.blockSize + item.continuations.reduce(0) { $0 + $1.count + cache.blockSize }
-            })
+        makeRoom(for: items.reduce(0) { $0 + kvSlots($1) })
         // Llama 3.2 Vision binds the image to the first prompt's image token; the prompts share their head.
         let images = try imageInputs(items[0].prompt, promptImages)
         let imageKeys = promptImages.map(\.hash)
@@ -538,8 +604,14 @@ public final class TextGenerator: @unchecked Sendable {
         }
     }
 
-    /// Checks a request; returns the KV slots it may need.
-    private func validate(_ request: GenerationRequest) throws -> Int {
+    /// KV slots that scoring `item` may need: its prompt and each continuation, each with a partly
+    /// filled block of its own.
+    private func kvSlots(_ item: ScoredPrompt) -> Int {
+        item.prompt.count + cache.blockSize + item.continuations.reduce(0) { $0 + $1.count + cache.blockSize }
+    }
+
+    /// Checks a request.
+    private func validate(_ request: GenerationRequest) throws {
         try request.sampling.validate()
         guard !request.promptTokens.isEmpty else { throw GenerationError(.emptyPrompt, "the prompt has no tokens") }
         guard !request.seeds.isEmpty && request.seeds.count <= maxSamples else {
@@ -558,7 +630,6 @@ public final class TextGenerator: @unchecked Sendable {
                 "prompt of \(request.promptTokens.count) tokens + \(request.maxNewTokens) new tokens exceeds the context of \(contextLength)"
             )
         }
-        return request.promptTokens.count + request.seeds.count * (request.maxNewTokens + cache.blockSize)
     }
 
     /// Samples one token for `sample` from `logits` and updates its text and stop state.

@@ -48,6 +48,7 @@ public final class PagedKVCache: @unchecked Sendable {
     }
 
     public var freeTokenCapacity: Int { freeBlocks.count * blockSize }
+    public var tokenCapacity: Int { capacityBlocks * blockSize }
     public var usedBlocks: Int { capacityBlocks - freeBlocks.count }
     public var liveSequences: Int { sequences.count }
 
@@ -98,7 +99,7 @@ public final class PagedKVCache: @unchecked Sendable {
         let copyNeeded = partialBlock.map { referenceCounts[Int(state.blocks[$0])] > 1 } ?? false
         let required = neededBlocks - state.blocks.count + (copyNeeded ? 1 : 0)
         guard required <= freeBlocks.count else {
-            throw CacheFull(requestedTokens: count, freeTokens: freeTokenCapacity)
+            throw CacheFull(requestedTokens: count, freeTokens: freeTokenCapacity, capacityTokens: tokenCapacity)
         }
         if let partialBlock, copyNeeded {
             let shared = state.blocks[partialBlock]
@@ -130,8 +131,9 @@ public final class PagedKVCache: @unchecked Sendable {
     public struct CacheFull: Error, CustomStringConvertible, Sendable {
         public let requestedTokens: Int
         public let freeTokens: Int
+        public let capacityTokens: Int
         public var description: String {
-            "KV cache full: \(requestedTokens) more tokens requested, room for \(freeTokens); raise --kv-capacity or lower the batch"
+            "KV cache full: \(requestedTokens) more tokens requested, room for \(freeTokens); the KV cache holds \(capacityTokens) (raise --kv-capacity or lower the batch)"
         }
     }
 

@@ -22,7 +22,9 @@ struct EngineOptions: ParsableArguments {
     @Option(help: "Compute threads (default: all cores).")
     var threads: Int?
 
-    @Option(name: .customLong("kv-capacity"), help: "KV cache size in tokens, shared by all sequences.")
+    @Option(
+        name: .customLong("kv-capacity"),
+        help: "KV cache size in tokens, shared by all sequences (candidates that need more together decode in parts).")
     var kvCapacity: Int = 16384
 
     @Option(name: .customLong("chat-template"), help: "A Jinja chat template file to use instead of tokenizer_config.json's.")

@@ -186,7 +186,9 @@ public final class WorkerEngine: WorkerBackend {
         case let error as GenerationError:
             switch error.code {
             case .promptTooLong: cluster = ClusterError(.promptTooLong, error.message)
-            case .cacheFull: cluster = ClusterError(.overloaded, "KV cache full: \(error.message)")
+            // The engine runs one call at a time and empties its prefix cache before refusing, so
+            // this worker cannot serve the request at all; one with a larger cache may.
+            case .cacheFull: cluster = ClusterError(.kvCacheTooSmall, error.message)
             case .invalidParameter, .emptyPrompt: cluster = ClusterError(.invalidArgument, error.message)
             }
         case let error as LocalEngineError: cluster = ClusterError(.invalidArgument, error.description)

@@ -60,6 +60,32 @@ extension ClusterProcessTests {
         #expect(cluster.coordinator.stdout.contains("model \(identity)"))
     }
 
+    /// A worker whose KV cache cannot hold a stage's 8 candidates together (1,024 slots: the
+    /// conclusion's prompt and 8 × 80 new tokens need more) decodes them in parts, and the answer is
+    /// the in-process run's (a roomy cache); a worker whose cache cannot hold one candidate alone
+    /// fails the job with `kv_cache_too_small` after the re-dispatches, instead of being sent the
+    /// same request forever.
+    @Test func workersWithSmallKVCachesServeInPartsOrFailTheJob() throws {
+        let scratch = try Scratch()
+        let cluster = try LocalCluster(scratch: scratch)
+        let small = try cluster.addWorker("small", maxBatch: 8, extra: ["--kv-capacity", "1024"])
+        let job = TestJob(beam: 8, maxStageTokens: 80)
+        let submitted = try cluster.submit(job)
+        #expect(submitted["status"] as? String == "succeeded")
+        #expect(try SearchOutcome(submitted: submitted) == SearchOutcome(record: job.runInProcess(in: scratch)))
+        #expect(generateSizes(small).contains(8), "the 8 candidates of a stage went in one request: \(generateSizes(small))")
+        #expect(cluster.coordinator.logged("request re-dispatched").isEmpty)
+
+        small.signal(SIGKILL)
+        try cluster.addWorker("tiny", maxBatch: 8, extra: ["--kv-capacity", "16"])
+        let (status, out, err) = try runStagebeam(
+            ["submit", "--coordinator", cluster.endpoint, "--json"] + TestJob(beam: 2).arguments, in: scratch, name: "submit-tiny")
+        #expect(status == 1, "\(err.suffix(1000))")
+        let error = try parseJSON(out)["error"] as? [String: Any]
+        #expect(error?["code"] as? String == "kv_cache_too_small", "\(out)")
+        #expect((error?["message"] as? String)?.contains("the KV cache holds 16") == true, "\(out)")
+    }
+
     /// Images a worker cannot decode fail the job at once with the image's fault — not an image,
     /// a header announcing more pixels than allowed, a corrupt JPEG — instead of `internal` after
     /// re-dispatches to every other worker.

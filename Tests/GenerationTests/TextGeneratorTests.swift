@@ -1,4 +1,5 @@
 import Generation
+import Synchronization
 import Testing
 
 @Suite struct TextGeneratorTests {
@@ -35,6 +36,45 @@ import Testing
         let again = try generator.generate(GenerationRequest(promptTokens: prompt, seeds: seeds, sampling: sampling, maxNewTokens: 24))
         #expect(again.timings.cachedPromptTokens == prompt.count - 1, "the prompt came from the prefix cache")
         #expect(again.samples.map(\.tokenIds) == together.samples.map(\.tokenIds))
+    }
+
+    /// Samples that do not fit the KV cache together decode in parts that do: the same tokens,
+    /// log-probabilities and streamed text as in one batch; one that does not fit alone is refused
+    /// with `cacheFull`, naming the cache's size.
+    @Test func samplesBeyondTheCacheDecodeInParts() throws {
+        let prompt = try ModelFixture.reference("llama-gqa").prompts[1].input_ids
+        let sampling = SamplingParameters(temperature: 0.9, topK: 50, topP: 0.95)
+        let seeds: [UInt64] = [31, 32, 33, 34, 35]
+        let roomy = try ModelFixture.generator("llama-gqa")
+        let together = try roomy.generate(GenerationRequest(promptTokens: prompt, seeds: seeds, sampling: sampling, maxNewTokens: 24))
+        // Room for the prompt and two samples' worst case, not five.
+        let small = try ModelFixture.generator("llama-gqa", kvCapacity: prompt.count + 2 * (24 + 16))
+        let pieces = Mutex<[SampleText]>([])
+        let control = GenerationControl(textInterval: .zero) { texts in pieces.withLock { $0 += texts } }
+        let parts = try small.generate(
+            GenerationRequest(promptTokens: prompt, seeds: seeds, sampling: sampling, maxNewTokens: 24, control: control))
+        #expect(parts.samples.map(\.tokenIds) == together.samples.map(\.tokenIds))
+        #expect(parts.samples.map(\.cumulativeLogprob) == together.samples.map(\.cumulativeLogprob))
+        #expect(parts.timings.decodeTokens == together.timings.decodeTokens)
+        let received = pieces.withLock { $0 }
+        for (index, sample) in parts.samples.enumerated() {
+            #expect(received.filter { $0.index == index }.map(\.text).joined() == sample.text, "sample \(index)")
+        }
+        // Two requests that do not fit together are split between them, each answered in order.
+        let other = try ModelFixture.reference("llama-gqa").prompts[2].input_ids
+        let pair = [
+            GenerationRequest(promptTokens: prompt, seeds: [41, 42], sampling: sampling, maxNewTokens: 24),
+            GenerationRequest(promptTokens: other, seeds: [43], sampling: sampling, maxNewTokens: 24)
+        ]
+        #expect(try small.generate(pair).map { $0.samples.map(\.tokenIds) } == roomy.generate(pair).map { $0.samples.map(\.tokenIds) })
+
+        let tiny = try ModelFixture.generator("llama-gqa", kvCapacity: 32)
+        do {
+            _ = try tiny.generate(GenerationRequest(promptTokens: prompt, seeds: [1], sampling: .greedy, maxNewTokens: 24))
+            Issue.record("a sample larger than the whole cache was accepted")
+        } catch let error as GenerationError {
+            #expect(error.code == .cacheFull && error.message.contains("the KV cache holds 32"), "\(error)")
+        }
     }
 
     /// A prompt extending a cached one prefills only its new tokens and gives the cold result.

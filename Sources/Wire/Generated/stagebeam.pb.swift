@@ -638,6 +638,11 @@ public nonisolated enum Stagebeam_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIt
   /// retried, another worker would send the same request.
   case backendRejected // = 26
 
+  /// One sequence of the request (a candidate, a verdict, a scored prompt) needs more KV slots than
+  /// the worker's whole cache holds (its --kv-capacity). Retried on another worker; the job fails
+  /// with this error when none can hold it.
+  case kvCacheTooSmall // = 27
+
   /// the job was cancelled (CancelJob, or its clients went away)
   case cancelled // = 18
   case UNRECOGNIZED(Int)
@@ -669,6 +674,7 @@ public nonisolated enum Stagebeam_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIt
     case 18: self = .cancelled
     case 25: self = .backendUnavailable
     case 26: self = .backendRejected
+    case 27: self = .kvCacheTooSmall
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -696,6 +702,7 @@ public nonisolated enum Stagebeam_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIt
     case .cancelled: return 18
     case .backendUnavailable: return 25
     case .backendRejected: return 26
+    case .kvCacheTooSmall: return 27
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -722,6 +729,7 @@ public nonisolated enum Stagebeam_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIt
     .internal,
     .backendUnavailable,
     .backendRejected,
+    .kvCacheTooSmall,
     .cancelled,
   ]
 
@@ -3088,7 +3096,7 @@ nonisolated extension Stagebeam_V1_JobStatus: SwiftProtobuf._ProtoNameProviding 
 }
 
 nonisolated extension Stagebeam_V1_ErrorCode: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}ERROR_CODE_MALFORMED_FRAME\0\u{1}ERROR_CODE_VERSION_MISMATCH\0\u{1}ERROR_CODE_UNKNOWN_MESSAGE\0\u{1}ERROR_CODE_MESSAGE_TOO_LARGE\0\u{1}ERROR_CODE_IMAGE_TOO_LARGE\0\u{1}ERROR_CODE_BAD_IMAGE\0\u{1}ERROR_CODE_IMAGE_NOT_CACHED\0\u{1}ERROR_CODE_PROMPT_TOO_LONG\0\u{1}ERROR_CODE_INVALID_ARGUMENT\0\u{1}ERROR_CODE_UNKNOWN_JOB\0\u{1}ERROR_CODE_OVERLOADED\0\u{1}ERROR_CODE_WORKER_LOST\0\u{1}ERROR_CODE_NO_WORKER\0\u{1}ERROR_CODE_MODEL_MISMATCH\0\u{1}ERROR_CODE_DEADLINE_EXCEEDED\0\u{1}ERROR_CODE_UNEXPECTED_MESSAGE\0\u{1}ERROR_CODE_INTERNAL\0\u{1}ERROR_CODE_CANCELLED\0\u{2}\u{7}ERROR_CODE_BACKEND_UNAVAILABLE\0\u{1}ERROR_CODE_BACKEND_REJECTED\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}ERROR_CODE_MALFORMED_FRAME\0\u{1}ERROR_CODE_VERSION_MISMATCH\0\u{1}ERROR_CODE_UNKNOWN_MESSAGE\0\u{1}ERROR_CODE_MESSAGE_TOO_LARGE\0\u{1}ERROR_CODE_IMAGE_TOO_LARGE\0\u{1}ERROR_CODE_BAD_IMAGE\0\u{1}ERROR_CODE_IMAGE_NOT_CACHED\0\u{1}ERROR_CODE_PROMPT_TOO_LONG\0\u{1}ERROR_CODE_INVALID_ARGUMENT\0\u{1}ERROR_CODE_UNKNOWN_JOB\0\u{1}ERROR_CODE_OVERLOADED\0\u{1}ERROR_CODE_WORKER_LOST\0\u{1}ERROR_CODE_NO_WORKER\0\u{1}ERROR_CODE_MODEL_MISMATCH\0\u{1}ERROR_CODE_DEADLINE_EXCEEDED\0\u{1}ERROR_CODE_UNEXPECTED_MESSAGE\0\u{1}ERROR_CODE_INTERNAL\0\u{1}ERROR_CODE_CANCELLED\0\u{2}\u{7}ERROR_CODE_BACKEND_UNAVAILABLE\0\u{1}ERROR_CODE_BACKEND_REJECTED\0\u{1}ERROR_CODE_KV_CACHE_TOO_SMALL\0")
 }
 
 nonisolated extension Stagebeam_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
