@@ -77,7 +77,7 @@ let package = Package(
         // n samples of one prompt: samplers, stop strings, batched decode over a shared prefix.
         .target(
             name: "Generation", dependencies: ["JSON", "Kernels", "ModelFormats", "Models", "Tokenization"], swiftSettings: vectorized),
-        .testTarget(name: "GenerationTests", dependencies: ["Generation", "Models", "Tokenization", "ModelFormats"]),
+        .testTarget(name: "GenerationTests", dependencies: ["Generation", "Kernels", "Models", "Tokenization", "ModelFormats"]),
         // Stage-level beam search, engine-agnostic: depends on Foundation (and the JSON reader) only.
         .target(name: "Search", dependencies: ["JSON"]),
         .testTarget(name: "SearchTests", dependencies: ["Search"]),

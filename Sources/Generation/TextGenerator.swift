@@ -16,6 +16,8 @@ public final class TextGenerator: @unchecked Sendable {
     public let tokenizer: Tokenizer
     public let cache: PagedKVCache
     private let sampler: TokenSampler
+    /// A decode step's draws across the compute pool.
+    private let draws: SampleDraws
     /// Bytes each id adds to the output text (empty for special tokens), computed once.
     private let tokenText: [[UInt8]]
     private var batch: ForwardBatch
@@ -63,6 +65,7 @@ public final class TextGenerator: @unchecked Sendable {
         self.tokenizer = tokenizer
         self.cache = model.makeCache(capacityTokens: kvCapacityTokens)
         self.sampler = TokenSampler(vocabularySize: model.vocabularySize)
+        self.draws = SampleDraws(vocabularySize: model.vocabularySize, rows: model.maxLogitRows, threads: model.pool.threads)
         let special = tokenizer.specialTokenIds
         self.tokenText = (0..<model.vocabularySize).map { id in
             special.contains(id) || id >= tokenizer.vocabularySize ? [] : tokenizer.tokenBytes(id)
@@ -263,8 +266,16 @@ public final class TextGenerator: @unchecked Sendable {
             let logits = try model.forward(batch, cache: cache)
             var row = 0
             for i in samples.indices where !samples[i].finished {
+                draws.setRow(row, sample: i, sampling: requests[owners[i]].sampling)
+                row += 1
+            }
+            draws(rows: row, logits: logits.baseAddress!, samples: &samples, pool: model.pool)
+            row = 0
+            for i in samples.indices where !samples[i].finished {
                 let r = owners[i]
-                advance(&samples[i], logits: logits.baseAddress! + row * model.vocabularySize, request: requests[r], stops: stops[r])
+                accept(
+                    draws.tokens[row], logNormalizer: draws.logNormalizers[row], into: &samples[i],
+                    logits: logits.baseAddress! + row * model.vocabularySize, request: requests[r], stops: stops[r])
                 row += 1
             }
             if controlled.contains(where: { nextReport[$0] != nil }) {
@@ -632,13 +643,24 @@ public final class TextGenerator: @unchecked Sendable {
         }
     }
 
-    /// Samples one token for `sample` from `logits` and updates its text and stop state.
+    /// Samples one token for `sample` from `logits` and updates its text and stop state (a
+    /// decode step draws its samples' tokens together, `SampleDraws`, and then accepts each).
     private func advance(_ sample: inout SampleState, logits: UnsafePointer<Float>, request: GenerationRequest, stops: StopMatcher) {
-        let vocabulary = model.vocabularySize
         let token = sample.seen.withUnsafeBufferPointer {
             sampler.sample(logits: logits, parameters: request.sampling, seen: $0, random: &sample.random)
         }
-        let logNormalizer = logSumExp(logits, count: vocabulary)
+        accept(
+            token, logNormalizer: logSumExp(logits, count: model.vocabularySize), into: &sample, logits: logits, request: request,
+            stops: stops)
+    }
+
+    /// Appends `token`, drawn from `logits` whose log-normalizer is `logNormalizer`, to `sample`
+    /// and updates its log-probability, text and stop state.
+    private func accept(
+        _ token: Int, logNormalizer: Float, into sample: inout SampleState, logits: UnsafePointer<Float>, request: GenerationRequest,
+        stops: StopMatcher
+    ) {
+        let vocabulary = model.vocabularySize
         sample.cumulativeLogprob += Double(logits[token] - logNormalizer)
         if request.topLogprobs > 0 {
             let k = selectTop(logits, count: vocabulary, k: request.topLogprobs, into: logprobIds)

@@ -1,4 +1,5 @@
 import Generation
+import Kernels
 import Synchronization
 import Testing
 
@@ -74,6 +75,23 @@ import Testing
             Issue.record("a sample larger than the whole cache was accepted")
         } catch let error as GenerationError {
             #expect(error.code == .cacheFull && error.message.contains("the KV cache holds 32"), "\(error)")
+        }
+    }
+
+    /// A decode step draws its samples' tokens across the pool's threads (`SampleDraws`): tokens,
+    /// log-probabilities and top alternatives are those of one thread, with every filter on.
+    @Test func drawsDoNotDependOnThreads() throws {
+        let prompt = try ModelFixture.reference("llama-gqa").prompts[2].input_ids
+        let sampling = SamplingParameters(temperature: 0.8, topK: 40, topP: 0.9, minP: 0.01, repetitionPenalty: 1.2)
+        let request = GenerationRequest(
+            promptTokens: prompt, seeds: [51, 52, 53, 54, 55], sampling: sampling, maxNewTokens: 20, topLogprobs: 3)
+        let one = try ModelFixture.generator("llama-gqa", pool: ComputePool(threads: 1)).generate(request)
+        let three = try ModelFixture.generator("llama-gqa", pool: ComputePool(threads: 3)).generate(request)
+        #expect(Set(one.samples.map(\.tokenIds)).count > 1)
+        for (a, b) in zip(one.samples, three.samples) {
+            #expect(a.tokenIds == b.tokenIds)
+            #expect(a.cumulativeLogprob == b.cumulativeLogprob)
+            #expect(a.topLogprobs == b.topLogprobs)
         }
     }
 
