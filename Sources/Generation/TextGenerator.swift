@@ -15,8 +15,7 @@ public final class TextGenerator: @unchecked Sendable {
     public let mllama: MllamaDecoder?
     public let tokenizer: Tokenizer
     public let cache: PagedKVCache
-    private let sampler: TokenSampler
-    /// A decode step's draws across the compute pool.
+    /// A step's draws across the compute pool.
     private let draws: SampleDraws
     /// Bytes each id adds to the output text (empty for special tokens), computed once.
     private let tokenText: [[UInt8]]
@@ -64,7 +63,6 @@ public final class TextGenerator: @unchecked Sendable {
         self.imageStates = ImageFeatureCache(capacity: imageCacheEntries)
         self.tokenizer = tokenizer
         self.cache = model.makeCache(capacityTokens: kvCapacityTokens)
-        self.sampler = TokenSampler(vocabularySize: model.vocabularySize)
         self.draws = SampleDraws(vocabularySize: model.vocabularySize, rows: model.maxLogitRows, threads: model.pool.threads)
         let special = tokenizer.specialTokenIds
         self.tokenText = (0..<model.vocabularySize).map { id in
@@ -179,7 +177,8 @@ public final class TextGenerator: @unchecked Sendable {
     private func decode(_ parts: [BatchPart]) throws -> [GenerationOutput] {
         let requests = parts.map(\.request)
         var timings = [GenerationTimings](repeating: GenerationTimings(), count: requests.count)
-        var promptLogits: [[Float]] = []
+        /// Each request's logits after its prompt (requests × vocabulary).
+        var promptLogits: [Float] = []
         var samples: [SampleState] = []
         /// The request each sample belongs to.
         var owners: [Int] = []
@@ -216,7 +215,7 @@ public final class TextGenerator: @unchecked Sendable {
                 owners.append(r)
             }
             keepOrRelease(prefix, tokens: request.promptTokens, imageKeys: imageKeys)
-            promptLogits.append(logits)
+            promptLogits.append(contentsOf: logits)
             timings[r].cachedPromptTokens = reused
             timings[r].prefillTokens = request.promptTokens.count - reused
             timings[r].prefillSeconds = Date().timeIntervalSince(started)
@@ -244,12 +243,26 @@ public final class TextGenerator: @unchecked Sendable {
             }
             if !texts.isEmpty { onText(texts) }
         }
-        for i in samples.indices {
-            let r = owners[i]
-            promptLogits[r].withUnsafeBufferPointer {
-                advance(&samples[i], logits: $0.baseAddress!, request: requests[r], stops: stops[r])
+        let vocabulary = model.vocabularySize
+        /// Draws every unfinished sample's next token (across the pool) from `logits(row, sample)`,
+        /// the rows numbered in sample order, and appends it.
+        func step(_ logits: (_ row: Int, _ sample: Int) -> UnsafePointer<Float>) {
+            var row = 0
+            for i in samples.indices where !samples[i].finished {
+                draws.setRow(row, sample: i, logits: logits(row, i), sampling: requests[owners[i]].sampling)
+                row += 1
+            }
+            draws(rows: row, samples: &samples, pool: model.pool)
+            row = 0
+            for i in samples.indices where !samples[i].finished {
+                let r = owners[i]
+                accept(
+                    draws.tokens[row], logNormalizer: draws.logNormalizers[row], into: &samples[i], logits: logits(row, i),
+                    request: requests[r], stops: stops[r])
+                row += 1
             }
         }
+        promptLogits.withUnsafeBufferPointer { prompts in step { _, i in prompts.baseAddress! + owners[i] * vocabulary } }
         while true {
             for r in controlled where requests[r].control!.isStopped {
                 for i in samples.indices where owners[i] == r && !samples[i].stopped {
@@ -263,21 +276,8 @@ public final class TextGenerator: @unchecked Sendable {
                 batch.append(token: samples[i].tokenIds.last!, sequence: samples[i].sequence, position: position, wantsLogits: true)
             }
             if batch.count == 0 { break }
-            let logits = try model.forward(batch, cache: cache)
-            var row = 0
-            for i in samples.indices where !samples[i].finished {
-                draws.setRow(row, sample: i, sampling: requests[owners[i]].sampling)
-                row += 1
-            }
-            draws(rows: row, logits: logits.baseAddress!, samples: &samples, pool: model.pool)
-            row = 0
-            for i in samples.indices where !samples[i].finished {
-                let r = owners[i]
-                accept(
-                    draws.tokens[row], logNormalizer: draws.logNormalizers[row], into: &samples[i],
-                    logits: logits.baseAddress! + row * model.vocabularySize, request: requests[r], stops: stops[r])
-                row += 1
-            }
+            let logits = try model.forward(batch, cache: cache).baseAddress!
+            step { row, _ in logits + row * vocabulary }
             if controlled.contains(where: { nextReport[$0] != nil }) {
                 let now = ContinuousClock.now
                 for r in controlled {
@@ -641,17 +641,6 @@ public final class TextGenerator: @unchecked Sendable {
                 "prompt of \(request.promptTokens.count) tokens + \(request.maxNewTokens) new tokens exceeds the context of \(contextLength)"
             )
         }
-    }
-
-    /// Samples one token for `sample` from `logits` and updates its text and stop state (a
-    /// decode step draws its samples' tokens together, `SampleDraws`, and then accepts each).
-    private func advance(_ sample: inout SampleState, logits: UnsafePointer<Float>, request: GenerationRequest, stops: StopMatcher) {
-        let token = sample.seen.withUnsafeBufferPointer {
-            sampler.sample(logits: logits, parameters: request.sampling, seen: $0, random: &sample.random)
-        }
-        accept(
-            token, logNormalizer: logSumExp(logits, count: model.vocabularySize), into: &sample, logits: logits, request: request,
-            stops: stops)
     }
 
     /// Appends `token`, drawn from `logits` whose log-normalizer is `logNormalizer`, to `sample`
