@@ -37,8 +37,13 @@ struct JournalLock: Sendable {
         self.fd = fd
     }
 
-    /// Releases the lock (closing the descriptor releases it).
-    func release() { close(fd) }
+    /// Releases the lock. Unlocked before it is closed: the lock belongs to the open file, which a
+    /// child process forked at that moment (before its exec closes the copy) would otherwise keep
+    /// locked for a while after this process has let go.
+    func release() {
+        flock(fd, LOCK_UN)
+        close(fd)
+    }
 
     private static func readPID(_ fd: Int32) -> Int32? {
         var buffer = [UInt8](repeating: 0, count: 32)
