@@ -10,16 +10,17 @@ extension ClusterProcessTests {
     /// coordinator sends StopRequests, the worker stops at its next token and answers `cancelled`,
     /// and the next job's candidates are being generated within a second of the cancel, while most
     /// of the long stage was still to come. The long stage is 64 summary candidates on a worker of
-    /// 16 credits, four requests one after another. The cancel follows the first streamed text, which
-    /// comes at least 50 ms into a request (the smallest text interval), so a request must outlast
-    /// that: with 8 candidates a request the fixture model's summaries (EOS after a few dozen to a
-    /// few hundred tokens) ended in 47 ms once batched decode got faster, and the cancel fell between
-    /// two requests, with nothing decoding to stop. (32 candidates would not fit the worker's KV cache
-    /// at 900 tokens each.)
+    /// 32 credits, two requests one after another. The first streamed text comes 50 ms into a
+    /// request (the smallest text interval) or at its end, so a request must outlast that: 16 of the
+    /// fixture model's summaries (EOS after a few dozen to a few hundred tokens) decoded in 46 ms
+    /// once draws ran across the pool, and the cancel then met a request not yet started; 32 at a
+    /// time take about twice as long (their worst case, 32 × 900 tokens, needs the larger KV cache).
+    /// The worker is frozen (SIGSTOP) from the first text until the cancel is answered, so the
+    /// request that sent it is still decoding when the cancel reaches the worker.
     @Test func cancelStopsTheWorkersDecoding() throws {
         let scratch = try Scratch()
         let cluster = try LocalCluster(scratch: scratch, coordinatorArguments: ["--max-running-jobs", "1"])
-        try cluster.addWorker("w", maxBatch: 16)
+        let worker = try cluster.addWorker("w", maxBatch: 32, extra: ["--kv-capacity", "32768"])
         let context = try ZMQContext()
         let client = try SchemaPeer(context: context, endpoint: cluster.endpoint, id: "stopper")
 
@@ -32,6 +33,7 @@ extension ClusterProcessTests {
             if case .jobEvent(let event) = body, event.jobID == "long", event.candidateText.tokenCount > 0 { return true }
             return nil
         }
+        worker.signal(SIGSTOP)
         var next = TestJob(question: "And then?", beam: 2, maxStageTokens: 8).submitJob(id: "next")
         next.streamEvents = true
         next.streamCandidateText = true
@@ -41,17 +43,18 @@ extension ClusterProcessTests {
 
         let cancelled = ContinuousClock.now
         let result = try #require(try client.cancel("long").result)
+        worker.signal(SIGCONT)
         #expect(result.status == .cancelled)
         _ = try client.next("the next job's first text", timeout: .seconds(30)) { body -> Bool? in
             if case .jobEvent(let event) = body, event.jobID == "next", case .candidateText = event.kind { return true }
             return nil
         }
         let freedAfter = ContinuousClock.now - cancelled
-        let stopped = try cluster.workers["w"]!.wait("the worker to stop the long job's decoding") { child in
+        let stopped = try worker.wait("the worker to stop the long job's decoding") { child in
             child.logged("work stopped", ["job_id": "long", "kind": "generate"]).first
         }
         let tokens = try #require(stopped["tokens"] as? Int, "\(stopped)")
-        #expect(tokens < 16 * 900, "the request ran to its end")
+        #expect(tokens < 32 * 900, "the request ran to its end")
         #expect(freedAfter < .seconds(1), "the next job started \(freedAfter) after the cancel")
         // At most half the stage's candidates were made: the other requests were work the cancel
         // spared the worker.
