@@ -120,4 +120,34 @@ SB_INLINE float sb_reduce8(const float a[8]) {
     return m0 + m1;
 }
 
+/// Bytes of one packed 32-block's weights for a group of `SB_PACK_ROWS` rows (`sb_pack_rows`).
+SB_INLINE int64_t sb_packed_quant_bytes(sb_weight_type type) { return type == SB_Q4_0 ? 256 : 512; }
+
+/// Bytes of one packed pair of 32-blocks: the two blocks' 16 f16 scales each (64 bytes), then the
+/// two blocks' weights. Scales beside their weights keep a group one sequential stream (scales in a
+/// region of their own were a second stream per group, and one-thread decode read q8_0 weights at
+/// two thirds of the rate).
+SB_INLINE int64_t sb_packed_pair_bytes(sb_weight_type type) { return 2 * (2 * SB_PACK_ROWS + sb_packed_quant_bytes(type)); }
+
+/// Bytes of one packed group: its pairs of 32-blocks (an odd last block fills half a pair).
+SB_INLINE int64_t sb_packed_group_bytes(sb_weight_type type, int64_t k) {
+    return (k / 32 + 1) / 2 * sb_packed_pair_bytes(type);
+}
+
+/// Where 32-block `b`'s weights start in a packed group.
+SB_INLINE int64_t sb_packed_runs_at(sb_weight_type type, int64_t b) {
+    return b / 2 * sb_packed_pair_bytes(type) + 4 * SB_PACK_ROWS + b % 2 * sb_packed_quant_bytes(type);
+}
+
+/// Where 32-block `b`'s 16 f16 scales are in a packed group.
+SB_INLINE int64_t sb_packed_scales_at(sb_weight_type type, int64_t b) {
+    return b / 2 * sb_packed_pair_bytes(type) + b % 2 * 2 * SB_PACK_ROWS;
+}
+
+/// The integer added to a packed block's unsigned dot product to make it the signed one: the
+/// weights are stored offset by 8 (q4_0) or 128 (q8_0), so Σ (u − offset)·x = Σ u·x − offset · Σ x.
+SB_INLINE int32_t sb_packed_offset(sb_weight_type type, const sb_activation_block *x) {
+    return -(type == SB_Q4_0 ? 8 : 128) * ((int32_t)x->sum[0] + x->sum[1]);
+}
+
 #endif

@@ -16,7 +16,11 @@ static void scalar_linear(sb_weight_type type, const void *w, size_t row_bytes, 
     sb_quantized_linear_scalar(type, w, row_bytes, k, o_begin, o_end, xq, xb, rows, y, ldy);
 }
 
+typedef void (*sb_packed_fn)(sb_weight_type, const void *, int64_t, int64_t, int64_t, const int8_t *, const sb_activation_block *,
+                             int64_t, float *, int64_t);
+
 static sb_linear_fn chosen = scalar_linear;
+static sb_packed_fn chosen_packed = sb_packed_linear_scalar;
 static const char *chosen_name = "scalar";
 
 #if defined(__x86_64__)
@@ -24,6 +28,10 @@ void sb_quantized_linear_avx2(sb_weight_type, const void *, size_t, int64_t, int
                               const sb_activation_block *, const sb_activation_quad *, int64_t, float *, int64_t);
 void sb_quantized_linear_avx512vnni(sb_weight_type, const void *, size_t, int64_t, int64_t, int64_t, const int8_t *,
                                     const sb_activation_block *, const sb_activation_quad *, int64_t, float *, int64_t);
+void sb_packed_linear_avx2(sb_weight_type, const void *, int64_t, int64_t, int64_t, const int8_t *, const sb_activation_block *,
+                           int64_t, float *, int64_t);
+void sb_packed_linear_avx512vnni(sb_weight_type, const void *, int64_t, int64_t, int64_t, const int8_t *,
+                                 const sb_activation_block *, int64_t, float *, int64_t);
 
 __attribute__((constructor)) static void sb_choose_kernels(void) {
     __builtin_cpu_init();
@@ -36,9 +44,11 @@ __attribute__((constructor)) static void sb_choose_kernels(void) {
     if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
         !(forced && strcmp(forced, "avx2") == 0)) {
         chosen = sb_quantized_linear_avx512vnni;
+        chosen_packed = sb_packed_linear_avx512vnni;
         chosen_name = "avx512vnni";
     } else {
         chosen = sb_quantized_linear_avx2;
+        chosen_packed = sb_packed_linear_avx2;
         chosen_name = "avx2";
     }
 }
@@ -48,6 +58,11 @@ void sb_quantized_linear(sb_weight_type type, const void *w, size_t row_bytes, i
                          const int8_t *xq, const sb_activation_block *xb, const sb_activation_quad *xg, int64_t rows, float *y,
                          int64_t ldy) {
     chosen(type, w, row_bytes, k, o_begin, o_end, xq, xb, xg, rows, y, ldy);
+}
+
+void sb_packed_linear(sb_weight_type type, const void *packed, int64_t k, int64_t o_begin, int64_t o_end, const int8_t *xq,
+                      const sb_activation_block *xb, int64_t rows, float *y, int64_t ldy) {
+    chosen_packed(type, packed, k, o_begin, o_end, xq, xb, rows, y, ldy);
 }
 
 const char *sb_kernel_variant(void) { return chosen_name; }

@@ -28,6 +28,89 @@ static inline float sb_half_end_f16c(const uint8_t *p) {
 #define SB_NAME(name) avx2_##name
 #define SB_DOT(u, s) _mm256_madd_epi16(_mm256_maddubs_epi16((u), (s)), _mm256_set1_epi16(1))
 #include "vector_kernels.h"
+
+/// Packed rows (`sb_pack_rows`) for 8 of a group's 16 weight rows (`half` 0 or 1: the first or
+/// second 32 bytes of each 64-byte run) against `NT` (1…4) activation rows. Without VNNI the dot is
+/// vpmaddubsw + vpmaddwd: q4_0's pair sums (at most 2 · 15 · 127) add across all 8 runs in int16
+/// without reaching its limit, then widen once; q8_0's weights are made signed again and multiplied
+/// as magnitude × signed activation, widening each run. Either way the block's integer sum is exact,
+/// and the f32 steps are the scalar code's.
+SB_INLINE void avx2_packed_tile(sb_weight_type type, const int NT, const uint8_t *group, int half, int64_t k, const int8_t *xq,
+                                const sb_activation_block *xb, float *y, int64_t ldy, int64_t width) {
+    const int64_t blocks = k / 32;
+    const __m256i low4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+    __m256 acc[4];
+    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < blocks; b++) {
+        const uint8_t *runs = group + sb_packed_runs_at(type, b) + 32 * half;
+        __m256i w[8];
+        if (type == SB_Q4_0) {
+            for (int j = 0; j < 4; j++) {
+                const __m256i packed = _mm256_loadu_si256((const __m256i *)(runs + 64 * j));
+                w[j] = _mm256_and_si256(packed, low4);
+                w[j + 4] = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low4);
+            }
+        } else {
+            const __m256i bias = _mm256_set1_epi8((char)0x80);
+            for (int c = 0; c < 8; c++) w[c] = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(runs + 64 * c)), bias);
+        }
+        const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(group + sb_packed_scales_at(type, b) + 16 * half)));
+        for (int t = 0; t < NT; t++) {
+            const sb_activation_block *xt = xb + t * blocks + b;
+            const int8_t *x = xq + t * k + 32 * b;
+            __m256i sum;
+            if (type == SB_Q4_0) {
+                __m256i pairs = _mm256_setzero_si256();
+                for (int c = 0; c < 8; c++) {
+                    int32_t xc;
+                    memcpy(&xc, x + 4 * c, 4);
+                    pairs = _mm256_add_epi16(pairs, _mm256_maddubs_epi16(w[c], _mm256_set1_epi32(xc)));
+                }
+                sum = _mm256_add_epi32(_mm256_madd_epi16(pairs, ones), _mm256_set1_epi32(sb_packed_offset(type, xt)));
+            } else {
+                sum = _mm256_setzero_si256();
+                for (int c = 0; c < 8; c++) {
+                    int32_t xc;
+                    memcpy(&xc, x + 4 * c, 4);
+                    const __m256i products = _mm256_maddubs_epi16(_mm256_abs_epi8(w[c]), _mm256_sign_epi8(_mm256_set1_epi32(xc), w[c]));
+                    sum = _mm256_add_epi32(sum, _mm256_madd_epi16(products, ones));
+                }
+            }
+            const __m256 scale = _mm256_mul_ps(dw, _mm256_set1_ps(xt->d));
+            acc[t] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(sum), acc[t]);
+        }
+    }
+    for (int t = 0; t < NT; t++) {
+        if (width >= 8) {
+            _mm256_storeu_ps(y + t * ldy, acc[t]);
+        } else {
+            float lanes[8];
+            _mm256_storeu_ps(lanes, acc[t]);
+            memcpy(y + t * ldy, lanes, (size_t)width * sizeof(float));
+        }
+    }
+}
+
+SB_INLINE void avx2_packed_run(sb_weight_type type, const void *packed, int64_t k, int64_t o_begin, int64_t o_end,
+                               const int8_t *xq, const sb_activation_block *xb, int64_t rows, float *y, int64_t ldy) {
+    const int64_t blocks = k / 32, group_bytes = sb_packed_group_bytes(type, k);
+    for (int64_t o = o_begin; o < o_end; o += 8) {
+        const uint8_t *group = (const uint8_t *)packed + o / SB_PACK_ROWS * group_bytes;
+        const int half = (int)(o % SB_PACK_ROWS / 8);
+        const int64_t width = o_end - o < 8 ? o_end - o : 8;
+        int64_t t = 0;
+        for (; t + 4 <= rows; t += 4) avx2_packed_tile(type, 4, group, half, k, xq + t * k, xb + t * blocks, y + t * ldy + o, ldy, width);
+        const int8_t *xt = xq + t * k;
+        const sb_activation_block *bt = xb + t * blocks;
+        float *yt = y + t * ldy + o;
+        switch (rows - t) {
+        case 3: avx2_packed_tile(type, 3, group, half, k, xt, bt, yt, ldy, width); break;
+        case 2: avx2_packed_tile(type, 2, group, half, k, xt, bt, yt, ldy, width); break;
+        case 1: avx2_packed_tile(type, 1, group, half, k, xt, bt, yt, ldy, width); break;
+        default: break;
+        }
+    }
+}
 #pragma clang attribute pop
 
 /// The portable quantizer's values (scalar.c) with AVX2 (checked at load, dispatch.c): the same f32
@@ -72,5 +155,11 @@ __attribute__((target("avx2"))) void sb_quantize_activations(const float *x, int
 void sb_quantized_linear_avx2(sb_weight_type type, const void *w, size_t row_bytes, int64_t k, int64_t o_begin, int64_t o_end,
         const int8_t *xq, const sb_activation_block *xb, const sb_activation_quad *xg, int64_t rows, float *y, int64_t ldy) {
     avx2_linear(type, w, row_bytes, k, o_begin, o_end, xq, xb, xg, rows, y, ldy);
+}
+
+__attribute__((target("avx2,fma,f16c"))) void sb_packed_linear_avx2(sb_weight_type type, const void *packed, int64_t k,
+    int64_t o_begin, int64_t o_end, const int8_t *xq, const sb_activation_block *xb, int64_t rows, float *y, int64_t ldy) {
+    if (type == SB_Q4_0) avx2_packed_run(SB_Q4_0, packed, k, o_begin, o_end, xq, xb, rows, y, ldy);
+    else avx2_packed_run(SB_Q8_0, packed, k, o_begin, o_end, xq, xb, rows, y, ldy);
 }
 #endif

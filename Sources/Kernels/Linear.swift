@@ -89,7 +89,9 @@ public final class LinearTask: ParallelTask {
     /// q4_K_M file — and the first then waited for the second: 5–7% of a 2-thread decode step.)
     private func part(_ product: LinearOutput, _ x: UnsafePointer<Float>, _ start: Int, _ end: Int) {
         let rows = product.weight.rows
-        func edge(_ share: Int) -> Int { share >= count ? rows : share * rows / count / Self.tileRows * Self.tileRows }
+        // Packed rows come in groups of 16, which a thread takes whole.
+        let tile = product.weight.element.isPackedForProducts ? Int(SB_PACK_ROWS) : Self.tileRows
+        func edge(_ share: Int) -> Int { share >= count ? rows : share * rows / count / tile * tile }
         let (lower, upper) = (edge(start), edge(end))
         if lower < upper { compute(product, x, outputs: lower..<upper) }
     }
@@ -102,7 +104,14 @@ public final class LinearTask: ParallelTask {
         case .f32: sb_float_linear(SB_F32, weight.base, weight.rowBytes, k, start, end, x, Int64(rows), y, outFeatures)
         case .f16: sb_float_linear(SB_F16, weight.base, weight.rowBytes, k, start, end, x, Int64(rows), y, outFeatures)
         case .bf16: sb_float_linear(SB_BF16, weight.base, weight.rowBytes, k, start, end, x, Int64(rows), y, outFeatures)
-        case .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K:
+        case .q8_0, .q4_0:
+            guard let packed = weight.packed else {
+                preconditionFailure("a \(weight.element) matrix is multiplied from its packed rows: load it with packedForProducts()")
+            }
+            sb_packed_linear(
+                weight.element.kernelType, packed.pointer, k, start, end, activations.levels, activations.blocks, Int64(rows), y,
+                outFeatures)
+        case .q4_1, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K:
             sb_quantized_linear(
                 weight.element.kernelType, weight.base, weight.rowBytes, k, start, end, activations.levels, activations.blocks,
                 activations.quads, Int64(rows), y, outFeatures)

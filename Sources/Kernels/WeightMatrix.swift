@@ -1,3 +1,5 @@
+import CKernels
+
 /// A (rows, columns) row-major weight matrix used where it is stored — usually a memory-mapped
 /// checkpoint — in f32, f16, bf16 or one of GGUF's block-quantized formats. Kernels widen 16-bit
 /// weights to f32 in registers and decode quantized blocks in registers, so a checkpoint is served
@@ -39,6 +41,9 @@ public struct WeightMatrix: @unchecked Sendable {
 
         public var isQuantized: Bool { blockSize > 1 }
 
+        /// Whether `linear` multiplies this format from packed rows (`packedForProducts()`).
+        public var isPackedForProducts: Bool { self == .q8_0 || self == .q4_0 }
+
         /// Bytes of one element of a plain float format; quantized formats have none (see `rowBytes`).
         public var byteSize: Int {
             precondition(!isQuantized, "\(self) stores blocks, not elements: use rowBytes(columns:)")
@@ -57,6 +62,9 @@ public struct WeightMatrix: @unchecked Sendable {
     public let columns: Int
     /// Bytes from one row to the next.
     public let rowBytes: Int
+    /// The copy of a q8_0 or q4_0 matrix that `linear` multiplies (`packedForProducts()`); nil for
+    /// other formats, and for a matrix only looked up row by row.
+    public private(set) var packed: PackedRows?
 
     public init(base: UnsafeRawPointer, element: Element, rows: Int, columns: Int) {
         guard let rowBytes = element.rowBytes(columns: columns) else {
@@ -75,6 +83,18 @@ public struct WeightMatrix: @unchecked Sendable {
 
     public var byteCount: Int { rows * rowBytes }
 
+    /// This matrix as `linear` needs it: q8_0 and q4_0 rows are copied into groups of 16 rows
+    /// interleaved 4 weights at a time (CKernels' `sb_pack_rows`), the layout their kernels read; other
+    /// formats are multiplied where they lie and come back unchanged. The copy is as large as the
+    /// rows, so a loader releases the mapped pages it was made from (they are read back if an
+    /// embedding lookup touches them).
+    public func packedForProducts() -> WeightMatrix {
+        guard element.isPackedForProducts, packed == nil else { return self }
+        var copy = self
+        copy.packed = PackedRows(self)
+        return copy
+    }
+
     /// Writes row `r` as f32 into `out` (columns values): an embedding lookup. Quantized rows are
     /// decoded exactly as ggml's `dequantize_row_*` (and gguf-py's `dequantize`) decode them.
     public func widenRow(_ r: Int, into out: UnsafeMutablePointer<Float>) {
@@ -92,6 +112,23 @@ public struct WeightMatrix: @unchecked Sendable {
         while i + 8 <= columns { store8(W.load8(start, i), out + i); i += 8 }
         while i < columns { out[i] = W.load1(start, i); i += 1 }
     }
+}
+
+/// The packed copy of a q8_0 or q4_0 matrix's rows (`WeightMatrix.packedForProducts()`): allocated
+/// once at load, aligned to cache lines, read-only afterwards.
+public final class PackedRows {
+    public let pointer: UnsafeRawPointer
+    public let byteCount: Int
+
+    init(_ matrix: WeightMatrix) {
+        byteCount = sb_packed_bytes(matrix.element.kernelType, Int64(matrix.rows), Int64(matrix.columns))
+        let storage = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 1), alignment: 64)
+        sb_pack_rows(
+            matrix.element.kernelType, matrix.base, matrix.rowBytes, Int64(matrix.rows), Int64(matrix.columns), storage)
+        pointer = UnsafeRawPointer(storage)
+    }
+
+    deinit { pointer.deallocate() }
 }
 
 /// How a stored weight element becomes f32: eight at a time for the kernels, one for tails.

@@ -42,8 +42,9 @@ public final class MappedFile: @unchecked Sendable {
 
     /// Tells the kernel the pages wholly inside `range` (byte offsets) are not needed now. They are
     /// clean file pages, so they are dropped from resident memory and read back if touched again.
-    /// Used after widening f16/bf16 weights, so a load does not hold both the file and the f32 copy.
-    func release(_ range: Range<Int>) {
+    /// Used after widening f16/bf16 weights or packing quantized rows, so a load does not hold both
+    /// the file and the copy.
+    public func release(_ range: Range<Int>) {
         guard let base else { return }
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
         let start = (range.lowerBound + page - 1) / page * page

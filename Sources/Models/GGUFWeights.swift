@@ -33,6 +33,11 @@ final class GGUFWeights: WeightSource {
         return WeightMatrix(base: file.bytes(of: info).baseAddress!, element: element, rows: rows, columns: columns)
     }
 
+    func releasePages(of matrix: WeightMatrix) {
+        let start = matrix.base - UnsafeRawPointer(file.mapped.bytes.baseAddress!)
+        file.mapped.release(start..<(start + matrix.byteCount))
+    }
+
     /// The `rope_freqs.weight` vector (`count` divisors of RoPE's inverse frequencies), or nil when
     /// the file has none.
     func ropeFrequencyDivisors(count: Int) throws -> [Float]? {

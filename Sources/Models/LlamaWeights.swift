@@ -61,10 +61,11 @@ struct LlamaWeights {
         func vector(_ name: String, _ size: Int) throws -> FloatTensor { try checkpoint.floatTensor(name, shape: [size]) }
         func bias(_ name: String, _ size: Int, _ present: Bool) throws -> FloatTensor? { present ? try vector(name, size) : nil }
         func matrix(_ name: String, _ rows: Int, _ columns: Int) throws -> WeightMatrix {
-            try checkpoint.weightMatrix(name, rows: rows, columns: columns)
+            try checkpoint.productMatrix(name, rows: rows, columns: columns)
         }
 
-        embedding = try matrix(names.decoder + "embed_tokens.weight", c.vocabSize, hidden)
+        // Looked up row by row only (unless tied to the head below), so never packed.
+        embedding = try checkpoint.weightMatrix(names.decoder + "embed_tokens.weight", rows: c.vocabSize, columns: hidden)
         layers = try (0..<c.numHiddenLayers).map { i in
             let p = names.decoder + "layers.\(i)."
             return Layer(
@@ -88,7 +89,7 @@ struct LlamaWeights {
         finalNorm = try vector(names.decoder + "norm.weight", hidden)
         // Tied checkpoints usually omit lm_head; some keep a copy, which is then taken (and used).
         tiedHead = names.headRows == nil && c.tieWordEmbeddings && !checkpoint.contains(names.lmHead)
-        lmHead = tiedHead ? embedding : try matrix(names.lmHead, names.headRows ?? c.vocabSize, hidden)
+        lmHead = tiedHead ? checkpoint.packedForProducts(embedding) : try matrix(names.lmHead, names.headRows ?? c.vocabSize, hidden)
     }
 
     /// Old checkpoints carry RoPE's precomputed inverse frequencies; they are derived from config.
@@ -117,10 +118,31 @@ public protocol WeightSource: AnyObject, Sendable {
     func floatTensor(_ name: String, shape: [Int]) throws -> FloatTensor
     /// A (rows, columns) matrix used in place in its stored type; marks it consumed.
     func weightMatrix(_ name: String, rows: Int, columns: Int) throws -> WeightMatrix
+    /// Drops the resident pages of a matrix's stored bytes that are clean copies of a mapped file
+    /// (after its rows were packed: they are read back if touched again).
+    func releasePages(of matrix: WeightMatrix)
+}
+
+extension WeightSource {
+    /// A matrix that `linear` multiplies: `weightMatrix` with q8_0 / q4_0 rows packed.
+    func productMatrix(_ name: String, rows: Int, columns: Int) throws -> WeightMatrix {
+        packedForProducts(try weightMatrix(name, rows: rows, columns: columns))
+    }
+
+    /// `matrix.packedForProducts()`, releasing the mapped pages it was packed from, so the packed
+    /// copy replaces them in resident memory instead of adding to it.
+    func packedForProducts(_ matrix: WeightMatrix) -> WeightMatrix {
+        let packed = matrix.packedForProducts()
+        if packed.packed != nil { releasePages(of: matrix) }
+        return packed
+    }
 }
 
 extension Checkpoint: WeightSource {
     public var location: URL { directory }
+
+    /// A checkpoint's matrices are float formats, used where they lie and never packed.
+    public func releasePages(of matrix: WeightMatrix) {}
 
     /// A matrix used in place in its stored dtype; other dtypes are an error naming the tensor.
     public func weightMatrix(_ name: String, rows: Int, columns: Int) throws -> WeightMatrix {

@@ -46,9 +46,10 @@ struct MllamaTextWeights {
         let qWidth = c.numAttentionHeads * headDim, kvWidth = c.numKeyValueHeads * headDim
         func vector(_ name: String, _ size: Int) throws -> FloatTensor { try checkpoint.floatTensor(name, shape: [size]) }
         func matrix(_ name: String, _ rows: Int, _ columns: Int) throws -> WeightMatrix {
-            try checkpoint.weightMatrix(name, rows: rows, columns: columns)
+            try checkpoint.productMatrix(name, rows: rows, columns: columns)
         }
-        embedding = try matrix(names.decoder + "embed_tokens.weight", c.vocabSize + MllamaConfig.extraEmbeddingRows, hidden)
+        embedding = try checkpoint.weightMatrix(
+            names.decoder + "embed_tokens.weight", rows: c.vocabSize + MllamaConfig.extraEmbeddingRows, columns: hidden)
         var selfLayers = 0
         layers = try (0..<c.numHiddenLayers).map { i in
             let p = names.decoder + "layers.\(i)."

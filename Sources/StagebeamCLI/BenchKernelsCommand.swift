@@ -87,7 +87,7 @@ struct BenchKernelsCommand: ParsableCommand {
             // traffic is the same.
             format.quantize(source, count: columns, into: storage)
             for r in 1..<rows { (storage + r * rowBytes).copyMemory(from: storage, byteCount: rowBytes) }
-            let weight = WeightMatrix(base: storage, element: format, rows: rows, columns: columns)
+            let weight = WeightMatrix(base: storage, element: format, rows: rows, columns: columns).packedForProducts()
             var seconds: [Int: Double] = [:]
             for batch in [1, 4, 8] {
                 task(inputs, rows: batch, weight: weight, into: outputs, pool: pool)

@@ -36,7 +36,7 @@ import Testing
         var y = [Float](repeating: .nan, count: rows * out)
         let pool = ComputePool(threads: threads)
         bytes.withUnsafeBytes { b in
-            let weight = WeightMatrix(base: b.baseAddress!, element: element, rows: out, columns: k)
+            let weight = WeightMatrix(base: b.baseAddress!, element: element, rows: out, columns: k).packedForProducts()
             x.withUnsafeBufferPointer { x in
                 y.withUnsafeMutableBufferPointer { y in linear(x.baseAddress!, rows: rows, weight: weight, into: y.baseAddress!, pool: pool)
                 }
@@ -94,9 +94,17 @@ import Testing
         let type: sb_weight_type = [SB_Q8_0, SB_Q4_0, SB_Q4_1, SB_Q5_0, SB_Q5_1, SB_Q4_K, SB_Q5_K, SB_Q6_K][
             Self.quantized.firstIndex(of: element)!]
         bytes.withUnsafeBytes { b in
-            sb_quantized_linear_scalar(
-                type, b.baseAddress!, element.rowBytes(columns: Self.k)!, Int64(Self.k), 0, Int64(Self.out), levels, blocks, Int64(rows),
-                &reference, Int64(Self.out))
+            let rowBytes = element.rowBytes(columns: Self.k)!
+            if element.isPackedForProducts {
+                let packed = WeightMatrix(base: b.baseAddress!, element: element, rows: Self.out, columns: Self.k).packedForProducts()
+                sb_packed_linear_scalar(
+                    type, packed.packed!.pointer, Int64(Self.k), 0, Int64(Self.out), levels, blocks, Int64(rows), &reference,
+                    Int64(Self.out))
+            } else {
+                sb_quantized_linear_scalar(
+                    type, b.baseAddress!, rowBytes, Int64(Self.k), 0, Int64(Self.out), levels, blocks, Int64(rows), &reference,
+                    Int64(Self.out))
+            }
         }
         #expect(y.map(\.bitPattern) == reference.map(\.bitPattern), "\(element), \(rows) rows on \(quantizedKernelVariant)")
     }
@@ -146,14 +154,15 @@ import Testing
         }
     }
 
-    /// Two or three products in one call (mixed formats, as a q4_K_M file mixes q4_K and q6_K) equal
-    /// separate calls bit for bit, on any thread count.
+    /// Two or three products in one call (mixed formats and layouts: packed q4_0 rows in groups of 16,
+    /// q6_K rows and f16 rows, as a file may mix them) equal separate calls bit for bit, on any thread
+    /// count.
     @Test func fusedProductsEqualSeparateCalls() {
         let rows = 3
         let x = Self.values(rows * Self.k, seed: 17)
-        let q = Self.blocks(.q4_K, seed: 18), v = Self.blocks(.q6_K, seed: 19), g = Self.blocks(.f16, seed: 20)
+        let q = Self.blocks(.q4_0, seed: 18), v = Self.blocks(.q6_K, seed: 19), g = Self.blocks(.f16, seed: 20)
         let separate = [
-            Self.linearRows(x, rows: rows, q, .q4_K, threads: 1), Self.linearRows(x, rows: rows, v, .q6_K, threads: 1),
+            Self.linearRows(x, rows: rows, q, .q4_0, threads: 1), Self.linearRows(x, rows: rows, v, .q6_K, threads: 1),
             Self.linearRows(x, rows: rows, g, .f16, threads: 1)
         ]
         for threads in 1...3 {
@@ -162,8 +171,8 @@ import Testing
             q.withUnsafeBytes { q in
                 v.withUnsafeBytes { v in
                     g.withUnsafeBytes { g in
-                        let matrices = [(q, WeightMatrix.Element.q4_K), (v, .q6_K), (g, .f16)].map {
-                            WeightMatrix(base: $0.0.baseAddress!, element: $0.1, rows: Self.out, columns: Self.k)
+                        let matrices = [(q, WeightMatrix.Element.q4_0), (v, .q6_K), (g, .f16)].map {
+                            WeightMatrix(base: $0.0.baseAddress!, element: $0.1, rows: Self.out, columns: Self.k).packedForProducts()
                         }
                         outputs.withUnsafeMutableBufferPointer { y in
                             LinearTask()(

@@ -135,6 +135,9 @@ final class DequantizedWeights: WeightSource {
         buffers.withLock { $0.append(address) }
         return WeightMatrix(f32: buffer, rows: rows, columns: columns)
     }
+
+    /// Its matrices are f32 copies, never packed.
+    func releasePages(of matrix: WeightMatrix) {}
 }
 
 extension GGUFModelTests {

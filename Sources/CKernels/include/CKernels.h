@@ -54,6 +54,33 @@ void sb_quantized_linear_scalar(sb_weight_type type, const void *w, size_t row_b
                                 int64_t o_end, const int8_t *xq, const sb_activation_block *xb, int64_t rows, float *y,
                                 int64_t ldy);
 
+/// Rows per group of packed rows (see `sb_pack_rows`).
+#define SB_PACK_ROWS 16
+
+/// Bytes `sb_pack_rows` writes for `rows` rows of `k` columns of q8_0 or q4_0 weights.
+size_t sb_packed_bytes(sb_weight_type type, int64_t rows, int64_t k);
+
+/// Copies q8_0 or q4_0 rows (ggml's blocks, `row_bytes` apart) into the layout `sb_packed_linear`
+/// reads: groups of `SB_PACK_ROWS` rows (the last padded with zero rows), each group its 32-blocks'
+/// weights, then their f16 scales. A group's 32-block holds 8 runs of 64 bytes, run `c` carrying
+/// weights `4c..<4c+4` of each of the 16 rows side by side (q4_0: runs 0–3 in the low nibbles,
+/// 4–7 in the high nibbles of the same 64 bytes, as ggml pairs weights `i` and `i + 16`; q8_0:
+/// offset by 128, so unsigned), then the 16 rows' scales. One 16-lane integer dot instruction
+/// then advances 16 rows by 4 weights.
+void sb_pack_rows(sb_weight_type type, const void *w, size_t row_bytes, int64_t rows, int64_t k, void *packed);
+
+/// `y[t·ldy + o] = Σ_i w[o, i] · x[t, i]` over packed q8_0 or q4_0 rows, for outputs `o` in
+/// `o_begin..<o_end` (`o_begin` a multiple of `SB_PACK_ROWS`) and activation rows `t` in
+/// `0..<rows`. Each output is one f32 accumulator over its row's 32-blocks in order, adding
+/// `(scale · x.d) · Σ q·x` per block with one fused multiply-add, where the block's integer sum is
+/// exact: its value depends on its own weight row and activation row only.
+void sb_packed_linear(sb_weight_type type, const void *packed, int64_t k, int64_t o_begin, int64_t o_end, const int8_t *xq,
+                      const sb_activation_block *xb, int64_t rows, float *y, int64_t ldy);
+
+/// The same products in portable scalar C, bit-identical to the vector kernels: their reference.
+void sb_packed_linear_scalar(sb_weight_type type, const void *packed, int64_t k, int64_t o_begin, int64_t o_end,
+                             const int8_t *xq, const sb_activation_block *xb, int64_t rows, float *y, int64_t ldy);
+
 /// Unquantized weight formats.
 typedef enum { SB_F32, SB_F16, SB_BF16 } sb_float_type;
 

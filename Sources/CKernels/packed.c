@@ -1,0 +1,61 @@
+// Packed q8_0 / q4_0 rows (CKernels.h, `sb_pack_rows`): the copy made at load, and the portable
+// scalar reference of the vector kernels that multiply it (vector_avx2.c, vector_avx512.c).
+//
+// Why a copy: ggml's row-major blocks leave one row's 32-block sum spread over a vector's lanes, so a
+// kernel either reduces it across lanes per block (several instructions per row and block) or keeps
+// 8 lanes of partial sums and scales each lane, with the q4_0 offset as a separate correction: about
+// 15 instructions per 32-block and row, measured. With 16 rows side by side in 4-byte runs, one
+// integer dot instruction advances 16 rows, a block's exact integer sum lands in each row's lane, and
+// one fused multiply-add per block adds it: about 2 instructions per block and row.
+#include "common.h"
+#include <stdlib.h>
+
+size_t sb_packed_bytes(sb_weight_type type, int64_t rows, int64_t k) {
+    return (size_t)((rows + SB_PACK_ROWS - 1) / SB_PACK_ROWS * sb_packed_group_bytes(type, k));
+}
+
+void sb_pack_rows(sb_weight_type type, const void *w, size_t row_bytes, int64_t rows, int64_t k, void *packed) {
+    const int64_t blocks = k / 32, group_bytes = sb_packed_group_bytes(type, k);
+    memset(packed, 0, sb_packed_bytes(type, rows, k));
+    for (int64_t o = 0; o < rows; o++) {
+        const int64_t r = o % SB_PACK_ROWS;
+        uint8_t *group = (uint8_t *)packed + o / SB_PACK_ROWS * group_bytes;
+        for (int64_t b = 0; b < blocks; b++) {
+            const uint8_t *block = (const uint8_t *)w + o * row_bytes + b * sb_block_bytes(type);
+            memcpy(group + sb_packed_scales_at(type, b) + 2 * r, block, 2);
+            uint8_t *runs = group + sb_packed_runs_at(type, b) + 4 * r;
+            if (type == SB_Q4_0) {
+                for (int j = 0; j < 4; j++) memcpy(runs + 64 * j, block + 2 + 4 * j, 4);
+            } else {
+                for (int c = 0; c < 8; c++)
+                    for (int e = 0; e < 4; e++) runs[64 * c + e] = block[2 + 4 * c + e] ^ 0x80;
+            }
+        }
+    }
+}
+
+void sb_packed_linear_scalar(sb_weight_type type, const void *packed, int64_t k, int64_t o_begin, int64_t o_end,
+                             const int8_t *xq, const sb_activation_block *xb, int64_t rows, float *y, int64_t ldy) {
+    const int64_t blocks = k / 32, group_bytes = sb_packed_group_bytes(type, k);
+    for (int64_t o = o_begin; o < o_end; o++) {
+        const int64_t r = o % SB_PACK_ROWS;
+        const uint8_t *group = (const uint8_t *)packed + o / SB_PACK_ROWS * group_bytes;
+        for (int64_t t = 0; t < rows; t++) {
+            float acc = 0;
+            for (int64_t b = 0; b < blocks; b++) {
+                const uint8_t *runs = group + sb_packed_runs_at(type, b) + 4 * r;
+                const int8_t *x = xq + t * k + 32 * b;
+                int32_t sum = 0;
+                for (int c = 0; c < 8; c++)
+                    for (int e = 0; e < 4; e++) {
+                        const int u = type == SB_Q4_0 ? (runs[64 * (c % 4) + e] >> (c < 4 ? 0 : 4)) & 0xF : runs[64 * c + e];
+                        sum += u * x[4 * c + e];
+                    }
+                sum += sb_packed_offset(type, xb + t * blocks + b);
+                const float scale = sb_half(group + sb_packed_scales_at(type, b) + 2 * r) * xb[t * blocks + b].d;
+                acc = fmaf(scale, (float)sum, acc);
+            }
+            y[t * ldy + o] = acc;
+        }
+    }
+}
