@@ -64,7 +64,6 @@ SB_INLINE void sb_scale_min_k4(int j, const uint8_t *q, uint8_t *scale, uint8_t 
 typedef struct {
     float scale, coef;
     int16_t lane_scale[2];
-    int has_correction;
 } sb_block_factors;
 
 #ifndef SB_HALF
@@ -76,13 +75,11 @@ typedef struct {
 
 /// The factors of 32-block `b` of a weight row (shared by every variant, so all give the same bits).
 SB_INLINE sb_block_factors sb_factors(sb_weight_type type, const uint8_t *row, int64_t b) {
-    sb_block_factors f = {0, 0, {1, 1}, 1};
+    sb_block_factors f = {0, 0, {1, 1}};
     if (!sb_is_k(type)) {
         const uint8_t *block = row + b * sb_block_bytes(type);
         f.scale = SB_HALF(block);
         switch (type) {
-        case SB_Q8_0: f.has_correction = 0; break;
-        case SB_Q4_0: f.coef = -8.0f * f.scale; break;
         case SB_Q5_0: f.coef = -16.0f * f.scale; break;
         default: f.coef = SB_HALF(block + 2); break;  // q4_1, q5_1: the block's min
         }

@@ -49,16 +49,11 @@ void sb_group_activations(const sb_activation_block *xb, int64_t rows, int64_t k
         }
 }
 
-/// The 32 integer levels of 32-block `b` as the vector kernels multiply them (unsigned for every
-/// format but q8_0, whose levels are signed).
+/// The 32 unsigned integer levels of 32-block `b` as the vector kernels multiply them.
 static void levels(sb_weight_type type, const uint8_t *row, int64_t b, int q[32]) {
     if (!sb_is_k(type)) {
         const uint8_t *block = row + b * sb_block_bytes(type);
-        if (type == SB_Q8_0) {
-            for (int i = 0; i < 32; i++) q[i] = (int8_t)block[2 + i];
-            return;
-        }
-        const int header = (type == SB_Q4_0 || type == SB_Q5_0) ? 2 : 4;
+        const int header = type == SB_Q5_0 ? 2 : 4;
         const int five = type == SB_Q5_0 || type == SB_Q5_1;
         uint32_t qh = 0;
         if (five) memcpy(&qh, block + header, 4);
@@ -106,7 +101,7 @@ void sb_quantized_linear_scalar(sb_weight_type type, const void *w, size_t row_b
                     p *= f.lane_scale[lane / 4];
                     acc[lane] = fmaf((float)p, s, acc[lane]);
                 }
-                if (f.has_correction) correction = fmaf(f.coef, sb_offset(type, &f, x), correction);
+                correction = fmaf(f.coef, sb_offset(type, &f, x), correction);
             }
             y[t * ldy + o] = sb_reduce8(acc) + correction;
         }

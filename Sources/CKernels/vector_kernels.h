@@ -1,16 +1,17 @@
 // The x86 vector kernels, included once per instruction-set variant (so no include guard):
 // SB_NAME(name) prefixes its functions, SB_DOT(u, s) is the per-lane sum of four u8 × s8 products (AVX2: vpmaddubsw + vpmaddwd;
 // AVX-512 VNNI: vpdpbusd). No product pair reaches the int16 limit of vpmaddubsw (levels are at most
-// 63 unsigned, or |q| ≤ 128 against activations |x| ≤ 127), so both give the same integers, and the f32
-// arithmetic that follows is the same: every variant returns the scalar kernel's bits.
+// 63 unsigned against activations |x| ≤ 127), so both give the same integers, and the f32 arithmetic
+// that follows is the same: every variant returns the scalar kernel's bits. These kernels read ggml's
+// row-major blocks (q4_1, q5_0, q5_1 and the K formats); q8_0 and q4_0 are packed first and have
+// kernels of their own (`sb_packed_linear`).
 
 /// The 32 levels of 32-block `b` (see `levels` in scalar.c), in one register.
 SB_INLINE __m256i SB_NAME(levels)(sb_weight_type type, const uint8_t *row, int64_t b) {
     const __m256i low4 = _mm256_set1_epi8(0x0F);
     if (!sb_is_k(type)) {
         const uint8_t *block = row + b * sb_block_bytes(type);
-        if (type == SB_Q8_0) return _mm256_loadu_si256((const __m256i *)(block + 2));
-        const int header = (type == SB_Q4_0 || type == SB_Q5_0) ? 2 : 4;
+        const int header = type == SB_Q5_0 ? 2 : 4;
         const int five = type == SB_Q5_0 || type == SB_Q5_1;
         const __m128i qs = _mm_loadu_si128((const __m128i *)(block + header + (five ? 4 : 0)));
         __m256i q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(qs, 4), qs), low4);
@@ -58,21 +59,18 @@ SB_INLINE float SB_NAME(reduce)(__m256 acc) {
 SB_INLINE void SB_NAME(add_block)(sb_weight_type type, const int NT, __m256i q, const sb_block_factors *f, int64_t b, int64_t k,
                                   const int8_t *xq, const sb_activation_block *xb, __m256 acc[4], float correction[4]) {
     const int64_t blocks = k / 32;
-    const __m256i magnitude = type == SB_Q8_0 ? _mm256_abs_epi8(q) : q;
     for (int t = 0; t < NT; t++) {
         const sb_activation_block *x = xb + t * blocks + b;
         const __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + t * k + 32 * b));
         __m256i p;
-        if (type == SB_Q8_0) {
-            p = SB_DOT(magnitude, _mm256_sign_epi8(xv, q));
-        } else if (type == SB_Q6_K) {
+        if (type == SB_Q6_K) {
             const __m256i scales = _mm256_set_m128i(_mm_set1_epi16(f->lane_scale[1]), _mm_set1_epi16(f->lane_scale[0]));
             p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, xv), scales);
         } else {
             p = SB_DOT(q, xv);
         }
         acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(f->scale * x->d), acc[t]);
-        if (f->has_correction) correction[t] = fmaf(f->coef, sb_offset(type, f, x), correction[t]);
+        correction[t] = fmaf(f->coef, sb_offset(type, f, x), correction[t]);
     }
 }
 
@@ -82,7 +80,6 @@ SB_INLINE void SB_NAME(add_block)(sb_weight_type type, const int NT, __m256i q, 
 /// offsets (`sb_activation_quad`).
 SB_INLINE void SB_NAME(add_block4)(sb_weight_type type, const int NT, __m256i q, const sb_block_factors *f, int64_t b, int64_t k,
                                    const int8_t *xq, const sb_activation_quad *xg, __m256 acc[4], __m128 *correction) {
-    const __m256i magnitude = type == SB_Q8_0 ? _mm256_abs_epi8(q) : q;
     const sb_activation_quad *g = xg + b;
     // The 4 rows' scale products in one multiply, each then broadcast from memory (a load, not a
     // vector operation).
@@ -93,23 +90,20 @@ SB_INLINE void SB_NAME(add_block4)(sb_weight_type type, const int NT, __m256i q,
     for (int t = 0; t < NT; t++) {
         const __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + t * k + 32 * b));
         __m256i p;
-        if (type == SB_Q8_0) p = SB_DOT(magnitude, _mm256_sign_epi8(xv, q));
-        else if (type == SB_Q6_K) p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, xv), lane_scales);
+        if (type == SB_Q6_K) p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, xv), lane_scales);
         else p = SB_DOT(q, xv);
         acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_broadcast_ss(&scales[t]), acc[t]);
     }
-    if (f->has_correction) {
-        __m128 offset;
-        if (type == SB_Q6_K) {
-            // (lane_scale[0] · sum[0] + lane_scale[1] · sum[1]) per row: exact in int32, as the scalar sum.
-            const __m128i pairs = _mm_loadu_si128((const __m128i *)g->sum);
-            const __m128i weights = _mm_set1_epi32((int32_t)(((uint32_t)(uint16_t)f->lane_scale[1] << 16) | (uint16_t)f->lane_scale[0]));
-            offset = _mm_mul_ps(_mm_cvtepi32_ps(_mm_madd_epi16(pairs, weights)), _mm_loadu_ps(g->d));
-        } else {
-            offset = _mm_loadu_ps(g->ds);
-        }
-        *correction = _mm_fmadd_ps(_mm_set1_ps(f->coef), offset, *correction);
+    __m128 offset;
+    if (type == SB_Q6_K) {
+        // (lane_scale[0] · sum[0] + lane_scale[1] · sum[1]) per row: exact in int32, as the scalar sum.
+        const __m128i pairs = _mm_loadu_si128((const __m128i *)g->sum);
+        const __m128i weights = _mm_set1_epi32((int32_t)(((uint32_t)(uint16_t)f->lane_scale[1] << 16) | (uint16_t)f->lane_scale[0]));
+        offset = _mm_mul_ps(_mm_cvtepi32_ps(_mm_madd_epi16(pairs, weights)), _mm_loadu_ps(g->d));
+    } else {
+        offset = _mm_loadu_ps(g->ds);
     }
+    *correction = _mm_fmadd_ps(_mm_set1_ps(f->coef), offset, *correction);
 }
 
 /// The factors of the 8 sub-blocks of a K super-block at once: sb_factors' values (the same f32
@@ -124,7 +118,6 @@ SB_INLINE void SB_NAME(k_factors)(sb_weight_type type, const uint8_t *block, sb_
             f[s].coef = -32.0f * d;
             f[s].lane_scale[0] = scales[8 * h + 2 * i];
             f[s].lane_scale[1] = scales[8 * h + 2 * i + 1];
-            f[s].has_correction = 1;
         }
         return;
     }
@@ -142,7 +135,6 @@ SB_INLINE void SB_NAME(k_factors)(sb_weight_type type, const uint8_t *block, sb_
         f[s].scale = scale[s];
         f[s].coef = -offset[s];
         f[s].lane_scale[0] = f[s].lane_scale[1] = 1;
-        f[s].has_correction = 1;
     }
 }
 
@@ -283,8 +275,9 @@ static void SB_NAME(linear)(sb_weight_type type, const void *w, size_t row_bytes
                             float *y, int64_t ldy) {
     switch (type) {
 #define SB_CASE(T) case T: SB_NAME(run)(T, w, row_bytes, k, o_begin, o_end, xq, xb, xg, rows, y, ldy); break;
-    SB_CASE(SB_Q8_0) SB_CASE(SB_Q4_0) SB_CASE(SB_Q4_1) SB_CASE(SB_Q5_0) SB_CASE(SB_Q5_1)
+    SB_CASE(SB_Q4_1) SB_CASE(SB_Q5_0) SB_CASE(SB_Q5_1)
     SB_CASE(SB_Q4_K) SB_CASE(SB_Q5_K) SB_CASE(SB_Q6_K)
 #undef SB_CASE
+    case SB_Q8_0: case SB_Q4_0: break;  // packed: sb_packed_linear
     }
 }

@@ -40,8 +40,9 @@ void sb_quantize_activations_portable(const float *x, int64_t k, int8_t *q, sb_a
 /// (⌈rows/4⌉ × k/32: group `g`'s block `b` at `g · k/32 + b`).
 void sb_group_activations(const sb_activation_block *xb, int64_t rows, int64_t k, sb_activation_quad *quads);
 
-/// `y[t·ldy + o] = Σ_i w[o, i] · x[t, i]` for outputs `o` in `o_begin..<o_end` and activation rows
-/// `t` in `0..<rows`, with `x` given quantized (`xq`: rows × k int8, `xb`: rows × k/32 blocks, `xg`:
+/// `y[t·ldy + o] = Σ_i w[o, i] · x[t, i]` over ggml's row-major blocks of q4_1, q5_0, q5_1, q4_K, q5_K
+/// or q6_K weights (q8_0 and q4_0 are packed: `sb_packed_linear`), for outputs `o` in
+/// `o_begin..<o_end` and activation rows `t` in `0..<rows`, with `x` given quantized (`xq`: rows × k int8, `xb`: rows × k/32 blocks, `xg`:
 /// the same blocks grouped by `sb_group_activations`).
 /// Each output is an 8-lane f32 accumulator over the row's 32-blocks in order, reduced in a fixed
 /// order: its value depends on its own weight row and activation row only.
@@ -61,12 +62,12 @@ void sb_quantized_linear_scalar(sb_weight_type type, const void *w, size_t row_b
 size_t sb_packed_bytes(sb_weight_type type, int64_t rows, int64_t k);
 
 /// Copies q8_0 or q4_0 rows (ggml's blocks, `row_bytes` apart) into the layout `sb_packed_linear`
-/// reads: groups of `SB_PACK_ROWS` rows (the last padded with zero rows), each group its 32-blocks'
-/// weights, then their f16 scales. A group's 32-block holds 8 runs of 64 bytes, run `c` carrying
-/// weights `4c..<4c+4` of each of the 16 rows side by side (q4_0: runs 0–3 in the low nibbles,
-/// 4–7 in the high nibbles of the same 64 bytes, as ggml pairs weights `i` and `i + 16`; q8_0:
-/// offset by 128, so unsigned), then the 16 rows' scales. One 16-lane integer dot instruction
-/// then advances 16 rows by 4 weights.
+/// reads: groups of `SB_PACK_ROWS` rows (the last padded with zero rows), each group its 32-blocks
+/// two by two, a pair being the two blocks' 16 f16 scales each, then the two blocks' weights. A
+/// block's weights are 8 runs of 64 bytes, run `c` carrying weights `4c..<4c+4` of each of the 16
+/// rows side by side (q4_0: runs 0–3 in the low nibbles and 4–7 in the high nibbles of the same 64
+/// bytes, as ggml pairs weights `i` and `i + 16`; q8_0: offset by 128, so unsigned). One 16-lane
+/// integer dot instruction then advances 16 rows by 4 weights.
 void sb_pack_rows(sb_weight_type type, const void *w, size_t row_bytes, int64_t rows, int64_t k, void *packed);
 
 /// `y[t·ldy + o] = Σ_i w[o, i] · x[t, i]` over packed q8_0 or q4_0 rows, for outputs `o` in
