@@ -147,4 +147,29 @@ SB_INLINE int32_t sb_packed_offset(sb_weight_type type, const sb_activation_bloc
     return -(type == SB_Q4_0 ? 8 : 128) * ((int32_t)x->sum[0] + x->sum[1]);
 }
 
+/// e^x for the vocabulary-wide sums of sampling (`sb_exp_sum`, whose inputs are x − max ≤ 0):
+/// Cephes' expf polynomial (within 2 ulp of the exact value on [-87.3, 88]), written with fused
+/// multiply-adds so the vector kernel computes the same bits lane by lane. 0 below -87.3 (e^x there
+/// is under f32's normal range, and a masked logit of -inf must get no probability); inputs above 88
+/// give e^88 (2^128 would be needed past it); NaN stays NaN.
+SB_INLINE float sb_exp(float x) {
+    if (x != x) return x;
+    if (x < -87.33654f) return 0;
+    x = x > 88.0f ? 88.0f : x;
+    const float n = rintf(x * 1.44269504088896341f);
+    float r = fmaf(n, -0.693359375f, x);
+    r = fmaf(n, 2.12194440e-4f, r);
+    float y = 1.9875691500e-4f;
+    y = fmaf(y, r, 1.3981999507e-3f);
+    y = fmaf(y, r, 8.3334519073e-3f);
+    y = fmaf(y, r, 4.1665795894e-2f);
+    y = fmaf(y, r, 1.6666665459e-1f);
+    y = fmaf(y, r, 5.0000001201e-1f);
+    y = fmaf(y, r * r, r) + 1.0f;
+    const uint32_t bits = (uint32_t)((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, 4);
+    return y * scale;
+}
+
 #endif

@@ -107,3 +107,24 @@ void sb_quantized_linear_scalar(sb_weight_type type, const void *w, size_t row_b
         }
     }
 }
+
+float sb_exp_sum_portable(const float *x, int64_t n, float shift, float *out) {
+    float lanes[8] = {0};
+    const int64_t whole = n / 8 * 8;
+    for (int64_t i = 0; i < whole; i++) {
+        const float e = sb_exp(x[i] - shift);
+        if (out) out[i] = e;
+        lanes[i % 8] += e;
+    }
+    float sum = sb_reduce8(lanes);
+    for (int64_t i = whole; i < n; i++) {
+        const float e = sb_exp(x[i] - shift);
+        if (out) out[i] = e;
+        sum += e;
+    }
+    return sum;
+}
+
+#if !defined(__x86_64__)
+float sb_exp_sum(const float *x, int64_t n, float shift, float *out) { return sb_exp_sum_portable(x, n, shift, out); }
+#endif

@@ -52,9 +52,15 @@ public final class TokenSampler: @unchecked Sendable {
         // Probabilities over the candidates (work[id] becomes p(id) for every candidate id).
         var maximum = -Float.infinity
         for j in 0..<count { maximum = max(maximum, work[Int(order[j])]) }
-        var total: Float = 0
-        for j in 0..<count { let id = Int(order[j]); let e = expf(work[id] - maximum); work[id] = e; total += e }
-        for j in 0..<count { work[Int(order[j])] /= total }
+        if sorted {
+            var total: Float = 0
+            for j in 0..<count { let id = Int(order[j]); let e = expf(work[id] - maximum); work[id] = e; total += e }
+            for j in 0..<count { work[Int(order[j])] /= total }
+        } else {
+            // Every id, in id order: the vector exponential over the contiguous row.
+            let total = exponentialSum(work, count: n, shift: maximum, terms: work)
+            for i in 0..<n { work[i] /= total }
+        }
 
         if p.topP < 1 {
             if !sorted {

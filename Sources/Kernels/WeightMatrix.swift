@@ -86,12 +86,13 @@ public struct WeightMatrix: @unchecked Sendable {
     /// This matrix as `linear` needs it: q8_0 and q4_0 rows are copied into groups of 16 rows
     /// interleaved 4 weights at a time (CKernels' `sb_pack_rows`), the layout their kernels read; other
     /// formats are multiplied where they lie and come back unchanged. The copy is as large as the
-    /// rows, so a loader releases the mapped pages it was made from (they are read back if an
-    /// embedding lookup touches them).
-    public func packedForProducts() -> WeightMatrix {
-        guard element.isPackedForProducts, packed == nil else { return self }
+    /// rows, so a loader passes `packed` to release the mapped pages of each run of rows once it is
+    /// copied (they are read back if an embedding lookup touches them): resident memory then holds
+    /// one copy of the rows, not two, even while a 30 MB head is being packed.
+    public func packedForProducts(packed: (_ rows: Range<Int>) -> Void = { _ in }) -> WeightMatrix {
+        guard element.isPackedForProducts, self.packed == nil else { return self }
         var copy = self
-        copy.packed = PackedRows(self)
+        copy.packed = PackedRows(self, packed: packed)
         return copy
     }
 
@@ -120,13 +121,26 @@ public final class PackedRows {
     public let pointer: UnsafeRawPointer
     public let byteCount: Int
 
-    init(_ matrix: WeightMatrix) {
-        byteCount = sb_packed_bytes(matrix.element.kernelType, Int64(matrix.rows), Int64(matrix.columns))
+    /// Packs `matrix` in runs of `rowsPerRun` rows (whole groups), calling `packed` after each run
+    /// and once more with every row.
+    init(_ matrix: WeightMatrix, packed: (_ rows: Range<Int>) -> Void) {
+        let type = matrix.element.kernelType, columns = Int64(matrix.columns)
+        byteCount = sb_packed_bytes(type, Int64(matrix.rows), columns)
         let storage = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 1), alignment: 64)
-        sb_pack_rows(
-            matrix.element.kernelType, matrix.base, matrix.rowBytes, Int64(matrix.rows), Int64(matrix.columns), storage)
+        let groupBytes = sb_packed_bytes(type, Int64(SB_PACK_ROWS), columns)
+        for start in stride(from: 0, to: matrix.rows, by: Self.rowsPerRun) {
+            let end = min(start + Self.rowsPerRun, matrix.rows)
+            sb_pack_rows(
+                type, matrix.base + start * matrix.rowBytes, matrix.rowBytes, Int64(end - start), columns,
+                storage + start / Int(SB_PACK_ROWS) * groupBytes)
+            packed(start..<end)
+        }
+        packed(0..<matrix.rows)  // the pages that straddled two runs
         pointer = UnsafeRawPointer(storage)
     }
+
+    /// 1,024 rows: about 600 KB of a q8_0 row of 576, so the pages two runs share are few.
+    static let rowsPerRun = 1024
 
     deinit { pointer.deallocate() }
 }

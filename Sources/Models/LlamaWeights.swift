@@ -118,9 +118,9 @@ public protocol WeightSource: AnyObject, Sendable {
     func floatTensor(_ name: String, shape: [Int]) throws -> FloatTensor
     /// A (rows, columns) matrix used in place in its stored type; marks it consumed.
     func weightMatrix(_ name: String, rows: Int, columns: Int) throws -> WeightMatrix
-    /// Drops the resident pages of a matrix's stored bytes that are clean copies of a mapped file
-    /// (after its rows were packed: they are read back if touched again).
-    func releasePages(of matrix: WeightMatrix)
+    /// Drops the resident pages wholly inside rows `rows` of a matrix's stored bytes where they are
+    /// clean copies of a mapped file (after those rows were packed: they are read back if touched).
+    func releasePages(of matrix: WeightMatrix, rows: Range<Int>)
 }
 
 extension WeightSource {
@@ -129,12 +129,10 @@ extension WeightSource {
         packedForProducts(try weightMatrix(name, rows: rows, columns: columns))
     }
 
-    /// `matrix.packedForProducts()`, releasing the mapped pages it was packed from, so the packed
-    /// copy replaces them in resident memory instead of adding to it.
+    /// `matrix.packedForProducts()`, releasing the mapped pages it is packed from as it goes, so the
+    /// packed copy replaces them in resident memory instead of adding to it.
     func packedForProducts(_ matrix: WeightMatrix) -> WeightMatrix {
-        let packed = matrix.packedForProducts()
-        if packed.packed != nil { releasePages(of: matrix) }
-        return packed
+        matrix.packedForProducts { rows in releasePages(of: matrix, rows: rows) }
     }
 }
 
@@ -142,7 +140,7 @@ extension Checkpoint: WeightSource {
     public var location: URL { directory }
 
     /// A checkpoint's matrices are float formats, used where they lie and never packed.
-    public func releasePages(of matrix: WeightMatrix) {}
+    public func releasePages(of matrix: WeightMatrix, rows: Range<Int>) {}
 
     /// A matrix used in place in its stored dtype; other dtypes are an error naming the tensor.
     public func weightMatrix(_ name: String, rows: Int, columns: Int) throws -> WeightMatrix {

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import Kernels
 import Testing
@@ -18,6 +19,37 @@ import Testing
         #expect(abs(x.reduce(0, +) - 1) < 1e-6)
         #expect(abs(x[1] - Float(exp(1.0) / (exp(0.0) + exp(1.0) + exp(-1.0)))) < 1e-6)
         #expect(abs(logSumExp([1000, 1000], count: 2) - (1000 + logf(2))) < 1e-3)
+    }
+
+    /// The vector exponential sum equals its portable form bit for bit (terms and sum, tails of 0–7
+    /// values past a multiple of 8), each term is within 2 ulp of e^x on [-87.3, 88], values below
+    /// -87.3 (and -inf) give 0, and NaN stays NaN.
+    @Test func exponentialSumEqualsPortableAndExp() {
+        var state: UInt64 = 7
+        let values: [Float] = (0..<1003).map { i in
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Int64(bitPattern: state) >> 40) / Float(1 << 23) * 88 - (i % 5 == 0 ? 0 : 44)
+        } + [-87.3, -87.4, -.infinity, 0, -1e-8, 87.9]
+        for count in [values.count, values.count - 1, 8, 7, 3, 0] {
+            var vector = [Float](repeating: .nan, count: count), portable = vector
+            let sums = values.withUnsafeBufferPointer { x in
+                (sb_exp_sum(x.baseAddress!, Int64(count), 1.5, &vector), sb_exp_sum_portable(x.baseAddress!, Int64(count), 1.5, &portable))
+            }
+            #expect(sums.0.bitPattern == sums.1.bitPattern, "\(count) values")
+            #expect(vector.map(\.bitPattern) == portable.map(\.bitPattern), "\(count) values")
+        }
+        var terms = [Float](repeating: 0, count: values.count)
+        _ = exponentialSum(values, count: values.count, shift: 0, terms: &terms)
+        for (x, e) in zip(values, terms) {
+            if x < -87.33654 {
+                #expect(e == 0, "e^\(x)")
+            } else {
+                let exact = Foundation.exp(Double(x))
+                #expect(abs(Double(e) - exact) <= 2 * Double(Float(exact).ulp), "e^\(x): \(e) against \(exact)")
+            }
+        }
+        var nan = [Float](repeating: 0, count: 9)
+        #expect(exponentialSum([Float](repeating: .nan, count: 9), count: 9, shift: 0, terms: &nan).isNaN && nan.allSatisfy(\.isNaN))
     }
 
     /// HF pairs dimension i with i + headDim/2 ("rotate half"), not with its neighbour.

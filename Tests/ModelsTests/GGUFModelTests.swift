@@ -137,7 +137,7 @@ final class DequantizedWeights: WeightSource {
     }
 
     /// Its matrices are f32 copies, never packed.
-    func releasePages(of matrix: WeightMatrix) {}
+    func releasePages(of matrix: WeightMatrix, rows: Range<Int>) {}
 }
 
 extension GGUFModelTests {

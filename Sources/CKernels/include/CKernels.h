@@ -95,6 +95,15 @@ void sb_float_linear(sb_float_type type, const void *w, size_t row_bytes, int64_
 void sb_float_linear_portable(sb_float_type type, const void *w, size_t row_bytes, int64_t k, int64_t o_begin,
                               int64_t o_end, const float *x, int64_t rows, float *y, int64_t ldy);
 
+/// `Σ e^(x[i] − shift)` over `n` values, writing each term to `out[i]` when `out` is not NULL (it may
+/// be `x`): the exponentials of a softmax or a log-normalizer. The terms are summed in 8 lanes
+/// (element `i` into lane `i % 8`), reduced in a fixed order, then the `n % 8` last terms added in
+/// order, so the result depends on `x` alone.
+float sb_exp_sum(const float *x, int64_t n, float shift, float *out);
+
+/// The same in portable scalar C, bit-identical: the vector version's reference.
+float sb_exp_sum_portable(const float *x, int64_t n, float shift, float *out);
+
 /// A spin-wait hint to the CPU (x86 `pause`).
 void sb_spin_pause(void);
 
