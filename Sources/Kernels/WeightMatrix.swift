@@ -135,7 +135,7 @@ public final class PackedRows {
                 storage + start / Int(SB_PACK_ROWS) * groupBytes)
             packed(start..<end)
         }
-        packed(0..<matrix.rows)  // the pages that straddled two runs
+        packed(0..<matrix.rows) // the pages that straddled two runs
         pointer = UnsafeRawPointer(storage)
     }
 

@@ -26,10 +26,11 @@ import Testing
     /// -87.3 (and -inf) give 0, and NaN stays NaN.
     @Test func exponentialSumEqualsPortableAndExp() {
         var state: UInt64 = 7
-        let values: [Float] = (0..<1003).map { i in
-            state = state &* 6364136223846793005 &+ 1442695040888963407
-            return Float(Int64(bitPattern: state) >> 40) / Float(1 << 23) * 88 - (i % 5 == 0 ? 0 : 44)
-        } + [-87.3, -87.4, -.infinity, 0, -1e-8, 87.9]
+        let values: [Float] =
+            (0..<1003).map { i in
+                state = state &* 6364136223846793005 &+ 1442695040888963407
+                return Float(Int64(bitPattern: state) >> 40) / Float(1 << 23) * 88 - (i % 5 == 0 ? 0 : 44)
+            } + [-87.3, -87.4, -.infinity, 0, -1e-8, 87.9]
         for count in [values.count, values.count - 1, 8, 7, 3, 0] {
             var vector = [Float](repeating: .nan, count: count), portable = vector
             let sums = values.withUnsafeBufferPointer { x in
