@@ -48,7 +48,7 @@ bench: build
 VENV := .venv
 $(VENV)/bin/python:
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install -q "torch==2.13.0+cpu" transformers safetensors tokenizers pillow numpy pandas gguf sentencepiece
+	$(VENV)/bin/pip install -q "torch==2.13.0+cpu" transformers safetensors tokenizers pillow numpy pandas gguf sentencepiece accelerate
 
 bench-model: $(VENV)/bin/python
 	$(VENV)/bin/python scripts/make_bench_model.py bench-models/llama-150m-f32 --dtype f32
