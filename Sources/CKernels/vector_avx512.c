@@ -1,5 +1,6 @@
 // AVX-512 VNNI variant (Zen 4, Ice Lake and later): vpdpbusd on 256-bit registers replaces the
-// two-instruction AVX2 product.
+// two-instruction AVX2 product in the row-major kernels, and the packed q8_0 / q4_0 kernel works on
+// 512-bit registers, one lane per row of a 16-row group.
 #include "CKernels.h"
 
 #if defined(__x86_64__)
