@@ -126,8 +126,19 @@ SB_INLINE int64_t sb_packed_quant_bytes(sb_weight_type type) { return type == SB
 /// two thirds of the rate).
 SB_INLINE int64_t sb_packed_pair_bytes(sb_weight_type type) { return 2 * (2 * SB_PACK_ROWS + sb_packed_quant_bytes(type)); }
 
-/// Bytes of one packed group: its pairs of 32-blocks (an odd last block fills half a pair).
+/// Bytes of one packed q4_K super-block of a group (256 weights of 16 rows): a header of the rows'
+/// d and dmin (16 f16 each) and the 8 sub-blocks' 6-bit scales and mins as bytes (sub-block by
+/// sub-block, 16 rows each: 128 bytes each), then the weights: per pair of sub-blocks 8 runs of 64
+/// bytes, the low nibbles the pair's first sub-block and the high nibbles its second, as ggml pairs
+/// them. 2,368 bytes against the rows' 2,304: the unpacked scales cost 2.8% more memory and save
+/// their 6-bit unpacking per row on every product.
+#define SB_PACKED_K4_HEADER 320
+#define SB_PACKED_K4_BYTES (SB_PACKED_K4_HEADER + 2048)
+
+/// Bytes of one packed group: its pairs of 32-blocks (an odd last block fills half a pair), or its
+/// q4_K super-blocks.
 SB_INLINE int64_t sb_packed_group_bytes(sb_weight_type type, int64_t k) {
+    if (type == SB_Q4_K) return k / 256 * SB_PACKED_K4_BYTES;
     return (k / 32 + 1) / 2 * sb_packed_pair_bytes(type);
 }
 

@@ -14,9 +14,32 @@ size_t sb_packed_bytes(sb_weight_type type, int64_t rows, int64_t k) {
     return (size_t)((rows + SB_PACK_ROWS - 1) / SB_PACK_ROWS * sb_packed_group_bytes(type, k));
 }
 
+/// q4_K rows into packed super-blocks (`SB_PACKED_K4_BYTES`).
+static void pack_q4_k(const uint8_t *w, size_t row_bytes, int64_t rows, int64_t k, uint8_t *packed) {
+    const int64_t group_bytes = sb_packed_group_bytes(SB_Q4_K, k);
+    for (int64_t o = 0; o < rows; o++) {
+        const int64_t r = o % SB_PACK_ROWS;
+        uint8_t *group = packed + o / SB_PACK_ROWS * group_bytes;
+        for (int64_t super = 0; super < k / 256; super++) {
+            const uint8_t *block = w + o * row_bytes + super * sb_block_bytes(SB_Q4_K);
+            uint8_t *out = group + super * SB_PACKED_K4_BYTES;
+            memcpy(out + 2 * r, block, 2);
+            memcpy(out + 32 + 2 * r, block + 2, 2);
+            for (int s = 0; s < 8; s++) sb_scale_min_k4(s, block + 4, out + 64 + 16 * s + r, out + 192 + 16 * s + r);
+            for (int j = 0; j < 4; j++)
+                for (int c = 0; c < 8; c++)
+                    memcpy(out + SB_PACKED_K4_HEADER + 512 * j + 64 * c + 4 * r, block + 16 + 32 * j + 4 * c, 4);
+        }
+    }
+}
+
 void sb_pack_rows(sb_weight_type type, const void *w, size_t row_bytes, int64_t rows, int64_t k, void *packed) {
     const int64_t blocks = k / 32, group_bytes = sb_packed_group_bytes(type, k);
     memset(packed, 0, sb_packed_bytes(type, rows, k));
+    if (type == SB_Q4_K) {
+        pack_q4_k(w, row_bytes, rows, k, packed);
+        return;
+    }
     for (int64_t o = 0; o < rows; o++) {
         const int64_t r = o % SB_PACK_ROWS;
         uint8_t *group = (uint8_t *)packed + o / SB_PACK_ROWS * group_bytes;
@@ -34,8 +57,44 @@ void sb_pack_rows(sb_weight_type type, const void *w, size_t row_bytes, int64_t 
     }
 }
 
+/// Packed q4_K: per sub-block, the exact integer sum of its nibbles times the activations, times
+/// `(d · scale) · x.d` into the row's accumulator, and `−(dmin · min) · x.ds` into a second one for
+/// the offsets; the output is their sum.
+static void q4_k_scalar(const uint8_t *packed, int64_t k, int64_t o_begin, int64_t o_end, const int8_t *xq,
+                        const sb_activation_block *xb, int64_t rows, float *y, int64_t ldy) {
+    const int64_t blocks = k / 32, group_bytes = sb_packed_group_bytes(SB_Q4_K, k);
+    for (int64_t o = o_begin; o < o_end; o++) {
+        const int64_t r = o % SB_PACK_ROWS;
+        const uint8_t *group = packed + o / SB_PACK_ROWS * group_bytes;
+        for (int64_t t = 0; t < rows; t++) {
+            float acc = 0, offsets = 0;
+            for (int64_t super = 0; super < k / 256; super++) {
+                const uint8_t *head = group + super * SB_PACKED_K4_BYTES;
+                const float d = sb_half(head + 2 * r), dmin = sb_half(head + 32 + 2 * r);
+                for (int s = 0; s < 8; s++) {
+                    const int64_t b = 8 * super + s;
+                    const sb_activation_block *x = xb + t * blocks + b;
+                    const int8_t *xv = xq + t * k + 32 * b;
+                    const uint8_t *runs = head + SB_PACKED_K4_HEADER + 512 * (s / 2) + 4 * r;
+                    int32_t sum = 0;
+                    for (int c = 0; c < 8; c++)
+                        for (int e = 0; e < 4; e++) sum += ((runs[64 * c + e] >> (4 * (s % 2))) & 0xF) * xv[4 * c + e];
+                    const float scale = d * (float)head[64 + 16 * s + r], offset = dmin * (float)head[192 + 16 * s + r];
+                    acc = fmaf(scale * x->d, (float)sum, acc);
+                    offsets = fmaf(-offset, x->ds, offsets);
+                }
+            }
+            y[t * ldy + o] = acc + offsets;
+        }
+    }
+}
+
 void sb_packed_linear_scalar(sb_weight_type type, const void *packed, int64_t k, int64_t o_begin, int64_t o_end,
                              const int8_t *xq, const sb_activation_block *xb, int64_t rows, float *y, int64_t ldy) {
+    if (type == SB_Q4_K) {
+        q4_k_scalar(packed, k, o_begin, o_end, xq, xb, rows, y, ldy);
+        return;
+    }
     const int64_t blocks = k / 32, group_bytes = sb_packed_group_bytes(type, k);
     for (int64_t o = o_begin; o < o_end; o++) {
         const int64_t r = o % SB_PACK_ROWS;

@@ -29,6 +29,17 @@ static inline float sb_half_end_f16c(const uint8_t *p) {
 #define SB_DOT(u, s) _mm256_madd_epi16(_mm256_maddubs_epi16((u), (s)), _mm256_set1_epi16(1))
 #include "vector_kernels.h"
 
+/// Stores a tile row's 8 outputs, or the first `width` of them.
+SB_INLINE void avx2_store(float *y, __m256 v, int64_t width) {
+    if (width >= 8) {
+        _mm256_storeu_ps(y, v);
+    } else {
+        float lanes[8];
+        _mm256_storeu_ps(lanes, v);
+        memcpy(y, lanes, (size_t)width * sizeof(float));
+    }
+}
+
 /// Packed rows (`sb_pack_rows`) for 8 of a group's 16 weight rows (`half` 0 or 1: the first or
 /// second 32 bytes of each 64-byte run) against `NT` (1…4) activation rows. Without VNNI the dot is
 /// vpmaddubsw + vpmaddwd: q4_0's pair sums (at most 2 · 15 · 127) add across all 8 runs in int16
@@ -80,35 +91,83 @@ SB_INLINE void avx2_packed_tile(sb_weight_type type, const int NT, const uint8_t
             acc[t] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(sum), acc[t]);
         }
     }
+    for (int t = 0; t < NT; t++) avx2_store(y + t * ldy, acc[t], width);
+}
+
+/// One q4_K sub-block of 8 of a group's rows (`half`) against NT activation rows (see
+/// vnni_k4_sub_block), the integer sums as in avx2_packed_tile's q4_0.
+SB_INLINE void avx2_k4_sub_block(const int NT, const int high, const uint8_t *head, int half, int s, __m256 d, __m256 dmin, int64_t b,
+                                 int64_t k, const int8_t *xq, const sb_activation_block *xb, __m256 *acc, __m256 *offsets) {
+    const int64_t blocks = k / 32;
+    const __m256i low4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+    const uint8_t *runs = head + SB_PACKED_K4_HEADER + 512 * (s / 2) + 32 * half;
+    __m256i w[8];
+    for (int c = 0; c < 8; c++) {
+        const __m256i packed = _mm256_loadu_si256((const __m256i *)(runs + 64 * c));
+        w[c] = _mm256_and_si256(high ? _mm256_srli_epi16(packed, 4) : packed, low4);
+    }
+    const __m256 scale = _mm256_mul_ps(
+        d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(head + 64 + 16 * s + 8 * half)))));
+    const __m256 offset = _mm256_mul_ps(
+        dmin, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(head + 192 + 16 * s + 8 * half)))));
     for (int t = 0; t < NT; t++) {
-        if (width >= 8) {
-            _mm256_storeu_ps(y + t * ldy, acc[t]);
-        } else {
-            float lanes[8];
-            _mm256_storeu_ps(lanes, acc[t]);
-            memcpy(y + t * ldy, lanes, (size_t)width * sizeof(float));
+        const sb_activation_block *xt = xb + t * blocks + b;
+        const int8_t *x = xq + t * k + 32 * b;
+        __m256i pairs = _mm256_setzero_si256();
+        for (int c = 0; c < 8; c++) {
+            int32_t xc;
+            memcpy(&xc, x + 4 * c, 4);
+            pairs = _mm256_add_epi16(pairs, _mm256_maddubs_epi16(w[c], _mm256_set1_epi32(xc)));
+        }
+        const __m256i sum = _mm256_madd_epi16(pairs, ones);
+        acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(scale, _mm256_set1_ps(xt->d)), _mm256_cvtepi32_ps(sum), acc[t]);
+        offsets[t] = _mm256_fnmadd_ps(offset, _mm256_set1_ps(xt->ds), offsets[t]);
+    }
+}
+
+/// Packed q4_K super-blocks for 8 of a group's 16 weight rows against `NT` (1 or 2) activation
+/// rows, a pair of sub-blocks at a time.
+SB_INLINE void avx2_k4_tile(const int NT, const uint8_t *group, int half, int64_t k, const int8_t *xq, const sb_activation_block *xb,
+                            float *y, int64_t ldy, int64_t width) {
+    __m256 acc[4], offsets[4];
+    for (int t = 0; t < NT; t++) acc[t] = offsets[t] = _mm256_setzero_ps();
+    for (int64_t super = 0; super < k / 256; super++) {
+        const uint8_t *head = group + super * SB_PACKED_K4_BYTES;
+        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(head + 16 * half)));
+        const __m256 dmin = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(head + 32 + 16 * half)));
+#pragma clang loop unroll(disable)
+        for (int s = 0; s < 8; s += 2) {
+            avx2_k4_sub_block(NT, 0, head, half, s, d, dmin, 8 * super + s, k, xq, xb, acc, offsets);
+            avx2_k4_sub_block(NT, 1, head, half, s + 1, d, dmin, 8 * super + s + 1, k, xq, xb, acc, offsets);
         }
     }
+    for (int t = 0; t < NT; t++) avx2_store(y + t * ldy, _mm256_add_ps(acc[t], offsets[t]), width);
+}
+
+/// One half-group's tile of NT activation rows, by format.
+SB_INLINE void avx2_packed_tile_of(sb_weight_type type, const int NT, const uint8_t *group, int half, int64_t k, const int8_t *xq,
+                                   const sb_activation_block *xb, float *y, int64_t ldy, int64_t width) {
+    if (type == SB_Q4_K) avx2_k4_tile(NT, group, half, k, xq, xb, y, ldy, width);
+    else avx2_packed_tile(type, NT, group, half, k, xq, xb, y, ldy, width);
 }
 
 SB_INLINE void avx2_packed_run(sb_weight_type type, const void *packed, int64_t k, int64_t o_begin, int64_t o_end,
                                const int8_t *xq, const sb_activation_block *xb, int64_t rows, float *y, int64_t ldy) {
     const int64_t blocks = k / 32, group_bytes = sb_packed_group_bytes(type, k);
+    // Activation rows per tile: 4 for the 32-block formats; q4_K's two accumulators per row and 8
+    // unpacked runs fill the 16 registers at 2.
+    const int tile = type == SB_Q4_K ? 2 : 4;
     for (int64_t o = o_begin; o < o_end; o += 8) {
         const uint8_t *group = (const uint8_t *)packed + o / SB_PACK_ROWS * group_bytes;
         const int half = (int)(o % SB_PACK_ROWS / 8);
         const int64_t width = o_end - o < 8 ? o_end - o : 8;
         int64_t t = 0;
-        for (; t + 4 <= rows; t += 4) avx2_packed_tile(type, 4, group, half, k, xq + t * k, xb + t * blocks, y + t * ldy + o, ldy, width);
-        const int8_t *xt = xq + t * k;
-        const sb_activation_block *bt = xb + t * blocks;
-        float *yt = y + t * ldy + o;
-        switch (rows - t) {
-        case 3: avx2_packed_tile(type, 3, group, half, k, xt, bt, yt, ldy, width); break;
-        case 2: avx2_packed_tile(type, 2, group, half, k, xt, bt, yt, ldy, width); break;
-        case 1: avx2_packed_tile(type, 1, group, half, k, xt, bt, yt, ldy, width); break;
-        default: break;
-        }
+        if (tile == 4)
+            for (; t + 4 <= rows; t += 4)
+                avx2_packed_tile_of(type, 4, group, half, k, xq + t * k, xb + t * blocks, y + t * ldy + o, ldy, width);
+        for (; t + 2 <= rows; t += 2)
+            avx2_packed_tile_of(type, 2, group, half, k, xq + t * k, xb + t * blocks, y + t * ldy + o, ldy, width);
+        if (t < rows) avx2_packed_tile_of(type, 1, group, half, k, xq + t * k, xb + t * blocks, y + t * ldy + o, ldy, width);
     }
 }
 #pragma clang attribute pop
@@ -198,7 +257,10 @@ void sb_quantized_linear_avx2(sb_weight_type type, const void *w, size_t row_byt
 
 __attribute__((target("avx2,fma,f16c"))) void sb_packed_linear_avx2(sb_weight_type type, const void *packed, int64_t k,
     int64_t o_begin, int64_t o_end, const int8_t *xq, const sb_activation_block *xb, int64_t rows, float *y, int64_t ldy) {
-    if (type == SB_Q4_0) avx2_packed_run(SB_Q4_0, packed, k, o_begin, o_end, xq, xb, rows, y, ldy);
-    else avx2_packed_run(SB_Q8_0, packed, k, o_begin, o_end, xq, xb, rows, y, ldy);
+    switch (type) {
+    case SB_Q4_0: avx2_packed_run(SB_Q4_0, packed, k, o_begin, o_end, xq, xb, rows, y, ldy); break;
+    case SB_Q4_K: avx2_packed_run(SB_Q4_K, packed, k, o_begin, o_end, xq, xb, rows, y, ldy); break;
+    default: avx2_packed_run(SB_Q8_0, packed, k, o_begin, o_end, xq, xb, rows, y, ldy); break;
+    }
 }
 #endif

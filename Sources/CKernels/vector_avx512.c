@@ -74,20 +74,88 @@ SB_INLINE void vnni_packed_tile(sb_weight_type type, const int NT, const uint8_t
     for (int t = 0; t < NT; t++) _mm512_mask_storeu_ps(y + t * ldy, valid, acc[t]);
 }
 
+/// One q4_K sub-block (`s`, of the super-block at `head`) of a 16-row group against NT activation
+/// rows: its 8 runs unpacked once (low or high nibbles) for all NT rows, the 16 rows' scales and
+/// mins widened from bytes and multiplied by d and dmin, then per activation row 8 vpdpbusd for
+/// the exact integer sums and two fused multiply-adds, as the scalar code: the scaled sum into one
+/// accumulator, the offset `−(dmin · min) · x.ds` into another.
+SB_INLINE void vnni_k4_sub_block(const int NT, const int high, const uint8_t *head, int s, __m512 d, __m512 dmin, int64_t b, int64_t k,
+                                 const int8_t *xq, const sb_activation_block *xb, __m512 *acc, __m512 *offsets) {
+    const int64_t blocks = k / 32;
+    const __m512i low4 = _mm512_set1_epi8(0x0F);
+    const uint8_t *runs = head + SB_PACKED_K4_HEADER + 512 * (s / 2);
+    __m512i w[8];
+    for (int c = 0; c < 8; c++) {
+        const __m512i packed = _mm512_loadu_si512(runs + 64 * c);
+        w[c] = _mm512_and_si512(high ? _mm512_srli_epi16(packed, 4) : packed, low4);
+    }
+    const __m512 scale = _mm512_mul_ps(
+        d, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(head + 64 + 16 * s)))));
+    const __m512 offset = _mm512_mul_ps(
+        dmin, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(head + 192 + 16 * s)))));
+    for (int t = 0; t < NT; t++) {
+        const sb_activation_block *xt = xb + t * blocks + b;
+        const int8_t *x = xq + t * k + 32 * b;
+        __m512i even = _mm512_setzero_si512(), odd = _mm512_setzero_si512();
+        for (int c = 0; c < 8; c += 2) {
+            int32_t x0, x1;
+            memcpy(&x0, x + 4 * c, 4);
+            memcpy(&x1, x + 4 * c + 4, 4);
+            even = _mm512_dpbusd_epi32(even, w[c], _mm512_set1_epi32(x0));
+            odd = _mm512_dpbusd_epi32(odd, w[c + 1], _mm512_set1_epi32(x1));
+        }
+        acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(scale, _mm512_set1_ps(xt->d)), _mm512_cvtepi32_ps(_mm512_add_epi32(even, odd)), acc[t]);
+        offsets[t] = _mm512_fnmadd_ps(offset, _mm512_set1_ps(xt->ds), offsets[t]);
+    }
+}
+
+/// Packed q4_K super-blocks for one group of 16 weight rows against `NT` (1…4) activation rows, a
+/// pair of sub-blocks (one set of nibbles) at a time. A fully unrolled super-block spilled its
+/// unpacked runs to the stack.
+SB_INLINE void vnni_k4_tile(const int NT, const uint8_t *group, int64_t k, const int8_t *xq, const sb_activation_block *xb,
+                            float *y, int64_t ldy, int64_t width) {
+    __m512 acc[8], offsets[8];
+    for (int t = 0; t < NT; t++) acc[t] = offsets[t] = _mm512_setzero_ps();
+    for (int64_t super = 0; super < k / 256; super++) {
+        const uint8_t *head = group + super * SB_PACKED_K4_BYTES;
+        const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)head));
+        const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(head + 32)));
+#pragma clang loop unroll(disable)
+        for (int s = 0; s < 8; s += 2) {
+            vnni_k4_sub_block(NT, 0, head, s, d, dmin, 8 * super + s, k, xq, xb, acc, offsets);
+            vnni_k4_sub_block(NT, 1, head, s + 1, d, dmin, 8 * super + s + 1, k, xq, xb, acc, offsets);
+        }
+    }
+    const __mmask16 valid = (__mmask16)((1u << width) - 1);
+    for (int t = 0; t < NT; t++) _mm512_mask_storeu_ps(y + t * ldy, valid, _mm512_add_ps(acc[t], offsets[t]));
+}
+
+/// One group's tile of NT activation rows, by format.
+SB_INLINE void vnni_packed_tile_of(sb_weight_type type, const int NT, const uint8_t *group, int64_t k, const int8_t *xq,
+                                   const sb_activation_block *xb, float *y, int64_t ldy, int64_t width) {
+    if (type == SB_Q4_K) vnni_k4_tile(NT, group, k, xq, xb, y, ldy, width);
+    else vnni_packed_tile(type, NT, group, k, xq, xb, y, ldy, width);
+}
+
 SB_INLINE void vnni_packed_run(sb_weight_type type, const void *packed, int64_t k, int64_t o_begin, int64_t o_end,
                                const int8_t *xq, const sb_activation_block *xb, int64_t rows, float *y, int64_t ldy) {
     const int64_t blocks = k / 32, group_bytes = sb_packed_group_bytes(type, k);
+    // Activation rows per tile: q4_K's tile keeps two accumulators per row and 8 unpacked runs in
+    // the 32 registers at 4 rows; the 32-block formats' at 8.
+    const int tile = type == SB_Q4_K ? 4 : 8;
     for (int64_t o = o_begin; o < o_end; o += SB_PACK_ROWS) {
         const uint8_t *group = (const uint8_t *)packed + o / SB_PACK_ROWS * group_bytes;
         const int64_t width = o_end - o < SB_PACK_ROWS ? o_end - o : SB_PACK_ROWS;
         int64_t t = 0;
-        for (; t + 8 <= rows; t += 8) vnni_packed_tile(type, 8, group, k, xq + t * k, xb + t * blocks, y + t * ldy + o, ldy, width);
+        if (tile == 8)
+            for (; t + 8 <= rows; t += 8) vnni_packed_tile_of(type, 8, group, k, xq + t * k, xb + t * blocks, y + t * ldy + o, ldy, width);
+        for (; t + 4 <= rows; t += 4) vnni_packed_tile_of(type, 4, group, k, xq + t * k, xb + t * blocks, y + t * ldy + o, ldy, width);
         const int8_t *xt = xq + t * k;
         const sb_activation_block *bt = xb + t * blocks;
         float *yt = y + t * ldy + o;
         switch (rows - t) {
-#define SB_REST(N) case N: vnni_packed_tile(type, N, group, k, xt, bt, yt, ldy, width); break;
-        SB_REST(1) SB_REST(2) SB_REST(3) SB_REST(4) SB_REST(5) SB_REST(6) SB_REST(7)
+#define SB_REST(N) case N: vnni_packed_tile_of(type, N, group, k, xt, bt, yt, ldy, width); break;
+        SB_REST(1) SB_REST(2) SB_REST(3)
 #undef SB_REST
         default: break;
         }
@@ -103,7 +171,10 @@ void sb_quantized_linear_avx512vnni(sb_weight_type type, const void *w, size_t r
 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"))) void sb_packed_linear_avx512vnni(
     sb_weight_type type, const void *packed, int64_t k, int64_t o_begin, int64_t o_end, const int8_t *xq,
     const sb_activation_block *xb, int64_t rows, float *y, int64_t ldy) {
-    if (type == SB_Q4_0) vnni_packed_run(SB_Q4_0, packed, k, o_begin, o_end, xq, xb, rows, y, ldy);
-    else vnni_packed_run(SB_Q8_0, packed, k, o_begin, o_end, xq, xb, rows, y, ldy);
+    switch (type) {
+    case SB_Q4_0: vnni_packed_run(SB_Q4_0, packed, k, o_begin, o_end, xq, xb, rows, y, ldy); break;
+    case SB_Q4_K: vnni_packed_run(SB_Q4_K, packed, k, o_begin, o_end, xq, xb, rows, y, ldy); break;
+    default: vnni_packed_run(SB_Q8_0, packed, k, o_begin, o_end, xq, xb, rows, y, ldy); break;
+    }
 }
 #endif

@@ -3,8 +3,8 @@
 // AVX-512 VNNI: vpdpbusd). No product pair reaches the int16 limit of vpmaddubsw (levels are at most
 // 63 unsigned against activations |x| ≤ 127), so both give the same integers, and the f32 arithmetic
 // that follows is the same: every variant returns the scalar kernel's bits. These kernels read ggml's
-// row-major blocks (q4_1, q5_0, q5_1 and the K formats); q8_0 and q4_0 are packed first and have
-// kernels of their own (`sb_packed_linear`).
+// row-major blocks (q4_1, q5_0, q5_1, q5_K and q6_K); q8_0, q4_0 and q4_K are packed first and
+// have kernels of their own (`sb_packed_linear`).
 
 /// The 32 levels of 32-block `b` (see `levels` in scalar.c), in one register.
 SB_INLINE __m256i SB_NAME(levels)(sb_weight_type type, const uint8_t *row, int64_t b) {
@@ -276,8 +276,8 @@ static void SB_NAME(linear)(sb_weight_type type, const void *w, size_t row_bytes
     switch (type) {
 #define SB_CASE(T) case T: SB_NAME(run)(T, w, row_bytes, k, o_begin, o_end, xq, xb, xg, rows, y, ldy); break;
     SB_CASE(SB_Q4_1) SB_CASE(SB_Q5_0) SB_CASE(SB_Q5_1)
-    SB_CASE(SB_Q4_K) SB_CASE(SB_Q5_K) SB_CASE(SB_Q6_K)
+    SB_CASE(SB_Q5_K) SB_CASE(SB_Q6_K)
 #undef SB_CASE
-    case SB_Q8_0: case SB_Q4_0: break;  // packed: sb_packed_linear
+    case SB_Q8_0: case SB_Q4_0: case SB_Q4_K: break;  // packed: sb_packed_linear
     }
 }
