@@ -135,10 +135,28 @@ SB_INLINE int64_t sb_packed_pair_bytes(sb_weight_type type) { return 2 * (2 * SB
 #define SB_PACKED_K4_HEADER 320
 #define SB_PACKED_K4_BYTES (SB_PACKED_K4_HEADER + 2048)
 
+/// Bytes of one packed q6_K super-block of a group: a header of the rows' d (16 f16) and their 16
+/// int8 scales (per 32-value sub-block, the first and second 16 values' scale, 16 rows each; padded
+/// to 320 bytes so the weights start on a cache line), then per half `h` of the super-block (its
+/// sub-blocks `4h…4h+3`) 1,536 bytes: 8 runs of 64 bytes of the 2-bit high parts (`qh[32h …]`,
+/// sub-block `4h + i` at bits `2i`), then two sets of 8 runs of low nibbles (set `p` holds ggml's
+/// `ql[64h + 32p …]`: sub-block `4h + p` in the low nibbles, `4h + p + 2` in the high). The first
+/// sub-block of a half reads its first two sets, so the super-block is one sequential stream (the
+/// high parts in a region after all the nibbles read q6_K rows at half the rate, waiting on
+/// memory at each half). 3,392 bytes against the rows' 3,360.
+#define SB_PACKED_K6_HEADER 320
+#define SB_PACKED_K6_BYTES (SB_PACKED_K6_HEADER + 3072)
+
+/// Where the low nibbles of set `p` of half `h`, and that half's high parts, start in a packed
+/// q6_K super-block.
+SB_INLINE int64_t sb_packed_k6_low(int h, int p) { return SB_PACKED_K6_HEADER + 1536 * h + 512 + 512 * p; }
+SB_INLINE int64_t sb_packed_k6_high(int h) { return SB_PACKED_K6_HEADER + 1536 * h; }
+
 /// Bytes of one packed group: its pairs of 32-blocks (an odd last block fills half a pair), or its
-/// q4_K super-blocks.
+/// q4_K or q6_K super-blocks.
 SB_INLINE int64_t sb_packed_group_bytes(sb_weight_type type, int64_t k) {
     if (type == SB_Q4_K) return k / 256 * SB_PACKED_K4_BYTES;
+    if (type == SB_Q6_K) return k / 256 * SB_PACKED_K6_BYTES;
     return (k / 32 + 1) / 2 * sb_packed_pair_bytes(type);
 }
 

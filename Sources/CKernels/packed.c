@@ -33,11 +33,39 @@ static void pack_q4_k(const uint8_t *w, size_t row_bytes, int64_t rows, int64_t 
     }
 }
 
+/// q6_K rows into packed super-blocks (`SB_PACKED_K6_BYTES`).
+static void pack_q6_k(const uint8_t *w, size_t row_bytes, int64_t rows, int64_t k, uint8_t *packed) {
+    const int64_t group_bytes = sb_packed_group_bytes(SB_Q6_K, k);
+    for (int64_t o = 0; o < rows; o++) {
+        const int64_t r = o % SB_PACK_ROWS;
+        uint8_t *group = packed + o / SB_PACK_ROWS * group_bytes;
+        for (int64_t super = 0; super < k / 256; super++) {
+            const uint8_t *block = w + o * row_bytes + super * sb_block_bytes(SB_Q6_K);
+            uint8_t *out = group + super * SB_PACKED_K6_BYTES;
+            memcpy(out + 2 * r, block + 208, 2);
+            for (int s = 0; s < 8; s++)
+                for (int half = 0; half < 2; half++) {
+                    // ggml's scale of values 16·half… of sub-block s = 4h + i: scales[8h + 2i + half].
+                    out[32 + 32 * s + 16 * half + r] = block[192 + 8 * (s / 4) + 2 * (s % 4) + half];
+                }
+            for (int h = 0; h < 2; h++)
+                for (int c = 0; c < 8; c++) {
+                    for (int p = 0; p < 2; p++) memcpy(out + sb_packed_k6_low(h, p) + 64 * c + 4 * r, block + 64 * h + 32 * p + 4 * c, 4);
+                    memcpy(out + sb_packed_k6_high(h) + 64 * c + 4 * r, block + 128 + 32 * h + 4 * c, 4);
+                }
+        }
+    }
+}
+
 void sb_pack_rows(sb_weight_type type, const void *w, size_t row_bytes, int64_t rows, int64_t k, void *packed) {
     const int64_t blocks = k / 32, group_bytes = sb_packed_group_bytes(type, k);
     memset(packed, 0, sb_packed_bytes(type, rows, k));
     if (type == SB_Q4_K) {
         pack_q4_k(w, row_bytes, rows, k, packed);
+        return;
+    }
+    if (type == SB_Q6_K) {
+        pack_q6_k(w, row_bytes, rows, k, packed);
         return;
     }
     for (int64_t o = 0; o < rows; o++) {
@@ -89,10 +117,49 @@ static void q4_k_scalar(const uint8_t *packed, int64_t k, int64_t o_begin, int64
     }
 }
 
+/// Packed q6_K: per sub-block, the exact integer `scale₀ · Σ (q − 32)·x` over its first 16 values
+/// plus `scale₁ ·` the same over its last 16 (at most 2²⁴ in magnitude, so exact in f32 too), times
+/// `d · x.d` into the row's accumulator.
+static void q6_k_scalar(const uint8_t *packed, int64_t k, int64_t o_begin, int64_t o_end, const int8_t *xq,
+                        const sb_activation_block *xb, int64_t rows, float *y, int64_t ldy) {
+    const int64_t blocks = k / 32, group_bytes = sb_packed_group_bytes(SB_Q6_K, k);
+    for (int64_t o = o_begin; o < o_end; o++) {
+        const int64_t r = o % SB_PACK_ROWS;
+        const uint8_t *group = packed + o / SB_PACK_ROWS * group_bytes;
+        for (int64_t t = 0; t < rows; t++) {
+            float acc = 0;
+            for (int64_t super = 0; super < k / 256; super++) {
+                const uint8_t *head = group + super * SB_PACKED_K6_BYTES;
+                const float d = sb_half(head + 2 * r);
+                for (int s = 0; s < 8; s++) {
+                    const int64_t b = 8 * super + s;
+                    const sb_activation_block *x = xb + t * blocks + b;
+                    const int8_t *xv = xq + t * k + 32 * b;
+                    const int h = s / 4, i = s % 4;
+                    const uint8_t *low = head + sb_packed_k6_low(h, i & 1) + 4 * r, *high = head + sb_packed_k6_high(h) + 4 * r;
+                    int32_t halves[2] = {-32 * x->sum[0], -32 * x->sum[1]};
+                    for (int c = 0; c < 8; c++)
+                        for (int e = 0; e < 4; e++) {
+                            const int q = ((low[64 * c + e] >> (i < 2 ? 0 : 4)) & 0xF) | (((high[64 * c + e] >> (2 * i)) & 3) << 4);
+                            halves[c / 4] += q * xv[4 * c + e];
+                        }
+                    const int32_t sum = (int8_t)head[32 + 32 * s + r] * halves[0] + (int8_t)head[32 + 32 * s + 16 + r] * halves[1];
+                    acc = fmaf(d * x->d, (float)sum, acc);
+                }
+            }
+            y[t * ldy + o] = acc;
+        }
+    }
+}
+
 void sb_packed_linear_scalar(sb_weight_type type, const void *packed, int64_t k, int64_t o_begin, int64_t o_end,
                              const int8_t *xq, const sb_activation_block *xb, int64_t rows, float *y, int64_t ldy) {
     if (type == SB_Q4_K) {
         q4_k_scalar(packed, k, o_begin, o_end, xq, xb, rows, y, ldy);
+        return;
+    }
+    if (type == SB_Q6_K) {
+        q6_k_scalar(packed, k, o_begin, o_end, xq, xb, rows, y, ldy);
         return;
     }
     const int64_t blocks = k / 32, group_bytes = sb_packed_group_bytes(type, k);

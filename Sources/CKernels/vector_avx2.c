@@ -144,19 +144,80 @@ SB_INLINE void avx2_k4_tile(const int NT, const uint8_t *group, int half, int64_
     for (int t = 0; t < NT; t++) avx2_store(y + t * ldy, _mm256_add_ps(acc[t], offsets[t]), width);
 }
 
+/// One q6_K sub-block of 8 of a group's rows (`half`) against NT activation rows (see
+/// vnni_k6_sub_block). vpmaddubsw's pair sums reach 2 · 63 · 127, so two runs add in int16 before
+/// each widening.
+SB_INLINE void avx2_k6_sub_block(const int NT, const uint8_t *head, int half, int h, const int i, __m256 d, int64_t b, int64_t k,
+                                 const int8_t *xq, const sb_activation_block *xb, __m256 *acc) {
+    const int64_t blocks = k / 32;
+    const int s = 4 * h + i;
+    const __m256i low4 = _mm256_set1_epi8(0x0F), bits45 = _mm256_set1_epi8(0x30), ones = _mm256_set1_epi16(1);
+    const uint8_t *low = head + sb_packed_k6_low(h, i & 1) + 32 * half, *high = head + sb_packed_k6_high(h) + 32 * half;
+    __m256i w[8];
+    for (int c = 0; c < 8; c++) {
+        const __m256i l = _mm256_loadu_si256((const __m256i *)(low + 64 * c));
+        const __m256i hb = _mm256_loadu_si256((const __m256i *)(high + 64 * c));
+        const __m256i nibble = _mm256_and_si256(i < 2 ? l : _mm256_srli_epi16(l, 4), low4);
+        const __m256i top = i < 3 ? _mm256_slli_epi16(hb, 4 - 2 * i) : _mm256_srli_epi16(hb, 2);
+        w[c] = _mm256_or_si256(nibble, _mm256_and_si256(top, bits45));
+    }
+    const __m256i scale0 = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(head + 32 + 32 * s + 8 * half)));
+    const __m256i scale1 = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(head + 48 + 32 * s + 8 * half)));
+    for (int t = 0; t < NT; t++) {
+        const sb_activation_block *xt = xb + t * blocks + b;
+        const int8_t *x = xq + t * k + 32 * b;
+        __m256i halves[2];
+        for (int part = 0; part < 2; part++) {
+            __m256i sum = _mm256_set1_epi32(-32 * xt->sum[part]);
+            for (int c = 4 * part; c < 4 * part + 4; c += 2) {
+                int32_t x0, x1;
+                memcpy(&x0, x + 4 * c, 4);
+                memcpy(&x1, x + 4 * c + 4, 4);
+                const __m256i pairs = _mm256_add_epi16(
+                    _mm256_maddubs_epi16(w[c], _mm256_set1_epi32(x0)), _mm256_maddubs_epi16(w[c + 1], _mm256_set1_epi32(x1)));
+                sum = _mm256_add_epi32(sum, _mm256_madd_epi16(pairs, ones));
+            }
+            halves[part] = sum;
+        }
+        const __m256i sum = _mm256_add_epi32(_mm256_mullo_epi32(scale0, halves[0]), _mm256_mullo_epi32(scale1, halves[1]));
+        acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(xt->d)), _mm256_cvtepi32_ps(sum), acc[t]);
+    }
+}
+
+/// Packed q6_K super-blocks for 8 of a group's 16 weight rows against `NT` (1 or 2) activation rows.
+SB_INLINE void avx2_k6_tile(const int NT, const uint8_t *group, int half, int64_t k, const int8_t *xq, const sb_activation_block *xb,
+                            float *y, int64_t ldy, int64_t width) {
+    __m256 acc[4];
+    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
+    for (int64_t super = 0; super < k / 256; super++) {
+        const uint8_t *head = group + super * SB_PACKED_K6_BYTES;
+        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(head + 16 * half)));
+        // The sub-block's position in its half is a constant (shifts and nibble choice fold).
+#pragma clang loop unroll(disable)
+        for (int h = 0; h < 2; h++) {
+            avx2_k6_sub_block(NT, head, half, h, 0, d, 8 * super + 4 * h, k, xq, xb, acc);
+            avx2_k6_sub_block(NT, head, half, h, 1, d, 8 * super + 4 * h + 1, k, xq, xb, acc);
+            avx2_k6_sub_block(NT, head, half, h, 2, d, 8 * super + 4 * h + 2, k, xq, xb, acc);
+            avx2_k6_sub_block(NT, head, half, h, 3, d, 8 * super + 4 * h + 3, k, xq, xb, acc);
+        }
+    }
+    for (int t = 0; t < NT; t++) avx2_store(y + t * ldy, acc[t], width);
+}
+
 /// One half-group's tile of NT activation rows, by format.
 SB_INLINE void avx2_packed_tile_of(sb_weight_type type, const int NT, const uint8_t *group, int half, int64_t k, const int8_t *xq,
                                    const sb_activation_block *xb, float *y, int64_t ldy, int64_t width) {
     if (type == SB_Q4_K) avx2_k4_tile(NT, group, half, k, xq, xb, y, ldy, width);
+    else if (type == SB_Q6_K) avx2_k6_tile(NT, group, half, k, xq, xb, y, ldy, width);
     else avx2_packed_tile(type, NT, group, half, k, xq, xb, y, ldy, width);
 }
 
 SB_INLINE void avx2_packed_run(sb_weight_type type, const void *packed, int64_t k, int64_t o_begin, int64_t o_end,
                                const int8_t *xq, const sb_activation_block *xb, int64_t rows, float *y, int64_t ldy) {
     const int64_t blocks = k / 32, group_bytes = sb_packed_group_bytes(type, k);
-    // Activation rows per tile: 4 for the 32-block formats; q4_K's two accumulators per row and 8
-    // unpacked runs fill the 16 registers at 2.
-    const int tile = type == SB_Q4_K ? 2 : 4;
+    // Activation rows per tile: 4 for the 32-block formats; the K formats' 8 unpacked runs, scales
+    // and accumulators fill the 16 registers at 2.
+    const int tile = type == SB_Q4_K || type == SB_Q6_K ? 2 : 4;
     for (int64_t o = o_begin; o < o_end; o += 8) {
         const uint8_t *group = (const uint8_t *)packed + o / SB_PACK_ROWS * group_bytes;
         const int half = (int)(o % SB_PACK_ROWS / 8);
@@ -260,6 +321,7 @@ __attribute__((target("avx2,fma,f16c"))) void sb_packed_linear_avx2(sb_weight_ty
     switch (type) {
     case SB_Q4_0: avx2_packed_run(SB_Q4_0, packed, k, o_begin, o_end, xq, xb, rows, y, ldy); break;
     case SB_Q4_K: avx2_packed_run(SB_Q4_K, packed, k, o_begin, o_end, xq, xb, rows, y, ldy); break;
+    case SB_Q6_K: avx2_packed_run(SB_Q6_K, packed, k, o_begin, o_end, xq, xb, rows, y, ldy); break;
     default: avx2_packed_run(SB_Q8_0, packed, k, o_begin, o_end, xq, xb, rows, y, ldy); break;
     }
 }

@@ -130,19 +130,78 @@ SB_INLINE void vnni_k4_tile(const int NT, const uint8_t *group, int64_t k, const
     for (int t = 0; t < NT; t++) _mm512_mask_storeu_ps(y + t * ldy, valid, _mm512_add_ps(acc[t], offsets[t]));
 }
 
+/// One q6_K sub-block (`s` of the super-block at `head`) of a 16-row group against NT activation
+/// rows: its 8 runs of 6-bit levels assembled once (a nibble from the low runs, two bits from the
+/// high runs moved to bits 4–5), then per activation row two chains of 4 vpdpbusd for the first
+/// and second 16 values, each started from its `−32 · Σx`, multiplied by the rows' two int8 scales
+/// (vpmulld) and added: the exact integer the scalar code forms, times `d · x.d`.
+SB_INLINE void vnni_k6_sub_block(const int NT, const uint8_t *head, int h, const int i, __m512 d, int64_t b, int64_t k,
+                                 const int8_t *xq, const sb_activation_block *xb, __m512 *acc) {
+    const int64_t blocks = k / 32;
+    const int s = 4 * h + i;
+    const __m512i low4 = _mm512_set1_epi8(0x0F), bits45 = _mm512_set1_epi8(0x30);
+    const uint8_t *low = head + sb_packed_k6_low(h, i & 1), *high = head + sb_packed_k6_high(h);
+    __m512i w[8];
+    for (int c = 0; c < 8; c++) {
+        const __m512i l = _mm512_loadu_si512(low + 64 * c), hb = _mm512_loadu_si512(high + 64 * c);
+        const __m512i nibble = _mm512_and_si512(i < 2 ? l : _mm512_srli_epi16(l, 4), low4);
+        // Bits 2i, 2i+1 of each byte to bits 4, 5 (16-bit shifts; the mask drops what crossed bytes).
+        const __m512i top = i < 3 ? _mm512_slli_epi16(hb, 4 - 2 * i) : _mm512_srli_epi16(hb, 2);
+        w[c] = _mm512_or_si512(nibble, _mm512_and_si512(top, bits45));
+    }
+    const __m512i scale0 = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(head + 32 + 32 * s)));
+    const __m512i scale1 = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(head + 48 + 32 * s)));
+    for (int t = 0; t < NT; t++) {
+        const sb_activation_block *xt = xb + t * blocks + b;
+        const int8_t *x = xq + t * k + 32 * b;
+        __m512i first = _mm512_set1_epi32(-32 * xt->sum[0]), second = _mm512_set1_epi32(-32 * xt->sum[1]);
+        for (int c = 0; c < 4; c++) {
+            int32_t x0, x1;
+            memcpy(&x0, x + 4 * c, 4);
+            memcpy(&x1, x + 16 + 4 * c, 4);
+            first = _mm512_dpbusd_epi32(first, w[c], _mm512_set1_epi32(x0));
+            second = _mm512_dpbusd_epi32(second, w[c + 4], _mm512_set1_epi32(x1));
+        }
+        const __m512i sum = _mm512_add_epi32(_mm512_mullo_epi32(scale0, first), _mm512_mullo_epi32(scale1, second));
+        acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(xt->d)), _mm512_cvtepi32_ps(sum), acc[t]);
+    }
+}
+
+/// Packed q6_K super-blocks for one group of 16 weight rows against `NT` (1…4) activation rows.
+SB_INLINE void vnni_k6_tile(const int NT, const uint8_t *group, int64_t k, const int8_t *xq, const sb_activation_block *xb,
+                            float *y, int64_t ldy, int64_t width) {
+    __m512 acc[8];
+    for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
+    for (int64_t super = 0; super < k / 256; super++) {
+        const uint8_t *head = group + super * SB_PACKED_K6_BYTES;
+        const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)head));
+        // The sub-block's position in its half is a constant (shifts and nibble choice fold).
+#pragma clang loop unroll(disable)
+        for (int h = 0; h < 2; h++) {
+            vnni_k6_sub_block(NT, head, h, 0, d, 8 * super + 4 * h, k, xq, xb, acc);
+            vnni_k6_sub_block(NT, head, h, 1, d, 8 * super + 4 * h + 1, k, xq, xb, acc);
+            vnni_k6_sub_block(NT, head, h, 2, d, 8 * super + 4 * h + 2, k, xq, xb, acc);
+            vnni_k6_sub_block(NT, head, h, 3, d, 8 * super + 4 * h + 3, k, xq, xb, acc);
+        }
+    }
+    const __mmask16 valid = (__mmask16)((1u << width) - 1);
+    for (int t = 0; t < NT; t++) _mm512_mask_storeu_ps(y + t * ldy, valid, acc[t]);
+}
+
 /// One group's tile of NT activation rows, by format.
 SB_INLINE void vnni_packed_tile_of(sb_weight_type type, const int NT, const uint8_t *group, int64_t k, const int8_t *xq,
                                    const sb_activation_block *xb, float *y, int64_t ldy, int64_t width) {
     if (type == SB_Q4_K) vnni_k4_tile(NT, group, k, xq, xb, y, ldy, width);
+    else if (type == SB_Q6_K) vnni_k6_tile(NT, group, k, xq, xb, y, ldy, width);
     else vnni_packed_tile(type, NT, group, k, xq, xb, y, ldy, width);
 }
 
 SB_INLINE void vnni_packed_run(sb_weight_type type, const void *packed, int64_t k, int64_t o_begin, int64_t o_end,
                                const int8_t *xq, const sb_activation_block *xb, int64_t rows, float *y, int64_t ldy) {
     const int64_t blocks = k / 32, group_bytes = sb_packed_group_bytes(type, k);
-    // Activation rows per tile: q4_K's tile keeps two accumulators per row and 8 unpacked runs in
-    // the 32 registers at 4 rows; the 32-block formats' at 8.
-    const int tile = type == SB_Q4_K ? 4 : 8;
+    // Activation rows per tile: the K formats' tiles keep 8 unpacked runs, their scales and one or
+    // two accumulators per row in the 32 registers at 4 rows; the 32-block formats' at 8.
+    const int tile = type == SB_Q4_K || type == SB_Q6_K ? 4 : 8;
     for (int64_t o = o_begin; o < o_end; o += SB_PACK_ROWS) {
         const uint8_t *group = (const uint8_t *)packed + o / SB_PACK_ROWS * group_bytes;
         const int64_t width = o_end - o < SB_PACK_ROWS ? o_end - o : SB_PACK_ROWS;
@@ -174,6 +233,7 @@ __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"))) vo
     switch (type) {
     case SB_Q4_0: vnni_packed_run(SB_Q4_0, packed, k, o_begin, o_end, xq, xb, rows, y, ldy); break;
     case SB_Q4_K: vnni_packed_run(SB_Q4_K, packed, k, o_begin, o_end, xq, xb, rows, y, ldy); break;
+    case SB_Q6_K: vnni_packed_run(SB_Q6_K, packed, k, o_begin, o_end, xq, xb, rows, y, ldy); break;
     default: vnni_packed_run(SB_Q8_0, packed, k, o_begin, o_end, xq, xb, rows, y, ldy); break;
     }
 }

@@ -3,7 +3,7 @@
 // AVX-512 VNNI: vpdpbusd). No product pair reaches the int16 limit of vpmaddubsw (levels are at most
 // 63 unsigned against activations |x| ≤ 127), so both give the same integers, and the f32 arithmetic
 // that follows is the same: every variant returns the scalar kernel's bits. These kernels read ggml's
-// row-major blocks (q4_1, q5_0, q5_1, q5_K and q6_K); q8_0, q4_0 and q4_K are packed first and
+// row-major blocks (q4_1, q5_0, q5_1 and q5_K); q8_0, q4_0, q4_K and q6_K are packed first and
 // have kernels of their own (`sb_packed_linear`).
 
 /// The 32 levels of 32-block `b` (see `levels` in scalar.c), in one register.
@@ -276,8 +276,8 @@ static void SB_NAME(linear)(sb_weight_type type, const void *w, size_t row_bytes
     switch (type) {
 #define SB_CASE(T) case T: SB_NAME(run)(T, w, row_bytes, k, o_begin, o_end, xq, xb, xg, rows, y, ldy); break;
     SB_CASE(SB_Q4_1) SB_CASE(SB_Q5_0) SB_CASE(SB_Q5_1)
-    SB_CASE(SB_Q5_K) SB_CASE(SB_Q6_K)
+    SB_CASE(SB_Q5_K)
 #undef SB_CASE
-    case SB_Q8_0: case SB_Q4_0: case SB_Q4_K: break;  // packed: sb_packed_linear
+    case SB_Q8_0: case SB_Q4_0: case SB_Q4_K: case SB_Q6_K: break;  // packed: sb_packed_linear
     }
 }
