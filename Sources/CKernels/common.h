@@ -80,7 +80,6 @@ SB_INLINE sb_block_factors sb_factors(sb_weight_type type, const uint8_t *row, i
         const uint8_t *block = row + b * sb_block_bytes(type);
         f.scale = SB_HALF(block);
         switch (type) {
-        case SB_Q5_0: f.coef = -16.0f * f.scale; break;
         default: f.coef = SB_HALF(block + 2); break;  // q4_1, q5_1: the block's min
         }
         return f;
@@ -117,8 +116,15 @@ SB_INLINE float sb_reduce8(const float a[8]) {
     return m0 + m1;
 }
 
-/// Bytes of one packed 32-block's weights for a group of `SB_PACK_ROWS` rows (`sb_pack_rows`).
-SB_INLINE int64_t sb_packed_quant_bytes(sb_weight_type type) { return type == SB_Q4_0 ? 256 : 512; }
+/// Bytes of one packed 32-block's weights for a group of `SB_PACK_ROWS` rows (`sb_pack_rows`):
+/// q4_0 its 4 nibble runs; q5_0 the 8 runs' fifth bits (one 64-bit mask per run, bit `4r + e` for
+/// row `r`'s weight `4c + e`) before the same nibble runs; q8_0 its 8 byte runs.
+SB_INLINE int64_t sb_packed_quant_bytes(sb_weight_type type) {
+    return type == SB_Q4_0 ? 256 : type == SB_Q5_0 ? 320 : 512;
+}
+
+/// Where a q5_0 block's nibble runs start after its fifth-bit masks.
+#define SB_PACKED_Q5_MASKS 64
 
 /// Bytes of one packed pair of 32-blocks: the two blocks' 16 f16 scales each (64 bytes), then the
 /// two blocks' weights. Scales beside their weights keep a group one sequential stream (scales in a
@@ -171,9 +177,10 @@ SB_INLINE int64_t sb_packed_scales_at(sb_weight_type type, int64_t b) {
 }
 
 /// The integer added to a packed block's unsigned dot product to make it the signed one: the
-/// weights are stored offset by 8 (q4_0) or 128 (q8_0), so Σ (u − offset)·x = Σ u·x − offset · Σ x.
+/// weights are stored offset by 8 (q4_0), 16 (q5_0) or 128 (q8_0), so Σ (u − offset)·x = Σ u·x −
+/// offset · Σ x.
 SB_INLINE int32_t sb_packed_offset(sb_weight_type type, const sb_activation_block *x) {
-    return -(type == SB_Q4_0 ? 8 : 128) * ((int32_t)x->sum[0] + x->sum[1]);
+    return -(type == SB_Q4_0 ? 8 : type == SB_Q5_0 ? 16 : 128) * ((int32_t)x->sum[0] + x->sum[1]);
 }
 
 /// e^x for the vocabulary-wide sums of sampling (`sb_exp_sum`, whose inputs are x − max ≤ 0):

@@ -77,6 +77,14 @@ void sb_pack_rows(sb_weight_type type, const void *w, size_t row_bytes, int64_t 
             uint8_t *runs = group + sb_packed_runs_at(type, b) + 4 * r;
             if (type == SB_Q4_0) {
                 for (int j = 0; j < 4; j++) memcpy(runs + 64 * j, block + 2 + 4 * j, 4);
+            } else if (type == SB_Q5_0) {
+                uint32_t fifth;
+                memcpy(&fifth, block + 2, 4);
+                uint8_t *masks = group + sb_packed_runs_at(type, b);
+                for (int c = 0; c < 8; c++)
+                    for (int e = 0; e < 4; e++)
+                        if ((fifth >> (4 * c + e)) & 1) masks[8 * c + (4 * r + e) / 8] |= (uint8_t)(1u << ((4 * r + e) % 8));
+                for (int j = 0; j < 4; j++) memcpy(runs + SB_PACKED_Q5_MASKS + 64 * j, block + 6 + 4 * j, 4);
             } else {
                 for (int c = 0; c < 8; c++)
                     for (int e = 0; e < 4; e++) runs[64 * c + e] = block[2 + 4 * c + e] ^ 0x80;
@@ -170,11 +178,19 @@ void sb_packed_linear_scalar(sb_weight_type type, const void *packed, int64_t k,
             float acc = 0;
             for (int64_t b = 0; b < blocks; b++) {
                 const uint8_t *runs = group + sb_packed_runs_at(type, b) + 4 * r;
+                const uint8_t *masks = group + sb_packed_runs_at(type, b);
                 const int8_t *x = xq + t * k + 32 * b;
                 int32_t sum = 0;
                 for (int c = 0; c < 8; c++)
                     for (int e = 0; e < 4; e++) {
-                        const int u = type == SB_Q4_0 ? (runs[64 * (c % 4) + e] >> (c < 4 ? 0 : 4)) & 0xF : runs[64 * c + e];
+                        int u;
+                        if (type == SB_Q8_0) {
+                            u = runs[64 * c + e];
+                        } else {
+                            const uint8_t *nibbles = runs + (type == SB_Q5_0 ? SB_PACKED_Q5_MASKS : 0);
+                            u = (nibbles[64 * (c % 4) + e] >> (c < 4 ? 0 : 4)) & 0xF;
+                            if (type == SB_Q5_0) u |= ((masks[8 * c + (4 * r + e) / 8] >> ((4 * r + e) % 8)) & 1) << 4;
+                        }
                         sum += u * x[4 * c + e];
                     }
                 sum += sb_packed_offset(type, xb + t * blocks + b);

@@ -53,8 +53,8 @@ void sb_group_activations(const sb_activation_block *xb, int64_t rows, int64_t k
 static void levels(sb_weight_type type, const uint8_t *row, int64_t b, int q[32]) {
     if (!sb_is_k(type)) {
         const uint8_t *block = row + b * sb_block_bytes(type);
-        const int header = type == SB_Q5_0 ? 2 : 4;
-        const int five = type == SB_Q5_0 || type == SB_Q5_1;
+        const int header = 4;  // d and m (q4_1, q5_1)
+        const int five = type == SB_Q5_1;
         uint32_t qh = 0;
         if (five) memcpy(&qh, block + header, 4);
         const uint8_t *qs = block + header + (five ? 4 : 0);

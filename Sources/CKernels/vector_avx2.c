@@ -55,11 +55,26 @@ SB_INLINE void avx2_packed_tile(sb_weight_type type, const int NT, const uint8_t
     for (int64_t b = 0; b < blocks; b++) {
         const uint8_t *runs = group + sb_packed_runs_at(type, b) + 32 * half;
         __m256i w[8];
-        if (type == SB_Q4_0) {
+        if (type == SB_Q4_0 || type == SB_Q5_0) {
+            const uint8_t *nibbles = runs + (type == SB_Q5_0 ? SB_PACKED_Q5_MASKS : 0);
             for (int j = 0; j < 4; j++) {
-                const __m256i packed = _mm256_loadu_si256((const __m256i *)(runs + 64 * j));
+                const __m256i packed = _mm256_loadu_si256((const __m256i *)(nibbles + 64 * j));
                 w[j] = _mm256_and_si256(packed, low4);
                 w[j + 4] = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low4);
+            }
+            if (type == SB_Q5_0) {
+                // This half's 32 bits of each run's mask: byte i takes byte i/8 of them, keeps bit
+                // i%8, and becomes 0x10 where it is set.
+                const uint8_t *masks = group + sb_packed_runs_at(type, b);
+                const __m256i bytes = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
+                const __m256i bit = _mm256_set1_epi64x((int64_t)0x8040201008040201);
+                for (int c = 0; c < 8; c++) {
+                    uint32_t fifth;
+                    memcpy(&fifth, masks + 8 * c + 4 * half, 4);
+                    const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32((int)fifth), bytes);
+                    const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+                    w[c] = _mm256_or_si256(w[c], _mm256_and_si256(set, _mm256_set1_epi8(0x10)));
+                }
             }
         } else {
             const __m256i bias = _mm256_set1_epi8((char)0x80);
@@ -78,6 +93,18 @@ SB_INLINE void avx2_packed_tile(sb_weight_type type, const int NT, const uint8_t
                     pairs = _mm256_add_epi16(pairs, _mm256_maddubs_epi16(w[c], _mm256_set1_epi32(xc)));
                 }
                 sum = _mm256_add_epi32(_mm256_madd_epi16(pairs, ones), _mm256_set1_epi32(sb_packed_offset(type, xt)));
+            } else if (type == SB_Q5_0) {
+                // Pair sums reach 2 · 31 · 127: 4 runs add in int16, then widen.
+                sum = _mm256_set1_epi32(sb_packed_offset(type, xt));
+                for (int part = 0; part < 2; part++) {
+                    __m256i pairs = _mm256_setzero_si256();
+                    for (int c = 4 * part; c < 4 * part + 4; c++) {
+                        int32_t xc;
+                        memcpy(&xc, x + 4 * c, 4);
+                        pairs = _mm256_add_epi16(pairs, _mm256_maddubs_epi16(w[c], _mm256_set1_epi32(xc)));
+                    }
+                    sum = _mm256_add_epi32(sum, _mm256_madd_epi16(pairs, ones));
+                }
             } else {
                 sum = _mm256_setzero_si256();
                 for (int c = 0; c < 8; c++) {
@@ -320,6 +347,7 @@ __attribute__((target("avx2,fma,f16c"))) void sb_packed_linear_avx2(sb_weight_ty
     int64_t o_begin, int64_t o_end, const int8_t *xq, const sb_activation_block *xb, int64_t rows, float *y, int64_t ldy) {
     switch (type) {
     case SB_Q4_0: avx2_packed_run(SB_Q4_0, packed, k, o_begin, o_end, xq, xb, rows, y, ldy); break;
+    case SB_Q5_0: avx2_packed_run(SB_Q5_0, packed, k, o_begin, o_end, xq, xb, rows, y, ldy); break;
     case SB_Q4_K: avx2_packed_run(SB_Q4_K, packed, k, o_begin, o_end, xq, xb, rows, y, ldy); break;
     case SB_Q6_K: avx2_packed_run(SB_Q6_K, packed, k, o_begin, o_end, xq, xb, rows, y, ldy); break;
     default: avx2_packed_run(SB_Q8_0, packed, k, o_begin, o_end, xq, xb, rows, y, ldy); break;

@@ -1,6 +1,6 @@
 // AVX-512 VNNI variant (Zen 4, Ice Lake and later): vpdpbusd on 256-bit registers replaces the
-// two-instruction AVX2 product in the row-major kernels, and the packed q8_0 / q4_0 kernel works on
-// 512-bit registers, one lane per row of a 16-row group.
+// two-instruction AVX2 product in the row-major kernels, and the packed kernels work on 512-bit
+// registers, one lane per row of a 16-row group.
 #include "CKernels.h"
 
 #if defined(__x86_64__)
@@ -32,7 +32,8 @@ static inline float sb_half_end_f16c(const uint8_t *p) {
 #include "vector_kernels.h"
 
 /// Packed rows (`sb_pack_rows`) for one group of 16 weight rows against `NT` (1…8) activation rows:
-/// each 32-block's 8 runs are loaded (q4_0: 4 loads split into low and high nibbles) once for all NT
+/// each 32-block's 8 runs are loaded (q4_0: 4 loads split into low and high nibbles; q5_0 the same
+/// with each run's fifth bits set from its mask) once for all NT
 /// rows; per activation row, 8 vpdpbusd with the activations' 4-byte runs broadcast give the 16
 /// rows' exact block sums (two chains of 4, started from the offset's correction), and one fused
 /// multiply-add per block adds them: `acc = fma(scale · x.d, sum, acc)` per lane, as the scalar code.
@@ -45,12 +46,19 @@ SB_INLINE void vnni_packed_tile(sb_weight_type type, const int NT, const uint8_t
     for (int64_t b = 0; b < blocks; b++) {
         const uint8_t *runs = group + sb_packed_runs_at(type, b);
         __m512i w[8];
-        if (type == SB_Q4_0) {
+        if (type == SB_Q4_0 || type == SB_Q5_0) {
+            const uint8_t *nibbles = runs + (type == SB_Q5_0 ? SB_PACKED_Q5_MASKS : 0);
             for (int j = 0; j < 4; j++) {
-                const __m512i packed = _mm512_loadu_si512(runs + 64 * j);
+                const __m512i packed = _mm512_loadu_si512(nibbles + 64 * j);
                 w[j] = _mm512_and_si512(packed, low4);
                 w[j + 4] = _mm512_and_si512(_mm512_srli_epi16(packed, 4), low4);
             }
+            if (type == SB_Q5_0)  // each run's fifth bits, a 64-bit mask: 0x10 where set
+                for (int c = 0; c < 8; c++) {
+                    uint64_t fifth;
+                    memcpy(&fifth, runs + 8 * c, 8);
+                    w[c] = _mm512_or_si512(w[c], _mm512_maskz_mov_epi8((__mmask64)fifth, _mm512_set1_epi8(0x10)));
+                }
         } else {
             for (int c = 0; c < 8; c++) w[c] = _mm512_loadu_si512(runs + 64 * c);
         }
@@ -232,6 +240,7 @@ __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"))) vo
     const sb_activation_block *xb, int64_t rows, float *y, int64_t ldy) {
     switch (type) {
     case SB_Q4_0: vnni_packed_run(SB_Q4_0, packed, k, o_begin, o_end, xq, xb, rows, y, ldy); break;
+    case SB_Q5_0: vnni_packed_run(SB_Q5_0, packed, k, o_begin, o_end, xq, xb, rows, y, ldy); break;
     case SB_Q4_K: vnni_packed_run(SB_Q4_K, packed, k, o_begin, o_end, xq, xb, rows, y, ldy); break;
     case SB_Q6_K: vnni_packed_run(SB_Q6_K, packed, k, o_begin, o_end, xq, xb, rows, y, ldy); break;
     default: vnni_packed_run(SB_Q8_0, packed, k, o_begin, o_end, xq, xb, rows, y, ldy); break;

@@ -3,7 +3,7 @@
 // AVX-512 VNNI: vpdpbusd). No product pair reaches the int16 limit of vpmaddubsw (levels are at most
 // 63 unsigned against activations |x| ≤ 127), so both give the same integers, and the f32 arithmetic
 // that follows is the same: every variant returns the scalar kernel's bits. These kernels read ggml's
-// row-major blocks (q4_1, q5_0, q5_1 and q5_K); q8_0, q4_0, q4_K and q6_K are packed first and
+// row-major blocks (q4_1, q5_1 and q5_K); q8_0, q4_0, q5_0, q4_K and q6_K are packed first and
 // have kernels of their own (`sb_packed_linear`).
 
 /// The 32 levels of 32-block `b` (see `levels` in scalar.c), in one register.
@@ -11,8 +11,8 @@ SB_INLINE __m256i SB_NAME(levels)(sb_weight_type type, const uint8_t *row, int64
     const __m256i low4 = _mm256_set1_epi8(0x0F);
     if (!sb_is_k(type)) {
         const uint8_t *block = row + b * sb_block_bytes(type);
-        const int header = type == SB_Q5_0 ? 2 : 4;
-        const int five = type == SB_Q5_0 || type == SB_Q5_1;
+        const int header = 4;  // d and m (q4_1, q5_1)
+        const int five = type == SB_Q5_1;
         const __m128i qs = _mm_loadu_si128((const __m128i *)(block + header + (five ? 4 : 0)));
         __m256i q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(qs, 4), qs), low4);
         if (five) {
@@ -275,9 +275,9 @@ static void SB_NAME(linear)(sb_weight_type type, const void *w, size_t row_bytes
                             float *y, int64_t ldy) {
     switch (type) {
 #define SB_CASE(T) case T: SB_NAME(run)(T, w, row_bytes, k, o_begin, o_end, xq, xb, xg, rows, y, ldy); break;
-    SB_CASE(SB_Q4_1) SB_CASE(SB_Q5_0) SB_CASE(SB_Q5_1)
+    SB_CASE(SB_Q4_1) SB_CASE(SB_Q5_1)
     SB_CASE(SB_Q5_K)
 #undef SB_CASE
-    case SB_Q8_0: case SB_Q4_0: case SB_Q4_K: case SB_Q6_K: break;  // packed: sb_packed_linear
+    case SB_Q8_0: case SB_Q4_0: case SB_Q5_0: case SB_Q4_K: case SB_Q6_K: break;  // packed: sb_packed_linear
     }
 }

@@ -40,8 +40,8 @@ void sb_quantize_activations_portable(const float *x, int64_t k, int8_t *q, sb_a
 /// (⌈rows/4⌉ × k/32: group `g`'s block `b` at `g · k/32 + b`).
 void sb_group_activations(const sb_activation_block *xb, int64_t rows, int64_t k, sb_activation_quad *quads);
 
-/// `y[t·ldy + o] = Σ_i w[o, i] · x[t, i]` over ggml's row-major blocks of q4_1, q5_0, q5_1 or q5_K
-/// weights (q8_0, q4_0, q4_K and q6_K are packed: `sb_packed_linear`), for outputs `o` in
+/// `y[t·ldy + o] = Σ_i w[o, i] · x[t, i]` over ggml's row-major blocks of q4_1, q5_1 or q5_K weights
+/// (q8_0, q4_0, q5_0, q4_K and q6_K are packed: `sb_packed_linear`), for outputs `o` in
 /// `o_begin..<o_end` and activation rows `t` in `0..<rows`, with `x` given quantized (`xq`: rows × k int8, `xb`: rows × k/32 blocks, `xg`:
 /// the same blocks grouped by `sb_group_activations`).
 /// Each output is an 8-lane f32 accumulator over the row's 32-blocks in order, reduced in a fixed
@@ -58,22 +58,23 @@ void sb_quantized_linear_scalar(sb_weight_type type, const void *w, size_t row_b
 /// Rows per group of packed rows (see `sb_pack_rows`).
 #define SB_PACK_ROWS 16
 
-/// Bytes `sb_pack_rows` writes for `rows` rows of `k` columns of q8_0, q4_0, q4_K or q6_K weights.
+/// Bytes `sb_pack_rows` writes for `rows` rows of `k` columns of q8_0, q4_0, q5_0, q4_K or q6_K weights.
 size_t sb_packed_bytes(sb_weight_type type, int64_t rows, int64_t k);
 
-/// Copies q8_0, q4_0, q4_K or q6_K rows (ggml's blocks, `row_bytes` apart) into the layout `sb_packed_linear`
+/// Copies q8_0, q4_0, q5_0, q4_K or q6_K rows (ggml's blocks, `row_bytes` apart) into the layout `sb_packed_linear`
 /// reads: groups of `SB_PACK_ROWS` rows (the last padded with zero rows), each group its 32-blocks
 /// two by two, a pair being the two blocks' 16 f16 scales each, then the two blocks' weights. A
 /// block's weights are 8 runs of 64 bytes, run `c` carrying weights `4c..<4c+4` of each of the 16
 /// rows side by side (q4_0: runs 0–3 in the low nibbles and 4–7 in the high nibbles of the same 64
-/// bytes, as ggml pairs weights `i` and `i + 16`; q8_0: offset by 128, so unsigned). One 16-lane
+/// bytes, as ggml pairs weights `i` and `i + 16`; q5_0: the same, after a 64-bit mask per run of
+/// the weights' fifth bits; q8_0: offset by 128, so unsigned). One 16-lane
 /// integer dot instruction then advances 16 rows by 4 weights. q4_K groups hold super-blocks instead
 /// (`SB_PACKED_K4_BYTES` in common.h): the rows' d, dmin and unpacked 6-bit scales and mins, then
 /// the nibbles in the same runs, two sub-blocks in the low and high nibbles; q6_K groups likewise
 /// (`SB_PACKED_K6_BYTES`), with the 2-bit high parts in runs of their own.
 void sb_pack_rows(sb_weight_type type, const void *w, size_t row_bytes, int64_t rows, int64_t k, void *packed);
 
-/// `y[t·ldy + o] = Σ_i w[o, i] · x[t, i]` over packed q8_0, q4_0, q4_K or q6_K rows, for outputs `o` in
+/// `y[t·ldy + o] = Σ_i w[o, i] · x[t, i]` over packed q8_0, q4_0, q5_0, q4_K or q6_K rows, for outputs `o` in
 /// `o_begin..<o_end` (`o_begin` a multiple of `SB_PACK_ROWS`) and activation rows `t` in
 /// `0..<rows`. Each output is one f32 accumulator over its row's 32-blocks in order, adding
 /// `(scale · x.d) · Σ q·x` per block with one fused multiply-add, where the block's integer sum is
