@@ -57,56 +57,32 @@ SB_INLINE void sb_scale_min_k4(int j, const uint8_t *q, uint8_t *scale, uint8_t 
     }
 }
 
-/// What multiplies a weight block's integer dot product with a block of activations:
-/// `acc += (scale · x.d) · Σ q·x` per lane (lanes of four elements; q6_K multiplies lanes 0–3 by
-/// `lane_scale[0]` and 4–7 by `lane_scale[1]` first), and `correction += coef · offset` where offset
-/// is `x.ds` (or, for q6_K, `(lane_scale[0]·sum[0] + lane_scale[1]·sum[1]) · x.d`).
+/// What multiplies a row-major weight block's integer dot product with a block of activations:
+/// `acc += (scale · x.d) · Σ q·x` per lane (lanes of four elements), and `correction += coef · x.ds`.
 typedef struct {
     float scale, coef;
-    int16_t lane_scale[2];
 } sb_block_factors;
 
 #ifndef SB_HALF
 #define SB_HALF sb_half  // a scale with at least 2 more bytes of its block after it
 #endif
-#ifndef SB_HALF_END
-#define SB_HALF_END sb_half  // a scale at the end of its block
-#endif
 
 /// The factors of 32-block `b` of a weight row (shared by every variant, so all give the same bits).
 SB_INLINE sb_block_factors sb_factors(sb_weight_type type, const uint8_t *row, int64_t b) {
-    sb_block_factors f = {0, 0, {1, 1}};
+    sb_block_factors f = {0, 0};
     if (!sb_is_k(type)) {
         const uint8_t *block = row + b * sb_block_bytes(type);
         f.scale = SB_HALF(block);
-        switch (type) {
-        default: f.coef = SB_HALF(block + 2); break;  // q4_1, q5_1: the block's min
-        }
+        f.coef = SB_HALF(block + 2);  // q4_1, q5_1: the block's min
         return f;
     }
     const uint8_t *block = row + (b / 8) * sb_block_bytes(type);
     const int s = (int)(b % 8);
-    if (type == SB_Q6_K) {
-        const float d = SB_HALF_END(block + 208);
-        const int8_t *scales = (const int8_t *)(block + 192);
-        const int h = s / 4, i = s % 4;
-        f.scale = d;
-        f.coef = -32.0f * d;
-        f.lane_scale[0] = scales[8 * h + 2 * i];
-        f.lane_scale[1] = scales[8 * h + 2 * i + 1];
-        return f;
-    }
     uint8_t sc, m;
     sb_scale_min_k4(s, block + 4, &sc, &m);
     f.scale = SB_HALF(block) * (float)sc;
     f.coef = -(SB_HALF(block + 2) * (float)m);
     return f;
-}
-
-/// The correction's offset term for one activation block (see `sb_block_factors`).
-SB_INLINE float sb_offset(sb_weight_type type, const sb_block_factors *f, const sb_activation_block *x) {
-    if (type == SB_Q6_K) return (float)(f->lane_scale[0] * x->sum[0] + f->lane_scale[1] * x->sum[1]) * x->d;
-    return x->ds;
 }
 
 /// The fixed reduction of an 8-lane accumulator: (lane i + lane i+4), then (0+2, 1+3), then (0+1).

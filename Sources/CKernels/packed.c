@@ -1,14 +1,14 @@
-// Packed q8_0 / q4_0 rows (CKernels.h, `sb_pack_rows`): the copy made at load, and the portable
-// scalar reference of the vector kernels that multiply it (vector_avx2.c, vector_avx512.c).
+// Packed rows (CKernels.h, `sb_pack_rows`) of q8_0, q4_0, q5_0, q4_K and q6_K matrices: the copy
+// made at load, and the portable scalar reference of the vector kernels that multiply it
+// (vector_avx2.c, vector_avx512.c).
 //
 // Why a copy: ggml's row-major blocks leave one row's 32-block sum spread over a vector's lanes, so a
 // kernel either reduces it across lanes per block (several instructions per row and block) or keeps
-// 8 lanes of partial sums and scales each lane, with the q4_0 offset as a separate correction: about
-// 15 instructions per 32-block and row, measured. With 16 rows side by side in 4-byte runs, one
-// integer dot instruction advances 16 rows, a block's exact integer sum lands in each row's lane, and
-// one fused multiply-add per block adds it: about 2 instructions per block and row.
+// 8 lanes of partial sums and scales each lane, with the offsets as a separate correction: about 15
+// instructions per 32-block and row for q4_0, measured. With 16 rows side by side in 4-byte runs,
+// one integer dot instruction advances 16 rows, a block's exact integer sum lands in each row's
+// lane, and one fused multiply-add per block adds it: about 2 instructions per block and row.
 #include "common.h"
-#include <stdlib.h>
 
 size_t sb_packed_bytes(sb_weight_type type, int64_t rows, int64_t k) {
     return (size_t)((rows + SB_PACK_ROWS - 1) / SB_PACK_ROWS * sb_packed_group_bytes(type, k));

@@ -43,8 +43,6 @@ void sb_group_activations(const sb_activation_block *xb, int64_t rows, int64_t k
                 const sb_activation_block *x = xb + (4 * g + i) * blocks + b;
                 quad->d[i] = x->d;
                 quad->ds[i] = x->ds;
-                quad->sum[i][0] = x->sum[0];
-                quad->sum[i][1] = x->sum[1];
             }
         }
 }
@@ -66,12 +64,6 @@ static void levels(sb_weight_type type, const uint8_t *row, int64_t b, int q[32]
     }
     const uint8_t *block = row + (b / 8) * sb_block_bytes(type);
     const int s = (int)(b % 8);
-    if (type == SB_Q6_K) {
-        const int h = s / 4, i = s % 4;
-        const uint8_t *ql = block + 64 * h + 32 * (i & 1), *qh = block + 128 + 32 * h;
-        for (int l = 0; l < 32; l++) q[l] = (i < 2 ? ql[l] & 0xF : ql[l] >> 4) | (((qh[l] >> (2 * i)) & 3) << 4);
-        return;
-    }
     const int five = type == SB_Q5_K;
     const uint8_t *qs = block + (five ? 48 : 16) + 32 * (s / 2), *qh = block + 16;
     for (int l = 0; l < 32; l++) {
@@ -98,10 +90,9 @@ void sb_quantized_linear_scalar(sb_weight_type type, const void *w, size_t row_b
                 for (int lane = 0; lane < 8; lane++) {
                     int32_t p = 0;
                     for (int e = 4 * lane; e < 4 * lane + 4; e++) p += q[e] * xv[e];
-                    p *= f.lane_scale[lane / 4];
                     acc[lane] = fmaf((float)p, s, acc[lane]);
                 }
-                correction = fmaf(f.coef, sb_offset(type, &f, x), correction);
+                correction = fmaf(f.coef, x->ds, correction);
             }
             y[t * ldy + o] = sb_reduce8(acc) + correction;
         }

@@ -16,13 +16,6 @@ static inline float sb_half_f16c(const uint8_t *p) {
     memcpy(&bits, p, 4);
     return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits)));
 }
-// The same for a scale that ends its block (q6_K's): the 2 bytes before it are loaded instead.
-static inline float sb_half_end_f16c(const uint8_t *p) {
-    int32_t bits;
-    memcpy(&bits, p - 2, 4);
-    return _mm_cvtss_f32(_mm_movehdup_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(bits))));
-}
-#define SB_HALF_END sb_half_end_f16c
 #define SB_HALF sb_half_f16c
 #include "common.h"
 #define SB_NAME(name) avx2_##name

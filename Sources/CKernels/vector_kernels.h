@@ -1,10 +1,10 @@
-// The x86 vector kernels, included once per instruction-set variant (so no include guard):
-// SB_NAME(name) prefixes its functions, SB_DOT(u, s) is the per-lane sum of four u8 × s8 products (AVX2: vpmaddubsw + vpmaddwd;
-// AVX-512 VNNI: vpdpbusd). No product pair reaches the int16 limit of vpmaddubsw (levels are at most
-// 63 unsigned against activations |x| ≤ 127), so both give the same integers, and the f32 arithmetic
-// that follows is the same: every variant returns the scalar kernel's bits. These kernels read ggml's
-// row-major blocks (q4_1, q5_1 and q5_K); q8_0, q4_0, q5_0, q4_K and q6_K are packed first and
-// have kernels of their own (`sb_packed_linear`).
+// The x86 row-major quantized kernels, included once per instruction-set variant (so no include
+// guard): SB_NAME(name) prefixes its functions, SB_DOT(u, s) is the per-lane sum of four u8 × s8
+// products (AVX2: vpmaddubsw + vpmaddwd; AVX-512 VNNI: vpdpbusd). No product pair reaches the int16
+// limit of vpmaddubsw (levels are at most 31 unsigned against activations |x| ≤ 127), so both give
+// the same integers, and the f32 arithmetic that follows is the same: every variant returns the
+// scalar kernel's bits. These kernels read ggml's row-major blocks (q4_1, q5_1 and q5_K); q8_0,
+// q4_0, q5_0, q4_K and q6_K are packed first and have kernels of their own (`sb_packed_linear`).
 
 /// The 32 levels of 32-block `b` (see `levels` in scalar.c), in one register.
 SB_INLINE __m256i SB_NAME(levels)(sb_weight_type type, const uint8_t *row, int64_t b) {
@@ -30,14 +30,6 @@ SB_INLINE __m256i SB_NAME(levels)(sb_weight_type type, const uint8_t *row, int64
     }
     const uint8_t *block = row + (b / 8) * sb_block_bytes(type);
     const int s = (int)(b % 8);
-    if (type == SB_Q6_K) {
-        const int h = s / 4, i = s % 4;
-        const __m256i ql = _mm256_loadu_si256((const __m256i *)(block + 64 * h + 32 * (i & 1)));
-        const __m256i qh = _mm256_loadu_si256((const __m256i *)(block + 128 + 32 * h));
-        const __m256i low = _mm256_and_si256(i < 2 ? ql : _mm256_srli_epi16(ql, 4), low4);
-        const __m256i top = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * i), _mm256_set1_epi8(3));
-        return _mm256_or_si256(low, _mm256_slli_epi16(top, 4));
-    }
     const int five = type == SB_Q5_K;
     const __m256i qs = _mm256_loadu_si256((const __m256i *)(block + (five ? 48 : 16) + 32 * (s / 2)));
     __m256i q = _mm256_and_si256(s % 2 == 0 ? qs : _mm256_srli_epi16(qs, 4), low4);
@@ -56,21 +48,15 @@ SB_INLINE float SB_NAME(reduce)(__m256 acc) {
 }
 
 /// Adds 32-block `b` (levels `q`, factors `f`) against activation rows 0..<NT to their accumulators.
-SB_INLINE void SB_NAME(add_block)(sb_weight_type type, const int NT, __m256i q, const sb_block_factors *f, int64_t b, int64_t k,
+SB_INLINE void SB_NAME(add_block)(const int NT, __m256i q, const sb_block_factors *f, int64_t b, int64_t k,
                                   const int8_t *xq, const sb_activation_block *xb, __m256 acc[4], float correction[4]) {
     const int64_t blocks = k / 32;
     for (int t = 0; t < NT; t++) {
         const sb_activation_block *x = xb + t * blocks + b;
         const __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + t * k + 32 * b));
-        __m256i p;
-        if (type == SB_Q6_K) {
-            const __m256i scales = _mm256_set_m128i(_mm_set1_epi16(f->lane_scale[1]), _mm_set1_epi16(f->lane_scale[0]));
-            p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, xv), scales);
-        } else {
-            p = SB_DOT(q, xv);
-        }
+        const __m256i p = SB_DOT(q, xv);
         acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(f->scale * x->d), acc[t]);
-        correction[t] = fmaf(f->coef, sb_offset(type, f, x), correction[t]);
+        correction[t] = fmaf(f->coef, x->ds, correction[t]);
     }
 }
 
@@ -78,49 +64,23 @@ SB_INLINE void SB_NAME(add_block)(sb_weight_type type, const int NT, __m256i q, 
 /// broadcasts and their corrections advance together, one lane each, in one 4-lane fused
 /// multiply-add (the same f32 operation per lane as the scalar one), from the group's interleaved
 /// offsets (`sb_activation_quad`).
-SB_INLINE void SB_NAME(add_block4)(sb_weight_type type, const int NT, __m256i q, const sb_block_factors *f, int64_t b, int64_t k,
+SB_INLINE void SB_NAME(add_block4)(const int NT, __m256i q, const sb_block_factors *f, int64_t b, int64_t k,
                                    const int8_t *xq, const sb_activation_quad *xg, __m256 acc[4], __m128 *correction) {
     const sb_activation_quad *g = xg + b;
     // The 4 rows' scale products in one multiply, each then broadcast from memory (a load, not a
     // vector operation).
     float scales[4];
     _mm_storeu_ps(scales, _mm_mul_ps(_mm_set1_ps(f->scale), _mm_loadu_ps(g->d)));
-    __m256i lane_scales = _mm256_setzero_si256();
-    if (type == SB_Q6_K) lane_scales = _mm256_set_m128i(_mm_set1_epi16(f->lane_scale[1]), _mm_set1_epi16(f->lane_scale[0]));
     for (int t = 0; t < NT; t++) {
         const __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + t * k + 32 * b));
-        __m256i p;
-        if (type == SB_Q6_K) p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, xv), lane_scales);
-        else p = SB_DOT(q, xv);
-        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_broadcast_ss(&scales[t]), acc[t]);
+        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(SB_DOT(q, xv)), _mm256_broadcast_ss(&scales[t]), acc[t]);
     }
-    __m128 offset;
-    if (type == SB_Q6_K) {
-        // (lane_scale[0] · sum[0] + lane_scale[1] · sum[1]) per row: exact in int32, as the scalar sum.
-        const __m128i pairs = _mm_loadu_si128((const __m128i *)g->sum);
-        const __m128i weights = _mm_set1_epi32((int32_t)(((uint32_t)(uint16_t)f->lane_scale[1] << 16) | (uint16_t)f->lane_scale[0]));
-        offset = _mm_mul_ps(_mm_cvtepi32_ps(_mm_madd_epi16(pairs, weights)), _mm_loadu_ps(g->d));
-    } else {
-        offset = _mm_loadu_ps(g->ds);
-    }
-    *correction = _mm_fmadd_ps(_mm_set1_ps(f->coef), offset, *correction);
+    *correction = _mm_fmadd_ps(_mm_set1_ps(f->coef), _mm_loadu_ps(g->ds), *correction);
 }
 
 /// The factors of the 8 sub-blocks of a K super-block at once: sb_factors' values (the same f32
 /// products), computed with one f16 conversion per scale and vector int → f32 conversions.
-SB_INLINE void SB_NAME(k_factors)(sb_weight_type type, const uint8_t *block, sb_block_factors f[8]) {
-    if (type == SB_Q6_K) {
-        const float d = SB_HALF_END(block + 208);
-        const int8_t *scales = (const int8_t *)(block + 192);
-        for (int s = 0; s < 8; s++) {
-            const int h = s / 4, i = s % 4;
-            f[s].scale = d;
-            f[s].coef = -32.0f * d;
-            f[s].lane_scale[0] = scales[8 * h + 2 * i];
-            f[s].lane_scale[1] = scales[8 * h + 2 * i + 1];
-        }
-        return;
-    }
+SB_INLINE void SB_NAME(k_factors)(const uint8_t *block, sb_block_factors f[8]) {
     uint8_t sc[8], m[8];
     for (int j = 0; j < 8; j++) sb_scale_min_k4(j, block + 4, &sc[j], &m[j]);
     uint64_t packed_sc, packed_m;
@@ -134,7 +94,6 @@ SB_INLINE void SB_NAME(k_factors)(sb_weight_type type, const uint8_t *block, sb_
     for (int s = 0; s < 8; s++) {
         f[s].scale = scale[s];
         f[s].coef = -offset[s];
-        f[s].lane_scale[0] = f[s].lane_scale[1] = 1;
     }
 }
 
@@ -165,7 +124,7 @@ SB_INLINE void SB_NAME(tile)(sb_weight_type type, const int NW, const int NT, co
             if (NT <= 2)
                 for (int64_t line = 0; line < bytes; line += 64) _mm_prefetch((const char *)(ahead + super * bytes + line), _MM_HINT_T0);
             sb_block_factors f[2][8];
-            for (int r = 0; r < NW; r++) SB_NAME(k_factors)(type, row + r * row_bytes + super * sb_block_bytes(type), f[r]);
+            for (int r = 0; r < NW; r++) SB_NAME(k_factors)(row + r * row_bytes + super * sb_block_bytes(type), f[r]);
             // Unrolled, each sub-block's factors stay in registers and its nibble half is known at
             // compile time (a loop kept them on the stack and branched per sub-block): one-row decode
             // of q4_K / q5_K / q6_K rows measured 20–35% faster, same instructions per product.
@@ -174,8 +133,8 @@ SB_INLINE void SB_NAME(tile)(sb_weight_type type, const int NW, const int NT, co
                 const int64_t b = 8 * super + s;
                 for (int r = 0; r < NW; r++) {
                     const __m256i q = SB_NAME(levels)(type, row + r * row_bytes, b);
-                    if (NT >= 3) SB_NAME(add_block4)(type, NT, q, &f[r][s], b, k, xq, xg, acc[r], &correction4[r]);
-                    else SB_NAME(add_block)(type, NT, q, &f[r][s], b, k, xq, xb, acc[r], correction[r]);
+                    if (NT >= 3) SB_NAME(add_block4)(NT, q, &f[r][s], b, k, xq, xg, acc[r], &correction4[r]);
+                    else SB_NAME(add_block)(NT, q, &f[r][s], b, k, xq, xb, acc[r], correction[r]);
                 }
             }
         }
@@ -186,8 +145,8 @@ SB_INLINE void SB_NAME(tile)(sb_weight_type type, const int NW, const int NT, co
             for (int r = 0; r < NW; r++) {
                 const sb_block_factors f = sb_factors(type, row + r * row_bytes, b);
                 const __m256i q = SB_NAME(levels)(type, row + r * row_bytes, b);
-                if (NT >= 3) SB_NAME(add_block4)(type, NT, q, &f, b, k, xq, xg, acc[r], &correction4[r]);
-                else SB_NAME(add_block)(type, NT, q, &f, b, k, xq, xb, acc[r], correction[r]);
+                if (NT >= 3) SB_NAME(add_block4)(NT, q, &f, b, k, xq, xg, acc[r], &correction4[r]);
+                else SB_NAME(add_block)(NT, q, &f, b, k, xq, xb, acc[r], correction[r]);
             }
         }
     }
@@ -208,21 +167,21 @@ SB_INLINE void SB_NAME(tile8)(sb_weight_type type, const uint8_t *row, int64_t k
     if (sb_is_k(type)) {
         for (int64_t super = 0; super < blocks / 8; super++) {
             sb_block_factors f[8];
-            SB_NAME(k_factors)(type, row + super * sb_block_bytes(type), f);
+            SB_NAME(k_factors)(row + super * sb_block_bytes(type), f);
 #pragma clang loop unroll(full)
             for (int s = 0; s < 8; s++) {
                 const int64_t b = 8 * super + s;
                 const __m256i q = SB_NAME(levels)(type, row, b);
-                SB_NAME(add_block4)(type, 4, q, &f[s], b, k, xq, xg, acc, &correction4[0]);
-                SB_NAME(add_block4)(type, 4, q, &f[s], b, k, xq + 4 * k, xg + blocks, acc + 4, &correction4[1]);
+                SB_NAME(add_block4)(4, q, &f[s], b, k, xq, xg, acc, &correction4[0]);
+                SB_NAME(add_block4)(4, q, &f[s], b, k, xq + 4 * k, xg + blocks, acc + 4, &correction4[1]);
             }
         }
     } else {
         for (int64_t b = 0; b < blocks; b++) {
             const sb_block_factors f = sb_factors(type, row, b);
             const __m256i q = SB_NAME(levels)(type, row, b);
-            SB_NAME(add_block4)(type, 4, q, &f, b, k, xq, xg, acc, &correction4[0]);
-            SB_NAME(add_block4)(type, 4, q, &f, b, k, xq + 4 * k, xg + blocks, acc + 4, &correction4[1]);
+            SB_NAME(add_block4)(4, q, &f, b, k, xq, xg, acc, &correction4[0]);
+            SB_NAME(add_block4)(4, q, &f, b, k, xq + 4 * k, xg + blocks, acc + 4, &correction4[1]);
         }
     }
     float correction[8];

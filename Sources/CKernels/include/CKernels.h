@@ -20,9 +20,8 @@ typedef struct {
 /// `i`; lanes past the last row are zero), so kernels advance the 4 rows' corrections in one vector
 /// operation. Built from the rows' `sb_activation_block`s by `sb_group_activations`.
 typedef struct {
-    float d[4];         ///< each row's `d`
-    float ds[4];        ///< each row's `ds`
-    int16_t sum[4][2];  ///< each row's `sum`
+    float d[4];   ///< each row's `d`
+    float ds[4];  ///< each row's `ds`
 } sb_activation_quad;
 
 /// Weight formats (ggml's block layouts; see Sources/Kernels/QuantizedBlocks.swift).
