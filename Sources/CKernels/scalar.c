@@ -62,14 +62,11 @@ static void levels(sb_weight_type type, const uint8_t *row, int64_t b, int q[32]
         }
         return;
     }
+    // q5_K, the one K format still row-major.
     const uint8_t *block = row + (b / 8) * sb_block_bytes(type);
     const int s = (int)(b % 8);
-    const int five = type == SB_Q5_K;
-    const uint8_t *qs = block + (five ? 48 : 16) + 32 * (s / 2), *qh = block + 16;
-    for (int l = 0; l < 32; l++) {
-        q[l] = s % 2 == 0 ? qs[l] & 0xF : qs[l] >> 4;
-        if (five) q[l] |= ((qh[l] >> s) & 1) << 4;
-    }
+    const uint8_t *qs = block + 48 + 32 * (s / 2), *qh = block + 16;
+    for (int l = 0; l < 32; l++) q[l] = (s % 2 == 0 ? qs[l] & 0xF : qs[l] >> 4) | (((qh[l] >> s) & 1) << 4);
 }
 
 void sb_quantized_linear_scalar(sb_weight_type type, const void *w, size_t row_bytes, int64_t k, int64_t o_begin,

@@ -28,17 +28,14 @@ SB_INLINE __m256i SB_NAME(levels)(sb_weight_type type, const uint8_t *row, int64
         }
         return q;
     }
+    // q5_K, the one K format still row-major.
     const uint8_t *block = row + (b / 8) * sb_block_bytes(type);
     const int s = (int)(b % 8);
-    const int five = type == SB_Q5_K;
-    const __m256i qs = _mm256_loadu_si256((const __m256i *)(block + (five ? 48 : 16) + 32 * (s / 2)));
-    __m256i q = _mm256_and_si256(s % 2 == 0 ? qs : _mm256_srli_epi16(qs, 4), low4);
-    if (five) {
-        const __m256i qh = _mm256_loadu_si256((const __m256i *)(block + 16));
-        const __m256i bit = _mm256_and_si256(_mm256_srli_epi16(qh, s), _mm256_set1_epi8(1));
-        q = _mm256_or_si256(q, _mm256_slli_epi16(bit, 4));
-    }
-    return q;
+    const __m256i qs = _mm256_loadu_si256((const __m256i *)(block + 48 + 32 * (s / 2)));
+    const __m256i q = _mm256_and_si256(s % 2 == 0 ? qs : _mm256_srli_epi16(qs, 4), low4);
+    const __m256i qh = _mm256_loadu_si256((const __m256i *)(block + 16));
+    const __m256i bit = _mm256_and_si256(_mm256_srli_epi16(qh, s), _mm256_set1_epi8(1));
+    return _mm256_or_si256(q, _mm256_slli_epi16(bit, 4));
 }
 
 SB_INLINE float SB_NAME(reduce)(__m256 acc) {
