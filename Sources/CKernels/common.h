@@ -184,4 +184,14 @@ SB_INLINE float sb_exp(float x) {
     return y * scale;
 }
 
+/// `sb_exp_sum`'s last values, `x[from..<n]`, added one at a time to `sum` (and written to `out`).
+SB_INLINE float sb_exp_sum_tail(const float *x, int64_t from, int64_t n, float shift, float *out, float sum) {
+    for (int64_t i = from; i < n; i++) {
+        const float e = sb_exp(x[i] - shift);
+        if (out) out[i] = e;
+        sum += e;
+    }
+    return sum;
+}
+
 #endif

@@ -104,13 +104,7 @@ float sb_exp_sum_portable(const float *x, int64_t n, float shift, float *out) {
         if (out) out[i] = e;
         lanes[i % 8] += e;
     }
-    float sum = sb_reduce8(lanes);
-    for (int64_t i = whole; i < n; i++) {
-        const float e = sb_exp(x[i] - shift);
-        if (out) out[i] = e;
-        sum += e;
-    }
-    return sum;
+    return sb_exp_sum_tail(x, whole, n, shift, out, sb_reduce8(lanes));
 }
 
 #if !defined(__x86_64__)

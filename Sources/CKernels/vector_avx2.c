@@ -322,13 +322,7 @@ __attribute__((target("avx2,fma,f16c"))) float sb_exp_sum(const float *x, int64_
     }
     float stored[8];
     _mm256_storeu_ps(stored, lanes);
-    float sum = sb_reduce8(stored);
-    for (int64_t i = whole; i < n; i++) {
-        const float e = sb_exp(x[i] - shift);
-        if (out) out[i] = e;
-        sum += e;
-    }
-    return sum;
+    return sb_exp_sum_tail(x, whole, n, shift, out, sb_reduce8(stored));
 }
 
 void sb_quantized_linear_avx2(sb_weight_type type, const void *w, size_t row_bytes, int64_t k, int64_t o_begin, int64_t o_end,

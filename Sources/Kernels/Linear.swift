@@ -4,8 +4,8 @@ import CKernels
 ///
 /// Shapes: `x` (rows, inFeatures) row-major f32; `weight` (outFeatures, inFeatures) row-major, exactly
 /// as a Hugging Face checkpoint or a GGUF file stores it (mapped weights are used in place, except
-/// q8_0, q4_0, q5_0, q4_K and q6_K rows, packed once at load: `WeightMatrix.packedForProducts()`); `y` (rows,
-/// outFeatures).
+/// q8_0, q4_0, q5_0, q4_K and q6_K rows, packed once at load: `WeightMatrix.packedForProducts()`);
+/// `y` (rows, outFeatures).
 ///
 /// The kernels are C (CKernels: Swift's SIMD8<Float16> conversions measured 4× slower than f32's loads).
 ///
@@ -18,15 +18,14 @@ import CKernels
 ///
 /// **Quantized weights** (q8_0 … q6_K) go through CKernels: `x` is first quantized per row to int8 in
 /// blocks of 32 (scale max|x|/127, round to nearest even, as llama.cpp quantizes activations for its
-/// quantized dot products). For q8_0, q4_0, q5_0, q4_K and q6_K each output is then one f32 accumulator
-/// over the row's 32-blocks in order, adding each block's exact integer dot product times the two
-/// blocks' scales with one fused multiply-add (q4_K's offsets in a second accumulator); for the
-/// other formats an 8-lane f32 accumulator of per-lane
-/// integer dot products times the scales, plus a scalar for the formats' offsets, reduced in a fixed
-/// order. A row's int8 activations depend on that row only, so the same invariance holds. Each weight
-/// block is decoded once per group of up to 8 input rows. The int8 rounding of activations is the
-/// only difference from f32 arithmetic on the de-quantized weights: at most half an activation step
-/// per element.
+/// quantized dot products). For q8_0, q4_0, q5_0, q4_K and q6_K each output is then one f32
+/// accumulator over the row's 32-blocks in order, adding each block's exact integer dot product
+/// times the two blocks' scales with one fused multiply-add (q4_K's offsets in a second
+/// accumulator); for the other formats an 8-lane f32 accumulator of per-lane integer dot products
+/// times the scales, plus a scalar for the formats' offsets, reduced in a fixed order. A row's int8
+/// activations depend on that row only, so the same invariance holds. Each weight block is decoded
+/// once per group of up to 8 input rows. The int8 rounding of activations is the only difference
+/// from f32 arithmetic on the de-quantized weights: at most half an activation step per element.
 ///
 /// Float tiles of 3 weight rows × 4 input rows: per 8 values of `k` the kernel loads 7 vectors and
 /// issues 12 FMAs, so it is FMA-bound when the batch is wide and bandwidth-bound (each weight read

@@ -62,8 +62,8 @@ public struct WeightMatrix: @unchecked Sendable {
     public let columns: Int
     /// Bytes from one row to the next.
     public let rowBytes: Int
-    /// The copy of a q8_0, q4_0, q5_0, q4_K or q6_K matrix that `linear` multiplies (`packedForProducts()`); nil
-    /// for other formats, and for a matrix only looked up row by row.
+    /// The copy of a q8_0, q4_0, q5_0, q4_K or q6_K matrix that `linear` multiplies
+    /// (`packedForProducts()`); nil for other formats, and for a matrix only looked up row by row.
     public private(set) var packed: PackedRows?
 
     public init(base: UnsafeRawPointer, element: Element, rows: Int, columns: Int) {
@@ -86,13 +86,13 @@ public struct WeightMatrix: @unchecked Sendable {
     /// This matrix as `linear` needs it: q8_0, q4_0, q5_0, q4_K and q6_K rows are copied into groups of 16 rows
     /// interleaved 4 weights at a time (CKernels' `sb_pack_rows`), the layout their kernels read; other
     /// formats are multiplied where they lie and come back unchanged. The copy is as large as the
-    /// rows, so a loader passes `packed` to release the mapped pages of each run of rows once it is
+    /// rows, so a loader passes `rowsCopied` to release the mapped pages of each run of rows once it is
     /// copied (they are read back if an embedding lookup touches them): resident memory then holds
     /// one copy of the rows, not two, even while a 30 MB head is being packed.
-    public func packedForProducts(packed: (_ rows: Range<Int>) -> Void = { _ in }) -> WeightMatrix {
+    public func packedForProducts(rowsCopied: (_ rows: Range<Int>) -> Void = { _ in }) -> WeightMatrix {
         guard element.isPackedForProducts, self.packed == nil else { return self }
         var copy = self
-        copy.packed = PackedRows(self, packed: packed)
+        copy.packed = PackedRows(self, rowsCopied: rowsCopied)
         return copy
     }
 
@@ -115,15 +115,16 @@ public struct WeightMatrix: @unchecked Sendable {
     }
 }
 
-/// The packed copy of a q8_0, q4_0, q5_0, q4_K or q6_K matrix's rows (`WeightMatrix.packedForProducts()`): allocated
-/// once at load, aligned to cache lines, read-only afterwards.
+/// The packed copy of a q8_0, q4_0, q5_0, q4_K or q6_K matrix's rows
+/// (`WeightMatrix.packedForProducts()`): allocated once at load, aligned to cache lines, read-only
+/// afterwards.
 public final class PackedRows {
     public let pointer: UnsafeRawPointer
     public let byteCount: Int
 
     /// Packs `matrix` in runs of `rowsPerRun` rows (whole groups), calling `packed` after each run
     /// and once more with every row.
-    init(_ matrix: WeightMatrix, packed: (_ rows: Range<Int>) -> Void) {
+    init(_ matrix: WeightMatrix, rowsCopied: (_ rows: Range<Int>) -> Void) {
         let type = matrix.element.kernelType, columns = Int64(matrix.columns)
         byteCount = sb_packed_bytes(type, Int64(matrix.rows), columns)
         let storage = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 1), alignment: 64)
@@ -133,9 +134,9 @@ public final class PackedRows {
             sb_pack_rows(
                 type, matrix.base + start * matrix.rowBytes, matrix.rowBytes, Int64(end - start), columns,
                 storage + start / Int(SB_PACK_ROWS) * groupBytes)
-            packed(start..<end)
+            rowsCopied(start..<end)
         }
-        packed(0..<matrix.rows) // the pages that straddled two runs
+        rowsCopied(0..<matrix.rows) // the pages that straddled two runs
         pointer = UnsafeRawPointer(storage)
     }
 
