@@ -69,7 +69,7 @@ let package = Package(
         .target(name: "Tokenization", dependencies: ["CCrypto", "ChatTemplates", "JSON", "ModelFormats"]),
         .testTarget(name: "TokenizationTests", dependencies: ["Tokenization", "ChatTemplates", "ModelFormats"]),
         // Architectures (Llama/Qwen2 text, CLIP/SigLIP towers, LLaVA, Mllama) and the KV cache.
-        .target(name: "Models", dependencies: ["Kernels", "ModelFormats", "Vision"], swiftSettings: vectorized),
+        .target(name: "Models", dependencies: ["CKernels", "Kernels", "ModelFormats", "Vision"], swiftSettings: vectorized),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Kernels", "ModelFormats"]),
         .testTarget(name: "LlavaTests", dependencies: ["Models", "ModelFormats", "Vision", "Tokenization", "ChatTemplates"]),
         .testTarget(

@@ -184,6 +184,9 @@ SB_INLINE float sb_exp(float x) {
     return y * scale;
 }
 
+/// One element of SwiGLU's gating (`sb_silu_multiply`): silu(g) · u.
+SB_INLINE float sb_silu_times(float g, float u) { return g / (1.0f + sb_exp(-g)) * u; }
+
 /// `sb_exp_sum`'s last values, `x[from..<n]`, added one at a time to `sum` (and written to `out`).
 SB_INLINE float sb_exp_sum_tail(const float *x, int64_t from, int64_t n, float shift, float *out, float sum) {
     for (int64_t i = from; i < n; i++) {

@@ -107,6 +107,11 @@ float sb_exp_sum_portable(const float *x, int64_t n, float shift, float *out) {
     return sb_exp_sum_tail(x, whole, n, shift, out, sb_reduce8(lanes));
 }
 
+void sb_silu_multiply_portable(float *gate, const float *up, int64_t n) {
+    for (int64_t i = 0; i < n; i++) gate[i] = sb_silu_times(gate[i], up[i]);
+}
+
 #if !defined(__x86_64__)
 float sb_exp_sum(const float *x, int64_t n, float shift, float *out) { return sb_exp_sum_portable(x, n, shift, out); }
+void sb_silu_multiply(float *gate, const float *up, int64_t n) { sb_silu_multiply_portable(gate, up, n); }
 #endif

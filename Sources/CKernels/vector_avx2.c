@@ -325,6 +325,17 @@ __attribute__((target("avx2,fma,f16c"))) float sb_exp_sum(const float *x, int64_
     return sb_exp_sum_tail(x, whole, n, shift, out, sb_reduce8(stored));
 }
 
+__attribute__((target("avx2,fma,f16c"))) void sb_silu_multiply(float *gate, const float *up, int64_t n) {
+    const int64_t whole = n / 8 * 8;
+    for (int64_t i = 0; i < whole; i += 8) {
+        const __m256 g = _mm256_loadu_ps(gate + i);
+        const __m256 e = exp8(_mm256_xor_ps(g, _mm256_set1_ps(-0.0f)));  // e^(−g)
+        const __m256 silu = _mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+        _mm256_storeu_ps(gate + i, _mm256_mul_ps(silu, _mm256_loadu_ps(up + i)));
+    }
+    for (int64_t i = whole; i < n; i++) gate[i] = sb_silu_times(gate[i], up[i]);
+}
+
 void sb_quantized_linear_avx2(sb_weight_type type, const void *w, size_t row_bytes, int64_t k, int64_t o_begin, int64_t o_end,
         const int8_t *xq, const sb_activation_block *xb, const sb_activation_quad *xg, int64_t rows, float *y, int64_t ldy) {
     avx2_linear(type, w, row_bytes, k, o_begin, o_end, xq, xb, xg, rows, y, ldy);

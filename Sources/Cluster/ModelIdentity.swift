@@ -14,7 +14,8 @@ import Wire
 /// configs — everything but documentation (`*.md`, `LICENSE*`, `NOTICE*`, `USE_POLICY*`), hidden
 /// files and subdirectories (the engine reads none of them; Meta's `original/` holds a second copy
 /// of the weights). A model that is a single file (e.g. GGUF) is that file's bytes. A chat template
-/// that replaces the model's (`--chat-template`) is part of the identity too.
+/// that replaces the model's (`--chat-template`) is part of the identity too, and so is a KV cache
+/// kept in another type than f32 (`--kv-type f16` rounds keys and values, so answers may differ).
 ///
 /// How: each file is cut into 64 MiB chunks hashed in parallel on all cores (OpenSSL's SHA-256,
 /// which uses the CPU's SHA extensions); a file's digest is the SHA-256 of its chunk digests, and the
@@ -26,10 +27,12 @@ public enum ModelIdentity {
     static let scheme = "stagebeam model identity 1"
 
     /// The identity of the model at `model` (a directory or one file), with `chatTemplate` — the
-    /// text of a template replacing the model's — when there is one. `useCache: false` hashes every
-    /// file again; `cacheDirectory` replaces the XDG cache directory.
-    public static func compute(model: URL, chatTemplate: String? = nil, useCache: Bool = true, cacheDirectory: URL? = nil) throws -> String
-    {
+    /// text of a template replacing the model's — when there is one, and `kvCacheType` when the KV
+    /// cache is not f32 (nil or "f32" leave the identity as the files give it). `useCache: false`
+    /// hashes every file again; `cacheDirectory` replaces the XDG cache directory.
+    public static func compute(
+        model: URL, chatTemplate: String? = nil, kvCacheType: String? = nil, useCache: Bool = true, cacheDirectory: URL? = nil
+    ) throws -> String {
         let files = try modelFiles(model)
         var cache = useCache ? ModelIdentityCache(model: model, directory: cacheDirectory) : nil
         var digests: [String?] = files.map { cache?.digest(of: $0) }
@@ -45,6 +48,7 @@ public enum ModelIdentity {
         var list = scheme + "\n"
         for (file, digest) in zip(files, digests) { list += "\(file.name)\t\(file.size)\t\(digest!)\n" }
         if let chatTemplate { list += "chat template override\t\(sha256Hex(Array(chatTemplate.utf8)))\n" }
+        if let kvCacheType, kvCacheType != "f32" { list += "kv cache\t\(kvCacheType)\n" }
         return sha256Hex(Array(list.utf8))
     }
 

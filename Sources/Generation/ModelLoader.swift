@@ -28,17 +28,21 @@ public struct LoadedModel: Sendable {
     public let generationConfig: GenerationConfig?
 
     /// A generator over this model. `prefixCacheEntries`: prompts kept for reuse (0 for benchmarks,
-    /// which must compute every prompt).
-    public func makeGenerator(kvCapacityTokens: Int, prefixCacheEntries: Int = 8) -> TextGenerator {
+    /// which must compute every prompt). `kvCacheType`: how the KV cache stores keys and values.
+    public func makeGenerator(kvCapacityTokens: Int, kvCacheType: KVCacheType = .f32, prefixCacheEntries: Int = 8) -> TextGenerator {
         switch network {
         case .text(let model):
-            TextGenerator(model: model, tokenizer: tokenizer, kvCapacityTokens: kvCapacityTokens, prefixCacheEntries: prefixCacheEntries)
+            TextGenerator(
+                model: model, tokenizer: tokenizer, kvCapacityTokens: kvCapacityTokens, kvCacheType: kvCacheType,
+                prefixCacheEntries: prefixCacheEntries)
         case .llava(let llava):
             TextGenerator(
-                model: llava.language, vision: llava, tokenizer: tokenizer, kvCapacityTokens: kvCapacityTokens,
+                model: llava.language, vision: llava, tokenizer: tokenizer, kvCapacityTokens: kvCapacityTokens, kvCacheType: kvCacheType,
                 prefixCacheEntries: prefixCacheEntries)
         case .mllama(let mllama):
-            TextGenerator(mllama: mllama, tokenizer: tokenizer, kvCapacityTokens: kvCapacityTokens, prefixCacheEntries: prefixCacheEntries)
+            TextGenerator(
+                mllama: mllama, tokenizer: tokenizer, kvCapacityTokens: kvCapacityTokens, kvCacheType: kvCacheType,
+                prefixCacheEntries: prefixCacheEntries)
         }
     }
 }

@@ -26,34 +26,37 @@ public final class TextGenerator: @unchecked Sendable {
     private let logprobIds: UnsafeMutablePointer<Int32>
     private static let maxTopLogprobs = 20
 
+    /// How the KV cache stores keys and values.
+    public var kvCacheType: KVCacheType { cache.type }
+
     /// `prefixCacheEntries`: how many recent prompts stay in the KV cache for reuse (0: none).
     /// `vision`: a LLaVA checkpoint's image side, whose `language` must be `model`.
     public convenience init(
-        model: LlamaModel, vision: LlavaModel? = nil, tokenizer: Tokenizer, kvCapacityTokens: Int,
+        model: LlamaModel, vision: LlavaModel? = nil, tokenizer: Tokenizer, kvCapacityTokens: Int, kvCacheType: KVCacheType = .f32,
         prefixCacheEntries: Int = 8, imageCacheEntries: Int = 8
     ) {
         precondition(vision == nil || vision!.language === model, "the vision model must wrap this language model")
         self.init(
             decoder: model, vision: vision, mllama: nil, tokenizer: tokenizer, kvCapacityTokens: kvCapacityTokens,
-            prefixCacheEntries: prefixCacheEntries, imageCacheEntries: imageCacheEntries)
+            kvCacheType: kvCacheType, prefixCacheEntries: prefixCacheEntries, imageCacheEntries: imageCacheEntries)
     }
 
     /// A generator for a Llama 3.2 Vision checkpoint. An image's cross-attention states are large
     /// (Llama 3.2 11B Vision: 4 tiles × 1601 rows × 8 layers × 8 KV heads × 128 × keys and values
     /// in f32 ≈ 420 MB), so fewer are cached by default than LLaVA's feature rows.
     public convenience init(
-        mllama: MllamaModel, tokenizer: Tokenizer, kvCapacityTokens: Int,
+        mllama: MllamaModel, tokenizer: Tokenizer, kvCapacityTokens: Int, kvCacheType: KVCacheType = .f32,
         prefixCacheEntries: Int = 8, imageCacheEntries: Int = 2
     ) {
         let decoder = MllamaDecoder(mllama)
         self.init(
             decoder: decoder, vision: nil, mllama: decoder, tokenizer: tokenizer, kvCapacityTokens: kvCapacityTokens,
-            prefixCacheEntries: prefixCacheEntries, imageCacheEntries: imageCacheEntries)
+            kvCacheType: kvCacheType, prefixCacheEntries: prefixCacheEntries, imageCacheEntries: imageCacheEntries)
     }
 
     private init(
         decoder model: any TokenDecoder, vision: LlavaModel?, mllama: MllamaDecoder?, tokenizer: Tokenizer,
-        kvCapacityTokens: Int, prefixCacheEntries: Int, imageCacheEntries: Int
+        kvCapacityTokens: Int, kvCacheType: KVCacheType, prefixCacheEntries: Int, imageCacheEntries: Int
     ) {
         self.model = model
         self.vision = vision
@@ -62,7 +65,7 @@ public final class TextGenerator: @unchecked Sendable {
         self.imageFeatures = ImageFeatureCache(capacity: imageCacheEntries)
         self.imageStates = ImageFeatureCache(capacity: imageCacheEntries)
         self.tokenizer = tokenizer
-        self.cache = model.makeCache(capacityTokens: kvCapacityTokens)
+        self.cache = model.makeCache(capacityTokens: kvCapacityTokens, type: kvCacheType)
         self.draws = SampleDraws(vocabularySize: model.vocabularySize, rows: model.maxLogitRows, threads: model.pool.threads)
         let special = tokenizer.specialTokenIds
         self.tokenText = (0..<model.vocabularySize).map { id in

@@ -1,12 +1,10 @@
 import CKernels
 import Foundation
 
-/// SwiGLU's gating: `gate[i] = silu(gate[i]) · up[i]`, where `silu(x) = x · sigmoid(x)`.
+/// SwiGLU's gating: `gate[i] = silu(gate[i]) · up[i]`, where `silu(x) = x · sigmoid(x)`, with
+/// CKernels' vector exponential (libm's `expf` one element at a time was 1.7% of a batch-8 decode).
 public func siluMultiply(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, count: Int) {
-    for i in 0..<count {
-        let g = gate[i]
-        gate[i] = (g / (1 + expf(-g))) * up[i]
-    }
+    sb_silu_multiply(gate, up, Int64(count))
 }
 
 /// `siluMultiply` split across a pool's threads (each element is computed as the serial loop
@@ -38,9 +36,7 @@ public func softmax(_ x: UnsafeMutablePointer<Float>, count: Int) {
     guard count > 0 else { return }
     var maximum = x[0]
     for i in 1..<count { maximum = max(maximum, x[i]) }
-    var sum: Float = 0
-    for i in 0..<count { let e = expf(x[i] - maximum); x[i] = e; sum += e }
-    let inverse = 1 / sum
+    let inverse = 1 / exponentialSum(x, count: count, shift: maximum, terms: x)
     for i in 0..<count { x[i] *= inverse }
 }
 

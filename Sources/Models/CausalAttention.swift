@@ -1,8 +1,9 @@
+import CKernels
 import Kernels
 
 /// Causal (optionally sliding-window) attention of every (row, head) of a batch over its
 /// sequence's paged KV cache. Each (row, head) is computed alone, in position order, so results do
-/// not depend on batching. A reusable parallel task: the model keeps one, so a layer's attention
+/// not depend on batching. An f16 cache is read by CKernels' `sb_attention_half` (the same steps). A reusable parallel task: the model keeps one, so a layer's attention
 /// allocates nothing.
 final class CausalAttention: ParallelTask {
     let heads: Int, headDim: Int, group: Int
@@ -54,6 +55,15 @@ final class CausalAttention: ParallelTask {
             let position = Int(batch.positions[r])
             let first = window.map { max(0, position - $0 + 1) } ?? 0
             let q = query + r * qWidth + h * headDim
+            if cache.type == .f16 {
+                let (keys, values) = cache.halfBases(layer: layer, head: g)
+                blocks.withUnsafeBufferPointer { ids in
+                    sb_attention_half(
+                        q, keys, values, ids.baseAddress, Int64(cache.blockStride), Int64(blockSize), Int64(headDim), Int64(first),
+                        Int64(position), scale, probabilities, output + r * qWidth + h * headDim)
+                }
+                continue
+            }
             func key(_ p: Int) -> UnsafePointer<Float> {
                 UnsafePointer(cache.keyBase(block: blocks[p / blockSize], layer: layer, head: g) + (p % blockSize) * headDim)
             }

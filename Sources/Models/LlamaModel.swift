@@ -149,10 +149,10 @@ public final class LlamaModel: @unchecked Sendable {
     }
 
     /// A KV cache shaped for this model.
-    public func makeCache(capacityTokens: Int) -> PagedKVCache {
+    public func makeCache(capacityTokens: Int, type: KVCacheType = .f32) -> PagedKVCache {
         PagedKVCache(
             layers: config.numHiddenLayers, kvHeads: config.numKeyValueHeads, headDim: config.headDim,
-            capacityTokens: capacityTokens)
+            capacityTokens: capacityTokens, type: type)
     }
 
     public var vocabularySize: Int { config.vocabSize }
@@ -230,12 +230,11 @@ public final class LlamaModel: @unchecked Sendable {
     /// Copies row `r`'s rotated key and its value into the cache slot of its position.
     private func store(row r: Int, layer: Int, batch: ForwardBatch, cache: PagedKVCache) {
         let headDim = config.headDim, kvWidth = config.numKeyValueHeads * headDim
-        let position = Int(batch.positions[r])
-        let block = cache.blocks(of: batch.sequences[r])[position / cache.blockSize]
-        let slot = (position % cache.blockSize) * headDim
+        let position = Int(batch.positions[r]), blocks = cache.blocks(of: batch.sequences[r])
         for g in 0..<config.numKeyValueHeads {
-            (cache.keyBase(block: block, layer: layer, head: g) + slot).update(from: key + r * kvWidth + g * headDim, count: headDim)
-            (cache.valueBase(block: block, layer: layer, head: g) + slot).update(from: value + r * kvWidth + g * headDim, count: headDim)
+            cache.store(
+                key: key + r * kvWidth + g * headDim, value: value + r * kvWidth + g * headDim, blocks: blocks, position: position,
+                layer: layer, head: g)
         }
     }
 }

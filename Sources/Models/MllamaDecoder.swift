@@ -18,7 +18,9 @@ public final class MllamaDecoder: TokenDecoder {
     public var pool: ComputePool { model.text.pool }
     public var weightBytes: Int { model.text.weightBytes }
 
-    public func makeCache(capacityTokens: Int) -> PagedKVCache { model.text.makeCache(capacityTokens: capacityTokens) }
+    public func makeCache(capacityTokens: Int, type: KVCacheType) -> PagedKVCache {
+        model.text.makeCache(capacityTokens: capacityTokens, type: type)
+    }
 
     public func forward(_ batch: ForwardBatch, cache: PagedKVCache) throws -> UnsafeBufferPointer<Float> {
         try model.text.forward(batch, cache: cache, image: image)

@@ -86,8 +86,10 @@ public final class MllamaTextModel: @unchecked Sendable {
     }
 
     /// A KV cache for the self-attention layers (cross-attention layers keep none).
-    public func makeCache(capacityTokens: Int) -> PagedKVCache {
-        PagedKVCache(layers: cacheLayers, kvHeads: config.textConfig.numKeyValueHeads, headDim: headDim, capacityTokens: capacityTokens)
+    public func makeCache(capacityTokens: Int, type: KVCacheType = .f32) -> PagedKVCache {
+        PagedKVCache(
+            layers: cacheLayers, kvHeads: config.textConfig.numKeyValueHeads, headDim: headDim, capacityTokens: capacityTokens,
+            type: type)
     }
 
     /// `lm_head`'s vocabulary (the embedding table has 8 more rows, one of them `<|image|>`).
@@ -222,12 +224,11 @@ public final class MllamaTextModel: @unchecked Sendable {
     /// Copies row `r`'s rotated key and its value into the cache slot of its position.
     private func store(row r: Int, layer: Int, batch: ForwardBatch, cache: PagedKVCache) {
         let kvWidth = config.textConfig.numKeyValueHeads * headDim
-        let position = Int(batch.positions[r])
-        let block = cache.blocks(of: batch.sequences[r])[position / cache.blockSize]
-        let slot = (position % cache.blockSize) * headDim
+        let position = Int(batch.positions[r]), blocks = cache.blocks(of: batch.sequences[r])
         for g in 0..<config.textConfig.numKeyValueHeads {
-            (cache.keyBase(block: block, layer: layer, head: g) + slot).update(from: key + r * kvWidth + g * headDim, count: headDim)
-            (cache.valueBase(block: block, layer: layer, head: g) + slot).update(from: value + r * kvWidth + g * headDim, count: headDim)
+            cache.store(
+                key: key + r * kvWidth + g * headDim, value: value + r * kvWidth + g * headDim, blocks: blocks, position: position,
+                layer: layer, head: g)
         }
     }
 }

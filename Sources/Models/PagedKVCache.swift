@@ -1,3 +1,13 @@
+/// How a KV cache stores keys and values: f32 (the default, whose logits equal transformers' on an
+/// f32 reference) or f16 (half the memory and half the bytes attention reads, as llama.cpp's default
+/// cache: each key and value rounded to nearest f16 once when stored).
+public enum KVCacheType: String, CaseIterable, Sendable {
+    case f32, f16
+
+    /// Bytes per stored element.
+    public var bytes: Int { self == .f32 ? 4 : 2 }
+}
+
 /// Keys and values of many sequences in fixed-size blocks, shared copy-on-write.
 ///
 /// A sequence is a list of blocks plus a length. `fork` gives a new sequence the same blocks
@@ -6,7 +16,8 @@
 /// `trim` cuts a sequence back (e.g. to retry from an earlier point) and `release` frees it.
 ///
 /// Layout of one block: (layers, kvHeads, blockSize, headDim) for keys and the same for values,
-/// so one head's keys within a block are contiguous for the attention dot products.
+/// so one head's keys within a block are contiguous for the attention dot products. Elements are
+/// `Float` or f16 bits (`UInt16`), as `type` says.
 /// Memory is reserved up front for `capacityTokens` but only touched pages become resident.
 public final class PagedKVCache: @unchecked Sendable {
     public struct SequenceID: Hashable, Sendable { public let raw: Int }
@@ -14,10 +25,11 @@ public final class PagedKVCache: @unchecked Sendable {
     public let layers: Int, kvHeads: Int, headDim: Int
     public let blockSize: Int
     public let capacityBlocks: Int
-    /// Floats in one block of keys (or of values).
+    public let type: KVCacheType
+    /// Elements in one block of keys (or of values).
     let blockStride: Int
-    let keys: UnsafeMutablePointer<Float>
-    let values: UnsafeMutablePointer<Float>
+    let keys: UnsafeMutableRawPointer
+    let values: UnsafeMutableRawPointer
 
     private var referenceCounts: [Int32]
     private var freeBlocks: [Int32]
@@ -29,15 +41,25 @@ public final class PagedKVCache: @unchecked Sendable {
         var length: Int
     }
 
-    public init(layers: Int, kvHeads: Int, headDim: Int, capacityTokens: Int, blockSize: Int = 16) {
+    public init(layers: Int, kvHeads: Int, headDim: Int, capacityTokens: Int, blockSize: Int = 16, type: KVCacheType = .f32) {
         self.layers = layers
+        self.type = type
         self.kvHeads = kvHeads
         self.headDim = headDim
         self.blockSize = blockSize
         self.capacityBlocks = max(1, (capacityTokens + blockSize - 1) / blockSize)
         self.blockStride = layers * kvHeads * blockSize * headDim
-        keys = .allocate(capacity: capacityBlocks * blockStride)
-        values = .allocate(capacity: capacityBlocks * blockStride)
+        let bytes = capacityBlocks * blockStride * type.bytes
+        keys = .allocate(byteCount: bytes, alignment: 64)
+        values = .allocate(byteCount: bytes, alignment: 64)
+        switch type {
+        case .f32:
+            keys.bindMemory(to: Float.self, capacity: capacityBlocks * blockStride)
+            values.bindMemory(to: Float.self, capacity: capacityBlocks * blockStride)
+        case .f16:
+            keys.bindMemory(to: UInt16.self, capacity: capacityBlocks * blockStride)
+            values.bindMemory(to: UInt16.self, capacity: capacityBlocks * blockStride)
+        }
         referenceCounts = Array(repeating: 0, count: capacityBlocks)
         freeBlocks = (0..<Int32(capacityBlocks)).reversed()
     }
@@ -104,8 +126,9 @@ public final class PagedKVCache: @unchecked Sendable {
         if let partialBlock, copyNeeded {
             let shared = state.blocks[partialBlock]
             let copy = takeFreeBlock()
-            (keys + Int(copy) * blockStride).update(from: keys + Int(shared) * blockStride, count: blockStride)
-            (values + Int(copy) * blockStride).update(from: values + Int(shared) * blockStride, count: blockStride)
+            let blockBytes = blockStride * type.bytes
+            (keys + Int(copy) * blockBytes).copyMemory(from: keys + Int(shared) * blockBytes, byteCount: blockBytes)
+            (values + Int(copy) * blockBytes).copyMemory(from: values + Int(shared) * blockBytes, byteCount: blockBytes)
             unreference(shared)
             state.blocks[partialBlock] = copy
         }
@@ -117,15 +140,54 @@ public final class PagedKVCache: @unchecked Sendable {
     /// The blocks holding `sequence`'s tokens, in order (the last may be partly filled).
     public func blocks(of sequence: SequenceID) -> [Int32] { state(sequence).blocks }
 
-    /// Start of the keys of (block, layer, kvHead): `blockSize × headDim` floats.
+    /// Element offset of (block, layer, kvHead)'s `blockSize × headDim` keys (or values).
     @inline(__always)
-    public func keyBase(block: Int32, layer: Int, head: Int) -> UnsafeMutablePointer<Float> {
-        keys + Int(block) * blockStride + (layer * kvHeads + head) * blockSize * headDim
+    func offset(block: Int32, layer: Int, head: Int) -> Int {
+        Int(block) * blockStride + (layer * kvHeads + head) * blockSize * headDim
     }
 
+    /// Start of the keys of (block, layer, kvHead) in an f32 cache.
+    @inline(__always)
+    public func keyBase(block: Int32, layer: Int, head: Int) -> UnsafeMutablePointer<Float> {
+        precondition(type == .f32, "an f16 cache's keys are read by sb_attention_half")
+        return keys.assumingMemoryBound(to: Float.self) + offset(block: block, layer: layer, head: head)
+    }
+
+    /// Start of the values of (block, layer, kvHead) in an f32 cache.
     @inline(__always)
     public func valueBase(block: Int32, layer: Int, head: Int) -> UnsafeMutablePointer<Float> {
-        values + Int(block) * blockStride + (layer * kvHeads + head) * blockSize * headDim
+        precondition(type == .f32, "an f16 cache's values are read by sb_attention_half")
+        return values.assumingMemoryBound(to: Float.self) + offset(block: block, layer: layer, head: head)
+    }
+
+    /// An f16 cache's keys and values of (block 0, layer, kvHead), as `sb_attention_half` takes them.
+    @inline(__always)
+    func halfBases(layer: Int, head: Int) -> (keys: UnsafePointer<UInt16>, values: UnsafePointer<UInt16>) {
+        precondition(type == .f16, "an f32 cache has no f16 elements")
+        let at = offset(block: 0, layer: layer, head: head)
+        return (
+            UnsafePointer(keys.assumingMemoryBound(to: UInt16.self) + at), UnsafePointer(values.assumingMemoryBound(to: UInt16.self) + at)
+        )
+    }
+
+    /// Writes one position's key and value (`headDim` floats each) for (layer, kvHead) at `position`
+    /// of `blocks` (a sequence's blocks, reserved with `append`), rounding to f16 in an f16 cache.
+    @inline(__always)
+    public func store(
+        key: UnsafePointer<Float>, value: UnsafePointer<Float>, blocks: [Int32], position: Int, layer: Int, head: Int
+    ) {
+        let at = offset(block: blocks[position / blockSize], layer: layer, head: head) + (position % blockSize) * headDim
+        switch type {
+        case .f32:
+            (keys.assumingMemoryBound(to: Float.self) + at).update(from: key, count: headDim)
+            (values.assumingMemoryBound(to: Float.self) + at).update(from: value, count: headDim)
+        case .f16:
+            let (k, v) = (keys.assumingMemoryBound(to: UInt16.self) + at, values.assumingMemoryBound(to: UInt16.self) + at)
+            for i in 0..<headDim {
+                k[i] = Float16(key[i]).bitPattern
+                v[i] = Float16(value[i]).bitPattern
+            }
+        }
     }
 
     public struct CacheFull: Error, CustomStringConvertible, Sendable {

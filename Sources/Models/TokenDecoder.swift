@@ -17,7 +17,7 @@ public protocol TokenDecoder: AnyObject {
     var pool: ComputePool { get }
     /// Bytes of weights one decode step reads.
     var weightBytes: Int { get }
-    func makeCache(capacityTokens: Int) -> PagedKVCache
+    func makeCache(capacityTokens: Int, type: KVCacheType) -> PagedKVCache
     func forward(_ batch: ForwardBatch, cache: PagedKVCache) throws -> UnsafeBufferPointer<Float>
 }
 

@@ -27,6 +27,13 @@ struct EngineOptions: ParsableArguments {
         help: "KV cache size in tokens, shared by all sequences (candidates that need more together decode in parts).")
     var kvCapacity: Int = 16384
 
+    @Option(
+        name: .customLong("kv-type"),
+        help:
+            "How the KV cache stores keys and values: f32 (logits as an f32 reference computes them) or f16 (half the memory and half the bytes attention reads; each key and value rounded to f16 once)."
+    )
+    var kvCacheType: KVCacheType = .f32
+
     @Option(name: .customLong("chat-template"), help: "A Jinja chat template file to use instead of tokenizer_config.json's.")
     var chatTemplatePath: String?
 
@@ -53,7 +60,7 @@ struct EngineOptions: ParsableArguments {
 
     /// `prefixCacheEntries`: prompts kept for reuse (0 for benchmarks, which must compute every prompt).
     func makeGenerator(prefixCacheEntries: Int = 8) throws -> TextGenerator {
-        try loadModel().makeGenerator(kvCapacityTokens: kvCapacity, prefixCacheEntries: prefixCacheEntries)
+        try loadModel().makeGenerator(kvCapacityTokens: kvCapacity, kvCacheType: kvCacheType, prefixCacheEntries: prefixCacheEntries)
     }
 }
 
@@ -72,7 +79,8 @@ extension EngineOptions {
     ) {
         let model = try loadModel()
         let textGenerator = model.makeGenerator(
-            kvCapacityTokens: kvCapacity, prefixCacheEntries: prefixCacheEntries + (keepCandidates ? SearchConfig.maxBeam : 0))
+            kvCapacityTokens: kvCapacity, kvCacheType: kvCacheType,
+            prefixCacheEntries: prefixCacheEntries + (keepCandidates ? SearchConfig.maxBeam : 0))
         let executor = EngineExecutor(generator: textGenerator)
         let prompt = try ChatPrompt(tokenizer: textGenerator.tokenizer, template: try chatTemplate())
         let stopIds = textGenerator.eosTokenIds(generationConfig: model.generationConfig)
@@ -110,3 +118,5 @@ func printJSON<T: Encodable>(_ value: T) throws {
 func printError(_ message: String) {
     FileHandle.standardError.write(Data((message + "\n").utf8))
 }
+
+extension KVCacheType: ExpressibleByArgument {}

@@ -58,7 +58,7 @@ struct GenerateCommand: ParsableCommand {
 
     func run() throws {
         let model = try engine.loadModel()
-        let generator = model.makeGenerator(kvCapacityTokens: engine.kvCapacity)
+        let generator = model.makeGenerator(kvCapacityTokens: engine.kvCapacity, kvCacheType: engine.kvCacheType)
         let tokenizer = generator.tokenizer
         let images = try image.map { [try engine.loadImage($0)] } ?? []
         // As transformers' processor tokenizes (and, for LLaVA, expands each image token to the image's rows).

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Cluster
 import Foundation
+import Models
 
 /// A model's identity, as workers announce it: what `coordinator --model-id` takes.
 struct ModelIDCommand: ParsableCommand {
@@ -12,13 +13,16 @@ struct ModelIDCommand: ParsableCommand {
     var model: String
     @Option(name: .customLong("chat-template"), help: "The chat template file the workers pass as --chat-template.")
     var chatTemplate: String?
+    @Option(name: .customLong("kv-type"), help: "The KV cache type the workers pass as --kv-type (f32 or f16).")
+    var kvCacheType: KVCacheType = .f32
     @Flag(name: .customLong("no-cache"), help: "Hash every file again instead of using cached digests (for timing).")
     var noCache = false
 
     func run() throws {
         let template = try chatTemplate.map { try readText($0, what: "--chat-template") }
         let start = ContinuousClock.now
-        let identity = try ModelIdentity.compute(model: URL(fileURLWithPath: model), chatTemplate: template, useCache: !noCache)
+        let identity = try ModelIdentity.compute(
+            model: URL(fileURLWithPath: model), chatTemplate: template, kvCacheType: kvCacheType.rawValue, useCache: !noCache)
         print(identity)
         printError(String(format: "%.3f s", milliseconds(ContinuousClock.now - start) / 1000))
     }

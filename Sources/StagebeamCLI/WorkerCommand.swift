@@ -82,7 +82,7 @@ struct WorkerCommand: AsyncParsableCommand {
             switch backend.kind {
             case .engine:
                 workerEngine = try WorkerEngine(
-                    model: model, generator: model.makeGenerator(kvCapacityTokens: engine.kvCapacity),
+                    model: model, generator: model.makeGenerator(kvCapacityTokens: engine.kvCapacity, kvCacheType: engine.kvCacheType),
                     chatTemplate: try engine.chatTemplate())
             case .openai:
                 workerEngine = try await OpenAIBackend.connect(

@@ -46,7 +46,8 @@ public final class WorkerEngine: WorkerBackend {
         candidates = EngineCandidateGenerator(executor: executor, prompt: prompt, stopTokenIds: stopTokenIds)
         judgeBatcher = JudgeBatcher(executor: executor, prompt: prompt, stopTokenIds: stopTokenIds)
         modelName = model.url.standardizedFileURL.lastPathComponent
-        modelHash = try ModelIdentity.compute(model: model.url, chatTemplate: chatTemplate?.source)
+        modelHash = try ModelIdentity.compute(
+            model: model.url, chatTemplate: chatTemplate?.source, kvCacheType: generator.kvCacheType.rawValue)
         // Read and checked here, so a bad file stops the worker instead of every job.
         _ = try ModelRecommendations(model: model.url)
         let recommendations = ModelRecommendations.file(ofModel: model.url)

@@ -28,8 +28,8 @@ import Testing
     }
 
     /// Every byte of the weights counts (a byte between the old hash's 4 KiB samples too), and so do
-    /// the chat template, the processor config and a replacing chat template; the model card and the
-    /// directory's name do not.
+    /// the chat template, the processor config, a replacing chat template and an f16 KV cache; the
+    /// model card, the directory's name and naming the default f32 cache do not.
     @Test func identityCoversEveryByteThatChangesAnAnswer() throws {
         let scratch = try Scratch()
         let model = try makeModel(in: scratch)
@@ -54,6 +54,8 @@ import Testing
             try text.write(to: url, atomically: true, encoding: .utf8)
         }
         #expect(try identity(model, chatTemplate: "{{ other }}") != original)
+        #expect(try ModelIdentity.compute(model: model, kvCacheType: "f16", useCache: false) != original)
+        #expect(try ModelIdentity.compute(model: model, kvCacheType: "f32", useCache: false) == original)
         try "Another card.".write(to: model.appendingPathComponent("README.md"), atomically: true, encoding: .utf8)
         let moved = scratch.url.appendingPathComponent("renamed")
         try FileManager.default.moveItem(at: model, to: moved)

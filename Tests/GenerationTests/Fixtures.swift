@@ -26,9 +26,10 @@ enum ModelFixture {
 
     /// Read through the library's model loader, as the CLI and the worker read models.
     static func generator(
-        _ name: String, prefixCacheEntries: Int = 8, kvCapacity: Int = 4096, pool: ComputePool = .shared
+        _ name: String, prefixCacheEntries: Int = 8, kvCapacity: Int = 4096, kvCacheType: KVCacheType = .f32,
+        pool: ComputePool = .shared
     ) throws -> TextGenerator {
         try ModelLoader.load(directory(name), options: ModelLoader.Options(maxRows: 64, maxLogitRows: 16, pool: pool))
-            .makeGenerator(kvCapacityTokens: kvCapacity, prefixCacheEntries: prefixCacheEntries)
+            .makeGenerator(kvCapacityTokens: kvCapacity, kvCacheType: kvCacheType, prefixCacheEntries: prefixCacheEntries)
     }
 }

@@ -1,5 +1,6 @@
 import Generation
 import Kernels
+import Models
 import Synchronization
 import Testing
 
@@ -20,15 +21,16 @@ import Testing
     }
 
     /// A sample's tokens depend on its seed only: not on the other samples of its batch, nor on
-    /// whether its prompt came from the prefix cache (docs/invariants.md, 1).
-    @Test func samplesAreBatchAndCacheInvariant() throws {
-        let generator = try ModelFixture.generator("llama-gqa")
+    /// whether its prompt came from the prefix cache (docs/invariants.md, 1), with either KV cache.
+    @Test(arguments: KVCacheType.allCases)
+    func samplesAreBatchAndCacheInvariant(kvCacheType: KVCacheType) throws {
+        let generator = try ModelFixture.generator("llama-gqa", kvCacheType: kvCacheType)
         let prompt = try ModelFixture.reference("llama-gqa").prompts[1].input_ids
         let sampling = SamplingParameters(temperature: 0.9, topK: 50, topP: 0.95)
         let seeds: [UInt64] = [11, 12, 13, 14]
         let together = try generator.generate(GenerationRequest(promptTokens: prompt, seeds: seeds, sampling: sampling, maxNewTokens: 24))
         #expect(Set(together.samples.map(\.tokenIds)).count > 1, "different seeds give different samples")
-        let cold = try ModelFixture.generator("llama-gqa", prefixCacheEntries: 0)
+        let cold = try ModelFixture.generator("llama-gqa", prefixCacheEntries: 0, kvCacheType: kvCacheType)
         for (i, seed) in seeds.enumerated() {
             let alone = try cold.generate(GenerationRequest(promptTokens: prompt, seeds: [seed], sampling: sampling, maxNewTokens: 24))
             #expect(alone.samples[0].tokenIds == together.samples[i].tokenIds, "seed \(seed)")

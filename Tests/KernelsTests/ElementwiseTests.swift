@@ -53,6 +53,31 @@ import Testing
         #expect(exponentialSum([Float](repeating: .nan, count: 9), count: 9, shift: 0, terms: &nan).isNaN && nan.allSatisfy(\.isNaN))
     }
 
+    /// SwiGLU's gating: the vector form equals the portable one bit for bit (tails of 1–7 elements
+    /// included) and both are within a few ulp of silu(g)·u computed in double precision; past the
+    /// exponential's clamp (g < -88, where e^(-g) stays e^88) silu(g) is g·e^-88, under 1e-35.
+    @Test func siluMultiplyEqualsPortableAndDefinition() {
+        var state: UInt64 = 11
+        func next() -> Float {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Int64(bitPattern: state) >> 40) / Float(1 << 23)
+        }
+        let gates = (0..<517).map { _ in next() * 24 - 12 } + [-100, -88.5, -87.4, 0, -0, 87.4, 88.5, 100]
+        let ups = gates.map { _ in next() * 4 - 2 }
+        for count in [gates.count, gates.count - 3, 8, 5, 0] {
+            var vector = Array(gates[..<count]), portable = vector
+            sb_silu_multiply(&vector, ups, Int64(count))
+            sb_silu_multiply_portable(&portable, ups, Int64(count))
+            #expect(vector.map(\.bitPattern) == portable.map(\.bitPattern), "\(count) elements")
+        }
+        var gated = gates
+        siluMultiply(&gated, ups, count: gates.count)
+        for (i, (g, u)) in zip(gates, ups).enumerated() {
+            let exact = Double(g) / (1 + Foundation.exp(-Double(g))) * Double(u)
+            #expect(abs(Double(gated[i]) - exact) <= 4 * Double(Float(exact).ulp) + 1e-35, "silu(\(g))·\(u): \(gated[i]) against \(exact)")
+        }
+    }
+
     /// HF pairs dimension i with i + headDim/2 ("rotate half"), not with its neighbour.
     @Test func ropeRotatesHalves() {
         let rope = RotaryEmbedding(headDim: 4, base: 10000)

@@ -46,13 +46,42 @@ import Testing
         }
     }
 
+    /// With an f16 KV cache (each key and value rounded to f16 once) the logits stay within 0.01 of
+    /// transformers' f32 ones and greedy decoding picks the same tokens on every variant.
+    @Test(arguments: expectedModels)
+    func halfCacheStaysCloseToTransformers(model name: String) throws {
+        let fixture = try ReferenceFixture.load(name)
+        let model = try LlamaModel(directory: ReferenceFixture.directory(name), maxRows: 64, maxLogitRows: 64)
+        let cache = model.makeCache(capacityTokens: 256, type: .f16)
+        for prompt in fixture.prompts {
+            let sequence = cache.createSequence()
+            let start = try cache.append(sequence, count: prompt.input_ids.count)
+            var batch = ForwardBatch(capacity: prompt.input_ids.count)
+            for (i, token) in prompt.input_ids.enumerated() {
+                batch.append(token: token, sequence: sequence, position: start + i, wantsLogits: true)
+            }
+            let logits = try model.forward(batch, cache: cache)
+            var worst: Float = 0
+            for (row, expected) in prompt.logits.enumerated() {
+                for (j, value) in expected.enumerated() {
+                    worst = max(worst, abs(logits[row * model.vocabularySize + j] - value))
+                }
+            }
+            #expect(worst < 1e-2, "\(name) \"\(prompt.text)\": max |Δlogit| \(worst) with an f16 cache")
+            cache.release(sequence)
+            let generated = try greedy(model, cache, prompt: prompt.input_ids, count: prompt.greedy_ids.count)
+            #expect(generated == prompt.greedy_ids, "\(name) \"\(prompt.text)\" with an f16 cache")
+        }
+    }
+
     /// Logits of a sequence are bit-identical whether it runs alone or beside others, and whether
-    /// its prefix was prefilled in one pass or in chunks (docs/invariants.md, 1).
-    @Test func batchInvariance() throws {
+    /// its prefix was prefilled in one pass or in chunks (docs/invariants.md, 1), with either cache.
+    @Test(arguments: KVCacheType.allCases)
+    func batchInvariance(cache type: KVCacheType) throws {
         let name = "llama-gqa"
         let prompts = try ReferenceFixture.load(name).prompts.map(\.input_ids)
         let model = try LlamaModel(directory: ReferenceFixture.directory(name), maxRows: 64, maxLogitRows: 8)
-        let cache = model.makeCache(capacityTokens: 512)
+        let cache = model.makeCache(capacityTokens: 512, type: type)
 
         func lastLogits(of tokens: [Int], chunk: Int) throws -> [Float] {
             let sequence = cache.createSequence()

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # stagebeam against llama.cpp on the same weights, side by side from one run: prefill (128 tokens) and
-# decode (64 tokens) tok/s at THREADS threads for every format, plus stagebeam's batch-8 decode, the
-# share of the measured memory bandwidth its one-sequence decode reads, and its peak resident memory
-# beside the file's size.
+# decode (64 tokens after those 128) tok/s at THREADS threads for every format, plus stagebeam's
+# batch-8 decode, the share of the measured memory bandwidth its one-sequence decode reads, and its
+# peak resident memory beside the file's size.
 #
 #   scripts/bench/llama-cpp.sh [SHAPE] [THREADS] [FORMATS] [ROUNDS]
 #     SHAPE    deep (default: 30 layers, hidden 576, vocab 49152, tied) or wide (8 layers, hidden 1024)
@@ -11,6 +11,9 @@
 #     ROUNDS   1 by default: how many times each pair (stagebeam, then llama.cpp) runs back to back;
 #              with more, each column is the median over rounds and each ratio the median of the
 #              rounds' ratios (on a shared machine the load moves between rounds, less within a pair)
+#   KV_TYPE=f32|f16 (environment; f16 by default): stagebeam's KV cache (`--kv-type`). llama.cpp
+#              keeps its cache in f16 unless told otherwise, so f16 compares like with like; f32 is
+#              stagebeam's default (logits as an f32 reference computes them).
 #
 # Builds llama.cpp once (≈10 min on 2 cores) from the llama-cpp-python source distribution, native
 # (-DGGML_NATIVE=ON: it uses what this CPU has), into $LLAMA_CPP_DIR (default ~/.cache/stagebeam/llama.cpp).
@@ -23,6 +26,7 @@ shape=${1:-deep}
 threads=${2:-2}
 formats=${3:-f32,f16,bf16,q8_0,q4_0,q4_K_M}
 rounds=${4:-1}
+kv_type=${KV_TYPE:-f16}
 python=${PYTHON:-.venv/bin/python}
 llama=${LLAMA_CPP_DIR:-$HOME/.cache/stagebeam/llama.cpp}
 version=0.3.36
@@ -62,7 +66,8 @@ done
 swift build -c release --product stagebeam >/dev/null
 bandwidth=$(.build/release/stagebeam bench-kernels --threads "$threads" --bandwidth-only | sed -n 's/^memory read bandwidth: \([0-9.]*\) GB\/s.*/\1/p')
 echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs) · $(grep -o -w -E 'avx2|fma|f16c|avx512[a-z_0-9]*' /proc/cpuinfo | sort -u | xargs)"
-echo "model: $name ($shape) · $threads threads · prompt 128 · generate 64 · $rounds round(s) · memory read bandwidth $bandwidth GB/s (stagebeam bench-kernels)" \
+echo "model: $name ($shape) · $threads threads · prompt 128 · generate 64 · $rounds round(s) · stagebeam KV cache $kv_type" \
+  "· memory read bandwidth $bandwidth GB/s (stagebeam bench-kernels)" \
   "· load average $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-7s  %22s  %22s  %16s  %14s  %22s  %18s\n' format "stagebeam pp / tg" "llama.cpp pp / tg" "ratio pp / tg" "stagebeam b8/b1" \
   "stagebeam decode reads" "peak RSS / file MB"
@@ -71,8 +76,12 @@ for format in "${wanted[@]}"; do
   ours="" theirs=""
   for _ in $(seq "$rounds"); do
     ours+="$(.build/release/stagebeam bench --model "$gguf/$format.gguf" --threads "$threads" --prompt-tokens 128 --gen-tokens 64 \
-      --batch 1,8 --repeats 3 --json 2>/dev/null | tr -d '\n' || true)"$'\n'
-    theirs+="$("$bin/llama-bench" -m "$gguf/$format.gguf" -t "$threads" -p 128 -n 64 -r 3 -o json 2>/dev/null | tr -d '\n' || true)"$'\n'
+      --batch 1,8 --repeats 3 --kv-type "$kv_type" --json 2>/dev/null | tr -d '\n' || true)"$'\n'
+    # llama-bench's decode test starts from an empty cache unless given a depth; stagebeam's decodes
+    # after its 128-token prompt, so llama.cpp's decode runs at depth 128 too (positions 128–191 both).
+    theirs+="$({ "$bin/llama-bench" -m "$gguf/$format.gguf" -t "$threads" -p 128 -n 0 -r 3 -o jsonl
+      "$bin/llama-bench" -m "$gguf/$format.gguf" -t "$threads" -p 0 -n 64 -d 128 -r 3 -o jsonl; } 2>/dev/null |
+      python3 -c 'import json, sys; print(json.dumps([json.loads(line) for line in sys.stdin if line.strip()]))' || true)"$'\n'
   done
   OURS="$ours" THEIRS="$theirs" FORMAT="$format" BANDWIDTH="$bandwidth" FILE_BYTES="$(stat -c %s "$gguf/$format.gguf")" python3 - <<'EOF'
 import json, os, statistics

@@ -109,6 +109,27 @@ float sb_exp_sum(const float *x, int64_t n, float shift, float *out);
 /// The same in portable scalar C, bit-identical: the vector version's reference.
 float sb_exp_sum_portable(const float *x, int64_t n, float shift, float *out);
 
+/// Attention of one query row `q` (`head_dim` floats) and one head over positions `first...last` of
+/// a paged KV cache kept in f16: `out = softmax(scale · q·Kᵀ) · V`. `keys` and `values` point at the
+/// head's (block 0, layer) slice; position `p` is at `blocks[p / block_size] · block_stride +
+/// (p % block_size) · head_dim` elements from there. `scores` has room for `last − first + 1`.
+/// Each score is an 8-lane f32 accumulator of fused multiply-adds reduced in a fixed order, the
+/// softmax is `sb_exp_sum`'s, each output a chain of fused multiply-adds over positions in order.
+void sb_attention_half(const float *q, const uint16_t *keys, const uint16_t *values, const int32_t *blocks, int64_t block_stride,
+                       int64_t block_size, int64_t head_dim, int64_t first, int64_t last, float scale, float *scores, float *out);
+
+/// The same in portable scalar C, bit-identical: the vector version's reference.
+void sb_attention_half_portable(const float *q, const uint16_t *keys, const uint16_t *values, const int32_t *blocks,
+                                int64_t block_stride, int64_t block_size, int64_t head_dim, int64_t first, int64_t last, float scale,
+                                float *scores, float *out);
+
+/// SwiGLU's gating in place: `gate[i] = gate[i] / (1 + e^(−gate[i])) · up[i]` (silu times up), with
+/// `sb_exp_sum`'s exponential, element by element (each result depends on its two inputs alone).
+void sb_silu_multiply(float *gate, const float *up, int64_t n);
+
+/// The same in portable scalar C, bit-identical: the vector version's reference.
+void sb_silu_multiply_portable(float *gate, const float *up, int64_t n);
+
 /// A spin-wait hint to the CPU (x86 `pause`).
 void sb_spin_pause(void);
 
