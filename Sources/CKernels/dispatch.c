@@ -23,11 +23,16 @@ static sb_linear_fn chosen = scalar_linear;
 static sb_packed_fn chosen_packed = sb_packed_linear_scalar;
 static const char *chosen_name = "scalar";
 
+typedef void (*sb_float_fn)(sb_float_type, const void *, size_t, int64_t, int64_t, int64_t, const float *, int64_t, float *, int64_t);
+
 #if defined(__x86_64__)
 void sb_quantized_linear_avx2(sb_weight_type, const void *, size_t, int64_t, int64_t, int64_t, const int8_t *,
                               const sb_activation_block *, const sb_activation_quad *, int64_t, float *, int64_t);
 void sb_quantized_linear_avx512vnni(sb_weight_type, const void *, size_t, int64_t, int64_t, int64_t, const int8_t *,
                                     const sb_activation_block *, const sb_activation_quad *, int64_t, float *, int64_t);
+void sb_float_linear_avx2(sb_float_type, const void *, size_t, int64_t, int64_t, int64_t, const float *, int64_t, float *, int64_t);
+void sb_float_linear_avx512(sb_float_type, const void *, size_t, int64_t, int64_t, int64_t, const float *, int64_t, float *, int64_t);
+static sb_float_fn chosen_float = sb_float_linear_avx2;
 void sb_packed_linear_avx2(sb_weight_type, const void *, int64_t, int64_t, int64_t, const int8_t *, const sb_activation_block *,
                            int64_t, float *, int64_t);
 void sb_packed_linear_avx512vnni(sb_weight_type, const void *, int64_t, int64_t, int64_t, const int8_t *,
@@ -45,10 +50,12 @@ __attribute__((constructor)) static void sb_choose_kernels(void) {
         !(forced && strcmp(forced, "avx2") == 0)) {
         chosen = sb_quantized_linear_avx512vnni;
         chosen_packed = sb_packed_linear_avx512vnni;
+        chosen_float = sb_float_linear_avx512;
         chosen_name = "avx512vnni";
     } else {
         chosen = sb_quantized_linear_avx2;
         chosen_packed = sb_packed_linear_avx2;
+        chosen_float = sb_float_linear_avx2;
         chosen_name = "avx2";
     }
 }
@@ -64,5 +71,12 @@ void sb_packed_linear(sb_weight_type type, const void *packed, int64_t k, int64_
                       const sb_activation_block *xb, int64_t rows, float *y, int64_t ldy) {
     chosen_packed(type, packed, k, o_begin, o_end, xq, xb, rows, y, ldy);
 }
+
+#if defined(__x86_64__)
+void sb_float_linear(sb_float_type type, const void *w, size_t row_bytes, int64_t k, int64_t o_begin, int64_t o_end,
+                     const float *x, int64_t rows, float *y, int64_t ldy) {
+    chosen_float(type, w, row_bytes, k, o_begin, o_end, x, rows, y, ldy);
+}
+#endif
 
 const char *sb_kernel_variant(void) { return chosen_name; }

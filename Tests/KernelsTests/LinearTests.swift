@@ -100,9 +100,12 @@ import Testing
     }
 
     /// The vector kernels give the portable scalar kernel's bits, for every format, tile shape and tail:
-    /// input rows 1–3 past a multiple of 4 and outputs 0–2 past a multiple of 3 (the many-row tiles),
-    /// outputs not a multiple of 4 (the one-row tiles).
-    @Test(arguments: [WeightMatrix.Element.f32, .f16, .bf16], [(1, 11), (2, 12), (7, 13), (9, 11), (10, 12), (11, 13)])
+    /// input rows 1–3 past a multiple of 4 and outputs 0–2 past a multiple of 3 (AVX2's many-row
+    /// tiles), rows 0–7 past a multiple of 8 and outputs 0–5 past a multiple of 6 (AVX-512's), outputs
+    /// not a multiple of 4 or 8 (the one-row tiles).
+    @Test(
+        arguments: [WeightMatrix.Element.f32, .f16, .bf16],
+        [(1, 11), (2, 12), (7, 13), (9, 11), (10, 12), (11, 13), (8, 14), (16, 17), (23, 6), (1, 21), (5, 9)])
     func vectorKernelEqualsPortableReference(element: WeightMatrix.Element, shape: (rows: Int, out: Int)) {
         let k = 45
         let (x, stored, reference) = portableCase(element, rows: shape.rows, out: shape.out, k: k, seed: 9)

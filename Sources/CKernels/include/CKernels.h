@@ -1,5 +1,5 @@
-// The matmul kernels in C: f32/f16/bf16 (AVX2) and block-quantized weights (AVX2 and AVX-512 VNNI
-// variants chosen at run time by what the CPU supports: Swift has no per-function target attributes),
+// The matmul kernels in C: f32/f16/bf16 and block-quantized weights (AVX2 and AVX-512 variants
+// chosen at run time by what the CPU supports: Swift has no per-function target attributes),
 // the compute pool's spin hint, and the check that refuses to run on a CPU without the AVX2/FMA/F16C
 // that the Swift kernels are compiled for.
 #ifndef CKERNELS_H
