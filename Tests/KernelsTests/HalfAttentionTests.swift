@@ -49,7 +49,9 @@ import Testing
             let vector = cache.run(q, first: first, last: last, portable: false)
             let portable = cache.run(q, first: first, last: last, portable: true)
             #expect(vector.map(\.bitPattern) == portable.map(\.bitPattern), "head \(headDim), positions \(first)...\(last)")
-            let scores = (first...last).map { p in 0.125 * (0..<headDim).reduce(0.0) { $0 + Double(q[$1]) * cache.element(cache.keys, p, $1) } }
+            let scores = (first...last).map { p in
+                0.125 * (0..<headDim).reduce(0.0) { $0 + Double(q[$1]) * cache.element(cache.keys, p, $1) }
+            }
             let maximum = scores.max()!
             let weights = scores.map { Foundation.exp($0 - maximum) }
             let total = weights.reduce(0, +)
