@@ -17,21 +17,8 @@ import Testing
         let model = try LlamaModel(directory: ReferenceFixture.directory(name), maxRows: 64, maxLogitRows: 64)
         let cache = model.makeCache(capacityTokens: 256)
         for prompt in fixture.prompts {
-            let sequence = cache.createSequence()
-            let start = try cache.append(sequence, count: prompt.input_ids.count)
-            var batch = ForwardBatch(capacity: prompt.input_ids.count)
-            for (i, token) in prompt.input_ids.enumerated() {
-                batch.append(token: token, sequence: sequence, position: start + i, wantsLogits: true)
-            }
-            let logits = try model.forward(batch, cache: cache)
-            var worst: Float = 0
-            for (row, expected) in prompt.logits.enumerated() {
-                for (j, value) in expected.enumerated() {
-                    worst = max(worst, abs(logits[row * model.vocabularySize + j] - value))
-                }
-            }
+            let worst = try largestLogitError(model, cache, prompt)
             #expect(worst < 1e-4, "\(name) \"\(prompt.text)\": max |Δlogit| \(worst)")
-            cache.release(sequence)
         }
     }
 
@@ -54,21 +41,8 @@ import Testing
         let model = try LlamaModel(directory: ReferenceFixture.directory(name), maxRows: 64, maxLogitRows: 64)
         let cache = model.makeCache(capacityTokens: 256, type: .f16)
         for prompt in fixture.prompts {
-            let sequence = cache.createSequence()
-            let start = try cache.append(sequence, count: prompt.input_ids.count)
-            var batch = ForwardBatch(capacity: prompt.input_ids.count)
-            for (i, token) in prompt.input_ids.enumerated() {
-                batch.append(token: token, sequence: sequence, position: start + i, wantsLogits: true)
-            }
-            let logits = try model.forward(batch, cache: cache)
-            var worst: Float = 0
-            for (row, expected) in prompt.logits.enumerated() {
-                for (j, value) in expected.enumerated() {
-                    worst = max(worst, abs(logits[row * model.vocabularySize + j] - value))
-                }
-            }
+            let worst = try largestLogitError(model, cache, prompt)
             #expect(worst < 1e-2, "\(name) \"\(prompt.text)\": max |Δlogit| \(worst) with an f16 cache")
-            cache.release(sequence)
             let generated = try greedy(model, cache, prompt: prompt.input_ids, count: prompt.greedy_ids.count)
             #expect(generated == prompt.greedy_ids, "\(name) \"\(prompt.text)\" with an f16 cache")
         }
@@ -141,6 +115,25 @@ import Testing
 }
 
 /// Greedy decoding straight on the model: prefill, then one token at a time.
+/// The largest |logit − transformers' logit| over every position of `prompt`, prefilled in one pass.
+func largestLogitError(_ model: LlamaModel, _ cache: PagedKVCache, _ prompt: ReferenceFixture.Prompt) throws -> Float {
+    let sequence = cache.createSequence()
+    defer { cache.release(sequence) }
+    let start = try cache.append(sequence, count: prompt.input_ids.count)
+    var batch = ForwardBatch(capacity: prompt.input_ids.count)
+    for (i, token) in prompt.input_ids.enumerated() {
+        batch.append(token: token, sequence: sequence, position: start + i, wantsLogits: true)
+    }
+    let logits = try model.forward(batch, cache: cache)
+    var worst: Float = 0
+    for (row, expected) in prompt.logits.enumerated() {
+        for (j, value) in expected.enumerated() {
+            worst = max(worst, abs(logits[row * model.vocabularySize + j] - value))
+        }
+    }
+    return worst
+}
+
 func greedy(_ model: LlamaModel, _ cache: PagedKVCache, prompt: [Int], count: Int) throws -> [Int] {
     let sequence = cache.createSequence()
     defer { cache.release(sequence) }
