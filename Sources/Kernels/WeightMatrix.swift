@@ -83,17 +83,23 @@ public struct WeightMatrix: @unchecked Sendable {
 
     public var byteCount: Int { rows * rowBytes }
 
-    /// This matrix as `linear` needs it: q8_0, q4_0, q5_0, q4_K and q6_K rows are copied into groups of 16 rows
-    /// interleaved 4 weights at a time (CKernels' `sb_pack_rows`), the layout their kernels read; other
-    /// formats are multiplied where they lie and come back unchanged. The copy is as large as the
-    /// rows, so a loader passes `rowsCopied` to release the mapped pages of each run of rows once it is
-    /// copied (they are read back if an embedding lookup touches them): resident memory then holds
-    /// one copy of the rows, not two, even while a 30 MB head is being packed.
-    public func packedForProducts(rowsCopied: (_ rows: Range<Int>) -> Void = { _ in }) -> WeightMatrix {
+    /// This matrix as `linear` needs it: q8_0, q4_0, q5_0, q4_K and q6_K rows are copied into groups of
+    /// 16 rows interleaved 4 weights at a time (CKernels' `sb_pack_rows`), the layout their kernels
+    /// read; other formats are multiplied where they lie and come back unchanged. `readRows` copies
+    /// the stored bytes of a run of rows into a buffer: a loader reads them from the file without
+    /// mapping them, so resident memory holds the packed copy only.
+    public func packedForProducts(
+        readRows: (_ rows: Range<Int>, _ into: UnsafeMutableRawPointer) throws -> Void
+    ) rethrows -> WeightMatrix {
         guard element.isPackedForProducts, self.packed == nil else { return self }
         var copy = self
-        copy.packed = PackedRows(self, rowsCopied: rowsCopied)
+        copy.packed = try PackedRows(self, readRows: readRows)
         return copy
+    }
+
+    /// `packedForProducts(readRows:)` reading the rows where `base` points (memory the caller owns).
+    public func packedForProducts() -> WeightMatrix {
+        packedForProducts { rows, buffer in buffer.copyMemory(from: base + rows.lowerBound * rowBytes, byteCount: rows.count * rowBytes) }
     }
 
     /// Writes row `r` as f32 into `out` (columns values): an embedding lookup. Quantized rows are
@@ -122,25 +128,30 @@ public final class PackedRows {
     public let pointer: UnsafeRawPointer
     public let byteCount: Int
 
-    /// Packs `matrix` in runs of `rowsPerRun` rows (whole groups), calling `packed` after each run
-    /// and once more with every row.
-    init(_ matrix: WeightMatrix, rowsCopied: (_ rows: Range<Int>) -> Void) {
+    /// Packs `matrix` in runs of `rowsPerRun` rows (whole groups), each run read by `readRows` into a
+    /// buffer first.
+    init(_ matrix: WeightMatrix, readRows: (_ rows: Range<Int>, _ into: UnsafeMutableRawPointer) throws -> Void) rethrows {
         let type = matrix.element.kernelType, columns = Int64(matrix.columns)
         byteCount = sb_packed_bytes(type, Int64(matrix.rows), columns)
         let storage = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 1), alignment: 64)
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: Self.rowsPerRun * matrix.rowBytes, alignment: 64)
+        defer { buffer.deallocate() }
         let groupBytes = sb_packed_bytes(type, Int64(SB_PACK_ROWS), columns)
-        for start in stride(from: 0, to: matrix.rows, by: Self.rowsPerRun) {
-            let end = min(start + Self.rowsPerRun, matrix.rows)
-            sb_pack_rows(
-                type, matrix.base + start * matrix.rowBytes, matrix.rowBytes, Int64(end - start), columns,
-                storage + start / Int(SB_PACK_ROWS) * groupBytes)
-            rowsCopied(start..<end)
+        do {
+            for start in stride(from: 0, to: matrix.rows, by: Self.rowsPerRun) {
+                let end = min(start + Self.rowsPerRun, matrix.rows)
+                try readRows(start..<end, buffer)
+                sb_pack_rows(
+                    type, buffer, matrix.rowBytes, Int64(end - start), columns, storage + start / Int(SB_PACK_ROWS) * groupBytes)
+            }
+        } catch {
+            storage.deallocate()
+            throw error
         }
-        rowsCopied(0..<matrix.rows) // the pages that straddled two runs
         pointer = UnsafeRawPointer(storage)
     }
 
-    /// 1,024 rows: about 600 KB of a q8_0 row of 576, so the pages two runs share are few.
+    /// 1,024 rows: about 600 KB of a q8_0 row of 576, the buffer a run is read into.
     static let rowsPerRun = 1024
 
     deinit { pointer.deallocate() }

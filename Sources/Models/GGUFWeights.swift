@@ -33,9 +33,9 @@ final class GGUFWeights: WeightSource {
         return WeightMatrix(base: file.bytes(of: info).baseAddress!, element: element, rows: rows, columns: columns)
     }
 
-    func releasePages(of matrix: WeightMatrix, rows: Range<Int>) {
+    func readRows(of matrix: WeightMatrix, rows: Range<Int>, into destination: UnsafeMutableRawPointer) throws {
         let start = matrix.base - UnsafeRawPointer(file.mapped.bytes.baseAddress!)
-        file.mapped.release((start + rows.lowerBound * matrix.rowBytes)..<(start + rows.upperBound * matrix.rowBytes))
+        try file.mapped.read((start + rows.lowerBound * matrix.rowBytes)..<(start + rows.upperBound * matrix.rowBytes), into: destination)
     }
 
     /// The `rope_freqs.weight` vector (`count` divisors of RoPE's inverse frequencies), or nil when

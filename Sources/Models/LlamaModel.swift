@@ -30,6 +30,8 @@ public final class LlamaModel: @unchecked Sendable {
     let sines: UnsafeMutablePointer<Float> // (rows, headDim/2)
     let finalRows: UnsafeMutablePointer<Float> // (logitRows, hidden)
     let logits: UnsafeMutablePointer<Float> // (logitRows, outputSize)
+    /// One embedding row's stored bytes, for lookups read from the file (`LlamaWeights.lookUp`).
+    let lookupRow: UnsafeMutableRawPointer
     /// Reused parallel tasks: the forward pass allocates nothing.
     let linear = LinearTask()
     let gating = SiluMultiplyTask()
@@ -107,6 +109,7 @@ public final class LlamaModel: @unchecked Sendable {
         sines = .allocate(capacity: maxRows * config.headDim / 2)
         finalRows = .allocate(capacity: maxLogitRows * config.hiddenSize)
         logits = .allocate(capacity: maxLogitRows * outputSize)
+        lookupRow = .allocate(byteCount: weights.embedding.rowBytes, alignment: 64)
         attention = CausalAttention(
             heads: config.numAttentionHeads, kvHeads: config.numKeyValueHeads,
             headDim: config.headDim, slidingWindow: config.slidingWindow, threads: pool.threads)
@@ -116,6 +119,7 @@ public final class LlamaModel: @unchecked Sendable {
         for buffer in [hidden, normed, query, key, value, attended, projected, gate, up, cosines, sines, finalRows, logits] {
             buffer.deallocate()
         }
+        lookupRow.deallocate()
     }
 
     static func ropeScaling(_ config: TextModelConfig, directory: URL) throws -> RotaryEmbedding.Scaling {
@@ -185,7 +189,7 @@ public final class LlamaModel: @unchecked Sendable {
                 guard token >= 0 && token < c.vocabSize else {
                     throw ModelError(.tokenOutOfRange, "token id \(token) is outside the model's vocabulary (0..<\(c.vocabSize))")
                 }
-                weights.embedding.widenRow(token, into: hidden + r * hiddenSize)
+                try weights.lookUp(token, into: hidden + r * hiddenSize, scratch: lookupRow)
             }
             rope.angles(position: Int(batch.positions[r]), cos: cosines + r * half, sin: sines + r * half)
         }

@@ -89,7 +89,21 @@ struct LlamaWeights {
         finalNorm = try vector(names.decoder + "norm.weight", hidden)
         // Tied checkpoints usually omit lm_head; some keep a copy, which is then taken (and used).
         tiedHead = names.headRows == nil && c.tieWordEmbeddings && !checkpoint.contains(names.lmHead)
-        lmHead = tiedHead ? checkpoint.packedForProducts(embedding) : try matrix(names.lmHead, names.headRows ?? c.vocabSize, hidden)
+        lmHead = tiedHead ? try checkpoint.packedForProducts(embedding) : try matrix(names.lmHead, names.headRows ?? c.vocabSize, hidden)
+    }
+
+    /// Writes embedding row `token` as f32 into `out`. A tied embedding whose rows the head packed is
+    /// read from the file (`readRows` into `scratch`, one row's bytes) rather than through the
+    /// mapping: the packed head is its only resident copy, and mapped lookups would bring the file's
+    /// pages back a fault at a time.
+    func lookUp(_ token: Int, into out: UnsafeMutablePointer<Float>, scratch: UnsafeMutableRawPointer) throws {
+        guard tiedHead && embedding.element.isPackedForProducts else {
+            embedding.widenRow(token, into: out)
+            return
+        }
+        try checkpoint.readRows(of: embedding, rows: token..<token + 1, into: scratch)
+        WeightMatrix(base: UnsafeRawPointer(scratch), element: embedding.element, rows: 1, columns: embedding.columns).widenRow(
+            0, into: out)
     }
 
     /// Old checkpoints carry RoPE's precomputed inverse frequencies; they are derived from config.
@@ -118,29 +132,32 @@ public protocol WeightSource: AnyObject, Sendable {
     func floatTensor(_ name: String, shape: [Int]) throws -> FloatTensor
     /// A (rows, columns) matrix used in place in its stored type; marks it consumed.
     func weightMatrix(_ name: String, rows: Int, columns: Int) throws -> WeightMatrix
-    /// Drops the resident pages wholly inside rows `rows` of a matrix's stored bytes where they are
-    /// clean copies of a mapped file (after those rows were packed: they are read back if touched).
-    func releasePages(of matrix: WeightMatrix, rows: Range<Int>)
+    /// Copies the stored bytes of rows `rows` of one of its matrices into `destination`, from a file
+    /// without mapping them where it can (so packing them leaves no file pages resident).
+    func readRows(of matrix: WeightMatrix, rows: Range<Int>, into destination: UnsafeMutableRawPointer) throws
 }
 
 extension WeightSource {
     /// A matrix that `linear` multiplies: `weightMatrix` with q8_0 / q4_0 rows packed.
     func productMatrix(_ name: String, rows: Int, columns: Int) throws -> WeightMatrix {
-        packedForProducts(try weightMatrix(name, rows: rows, columns: columns))
+        try packedForProducts(try weightMatrix(name, rows: rows, columns: columns))
     }
 
-    /// `matrix.packedForProducts()`, releasing the mapped pages it is packed from as it goes, so the
-    /// packed copy replaces them in resident memory instead of adding to it.
-    func packedForProducts(_ matrix: WeightMatrix) -> WeightMatrix {
-        matrix.packedForProducts { rows in releasePages(of: matrix, rows: rows) }
+    /// `matrix.packedForProducts`, its rows read by `readRows`: the packed copy is then all that
+    /// resident memory holds of them.
+    func packedForProducts(_ matrix: WeightMatrix) throws -> WeightMatrix {
+        try matrix.packedForProducts { rows, buffer in try readRows(of: matrix, rows: rows, into: buffer) }
     }
 }
 
 extension Checkpoint: WeightSource {
     public var location: URL { directory }
 
-    /// A checkpoint's matrices are float formats, used where they lie and never packed.
-    public func releasePages(of matrix: WeightMatrix, rows: Range<Int>) {}
+    /// A checkpoint's matrices are float formats, used where they lie and never packed: this copies
+    /// from the mapping.
+    public func readRows(of matrix: WeightMatrix, rows: Range<Int>, into destination: UnsafeMutableRawPointer) throws {
+        destination.copyMemory(from: matrix.base + rows.lowerBound * matrix.rowBytes, byteCount: rows.count * matrix.rowBytes)
+    }
 
     /// A matrix used in place in its stored dtype; other dtypes are an error naming the tensor.
     public func weightMatrix(_ name: String, rows: Int, columns: Int) throws -> WeightMatrix {

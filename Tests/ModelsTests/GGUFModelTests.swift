@@ -136,8 +136,10 @@ final class DequantizedWeights: WeightSource {
         return WeightMatrix(f32: buffer, rows: rows, columns: columns)
     }
 
-    /// Its matrices are f32 copies, never packed.
-    func releasePages(of matrix: WeightMatrix, rows: Range<Int>) {}
+    /// Its matrices are f32 copies, never packed: this copies from them.
+    func readRows(of matrix: WeightMatrix, rows: Range<Int>, into destination: UnsafeMutableRawPointer) throws {
+        destination.copyMemory(from: matrix.base + rows.lowerBound * matrix.rowBytes, byteCount: rows.count * matrix.rowBytes)
+    }
 }
 
 extension GGUFModelTests {
