@@ -1,5 +1,6 @@
 import Hummingbird
 import NIOCore
+import Synchronization
 
 /// The gateway's request context: Hummingbird's basic one, plus the request's connection, so that
 /// a handler waiting for a job can tell when its HTTP client goes away.
@@ -22,16 +23,23 @@ final class ClientGoneHandler: ChannelInboundHandler, RemovableChannelHandler, S
     typealias InboundIn = NIOAny
 
     private let onGone: @Sendable () -> Void
+    /// Set by the first of the two events: a client that closes its socket usually brings both (the
+    /// input closing, then the connection going inactive), and its job is cancelled once.
+    private let gone = Atomic(false)
 
     init(onGone: @escaping @Sendable () -> Void) { self.onGone = onGone }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if case .inputClosed = event as? ChannelEvent { onGone() }
+        if case .inputClosed = event as? ChannelEvent { clientGone() }
         context.fireUserInboundEventTriggered(event)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        onGone()
+        clientGone()
         context.fireChannelInactive()
+    }
+
+    private func clientGone() {
+        if !gone.exchange(true, ordering: .relaxed) { onGone() }
     }
 }
