@@ -190,8 +190,8 @@ SB_INLINE __m512 load_pair(sb_float_type type, const uint8_t *a, const uint8_t *
     }
     case SB_F16:
     case SB_BF16: {
-        const __m256i halves =
-            _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(a + 2 * i))), _mm_loadu_si128((const __m128i *)(b + 2 * i)), 1);
+        const __m256i low = _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(a + 2 * i)));
+        const __m256i halves = _mm256_inserti128_si256(low, _mm_loadu_si128((const __m128i *)(b + 2 * i)), 1);
         if (type == SB_F16) return _mm512_cvtph_ps(halves);
         return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(halves), 16));
     }
@@ -211,7 +211,8 @@ SB_INLINE void tile512(sb_float_type type, const int NP, const int NT, const int
     const uint8_t *ahead = w + 2 * rows * row_bytes;
     for (int64_t i = 0; i < vector_k; i += 8) {
         if (prefetch)
-            for (int line = 0; line < 8 * rows * element; line += 64) _mm_prefetch((const char *)(ahead + i * rows * element + line), _MM_HINT_T0);
+            for (int line = 0; line < 8 * rows * element; line += 64)
+                _mm_prefetch((const char *)(ahead + i * rows * element + line), _MM_HINT_T0);
         __m512 v[4];
         for (int p = 0; p < NP; p++) {
             const uint8_t *a = w + 2 * p * row_bytes;
@@ -228,7 +229,8 @@ SB_INLINE void tile512(sb_float_type type, const int NP, const int NT, const int
             _mm512_storeu_ps(lanes, acc[t][p]);
             const uint8_t *a = w + 2 * p * row_bytes;
             y[t * ldy + 2 * p] = sb_float_tail(type, sb_reduce8(lanes), x + t * k, a, vector_k, k);
-            if (!(single && p == NP - 1)) y[t * ldy + 2 * p + 1] = sb_float_tail(type, sb_reduce8(lanes + 8), x + t * k, a + row_bytes, vector_k, k);
+            if (!(single && p == NP - 1))
+                y[t * ldy + 2 * p + 1] = sb_float_tail(type, sb_reduce8(lanes + 8), x + t * k, a + row_bytes, vector_k, k);
         }
 }
 

@@ -3,8 +3,8 @@ import Kernels
 
 /// Causal (optionally sliding-window) attention of every (row, head) of a batch over its
 /// sequence's paged KV cache. Each (row, head) is computed alone, in position order, so results do
-/// not depend on batching. An f16 cache is read by CKernels' `sb_attention_half` (the same steps). A reusable parallel task: the model keeps one, so a layer's attention
-/// allocates nothing.
+/// not depend on batching; an f16 cache is read by CKernels' `sb_attention_half`, which does the
+/// same. A reusable parallel task: the model keeps one, so a layer's attention allocates nothing.
 final class CausalAttention: ParallelTask {
     let heads: Int, headDim: Int, group: Int
     let window: Int?
