@@ -94,12 +94,14 @@ import Vision
     }
 
     /// Candidates forked from one image prefix, decoded together in one batch over the shared image
-    /// states, give exactly the logits each gives alone: the image is encoded once for all of them.
-    @Test func forkedCandidatesShareTheImageAndDecodeBatchInvariant() throws {
+    /// states, give exactly the logits each gives alone (with either KV cache): the image is encoded
+    /// once for all of them.
+    @Test(arguments: KVCacheType.allCases)
+    func forkedCandidatesShareTheImageAndDecodeBatchInvariant(cache type: KVCacheType) throws {
         let name = "mllama-tiles4"
         let f = try MllamaFixture.load(name), model = try Self.model(name)
         let context = try model.context(promptIds: f.image.input_ids, image: model.imageStates(for: f.referenceTiles(name)))
-        let cache = model.text.makeCache(capacityTokens: 256)
+        let cache = model.text.makeCache(capacityTokens: 256, type: type)
         let prefix = cache.createSequence()
         _ = try model.prefill(
             f.image.input_ids, image: context, sequence: prefix, firstPosition: cache.append(prefix, count: f.image.input_ids.count),
