@@ -205,5 +205,6 @@ extension WeightMatrix.Element {
     }
 }
 
-/// Which quantized kernels this CPU runs: "avx512vnni", "avx2" or "scalar".
-public var quantizedKernelVariant: String { String(cString: sb_kernel_variant()) }
+/// Which kernels this CPU runs: "avx512vnni" (AVX-512 VNNI quantized kernels and AVX-512 float tiles),
+/// "avx2" or "scalar".
+public var kernelVariant: String { String(cString: sb_kernel_variant()) }

@@ -51,7 +51,7 @@ struct BenchKernelsCommand: ParsableCommand {
 
     func run() throws {
         let pool = ComputePool(threads: threads)
-        print("bench-kernels · \(threads) threads · quantized kernels: \(quantizedKernelVariant)")
+        print("bench-kernels · \(threads) threads · kernels: \(kernelVariant)")
 
         let vectors = megabytes * 1_000_000 / 32
         let buffer = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: vectors)

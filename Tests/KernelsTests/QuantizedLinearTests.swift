@@ -106,7 +106,7 @@ import Testing
                     Int64(Self.out))
             }
         }
-        #expect(y.map(\.bitPattern) == reference.map(\.bitPattern), "\(element), \(rows) rows on \(quantizedKernelVariant)")
+        #expect(y.map(\.bitPattern) == reference.map(\.bitPattern), "\(element), \(rows) rows on \(kernelVariant)")
     }
 
     /// The vector activation quantizer writes the portable one's levels and blocks, on ordinary rows,
