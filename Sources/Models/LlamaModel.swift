@@ -204,7 +204,9 @@ public final class LlamaModel: @unchecked Sendable {
             for r in 0..<rows {
                 rope.apply(query + r * qWidth, heads: heads, cos: cosines + r * half, sin: sines + r * half)
                 rope.apply(key + r * kvWidth, heads: kvHeads, cos: cosines + r * half, sin: sines + r * half)
-                store(row: r, layer: l, batch: batch, cache: cache)
+                cache.store(
+                    keys: key + r * kvWidth, values: value + r * kvWidth, sequence: batch.sequences[r], position: Int(batch.positions[r]),
+                    layer: l)
             }
             attention(layer: l, batch: batch, cache: cache, query: query, into: attended, pool: pool)
             linear(attended, rows: rows, weight: layer.o, bias: layer.oBias?.pointer, into: projected, pool: pool)
@@ -229,16 +231,5 @@ public final class LlamaModel: @unchecked Sendable {
         }
         linear(finalRows, rows: logitRows, weight: weights.lmHead, into: logits, pool: pool)
         return UnsafeBufferPointer(start: logits, count: logitRows * outputSize)
-    }
-
-    /// Copies row `r`'s rotated key and its value into the cache slot of its position.
-    private func store(row r: Int, layer: Int, batch: ForwardBatch, cache: PagedKVCache) {
-        let headDim = config.headDim, kvWidth = config.numKeyValueHeads * headDim
-        let position = Int(batch.positions[r]), blocks = cache.blocks(of: batch.sequences[r])
-        for g in 0..<config.numKeyValueHeads {
-            cache.store(
-                key: key + r * kvWidth + g * headDim, value: value + r * kvWidth + g * headDim, blocks: blocks, position: position,
-                layer: layer, head: g)
-        }
     }
 }

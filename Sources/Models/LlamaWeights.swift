@@ -138,7 +138,8 @@ public protocol WeightSource: AnyObject, Sendable {
 }
 
 extension WeightSource {
-    /// A matrix that `linear` multiplies: `weightMatrix` with q8_0 / q4_0 rows packed.
+    /// A matrix that `linear` multiplies: `weightMatrix`, packed when its format is
+    /// (`WeightMatrix.Element.isPackedForProducts`).
     func productMatrix(_ name: String, rows: Int, columns: Int) throws -> WeightMatrix {
         try packedForProducts(try weightMatrix(name, rows: rows, columns: columns))
     }

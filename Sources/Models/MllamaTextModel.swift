@@ -144,7 +144,9 @@ public final class MllamaTextModel: @unchecked Sendable {
             for r in 0..<rows {
                 rope.apply(query + r * qWidth, heads: heads, cos: cosines + r * half, sin: sines + r * half)
                 rope.apply(key + r * kvWidth, heads: kvHeads, cos: cosines + r * half, sin: sines + r * half)
-                store(row: r, layer: selfAttention.cache, batch: batch, cache: cache)
+                cache.store(
+                    keys: key + r * kvWidth, values: value + r * kvWidth, sequence: batch.sequences[r], position: Int(batch.positions[r]),
+                    layer: selfAttention.cache)
             }
             attention(layer: selfAttention.cache, batch: batch, cache: cache, query: query, into: attended, pool: pool)
             linear(attended, rows: rows, weight: selfAttention.o, into: projected, pool: pool)
@@ -219,16 +221,5 @@ public final class MllamaTextModel: @unchecked Sendable {
             }
         }
         return image
-    }
-
-    /// Copies row `r`'s rotated key and its value into the cache slot of its position.
-    private func store(row r: Int, layer: Int, batch: ForwardBatch, cache: PagedKVCache) {
-        let kvWidth = config.textConfig.numKeyValueHeads * headDim
-        let position = Int(batch.positions[r]), blocks = cache.blocks(of: batch.sequences[r])
-        for g in 0..<config.textConfig.numKeyValueHeads {
-            cache.store(
-                key: key + r * kvWidth + g * headDim, value: value + r * kvWidth + g * headDim, blocks: blocks, position: position,
-                layer: layer, head: g)
-        }
     }
 }

@@ -170,22 +170,23 @@ public final class PagedKVCache: @unchecked Sendable {
         )
     }
 
-    /// Writes one position's key and value (`headDim` floats each) for (layer, kvHead) at `position`
-    /// of `blocks` (a sequence's blocks, reserved with `append`), rounding to f16 in an f16 cache.
-    @inline(__always)
-    public func store(
-        key: UnsafePointer<Float>, value: UnsafePointer<Float>, blocks: [Int32], position: Int, layer: Int, head: Int
-    ) {
-        let at = offset(block: blocks[position / blockSize], layer: layer, head: head) + (position % blockSize) * headDim
-        switch type {
-        case .f32:
-            (keys.assumingMemoryBound(to: Float.self) + at).update(from: key, count: headDim)
-            (values.assumingMemoryBound(to: Float.self) + at).update(from: value, count: headDim)
-        case .f16:
-            let (k, v) = (keys.assumingMemoryBound(to: UInt16.self) + at, values.assumingMemoryBound(to: UInt16.self) + at)
-            for i in 0..<headDim {
-                k[i] = Float16(key[i]).bitPattern
-                v[i] = Float16(value[i]).bitPattern
+    /// Writes one position's keys and values for `layer` — `kvHeads × headDim` floats each, head
+    /// after head, as a projection leaves them — at `position` of `sequence` (reserved with
+    /// `append`), rounding to f16 in an f16 cache.
+    public func store(keys key: UnsafePointer<Float>, values value: UnsafePointer<Float>, sequence: SequenceID, position: Int, layer: Int) {
+        let block = state(sequence).blocks[position / blockSize], slot = (position % blockSize) * headDim
+        for head in 0..<kvHeads {
+            let at = offset(block: block, layer: layer, head: head) + slot, from = head * headDim
+            switch type {
+            case .f32:
+                (keys.assumingMemoryBound(to: Float.self) + at).update(from: key + from, count: headDim)
+                (values.assumingMemoryBound(to: Float.self) + at).update(from: value + from, count: headDim)
+            case .f16:
+                let (k, v) = (keys.assumingMemoryBound(to: UInt16.self) + at, values.assumingMemoryBound(to: UInt16.self) + at)
+                for i in 0..<headDim {
+                    k[i] = Float16(key[from + i]).bitPattern
+                    v[i] = Float16(value[from + i]).bitPattern
+                }
             }
         }
     }
