@@ -16,8 +16,10 @@ import Vision
     }
 
     /// All-position logits of a prompt run in one pass.
-    static func logits(_ model: MllamaModel, _ ids: [Int], image: MllamaImageContext?) throws -> [Float] {
-        let cache = model.text.makeCache(capacityTokens: 128)
+    static func logits(_ model: MllamaModel, _ ids: [Int], image: MllamaImageContext?, cache type: KVCacheType = .f32) throws
+        -> [Float]
+    {
+        let cache = model.text.makeCache(capacityTokens: 128, type: type)
         let sequence = cache.createSequence()
         let start = try cache.append(sequence, count: ids.count)
         var batch = ForwardBatch(capacity: ids.count)
@@ -90,6 +92,23 @@ import Vision
             #expect(
                 try greedy(model, f.image.input_ids, image: context, count: f.image.greedy_ids.count) == f.image.greedy_ids, "\(name) image"
             )
+        }
+    }
+
+    /// With an f16 KV cache (`--kv-type f16`, keys and values rounded once when stored) the logits of
+    /// both prompts stay within 0.01 of transformers' f32 ones and greedy decoding gives the same ids,
+    /// as for the Llama fixtures (`LlamaModelTests.halfCacheStaysCloseToTransformers`).
+    @Test(arguments: names)
+    func halfCacheStaysCloseToTransformers(_ name: String) throws {
+        let f = try MllamaFixture.load(name), model = try Self.model(name)
+        let image = try model.context(promptIds: f.image.input_ids, image: model.imageStates(for: f.referenceTiles(name)))
+        for (prompt, ids, context, expected) in [
+            ("image", f.image.input_ids, image, f.image.greedy_ids), ("text", f.text.input_ids, nil, f.text.greedy_ids),
+        ] {
+            let logits = try Self.logits(model, ids, image: context, cache: .f16)
+            let worst = maxDifference(logits, try f.logits(name, prompt))
+            #expect(worst < 1e-2, "\(name) \(prompt): max |Δlogit| \(worst) with an f16 cache")
+            #expect(try greedy(model, ids, image: context, count: expected.count, cache: .f16) == expected, "\(name) \(prompt)")
         }
     }
 
@@ -183,8 +202,10 @@ import Vision
 }
 
 /// Greedy decoding: prefill, then one token at a time with the same image context.
-func greedy(_ model: MllamaModel, _ ids: [Int], image: MllamaImageContext?, count: Int) throws -> [Int] {
-    let cache = model.text.makeCache(capacityTokens: 128)
+func greedy(_ model: MllamaModel, _ ids: [Int], image: MllamaImageContext?, count: Int, cache type: KVCacheType = .f32) throws
+    -> [Int]
+{
+    let cache = model.text.makeCache(capacityTokens: 128, type: type)
     let sequence = cache.createSequence()
     var logits = try model.prefill(
         ids, image: image, sequence: sequence, firstPosition: cache.append(sequence, count: ids.count), cache: cache)
