@@ -103,7 +103,7 @@ import Vision
         let f = try MllamaFixture.load(name), model = try Self.model(name)
         let image = try model.context(promptIds: f.image.input_ids, image: model.imageStates(for: f.referenceTiles(name)))
         for (prompt, ids, context, expected) in [
-            ("image", f.image.input_ids, image, f.image.greedy_ids), ("text", f.text.input_ids, nil, f.text.greedy_ids),
+            ("image", f.image.input_ids, image, f.image.greedy_ids), ("text", f.text.input_ids, nil, f.text.greedy_ids)
         ] {
             let logits = try Self.logits(model, ids, image: context, cache: .f16)
             let worst = maxDifference(logits, try f.logits(name, prompt))
