@@ -3,32 +3,48 @@ import Kernels
 import ModelFormats
 import Synchronization
 
-/// A GGUF file's tensors under the Hugging Face names `LlamaWeights` asks for: llama.cpp's
-/// `token_embd`, `blk.N.attn_q`, `ffn_gate`, `output_norm`, `output` … answer to `model.embed_tokens`,
-/// `model.layers.N.self_attn.q_proj`, `mlp.gate_proj`, `model.norm`, `lm_head` … Matrices are used
-/// where they lie in the mapped file, in their stored ggml type.
+/// A GGUF file's tensors under the Hugging Face names the models ask for. In a llama.cpp file
+/// (`.llamaCpp`) llama.cpp's `token_embd`, `blk.N.attn_q`, `ffn_gate`, `output_norm`, `output` …
+/// answer to `model.embed_tokens`, `model.layers.N.self_attn.q_proj`, `mlp.gate_proj`, `model.norm`,
+/// `lm_head` …; in the weights file of a quantized checkpoint directory (`.huggingFace`,
+/// `HuggingFaceQuantized`) every tensor keeps its Hugging Face name. Matrices are used where they lie
+/// in the mapped file, in their stored ggml type.
 final class GGUFWeights: WeightSource {
+    /// How the file names the tensors.
+    enum Naming: Sendable {
+        case llamaCpp, huggingFace
+    }
+
     let file: GGUFFile
+    let naming: Naming
     private let consumed = Mutex<Set<String>>([])
 
-    init(file: GGUFFile) { self.file = file }
+    init(file: GGUFFile, naming: Naming = .llamaCpp) {
+        self.file = file
+        self.naming = naming
+    }
 
     var location: URL { file.url }
 
-    func contains(_ name: String) -> Bool { Self.ggufName(name).map { file.tensors[$0] != nil } ?? false }
+    func contains(_ name: String) -> Bool { storedName(name).map { file.tensors[$0] != nil } ?? false }
 
     func floatTensor(_ name: String, shape: [Int]) throws -> FloatTensor {
         try file.floatTensor(try take(name), shape: shape)
     }
 
-    func weightMatrix(_ name: String, rows: Int, columns: Int) throws -> WeightMatrix {
+    func weightMatrix(_ name: String, shape: [Int]) throws -> WeightMatrix {
         let stored = try take(name)
-        let info = try file.tensor(stored, shape: [rows, columns])
+        let info = try file.tensor(stored, shape: shape)
         guard let element = Self.elements[info.type] else {
             let supported = Self.elements.keys.map(\.name).sorted().joined(separator: ", ")
             throw ModelFormatError(
                 .unsupportedDType,
                 "\(file.url.path): tensor '\(stored)' is \(info.type.name), which this engine cannot multiply (supported: \(supported))")
+        }
+        let (rows, columns) = (shape[0], shape.dropFirst().reduce(1, *))
+        guard element.blockSize == 1 || columns % element.blockSize == 0 else {
+            throw ModelFormatError(
+                .shapeMismatch, "\(file.url.path): tensor '\(stored)' has rows of \(columns) values, not whole \(info.type.name) blocks")
         }
         return WeightMatrix(base: file.bytes(of: info).baseAddress!, element: element, rows: rows, columns: columns)
     }
@@ -59,9 +75,9 @@ final class GGUFWeights: WeightSource {
     ]
 
     /// Throws `unexpectedTensors` naming every tensor of the file the model did not take.
-    func verifyAllConsumed() throws {
+    func verifyAllConsumed(ignoring: (String) -> Bool = { _ in false }) throws {
         let taken = consumed.withLock { $0 }
-        let left = file.tensorNames.filter { !taken.contains($0) }
+        let left = file.tensorNames.filter { !taken.contains($0) && !ignoring($0) }
         guard left.isEmpty else {
             let listed = left.prefix(20).map { "'\($0)'" }.joined(separator: ", ")
             throw ModelFormatError(
@@ -70,12 +86,21 @@ final class GGUFWeights: WeightSource {
         }
     }
 
+    /// The file's name of the tensor the model calls `name`.
+    private func storedName(_ name: String) -> String? {
+        switch naming {
+        case .llamaCpp: Self.ggufName(name)
+        case .huggingFace: name
+        }
+    }
+
     private func take(_ name: String) throws -> String {
-        guard let stored = Self.ggufName(name) else {
+        guard let stored = storedName(name) else {
             throw ModelFormatError(.missingTensor, "\(file.url.path): the model asks for '\(name)', which has no GGUF name")
         }
         guard file.tensors[stored] != nil else {
-            throw ModelFormatError(.missingTensor, "\(file.url.path): no tensor '\(stored)' (the model's \(name))")
+            throw ModelFormatError(
+                .missingTensor, "\(file.url.path): no tensor '\(stored)'\(stored == name ? "" : " (the model's \(name))")")
         }
         consumed.withLock { _ = $0.insert(stored) }
         return stored

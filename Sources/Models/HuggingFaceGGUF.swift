@@ -107,10 +107,11 @@ public enum HuggingFaceGGUF {
         if ["llava", "mllama"].contains(modelType) || declared.contains(where: { $0.hasSuffix("ForConditionalGeneration") }) {
             throw ModelFormatError(
                 .unsupportedArchitecture,
-                "\(url.path): \(declared.first ?? modelType) is a vision-language model; quantize writes text models only. "
+                "\(url.path): \(declared.first ?? modelType) is a vision-language model; a GGUF file is written for text models only. "
                     + "llama.cpp reads a vision model as two files (the text decoder and an mmproj projector file of its own "
                     + "format), and neither llama.cpp nor transformers reads a GGUF file holding the whole model, so there is "
-                    + "no file both could check; stagebeam runs this checkpoint from its safetensors (f32, f16 or bf16) instead")
+                    + "no file both could check; stagebeam runs this checkpoint from its safetensors (f32, f16 or bf16) "
+                    + "(a Llama 3.2 Vision checkpoint is quantized into a directory of stagebeam's own layout)")
         }
         guard let architecture = declared.lazy.compactMap({ architectures[$0] }).first else {
             throw ModelFormatError(

@@ -122,7 +122,7 @@ struct LlamaWeights {
     }
 }
 
-/// Where a decoder's tensors come from: a Hugging Face checkpoint, or a GGUF file answering to the
+/// Where a model's tensors come from: a Hugging Face checkpoint, or a GGUF file answering to the
 /// same names. Matrices are used where they lie; vectors are widened to f32 when stored narrower.
 public protocol WeightSource: AnyObject, Sendable {
     /// The directory or file, for error messages.
@@ -130,14 +130,29 @@ public protocol WeightSource: AnyObject, Sendable {
     func contains(_ name: String) -> Bool
     /// A vector or matrix as f32 after checking its shape; marks it consumed.
     func floatTensor(_ name: String, shape: [Int]) throws -> FloatTensor
-    /// A (rows, columns) matrix used in place in its stored type; marks it consumed.
-    func weightMatrix(_ name: String, rows: Int, columns: Int) throws -> WeightMatrix
+    /// A tensor of row-major shape `shape` used in place in its stored type as a matrix of
+    /// `shape[0]` rows (a convolution's kernels flattened, for one); marks it consumed.
+    func weightMatrix(_ name: String, shape: [Int]) throws -> WeightMatrix
     /// Copies the stored bytes of rows `rows` of one of its matrices into `destination`, from a file
     /// without mapping them where it can (so packing them leaves no file pages resident).
     func readRows(of matrix: WeightMatrix, rows: Range<Int>, into destination: UnsafeMutableRawPointer) throws
+    /// Throws naming every tensor the model did not take, except those `ignoring` accepts.
+    func verifyAllConsumed(ignoring: (String) -> Bool) throws
 }
 
 extension WeightSource {
+    /// A (rows, columns) matrix used in place in its stored type; marks it consumed.
+    func weightMatrix(_ name: String, rows: Int, columns: Int) throws -> WeightMatrix {
+        try weightMatrix(name, shape: [rows, columns])
+    }
+
+    /// A one-element tensor (a gate) as f32.
+    func scalar(_ name: String) throws -> Float {
+        let tensor = try floatTensor(name, shape: [1])
+        // Converted (f16/bf16) tensors own their memory: keep it alive while it is read.
+        return withExtendedLifetime(tensor) { tensor.pointer[0] }
+    }
+
     /// A matrix that `linear` multiplies: `weightMatrix`, packed when its format is
     /// (`WeightMatrix.Element.isPackedForProducts`).
     func productMatrix(_ name: String, rows: Int, columns: Int) throws -> WeightMatrix {
@@ -161,17 +176,8 @@ extension Checkpoint: WeightSource {
     }
 
     /// A matrix used in place in its stored dtype; other dtypes are an error naming the tensor.
-    public func weightMatrix(_ name: String, rows: Int, columns: Int) throws -> WeightMatrix {
-        let (info, bytes) = try storedTensor(name, shape: [rows, columns])
-        let element: WeightMatrix.Element
-        switch info.dtype {
-        case .f32: element = .f32
-        case .f16: element = .f16
-        case .bf16: element = .bf16
-        default:
-            throw ModelFormatError(
-                .unsupportedDType, "tensor '\(name)' in \(info.file.path) is \(info.dtype.rawValue); weights must be F32, F16 or BF16")
-        }
-        return WeightMatrix(base: bytes.baseAddress!, element: element, rows: rows, columns: columns)
+    public func weightMatrix(_ name: String, shape: [Int]) throws -> WeightMatrix {
+        let (info, bytes) = try storedTensor(name, shape: shape)
+        return try WeightMatrix(stored: info, bytes: bytes, rows: shape[0], columns: shape.dropFirst().reduce(1, *))
     }
 }

@@ -17,7 +17,8 @@ public final class MllamaModel: @unchecked Sendable {
     public let preprocessor: MllamaPreprocessor
     let projector: WeightMatrix // multi_modal_projector.weight (textHidden, visionOutputDim)
     let projectorBias: FloatTensor // multi_modal_projector.bias (textHidden)
-    let checkpoint: Checkpoint
+    /// Its tensors: the safetensors, or the weights file of a quantized checkpoint (`HuggingFaceQuantized`).
+    let checkpoint: any WeightSource
 
     public var imageTokenId: Int { config.imageTokenId }
 
@@ -39,7 +40,7 @@ public final class MllamaModel: @unchecked Sendable {
 
     public init(directory: URL, maxRows: Int = 128, maxLogitRows: Int = 64, pool: ComputePool = .shared) throws {
         let config = try MllamaConfig.load(from: directory)
-        let checkpoint = try Checkpoint(directory: directory)
+        let checkpoint = try HuggingFaceQuantized.weights(in: directory)
         guard let layout = Self.layouts.first(where: { checkpoint.contains($0.vision + "patch_embedding.weight") }) else {
             throw ModelFormatError(
                 .missingTensor,
@@ -49,9 +50,10 @@ public final class MllamaModel: @unchecked Sendable {
         self.config = config
         self.checkpoint = checkpoint
         text = try MllamaTextModel(
-            config: config, checkpoint: checkpoint, names: layout.language,
+            config: config, checkpoint: checkpoint, directory: directory, names: layout.language,
             maxRows: maxRows, maxLogitRows: maxLogitRows, pool: pool)
-        vision = try MllamaVisionModel(config: config.visionConfig, checkpoint: checkpoint, prefix: layout.vision, pool: pool)
+        vision = try MllamaVisionModel(
+            config: config.visionConfig, checkpoint: checkpoint, directory: directory, prefix: layout.vision, pool: pool)
         let textHidden = config.textConfig.hiddenSize
         projector = try checkpoint.weightMatrix(layout.projector + "weight", rows: textHidden, columns: config.visionConfig.visionOutputDim)
         projectorBias = try checkpoint.floatTensor(layout.projector + "bias", shape: [textHidden])

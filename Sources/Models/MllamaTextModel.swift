@@ -39,10 +39,10 @@ public final class MllamaTextModel: @unchecked Sendable {
     let crossAttention: MllamaCrossAttention
 
     init(
-        config: MllamaConfig, checkpoint: Checkpoint, names: LlamaTensorNames, maxRows: Int, maxLogitRows: Int,
+        config: MllamaConfig, checkpoint: any WeightSource, directory: URL, names: LlamaTensorNames, maxRows: Int, maxLogitRows: Int,
         pool: ComputePool
     ) throws {
-        let c = config.textConfig, directory = checkpoint.directory
+        let c = config.textConfig
         guard c.hiddenAct == "silu" else {
             throw ModelError(
                 .unsupportedConfiguration, "\(directory.path)/config.json: text hidden_act \"\(c.hiddenAct)\" is not supported (only silu)")

@@ -33,13 +33,13 @@ struct MllamaTextWeights {
         let down: WeightMatrix // mlp.down_proj.weight (hidden, intermediate)
     }
 
-    let checkpoint: Checkpoint
+    let checkpoint: any WeightSource
     let embedding: WeightMatrix // embed_tokens.weight (vocab + 8, hidden)
     let layers: [Layer]
     let finalNorm: FloatTensor // norm.weight (hidden)
     let lmHead: WeightMatrix // lm_head.weight (vocab, hidden)
 
-    init(checkpoint: Checkpoint, config: MllamaConfig, names: LlamaTensorNames) throws {
+    init(checkpoint: any WeightSource, config: MllamaConfig, names: LlamaTensorNames) throws {
         self.checkpoint = checkpoint
         let c = config.textConfig
         let hidden = c.hiddenSize, headDim = hidden / c.numAttentionHeads

@@ -19,11 +19,11 @@ public final class MllamaVisionModel: @unchecked Sendable {
     let pool: ComputePool
     private let lock = NSLock()
 
-    init(config: MllamaVisionConfig, checkpoint: Checkpoint, prefix: String, pool: ComputePool) throws {
+    init(config: MllamaVisionConfig, checkpoint: any WeightSource, directory: URL, prefix: String, pool: ComputePool) throws {
         guard let activation = Activation(rawValue: config.hiddenAct) else {
             throw ModelError(
                 .unsupportedConfiguration,
-                "\(checkpoint.directory.path)/config.json: vision hidden_act \"\(config.hiddenAct)\" is not supported (gelu, gelu_pytorch_tanh, gelu_new, quick_gelu, silu)"
+                "\(directory.path)/config.json: vision hidden_act \"\(config.hiddenAct)\" is not supported (gelu, gelu_pytorch_tanh, gelu_new, quick_gelu, silu)"
             )
         }
         self.config = config

@@ -34,16 +34,14 @@ struct MllamaVisionWeights {
     let local: [Layer] // transformer.layers.N
     let global: [Layer] // global_transformer.layers.N (gated)
 
-    init(checkpoint: Checkpoint, config c: MllamaVisionConfig, prefix p: String) throws {
-        let hidden = c.hiddenSize, inner = c.intermediateSize, patchWidth = c.numChannels * c.patchSize * c.patchSize
+    init(checkpoint: any WeightSource, config c: MllamaVisionConfig, prefix p: String) throws {
+        let hidden = c.hiddenSize, inner = c.intermediateSize
         func vector(_ name: String, _ size: Int) throws -> FloatTensor { try checkpoint.floatTensor(p + name, shape: [size]) }
         func gate(_ name: String) throws -> Float { tanhf(try checkpoint.scalar(p + name)) }
         func matrix(_ name: String, _ rows: Int, _ columns: Int) throws -> WeightMatrix {
             try checkpoint.weightMatrix(p + name, rows: rows, columns: columns)
         }
-        let (info, bytes) = try checkpoint.storedTensor(
-            p + "patch_embedding.weight", shape: [hidden, c.numChannels, c.patchSize, c.patchSize])
-        patch = try WeightMatrix(stored: info, bytes: bytes, rows: hidden, columns: patchWidth)
+        patch = try checkpoint.weightMatrix(p + "patch_embedding.weight", shape: [hidden, c.numChannels, c.patchSize, c.patchSize])
         classEmbedding = try vector("class_embedding", hidden)
         positions = try checkpoint.floatTensor(p + "gated_positional_embedding.embedding", shape: [c.tileRows, hidden])
         positionGate = try gate("gated_positional_embedding.gate")
@@ -70,15 +68,6 @@ struct MllamaVisionWeights {
         }
         local = try (0..<c.numHiddenLayers).map { try layer("transformer.layers.\($0).", gated: false) }
         global = try (0..<c.numGlobalLayers).map { try layer("global_transformer.layers.\($0).", gated: true) }
-    }
-}
-
-extension Checkpoint {
-    /// A one-element tensor (a gate) as f32.
-    func scalar(_ name: String) throws -> Float {
-        let tensor = try floatTensor(name, shape: [1])
-        // Converted (f16/bf16) tensors own their memory: keep it alive while it is read.
-        return withExtendedLifetime(tensor) { tensor.pointer[0] }
     }
 }
 

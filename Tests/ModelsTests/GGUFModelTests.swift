@@ -127,8 +127,9 @@ final class DequantizedWeights: WeightSource {
     func contains(_ name: String) -> Bool { inner.contains(name) }
     func floatTensor(_ name: String, shape: [Int]) throws -> FloatTensor { try inner.floatTensor(name, shape: shape) }
 
-    func weightMatrix(_ name: String, rows: Int, columns: Int) throws -> WeightMatrix {
-        let stored = try inner.weightMatrix(name, rows: rows, columns: columns)
+    func weightMatrix(_ name: String, shape: [Int]) throws -> WeightMatrix {
+        let stored = try inner.weightMatrix(name, shape: shape)
+        let (rows, columns) = (stored.rows, stored.columns)
         let buffer = UnsafeMutablePointer<Float>.allocate(capacity: rows * columns)
         for r in 0..<rows { stored.widenRow(r, into: buffer + r * columns) }
         let address = Int(bitPattern: buffer)
@@ -140,6 +141,8 @@ final class DequantizedWeights: WeightSource {
     func readRows(of matrix: WeightMatrix, rows: Range<Int>, into destination: UnsafeMutableRawPointer) throws {
         destination.copyMemory(from: matrix.base + rows.lowerBound * matrix.rowBytes, byteCount: rows.count * matrix.rowBytes)
     }
+
+    func verifyAllConsumed(ignoring: (String) -> Bool) throws { try inner.verifyAllConsumed(ignoring: ignoring) }
 }
 
 extension GGUFModelTests {
