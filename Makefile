@@ -55,8 +55,9 @@ bench-model: $(VENV)/bin/python
 
 # Every fixture under Tests/Fixtures, from the scripts that made it (transformers, tokenizers, Pillow).
 FIXTURE_SCRIPTS = $(sort $(wildcard scripts/fixtures/*.py))
-fixtures: $(VENV)/bin/python
-	set -e; for script in $(FIXTURE_SCRIPTS); do echo "$$script"; $(VENV)/bin/python $$script; done
+# (make_mllama_quantized_fixtures.py runs the stagebeam just built: it checks what `quantize` writes.)
+fixtures: $(VENV)/bin/python build
+	set -e; for script in $(FIXTURE_SCRIPTS); do echo "$$script"; STAGEBEAM=.build/release/stagebeam $(VENV)/bin/python $$script; done
 
 dataset: $(VENV)/bin/python
 	$(VENV)/bin/python training/dataset.py --out datasets/shapes --examples examples

@@ -221,6 +221,12 @@ public enum ModelLoader {
     static func loadGGUF(_ url: URL, options: Options) throws -> LoadedModel {
         let file = try GGUFFile(url: url)
         let architecture = try file.string("general.architecture")
+        if HuggingFaceQuantized.isWeightsFile(file) {
+            throw ModelFormatError(
+                .unsupportedArchitecture,
+                "\(url.path) holds the weights of a quantized checkpoint directory (stagebeam quantize): give the directory, "
+                    + "--model \(url.deletingLastPathComponent().path)")
+        }
         guard let load = ggufArchitectures[architecture] else {
             throw ModelFormatError(
                 .unsupportedArchitecture,

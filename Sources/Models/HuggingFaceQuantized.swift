@@ -30,13 +30,18 @@ public enum HuggingFaceQuantized {
         let url = directory.appendingPathComponent(weightsFileName)
         guard FileManager.default.fileExists(atPath: url.path) else { return try Checkpoint(directory: directory) }
         let file = try GGUFFile(url: url)
-        guard try file.optionalString(layoutKey) == layoutValue else {
+        guard isWeightsFile(file) else {
             throw ModelFormatError(
                 .badConfig,
                 "\(url.path) is not the weights file of a quantized checkpoint (no \(layoutKey) = \(layoutValue)); "
                     + "a GGUF model file is given as --model FILE.gguf itself")
         }
         return GGUFWeights(file: file, naming: .huggingFace)
+    }
+
+    /// Whether `file` is the weights file of a quantized checkpoint directory.
+    public static func isWeightsFile(_ file: GGUFFile) -> Bool {
+        (try? file.optionalString(layoutKey)) == layoutValue
     }
 
     /// Whether `quantize` writes `directory` in this layout (a Llama 3.2 Vision checkpoint).
@@ -73,7 +78,8 @@ public enum HuggingFaceQuantized {
         }
 
         let names = checkpoint.tensorNames.filter { !LlamaWeights.isDerivedBuffer($0) }
-        let roles = Dictionary(uniqueKeysWithValues: names.compactMap { name in role(of: name, language: layout.language).map { (name, $0) } })
+        let roles = Dictionary(
+            uniqueKeysWithValues: names.compactMap { name in role(of: name, language: layout.language).map { (name, $0) } })
         let formats = MatrixFormats(fileType, matrixNames: Array(roles.values))
         var writer = GGUFWriter()
         writer.metadata = [

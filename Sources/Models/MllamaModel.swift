@@ -38,9 +38,16 @@ public final class MllamaModel: @unchecked Sendable {
         try MllamaModel(directory: directory, maxRows: maxRows, maxLogitRows: maxLogitRows, pool: pool)
     }
 
-    public init(directory: URL, maxRows: Int = 128, maxLogitRows: Int = 64, pool: ComputePool = .shared) throws {
+    public convenience init(directory: URL, maxRows: Int = 128, maxLogitRows: Int = 64, pool: ComputePool = .shared) throws {
+        try self.init(
+            directory: directory, checkpoint: HuggingFaceQuantized.weights(in: directory), maxRows: maxRows, maxLogitRows: maxLogitRows,
+            pool: pool)
+    }
+
+    /// The model of the checkpoint in `directory` (its configuration and processor) with its tensors
+    /// read from `checkpoint`.
+    init(directory: URL, checkpoint: any WeightSource, maxRows: Int, maxLogitRows: Int, pool: ComputePool) throws {
         let config = try MllamaConfig.load(from: directory)
-        let checkpoint = try HuggingFaceQuantized.weights(in: directory)
         guard let layout = Self.layouts.first(where: { checkpoint.contains($0.vision + "patch_embedding.weight") }) else {
             throw ModelFormatError(
                 .missingTensor,

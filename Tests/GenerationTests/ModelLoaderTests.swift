@@ -89,4 +89,20 @@ import Testing
         try gguf.write(to: patched)
         #expect { try ModelLoader.load(patched) } throws: { "\($0)".contains("'llamb'") && "\($0)".contains("llama, qwen2") }
     }
+
+    /// A Llama 3.2 Vision checkpoint quantized into a directory (`stagebeam quantize`) loads by its
+    /// config.json like the checkpoint it came from; its weights file given alone is refused with
+    /// the directory to give instead.
+    @Test func quantizedCheckpointDirectoriesLoad() throws {
+        let source = Self.gguf.deletingLastPathComponent().appendingPathComponent("mllama/mllama-quantized")
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("loader-mllama-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: output) }
+        try HuggingFaceQuantized.write(directory: source, to: output, as: .pure(.q8_0))
+        let loaded = try ModelLoader.load(output)
+        guard case .mllama = loaded.network else { Issue.record("a quantized Llama 3.2 Vision directory is an mllama model"); return }
+        #expect(loaded.architecture == "mllama")
+        #expect {
+            try ModelLoader.load(output.appendingPathComponent(HuggingFaceQuantized.weightsFileName))
+        } throws: { "\($0)".contains("give the directory") && "\($0)".contains(output.path) }
+    }
 }
