@@ -31,7 +31,7 @@ struct MllamaFixture: Decodable {
     static let root = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures/mllama")
 
-    static let models = ["mllama-tiles4", "mllama-tiles3-llama3rope", "mllama-tiles2-bf16"]
+    static let models = ["mllama-tiles4", "mllama-tiles3-llama3rope", "mllama-tiles2-bf16", "mllama-quantized"]
 
     static func directory(_ name: String) -> URL { root.appendingPathComponent(name) }
 
