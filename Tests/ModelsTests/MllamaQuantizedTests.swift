@@ -102,8 +102,9 @@ import Testing
         defer { try? FileManager.default.removeItem(at: output) }
         let file = try GGUFFile(url: output.appendingPathComponent(HuggingFaceQuantized.weightsFileName))
         let expected = try Self.reference().quantized[type.lowercased()]!
-        #expect(Dictionary(uniqueKeysWithValues: file.tensorNames.map { ($0, file.tensors[$0]!.type.name.uppercased()) })
-            == expected.tensor_types.mapValues { $0.uppercased() })
+        #expect(
+            Dictionary(uniqueKeysWithValues: file.tensorNames.map { ($0, file.tensors[$0]!.type.name.uppercased()) })
+                == expected.tensor_types.mapValues { $0.uppercased() })
         let model = try MllamaModel(
             directory: output, checkpoint: DequantizedWeights(GGUFWeights(file: file, naming: .huggingFace)), maxRows: 64,
             maxLogitRows: 64, pool: .shared)
@@ -139,7 +140,9 @@ import Testing
         let source = try fm.contentsOfDirectory(atPath: Self.directory.path).filter { !$0.hasSuffix(".safetensors") }.sorted()
         #expect(copied == source)
         for name in copied {
-            #expect(fm.contents(atPath: output.appendingPathComponent(name).path) == fm.contents(atPath: Self.directory.appendingPathComponent(name).path))
+            #expect(
+                fm.contents(atPath: output.appendingPathComponent(name).path)
+                    == fm.contents(atPath: Self.directory.appendingPathComponent(name).path))
         }
         #expect {
             try HuggingFaceQuantized.write(directory: Self.directory, to: output, as: .pure(.q8_0))
