@@ -22,7 +22,7 @@ struct QuantizeCommand: ParsableCommand {
             by model.gguf, which holds every tensor under its Hugging Face name, the text decoder's projections and \
             lm_head in the given type, everything else as stored; serve it with --model DIR. LLaVA checkpoints are \
             refused. Matrices are encoded with quantizers whose bytes equal ggml's reference ones (llama-quantize without \
-            an importance matrix); vectors stay F32. A plain type puts every matrix in that format (llama-quantize \
+            an importance matrix); a GGUF model file keeps vectors in F32. A plain type puts every matrix in that format (llama-quantize \
             --pure); Q4_K_M and Q5_K_M are llama-quantize's mixes (Q6_K for the output matrix and for attn_v and \
             ffn_down in some layers). Rows that are not whole blocks fall back as llama-quantize's do \
             (Q4_K → Q5_0, Q5_K → Q5_1, Q6_K → Q8_0, then F16). Types: \
