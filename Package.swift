@@ -70,10 +70,13 @@ let package = Package(
         .testTarget(name: "TokenizationTests", dependencies: ["Tokenization", "ChatTemplates", "ModelFormats"]),
         // Architectures (Llama/Qwen2 text, CLIP/SigLIP towers, LLaVA, Mllama) and the KV cache.
         .target(name: "Models", dependencies: ["CKernels", "Kernels", "ModelFormats", "Vision"], swiftSettings: vectorized),
-        .testTarget(name: "ModelsTests", dependencies: ["Models", "Kernels", "ModelFormats"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "Kernels", "ModelFormats", "ModelTestSupport"]),
+        // Test helpers shared by model suites (a weight source de-quantizing another).
+        .target(name: "ModelTestSupport", dependencies: ["Models", "Kernels", "ModelFormats"], path: "Tests/ModelTestSupport"),
         .testTarget(name: "LlavaTests", dependencies: ["Models", "ModelFormats", "Vision", "Tokenization", "ChatTemplates"]),
         .testTarget(
-            name: "MllamaTests", dependencies: ["Models", "ModelFormats", "Vision", "Generation", "Tokenization", "ChatTemplates"]),
+            name: "MllamaTests",
+            dependencies: ["Models", "ModelFormats", "Vision", "Generation", "Tokenization", "ChatTemplates", "ModelTestSupport"]),
         // n samples of one prompt: samplers, stop strings, batched decode over a shared prefix.
         .target(
             name: "Generation", dependencies: ["JSON", "Kernels", "ModelFormats", "Models", "Tokenization"], swiftSettings: vectorized),

@@ -68,17 +68,7 @@ public enum HuggingFaceGGUF {
                 return
             }
             let (info, bytes) = try checkpoint.storedTensor(source, shape: plan.isVector ? [plan.columns] : [plan.rows, plan.columns])
-            let element: WeightMatrix.Element
-            switch info.dtype {
-            case .f32: element = .f32
-            case .f16: element = .f16
-            case .bf16: element = .bf16
-            default:
-                throw ModelFormatError(
-                    .unsupportedDType, "tensor '\(source)' in \(info.file.path) is \(info.dtype.rawValue); quantize reads F32, F16 and BF16"
-                )
-            }
-            let matrix = WeightMatrix(base: bytes.baseAddress!, element: element, rows: plan.rows, columns: plan.columns)
+            let matrix = try WeightMatrix(stored: info, bytes: bytes, rows: plan.rows, columns: plan.columns)
             if plan.isVector, let heads = plan.permuteHeads {
                 // A bias: one value per row of its matrix, reordered as the rows are.
                 matrix.widenRow(0, into: row)

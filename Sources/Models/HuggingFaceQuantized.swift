@@ -90,15 +90,7 @@ public enum HuggingFaceQuantized {
         var targets: [WeightMatrix.Element] = []
         for name in names {
             let info = checkpoint.info(name)!
-            let stored: WeightMatrix.Element
-            switch info.dtype {
-            case .f32: stored = .f32
-            case .f16: stored = .f16
-            case .bf16: stored = .bf16
-            default:
-                throw ModelFormatError(
-                    .unsupportedDType, "tensor '\(name)' in \(info.file.path) is \(info.dtype.rawValue); quantize reads F32, F16 and BF16")
-            }
+            let stored = try WeightMatrix.Element(stored: info)
             let target = roles[name].map { formats.element(for: $0, columns: info.shape[1]) } ?? stored
             targets.append(target)
             writer.tensors.append(.init(name: name, type: GGUFQuantization.ggmlType(target), dimensions: info.shape.reversed()))

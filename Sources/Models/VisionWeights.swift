@@ -66,15 +66,20 @@ struct VisionWeights {
 extension WeightMatrix {
     /// A stored tensor viewed as a (rows, columns) matrix; dtypes other than F32/F16/BF16 are an error.
     init(stored info: TensorInfo, bytes: UnsafeRawBufferPointer, rows: Int, columns: Int) throws {
-        let element: Element
+        self.init(base: bytes.baseAddress!, element: try Element(stored: info), rows: rows, columns: columns)
+    }
+}
+
+extension WeightMatrix.Element {
+    /// The element of a safetensors tensor; dtypes other than F32/F16/BF16 are an error naming it.
+    init(stored info: TensorInfo) throws {
         switch info.dtype {
-        case .f32: element = .f32
-        case .f16: element = .f16
-        case .bf16: element = .bf16
+        case .f32: self = .f32
+        case .f16: self = .f16
+        case .bf16: self = .bf16
         default:
             throw ModelFormatError(
                 .unsupportedDType, "tensor '\(info.name)' in \(info.file.path) is \(info.dtype.rawValue); weights must be F32, F16 or BF16")
         }
-        self.init(base: bytes.baseAddress!, element: element, rows: rows, columns: columns)
     }
 }

@@ -8,7 +8,7 @@ import Vision
 /// 3 of them) with cross-attention at layers 1 and 3; 3 tiles of 30 px (a tall image), cross-attention
 /// at 0 and 2, llama3 RoPE, the `model.`-prefixed layout; bf16 weights, 2 tiles (one of them padding),
 /// cross-attention at 2; bf16 weights with a 256-wide text decoder (the fixture of the quantized
-/// layout, `ModelsTests/MllamaQuantizedTests`). Each has an image prompt (tokens before `<|image|>`
+/// layout, `MllamaQuantizedTests`). Each has an image prompt (tokens before `<|image|>`
 /// included) and a text-only one.
 @Suite struct MllamaModelTests {
     static let names = MllamaFixture.models

@@ -1,7 +1,7 @@
 import Foundation
 import Kernels
 import ModelFormats
-import Synchronization
+import ModelTestSupport
 import Testing
 
 @testable import Models
@@ -112,37 +112,6 @@ import Testing
         #expect(model.weightBytes == fileTensorBytes)
         #expect(!model.config.tieWordEmbeddings)
     }
-}
-
-/// A GGUF file's matrices widened to f32 (`WeightMatrix.widenRow`, ggml's de-quantization) before use.
-final class DequantizedWeights: WeightSource {
-    let inner: GGUFWeights
-    /// Addresses of the f32 copies, freed with this object.
-    private let buffers = Mutex<[Int]>([])
-
-    init(_ inner: GGUFWeights) { self.inner = inner }
-    deinit { buffers.withLock { for address in $0 { UnsafeMutablePointer<Float>(bitPattern: address)?.deallocate() } } }
-
-    var location: URL { inner.location }
-    func contains(_ name: String) -> Bool { inner.contains(name) }
-    func floatTensor(_ name: String, shape: [Int]) throws -> FloatTensor { try inner.floatTensor(name, shape: shape) }
-
-    func weightMatrix(_ name: String, shape: [Int]) throws -> WeightMatrix {
-        let stored = try inner.weightMatrix(name, shape: shape)
-        let (rows, columns) = (stored.rows, stored.columns)
-        let buffer = UnsafeMutablePointer<Float>.allocate(capacity: rows * columns)
-        for r in 0..<rows { stored.widenRow(r, into: buffer + r * columns) }
-        let address = Int(bitPattern: buffer)
-        buffers.withLock { $0.append(address) }
-        return WeightMatrix(f32: buffer, rows: rows, columns: columns)
-    }
-
-    /// Its matrices are f32 copies, never packed: this copies from them.
-    func readRows(of matrix: WeightMatrix, rows: Range<Int>, into destination: UnsafeMutableRawPointer) throws {
-        destination.copyMemory(from: matrix.base + rows.lowerBound * matrix.rowBytes, byteCount: rows.count * matrix.rowBytes)
-    }
-
-    func verifyAllConsumed(ignoring: (String) -> Bool) throws { try inner.verifyAllConsumed(ignoring: ignoring) }
 }
 
 extension GGUFModelTests {
