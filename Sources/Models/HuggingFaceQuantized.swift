@@ -59,7 +59,7 @@ public enum HuggingFaceQuantized {
             throw ModelFormatError(
                 .unsupportedArchitecture, "\(directory.path): a quantized checkpoint directory is written for Llama 3.2 Vision only")
         }
-        _ = try MllamaConfig.load(from: directory)
+        _ = try MllamaConfig.load(from: directory) // a config the model cannot read is refused before anything is written
         let checkpoint = try Checkpoint(directory: directory)
         guard let layout = MllamaModel.layouts.first(where: { checkpoint.contains($0.vision + "patch_embedding.weight") }) else {
             throw ModelFormatError(.missingTensor, "\(directory.path): no vision encoder tensors under any known Llama 3.2 Vision layout")

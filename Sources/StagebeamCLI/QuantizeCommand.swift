@@ -79,6 +79,10 @@ struct QuantizeCommand: ParsableCommand {
         let types: [String: GGMLType]
         var written = outputPath
         if isDirectory.boolValue, try HuggingFaceQuantized.accepts(sourceURL) {
+            guard outputURL.pathExtension.lowercased() != "gguf" else {
+                throw ValidationError(
+                    "\(inputPath) is a Llama 3.2 Vision checkpoint, written as a directory: give --output DIR, not a .gguf file name")
+            }
             types = try HuggingFaceQuantized.write(directory: sourceURL, to: outputURL, as: fileType)
             written = outputURL.appendingPathComponent(HuggingFaceQuantized.weightsFileName).path
         } else if isDirectory.boolValue {
