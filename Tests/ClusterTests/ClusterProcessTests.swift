@@ -56,6 +56,25 @@ import Wire
         #expect(submitted["answer"] as? String == inProcess["answer"] as? String)
     }
 
+    /// A worker serving a Llama 3.2 Vision checkpoint quantized into a directory (`stagebeam
+    /// quantize`, run as a process) answers as `stagebeam run` on that directory.
+    @Test func quantizedVisionWorkerAnswersAsTheInProcessRun() throws {
+        let scratch = try Scratch()
+        let model = scratch.path("mllama-q8_0")
+        let source = Repo.root.appendingPathComponent("Tests/Fixtures/mllama/mllama-quantized").path
+        let (status, _, err) = try runStagebeam(
+            ["quantize", "--model", source, "--type", "Q8_0", "--output", model], in: scratch, name: "quantize")
+        #expect(status == 0, "\(err)")
+        let cluster = try LocalCluster(scratch: scratch)
+        try cluster.addWorker("mllama", maxBatch: 4, model: model)
+        let job = TestJob(beam: 2)
+        let submitted = try cluster.submit(job)
+        #expect(submitted["status"] as? String == "succeeded")
+        let inProcess = try job.runInProcess(in: scratch, model: model)
+        #expect(try SearchOutcome(submitted: submitted) == SearchOutcome(record: inProcess))
+        #expect(submitted["answer"] as? String == inProcess["answer"] as? String)
+    }
+
     /// One worker or three give the same answer. With three workers of 1 credit each, a stage's
     /// 4 candidates go out 1 + 1 + 1 and the fourth waits for the first credit to come back.
     @Test func oneWorkerAndThreeWorkersGiveTheSameAnswer() throws {
