@@ -5,13 +5,13 @@ import ModelFormats
 /// A Llama 3.2 Vision checkpoint with its text decoder quantized, in stagebeam's own layout: a
 /// Hugging Face directory whose files are copied as they are (config, tokenizer, processor, chat
 /// template) and whose safetensors are replaced by one GGUF file, `model.gguf`, holding every tensor
-/// under its Hugging Face name. The decoder's projections (self- and cross-attention q/k/v/o, the
-/// MLP's gate/up/down, `lm_head`) are stored in the requested ggml type, chosen by the rules
-/// llama-quantize applies to a text model (`MatrixFormats`: a cross-attention layer's projections
-/// count as its layer's attention); every other tensor (the token embedding, norms, gates, the vision
-/// encoder, the projector) keeps its stored F32, F16 or BF16 bytes. The decoder holds nearly all of
-/// the weights (9.8 of Llama 3.2 11B Vision's 10.7 billion) and its products are the ones decode
-/// reads for every token; the vision encoder runs once per image.
+/// under its Hugging Face name. The decoder's matrices (self- and cross-attention q/k/v/o, the MLP's
+/// gate/up/down, `lm_head`, and the token embedding, whose rows lookups de-quantize) are stored in the
+/// requested ggml type, chosen by the rules llama-quantize applies to a text model (`MatrixFormats`:
+/// a cross-attention layer's projections count as its layer's attention); every other tensor (norms,
+/// gates, the vision encoder, the projector) keeps its stored F32, F16 or BF16 bytes. The decoder
+/// holds nearly all of the weights (9.8 of Llama 3.2 11B Vision's 10.7 billion) and its products are
+/// the ones decode reads for every token; the vision encoder runs once per image.
 ///
 /// Why not a GGUF file llama.cpp reads: llama.cpp reads a vision model as two files (the decoder,
 /// and a vision projector file of its own layout), and neither llama.cpp nor transformers reads a
@@ -120,9 +120,10 @@ public enum HuggingFaceQuantized {
     }
 
     /// The llama.cpp name whose rules `MatrixFormats` applies to a decoder matrix (`blk.N.attn_v.weight`,
-    /// `output.weight` …), or nil for a tensor kept as stored.
+    /// `output.weight`, `token_embd.weight` …), or nil for a tensor kept as stored.
     static func role(of name: String, language: LlamaTensorNames) -> String? {
         if name == language.lmHead { return "output.weight" }
+        if name == language.decoder + "embed_tokens.weight" { return "token_embd.weight" }
         let prefix = language.decoder + "layers."
         guard name.hasPrefix(prefix) else { return nil }
         let parts = name.dropFirst(prefix.count).split(separator: ".")

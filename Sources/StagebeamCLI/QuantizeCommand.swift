@@ -19,8 +19,9 @@ struct QuantizeCommand: ParsableCommand {
             hyperparameters, the tokenizer as tokenizer.ggml.*, the chat template). A Llama 3.2 Vision \
             (Mllama) checkpoint is written as a new directory in stagebeam's own layout instead, since no GGUF \
             layout of it is read by both llama.cpp and transformers: its files copied, and its safetensors replaced \
-            by model.gguf, which holds every tensor under its Hugging Face name, the text decoder's projections and \
-            lm_head in the given type, everything else as stored; serve it with --model DIR. LLaVA checkpoints are \
+            by model.gguf, which holds every tensor under its Hugging Face name, the text decoder's matrices (its \
+            projections, lm_head and token embedding) in the given type, everything else (norms, the vision encoder) as \
+            stored; serve it with --model DIR. LLaVA checkpoints are \
             refused. Matrices are encoded with quantizers whose bytes equal ggml's reference ones (llama-quantize without \
             an importance matrix); a GGUF model file keeps vectors in F32. A plain type puts every matrix in that format (llama-quantize \
             --pure); Q4_K_M and Q5_K_M are llama-quantize's mixes (Q6_K for the output matrix and for attn_v and \
