@@ -32,6 +32,8 @@ public final class MllamaTextModel: @unchecked Sendable {
     let sines: UnsafeMutablePointer<Float> // (rows, headDim/2)
     let finalRows: UnsafeMutablePointer<Float> // (logitRows, hidden)
     let logits: UnsafeMutablePointer<Float> // (logitRows, vocab)
+    /// One embedding row's stored bytes, for lookups read from the file (`WeightSource.lookUp`).
+    let lookupRow: UnsafeMutableRawPointer
     let positions: UnsafeMutablePointer<Int32> // (rows) the batch's positions, for the cross-attention task
     let linear = LinearTask()
     let gating = SiluMultiplyTask()
@@ -70,6 +72,7 @@ public final class MllamaTextModel: @unchecked Sendable {
         finalRows = .allocate(capacity: maxLogitRows * c.hiddenSize)
         logits = .allocate(capacity: maxLogitRows * c.vocabSize)
         positions = .allocate(capacity: maxRows)
+        lookupRow = .allocate(byteCount: weights.embedding.rowBytes, alignment: 64)
         attention = CausalAttention(
             heads: c.numAttentionHeads, kvHeads: c.numKeyValueHeads, headDim: headDim,
             slidingWindow: nil, threads: pool.threads)
@@ -83,6 +86,7 @@ public final class MllamaTextModel: @unchecked Sendable {
             buffer.deallocate()
         }
         positions.deallocate()
+        lookupRow.deallocate()
     }
 
     /// A KV cache for the self-attention layers (cross-attention layers keep none).
@@ -125,7 +129,7 @@ public final class MllamaTextModel: @unchecked Sendable {
             guard token >= 0 && token < embeddingRows else {
                 throw ModelError(.tokenOutOfRange, "token id \(token) is outside the model's embedding table (0..<\(embeddingRows))")
             }
-            weights.embedding.widenRow(token, into: hidden + r * hiddenSize)
+            try weights.checkpoint.lookUp(row: token, of: weights.embedding, into: hidden + r * hiddenSize, scratch: lookupRow)
             rope.angles(position: Int(batch.positions[r]), cos: cosines + r * half, sin: sines + r * half)
             positions[r] = batch.positions[r]
         }

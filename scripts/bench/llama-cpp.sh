@@ -14,6 +14,9 @@
 #   KV_TYPE=f32|f16 (environment; f16 by default): stagebeam's KV cache (`--kv-type`). llama.cpp
 #              keeps its cache in f16 unless told otherwise, so f16 compares like with like; f32 is
 #              stagebeam's default (logits as an f32 reference computes them).
+#   KERNELS=native|avx2 (environment; native by default): avx2 runs both programs on AVX2 alone, as
+#              on a machine without AVX-512: stagebeam with STAGEBEAM_KERNELS=avx2, llama.cpp built
+#              without AVX-512 (-DGGML_NATIVE=OFF and the AVX2-era flags) into a build-avx2 directory.
 #
 # Builds llama.cpp once (≈10 min on 2 cores) from the llama-cpp-python source distribution, native
 # (-DGGML_NATIVE=ON: it uses what this CPU has), into $LLAMA_CPP_DIR (default ~/.cache/stagebeam/llama.cpp).
@@ -27,13 +30,23 @@ threads=${2:-2}
 formats=${3:-f32,f16,bf16,q8_0,q4_0,q4_K_M}
 rounds=${4:-1}
 kv_type=${KV_TYPE:-f16}
+kernels=${KERNELS:-native}
 python=${PYTHON:-.venv/bin/python}
 llama=${LLAMA_CPP_DIR:-$HOME/.cache/stagebeam/llama.cpp}
 version=0.3.36
 
-# llama.cpp, built once.
+# llama.cpp, built once (per kernel choice).
 src="$llama/llama_cpp_python-$version/vendor/llama.cpp"
-if [ ! -x "$src/build/bin/llama-bench" ] || [ ! -x "$src/build/bin/llama-quantize" ]; then
+case "$kernels" in
+  native) build=build flags=(-DGGML_NATIVE=ON) ;;
+  avx2)
+    build=build-avx2
+    flags=(-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX_VNNI=OFF
+      -DGGML_AVX512=OFF -DGGML_AVX512_VBMI=OFF -DGGML_AVX512_VNNI=OFF -DGGML_AVX512_BF16=OFF)
+    export STAGEBEAM_KERNELS=avx2 ;;
+  *) echo "unknown KERNELS '$kernels' (native or avx2)" >&2; exit 2 ;;
+esac
+if [ ! -x "$src/$build/bin/llama-bench" ] || [ ! -x "$src/$build/bin/llama-quantize" ]; then
   mkdir -p "$llama"
   [ -x "$llama/venv/bin/pip" ] || python3 -m venv "$llama/venv"
   "$llama/venv/bin/pip" install -q scikit-build-core cmake ninja
@@ -41,10 +54,10 @@ if [ ! -x "$src/build/bin/llama-bench" ] || [ ! -x "$src/build/bin/llama-quantiz
     "$llama/venv/bin/pip" download -q --no-deps --no-binary :all: --no-build-isolation "llama-cpp-python==$version" -d "$llama"
     tar xzf "$llama/llama_cpp_python-$version.tar.gz" -C "$llama"
   }
-  (cd "$src" && PATH="$llama/venv/bin:$PATH" cmake -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_CURL=OFF >/dev/null &&
-    PATH="$llama/venv/bin:$PATH" cmake --build build --target llama-bench llama-quantize)
+  (cd "$src" && PATH="$llama/venv/bin:$PATH" cmake -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release "${flags[@]}" -DLLAMA_CURL=OFF >/dev/null &&
+    PATH="$llama/venv/bin:$PATH" cmake --build "$build" --target llama-bench llama-quantize)
 fi
-bin="$src/build/bin"
+bin="$src/$build/bin"
 
 # The model in every format.
 case "$shape" in
@@ -64,9 +77,11 @@ for format in "${wanted[@]}"; do
 done
 
 swift build -c release --product stagebeam >/dev/null
-bandwidth=$(.build/release/stagebeam bench-kernels --threads "$threads" --bandwidth-only | sed -n 's/^memory read bandwidth: \([0-9.]*\) GB\/s.*/\1/p')
+probe=$(.build/release/stagebeam bench-kernels --threads "$threads" --bandwidth-only)
+bandwidth=$(sed -n 's/^memory read bandwidth: \([0-9.]*\) GB\/s.*/\1/p' <<<"$probe")
 echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs) · $(grep -o -w -E 'avx2|fma|f16c|avx512[a-z_0-9]*' /proc/cpuinfo | sort -u | xargs)"
 echo "model: $name ($shape) · $threads threads · prompt 128 · generate 64 · $rounds round(s) · stagebeam KV cache $kv_type" \
+  "· kernels $kernels (stagebeam's: $(sed -n 's/.*kernels: \([a-z0-9]*\).*/\1/p' <<<"$probe"))" \
   "· memory read bandwidth $bandwidth GB/s (stagebeam bench-kernels)" \
   "· load average $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-7s  %22s  %22s  %16s  %14s  %22s  %18s\n' format "stagebeam pp / tg" "llama.cpp pp / tg" "ratio pp / tg" "stagebeam b8/b1" \
