@@ -44,16 +44,7 @@ import Wire
     /// A worker serving a quantized GGUF file (tokenizer, chat template and weights from the one
     /// file) gives the answer `stagebeam run` gives on the same file.
     @Test func ggufWorkerAnswersAsTheInProcessRun() throws {
-        let scratch = try Scratch()
-        let cluster = try LocalCluster(scratch: scratch)
-        let model = Repo.gguf("llama-q4_k_m")
-        try cluster.addWorker("gguf", maxBatch: 4, model: model)
-        let job = TestJob(beam: 2)
-        let submitted = try cluster.submit(job)
-        #expect(submitted["status"] as? String == "succeeded")
-        let inProcess = try job.runInProcess(in: scratch, model: model)
-        #expect(try SearchOutcome(submitted: submitted) == SearchOutcome(record: inProcess))
-        #expect(submitted["answer"] as? String == inProcess["answer"] as? String)
+        try expectWorkerAnswersAsTheInProcessRun(model: Repo.gguf("llama-q4_k_m"), scratch: Scratch())
     }
 
     /// A worker serving a Llama 3.2 Vision checkpoint quantized into a directory (`stagebeam
@@ -65,8 +56,13 @@ import Wire
         let (status, _, err) = try runStagebeam(
             ["quantize", "--model", source, "--type", "Q8_0", "--output", model], in: scratch, name: "quantize")
         #expect(status == 0, "\(err)")
+        try expectWorkerAnswersAsTheInProcessRun(model: model, scratch: scratch)
+    }
+
+    /// One worker serving `model` answers a beam-2 job as `stagebeam run` does in process.
+    private func expectWorkerAnswersAsTheInProcessRun(model: String, scratch: Scratch) throws {
         let cluster = try LocalCluster(scratch: scratch)
-        try cluster.addWorker("mllama", maxBatch: 4, model: model)
+        try cluster.addWorker("worker", maxBatch: 4, model: model)
         let job = TestJob(beam: 2)
         let submitted = try cluster.submit(job)
         #expect(submitted["status"] as? String == "succeeded")
