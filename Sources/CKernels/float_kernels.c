@@ -124,14 +124,19 @@ SB_INLINE void panel(sb_float_type type, const int NW, const int prefetch, const
     }
 }
 
+/// Weight rows per block that stays in L2 (about 192 KB) while every input tile passes over it: a
+/// multiple of `panel`, the rows a tile holds, and at least one panel.
+SB_INLINE int64_t weight_block_rows(sb_float_type type, int64_t k, int64_t panel) {
+    const int64_t element = type == SB_F32 ? 4 : 2;
+    const int64_t block = 192 * 1024 / (k * element) / panel * panel;
+    return block < panel ? panel : block;
+}
+
 /// Outputs `o_begin..<o_end` for input rows `0..<rows` (two or more): weight rows in blocks that
 /// stay in L2, every 4-row input tile passing over a block's 3-row panels.
 SB_INLINE void blocks(sb_float_type type, const int prefetch, const uint8_t *base, size_t row_bytes, int64_t k,
                       int64_t o_begin, int64_t o_end, const float *x, int64_t rows, float *y, int64_t ldy) {
-    enum { weight_block_bytes = 192 * 1024 };
-    const int64_t element = type == SB_F32 ? 4 : 2;
-    int64_t block = weight_block_bytes / (k * element) / 3 * 3;
-    if (block < 3) block = 3;
+    const int64_t block = weight_block_rows(type, k, 3);
     for (int64_t first = o_begin; first < o_end; first += block) {
         const int64_t last = first + block < o_end ? first + block : o_end;
         for (int64_t t = 0; t < rows; t += 4) {
@@ -270,11 +275,8 @@ SB_INLINE void run512(sb_float_type type, const void *w, size_t row_bytes, int64
                       const float *x, int64_t rows, float *y, int64_t ldy) {
     const uint8_t *base = (const uint8_t *)w;
     // As AVX2's: weight blocks that stay in L2, every 8-row input tile passing over their panels.
-    enum { weight_block_bytes = 192 * 1024 };
     const int prefetch = type != SB_F32 || rows <= 32;
-    const int64_t element = type == SB_F32 ? 4 : 2;
-    int64_t block = weight_block_bytes / (k * element) / 6 * 6;
-    if (block < 6) block = 6;
+    const int64_t block = weight_block_rows(type, k, 6);
     for (int64_t first = o_begin; first < o_end; first += block) {
         const int64_t last = first + block < o_end ? first + block : o_end;
         for (int64_t t = 0; t < rows; t += 8) {

@@ -30,7 +30,7 @@ public final class LlamaModel: @unchecked Sendable {
     let sines: UnsafeMutablePointer<Float> // (rows, headDim/2)
     let finalRows: UnsafeMutablePointer<Float> // (logitRows, hidden)
     let logits: UnsafeMutablePointer<Float> // (logitRows, outputSize)
-    /// One embedding row's stored bytes, for lookups read from the file (`LlamaWeights.lookUp`).
+    /// One embedding row's stored bytes, for lookups read from the file (`WeightSource.lookUp`).
     let lookupRow: UnsafeMutableRawPointer
     /// Reused parallel tasks: the forward pass allocates nothing.
     let linear = LinearTask()
@@ -189,7 +189,7 @@ public final class LlamaModel: @unchecked Sendable {
                 guard token >= 0 && token < c.vocabSize else {
                     throw ModelError(.tokenOutOfRange, "token id \(token) is outside the model's vocabulary (0..<\(c.vocabSize))")
                 }
-                try weights.lookUp(token, into: hidden + r * hiddenSize, scratch: lookupRow)
+                try weights.checkpoint.lookUp(row: token, of: weights.embedding, into: hidden + r * hiddenSize, scratch: lookupRow)
             }
             rope.angles(position: Int(batch.positions[r]), cos: cosines + r * half, sin: sines + r * half)
         }

@@ -92,11 +92,6 @@ struct LlamaWeights {
         lmHead = tiedHead ? try checkpoint.packedForProducts(embedding) : try matrix(names.lmHead, names.headRows ?? c.vocabSize, hidden)
     }
 
-    /// Writes embedding row `token` as f32 into `out` (`WeightSource.lookUp`).
-    func lookUp(_ token: Int, into out: UnsafeMutablePointer<Float>, scratch: UnsafeMutableRawPointer) throws {
-        try checkpoint.lookUp(row: token, of: embedding, into: out, scratch: scratch)
-    }
-
     /// Old checkpoints carry RoPE's precomputed inverse frequencies; they are derived from config.
     static func isDerivedBuffer(_ name: String) -> Bool { name.hasSuffix("rotary_emb.inv_freq") }
 
