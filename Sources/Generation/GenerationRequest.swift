@@ -91,6 +91,9 @@ public struct GenerationTimings: Sendable, Codable {
     public var prefillSeconds = 0.0
     /// Tokens produced by all samples together.
     public var decodeTokens = 0
+    /// Rows the decode passes computed: fewer than `decodeTokens` when samples wrote the same tokens
+    /// and shared rows.
+    public var decodeRows = 0
     public var decodeSeconds = 0.0
 }
 

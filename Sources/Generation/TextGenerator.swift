@@ -166,6 +166,7 @@ public final class TextGenerator: @unchecked Sendable {
         timings.imageSeconds += second.timings.imageSeconds
         timings.prefillSeconds += second.timings.prefillSeconds
         timings.decodeTokens += second.timings.decodeTokens
+        timings.decodeRows += second.timings.decodeRows
         timings.decodeSeconds += second.timings.decodeSeconds
         return [GenerationOutput(samples: first.samples + second.samples, timings: timings)]
     }
@@ -185,6 +186,14 @@ public final class TextGenerator: @unchecked Sendable {
         var samples: [SampleState] = []
         /// The request each sample belongs to.
         var owners: [Int] = []
+        // Samples of one request whose tokens so far are the same are in one state: they share a KV
+        // sequence and a forward row. `leader[i]` is the sample whose sequence advances for i (i
+        // itself when it leads). The kernels are batch-invariant, so a shared row's logits are the
+        // bits each sample would get in a row of its own, and every sample still draws from its own
+        // random stream: the tokens are exactly those of one row per sample. A sample that draws
+        // another token than its leader leaves the group on a fork of the leader's sequence. Candidates
+        // sampled at a low temperature often write the same text, which then costs one row.
+        var leader: [Int] = []
         // Released however decoding ends (a full cache throws mid-way); kept for reuse when asked
         // (`keepSamples`) and decoding finished. A sample's cache holds the prompt and all its tokens
         // but the last (which was sampled, never run); keeping it drops the prompt's own entry, of
@@ -209,7 +218,9 @@ public final class TextGenerator: @unchecked Sendable {
             let (prefix, logits, reused) = try preparePrefix(request.promptTokens, images: images, imageKeys: imageKeys)
             // The samples' forks hold the prefix's blocks, so the prompt can go to the prefix cache
             // now, where the next request of the batch finds it.
+            let firstSample = samples.count
             for seed in request.seeds {
+                leader.append(firstSample)
                 samples.append(
                     SampleState(
                         sequence: cache.fork(prefix), seed: seed, prompt: request.promptTokens,
@@ -265,7 +276,32 @@ public final class TextGenerator: @unchecked Sendable {
                 row += 1
             }
         }
+        /// Group members as they were before a step's draws (kept here so a step allocates nothing).
+        var previousLeader = leader
+        /// Splits the groups whose members drew different tokens: the members that drew a token other
+        /// than their leader's form one group per token, led by its first member, whose sequence is a
+        /// fork of the old leader's (which does not hold the token just drawn yet).
+        func regroup() {
+            for i in samples.indices { previousLeader[i] = leader[i] }
+            for i in samples.indices where leader[i] != i && !samples[i].stopped {
+                let old = previousLeader[i]
+                let token = samples[i].tokenIds.last
+                guard token != samples[old].tokenIds.last else { continue }
+                if let newLeader = (old + 1..<i).first(where: {
+                    previousLeader[$0] == old && leader[$0] == $0 && samples[$0].tokenIds.last == token
+                }) {
+                    leader[i] = newLeader
+                } else {
+                    leader[i] = i
+                    cache.release(samples[i].sequence)
+                    samples[i].sequence = cache.fork(samples[old].sequence)
+                }
+            }
+        }
+        /// Each leader's row in the step's forward pass.
+        var row = [Int](repeating: 0, count: samples.count)
         promptLogits.withUnsafeBufferPointer { prompts in step { _, i in prompts.baseAddress! + owners[i] * vocabulary } }
+        regroup()
         while true {
             for r in controlled where requests[r].control!.isStopped {
                 for i in samples.indices where owners[i] == r && !samples[i].stopped {
@@ -274,13 +310,16 @@ public final class TextGenerator: @unchecked Sendable {
                 }
             }
             batch.removeAll()
-            for i in samples.indices where !samples[i].finished {
+            for i in samples.indices where !samples[i].finished && leader[i] == i {
                 let position = try reserve(samples[i].sequence)
+                row[i] = batch.count
                 batch.append(token: samples[i].tokenIds.last!, sequence: samples[i].sequence, position: position, wantsLogits: true)
+                timings[owners[i]].decodeRows += 1
             }
             if batch.count == 0 { break }
             let logits = try model.forward(batch, cache: cache).baseAddress!
-            step { row, _ in logits + row * vocabulary }
+            step { _, i in logits + row[leader[i]] * vocabulary }
+            regroup()
             if controlled.contains(where: { nextReport[$0] != nil }) {
                 let now = ContinuousClock.now
                 for r in controlled {
@@ -291,6 +330,12 @@ public final class TextGenerator: @unchecked Sendable {
             }
         }
         for r in controlled where nextReport[r] != nil { report(r) }
+        // A sample kept for reuse needs a sequence of its own holding its state.
+        for i in samples.indices where leader[i] != i && !samples[i].stopped {
+            cache.release(samples[i].sequence)
+            samples[i].sequence = cache.fork(samples[leader[i]].sequence)
+            leader[i] = i
+        }
         finished = true
         let decodeSeconds = Date().timeIntervalSince(decodeStarted)
         for i in samples.indices { timings[owners[i]].decodeTokens += samples[i].tokenIds.count }
@@ -677,7 +722,7 @@ public final class TextGenerator: @unchecked Sendable {
 
 /// One sample's progress.
 struct SampleState {
-    let sequence: PagedKVCache.SequenceID
+    var sequence: PagedKVCache.SequenceID
     var random: SeededRandom
     var tokenIds: [Int] = []
     var text: [UInt8] = []

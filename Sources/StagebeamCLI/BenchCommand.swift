@@ -72,7 +72,9 @@ struct BenchCommand: ParsableCommand {
                 if imageSeconds == nil, !images.isEmpty { imageSeconds = t.imageSeconds }
                 if repeatIndex == 0 { continue } // warm-up: page in the mapped weights
                 prefill.append(Double(t.prefillTokens) / t.prefillSeconds)
-                let rate = Double(t.decodeTokens) / t.decodeSeconds
+                // Rows, not tokens: samples that happened to draw the same tokens would share rows
+                // (at temperature 1 on this prompt they part at once), and the engine's rate is rows.
+                let rate = Double(t.decodeRows) / t.decodeSeconds
                 aggregate.append(rate)
                 perSequence.append(rate / Double(size))
             }

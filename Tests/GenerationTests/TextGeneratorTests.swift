@@ -41,6 +41,47 @@ import Testing
         #expect(again.samples.map(\.tokenIds) == together.samples.map(\.tokenIds))
     }
 
+    /// Samples that draw the same tokens share one forward row until they part, and every sample's
+    /// tokens and log-probability are still those it gets alone. Greedy samples never part: four
+    /// cost the rows of one. A kept sample that shared its rows leaves a cached prefix as good as
+    /// one decoded alone.
+    @Test func samplesWritingTheSameTokensShareRows() throws {
+        let prompt = try ModelFixture.reference("llama-gqa").prompts[1].input_ids
+        let cold = try ModelFixture.generator("llama-gqa", prefixCacheEntries: 0)
+        let one = try cold.generate(GenerationRequest(promptTokens: prompt, seeds: [1], sampling: .greedy, maxNewTokens: 20))
+        let four = try cold.generate(GenerationRequest(promptTokens: prompt, seeds: [1, 2, 3, 4], sampling: .greedy, maxNewTokens: 20))
+        #expect(four.samples.allSatisfy { $0.tokenIds == one.samples[0].tokenIds })
+        #expect(four.timings.decodeTokens == 4 * one.timings.decodeTokens)
+        // The last token is drawn, never run.
+        #expect(four.timings.decodeRows == one.timings.decodeRows && one.timings.decodeRows == one.samples[0].tokenIds.count - 1)
+
+        // Drawn from the top two tokens, 12 samples of 3 tokens share their first steps, part at
+        // different ones, and some write the same text (there are only 8 texts).
+        let sampling = SamplingParameters(temperature: 1, topK: 2)
+        let seeds: [UInt64] = Array(61...72)
+        let together = try cold.generate(GenerationRequest(promptTokens: prompt, seeds: seeds, sampling: sampling, maxNewTokens: 3))
+        #expect(Set(together.samples.map(\.tokenIds)).count > 1)
+        // Without sharing: 2 rows per sample; with it at most 2 + 4 in all.
+        #expect(together.timings.decodeRows <= 6)
+        for (i, seed) in seeds.enumerated() {
+            let alone = try cold.generate(GenerationRequest(promptTokens: prompt, seeds: [seed], sampling: sampling, maxNewTokens: 3))
+            #expect(alone.samples[0].tokenIds == together.samples[i].tokenIds, "seed \(seed)")
+            #expect(alone.samples[0].cumulativeLogprob == together.samples[i].cumulativeLogprob)
+        }
+
+        let warm = try ModelFixture.generator("llama-gqa")
+        let kept = try warm.generate(
+            GenerationRequest(promptTokens: prompt, seeds: seeds, sampling: sampling, maxNewTokens: 3, keepSamples: true))
+        // A sample that wrote an earlier sample's tokens shared that sample's rows to the end.
+        let follower = try #require(
+            kept.samples.indices.first { i in kept.samples[..<i].contains { $0.tokenIds == kept.samples[i].tokenIds } })
+        let extended = prompt + kept.samples[follower].tokenIds
+        let next = try warm.generate(GenerationRequest(promptTokens: extended, seeds: [1], sampling: .greedy, maxNewTokens: 8))
+        #expect(next.timings.cachedPromptTokens == extended.count - 1)
+        let fresh = try cold.generate(GenerationRequest(promptTokens: extended, seeds: [1], sampling: .greedy, maxNewTokens: 8))
+        #expect(next.samples[0].tokenIds == fresh.samples[0].tokenIds)
+    }
+
     /// Samples that do not fit the KV cache together decode in parts that do: the same tokens,
     /// log-probabilities and streamed text as in one batch; one that does not fit alone is refused
     /// with `cacheFull`, naming the cache's size.
