@@ -86,9 +86,11 @@ def main():
     parser.add_argument("--examples", type=Path, default=Path("examples"))
     parser.add_argument("--validation", type=Path, default=None,
                         help="write only a validation split (its own seed, the test split's format) here")
+    parser.add_argument("--validation-seed", type=int, default=VALIDATION_SEED,
+                        help="with --validation: another seed gives a fresh split, one no setting was chosen on")
     args = parser.parse_args()
     if args.validation is not None:
-        write_questions(test_items(VALIDATION_SEED), args.validation, "val")
+        write_questions(test_items(args.validation_seed), args.validation, "val")
         print(f"wrote {args.validation / 'val.jsonl'}")
         return
     write_questions(test_items(), args.out, "test")

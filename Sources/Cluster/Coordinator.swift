@@ -525,6 +525,14 @@ public final class Coordinator: Sendable {
             reject(ClusterError(.invalidArgument, "this cluster's model answers questions about an image only: send an image", jobID: id))
             return
         }
+        // Checked before filling, which keeps only the stages it can read.
+        if let stage = submit.searchStages.first(where: { Stage(wire: $0) == nil }) {
+            reject(
+                ClusterError(
+                    .invalidArgument, "search_stages names \(stage), not one of the four stages (summary, caption, reasoning, conclusion)",
+                    jobID: id))
+            return
+        }
         // A swires job's thresholds come from the calibration of the scorer its reward workers run.
         submit = recommendations.filled(submit, scorer: dispatcher.rewardScorer() ?? RewardCalibration.selfReward)
         if let problem = Self.validate(submit) {

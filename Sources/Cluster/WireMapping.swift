@@ -44,6 +44,12 @@ extension JudgeTopic {
 
 extension Stage {
     public var wire: Stagebeam_V1_Stage { JudgeTopic(self).wire }
+
+    /// The stage a wire value names; nil for an unset value or a whole answer.
+    public init?(wire: Stagebeam_V1_Stage) {
+        guard let topic = JudgeTopic(wire: wire), let stage = Stage(rawValue: topic.rawValue) else { return nil }
+        self = stage
+    }
 }
 
 extension FinishReason {
@@ -101,6 +107,7 @@ extension SearchConfig {
         self.init()
         method = SearchMethod(wire: submit.method) ?? .stage
         if submit.beam > 0 { beam = Int(submit.beam) }
+        if !submit.searchStages.isEmpty { searchStages = submit.searchStages.compactMap(Stage.init(wire:)) }
         tournament = submit.tournament == .bracket ? .bracket : .random
         if submit.maxStageTokens > 0 { maxStageTokens = Int(submit.maxStageTokens) }
         if submit.maxVerdictTokens > 0 { judgeMaxTokens = Int(submit.maxVerdictTokens) }
@@ -133,6 +140,7 @@ extension SearchConfig {
     func write(into submit: inout Stagebeam_V1_SubmitJob) {
         submit.method = method.wire
         submit.beam = UInt32(clamping: beam)
+        submit.searchStages = searchStages.map(\.wire)
         submit.tournament = tournament == .bracket ? .bracket : .random
         submit.maxStageTokens = UInt32(clamping: maxStageTokens)
         submit.maxVerdictTokens = UInt32(clamping: judgeMaxTokens)
@@ -191,6 +199,7 @@ extension SearchSettings {
         self.init()
         method = SearchMethod(wire: submit.method)
         if submit.beam > 0 { beam = Int(submit.beam) }
+        if !submit.searchStages.isEmpty { searchStages = submit.searchStages.compactMap(Stage.init(wire:)) }
         switch submit.tournament {
         case .random: tournament = .random
         case .bracket: tournament = .bracket
@@ -230,6 +239,7 @@ extension SearchSettings {
             submit.method = method.wire
         }
         if let beam { submit.beam = UInt32(clamping: max(beam, 0)) }
+        if let searchStages { submit.searchStages = searchStages.map(\.wire) }
         if let tournament { submit.tournament = tournament == .bracket ? .bracket : .random }
         if let judgeMode { submit.verdictMode = judgeMode.wire }
         if let judgeBothOrders { submit.judgeBothOrders = judgeBothOrders }

@@ -94,6 +94,17 @@ struct ChatRequest: Sendable {
             guard let mode = VerdictMode(rawValue: name) else { throw choices("judge_mode", name, VerdictMode.allCases.map(\.rawValue)) }
             settings.judgeMode = mode
         }
+        if let names = try request.optionalArray("search_stages") {
+            let allowed = Stage.allCases.map(\.rawValue)
+            settings.searchStages = try names.map { value in
+                guard let name = value.string else { throw GatewayError.badRequest("\"search_stages\" must be an array of stage names") }
+                guard let stage = Stage(rawValue: name) else { throw choices("search_stages", name, allowed) }
+                return stage
+            }
+            guard settings.searchStages?.isEmpty == false else {
+                throw GatewayError.badRequest("\"search_stages\" must name at least one of \(allowed.joined(separator: ", "))")
+            }
+        }
         settings.maxStageTokens = try positive(request, "max_stage_tokens")
         settings.judgeMaxTokens = try positive(request, "judge_max_tokens")
         settings.judgeBothOrders = try request.optionalBool("judge_both_orders")

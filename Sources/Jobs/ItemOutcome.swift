@@ -38,6 +38,7 @@ public struct ItemOutcome: Sendable {
             },
             "method": config.method.rawValue,
             "beam": config.beam,
+            "search_stages": config.searchStages.map(\.rawValue),
             "seed": seed,
             "timings": ["total_ms": result.totalMs, "queue_ms": result.queueMs],
             "counts": [

@@ -7,6 +7,7 @@ import JSON
 public struct SearchSettings: Codable, Sendable, Hashable {
     public var method: SearchMethod?
     public var beam: Int?
+    public var searchStages: [Stage]?
     public var tournament: TournamentKind?
     public var judgeMode: VerdictMode?
     public var judgeBothOrders: Bool?
@@ -27,6 +28,7 @@ public struct SearchSettings: Codable, Sendable, Hashable {
 
     enum CodingKeys: String, CodingKey {
         case method, beam, tournament, temperature
+        case searchStages = "search_stages"
         case judgeMode = "judge_mode"
         case judgeBothOrders = "judge_both_orders"
         case maxStageTokens = "max_stage_tokens"
@@ -45,6 +47,7 @@ public struct SearchSettings: Codable, Sendable, Hashable {
         var config = config
         if let method { config.method = method }
         if let beam { config.beam = beam }
+        if let searchStages { config.searchStages = searchStages }
         if let tournament { config.tournament = tournament }
         if let judgeMode { config.judgeMode = judgeMode }
         if let judgeBothOrders { config.judgeBothOrders = judgeBothOrders }
@@ -73,7 +76,13 @@ public struct SearchSettings: Codable, Sendable, Hashable {
 ///      "search": {"method": "stage", "beam": 4, "judge_mode": "generate", "judge_temperature": 0}}
 ///
 /// `search` holds the settings its accuracy figures were measured with; commands and the coordinator
-/// use them for every option a user or a job leaves unset. `reward_calibration` (written by
+/// use them for every option a user or a job leaves unset. `methods` may hold settings for one method
+/// only, laid over `search` when that method runs (a candidate temperature that suits a stage search
+/// of the reasoning alone, say, without changing the samples best-of-N or SWIRES were calibrated on):
+///
+///     "methods": {"stage": {"search_stages": ["reasoning"], "temperature": 1.2}}
+///
+/// `reward_calibration` (written by
 /// `stagebeam calibrate`) holds the distribution of a scorer's rewards per stage, from which `swires`
 /// takes its thresholds:
 ///
@@ -84,11 +93,17 @@ public struct ModelRecommendations: Codable, Sendable, Hashable {
     /// The model only ever learned questions about an image: a question without one is refused.
     public var requiresImage: Bool
     public var search: SearchSettings
+    /// Settings for one method, by its name (`stage`, `best-of-n`, …), over `search`.
+    public var methods: [String: SearchSettings]
     public var rewardCalibration: RewardCalibration?
 
-    public init(requiresImage: Bool = false, search: SearchSettings = SearchSettings(), rewardCalibration: RewardCalibration? = nil) {
+    public init(
+        requiresImage: Bool = false, search: SearchSettings = SearchSettings(), methods: [String: SearchSettings] = [:],
+        rewardCalibration: RewardCalibration? = nil
+    ) {
         self.requiresImage = requiresImage
         self.search = search
+        self.methods = methods
         self.rewardCalibration = rewardCalibration
     }
 
@@ -96,7 +111,7 @@ public struct ModelRecommendations: Codable, Sendable, Hashable {
 
     enum CodingKeys: String, CodingKey {
         case requiresImage = "requires_image"
-        case search
+        case search, methods
         case rewardCalibration = "reward_calibration"
     }
 
@@ -104,6 +119,12 @@ public struct ModelRecommendations: Codable, Sendable, Hashable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         requiresImage = try c.decodeIfPresent(Bool.self, forKey: .requiresImage) ?? false
         search = try c.decodeIfPresent(SearchSettings.self, forKey: .search) ?? SearchSettings()
+        methods = try c.decodeIfPresent([String: SearchSettings].self, forKey: .methods) ?? [:]
+        if let name = methods.keys.sorted().first(where: { SearchMethod(rawValue: $0) == nil }) {
+            throw DecodingError.dataCorruptedError(
+                forKey: .methods, in: c,
+                debugDescription: "'\(name)' is not a search method (\(SearchMethod.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
         rewardCalibration = try c.decodeIfPresent(RewardCalibration.self, forKey: .rewardCalibration)
     }
 
@@ -143,6 +164,9 @@ public struct ModelRecommendations: Codable, Sendable, Hashable {
     /// The calibration applies only to the scorer it was measured with (`scorer`: its `RewardCalibration.scorer` name).
     public func config(choices: SearchSettings, scorer: String = RewardCalibration.selfReward) -> SearchConfig {
         var config = choices.applied(to: search.applied(to: SearchConfig()))
+        if let forMethod = methods[config.method.rawValue] {
+            config = choices.applied(to: forMethod.applied(to: search.applied(to: SearchConfig())))
+        }
         if let rewardCalibration, rewardCalibration.scorer == scorer { config.rewardCalibration = rewardCalibration }
         return config
     }

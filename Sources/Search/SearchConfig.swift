@@ -34,6 +34,11 @@ public struct SearchConfig: Codable, Sendable, Hashable {
     public var method: SearchMethod = .stage
     /// Candidates per unit (N) of the tournament methods. `greedy` always uses 1.
     public var beam: Int = 2
+    /// `stage`: the stages that get N candidates and a tournament, in the order the model writes
+    /// them; the others are written greedily, one candidate at temperature 0 and no judge call. A
+    /// search pays where candidates differ in substance: the built-in model's summaries and captions
+    /// are nearly always right and its conclusion repeats its reasoning's answer (docs/search-methods.md).
+    public var searchStages: [Stage] = Stage.allCases
     /// `stage-beam`, `swires`: candidates generated per stage (M), spread over the survivors.
     public var candidates: Int = 4
     /// `stage-beam`, `swires`: survivors kept per stage (N); a divisor of `candidates`.
@@ -85,6 +90,10 @@ public struct SearchConfig: Codable, Sendable, Hashable {
             config.beam = 1
             config.sampling = .greedy
         }
+        guard !searchStages.isEmpty else {
+            throw SearchError(.invalidConfiguration, "search stages must name at least one stage")
+        }
+        config.searchStages = Stage.allCases.filter(searchStages.contains)
         guard (1...Self.maxBeam).contains(config.beam) else {
             throw SearchError(.invalidConfiguration, "beam must be between 1 and \(Self.maxBeam), got \(beam)")
         }

@@ -22,15 +22,16 @@ struct SearchRun: Sendable {
     }
 
     /// Generates the given candidates of one unit from one prefix; their seeds come from the unit and
-    /// each candidate's index. Also returns what the call cost.
+    /// each candidate's index. Also returns what the call cost. `sampling`: the candidates' (default:
+    /// the configuration's).
     func generate(
         prefix: String, unit: Int, candidates: [Int], stop: [String],
-        maxNewTokens: Int
+        maxNewTokens: Int, sampling: Sampling? = nil
     ) async throws -> (candidates: [(seed: UInt64, candidate: GeneratedCandidate)], cost: CallCost) {
         let seeds = candidates.map { SeedDerivation.candidateSeed(job: config.seed, unit: unit, candidate: $0) }
         let request = GenerateRequest(
             question: question, imageRef: imageRef, assistantPrefix: prefix, seeds: seeds,
-            stop: stop, maxNewTokens: maxNewTokens, sampling: config.sampling)
+            stop: stop, maxNewTokens: maxNewTokens, sampling: sampling ?? config.sampling)
         let start = ContinuousClock.now
         let measured = try await search.generator.generateMeasured(request)
         let cost = CallCost(wallSeconds: seconds(since: start), compute: measured.cost)

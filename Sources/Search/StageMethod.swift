@@ -1,6 +1,6 @@
 extension SearchRun {
     /// `stage` and `greedy`: per stage, N candidates from the chosen text so far, a tournament on the
-    /// stage's criterion, the winner appended.
+    /// stage's criterion, the winner appended; a stage outside `searchStages` is one greedy candidate.
     func stageMethod() async throws -> Outcome {
         var answerSoFar = ""
         var chosen: [Stage: String] = [:]
@@ -10,9 +10,11 @@ extension SearchRun {
             let unit = stage.index
             let before = textBefore(stage, answerSoFar: answerSoFar)
             let start = ContinuousClock.now
+            let searched = config.searchStages.contains(stage)
             let generated = try await generate(
                 prefix: before + (config.forceTags ? stage.openingTag : ""), unit: unit,
-                candidates: Array(0..<config.beam), stop: [stage.closingTag], maxNewTokens: config.maxStageTokens)
+                candidates: Array(0..<(searched ? config.beam : 1)), stop: [stage.closingTag], maxNewTokens: config.maxStageTokens,
+                sampling: searched ? config.sampling : .greedy)
             let candidates = generated.candidates.enumerated().map { i, g in
                 record(
                     g.candidate, index: i, seed: g.seed,

@@ -95,9 +95,14 @@ struct EvalCommand: AsyncParsableCommand {
 
         let methods = try methodList()
         let scored = methods.contains(where: \.usesScorer)
-        // Each row sets its own method and beam.
-        let config = try ModelRecommendations(model: engine.directory).config(
-            choices: tuning.choices, seed: tuning.seed, scorer: scoring.scorerName)
+        // Each row runs its method with the settings the model recommends for it (its own beam).
+        let recommendations = try ModelRecommendations(model: engine.directory)
+        func methodConfig(_ method: SearchMethod?) -> SearchConfig {
+            var choices = tuning.choices
+            choices.method = method
+            return recommendations.config(choices: choices, seed: tuning.seed, scorer: scoring.scorerName)
+        }
+        let config = methodConfig(nil)
         let search: (EvalItem, SearchConfig) async throws -> SearchResult
         var evaluator: Evaluator?
         if let coordinator {
@@ -119,13 +124,13 @@ struct EvalCommand: AsyncParsableCommand {
         var rows: [EvalRow] = []
         let plan =
             beam == nil
-            ? methods.flatMap { EvalRun.plan(methods: [$0], beams: [$0.usesScorer ? config.candidates : config.beam]) }
+            ? methods.flatMap { EvalRun.plan(methods: [$0], beams: [$0.usesScorer ? methodConfig($0).candidates : methodConfig($0).beam]) }
             : EvalRun.plan(methods: methods, beams: try beamList(recommended: config.beam))
         for run in plan {
             printError("eval \(run.method.rawValue) · beam \(run.beam) · \(items.count) item(s) from \(datasetURL.path)")
             let progress = makeProgress(items.count)
             let cpuBefore = processCPUSeconds()
-            var row = try await Evaluator.evaluate(items, run: run, config: config, progress: progress, search: search)
+            var row = try await Evaluator.evaluate(items, run: run, config: methodConfig(run.method), progress: progress, search: search)
             // In this process, the row's CPU time measures its compute even on a shared machine;
             // a cluster's compute is on its workers.
             if coordinator == nil { row.cpuSeconds = processCPUSeconds() - cpuBefore }

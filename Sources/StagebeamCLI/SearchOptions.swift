@@ -6,6 +6,23 @@ extension SearchMethod: ExpressibleByArgument {}
 extension TournamentKind: ExpressibleByArgument {}
 extension VerdictMode: ExpressibleByArgument {}
 
+/// Stage names separated by commas, e.g. `reasoning` or `caption,reasoning`.
+struct StageList: ExpressibleByArgument {
+    var stages: [Stage]
+
+    init?(argument: String) {
+        var stages: [Stage] = []
+        for name in argument.split(separator: ",") {
+            guard let stage = Stage(rawValue: name.trimmingCharacters(in: .whitespaces).lowercased()) else { return nil }
+            stages.append(stage)
+        }
+        guard !stages.isEmpty else { return nil }
+        self.stages = stages
+    }
+
+    static var defaultCompletionKind: CompletionKind { .list(Stage.allCases.map(\.rawValue)) }
+}
+
 /// Where an unset search option's value comes from, for every option's help.
 let searchDefaultsNote = "default: the model's recommended setting (its stagebeam.json), else"
 
@@ -55,6 +72,13 @@ struct SearchTuningOptions: ParsableArguments {
 
     @Option(name: .customLong("judge-templates"), help: "A judge-templates JSON file replacing the built-in one.")
     var judgeTemplates: String?
+
+    @Option(
+        name: .customLong("search-stages"),
+        help: ArgumentHelp(
+            "stage: the stages that get N candidates and a tournament, comma-separated; the others are written greedily (\(searchDefaultsNote) all four).",
+            valueName: "summary,caption,reasoning,conclusion"))
+    var searchStages: StageList?
 
     @Option(name: .customLong("max-stage-tokens"), help: "Token budget per stage (\(searchDefaultsNote) \(SearchConfig().maxStageTokens)).")
     var maxStageTokens: Int?
@@ -109,6 +133,7 @@ struct SearchTuningOptions: ParsableArguments {
         settings.tournament = tournament
         settings.judgeMode = judgeMode
         if judgeBothOrders { settings.judgeBothOrders = true }
+        settings.searchStages = searchStages?.stages
         settings.maxStageTokens = maxStageTokens
         settings.judgeMaxTokens = judgeMaxTokens
         settings.temperature = temperature

@@ -209,7 +209,8 @@ func printJobJSON(_ result: Stagebeam_V1_JobResult, includeSearch: Bool) throws 
         // What the job ran with, the fields it left unset filled by the coordinator.
         let config = SearchConfig(submit: result.settings)
         object["settings"] = [
-            "method": config.method.rawValue, "beam": config.beam, "tournament": config.tournament.rawValue,
+            "method": config.method.rawValue, "beam": config.beam, "search_stages": config.searchStages.map(\.rawValue),
+            "tournament": config.tournament.rawValue,
             "judge_mode": config.judgeMode.rawValue, "temperature": config.sampling.temperature,
             "judge_temperature": config.judgeSampling.temperature, "top_p": config.sampling.topP,
             "max_stage_tokens": config.maxStageTokens, "judge_max_tokens": config.judgeMaxTokens, "seed": config.seed,

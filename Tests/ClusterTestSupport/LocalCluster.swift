@@ -93,20 +93,27 @@ public struct TestJob: Sendable {
     public var judgeMode: String?
     /// A generate-mode verdict's budget; nil: the default.
     public var judgeMaxTokens: Int?
+    /// The stages that get `beam` candidates (`--search-stages`); nil: the default (all four).
+    public var searchStages: [Stage]?
 
     public init(
         question: String = "How many legs does a spider have?", beam: Int = 4, maxStageTokens: Int = 12,
-        tournament: String = "bracket", seed: Int = 7, judgeMode: String? = nil, judgeMaxTokens: Int? = nil
+        tournament: String = "bracket", seed: Int = 7, judgeMode: String? = nil, judgeMaxTokens: Int? = nil,
+        searchStages: [Stage]? = nil
     ) {
         (self.question, self.beam, self.maxStageTokens, self.tournament, self.seed) = (question, beam, maxStageTokens, tournament, seed)
-        (self.judgeMode, self.judgeMaxTokens) = (judgeMode, judgeMaxTokens)
+        (self.judgeMode, self.judgeMaxTokens, self.searchStages) = (judgeMode, judgeMaxTokens, searchStages)
     }
 
     public var arguments: [String] {
-        [
+        var arguments = [
             "--question", question, "--beam", String(beam), "--max-stage-tokens", String(maxStageTokens),
             "--tournament", tournament, "--seed", String(seed)
-        ] + (judgeMode.map { ["--judge-mode", $0] } ?? []) + (judgeMaxTokens.map { ["--judge-max-tokens", String($0)] } ?? [])
+        ]
+        if let judgeMode { arguments += ["--judge-mode", judgeMode] }
+        if let judgeMaxTokens { arguments += ["--judge-max-tokens", String(judgeMaxTokens)] }
+        if let searchStages { arguments += ["--search-stages", searchStages.map(\.rawValue).joined(separator: ",")] }
+        return arguments
     }
 
     /// The job as the wire carries it (what `stagebeam submit` sends for `arguments`), asking for
@@ -119,6 +126,7 @@ public struct TestJob: Sendable {
         config.seed = UInt64(seed)
         if let judgeMode { config.judgeMode = VerdictMode(rawValue: judgeMode)! }
         if let judgeMaxTokens { config.judgeMaxTokens = judgeMaxTokens }
+        if let searchStages { config.searchStages = searchStages }
         var submit = config.submitJob(question: question)
         submit.jobID = id
         submit.recordSearch = true

@@ -76,6 +76,11 @@ extension ClusterProcessTests {
         huge.beam = 5000
         let tooBig = try peer.error(after: [codec.encode(.submitJob(huge))])
         #expect(tooBig.code == .invalidArgument && tooBig.message.contains("beam"))
+        var answerStage = Stagebeam_V1_SubmitJob()
+        answerStage.question = "Which stages?"
+        answerStage.searchStages = [.reasoning, .answer]
+        let notAStage = try peer.error(after: [codec.encode(.submitJob(answerStage))])
+        #expect(notAStage.code == .invalidArgument && notAStage.message.contains("search_stages"), "\(notAStage.message)")
 
         // A worker serving another model is refused with model_mismatch and stops with the status
         // its systemd unit retries after a delay.

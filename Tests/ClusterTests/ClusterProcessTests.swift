@@ -1,6 +1,7 @@
 import Cluster
 import ClusterTestSupport
 import Foundation
+import Search
 import Testing
 import Transport
 import Wire
@@ -69,6 +70,23 @@ import Wire
         let inProcess = try job.runInProcess(in: scratch, model: model)
         #expect(try SearchOutcome(submitted: submitted) == SearchOutcome(record: inProcess))
         #expect(submitted["answer"] as? String == inProcess["answer"] as? String)
+    }
+
+    /// A job that searches two stages and writes the others greedily: on the cluster (submitted by
+    /// `stagebeam submit --search-stages`) the same record as `run` in one process.
+    @Test func searchedStagesAnswerAsTheInProcessRun() throws {
+        let scratch = try Scratch()
+        let cluster = try LocalCluster(scratch: scratch)
+        try cluster.addWorker("worker", maxBatch: 4)
+        let job = TestJob(searchStages: [.caption, .reasoning])
+        let submitted = try cluster.submit(job)
+        #expect(submitted["status"] as? String == "succeeded")
+        let inProcess = try job.runInProcess(in: scratch)
+        let outcome = try SearchOutcome(submitted: submitted)
+        #expect(try outcome == SearchOutcome(record: inProcess))
+        // A stage's entry: its winner, then one line per candidate.
+        #expect(outcome.stages.map(\.count) == [2, 5, 5, 2])
+        #expect((submitted["settings"] as? [String: Any])?["search_stages"] as? [String] == ["caption", "reasoning"])
     }
 
     /// One worker or three give the same answer. With three workers of 1 credit each, a stage's

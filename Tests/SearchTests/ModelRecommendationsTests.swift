@@ -47,7 +47,9 @@ import Testing
         for (json, words) in [
             ("{not json", ["stagebeam.json", "not valid JSON"]),
             (#"{"search": {"beam": "four"}}"#, ["stagebeam.json", "search.beam"]),
-            (#"{"search": {"method": "beam"}}"#, ["stagebeam.json", "search.method"])
+            (#"{"search": {"method": "beam"}}"#, ["stagebeam.json", "search.method"]),
+            (#"{"methods": {"beam": {"beam": 2}}}"#, ["stagebeam.json", "'beam' is not a search method"]),
+            (#"{"search": {"search_stages": ["answer"]}}"#, ["stagebeam.json", "search_stages"])
         ] {
             let directory = try modelDirectory(json)
             defer { try? FileManager.default.removeItem(at: directory) }
@@ -64,5 +66,26 @@ import Testing
         let config = recommendations.config(choices: SearchSettings())
         #expect(config.method == .stage && config.beam == 4 && config.judgeMode == .generate)
         #expect(config.judgeSampling.temperature == 0)
+        #expect(config.searchStages == [.reasoning] && config.sampling.temperature == 1.2)
+        var bestOfN = SearchSettings()
+        bestOfN.method = .bestOfN
+        #expect(recommendations.config(choices: bestOfN).sampling.temperature == 0.6)
+    }
+
+    /// `methods` lays one method's settings over `search` when that method runs; the caller's still win.
+    @Test func aMethodsOwnSettingsApplyToItAlone() throws {
+        let directory = try modelDirectory(
+            #"{"search": {"beam": 4, "temperature": 0.6}, "methods": {"stage": {"temperature": 1.2, "search_stages": ["reasoning"]}}}"#)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let recommendations = try ModelRecommendations(model: directory)
+        let stage = recommendations.config(choices: SearchSettings())
+        #expect(stage.method == .stage && stage.beam == 4 && stage.sampling.temperature == 1.2 && stage.searchStages == [.reasoning])
+        var choices = SearchSettings()
+        choices.method = .sentence
+        let sentence = recommendations.config(choices: choices)
+        #expect(sentence.beam == 4 && sentence.sampling.temperature == 0.6 && sentence.searchStages == Stage.allCases)
+        choices.method = .stage
+        choices.temperature = 0.8
+        #expect(recommendations.config(choices: choices).sampling.temperature == 0.8)
     }
 }

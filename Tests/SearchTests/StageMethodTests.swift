@@ -58,6 +58,32 @@ import Testing
             })
     }
 
+    /// Stages outside `searchStages` are one greedy candidate with no judge call; the searched ones
+    /// are as before (same seeds, same tournament). The stages are kept in the model's order.
+    @Test func unsearchedStagesAreWrittenGreedily() async throws {
+        let generator = Self.keyedGenerator(job: 42, keyed: keyed)
+        let judge = FakeJudge(prefer: prefersKeyword)
+        var settings = config(beam: 3)
+        settings.searchStages = [.conclusion, .reasoning]
+        let search = try StageBeamSearch(generator: generator, judge: judge, templates: testTemplates, config: settings)
+        #expect(search.config.searchStages == [.reasoning, .conclusion])
+        let result = try await search.run(question: "Why?", imageRef: "img")
+
+        #expect(result.stages.map { $0.units[0].candidates.count } == [1, 1, 3, 3])
+        #expect(result.stages.map { $0.units[0].winner } == [0, 0, 1, 2])
+        #expect(result.stages.map { $0.units[0].tournament == nil } == [true, true, false, false])
+        #expect(result.counts.judgeCalls == 2 * 2 && result.counts.candidates == 8)
+        let requests = await generator.log.requests
+        #expect(requests.map(\.sampling) == [.greedy, .greedy, .reference, .reference])
+        #expect(requests.map(\.seeds.count) == [1, 1, 3, 3])
+        #expect(requests[2].seeds == (0..<3).map { SeedDerivation.candidateSeed(job: 42, unit: 2, candidate: $0) })
+        let topics = await judge.log.requests.map(\.prompt).map { p in JudgeTopic.allCases.first { p.contains("crit-\($0.rawValue)") }! }
+        #expect(Set(topics) == [.reasoning, .conclusion])
+
+        settings.searchStages = []
+        #expect(throws: SearchError.self) { try settings.validated() }
+    }
+
     @Test func messyModelOutputNeverCrashesAndIsFlagged() async throws {
         // Per stage: 0 never closes (budget ran out), 1 runs into later stages, 2 is empty, 3 is unicode garbage.
         let generator = ScriptedGenerator { request, position in

@@ -2082,6 +2082,13 @@ public nonisolated struct Stagebeam_V1_SubmitJob: @unchecked Sendable {
     set {_uniqueStorage()._rewardTemplatesJson = newValue}
   }
 
+  /// METHOD_STAGE: the stages that get `beam` candidates and a tournament; the others are written
+  /// greedily (one candidate at temperature 0, no judge call). Empty: recommended, else all four.
+  public var searchStages: [Stagebeam_V1_Stage] {
+    get {_storage._searchStages}
+    set {_uniqueStorage()._searchStages = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   /// Force each stage's opening tag into the prefix. Unset: recommended, else true. A single-field
@@ -4972,7 +4979,7 @@ nonisolated extension Stagebeam_V1_RewardResult: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Stagebeam_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SubmitJob"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}question\0\u{1}image\0\u{1}method\0\u{1}beam\0\u{1}tournament\0\u{3}max_stage_tokens\0\u{1}seed\0\u{3}judge_both_orders\0\u{3}verdict_mode\0\u{3}force_tags\0\u{3}record_search\0\u{1}sampling\0\u{3}stream_events\0\u{3}judge_templates_json\0\u{3}max_verdict_tokens\0\u{3}judge_sampling\0\u{4}\u{3}deadline_ms\0\u{1}detached\0\u{1}owner\0\u{3}stream_candidate_text\0\u{3}candidate_text_interval_ms\0\u{2}\u{6}candidates\0\u{1}keep\0\u{1}retraces\0\u{3}reward_z\0\u{3}reward_distribution\0\u{3}reward_calibration\0\u{3}reward_templates_json\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}question\0\u{1}image\0\u{1}method\0\u{1}beam\0\u{1}tournament\0\u{3}max_stage_tokens\0\u{1}seed\0\u{3}judge_both_orders\0\u{3}verdict_mode\0\u{3}force_tags\0\u{3}record_search\0\u{1}sampling\0\u{3}stream_events\0\u{3}judge_templates_json\0\u{3}max_verdict_tokens\0\u{3}judge_sampling\0\u{4}\u{3}deadline_ms\0\u{1}detached\0\u{1}owner\0\u{3}stream_candidate_text\0\u{3}candidate_text_interval_ms\0\u{2}\u{6}candidates\0\u{1}keep\0\u{1}retraces\0\u{3}reward_z\0\u{3}reward_distribution\0\u{3}reward_calibration\0\u{3}reward_templates_json\0\u{3}search_stages\0")
 
   fileprivate class _StorageClass {
     var _jobID: String = String()
@@ -5004,6 +5011,7 @@ nonisolated extension Stagebeam_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtob
     var _rewardDistribution: Stagebeam_V1_RewardDistribution? = nil
     var _rewardCalibration: Stagebeam_V1_RewardCalibration? = nil
     var _rewardTemplatesJson: Data = Data()
+    var _searchStages: [Stagebeam_V1_Stage] = []
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -5043,6 +5051,7 @@ nonisolated extension Stagebeam_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtob
       _rewardDistribution = source._rewardDistribution
       _rewardCalibration = source._rewardCalibration
       _rewardTemplatesJson = source._rewardTemplatesJson
+      _searchStages = source._searchStages
     }
   }
 
@@ -5111,6 +5120,7 @@ nonisolated extension Stagebeam_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtob
         case 34: try { try decoder.decodeSingularMessageField(value: &_storage._rewardDistribution) }()
         case 35: try { try decoder.decodeSingularMessageField(value: &_storage._rewardCalibration) }()
         case 36: try { try decoder.decodeSingularBytesField(value: &_storage._rewardTemplatesJson) }()
+        case 37: try { try decoder.decodeRepeatedEnumField(value: &_storage._searchStages) }()
         default: break
         }
       }
@@ -5210,6 +5220,9 @@ nonisolated extension Stagebeam_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtob
       if !_storage._rewardTemplatesJson.isEmpty {
         try visitor.visitSingularBytesField(value: _storage._rewardTemplatesJson, fieldNumber: 36)
       }
+      if !_storage._searchStages.isEmpty {
+        try visitor.visitPackedEnumField(value: _storage._searchStages, fieldNumber: 37)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -5248,6 +5261,7 @@ nonisolated extension Stagebeam_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtob
         if _storage._rewardDistribution != rhs_storage._rewardDistribution {return false}
         if _storage._rewardCalibration != rhs_storage._rewardCalibration {return false}
         if _storage._rewardTemplatesJson != rhs_storage._rewardTemplatesJson {return false}
+        if _storage._searchStages != rhs_storage._searchStages {return false}
         return true
       }
       if !storagesAreEqual {return false}

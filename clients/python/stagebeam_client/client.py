@@ -6,7 +6,7 @@ import asyncio
 import os
 import time
 import uuid
-from typing import AsyncIterator, Iterator, Optional, Union
+from typing import AsyncIterator, Iterator, Optional, Sequence, Union
 
 import zmq
 import zmq.asyncio
@@ -22,6 +22,8 @@ _METHODS = {"stage": pb.METHOD_STAGE, "best-of-n": pb.METHOD_BEST_OF_N, "sentenc
             "stage-beam": pb.METHOD_STAGE_BEAM, "swires": pb.METHOD_SWIRES}
 _TOURNAMENTS = {"random": pb.TOURNAMENT_RANDOM, "bracket": pb.TOURNAMENT_BRACKET}
 _JUDGE_MODES = {"logprob": pb.VERDICT_MODE_LOGPROB, "generate": pb.VERDICT_MODE_GENERATE}
+_STAGES = {"summary": pb.STAGE_SUMMARY, "caption": pb.STAGE_CAPTION, "reasoning": pb.STAGE_REASONING,
+           "conclusion": pb.STAGE_CONCLUSION}
 # A sampling message carries its temperature as given (0 = greedy): one that sets only top-p sends
 # the reference's temperature with it; a top_p of 0 means the recommended one (SubmitJob.sampling).
 _REFERENCE_TEMPERATURE = 0.6
@@ -53,6 +55,7 @@ def submit_job(
     job_id: str = "",
     method: Optional[str] = None,
     beam: Optional[int] = None,
+    search_stages: Optional[Sequence[str]] = None,
     tournament: Optional[str] = None,
     judge_mode: Optional[str] = None,
     seed: int = 0,
@@ -84,7 +87,8 @@ def submit_job(
     `detached`: the job runs on when this client goes away (otherwise it is cancelled). `owner`: a
     name to list the job under (`Client.jobs(owner)`). `candidates`, `keep` (stage-beam, swires),
     `retraces`, `z`, `reward_mean` and `reward_std` (swires; the last two together) are `submit`'s
-    --candidates, --keep, --retraces, --z, --reward-mean and --reward-std. `stream_tokens` (with
+    --candidates, --keep, --retraces, --z, --reward-mean and --reward-std; `search_stages` (stage) is
+    --search-stages, as a list of stage names. `stream_tokens` (with
     `stream_events`): also JobEvents of kind `candidate_text` with the candidates' text while workers
     generate it, a piece at most every `token_interval_s` per request (None: the coordinator's 0.25 s)."""
     job = pb.SubmitJob(question=question, job_id=job_id or str(uuid.uuid4()), seed=seed,
@@ -108,6 +112,10 @@ def submit_job(
         job.method = _choice("method", method, _METHODS)
     if beam is not None:
         job.beam = beam
+    if search_stages is not None:
+        if not search_stages:
+            raise ValueError(f"search_stages must name at least one of {', '.join(_STAGES)}")
+        job.search_stages.extend(_choice("search_stages", stage, _STAGES) for stage in search_stages)
     if tournament is not None:
         job.tournament = _choice("tournament", tournament, _TOURNAMENTS)
     if judge_mode is not None:
