@@ -28,7 +28,8 @@ lint:
 format:
 	$(SWIFT) format --in-place --parallel $(SWIFT_SOURCES)
 
-# Accuracy of greedy, best-of-N, sentence- and stage-level search on the held-out set (models/stagebeam-shapes/README.md, "Results").
+# Accuracy of greedy, best-of-N, sentence- and stage-level search on the held-out set (models/stagebeam-shapes/README.md, "Results"):
+# stage search with the model's recommended settings (the reasoning stage alone), then at every stage.
 # The built-in model judges in generate mode: it was trained to write a short check before its verdict,
 # and writes it greedily (measured on the validation split with the step-4,600 model, stage search at
 # N=4: 53.7% with greedy checks, 48.0% with checks sampled at the candidates' 0.6; greedy decoding 52.3%).
@@ -36,6 +37,7 @@ format:
 # written check, so it runs with logprob verdicts.
 eval: build
 	$(BIN) eval --methods greedy,stage,best-of-n
+	$(BIN) eval --methods stage --search-stages summary,caption,reasoning,conclusion --temperature 0.6 --no-judge-pairs
 	$(BIN) eval --methods sentence --beam 4 --judge-mode logprob --no-judge-pairs
 
 # Speed figures (docs/performance.md); needs the ~150M-parameter random Llama below.

@@ -258,12 +258,12 @@ public final class TextGenerator: @unchecked Sendable {
             if !texts.isEmpty { onText(texts) }
         }
         let vocabulary = model.vocabularySize
-        /// Draws every unfinished sample's next token (across the pool) from `logits(row, sample)`,
-        /// the rows numbered in sample order, and appends it.
-        func step(_ logits: (_ row: Int, _ sample: Int) -> UnsafePointer<Float>) {
+        /// Draws every unfinished sample's next token (across the pool) from `logits(sample)` and
+        /// appends it.
+        func step(_ logits: (_ sample: Int) -> UnsafePointer<Float>) {
             var row = 0
             for i in samples.indices where !samples[i].finished {
-                draws.setRow(row, sample: i, logits: logits(row, i), sampling: requests[owners[i]].sampling)
+                draws.setRow(row, sample: i, logits: logits(i), sampling: requests[owners[i]].sampling)
                 row += 1
             }
             draws(rows: row, samples: &samples, pool: model.pool)
@@ -271,7 +271,7 @@ public final class TextGenerator: @unchecked Sendable {
             for i in samples.indices where !samples[i].finished {
                 let r = owners[i]
                 accept(
-                    draws.tokens[row], logNormalizer: draws.logNormalizers[row], into: &samples[i], logits: logits(row, i),
+                    draws.tokens[row], logNormalizer: draws.logNormalizers[row], into: &samples[i], logits: logits(i),
                     request: requests[r], stops: stops[r])
                 row += 1
             }
@@ -299,8 +299,8 @@ public final class TextGenerator: @unchecked Sendable {
             }
         }
         /// Each leader's row in the step's forward pass.
-        var row = [Int](repeating: 0, count: samples.count)
-        promptLogits.withUnsafeBufferPointer { prompts in step { _, i in prompts.baseAddress! + owners[i] * vocabulary } }
+        var leaderRow = [Int](repeating: 0, count: samples.count)
+        promptLogits.withUnsafeBufferPointer { prompts in step { i in prompts.baseAddress! + owners[i] * vocabulary } }
         regroup()
         while true {
             for r in controlled where requests[r].control!.isStopped {
@@ -312,13 +312,13 @@ public final class TextGenerator: @unchecked Sendable {
             batch.removeAll()
             for i in samples.indices where !samples[i].finished && leader[i] == i {
                 let position = try reserve(samples[i].sequence)
-                row[i] = batch.count
+                leaderRow[i] = batch.count
                 batch.append(token: samples[i].tokenIds.last!, sequence: samples[i].sequence, position: position, wantsLogits: true)
                 timings[owners[i]].decodeRows += 1
             }
             if batch.count == 0 { break }
             let logits = try model.forward(batch, cache: cache).baseAddress!
-            step { _, i in logits + row[leader[i]] * vocabulary }
+            step { i in logits + leaderRow[leader[i]] * vocabulary }
             regroup()
             if controlled.contains(where: { nextReport[$0] != nil }) {
                 let now = ContinuousClock.now
@@ -331,7 +331,7 @@ public final class TextGenerator: @unchecked Sendable {
         }
         for r in controlled where nextReport[r] != nil { report(r) }
         // A sample kept for reuse needs a sequence of its own holding its state.
-        for i in samples.indices where leader[i] != i && !samples[i].stopped {
+        for i in samples.indices where leader[i] != i && !samples[i].stopped && requests[owners[i]].keepSamples {
             cache.release(samples[i].sequence)
             samples[i].sequence = cache.fork(samples[leader[i]].sequence)
             leader[i] = i
