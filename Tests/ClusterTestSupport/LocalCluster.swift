@@ -95,14 +95,16 @@ public struct TestJob: Sendable {
     public var judgeMaxTokens: Int?
     /// The stages that get `beam` candidates (`--search-stages`); nil: the default (all four).
     public var searchStages: [Stage]?
+    /// An image file the question is about (`--image`); nil: a text-only question.
+    public var image: String?
 
     public init(
         question: String = "How many legs does a spider have?", beam: Int = 4, maxStageTokens: Int = 12,
         tournament: String = "bracket", seed: Int = 7, judgeMode: String? = nil, judgeMaxTokens: Int? = nil,
-        searchStages: [Stage]? = nil
+        searchStages: [Stage]? = nil, image: String? = nil
     ) {
         (self.question, self.beam, self.maxStageTokens, self.tournament, self.seed) = (question, beam, maxStageTokens, tournament, seed)
-        (self.judgeMode, self.judgeMaxTokens, self.searchStages) = (judgeMode, judgeMaxTokens, searchStages)
+        (self.judgeMode, self.judgeMaxTokens, self.searchStages, self.image) = (judgeMode, judgeMaxTokens, searchStages, image)
     }
 
     public var arguments: [String] {
@@ -113,12 +115,14 @@ public struct TestJob: Sendable {
         if let judgeMode { arguments += ["--judge-mode", judgeMode] }
         if let judgeMaxTokens { arguments += ["--judge-max-tokens", String(judgeMaxTokens)] }
         if let searchStages { arguments += ["--search-stages", searchStages.map(\.rawValue).joined(separator: ",")] }
+        if let image { arguments += ["--image", image] }
         return arguments
     }
 
     /// The job as the wire carries it (what `stagebeam submit` sends for `arguments`), asking for
-    /// the search record.
+    /// the search record. Text jobs only: an image job goes through `LocalCluster.submit`.
     public func submitJob(id: String) -> Stagebeam_V1_SubmitJob {
+        precondition(image == nil, "submitJob(id:) builds text jobs only")
         var config = SearchConfig()
         config.beam = beam
         config.maxStageTokens = maxStageTokens

@@ -49,7 +49,8 @@ import Wire
     }
 
     /// A worker serving a Llama 3.2 Vision checkpoint quantized into a directory (`stagebeam
-    /// quantize`, run as a process) answers as `stagebeam run` on that directory.
+    /// quantize`, run as a process) answers as `stagebeam run` on that directory, a question about an
+    /// image and a text-only one.
     @Test func quantizedVisionWorkerAnswersAsTheInProcessRun() throws {
         let scratch = try Scratch()
         let model = scratch.path("mllama-q8_0")
@@ -57,14 +58,17 @@ import Wire
         let (status, _, err) = try runStagebeam(
             ["quantize", "--model", source, "--type", "Q8_0", "--output", model], in: scratch, name: "quantize")
         #expect(status == 0, "\(err)")
+        let image = Repo.root.appendingPathComponent("Tests/Fixtures/mllama/images/wide.png").path
+        try expectWorkerAnswersAsTheInProcessRun(model: model, scratch: scratch, image: image)
         try expectWorkerAnswersAsTheInProcessRun(model: model, scratch: scratch)
     }
 
-    /// One worker serving `model` answers a beam-2 job as `stagebeam run` does in process.
-    private func expectWorkerAnswersAsTheInProcessRun(model: String, scratch: Scratch) throws {
+    /// One worker serving `model` answers a beam-2 job (about `image`, if given) as `stagebeam run`
+    /// does in process.
+    private func expectWorkerAnswersAsTheInProcessRun(model: String, scratch: Scratch, image: String? = nil) throws {
         let cluster = try LocalCluster(scratch: scratch)
         try cluster.addWorker("worker", maxBatch: 4, model: model)
-        let job = TestJob(beam: 2)
+        let job = TestJob(beam: 2, image: image)
         let submitted = try cluster.submit(job)
         #expect(submitted["status"] as? String == "succeeded")
         let inProcess = try job.runInProcess(in: scratch, model: model)
