@@ -37,7 +37,7 @@ public struct SearchConfig: Codable, Sendable, Hashable {
     /// `stage`: the stages that get N candidates and a tournament, in the order the model writes
     /// them; the others are written greedily, one candidate at temperature 0 and no judge call. A
     /// search pays where candidates differ in substance: the built-in model's summaries and captions
-    /// are nearly always right and its conclusion repeats its reasoning's answer (docs/search-methods.md).
+    /// are nearly always right and its conclusion repeats its reasoning's answer (docs/performance.md).
     public var searchStages: [Stage] = Stage.allCases
     /// `stage-beam`, `swires`: candidates generated per stage (M), spread over the survivors.
     public var candidates: Int = 4
