@@ -20,9 +20,9 @@ Every subcommand of `stagebeam` with its options, as `stagebeam COMMAND --help` 
   built-in `models/stagebeam-shapes` found in the current directory or above the executable.
 - Search options left out take the defaults each `--help` below names: for `run`, `eval` and
   in-process `batch`, the model's recommended settings from its `stagebeam.json` (the built-in
-  model's: `--beam 4 --judge-mode generate --judge-temperature 0`, and for the stage method
-  `--search-stages reasoning --temperature 1.2`, what its figures were measured with), else the
-  reference implementation's.
+  model's: `--beam 4 --judge-mode generate --judge-temperature 0`, for the stage method
+  `--search-stages reasoning --temperature 1.2` and for SWIRES `--candidates 2`, what its figures
+  were measured with), else the reference implementation's.
 - The coordinator, workers and clients log to standard error; `--log-format` / `--log-level` or
   `$STAGEBEAM_LOG_FORMAT` / `$STAGEBEAM_LOG_LEVEL` choose how
   ([cluster/README.md](../cluster/README.md), "Logs").

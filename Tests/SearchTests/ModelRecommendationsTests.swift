@@ -70,6 +70,10 @@ import Testing
         var bestOfN = SearchSettings()
         bestOfN.method = .bestOfN
         #expect(recommendations.config(choices: bestOfN).sampling.temperature == 0.6)
+        var swires = SearchSettings()
+        swires.method = .swires
+        let swiresConfig = recommendations.config(choices: swires)
+        #expect(swiresConfig.candidates == 2 && swiresConfig.keep == 2 && swiresConfig.sampling.temperature == 0.6)
     }
 
     /// `methods` lays one method's settings over `search` when that method runs; the caller's still win.
