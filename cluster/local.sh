@@ -4,13 +4,16 @@
 # first, so nothing they held is waited for.
 #
 #   cluster/local.sh [--model DIR] [--workers W] [--judges J] [--port P] [--dir DIR] [--journal FILE]
-#                    [--max-batch B] [--threads T] [--heartbeat-ms MS] [--liveness K]
+#                    [--max-batch B] [--threads T] [--judge-threads T] [--heartbeat-ms MS] [--liveness K]
 #
 # The model is --model, else $STAGEBEAM_MODEL, else the built-in models/stagebeam-shapes (a small
 # LLaVA that answers questions about images of shapes, like the examples/ it is tried with below).
-# With --judges 0 (the default) every worker both generates and judges. Generate workers also
-# serve the reward role (self-reward), so --method stage-beam and swires run too. Logs and the journal go to
-# --dir (default: $TMPDIR/stagebeam-local-PORT); restarting with the same journal resumes its jobs.
+# With --judges 0 (the default) every worker both generates and judges. --judge-threads (default
+# --threads) sizes judge workers apart: a stage's judging waits for its candidates, so on one machine
+# a judge worker may use the cores the idle generate workers leave it (docs/performance.md).
+# Generate workers also serve the reward role (self-reward), so --method stage-beam and swires run
+# too. Logs and the journal go to --dir (default: $TMPDIR/stagebeam-local-PORT); restarting with the
+# same journal resumes its jobs.
 # STAGEBEAM_LOG_FORMAT=json (and STAGEBEAM_LOG_LEVEL) in the environment reach every process.
 # Then, in another terminal:
 #   stagebeam submit --coordinator tcp://127.0.0.1:5555 --image examples/count.png \
@@ -27,6 +30,7 @@ dir=""
 journal=""
 max_batch=8
 threads=""
+judge_threads=""
 heartbeat_ms=500
 liveness=3
 
@@ -40,9 +44,10 @@ while [[ $# -gt 0 ]]; do
     --journal) journal="$2"; shift 2 ;;
     --max-batch) max_batch="$2"; shift 2 ;;
     --threads) threads="$2"; shift 2 ;;
+    --judge-threads) judge_threads="$2"; shift 2 ;;
     --heartbeat-ms) heartbeat_ms="$2"; shift 2 ;;
     --liveness) liveness="$2"; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "local.sh: unknown option $1 (see --help)" >&2; exit 64 ;;
   esac
 done
@@ -76,9 +81,9 @@ for _ in $(seq 100); do
 done
 echo "local.sh: $(cat "$logs/coordinator.out")"
 
-start_worker() {  # id roles
-  local extra=()
-  [[ -n "$threads" ]] && extra+=(--threads "$threads")
+start_worker() {  # id roles [threads]
+  local extra=() count="${3:-$threads}"
+  [[ -n "$count" ]] && extra+=(--threads "$count")
   "$bin" worker --coordinator "$endpoint" --model "$model" --worker-id "$1" --roles "$2" --max-batch "$max_batch" \
     --heartbeat-ms "$heartbeat_ms" --liveness "$liveness" "${extra[@]}" >"$logs/$1.out" 2>"$logs/$1.err" &
   pids+=($!)
@@ -87,7 +92,7 @@ start_worker() {  # id roles
 generate_roles="generate,reward"
 [[ "$judges" -eq 0 ]] && generate_roles="generate,judge,reward"
 for i in $(seq 1 "$workers"); do start_worker "gen-$i" "$generate_roles"; done
-for i in $(seq 1 "$judges"); do start_worker "judge-$i" "judge"; done
+for i in $(seq 1 "$judges"); do start_worker "judge-$i" "judge" "$judge_threads"; done
 
 echo "local.sh: cluster at $endpoint (model $model) — Ctrl-C or SIGTERM to this script (pid $$) stops it. Try:"
 echo "  $bin submit --coordinator $endpoint --image $root/examples/count.png --question \"How many red objects are there?\" --beam 4"
