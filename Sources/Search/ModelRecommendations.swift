@@ -163,10 +163,9 @@ public struct ModelRecommendations: Codable, Sendable, Hashable {
     /// The search a caller gets: the defaults, then these recommendations, then the caller's `choices`.
     /// The calibration applies only to the scorer it was measured with (`scorer`: its `RewardCalibration.scorer` name).
     public func config(choices: SearchSettings, scorer: String = RewardCalibration.selfReward) -> SearchConfig {
-        var config = choices.applied(to: search.applied(to: SearchConfig()))
-        if let forMethod = methods[config.method.rawValue] {
-            config = choices.applied(to: forMethod.applied(to: search.applied(to: SearchConfig())))
-        }
+        var recommended = search.applied(to: SearchConfig())
+        if let forMethod = methods[(choices.method ?? recommended.method).rawValue] { recommended = forMethod.applied(to: recommended) }
+        var config = choices.applied(to: recommended)
         if let rewardCalibration, rewardCalibration.scorer == scorer { config.rewardCalibration = rewardCalibration }
         return config
     }

@@ -124,7 +124,10 @@ struct EvalCommand: AsyncParsableCommand {
         var rows: [EvalRow] = []
         let plan =
             beam == nil
-            ? methods.flatMap { EvalRun.plan(methods: [$0], beams: [$0.usesScorer ? methodConfig($0).candidates : methodConfig($0).beam]) }
+            ? methods.flatMap { method in
+                let recommended = methodConfig(method)
+                return EvalRun.plan(methods: [method], beams: [method.usesScorer ? recommended.candidates : recommended.beam])
+            }
             : EvalRun.plan(methods: methods, beams: try beamList(recommended: config.beam))
         for run in plan {
             printError("eval \(run.method.rawValue) · beam \(run.beam) · \(items.count) item(s) from \(datasetURL.path)")
