@@ -67,21 +67,11 @@ typedef struct {
 #define SB_HALF sb_half  // a scale with at least 2 more bytes of its block after it
 #endif
 
-/// The factors of 32-block `b` of a weight row (shared by every variant, so all give the same bits).
+/// The factors of 32-block `b` of a q4_1 or q5_1 weight row (shared by every variant, so all give the
+/// same bits): its scale, and its min as the offset's coefficient.
 SB_INLINE sb_block_factors sb_factors(sb_weight_type type, const uint8_t *row, int64_t b) {
-    sb_block_factors f = {0, 0};
-    if (!sb_is_k(type)) {
-        const uint8_t *block = row + b * sb_block_bytes(type);
-        f.scale = SB_HALF(block);
-        f.coef = SB_HALF(block + 2);  // q4_1, q5_1: the block's min
-        return f;
-    }
-    const uint8_t *block = row + (b / 8) * sb_block_bytes(type);
-    const int s = (int)(b % 8);
-    uint8_t sc, m;
-    sb_scale_min_k4(s, block + 4, &sc, &m);
-    f.scale = SB_HALF(block) * (float)sc;
-    f.coef = -(SB_HALF(block + 2) * (float)m);
+    const uint8_t *block = row + b * sb_block_bytes(type);
+    const sb_block_factors f = {SB_HALF(block), SB_HALF(block + 2)};
     return f;
 }
 
@@ -117,6 +107,18 @@ SB_INLINE int64_t sb_packed_pair_bytes(sb_weight_type type) { return 2 * (2 * SB
 #define SB_PACKED_K4_HEADER 320
 #define SB_PACKED_K4_BYTES (SB_PACKED_K4_HEADER + 2048)
 
+/// Bytes of one packed q5_K super-block of a group: q4_K's header, then 8 runs of 64 bytes of the
+/// fifth bits (ggml's `qh`: run `c` holds bytes `4c…4c+3` of each of the 16 rows, bit `s` of a
+/// byte being that weight's fifth bit in sub-block `s`), then q4_K's nibble runs. The fifth bits
+/// come first because every sub-block reads them, so the super-block stays one sequential stream.
+/// 2,880 bytes against the rows' 2,816.
+#define SB_PACKED_K5_BYTES (SB_PACKED_K4_HEADER + 512 + 2048)
+
+/// Where sub-block `s`'s nibble runs start in a packed q4_K or q5_K super-block.
+SB_INLINE int64_t sb_packed_k_nibbles(sb_weight_type type, int s) {
+    return SB_PACKED_K4_HEADER + (type == SB_Q5_K ? 512 : 0) + 512 * (s / 2);
+}
+
 /// Bytes of one packed q6_K super-block of a group: a header of the rows' d (16 f16) and their 16
 /// int8 scales (per 32-value sub-block, the first and second 16 values' scale, 16 rows each; padded
 /// to 320 bytes so the weights start on a cache line), then per half `h` of the super-block (its
@@ -134,10 +136,16 @@ SB_INLINE int64_t sb_packed_pair_bytes(sb_weight_type type) { return 2 * (2 * SB
 SB_INLINE int64_t sb_packed_k6_low(int h, int p) { return SB_PACKED_K6_HEADER + 1536 * h + 512 + 512 * p; }
 SB_INLINE int64_t sb_packed_k6_high(int h) { return SB_PACKED_K6_HEADER + 1536 * h; }
 
+/// Bytes of one packed super-block of a group (q4_K, q5_K or q6_K).
+SB_INLINE int64_t sb_packed_super_bytes(sb_weight_type type) {
+    return type == SB_Q4_K ? SB_PACKED_K4_BYTES : type == SB_Q5_K ? SB_PACKED_K5_BYTES : SB_PACKED_K6_BYTES;
+}
+
 /// Bytes of one packed group: its pairs of 32-blocks (an odd last block fills half a pair), or its
-/// q4_K or q6_K super-blocks.
+/// q4_K, q5_K or q6_K super-blocks.
 SB_INLINE int64_t sb_packed_group_bytes(sb_weight_type type, int64_t k) {
     if (type == SB_Q4_K) return k / 256 * SB_PACKED_K4_BYTES;
+    if (type == SB_Q5_K) return k / 256 * SB_PACKED_K5_BYTES;
     if (type == SB_Q6_K) return k / 256 * SB_PACKED_K6_BYTES;
     return (k / 32 + 1) / 2 * sb_packed_pair_bytes(type);
 }

@@ -1,4 +1,4 @@
-// Packed rows (CKernels.h, `sb_pack_rows`) of q8_0, q4_0, q5_0, q4_K and q6_K matrices: the copy
+// Packed rows (CKernels.h, `sb_pack_rows`) of q8_0, q4_0, q5_0, q4_K, q5_K and q6_K matrices: the copy
 // made at load, and the portable scalar reference of the vector kernels that multiply it
 // (vector_avx2.c, vector_avx512.c).
 //
@@ -14,21 +14,25 @@ size_t sb_packed_bytes(sb_weight_type type, int64_t rows, int64_t k) {
     return (size_t)((rows + SB_PACK_ROWS - 1) / SB_PACK_ROWS * sb_packed_group_bytes(type, k));
 }
 
-/// q4_K rows into packed super-blocks (`SB_PACKED_K4_BYTES`).
-static void pack_q4_k(const uint8_t *w, size_t row_bytes, int64_t rows, int64_t k, uint8_t *packed) {
-    const int64_t group_bytes = sb_packed_group_bytes(SB_Q4_K, k);
+/// q4_K or q5_K rows into packed super-blocks (`SB_PACKED_K4_BYTES`, `SB_PACKED_K5_BYTES`). ggml's
+/// q5_K block is q4_K's with its 32 bytes of fifth bits (`qh`) before the nibbles.
+static void pack_q45_k(sb_weight_type type, const uint8_t *w, size_t row_bytes, int64_t rows, int64_t k, uint8_t *packed) {
+    const int64_t group_bytes = sb_packed_group_bytes(type, k), super_bytes = sb_packed_super_bytes(type);
+    const int five = type == SB_Q5_K;
     for (int64_t o = 0; o < rows; o++) {
         const int64_t r = o % SB_PACK_ROWS;
         uint8_t *group = packed + o / SB_PACK_ROWS * group_bytes;
         for (int64_t super = 0; super < k / 256; super++) {
-            const uint8_t *block = w + o * row_bytes + super * sb_block_bytes(SB_Q4_K);
-            uint8_t *out = group + super * SB_PACKED_K4_BYTES;
+            const uint8_t *block = w + o * row_bytes + super * sb_block_bytes(type);
+            const uint8_t *nibbles = block + 16 + (five ? 32 : 0);
+            uint8_t *out = group + super * super_bytes;
             memcpy(out + 2 * r, block, 2);
             memcpy(out + 32 + 2 * r, block + 2, 2);
             for (int s = 0; s < 8; s++) sb_scale_min_k4(s, block + 4, out + 64 + 16 * s + r, out + 192 + 16 * s + r);
+            if (five)
+                for (int c = 0; c < 8; c++) memcpy(out + SB_PACKED_K4_HEADER + 64 * c + 4 * r, block + 16 + 4 * c, 4);
             for (int j = 0; j < 4; j++)
-                for (int c = 0; c < 8; c++)
-                    memcpy(out + SB_PACKED_K4_HEADER + 512 * j + 64 * c + 4 * r, block + 16 + 32 * j + 4 * c, 4);
+                for (int c = 0; c < 8; c++) memcpy(out + sb_packed_k_nibbles(type, 2 * j) + 64 * c + 4 * r, nibbles + 32 * j + 4 * c, 4);
         }
     }
 }
@@ -60,8 +64,8 @@ static void pack_q6_k(const uint8_t *w, size_t row_bytes, int64_t rows, int64_t 
 void sb_pack_rows(sb_weight_type type, const void *w, size_t row_bytes, int64_t rows, int64_t k, void *packed) {
     const int64_t blocks = k / 32, group_bytes = sb_packed_group_bytes(type, k);
     memset(packed, 0, sb_packed_bytes(type, rows, k));
-    if (type == SB_Q4_K) {
-        pack_q4_k(w, row_bytes, rows, k, packed);
+    if (type == SB_Q4_K || type == SB_Q5_K) {
+        pack_q45_k(type, w, row_bytes, rows, k, packed);
         return;
     }
     if (type == SB_Q6_K) {
@@ -93,28 +97,32 @@ void sb_pack_rows(sb_weight_type type, const void *w, size_t row_bytes, int64_t 
     }
 }
 
-/// Packed q4_K: per sub-block, the exact integer sum of its nibbles times the activations, times
-/// `(d · scale) · x.d` into the row's accumulator, and `−(dmin · min) · x.ds` into a second one for
-/// the offsets; the output is their sum.
-static void q4_k_scalar(const uint8_t *packed, int64_t k, int64_t o_begin, int64_t o_end, const int8_t *xq,
-                        const sb_activation_block *xb, int64_t rows, float *y, int64_t ldy) {
-    const int64_t blocks = k / 32, group_bytes = sb_packed_group_bytes(SB_Q4_K, k);
+/// Packed q4_K and q5_K: per sub-block, the exact integer sum of its levels (the nibble, and q5_K's
+/// fifth bit) times the activations, times `(d · scale) · x.d` into the row's accumulator, and
+/// `−(dmin · min) · x.ds` into a second one for the offsets; the output is their sum.
+static void q45_k_scalar(sb_weight_type type, const uint8_t *packed, int64_t k, int64_t o_begin, int64_t o_end, const int8_t *xq,
+                         const sb_activation_block *xb, int64_t rows, float *y, int64_t ldy) {
+    const int64_t blocks = k / 32, group_bytes = sb_packed_group_bytes(type, k), super_bytes = sb_packed_super_bytes(type);
     for (int64_t o = o_begin; o < o_end; o++) {
         const int64_t r = o % SB_PACK_ROWS;
         const uint8_t *group = packed + o / SB_PACK_ROWS * group_bytes;
         for (int64_t t = 0; t < rows; t++) {
             float acc = 0, offsets = 0;
             for (int64_t super = 0; super < k / 256; super++) {
-                const uint8_t *head = group + super * SB_PACKED_K4_BYTES;
+                const uint8_t *head = group + super * super_bytes;
                 const float d = sb_half(head + 2 * r), dmin = sb_half(head + 32 + 2 * r);
                 for (int s = 0; s < 8; s++) {
                     const int64_t b = 8 * super + s;
                     const sb_activation_block *x = xb + t * blocks + b;
                     const int8_t *xv = xq + t * k + 32 * b;
-                    const uint8_t *runs = head + SB_PACKED_K4_HEADER + 512 * (s / 2) + 4 * r;
+                    const uint8_t *runs = head + sb_packed_k_nibbles(type, s) + 4 * r, *fifth = head + SB_PACKED_K4_HEADER + 4 * r;
                     int32_t sum = 0;
                     for (int c = 0; c < 8; c++)
-                        for (int e = 0; e < 4; e++) sum += ((runs[64 * c + e] >> (4 * (s % 2))) & 0xF) * xv[4 * c + e];
+                        for (int e = 0; e < 4; e++) {
+                            int level = (runs[64 * c + e] >> (4 * (s % 2))) & 0xF;
+                            if (type == SB_Q5_K) level |= ((fifth[64 * c + e] >> s) & 1) << 4;
+                            sum += level * xv[4 * c + e];
+                        }
                     const float scale = d * (float)head[64 + 16 * s + r], offset = dmin * (float)head[192 + 16 * s + r];
                     acc = fmaf(scale * x->d, (float)sum, acc);
                     offsets = fmaf(-offset, x->ds, offsets);
@@ -162,8 +170,8 @@ static void q6_k_scalar(const uint8_t *packed, int64_t k, int64_t o_begin, int64
 
 void sb_packed_linear_scalar(sb_weight_type type, const void *packed, int64_t k, int64_t o_begin, int64_t o_end,
                              const int8_t *xq, const sb_activation_block *xb, int64_t rows, float *y, int64_t ldy) {
-    if (type == SB_Q4_K) {
-        q4_k_scalar(packed, k, o_begin, o_end, xq, xb, rows, y, ldy);
+    if (type == SB_Q4_K || type == SB_Q5_K) {
+        q45_k_scalar(type, packed, k, o_begin, o_end, xq, xb, rows, y, ldy);
         return;
     }
     if (type == SB_Q6_K) {

@@ -49,24 +49,16 @@ void sb_group_activations(const sb_activation_block *xb, int64_t rows, int64_t k
 
 /// The 32 unsigned integer levels of 32-block `b` as the vector kernels multiply them.
 static void levels(sb_weight_type type, const uint8_t *row, int64_t b, int q[32]) {
-    if (!sb_is_k(type)) {
-        const uint8_t *block = row + b * sb_block_bytes(type);
-        const int header = 4;  // d and m (q4_1, q5_1)
-        const int five = type == SB_Q5_1;
-        uint32_t qh = 0;
-        if (five) memcpy(&qh, block + header, 4);
-        const uint8_t *qs = block + header + (five ? 4 : 0);
-        for (int i = 0; i < 16; i++) {
-            q[i] = (qs[i] & 0xF) | (int)(((qh >> i) & 1) << 4);
-            q[i + 16] = (qs[i] >> 4) | (int)(((qh >> (i + 16)) & 1) << 4);
-        }
-        return;
+    const uint8_t *block = row + b * sb_block_bytes(type);
+    const int header = 4;  // d and m
+    const int five = type == SB_Q5_1;
+    uint32_t qh = 0;
+    if (five) memcpy(&qh, block + header, 4);
+    const uint8_t *qs = block + header + (five ? 4 : 0);
+    for (int i = 0; i < 16; i++) {
+        q[i] = (qs[i] & 0xF) | (int)(((qh >> i) & 1) << 4);
+        q[i + 16] = (qs[i] >> 4) | (int)(((qh >> (i + 16)) & 1) << 4);
     }
-    // q5_K, the one K format still row-major.
-    const uint8_t *block = row + (b / 8) * sb_block_bytes(type);
-    const int s = (int)(b % 8);
-    const uint8_t *qs = block + 48 + 32 * (s / 2), *qh = block + 16;
-    for (int l = 0; l < 32; l++) q[l] = (s % 2 == 0 ? qs[l] & 0xF : qs[l] >> 4) | (((qh[l] >> s) & 1) << 4);
 }
 
 void sb_quantized_linear_scalar(sb_weight_type type, const void *w, size_t row_bytes, int64_t k, int64_t o_begin,

@@ -114,17 +114,23 @@ SB_INLINE void avx2_packed_tile(sb_weight_type type, const int NT, const uint8_t
     for (int t = 0; t < NT; t++) avx2_store(y + t * ldy, acc[t], width);
 }
 
-/// One q4_K sub-block of 8 of a group's rows (`half`) against NT activation rows (see
-/// vnni_k4_sub_block), the integer sums as in avx2_packed_tile's q4_0.
-SB_INLINE void avx2_k4_sub_block(const int NT, const int high, const uint8_t *head, int half, int s, __m256 d, __m256 dmin, int64_t b,
-                                 int64_t k, const int8_t *xq, const sb_activation_block *xb, __m256 *acc, __m256 *offsets) {
+/// One q4_K or q5_K sub-block of 8 of a group's rows (`half`) against NT activation rows (see
+/// vnni_k4_sub_block), the integer sums as in avx2_packed_tile's q4_0 and q5_0.
+SB_INLINE void avx2_k4_sub_block(sb_weight_type type, const int NT, const int high, const int s, const uint8_t *head, int half,
+                                 __m256 d, __m256 dmin, int64_t b, int64_t k, const int8_t *xq, const sb_activation_block *xb,
+                                 __m256 *acc, __m256 *offsets) {
     const int64_t blocks = k / 32;
-    const __m256i low4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
-    const uint8_t *runs = head + SB_PACKED_K4_HEADER + 512 * (s / 2) + 32 * half;
+    const __m256i low4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1), bit4 = _mm256_set1_epi8(0x10);
+    const uint8_t *runs = head + sb_packed_k_nibbles(type, s) + 32 * half, *fifth = head + SB_PACKED_K4_HEADER + 32 * half;
     __m256i w[8];
     for (int c = 0; c < 8; c++) {
         const __m256i packed = _mm256_loadu_si256((const __m256i *)(runs + 64 * c));
         w[c] = _mm256_and_si256(high ? _mm256_srli_epi16(packed, 4) : packed, low4);
+        if (type == SB_Q5_K) {
+            // Bit s of each byte to bit 4 (16-bit shifts; the mask drops what crossed bytes).
+            const __m256i bits = _mm256_loadu_si256((const __m256i *)(fifth + 64 * c));
+            w[c] = _mm256_or_si256(w[c], _mm256_and_si256(s < 4 ? _mm256_slli_epi16(bits, 4 - s) : _mm256_srli_epi16(bits, s - 4), bit4));
+        }
     }
     const __m256 scale = _mm256_mul_ps(
         d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(head + 64 + 16 * s + 8 * half)))));
@@ -133,32 +139,43 @@ SB_INLINE void avx2_k4_sub_block(const int NT, const int high, const uint8_t *he
     for (int t = 0; t < NT; t++) {
         const sb_activation_block *xt = xb + t * blocks + b;
         const int8_t *x = xq + t * k + 32 * b;
-        __m256i pairs = _mm256_setzero_si256();
-        for (int c = 0; c < 8; c++) {
-            int32_t xc;
-            memcpy(&xc, x + 4 * c, 4);
-            pairs = _mm256_add_epi16(pairs, _mm256_maddubs_epi16(w[c], _mm256_set1_epi32(xc)));
+        // q5_K's pair sums reach 2 · 31 · 127: 4 runs add in int16, then widen (q4_K's 8 at once).
+        const int runs_per_widening = type == SB_Q5_K ? 4 : 8;
+        __m256i sum = _mm256_setzero_si256();
+        for (int part = 0; part < 8; part += runs_per_widening) {
+            __m256i pairs = _mm256_setzero_si256();
+            for (int c = part; c < part + runs_per_widening; c++) {
+                int32_t xc;
+                memcpy(&xc, x + 4 * c, 4);
+                pairs = _mm256_add_epi16(pairs, _mm256_maddubs_epi16(w[c], _mm256_set1_epi32(xc)));
+            }
+            sum = _mm256_add_epi32(sum, _mm256_madd_epi16(pairs, ones));
         }
-        const __m256i sum = _mm256_madd_epi16(pairs, ones);
         acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(scale, _mm256_set1_ps(xt->d)), _mm256_cvtepi32_ps(sum), acc[t]);
         offsets[t] = _mm256_fnmadd_ps(offset, _mm256_set1_ps(xt->ds), offsets[t]);
     }
 }
 
-/// Packed q4_K super-blocks for 8 of a group's 16 weight rows against `NT` (1 or 2) activation
-/// rows, a pair of sub-blocks at a time.
-SB_INLINE void avx2_k4_tile(const int NT, const uint8_t *group, int half, int64_t k, const int8_t *xq, const sb_activation_block *xb,
-                            float *y, int64_t ldy, int64_t width) {
+/// Packed q4_K or q5_K super-blocks for 8 of a group's 16 weight rows against `NT` (1 or 2)
+/// activation rows: q4_K a pair of sub-blocks at a time, q5_K's 8 unrolled (see vnni_k4_tile).
+SB_INLINE void avx2_k4_tile(sb_weight_type type, const int NT, const uint8_t *group, int half, int64_t k, const int8_t *xq,
+                            const sb_activation_block *xb, float *y, int64_t ldy, int64_t width) {
     __m256 acc[4], offsets[4];
     for (int t = 0; t < NT; t++) acc[t] = offsets[t] = _mm256_setzero_ps();
     for (int64_t super = 0; super < k / 256; super++) {
-        const uint8_t *head = group + super * SB_PACKED_K4_BYTES;
+        const uint8_t *head = group + super * sb_packed_super_bytes(type);
         const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(head + 16 * half)));
         const __m256 dmin = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(head + 32 + 16 * half)));
+        if (type == SB_Q5_K) {
+#define SB_SUB(S) avx2_k4_sub_block(SB_Q5_K, NT, S % 2, S, head, half, d, dmin, 8 * super + S, k, xq, xb, acc, offsets);
+            SB_SUB(0) SB_SUB(1) SB_SUB(2) SB_SUB(3) SB_SUB(4) SB_SUB(5) SB_SUB(6) SB_SUB(7)
+#undef SB_SUB
+            continue;
+        }
 #pragma clang loop unroll(disable)
         for (int s = 0; s < 8; s += 2) {
-            avx2_k4_sub_block(NT, 0, head, half, s, d, dmin, 8 * super + s, k, xq, xb, acc, offsets);
-            avx2_k4_sub_block(NT, 1, head, half, s + 1, d, dmin, 8 * super + s + 1, k, xq, xb, acc, offsets);
+            avx2_k4_sub_block(SB_Q4_K, NT, 0, s, head, half, d, dmin, 8 * super + s, k, xq, xb, acc, offsets);
+            avx2_k4_sub_block(SB_Q4_K, NT, 1, s + 1, head, half, d, dmin, 8 * super + s + 1, k, xq, xb, acc, offsets);
         }
     }
     for (int t = 0; t < NT; t++) avx2_store(y + t * ldy, _mm256_add_ps(acc[t], offsets[t]), width);
@@ -227,7 +244,7 @@ SB_INLINE void avx2_k6_tile(const int NT, const uint8_t *group, int half, int64_
 /// One half-group's tile of NT activation rows, by format.
 SB_INLINE void avx2_packed_tile_of(sb_weight_type type, const int NT, const uint8_t *group, int half, int64_t k, const int8_t *xq,
                                    const sb_activation_block *xb, float *y, int64_t ldy, int64_t width) {
-    if (type == SB_Q4_K) avx2_k4_tile(NT, group, half, k, xq, xb, y, ldy, width);
+    if (type == SB_Q4_K || type == SB_Q5_K) avx2_k4_tile(type, NT, group, half, k, xq, xb, y, ldy, width);
     else if (type == SB_Q6_K) avx2_k6_tile(NT, group, half, k, xq, xb, y, ldy, width);
     else avx2_packed_tile(type, NT, group, half, k, xq, xb, y, ldy, width);
 }
@@ -237,7 +254,7 @@ SB_INLINE void avx2_packed_run(sb_weight_type type, const void *packed, int64_t 
     const int64_t blocks = k / 32, group_bytes = sb_packed_group_bytes(type, k);
     // Activation rows per tile: 4 for the 32-block formats; the K formats' 8 unpacked runs, scales
     // and accumulators fill the 16 registers at 2.
-    const int tile = type == SB_Q4_K || type == SB_Q6_K ? 2 : 4;
+    const int tile = sb_is_k(type) ? 2 : 4;
     for (int64_t o = o_begin; o < o_end; o += 8) {
         const uint8_t *group = (const uint8_t *)packed + o / SB_PACK_ROWS * group_bytes;
         const int half = (int)(o % SB_PACK_ROWS / 8);
@@ -347,6 +364,7 @@ __attribute__((target("avx2,fma,f16c"))) void sb_packed_linear_avx2(sb_weight_ty
     case SB_Q4_0: avx2_packed_run(SB_Q4_0, packed, k, o_begin, o_end, xq, xb, rows, y, ldy); break;
     case SB_Q5_0: avx2_packed_run(SB_Q5_0, packed, k, o_begin, o_end, xq, xb, rows, y, ldy); break;
     case SB_Q4_K: avx2_packed_run(SB_Q4_K, packed, k, o_begin, o_end, xq, xb, rows, y, ldy); break;
+    case SB_Q5_K: avx2_packed_run(SB_Q5_K, packed, k, o_begin, o_end, xq, xb, rows, y, ldy); break;
     case SB_Q6_K: avx2_packed_run(SB_Q6_K, packed, k, o_begin, o_end, xq, xb, rows, y, ldy); break;
     default: avx2_packed_run(SB_Q8_0, packed, k, o_begin, o_end, xq, xb, rows, y, ldy); break;
     }

@@ -81,20 +81,27 @@ SB_INLINE void vnni_packed_tile(sb_weight_type type, const int NT, const uint8_t
     for (int t = 0; t < NT; t++) _mm512_mask_storeu_ps(y + t * ldy, valid, acc[t]);
 }
 
-/// One q4_K sub-block (`s`, of the super-block at `head`) of a 16-row group against NT activation
-/// rows: its 8 runs unpacked once (low or high nibbles) for all NT rows, the 16 rows' scales and
-/// mins widened from bytes and multiplied by d and dmin, then per activation row 8 vpdpbusd for
-/// the exact integer sums and two fused multiply-adds, as the scalar code: the scaled sum into one
-/// accumulator, the offset `−(dmin · min) · x.ds` into another.
-SB_INLINE void vnni_k4_sub_block(const int NT, const int high, const uint8_t *head, int s, __m512 d, __m512 dmin, int64_t b, int64_t k,
-                                 const int8_t *xq, const sb_activation_block *xb, __m512 *acc, __m512 *offsets) {
+/// Bit `s` of each byte of `bits`, moved to bit 4 (16-bit shifts; the mask drops what crossed bytes).
+SB_INLINE __m512i vnni_fifth_bit(__m512i bits, const int s) {
+    return _mm512_and_si512(s < 4 ? _mm512_slli_epi16(bits, 4 - s) : _mm512_srli_epi16(bits, s - 4), _mm512_set1_epi8(0x10));
+}
+
+/// One q4_K or q5_K sub-block (`s`, of the super-block at `head`) of a 16-row group against NT
+/// activation rows: its 8 runs unpacked once (low or high nibbles, and q5_K's fifth bits) for all
+/// NT rows, the 16 rows' scales and mins widened from bytes and multiplied by d and dmin, then per
+/// activation row 8 vpdpbusd for the exact integer sums and two fused multiply-adds, as the scalar
+/// code: the scaled sum into one accumulator, the offset `−(dmin · min) · x.ds` into another.
+SB_INLINE void vnni_k4_sub_block(sb_weight_type type, const int NT, const int high, const int s, const uint8_t *head, __m512 d,
+                                 __m512 dmin, int64_t b, int64_t k, const int8_t *xq, const sb_activation_block *xb, __m512 *acc,
+                                 __m512 *offsets) {
     const int64_t blocks = k / 32;
     const __m512i low4 = _mm512_set1_epi8(0x0F);
-    const uint8_t *runs = head + SB_PACKED_K4_HEADER + 512 * (s / 2);
+    const uint8_t *runs = head + sb_packed_k_nibbles(type, s), *fifth = head + SB_PACKED_K4_HEADER;
     __m512i w[8];
     for (int c = 0; c < 8; c++) {
         const __m512i packed = _mm512_loadu_si512(runs + 64 * c);
         w[c] = _mm512_and_si512(high ? _mm512_srli_epi16(packed, 4) : packed, low4);
+        if (type == SB_Q5_K) w[c] = _mm512_or_si512(w[c], vnni_fifth_bit(_mm512_loadu_si512(fifth + 64 * c), s));
     }
     const __m512 scale = _mm512_mul_ps(
         d, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(head + 64 + 16 * s)))));
@@ -109,21 +116,28 @@ SB_INLINE void vnni_k4_sub_block(const int NT, const int high, const uint8_t *he
     }
 }
 
-/// Packed q4_K super-blocks for one group of 16 weight rows against `NT` (1…4) activation rows, a
-/// pair of sub-blocks (one set of nibbles) at a time. A fully unrolled super-block spilled its
-/// unpacked runs to the stack.
-SB_INLINE void vnni_k4_tile(const int NT, const uint8_t *group, int64_t k, const int8_t *xq, const sb_activation_block *xb,
-                            float *y, int64_t ldy, int64_t width) {
+/// Packed q4_K or q5_K super-blocks for one group of 16 weight rows against `NT` (1…4) activation
+/// rows. q4_K goes a pair of sub-blocks (one set of nibbles) at a time: a fully unrolled super-block
+/// spilled its unpacked runs to the stack. q5_K's sub-block is a constant in its fifth bits' shifts,
+/// so its 8 are unrolled.
+SB_INLINE void vnni_k4_tile(sb_weight_type type, const int NT, const uint8_t *group, int64_t k, const int8_t *xq,
+                            const sb_activation_block *xb, float *y, int64_t ldy, int64_t width) {
     __m512 acc[8], offsets[8];
     for (int t = 0; t < NT; t++) acc[t] = offsets[t] = _mm512_setzero_ps();
     for (int64_t super = 0; super < k / 256; super++) {
-        const uint8_t *head = group + super * SB_PACKED_K4_BYTES;
+        const uint8_t *head = group + super * sb_packed_super_bytes(type);
         const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)head));
         const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(head + 32)));
+        if (type == SB_Q5_K) {
+#define SB_SUB(S) vnni_k4_sub_block(SB_Q5_K, NT, S % 2, S, head, d, dmin, 8 * super + S, k, xq, xb, acc, offsets);
+            SB_SUB(0) SB_SUB(1) SB_SUB(2) SB_SUB(3) SB_SUB(4) SB_SUB(5) SB_SUB(6) SB_SUB(7)
+#undef SB_SUB
+            continue;
+        }
 #pragma clang loop unroll(disable)
         for (int s = 0; s < 8; s += 2) {
-            vnni_k4_sub_block(NT, 0, head, s, d, dmin, 8 * super + s, k, xq, xb, acc, offsets);
-            vnni_k4_sub_block(NT, 1, head, s + 1, d, dmin, 8 * super + s + 1, k, xq, xb, acc, offsets);
+            vnni_k4_sub_block(SB_Q4_K, NT, 0, s, head, d, dmin, 8 * super + s, k, xq, xb, acc, offsets);
+            vnni_k4_sub_block(SB_Q4_K, NT, 1, s + 1, head, d, dmin, 8 * super + s + 1, k, xq, xb, acc, offsets);
         }
     }
     const __mmask16 valid = (__mmask16)((1u << width) - 1);
@@ -191,7 +205,7 @@ SB_INLINE void vnni_k6_tile(const int NT, const uint8_t *group, int64_t k, const
 /// One group's tile of NT activation rows, by format.
 SB_INLINE void vnni_packed_tile_of(sb_weight_type type, const int NT, const uint8_t *group, int64_t k, const int8_t *xq,
                                    const sb_activation_block *xb, float *y, int64_t ldy, int64_t width) {
-    if (type == SB_Q4_K) vnni_k4_tile(NT, group, k, xq, xb, y, ldy, width);
+    if (type == SB_Q4_K || type == SB_Q5_K) vnni_k4_tile(type, NT, group, k, xq, xb, y, ldy, width);
     else if (type == SB_Q6_K) vnni_k6_tile(NT, group, k, xq, xb, y, ldy, width);
     else vnni_packed_tile(type, NT, group, k, xq, xb, y, ldy, width);
 }
@@ -201,7 +215,7 @@ SB_INLINE void vnni_packed_run(sb_weight_type type, const void *packed, int64_t 
     const int64_t blocks = k / 32, group_bytes = sb_packed_group_bytes(type, k);
     // Activation rows per tile: the K formats' tiles keep 8 unpacked runs, their scales and one or
     // two accumulators per row in the 32 registers at 4 rows; the 32-block formats' at 8.
-    const int tile = type == SB_Q4_K || type == SB_Q6_K ? 4 : 8;
+    const int tile = sb_is_k(type) ? 4 : 8;
     for (int64_t o = o_begin; o < o_end; o += SB_PACK_ROWS) {
         const uint8_t *group = (const uint8_t *)packed + o / SB_PACK_ROWS * group_bytes;
         const int64_t width = o_end - o < SB_PACK_ROWS ? o_end - o : SB_PACK_ROWS;
@@ -234,6 +248,7 @@ __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"))) vo
     case SB_Q4_0: vnni_packed_run(SB_Q4_0, packed, k, o_begin, o_end, xq, xb, rows, y, ldy); break;
     case SB_Q5_0: vnni_packed_run(SB_Q5_0, packed, k, o_begin, o_end, xq, xb, rows, y, ldy); break;
     case SB_Q4_K: vnni_packed_run(SB_Q4_K, packed, k, o_begin, o_end, xq, xb, rows, y, ldy); break;
+    case SB_Q5_K: vnni_packed_run(SB_Q5_K, packed, k, o_begin, o_end, xq, xb, rows, y, ldy); break;
     case SB_Q6_K: vnni_packed_run(SB_Q6_K, packed, k, o_begin, o_end, xq, xb, rows, y, ldy); break;
     default: vnni_packed_run(SB_Q8_0, packed, k, o_begin, o_end, xq, xb, rows, y, ldy); break;
     }

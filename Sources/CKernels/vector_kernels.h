@@ -3,39 +3,28 @@
 // products (AVX2: vpmaddubsw + vpmaddwd; AVX-512 VNNI: vpdpbusd). No product pair reaches the int16
 // limit of vpmaddubsw (levels are at most 31 unsigned against activations |x| ≤ 127), so both give
 // the same integers, and the f32 arithmetic that follows is the same: every variant returns the
-// scalar kernel's bits. These kernels read ggml's row-major blocks (q4_1, q5_1 and q5_K); q8_0,
-// q4_0, q5_0, q4_K and q6_K are packed first and have kernels of their own (`sb_packed_linear`).
+// scalar kernel's bits. These kernels read ggml's row-major blocks (q4_1 and q5_1); q8_0, q4_0,
+// q5_0, q4_K, q5_K and q6_K are packed first and have kernels of their own (`sb_packed_linear`).
 
 /// The 32 levels of 32-block `b` (see `levels` in scalar.c), in one register.
 SB_INLINE __m256i SB_NAME(levels)(sb_weight_type type, const uint8_t *row, int64_t b) {
     const __m256i low4 = _mm256_set1_epi8(0x0F);
-    if (!sb_is_k(type)) {
-        const uint8_t *block = row + b * sb_block_bytes(type);
-        const int header = 4;  // d and m (q4_1, q5_1)
-        const int five = type == SB_Q5_1;
-        const __m128i qs = _mm_loadu_si128((const __m128i *)(block + header + (five ? 4 : 0)));
-        __m256i q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(qs, 4), qs), low4);
-        if (five) {
-            uint32_t qh;
-            memcpy(&qh, block + header, 4);
-            // Byte i takes byte i/8 of qh, keeps bit i%8, and becomes 0x10 where it is set.
-            const __m256i spread = _mm256_shuffle_epi8(
-                _mm256_set1_epi32((int)qh),
-                _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0));
-            const __m256i bit = _mm256_set1_epi64x((int64_t)0x8040201008040201);
-            const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
-            q = _mm256_or_si256(q, _mm256_and_si256(set, _mm256_set1_epi8(0x10)));
-        }
-        return q;
+    const uint8_t *block = row + b * sb_block_bytes(type);
+    const int header = 4;  // d and m
+    const int five = type == SB_Q5_1;
+    const __m128i qs = _mm_loadu_si128((const __m128i *)(block + header + (five ? 4 : 0)));
+    __m256i q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(qs, 4), qs), low4);
+    if (five) {
+        uint32_t qh;
+        memcpy(&qh, block + header, 4);
+        // Byte i takes byte i/8 of qh, keeps bit i%8, and becomes 0x10 where it is set.
+        const __m256i spread = _mm256_shuffle_epi8(
+            _mm256_set1_epi32((int)qh), _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0));
+        const __m256i bit = _mm256_set1_epi64x((int64_t)0x8040201008040201);
+        const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+        q = _mm256_or_si256(q, _mm256_and_si256(set, _mm256_set1_epi8(0x10)));
     }
-    // q5_K, the one K format still row-major.
-    const uint8_t *block = row + (b / 8) * sb_block_bytes(type);
-    const int s = (int)(b % 8);
-    const __m256i qs = _mm256_loadu_si256((const __m256i *)(block + 48 + 32 * (s / 2)));
-    const __m256i q = _mm256_and_si256(s % 2 == 0 ? qs : _mm256_srli_epi16(qs, 4), low4);
-    const __m256i qh = _mm256_loadu_si256((const __m256i *)(block + 16));
-    const __m256i bit = _mm256_and_si256(_mm256_srli_epi16(qh, s), _mm256_set1_epi8(1));
-    return _mm256_or_si256(q, _mm256_slli_epi16(bit, 4));
+    return q;
 }
 
 SB_INLINE float SB_NAME(reduce)(__m256 acc) {
@@ -75,25 +64,6 @@ SB_INLINE void SB_NAME(add_block4)(const int NT, __m256i q, const sb_block_facto
     *correction = _mm_fmadd_ps(_mm_set1_ps(f->coef), _mm_loadu_ps(g->ds), *correction);
 }
 
-/// The factors of the 8 sub-blocks of a K super-block at once: sb_factors' values (the same f32
-/// products), computed with one f16 conversion per scale and vector int → f32 conversions.
-SB_INLINE void SB_NAME(k_factors)(const uint8_t *block, sb_block_factors f[8]) {
-    uint8_t sc[8], m[8];
-    for (int j = 0; j < 8; j++) sb_scale_min_k4(j, block + 4, &sc[j], &m[j]);
-    uint64_t packed_sc, packed_m;
-    memcpy(&packed_sc, sc, 8);
-    memcpy(&packed_m, m, 8);
-    float scale[8], offset[8];
-    _mm256_storeu_ps(scale, _mm256_mul_ps(_mm256_set1_ps(SB_HALF(block)),
-                                          _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)packed_sc)))));
-    _mm256_storeu_ps(offset, _mm256_mul_ps(_mm256_set1_ps(SB_HALF(block + 2)),
-                                           _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)packed_m)))));
-    for (int s = 0; s < 8; s++) {
-        f[s].scale = scale[s];
-        f[s].coef = -offset[s];
-    }
-}
-
 /// `NW` (1 or 2) weight rows against `NT` (1…4) activation rows: each weight block is decoded once for
 /// all activation rows, and the NW rows' accumulators are independent chains the CPU overlaps (one
 /// row alone waits on each block's fused multiply-add before the next).
@@ -116,35 +86,14 @@ SB_INLINE void SB_NAME(tile)(sb_weight_type type, const int NW, const int NT, co
     // bytes leave the hardware prefetcher too little of each stream to follow.
     const uint8_t *ahead = row + 2 * NW * row_bytes;
     const int64_t bytes = NW * sb_block_bytes(type);
-    if (sb_is_k(type)) {
-        for (int64_t super = 0; super < blocks / 8; super++) {
-            if (NT <= 2)
-                for (int64_t line = 0; line < bytes; line += 64) _mm_prefetch((const char *)(ahead + super * bytes + line), _MM_HINT_T0);
-            sb_block_factors f[2][8];
-            for (int r = 0; r < NW; r++) SB_NAME(k_factors)(row + r * row_bytes + super * sb_block_bytes(type), f[r]);
-            // Unrolled, each sub-block's factors stay in registers and its nibble half is known at
-            // compile time (a loop kept them on the stack and branched per sub-block): one-row decode
-            // of q4_K / q5_K / q6_K rows measured 20–35% faster, same instructions per product.
-#pragma clang loop unroll(full)
-            for (int s = 0; s < 8; s++) {
-                const int64_t b = 8 * super + s;
-                for (int r = 0; r < NW; r++) {
-                    const __m256i q = SB_NAME(levels)(type, row + r * row_bytes, b);
-                    if (NT >= 3) SB_NAME(add_block4)(NT, q, &f[r][s], b, k, xq, xg, acc[r], &correction4[r]);
-                    else SB_NAME(add_block)(NT, q, &f[r][s], b, k, xq, xb, acc[r], correction[r]);
-                }
-            }
-        }
-    } else {
-        for (int64_t b = 0; b < blocks; b++) {
-            if (NT <= 2)
-                for (int64_t line = 0; line < bytes; line += 64) _mm_prefetch((const char *)(ahead + b * bytes + line), _MM_HINT_T0);
-            for (int r = 0; r < NW; r++) {
-                const sb_block_factors f = sb_factors(type, row + r * row_bytes, b);
-                const __m256i q = SB_NAME(levels)(type, row + r * row_bytes, b);
-                if (NT >= 3) SB_NAME(add_block4)(NT, q, &f, b, k, xq, xg, acc[r], &correction4[r]);
-                else SB_NAME(add_block)(NT, q, &f, b, k, xq, xb, acc[r], correction[r]);
-            }
+    for (int64_t b = 0; b < blocks; b++) {
+        if (NT <= 2)
+            for (int64_t line = 0; line < bytes; line += 64) _mm_prefetch((const char *)(ahead + b * bytes + line), _MM_HINT_T0);
+        for (int r = 0; r < NW; r++) {
+            const sb_block_factors f = sb_factors(type, row + r * row_bytes, b);
+            const __m256i q = SB_NAME(levels)(type, row + r * row_bytes, b);
+            if (NT >= 3) SB_NAME(add_block4)(NT, q, &f, b, k, xq, xg, acc[r], &correction4[r]);
+            else SB_NAME(add_block)(NT, q, &f, b, k, xq, xb, acc[r], correction[r]);
         }
     }
     for (int r = 0; r < NW; r++) {
@@ -161,25 +110,11 @@ SB_INLINE void SB_NAME(tile8)(sb_weight_type type, const uint8_t *row, int64_t k
     __m256 acc[8];
     __m128 correction4[2] = {_mm_setzero_ps(), _mm_setzero_ps()};
     for (int t = 0; t < 8; t++) acc[t] = _mm256_setzero_ps();
-    if (sb_is_k(type)) {
-        for (int64_t super = 0; super < blocks / 8; super++) {
-            sb_block_factors f[8];
-            SB_NAME(k_factors)(row + super * sb_block_bytes(type), f);
-#pragma clang loop unroll(full)
-            for (int s = 0; s < 8; s++) {
-                const int64_t b = 8 * super + s;
-                const __m256i q = SB_NAME(levels)(type, row, b);
-                SB_NAME(add_block4)(4, q, &f[s], b, k, xq, xg, acc, &correction4[0]);
-                SB_NAME(add_block4)(4, q, &f[s], b, k, xq + 4 * k, xg + blocks, acc + 4, &correction4[1]);
-            }
-        }
-    } else {
-        for (int64_t b = 0; b < blocks; b++) {
-            const sb_block_factors f = sb_factors(type, row, b);
-            const __m256i q = SB_NAME(levels)(type, row, b);
-            SB_NAME(add_block4)(4, q, &f, b, k, xq, xg, acc, &correction4[0]);
-            SB_NAME(add_block4)(4, q, &f, b, k, xq + 4 * k, xg + blocks, acc + 4, &correction4[1]);
-        }
+    for (int64_t b = 0; b < blocks; b++) {
+        const sb_block_factors f = sb_factors(type, row, b);
+        const __m256i q = SB_NAME(levels)(type, row, b);
+        SB_NAME(add_block4)(4, q, &f, b, k, xq, xg, acc, &correction4[0]);
+        SB_NAME(add_block4)(4, q, &f, b, k, xq + 4 * k, xg + blocks, acc + 4, &correction4[1]);
     }
     float correction[8];
     _mm_storeu_ps(correction, correction4[0]);
@@ -218,10 +153,7 @@ SB_INLINE void SB_NAME(run)(sb_weight_type type, const void *w, size_t row_bytes
                             const int8_t *xq, const sb_activation_block *xb, const sb_activation_quad *xg, int64_t rows,
                             float *y, int64_t ldy) {
     int64_t o = o_begin;
-    // Pairs of weight rows for the 32-block formats; a K super-block's factors for two rows at once
-    // spill (measured slower), so those go one row at a time.
-    if (!sb_is_k(type))
-        for (; o + 2 <= o_end; o += 2) SB_NAME(rows)(type, 2, (const uint8_t *)w + o * row_bytes, row_bytes, k, xq, xb, xg, rows, y + o, ldy);
+    for (; o + 2 <= o_end; o += 2) SB_NAME(rows)(type, 2, (const uint8_t *)w + o * row_bytes, row_bytes, k, xq, xb, xg, rows, y + o, ldy);
     for (; o < o_end; o++) SB_NAME(rows)(type, 1, (const uint8_t *)w + o * row_bytes, row_bytes, k, xq, xb, xg, rows, y + o, ldy);
 }
 
@@ -232,8 +164,7 @@ static void SB_NAME(linear)(sb_weight_type type, const void *w, size_t row_bytes
     switch (type) {
 #define SB_CASE(T) case T: SB_NAME(run)(T, w, row_bytes, k, o_begin, o_end, xq, xb, xg, rows, y, ldy); break;
     SB_CASE(SB_Q4_1) SB_CASE(SB_Q5_1)
-    SB_CASE(SB_Q5_K)
 #undef SB_CASE
-    case SB_Q8_0: case SB_Q4_0: case SB_Q5_0: case SB_Q4_K: case SB_Q6_K: break;  // packed: sb_packed_linear
+    case SB_Q8_0: case SB_Q4_0: case SB_Q5_0: case SB_Q4_K: case SB_Q5_K: case SB_Q6_K: break;  // packed: sb_packed_linear
     }
 }

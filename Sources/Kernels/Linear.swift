@@ -4,7 +4,7 @@ import CKernels
 ///
 /// Shapes: `x` (rows, inFeatures) row-major f32; `weight` (outFeatures, inFeatures) row-major, exactly
 /// as a Hugging Face checkpoint or a GGUF file stores it (mapped weights are used in place, except
-/// q8_0, q4_0, q5_0, q4_K and q6_K rows, packed once at load: `WeightMatrix.packedForProducts()`);
+/// q8_0, q4_0, q5_0, q4_K, q5_K and q6_K rows, packed once at load: `WeightMatrix.packedForProducts()`);
 /// `y` (rows, outFeatures).
 ///
 /// The kernels are C (CKernels: Swift's SIMD8<Float16> conversions measured 4× slower than f32's loads).
@@ -18,10 +18,10 @@ import CKernels
 ///
 /// **Quantized weights** (q8_0 … q6_K) go through CKernels: `x` is first quantized per row to int8 in
 /// blocks of 32 (scale max|x|/127, round to nearest even, as llama.cpp quantizes activations for its
-/// quantized dot products). For q8_0, q4_0, q5_0, q4_K and q6_K each output is then one f32
+/// quantized dot products). For q8_0, q4_0, q5_0, q4_K, q5_K and q6_K each output is then one f32
 /// accumulator over the row's 32-blocks in order, adding each block's exact integer dot product
-/// times the two blocks' scales with one fused multiply-add (q4_K's offsets in a second
-/// accumulator); for the other formats an 8-lane f32 accumulator of per-lane integer dot products
+/// times the two blocks' scales with one fused multiply-add (q4_K's and q5_K's offsets in a second
+/// accumulator); for the other formats (q4_1, q5_1) an 8-lane f32 accumulator of per-lane integer dot products
 /// times the scales, plus a scalar for the formats' offsets, reduced in a fixed order. A row's int8
 /// activations depend on that row only, so the same invariance holds. Each weight block is decoded
 /// once per group of up to 8 input rows. The int8 rounding of activations is the only difference
@@ -107,14 +107,14 @@ public final class LinearTask: ParallelTask {
         case .f32: sb_float_linear(SB_F32, weight.base, weight.rowBytes, k, start, end, x, Int64(rows), y, outFeatures)
         case .f16: sb_float_linear(SB_F16, weight.base, weight.rowBytes, k, start, end, x, Int64(rows), y, outFeatures)
         case .bf16: sb_float_linear(SB_BF16, weight.base, weight.rowBytes, k, start, end, x, Int64(rows), y, outFeatures)
-        case .q8_0, .q4_0, .q5_0, .q4_K, .q6_K:
+        case .q8_0, .q4_0, .q5_0, .q4_K, .q5_K, .q6_K:
             guard let packed = weight.packed else {
                 preconditionFailure("a \(weight.element) matrix is multiplied from its packed rows: load it with packedForProducts()")
             }
             sb_packed_linear(
                 weight.element.kernelType, packed.pointer, k, start, end, activations.levels, activations.blocks, Int64(rows), y,
                 outFeatures)
-        case .q4_1, .q5_1, .q5_K:
+        case .q4_1, .q5_1:
             sb_quantized_linear(
                 weight.element.kernelType, weight.base, weight.rowBytes, k, start, end, activations.levels, activations.blocks,
                 activations.quads, Int64(rows), y, outFeatures)

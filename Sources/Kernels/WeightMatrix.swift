@@ -42,7 +42,7 @@ public struct WeightMatrix: @unchecked Sendable {
         public var isQuantized: Bool { blockSize > 1 }
 
         /// Whether `linear` multiplies this format from packed rows (`packedForProducts()`).
-        public var isPackedForProducts: Bool { [.q8_0, .q4_0, .q5_0, .q4_K, .q6_K].contains(self) }
+        public var isPackedForProducts: Bool { [.q8_0, .q4_0, .q5_0, .q4_K, .q5_K, .q6_K].contains(self) }
 
         /// Bytes of one element of a plain float format; quantized formats have none (see `rowBytes`).
         public var byteSize: Int {
@@ -62,7 +62,7 @@ public struct WeightMatrix: @unchecked Sendable {
     public let columns: Int
     /// Bytes from one row to the next.
     public let rowBytes: Int
-    /// The copy of a q8_0, q4_0, q5_0, q4_K or q6_K matrix that `linear` multiplies
+    /// The copy of a q8_0, q4_0, q5_0, q4_K, q5_K or q6_K matrix that `linear` multiplies
     /// (`packedForProducts()`); nil for other formats, and for a matrix only looked up row by row.
     public private(set) var packed: PackedRows?
 
@@ -83,7 +83,7 @@ public struct WeightMatrix: @unchecked Sendable {
 
     public var byteCount: Int { rows * rowBytes }
 
-    /// This matrix as `linear` needs it: q8_0, q4_0, q5_0, q4_K and q6_K rows are copied into groups of
+    /// This matrix as `linear` needs it: q8_0, q4_0, q5_0, q4_K, q5_K and q6_K rows are copied into groups of
     /// 16 rows interleaved 4 weights at a time (CKernels' `sb_pack_rows`), the layout their kernels
     /// read; other formats are multiplied where they lie and come back unchanged. `readRows` copies
     /// the stored bytes of a run of rows into a buffer: a loader reads them from the file without
@@ -121,7 +121,7 @@ public struct WeightMatrix: @unchecked Sendable {
     }
 }
 
-/// The packed copy of a q8_0, q4_0, q5_0, q4_K or q6_K matrix's rows
+/// The packed copy of a q8_0, q4_0, q5_0, q4_K, q5_K or q6_K matrix's rows
 /// (`WeightMatrix.packedForProducts()`): allocated once at load, aligned to cache lines, read-only
 /// afterwards.
 public final class PackedRows {

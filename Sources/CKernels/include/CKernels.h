@@ -39,8 +39,8 @@ void sb_quantize_activations_portable(const float *x, int64_t k, int8_t *q, sb_a
 /// (⌈rows/4⌉ × k/32: group `g`'s block `b` at `g · k/32 + b`).
 void sb_group_activations(const sb_activation_block *xb, int64_t rows, int64_t k, sb_activation_quad *quads);
 
-/// `y[t·ldy + o] = Σ_i w[o, i] · x[t, i]` over ggml's row-major blocks of q4_1, q5_1 or q5_K weights
-/// (q8_0, q4_0, q5_0, q4_K and q6_K are packed: `sb_packed_linear`), for outputs `o` in
+/// `y[t·ldy + o] = Σ_i w[o, i] · x[t, i]` over ggml's row-major blocks of q4_1 or q5_1 weights
+/// (q8_0, q4_0, q5_0, q4_K, q5_K and q6_K are packed: `sb_packed_linear`), for outputs `o` in
 /// `o_begin..<o_end` and activation rows `t` in `0..<rows`, with `x` given quantized (`xq`: rows × k int8, `xb`: rows × k/32 blocks, `xg`:
 /// the same blocks grouped by `sb_group_activations`).
 /// Each output is an 8-lane f32 accumulator over the row's 32-blocks in order, reduced in a fixed
@@ -57,10 +57,10 @@ void sb_quantized_linear_scalar(sb_weight_type type, const void *w, size_t row_b
 /// Rows per group of packed rows (see `sb_pack_rows`).
 #define SB_PACK_ROWS 16
 
-/// Bytes `sb_pack_rows` writes for `rows` rows of `k` columns of q8_0, q4_0, q5_0, q4_K or q6_K weights.
+/// Bytes `sb_pack_rows` writes for `rows` rows of `k` columns of q8_0, q4_0, q5_0, q4_K, q5_K or q6_K weights.
 size_t sb_packed_bytes(sb_weight_type type, int64_t rows, int64_t k);
 
-/// Copies q8_0, q4_0, q5_0, q4_K or q6_K rows (ggml's blocks, `row_bytes` apart) into the layout `sb_packed_linear`
+/// Copies q8_0, q4_0, q5_0, q4_K, q5_K or q6_K rows (ggml's blocks, `row_bytes` apart) into the layout `sb_packed_linear`
 /// reads: groups of `SB_PACK_ROWS` rows (the last padded with zero rows), each group its 32-blocks
 /// two by two, a pair being the two blocks' 16 f16 scales each, then the two blocks' weights. A
 /// block's weights are 8 runs of 64 bytes, run `c` carrying weights `4c..<4c+4` of each of the 16
@@ -69,16 +69,17 @@ size_t sb_packed_bytes(sb_weight_type type, int64_t rows, int64_t k);
 /// the weights' fifth bits; q8_0: offset by 128, so unsigned). One 16-lane
 /// integer dot instruction then advances 16 rows by 4 weights. q4_K groups hold super-blocks instead
 /// (`SB_PACKED_K4_BYTES` in common.h): the rows' d, dmin and unpacked 6-bit scales and mins, then
-/// the nibbles in the same runs, two sub-blocks in the low and high nibbles; q6_K groups likewise
-/// (`SB_PACKED_K6_BYTES`), with the 2-bit high parts in runs of their own.
+/// the nibbles in the same runs, two sub-blocks in the low and high nibbles; q5_K groups the same
+/// with the fifth bits in runs of their own before the nibbles (`SB_PACKED_K5_BYTES`); q6_K groups
+/// likewise (`SB_PACKED_K6_BYTES`), with the 2-bit high parts in runs of their own.
 void sb_pack_rows(sb_weight_type type, const void *w, size_t row_bytes, int64_t rows, int64_t k, void *packed);
 
-/// `y[t·ldy + o] = Σ_i w[o, i] · x[t, i]` over packed q8_0, q4_0, q5_0, q4_K or q6_K rows, for outputs `o` in
+/// `y[t·ldy + o] = Σ_i w[o, i] · x[t, i]` over packed q8_0, q4_0, q5_0, q4_K, q5_K or q6_K rows, for outputs `o` in
 /// `o_begin..<o_end` (`o_begin` a multiple of `SB_PACK_ROWS`) and activation rows `t` in
 /// `0..<rows`. Each output is one f32 accumulator over its row's 32-blocks in order, adding
 /// `(scale · x.d) · Σ q·x` per block with one fused multiply-add, where the block's integer sum is
-/// exact (the K formats: per 32-value sub-block; q4_K's offsets in a second accumulator added at
-/// the end):
+/// exact (the K formats: per 32-value sub-block; q4_K's and q5_K's offsets in a second accumulator
+/// added at the end):
 /// its value depends on its own weight row and activation row only.
 void sb_packed_linear(sb_weight_type type, const void *packed, int64_t k, int64_t o_begin, int64_t o_end, const int8_t *xq,
                       const sb_activation_block *xb, int64_t rows, float *y, int64_t ldy);
