@@ -88,9 +88,10 @@ SB_INLINE __m512i vnni_fifth_bit(__m512i bits, const int s) {
 
 /// One q4_K or q5_K sub-block (`s`, of the super-block at `head`) of a 16-row group against NT
 /// activation rows: its 8 runs unpacked once (low or high nibbles, and q5_K's fifth bits) for all
-/// NT rows, the 16 rows' scales and mins widened from bytes and multiplied by d and dmin, then per
-/// activation row 8 vpdpbusd for the exact integer sums and two fused multiply-adds, as the scalar
-/// code: the scaled sum into one accumulator, the offset `−(dmin · min) · x.ds` into another.
+/// NT rows, the 16 rows' scales widened from bytes and multiplied by d, then per activation row 8
+/// vpdpbusd for the exact integer sums and one fused multiply-add of the scaled sum into the row's
+/// accumulator, as the scalar code. With `offsets` (up to 4 rows), the offset `−(dmin · min) · x.ds`
+/// into a second accumulator too; 8 rows' offsets have a pass of their own (`vnni_k4_offsets`).
 SB_INLINE void vnni_k4_sub_block(sb_weight_type type, const int NT, const int high, const int s, const uint8_t *head, __m512 d,
                                  __m512 dmin, int64_t b, int64_t k, const int8_t *xq, const sb_activation_block *xb, __m512 *acc,
                                  __m512 *offsets) {
@@ -112,11 +113,31 @@ SB_INLINE void vnni_k4_sub_block(sb_weight_type type, const int NT, const int hi
         const int8_t *x = xq + t * k + 32 * b;
         const __m512i sum = vnni_block_sum(w, x, _mm512_setzero_si512());
         acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(scale, _mm512_set1_ps(xt->d)), _mm512_cvtepi32_ps(sum), acc[t]);
-        offsets[t] = _mm512_fnmadd_ps(offset, _mm512_set1_ps(xt->ds), offsets[t]);
+        if (offsets) offsets[t] = _mm512_fnmadd_ps(offset, _mm512_set1_ps(xt->ds), offsets[t]);
     }
 }
 
-/// Packed q4_K or q5_K super-blocks for one group of 16 weight rows against `NT` (1…4) activation
+/// The offsets of a group's q4_K or q5_K super-blocks for NT activation rows: per sub-block in order,
+/// `−(dmin · min) · x.ds` into each row's second accumulator, as the scalar code. A pass of its own,
+/// after the products of 8 rows: with them the products' loop would hold two accumulators per
+/// activation row, and no more than 4 rows' fit the registers beside a sub-block's 8 unpacked runs.
+/// (Fewer rows keep them in the loop: one row measured 23 GB/s that way and 14 with the pass.)
+SB_INLINE void vnni_k4_offsets(sb_weight_type type, const int NT, const uint8_t *group, int64_t k, const sb_activation_block *xb,
+                               __m512 *offsets) {
+    const int64_t blocks = k / 32;
+    for (int64_t super = 0; super < k / 256; super++) {
+        const uint8_t *head = group + super * sb_packed_super_bytes(type);
+        const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(head + 32)));
+        for (int s = 0; s < 8; s++) {
+            const __m512 offset = _mm512_mul_ps(
+                dmin, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(head + 192 + 16 * s)))));
+            for (int t = 0; t < NT; t++)
+                offsets[t] = _mm512_fnmadd_ps(offset, _mm512_set1_ps(xb[t * blocks + 8 * super + s].ds), offsets[t]);
+        }
+    }
+}
+
+/// Packed q4_K or q5_K super-blocks for one group of 16 weight rows against `NT` (1…8) activation
 /// rows. q4_K goes a pair of sub-blocks (one set of nibbles) at a time: a fully unrolled super-block
 /// spilled its unpacked runs to the stack. q5_K's sub-block is a constant in its fifth bits' shifts,
 /// so its 8 are unrolled.
@@ -124,22 +145,24 @@ SB_INLINE void vnni_k4_tile(sb_weight_type type, const int NT, const uint8_t *gr
                             const sb_activation_block *xb, float *y, int64_t ldy, int64_t width) {
     __m512 acc[8], offsets[8];
     for (int t = 0; t < NT; t++) acc[t] = offsets[t] = _mm512_setzero_ps();
+    __m512 *inline_offsets = NT <= 4 ? offsets : NULL;
     for (int64_t super = 0; super < k / 256; super++) {
         const uint8_t *head = group + super * sb_packed_super_bytes(type);
         const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)head));
         const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(head + 32)));
         if (type == SB_Q5_K) {
-#define SB_SUB(S) vnni_k4_sub_block(SB_Q5_K, NT, S % 2, S, head, d, dmin, 8 * super + S, k, xq, xb, acc, offsets);
+#define SB_SUB(S) vnni_k4_sub_block(SB_Q5_K, NT, S % 2, S, head, d, dmin, 8 * super + S, k, xq, xb, acc, inline_offsets);
             SB_SUB(0) SB_SUB(1) SB_SUB(2) SB_SUB(3) SB_SUB(4) SB_SUB(5) SB_SUB(6) SB_SUB(7)
 #undef SB_SUB
             continue;
         }
 #pragma clang loop unroll(disable)
         for (int s = 0; s < 8; s += 2) {
-            vnni_k4_sub_block(SB_Q4_K, NT, 0, s, head, d, dmin, 8 * super + s, k, xq, xb, acc, offsets);
-            vnni_k4_sub_block(SB_Q4_K, NT, 1, s + 1, head, d, dmin, 8 * super + s + 1, k, xq, xb, acc, offsets);
+            vnni_k4_sub_block(SB_Q4_K, NT, 0, s, head, d, dmin, 8 * super + s, k, xq, xb, acc, inline_offsets);
+            vnni_k4_sub_block(SB_Q4_K, NT, 1, s + 1, head, d, dmin, 8 * super + s + 1, k, xq, xb, acc, inline_offsets);
         }
     }
+    if (NT > 4) vnni_k4_offsets(type, NT, group, k, xb, offsets);
     const __mmask16 valid = (__mmask16)((1u << width) - 1);
     for (int t = 0; t < NT; t++) _mm512_mask_storeu_ps(y + t * ldy, valid, _mm512_add_ps(acc[t], offsets[t]));
 }
@@ -181,7 +204,7 @@ SB_INLINE void vnni_k6_sub_block(const int NT, const uint8_t *head, int h, const
     }
 }
 
-/// Packed q6_K super-blocks for one group of 16 weight rows against `NT` (1…4) activation rows.
+/// Packed q6_K super-blocks for one group of 16 weight rows against `NT` (1…8) activation rows.
 SB_INLINE void vnni_k6_tile(const int NT, const uint8_t *group, int64_t k, const int8_t *xq, const sb_activation_block *xb,
                             float *y, int64_t ldy, int64_t width) {
     __m512 acc[8];
@@ -210,18 +233,29 @@ SB_INLINE void vnni_packed_tile_of(sb_weight_type type, const int NT, const uint
     else vnni_packed_tile(type, NT, group, k, xq, xb, y, ldy, width);
 }
 
+/// `vnni_packed_tile_of` for 8 activation rows, in a function of its own: inlined beside the
+/// narrower tiles, q5_K's made the compiler lay out its one-row tile worse (one-thread decode
+/// products 23–25 → 19–20 GB/s).
+static __attribute__((noinline)) void vnni_packed_tile8(sb_weight_type type, const uint8_t *group, int64_t k, const int8_t *xq,
+                                                        const sb_activation_block *xb, float *y, int64_t ldy, int64_t width) {
+    switch (type) {
+#define SB_TYPE(T) case T: vnni_packed_tile_of(T, 8, group, k, xq, xb, y, ldy, width); break;
+    SB_TYPE(SB_Q8_0) SB_TYPE(SB_Q4_0) SB_TYPE(SB_Q5_0) SB_TYPE(SB_Q4_K) SB_TYPE(SB_Q5_K) SB_TYPE(SB_Q6_K)
+#undef SB_TYPE
+    default: break;
+    }
+}
+
 SB_INLINE void vnni_packed_run(sb_weight_type type, const void *packed, int64_t k, int64_t o_begin, int64_t o_end,
                                const int8_t *xq, const sb_activation_block *xb, int64_t rows, float *y, int64_t ldy) {
     const int64_t blocks = k / 32, group_bytes = sb_packed_group_bytes(type, k);
-    // Activation rows per tile: the K formats' tiles keep 8 unpacked runs, their scales and one or
-    // two accumulators per row in the 32 registers at 4 rows; the 32-block formats' at 8.
-    const int tile = sb_is_k(type) ? 4 : 8;
     for (int64_t o = o_begin; o < o_end; o += SB_PACK_ROWS) {
         const uint8_t *group = (const uint8_t *)packed + o / SB_PACK_ROWS * group_bytes;
         const int64_t width = o_end - o < SB_PACK_ROWS ? o_end - o : SB_PACK_ROWS;
         int64_t t = 0;
-        if (tile == 8)
-            for (; t + 8 <= rows; t += 8) vnni_packed_tile_of(type, 8, group, k, xq + t * k, xb + t * blocks, y + t * ldy + o, ldy, width);
+        // Tiles of 8 activation rows: 8 unpacked runs, their scales and one accumulator per row fit
+        // the 32 registers.
+        for (; t + 8 <= rows; t += 8) vnni_packed_tile8(type, group, k, xq + t * k, xb + t * blocks, y + t * ldy + o, ldy, width);
         for (; t + 4 <= rows; t += 4) vnni_packed_tile_of(type, 4, group, k, xq + t * k, xb + t * blocks, y + t * ldy + o, ldy, width);
         const int8_t *xt = xq + t * k;
         const sb_activation_block *bt = xb + t * blocks;
