@@ -177,38 +177,9 @@ public final class MllamaVisionModel: @unchecked Sendable {
 
     /// Multi-head attention of every row over every row under transformers' aspect-ratio mask, which
     /// only separates two masked rows: a real row attends to all rows (padding included), a masked row
-    /// to the real rows only. Per head, two matrix products per block of query rows (scores against
-    /// the keys, then probabilities against the transposed values) through `linear`'s tiles: 11B's
-    /// 6,432 rows make each layer about 10¹¹ multiply-adds, which one dot product per query and key
-    /// computed about three times slower (docs/performance.md, "Vision prompts").
+    /// to the real rows only. 11B's 6,432 rows make each layer about 10¹¹ multiply-adds.
     private func attend(_ s: Scratch) {
-        let c = config, rows = c.maxNumTiles * c.paddedTileRows, width = c.hiddenSize, headDim = c.headDim
-        let scale = 1 / Float(headDim).squareRoot()
-        for h in 0..<c.numAttentionHeads {
-            for r in 0..<rows {
-                (s.headQuery + r * headDim).update(from: s.query + r * width + h * headDim, count: headDim)
-                (s.headKeys + r * headDim).update(from: s.key + r * width + h * headDim, count: headDim)
-                for d in 0..<headDim { s.headValues[d * rows + r] = s.value[r * width + h * headDim + d] }
-            }
-            let keys = WeightMatrix(f32: s.headKeys, rows: rows, columns: headDim)
-            let values = WeightMatrix(f32: s.headValues, rows: headDim, columns: rows)
-            for first in stride(from: 0, to: rows, by: Scratch.blockRows) {
-                let count = min(Scratch.blockRows, rows - first)
-                linear(s.headQuery + first * headDim, rows: count, weight: keys, into: s.scores, pool: pool)
-                pool.parallelChunks(count: count) { _, start, end in
-                    for i in start..<end {
-                        let row = s.scores + i * rows
-                        let maskedRow = s.masked[first + i]
-                        for j in 0..<rows { row[j] = maskedRow && s.masked[j] ? -.infinity : row[j] * scale }
-                        softmax(row, count: rows)
-                    }
-                }
-                linear(s.scores, rows: count, weight: values, into: s.headOutput, pool: pool)
-                for i in 0..<count {
-                    (s.attended + (first + i) * width + h * headDim).update(from: s.headOutput + i * headDim, count: headDim)
-                }
-            }
-        }
+        s.attention(query: s.query, key: s.key, value: s.value, width: config.hiddenSize, masked: s.masked, into: s.attended, pool: pool)
     }
 
     /// Per-image working memory, rows = maxTiles · paddedTileRows.
@@ -217,13 +188,8 @@ public final class MllamaVisionModel: @unchecked Sendable {
         let inner: UnsafeMutablePointer<Float> // (rows, intermediate); also the patch embeddings
         let patches: UnsafeMutablePointer<Float> // (tiles · patches, 3·patch·patch)
         let embedding: UnsafeMutablePointer<Float> // one tile's slice of a tile-position row (tileRows, hidden)
-        /// One head's queries and keys (rows, headDim), its values transposed (headDim, rows).
-        let headQuery, headKeys, headValues: UnsafeMutablePointer<Float>
-        let scores: UnsafeMutablePointer<Float> // (blockRows, rows)
-        let headOutput: UnsafeMutablePointer<Float> // (blockRows, headDim)
+        let attention: BidirectionalAttention
         let masked: UnsafeMutablePointer<Bool> // (rows)
-        /// Query rows whose scores are held at once (11B: 256 × 6,432 floats, 6.6 MB).
-        static let blockRows = 256
 
         init(config c: MllamaVisionConfig) {
             let rows = c.maxNumTiles * c.paddedTileRows, width = c.hiddenSize
@@ -234,17 +200,13 @@ public final class MllamaVisionModel: @unchecked Sendable {
             inner = .allocate(capacity: rows * max(c.intermediateSize, width))
             patches = .allocate(capacity: c.maxNumTiles * c.patchesPerSide * c.patchesPerSide * 3 * c.patchSize * c.patchSize)
             embedding = .allocate(capacity: max(c.tileRows, c.maxNumTiles) * width)
-            headQuery = .allocate(capacity: rows * c.headDim); headKeys = .allocate(capacity: rows * c.headDim)
-            headValues = .allocate(capacity: rows * c.headDim)
-            scores = .allocate(capacity: min(Self.blockRows, rows) * rows)
-            headOutput = .allocate(capacity: min(Self.blockRows, rows) * c.headDim)
+            attention = BidirectionalAttention(rows: rows, headDim: c.headDim)
             masked = .allocate(capacity: rows)
         }
 
         func deallocate() {
             for buffer in [
-                hidden, normed, query, key, value, attended, projected, inner, patches, embedding, headQuery, headKeys, headValues, scores,
-                headOutput
+                hidden, normed, query, key, value, attended, projected, inner, patches, embedding
             ] {
                 buffer.deallocate()
             }

@@ -22,7 +22,7 @@ public final class VisionTower: @unchecked Sendable {
     let projected: UnsafeMutablePointer<Float> // (rows, hidden)
     let inner: UnsafeMutablePointer<Float> // (rows, intermediate)
     let patches: UnsafeMutablePointer<Float> // (patches, 3·patch·patch)
-    let scores: UnsafeMutablePointer<Float> // (threads, rows)
+    let attend: BidirectionalAttention
 
     init(config: VisionModelConfig, checkpoint: Checkpoint, prefix: String, pool: ComputePool) throws {
         guard let activation = Activation(rawValue: config.hiddenAct) else {
@@ -45,11 +45,11 @@ public final class VisionTower: @unchecked Sendable {
         projected = .allocate(capacity: rows * width)
         inner = .allocate(capacity: rows * config.intermediateSize)
         patches = .allocate(capacity: config.patchCount * config.numChannels * config.patchSize * config.patchSize)
-        scores = .allocate(capacity: pool.threads * rows)
+        attend = BidirectionalAttention(rows: rows, headDim: config.headDim)
     }
 
     deinit {
-        for buffer in [hidden, normed, query, key, value, attention, projected, inner, patches, scores] { buffer.deallocate() }
+        for buffer in [hidden, normed, query, key, value, attention, projected, inner, patches] { buffer.deallocate() }
     }
 
     /// Runs the tower on `pixels` (3, imageSize, imageSize) and writes the hidden states `states`
@@ -79,7 +79,7 @@ public final class VisionTower: @unchecked Sendable {
             linear(normed, rows: rows, weight: layer.q, bias: layer.qBias.pointer, into: query, pool: pool)
             linear(normed, rows: rows, weight: layer.k, bias: layer.kBias.pointer, into: key, pool: pool)
             linear(normed, rows: rows, weight: layer.v, bias: layer.vBias.pointer, into: value, pool: pool)
-            attend()
+            attend(query: query, key: key, value: value, width: width, into: attention, pool: pool)
             linear(attention, rows: rows, weight: layer.out, bias: layer.outBias.pointer, into: projected, pool: pool)
             add(projected, into: hidden, count: rows * width)
             // MLP block.
@@ -119,25 +119,6 @@ public final class VisionTower: @unchecked Sendable {
         if let weight = weights.preNormWeight, let bias = weights.preNormBias {
             layerNorm(
                 hidden, weight: weight.pointer, bias: bias.pointer, rows: c.positionCount, dim: width, eps: c.layerNormEps, into: hidden)
-        }
-    }
-
-    /// Full (non-causal) multi-head attention of every row over every row, one (head, row) at a time.
-    private func attend() {
-        let c = config, rows = c.positionCount, width = c.hiddenSize, headDim = c.headDim
-        let scale = 1 / Float(headDim).squareRoot()
-        let query = self.query, key = self.key, value = self.value, attention = self.attention, scores = self.scores
-        pool.parallelChunks(count: c.numAttentionHeads * rows) { chunk, start, end in
-            let probabilities = scores + chunk * rows
-            for item in start..<end {
-                let h = item / rows, r = item % rows
-                let q = query + r * width + h * headDim
-                for j in 0..<rows { probabilities[j] = dot(q, key + j * width + h * headDim, count: headDim) * scale }
-                softmax(probabilities, count: rows)
-                let out = attention + r * width + h * headDim
-                out.initialize(repeating: 0, count: headDim)
-                for j in 0..<rows { axpy(probabilities[j], value + j * width + h * headDim, out, count: headDim) }
-            }
         }
     }
 }
