@@ -57,24 +57,6 @@ SB_INLINE void sb_scale_min_k4(int j, const uint8_t *q, uint8_t *scale, uint8_t 
     }
 }
 
-/// What multiplies a row-major weight block's integer dot product with a block of activations:
-/// `acc += (scale · x.d) · Σ q·x` per lane (lanes of four elements), and `correction += coef · x.ds`.
-typedef struct {
-    float scale, coef;
-} sb_block_factors;
-
-#ifndef SB_HALF
-#define SB_HALF sb_half  // a scale with at least 2 more bytes of its block after it
-#endif
-
-/// The factors of 32-block `b` of a q4_1 or q5_1 weight row (shared by every variant, so all give the
-/// same bits): its scale, and its min as the offset's coefficient.
-SB_INLINE sb_block_factors sb_factors(sb_weight_type type, const uint8_t *row, int64_t b) {
-    const uint8_t *block = row + b * sb_block_bytes(type);
-    const sb_block_factors f = {SB_HALF(block), SB_HALF(block + 2)};
-    return f;
-}
-
 /// The fixed reduction of an 8-lane accumulator: (lane i + lane i+4), then (0+2, 1+3), then (0+1).
 SB_INLINE float sb_reduce8(const float a[8]) {
     const float l0 = a[0] + a[4], l1 = a[1] + a[5], l2 = a[2] + a[6], l3 = a[3] + a[7];
@@ -82,21 +64,30 @@ SB_INLINE float sb_reduce8(const float a[8]) {
     return m0 + m1;
 }
 
+/// Whether a 32-block format adds a per-block minimum (`d · q + m`: q4_1, q5_1).
+SB_INLINE int sb_has_min(sb_weight_type type) { return type == SB_Q4_1 || type == SB_Q5_1; }
+
+/// Whether a 32-block format keeps its weights' fifth bits apart (q5_0, q5_1).
+SB_INLINE int sb_has_fifth_bit(sb_weight_type type) { return type == SB_Q5_0 || type == SB_Q5_1; }
+
 /// Bytes of one packed 32-block's weights for a group of `SB_PACK_ROWS` rows (`sb_pack_rows`):
-/// q4_0 its 4 nibble runs; q5_0 the 8 runs' fifth bits (one 64-bit mask per run, bit `4r + e` for
-/// row `r`'s weight `4c + e`) before the same nibble runs; q8_0 its 8 byte runs.
+/// q4_0 and q4_1 their 4 nibble runs; q5_0 and q5_1 the 8 runs' fifth bits (one 64-bit mask per
+/// run, bit `4r + e` for row `r`'s weight `4c + e`) before the same nibble runs; q8_0 its 8 byte runs.
 SB_INLINE int64_t sb_packed_quant_bytes(sb_weight_type type) {
-    return type == SB_Q4_0 ? 256 : type == SB_Q5_0 ? 320 : 512;
+    return type == SB_Q8_0 ? 512 : sb_has_fifth_bit(type) ? 320 : 256;
 }
 
-/// Where a q5_0 block's nibble runs start after its fifth-bit masks.
+/// Bytes of one packed 32-block's factors: the 16 rows' f16 scales, then (q4_1, q5_1) their f16 minimums.
+SB_INLINE int64_t sb_packed_factor_bytes(sb_weight_type type) { return (sb_has_min(type) ? 4 : 2) * SB_PACK_ROWS; }
+
+/// Where a q5_0 or q5_1 block's nibble runs start after its fifth-bit masks.
 #define SB_PACKED_Q5_MASKS 64
 
-/// Bytes of one packed pair of 32-blocks: the two blocks' 16 f16 scales each (64 bytes), then the
-/// two blocks' weights. Scales beside their weights keep a group one sequential stream (scales in a
+/// Bytes of one packed pair of 32-blocks: the two blocks' factors (16 f16 scales each, and q4_1's
+/// and q5_1's 16 minimums after each block's scales), then the two blocks' weights. Scales beside their weights keep a group one sequential stream (scales in a
 /// region of their own were a second stream per group, and one-thread decode read q8_0 weights at
 /// two thirds of the rate).
-SB_INLINE int64_t sb_packed_pair_bytes(sb_weight_type type) { return 2 * (2 * SB_PACK_ROWS + sb_packed_quant_bytes(type)); }
+SB_INLINE int64_t sb_packed_pair_bytes(sb_weight_type type) { return 2 * (sb_packed_factor_bytes(type) + sb_packed_quant_bytes(type)); }
 
 /// Bytes of one packed q4_K super-block of a group (256 weights of 16 rows): a header of the rows'
 /// d and dmin (16 f16 each) and the 8 sub-blocks' 6-bit scales and mins as bytes (sub-block by
@@ -152,18 +143,19 @@ SB_INLINE int64_t sb_packed_group_bytes(sb_weight_type type, int64_t k) {
 
 /// Where 32-block `b`'s weights start in a packed group.
 SB_INLINE int64_t sb_packed_runs_at(sb_weight_type type, int64_t b) {
-    return b / 2 * sb_packed_pair_bytes(type) + 4 * SB_PACK_ROWS + b % 2 * sb_packed_quant_bytes(type);
+    return b / 2 * sb_packed_pair_bytes(type) + 2 * sb_packed_factor_bytes(type) + b % 2 * sb_packed_quant_bytes(type);
 }
 
 /// Where 32-block `b`'s 16 f16 scales are in a packed group.
 SB_INLINE int64_t sb_packed_scales_at(sb_weight_type type, int64_t b) {
-    return b / 2 * sb_packed_pair_bytes(type) + b % 2 * 2 * SB_PACK_ROWS;
+    return b / 2 * sb_packed_pair_bytes(type) + b % 2 * sb_packed_factor_bytes(type);
 }
 
 /// The integer added to a packed block's unsigned dot product to make it the signed one: the
 /// weights are stored offset by 8 (q4_0), 16 (q5_0) or 128 (q8_0), so Σ (u − offset)·x = Σ u·x −
-/// offset · Σ x.
+/// offset · Σ x. q4_1's and q5_1's levels are unsigned as they are (their minimum is added apart).
 SB_INLINE int32_t sb_packed_offset(sb_weight_type type, const sb_activation_block *x) {
+    if (sb_has_min(type)) return 0;
     return -(type == SB_Q4_0 ? 8 : type == SB_Q5_0 ? 16 : 128) * ((int32_t)x->sum[0] + x->sum[1]);
 }
 

@@ -5,31 +5,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-typedef void (*sb_linear_fn)(sb_weight_type, const void *, size_t, int64_t, int64_t, int64_t, const int8_t *,
-                             const sb_activation_block *, const sb_activation_quad *, int64_t, float *, int64_t);
-
-/// The scalar kernel, which reads the blocks row by row only.
-static void scalar_linear(sb_weight_type type, const void *w, size_t row_bytes, int64_t k, int64_t o_begin, int64_t o_end,
-                          const int8_t *xq, const sb_activation_block *xb, const sb_activation_quad *xg, int64_t rows, float *y,
-                          int64_t ldy) {
-    (void)xg;
-    sb_quantized_linear_scalar(type, w, row_bytes, k, o_begin, o_end, xq, xb, rows, y, ldy);
-}
-
 typedef void (*sb_packed_fn)(sb_weight_type, const void *, int64_t, int64_t, int64_t, const int8_t *, const sb_activation_block *,
                              int64_t, float *, int64_t);
 
-static sb_linear_fn chosen = scalar_linear;
 static sb_packed_fn chosen_packed = sb_packed_linear_scalar;
 static const char *chosen_name = "scalar";
 
 typedef void (*sb_float_fn)(sb_float_type, const void *, size_t, int64_t, int64_t, int64_t, const float *, int64_t, float *, int64_t);
 
 #if defined(__x86_64__)
-void sb_quantized_linear_avx2(sb_weight_type, const void *, size_t, int64_t, int64_t, int64_t, const int8_t *,
-                              const sb_activation_block *, const sb_activation_quad *, int64_t, float *, int64_t);
-void sb_quantized_linear_avx512vnni(sb_weight_type, const void *, size_t, int64_t, int64_t, int64_t, const int8_t *,
-                                    const sb_activation_block *, const sb_activation_quad *, int64_t, float *, int64_t);
 void sb_float_linear_avx2(sb_float_type, const void *, size_t, int64_t, int64_t, int64_t, const float *, int64_t, float *, int64_t);
 void sb_float_linear_avx512(sb_float_type, const void *, size_t, int64_t, int64_t, int64_t, const float *, int64_t, float *, int64_t);
 static sb_float_fn chosen_float = sb_float_linear_avx2;
@@ -48,24 +32,16 @@ __attribute__((constructor)) static void sb_choose_kernels(void) {
     const char *forced = getenv("STAGEBEAM_KERNELS");  // "avx2" measures the AVX2 path on an AVX-512 machine
     if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
         !(forced && strcmp(forced, "avx2") == 0)) {
-        chosen = sb_quantized_linear_avx512vnni;
         chosen_packed = sb_packed_linear_avx512vnni;
         chosen_float = sb_float_linear_avx512;
         chosen_name = "avx512vnni";
     } else {
-        chosen = sb_quantized_linear_avx2;
         chosen_packed = sb_packed_linear_avx2;
         chosen_float = sb_float_linear_avx2;
         chosen_name = "avx2";
     }
 }
 #endif
-
-void sb_quantized_linear(sb_weight_type type, const void *w, size_t row_bytes, int64_t k, int64_t o_begin, int64_t o_end,
-                         const int8_t *xq, const sb_activation_block *xb, const sb_activation_quad *xg, int64_t rows, float *y,
-                         int64_t ldy) {
-    chosen(type, w, row_bytes, k, o_begin, o_end, xq, xb, xg, rows, y, ldy);
-}
 
 void sb_packed_linear(sb_weight_type type, const void *packed, int64_t k, int64_t o_begin, int64_t o_end, const int8_t *xq,
                       const sb_activation_block *xb, int64_t rows, float *y, int64_t ldy) {

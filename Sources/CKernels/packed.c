@@ -77,18 +77,21 @@ void sb_pack_rows(sb_weight_type type, const void *w, size_t row_bytes, int64_t 
         uint8_t *group = (uint8_t *)packed + o / SB_PACK_ROWS * group_bytes;
         for (int64_t b = 0; b < blocks; b++) {
             const uint8_t *block = (const uint8_t *)w + o * row_bytes + b * sb_block_bytes(type);
+            // ggml's blocks: d, then m (q4_1, q5_1), then the fifth bits (q5_0, q5_1), then the weights.
+            const int header = sb_has_min(type) ? 4 : 2;
             memcpy(group + sb_packed_scales_at(type, b) + 2 * r, block, 2);
+            if (sb_has_min(type)) memcpy(group + sb_packed_scales_at(type, b) + 2 * SB_PACK_ROWS + 2 * r, block + 2, 2);
             uint8_t *runs = group + sb_packed_runs_at(type, b) + 4 * r;
-            if (type == SB_Q4_0) {
-                for (int j = 0; j < 4; j++) memcpy(runs + 64 * j, block + 2 + 4 * j, 4);
-            } else if (type == SB_Q5_0) {
+            if (type == SB_Q4_0 || type == SB_Q4_1) {
+                for (int j = 0; j < 4; j++) memcpy(runs + 64 * j, block + header + 4 * j, 4);
+            } else if (sb_has_fifth_bit(type)) {
                 uint32_t fifth;
-                memcpy(&fifth, block + 2, 4);
+                memcpy(&fifth, block + header, 4);
                 uint8_t *masks = group + sb_packed_runs_at(type, b);
                 for (int c = 0; c < 8; c++)
                     for (int e = 0; e < 4; e++)
                         if ((fifth >> (4 * c + e)) & 1) masks[8 * c + (4 * r + e) / 8] |= (uint8_t)(1u << ((4 * r + e) % 8));
-                for (int j = 0; j < 4; j++) memcpy(runs + SB_PACKED_Q5_MASKS + 64 * j, block + 6 + 4 * j, 4);
+                for (int j = 0; j < 4; j++) memcpy(runs + SB_PACKED_Q5_MASKS + 64 * j, block + header + 4 + 4 * j, 4);
             } else {
                 for (int c = 0; c < 8; c++)
                     for (int e = 0; e < 4; e++) runs[64 * c + e] = block[2 + 4 * c + e] ^ 0x80;
@@ -183,7 +186,7 @@ void sb_packed_linear_scalar(sb_weight_type type, const void *packed, int64_t k,
         const int64_t r = o % SB_PACK_ROWS;
         const uint8_t *group = (const uint8_t *)packed + o / SB_PACK_ROWS * group_bytes;
         for (int64_t t = 0; t < rows; t++) {
-            float acc = 0;
+            float acc = 0, offsets = 0;
             for (int64_t b = 0; b < blocks; b++) {
                 const uint8_t *runs = group + sb_packed_runs_at(type, b) + 4 * r;
                 const uint8_t *masks = group + sb_packed_runs_at(type, b);
@@ -195,17 +198,20 @@ void sb_packed_linear_scalar(sb_weight_type type, const void *packed, int64_t k,
                         if (type == SB_Q8_0) {
                             u = runs[64 * c + e];
                         } else {
-                            const uint8_t *nibbles = runs + (type == SB_Q5_0 ? SB_PACKED_Q5_MASKS : 0);
+                            const uint8_t *nibbles = runs + (sb_has_fifth_bit(type) ? SB_PACKED_Q5_MASKS : 0);
                             u = (nibbles[64 * (c % 4) + e] >> (c < 4 ? 0 : 4)) & 0xF;
-                            if (type == SB_Q5_0) u |= ((masks[8 * c + (4 * r + e) / 8] >> ((4 * r + e) % 8)) & 1) << 4;
+                            if (sb_has_fifth_bit(type)) u |= ((masks[8 * c + (4 * r + e) / 8] >> ((4 * r + e) % 8)) & 1) << 4;
                         }
                         sum += u * x[4 * c + e];
                     }
                 sum += sb_packed_offset(type, xb + t * blocks + b);
                 const float scale = sb_half(group + sb_packed_scales_at(type, b) + 2 * r) * xb[t * blocks + b].d;
                 acc = fmaf(scale, (float)sum, acc);
+                // q4_1, q5_1: Σ m · x = m · x.ds, into an accumulator of its own.
+                if (sb_has_min(type))
+                    offsets = fmaf(sb_half(group + sb_packed_scales_at(type, b) + 2 * SB_PACK_ROWS + 2 * r), xb[t * blocks + b].ds, offsets);
             }
-            y[t * ldy + o] = acc;
+            y[t * ldy + o] = sb_has_min(type) ? acc + offsets : acc;
         }
     }
 }

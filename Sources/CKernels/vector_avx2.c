@@ -6,21 +6,9 @@
 #include <math.h>
 #include <string.h>
 
-#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
-// F16C converts the blocks' f16 scales (exactly, as the portable conversion does). The scale and
-// the 2 bytes after it are loaded with one vmovd, which zeroes the rest of the register: a 16-bit
-// load goes through vpinsrw into whatever register is free, often one written by the block before,
-// and that false dependency chained every block's scale to the last one's.
-static inline float sb_half_f16c(const uint8_t *p) {
-    int32_t bits;
-    memcpy(&bits, p, 4);
-    return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits)));
-}
-#define SB_HALF sb_half_f16c
 #include "common.h"
-#define SB_NAME(name) avx2_##name
-#define SB_DOT(u, s) _mm256_madd_epi16(_mm256_maddubs_epi16((u), (s)), _mm256_set1_epi16(1))
-#include "vector_kernels.h"
+
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
 
 /// Stores a tile row's 8 outputs, or the first `width` of them.
 SB_INLINE void avx2_store(float *y, __m256 v, int64_t width) {
@@ -43,19 +31,19 @@ SB_INLINE void avx2_packed_tile(sb_weight_type type, const int NT, const uint8_t
                                 const sb_activation_block *xb, float *y, int64_t ldy, int64_t width) {
     const int64_t blocks = k / 32;
     const __m256i low4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
-    __m256 acc[4];
-    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
+    __m256 acc[4], offsets[4];
+    for (int t = 0; t < NT; t++) acc[t] = offsets[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < blocks; b++) {
         const uint8_t *runs = group + sb_packed_runs_at(type, b) + 32 * half;
         __m256i w[8];
-        if (type == SB_Q4_0 || type == SB_Q5_0) {
-            const uint8_t *nibbles = runs + (type == SB_Q5_0 ? SB_PACKED_Q5_MASKS : 0);
+        if (type != SB_Q8_0) {
+            const uint8_t *nibbles = runs + (sb_has_fifth_bit(type) ? SB_PACKED_Q5_MASKS : 0);
             for (int j = 0; j < 4; j++) {
                 const __m256i packed = _mm256_loadu_si256((const __m256i *)(nibbles + 64 * j));
                 w[j] = _mm256_and_si256(packed, low4);
                 w[j + 4] = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low4);
             }
-            if (type == SB_Q5_0) {
+            if (sb_has_fifth_bit(type)) {
                 // This half's 32 bits of each run's mask: byte i takes byte i/8 of them, keeps bit
                 // i%8, and becomes 0x10 where it is set.
                 const uint8_t *masks = group + sb_packed_runs_at(type, b);
@@ -73,12 +61,13 @@ SB_INLINE void avx2_packed_tile(sb_weight_type type, const int NT, const uint8_t
             const __m256i bias = _mm256_set1_epi8((char)0x80);
             for (int c = 0; c < 8; c++) w[c] = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(runs + 64 * c)), bias);
         }
-        const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(group + sb_packed_scales_at(type, b) + 16 * half)));
+        const uint8_t *factors = group + sb_packed_scales_at(type, b) + 16 * half;
+        const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)factors));
         for (int t = 0; t < NT; t++) {
             const sb_activation_block *xt = xb + t * blocks + b;
             const int8_t *x = xq + t * k + 32 * b;
             __m256i sum;
-            if (type == SB_Q4_0) {
+            if (type == SB_Q4_0 || type == SB_Q4_1) {
                 __m256i pairs = _mm256_setzero_si256();
                 for (int c = 0; c < 8; c++) {
                     int32_t xc;
@@ -86,7 +75,7 @@ SB_INLINE void avx2_packed_tile(sb_weight_type type, const int NT, const uint8_t
                     pairs = _mm256_add_epi16(pairs, _mm256_maddubs_epi16(w[c], _mm256_set1_epi32(xc)));
                 }
                 sum = _mm256_add_epi32(_mm256_madd_epi16(pairs, ones), _mm256_set1_epi32(sb_packed_offset(type, xt)));
-            } else if (type == SB_Q5_0) {
+            } else if (sb_has_fifth_bit(type)) {
                 // Pair sums reach 2 · 31 · 127: 4 runs add in int16, then widen.
                 sum = _mm256_set1_epi32(sb_packed_offset(type, xt));
                 for (int part = 0; part < 2; part++) {
@@ -110,8 +99,12 @@ SB_INLINE void avx2_packed_tile(sb_weight_type type, const int NT, const uint8_t
             const __m256 scale = _mm256_mul_ps(dw, _mm256_set1_ps(xt->d));
             acc[t] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(sum), acc[t]);
         }
+        if (sb_has_min(type)) {
+            const __m256 mins = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(factors + 2 * SB_PACK_ROWS)));
+            for (int t = 0; t < NT; t++) offsets[t] = _mm256_fmadd_ps(mins, _mm256_set1_ps(xb[t * blocks + b].ds), offsets[t]);
+        }
     }
-    for (int t = 0; t < NT; t++) avx2_store(y + t * ldy, acc[t], width);
+    for (int t = 0; t < NT; t++) avx2_store(y + t * ldy, sb_has_min(type) ? _mm256_add_ps(acc[t], offsets[t]) : acc[t], width);
 }
 
 /// One q4_K or q5_K sub-block of 8 of a group's rows (`half`) against NT activation rows (see
@@ -353,16 +346,13 @@ __attribute__((target("avx2,fma,f16c"))) void sb_silu_multiply(float *gate, cons
     for (int64_t i = whole; i < n; i++) gate[i] = sb_silu_times(gate[i], up[i]);
 }
 
-void sb_quantized_linear_avx2(sb_weight_type type, const void *w, size_t row_bytes, int64_t k, int64_t o_begin, int64_t o_end,
-        const int8_t *xq, const sb_activation_block *xb, const sb_activation_quad *xg, int64_t rows, float *y, int64_t ldy) {
-    avx2_linear(type, w, row_bytes, k, o_begin, o_end, xq, xb, xg, rows, y, ldy);
-}
-
 __attribute__((target("avx2,fma,f16c"))) void sb_packed_linear_avx2(sb_weight_type type, const void *packed, int64_t k,
     int64_t o_begin, int64_t o_end, const int8_t *xq, const sb_activation_block *xb, int64_t rows, float *y, int64_t ldy) {
     switch (type) {
     case SB_Q4_0: avx2_packed_run(SB_Q4_0, packed, k, o_begin, o_end, xq, xb, rows, y, ldy); break;
+    case SB_Q4_1: avx2_packed_run(SB_Q4_1, packed, k, o_begin, o_end, xq, xb, rows, y, ldy); break;
     case SB_Q5_0: avx2_packed_run(SB_Q5_0, packed, k, o_begin, o_end, xq, xb, rows, y, ldy); break;
+    case SB_Q5_1: avx2_packed_run(SB_Q5_1, packed, k, o_begin, o_end, xq, xb, rows, y, ldy); break;
     case SB_Q4_K: avx2_packed_run(SB_Q4_K, packed, k, o_begin, o_end, xq, xb, rows, y, ldy); break;
     case SB_Q5_K: avx2_packed_run(SB_Q5_K, packed, k, o_begin, o_end, xq, xb, rows, y, ldy); break;
     case SB_Q6_K: avx2_packed_run(SB_Q6_K, packed, k, o_begin, o_end, xq, xb, rows, y, ldy); break;

@@ -1,6 +1,5 @@
-// AVX-512 VNNI variant (Zen 4, Ice Lake and later): vpdpbusd on 256-bit registers replaces the
-// two-instruction AVX2 product in the row-major kernels, and the packed kernels work on 512-bit
-// registers, one lane per row of a 16-row group.
+// AVX-512 VNNI variant (Zen 4, Ice Lake and later): the packed kernels work on 512-bit registers,
+// one lane per row of a 16-row group, with vpdpbusd's four-byte dot products.
 #include "CKernels.h"
 
 #if defined(__x86_64__)
@@ -8,21 +7,9 @@
 #include <math.h>
 #include <string.h>
 
-#pragma clang attribute push(__attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"))), apply_to = function)
-// F16C converts the blocks' f16 scales (exactly, as the portable conversion does). The scale and
-// the 2 bytes after it are loaded with one vmovd, which zeroes the rest of the register: a 16-bit
-// load goes through vpinsrw into whatever register is free, often one written by the block before,
-// and that false dependency chained every block's scale to the last one's.
-static inline float sb_half_f16c(const uint8_t *p) {
-    int32_t bits;
-    memcpy(&bits, p, 4);
-    return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits)));
-}
-#define SB_HALF sb_half_f16c
 #include "common.h"
-#define SB_NAME(name) vnni_##name
-#define SB_DOT(u, s) _mm256_dpbusd_epi32(_mm256_setzero_si256(), (u), (s))
-#include "vector_kernels.h"
+
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"))), apply_to = function)
 
 /// The 16 rows' exact integer sums of a 32-block's 8 runs `w` times its activations `x` (each run's
 /// 4 bytes broadcast), from `start`: two chains of 4 vpdpbusd, so each waits on half as many.
@@ -39,28 +26,29 @@ SB_INLINE __m512i vnni_block_sum(const __m512i w[8], const int8_t *x, __m512i st
 }
 
 /// Packed rows (`sb_pack_rows`) for one group of 16 weight rows against `NT` (1…8) activation rows:
-/// each 32-block's 8 runs are loaded (q4_0: 4 loads split into low and high nibbles; q5_0 the same
-/// with each run's fifth bits set from its mask) once for all NT
+/// each 32-block's 8 runs are loaded (q4_0, q4_1: 4 loads split into low and high nibbles; q5_0,
+/// q5_1 the same with each run's fifth bits set from its mask) once for all NT
 /// rows; per activation row, 8 vpdpbusd with the activations' 4-byte runs broadcast give the 16
 /// rows' exact block sums (two chains of 4, started from the offset's correction), and one fused
-/// multiply-add per block adds them: `acc = fma(scale · x.d, sum, acc)` per lane, as the scalar code.
+/// multiply-add per block adds them: `acc = fma(scale · x.d, sum, acc)` per lane, as the scalar code
+/// (q4_1, q5_1: and `offsets = fma(m, x.ds, offsets)`, added at the end).
 SB_INLINE void vnni_packed_tile(sb_weight_type type, const int NT, const uint8_t *group, int64_t k, const int8_t *xq,
                                 const sb_activation_block *xb, float *y, int64_t ldy, int64_t width) {
     const int64_t blocks = k / 32;
     const __m512i low4 = _mm512_set1_epi8(0x0F);
-    __m512 acc[8];
-    for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
+    __m512 acc[8], offsets[8];
+    for (int t = 0; t < NT; t++) acc[t] = offsets[t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < blocks; b++) {
         const uint8_t *runs = group + sb_packed_runs_at(type, b);
         __m512i w[8];
-        if (type == SB_Q4_0 || type == SB_Q5_0) {
-            const uint8_t *nibbles = runs + (type == SB_Q5_0 ? SB_PACKED_Q5_MASKS : 0);
+        if (type != SB_Q8_0) {
+            const uint8_t *nibbles = runs + (sb_has_fifth_bit(type) ? SB_PACKED_Q5_MASKS : 0);
             for (int j = 0; j < 4; j++) {
                 const __m512i packed = _mm512_loadu_si512(nibbles + 64 * j);
                 w[j] = _mm512_and_si512(packed, low4);
                 w[j + 4] = _mm512_and_si512(_mm512_srli_epi16(packed, 4), low4);
             }
-            if (type == SB_Q5_0)  // each run's fifth bits, a 64-bit mask: 0x10 where set
+            if (sb_has_fifth_bit(type))  // each run's fifth bits, a 64-bit mask: 0x10 where set
                 for (int c = 0; c < 8; c++) {
                     uint64_t fifth;
                     memcpy(&fifth, runs + 8 * c, 8);
@@ -69,16 +57,22 @@ SB_INLINE void vnni_packed_tile(sb_weight_type type, const int NT, const uint8_t
         } else {
             for (int c = 0; c < 8; c++) w[c] = _mm512_loadu_si512(runs + 64 * c);
         }
-        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(group + sb_packed_scales_at(type, b))));
+        const uint8_t *factors = group + sb_packed_scales_at(type, b);
+        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)factors));
         for (int t = 0; t < NT; t++) {
             const sb_activation_block *xt = xb + t * blocks + b;
             const int8_t *x = xq + t * k + 32 * b;
             const __m512i sum = vnni_block_sum(w, x, _mm512_set1_epi32(sb_packed_offset(type, xt)));
             acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(xt->d)), _mm512_cvtepi32_ps(sum), acc[t]);
         }
+        if (sb_has_min(type)) {
+            const __m512 mins = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(factors + 2 * SB_PACK_ROWS)));
+            for (int t = 0; t < NT; t++) offsets[t] = _mm512_fmadd_ps(mins, _mm512_set1_ps(xb[t * blocks + b].ds), offsets[t]);
+        }
     }
     const __mmask16 valid = (__mmask16)((1u << width) - 1);
-    for (int t = 0; t < NT; t++) _mm512_mask_storeu_ps(y + t * ldy, valid, acc[t]);
+    for (int t = 0; t < NT; t++)
+        _mm512_mask_storeu_ps(y + t * ldy, valid, sb_has_min(type) ? _mm512_add_ps(acc[t], offsets[t]) : acc[t]);
 }
 
 /// Bit `s` of each byte of `bits`, moved to bit 4 (16-bit shifts; the mask drops what crossed bytes).
@@ -240,7 +234,8 @@ static __attribute__((noinline)) void vnni_packed_tile8(sb_weight_type type, con
                                                         const sb_activation_block *xb, float *y, int64_t ldy, int64_t width) {
     switch (type) {
 #define SB_TYPE(T) case T: vnni_packed_tile_of(T, 8, group, k, xq, xb, y, ldy, width); break;
-    SB_TYPE(SB_Q8_0) SB_TYPE(SB_Q4_0) SB_TYPE(SB_Q5_0) SB_TYPE(SB_Q4_K) SB_TYPE(SB_Q5_K) SB_TYPE(SB_Q6_K)
+    SB_TYPE(SB_Q8_0) SB_TYPE(SB_Q4_0) SB_TYPE(SB_Q4_1) SB_TYPE(SB_Q5_0) SB_TYPE(SB_Q5_1) SB_TYPE(SB_Q4_K) SB_TYPE(SB_Q5_K)
+    SB_TYPE(SB_Q6_K)
 #undef SB_TYPE
     default: break;
     }
@@ -270,17 +265,14 @@ SB_INLINE void vnni_packed_run(sb_weight_type type, const void *packed, int64_t 
 }
 #pragma clang attribute pop
 
-void sb_quantized_linear_avx512vnni(sb_weight_type type, const void *w, size_t row_bytes, int64_t k, int64_t o_begin, int64_t o_end,
-        const int8_t *xq, const sb_activation_block *xb, const sb_activation_quad *xg, int64_t rows, float *y, int64_t ldy) {
-    vnni_linear(type, w, row_bytes, k, o_begin, o_end, xq, xb, xg, rows, y, ldy);
-}
-
 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"))) void sb_packed_linear_avx512vnni(
     sb_weight_type type, const void *packed, int64_t k, int64_t o_begin, int64_t o_end, const int8_t *xq,
     const sb_activation_block *xb, int64_t rows, float *y, int64_t ldy) {
     switch (type) {
     case SB_Q4_0: vnni_packed_run(SB_Q4_0, packed, k, o_begin, o_end, xq, xb, rows, y, ldy); break;
+    case SB_Q4_1: vnni_packed_run(SB_Q4_1, packed, k, o_begin, o_end, xq, xb, rows, y, ldy); break;
     case SB_Q5_0: vnni_packed_run(SB_Q5_0, packed, k, o_begin, o_end, xq, xb, rows, y, ldy); break;
+    case SB_Q5_1: vnni_packed_run(SB_Q5_1, packed, k, o_begin, o_end, xq, xb, rows, y, ldy); break;
     case SB_Q4_K: vnni_packed_run(SB_Q4_K, packed, k, o_begin, o_end, xq, xb, rows, y, ldy); break;
     case SB_Q5_K: vnni_packed_run(SB_Q5_K, packed, k, o_begin, o_end, xq, xb, rows, y, ldy); break;
     case SB_Q6_K: vnni_packed_run(SB_Q6_K, packed, k, o_begin, o_end, xq, xb, rows, y, ldy); break;

@@ -3,9 +3,8 @@ import CKernels
 /// `y[t, o] = bias[o] + Σ_k x[t, k] · w[o, k]` — the one hot function of the engine.
 ///
 /// Shapes: `x` (rows, inFeatures) row-major f32; `weight` (outFeatures, inFeatures) row-major, exactly
-/// as a Hugging Face checkpoint or a GGUF file stores it (mapped weights are used in place, except
-/// q8_0, q4_0, q5_0, q4_K, q5_K and q6_K rows, packed once at load: `WeightMatrix.packedForProducts()`);
-/// `y` (rows, outFeatures).
+/// as a Hugging Face checkpoint or a GGUF file stores it (float weights are used in place, quantized
+/// rows packed once at load: `WeightMatrix.packedForProducts()`); `y` (rows, outFeatures).
 ///
 /// The kernels are C (CKernels: Swift's SIMD8<Float16> conversions measured 4× slower than f32's loads).
 ///
@@ -18,11 +17,9 @@ import CKernels
 ///
 /// **Quantized weights** (q8_0 … q6_K) go through CKernels: `x` is first quantized per row to int8 in
 /// blocks of 32 (scale max|x|/127, round to nearest even, as llama.cpp quantizes activations for its
-/// quantized dot products). For q8_0, q4_0, q5_0, q4_K, q5_K and q6_K each output is then one f32
-/// accumulator over the row's 32-blocks in order, adding each block's exact integer dot product
-/// times the two blocks' scales with one fused multiply-add (q4_K's and q5_K's offsets in a second
-/// accumulator); for the other formats (q4_1, q5_1) an 8-lane f32 accumulator of per-lane integer dot products
-/// times the scales, plus a scalar for the formats' offsets, reduced in a fixed order. A row's int8
+/// quantized dot products). Each output is then one f32 accumulator over the row's 32-blocks in
+/// order, adding each block's exact integer dot product times the two blocks' scales with one fused
+/// multiply-add (the minimums of q4_1, q5_1, q4_K and q5_K in a second accumulator). A row's int8
 /// activations depend on that row only, so the same invariance holds. Each weight block is decoded
 /// once per group of up to 8 input rows. The int8 rounding of activations is the only difference
 /// from f32 arithmetic on the de-quantized weights: at most half an activation step per element.
@@ -93,7 +90,7 @@ public final class LinearTask: ParallelTask {
     private func part(_ product: LinearOutput, _ x: UnsafePointer<Float>, _ start: Int, _ end: Int) {
         let rows = product.weight.rows
         // Packed rows come in groups of 16, which a thread takes whole.
-        let tile = product.weight.element.isPackedForProducts ? Int(SB_PACK_ROWS) : Self.tileRows
+        let tile = product.weight.element.isQuantized ? Int(SB_PACK_ROWS) : Self.tileRows
         func edge(_ share: Int) -> Int { share >= count ? rows : share * rows / count / tile * tile }
         let (lower, upper) = (edge(start), edge(end))
         if lower < upper { compute(product, x, outputs: lower..<upper) }
@@ -107,17 +104,13 @@ public final class LinearTask: ParallelTask {
         case .f32: sb_float_linear(SB_F32, weight.base, weight.rowBytes, k, start, end, x, Int64(rows), y, outFeatures)
         case .f16: sb_float_linear(SB_F16, weight.base, weight.rowBytes, k, start, end, x, Int64(rows), y, outFeatures)
         case .bf16: sb_float_linear(SB_BF16, weight.base, weight.rowBytes, k, start, end, x, Int64(rows), y, outFeatures)
-        case .q8_0, .q4_0, .q5_0, .q4_K, .q5_K, .q6_K:
+        case .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K:
             guard let packed = weight.packed else {
                 preconditionFailure("a \(weight.element) matrix is multiplied from its packed rows: load it with packedForProducts()")
             }
             sb_packed_linear(
                 weight.element.kernelType, packed.pointer, k, start, end, activations.levels, activations.blocks, Int64(rows), y,
                 outFeatures)
-        case .q4_1, .q5_1:
-            sb_quantized_linear(
-                weight.element.kernelType, weight.base, weight.rowBytes, k, start, end, activations.levels, activations.blocks,
-                activations.quads, Int64(rows), y, outFeatures)
         }
         if let bias = product.bias {
             for t in 0..<rows { for o in outputs { y[t * weight.rows + o] += bias[o] } }
@@ -136,15 +129,13 @@ public struct LinearOutput {
     }
 }
 
-/// Input rows quantized for the quantized kernels (see `linear`), with their blocks also grouped by 4
-/// rows (`sb_group_activations`): scratch memory kept by a task and grown only when a call brings
-/// more rows × columns than any before, so decode steps allocate nothing. A prefill's rows are
-/// quantized across the pool (each row alone, so the bits do not depend on the split): on one
-/// thread, before the matmul, they were about 3% of a quantized prefill.
+/// Input rows quantized for the quantized kernels (see `linear`): scratch memory kept by a task and
+/// grown only when a call brings more rows × columns than any before, so decode steps allocate
+/// nothing. A prefill's rows are quantized across the pool (each row alone, so the bits do not
+/// depend on the split): on one thread, before the matmul, they were about 3% of a quantized prefill.
 final class QuantizedActivations: ParallelTask {
     private(set) var levels = UnsafeMutablePointer<Int8>.allocate(capacity: 0)
     private(set) var blocks = UnsafeMutablePointer<sb_activation_block>.allocate(capacity: 0)
-    private(set) var quads = UnsafeMutablePointer<sb_activation_quad>.allocate(capacity: 0)
     private var capacity = 0
     // The call being run.
     private var x: UnsafePointer<Float>?
@@ -153,38 +144,31 @@ final class QuantizedActivations: ParallelTask {
     deinit {
         levels.deallocate()
         blocks.deallocate()
-        quads.deallocate()
     }
 
-    /// Rows per piece of the parallel loop: whole groups of 4, and a decode step's few rows stay on
-    /// the calling thread.
+    /// Rows per piece of the parallel loop: a decode step's few rows stay on the calling thread.
     static let rowsPerPiece = 8
 
     func quantize(_ x: UnsafePointer<Float>, rows: Int, columns: Int, pool: ComputePool) {
-        let groups = (rows + 3) / 4
-        if groups * 4 * columns > capacity {
+        if rows * columns > capacity {
             levels.deallocate()
             blocks.deallocate()
-            quads.deallocate()
-            capacity = groups * 4 * columns
+            capacity = rows * columns
             levels = .allocate(capacity: capacity)
             blocks = .allocate(capacity: capacity / 32)
-            quads = .allocate(capacity: capacity / 128)
         }
         (self.x, self.columns) = (x, columns)
         pool.run(self, count: rows, granularity: Self.rowsPerPiece)
         self.x = nil
     }
 
-    /// Quantizes rows `start..<end` (`start` a multiple of 4) and groups their blocks.
+    /// Quantizes rows `start..<end`.
     func run(chunk: Int, start: Int, end: Int) {
         guard let x else { return }
         let blocksPerRow = columns / 32
         for t in start..<end {
             sb_quantize_activations(x + t * columns, Int64(columns), levels + t * columns, blocks + t * blocksPerRow)
         }
-        sb_group_activations(
-            blocks + start * blocksPerRow, Int64(end - start), Int64(columns), quads + start / 4 * blocksPerRow)
     }
 }
 

@@ -39,10 +39,8 @@ public struct WeightMatrix: @unchecked Sendable {
             }
         }
 
+        /// Block-quantized formats, which `linear` multiplies from packed rows (`packedForProducts()`).
         public var isQuantized: Bool { blockSize > 1 }
-
-        /// Whether `linear` multiplies this format from packed rows (`packedForProducts()`).
-        public var isPackedForProducts: Bool { [.q8_0, .q4_0, .q5_0, .q4_K, .q5_K, .q6_K].contains(self) }
 
         /// Bytes of one element of a plain float format; quantized formats have none (see `rowBytes`).
         public var byteSize: Int {
@@ -62,8 +60,8 @@ public struct WeightMatrix: @unchecked Sendable {
     public let columns: Int
     /// Bytes from one row to the next.
     public let rowBytes: Int
-    /// The copy of a q8_0, q4_0, q5_0, q4_K, q5_K or q6_K matrix that `linear` multiplies
-    /// (`packedForProducts()`); nil for other formats, and for a matrix only looked up row by row.
+    /// The copy of a quantized matrix that `linear` multiplies (`packedForProducts()`); nil for float
+    /// formats, and for a matrix only looked up row by row.
     public private(set) var packed: PackedRows?
 
     public init(base: UnsafeRawPointer, element: Element, rows: Int, columns: Int) {
@@ -83,15 +81,15 @@ public struct WeightMatrix: @unchecked Sendable {
 
     public var byteCount: Int { rows * rowBytes }
 
-    /// This matrix as `linear` needs it: q8_0, q4_0, q5_0, q4_K, q5_K and q6_K rows are copied into groups of
-    /// 16 rows interleaved 4 weights at a time (CKernels' `sb_pack_rows`), the layout their kernels
-    /// read; other formats are multiplied where they lie and come back unchanged. `readRows` copies
+    /// This matrix as `linear` needs it: quantized rows are copied into groups of 16 rows interleaved
+    /// 4 weights at a time (CKernels' `sb_pack_rows`), the layout their kernels read; float formats
+    /// are multiplied where they lie and come back unchanged. `readRows` copies
     /// the stored bytes of a run of rows into a buffer: a loader reads them from the file without
     /// mapping them, so resident memory holds the packed copy only.
     public func packedForProducts(
         readRows: (_ rows: Range<Int>, _ into: UnsafeMutableRawPointer) throws -> Void
     ) rethrows -> WeightMatrix {
-        guard element.isPackedForProducts, self.packed == nil else { return self }
+        guard element.isQuantized, self.packed == nil else { return self }
         var copy = self
         copy.packed = try PackedRows(self, readRows: readRows)
         return copy
@@ -121,7 +119,7 @@ public struct WeightMatrix: @unchecked Sendable {
     }
 }
 
-/// The packed copy of a q8_0, q4_0, q5_0, q4_K, q5_K or q6_K matrix's rows
+/// The packed copy of a quantized matrix's rows
 /// (`WeightMatrix.packedForProducts()`): allocated once at load, aligned to cache lines, read-only
 /// afterwards.
 public final class PackedRows {

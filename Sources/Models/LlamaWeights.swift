@@ -140,7 +140,7 @@ extension WeightSource {
     }
 
     /// A matrix that `linear` multiplies: `weightMatrix`, packed when its format is
-    /// (`WeightMatrix.Element.isPackedForProducts`).
+    /// (`WeightMatrix.Element.isQuantized`).
     func productMatrix(_ name: String, rows: Int, columns: Int) throws -> WeightMatrix {
         try packedForProducts(try weightMatrix(name, rows: rows, columns: columns))
     }

@@ -94,17 +94,9 @@ import Testing
         let type: sb_weight_type = [SB_Q8_0, SB_Q4_0, SB_Q4_1, SB_Q5_0, SB_Q5_1, SB_Q4_K, SB_Q5_K, SB_Q6_K][
             Self.quantized.firstIndex(of: element)!]
         bytes.withUnsafeBytes { b in
-            let rowBytes = element.rowBytes(columns: Self.k)!
-            if element.isPackedForProducts {
-                let packed = WeightMatrix(base: b.baseAddress!, element: element, rows: Self.out, columns: Self.k).packedForProducts()
-                sb_packed_linear_scalar(
-                    type, packed.packed!.pointer, Int64(Self.k), 0, Int64(Self.out), levels, blocks, Int64(rows), &reference,
-                    Int64(Self.out))
-            } else {
-                sb_quantized_linear_scalar(
-                    type, b.baseAddress!, rowBytes, Int64(Self.k), 0, Int64(Self.out), levels, blocks, Int64(rows), &reference,
-                    Int64(Self.out))
-            }
+            let packed = WeightMatrix(base: b.baseAddress!, element: element, rows: Self.out, columns: Self.k).packedForProducts()
+            sb_packed_linear_scalar(
+                type, packed.packed!.pointer, Int64(Self.k), 0, Int64(Self.out), levels, blocks, Int64(rows), &reference, Int64(Self.out))
         }
         #expect(y.map(\.bitPattern) == reference.map(\.bitPattern), "\(element), \(rows) rows on \(kernelVariant)")
     }

@@ -16,14 +16,6 @@ typedef struct {
     int16_t sum[2]; ///< Σ q over elements 0..<16 and 16..<32
 } sb_activation_block;
 
-/// The offsets of one 32-block of 4 consecutive activation rows side by side (row `4g + i` in lane
-/// `i`; lanes past the last row are zero), so kernels advance the 4 rows' corrections in one vector
-/// operation. Built from the rows' `sb_activation_block`s by `sb_group_activations`.
-typedef struct {
-    float d[4];   ///< each row's `d`
-    float ds[4];  ///< each row's `ds`
-} sb_activation_quad;
-
 /// Weight formats (ggml's block layouts; see Sources/Kernels/QuantizedBlocks.swift).
 typedef enum {
     SB_Q8_0, SB_Q4_0, SB_Q4_1, SB_Q5_0, SB_Q5_1, SB_Q4_K, SB_Q5_K, SB_Q6_K
@@ -35,32 +27,13 @@ void sb_quantize_activations(const float *x, int64_t k, int8_t *q, sb_activation
 /// The same in portable scalar C, bit-identical: the vector quantizer's reference.
 void sb_quantize_activations_portable(const float *x, int64_t k, int8_t *q, sb_activation_block *blocks);
 
-/// Writes the groups of 4 of `rows` rows' blocks (`xb`: rows × k/32) into `quads`
-/// (⌈rows/4⌉ × k/32: group `g`'s block `b` at `g · k/32 + b`).
-void sb_group_activations(const sb_activation_block *xb, int64_t rows, int64_t k, sb_activation_quad *quads);
-
-/// `y[t·ldy + o] = Σ_i w[o, i] · x[t, i]` over ggml's row-major blocks of q4_1 or q5_1 weights
-/// (q8_0, q4_0, q5_0, q4_K, q5_K and q6_K are packed: `sb_packed_linear`), for outputs `o` in
-/// `o_begin..<o_end` and activation rows `t` in `0..<rows`, with `x` given quantized (`xq`: rows × k int8, `xb`: rows × k/32 blocks, `xg`:
-/// the same blocks grouped by `sb_group_activations`).
-/// Each output is an 8-lane f32 accumulator over the row's 32-blocks in order, reduced in a fixed
-/// order: its value depends on its own weight row and activation row only.
-void sb_quantized_linear(sb_weight_type type, const void *w, size_t row_bytes, int64_t k, int64_t o_begin, int64_t o_end,
-                         const int8_t *xq, const sb_activation_block *xb, const sb_activation_quad *xg, int64_t rows, float *y,
-                         int64_t ldy);
-
-/// The same products in portable scalar C, bit-identical to the vector kernels: their reference.
-void sb_quantized_linear_scalar(sb_weight_type type, const void *w, size_t row_bytes, int64_t k, int64_t o_begin,
-                                int64_t o_end, const int8_t *xq, const sb_activation_block *xb, int64_t rows, float *y,
-                                int64_t ldy);
-
 /// Rows per group of packed rows (see `sb_pack_rows`).
 #define SB_PACK_ROWS 16
 
-/// Bytes `sb_pack_rows` writes for `rows` rows of `k` columns of q8_0, q4_0, q5_0, q4_K, q5_K or q6_K weights.
+/// Bytes `sb_pack_rows` writes for `rows` rows of `k` columns of quantized weights (every `sb_weight_type`).
 size_t sb_packed_bytes(sb_weight_type type, int64_t rows, int64_t k);
 
-/// Copies q8_0, q4_0, q5_0, q4_K, q5_K or q6_K rows (ggml's blocks, `row_bytes` apart) into the layout `sb_packed_linear`
+/// Copies quantized rows (ggml's blocks, `row_bytes` apart) into the layout `sb_packed_linear`
 /// reads: groups of `SB_PACK_ROWS` rows (the last padded with zero rows), each group its 32-blocks
 /// two by two, a pair being the two blocks' 16 f16 scales each, then the two blocks' weights. A
 /// block's weights are 8 runs of 64 bytes, run `c` carrying weights `4c..<4c+4` of each of the 16
@@ -74,7 +47,7 @@ size_t sb_packed_bytes(sb_weight_type type, int64_t rows, int64_t k);
 /// likewise (`SB_PACKED_K6_BYTES`), with the 2-bit high parts in runs of their own.
 void sb_pack_rows(sb_weight_type type, const void *w, size_t row_bytes, int64_t rows, int64_t k, void *packed);
 
-/// `y[t·ldy + o] = Σ_i w[o, i] · x[t, i]` over packed q8_0, q4_0, q5_0, q4_K, q5_K or q6_K rows, for outputs `o` in
+/// `y[t·ldy + o] = Σ_i w[o, i] · x[t, i]` over packed quantized rows, for outputs `o` in
 /// `o_begin..<o_end` (`o_begin` a multiple of `SB_PACK_ROWS`) and activation rows `t` in
 /// `0..<rows`. Each output is one f32 accumulator over its row's 32-blocks in order, adding
 /// `(scale · x.d) · Σ q·x` per block with one fused multiply-add, where the block's integer sum is
