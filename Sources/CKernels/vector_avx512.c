@@ -227,20 +227,6 @@ SB_INLINE void vnni_packed_tile_of(sb_weight_type type, const int NT, const uint
     else vnni_packed_tile(type, NT, group, k, xq, xb, y, ldy, width);
 }
 
-/// `vnni_packed_tile_of` for 8 activation rows, in a function of its own: inlined beside the
-/// narrower tiles, q5_K's made the compiler lay out its one-row tile worse (one-thread decode
-/// products 23–25 → 19–20 GB/s).
-static __attribute__((noinline)) void vnni_packed_tile8(sb_weight_type type, const uint8_t *group, int64_t k, const int8_t *xq,
-                                                        const sb_activation_block *xb, float *y, int64_t ldy, int64_t width) {
-    switch (type) {
-#define SB_TYPE(T) case T: vnni_packed_tile_of(T, 8, group, k, xq, xb, y, ldy, width); break;
-    SB_TYPE(SB_Q8_0) SB_TYPE(SB_Q4_0) SB_TYPE(SB_Q4_1) SB_TYPE(SB_Q5_0) SB_TYPE(SB_Q5_1) SB_TYPE(SB_Q4_K) SB_TYPE(SB_Q5_K)
-    SB_TYPE(SB_Q6_K)
-#undef SB_TYPE
-    default: break;
-    }
-}
-
 SB_INLINE void vnni_packed_run(sb_weight_type type, const void *packed, int64_t k, int64_t o_begin, int64_t o_end,
                                const int8_t *xq, const sb_activation_block *xb, int64_t rows, float *y, int64_t ldy) {
     const int64_t blocks = k / 32, group_bytes = sb_packed_group_bytes(type, k);
@@ -250,7 +236,7 @@ SB_INLINE void vnni_packed_run(sb_weight_type type, const void *packed, int64_t 
         int64_t t = 0;
         // Tiles of 8 activation rows: 8 unpacked runs, their scales and one accumulator per row fit
         // the 32 registers.
-        for (; t + 8 <= rows; t += 8) vnni_packed_tile8(type, group, k, xq + t * k, xb + t * blocks, y + t * ldy + o, ldy, width);
+        for (; t + 8 <= rows; t += 8) vnni_packed_tile_of(type, 8, group, k, xq + t * k, xb + t * blocks, y + t * ldy + o, ldy, width);
         for (; t + 4 <= rows; t += 4) vnni_packed_tile_of(type, 4, group, k, xq + t * k, xb + t * blocks, y + t * ldy + o, ldy, width);
         const int8_t *xt = xq + t * k;
         const sb_activation_block *bt = xb + t * blocks;
