@@ -84,9 +84,9 @@ SB_INLINE int64_t sb_packed_factor_bytes(sb_weight_type type) { return (sb_has_m
 #define SB_PACKED_Q5_MASKS 64
 
 /// Bytes of one packed pair of 32-blocks: the two blocks' factors (16 f16 scales each, and q4_1's
-/// and q5_1's 16 minimums after each block's scales), then the two blocks' weights. Scales beside their weights keep a group one sequential stream (scales in a
-/// region of their own were a second stream per group, and one-thread decode read q8_0 weights at
-/// two thirds of the rate).
+/// and q5_1's 16 minimums after each block's scales), then the two blocks' weights. Scales beside
+/// their weights keep a group one sequential stream (scales in a region of their own were a second
+/// stream per group, and one-thread decode read q8_0 weights at two thirds of the rate).
 SB_INLINE int64_t sb_packed_pair_bytes(sb_weight_type type) { return 2 * (sb_packed_factor_bytes(type) + sb_packed_quant_bytes(type)); }
 
 /// Bytes of one packed q4_K super-block of a group (256 weights of 16 rows): a header of the rows'
@@ -135,9 +135,7 @@ SB_INLINE int64_t sb_packed_super_bytes(sb_weight_type type) {
 /// Bytes of one packed group: its pairs of 32-blocks (an odd last block fills half a pair), or its
 /// q4_K, q5_K or q6_K super-blocks.
 SB_INLINE int64_t sb_packed_group_bytes(sb_weight_type type, int64_t k) {
-    if (type == SB_Q4_K) return k / 256 * SB_PACKED_K4_BYTES;
-    if (type == SB_Q5_K) return k / 256 * SB_PACKED_K5_BYTES;
-    if (type == SB_Q6_K) return k / 256 * SB_PACKED_K6_BYTES;
+    if (sb_is_k(type)) return k / 256 * sb_packed_super_bytes(type);
     return (k / 32 + 1) / 2 * sb_packed_pair_bytes(type);
 }
 

@@ -1,6 +1,6 @@
-// Packed rows (CKernels.h, `sb_pack_rows`) of q8_0, q4_0, q5_0, q4_K, q5_K and q6_K matrices: the copy
-// made at load, and the portable scalar reference of the vector kernels that multiply it
-// (vector_avx2.c, vector_avx512.c).
+// Packed rows (CKernels.h, `sb_pack_rows`) of quantized matrices, every format: the copy made at
+// load, and the portable scalar reference of the vector kernels that multiply it (vector_avx2.c,
+// vector_avx512.c).
 //
 // Why a copy: ggml's row-major blocks leave one row's 32-block sum spread over a vector's lanes, so a
 // kernel either reduces it across lanes per block (several instructions per row and block) or keeps
@@ -32,7 +32,8 @@ static void pack_q45_k(sb_weight_type type, const uint8_t *w, size_t row_bytes, 
             if (five)
                 for (int c = 0; c < 8; c++) memcpy(out + SB_PACKED_K4_HEADER + 64 * c + 4 * r, block + 16 + 4 * c, 4);
             for (int j = 0; j < 4; j++)
-                for (int c = 0; c < 8; c++) memcpy(out + sb_packed_k_nibbles(type, 2 * j) + 64 * c + 4 * r, nibbles + 32 * j + 4 * c, 4);
+                for (int c = 0; c < 8; c++)
+                    memcpy(out + sb_packed_k_nibbles(type, 2 * j) + 64 * c + 4 * r, nibbles + 32 * j + 4 * c, 4);
         }
     }
 }
@@ -208,8 +209,10 @@ void sb_packed_linear_scalar(sb_weight_type type, const void *packed, int64_t k,
                 const float scale = sb_half(group + sb_packed_scales_at(type, b) + 2 * r) * xb[t * blocks + b].d;
                 acc = fmaf(scale, (float)sum, acc);
                 // q4_1, q5_1: Σ m · x = m · x.ds, into an accumulator of its own.
-                if (sb_has_min(type))
-                    offsets = fmaf(sb_half(group + sb_packed_scales_at(type, b) + 2 * SB_PACK_ROWS + 2 * r), xb[t * blocks + b].ds, offsets);
+                if (sb_has_min(type)) {
+                    const float minimum = sb_half(group + sb_packed_scales_at(type, b) + 2 * SB_PACK_ROWS + 2 * r);
+                    offsets = fmaf(minimum, xb[t * blocks + b].ds, offsets);
+                }
             }
             y[t * ldy + o] = sb_has_min(type) ? acc + offsets : acc;
         }

@@ -122,7 +122,8 @@ SB_INLINE void avx2_k4_sub_block(sb_weight_type type, const int NT, const int hi
         if (type == SB_Q5_K) {
             // Bit s of each byte to bit 4 (16-bit shifts; the mask drops what crossed bytes).
             const __m256i bits = _mm256_loadu_si256((const __m256i *)(fifth + 64 * c));
-            w[c] = _mm256_or_si256(w[c], _mm256_and_si256(s < 4 ? _mm256_slli_epi16(bits, 4 - s) : _mm256_srli_epi16(bits, s - 4), bit4));
+            const __m256i moved = s < 4 ? _mm256_slli_epi16(bits, 4 - s) : _mm256_srli_epi16(bits, s - 4);
+            w[c] = _mm256_or_si256(w[c], _mm256_and_si256(moved, bit4));
         }
     }
     const __m256 scale = _mm256_mul_ps(
