@@ -80,6 +80,12 @@ SB_INLINE __m512i vnni_fifth_bit(__m512i bits, const int s) {
     return _mm512_and_si512(s < 4 ? _mm512_slli_epi16(bits, 4 - s) : _mm512_srli_epi16(bits, s - 4), _mm512_set1_epi8(0x10));
 }
 
+/// A packed K super-block's 16 rows' byte factors at `bytes` (sub-block scales or mins), widened and
+/// multiplied by the rows' `d` or `dmin`.
+SB_INLINE __m512 vnni_k_factors(const uint8_t *bytes, __m512 times) {
+    return _mm512_mul_ps(times, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)bytes))));
+}
+
 /// One q4_K or q5_K sub-block (`s`, of the super-block at `head`) of a 16-row group against NT
 /// activation rows: its 8 runs unpacked once (low or high nibbles, and q5_K's fifth bits) for all
 /// NT rows, the 16 rows' scales widened from bytes and multiplied by d, then per activation row 8
@@ -98,10 +104,7 @@ SB_INLINE void vnni_k4_sub_block(sb_weight_type type, const int NT, const int hi
         w[c] = _mm512_and_si512(high ? _mm512_srli_epi16(packed, 4) : packed, low4);
         if (type == SB_Q5_K) w[c] = _mm512_or_si512(w[c], vnni_fifth_bit(_mm512_loadu_si512(fifth + 64 * c), s));
     }
-    const __m512 scale = _mm512_mul_ps(
-        d, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(head + 64 + 16 * s)))));
-    const __m512 offset = _mm512_mul_ps(
-        dmin, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(head + 192 + 16 * s)))));
+    const __m512 scale = vnni_k_factors(head + 64 + 16 * s, d), offset = vnni_k_factors(head + 192 + 16 * s, dmin);
     for (int t = 0; t < NT; t++) {
         const sb_activation_block *xt = xb + t * blocks + b;
         const int8_t *x = xq + t * k + 32 * b;
@@ -123,8 +126,7 @@ SB_INLINE void vnni_k4_offsets(sb_weight_type type, const int NT, const uint8_t 
         const uint8_t *head = group + super * sb_packed_super_bytes(type);
         const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(head + 32)));
         for (int s = 0; s < 8; s++) {
-            const __m512 offset = _mm512_mul_ps(
-                dmin, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(head + 192 + 16 * s)))));
+            const __m512 offset = vnni_k_factors(head + 192 + 16 * s, dmin);
             for (int t = 0; t < NT; t++)
                 offsets[t] = _mm512_fnmadd_ps(offset, _mm512_set1_ps(xb[t * blocks + 8 * super + s].ds), offsets[t]);
         }
